@@ -1,0 +1,139 @@
+"""Settings shared by every control-plane process; `settings.py` and `test_settings.py` add the database.
+
+Everything an operator may change comes from the environment through `fjordgate.env`, so a bad value stops the
+process with one line naming the variable (see the configuration reference in README.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fjordgate.env import env_bool, env_int, env_list, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+STATE_DIR = Path(env_str("FJORDGATE_STATE_DIR", str(BASE_DIR / ".fjordgate")) or "")
+
+DEBUG = env_bool("FJORDGATE_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", required=True)
+ALLOWED_HOSTS = env_list("FJORDGATE_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("FJORDGATE_CSRF_TRUSTED_ORIGINS", [])
+
+# Fernet keys (comma-separated, newest first, so keys rotate without re-encrypting at once): vendor API keys at
+# rest. The edge secret encrypts vendor keys inside config snapshots; only edges of the namespace can read them.
+FJORDGATE_SECRET_KEYS = env_list("FJORDGATE_SECRET_KEY")
+FJORDGATE_EDGE_SECRET = env_str("FJORDGATE_EDGE_SECRET")
+
+NATS_URL = env_url("NATS_URL", ("nats", "tls", "ws", "wss"), "nats://127.0.0.1:4222")
+NATS_USER = env_str("NATS_USER")
+NATS_PASSWORD = env_str("NATS_PASSWORD")
+NATS_TOKEN = env_str("NATS_TOKEN")
+NATS_CREDS = env_str("NATS_CREDS")
+
+REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "control_plane.accounts",
+    "control_plane.applications",
+    "control_plane.llms",
+    "control_plane.catalog",
+    "control_plane.budgets",
+    "control_plane.plugins",
+    "control_plane.hooks",
+    "control_plane.kv",
+    "control_plane.schedules",
+    "control_plane.edges",
+    "control_plane.analytics",
+    "control_plane.sync",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "control_plane.config.urls"
+ASGI_APPLICATION = "control_plane.config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "control_plane" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = STATE_DIR / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": env_int("FJORDGATE_API_PAGE_SIZE", 50, minimum=1, maximum=1000),
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Fjordgate control plane API",
+    "DESCRIPTION": "Apps, keys, LLMs, budgets, plugins, schedules and edges of a Fjordgate deployment.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOG_LEVEL = (env_str("FJORDGATE_LOG_LEVEL", "INFO") or "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,24 @@
+"""Settings for the test suite.
+
+DATABASE_URL is optional here: when it is unset, the session fixture in tests/conftest.py starts an embedded
+PostgreSQL (pgserver) and points `DATABASES["default"]` at it before the test database is created.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
+# Fixed Fernet keys so encrypted fixtures are reproducible; never used outside tests.
+os.environ.setdefault("FJORDGATE_SECRET_KEY", "G0Fz8mJ3l1Xc4b8m0o8bQ4mV7Wc2pS3sK9dY1rT6uE0=")
+os.environ.setdefault("FJORDGATE_EDGE_SECRET", "bXv8pV2dN6qW3zR9tY1uI5oP7aS4dF0gH2jK8lZ6xC4=")
+
+from .base import *  # noqa: E402,F403
+from .database import database_settings  # noqa: E402
+
+_url = os.environ.get("DATABASE_URL")
+DATABASES = {
+    "default": database_settings(_url) if _url else {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "fjordgate_unconfigured",  # replaced by the embedded-PostgreSQL fixture
+    }
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
