@@ -1,0 +1,91 @@
+"""REST API under /api/v1/schedules/: schedules (CRUD, run now, history) and runs (filterable history)."""
+
+from __future__ import annotations
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from . import selectors, services
+from .models import ScheduleRun
+from .serializers import PluginScheduleSerializer, ScheduleRunSerializer
+
+
+def _drf_error(exc: DjangoValidationError) -> ValidationError:
+    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+
+
+class ScheduleRunFilter(django_filters.FilterSet):
+    scheduled_after = django_filters.IsoDateTimeFilter(field_name="scheduled_for", lookup_expr="gte")
+    scheduled_before = django_filters.IsoDateTimeFilter(field_name="scheduled_for", lookup_expr="lt")
+    plugin = django_filters.CharFilter(field_name="schedule__plugin__slug")
+
+    class Meta:
+        model = ScheduleRun
+        fields = ("schedule", "status", "trigger", "plugin")
+
+
+class PluginScheduleViewSet(viewsets.ModelViewSet):
+    """Schedules of plugins and of the control plane's own jobs; staff only."""
+
+    serializer_class = PluginScheduleSerializer
+    permission_classes = (permissions.IsAdminUser,)
+    lookup_value_regex = r"\d+"
+    filterset_fields = ("enabled", "overlap_policy", "system_job", "plugin__slug")
+    search_fields = ("schedule_id", "name", "plugin__slug")
+    ordering_fields = ("next_run_at", "last_run_at", "schedule_id")
+
+    def get_queryset(self):
+        return selectors.schedule_list()
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        try:
+            serializer.instance = services.schedule_create(
+                plugin=data.pop("plugin"), schedule_id=data.pop("schedule_id"), cron=data.pop("cron"), **data
+            )
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from None
+
+    def perform_update(self, serializer):
+        try:
+            serializer.instance = services.schedule_update(schedule=serializer.instance, **serializer.validated_data)
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from None
+
+    def perform_destroy(self, instance):
+        try:
+            services.schedule_delete(schedule=instance)
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from None
+
+    @action(detail=True, methods=["post"])
+    def run(self, request, pk=None):
+        """Queue a run now (outside the cron rhythm); 202 with the pending run."""
+        try:
+            run = services.schedule_run_now(schedule=self.get_object(), triggered_by=request.user.get_username())
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from None
+        return Response(ScheduleRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"])
+    def runs(self, request, pk=None):
+        """This schedule's run history, newest first."""
+        queryset = selectors.schedule_run_list().filter(schedule=self.get_object())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(ScheduleRunSerializer(page, many=True).data)
+
+
+class ScheduleRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Run history of every schedule, filterable by schedule, plugin, status, trigger and fire time."""
+
+    serializer_class = ScheduleRunSerializer
+    permission_classes = (permissions.IsAdminUser,)
+    filterset_class = ScheduleRunFilter
+    ordering_fields = ("scheduled_for", "started_at", "duration_ms")
+
+    def get_queryset(self):
+        return selectors.schedule_run_list()
