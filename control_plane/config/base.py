@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fjordgate.env import env_bool, env_int, env_list, env_str, env_url
+from fjordgate.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 STATE_DIR = Path(env_str("FJORDGATE_STATE_DIR", str(BASE_DIR / ".fjordgate")) or "")
@@ -22,6 +22,8 @@ CSRF_TRUSTED_ORIGINS = env_list("FJORDGATE_CSRF_TRUSTED_ORIGINS", [])
 # rest. The edge secret encrypts vendor keys inside config snapshots; only edges of the namespace can read them.
 FJORDGATE_SECRET_KEYS = env_list("FJORDGATE_SECRET_KEY")
 FJORDGATE_EDGE_SECRET = env_str("FJORDGATE_EDGE_SECRET")
+# Upper bound of one object-hook call (Tyk uses 5 s); a plugin's own timeout applies when shorter.
+FJORDGATE_OBJECT_HOOK_TIMEOUT_S = env_float("FJORDGATE_OBJECT_HOOK_TIMEOUT_S", 5.0, minimum=0.1)
 
 NATS_URL = env_url("NATS_URL", ("nats", "tls", "ws", "wss"), "nats://127.0.0.1:4222")
 NATS_USER = env_str("NATS_USER")
@@ -65,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's static files under uvicorn, no separate server
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -103,6 +106,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = STATE_DIR / "static"
+# Served by WhiteNoise; with no collectstatic run (development, tests) it finds files through the app finders.
+WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
@@ -119,6 +124,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "control_plane.config.exceptions.api_exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -16,9 +16,12 @@ from .database import database_settings  # noqa: E402
 
 _url = os.environ.get("DATABASE_URL")
 DATABASES = {
-    "default": database_settings(_url) if _url else {
+    "default": database_settings(_url)
+    if _url
+    else {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": "fjordgate_unconfigured",  # replaced by the embedded-PostgreSQL fixture
     }
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
+STATIC_ROOT = None  # no collectstatic in tests; WhiteNoise serves through the finders

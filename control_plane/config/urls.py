@@ -5,6 +5,8 @@ from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from control_plane.config.dashboard import dashboard_view
+
 
 def health(request):
     """Deliberately public: liveness for the launcher and orchestrators; says nothing about the data."""
@@ -13,7 +15,11 @@ def health(request):
 
 urlpatterns = [
     path("health", health, name="health"),
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
+    path("api/v1/schedules/", include("control_plane.schedules.urls")),
+    path("api/v1/", include("control_plane.config.api_urls")),
+    path("api/v1/", include("control_plane.edges.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

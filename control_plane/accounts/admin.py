@@ -1,0 +1,60 @@
+"""Users and groups in the admin, with Fjordgate's profile and catalogues, written through the services."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+
+from control_plane.hooks.admin_mixins import ServiceAdminMixin
+
+from .models import Catalogue
+from .services import USER_FIELDS, group_delete, user_create, user_delete, user_hook_view, user_update
+
+User = get_user_model()
+
+
+class CatalogueInline(admin.StackedInline):
+    model = Catalogue
+    can_delete = False
+    filter_horizontal = ["llms", "tools", "datasources"]
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
+    object_type = "user"
+    save_form_m2m = True  # permissions and groups as the form has them (the service set the same groups)
+
+    def service_data(self, form, obj):
+        cd = form.cleaned_data
+        data = {name: cd[name] for name in USER_FIELDS if name in cd}
+        if cd.get("password1"):
+            data["password"] = cd["password1"]
+        if "groups" in cd:
+            data["groups"] = sorted(g.name for g in cd["groups"])
+        return data
+
+    def hook_view(self, obj, data):
+        return user_hook_view(obj, data)
+
+    def service_save(self, request, obj, data, outcome):
+        if obj is None:
+            return user_create(data=data, actor_id=request.user.pk, hook_outcome=outcome)
+        return user_update(user=obj, data=data, actor_id=request.user.pk, hook_outcome=outcome)
+
+    def service_delete(self, request, obj):
+        user_delete(user=obj, actor_id=request.user.pk)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    inlines = [CatalogueInline]
+
+    def delete_model(self, request, obj):
+        group_delete(group=obj)

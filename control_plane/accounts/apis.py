@@ -1,0 +1,139 @@
+"""API of users and groups (with their catalogues); administrators only, except `GET /users/me/`."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from control_plane.catalog.models import Datasource, Tool
+from control_plane.config.api import IsAdmin, ServiceViewSet, actor_id
+from control_plane.llms.models import LLM
+
+from .models import Catalogue, Profile
+from .services import catalogue_set, group_delete, group_save, user_create, user_delete, user_update
+
+User = get_user_model()
+
+
+class UserSerializer(serializers.ModelSerializer):
+    password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"}, max_length=128)
+    groups = serializers.SlugRelatedField(slug_field="name", many=True, queryset=Group.objects.all(), required=False)
+    metadata = serializers.JSONField(required=False)
+    show_portal = serializers.BooleanField(required=False)
+    show_chat = serializers.BooleanField(required=False)
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "password",
+            "is_active",
+            "is_staff",
+            "is_superuser",
+            "groups",
+            "metadata",
+            "show_portal",
+            "show_chat",
+            "date_joined",
+            "last_login",
+        ]
+        read_only_fields = ["id", "date_joined", "last_login"]
+
+    def to_representation(self, user):
+        data = super().to_representation(user)
+        profile = Profile.objects.filter(user=user).first()
+        data["metadata"] = profile.metadata if profile else {}
+        data["show_portal"] = profile.show_portal if profile else True
+        data["show_chat"] = profile.show_chat if profile else True
+        return data
+
+
+class UserViewSet(ServiceViewSet):
+    serializer_class = UserSerializer
+    permission_classes = [IsAdmin]
+    filterset_fields = ["is_active", "is_staff", "username", "email"]
+    search_fields = ["username", "email", "first_name", "last_name"]
+    ordering_fields = ["id", "username", "date_joined"]
+
+    def get_permissions(self):
+        if self.action == "me":
+            return [IsAuthenticated()]
+        return super().get_permissions()
+
+    def get_queryset(self):
+        return User.objects.prefetch_related("groups").order_by("username")
+
+    def service_data(self, validated):
+        data = dict(validated)
+        if "groups" in data:
+            data["groups"] = [g.name for g in data["groups"]]
+        return data
+
+    def service_create(self, data):
+        return user_create(data=data, actor_id=actor_id(self.request))
+
+    def service_update(self, instance, data):
+        return user_update(user=instance, data=data, actor_id=actor_id(self.request))
+
+    def service_delete(self, instance):
+        user_delete(user=instance, actor_id=actor_id(self.request))
+
+    @extend_schema(request=None, responses=UserSerializer)
+    @action(detail=False, methods=["get"])
+    def me(self, request):
+        """The calling user."""
+        return Response(UserSerializer(request.user).data)
+
+
+class GroupSerializer(serializers.ModelSerializer):
+    llm_ids = serializers.PrimaryKeyRelatedField(many=True, queryset=LLM.objects.all(), required=False)
+    tool_ids = serializers.PrimaryKeyRelatedField(many=True, queryset=Tool.objects.all(), required=False)
+    datasource_ids = serializers.PrimaryKeyRelatedField(many=True, queryset=Datasource.objects.all(), required=False)
+
+    class Meta:
+        model = Group
+        fields = ["id", "name", "llm_ids", "tool_ids", "datasource_ids"]
+        read_only_fields = ["id"]
+
+    def to_representation(self, group):
+        catalogue = Catalogue.objects.filter(group=group).first()
+        return {
+            "id": group.pk,
+            "name": group.name,
+            "llm_ids": sorted(catalogue.llms.values_list("pk", flat=True)) if catalogue else [],
+            "tool_ids": sorted(catalogue.tools.values_list("pk", flat=True)) if catalogue else [],
+            "datasource_ids": sorted(catalogue.datasources.values_list("pk", flat=True)) if catalogue else [],
+        }
+
+
+class GroupViewSet(ServiceViewSet):
+    """Groups (teams) and the catalogue of LLMs, tools and datasources their members may use."""
+
+    serializer_class = GroupSerializer
+    permission_classes = [IsAdmin]
+    queryset = Group.objects.order_by("name")
+    search_fields = ["name"]
+
+    def _save(self, group, data):
+        group = group_save(name=data.get("name", group.name if group else ""), group=group)
+        ids = {k: [x.pk for x in data[k]] if k in data else None for k in ("llm_ids", "tool_ids", "datasource_ids")}
+        catalogue_set(group=group, **ids)
+        return group
+
+    def service_create(self, data):
+        return self._save(None, data)
+
+    def service_update(self, instance, data):
+        return self._save(instance, data)
+
+    def service_delete(self, instance):
+        group_delete(group=instance)

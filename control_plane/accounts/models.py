@@ -1,0 +1,31 @@
+"""Users are Django's; this app adds what Fjordgate needs on top: profile metadata and team catalogues."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+
+
+class Profile(models.Model):
+    """Per-user settings that Django's `User` has no field for."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fjordgate_profile")
+    show_portal = models.BooleanField(default=True)
+    show_chat = models.BooleanField(default=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user_id}"
+
+
+class Catalogue(models.Model):
+    """What the members of a group (team) may see and request: LLMs, tools, datasources."""
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="catalogue")
+    llms = models.ManyToManyField("llms.LLM", blank=True, related_name="catalogues")
+    tools = models.ManyToManyField("catalog.Tool", blank=True, related_name="catalogues")
+    datasources = models.ManyToManyField("catalog.Datasource", blank=True, related_name="catalogues")
+
+    def __str__(self) -> str:
+        return f"catalogue of {self.group}"

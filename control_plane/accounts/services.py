@@ -1,0 +1,181 @@
+"""Writes to users (with object hooks), groups and their catalogues.
+
+Users are Django's `auth.User`; Fjordgate's extra fields live on `Profile`. Users are global (no namespace), so
+a user change marks every namespace's config as changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from control_plane.hooks.services import HookOutcome, guarded_write
+from control_plane.sync.services import config_change_record
+
+from .models import Catalogue, Profile
+
+__all__ = [
+    "USER_FIELDS",
+    "catalogue_set",
+    "group_delete",
+    "group_save",
+    "user_create",
+    "user_delete",
+    "user_hook_view",
+    "user_update",
+]
+
+User = get_user_model()
+USER_FIELDS = ("username", "email", "first_name", "last_name", "is_active", "is_staff", "is_superuser")
+PROFILE_FIELDS = ("show_portal", "show_chat", "metadata")
+
+
+def _profile(user) -> Profile:
+    profile, _ = Profile.objects.get_or_create(user=user)
+    return profile
+
+
+def user_hook_view(user, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """SDK `User` fields (name, is_admin, group names) plus ours; `password` is only ever a marker."""
+    view: dict[str, Any] = {"id": user.pk if user else None}
+    for name in USER_FIELDS:
+        view[name] = getattr(user, name) if user else User._meta.get_field(name).get_default()
+    profile = _profile(user) if user is not None and user.pk else None
+    for name in PROFILE_FIELDS:
+        view[name] = getattr(profile, name) if profile else Profile._meta.get_field(name).get_default()
+    view["groups"] = sorted(user.groups.values_list("name", flat=True)) if user is not None and user.pk else []
+    view["password"] = ""
+    for key, value in (data or {}).items():
+        if key in USER_FIELDS or key in PROFILE_FIELDS or key in ("groups", "password"):
+            view[key] = value
+    view["name"] = f"{view.get('first_name', '')} {view.get('last_name', '')}".strip()
+    view["is_admin"] = bool(view.get("is_staff"))
+    return view
+
+
+def _apply(user, outcome: HookOutcome):
+    obj = outcome.obj
+    for name in USER_FIELDS:
+        if name in obj:
+            setattr(user, name, obj[name])
+    password = obj.get("password")
+    if password and password != "[REDACTED]":
+        validate_password(password, user)
+        user.set_password(password)
+    elif user.pk is None:
+        user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    user.save()
+    profile = _profile(user)
+    for name in PROFILE_FIELDS:
+        if name in obj:
+            setattr(profile, name, obj[name])
+    if outcome.metadata:
+        profile.metadata = {**(profile.metadata or {}), **outcome.metadata}
+    profile.full_clean()
+    profile.save()
+    if "groups" in obj:
+        names = obj["groups"]
+        if not isinstance(names, list):
+            raise ValidationError({"groups": "Give a list of group names."})
+        groups = list(Group.objects.filter(name__in=names))
+        missing = set(names) - {g.name for g in groups}
+        if missing:
+            raise ValidationError({"groups": f"Unknown groups: {sorted(missing)}."})
+        user.groups.set(groups)
+    return user
+
+
+def user_create(*, data: dict[str, Any], actor_id: int | None = None, hook_outcome: HookOutcome | None = None):
+    def apply(outcome: HookOutcome):
+        user = _apply(User(), outcome)
+        config_change_record(namespace="", reason=f"user {user.pk} created")
+        return user
+
+    return guarded_write(
+        object_type="user",
+        operation="create",
+        view=user_hook_view(None, data),
+        actor_id=actor_id,
+        apply=apply,
+        after_view=user_hook_view,
+        hook_outcome=hook_outcome,
+    )
+
+
+def user_update(*, user, data: dict[str, Any], actor_id: int | None = None, hook_outcome: HookOutcome | None = None):
+    def apply(outcome: HookOutcome):
+        result = _apply(User.objects.select_for_update().get(pk=user.pk), outcome)
+        config_change_record(namespace="", reason=f"user {result.pk} updated")
+        return result
+
+    return guarded_write(
+        object_type="user",
+        operation="update",
+        view=user_hook_view(user, data),
+        actor_id=actor_id,
+        apply=apply,
+        after_view=user_hook_view,
+        hook_outcome=hook_outcome,
+    )
+
+
+def user_delete(*, user, actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> None:
+    view = user_hook_view(user)
+
+    def apply(outcome: HookOutcome) -> dict:
+        pk = user.pk
+        user.delete()
+        config_change_record(namespace="", reason=f"user {pk} deleted")
+        return view
+
+    guarded_write(
+        object_type="user",
+        operation="delete",
+        view=view,
+        actor_id=actor_id,
+        apply=apply,
+        after_view=lambda deleted: deleted,
+        hook_outcome=hook_outcome,
+    )
+
+
+@transaction.atomic
+def group_save(*, name: str, group: Group | None = None) -> Group:
+    group = group or Group()
+    group.name = name
+    group.full_clean()
+    group.save()
+    Catalogue.objects.get_or_create(group=group)
+    config_change_record(namespace="", reason=f"group {group.name} saved")
+    return group
+
+
+@transaction.atomic
+def group_delete(*, group: Group) -> None:
+    group.delete()
+    config_change_record(namespace="", reason="group deleted")
+
+
+@transaction.atomic
+def catalogue_set(
+    *,
+    group: Group,
+    llm_ids: list[int] | None = None,
+    tool_ids: list[int] | None = None,
+    datasource_ids: list[int] | None = None,
+) -> Catalogue:
+    """Replace what the group's members may see and request (None leaves that part unchanged)."""
+    catalogue, _ = Catalogue.objects.get_or_create(group=group)
+    if llm_ids is not None:
+        catalogue.llms.set(llm_ids)
+    if tool_ids is not None:
+        catalogue.tools.set(tool_ids)
+    if datasource_ids is not None:
+        catalogue.datasources.set(datasource_ids)
+    return catalogue

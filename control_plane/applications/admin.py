@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
+from control_plane.sync.services import config_push_now
+
+from .models import App, Credential, PluginResource
+from .services import (
+    APP_FIELDS,
+    app_approve,
+    app_create,
+    app_delete,
+    app_hook_view,
+    app_update,
+    credential_create,
+    credential_revoke,
+    credential_rotate,
+    privacy_errors,
+)
+
+
+def _show_key(request, credential, key: str, verb: str) -> None:
+    """The one time a key is visible: a message on the next page, never stored or logged."""
+    messages.warning(
+        request,
+        format_html(
+            "{} key for app {!s} ({}…): <code>{}</code> — copy it now, it will not be shown again.",
+            verb,
+            credential.app,
+            credential.prefix,
+            key,
+        ),
+    )
+
+
+class CredentialInline(admin.TabularInline):
+    model = Credential
+    extra = 0
+    can_delete = False
+    fields = ["prefix", "name", "user", "created_at", "expires_at", "revoked_at", "rotated_from"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # keys are created by the "create key" action so the key can be shown once
+
+
+class PluginResourceInline(admin.TabularInline):
+    model = PluginResource
+    extra = 0
+    fields = ["plugin", "resource_type", "resource_id", "name", "privacy_score"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False  # resources are attached through the API, which asks the plugin for their privacy score
+
+
+@admin.register(App)
+class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    object_type = "app"
+    inlines = [CredentialInline, PluginResourceInline]
+    list_display = [
+        "name",
+        "owner",
+        "namespace",
+        "approved",
+        "is_active",
+        "rate_limit_rpm",
+        "rate_limit_tpm",
+        "created_at",
+    ]
+    list_filter = ["approved", "is_active", "namespace", "llms", "tags"]
+    search_fields = ["name", "description", "owner__username", "owner__email"]
+    filter_horizontal = ["llms", "tools", "datasources", "tags"]
+    readonly_fields = ["approved_at", "created_at", "updated_at"]
+    actions = ["approve", "activate", "deactivate", "create_key", "push_config"]
+
+    def service_data(self, form, obj):
+        cd = form.cleaned_data
+        data = {name: cd[name] for name in APP_FIELDS if name in cd}
+        if "owner" in cd:
+            data["owner_id"] = cd["owner"].pk if cd["owner"] else None
+        for field, key in (("llms", "llm_ids"), ("tools", "tool_ids"), ("datasources", "datasource_ids")):
+            if field in cd:
+                data[key] = sorted(x.pk for x in cd[field])
+        if "tags" in cd:
+            data["tags"] = sorted(t.name for t in cd["tags"])
+        return data
+
+    def hook_view(self, obj, data):
+        return app_hook_view(obj, data)
+
+    def check_outcome(self, outcome):
+        resources = []
+        if outcome.obj.get("id"):
+            resources = list(
+                PluginResource.objects.filter(app_id=outcome.obj["id"]).values(
+                    "resource_type", "resource_id", "privacy_score"
+                )
+            )
+        return privacy_errors(
+            llm_ids=outcome.obj.get("llm_ids", []),
+            tool_ids=outcome.obj.get("tool_ids", []),
+            datasource_ids=outcome.obj.get("datasource_ids", []),
+            resources=resources,
+        )
+
+    def service_save(self, request, obj, data, outcome):
+        if obj is None:
+            return app_create(data=data, actor_id=request.user.pk, hook_outcome=outcome)
+        return app_update(app=obj, data=data, actor_id=request.user.pk, hook_outcome=outcome)
+
+    def service_delete(self, request, obj):
+        app_delete(app=obj, actor_id=request.user.pk)
+
+    @admin.action(description="Approve selected apps")
+    def approve(self, request, queryset):
+        run_each(request, queryset, lambda o: app_approve(app=o, actor_id=request.user.pk), "Approved")
+
+    @admin.action(description="Activate selected apps")
+    def activate(self, request, queryset):
+        run_each(
+            request,
+            queryset,
+            lambda o: app_update(app=o, data={"is_active": True}, actor_id=request.user.pk),
+            "Activated",
+        )
+
+    @admin.action(description="Deactivate selected apps")
+    def deactivate(self, request, queryset):
+        run_each(
+            request,
+            queryset,
+            lambda o: app_update(app=o, data={"is_active": False}, actor_id=request.user.pk),
+            "Deactivated",
+        )
+
+    @admin.action(description="Create a key for each selected app (shown once)")
+    def create_key(self, request, queryset):
+        for app in queryset:
+            credential, key = credential_create(app=app, user_id=request.user.pk, name="admin")
+            _show_key(request, credential, key, "New")
+
+    @admin.action(description="Push config now (namespaces of the selected apps)")
+    def push_config(self, request, queryset):
+        for namespace in sorted(set(queryset.values_list("namespace", flat=True))):
+            change = config_push_now(namespace=namespace, actor=request.user.get_username())
+            messages.success(request, f"Config version {change.version} for namespace {namespace or '(global)'}")
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "app", "name", "user", "created_at", "expires_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "app__namespace"]
+    search_fields = ["prefix", "name", "app__name"]
+    fields = ["app", "name", "user", "prefix", "created_at", "expires_at", "revoked_at", "rotated_from"]
+    readonly_fields = ["app", "user", "prefix", "created_at", "revoked_at", "rotated_from"]
+    actions = ["rotate", "revoke"]
+
+    def has_add_permission(self, request):
+        return False  # created by the app's "create key" action (or the API) so the key is shown once
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the row stays for audit
+
+    @admin.action(description="Rotate selected keys (new key shown once; old key revoked)")
+    def rotate(self, request, queryset):
+        def rotate_one(credential):
+            new, key = credential_rotate(credential=credential)
+            _show_key(request, new, key, "Rotated")
+
+        run_each(request, queryset, rotate_one, "Rotated")
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        run_each(request, queryset, lambda c: credential_revoke(credential=c), "Revoked")

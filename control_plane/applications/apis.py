@@ -1,0 +1,267 @@
+"""API of apps and credentials. Admins see everything; a user sees and manages their own apps and keys.
+
+A non-admin may create an app (it waits for approval), change its description, LLMs and resources, and manage
+its keys; approval, ownership and namespace stay with the admins. A new or rotated key is in the response once.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from control_plane.config.api import ServiceViewSet, actor_id, is_admin
+from control_plane.config.exceptions import PermissionRefused
+
+from .models import App, Credential
+from .services import (
+    app_approve,
+    app_create,
+    app_delete,
+    app_update,
+    credential_create,
+    credential_revoke,
+    credential_rotate,
+)
+
+ADMIN_ONLY_FIELDS = ("approved", "owner", "namespace")
+
+
+class PluginResourceSerializer(serializers.Serializer):
+    plugin = serializers.CharField(max_length=100)
+    resource_type = serializers.CharField(max_length=100)
+    resource_id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    privacy_score = serializers.IntegerField(min_value=0, max_value=100, required=False)
+
+
+class AppSerializer(serializers.ModelSerializer):
+    owner = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.all(), required=False, allow_null=True)
+    llm_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    tool_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    datasource_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    tags = serializers.ListField(child=serializers.SlugField(max_length=64), required=False)
+    plugin_resources = PluginResourceSerializer(many=True, required=False)
+    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+
+    class Meta:
+        model = App
+        fields = [
+            "id",
+            "name",
+            "description",
+            "owner",
+            "namespace",
+            "is_active",
+            "approved",
+            "approved_at",
+            "metadata",
+            "llm_ids",
+            "tool_ids",
+            "datasource_ids",
+            "tags",
+            "plugin_resources",
+            "rate_limit_rpm",
+            "rate_limit_tpm",
+            "user_rate_limit_rpm",
+            "user_rate_limit_tpm",
+            "allowed_ips",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "approved_at", "created_at", "updated_at"]
+
+    def to_representation(self, app: App) -> dict:
+        data = super().to_representation(_Flat(app))
+        return data
+
+
+class _Flat:
+    """Presents an app's relations as the flat lists the API speaks (ids, tag names, resource dicts)."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self.llm_ids = sorted(x.pk for x in app.llms.all())
+        self.tool_ids = sorted(x.pk for x in app.tools.all())
+        self.datasource_ids = sorted(x.pk for x in app.datasources.all())
+        self.tags = sorted(t.name for t in app.tags.all())
+        self.plugin_resources = [
+            {
+                "plugin": r.plugin.slug,
+                "resource_type": r.resource_type,
+                "resource_id": r.resource_id,
+                "name": r.name,
+                "privacy_score": r.privacy_score,
+            }
+            for r in app.plugin_resources.all()
+        ]
+
+    def __getattr__(self, name: str):
+        return getattr(self._app, name)
+
+
+class AppViewSet(ServiceViewSet):
+    serializer_class = AppSerializer
+    permission_classes = [IsAuthenticated]
+    filterset_fields = ["namespace", "is_active", "approved", "owner"]
+    search_fields = ["name", "description"]
+    ordering_fields = ["id", "name", "created_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return App.objects.none()
+        qs = App.objects.prefetch_related("llms", "tools", "datasources", "tags", "plugin_resources__plugin")
+        if not is_admin(self.request.user):
+            qs = qs.filter(owner=self.request.user)
+        return qs.order_by("name", "id")
+
+    def service_data(self, validated):
+        data = dict(validated)
+        if "owner" in data:
+            owner = data.pop("owner")
+            data["owner_id"] = owner.pk if owner else None
+        if "plugin_resources" in data:
+            data["plugin_resources"] = [dict(r) for r in data["plugin_resources"]]
+        if not is_admin(self.request.user):
+            refused = [f for f in ADMIN_ONLY_FIELDS if f in validated]
+            if refused:
+                raise PermissionRefused(f"Only administrators may set {', '.join(sorted(set(refused)))}.")
+            self._check_catalogue(data)
+        return data
+
+    def _check_catalogue(self, data: dict) -> None:
+        """Users may only attach what their groups' catalogues offer."""
+        from control_plane.catalog.models import Datasource, Tool
+        from control_plane.llms.models import LLM
+
+        user = self.request.user
+        for field, model in (("llm_ids", LLM), ("tool_ids", Tool), ("datasource_ids", Datasource)):
+            ids = set(data.get(field) or [])
+            if not ids:
+                continue
+            allowed = set(
+                model.objects.filter(Q(catalogues__group__user=user), pk__in=ids).values_list("pk", flat=True)
+            )
+            if ids - allowed:
+                raise PermissionRefused(f"{field}: not in your groups' catalogues: {sorted(ids - allowed)}.")
+
+    def service_create(self, data):
+        if not is_admin(self.request.user):
+            data.update(owner_id=self.request.user.pk, approved=False)
+        return app_create(data=data, actor_id=actor_id(self.request))
+
+    def service_update(self, instance, data):
+        return app_update(app=instance, data=data, actor_id=actor_id(self.request))
+
+    def service_delete(self, instance):
+        app_delete(app=instance, actor_id=actor_id(self.request))
+
+    @extend_schema(request=None, responses=AppSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Approve (and activate) an app; administrators only."""
+        if not is_admin(request.user):
+            raise PermissionRefused("Only administrators may approve apps.")
+        app = app_approve(app=self.get_object(), actor_id=actor_id(request))
+        return Response(AppSerializer(app).data)
+
+
+class CredentialSerializer(serializers.ModelSerializer):
+    app = serializers.PrimaryKeyRelatedField(queryset=App.objects.all())
+    is_usable = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Credential
+        fields = [
+            "id",
+            "app",
+            "name",
+            "prefix",
+            "user",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "rotated_from",
+            "is_usable",
+        ]
+        read_only_fields = ["id", "prefix", "user", "created_at", "revoked_at", "rotated_from", "is_usable"]
+
+
+class NewCredentialSerializer(CredentialSerializer):
+    key = serializers.CharField(read_only=True, help_text="The client key; shown in this response only.")
+
+    class Meta(CredentialSerializer.Meta):
+        fields = [*CredentialSerializer.Meta.fields, "key"]
+
+
+class RotateSerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=30 * 86400,
+        required=False,
+        default=0,
+        help_text="Keep the old key working this many seconds (0 = revoke it now).",
+    )
+
+
+class CredentialViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Keys of apps. DELETE revokes (the row stays for audit); rotate returns the replacement key once."""
+
+    serializer_class = CredentialSerializer
+    permission_classes = [IsAuthenticated]
+    filterset_fields = ["app", "prefix"]
+    search_fields = ["name", "prefix"]
+    ordering_fields = ["id", "created_at", "expires_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Credential.objects.none()
+        qs = Credential.objects.select_related("app").order_by("-created_at", "-id")
+        if not is_admin(self.request.user):
+            qs = qs.filter(app__owner=self.request.user)
+        return qs
+
+    @extend_schema(request=CredentialSerializer, responses={201: NewCredentialSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = CredentialSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        app = serializer.validated_data["app"]
+        if not is_admin(request.user) and app.owner_id != request.user.pk:
+            raise PermissionRefused("You may only create keys for your own apps.")
+        credential, key = credential_create(
+            app=app,
+            name=serializer.validated_data.get("name", ""),
+            user_id=request.user.pk,
+            expires_at=serializer.validated_data.get("expires_at"),
+        )
+        credential.key = key
+        return Response(NewCredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        credential_revoke(credential=instance)
+
+    @extend_schema(request=None, responses=CredentialSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        return Response(CredentialSerializer(credential_revoke(credential=self.get_object())).data)
+
+    @extend_schema(request=RotateSerializer, responses={201: NewCredentialSerializer})
+    @action(detail=True, methods=["post"])
+    def rotate(self, request, pk=None):
+        serializer = RotateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        new, key = credential_rotate(
+            credential=self.get_object(), grace_seconds=serializer.validated_data.get("grace_seconds", 0)
+        )
+        new.key = key
+        return Response(NewCredentialSerializer(new).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,94 @@
+"""`manage.py seed_demo`: the demo the launcher sets up on `fjordgate up` (idempotent: run it as often as you like)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from control_plane.applications.models import App
+from control_plane.applications.services import app_create, app_update, credential_import
+from control_plane.catalog.models import ModelPrice
+from control_plane.catalog.services import model_price_upsert
+from control_plane.config.exceptions import ApplicationError
+from control_plane.llms.models import LLM
+from control_plane.llms.services import llm_create, llm_update
+
+DEMO_LLM = "demo-mock"
+DEMO_MODEL = "mock-gpt"
+DEMO_APP = "demo"
+
+
+class Command(BaseCommand):
+    help = "Create (or bring up to date) a mock LLM, its prices, an approved demo app and a client key."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--namespace", default="demo")
+        parser.add_argument("--upstream-url", required=True, help="Base URL of the mock LLM (OpenAI shape)")
+        parser.add_argument("--api-key", required=True, help="The client key the demo app accepts (kept as a hash)")
+        parser.add_argument("--json", action="store_true", help="Print what was made as one JSON object")
+
+    def handle(self, *args, namespace: str, upstream_url: str, api_key: str, json: bool = False, **options):
+        try:
+            with transaction.atomic():
+                made = self._seed(namespace, upstream_url.rstrip("/"), api_key)
+        except (ValidationError, ApplicationError) as exc:
+            message = exc.message if isinstance(exc, ApplicationError) else "; ".join(exc.messages)
+            raise CommandError(f"seed_demo failed: {message}") from None
+        if json:
+            self.stdout.write(_json(made))
+        else:
+            for key, value in made.items():
+                self.stdout.write(f"{key}: {value}")
+
+    def _seed(self, namespace: str, upstream_url: str, api_key: str) -> dict:
+        llm_data = {
+            "name": "Demo mock LLM",
+            "slug": DEMO_LLM,
+            "vendor": "mock",
+            "api_endpoint": upstream_url,
+            "default_model": DEMO_MODEL,
+            "namespace": namespace,
+            "is_active": True,
+        }
+        llm = LLM.objects.filter(slug=DEMO_LLM).first()
+        llm = llm_update(llm=llm, data=llm_data) if llm else llm_create(data=llm_data)
+        price = ModelPrice.objects.filter(vendor="mock", model=DEMO_MODEL).first()
+        model_price_upsert(
+            price=price,
+            data={
+                "vendor": "mock",
+                "model": DEMO_MODEL,
+                "prompt_per_million": Decimal("1.000000"),
+                "completion_per_million": Decimal("2.000000"),
+                "currency": "USD",
+            },
+        )
+        app_data = {
+            "name": DEMO_APP,
+            "description": "Created by seed_demo",
+            "namespace": namespace,
+            "approved": True,
+            "is_active": True,
+            "llm_ids": [llm.pk],
+        }
+        app = App.objects.filter(name=DEMO_APP, namespace=namespace).first()
+        app = app_update(app=app, data=app_data) if app else app_create(data=app_data)
+        credential = credential_import(app=app, key=api_key, name="demo")
+        return {
+            "namespace": namespace,
+            "llm_id": llm.pk,
+            "llm_slug": llm.slug,
+            "model": DEMO_MODEL,
+            "upstream_url": upstream_url,
+            "app_id": app.pk,
+            "credential_id": credential.pk,
+            "credential_prefix": credential.prefix,
+        }
+
+
+def _json(value: dict) -> str:
+    return json.dumps(value, sort_keys=True)

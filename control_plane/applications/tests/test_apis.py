@@ -1,0 +1,203 @@
+"""The API of apps, credentials, LLMs, tools, datasources, users, budgets, prices: permissions, input, rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from control_plane.accounts.services import catalogue_set, group_save
+from control_plane.applications.models import App, Credential
+from control_plane.catalog.services import tool_create
+from control_plane.llms.services import llm_create
+from control_plane.sync.models import ConfigChange
+from shared_sdk.snapshot import hash_credential
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def llm():
+    return llm_create(
+        data={
+            "name": "Low",
+            "slug": "low",
+            "vendor": "mock",
+            "api_endpoint": "http://mock.local/v1",
+            "privacy_score": 30,
+        }
+    )
+
+
+@pytest.fixture
+def private_tool():
+    return tool_create(data={"name": "HR", "slug": "hr", "privacy_score": 80})
+
+
+def test_admin_creates_app_and_change_is_recorded_for_namespace(admin_api, llm):
+    before = ConfigChange.objects.count()
+    response = admin_api.post(
+        "/api/v1/apps/",
+        {
+            "name": "bot",
+            "namespace": "eu",
+            "llm_ids": [llm.pk],
+            "tags": ["support"],
+            "rate_limit_rpm": 60,
+            "allowed_ips": ["10.0.0.0/8"],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["llm_ids"] == [llm.pk] and body["tags"] == ["support"] and body["approved"] is False
+    change = ConfigChange.objects.order_by("-version").first()
+    assert ConfigChange.objects.count() == before + 1 and change.namespace == "eu"
+
+
+def test_privacy_rule_rejected_in_api_with_clear_message(admin_api, llm, private_tool):
+    response = admin_api.post(
+        "/api/v1/apps/", {"name": "bot", "llm_ids": [llm.pk], "tool_ids": [private_tool.pk]}, format="json"
+    )
+    assert response.status_code == 400
+    assert "privacy score 80, above the highest privacy score of the app's LLMs (30)" in response.json()["message"]
+    assert not App.objects.exists()
+
+
+def test_lowering_llm_privacy_score_below_an_apps_tool_is_refused(admin_api, llm, private_tool):
+    llm_high = llm_create(
+        data={"name": "High", "slug": "high", "vendor": "mock", "api_endpoint": "http://m.local", "privacy_score": 90}
+    )
+    ok = admin_api.post(
+        "/api/v1/apps/", {"name": "bot", "llm_ids": [llm_high.pk], "tool_ids": [private_tool.pk]}, format="json"
+    )
+    assert ok.status_code == 201
+    response = admin_api.patch(f"/api/v1/llms/{llm_high.pk}/", {"privacy_score": 10}, format="json")
+    assert response.status_code == 400
+    assert "privacy score 80" in response.json()["message"]
+
+
+def test_invalid_input_gets_field_errors_not_500(admin_api):
+    response = admin_api.post(
+        "/api/v1/llms/",
+        {"name": "x", "slug": "Bad Slug!", "vendor": "nope", "api_endpoint": "not a url", "allowed_models": ["("]},
+        format="json",
+    )
+    assert response.status_code == 400
+    fields = response.json()["extra"]["fields"]
+    assert {"slug", "vendor", "api_endpoint"} <= fields.keys()
+    bad_regex = admin_api.post(
+        "/api/v1/llms/",
+        {"name": "x", "slug": "x", "vendor": "openai", "api_endpoint": "https://a.example", "allowed_models": ["("]},
+        format="json",
+    )
+    assert bad_regex.status_code == 400 and "not a valid regular expression" in bad_regex.json()["message"]
+    bad_ip = admin_api.post("/api/v1/apps/", {"name": "a", "allowed_ips": ["300.1.1.1"]}, format="json")
+    assert bad_ip.status_code == 400 and "not an IP address" in bad_ip.json()["message"]
+
+
+def test_unauthenticated_requests_are_refused(client):
+    for path in ("/api/v1/apps/", "/api/v1/llms/", "/api/v1/credentials/", "/api/v1/users/"):
+        assert client.get(path).status_code == 401
+
+
+def test_plain_user_sees_only_own_apps_and_keys(admin_api, user_api, plain_user, admin_user, llm):
+    App.objects.create(name="someone-else", owner=admin_user)
+    mine = user_api.post("/api/v1/apps/", {"name": "mine"}, format="json")
+    assert mine.status_code == 201, mine.content
+    assert mine.json()["approved"] is False and mine.json()["owner"] == plain_user.pk
+    listed = user_api.get("/api/v1/apps/").json()
+    assert [a["name"] for a in listed["results"]] == ["mine"]
+    other = App.objects.get(name="someone-else")
+    assert user_api.get(f"/api/v1/apps/{other.pk}/").status_code == 404
+    refused = user_api.post("/api/v1/credentials/", {"app": other.pk}, format="json")
+    assert refused.status_code == 403
+    assert user_api.post(f"/api/v1/apps/{mine.json()['id']}/approve/").status_code == 403
+    assert user_api.patch(f"/api/v1/apps/{mine.json()['id']}/", {"approved": True}, format="json").status_code == 403
+    for path in ("/api/v1/users/", "/api/v1/budgets/", "/api/v1/plugins/", "/api/v1/model-prices/"):
+        assert user_api.get(path).status_code == 403
+    assert user_api.post("/api/v1/llms/", {"name": "x"}, format="json").status_code == 403
+
+
+def test_plain_user_may_attach_only_catalogue_llms(user_api, plain_user, llm):
+    refused = user_api.post("/api/v1/apps/", {"name": "a", "llm_ids": [llm.pk]}, format="json")
+    assert refused.status_code == 403 and "catalogues" in refused.json()["message"]
+    group = group_save(name="team")
+    catalogue_set(group=group, llm_ids=[llm.pk])
+    plain_user.groups.add(group)
+    assert user_api.get("/api/v1/llms/").json()["count"] == 1
+    assert user_api.post("/api/v1/apps/", {"name": "a", "llm_ids": [llm.pk]}, format="json").status_code == 201
+
+
+def test_key_shown_once_stored_hashed_then_rotated_and_revoked(user_api, plain_user):
+    app = user_api.post("/api/v1/apps/", {"name": "mine"}, format="json").json()
+    created = user_api.post("/api/v1/credentials/", {"app": app["id"], "name": "ci"}, format="json")
+    assert created.status_code == 201
+    key = created.json()["key"]
+    credential = Credential.objects.get(pk=created.json()["id"])
+    assert credential.key_hash == hash_credential(key) and key.startswith(credential.prefix)
+    shown_again = user_api.get(f"/api/v1/credentials/{credential.pk}/").json()
+    assert "key" not in shown_again and key not in str(user_api.get("/api/v1/credentials/").content)
+
+    rotated = user_api.post(f"/api/v1/credentials/{credential.pk}/rotate/", {}, format="json")
+    assert rotated.status_code == 201
+    new_key = rotated.json()["key"]
+    assert new_key != key and rotated.json()["rotated_from"] == credential.pk
+    credential.refresh_from_db()
+    assert credential.revoked_at is not None and not credential.is_usable
+    again = user_api.post(f"/api/v1/credentials/{credential.pk}/rotate/", {}, format="json")
+    assert again.status_code == 400
+
+    new_id = rotated.json()["id"]
+    assert user_api.delete(f"/api/v1/credentials/{new_id}/").status_code == 204
+    assert Credential.objects.get(pk=new_id).revoked_at is not None
+
+
+def test_rotation_with_grace_keeps_old_key_until_expiry(admin_api, admin_user):
+    app = App.objects.create(name="a", owner=admin_user)
+    created = admin_api.post("/api/v1/credentials/", {"app": app.pk}, format="json").json()
+    rotated = admin_api.post(f"/api/v1/credentials/{created['id']}/rotate/", {"grace_seconds": 3600}, format="json")
+    old = Credential.objects.get(pk=created["id"])
+    assert rotated.status_code == 201 and old.revoked_at is None and old.expires_at is not None and old.is_usable
+
+
+def test_admin_approves_app(admin_api, admin_user):
+    app = App.objects.create(name="a", owner=admin_user, is_active=False)
+    response = admin_api.post(f"/api/v1/apps/{app.pk}/approve/")
+    assert response.status_code == 200 and response.json()["approved"] and response.json()["is_active"]
+
+
+def test_users_groups_tools_datasources_prices_budgets_crud(admin_api, llm):
+    user = admin_api.post(
+        "/api/v1/users/",
+        {"username": "bob", "email": "b@example.com", "password": "a-long-password-42", "metadata": {"tier": "gold"}},
+        format="json",
+    )
+    assert user.status_code == 201 and "password" not in user.json() and user.json()["metadata"] == {"tier": "gold"}
+    weak = admin_api.post("/api/v1/users/", {"username": "eve", "password": "123"}, format="json")
+    assert weak.status_code == 400
+    group = admin_api.post("/api/v1/groups/", {"name": "team", "llm_ids": [llm.pk]}, format="json")
+    assert group.status_code == 201 and group.json()["llm_ids"] == [llm.pk]
+    tool = admin_api.post("/api/v1/tools/", {"name": "T", "slug": "t", "privacy_score": 101}, format="json")
+    assert tool.status_code == 400
+    ds = admin_api.post("/api/v1/datasources/", {"name": "D", "slug": "d", "privacy_score": 5}, format="json")
+    assert ds.status_code == 201
+    price = admin_api.post(
+        "/api/v1/model-prices/",
+        {"vendor": "openai", "model": "gpt-4o", "prompt_per_million": "2.500000", "completion_per_million": "10"},
+        format="json",
+    )
+    assert price.status_code == 201 and price.json()["prompt_per_million"] == "2.500000"
+    budget = admin_api.post(
+        "/api/v1/budgets/", {"scope": "llm", "llm": llm.pk, "limit": "100.00", "period": "monthly"}, format="json"
+    )
+    assert budget.status_code == 201 and budget.json()["target_id"] == llm.pk
+    wrong = admin_api.post("/api/v1/budgets/", {"scope": "app", "llm": llm.pk, "limit": "1"}, format="json")
+    assert wrong.status_code == 400
+    assert admin_api.get("/api/v1/llms/?namespace=nowhere").json()["count"] == 0
+    assert admin_api.get("/api/v1/llms/?limit=1").json()["count"] == 1
+
+
+def test_openapi_schema_served(admin_api):
+    response = admin_api.get("/api/v1/schema/?format=json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "/api/v1/apps/" in paths and "/api/v1/credentials/{id}/rotate/" in paths

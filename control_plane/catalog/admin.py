@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
+
+from .models import Datasource, ModelPrice, Tag, Tool
+from .services import (
+    DATASOURCE_FIELDS,
+    TOOL_FIELDS,
+    datasource_create,
+    datasource_delete,
+    datasource_update,
+    model_price_delete,
+    model_price_upsert,
+    resource_hook_view,
+    tag_delete,
+    tag_get_or_create,
+    tool_create,
+    tool_delete,
+    tool_update,
+)
+
+
+class _ResourceAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    list_display = ["slug", "name", "privacy_score", "is_active", "namespace", "updated_at"]
+    list_filter = ["is_active", "namespace"]
+    search_fields = ["slug", "name", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+    actions = ["activate", "deactivate"]
+    fields_tuple: tuple[str, ...] = ()
+
+    def service_data(self, form, obj):
+        return {name: form.cleaned_data[name] for name in self.fields_tuple if name in form.cleaned_data}
+
+    def hook_view(self, obj, data):
+        return resource_hook_view(self.model, self.fields_tuple, obj, data)
+
+    @admin.action(description="Activate selected")
+    def activate(self, request, queryset):
+        run_each(request, queryset, lambda o: self._update(request, o, {"is_active": True}), "Activated")
+
+    @admin.action(description="Deactivate selected")
+    def deactivate(self, request, queryset):
+        run_each(request, queryset, lambda o: self._update(request, o, {"is_active": False}), "Deactivated")
+
+
+@admin.register(Tool)
+class ToolAdmin(_ResourceAdmin):
+    object_type = "tool"
+    fields_tuple = TOOL_FIELDS
+
+    def _update(self, request, obj, data, outcome=None):
+        return tool_update(tool=obj, data=data, actor_id=request.user.pk, hook_outcome=outcome)
+
+    def service_save(self, request, obj, data, outcome):
+        if obj is None:
+            return tool_create(data=data, actor_id=request.user.pk, hook_outcome=outcome)
+        return self._update(request, obj, data, outcome)
+
+    def service_delete(self, request, obj):
+        tool_delete(tool=obj, actor_id=request.user.pk)
+
+
+@admin.register(Datasource)
+class DatasourceAdmin(_ResourceAdmin):
+    object_type = "datasource"
+    fields_tuple = DATASOURCE_FIELDS
+
+    def _update(self, request, obj, data, outcome=None):
+        return datasource_update(datasource=obj, data=data, actor_id=request.user.pk, hook_outcome=outcome)
+
+    def service_save(self, request, obj, data, outcome):
+        if obj is None:
+            return datasource_create(data=data, actor_id=request.user.pk, hook_outcome=outcome)
+        return self._update(request, obj, data, outcome)
+
+    def service_delete(self, request, obj):
+        datasource_delete(datasource=obj, actor_id=request.user.pk)
+
+
+@admin.register(Tag)
+class TagAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    search_fields = ["name"]
+
+    def service_data(self, form, obj):
+        return {"name": form.cleaned_data["name"]}
+
+    def service_save(self, request, obj, data, outcome):
+        if obj is None:
+            return tag_get_or_create(name=data["name"])
+        obj.name = data["name"]
+        obj.save()
+        return obj
+
+    def service_delete(self, request, obj):
+        tag_delete(tag=obj)
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "vendor",
+        "model",
+        "prompt_per_million",
+        "completion_per_million",
+        "cache_read_per_million",
+        "cache_write_per_million",
+        "currency",
+        "updated_at",
+    ]
+    list_filter = ["vendor", "currency"]
+    search_fields = ["vendor", "model"]
+
+    def service_data(self, form, obj):
+        return dict(form.cleaned_data)
+
+    def service_save(self, request, obj, data, outcome):
+        return model_price_upsert(data=data, price=obj)
+
+    def service_delete(self, request, obj):
+        model_price_delete(price=obj)

@@ -1,0 +1,160 @@
+"""API of tools, datasources, tags and model prices."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from rest_framework import serializers
+
+from control_plane.config.api import AdminOrReadOnly, IsAdmin, ServiceViewSet, actor_id, is_admin
+
+from .models import Datasource, ModelPrice, Tag, Tool
+from .services import (
+    datasource_create,
+    datasource_delete,
+    datasource_update,
+    model_price_delete,
+    model_price_upsert,
+    tag_delete,
+    tag_get_or_create,
+    tool_create,
+    tool_delete,
+    tool_update,
+)
+
+
+class ToolSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tool
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "description",
+            "namespace",
+            "privacy_score",
+            "openapi_spec",
+            "operations",
+            "is_active",
+            "metadata",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class DatasourceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Datasource
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "description",
+            "namespace",
+            "privacy_score",
+            "vector_store",
+            "embedder",
+            "is_active",
+            "metadata",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class TagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["id", "name"]
+
+
+class ModelPriceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelPrice
+        fields = [
+            "id",
+            "vendor",
+            "model",
+            "prompt_per_million",
+            "completion_per_million",
+            "cache_read_per_million",
+            "cache_write_per_million",
+            "currency",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "updated_at"]
+
+
+class _CatalogueScoped(ServiceViewSet):
+    permission_classes = [AdminOrReadOnly]
+    filterset_fields = ["namespace", "is_active", "slug"]
+    search_fields = ["name", "slug", "description"]
+    ordering_fields = ["id", "slug", "privacy_score", "created_at"]
+    model = Tool
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return self.model.objects.none()
+        qs = self.model.objects.order_by("slug")
+        if not is_admin(self.request.user):
+            qs = qs.filter(Q(catalogues__group__user=self.request.user)).distinct()
+        return qs
+
+
+class ToolViewSet(_CatalogueScoped):
+    serializer_class = ToolSerializer
+    model = Tool
+
+    def service_create(self, data):
+        return tool_create(data=data, actor_id=actor_id(self.request))
+
+    def service_update(self, instance, data):
+        return tool_update(tool=instance, data=data, actor_id=actor_id(self.request))
+
+    def service_delete(self, instance):
+        tool_delete(tool=instance, actor_id=actor_id(self.request))
+
+
+class DatasourceViewSet(_CatalogueScoped):
+    serializer_class = DatasourceSerializer
+    model = Datasource
+
+    def service_create(self, data):
+        return datasource_create(data=data, actor_id=actor_id(self.request))
+
+    def service_update(self, instance, data):
+        return datasource_update(datasource=instance, data=data, actor_id=actor_id(self.request))
+
+    def service_delete(self, instance):
+        datasource_delete(datasource=instance, actor_id=actor_id(self.request))
+
+
+class TagViewSet(ServiceViewSet):
+    serializer_class = TagSerializer
+    permission_classes = [AdminOrReadOnly]
+    queryset = Tag.objects.order_by("name")
+    search_fields = ["name"]
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def service_create(self, data):
+        return tag_get_or_create(name=data["name"])
+
+    def service_delete(self, instance):
+        tag_delete(tag=instance)
+
+
+class ModelPriceViewSet(ServiceViewSet):
+    serializer_class = ModelPriceSerializer
+    permission_classes = [IsAdmin]
+    queryset = ModelPrice.objects.order_by("vendor", "model")
+    filterset_fields = ["vendor", "model", "currency"]
+    search_fields = ["vendor", "model"]
+
+    def service_create(self, data):
+        return model_price_upsert(data=data)
+
+    def service_update(self, instance, data):
+        return model_price_upsert(data=data, price=instance)
+
+    def service_delete(self, instance):
+        model_price_delete(price=instance)

@@ -1,0 +1,82 @@
+"""What apps may use besides LLMs (tools, datasources), how requests are priced, and tags."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from control_plane.plugins.models import SLUG
+
+PRICE = {"max_digits": 18, "decimal_places": 6, "default": Decimal("0"), "validators": [MinValueValidator(0)]}
+
+
+class Tool(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])
+    description = models.TextField(blank=True, default="")
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    openapi_spec = models.JSONField(default=dict, blank=True)
+    operations = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Datasource(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])
+    description = models.TextField(blank=True, default="")
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    vector_store = models.CharField(max_length=100, blank=True, default="", help_text="e.g. pgvector, qdrant")
+    embedder = models.CharField(max_length=200, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Tag(models.Model):
+    name = models.SlugField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelPrice(models.Model):
+    """Price per one million tokens of one vendor's model; Decimal throughout, because floats lose cents."""
+
+    vendor = models.CharField(max_length=20)
+    model = models.CharField(max_length=200, help_text="The upstream model name, matched exactly")
+    prompt_per_million = models.DecimalField(**PRICE)
+    completion_per_million = models.DecimalField(**PRICE)
+    cache_read_per_million = models.DecimalField(**PRICE)
+    cache_write_per_million = models.DecimalField(**PRICE)
+    currency = models.CharField(max_length=3, default="USD")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["vendor", "model"]
+        constraints = [models.UniqueConstraint(fields=["vendor", "model"], name="one_price_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.vendor}/{self.model}"

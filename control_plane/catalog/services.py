@@ -1,0 +1,206 @@
+"""Writes to tools, datasources, tags and model prices. Tools and datasources run object hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Model
+
+from control_plane.hooks.services import HookOutcome, guarded_write
+from control_plane.sync.services import config_change_record
+
+from .models import Datasource, ModelPrice, Tag, Tool
+
+__all__ = [
+    "DATASOURCE_FIELDS",
+    "TOOL_FIELDS",
+    "datasource_create",
+    "datasource_delete",
+    "datasource_update",
+    "model_price_delete",
+    "model_price_upsert",
+    "resource_hook_view",
+    "tag_delete",
+    "tag_get_or_create",
+    "tool_create",
+    "tool_delete",
+    "tool_update",
+]
+
+TOOL_FIELDS = (
+    "name",
+    "slug",
+    "description",
+    "namespace",
+    "privacy_score",
+    "openapi_spec",
+    "operations",
+    "is_active",
+    "metadata",
+)
+DATASOURCE_FIELDS = (
+    "name",
+    "slug",
+    "description",
+    "namespace",
+    "privacy_score",
+    "vector_store",
+    "embedder",
+    "is_active",
+    "metadata",
+)
+
+
+def resource_hook_view(
+    model: type[Model], fields: tuple[str, ...], obj: Model | None, data: dict | None = None
+) -> dict:
+    view: dict[str, Any] = {"id": obj.pk if obj else None}
+    for name in fields:
+        view[name] = getattr(obj, name) if obj else model._meta.get_field(name).get_default()
+    for key, value in (data or {}).items():
+        if key in fields:
+            view[key] = value
+    return view
+
+
+def _apply(instance: Model, fields: tuple[str, ...], outcome: HookOutcome) -> Model:
+    for name in fields:
+        if name in outcome.obj:
+            setattr(instance, name, outcome.obj[name])
+    if outcome.metadata:
+        instance.metadata = {**(instance.metadata or {}), **outcome.metadata}
+    instance.full_clean()
+    instance.save()
+    return instance
+
+
+def _create(model, fields, object_type, data, actor_id, hook_outcome):
+    def apply(outcome: HookOutcome):
+        return _apply(model(), fields, outcome)
+
+    return guarded_write(
+        object_type=object_type,
+        operation="create",
+        view=resource_hook_view(model, fields, None, data),
+        actor_id=actor_id,
+        apply=apply,
+        after_view=lambda obj: resource_hook_view(model, fields, obj),
+        hook_outcome=hook_outcome,
+    )
+
+
+def _update(model, fields, object_type, instance, data, actor_id, hook_outcome):
+    from control_plane.applications.services import app_check_privacy
+
+    def apply(outcome: HookOutcome):
+        locked = model.objects.select_for_update().get(pk=instance.pk)
+        result = _apply(locked, fields, outcome)
+        for app in result.apps.all():  # a raised privacy score may break an app that holds this resource
+            app_check_privacy(app=app)
+            config_change_record(namespace=app.namespace, reason=f"{object_type} {result.slug} of app changed")
+        return result
+
+    return guarded_write(
+        object_type=object_type,
+        operation="update",
+        view=resource_hook_view(model, fields, instance, data),
+        actor_id=actor_id,
+        apply=apply,
+        after_view=lambda obj: resource_hook_view(model, fields, obj),
+        hook_outcome=hook_outcome,
+    )
+
+
+def _delete(model, fields, object_type, instance, actor_id, hook_outcome):
+    view = resource_hook_view(model, fields, instance)
+
+    def apply(outcome: HookOutcome):
+        for app in instance.apps.all():
+            config_change_record(namespace=app.namespace, reason=f"{object_type} {instance.slug} removed from app")
+        instance.delete()
+        return view
+
+    guarded_write(
+        object_type=object_type,
+        operation="delete",
+        view=view,
+        actor_id=actor_id,
+        apply=apply,
+        after_view=lambda deleted: deleted,
+        hook_outcome=hook_outcome,
+    )
+
+
+def tool_create(*, data: dict, actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> Tool:
+    return _create(Tool, TOOL_FIELDS, "tool", data, actor_id, hook_outcome)
+
+
+def tool_update(
+    *, tool: Tool, data: dict, actor_id: int | None = None, hook_outcome: HookOutcome | None = None
+) -> Tool:
+    return _update(Tool, TOOL_FIELDS, "tool", tool, data, actor_id, hook_outcome)
+
+
+def tool_delete(*, tool: Tool, actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> None:
+    _delete(Tool, TOOL_FIELDS, "tool", tool, actor_id, hook_outcome)
+
+
+def datasource_create(
+    *, data: dict, actor_id: int | None = None, hook_outcome: HookOutcome | None = None
+) -> Datasource:
+    return _create(Datasource, DATASOURCE_FIELDS, "datasource", data, actor_id, hook_outcome)
+
+
+def datasource_update(
+    *, datasource: Datasource, data: dict, actor_id: int | None = None, hook_outcome: HookOutcome | None = None
+) -> Datasource:
+    return _update(Datasource, DATASOURCE_FIELDS, "datasource", datasource, data, actor_id, hook_outcome)
+
+
+def datasource_delete(
+    *, datasource: Datasource, actor_id: int | None = None, hook_outcome: HookOutcome | None = None
+) -> None:
+    _delete(Datasource, DATASOURCE_FIELDS, "datasource", datasource, actor_id, hook_outcome)
+
+
+def tag_get_or_create(*, name: str) -> Tag:
+    tag, _ = Tag.objects.get_or_create(name=name)
+    return tag
+
+
+@transaction.atomic
+def model_price_upsert(*, data: dict, price: ModelPrice | None = None) -> ModelPrice:
+    """Create or change a price; prices are global, so every namespace's config changes."""
+    price = price or ModelPrice()
+    for name in (
+        "vendor",
+        "model",
+        "prompt_per_million",
+        "completion_per_million",
+        "cache_read_per_million",
+        "cache_write_per_million",
+        "currency",
+    ):
+        if name in data:
+            setattr(price, name, data[name])
+    price.full_clean()
+    price.save()
+    config_change_record(namespace="", reason=f"price {price} changed")
+    return price
+
+
+@transaction.atomic
+def model_price_delete(*, price: ModelPrice) -> None:
+    label = str(price)
+    price.delete()
+    config_change_record(namespace="", reason=f"price {label} deleted")
+
+
+@transaction.atomic
+def tag_delete(*, tag: Tag) -> None:
+    """Tags travel in app snapshots, so removing one changes the config of every namespace that used it."""
+    namespaces = set(tag.apps.values_list("namespace", flat=True))
+    tag.delete()
+    for namespace in sorted(namespaces):
+        config_change_record(namespace=namespace, reason="tag removed from apps")

@@ -1,0 +1,29 @@
+"""The `/api/v1/` routes of the control plane's own domains (other apps add their own include line)."""
+
+from rest_framework.routers import DefaultRouter
+
+from control_plane.accounts.apis import GroupViewSet, UserViewSet
+from control_plane.applications.apis import AppViewSet, CredentialViewSet
+from control_plane.budgets.apis import BudgetViewSet
+from control_plane.catalog.apis import DatasourceViewSet, ModelPriceViewSet, TagViewSet, ToolViewSet
+from control_plane.kv.apis import KVEntryViewSet
+from control_plane.llms.apis import LLMViewSet
+from control_plane.plugins.apis import PluginViewSet
+from control_plane.sync.apis import ConfigChangeViewSet
+
+router = DefaultRouter()
+router.register("users", UserViewSet, basename="user")
+router.register("groups", GroupViewSet, basename="group")
+router.register("apps", AppViewSet, basename="app")
+router.register("credentials", CredentialViewSet, basename="credential")
+router.register("llms", LLMViewSet, basename="llm")
+router.register("tools", ToolViewSet, basename="tool")
+router.register("datasources", DatasourceViewSet, basename="datasource")
+router.register("tags", TagViewSet, basename="tag")
+router.register("model-prices", ModelPriceViewSet, basename="modelprice")
+router.register("budgets", BudgetViewSet, basename="budget")
+router.register("plugins", PluginViewSet, basename="plugin")
+router.register("kv-entries", KVEntryViewSet, basename="kventry")
+router.register("config-changes", ConfigChangeViewSet, basename="configchange")
+
+urlpatterns = router.urls

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import KVEntry
+
+
+@admin.register(KVEntry)
+class KVEntryAdmin(admin.ModelAdmin):
+    """Read-only view of what plugins keep (values are the plugin's business; only their size is shown)."""
+
+    list_display = ["plugin_slug", "key", "size", "expires_at", "updated_at"]
+    list_filter = ["plugin_slug"]
+    search_fields = ["plugin_slug", "key"]
+    fields = ["plugin_slug", "key", "size", "expires_at", "created_at", "updated_at"]
+    readonly_fields = fields
+
+    @admin.display(description="Bytes")
+    def size(self, obj):
+        return len(obj.value)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

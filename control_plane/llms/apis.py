@@ -1,0 +1,100 @@
+"""API of LLMs and their plugin chains. Vendor keys are write-only: responses say only whether one is set."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from rest_framework import serializers
+
+from control_plane.config.api import AdminOrReadOnly, ServiceViewSet, actor_id, is_admin
+from control_plane.plugins.models import Plugin
+
+from .models import LLM, LLMPluginBinding
+from .services import llm_create, llm_delete, llm_set_plugin_chain, llm_update
+
+
+class PluginBindingSerializer(serializers.ModelSerializer):
+    plugin = serializers.SlugRelatedField(slug_field="slug", queryset=Plugin.objects.all())
+
+    class Meta:
+        model = LLMPluginBinding
+        fields = ["plugin", "order_index", "is_active", "config_override"]
+
+
+class LLMSerializer(serializers.ModelSerializer):
+    api_key = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=True,
+        max_length=4096,
+        help_text="The vendor API key; stored encrypted and never returned. Send an empty string to remove it.",
+    )
+    has_api_key = serializers.BooleanField(read_only=True)
+    allowed_models = serializers.ListField(child=serializers.CharField(max_length=500), required=False)
+    plugin_chain = PluginBindingSerializer(many=True, required=False, source="plugin_bindings")
+
+    class Meta:
+        model = LLM
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "vendor",
+            "api_endpoint",
+            "api_key",
+            "has_api_key",
+            "default_model",
+            "allowed_models",
+            "privacy_score",
+            "is_active",
+            "namespace",
+            "metadata",
+            "fallbacks",
+            "max_retries",
+            "connect_timeout_s",
+            "first_byte_timeout_s",
+            "plugin_chain",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class LLMViewSet(ServiceViewSet):
+    """Admins manage every LLM; other users see the LLMs their groups' catalogues offer."""
+
+    serializer_class = LLMSerializer
+    permission_classes = [AdminOrReadOnly]
+    filterset_fields = ["namespace", "vendor", "is_active", "slug"]
+    search_fields = ["name", "slug", "default_model"]
+    ordering_fields = ["id", "slug", "name", "privacy_score", "created_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return LLM.objects.none()
+        qs = LLM.objects.prefetch_related("plugin_bindings__plugin").order_by("slug")
+        user = self.request.user
+        if not is_admin(user):
+            qs = qs.filter(Q(catalogues__group__user=user)).distinct()
+        return qs
+
+    def _split(self, data: dict) -> tuple[dict, list | None]:
+        chain = data.pop("plugin_bindings", None)
+        return data, chain
+
+    def service_create(self, data):
+        data, chain = self._split(data)
+        llm = llm_create(data=data, actor_id=actor_id(self.request))
+        if chain is not None:
+            llm_set_plugin_chain(llm=llm, chain=chain)
+        return llm
+
+    def service_update(self, instance, data):
+        data, chain = self._split(data)
+        llm = llm_update(llm=instance, data=data, actor_id=actor_id(self.request))
+        if chain is not None:
+            llm_set_plugin_chain(llm=llm, chain=chain)
+        return llm
+
+    def service_delete(self, instance):
+        llm_delete(llm=instance, actor_id=actor_id(self.request))

@@ -1,0 +1,74 @@
+"""LLM configurations: vendor, endpoint, encrypted key, allowed models, privacy score and plugin chain."""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from control_plane.plugins.models import SLUG
+
+
+class LLM(models.Model):
+    """One upstream an edge may proxy to. `api_key_encrypted` is a Fernet token (see `secrets.py`), never clear."""
+
+    class Vendor(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        ANTHROPIC = "anthropic", "Anthropic"
+        AZURE = "azure", "Azure OpenAI"
+        OLLAMA = "ollama", "Ollama"
+        VLLM = "vllm", "vLLM"
+        MOCK = "mock", "Mock"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])
+    vendor = models.CharField(max_length=20, choices=Vendor.choices)
+    api_endpoint = models.URLField(max_length=500)
+    api_key_encrypted = models.TextField(blank=True, default="", editable=False)
+    api_key_edge_encrypted = models.TextField(
+        blank=True,
+        default="",
+        editable=False,
+        help_text="The key encrypted for edges, made once per key change so a snapshot's checksum is stable",
+    )
+    default_model = models.CharField(max_length=200, blank=True, default="")
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text="Regular expressions (full match); empty allows every model"
+    )
+    privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    is_active = models.BooleanField(default=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    fallbacks = models.JSONField(default=list, blank=True, help_text='[{"llm_slug": "...", "model": null}]')
+    max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
+    connect_timeout_s = models.FloatField(default=5.0, validators=[MinValueValidator(0.1)])
+    first_byte_timeout_s = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name = "LLM"
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+
+class LLMPluginBinding(models.Model):
+    """A plugin in an LLM's chain; `config_override` is deep-merged over the plugin's own config."""
+
+    llm = models.ForeignKey(LLM, on_delete=models.CASCADE, related_name="plugin_bindings")
+    plugin = models.ForeignKey("plugins.Plugin", on_delete=models.CASCADE, related_name="llm_bindings")
+    order_index = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    config_override = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["llm", "order_index", "id"]
+        constraints = [models.UniqueConstraint(fields=["llm", "plugin"], name="llm_plugin_once")]
+
+    def __str__(self) -> str:
+        return f"{self.llm_id}:{self.plugin_id}@{self.order_index}"

@@ -1,0 +1,193 @@
+"""Writes to LLMs and their plugin chains. Every write runs the object hooks and records a config change."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from control_plane.hooks.services import REDACTED, HookOutcome, guarded_write
+from control_plane.sync.services import config_change_record
+
+from .models import LLM, LLMPluginBinding
+from .secrets import vendor_key_encrypt, vendor_key_for_edge
+
+__all__ = [
+    "LLM_FIELDS",
+    "llm_create",
+    "llm_delete",
+    "llm_hook_view",
+    "llm_set_plugin_chain",
+    "llm_update",
+]
+
+LLM_FIELDS = (
+    "name",
+    "slug",
+    "vendor",
+    "api_endpoint",
+    "default_model",
+    "allowed_models",
+    "privacy_score",
+    "is_active",
+    "namespace",
+    "metadata",
+    "fallbacks",
+    "max_retries",
+    "connect_timeout_s",
+    "first_byte_timeout_s",
+)
+
+
+def llm_hook_view(llm: LLM | None, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The LLM as object hooks see it (SDK `LLM` fields plus ours); `api_key` is a redaction marker."""
+    view: dict[str, Any] = {"id": llm.pk if llm else None}
+    for name in LLM_FIELDS:
+        view[name] = getattr(llm, name) if llm else LLM._meta.get_field(name).get_default()
+    view["api_key"] = REDACTED if llm and llm.api_key_encrypted else ""
+    for key, value in (data or {}).items():
+        if key in LLM_FIELDS or key == "api_key":
+            view[key] = value
+    return view
+
+
+def _validate_patterns(patterns: Any) -> None:
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ValidationError({"allowed_models": "Give a list of regular expressions."})
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValidationError({"allowed_models": f"{pattern!r} is not a valid regular expression: {exc}"}) from None
+
+
+def _validate_fallbacks(llm: LLM) -> None:
+    if not isinstance(llm.fallbacks, list):
+        raise ValidationError({"fallbacks": "Give a list of {llm_slug, model} objects."})
+    for item in llm.fallbacks:
+        if not isinstance(item, dict) or not isinstance(item.get("llm_slug"), str):
+            raise ValidationError({"fallbacks": "Each fallback needs an llm_slug."})
+        if item["llm_slug"] == llm.slug:
+            raise ValidationError({"fallbacks": "An LLM cannot fall back to itself."})
+        if not LLM.objects.filter(slug=item["llm_slug"]).exists():
+            raise ValidationError({"fallbacks": f"No LLM with slug {item['llm_slug']!r}."})
+
+
+def _apply(llm: LLM, outcome: HookOutcome) -> LLM:
+    obj = outcome.obj
+    for name in LLM_FIELDS:
+        if name in obj:
+            setattr(llm, name, obj[name])
+    if outcome.metadata:
+        llm.metadata = {**(llm.metadata or {}), **outcome.metadata}
+    api_key = obj.get("api_key")
+    if isinstance(api_key, str) and api_key != REDACTED:
+        llm.api_key_encrypted = vendor_key_encrypt(api_key)
+        llm.api_key_edge_encrypted = vendor_key_for_edge(llm.api_key_encrypted)
+    _validate_patterns(llm.allowed_models)
+    llm.full_clean()
+    _validate_fallbacks(llm)
+    llm.save()
+    return llm
+
+
+def _check_apps_privacy(llm: LLM) -> None:
+    """Lowering an LLM's privacy score may not leave an app holding a resource above its LLMs' maximum."""
+    from control_plane.applications.services import app_check_privacy
+
+    for app in llm.apps.all():
+        app_check_privacy(app=app)
+
+
+def llm_create(*, data: dict[str, Any], actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> LLM:
+    """`data` holds model fields plus `api_key` in clear (encrypted here, never stored or echoed in clear)."""
+
+    def apply(outcome: HookOutcome) -> LLM:
+        llm = _apply(LLM(), outcome)
+        config_change_record(namespace=llm.namespace, reason=f"llm {llm.slug} created")
+        return llm
+
+    return guarded_write(
+        object_type="llm",
+        operation="create",
+        view=llm_hook_view(None, data),
+        actor_id=actor_id,
+        apply=apply,
+        after_view=llm_hook_view,
+        hook_outcome=hook_outcome,
+    )
+
+
+def llm_update(
+    *, llm: LLM, data: dict[str, Any], actor_id: int | None = None, hook_outcome: HookOutcome | None = None
+) -> LLM:
+    """Partial update: fields absent from `data` keep their value; `api_key=""` removes the key."""
+    old_namespace = llm.namespace
+
+    def apply(outcome: HookOutcome) -> LLM:
+        locked = LLM.objects.select_for_update().get(pk=llm.pk)
+        if outcome.obj.get("api_key") == "":
+            locked.api_key_encrypted = ""
+            locked.api_key_edge_encrypted = ""
+        result = _apply(locked, outcome)
+        _check_apps_privacy(result)
+        config_change_record(namespace=result.namespace, reason=f"llm {result.slug} updated")
+        if old_namespace != result.namespace:
+            config_change_record(namespace=old_namespace, reason=f"llm {result.slug} moved out")
+        return result
+
+    return guarded_write(
+        object_type="llm",
+        operation="update",
+        view=llm_hook_view(llm, data),
+        actor_id=actor_id,
+        apply=apply,
+        after_view=llm_hook_view,
+        hook_outcome=hook_outcome,
+    )
+
+
+def llm_delete(*, llm: LLM, actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> None:
+    view = llm_hook_view(llm)
+
+    def apply(outcome: HookOutcome) -> dict:
+        namespace, slug = llm.namespace, llm.slug
+        llm.delete()
+        config_change_record(namespace=namespace, reason=f"llm {slug} deleted")
+        return view
+
+    guarded_write(
+        object_type="llm",
+        operation="delete",
+        view=view,
+        actor_id=actor_id,
+        apply=apply,
+        after_view=lambda deleted: deleted,
+        hook_outcome=hook_outcome,
+    )
+
+
+@transaction.atomic
+def llm_set_plugin_chain(*, llm: LLM, chain: list[dict[str, Any]]) -> list[LLMPluginBinding]:
+    """Replace the LLM's chain with `chain` (items: plugin, order_index, is_active, config_override)."""
+    from control_plane.plugins.services import plugin_validate_config
+
+    llm.plugin_bindings.all().delete()
+    bindings = []
+    for index, item in enumerate(chain):
+        plugin = item["plugin"]
+        override = item.get("config_override") or {}
+        plugin_validate_config(plugin=plugin, config=override, partial_over=plugin.config)
+        bindings.append(
+            LLMPluginBinding.objects.create(
+                llm=llm,
+                plugin=plugin,
+                order_index=item.get("order_index", index),
+                is_active=item.get("is_active", True),
+                config_override=override,
+            )
+        )
+    config_change_record(namespace=llm.namespace, reason=f"llm {llm.slug} plugin chain changed")
+    return bindings

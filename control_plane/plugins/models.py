@@ -1,0 +1,56 @@
+"""Plugins the control plane knows: where their code is, their config, and what they can do."""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+SLUG = RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Use lower-case letters, digits, '-' and '_'.")
+
+
+class Plugin(models.Model):
+    """A plugin: imported in-process (`import_path`) or run isolated (`command`); exactly one is set.
+
+    `capabilities`, `manifest`, `config_schema` and `hook_registrations` are discovered from the plugin itself when
+    it is registered or updated (never typed in by hand), so they cannot drift from the code.
+    """
+
+    class FailurePolicy(models.TextChoices):
+        OPEN = "open", "Fail open (skip the plugin)"
+        CLOSED = "closed", "Fail closed (refuse the request/operation)"
+
+    slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=50, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    import_path = models.CharField(
+        max_length=300, blank=True, default="", help_text="module:attribute of a plugin class or factory (in-process)"
+    )
+    command = models.JSONField(default=list, blank=True, help_text="argv of an isolated plugin process")
+    config = models.JSONField(default=dict, blank=True)
+    failure_policy = models.CharField(max_length=10, choices=FailurePolicy.choices, default=FailurePolicy.OPEN)
+    timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(10)])
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    active = models.BooleanField(default=True)
+    global_order = models.IntegerField(
+        null=True, blank=True, help_text="Runs on every request of its namespace in this order; empty = only in chains"
+    )
+    capabilities = models.JSONField(default=list, blank=True, editable=False)
+    manifest = models.JSONField(default=dict, blank=True, editable=False)
+    config_schema = models.JSONField(default=dict, blank=True, editable=False)
+    hook_registrations = models.JSONField(default=list, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(import_path="") & ~models.Q(command=[]))
+                | (~models.Q(import_path="") & models.Q(command=[])),
+                name="plugin_import_path_xor_command",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.slug

@@ -1,0 +1,209 @@
+"""The studio plugin runtime: one `PluginHost` per control-plane process, on a background event loop.
+
+Django code is synchronous, plugins are async; this module is the bridge. `call_plugin(slug, method, ...)`
+loads the plugin on first use (from its `Plugin` row), notices when another process changed that row (its
+`updated_at` moved) and reloads it, then runs the call on the host's loop and waits for it. Each plugin gets the
+studio services: its own PostgreSQL KV namespace, a logger bound to it, the studio event bus and the studio
+management services (`StudioServicesImpl`).
+
+Nothing here runs at import time: the loop thread starts on the first call, so management commands that never
+touch a plugin never start it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from shared_sdk import Context, PluginCallError, Runtime, Services
+from shared_sdk.context import StdlibPluginLogger
+from shared_sdk.host import InProcessHandle, PluginHandle, PluginHost, PluginSpec, load_plugin_object
+from shared_sdk.messages import PluginManifest
+
+from .studio_services import StudioEventBus, StudioKV, StudioServicesImpl
+
+__all__ = ["call_plugin", "plugin_describe", "plugin_host", "plugin_reload", "plugin_spec", "shutdown_runtime"]
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+_host: PluginHost | None = None
+_loaded_versions: dict[str, str] = {}
+_event_bus = StudioEventBus()
+_studio = StudioServicesImpl()
+
+
+def _services(slug: str) -> Services:
+    return Services(
+        runtime=Runtime.STUDIO,
+        kv=StudioKV(slug),
+        logger=StdlibPluginLogger(slug),
+        events=_event_bus.bound(slug),
+        studio=_studio,
+    )
+
+
+def _ensure_loop() -> tuple[asyncio.AbstractEventLoop, PluginHost]:
+    global _loop, _thread, _host
+    with _lock:
+        if _loop is None or _host is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="fjordgate-studio-plugins", daemon=True)
+            thread.start()
+            _loop, _thread = loop, thread
+            _host = PluginHost(Runtime.STUDIO, _services)
+        return _loop, _host
+
+
+def _run(coro: Any, timeout_s: float | None = None) -> Any:
+    loop, _ = _ensure_loop()
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result(timeout_s)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise
+
+
+def plugin_host() -> PluginHost:
+    """The process-wide studio host (started on first use)."""
+    return _ensure_loop()[1]
+
+
+def plugin_spec(plugin: Any) -> PluginSpec:
+    """A host spec from a `Plugin` row."""
+    return PluginSpec(
+        slug=plugin.slug,
+        import_path=plugin.import_path or None,
+        command=list(plugin.command) or None,
+        config=dict(plugin.config or {}),
+        failure_policy=plugin.failure_policy,
+        timeout_s=plugin.timeout_ms / 1000.0,
+    )
+
+
+def _version(plugin: Any) -> str:
+    return plugin.updated_at.isoformat() if plugin.updated_at else ""
+
+
+def _handle(slug: str, method: str) -> PluginHandle:
+    """The loaded handle of an active plugin, (re)loaded when its row changed since this process loaded it."""
+    from .models import Plugin
+
+    plugin = Plugin.objects.filter(slug=slug).first()
+    host = plugin_host()
+    if plugin is None or not plugin.active:
+        if slug in host:
+            _run(host.unload(slug))
+            _loaded_versions.pop(slug, None)
+        fail_open = plugin is None or plugin.failure_policy == "open"
+        raise PluginCallError(slug, method, "unavailable", fail_open, "plugin is not registered or not active")
+    handle = host.get(slug)
+    if handle is None or _loaded_versions.get(slug) != _version(plugin):
+        try:
+            handle = _run(host.reload(plugin_spec(plugin)))
+        except PluginCallError:
+            raise
+        except Exception as exc:  # load errors: the plugin is unavailable, the caller applies its policy
+            raise PluginCallError(
+                slug, method, "unavailable", plugin.failure_policy == "open", f"{type(exc).__name__}: {exc}"
+            ) from exc
+        _loaded_versions[slug] = _version(plugin)
+    return handle
+
+
+def call_plugin(slug: str, method: str, *args: Any, ctx: Context | None = None, timeout_s: float | None = None) -> Any:
+    """Call `method` of plugin `slug` from synchronous Django code and return its result.
+
+    Raises `PluginCallError` (timeout, exception, crash, unavailable) like the host does; `timeout_s` bounds the
+    wait on top of the plugin's own timeout (object hooks use a shorter one).
+    """
+    handle = _handle(slug, method)
+    if ctx is None:
+        ctx = Context(runtime=Runtime.STUDIO)
+    try:
+        return _run(handle.call(method, ctx, *args), timeout_s)
+    except concurrent.futures.TimeoutError:
+        raise PluginCallError(slug, method, "timeout", handle.fail_open, f"no answer within {timeout_s:g}s") from None
+
+
+def plugin_reload(slug: str) -> None:
+    """Reload (or unload, when deleted or inactive) a plugin loaded in this process; no-op if it is not loaded."""
+    from .models import Plugin
+
+    host = plugin_host()
+    if slug not in host:
+        return
+    plugin = Plugin.objects.filter(slug=slug, active=True).first()
+    if plugin is None:
+        _run(host.unload(slug))
+        _loaded_versions.pop(slug, None)
+        return
+    _run(host.reload(plugin_spec(plugin)))
+    _loaded_versions[slug] = _version(plugin)
+
+
+async def _describe(spec: PluginSpec, services: Services) -> dict[str, Any]:
+    if spec.runs_isolated:
+        from shared_sdk.isolated.supervisor import IsolatedHandle
+
+        handle: PluginHandle = IsolatedHandle(spec, Runtime.STUDIO, services)
+    else:
+        handle = InProcessHandle(spec, Runtime.STUDIO, services, load_plugin_object(spec.slug, spec.import_path or ""))
+    start: Callable | None = getattr(handle, "start", None)
+    try:
+        if start is not None:
+            await start()
+        schema = await handle.read_config_schema()
+        handle.healthy = True  # describe-only calls, before initialize (as read_config_schema does)
+        manifest = PluginManifest()
+        if handle.implements("get_manifest"):
+            manifest = await handle.call("get_manifest", None)
+        registrations = []
+        if handle.implements("get_object_hook_registrations"):
+            registrations = await handle.call("get_object_hook_registrations", None)
+        return {
+            "name": handle.name,
+            "version": handle.version,
+            "description": handle.description,
+            "capabilities": sorted(handle.capabilities),
+            "config_schema": schema or {},
+            "manifest": msgspec.to_builtins(manifest),
+            "hook_registrations": msgspec.to_builtins(registrations),
+        }
+    finally:
+        handle.healthy = False
+        await handle.stop()
+
+
+def plugin_describe(plugin: Any) -> dict[str, Any]:
+    """Ask a plugin (not yet registered, so loaded aside from the host) what it is and what it can do.
+
+    Raises the SDK's `PluginLoadError` when it cannot be imported or started.
+    """
+    spec = plugin_spec(plugin)
+    return _run(_describe(spec, _services(spec.slug)), spec.startup_timeout_s + spec.timeout_s)
+
+
+def shutdown_runtime() -> None:
+    """Unload every plugin and stop the loop (tests, and process exit)."""
+    global _loop, _thread, _host
+    with _lock:
+        loop, thread, host = _loop, _thread, _host
+        _loop = _thread = _host = None
+        _loaded_versions.clear()
+    if loop is None or host is None:
+        return
+    asyncio.run_coroutine_threadsafe(host.aclose(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    if thread is not None:
+        thread.join(10)
+    loop.close()

@@ -1,0 +1,180 @@
+"""Registering and changing plugins.
+
+What a plugin *can* do (capabilities, manifest, config schema, object-hook registrations) is asked from the
+plugin itself through the studio host on every register/update, and its config is validated against its JSON
+Schema before anything is saved: a bad config is a validation error listing every problem, never a plugin that
+fails at the edge later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from control_plane.hooks.models import ObjectHookRegistration
+from control_plane.sync.services import config_change_record
+from shared_sdk import FjordgateSDKError, PluginConfigError
+from shared_sdk.host._config import validate_config
+
+from .merge import deep_merge
+from .models import Plugin
+
+__all__ = [
+    "PLUGIN_FIELDS",
+    "plugin_config_hash",
+    "plugin_delete",
+    "plugin_describe_into",
+    "plugin_get_resource",
+    "plugin_register",
+    "plugin_update",
+    "plugin_validate_config",
+]
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_FIELDS = (
+    "slug",
+    "name",
+    "version",
+    "description",
+    "import_path",
+    "command",
+    "config",
+    "failure_policy",
+    "timeout_ms",
+    "namespace",
+    "active",
+    "global_order",
+)
+
+
+def plugin_config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def plugin_validate_config(*, plugin: Plugin, config: dict[str, Any], partial_over: dict | None = None) -> dict:
+    """Validate `config` (merged over `partial_over` when it is an override) against the plugin's schema."""
+    if not isinstance(config, dict):
+        raise ValidationError({"config": "Plugin config must be a JSON object."})
+    merged = deep_merge(partial_over, config) if partial_over is not None else config
+    try:
+        return validate_config(plugin.slug, plugin.config_schema or None, merged)
+    except PluginConfigError as exc:
+        raise ValidationError({"config": exc.errors}) from None
+    except FjordgateSDKError as exc:
+        raise ValidationError({"config": str(exc)}) from None
+
+
+def plugin_describe_into(plugin: Plugin) -> None:
+    """Fill the discovered fields from the plugin itself (raises ValidationError when it cannot be loaded)."""
+    from .runtime import plugin_describe
+
+    try:
+        info = plugin_describe(plugin)
+    except FjordgateSDKError as exc:
+        raise ValidationError({"import_path" if plugin.import_path else "command": str(exc)}) from None
+    plugin.capabilities = sorted(info["capabilities"])
+    plugin.manifest = info["manifest"]
+    plugin.config_schema = info["config_schema"] or {}
+    plugin.hook_registrations = info["hook_registrations"]
+    if not plugin.version:
+        plugin.version = info["version"]
+    if not plugin.description:
+        plugin.description = info["description"]
+    if not plugin.name:
+        plugin.name = info["name"] or plugin.slug
+
+
+def _sync_hook_registrations(plugin: Plugin) -> None:
+    ObjectHookRegistration.objects.filter(plugin=plugin).delete()
+    seen = set()
+    for reg in plugin.hook_registrations:
+        for hook_type in reg.get("hook_types", []):
+            key = (reg.get("object_type"), hook_type)
+            if key in seen or key[0] not in ObjectHookRegistration.ObjectType.values:
+                continue
+            if hook_type not in ObjectHookRegistration.HookType.values:
+                continue
+            seen.add(key)
+            ObjectHookRegistration.objects.create(
+                plugin=plugin, object_type=key[0], hook_type=hook_type, priority=int(reg.get("priority", 100))
+            )
+
+
+def _after_commit(plugin_slug: str) -> None:
+    from .runtime import plugin_reload
+
+    try:
+        plugin_reload(plugin_slug)
+    except FjordgateSDKError as exc:
+        logger.warning("studio host could not reload plugin %s: %s", plugin_slug, exc)
+
+
+def _schedules_sync(plugin: Plugin) -> None:
+    try:
+        from control_plane.schedules import services as schedule_services
+    except ImportError:
+        return
+    sync = getattr(schedule_services, "schedules_sync_from_manifest", None)
+    if sync is not None:
+        sync(plugin=plugin)
+
+
+def _apply(plugin: Plugin, data: dict[str, Any]) -> Plugin:
+    for name in PLUGIN_FIELDS:
+        if name in data:
+            setattr(plugin, name, data[name])
+    plugin.import_path = plugin.import_path or ""
+    plugin.command = list(plugin.command or [])
+    if bool(plugin.import_path) == bool(plugin.command):
+        raise ValidationError("Set exactly one of import_path (in-process) and command (isolated process).")
+    if not all(isinstance(part, str) for part in plugin.command):
+        raise ValidationError({"command": "Give the command as a list of strings."})
+    plugin.full_clean(exclude=["name"] if not plugin.name else None)
+    plugin_describe_into(plugin)
+    plugin.config = plugin_validate_config(plugin=plugin, config=plugin.config or {})
+    plugin.save()
+    _sync_hook_registrations(plugin)
+    _schedules_sync(plugin)
+    config_change_record(namespace=plugin.namespace, reason=f"plugin {plugin.slug} changed")
+    transaction.on_commit(lambda: _after_commit(plugin.slug))
+    return plugin
+
+
+@transaction.atomic
+def plugin_register(*, data: dict[str, Any]) -> Plugin:
+    return _apply(Plugin(), data)
+
+
+@transaction.atomic
+def plugin_update(*, plugin: Plugin, data: dict[str, Any]) -> Plugin:
+    old_namespace = plugin.namespace
+    result = _apply(Plugin.objects.select_for_update().get(pk=plugin.pk), data)
+    if old_namespace != result.namespace:
+        config_change_record(namespace=old_namespace, reason=f"plugin {result.slug} moved out")
+    return result
+
+
+@transaction.atomic
+def plugin_delete(*, plugin: Plugin) -> None:
+    namespaces = {plugin.namespace, *plugin.llm_bindings.values_list("llm__namespace", flat=True)}
+    slug = plugin.slug
+    plugin.delete()
+    for namespace in sorted(namespaces):
+        config_change_record(namespace=namespace, reason=f"plugin {slug} deleted")
+    transaction.on_commit(lambda: _after_commit(slug))
+
+
+def plugin_get_resource(*, plugin: Plugin, type_slug: str, resource_id: str):
+    """A resource instance from a resource-provider plugin (`None` when it does not exist)."""
+    from .runtime import call_plugin
+
+    try:
+        return call_plugin(plugin.slug, "get_resource", type_slug, resource_id)
+    except FjordgateSDKError as exc:
+        raise ValidationError({"plugin_resources": f"plugin {plugin.slug!r} could not be asked: {exc}"}) from None

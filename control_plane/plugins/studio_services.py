@@ -1,0 +1,386 @@
+"""The services a plugin gets in the studio runtime: PostgreSQL KV, the studio event bus, management services.
+
+They run on the studio host's event loop; every ORM call goes through `sync_to_async` so the loop never blocks on
+the database and Django's per-thread connections stay in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from shared_sdk import ServiceError
+from shared_sdk.context import EventBus, EventHandler, KVStore, StudioServices, deliver, topic_matches
+from shared_sdk.messages import (
+    LLM,
+    App,
+    Direction,
+    Event,
+    LLMCallChunk,
+    LLMCallResponse,
+    LLMMessage,
+    Tool,
+    User,
+)
+
+__all__ = ["StudioEventBus", "StudioKV", "StudioServicesImpl", "register_event_forwarder"]
+
+logger = logging.getLogger(__name__)
+
+
+def _db(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
+
+
+class StudioKV(KVStore):
+    """A plugin's KV namespace in the shared `kv_kventry` table (values up to 5 MB, optional TTL)."""
+
+    def __init__(self, plugin_slug: str) -> None:
+        self.plugin_slug = plugin_slug
+
+    async def read(self, key: str) -> bytes | None:
+        from control_plane.kv.services import kv_read
+
+        return await _db(kv_read)(plugin_slug=self.plugin_slug, key=key)
+
+    async def write(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        from django.core.exceptions import ValidationError
+
+        from control_plane.kv.services import kv_write
+
+        try:
+            await _db(kv_write)(plugin_slug=self.plugin_slug, key=key, value=value, ttl_s=ttl_s)
+        except ValidationError as exc:
+            raise ServiceError("; ".join(exc.messages)) from None
+
+    async def delete(self, key: str) -> bool:
+        from control_plane.kv.services import kv_delete
+
+        return await _db(kv_delete)(plugin_slug=self.plugin_slug, key=key)
+
+    async def list(self, prefix: str = "") -> list[str]:
+        from control_plane.kv.services import kv_list
+
+        return await _db(kv_list)(plugin_slug=self.plugin_slug, prefix=prefix)
+
+
+_forwarders: list[Callable[[Event], Any]] = []
+
+
+def register_event_forwarder(forward: Callable[[Event], Any]) -> None:
+    """The bridge registers here to carry `Direction.DOWN` events to the edges over NATS."""
+    _forwarders.append(forward)
+
+
+class StudioEventBus(EventBus):
+    """In-process pub/sub between studio plugins; DOWN events also go to registered forwarders (the bridge)."""
+
+    def __init__(self, source: str = "", shared: dict[str, tuple[str, EventHandler]] | None = None) -> None:
+        self.source = source
+        self._subs: dict[str, tuple[str, EventHandler]] = {} if shared is None else shared
+
+    def bound(self, source: str) -> StudioEventBus:
+        return StudioEventBus(source, self._subs)
+
+    async def publish_event(self, event: Event) -> None:
+        if not event.source:
+            event.source = self.source
+        if event.direction is Direction.DOWN:
+            for forward in list(_forwarders):
+                result = forward(event)
+                if hasattr(result, "__await__"):
+                    await result
+        local = event if event.direction is Direction.LOCAL else _as_local(event)
+        for pattern, handler in list(self._subs.values()):
+            if pattern == "" or topic_matches(pattern, event.topic):
+                try:
+                    await deliver(handler, local)
+                except Exception:
+                    logger.exception("event handler for %s failed", event.topic)
+
+    async def subscribe(self, topic: str, handler: EventHandler) -> str:
+        sub_id = uuid.uuid4().hex
+        self._subs[sub_id] = (topic, handler)
+        return sub_id
+
+    async def subscribe_all(self, handler: EventHandler) -> str:
+        return await self.subscribe("", handler)
+
+    async def unsubscribe(self, subscription_id: str) -> bool:
+        return self._subs.pop(subscription_id, None) is not None
+
+
+def _as_local(event: Event) -> Event:
+    import msgspec
+
+    return msgspec.structs.replace(event, direction=Direction.LOCAL)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Management services
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _app(app: Any) -> App:
+    return App(
+        id=app.pk,
+        name=app.name,
+        description=app.description,
+        owner_id=app.owner_id,
+        namespace=app.namespace,
+        is_active=app.is_active,
+        llm_ids=sorted(app.llms.values_list("pk", flat=True)),
+        tool_ids=sorted(app.tools.values_list("pk", flat=True)),
+        datasource_ids=sorted(app.datasources.values_list("pk", flat=True)),
+        tags=sorted(app.tags.values_list("name", flat=True)),
+        rate_limit_rpm=app.rate_limit_rpm,
+        allowed_ips=list(app.allowed_ips),
+        metadata=dict(app.metadata),
+    )
+
+
+def _llm(llm: Any) -> LLM:
+    return LLM(
+        id=llm.pk,
+        slug=llm.slug,
+        name=llm.name,
+        vendor=llm.vendor,
+        api_endpoint=llm.api_endpoint,
+        default_model=llm.default_model,
+        allowed_models=list(llm.allowed_models),
+        privacy_score=llm.privacy_score,
+        is_active=llm.is_active,
+        namespace=llm.namespace,
+        metadata=dict(llm.metadata),
+    )
+
+
+def _user(user: Any) -> User:
+    profile = getattr(user, "fjordgate_profile", None)
+    return User(
+        id=user.pk,
+        email=user.email,
+        name=user.get_full_name(),
+        is_admin=user.is_staff,
+        groups=sorted(user.groups.values_list("name", flat=True)),
+        metadata=dict(profile.metadata) if profile else {},
+    )
+
+
+def _page(page: int, limit: int) -> slice:
+    page, limit = max(page, 1), min(max(limit, 1), 500)
+    return slice((page - 1) * limit, page * limit)
+
+
+class StudioServicesImpl(StudioServices):
+    """Management services over the ORM; writes go through the domain services, so object hooks still run."""
+
+    async def get_app(self, app_id: int) -> App | None:
+        def read() -> App | None:
+            from control_plane.applications.models import App as AppModel
+
+            app = AppModel.objects.filter(pk=app_id).first()
+            return _app(app) if app else None
+
+        return await _db(read)()
+
+    async def list_apps(
+        self,
+        page: int = 1,
+        limit: int = 50,
+        *,
+        owner_id: int | None = None,
+        namespace: str | None = None,
+        is_active: bool | None = None,
+    ) -> list[App]:
+        def read() -> list[App]:
+            from control_plane.applications.models import App as AppModel
+
+            qs = AppModel.objects.order_by("pk")
+            if owner_id is not None:
+                qs = qs.filter(owner_id=owner_id)
+            if namespace is not None:
+                qs = qs.filter(namespace=namespace)
+            if is_active is not None:
+                qs = qs.filter(is_active=is_active)
+            return [_app(a) for a in qs[_page(page, limit)]]
+
+        return await _db(read)()
+
+    async def update_app_metadata(self, app_id: int, metadata: dict[str, Any]) -> App:
+        def write() -> App:
+            from control_plane.applications.models import App as AppModel
+            from control_plane.applications.services import app_update
+
+            app = AppModel.objects.filter(pk=app_id).first()
+            if app is None:
+                raise ServiceError(f"no app {app_id}")
+            return _app(app_update(app=app, data={"metadata": dict(metadata)}))
+
+        return await _db(write)()
+
+    async def patch_app_metadata(self, app_id: int, key: str, value: Any = None, *, delete: bool = False) -> dict:
+        def write() -> dict:
+            from django.db import transaction
+
+            from control_plane.applications.models import App as AppModel
+            from control_plane.applications.services import app_update
+
+            with transaction.atomic():
+                app = AppModel.objects.select_for_update().filter(pk=app_id).first()
+                if app is None:
+                    raise ServiceError(f"no app {app_id}")
+                metadata = dict(app.metadata)
+                if delete:
+                    metadata.pop(key, None)
+                else:
+                    metadata[key] = value
+                return dict(app_update(app=app, data={"metadata": metadata}).metadata)
+
+        return await _db(write)()
+
+    async def get_user(self, user_id: int) -> User | None:
+        def read() -> User | None:
+            from django.contrib.auth import get_user_model
+
+            user = get_user_model().objects.filter(pk=user_id).first()
+            return _user(user) if user else None
+
+        return await _db(read)()
+
+    async def get_llm(self, llm_id: int) -> LLM | None:
+        def read() -> LLM | None:
+            from control_plane.llms.models import LLM as LLMModel
+
+            llm = LLMModel.objects.filter(pk=llm_id).first()
+            return _llm(llm) if llm else None
+
+        return await _db(read)()
+
+    async def list_llms(self, page: int = 1, limit: int = 50) -> list[LLM]:
+        def read() -> list[LLM]:
+            from control_plane.llms.models import LLM as LLMModel
+
+            return [_llm(x) for x in LLMModel.objects.order_by("pk")[_page(page, limit)]]
+
+        return await _db(read)()
+
+    async def list_tools(self, page: int = 1, limit: int = 50) -> list[Tool]:
+        def read() -> list[Tool]:
+            from control_plane.catalog.models import Tool as ToolModel
+
+            return [
+                Tool(
+                    id=t.pk,
+                    slug=t.slug,
+                    name=t.name,
+                    description=t.description,
+                    privacy_score=t.privacy_score,
+                    operations=[str(o) for o in t.operations],
+                    metadata=dict(t.metadata),
+                )
+                for t in ToolModel.objects.order_by("pk")[_page(page, limit)]
+            ]
+
+        return await _db(read)()
+
+    async def _upstream(self, llm_id: int) -> tuple[str, str, str, str]:
+        def read() -> tuple[str, str, str, str]:
+            from control_plane.llms.models import LLM as LLMModel
+            from control_plane.llms.secrets import vendor_key_decrypt
+
+            llm = LLMModel.objects.filter(pk=llm_id, is_active=True).first()
+            if llm is None:
+                raise ServiceError(f"no active LLM {llm_id}")
+            return (
+                llm.vendor,
+                llm.api_endpoint.rstrip("/"),
+                vendor_key_decrypt(llm.api_key_encrypted),
+                llm.default_model,
+            )
+
+        return await _db(read)()
+
+    async def call_llm(
+        self,
+        llm_id: int,
+        messages: list[LLMMessage],
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> LLMCallResponse:
+        """A direct, non-streamed call to the LLM's upstream (OpenAI or Anthropic wire format)."""
+        vendor, base, key, default_model = await self._upstream(llm_id)
+        body: dict[str, Any] = {
+            "model": model or default_model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+        }
+        if temperature is not None:
+            body["temperature"] = temperature
+        headers = {"content-type": "application/json"}
+        if vendor == "anthropic":
+            body["max_tokens"] = max_tokens or 1024
+            headers.update({"x-api-key": key, "anthropic-version": "2023-06-01"})
+            url = f"{base}/v1/messages" if not base.endswith("/v1") else f"{base}/messages"
+        else:
+            if max_tokens is not None:
+                body["max_tokens"] = max_tokens
+            if key:
+                headers["authorization"] = f"Bearer {key}"
+            url = f"{base}/chat/completions"
+        try:
+            async with httpx.AsyncClient(timeout=60) as client:
+                response = await client.post(url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"LLM {llm_id} unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise ServiceError(f"LLM {llm_id} answered {response.status_code}")
+        data = response.json()
+        if vendor == "anthropic":
+            text = "".join(part.get("text", "") for part in data.get("content", []) if part.get("type") == "text")
+            usage = data.get("usage", {})
+            return LLMCallResponse(
+                content=text,
+                model=data.get("model", ""),
+                finish_reason=data.get("stop_reason") or "",
+                prompt_tokens=usage.get("input_tokens", 0),
+                completion_tokens=usage.get("output_tokens", 0),
+            )
+        choice = (data.get("choices") or [{}])[0]
+        usage = data.get("usage") or {}
+        return LLMCallResponse(
+            content=(choice.get("message") or {}).get("content") or "",
+            model=data.get("model", ""),
+            finish_reason=choice.get("finish_reason") or "",
+            tool_calls=(choice.get("message") or {}).get("tool_calls") or [],
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+        )
+
+    async def stream_llm(
+        self,
+        llm_id: int,
+        messages: list[LLMMessage],
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[LLMCallChunk]:
+        """The whole answer as one content chunk followed by the final chunk (the upstream call is not streamed)."""
+        answer = await self.call_llm(llm_id, messages, model=model, temperature=temperature, max_tokens=max_tokens)
+        yield LLMCallChunk(content=answer.content)
+        yield LLMCallChunk(finish_reason=answer.finish_reason, done=True)

@@ -1,0 +1,100 @@
+"""The outbox and the snapshot an edge receives."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings
+
+from control_plane.applications.services import app_create, credential_create, credential_revoke
+from control_plane.budgets.services import budget_create
+from control_plane.catalog.services import model_price_upsert
+from control_plane.llms.services import llm_create, llm_set_plugin_chain
+from control_plane.sync.models import ConfigChange
+from control_plane.sync.selectors import config_changes_unpublished, snapshot_build
+from control_plane.sync.services import config_change_mark_published
+from shared_sdk.snapshot import decode_snapshot, encode_snapshot, snapshot_checksum
+
+pytestmark = pytest.mark.django_db
+
+
+def test_snapshot_has_global_and_own_namespace_only(register_plugin):
+    plugin = register_plugin("configured", "ConfiguredPlugin", config={"mode": "log"})
+    glob = llm_create(
+        data={
+            "name": "G",
+            "slug": "g",
+            "vendor": "openai",
+            "api_endpoint": "https://a.example",
+            "api_key": "sk-global-123",
+        }
+    )
+    llm_create(
+        data={"name": "E", "slug": "e", "vendor": "mock", "api_endpoint": "https://b.example", "namespace": "eu"}
+    )
+    llm_create(
+        data={"name": "U", "slug": "u", "vendor": "mock", "api_endpoint": "https://c.example", "namespace": "us"}
+    )
+    llm_set_plugin_chain(llm=glob, chain=[{"plugin": plugin, "config_override": {"mode": "block"}}])
+    app = app_create(data={"name": "a", "namespace": "eu", "llm_ids": [glob.pk], "approved": True})
+    _, key = credential_create(app=app)
+    revoked, _ = credential_create(app=app)
+    credential_revoke(credential=revoked)
+    model_price_upsert(data={"vendor": "openai", "model": "gpt-4o", "prompt_per_million": "2.5"})
+    budget_create(data={"scope": "app", "app": app, "limit": "10"})
+
+    snap = snapshot_build(namespace="eu")
+    assert sorted(x.slug for x in snap.llms) == ["e", "g"]
+    g = next(x for x in snap.llms if x.slug == "g")
+    assert Fernet(settings.FJORDGATE_EDGE_SECRET).decrypt(g.api_key_encrypted.encode()) == b"sk-global-123"
+    assert g.plugin_chain[0].config == {"mode": "block", "threshold": 3, "enabled": True}
+    assert [c.prefix for c in snap.credentials] == [key[:12]]
+    assert snap.prices[0].prompt_per_million == snap.prices[0].prompt_per_million.__class__("2.5")
+    assert snap.budgets[0].target_id == app.pk and snap.budgets[0].scope == "app"
+    assert snap.checksum == snapshot_checksum(snap)
+    assert decode_snapshot(encode_snapshot(snap)) == snap
+    assert snapshot_build(namespace="eu").checksum == snap.checksum  # same version, same checksum
+    assert [a.id for a in snapshot_build(namespace="us").apps] == []
+
+
+def test_versions_increase_and_global_change_bumps_every_namespace():
+    llm_create(
+        data={"name": "E", "slug": "e", "vendor": "mock", "api_endpoint": "https://b.example", "namespace": "eu"}
+    )
+    eu_version = snapshot_build(namespace="eu").version
+    us_version = snapshot_build(namespace="us").version
+    model_price_upsert(data={"vendor": "mock", "model": "m"})  # global
+    assert snapshot_build(namespace="eu").version > eu_version
+    assert snapshot_build(namespace="us").version > us_version
+
+
+def test_unpublished_changes_and_marking_them_published():
+    llm_create(
+        data={"name": "E", "slug": "e", "vendor": "mock", "api_endpoint": "https://b.example", "namespace": "eu"}
+    )
+    pending = list(config_changes_unpublished())
+    assert pending and pending[-1].namespace == "eu"
+    assert config_change_mark_published(namespace="eu", up_to_version=pending[-1].version) >= 1
+    assert not config_changes_unpublished().filter(namespace="eu").exists()
+    assert ConfigChange.objects.filter(namespace="eu", published_at__isnull=False).exists()
+
+
+def test_failed_write_leaves_no_config_change():
+    before = ConfigChange.objects.count()
+    with pytest.raises(Exception):  # noqa: B017 - any validation error; the point is the rollback
+        llm_create(
+            data={
+                "name": "bad",
+                "slug": "bad",
+                "vendor": "mock",
+                "api_endpoint": "https://x.example",
+                "fallbacks": [{"llm_slug": "missing"}],
+            }
+        )
+    assert ConfigChange.objects.count() == before
+
+
+def test_push_config_api(admin_api):
+    response = admin_api.post("/api/v1/config-changes/push/", {"namespace": "eu"}, format="json")
+    assert response.status_code == 201 and response.json()["namespace"] == "eu"
+    assert "push requested by root" in response.json()["reason"]
