@@ -1,0 +1,45 @@
+from django.contrib import admin
+
+from .models import AnalyticsEvent, BudgetUsageRecord, EdgePayloadRecord, ProxyLogRecord
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Shipped records are facts from the edges: viewable, never edited."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AnalyticsEvent)
+class AnalyticsEventAdmin(_ReadOnly):
+    list_display = ("timestamp", "app_id", "llm_slug", "model", "status_code", "total_tokens", "cost", "latency_ms")
+    list_filter = ("status_code", "vendor", "namespace", "streamed")
+    search_fields = ("request_id", "record_id", "model", "llm_slug")
+    date_hierarchy = "timestamp"
+
+
+@admin.register(BudgetUsageRecord)
+class BudgetUsageRecordAdmin(_ReadOnly):
+    list_display = ("timestamp", "app_id", "user_id", "llm_id", "tokens_used", "cost", "currency")
+    search_fields = ("request_id", "record_id")
+    date_hierarchy = "timestamp"
+
+
+@admin.register(ProxyLogRecord)
+class ProxyLogRecordAdmin(_ReadOnly):
+    list_display = ("timestamp", "method", "path", "response_code", "app_id", "vendor")
+    list_filter = ("response_code", "vendor")
+    search_fields = ("request_id", "record_id", "path")
+    exclude = ("request_body", "response_body")
+    date_hierarchy = "timestamp"
+
+
+@admin.register(EdgePayloadRecord)
+class EdgePayloadRecordAdmin(_ReadOnly):
+    list_display = ("received_timestamp", "plugin_slug", "edge_id", "namespace", "size", "delivered_at")
+    list_filter = ("plugin_slug", "namespace")
+    search_fields = ("record_id", "correlation_id", "edge_id")
+    exclude = ("payload",)

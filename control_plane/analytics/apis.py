@@ -1,0 +1,59 @@
+"""/api/v1/analytics/: shipped records (read-only) and usage/spend time series for dashboards."""
+
+import datetime as dt
+
+from django.utils import timezone
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .models import AnalyticsEvent
+from .selectors import usage_series
+
+
+class AnalyticsEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AnalyticsEvent
+        exclude = ["id"]
+
+
+class AnalyticsEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = AnalyticsEvent.objects.all()
+    serializer_class = AnalyticsEventSerializer
+    permission_classes = [IsAdminUser]
+    lookup_field = "record_id"
+    filterset_fields = ["app_id", "llm_id", "user_id", "namespace", "edge_id", "status_code", "model", "request_id"]
+    ordering_fields = ["timestamp", "cost", "latency_ms"]
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    group_by = serializers.ChoiceField(choices=["app_id", "llm_slug"], default="app_id")
+    bucket = serializers.ChoiceField(choices=["hour", "day"], default="day")
+    days = serializers.IntegerField(min_value=1, max_value=366, default=30)
+
+
+class UsageView(APIView):
+    """Requests, tokens and spend per app or per LLM per hour/day."""
+
+    permission_classes = [IsAdminUser]
+
+    def get(self, request):
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        since = timezone.now() - dt.timedelta(days=query.validated_data["days"])
+        rows = usage_series(
+            group_by=query.validated_data["group_by"], since=since, bucket=query.validated_data["bucket"]
+        )
+        return Response(
+            [
+                {
+                    "bucket": row["bucket"].isoformat(),
+                    "key": row[query.validated_data["group_by"]],
+                    "requests": row["requests"],
+                    "tokens": row["tokens"] or 0,
+                    "cost": str(row["cost"] or 0),
+                }
+                for row in rows
+            ]
+        )

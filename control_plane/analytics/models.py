@@ -1,0 +1,134 @@
+"""Models of the analytics domain: what edges ship up, stored once each.
+
+Every row carries the `record_id` the edge gave it, unique here, so the bridge can insert with ON CONFLICT DO
+NOTHING and a re-delivered NATS message never becomes a second row.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AnalyticsEvent(models.Model):
+    """One proxied LLM call (shared_sdk AnalyticsRecord)."""
+
+    record_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    timestamp = models.DateTimeField(db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    edge_id = models.CharField(max_length=63, blank=True, default="")
+    namespace = models.CharField(max_length=63, blank=True, default="")
+    app_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    llm_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    llm_slug = models.CharField(max_length=100, blank=True, default="")
+    vendor = models.CharField(max_length=32, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    status_code = models.PositiveSmallIntegerField(default=0)
+    prompt_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    cache_read_tokens = models.IntegerField(default=0)
+    cache_write_tokens = models.IntegerField(default=0)
+    total_tokens = models.IntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    currency = models.CharField(max_length=3, default="USD")
+    latency_ms = models.FloatField(default=0)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    upstream_latency_ms = models.FloatField(default=0)
+    request_bytes = models.IntegerField(default=0)
+    response_bytes = models.IntegerField(default=0)
+    streamed = models.BooleanField(default=False)
+    tool_calls = models.IntegerField(default=0)
+    choices = models.IntegerField(default=0)
+    error_type = models.CharField(max_length=64, blank=True, default="")
+    context = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        indexes = [models.Index(fields=["app_id", "timestamp"]), models.Index(fields=["llm_id", "timestamp"])]
+
+    def __str__(self) -> str:
+        return f"{self.request_id or self.record_id} {self.model} {self.status_code}"
+
+
+class BudgetUsageRecord(models.Model):
+    """Spend of one request against budgets (shared_sdk BudgetUsage); summed per budget period by the bridge."""
+
+    record_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    timestamp = models.DateTimeField(db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    edge_id = models.CharField(max_length=63, blank=True, default="")
+    namespace = models.CharField(max_length=63, blank=True, default="")
+    app_id = models.BigIntegerField(null=True, blank=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    llm_id = models.BigIntegerField(null=True, blank=True)
+    tokens_used = models.IntegerField(default=0)
+    prompt_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    currency = models.CharField(max_length=3, default="USD")
+    requests_count = models.IntegerField(default=1)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        indexes = [
+            models.Index(fields=["app_id", "timestamp"]),
+            models.Index(fields=["user_id", "timestamp"]),
+            models.Index(fields=["llm_id", "timestamp"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record_id} {self.cost} {self.currency}"
+
+
+class ProxyLogRecord(models.Model):
+    """Request and response bodies of one call (shared_sdk ProxyLog), kept for the retention period."""
+
+    record_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    timestamp = models.DateTimeField(db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    edge_id = models.CharField(max_length=63, blank=True, default="")
+    namespace = models.CharField(max_length=63, blank=True, default="")
+    app_id = models.BigIntegerField(null=True, blank=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    llm_id = models.BigIntegerField(null=True, blank=True)
+    vendor = models.CharField(max_length=32, blank=True, default="")
+    method = models.CharField(max_length=10, blank=True, default="")
+    path = models.CharField(max_length=500, blank=True, default="")
+    request_body = models.BinaryField(default=b"", blank=True)
+    response_body = models.BinaryField(default=b"", blank=True)
+    response_code = models.PositiveSmallIntegerField(default=0)
+    context = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {self.response_code}"
+
+
+class EdgePayloadRecord(models.Model):
+    """A gateway plugin's payload, persisted here before it is handed to the studio plugin's accept_edge_payload."""
+
+    record_id = models.CharField(max_length=64, unique=True)
+    plugin_slug = models.CharField(max_length=100, db_index=True)
+    edge_id = models.CharField(max_length=63)
+    namespace = models.CharField(max_length=63, blank=True, default="")
+    correlation_id = models.CharField(max_length=128, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    payload = models.BinaryField()
+    size = models.IntegerField(default=0)
+    edge_timestamp = models.DateTimeField()
+    received_timestamp = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    delivery_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-received_timestamp"]
+
+    def __str__(self) -> str:
+        return f"{self.plugin_slug} from {self.edge_id} ({self.size} bytes)"

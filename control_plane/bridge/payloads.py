@@ -1,0 +1,108 @@
+"""Edge payloads up: persist each payload once, acknowledge, then hand it to the owning studio plugin.
+
+Once a payload is committed to PostgreSQL it is safe, so the NATS message is acknowledged right away; delivery
+to the plugin's `accept_edge_payload` is then retried from the table (every `retry_every_s`) until it
+succeeds, so a plugin that is down or slow never makes the edge hold or re-send its payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import msgspec
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from control_plane.analytics.models import EdgePayloadRecord
+from control_plane.analytics.services import edge_payload_mark_delivered, edge_payload_store
+from shared_sdk.messages import EdgePayload
+from shared_sdk.sync_protocol import PAYLOAD_CONSUMER, UP_STREAM, PayloadEnvelope, decode
+
+from .db import run_db
+
+log = logging.getLogger("fjordgate.bridge")
+
+
+def _deliver(record: EdgePayloadRecord) -> None:
+    """Call the studio plugin (sync; runs on the bridge's DB thread so the plugin may use the ORM-backed services)."""
+    from control_plane.plugins.runtime import call_plugin
+
+    payload = EdgePayload(
+        payload=bytes(record.payload),
+        edge_id=record.edge_id,
+        edge_namespace=record.namespace,
+        correlation_id=record.correlation_id,
+        plugin_slug=record.plugin_slug,
+        metadata=dict(record.metadata),
+        edge_timestamp=int(record.edge_timestamp.timestamp()),
+        received_timestamp=int(record.received_timestamp.timestamp()),
+    )
+    try:
+        call_plugin(record.plugin_slug, "accept_edge_payload", payload)
+    except Exception as exc:
+        log.warning("plugin %s did not accept payload %s: %s", record.plugin_slug, record.record_id, exc)
+        edge_payload_mark_delivered(record=record, error=f"{type(exc).__name__}: {exc}")
+        return
+    edge_payload_mark_delivered(record=record)
+
+
+def _store_and_deliver(envelope: PayloadEnvelope) -> None:
+    record, created = edge_payload_store(envelope=envelope)
+    if created or record.delivered_at is None:
+        _deliver(record)
+
+
+def _retry_undelivered(limit: int = 100) -> int:
+    records = list(EdgePayloadRecord.objects.filter(delivered_at__isnull=True).order_by("received_timestamp")[:limit])
+    for record in records:
+        _deliver(record)
+    return len(records)
+
+
+class PayloadReceiver:
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+        self.received = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                subscription = await self._js.pull_subscribe(
+                    "fj.up.*.*.payload",
+                    durable=PAYLOAD_CONSUMER,
+                    stream=UP_STREAM,
+                    config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=1000),
+                )
+                await self._consume(subscription)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("payload consumer interrupted (%s); resubscribing", exc)
+                await asyncio.sleep(1)
+
+    async def _consume(self, subscription) -> None:
+        while True:
+            try:
+                messages = await subscription.fetch(16, timeout=1)
+            except NatsTimeout:
+                continue
+            for message in messages:
+                try:
+                    envelope = decode(message.data, PayloadEnvelope)
+                except msgspec.DecodeError as exc:
+                    log.error("dropping undecodable payload on %s: %s", message.subject, exc)
+                    await message.term()
+                    continue
+                if not envelope.payload.received_timestamp:
+                    envelope.payload.received_timestamp = int(time.time())
+                await run_db(_store_and_deliver, envelope)
+                await message.ack()
+                self.received += 1
+
+    @staticmethod
+    def retry_once() -> int:
+        """Leader duty (sync, on the DB thread): re-offer payloads whose plugin failed to accept them."""
+        return _retry_undelivered()

@@ -1,0 +1,164 @@
+"""The bridge process: connects to NATS, declares the streams, runs every duty until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from contextlib import suppress
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from control_plane.edges.models import PublishedConfig
+from control_plane.edges.services import edge_mark_stale
+from shared_sdk.sync_protocol import KEY_MANIFEST, UP_STREAM, UP_STREAM_SUBJECTS
+
+from .budgets import BudgetPublisher
+from .config_publisher import ConfigPublisher
+from .connection import connect_options, nats_connect
+from .db import run_db
+from .health import HealthServer
+from .heartbeats import HeartbeatReceiver
+from .leader import LeaderLease
+from .payloads import PayloadReceiver
+from .reloads import publish_reloads
+from .telemetry import TelemetryIngestor
+
+log = logging.getLogger("fjordgate.bridge")
+
+UP_STREAM_MAX_AGE_S = 7 * 24 * 3600
+
+
+async def ensure_up_stream(js: JetStreamContext) -> None:
+    """FJ_UP: work-queue retention (a message is gone once acknowledged), dedup window for replays."""
+    config = StreamConfig(
+        name=UP_STREAM,
+        subjects=UP_STREAM_SUBJECTS,
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=120,
+        max_age=UP_STREAM_MAX_AGE_S,
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)
+
+
+async def _connect_with_retry() -> Client:
+    """nats-py gives up on a failed first connect; the bridge may start before NATS, so we keep trying."""
+    while True:
+        try:
+            return await nats_connect()
+        except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as exc:
+            log.warning("NATS at %s not reachable (%s); retrying", connect_options()["servers"], exc)
+            await asyncio.sleep(1)
+
+
+class Bridge:
+    def __init__(self, *, health_port: int, poll_interval_s: float = 0.1, bridge_id: str | None = None) -> None:
+        self.bridge_id = bridge_id or f"{socket.gethostname()}-{os.getpid()}"
+        self._health_port = health_port
+        self._poll_interval_s = poll_interval_s
+        self._stop = asyncio.Event()
+        self._nc: Client | None = None
+        self.leader: LeaderLease | None = None
+        self.publisher: ConfigPublisher | None = None
+        self.telemetry: TelemetryIngestor | None = None
+        self.started_at = time.time()
+
+    def status(self) -> dict:
+        return {
+            "status": "ok" if self._nc is not None and self._nc.is_connected else "degraded",
+            "bridge_id": self.bridge_id,
+            "nats_connected": bool(self._nc is not None and self._nc.is_connected),
+            "leader": bool(self.leader and self.leader.is_leader),
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "telemetry_batches": self.telemetry.batches if self.telemetry else 0,
+            "records_inserted": self.telemetry.records_inserted if self.telemetry else 0,
+            "configs_published": self.publisher.published if self.publisher else 0,
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        health = HealthServer(self._health_port, self.status, host="0.0.0.0")
+        await health.start()
+        self._nc = nc = await _connect_with_retry()
+        js = nc.jetstream(timeout=10)
+        await ensure_up_stream(js)
+        self.leader = LeaderLease(js, self.bridge_id)
+        self.publisher = ConfigPublisher(js)
+        budgets = BudgetPublisher(js)
+        self.telemetry = TelemetryIngestor(js, on_ingested=budgets.mark_dirty)
+        payloads = PayloadReceiver(js)
+        await HeartbeatReceiver(nc).start()
+        tasks = [
+            asyncio.create_task(self.leader.run(), name="leader"),
+            asyncio.create_task(self.telemetry.run(), name="telemetry"),
+            asyncio.create_task(payloads.run(), name="payloads"),
+            asyncio.create_task(budgets.run(), name="budgets"),
+            asyncio.create_task(self._leader_duties(nc, payloads), name="leader-duties"),
+        ]
+        log.info("bridge ready (id %s, health on :%d)", self.bridge_id, self._health_port)
+        await self._stop.wait()
+        log.info("bridge stopping")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with suppress(Exception):
+            await nc.drain()
+        await health.stop()
+
+    async def _leader_duties(self, nc: Client, payloads: PayloadReceiver) -> None:
+        """Publishing config and reloads, marking stale edges, retrying payloads: only the leader does these."""
+        assert self.leader is not None and self.publisher is not None
+        last_stale_check = last_payload_retry = 0.0
+        was_leader = False
+        while True:
+            await asyncio.sleep(self._poll_interval_s)
+            if not self.leader.is_leader or not nc.is_connected:
+                was_leader = False
+                continue
+            try:
+                if not was_leader:
+                    await self._republish_missing()
+                    was_leader = True
+                await self.publisher.publish_pending()
+                await publish_reloads(nc)
+                now = time.monotonic()
+                if now - last_stale_check > 10:
+                    last_stale_check = now
+                    await run_db(edge_mark_stale)
+                if now - last_payload_retry > 30:
+                    last_payload_retry = now
+                    await run_db(payloads.retry_once)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("leader duty failed; retrying")
+                await asyncio.sleep(1)
+
+    async def _republish_missing(self) -> None:
+        """On taking over: a namespace whose bucket lost its manifest (NATS storage wiped) is published again."""
+        assert self.publisher is not None
+        namespaces = await run_db(lambda: list(PublishedConfig.objects.values_list("namespace", flat=True)))
+        for namespace in namespaces:
+            state = await self.publisher.bucket(namespace)
+            try:
+                await state.kv.get(KEY_MANIFEST)
+            except NotFoundError:
+                log.info("namespace %s has no manifest in NATS; republishing", namespace or "(global)")
+                await self.publisher.publish_namespace(namespace)

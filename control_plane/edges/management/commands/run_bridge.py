@@ -1,0 +1,28 @@
+"""`python manage.py run_bridge`: the control plane's only NATS-speaking process (see control_plane.bridge)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from django.core.management.base import BaseCommand
+
+from fjordgate.env import ConfigError, env_float, env_int
+
+
+class Command(BaseCommand):
+    help = "Run the bridge between the control plane and the edges (NATS JetStream)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--health-port", type=int, default=None, help="default: BRIDGE_HEALTH_PORT or 8010")
+
+    def handle(self, *args, **options) -> None:
+        from control_plane.bridge.runner import Bridge
+
+        try:
+            port = options["health_port"] or env_int("BRIDGE_HEALTH_PORT", 8010, minimum=1, maximum=65535)
+            poll_ms = env_float("BRIDGE_POLL_INTERVAL_MS", 100.0, minimum=5.0)
+        except ConfigError as exc:
+            from fjordgate.env import fail
+
+            fail(f"configuration error: {exc}")
+        asyncio.run(Bridge(health_port=port, poll_interval_s=poll_ms / 1000).run())

@@ -1,0 +1,48 @@
+import datetime as dt
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from control_plane.edges.models import EdgeInstance, EdgeReloadRequest, EdgeStatus
+from control_plane.edges.services import edge_mark_stale, edge_record_heartbeat, published_config_record
+
+pytestmark = pytest.mark.django_db
+
+
+def beat(edge_id="e1", checksum="abc", version=3):
+    return edge_record_heartbeat(edge_id=edge_id, namespace="demo", version=version, checksum=checksum)
+
+
+def test_status_follows_the_published_checksum_and_heartbeat_age():
+    assert beat().status == EdgeStatus.PENDING  # nothing published yet
+    published_config_record(namespace="demo", version=3, checksum="abc", chunk_count=1, total_bytes=10)
+    assert EdgeInstance.objects.get().status == EdgeStatus.IN_SYNC
+    published_config_record(namespace="demo", version=4, checksum="def", chunk_count=1, total_bytes=10)
+    assert EdgeInstance.objects.get().status == EdgeStatus.PENDING
+    from control_plane.edges.models import PublishedConfig
+
+    PublishedConfig.objects.update(published_at=timezone.now() - dt.timedelta(hours=1))
+    assert edge_mark_stale() == 1
+    assert EdgeInstance.objects.get().status == EdgeStatus.STALE
+    EdgeInstance.objects.update(last_heartbeat=timezone.now() - dt.timedelta(hours=1))
+    edge_mark_stale()
+    assert EdgeInstance.objects.get().status == EdgeStatus.OFFLINE
+
+
+def test_api_lists_edges_and_queues_reloads_for_admins_only():
+    beat("e1")
+    beat("e2")
+    client = APIClient()
+    assert client.get("/api/v1/edges/").status_code in (401, 403)
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-long-enough-1")
+    client.force_authenticate(admin)
+    listing = client.get("/api/v1/edges/?namespace=demo").json()
+    assert {edge["edge_id"] for edge in listing["results"]} == {"e1", "e2"}
+    edge = EdgeInstance.objects.get(edge_id="e2")
+    assert client.post(f"/api/v1/edges/{edge.pk}/reload/").status_code == 202
+    assert client.post("/api/v1/edges/reload/", {"namespace": "demo"}, format="json").status_code == 202
+    bad = client.post("/api/v1/edges/reload/", {}, format="json")
+    assert bad.status_code == 400 and "namespace" in str(bad.json())
+    assert set(EdgeReloadRequest.objects.values_list("edge_id", flat=True)) == {"e2", ""}

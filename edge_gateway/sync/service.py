@@ -1,0 +1,165 @@
+"""Everything the edge does over NATS, started and stopped as one unit by the edge's lifespan.
+
+Start-up order is what makes an edge useful without the control plane: the last snapshot on disk is applied
+first (the edge is ready and says `config_source="disk"`), telemetry is spooled from the first request, and
+NATS is connected in the background; once it is, the current manifest replaces the disk copy and the spool
+drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+from nats.aio.client import Client
+from prometheus_client import CollectorRegistry
+
+from fjordgate.env import env_float, env_int
+from shared_sdk.sync_protocol import EdgeHeartbeat, encode, up_subject
+
+from ..telemetry.shipper import TelemetryShipper
+from ..telemetry.spool import Spool
+from .client import ConfigSync, SnapshotStore
+from .connection import connect_forever
+
+log = logging.getLogger("fjordgate.edge.sync")
+
+BUILD = "fjordgate-edge/0.1.0"
+
+
+class EdgeSyncService:
+    def __init__(
+        self,
+        *,
+        store: SnapshotStore,
+        namespace: str,
+        edge_id: str,
+        nats_url: str | None,
+        state_dir: str,
+        host: str = "",
+        port: int = 0,
+        in_flight: Callable[[], int] = lambda: 0,
+        registry: CollectorRegistry | None = None,
+        environ: Any = None,
+    ) -> None:
+        self.namespace = namespace
+        self.edge_id = edge_id
+        self._nats_url = nats_url
+        self._store = store
+        self._host = host
+        self._port = port
+        self._in_flight = in_flight
+        self._heartbeat_s = env_float("EDGE_HEARTBEAT_S", 10.0, minimum=0.1, environ=environ)
+        spool_max = env_int("EDGE_SPOOL_MAX_BYTES", 256 * 1024 * 1024, minimum=1024, environ=environ)
+        self.spool = Spool(os.path.join(state_dir, "spool.sqlite3"), max_bytes=spool_max, registry=registry)
+        self.shipper = TelemetryShipper(namespace=namespace, edge_id=edge_id, spool=self.spool)
+        self.config = ConfigSync(store=store, namespace=namespace, edge_id=edge_id, on_applied=self._beat_soon)
+        self.nats_connected = False
+        self.started_at = time.time()
+        self._nc: Client | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._beat_now = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the spool, adopt the config already applied from disk (if any), connect NATS in the background."""
+        await self.spool.open()
+        current = getattr(self._store, "current", None)
+        snapshot = getattr(current, "snapshot", None)
+        if snapshot is not None:
+            self.config.adopt(snapshot, "disk")
+        self._tasks.append(asyncio.create_task(self.shipper.run(), name="telemetry-shipper"))
+        if self._nats_url:
+            self._tasks.append(asyncio.create_task(self._connect_and_sync(), name="nats-sync"))
+
+    async def stop(self, drain_timeout_s: float = 2.0) -> None:
+        if self.nats_connected:
+            await self.shipper.drained(drain_timeout_s)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._nc is not None:
+            with suppress(Exception):
+                await self._nc.close()
+        await self.spool.close()
+
+    # -- status ---------------------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        """For `/ready` and `/health`: where the config came from and whether NATS is reachable."""
+        return {
+            "config_source": self.config.config_source,
+            "config_version": self.config.applied_version,
+            "config_checksum": self.config.applied_checksum,
+            "nats_connected": self.nats_connected,
+            "spool_records": self.spool.records,
+            "spool_bytes": self.spool.bytes,
+        }
+
+    def heartbeat(self) -> EdgeHeartbeat:
+        now = time.time()
+        return EdgeHeartbeat(
+            edge_id=self.edge_id,
+            namespace=self.namespace,
+            version=self.config.applied_version,
+            checksum=self.config.applied_checksum,
+            started_at=self.started_at,
+            uptime_s=round(now - self.started_at, 3),
+            in_flight=self._in_flight(),
+            build=BUILD,
+            host=self._host,
+            port=self._port,
+            config_source=self.config.config_source,
+            nats_connected=self.nats_connected,
+            spool_records=self.spool.records,
+            spool_bytes=self.spool.bytes,
+            sent_at=now,
+        )
+
+    # -- internals ------------------------------------------------------------------------------------------
+
+    def _set_connected(self, connected: bool) -> None:
+        self.nats_connected = connected
+        if connected:
+            self.shipper.attach(self._nc)
+            self._beat_soon()
+
+    def _beat_soon(self) -> None:
+        self._beat_now.set()
+
+    async def _connect_and_sync(self) -> None:
+        async def connected(nc: Client) -> None:
+            self._nc = nc
+            self.shipper.attach(nc)
+
+        nc = await connect_forever(
+            self._nats_url or "",
+            name=f"fjordgate-edge-{self.edge_id}",
+            on_connected=connected,
+            on_state=self._set_connected,
+        )
+        self._nc = nc
+        self.shipper.attach(nc)
+        heartbeats = asyncio.create_task(self._heartbeat_loop(nc), name="heartbeat")
+        try:
+            await self.config.run(nc)
+        finally:
+            heartbeats.cancel()
+
+    async def _heartbeat_loop(self, nc: Client) -> None:
+        subject = up_subject(self.namespace, self.edge_id, "heartbeat")
+        while True:
+            if nc.is_connected:
+                try:
+                    await nc.publish(subject, encode(self.heartbeat()))
+                except Exception as exc:
+                    log.debug("heartbeat not sent: %s", exc)
+            self._beat_now.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), self._heartbeat_s)

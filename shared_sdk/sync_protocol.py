@@ -1,0 +1,337 @@
+"""The wire protocol between the bridge (control plane) and the edges over NATS JetStream.
+
+Both tiers import this module and nothing of each other, so the subjects, bucket names and message shapes
+are defined exactly once. `docs/sync.md` describes the same thing for operators.
+
+Why these shapes:
+- Config goes down through one JetStream KV bucket per namespace (`FJ_CFG_<ns>`), so NATS permissions can give
+  an edge read access to its own namespace's bucket and nothing else, and an edge that starts later still finds
+  the last value. The snapshot itself is split into content-addressed chunks (`chunk.<sha256>`) listed by a small
+  manifest (`ctl.manifest`): no single message approaches NATS's 1 MB limit however many apps and keys a
+  namespace holds, and a change to one credential produces one new chunk, so edges fetch only what changed.
+- Telemetry goes up in batches on a JetStream stream with `Nats-Msg-Id` = the batch id (server-side dedup of
+  replays within the window) and every record carries its own `record_id`, which is unique in PostgreSQL, so a
+  re-delivery after any crash is harmless: each record is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from .messages import AnalyticsRecord, BudgetUsage, EdgePayload, ProxyLog
+from .snapshot import (
+    AppConfig,
+    BudgetConfig,
+    ConfigSnapshot,
+    CredentialConfig,
+    LLMConfig,
+    ModelPriceConfig,
+    PluginConfig,
+    UserConfig,
+    snapshot_checksum,
+)
+
+__all__ = [
+    "BRIDGE_QUEUE_GROUP",
+    "CHUNK_TARGET_BYTES",
+    "KEY_BUDGETS",
+    "KEY_MANIFEST",
+    "PAYLOAD_CONSUMER",
+    "TELEMETRY_CONSUMER",
+    "UP_STREAM",
+    "UP_STREAM_SUBJECTS",
+    "BudgetSpend",
+    "BudgetUpdate",
+    "EdgeHeartbeat",
+    "PayloadEnvelope",
+    "ReloadRequest",
+    "SnapshotManifest",
+    "TelemetryBatch",
+    "chunk_key",
+    "config_bucket",
+    "decode",
+    "down_subject",
+    "encode",
+    "manifest_digests",
+    "namespace_token",
+    "snapshot_assemble",
+    "snapshot_canonical",
+    "snapshot_split",
+    "up_subject",
+]
+
+# ---------------------------------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------------------------------
+
+UP_STREAM = "FJ_UP"
+"""JetStream stream holding everything edges send up durably: telemetry batches and plugin payloads."""
+UP_STREAM_SUBJECTS = ["fj.up.*.*.telemetry", "fj.up.*.*.payload"]
+TELEMETRY_CONSUMER = "fj-bridge-telemetry"
+"""Durable pull consumer shared by every bridge: each batch goes to exactly one of them."""
+PAYLOAD_CONSUMER = "fj-bridge-payload"
+BRIDGE_QUEUE_GROUP = "fj-bridge"
+"""Queue group of the bridges' core-NATS subscriptions (heartbeats, events up): one bridge handles each message."""
+KEY_MANIFEST = "ctl.manifest"
+KEY_BUDGETS = "ctl.budgets"
+CHUNK_TARGET_BYTES = 256 * 1024
+CHUNK_MAX_BYTES = 900 * 1024
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+GLOBAL_TOKEN = "_"
+"""The subject/bucket token of the global namespace ""; namespaces cannot start with "_", so it never collides."""
+BROADCAST_TOKEN = "_all"
+"""Down subjects every edge of every namespace subscribes to (global events)."""
+
+
+def namespace_token(namespace: str) -> str:
+    """The namespace as it appears in subjects and bucket names; raises ValueError for names NATS cannot carry."""
+    if namespace == "":
+        return GLOBAL_TOKEN
+    if not _NAMESPACE.match(namespace):
+        raise ValueError(f"namespace {namespace!r} must be 1-63 letters, digits, '-' or '_' and not start with '_'")
+    return namespace
+
+
+def _edge_token(edge_id: str) -> str:
+    if not _NAMESPACE.match(edge_id):
+        raise ValueError(f"edge id {edge_id!r} must be 1-63 letters, digits, '-' or '_' and not start with '_'")
+    return edge_id
+
+
+def config_bucket(namespace: str) -> str:
+    return f"FJ_CFG_{namespace_token(namespace)}"
+
+
+def chunk_key(digest: str) -> str:
+    return f"chunk.{digest}"
+
+
+def up_subject(namespace: str, edge_id: str, kind: str) -> str:
+    """`fj.up.<ns>.<edge>.<kind>`, kind in telemetry | payload | heartbeat | event."""
+    return f"fj.up.{namespace_token(namespace)}.{_edge_token(edge_id)}.{kind}"
+
+
+def down_subject(namespace: str | None, kind: str) -> str:
+    """`fj.down.<ns>.<kind>` (kind in reload | budgets | event); `namespace=None` means every namespace."""
+    token = BROADCAST_TOKEN if namespace is None else namespace_token(namespace)
+    return f"fj.down.{token}.{kind}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
+    pass
+
+
+class SnapshotManifest(_Wire):
+    """`ctl.manifest` in the namespace's bucket: the version, its checksum and the chunks that make it up."""
+
+    namespace: str
+    version: int
+    checksum: str
+    generated_at: float = 0.0
+    published_at: float = 0.0
+    schema_version: int = 1
+    sections: dict[str, list[str]] = {}
+    """Section name (a list field of ConfigSnapshot) -> SHA-256 of each chunk, in shard order."""
+    total_bytes: int = 0
+
+
+class BudgetSpend(_Wire):
+    budget_id: int
+    spent: Decimal
+    period_start: float
+
+
+class BudgetUpdate(_Wire):
+    """`ctl.budgets` (kept in the bucket) and `fj.down.<ns>.budgets` (pushed): the control plane's spend figures."""
+
+    namespace: str
+    generated_at: float
+    budgets: list[BudgetSpend] = []
+
+
+class ReloadRequest(_Wire):
+    """`fj.down.<ns>.reload`: re-read the manifest and re-apply; `edge_id=""` means every edge of the namespace."""
+
+    request_id: str = msgspec.field(default_factory=lambda: uuid.uuid4().hex)
+    edge_id: str = ""
+    requested_at: float = msgspec.field(default_factory=time.time)
+
+
+class EdgeHeartbeat(_Wire):
+    """`fj.up.<ns>.<edge>.heartbeat`: announce (first) and heartbeat (every EDGE_HEARTBEAT_S seconds)."""
+
+    edge_id: str
+    namespace: str
+    version: int = 0
+    checksum: str = ""
+    started_at: float = 0.0
+    uptime_s: float = 0.0
+    in_flight: int = 0
+    build: str = ""
+    host: str = ""
+    port: int = 0
+    config_source: str = "none"
+    """Where the applied config came from: nats | disk (last snapshot, NATS unreachable) | file | none."""
+    nats_connected: bool = True
+    spool_records: int = 0
+    spool_bytes: int = 0
+    sent_at: float = msgspec.field(default_factory=time.time)
+
+
+class TelemetryBatch(_Wire):
+    """`fj.up.<ns>.<edge>.telemetry` on stream FJ_UP, header `Nats-Msg-Id: <batch_id>`."""
+
+    batch_id: str
+    edge_id: str
+    namespace: str
+    created_at: float
+    analytics: list[AnalyticsRecord] = []
+    budget_usage: list[BudgetUsage] = []
+    proxy_logs: list[ProxyLog] = []
+
+
+class PayloadEnvelope(_Wire):
+    """`fj.up.<ns>.<edge>.payload` on stream FJ_UP, header `Nats-Msg-Id: <record_id>`: one plugin payload."""
+
+    record_id: str
+    payload: EdgePayload
+
+
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_decoders: dict[type, msgspec.msgpack.Decoder] = {}
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """Every NATS message body is msgpack (bytes fields such as proxy-log bodies travel without base64)."""
+    return _msgpack_encoder.encode(message)
+
+
+def decode(data: bytes, kind: type[msgspec.Struct]) -> Any:
+    """Decode and type-check; raises msgspec.ValidationError naming the bad field."""
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.msgpack.Decoder(kind)
+    return decoder.decode(data)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Snapshot split and assembly
+# ---------------------------------------------------------------------------------------------------------------
+
+_SECTIONS: dict[str, tuple[type, Callable[[Any], Any]]] = {
+    "llms": (LLMConfig, lambda item: item.id),
+    "apps": (AppConfig, lambda item: item.id),
+    "credentials": (CredentialConfig, lambda item: item.key_hash),
+    "users": (UserConfig, lambda item: item.id),
+    "plugins": (PluginConfig, lambda item: item.slug),
+    "prices": (ModelPriceConfig, lambda item: (item.vendor, item.model)),
+    "budgets": (BudgetConfig, lambda item: item.id),
+}
+_json = msgspec.json.Encoder(order="sorted")
+_section_decoders = {name: msgspec.json.Decoder(list[kind]) for name, (kind, _) in _SECTIONS.items()}
+
+
+def snapshot_canonical(snapshot: ConfigSnapshot) -> ConfigSnapshot:
+    """Every list sorted by its natural key and the checksum recomputed: the form the bridge publishes.
+
+    Sorting makes the checksum independent of query order, and lets an edge reassemble shards into exactly the
+    snapshot that was hashed.
+    """
+    changes = {name: sorted(getattr(snapshot, name), key=key) for name, (_, key) in _SECTIONS.items()}
+    canonical = msgspec.structs.replace(snapshot, checksum="", **changes)
+    return msgspec.structs.replace(canonical, checksum=snapshot_checksum(canonical))
+
+
+def _shard_of(key: Any, shards: int) -> int:
+    return zlib.crc32(repr(key).encode()) % shards if shards > 1 else 0
+
+
+def _split_section(items: list, key: Callable[[Any], Any], target: int) -> list[bytes]:
+    if not items:
+        return []
+    whole = len(_json.encode(items))
+    shards = 1
+    while whole / shards > target:
+        shards *= 2  # powers of two: the shard of an item changes only when the section doubles or halves
+    while True:
+        buckets: list[list] = [[] for _ in range(shards)]
+        for item in items:
+            buckets[_shard_of(key(item), shards)].append(item)
+        chunks = [_json.encode(bucket) for bucket in buckets if bucket]
+        if max(len(chunk) for chunk in chunks) <= CHUNK_MAX_BYTES or shards >= len(items):
+            return chunks
+        shards *= 2
+
+
+def snapshot_split(
+    snapshot: ConfigSnapshot, *, target_bytes: int = CHUNK_TARGET_BYTES
+) -> tuple[SnapshotManifest, dict[str, bytes]]:
+    """Split a canonical snapshot into a manifest and content-addressed chunks (`sha256 hex -> bytes`).
+
+    Items are sharded by a stable hash of their key, so an unchanged shard keeps its digest from one version
+    to the next and an edge that already holds it does not fetch it again.
+    """
+    chunks: dict[str, bytes] = {}
+    sections: dict[str, list[str]] = {}
+    for name, (_, key) in _SECTIONS.items():
+        digests = []
+        for chunk in _split_section(list(getattr(snapshot, name)), key, target_bytes):
+            digest = hashlib.sha256(chunk).hexdigest()
+            chunks[digest] = chunk
+            digests.append(digest)
+        sections[name] = digests
+    manifest = SnapshotManifest(
+        namespace=snapshot.namespace,
+        version=snapshot.version,
+        checksum=snapshot.checksum,
+        generated_at=snapshot.generated_at,
+        published_at=time.time(),
+        schema_version=snapshot.schema_version,
+        sections=sections,
+        total_bytes=sum(len(chunk) for chunk in chunks.values()),
+    )
+    return manifest, chunks
+
+
+def manifest_digests(manifest: SnapshotManifest) -> Iterable[str]:
+    for digests in manifest.sections.values():
+        yield from digests
+
+
+def snapshot_assemble(manifest: SnapshotManifest, chunks: dict[str, bytes]) -> ConfigSnapshot:
+    """Rebuild the snapshot a manifest describes and verify its checksum (ValueError when it does not match)."""
+    fields: dict[str, list] = {}
+    for name, (_, key) in _SECTIONS.items():
+        items: list = []
+        for digest in manifest.sections.get(name, []):
+            data = chunks[digest]
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise ValueError(f"chunk {digest} of section {name} is corrupt")
+            items.extend(_section_decoders[name].decode(data))
+        fields[name] = sorted(items, key=key)
+    snapshot = ConfigSnapshot(
+        namespace=manifest.namespace,
+        version=manifest.version,
+        checksum=manifest.checksum,
+        generated_at=manifest.generated_at,
+        schema_version=manifest.schema_version,
+        **fields,
+    )
+    if snapshot_checksum(snapshot) != manifest.checksum:
+        raise ValueError(f"snapshot {manifest.namespace!r} v{manifest.version} does not match its checksum")
+    return snapshot

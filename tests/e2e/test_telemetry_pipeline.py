@@ -1,0 +1,135 @@
+"""Telemetry from the edge's shipper to PostgreSQL through a real JetStream server and the bridge's ingestor:
+each record stored exactly once although NATS is killed mid-traffic and the bridge restarts mid-ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import suppress
+
+import nats
+import pytest
+from django.db import connections
+
+from control_plane.analytics.models import AnalyticsEvent, BudgetUsageRecord
+from control_plane.bridge.db import run_db
+from control_plane.bridge.runner import ensure_up_stream
+from control_plane.bridge.telemetry import TelemetryIngestor
+from edge_gateway.telemetry.shipper import TelemetryShipper
+from edge_gateway.telemetry.spool import Spool
+from shared_sdk.messages import AnalyticsRecord, BudgetUsage
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+
+async def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def _count(model) -> int:
+    return model.objects.count()
+
+
+def _ids() -> list[str]:
+    return list(AnalyticsEvent.objects.values_list("record_id", flat=True))
+
+
+async def _bridge(url: str):
+    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    js = nc.jetstream(timeout=5)
+    await ensure_up_stream(js)
+    ingestor = TelemetryIngestor(js)
+    return nc, asyncio.create_task(ingestor.run())
+
+
+async def _edge(url: str, tmp_path):
+    spool = Spool(tmp_path / "spool.sqlite3", max_bytes=50 * 1024 * 1024)
+    await spool.open()
+    shipper = TelemetryShipper(namespace="demo", edge_id="edge-1", spool=spool)
+    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    shipper.attach(nc)
+    return nc, shipper, asyncio.create_task(shipper.run())
+
+
+def records(start: int, count: int) -> list:
+    out: list = []
+    for i in range(start, start + count):
+        out.append(AnalyticsRecord(request_id=f"req-{i}", app_id=1, model="mock-gpt", status_code=200, cost="0.01"))
+        out.append(BudgetUsage(request_id=f"req-{i}", app_id=1, cost="0.01"))
+    return out
+
+
+async def test_nats_killed_mid_traffic_and_bridge_restarted_store_each_record_once(nats_server, tmp_path):
+    bridge_nc, bridge = await _bridge(nats_server.url)
+    edge_nc, shipper, sender = await _edge(nats_server.url, tmp_path)
+    sent: list[str] = []
+    try:
+        for i in range(0, 200, 20):
+            batch = records(i, 20)
+            sent += [r.record_id for r in batch if isinstance(r, AnalyticsRecord)]
+            await shipper.submit_batch(batch)
+        nats_server.stop()  # NATS dies while the edge keeps producing
+        for i in range(200, 400, 20):
+            batch = records(i, 20)
+            sent += [r.record_id for r in batch if isinstance(r, AnalyticsRecord)]
+            await shipper.submit_batch(batch)
+        assert shipper.spool.records > 0
+        nats_server.start()
+        # the bridge restarts while the backlog is being ingested
+        await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) > 0))
+        bridge.cancel()
+        await asyncio.gather(bridge, return_exceptions=True)
+        with suppress(Exception):  # the old connection may still be mid-reconnect after the NATS restart
+            await bridge_nc.close()
+        bridge_nc, bridge = await _bridge(nats_server.url)
+        for i in range(400, 500, 20):
+            batch = records(i, 20)
+            sent += [r.record_id for r in batch if isinstance(r, AnalyticsRecord)]
+            await shipper.submit_batch(batch)
+        await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) >= len(sent)))
+        await asyncio.sleep(1.0)  # any duplicate would arrive now
+        stored = await run_db(_ids)
+        assert sorted(stored) == sorted(sent), "every request exactly once"
+        assert await run_db(_count, BudgetUsageRecord) == len(sent)
+        assert shipper.spool.records == 0
+    finally:
+        for task in (bridge, sender):
+            task.cancel()
+        await asyncio.gather(bridge, sender, return_exceptions=True)
+        with suppress(Exception):
+            await bridge_nc.close()
+        with suppress(Exception):
+            await edge_nc.close()
+        await shipper.spool.close()
+        await run_db(connections.close_all)
+
+
+async def test_redelivered_and_replayed_batches_do_not_duplicate(nats_server, tmp_path):
+    """The same batch published twice (a replay after a lost ack) and records repeated across batches."""
+    bridge_nc, bridge = await _bridge(nats_server.url)
+    edge_nc, shipper, sender = await _edge(nats_server.url, tmp_path)
+    try:
+        batch = records(0, 10)
+        await shipper.submit_batch(batch)
+        await shipper.submit_batch(batch)  # new batch id, same record ids
+        await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) == 10))
+        head_again = records(10, 5)
+        await shipper.submit_batch(head_again)
+        await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) == 15))
+        await asyncio.sleep(0.5)
+        assert await run_db(_count, AnalyticsEvent) == 15
+    finally:
+        for task in (bridge, sender):
+            task.cancel()
+        await asyncio.gather(bridge, sender, return_exceptions=True)
+        with suppress(Exception):
+            await bridge_nc.close()
+        with suppress(Exception):
+            await edge_nc.close()
+        await shipper.spool.close()
+        await run_db(connections.close_all)
