@@ -1,0 +1,26 @@
+"""The plugin host, used by the edge and the control plane alike.
+
+    host = PluginHost(Runtime.GATEWAY, services_factory)
+    handle = await host.load(PluginSpec(slug="pii", import_path="plugins.pii:PIIRedactor", config={...}))
+    response = await handle.call("handle_post_auth", ctx, request)
+
+See `PluginSpec` for in-process vs isolated, `PluginHandle` for call semantics (timeouts, failure policy).
+"""
+
+from ._config import apply_defaults, validate_config
+from ._host import PluginHost
+from ._loader import ENTRY_POINT_GROUP, load_plugin_object
+from .handle import InProcessHandle, PluginHandle
+from .spec import FailurePolicy, PluginSpec
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FailurePolicy",
+    "InProcessHandle",
+    "PluginHandle",
+    "PluginHost",
+    "PluginSpec",
+    "apply_defaults",
+    "load_plugin_object",
+    "validate_config",
+]

@@ -1,0 +1,127 @@
+"""`PluginHost`: loads, reloads and unloads plugins for one runtime (an edge or the control plane).
+
+Loading is the only place that may be slow or fail loudly: import or spawn, describe, validate the config
+against the plugin's JSON Schema, `initialize`, open the session. After that, callers only use the
+returned `PluginHandle`, whose calls never raise anything but `PluginCallError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..context import Services
+from ..errors import PluginLoadError
+from ..messages import Runtime
+from ._config import validate_config
+from ._loader import load_plugin_object
+from .handle import InProcessHandle, PluginHandle
+from .spec import PluginSpec
+
+__all__ = ["PluginHost"]
+
+log = logging.getLogger("fjordgate.plugins.host")
+
+
+class PluginHost:
+    """Owns the loaded plugins of one process.
+
+    `services_factory(slug)` returns the `Services` a plugin gets (its own KV namespace, a logger bound to
+    it, the event bus, the runtime's services). It is called once per load, never per request.
+    """
+
+    def __init__(self, runtime: Runtime | str, services_factory: Callable[[str], Services]) -> None:
+        self.runtime = Runtime(runtime)
+        self.services_factory = services_factory
+        self._handles: dict[str, PluginHandle] = {}
+        self._lock = asyncio.Lock()
+
+    def get(self, slug: str) -> PluginHandle | None:
+        return self._handles.get(slug)
+
+    def __contains__(self, slug: object) -> bool:
+        return slug in self._handles
+
+    @property
+    def handles(self) -> dict[str, PluginHandle]:
+        """Loaded plugins by slug (a copy; safe to iterate while loading)."""
+        return dict(self._handles)
+
+    async def load(self, spec: PluginSpec) -> PluginHandle:
+        """Load, validate config, initialize; raises `PluginLoadError` or `PluginConfigError`."""
+        async with self._lock:
+            if spec.slug in self._handles:
+                raise PluginLoadError(spec.slug, "a plugin with this slug is already loaded (use reload)")
+            handle = await self._start(spec)
+            self._handles[spec.slug] = handle
+            return handle
+
+    async def load_instance(self, plugin: object, spec: PluginSpec) -> PluginHandle:
+        """Load an already constructed plugin object in-process (embedding and tests); `spec.import_path` is
+        informational only."""
+        async with self._lock:
+            if spec.slug in self._handles:
+                raise PluginLoadError(spec.slug, "a plugin with this slug is already loaded (use reload)")
+            handle = await self._start(spec, plugin)
+            self._handles[spec.slug] = handle
+            return handle
+
+    async def reload(self, spec: PluginSpec) -> PluginHandle:
+        """Start the new version first; swap only once it initialized, so a bad config keeps the old one running."""
+        async with self._lock:
+            new = await self._start(spec)
+            old = self._handles.get(spec.slug)
+            self._handles[spec.slug] = new
+        if old is not None:
+            await self._stop(old)
+        return new
+
+    async def unload(self, slug: str) -> None:
+        async with self._lock:
+            handle = self._handles.pop(slug, None)
+        if handle is not None:
+            await self._stop(handle)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+        await asyncio.gather(*(self._stop(h) for h in handles))
+
+    async def _start(self, spec: PluginSpec, plugin: object | None = None) -> PluginHandle:
+        services = self.services_factory(spec.slug)
+        handle: PluginHandle
+        if plugin is not None:
+            handle = InProcessHandle(spec, self.runtime, services, plugin)
+        elif spec.runs_isolated:
+            from ..isolated.supervisor import IsolatedHandle
+
+            handle = IsolatedHandle(spec, self.runtime, services)
+        else:
+            assert spec.import_path is not None
+            plugin = load_plugin_object(spec.slug, spec.import_path)
+            handle = InProcessHandle(spec, self.runtime, services, plugin)
+        try:
+            await handle.start()
+            schema = await handle.read_config_schema()
+            handle.config_schema = schema
+            config = validate_config(spec.slug, schema, spec.config)
+            await handle.initialize(config)
+        except BaseException:
+            await self._stop(handle)
+            raise
+        log.info(
+            "plugin loaded",
+            extra={
+                "plugin": spec.slug,
+                "fields": {"isolated": spec.runs_isolated, "capabilities": sorted(handle.capabilities)},
+            },
+        )
+        return handle
+
+    async def _stop(self, handle: PluginHandle) -> None:
+        try:
+            await handle.stop()
+        except Exception as exc:  # a plugin failing to shut down must not stop the others
+            log.warning("plugin %s did not shut down cleanly: %s", handle.slug, exc)

@@ -1,0 +1,330 @@
+"""`PluginHandle`: the host's grip on one loaded plugin, and its in-process implementation.
+
+Every call goes through `handle.call(method, ctx, *args)` (or `handle.stream(...)` for agents and streamed
+endpoints), whatever the plugin runs in. The handle:
+
+- binds the request's `Context` to this plugin (its slug and its own services);
+- bounds the call by the spec's `timeout_s`;
+- runs a plain-`def` handler in this plugin's own thread pool, an `async def` one directly on the loop;
+- checks the result type (`shared_sdk.methods`), so a wrong return is an error here, not deep in the edge;
+- turns every failure into one `PluginCallError(slug, method, kind, fail_open)`.
+
+The in-process path is the edge's hot path: one dict lookup, one `asyncio.timeout`, the plugin's own
+coroutine, a type check. No task, no thread hop, no copy of the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..capabilities import discover
+from ..context import Context, Services
+from ..errors import CapabilityNotImplemented, PluginCallError, PluginLoadError
+from ..messages import Runtime
+from ..methods import LIFECYCLE, METHODS, MethodSpec
+from .spec import PluginSpec
+
+__all__ = ["InProcessHandle", "PluginHandle"]
+
+_STOP = object()
+
+
+class PluginHandle(ABC):
+    """What callers use; subclasses implement how calls reach the plugin."""
+
+    def __init__(self, spec: PluginSpec, runtime: Runtime, services: Services) -> None:
+        self.slug = spec.slug
+        self.spec = spec
+        self.runtime = runtime
+        self.services = services
+        self.fail_open = spec.fail_open
+        self.timeout_s = spec.timeout_s
+        self.name = spec.slug
+        self.version = ""
+        self.description = ""
+        self.capabilities: frozenset[str] = frozenset()
+        self.methods: frozenset[str] = frozenset()
+        self.config_schema: dict[str, Any] | None = None
+        self.config: dict[str, Any] = {}
+        self.healthy = False
+        self._default_ctx = Context(runtime=runtime, plugin_slug=spec.slug, services=services)
+
+    def implements(self, method: str) -> bool:
+        return method in self.methods
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of an isolated plugin; `None` in-process."""
+        return None
+
+    @abstractmethod
+    async def call(self, method: str, ctx: Context | None, *args: Any) -> Any:
+        """Call `method` and return its (type-checked) result; failures raise `PluginCallError`."""
+
+    @abstractmethod
+    def stream(self, method: str, ctx: Context | None, *args: Any) -> AsyncIterator[Any]:
+        """Iterate a streaming method's items; failures raise `PluginCallError` from the iteration."""
+
+    async def start(self) -> None:
+        """Bring the plugin up to the point where its schema can be read (spawn + handshake when isolated)."""
+        return None
+
+    @abstractmethod
+    async def read_config_schema(self) -> dict[str, Any] | None:
+        """The plugin's JSON Schema, read before `initialize` so the host can validate config first."""
+
+    @abstractmethod
+    async def initialize(self, config: dict[str, Any]) -> None:
+        """Hand the validated config to the plugin and open its session (`on_session_ready`)."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Tell the plugin the session is closing, shut it down, release its resources."""
+
+    def _error(self, method: str, kind: str, detail: str = "") -> PluginCallError:
+        return PluginCallError(self.slug, method, kind, self.fail_open, detail)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        state = "healthy" if self.healthy else "unhealthy"
+        return f"<{type(self).__name__} {self.slug!r} {state} capabilities={sorted(self.capabilities)}>"
+
+
+def _describe_exception(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class InProcessHandle(PluginHandle):
+    """A plugin object living in the host's process."""
+
+    def __init__(self, spec: PluginSpec, runtime: Runtime, services: Services, plugin: Any) -> None:
+        super().__init__(spec, runtime, services)
+        self.plugin = plugin
+        self.name = getattr(plugin, "name", "") or spec.slug
+        self.version = getattr(plugin, "version", "") or ""
+        self.description = getattr(plugin, "description", "") or ""
+        caps, methods, problems = discover(plugin)
+        if problems:
+            raise PluginLoadError(spec.slug, "; ".join(problems))
+        self.capabilities = caps
+        self.methods = methods
+        self._executor: ThreadPoolExecutor | None = None
+        # method name -> (bound function, spec, is_async); built once so a call is a single dict lookup.
+        self._entries: dict[str, tuple[Callable[..., Any], MethodSpec, bool]] = {}
+        for name in methods:
+            fn = getattr(plugin, name)
+            self._entries[name] = (fn, METHODS[name], _is_async(fn))
+        for name, mspec in LIFECYCLE.items():
+            fn = getattr(plugin, name, None)
+            if callable(fn):
+                self._entries[name] = (fn, mspec, _is_async(fn))
+
+    # -- calls ---------------------------------------------------------------------------------------------
+
+    async def call(self, method: str, ctx: Context | None, *args: Any) -> Any:
+        entry = self._entries.get(method)
+        if entry is None or (method not in self.methods and method not in LIFECYCLE):
+            raise CapabilityNotImplemented(self.slug, method, self.fail_open)
+        if not self.healthy and method not in LIFECYCLE:
+            raise self._error(method, "unavailable", "plugin is not loaded")
+        fn, mspec, is_async = entry
+        bound = self._default_ctx if ctx is None else ctx.bind(self.slug, self.services)
+        deadline = _deadlines().enter(self.timeout_s)
+        try:
+            if is_async:
+                result = await (fn(bound, *args) if mspec.takes_ctx else fn(*args))
+            else:
+                result = await self._run_sync(fn, mspec.takes_ctx, bound, args)
+            return mspec.normalize(result)
+        except asyncio.CancelledError:
+            if deadline.expired:
+                deadline.task.uncancel()
+                raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
+            raise
+        except (Exception, SystemExit) as exc:
+            raise self._error(method, "exception", _describe_exception(exc)) from exc
+        finally:
+            deadline.close()
+
+    def _run_sync(self, fn: Callable[..., Any], takes_ctx: bool, ctx: Context, args: tuple[Any, ...]) -> Any:
+        loop = asyncio.get_running_loop()
+        run = contextvars.copy_context().run
+        if takes_ctx:
+            blocking_ctx = ctx.bind(self.slug, self.services.blocking(loop))
+            return loop.run_in_executor(self._pool(), run, fn, blocking_ctx, *args)
+        return loop.run_in_executor(self._pool(), run, fn, *args)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.spec.sync_workers, thread_name_prefix=f"plugin-{self.slug}"
+            )
+        return self._executor
+
+    async def stream(self, method: str, ctx: Context | None, *args: Any) -> AsyncIterator[Any]:
+        """Yield the items of a streaming method (agent chunks, endpoint chunks), each within `timeout_s`."""
+        entry = self._entries.get(method)
+        if entry is None or method not in self.methods:
+            raise CapabilityNotImplemented(self.slug, method, self.fail_open)
+        if not self.healthy:
+            raise self._error(method, "unavailable", "plugin is not loaded")
+        fn, mspec, _ = entry
+        bound = self._default_ctx if ctx is None else ctx.bind(self.slug, self.services)
+        loop = asyncio.get_running_loop()
+        source: Any = None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                if inspect.isasyncgenfunction(fn) or inspect.iscoroutinefunction(fn):
+                    source = fn(bound, *args)
+                    if inspect.isawaitable(source):
+                        source = await source
+                else:
+                    source = await self._run_sync(fn, True, bound, args)
+        except TimeoutError:
+            raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
+        except (Exception, SystemExit) as exc:
+            raise self._error(method, "exception", _describe_exception(exc)) from exc
+
+        if not hasattr(source, "__aiter__") and not (
+            hasattr(source, "__iter__") and not isinstance(source, bytes | str | dict)
+        ):
+            # A single response (an endpoint answering without streaming): one item.
+            try:
+                yield mspec.normalize(source)
+            except Exception as exc:
+                raise self._error(method, "exception", _describe_exception(exc)) from exc
+            return
+        is_async_iter = hasattr(source, "__aiter__")
+        iterator = source.__aiter__() if is_async_iter else iter(source)
+        try:
+            while True:
+                timeout = asyncio.timeout(self.timeout_s)
+                try:
+                    async with timeout:
+                        if is_async_iter:
+                            item = await iterator.__anext__()
+                        else:
+                            item = await loop.run_in_executor(self._pool(), next, iterator, _STOP)
+                            if item is _STOP:
+                                return
+                    item = mspec.normalize(item)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    if timeout.expired():
+                        raise self._error(method, "timeout", f"no item within {self.timeout_s:g}s") from None
+                    raise self._error(method, "exception", _describe_exception(exc)) from exc
+                except (Exception, SystemExit) as exc:
+                    raise self._error(method, "exception", _describe_exception(exc)) from exc
+                yield item
+        finally:
+            if is_async_iter and hasattr(iterator, "aclose"):
+                try:
+                    await iterator.aclose()
+                except Exception:  # the plugin's own cleanup failing must not mask the stream's outcome
+                    pass
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    async def read_config_schema(self) -> dict[str, Any] | None:
+        if "get_config_schema" not in self.methods:
+            return None
+        self.healthy = True  # allow the schema call before initialize
+        try:
+            return await self.call("get_config_schema", None)
+        finally:
+            self.healthy = False
+
+    async def initialize(self, config: dict[str, Any]) -> None:
+        self.config = config
+        if "initialize" in self._entries:
+            await self.call("initialize", None, config)
+        self.healthy = True
+        if "on_session_ready" in self.methods:
+            await self.call("on_session_ready", None)
+
+    async def stop(self) -> None:
+        try:
+            if self.healthy and "on_session_closing" in self.methods:
+                await self.call("on_session_closing", None)
+            if "shutdown" in self._entries:
+                await self.call("shutdown", None)
+        finally:
+            self.healthy = False
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+
+
+class _Deadline:
+    __slots__ = ("task", "at", "expired", "_owner")
+
+    def __init__(self, owner: _Deadlines, task: asyncio.Task[Any], at: float) -> None:
+        self._owner = owner
+        self.task = task
+        self.at = at
+        self.expired = False
+
+    def close(self) -> None:
+        self._owner.calls.discard(self)
+
+
+class _Deadlines:
+    """Per-call timeouts without a timer per call.
+
+    `asyncio.timeout()` schedules (and cancels) one timer handle per call; at the edge's call rates the
+    loop's timer heap fills with cancelled handles and each call costs several microseconds. Here one
+    ticker task per loop checks the in-flight calls every `TICK_S` and cancels the task of any call past
+    its deadline (the call turns that cancellation into a `timeout`), so a call costs a set insert and
+    remove. Timeouts are therefore precise to about `TICK_S`. The ticker stops when nothing is in flight.
+    """
+
+    TICK_S = 0.01
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.calls: set[_Deadline] = set()
+        self._ticker: asyncio.Task[None] | None = None
+
+    def enter(self, timeout_s: float) -> _Deadline:
+        task = asyncio.current_task(self.loop)
+        assert task is not None, "plugin calls must run inside an asyncio task"
+        deadline = _Deadline(self, task, self.loop.time() + timeout_s)
+        self.calls.add(deadline)
+        if self._ticker is None:
+            self._ticker = self.loop.create_task(self._tick())
+        return deadline
+
+    async def _tick(self) -> None:
+        try:
+            while self.calls:
+                await asyncio.sleep(self.TICK_S)
+                now = self.loop.time()
+                for d in list(self.calls):
+                    if not d.expired and now >= d.at:
+                        d.expired = True
+                        d.task.cancel()
+        finally:
+            self._ticker = None
+
+
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = weakref.WeakKeyDictionary()
+
+
+def _deadlines() -> _Deadlines:
+    loop = asyncio.get_running_loop()
+    d = _by_loop.get(loop)
+    if d is None:
+        d = _by_loop[loop] = _Deadlines(loop)
+    return d
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)

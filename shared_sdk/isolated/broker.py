@@ -1,0 +1,127 @@
+"""The host's side of the service broker: serves one isolated plugin's `Services` over gRPC.
+
+The reference SDK needed a session broker id, a warm-up call and "one connection per broker id"; here the
+host starts the broker before the plugin and hands its socket path in the environment, so services work
+from the plugin's first line of `initialize`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from ..context import Services
+from ..errors import FjordgateSDKError
+from ..messages import Event
+from .wire import (
+    BROKER_METHODS,
+    BROKER_SERVICE,
+    GRPC_OPTIONS,
+    BrokerMethod,
+    broker_arg_decoder,
+    encode_error,
+    encoder,
+)
+
+__all__ = ["BrokerServer"]
+
+log = logging.getLogger("fjordgate.plugins.broker")
+
+_SUBSCRIBED = b""  # first message of an event stream: the subscription is live
+
+
+class BrokerServer:
+    """A gRPC server on a Unix socket exposing `services` to one plugin process."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self, address: str) -> None:
+        server = grpc.aio.server(options=GRPC_OPTIONS)
+        handlers: dict[str, grpc.RpcMethodHandler] = {}
+        for name, m in BROKER_METHODS.items():
+            if m.name == "events_subscribe":
+                handlers[name] = grpc.unary_stream_rpc_method_handler(self._subscribe)
+            elif m.streaming:
+                handlers[name] = grpc.unary_stream_rpc_method_handler(self._stream_handler(m))
+            else:
+                handlers[name] = grpc.unary_unary_rpc_method_handler(self._unary_handler(m))
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(BROKER_SERVICE, handlers),))
+        server.add_insecure_port(address)
+        await server.start()
+        self._server = server
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(grace=0.2)
+            self._server = None
+
+    def _target(self, m: BrokerMethod) -> Any:
+        service = getattr(self.services, m.service)  # raises RuntimeServiceUnavailable for the wrong runtime
+        return getattr(service, m.method)
+
+    def _unary_handler(self, m: BrokerMethod):
+        decoder = broker_arg_decoder(m.name)
+        n_kw = len(m.kwnames)
+
+        async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            try:
+                args = decoder.decode(request)
+                fn = self._target(m)
+                if m.name == "logger_log":  # (level, message, fields) -> log(level, message, **fields)
+                    result = fn(args[0], args[1], **args[2])
+                elif n_kw:
+                    result = fn(*args[:-n_kw], **dict(zip(m.kwnames, args[-n_kw:], strict=True)))
+                else:
+                    result = fn(*args)
+                if asyncio.iscoroutine(result):
+                    result = await result
+                return encoder.encode(result)
+            except Exception as exc:
+                if not isinstance(exc, FjordgateSDKError):
+                    log.warning("broker %s failed: %s", m.name, exc)
+                await context.abort(grpc.StatusCode.ABORTED, encode_error(exc))
+                raise  # unreachable: abort raises
+
+        return handle
+
+    def _stream_handler(self, m: BrokerMethod):
+        decoder = broker_arg_decoder(m.name)
+        n_kw = len(m.kwnames)
+
+        async def handle(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+            try:
+                args = decoder.decode(request)
+                fn = self._target(m)
+                source = fn(*args[:-n_kw], **dict(zip(m.kwnames, args[-n_kw:], strict=True))) if n_kw else fn(*args)
+                async for item in source:
+                    yield encoder.encode(item)
+            except Exception as exc:
+                await context.abort(grpc.StatusCode.ABORTED, encode_error(exc))
+
+        return handle
+
+    async def _subscribe(self, request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        """One event subscription of the plugin: subscribe on the real bus, forward until the plugin hangs up."""
+        (topic,) = broker_arg_decoder("events_subscribe").decode(request)
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        events = self.services.events
+        try:
+            if topic is None:
+                sub_id = await events.subscribe_all(queue.put_nowait)
+            else:
+                sub_id = await events.subscribe(topic, queue.put_nowait)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.ABORTED, encode_error(exc))
+            return
+        try:
+            yield _SUBSCRIBED
+            while True:
+                yield encoder.encode(await queue.get())
+        finally:
+            await events.unsubscribe(sub_id)

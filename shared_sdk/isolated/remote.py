@@ -1,0 +1,326 @@
+"""Services inside an isolated plugin: the SDK interfaces implemented as calls to the host's broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from ..context import (
+    EventBus,
+    EventHandler,
+    GatewayServices,
+    KVStore,
+    PluginLogger,
+    Services,
+    StdlibPluginLogger,
+    StudioServices,
+    deliver,
+)
+from ..errors import ServiceError
+from ..messages import (
+    LLM,
+    App,
+    BudgetStatus,
+    Event,
+    LLMCallChunk,
+    LLMCallResponse,
+    LLMMessage,
+    Runtime,
+    Tool,
+    User,
+)
+from .wire import (
+    BROKER_METHODS,
+    BROKER_SERVICE,
+    GRPC_OPTIONS,
+    broker_result_decoder,
+    decode_error,
+    encoder,
+)
+
+__all__ = ["BrokerClient", "remote_services"]
+
+log = logging.getLogger("fjordgate.plugins.child")
+
+
+def _service_error(exc: grpc.aio.AioRpcError) -> Exception:
+    if exc.code() == grpc.StatusCode.ABORTED:
+        kind, message = decode_error(exc.details())
+        return ServiceError(f"{kind}: {message}" if message else kind)
+    return ServiceError(f"host service unreachable: {exc.code().name} {exc.details() or ''}".strip())
+
+
+class BrokerClient:
+    """One channel to the host's broker, shared by every service of the plugin."""
+
+    def __init__(self, target: str) -> None:
+        self._channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
+        self._unary = {
+            name: self._channel.unary_unary(f"/{BROKER_SERVICE}/{name}")
+            for name, m in BROKER_METHODS.items()
+            if not m.streaming
+        }
+        self._streams = {
+            name: self._channel.unary_stream(f"/{BROKER_SERVICE}/{name}")
+            for name, m in BROKER_METHODS.items()
+            if m.streaming
+        }
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    async def call(self, name: str, *args: Any) -> Any:
+        try:
+            data = await self._unary[name](encoder.encode(args))
+        except grpc.aio.AioRpcError as exc:
+            raise _service_error(exc) from None
+        return broker_result_decoder(name).decode(data)
+
+    def call_soon(self, name: str, *args: Any) -> None:
+        """Fire and forget (logging): never blocks the caller, keeps the task referenced until done."""
+        task = asyncio.ensure_future(self.call(name, *args))
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("broker call failed: %s", task.exception())
+
+    async def stream(self, name: str, *args: Any) -> AsyncIterator[Any]:
+        decoder = broker_result_decoder(name)
+        call = self._streams[name](encoder.encode(args))
+        try:
+            async for data in call:
+                yield decoder.decode(data)
+        except grpc.aio.AioRpcError as exc:
+            raise _service_error(exc) from None
+        finally:
+            call.cancel()
+
+    def raw_stream(self, name: str, *args: Any) -> Any:
+        return self._streams[name](encoder.encode(args))
+
+    async def close(self) -> None:
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=1.0)
+        await self._channel.close()
+
+
+class RemoteKV(KVStore):
+    def __init__(self, broker: BrokerClient) -> None:
+        self._b = broker
+
+    async def read(self, key: str) -> bytes | None:
+        return await self._b.call("kv_read", key)
+
+    async def write(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        await self._b.call("kv_write", key, bytes(value), None if ttl_s is None else float(ttl_s))
+
+    async def delete(self, key: str) -> bool:
+        return await self._b.call("kv_delete", key)
+
+    async def list(self, prefix: str = "") -> list[str]:
+        return await self._b.call("kv_list", prefix)
+
+
+class RemoteLogger(PluginLogger):
+    """Records go to the host's logger (bound to this plugin there); never blocks the handler."""
+
+    def __init__(self, broker: BrokerClient, loop: asyncio.AbstractEventLoop) -> None:
+        self._b = broker
+        self._loop = loop
+
+    def log(self, level: int, message: str, **fields: Any) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._b.call_soon("logger_log", level, message, fields)
+        else:  # from a sync handler's worker thread
+            self._loop.call_soon_threadsafe(self._b.call_soon, "logger_log", level, message, fields)
+
+
+class RemoteEvents(EventBus):
+    def __init__(self, broker: BrokerClient, source: str) -> None:
+        self._b = broker
+        self.source = source
+        self._subs: dict[str, asyncio.Task[None]] = {}
+
+    async def publish_event(self, event: Event) -> None:
+        await self._b.call("events_publish_event", event)
+
+    async def subscribe(self, topic: str, handler: EventHandler) -> str:
+        return await self._open(topic, handler)
+
+    async def subscribe_all(self, handler: EventHandler) -> str:
+        return await self._open(None, handler)
+
+    async def _open(self, topic: str | None, handler: EventHandler) -> str:
+        call = self._b.raw_stream("events_subscribe", topic)
+        try:
+            first = await call.read()  # the host confirms the subscription is live before we return
+        except grpc.aio.AioRpcError as exc:
+            raise _service_error(exc) from None
+        if first is grpc.aio.EOF:
+            raise ServiceError("the host closed the event subscription")
+        decoder = broker_result_decoder("events_subscribe")
+
+        async def pump() -> None:
+            try:
+                while (data := await call.read()) is not grpc.aio.EOF:
+                    await deliver(handler, decoder.decode(data))
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                pass
+            except Exception as exc:
+                log.warning("event handler failed: %s", exc)
+            finally:
+                call.cancel()
+
+        sub_id = uuid.uuid4().hex
+        self._subs[sub_id] = asyncio.create_task(pump())
+        return sub_id
+
+    async def unsubscribe(self, subscription_id: str) -> bool:
+        task = self._subs.pop(subscription_id, None)
+        if task is None:
+            return False
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return True
+
+
+class RemoteGateway(GatewayServices):
+    def __init__(self, broker: BrokerClient) -> None:
+        self._b = broker
+
+    async def get_app(self, app_id: int) -> App | None:
+        return await self._b.call("gateway_get_app", app_id)
+
+    async def list_apps(self) -> list[App]:
+        return await self._b.call("gateway_list_apps")
+
+    async def get_user(self, user_id: int) -> User | None:
+        return await self._b.call("gateway_get_user", user_id)
+
+    async def get_llm(self, llm_id: int) -> LLM | None:
+        return await self._b.call("gateway_get_llm", llm_id)
+
+    async def get_budget_status(self, app_id: int) -> BudgetStatus:
+        return await self._b.call("gateway_get_budget_status", app_id)
+
+    async def validate_credential(self, credential: str) -> bool:
+        return await self._b.call("gateway_validate_credential", credential)
+
+
+class RemoteStudio(StudioServices):
+    def __init__(self, broker: BrokerClient) -> None:
+        self._b = broker
+
+    async def get_app(self, app_id: int) -> App | None:
+        return await self._b.call("studio_get_app", app_id)
+
+    async def list_apps(
+        self,
+        page: int = 1,
+        limit: int = 50,
+        *,
+        owner_id: int | None = None,
+        namespace: str | None = None,
+        is_active: bool | None = None,
+    ) -> list[App]:
+        return await self._b.call("studio_list_apps", page, limit, owner_id, namespace, is_active)
+
+    async def update_app_metadata(self, app_id: int, metadata: dict[str, Any]) -> App:
+        return await self._b.call("studio_update_app_metadata", app_id, metadata)
+
+    async def patch_app_metadata(self, app_id: int, key: str, value: Any = None, *, delete: bool = False) -> dict:
+        return await self._b.call("studio_patch_app_metadata", app_id, key, value, delete)
+
+    async def get_user(self, user_id: int) -> User | None:
+        return await self._b.call("studio_get_user", user_id)
+
+    async def get_llm(self, llm_id: int) -> LLM | None:
+        return await self._b.call("studio_get_llm", llm_id)
+
+    async def list_llms(self, page: int = 1, limit: int = 50) -> list[LLM]:
+        return await self._b.call("studio_list_llms", page, limit)
+
+    async def list_tools(self, page: int = 1, limit: int = 50) -> list[Tool]:
+        return await self._b.call("studio_list_tools", page, limit)
+
+    async def call_llm(
+        self,
+        llm_id: int,
+        messages: list[LLMMessage],
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> LLMCallResponse:
+        return await self._b.call("studio_call_llm", llm_id, messages, model, temperature, max_tokens)
+
+    def stream_llm(
+        self,
+        llm_id: int,
+        messages: list[LLMMessage],
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[LLMCallChunk]:
+        return self._b.stream("studio_stream_llm", llm_id, messages, model, temperature, max_tokens)
+
+
+class _NoBroker(KVStore, EventBus):
+    """Services when a plugin process runs without a broker (never in production): every call says so."""
+
+    source = ""
+
+    def _fail(self) -> ServiceError:
+        return ServiceError("no service broker: this plugin process was started without FJORDGATE_BROKER_SOCKET")
+
+    async def read(self, key: str) -> bytes | None:
+        raise self._fail()
+
+    async def write(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        raise self._fail()
+
+    async def delete(self, key: str) -> bool:
+        raise self._fail()
+
+    async def list(self, prefix: str = "") -> list[str]:
+        raise self._fail()
+
+    async def publish_event(self, event: Event) -> None:
+        raise self._fail()
+
+    async def subscribe(self, topic: str, handler: EventHandler) -> str:
+        raise self._fail()
+
+    async def subscribe_all(self, handler: EventHandler) -> str:
+        raise self._fail()
+
+    async def unsubscribe(self, subscription_id: str) -> bool:
+        raise self._fail()
+
+
+def remote_services(runtime: Runtime, slug: str, broker: BrokerClient | None) -> Services:
+    if broker is None:
+        none = _NoBroker()
+        return Services(runtime=runtime, kv=none, logger=StdlibPluginLogger(slug), events=none)
+    loop = asyncio.get_running_loop()
+    return Services(
+        runtime=runtime,
+        kv=RemoteKV(broker),
+        logger=RemoteLogger(broker, loop),
+        events=RemoteEvents(broker, slug),
+        gateway=RemoteGateway(broker) if runtime is Runtime.GATEWAY else None,
+        studio=RemoteStudio(broker) if runtime is Runtime.STUDIO else None,
+    )

@@ -1,0 +1,221 @@
+"""What crosses the process boundary between a host and an isolated plugin, and how.
+
+Transport: gRPC over a Unix socket the host chose (no TCP port, no network exposure). We use gRPC's
+*generic* handlers: every method carries one msgspec-msgpack message as raw bytes, so the typed structs of
+`shared_sdk.messages` are the schema and no generated code has to be kept in sync with them.
+
+Two services:
+    fjordgate.plugin.v1.Plugin   served by the plugin process; one gRPC method per plugin method
+                                 (`/fjordgate.plugin.v1.Plugin/handle_post_auth`), plus `_describe`,
+                                 `_initialize`, `_shutdown`, `_ping`. Request: msgpack of
+                                 `(ContextData | None, *args)`. Response: msgpack of the result.
+    fjordgate.broker.v1.Broker   served by the host for that plugin; the plugin's services
+                                 (`kv_read`, `log`, `events_publish`, `gateway_get_app`, `studio_call_llm`, ...)
+
+Status codes used on top of gRPC's own:
+    ABORTED             the plugin (or, on the broker, the service) raised; details = "ExcType: message"
+    UNIMPLEMENTED       the plugin does not implement the method
+    DEADLINE_EXCEEDED   the call outlived its timeout
+    UNAVAILABLE         the other process is gone (a crash, from the host's point of view)
+
+Handshake: the host starts the program with the environment below; when its server listens, the plugin
+prints one line `FJORDGATE_PLUGIN|1|unix:<path>` on stdout. The plugin exits when its stdin closes, so it
+never outlives its host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..messages import (
+    LLM,
+    App,
+    BudgetStatus,
+    ContextData,
+    Event,
+    LLMCallChunk,
+    LLMCallResponse,
+    LLMMessage,
+    Runtime,
+    Tool,
+    User,
+)
+from ..methods import LIFECYCLE, METHODS
+
+__all__ = [
+    "BROKER_METHODS",
+    "BROKER_SERVICE",
+    "ENV_BROKER_SOCKET",
+    "ENV_PLUGIN_SOCKET",
+    "ENV_RUNTIME",
+    "ENV_SLUG",
+    "ENV_TIMEOUT",
+    "GRPC_OPTIONS",
+    "HANDSHAKE_PREFIX",
+    "PLUGIN_SERVICE",
+    "BrokerMethod",
+    "Describe",
+    "decode_error",
+    "encode_error",
+    "encoder",
+    "request_decoder",
+    "result_decoder",
+]
+
+PROTOCOL_VERSION = 1
+HANDSHAKE_PREFIX = f"FJORDGATE_PLUGIN|{PROTOCOL_VERSION}|"
+PLUGIN_SERVICE = "fjordgate.plugin.v1.Plugin"
+BROKER_SERVICE = "fjordgate.broker.v1.Broker"
+
+ENV_PLUGIN_SOCKET = "FJORDGATE_PLUGIN_SOCKET"
+ENV_BROKER_SOCKET = "FJORDGATE_BROKER_SOCKET"
+ENV_SLUG = "FJORDGATE_PLUGIN_SLUG"
+ENV_RUNTIME = "FJORDGATE_RUNTIME"
+ENV_TIMEOUT = "FJORDGATE_PLUGIN_TIMEOUT_S"
+
+_MB = 1024 * 1024
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", 64 * _MB),
+    ("grpc.max_receive_message_length", 64 * _MB),
+    ("grpc.enable_retries", 0),
+    ("grpc.use_local_subchannel_pool", 1),
+]
+
+
+def _enc_hook(obj: Any) -> Any:
+    """Log fields and metadata may hold arbitrary objects: send their text rather than failing the call."""
+    return str(obj)
+
+
+encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+
+
+class Describe(msgspec.Struct, kw_only=True):
+    """The plugin's answer to `_describe`: identity, implemented methods, config schema."""
+
+    name: str = ""
+    version: str = ""
+    description: str = ""
+    methods: list[str] = []
+    capabilities: list[str] = []
+    config_schema: dict[str, Any] | None = None
+    pid: int = 0
+
+
+_request_decoders: dict[str, msgspec.msgpack.Decoder] = {}
+_result_decoders: dict[str, msgspec.msgpack.Decoder] = {}
+
+
+def request_decoder(method: str) -> msgspec.msgpack.Decoder:
+    """Decoder for a plugin method's request `(ContextData | None, *args)`."""
+    dec = _request_decoders.get(method)
+    if dec is None:
+        spec = METHODS.get(method) or LIFECYCLE[method]
+        dec = msgspec.msgpack.Decoder(tuple[(ContextData | None, *spec.arg_types)])  # type: ignore[misc]
+        _request_decoders[method] = dec
+    return dec
+
+
+def result_decoder(method: str) -> msgspec.msgpack.Decoder:
+    dec = _result_decoders.get(method)
+    if dec is None:
+        if method.startswith("_"):  # control methods
+            rt: Any = Describe if method == "_describe" else Any
+        else:
+            spec = METHODS.get(method) or LIFECYCLE[method]
+            rt = spec.result_type if spec.result_type is not None else Any
+        dec = msgspec.msgpack.Decoder(rt)
+        _result_decoders[method] = dec
+    return dec
+
+
+def encode_error(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def decode_error(details: str | None) -> tuple[str, str]:
+    """("ExcType", "message") from an ABORTED status' details."""
+    kind, _, message = (details or "").partition(": ")
+    return kind, message
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Broker methods: (service attribute, method, positional arg types, keyword names, result type, streaming)
+# --------------------------------------------------------------------------------------------------------------
+
+
+class BrokerMethod(msgspec.Struct, frozen=True):
+    service: str
+    method: str
+    arg_types: tuple[Any, ...]
+    result_type: Any
+    kwnames: tuple[str, ...] = ()
+    """The last len(kwnames) arguments are passed by keyword on the host side."""
+    streaming: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}_{self.method}"
+
+
+_LLM_ARGS = (int, list[LLMMessage], str, float | None, int | None)
+_LLM_KW = ("model", "temperature", "max_tokens")
+
+BROKER_METHODS: dict[str, BrokerMethod] = {
+    m.name: m
+    for m in (
+        BrokerMethod("kv", "read", (str,), bytes | None),
+        BrokerMethod("kv", "write", (str, bytes, float | None), None),
+        BrokerMethod("kv", "delete", (str,), bool),
+        BrokerMethod("kv", "list", (str,), list[str]),
+        BrokerMethod("logger", "log", (int, str, dict[str, Any]), None),
+        BrokerMethod("events", "publish_event", (Event,), None),
+        BrokerMethod("events", "subscribe", (str | None,), Event, streaming=True),
+        BrokerMethod("gateway", "get_app", (int,), App | None),
+        BrokerMethod("gateway", "list_apps", (), list[App]),
+        BrokerMethod("gateway", "get_user", (int,), User | None),
+        BrokerMethod("gateway", "get_llm", (int,), LLM | None),
+        BrokerMethod("gateway", "get_budget_status", (int,), BudgetStatus),
+        BrokerMethod("gateway", "validate_credential", (str,), bool),
+        BrokerMethod("studio", "get_app", (int,), App | None),
+        BrokerMethod(
+            "studio",
+            "list_apps",
+            (int, int, int | None, str | None, bool | None),
+            list[App],
+            kwnames=("owner_id", "namespace", "is_active"),
+        ),
+        BrokerMethod("studio", "update_app_metadata", (int, dict[str, Any]), App),
+        BrokerMethod("studio", "patch_app_metadata", (int, str, Any, bool), dict[str, Any], kwnames=("delete",)),
+        BrokerMethod("studio", "get_user", (int,), User | None),
+        BrokerMethod("studio", "get_llm", (int,), LLM | None),
+        BrokerMethod("studio", "list_llms", (int, int), list[LLM]),
+        BrokerMethod("studio", "list_tools", (int, int), list[Tool]),
+        BrokerMethod("studio", "call_llm", _LLM_ARGS, LLMCallResponse, kwnames=_LLM_KW),
+        BrokerMethod("studio", "stream_llm", _LLM_ARGS, LLMCallChunk, kwnames=_LLM_KW, streaming=True),
+    )
+}
+
+_broker_arg_decoders = {
+    name: msgspec.msgpack.Decoder(tuple[m.arg_types] if m.arg_types else tuple[()])  # type: ignore[misc]
+    for name, m in BROKER_METHODS.items()
+}
+_broker_result_decoders = {
+    name: msgspec.msgpack.Decoder(m.result_type if m.result_type is not None else Any)
+    for name, m in BROKER_METHODS.items()
+}
+
+
+def broker_arg_decoder(name: str) -> msgspec.msgpack.Decoder:
+    return _broker_arg_decoders[name]
+
+
+def broker_result_decoder(name: str) -> msgspec.msgpack.Decoder:
+    return _broker_result_decoders[name]
+
+
+def runtime_from_env(value: str | None) -> Runtime:
+    return Runtime(value or Runtime.GATEWAY.value)

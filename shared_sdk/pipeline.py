@@ -1,0 +1,522 @@
+"""The hook chain: the one implementation of how plugin hooks run around a request.
+
+The edge's HTTP layer and `shared_sdk.testing`'s pipeline runner both drive a `HookChain`; neither
+re-implements any of the rules below.
+
+Order
+    A chain is an ordered list of plugins, built once per config (not per request). Request hooks
+    (`handle_pre_auth`, then `handle_post_auth`) run in chain order. Response hooks (`on_before_write_headers`,
+    `on_before_write`, per-chunk `on_before_write`, `on_stream_complete`) run in *reverse* chain order, and
+    only for the plugins whose request phase was reached: `RequestPhaseResult.executed`.
+
+Short-circuit (a returned value, never an exception)
+    A request hook at position k stops the phase by returning `block=True` (status default 403, with its
+    headers and body or `error_message`) or a `ShortCircuit` with a full response (a cache hit), a stream, or
+    an error. Plugins after k do not run; response hooks then run for k, k-1, ..., 1 (k included), so a plugin
+    always sees the response to a request it saw. An error carries `allow_fallbacks` (unset = allowed;
+    blocks and plugin failures set it to False).
+
+Modification
+    `modified=True` with `request` replaces the request for the next hook (or, without `request`, its
+    `headers` / `body` replace the request's). `context_updates` are merged into `ctx.metadata` at once,
+    so later hooks and the edge see them (e.g. an upstream override). Always *return* a change: an isolated
+    plugin's in-place mutation is invisible to the host.
+
+Response hooks
+    Each may replace status, headers or body (`modified=True`), turn the response into an error (`error`),
+    or recover an error into a response (set a `body` or a status below 400: the error is cleared). For a
+    stream, `run_response_chunk` runs per chunk (a hook may rewrite it or `drop_chunk`), then
+    `run_stream_complete` runs once with the accumulated response.
+
+Errors and timeouts
+    Every call is bounded by the plugin's `timeout_s`. A timeout, exception or crash becomes a
+    `PluginCallError` and is contained per the plugin's failure policy:
+      fail open   -> logged, recorded in `errors`, the plugin is skipped and the chain goes on;
+      fail closed -> request phase: short-circuit with a 5xx `PluginError` (500 exception, 503 crash or
+                     unavailable, 504 timeout), `allow_fallbacks=False`;
+                     headers/body phase: the response becomes that error;
+                     chunk phase: `PluginCallError` is raised so the edge ends the stream with an error event;
+                     stream-complete and data collection: logged only (the response is already sent).
+    Client-facing messages never include the plugin's exception text (it may hold internals); logs do.
+
+Timing
+    Every hook call is timed; `HookTiming`s are returned (request phase) or appended to a caller's list, and
+    passed to an optional `observer` callback (metrics, tracing spans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from .context import Context
+from .errors import PluginCallError
+from .host.handle import PluginHandle
+from .messages import (
+    App,
+    AuthRequest,
+    AuthResponse,
+    EnrichedRequest,
+    ObjectHookRegistration,
+    ObjectHookRequest,
+    ObjectHookResponse,
+    PluginError,
+    PluginResponse,
+    ResponseWriteRequest,
+    ResponseWriteResponse,
+    ShortCircuit,
+    StreamCompleteRequest,
+    StreamCompleteResponse,
+    UpstreamResponse,
+    User,
+)
+
+__all__ = [
+    "PHASES",
+    "AuthResult",
+    "HookChain",
+    "HookTiming",
+    "ObjectHookChain",
+    "ObjectHookOutcome",
+    "RequestPhaseResult",
+    "failure_error",
+]
+
+log = logging.getLogger("fjordgate.plugins.pipeline")
+
+PHASES: dict[str, str] = {"pre_auth": "handle_pre_auth", "post_auth": "handle_post_auth"}
+_RESPONSE_METHODS = ("on_before_write_headers", "on_before_write", "on_stream_complete")
+_COLLECTOR_METHODS = ("handle_proxy_log", "handle_analytics", "handle_budget_usage")
+_FAILURE_STATUS = {"timeout": 504, "crash": 503, "unavailable": 503, "exception": 500}
+_replace = msgspec.structs.replace
+
+
+@dataclass(slots=True)
+class HookTiming:
+    """One hook call: which plugin, which method, how long, and what came of it."""
+
+    slug: str
+    method: str
+    duration_s: float
+    outcome: str
+    """pass | modified | short_circuit | dropped | skipped (fail open) | failed (fail closed)"""
+
+
+@dataclass(slots=True)
+class RequestPhaseResult:
+    request: EnrichedRequest
+    short_circuit: ShortCircuit | None = None
+    short_circuited_by: str | None = None
+    executed: tuple[PluginHandle, ...] = ()
+    """The chain prefix whose request phase was reached: response hooks run over it in reverse."""
+    timings: list[HookTiming] = field(default_factory=list)
+    errors: list[PluginCallError] = field(default_factory=list)
+    """Contained (fail-open) failures."""
+    context_updates: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class AuthResult:
+    """Outcome of plugin authentication. `handled=False` means no auth plugin: use the built-in credential check."""
+
+    handled: bool
+    authenticated: bool = False
+    app: App | None = None
+    user: User | None = None
+    response: AuthResponse | None = None
+    plugin: str | None = None
+    error: PluginError | None = None
+
+
+def failure_error(err: PluginCallError) -> PluginError:
+    """The client-facing error for a fail-closed plugin failure (no internals in the message)."""
+    what = {
+        "timeout": "did not answer in time",
+        "crash": "crashed",
+        "unavailable": "is unavailable",
+        "exception": "failed",
+    }.get(err.kind, "failed")
+    return PluginError(
+        status_code=_FAILURE_STATUS.get(err.kind, 500),
+        message=f"plugin '{err.slug}' {what}",
+        type="plugin_error",
+        code=f"plugin_{err.kind}",
+        allow_fallbacks=False,
+    )
+
+
+def _block(slug: str, resp: PluginResponse) -> ShortCircuit:
+    status = resp.status_code or 403
+    if resp.body:
+        return ShortCircuit(response=UpstreamResponse(status_code=status, headers=resp.headers, body=resp.body))
+    return ShortCircuit(
+        error=PluginError(
+            status_code=status,
+            message=resp.error_message or f"request blocked by plugin '{slug}'",
+            type="request_blocked",
+            code="blocked_by_plugin",
+            allow_fallbacks=False,
+            headers=resp.headers,
+        )
+    )
+
+
+class HookChain:
+    """An ordered list of plugins and the rules for running their hooks. Build once per config."""
+
+    def __init__(
+        self,
+        handles: Sequence[PluginHandle],
+        *,
+        observer: Callable[[HookTiming], None] | None = None,
+    ) -> None:
+        self.handles: tuple[PluginHandle, ...] = tuple(handles)
+        slugs = [h.slug for h in self.handles]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError(f"a plugin appears twice in the chain: {slugs}")
+        self.observer = observer
+        self._position = {h.slug: i for i, h in enumerate(self.handles)}
+        methods = (*PHASES.values(), *_RESPONSE_METHODS, *_COLLECTOR_METHODS, "handle_auth")
+        self._implementing = {m: tuple(h for h in self.handles if h.implements(m)) for m in methods}
+        self._reversed = {m: tuple(reversed(self._implementing[m])) for m in _RESPONSE_METHODS}
+
+    def hooks(self, method: str) -> tuple[PluginHandle, ...]:
+        """Plugins of this chain implementing `method`, in chain order."""
+        return self._implementing.get(method) or tuple(h for h in self.handles if h.implements(method))
+
+    def _record(self, timings: list[HookTiming] | None, h: PluginHandle, method: str, t0: float, outcome: str) -> None:
+        timing = HookTiming(h.slug, method, time.perf_counter() - t0, outcome)
+        if timings is not None:
+            timings.append(timing)
+        if self.observer is not None:
+            self.observer(timing)
+
+    @staticmethod
+    def _contain(err: PluginCallError) -> None:
+        log.warning(
+            "plugin hook failed; skipped (fail open): %s",
+            err,
+            extra={"plugin": err.slug, "fields": {"method": err.method, "kind": err.kind, "detail": err.detail}},
+        )
+
+    # -- request phase -------------------------------------------------------------------------------------
+
+    async def run_request_phase(self, phase: str, ctx: Context, req: EnrichedRequest) -> RequestPhaseResult:
+        """Run `pre_auth` or `post_auth` hooks in order until one short-circuits."""
+        method = PHASES[phase]
+        result = RequestPhaseResult(request=req, executed=self.handles)
+        timings = result.timings
+        for h in self._implementing[method]:
+            t0 = time.perf_counter()
+            try:
+                resp: PluginResponse = await h.call(method, ctx, req)
+            except PluginCallError as err:
+                if err.fail_open:
+                    self._contain(err)
+                    result.errors.append(err)
+                    self._record(timings, h, method, t0, "skipped")
+                    continue
+                self._record(timings, h, method, t0, "failed")
+                return self._stop(result, h, ShortCircuit(error=failure_error(err)), req)
+            if resp.context_updates:
+                result.context_updates.update(resp.context_updates)
+                ctx.metadata.update(resp.context_updates)
+            if resp.short_circuit is not None or resp.block:
+                self._record(timings, h, method, t0, "short_circuit")
+                sc = resp.short_circuit if resp.short_circuit is not None else _block(h.slug, resp)
+                return self._stop(result, h, sc, req)
+            if resp.modified:
+                if resp.request is not None:
+                    req = resp.request
+                elif resp.headers or resp.body:
+                    req = _replace(req, headers=resp.headers or req.headers, body=resp.body or req.body)
+                self._record(timings, h, method, t0, "modified")
+            else:
+                self._record(timings, h, method, t0, "pass")
+        result.request = req
+        return result
+
+    def _stop(
+        self, result: RequestPhaseResult, h: PluginHandle, sc: ShortCircuit, req: EnrichedRequest
+    ) -> RequestPhaseResult:
+        result.request = req
+        result.short_circuit = sc
+        result.short_circuited_by = h.slug
+        result.executed = self.handles[: self._position[h.slug] + 1]
+        return result
+
+    # -- authentication ------------------------------------------------------------------------------------
+
+    async def run_auth(self, ctx: Context, req: AuthRequest) -> AuthResult:
+        """Try auth plugins in order; the first to authenticate (with an existing app) wins.
+
+        An authenticated answer without an app id, or whose credential maps to no app, is a failure: a
+        credential without an app has no access rules (Tyk silently fell back to app 1).
+        """
+        plugins = self._implementing["handle_auth"]
+        if not plugins:
+            return AuthResult(handled=False)
+        last_message = ""
+        for h in plugins:
+            try:
+                resp: AuthResponse = await h.call("handle_auth", ctx, req)
+                if not resp.authenticated:
+                    last_message = resp.error_message or last_message
+                    continue
+                if resp.app_id is None:
+                    last_message = "credential is not linked to an app"
+                    log.warning("auth plugin %s authenticated a credential without an app id", h.slug)
+                    continue
+                app = await h.call("get_app_by_credential", ctx, req.credential)
+                if app is None:
+                    last_message = "credential is not linked to an app"
+                    continue
+                user = await h.call("get_user_by_credential", ctx, req.credential)
+                return AuthResult(handled=True, authenticated=True, app=app, user=user, response=resp, plugin=h.slug)
+            except PluginCallError as err:
+                if err.fail_open:
+                    self._contain(err)
+                    continue
+                return AuthResult(handled=True, plugin=h.slug, error=failure_error(err))
+        return AuthResult(
+            handled=True,
+            error=PluginError(
+                status_code=401,
+                message=last_message or "invalid credential",
+                type="authentication_error",
+                code="invalid_api_key",
+                allow_fallbacks=False,
+            ),
+        )
+
+    # -- response phase ------------------------------------------------------------------------------------
+
+    def _reverse(self, method: str, executed: Sequence[PluginHandle]) -> tuple[PluginHandle, ...]:
+        hooks = self._reversed[method]
+        if len(executed) == len(self.handles):
+            return hooks
+        reached = {h.slug for h in executed}
+        return tuple(h for h in hooks if h.slug in reached)
+
+    async def run_response_headers(
+        self,
+        ctx: Context,
+        executed: Sequence[PluginHandle],
+        resp: ResponseWriteRequest,
+        timings: list[HookTiming] | None = None,
+    ) -> ResponseWriteRequest:
+        """`on_before_write_headers` in reverse; returns the response to send (status, headers, error)."""
+        return await self._run_response("on_before_write_headers", ctx, executed, resp, timings)
+
+    async def run_response_body(
+        self,
+        ctx: Context,
+        executed: Sequence[PluginHandle],
+        resp: ResponseWriteRequest,
+        timings: list[HookTiming] | None = None,
+    ) -> ResponseWriteRequest:
+        """`on_before_write` on the complete body, in reverse."""
+        return await self._run_response("on_before_write", ctx, executed, resp, timings)
+
+    async def _run_response(
+        self,
+        method: str,
+        ctx: Context,
+        executed: Sequence[PluginHandle],
+        cur: ResponseWriteRequest,
+        timings: list[HookTiming] | None,
+    ) -> ResponseWriteRequest:
+        for h in self._reverse(method, executed):
+            t0 = time.perf_counter()
+            try:
+                out: ResponseWriteResponse = await h.call(method, ctx, cur)
+            except PluginCallError as err:
+                if err.fail_open:
+                    self._contain(err)
+                    self._record(timings, h, method, t0, "skipped")
+                    continue
+                self._record(timings, h, method, t0, "failed")
+                error = failure_error(err)
+                cur = _replace(cur, status_code=error.status_code, error=error, body=b"")
+                continue
+            if out.modified or out.error is not None:
+                cur = _apply(cur, out)
+                self._record(timings, h, method, t0, "modified")
+            else:
+                self._record(timings, h, method, t0, "pass")
+        return cur
+
+    async def run_response_chunk(
+        self,
+        ctx: Context,
+        executed: Sequence[PluginHandle],
+        chunk: ResponseWriteRequest,
+        timings: list[HookTiming] | None = None,
+    ) -> ResponseWriteRequest | None:
+        """`on_before_write` for one stream chunk, in reverse. `None` when a hook dropped the chunk.
+
+        Raises `PluginCallError` when a fail-closed plugin fails: the stream cannot be answered with a new
+        status any more, so the caller ends it with an error event.
+        """
+        method = "on_before_write"
+        for h in self._reverse(method, executed):
+            t0 = time.perf_counter()
+            try:
+                out: ResponseWriteResponse = await h.call(method, ctx, chunk)
+            except PluginCallError as err:
+                if err.fail_open:
+                    self._contain(err)
+                    self._record(timings, h, method, t0, "skipped")
+                    continue
+                self._record(timings, h, method, t0, "failed")
+                raise
+            if out.drop_chunk:
+                self._record(timings, h, method, t0, "dropped")
+                return None
+            if out.modified:
+                chunk = _apply(chunk, out)
+                self._record(timings, h, method, t0, "modified")
+            else:
+                self._record(timings, h, method, t0, "pass")
+        return chunk
+
+    async def run_stream_complete(
+        self,
+        ctx: Context,
+        executed: Sequence[PluginHandle],
+        req: StreamCompleteRequest,
+        timings: list[HookTiming] | None = None,
+    ) -> list[tuple[str, StreamCompleteResponse]]:
+        """`on_stream_complete` in reverse after the last chunk; failures are logged (the stream is sent)."""
+        method = "on_stream_complete"
+        answers: list[tuple[str, StreamCompleteResponse]] = []
+        for h in self._reverse(method, executed):
+            t0 = time.perf_counter()
+            try:
+                answers.append((h.slug, await h.call(method, ctx, req)))
+                self._record(timings, h, method, t0, "pass")
+            except PluginCallError as err:
+                self._contain(err)
+                self._record(timings, h, method, t0, "skipped")
+        return answers
+
+    # -- data collection -----------------------------------------------------------------------------------
+
+    async def run_data_collection(self, method: str, ctx: Context, record: Any) -> list[tuple[str, Any]]:
+        """Hand a proxy log / analytics record / budget usage to every collector concurrently.
+
+        Returns (slug, response or PluginCallError) per collector; failures never propagate.
+        """
+        if method not in _COLLECTOR_METHODS:
+            raise ValueError(f"{method!r} is not a data collection method ({', '.join(_COLLECTOR_METHODS)})")
+        collectors = self._implementing[method]
+        if not collectors:
+            return []
+        results = await asyncio.gather(*(h.call(method, ctx, record) for h in collectors), return_exceptions=True)
+        out: list[tuple[str, Any]] = []
+        for h, res in zip(collectors, results, strict=True):
+            if isinstance(res, PluginCallError):
+                self._contain(res)
+            elif isinstance(res, BaseException):
+                raise res
+            out.append((h.slug, res))
+        return out
+
+
+def _apply(cur: ResponseWriteRequest, out: ResponseWriteResponse) -> ResponseWriteRequest:
+    changes: dict[str, Any] = {}
+    if out.headers is not None:
+        changes["headers"] = out.headers
+    if out.body is not None:
+        changes["body"] = out.body
+        changes["error"] = None  # the hook wrote the response itself
+    if out.status_code is not None:
+        changes["status_code"] = out.status_code
+        if out.status_code < 400:
+            changes["error"] = None  # recovered
+    if out.error is not None:
+        changes["error"] = out.error
+        changes["status_code"] = out.error.status_code
+        changes["body"] = b""
+    return _replace(cur, **changes)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Object hooks (control plane): before_* may reject or rewrite the object, in priority order
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ObjectHookOutcome:
+    allowed: bool = True
+    rejection_reason: str = ""
+    rejected_by: str | None = None
+    object_json: str = "{}"
+    plugin_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per plugin slug: metadata to merge into the object's metadata."""
+    messages: list[str] = field(default_factory=list)
+    errors: list[PluginCallError] = field(default_factory=list)
+
+
+class ObjectHookChain:
+    """Object hooks of many plugins, ordered by registration priority (lower first, ties by chain order)."""
+
+    def __init__(self, entries: Sequence[tuple[PluginHandle, ObjectHookRegistration]]) -> None:
+        self._entries = sorted(entries, key=lambda e: e[1].priority)
+
+    @classmethod
+    async def build(cls, handles: Sequence[PluginHandle], ctx: Context | None = None) -> ObjectHookChain:
+        """Ask each object-hook plugin for its registrations (once per config)."""
+        entries: list[tuple[PluginHandle, ObjectHookRegistration]] = []
+        for h in handles:
+            if not h.implements("get_object_hook_registrations"):
+                continue
+            try:
+                regs = await h.call("get_object_hook_registrations", ctx)
+            except PluginCallError as err:
+                log.warning("plugin %s: object hook registrations unavailable: %s", h.slug, err)
+                continue
+            entries.extend((h, reg) for reg in regs)
+        return cls(entries)
+
+    def hooks_for(self, object_type: str, hook_type: str) -> list[PluginHandle]:
+        return [h for h, reg in self._entries if reg.object_type == object_type and hook_type in reg.hook_types]
+
+    async def run(self, ctx: Context, req: ObjectHookRequest) -> ObjectHookOutcome:
+        """before_*: the first rejection stops the operation, a rewrite is seen by the next hook.
+        after_*: every hook runs; rejections are ignored (the change is committed)."""
+        outcome = ObjectHookOutcome(object_json=req.object_json)
+        before = req.hook_type.startswith("before_")
+        for h in self.hooks_for(req.object_type, req.hook_type):
+            try:
+                resp: ObjectHookResponse = await h.call("handle_object_hook", ctx, req)
+            except PluginCallError as err:
+                outcome.errors.append(err)
+                if err.fail_open or not before:
+                    HookChain._contain(err)
+                    continue
+                outcome.allowed = False
+                outcome.rejected_by = h.slug
+                outcome.rejection_reason = failure_error(err).message
+                return outcome
+            if resp.plugin_metadata:
+                outcome.plugin_metadata.setdefault(h.slug, {}).update(resp.plugin_metadata)
+            if resp.message:
+                outcome.messages.append(f"{h.slug}: {resp.message}")
+            if not before:
+                continue
+            if not resp.allow_operation:
+                outcome.allowed = False
+                outcome.rejected_by = h.slug
+                outcome.rejection_reason = resp.rejection_reason or f"rejected by plugin '{h.slug}'"
+                return outcome
+            if resp.modified and resp.modified_object_json is not None:
+                outcome.object_json = resp.modified_object_json
+                req = _replace(req, object_json=resp.modified_object_json)
+        return outcome

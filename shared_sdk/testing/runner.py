@@ -1,0 +1,317 @@
+"""`PipelineRunner`: run plugins through the real host and `HookChain`, as the edge does, with a fake upstream.
+
+    async with PipelineRunner(MyPlugin(), config={"my-plugin": {...}}) as runner:
+        outcome = await runner.run(make_request("hi"), upstream=UpstreamResponse(body=b"..."))
+        assert outcome.status_code == 200
+
+The order is the edge's: pre-auth -> auth (plugins) -> post-auth -> upstream (unless short-circuited) ->
+response headers -> body, or per chunk + stream-complete -> analytics to data collectors. Nothing here
+re-implements a hook rule; it only feeds `shared_sdk.pipeline`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ..context import Context, Services
+from ..host import PluginHandle, PluginHost, PluginSpec
+from ..messages import (
+    AnalyticsRecord,
+    AuthRequest,
+    EnrichedRequest,
+    PluginError,
+    ResponseWriteRequest,
+    Runtime,
+    ShortCircuit,
+    StreamCompleteRequest,
+    StreamCompleteResponse,
+    UpstreamResponse,
+)
+from ..pipeline import HookChain, HookTiming
+from .builders import make_context
+from .services import InMemoryEventHub, make_services
+
+__all__ = ["PipelineOutcome", "PipelineRunner", "error_body"]
+
+Upstream = (
+    UpstreamResponse
+    | list[bytes]
+    | PluginError
+    | Callable[[EnrichedRequest], Awaitable[UpstreamResponse | list[bytes] | PluginError]]
+)
+
+
+def error_body(error: PluginError) -> bytes:
+    """An OpenAI-style JSON error body, as the edge renders a `PluginError`."""
+    return msgspec.json.encode({"error": {"message": error.message, "type": error.type, "code": error.code}})
+
+
+@dataclass
+class PipelineOutcome:
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+    error: PluginError | None = None
+    chunks: list[bytes] | None = None
+    """The chunks the client received, for streamed responses."""
+    upstream_request: EnrichedRequest | None = None
+    """What the upstream saw; `None` when a plugin short-circuited."""
+    short_circuited_by: str | None = None
+    executed: list[str] = field(default_factory=list)
+    timings: list[HookTiming] = field(default_factory=list)
+    contained_errors: list[Any] = field(default_factory=list)
+    stream_complete: list[tuple[str, StreamCompleteResponse]] = field(default_factory=list)
+    analytics: AnalyticsRecord | None = None
+
+    @property
+    def upstream_called(self) -> bool:
+        return self.upstream_request is not None
+
+    def json(self) -> Any:
+        return msgspec.json.decode(self.body)
+
+
+class PipelineRunner:
+    """Loads plugins (instances or `PluginSpec`s, in this order = chain order) into a real `PluginHost`."""
+
+    def __init__(
+        self,
+        *plugins: Any,
+        runtime: Runtime | str = Runtime.GATEWAY,
+        config: dict[str, dict[str, Any]] | None = None,
+        failure_policy: dict[str, str] | None = None,
+        timeout_s: float = 5.0,
+        services_factory: Callable[[str], Services] | None = None,
+    ) -> None:
+        self.runtime = Runtime(runtime)
+        self.hub = InMemoryEventHub()
+        self.services: dict[str, Services] = {}
+        self._factory = services_factory
+        self._items = plugins
+        self._config = config or {}
+        self._policy = failure_policy or {}
+        self._timeout_s = timeout_s
+        self.host = PluginHost(self.runtime, self._services_for)
+        self.handles: list[PluginHandle] = []
+        self.chain: HookChain | None = None
+
+    def _services_for(self, slug: str) -> Services:
+        if slug not in self.services:
+            self.services[slug] = (
+                self._factory(slug) if self._factory else make_services(self.runtime, slug, hub=self.hub)
+            )
+        return self.services[slug]
+
+    async def start(self) -> PipelineRunner:
+        for item in self._items:
+            if isinstance(item, PluginSpec):
+                self.handles.append(await self.host.load(item))
+                continue
+            slug = getattr(item, "name", "") or type(item).__name__
+            spec = PluginSpec(
+                slug=slug,
+                import_path=f"{type(item).__module__}:{type(item).__qualname__}",
+                config=self._config.get(slug, {}),
+                failure_policy=self._policy.get(slug, "open"),  # type: ignore[arg-type]
+                timeout_s=self._timeout_s,
+            )
+            self.handles.append(await self.host.load_instance(item, spec))
+        self.chain = HookChain(self.handles)
+        return self
+
+    async def aclose(self) -> None:
+        await self.host.aclose()
+
+    async def __aenter__(self) -> PipelineRunner:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def context(self, **fields: Any) -> Context:
+        """A request context for this runner's runtime (services are bound per plugin by the host)."""
+        return make_context(self.runtime, services=make_services(self.runtime, "pipeline", hub=self.hub), **fields)
+
+    async def run(
+        self,
+        request: EnrichedRequest,
+        *,
+        upstream: Upstream | None = None,
+        ctx: Context | None = None,
+        credential: str | None = None,
+    ) -> PipelineOutcome:
+        """One request through the chain. `upstream` is a response, a list of stream chunks, an error, or an
+        async function of the final request returning one of those (default: an empty 200 JSON response)."""
+        chain = self.chain
+        if chain is None:
+            raise RuntimeError("PipelineRunner not started: use `async with PipelineRunner(...)` or `await start()`")
+        ctx = ctx or self.context(request_id=request.request_id)
+        started = time.perf_counter()
+        timings: list[HookTiming] = []
+        contained: list[Any] = []
+
+        phase = await chain.run_request_phase("pre_auth", ctx, request)
+        timings += phase.timings
+        contained += phase.errors
+        req = phase.request
+        sc = phase.short_circuit
+        by = phase.short_circuited_by
+        executed = phase.executed
+
+        if sc is None and credential is not None:
+            auth = await chain.run_auth(ctx, AuthRequest(credential=credential, request=req, context=ctx.info()))
+            if auth.handled and not auth.authenticated:
+                sc = ShortCircuit(error=auth.error)
+                by = auth.plugin
+            elif auth.authenticated:
+                ctx.app, ctx.user = auth.app, auth.user
+                req = msgspec.structs.replace(
+                    req,
+                    authenticated=True,
+                    app_id=auth.app.id if auth.app else None,
+                    user_id=auth.user.id if auth.user else None,
+                    auth_claims=auth.response.claims if auth.response else {},
+                )
+
+        if sc is None:
+            phase = await chain.run_request_phase("post_auth", ctx, req)
+            timings += phase.timings
+            contained += phase.errors
+            req, sc, by, executed = phase.request, phase.short_circuit, phase.short_circuited_by, phase.executed
+
+        outcome_request: EnrichedRequest | None = None
+        result: UpstreamResponse | list[bytes] | PluginError
+        if sc is not None:
+            if sc.error is not None:
+                result = sc.error
+            elif sc.stream_chunks is not None:
+                result = list(sc.stream_chunks)
+            else:
+                result = sc.response or UpstreamResponse()
+        else:
+            outcome_request = req
+            if upstream is None:
+                result = UpstreamResponse(headers={"content-type": "application/json"}, body=b"{}")
+            elif callable(upstream):
+                result = await upstream(req)
+            else:
+                result = upstream
+
+        info = ctx.info()
+        if isinstance(result, list):
+            outcome = await self._stream(chain, ctx, executed, result, req, timings, info)
+        else:
+            outcome = await self._complete(chain, ctx, executed, result, timings, info)
+        outcome.upstream_request = outcome_request
+        outcome.short_circuited_by = by
+        outcome.executed = [h.slug for h in executed]
+        outcome.timings = timings
+        outcome.contained_errors = contained
+
+        record = AnalyticsRecord(
+            request_id=ctx.request_id,
+            app_id=ctx.app_id,
+            user_id=ctx.user_id,
+            llm_id=ctx.llm_id,
+            model=req.model,
+            status_code=outcome.status_code,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            streamed=outcome.chunks is not None,
+            request_bytes=len(req.body),
+            response_bytes=len(outcome.body),
+            error_type=outcome.error.type if outcome.error else "",
+            context=info,
+        )
+        outcome.analytics = record
+        await chain.run_data_collection("handle_analytics", ctx, record)
+        return outcome
+
+    async def _complete(
+        self,
+        chain: HookChain,
+        ctx: Context,
+        executed: Sequence[PluginHandle],
+        result: UpstreamResponse | PluginError,
+        timings: list[HookTiming],
+        info: Any,
+    ) -> PipelineOutcome:
+        if isinstance(result, PluginError):
+            rw = ResponseWriteRequest(
+                request_id=ctx.request_id,
+                status_code=result.status_code,
+                headers={"content-type": "application/json", **result.headers},
+                error=result,
+                context=info,
+            )
+        else:
+            rw = ResponseWriteRequest(
+                request_id=ctx.request_id,
+                status_code=result.status_code,
+                headers=dict(result.headers),
+                body=result.body,
+                context=info,
+            )
+        rw = await chain.run_response_headers(ctx, executed, rw, timings)
+        rw = await chain.run_response_body(ctx, executed, rw, timings)
+        body = error_body(rw.error) if rw.error is not None else rw.body
+        return PipelineOutcome(status_code=rw.status_code, headers=rw.headers, body=body, error=rw.error)
+
+    async def _stream(
+        self,
+        chain: HookChain,
+        ctx: Context,
+        executed: Sequence[PluginHandle],
+        chunks: list[bytes],
+        req: EnrichedRequest,
+        timings: list[HookTiming],
+        info: Any,
+    ) -> PipelineOutcome:
+        head = ResponseWriteRequest(
+            request_id=ctx.request_id, status_code=200, headers={"content-type": "text/event-stream"}, context=info
+        )
+        head = await chain.run_response_headers(ctx, executed, head, timings)
+        if head.error is not None:
+            return PipelineOutcome(
+                status_code=head.status_code, headers=head.headers, body=error_body(head.error), error=head.error
+            )
+        sent: list[bytes] = []
+        for i, data in enumerate(chunks):
+            chunk = ResponseWriteRequest(
+                request_id=ctx.request_id,
+                status_code=head.status_code,
+                headers=head.headers,
+                body=data,
+                is_stream_chunk=True,
+                chunk_index=i,
+                is_final_chunk=i == len(chunks) - 1,
+                context=info,
+            )
+            out = await chain.run_response_chunk(ctx, executed, chunk, timings)
+            if out is not None:
+                sent.append(out.body)
+        complete = await chain.run_stream_complete(
+            ctx,
+            executed,
+            StreamCompleteRequest(
+                request_id=ctx.request_id,
+                accumulated_response=b"".join(sent),
+                headers=head.headers,
+                status_code=head.status_code,
+                chunk_count=len(sent),
+                request_body=req.body,
+                context=info,
+            ),
+            timings,
+        )
+        return PipelineOutcome(
+            status_code=head.status_code,
+            headers=head.headers,
+            body=b"".join(sent),
+            chunks=sent,
+            stream_complete=complete,
+        )
