@@ -1,0 +1,329 @@
+"""Edge benchmark in one go: direct to a fast mock upstream, through the floor (bare Starlette + httpx
+pass-through, `bench/floor_proxy.py`), and through the edge with key auth, three plugins and accounting on.
+
+Prints, per target: latency at concurrency 1 (p50/p99, and added over direct), CPU cost per request and the
+throughput one core sustains (closed loop, concurrency 32), stream time to first byte (added over direct),
+and RSS; then each of the edge's figures as a ratio to the floor's, against the targets of issue 5:
+added p50 <= 1.5x floor, throughput/core >= 2/3 floor, stream TTFB added <= 1 ms, RSS <= 150 MB.
+
+    .venv/bin/python bench/bench_edge.py [--requests 2000] [--duration 8] [--streams 300]
+
+Upstream: /work/shared/bench/mock_upstream.py when present (a raw-asyncio mock, so the upstream is never
+the bottleneck; override with BENCH_MOCK), else `python -m fjordgate.mock_llm`. Gateways run pinned to CPU 1,
+the mock and this load generator to CPU 0 (2-core box). Every process started is stopped by pid at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cryptography.fernet import Fernet  # noqa: E402
+
+from shared_sdk.snapshot import (  # noqa: E402
+    AppConfig,
+    ConfigSnapshot,
+    CredentialConfig,
+    LLMConfig,
+    ModelPriceConfig,
+    PluginBinding,
+    PluginConfig,
+    encode_snapshot,
+    hash_credential,
+)
+
+SHARED_MOCK = Path(os.environ.get("BENCH_MOCK", "/work/shared/bench/mock_upstream.py"))
+KEY = "sk-bench-edge-0123456789"
+MODEL = "mock-gpt"
+BODY = json.dumps(
+    {"model": MODEL, "messages": [{"role": "user", "content": "Say hello to the benchmark."}], "max_tokens": 64}
+).encode()
+STREAM_BODY = json.dumps(
+    {
+        "model": MODEL,
+        "stream": True,
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
+    }
+).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if os.cpu_count() and os.cpu_count() > 1 else []  # type: ignore[operator]
+
+
+def wait_ready(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} not ready after {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def snapshot(upstream_v1: str) -> ConfigSnapshot:
+    secret = os.environ["FJORDGATE_EDGE_SECRET"]
+    key = Fernet(secret.encode()).encrypt(b"sk-upstream").decode()
+    plugins = [
+        PluginConfig(
+            slug="request-tagger",
+            name="tagger",
+            import_path="plugins.request_tagger.plugin:create_plugin",
+            config={"tags": ["bench"], "headers": {"x-team": "bench"}},
+            global_order=0,
+        ),
+        PluginConfig(slug="pii-redactor", name="pii", import_path="plugins.pii_redactor.plugin:create_plugin"),
+        PluginConfig(slug="request-logger", name="logger", import_path="plugins.request_logger.plugin:create_plugin"),
+    ]
+    llm = LLMConfig(
+        id=1,
+        slug="bench",
+        name="bench",
+        vendor="openai",
+        api_base=upstream_v1,
+        api_key_encrypted=key,
+        default_model=MODEL,
+        allowed_models=[MODEL],
+        plugin_chain=[PluginBinding(plugin_slug="pii-redactor", order=0)],
+    )
+    return ConfigSnapshot(
+        namespace="bench",
+        version=1,
+        llms=[llm],
+        apps=[AppConfig(id=1, name="bench", llm_ids=[1])],
+        credentials=[CredentialConfig(key_hash=hash_credential(KEY), app_id=1, credential_id=1)],
+        plugins=plugins,
+        prices=[
+            ModelPriceConfig(
+                vendor="openai", model=MODEL, prompt_per_million=Decimal("0.15"), completion_per_million=Decimal("0.6")
+            )
+        ],
+    )
+
+
+async def latency(client: httpx.AsyncClient, url: str, headers: dict, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = await client.post(url, content=BODY, headers=headers)
+        out.append(time.perf_counter() - t0)
+        if r.status_code != 200:
+            raise SystemExit(f"{url}: HTTP {r.status_code}: {r.text[:200]}")
+    return out
+
+
+async def ttfb(client: httpx.AsyncClient, url: str, headers: dict, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        async with client.stream("POST", url, content=STREAM_BODY, headers=headers) as r:
+            first = None
+            async for _piece in r.aiter_raw():
+                if first is None:
+                    first = time.perf_counter() - t0
+            if r.status_code != 200 or first is None:
+                raise SystemExit(f"{url}: stream failed ({r.status_code})")
+        out.append(first)
+    return out
+
+
+async def throughput(url: str, headers: dict, concurrency: int, duration: float) -> int:
+    done = 0
+    stop = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                r = await client.post(url, content=BODY, headers=headers)
+                if r.status_code == 200:
+                    done += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+
+async def measure(name: str, url: str, key: str | None, pid: int | None, args: argparse.Namespace) -> dict:
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        await latency(client, url, headers, 200)  # warm-up
+        lat = await latency(client, url, headers, args.requests)
+        await ttfb(client, url, headers, 20)
+        first = await ttfb(client, url, headers, args.streams)
+    cpu0 = cpu_seconds(pid) if pid else 0.0
+    count = await throughput(url, headers, args.concurrency, args.duration)
+    cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
+    result = {
+        "name": name,
+        "p50_ms": pct(lat, 0.5),
+        "p99_ms": pct(lat, 0.99),
+        "ttfb_p50_ms": pct(first, 0.5),
+        "rps": count / args.duration,
+        "cpu_ms_per_req": (cpu * 1000 / count) if pid and count else None,
+        "rss_mb": rss_mb(pid) if pid else None,
+    }
+    result["rps_per_core"] = 1000 / result["cpu_ms_per_req"] if result["cpu_ms_per_req"] else None
+    return result
+
+
+def start(argv: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="sequential requests for latency")
+    parser.add_argument("--streams", type=int, default=300, help="sequential streams for TTFB")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds of closed-loop load per target")
+    args = parser.parse_args()
+    py = sys.executable
+    try:
+        os.sched_setaffinity(0, {0})
+    except (AttributeError, OSError):
+        pass
+    procs: list[subprocess.Popen] = []
+    tmp = tempfile.mkdtemp(prefix="bench-edge-")
+    try:
+        mock_port, floor_port, edge_port = free_port(), free_port(), free_port()
+        if SHARED_MOCK.is_file():
+            procs.append(start([*pinned(0), py, str(SHARED_MOCK), "--port", str(mock_port), "--chunks", "20"]))
+            mock_kind = f"{SHARED_MOCK} (20 chunks)"
+        else:
+            procs.append(start([*pinned(0), py, "-m", "fjordgate.mock_llm", "--port", str(mock_port)]))
+            mock_kind = "fjordgate.mock_llm"
+        upstream = f"http://127.0.0.1:{mock_port}/v1"
+        wait_ready(f"http://127.0.0.1:{mock_port}/health")
+        floor = start(
+            [
+                *pinned(1),
+                py,
+                str(ROOT / "bench" / "floor_proxy.py"),
+                "--port",
+                str(floor_port),
+                "--upstream",
+                upstream,
+                "--key",
+                KEY,
+            ]
+        )
+        procs.append(floor)
+        env = dict(os.environ)
+        env.setdefault("FJORDGATE_EDGE_SECRET", Fernet.generate_key().decode())
+        os.environ["FJORDGATE_EDGE_SECRET"] = env["FJORDGATE_EDGE_SECRET"]
+        snap_path = Path(tmp) / "snapshot.json"
+        snap_path.write_bytes(encode_snapshot(snapshot(upstream)))
+        env.update(
+            {
+                "EDGE_SNAPSHOT_FILE": str(snap_path),
+                "EDGE_PORT": str(edge_port),
+                "EDGE_NAMESPACE": "bench",
+                "EDGE_STATE_DIR": str(Path(tmp) / "state"),
+                "EDGE_ID": "bench-edge",
+                "EDGE_LOG_LEVEL": "warning",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        env.pop("NATS_URL", None)
+        edge = start([*pinned(1), py, "-m", "edge_gateway"], env)
+        procs.append(edge)
+        wait_ready(f"http://127.0.0.1:{floor_port}/health")
+        wait_ready(f"http://127.0.0.1:{edge_port}/ready")
+        print(f"upstream: {mock_kind}; gateways pinned to CPU 1, mock + load generator to CPU 0", flush=True)
+        results = {}
+        for name, url, key, pid in (
+            ("direct", f"{upstream}/chat/completions", None, None),
+            ("floor", f"http://127.0.0.1:{floor_port}/v1/chat/completions", KEY, floor.pid),
+            ("edge", f"http://127.0.0.1:{edge_port}/v1/chat/completions", KEY, edge.pid),
+        ):
+            results[name] = asyncio.run(measure(name, url, key, pid, args))
+            print(json.dumps(results[name]), flush=True)
+        report(results, args.concurrency)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def report(r: dict, concurrency: int) -> None:
+    d, f, e = r["direct"], r["floor"], r["edge"]
+    add = {
+        k: {
+            "p50": r[k]["p50_ms"] - d["p50_ms"],
+            "p99": r[k]["p99_ms"] - d["p99_ms"],
+            "ttfb": r[k]["ttfb_p50_ms"] - d["ttfb_p50_ms"],
+        }
+        for k in ("floor", "edge")
+    }
+    print("\n| figure | floor | edge | edge / floor | target |")
+    print("|---|---|---|---|---|")
+    rows = [
+        ("added latency p50 (ms, c=1)", add["floor"]["p50"], add["edge"]["p50"], "<= 1.5x"),
+        ("added latency p99 (ms, c=1)", add["floor"]["p99"], add["edge"]["p99"], ""),
+        ("throughput per core (req/CPU-s)", f["rps_per_core"], e["rps_per_core"], ">= 0.67x"),
+        (f"closed-loop req/s (c={concurrency})", f["rps"], e["rps"], ""),
+        ("stream TTFB added p50 (ms)", add["floor"]["ttfb"], add["edge"]["ttfb"], "edge <= 1 ms"),
+        ("RSS (MB)", f["rss_mb"], e["rss_mb"], "edge <= 150 MB"),
+    ]
+    for label, fv, ev, target in rows:
+        ratio = ev / fv if fv else float("nan")
+        print(f"| {label} | {fv:.3f} | {ev:.3f} | {ratio:.2f} | {target} |")
+    checks = [
+        add["edge"]["p50"] <= 1.5 * add["floor"]["p50"],
+        e["rps_per_core"] >= f["rps_per_core"] * 2 / 3,
+        add["edge"]["ttfb"] <= 1.0,
+        e["rss_mb"] <= 150,
+    ]
+    print("\ntargets met:", dict(zip(["added_p50", "throughput_per_core", "ttfb", "rss"], checks, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

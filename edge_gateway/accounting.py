@@ -1,0 +1,184 @@
+"""Telemetry off the hot path: what each request produced, handed to sinks by a background task.
+
+Every accepted request (one that passed authentication) yields exactly one `AnalyticsRecord`, one
+`BudgetUsage` and one `ProxyLog` (bodies only when `EDGE_LOG_BODIES` is on), including requests the client
+abandoned mid-stream. The request path only appends to in-memory queues (`TelemetryQueue.put`, no I/O, no
+await); one drain task per sink delivers batches, so a slow sink never slows requests or the other sinks.
+
+Sinks implement `TelemetrySink.submit_batch(records)`; the NATS shipper (`edge_gateway.telemetry`) and the
+data-collector plugins (`PluginCollectorSink` in `edge_gateway.collectors`) are the two kinds. Each queue is
+bounded: when a sink falls behind by `maxsize` records, the oldest are dropped and counted
+(`fjordgate_edge_telemetry_dropped_total`), so memory stays bounded whatever a sink does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from shared_sdk import AnalyticsRecord, BudgetUsage, ProxyLog
+from shared_sdk.snapshot import ModelPriceConfig
+
+from .providers.base import Usage
+
+__all__ = ["TelemetryQueue", "TelemetryRecord", "TelemetrySink", "cost_of"]
+
+log = logging.getLogger("fjordgate.edge.telemetry")
+
+TelemetryRecord = AnalyticsRecord | BudgetUsage | ProxyLog
+_MILLION = Decimal(1_000_000)
+_ZERO = Decimal("0")
+
+
+def cost_of(usage: Usage, price: ModelPriceConfig | None) -> Decimal:
+    """Cost in the price's currency. Prompt tokens read from / written to a cache are billed at their own rates."""
+    if price is None:
+        return _ZERO
+    plain_prompt = max(0, usage.prompt_tokens - usage.cache_read_tokens - usage.cache_write_tokens)
+    total = (
+        plain_prompt * price.prompt_per_million
+        + usage.completion_tokens * price.completion_per_million
+        + usage.cache_read_tokens * price.cache_read_per_million
+        + usage.cache_write_tokens * price.cache_write_per_million
+    )
+    return total / _MILLION
+
+
+@runtime_checkable
+class TelemetrySink(Protocol):
+    """Something that takes batches of telemetry records (AnalyticsRecord | BudgetUsage | ProxyLog).
+
+    `submit_batch` may await I/O; it is called by the sink's own drain task, one batch at a time, never
+    concurrently with itself. If it raises, the batch is logged and dropped: a sink that needs durability
+    (the NATS shipper) keeps its own spool.
+    """
+
+    async def submit_batch(self, records: list[Any]) -> None: ...
+
+
+class _SinkLane:
+    __slots__ = ("sink", "name", "items", "wakeup", "task", "dropped")
+
+    def __init__(self, sink: TelemetrySink, name: str, maxsize: int) -> None:
+        self.sink = sink
+        self.name = name
+        self.items: deque[TelemetryRecord] = deque(maxlen=maxsize)
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+
+class TelemetryQueue:
+    """Bounded in-memory fan-out of telemetry records to registered sinks.
+
+    Interface for sinks (used by the sync helper's NATS shipper):
+        queue.add_sink(sink, name="nats")      # start receiving every record put from now on
+        queue.remove_sink(sink)                # stop; pending records of that sink are discarded
+    Producers call `queue.put(record)` (sync, never blocks). `start()` / `stop()` are called by the app's
+    lifespan; `stop()` flushes what is pending to each sink before returning (bounded by `drain_timeout_s`).
+    """
+
+    def __init__(
+        self, *, maxsize: int = 10_000, batch_size: int = 200, flush_interval_s: float = 1.0, on_drop: Any = None
+    ) -> None:
+        self.maxsize = maxsize
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self._lanes: list[_SinkLane] = []
+        self._running = False
+        self._on_drop = on_drop
+
+    @property
+    def sinks(self) -> list[TelemetrySink]:
+        return [lane.sink for lane in self._lanes]
+
+    def add_sink(self, sink: TelemetrySink, name: str | None = None) -> None:
+        lane = _SinkLane(sink, name or type(sink).__name__, self.maxsize)
+        self._lanes = [*self._lanes, lane]
+        if self._running:
+            lane.task = asyncio.get_running_loop().create_task(self._drain(lane), name=f"telemetry-{lane.name}")
+
+    def remove_sink(self, sink: TelemetrySink) -> None:
+        for lane in self._lanes:
+            if lane.sink is sink:
+                self._lanes = [x for x in self._lanes if x is not lane]
+                if lane.task is not None:
+                    lane.task.cancel()
+
+    def put(self, record: TelemetryRecord) -> None:
+        for lane in self._lanes:
+            items = lane.items
+            if len(items) == items.maxlen:
+                lane.dropped += 1
+                if self._on_drop is not None:
+                    self._on_drop(lane.name)
+            items.append(record)
+            if len(items) >= self.batch_size:
+                lane.wakeup.set()
+
+    def pending(self) -> int:
+        return sum(len(lane.items) for lane in self._lanes)
+
+    async def start(self) -> None:
+        self._running = True
+        loop = asyncio.get_running_loop()
+        for lane in self._lanes:
+            if lane.task is None:
+                lane.task = loop.create_task(self._drain(lane), name=f"telemetry-{lane.name}")
+
+    async def stop(self, drain_timeout_s: float = 5.0) -> None:
+        self._running = False
+        lanes = list(self._lanes)
+        for lane in lanes:
+            if lane.task is not None:
+                lane.task.cancel()
+        for lane in lanes:
+            if lane.task is not None:
+                try:
+                    await lane.task
+                except asyncio.CancelledError:
+                    pass
+                lane.task = None
+        try:
+            async with asyncio.timeout(drain_timeout_s):
+                for lane in lanes:
+                    while lane.items:
+                        await self._deliver(lane)
+        except TimeoutError:
+            log.warning("telemetry: gave up flushing %d records at shutdown", self.pending())
+
+    async def flush(self) -> None:
+        """Deliver everything pending now (tests and shutdown)."""
+        for lane in list(self._lanes):
+            while lane.items:
+                await self._deliver(lane)
+
+    async def _drain(self, lane: _SinkLane) -> None:
+        while True:
+            if not lane.items:
+                lane.wakeup.clear()
+                try:
+                    await asyncio.wait_for(lane.wakeup.wait(), self.flush_interval_s)
+                except TimeoutError:
+                    pass
+            elif len(lane.items) < self.batch_size:
+                lane.wakeup.clear()
+                try:  # gather a fuller batch, but never hold records longer than the flush interval
+                    await asyncio.wait_for(lane.wakeup.wait(), self.flush_interval_s)
+                except TimeoutError:
+                    pass
+            if lane.items:
+                await self._deliver(lane)
+
+    async def _deliver(self, lane: _SinkLane) -> None:
+        items = lane.items
+        batch = [items.popleft() for _ in range(min(self.batch_size, len(items)))]
+        try:
+            await lane.sink.submit_batch(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("telemetry sink %s failed on a batch of %d records (dropped)", lane.name, len(batch))

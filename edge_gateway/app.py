@@ -1,0 +1,205 @@
+"""The app factory: one function builds the runtime, the explicit route list, and the lifespan.
+
+Start-up order (lifespan): open the local KV -> start telemetry -> load config (the snapshot file when
+`EDGE_SNAPSHOT_FILE` is set, else the last snapshot this edge persisted) -> start the sync client when
+`NATS_URL` is set -> start housekeeping. Shutdown runs it backwards and flushes telemetry.
+
+With `NATS_URL` set, the sync service (`edge_gateway.sync.EdgeSyncService`, the sync helper's) is built with
+the config store and registered as a telemetry sink (its shipper); it uses only the interfaces documented on
+`ConfigStore` and `TelemetryQueue`. Without it, the edge runs from the snapshot file (a supported mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared_sdk import Runtime
+from shared_sdk.host import PluginHost
+
+from .accounting import TelemetryQueue
+from .collectors import PluginCollectorSink
+from .config_store import ConfigRejected, ConfigStore
+from .endpoints import Health, LLMEndpoint, MetricsEndpoint, NativeEndpoint, PluginEndpoint, Ready
+from .errors import error_body
+from .kv import EdgeKV
+from .metrics import EdgeMetrics, MetricsSink, hook_observer
+from .pipeline import EdgeRuntime, Pipeline
+from .ratelimit import RateLimiter
+from .resilience import Backoff
+from .services import EdgeEventHub, EdgeGatewayServices, services_factory
+from .settings import EdgeSettings
+from .upstream import HttpxTransport, UpstreamTransport
+
+__all__ = ["Edge", "create_app"]
+
+log = logging.getLogger("fjordgate.edge")
+
+_HOUSEKEEPING_INTERVAL_S = 60.0
+
+
+@dataclass(slots=True)
+class Edge:
+    """Everything one edge process holds; `app.state.edge` in the Starlette app."""
+
+    settings: EdgeSettings
+    store: ConfigStore
+    telemetry: TelemetryQueue
+    metrics: EdgeMetrics
+    kv: EdgeKV
+    hub: EdgeEventHub
+    runtime: EdgeRuntime
+    pipeline: Pipeline
+
+
+def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = None) -> Edge:
+    metrics = EdgeMetrics()
+    kv = EdgeKV(os.path.join(settings.state_dir, "kv.sqlite3"))
+    hub = EdgeEventHub()
+    holder: list[ConfigStore] = []
+    host = PluginHost(Runtime.GATEWAY, services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])))
+    store = ConfigStore(
+        host=host,
+        namespace=settings.namespace or None,
+        edge_secret=settings.edge_secret,
+        state_dir=settings.state_dir,
+        hook_observer=hook_observer(metrics),
+    )
+    holder.append(store)
+    store.add_listener(lambda cfg: metrics.config_version.set(cfg.version))
+    telemetry = TelemetryQueue(
+        maxsize=settings.telemetry_queue_size,
+        batch_size=settings.telemetry_batch_size,
+        flush_interval_s=settings.telemetry_flush_interval_s,
+        on_drop=lambda sink: metrics.telemetry_dropped.labels(sink).inc(),
+    )
+    telemetry.add_sink(MetricsSink(metrics), name="metrics")
+    telemetry.add_sink(PluginCollectorSink(store, settings.edge_id), name="plugins")
+    runtime = EdgeRuntime(
+        settings=settings,
+        store=store,
+        transport=transport or HttpxTransport(),
+        limiter=RateLimiter(),
+        telemetry=telemetry,
+        metrics=metrics,
+        backoff=Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s),
+    )
+    return Edge(settings, store, telemetry, metrics, kv, hub, runtime, Pipeline(runtime))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        body = error_body(
+            f"no route for {request.method} {request.url.path}", "invalid_request_error", "route_not_found"
+        )
+    elif status == 405:
+        body = error_body(
+            f"method {request.method} not allowed on {request.url.path}", "invalid_request_error", "method_not_allowed"
+        )
+    else:
+        body = error_body("internal error in the edge gateway", "internal_error", "internal_error")
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _routes(edge: Edge) -> list[Route]:
+    pipeline = edge.pipeline
+    chat = LLMEndpoint(pipeline, "chat")
+    completions = LLMEndpoint(pipeline, "completions")
+    embeddings = LLMEndpoint(pipeline, "embeddings")
+    models = LLMEndpoint(pipeline, "models")
+    native = NativeEndpoint(pipeline)
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    return [
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/chat/completions", chat, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/llm/call/{llm_slug}/{path:path}", native, methods=methods),
+        Route(
+            "/plugins/{slug}/{path:path}",
+            PluginEndpoint(edge.store, edge.settings.max_body_bytes, edge.settings.edge_id),
+            methods=methods,
+        ),
+        Route("/health", Health(), methods=["GET"]),
+        Route("/ready", Ready(edge.store), methods=["GET"]),
+        Route("/metrics", MetricsEndpoint(edge.metrics), methods=["GET"]),
+    ]
+
+
+def _start_sync_service(edge: Edge) -> Any:
+    from .sync import EdgeSyncService  # imported only when NATS is configured
+
+    settings = edge.settings
+    service = EdgeSyncService(
+        store=edge.store,
+        namespace=settings.namespace,
+        edge_id=settings.edge_id,
+        nats_url=settings.nats_url,
+        state_dir=settings.state_dir,
+        host=settings.host,
+        port=settings.port,
+        registry=edge.metrics.registry,
+    )
+    edge.telemetry.add_sink(service.shipper, name="nats")
+    return service
+
+
+async def _housekeeping(edge: Edge) -> None:
+    while True:
+        await asyncio.sleep(_HOUSEKEEPING_INTERVAL_S)
+        try:
+            await edge.kv.purge_expired()
+            edge.runtime.limiter.prune()
+        except Exception:
+            log.exception("housekeeping failed")
+
+
+def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = None) -> Starlette:
+    edge = build_edge(settings, transport)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await edge.kv.open()
+        await edge.telemetry.start()
+        sync: Any = None
+        try:
+            if settings.snapshot_file:
+                await edge.store.apply_file(settings.snapshot_file)
+            else:
+                try:
+                    await edge.store.load_persisted()
+                except ConfigRejected as exc:
+                    log.error("the persisted snapshot is unusable (%s); waiting for the control plane", exc)
+            if settings.nats_url:
+                sync = _start_sync_service(edge)
+                await sync.start()
+            housekeeping = asyncio.create_task(_housekeeping(edge), name="edge-housekeeping")
+            log.info("edge %s ready to serve namespace %r", settings.edge_id, settings.namespace)
+            yield
+            housekeeping.cancel()
+        finally:
+            if sync is not None:
+                await sync.stop()
+            await edge.telemetry.stop()
+            await edge.store.aclose()
+            await edge.runtime.transport.aclose()
+            await edge.kv.close()
+
+    app = Starlette(
+        routes=_routes(edge), lifespan=lifespan, exception_handlers={HTTPException: _not_found, Exception: _not_found}
+    )
+    app.state.edge = edge
+    return app

@@ -1,0 +1,196 @@
+"""Plain ASGI endpoints: the LLM routes (handed to the pipeline), plugin endpoints, health, readiness, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared_sdk import Context, EndpointRequest, PluginCallError, Runtime
+
+from .auth import authenticate_key, credential_from_headers, find_credential
+from .config_store import ConfigStore
+from .errors import GatewayError, error_body
+from .metrics import CONTENT_TYPE_LATEST, EdgeMetrics
+from .pipeline import Pipeline, read_body
+
+__all__ = ["Health", "LLMEndpoint", "MetricsEndpoint", "NativeEndpoint", "PluginEndpoint", "Ready"]
+
+
+async def _send(
+    send: Any,
+    status: int,
+    body: bytes,
+    content_type: bytes = b"application/json",
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), *(headers or [])],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_gateway_error(send: Any, error: GatewayError) -> None:
+    await _send(
+        send,
+        error.status_code,
+        error_body(error.message, error.type, error.code, error.param),
+        headers=[(k.encode(), v.encode()) for k, v in error.headers.items()],
+    )
+
+
+class LLMEndpoint:
+    """`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `GET /v1/models`."""
+
+    def __init__(self, pipeline: Pipeline, kind: str) -> None:
+        self.pipeline = pipeline
+        self.kind = kind
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.pipeline.serve(scope, receive, send, self.kind)
+
+
+class NativeEndpoint:
+    """`/llm/call/{llm_slug}/{path}`: the vendor's own API, with the edge's auth, policy and accounting."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        params = scope.get("path_params", {})
+        await self.pipeline.serve(scope, receive, send, "native", params.get("llm_slug", ""), params.get("path", ""))
+
+
+class Health:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await _send(send, 200, b'{"status":"ok"}')
+
+
+class Ready:
+    """200 once a config is loaded (with its version and checksum), 503 before."""
+
+    def __init__(self, store: ConfigStore) -> None:
+        self.store = store
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        import orjson
+
+        cfg = self.store.current
+        if cfg is None:
+            await _send(send, 503, b'{"status":"waiting for config"}')
+            return
+        await _send(
+            send,
+            200,
+            orjson.dumps(
+                {
+                    "status": "ready",
+                    "namespace": cfg.snapshot.namespace,
+                    "version": cfg.version,
+                    "checksum": cfg.checksum,
+                }
+            ),
+        )
+
+
+class MetricsEndpoint:
+    def __init__(self, metrics: EdgeMetrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await _send(send, 200, self.metrics.render(), CONTENT_TYPE_LATEST.encode())
+
+
+def _match(registrations: list[Any], path: str, method: str) -> tuple[Any | None, bool]:
+    """(registration, path_known): the registration serving `path` for `method`."""
+    known = False
+    for reg in registrations:
+        pattern = reg.path if reg.path.startswith("/") else f"/{reg.path}"
+        if pattern.endswith("/*"):
+            hit = path == pattern[:-2] or path.startswith(pattern[:-1])
+        else:
+            hit = path == pattern
+        if hit:
+            known = True
+            if method in (m.upper() for m in reg.methods):
+                return reg, True
+    return None, known
+
+
+class PluginEndpoint:
+    """`/plugins/{slug}/{path}`: a gateway plugin's custom endpoints (`CustomEndpointHandler`)."""
+
+    def __init__(self, store: ConfigStore, max_body_bytes: int, edge_id: str) -> None:
+        self.store = store
+        self.max_body_bytes = max_body_bytes
+        self.edge_id = edge_id
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await self._serve(scope, receive, send)
+        except GatewayError as err:
+            await send_gateway_error(send, err)
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        cfg = self.store.current
+        params = scope.get("path_params", {})
+        slug = params.get("slug", "")
+        relative = "/" + params.get("path", "")
+        registrations = cfg.endpoints.get(slug) if cfg is not None else None
+        handle = cfg.plugins.get(slug) if cfg is not None else None
+        if not registrations or handle is None:
+            raise GatewayError.not_found(f"no plugin endpoints for {slug!r}", code="not_found")
+        reg, known = _match(registrations, relative, scope["method"])
+        if reg is None:
+            if known:
+                raise GatewayError(405, f"method {scope['method']} not allowed here", code="method_not_allowed")
+            raise GatewayError.not_found(f"plugin {slug!r} has no endpoint {relative!r}", code="not_found")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
+        ctx = Context(runtime=Runtime.GATEWAY, edge_id=self.edge_id, namespace=cfg.snapshot.namespace)
+        app = None
+        user = None
+        if reg.require_auth:
+            credential, _ = credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+            compiled_app, user_id = authenticate_key(cfg, credential, find_credential(cfg, credential))
+            app = compiled_app.message
+            user = cfg.user_messages.get(user_id) if user_id is not None else None
+            ctx.app, ctx.user = app, user
+        client = scope.get("client")
+        request = EndpointRequest(
+            method=scope["method"],
+            path=scope["path"],
+            relative_path=relative,
+            path_segments=[s for s in relative.split("/") if s],
+            headers={k: v for k, v in headers.items() if k not in ("authorization", "x-api-key")},
+            body=body,
+            query_string=scope.get("query_string", b"").decode("latin-1"),
+            remote_addr=client[0] if client else "",
+            host=headers.get("host", ""),
+            authenticated=app is not None,
+            app=app,
+            user=user,
+        )
+        started = False
+        try:
+            async for chunk in handle.stream("handle_endpoint_request", ctx, request):
+                if not started:
+                    started = True
+                    out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chunk.headers.items()]
+                    if not any(k == b"content-type" for k, _ in out):
+                        out.append((b"content-type", b"application/json"))
+                    await send({"type": "http.response.start", "status": chunk.status_code, "headers": out})
+                if chunk.body:
+                    await send({"type": "http.response.body", "body": chunk.body, "more_body": True})
+                if chunk.done or not reg.stream_response:
+                    break
+        except PluginCallError as err:
+            if not started:
+                raise GatewayError(
+                    502, f"plugin '{slug}' endpoint failed ({err.kind})", type="plugin_error", code=f"plugin_{err.kind}"
+                ) from None
+        if not started:
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

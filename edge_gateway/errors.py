@@ -1,0 +1,122 @@
+"""Errors the edge answers with, always in OpenAI's JSON error shape.
+
+    GatewayError                      raised by the edge itself; never retried, never falls back
+     ├── bad_request (400)            malformed JSON, missing model, bad field
+     ├── body_too_large (413)
+     ├── unauthenticated (401)
+     ├── forbidden (403)              model not allowed, client IP not allowed, LLM not linked to the app
+     ├── not_found (404)              unknown model / LLM / route
+     ├── budget_exceeded (402)
+     └── rate_limited (429)           carries Retry-After
+    UpstreamError                     the vendor failed (network, timeout, 429, 5xx); retryable per `retryable`
+
+Why two families: Bifrost's rule that the gateway never retries or falls back on its own errors is enforced
+by type, not by inspecting messages. The body is `{"error": {"message", "type", "param", "code"}}`, which the
+stock `openai` client parses into its exception classes.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+
+__all__ = [
+    "GatewayError",
+    "UpstreamError",
+    "error_body",
+    "error_response",
+]
+
+
+class GatewayError(Exception):
+    """An error the edge raises itself, rendered as-is to the client."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    @classmethod
+    def bad_request(cls, message: str, *, param: str | None = None, code: str = "invalid_request") -> GatewayError:
+        return cls(400, message, type="invalid_request_error", code=code, param=param)
+
+    @classmethod
+    def body_too_large(cls, limit: int) -> GatewayError:
+        return cls(413, f"request body exceeds {limit} bytes", type="invalid_request_error", code="body_too_large")
+
+    @classmethod
+    def unauthenticated(cls, message: str = "missing or invalid API key") -> GatewayError:
+        return cls(401, message, type="authentication_error", code="invalid_api_key")
+
+    @classmethod
+    def forbidden(cls, message: str, *, code: str = "forbidden") -> GatewayError:
+        return cls(403, message, type="permission_error", code=code)
+
+    @classmethod
+    def not_found(cls, message: str, *, code: str = "model_not_found", param: str | None = None) -> GatewayError:
+        return cls(404, message, type="invalid_request_error", code=code, param=param)
+
+    @classmethod
+    def budget_exceeded(cls, message: str) -> GatewayError:
+        return cls(402, message, type="insufficient_quota", code="budget_exceeded")
+
+    @classmethod
+    def rate_limited(cls, message: str, retry_after_s: float) -> GatewayError:
+        seconds = max(1, int(retry_after_s + 0.999))
+        return cls(
+            429, message, type="rate_limit_error", code="rate_limit_exceeded", headers={"retry-after": str(seconds)}
+        )
+
+
+class UpstreamError(Exception):
+    """The upstream call failed. `status_code` is what the client sees (502/504 or the vendor's 4xx/429)."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        retryable: bool,
+        type: str = "upstream_error",
+        code: str | None = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.retryable = retryable
+        self.type = type
+        self.code = code
+        self.body = body
+        self.headers = headers or {}
+
+
+def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type, "param": param, "code": code}})
+
+
+def error_response(
+    status_code: int,
+    message: str,
+    type: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        error_body(message, type, code, param), status_code=status_code, headers=headers, media_type="application/json"
+    )

@@ -1,0 +1,151 @@
+"""What every provider does: turn an OpenAI-shaped call into a vendor request, and the vendor's answer back.
+
+A provider is stateless and shared by every LLM of its vendor; per-LLM facts (base URL, decrypted key,
+extra headers, timeouts) come in the `UpstreamSpec` the config store compiled. The pipeline only ever
+sees OpenAI shapes: translation in both directions lives here, per vendor, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..upstream import UpstreamRequest
+
+__all__ = [
+    "CallKind",
+    "OpenAIRequest",
+    "Provider",
+    "StreamTranslator",
+    "UpstreamSpec",
+    "Usage",
+    "estimate_tokens",
+    "join_url",
+]
+
+CallKind = str
+"""One of "chat", "completions", "embeddings"."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSpec:
+    """Everything about one LLM that is needed to call it, compiled once per config."""
+
+    llm_id: int
+    slug: str
+    vendor: str
+    api_base: str
+    api_key: str
+    extra_headers: dict[str, str]
+    connect_timeout_s: float
+    first_byte_timeout_s: float
+    idle_stream_timeout_s: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class OpenAIRequest:
+    """The client's request body, decoded once. `data` is the OpenAI-shaped JSON object."""
+
+    kind: CallKind
+    raw: bytes
+    data: dict[str, Any]
+    model: str
+    stream: bool
+    client_wants_usage: bool
+    max_tokens: int | None
+
+    @classmethod
+    def from_data(cls, kind: CallKind, raw: bytes, data: dict[str, Any]) -> OpenAIRequest:
+        stream = data.get("stream") is True
+        options = data.get("stream_options")
+        wants_usage = bool(stream and isinstance(options, dict) and options.get("include_usage"))
+        max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+            max_tokens = None
+        return cls(kind, raw, data, str(data.get("model") or ""), stream, wants_usage, max_tokens)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts in OpenAI's meaning: `prompt_tokens` includes cached prompt tokens."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    tool_calls: int = 0
+    choices: int = 0
+    reported: bool = False
+    """True when the vendor reported the counts; False when the edge estimated them."""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class StreamTranslator(Protocol):
+    """Turns one vendor SSE event into zero or more OpenAI SSE events (each a complete `data: ...\\n\\n`)."""
+
+    usage: Usage
+
+    def feed(self, event: bytes) -> list[bytes]: ...
+
+    def finish(self) -> list[bytes]:
+        """Called once the vendor stream ended normally; returns trailing events (e.g. the `[DONE]` marker)."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """Whether the vendor signalled the end of the stream ([DONE] / message_stop)."""
+        ...
+
+
+class Provider(Protocol):
+    vendor: str
+
+    def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest: ...
+
+    def parse(self, call: OpenAIRequest, model: str, body: bytes) -> tuple[bytes, Usage]:
+        """Translate a successful non-streamed vendor body into the OpenAI body the client gets, plus usage."""
+        ...
+
+    def stream_translator(self, call: OpenAIRequest, model: str) -> StreamTranslator: ...
+
+    def error_message(self, body: bytes) -> str:
+        """The human-readable message inside a vendor error body (empty when there is none)."""
+        ...
+
+    def native_request(
+        self, spec: UpstreamSpec, method: str, path: str, query: str, headers: dict[str, str], body: bytes, stream: bool
+    ) -> UpstreamRequest:
+        """The vendor-native pass-through (`/llm/call/{slug}/{path}`): same body, vendor auth injected."""
+        ...
+
+    def native_usage(self, body: bytes) -> Usage: ...
+
+    def native_stream_usage(self, event: bytes, usage: Usage) -> None: ...
+
+
+def join_url(base: str, path: str) -> str:
+    """`base` + `path` without doubling a version segment (`.../v1` + `v1/messages` -> `.../v1/messages`)."""
+    base = base.rstrip("/")
+    path = path.lstrip("/")
+    if base.endswith("/v1") and (path == "v1" or path.startswith("v1/")):
+        base = base[:-3]
+    return f"{base}/{path}"
+
+
+def estimate_tokens(value: Any) -> int:
+    """A cheap token estimate (4 characters per token) over every string inside a JSON value."""
+    return (_chars(value) + 3) // 4
+
+
+def _chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_chars(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_chars(v) for v in value)
+    return 0

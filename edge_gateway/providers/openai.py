@@ -1,0 +1,283 @@
+"""OpenAI-compatible vendors: OpenAI, vLLM, Ollama, Azure-style deployments, and the mock vendor.
+
+The request body is forwarded byte for byte unless the edge has to change it (a model override from routing or
+a fallback, a plugin rewrite, or asking a streaming vendor for usage with `stream_options.include_usage`). When
+the edge asked for usage and the client did not, the usage-only final chunk is consumed here, so a client that
+indexes `chunk.choices[0]` never sees an empty `choices` list it did not ask for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import orjson
+
+from ..upstream import UpstreamRequest
+from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url
+from .sse import event_data
+
+__all__ = ["OpenAIProvider"]
+
+_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
+_AZURE_DEFAULT_API_VERSION = "2024-10-21"
+
+
+class _PromptDetails(msgspec.Struct):
+    cached_tokens: int | None = 0
+
+
+class _UsageBody(msgspec.Struct):
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
+    prompt_tokens_details: _PromptDetails | None = None
+    # Anthropic-native shapes (pass-through)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: dict[str, Any] | None = None
+
+
+class _ResponseBody(msgspec.Struct):
+    usage: _UsageBody | None = None
+    choices: list[_Choice] = []
+
+
+class _StreamChunk(msgspec.Struct):
+    usage: _UsageBody | None = None
+    choices: list[dict[str, Any]] = []
+
+
+_response_decoder = msgspec.json.Decoder(_ResponseBody)
+_chunk_decoder = msgspec.json.Decoder(_StreamChunk)
+
+
+def usage_from(body: _UsageBody | None, usage: Usage) -> None:
+    if body is None:
+        return
+    if body.input_tokens is not None or body.output_tokens is not None:  # Anthropic-native
+        cache_read = body.cache_read_input_tokens or 0
+        cache_write = body.cache_creation_input_tokens or 0
+        if body.input_tokens is not None:
+            usage.prompt_tokens = (body.input_tokens or 0) + cache_read + cache_write
+            usage.cache_read_tokens = cache_read
+            usage.cache_write_tokens = cache_write
+        if body.output_tokens is not None:
+            usage.completion_tokens = body.output_tokens or 0
+    else:
+        usage.prompt_tokens = body.prompt_tokens or 0
+        usage.completion_tokens = body.completion_tokens or 0
+        if body.prompt_tokens_details is not None:
+            usage.cache_read_tokens = body.prompt_tokens_details.cached_tokens or 0
+    usage.reported = True
+
+
+class OpenAIStreamTranslator:
+    """Passes OpenAI events through; reads usage and counts tool calls and choices on the way."""
+
+    __slots__ = ("usage", "_drop_usage_chunk", "_events", "_done", "_prompt_estimate", "_tool_ids")
+
+    def __init__(self, call: OpenAIRequest) -> None:
+        self.usage = Usage()
+        self._drop_usage_chunk = not call.client_wants_usage
+        self._events: list[bytes] = []
+        self._done = False
+        self._prompt_estimate = estimate_tokens(call.data.get("messages") or call.data.get("prompt") or "")
+        self._tool_ids: set[str] = set()
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, event: bytes) -> list[bytes]:
+        data = event_data(event)
+        if data is None:
+            return [event]
+        if data == b"[DONE]":
+            self._done = True
+            return [event]
+        if b'"usage"' in data and b'"usage":null' not in data:
+            try:
+                chunk = _chunk_decoder.decode(data)
+            except msgspec.DecodeError:
+                return [event]
+            if chunk.usage is not None:
+                usage_from(chunk.usage, self.usage)
+                if not chunk.choices and self._drop_usage_chunk:
+                    return []
+        self._events.append(data)
+        return [event]
+
+    def finish(self) -> list[bytes]:
+        self._count()
+        return []
+
+    def _count(self) -> None:
+        completion_chars = 0
+        choices: set[int] = set()
+        tool_calls = 0
+        for data in self._events:
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            for choice in chunk.get("choices") or ():
+                choices.add(choice.get("index", 0))
+                delta = choice.get("delta") or {}
+                text = delta.get("content") or choice.get("text") or ""
+                completion_chars += len(text) if isinstance(text, str) else 0
+                for call in delta.get("tool_calls") or ():
+                    if call.get("id"):
+                        tool_calls += 1
+                    completion_chars += len((call.get("function") or {}).get("arguments") or "")
+        self.usage.choices = len(choices)
+        self.usage.tool_calls = tool_calls
+        if not self.usage.reported:
+            self.usage.prompt_tokens = self._prompt_estimate
+            self.usage.completion_tokens = (completion_chars + 3) // 4
+
+
+class OpenAIProvider:
+    def __init__(self, vendor: str = "openai") -> None:
+        self.vendor = vendor
+
+    def _auth_headers(self, spec: UpstreamSpec) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if spec.api_key:
+            if spec.vendor == "azure":
+                headers["api-key"] = spec.api_key
+            else:
+                headers["authorization"] = f"Bearer {spec.api_key}"
+        if spec.extra_headers:
+            headers.update(spec.extra_headers)
+        return headers
+
+    def _url(self, spec: UpstreamSpec, path: str) -> str:
+        url = join_url(spec.api_base, path)
+        if spec.vendor == "azure":
+            version = str(spec.metadata.get("api_version") or _AZURE_DEFAULT_API_VERSION)
+            url = f"{url}?api-version={version}"
+        return url
+
+    def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
+        body = call.raw
+        inject_usage = call.stream and call.kind != "embeddings" and not call.client_wants_usage
+        if inject_usage or model != call.model:
+            data = dict(call.data)
+            data["model"] = model
+            if inject_usage:
+                options = data.get("stream_options")
+                data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            body = orjson.dumps(data)
+        return UpstreamRequest(
+            "POST",
+            self._url(spec, _PATHS[call.kind]),
+            self._auth_headers(spec),
+            body,
+            call.stream,
+            spec.connect_timeout_s,
+            spec.first_byte_timeout_s,
+            spec.idle_stream_timeout_s,
+        )
+
+    def parse(self, call: OpenAIRequest, model: str, body: bytes) -> tuple[bytes, Usage]:
+        usage = Usage()
+        try:
+            parsed = _response_decoder.decode(body)
+        except msgspec.DecodeError:
+            return body, usage
+        usage_from(parsed.usage, usage)
+        usage.choices = len(parsed.choices)
+        usage.tool_calls = sum(len((c.message or {}).get("tool_calls") or ()) for c in parsed.choices)
+        if not usage.reported:
+            usage.prompt_tokens = estimate_tokens(call.data.get("messages") or call.data.get("input") or "")
+        return body, usage
+
+    def stream_translator(self, call: OpenAIRequest, model: str) -> OpenAIStreamTranslator:
+        return OpenAIStreamTranslator(call)
+
+    def error_message(self, body: bytes) -> str:
+        return vendor_error_message(body)
+
+    def native_request(
+        self, spec: UpstreamSpec, method: str, path: str, query: str, headers: dict[str, str], body: bytes, stream: bool
+    ) -> UpstreamRequest:
+        forward = {k: v for k, v in headers.items() if k in _NATIVE_FORWARD}
+        forward.update(self._auth_headers(spec))
+        url = join_url(spec.api_base, path)
+        if query:
+            url = f"{url}{'&' if '?' in url else '?'}{query}"
+        return UpstreamRequest(
+            method,
+            url,
+            forward,
+            body,
+            stream,
+            spec.connect_timeout_s,
+            spec.first_byte_timeout_s,
+            spec.idle_stream_timeout_s,
+        )
+
+    def native_usage(self, body: bytes) -> Usage:
+        usage = Usage()
+        try:
+            usage_from(_response_decoder.decode(body).usage, usage)
+        except msgspec.DecodeError:
+            pass
+        return usage
+
+    def native_stream_usage(self, event: bytes, usage: Usage) -> None:
+        native_stream_usage(event, usage)
+
+
+_NATIVE_FORWARD = frozenset({"content-type", "accept", "anthropic-version", "anthropic-beta", "openai-beta"})
+
+
+class _NativeEvent(msgspec.Struct):
+    usage: _UsageBody | None = None
+    message: _ResponseBody | None = None
+
+
+_native_event_decoder = msgspec.json.Decoder(_NativeEvent)
+
+
+def native_stream_usage(event: bytes, usage: Usage) -> None:
+    """Usage from one event of a vendor-native stream (OpenAI final chunk, Anthropic message_start/delta)."""
+    if b'"usage"' not in event:
+        return
+    data = event_data(event)
+    if not data:
+        return
+    try:
+        parsed = _native_event_decoder.decode(data)
+    except msgspec.DecodeError:
+        return
+    if parsed.message is not None and parsed.message.usage is not None:
+        usage_from(parsed.message.usage, usage)
+    if parsed.usage is not None:
+        output_only = parsed.usage.input_tokens is None and parsed.usage.output_tokens is not None
+        if output_only:
+            usage.completion_tokens = parsed.usage.output_tokens or 0
+            usage.reported = True
+        else:
+            usage_from(parsed.usage, usage)
+
+
+def vendor_error_message(body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:200].decode("utf-8", "replace")
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or "")
+        if isinstance(error, str):
+            return error
+        if isinstance(data.get("message"), str):
+            return data["message"]
+    return ""

@@ -1,0 +1,265 @@
+"""The upstream phase: one call, retried with jittered exponential backoff, then the LLM's fallbacks in order.
+
+Rules (Bifrost's, made explicit):
+- Retry on network errors, timeouts, 408/429/5xx (`UpstreamError.retryable`), up to the LLM's `max_retries`,
+  sleeping `min(max, initial * 2**n)` scaled by a random factor in [0.5, 1] (a vendor's `Retry-After` is
+  honoured when it is shorter than the maximum backoff).
+- Never retry or fall back on the gateway's own errors (`GatewayError` is not caught here) or when a plugin
+  set `allow_fallbacks=False` in the context.
+- Fall back (next `FallbackTarget`) after the retries of a target are exhausted on a retryable error or a 5xx.
+  A vendor's 4xx other than 408/429 describes the client's request and is returned as is.
+- A stream counts as failed until its first chunk arrived: a failure before that moves on (retry, then
+  fallback); after it, the client already has data and the stream ends with an error event instead.
+- When every target failed, the client gets the primary target's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from .config_store import CompiledConfig, CompiledLLM
+from .errors import UpstreamError
+from .providers import OpenAIRequest, Usage
+from .providers.sse import SSESplitter
+from .upstream import UpstreamReply, UpstreamRequest, UpstreamTransport, status_is_retryable
+
+__all__ = ["Backoff", "FullResult", "StreamResult", "call_with_resilience"]
+
+
+@dataclass(slots=True)
+class Backoff:
+    initial_s: float = 0.5
+    max_s: float = 5.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after:
+            try:
+                hinted = float(retry_after)
+            except ValueError:
+                hinted = -1.0
+            if 0 <= hinted <= self.max_s:
+                return hinted
+        cap = min(self.max_s, self.initial_s * (2**attempt))
+        return cap * (0.5 + random.random() / 2)
+
+
+@dataclass(slots=True)
+class Attempted:
+    """What the upstream phase did, for accounting and metrics."""
+
+    llm: CompiledLLM
+    model: str
+    attempts: int = 0
+    retries: int = 0
+    fallbacks: list[str] = field(default_factory=list)
+    upstream_s: float = 0.0
+
+
+@dataclass(slots=True)
+class FullResult:
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+    usage: Usage
+
+
+@dataclass(slots=True)
+class StreamResult:
+    """A stream whose first chunk arrived. `first` are the translated events read so far; `rest` the others."""
+
+    status_code: int
+    headers: dict[str, str]
+    first: list[bytes]
+    rest: AsyncIterator[bytes]
+    usage: Usage
+    reply: UpstreamReply
+
+
+def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+    provider = llm.provider
+    message = provider.error_message(body) if provider is not None else ""
+    retryable = status_is_retryable(status)
+    if status in (401, 403):
+        # The vendor rejected *our* key: the client can do nothing about it.
+        return UpstreamError(
+            502,
+            f"upstream rejected the gateway's credentials for LLM {llm.slug!r}",
+            retryable=False,
+            code="upstream_auth_failed",
+        )
+    if status >= 500:
+        return UpstreamError(
+            502,
+            f"upstream error {status}: {message or 'no message'}",
+            retryable=retryable,
+            code="upstream_error",
+            body=body,
+        )
+    out_headers = {}
+    if status == 429 and "retry-after" in headers:
+        out_headers["retry-after"] = headers["retry-after"]
+    kind = "rate_limit_error" if status == 429 else "invalid_request_error"
+    return UpstreamError(
+        status,
+        message or f"upstream returned {status}",
+        retryable=retryable,
+        type=kind,
+        code=f"upstream_{status}",
+        body=body,
+        headers=out_headers,
+    )
+
+
+async def _attempt(
+    transport: UpstreamTransport,
+    llm: CompiledLLM,
+    request: UpstreamRequest,
+    call: OpenAIRequest,
+    model: str,
+    native: bool,
+) -> FullResult | StreamResult:
+    reply = await transport.send(request)
+    if reply.status_code >= 400:
+        await reply.aclose()
+        raise _upstream_error(llm, reply.status_code, reply.body, reply.headers)
+    provider = llm.provider
+    assert provider is not None
+    if reply.chunks is None:
+        if native:
+            return FullResult(reply.status_code, reply.headers, reply.body, provider.native_usage(reply.body))
+        body, usage = provider.parse(call, model, reply.body)
+        return FullResult(reply.status_code, reply.headers, body, usage)
+    events = (
+        _native_events(reply, provider)
+        if native
+        else _translated_events(reply, provider.stream_translator(call, model))
+    )
+    usage_holder: Usage = events.usage  # type: ignore[attr-defined]
+    iterator = events.__aiter__()
+    try:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        await reply.aclose()
+        raise UpstreamError(
+            502, "upstream stream ended before its first chunk", retryable=True, code="upstream_empty_stream"
+        ) from None
+    except BaseException:
+        await reply.aclose()
+        raise
+    return StreamResult(reply.status_code, reply.headers, [first], iterator, usage_holder, reply)
+
+
+class _translated_events:
+    """OpenAI SSE events from a vendor stream; raises `UpstreamError` if it breaks before its end marker."""
+
+    def __init__(self, reply: UpstreamReply, translator: object) -> None:
+        self.reply = reply
+        self.translator = translator
+        self.usage = translator.usage  # type: ignore[attr-defined]
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        splitter = SSESplitter()
+        translator = self.translator
+        assert self.reply.chunks is not None
+        async for piece in self.reply.chunks:
+            for event in splitter.feed(piece):
+                for out in translator.feed(event):  # type: ignore[attr-defined]
+                    yield out
+        for out in translator.finish():  # type: ignore[attr-defined]
+            yield out
+        if not translator.done:  # type: ignore[attr-defined]
+            raise UpstreamError(
+                502, "upstream stream ended without its end marker", retryable=True, code="upstream_stream_broken"
+            )
+
+
+class _native_events:
+    """A vendor-native stream relayed event by event, reading usage on the way."""
+
+    def __init__(self, reply: UpstreamReply, provider: object) -> None:
+        self.reply = reply
+        self.provider = provider
+        self.usage = Usage()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        splitter = SSESplitter()
+        assert self.reply.chunks is not None
+        read_usage = self.provider.native_stream_usage  # type: ignore[attr-defined]
+        async for piece in self.reply.chunks:
+            for event in splitter.feed(piece):
+                read_usage(event, self.usage)
+                yield event
+        tail = splitter.tail()
+        if tail.strip():
+            yield tail
+
+
+def _fallback_allowed(err: UpstreamError) -> bool:
+    return err.retryable or err.status_code >= 500
+
+
+async def call_with_resilience(
+    *,
+    cfg: CompiledConfig,
+    transport: UpstreamTransport,
+    llm: CompiledLLM,
+    model: str,
+    build: Callable[[CompiledLLM, str], UpstreamRequest],
+    call: OpenAIRequest,
+    native: bool,
+    allow_fallbacks: bool,
+    backoff: Backoff,
+    attempted: Attempted,
+    on_retry: Callable[[CompiledLLM], None] | None = None,
+    on_fallback: Callable[[CompiledLLM, CompiledLLM], None] | None = None,
+) -> FullResult | StreamResult:
+    """Run the upstream phase; raises the primary target's `UpstreamError` when everything failed."""
+    targets: list[tuple[CompiledLLM, str]] = [(llm, model)]
+    if allow_fallbacks and not native:
+        for fb in llm.config.fallbacks:
+            other = cfg.llms_by_slug.get(fb.llm_slug)
+            if other is not None:
+                targets.append((other, fb.model or other.config.default_model or model))
+    primary_error: UpstreamError | None = None
+    loop = asyncio.get_running_loop()
+    for index, (target, target_model) in enumerate(targets):
+        if index:
+            attempted.fallbacks.append(target.slug)
+            if on_fallback is not None:
+                on_fallback(targets[index - 1][0], target)
+        attempted.llm, attempted.model = target, target_model
+        if target.unavailable or target.provider is None:
+            err = UpstreamError(
+                502,
+                f"LLM {target.slug!r} is unavailable at this edge: {target.unavailable}",
+                retryable=False,
+                code="llm_unavailable",
+            )
+            primary_error = primary_error or err
+            continue
+        request = build(target, target_model)
+        for retry in range(target.config.max_retries + 1):
+            attempted.attempts += 1
+            started = loop.time()
+            try:
+                result = await _attempt(transport, target, request, call, target_model, native)
+                attempted.upstream_s += loop.time() - started
+                return result
+            except UpstreamError as err:
+                attempted.upstream_s += loop.time() - started
+                if index == 0 and primary_error is None:
+                    primary_error = err
+                last = err
+                if not err.retryable or retry == target.config.max_retries:
+                    break
+                attempted.retries += 1
+                if on_retry is not None:
+                    on_retry(target)
+                await asyncio.sleep(backoff.delay(retry, err.headers.get("retry-after")))
+        if not _fallback_allowed(last):
+            break
+    assert primary_error is not None
+    raise primary_error

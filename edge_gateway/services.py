@@ -1,0 +1,142 @@
+"""The services gateway-runtime plugins get: KV (local SQLite), logger, event bus, read-only gateway views.
+
+`EdgeEventHub` is the edge's local bus. `Direction.LOCAL` events go to local subscribers; `UP` events go to
+local subscribers *and* to the uplink the sync client installs (`hub.uplink = async callable(event)`);
+events arriving from the control plane are handed to `hub.deliver_from_remote(event)`, which delivers them
+locally as LOCAL (never sent back up: no loops).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import msgspec
+
+from shared_sdk import LLM, App, BudgetStatus, Direction, Event, EventBus, GatewayServices, Runtime, Services, User
+from shared_sdk.context import EventHandler, StdlibPluginLogger, deliver, topic_matches
+
+from .auth import find_credential
+from .config_store import ConfigStore
+from .kv import EdgeKV
+
+__all__ = ["EdgeEventHub", "EdgeGatewayServices", "services_factory"]
+
+log = logging.getLogger("fjordgate.edge.events")
+
+
+class EdgeEventHub:
+    def __init__(self) -> None:
+        self.subscriptions: dict[str, tuple[str | None, EventHandler]] = {}
+        self.uplink: Callable[[Event], Awaitable[None]] | None = None
+
+    async def publish(self, event: Event) -> None:
+        await self._deliver_local(event)
+        if event.direction is Direction.UP:
+            if self.uplink is not None:
+                await self.uplink(event)
+            else:
+                log.debug("event %s for the control plane dropped: no sync client is running", event.topic)
+
+    async def deliver_from_remote(self, event: Event) -> None:
+        await self._deliver_local(msgspec.structs.replace(event, direction=Direction.LOCAL))
+
+    async def _deliver_local(self, event: Event) -> None:
+        for topic, handler in list(self.subscriptions.values()):
+            if topic is None or topic_matches(topic, event.topic):
+                try:
+                    await deliver(handler, event)
+                except Exception:
+                    log.exception("event handler for %s failed", event.topic)
+
+    def bus(self, source: str) -> EdgeEventBus:
+        return EdgeEventBus(self, source)
+
+
+class EdgeEventBus(EventBus):
+    def __init__(self, hub: EdgeEventHub, source: str) -> None:
+        self.hub = hub
+        self.source = source
+
+    async def publish_event(self, event: Event) -> None:
+        if not event.source:
+            event = msgspec.structs.replace(event, source=self.source)
+        await self.hub.publish(event)
+
+    async def subscribe(self, topic: str, handler: EventHandler) -> str:
+        sub_id = uuid.uuid4().hex
+        self.hub.subscriptions[sub_id] = (topic, handler)
+        return sub_id
+
+    async def subscribe_all(self, handler: EventHandler) -> str:
+        sub_id = uuid.uuid4().hex
+        self.hub.subscriptions[sub_id] = (None, handler)
+        return sub_id
+
+    async def unsubscribe(self, subscription_id: str) -> bool:
+        return self.hub.subscriptions.pop(subscription_id, None) is not None
+
+
+class EdgeGatewayServices(GatewayServices):
+    """Views over the current compiled config; no I/O."""
+
+    def __init__(self, store: ConfigStore) -> None:
+        self.store = store
+
+    async def get_app(self, app_id: int) -> App | None:
+        cfg = self.store.current
+        app = cfg.apps.get(app_id) if cfg is not None else None
+        return app.message if app is not None else None
+
+    async def list_apps(self) -> list[App]:
+        cfg = self.store.current
+        return [a.message for a in cfg.apps.values()] if cfg is not None else []
+
+    async def get_user(self, user_id: int) -> User | None:
+        cfg = self.store.current
+        return cfg.user_messages.get(user_id) if cfg is not None else None
+
+    async def get_llm(self, llm_id: int) -> LLM | None:
+        cfg = self.store.current
+        llm = cfg.llms_by_id.get(llm_id) if cfg is not None else None
+        return llm.message if llm is not None else None
+
+    async def get_budget_status(self, app_id: int) -> BudgetStatus:
+        states = self.store.budgets.for_app(app_id)
+        if not states:
+            return BudgetStatus(app_id=app_id, spent=Decimal("0"))
+        state = min(states, key=lambda s: s.remaining)
+        return BudgetStatus(
+            app_id=app_id,
+            limit=state.config.limit,
+            spent=state.spent,
+            remaining=state.remaining,
+            currency=state.config.currency,
+            period_start=state.period_start,
+            period_end=state.config.period_end,
+            exceeded=state.remaining <= 0,
+        )
+
+    async def validate_credential(self, credential: str) -> bool:
+        cfg = self.store.current
+        return cfg is not None and find_credential(cfg, credential) is not None
+
+
+def services_factory(
+    kv: EdgeKV, hub: EdgeEventHub, gateway: Callable[[], GatewayServices]
+) -> Callable[[str], Services]:
+    """What `PluginHost` calls once per plugin load. `slug@llm` variants share the base plugin's KV."""
+
+    def make(slug: str) -> Services:
+        base = slug.split("@", 1)[0]
+        return Services(
+            runtime=Runtime.GATEWAY,
+            kv=kv.for_plugin(base),
+            logger=StdlibPluginLogger(base),
+            events=hub.bus(base),
+            gateway=gateway(),
+        )
+
+    return make

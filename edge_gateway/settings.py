@@ -1,0 +1,86 @@
+"""The edge's settings, read once at start-up through `fjordgate.env` (the only environment reader).
+
+Why a frozen dataclass instead of module globals: the app factory takes one `EdgeSettings`, so tests build
+an edge with any settings without touching the environment, and a bad value stops `python -m edge_gateway`
+with one line naming the variable before anything listens.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from fjordgate.env import ConfigError, env_bool, env_float, env_int, env_str, env_url
+
+__all__ = ["EdgeSettings", "load_settings"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeSettings:
+    namespace: str = ""
+    edge_id: str = field(default_factory=socket.gethostname)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_dir: str = ".fjordgate/edge"
+    snapshot_file: str | None = None
+    nats_url: str | None = None
+    edge_secret: str | None = None
+    """Comma-separated Fernet keys (newest first) that decrypt vendor keys inside snapshots."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    log_bodies: bool = False
+    """Put request/response bodies into proxy logs (off by default: bodies may hold personal data)."""
+    telemetry_queue_size: int = 10_000
+    telemetry_batch_size: int = 200
+    telemetry_flush_interval_s: float = 1.0
+    retry_initial_backoff_s: float = 0.5
+    retry_max_backoff_s: float = 5.0
+    log_level: str = "info"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
+    """Validate every EDGE_* variable; raises `ConfigError` naming the first bad one."""
+    env = os.environ if environ is None else environ
+    snapshot_file = env_str("EDGE_SNAPSHOT_FILE", environ=env)
+    nats_url = env_url("NATS_URL", ("nats", "tls", "ws", "wss"), environ=env)
+    if snapshot_file is None and nats_url is None:
+        raise ConfigError("EDGE_SNAPSHOT_FILE", "set EDGE_SNAPSHOT_FILE (run from a snapshot file) or NATS_URL (sync)")
+    if snapshot_file is not None and not os.path.isfile(snapshot_file):
+        raise ConfigError("EDGE_SNAPSHOT_FILE", f"no such file: {snapshot_file!r}")
+    secret = env_str("FJORDGATE_EDGE_SECRET", environ=env)
+    if secret is not None:
+        _check_fernet_keys(secret)
+    log_level = (env_str("EDGE_LOG_LEVEL", "info", environ=env) or "info").lower()
+    if log_level not in {"critical", "error", "warning", "info", "debug"}:
+        raise ConfigError("EDGE_LOG_LEVEL", f"must be one of critical/error/warning/info/debug, got {log_level!r}")
+    return EdgeSettings(
+        namespace=env_str("EDGE_NAMESPACE", "", environ=env) or "",
+        edge_id=env_str("EDGE_ID", socket.gethostname(), environ=env) or socket.gethostname(),
+        host=env_str("EDGE_HOST", "127.0.0.1", environ=env) or "127.0.0.1",
+        port=env_int("EDGE_PORT", 8080, minimum=1, maximum=65535, environ=env),
+        state_dir=env_str("EDGE_STATE_DIR", ".fjordgate/edge", environ=env) or ".fjordgate/edge",
+        snapshot_file=snapshot_file,
+        nats_url=nats_url,
+        edge_secret=secret,
+        max_body_bytes=env_int("EDGE_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024, environ=env),
+        log_bodies=env_bool("EDGE_LOG_BODIES", False, environ=env),
+        telemetry_queue_size=env_int("EDGE_TELEMETRY_QUEUE_SIZE", 10_000, minimum=10, environ=env),
+        telemetry_batch_size=env_int("EDGE_TELEMETRY_BATCH_SIZE", 200, minimum=1, environ=env),
+        telemetry_flush_interval_s=env_float("EDGE_TELEMETRY_FLUSH_INTERVAL_S", 1.0, minimum=0.01, environ=env),
+        retry_initial_backoff_s=env_float("EDGE_RETRY_INITIAL_BACKOFF_S", 0.5, minimum=0.0, environ=env),
+        retry_max_backoff_s=env_float("EDGE_RETRY_MAX_BACKOFF_S", 5.0, minimum=0.0, environ=env),
+        log_level=log_level,
+    )
+
+
+def _check_fernet_keys(value: str) -> None:
+    from cryptography.fernet import Fernet
+
+    for key in value.split(","):
+        try:
+            Fernet(key.strip())
+        except ValueError:
+            raise ConfigError(
+                "FJORDGATE_EDGE_SECRET", "must be Fernet keys (url-safe base64, 32 bytes), comma-separated"
+            ) from None

@@ -1,0 +1,101 @@
+"""Plugins for pipeline tests: each records the hooks it ran into `CALLS` (the edge runs in this process)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from shared_sdk import (
+    BasePlugin,
+    Context,
+    EnrichedRequest,
+    PluginError,
+    PluginResponse,
+    ResponseWriteRequest,
+    ResponseWriteResponse,
+    ShortCircuit,
+    StreamCompleteRequest,
+    StreamCompleteResponse,
+    UpstreamResponse,
+)
+
+CALLS: list[tuple[str, str]] = []
+
+
+class Recorder(BasePlugin):
+    """Config: `label`, `short_circuit_at` ("pre_auth"/"post_auth"), `mode` ("response"/"error"/"stream"),
+    `fail_at` (hook name that raises), `sleep_s` (post-auth delay), `upper_chunks` (uppercase stream text),
+    `drop_chunk_containing` (drop chunks whose bytes contain it)."""
+
+    name = "recorder"
+
+    async def initialize(self, ctx: Context, config: dict[str, Any]) -> None:
+        self.config = config
+        self.label = config.get("label", "rec")
+
+    def _note(self, method: str) -> None:
+        CALLS.append((self.label, method))
+        if self.config.get("fail_at") == method:
+            raise RuntimeError(f"{self.label} failed in {method}")
+
+    def _maybe_stop(self, phase: str) -> PluginResponse:
+        if self.config.get("short_circuit_at") != phase:
+            return PluginResponse()
+        mode = self.config.get("mode", "response")
+        if mode == "error":
+            return PluginResponse(
+                short_circuit=ShortCircuit(
+                    error=PluginError(
+                        status_code=451, message=f"stopped by {self.label}", type="blocked", code="stopped"
+                    )
+                )
+            )
+        if mode == "stream":
+            return PluginResponse(
+                short_circuit=ShortCircuit(
+                    stream_chunks=[
+                        b'{"choices":[{"index":0,"delta":{"content":"from "}}]}',
+                        b'{"choices":[{"index":0,"delta":{"content":"plugin"},"finish_reason":"stop"}]}',
+                    ]
+                )
+            )
+        if mode == "block":
+            return PluginResponse(block=True, status_code=403, error_message=f"blocked by {self.label}")
+        return PluginResponse(
+            short_circuit=ShortCircuit(
+                response=UpstreamResponse(
+                    status_code=200,
+                    headers={"content-type": "application/json"},
+                    body=b'{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",'
+                    b'"content":"short-circuited by ' + self.label.encode() + b'"},"finish_reason":"stop"}]}',
+                )
+            )
+        )
+
+    async def handle_pre_auth(self, ctx: Context, req: EnrichedRequest) -> PluginResponse:
+        self._note("pre_auth")
+        return self._maybe_stop("pre_auth")
+
+    async def handle_post_auth(self, ctx: Context, req: EnrichedRequest) -> PluginResponse:
+        self._note("post_auth")
+        if self.config.get("sleep_s"):
+            await asyncio.sleep(self.config["sleep_s"])
+        return self._maybe_stop("post_auth")
+
+    async def on_before_write_headers(self, ctx: Context, req: ResponseWriteRequest) -> ResponseWriteResponse:
+        self._note("headers")
+        return ResponseWriteResponse(modified=True, headers={**req.headers, f"x-{self.label}": "seen"})
+
+    async def on_before_write(self, ctx: Context, req: ResponseWriteRequest) -> ResponseWriteResponse:
+        self._note("chunk" if req.is_stream_chunk else "body")
+        if req.is_stream_chunk:
+            needle = self.config.get("drop_chunk_containing")
+            if needle and needle.encode() in req.body:
+                return ResponseWriteResponse(drop_chunk=True)
+            if self.config.get("upper_chunks") and req.body.startswith(b"data: {"):
+                return ResponseWriteResponse(modified=True, body=req.body.replace(b"Echo", b"ECHO"))
+        return ResponseWriteResponse()
+
+    async def on_stream_complete(self, ctx: Context, req: StreamCompleteRequest) -> StreamCompleteResponse:
+        self._note("complete")
+        return StreamCompleteResponse(handled=True)

@@ -1,0 +1,264 @@
+"""Test support: a real mock upstream process, snapshot builders, and a real edge served by uvicorn in a thread.
+
+Why real servers: the edge's behaviour that users notice (streaming, disconnects, timeouts, retries) lives
+in the HTTP layers, which an in-process ASGI shim would fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import uvicorn
+from cryptography.fernet import Fernet
+
+from edge_gateway.app import create_app
+from edge_gateway.settings import EdgeSettings
+from shared_sdk.snapshot import (
+    AppConfig,
+    BudgetConfig,
+    ConfigSnapshot,
+    CredentialConfig,
+    FallbackTarget,
+    LLMConfig,
+    ModelPriceConfig,
+    PluginBinding,
+    PluginConfig,
+    UserConfig,
+    encode_snapshot,
+    hash_credential,
+    snapshot_checksum,
+)
+
+EDGE_SECRET = Fernet.generate_key().decode()
+VENDOR_KEY = "sk-vendor-secret"
+CLIENT_KEY = "sk-client-app1"
+USER_KEY = "sk-client-user7"
+OTHER_KEY = "sk-client-app2"
+
+__all__ = [
+    "CLIENT_KEY",
+    "EDGE_SECRET",
+    "OTHER_KEY",
+    "USER_KEY",
+    "VENDOR_KEY",
+    "AppConfig",
+    "BudgetConfig",
+    "FallbackTarget",
+    "LLMConfig",
+    "ModelPriceConfig",
+    "PluginBinding",
+    "PluginConfig",
+    "RecordingSink",
+    "UserConfig",
+    "free_port",
+    "make_snapshot",
+    "run_edge",
+    "start_mock",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become ready in {timeout}s")
+
+
+@contextmanager
+def start_mock(*args: str) -> Iterator[str]:
+    """`python -m fjordgate.mock_llm` as a real process; yields its base URL (without /v1)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fjordgate.mock_llm", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def encrypt(value: str) -> str:
+    return Fernet(EDGE_SECRET.encode()).encrypt(value.encode()).decode()
+
+
+def llm(
+    id: int, slug: str, api_base: str, *, vendor: str = "mock", default_model: str = "mock-gpt", **kwargs: Any
+) -> LLMConfig:
+    kwargs.setdefault("api_key_encrypted", encrypt(VENDOR_KEY))
+    kwargs.setdefault("first_byte_timeout_s", 10.0)
+    kwargs.setdefault("idle_stream_timeout_s", 10.0)
+    return LLMConfig(
+        id=id, slug=slug, name=slug, vendor=vendor, api_base=api_base, default_model=default_model, **kwargs
+    )
+
+
+def default_credentials() -> list[CredentialConfig]:
+    return [
+        CredentialConfig(key_hash=hash_credential(CLIENT_KEY), app_id=1, credential_id=1),
+        CredentialConfig(key_hash=hash_credential(USER_KEY), app_id=1, credential_id=2, user_id=7),
+        CredentialConfig(key_hash=hash_credential(OTHER_KEY), app_id=2, credential_id=3),
+    ]
+
+
+def make_snapshot(
+    upstream: str,
+    *,
+    llms: list[LLMConfig] | None = None,
+    apps: list[AppConfig] | None = None,
+    plugins: list[PluginConfig] | None = None,
+    budgets: list[BudgetConfig] | None = None,
+    prices: list[ModelPriceConfig] | None = None,
+    users: list[UserConfig] | None = None,
+    credentials: list[CredentialConfig] | None = None,
+    namespace: str = "test",
+    version: int = 1,
+) -> ConfigSnapshot:
+    """A namespace with one mock LLM (`mock-llm`, model `mock-gpt`), app 1 (key CLIENT_KEY, and USER_KEY for
+    user 7) linked to it, and app 2 (OTHER_KEY) linked to nothing, unless overridden."""
+    llms = llms if llms is not None else [llm(1, "mock-llm", f"{upstream}/v1")]
+    apps = (
+        apps
+        if apps is not None
+        else [
+            AppConfig(id=1, name="app-one", llm_ids=[x.id for x in llms]),
+            AppConfig(id=2, name="app-two", llm_ids=[]),
+        ]
+    )
+    credentials = credentials if credentials is not None else default_credentials()
+    prices = (
+        prices
+        if prices is not None
+        else [
+            ModelPriceConfig(
+                vendor="mock",
+                model="mock-gpt",
+                prompt_per_million=Decimal("1000"),
+                completion_per_million=Decimal("2000"),
+            )
+        ]
+    )
+    snap = ConfigSnapshot(
+        namespace=namespace,
+        version=version,
+        generated_at=time.time(),
+        llms=llms,
+        apps=apps,
+        credentials=credentials,
+        users=users or [UserConfig(id=7, email="u7@example.com")],
+        plugins=plugins or [],
+        prices=prices,
+        budgets=budgets or [],
+    )
+    import msgspec
+
+    return msgspec.structs.replace(snap, checksum=snapshot_checksum(snap))
+
+
+class RecordingSink:
+    """A telemetry sink keeping every record (thread-safe enough for list.append / copying)."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    async def submit_batch(self, records: list[Any]) -> None:
+        self.records.extend(records)
+
+    def of(self, kind: type) -> list[Any]:
+        return [r for r in list(self.records) if isinstance(r, kind)]
+
+    def wait_for(self, kind: type, count: int, timeout: float = 5.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.of(kind)
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} {kind.__name__} records, got {len(self.of(kind))}")
+
+
+class RunningEdge:
+    def __init__(self, url: str, app: Any, loop: asyncio.AbstractEventLoop, sink: RecordingSink) -> None:
+        self.url = url
+        self.app = app
+        self.edge = app.state.edge
+        self.loop = loop
+        self.sink = sink
+
+    def call(self, coro: Any) -> Any:
+        """Run a coroutine on the edge's loop (e.g. `edge.store.apply(snapshot)`) and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+
+@contextmanager
+def run_edge(snapshot: ConfigSnapshot, tmp_path: Any, **settings: Any) -> Iterator[RunningEdge]:
+    """A real edge (uvicorn, own thread and loop) serving `snapshot` from a file."""
+    path = os.path.join(str(tmp_path), f"snapshot-{time.monotonic_ns()}.json")
+    with open(path, "wb") as fh:
+        fh.write(encode_snapshot(snapshot))
+    port = free_port()
+    defaults: dict[str, Any] = dict(
+        namespace=snapshot.namespace,
+        edge_id="edge-test",
+        port=port,
+        state_dir=os.path.join(str(tmp_path), f"state-{port}"),
+        snapshot_file=path,
+        edge_secret=EDGE_SECRET,
+        retry_initial_backoff_s=0.01,
+        retry_max_backoff_s=0.05,
+        telemetry_flush_interval_s=0.05,
+    )
+    defaults.update(settings)
+    app = create_app(EdgeSettings(**defaults))
+    sink = RecordingSink()
+    app.state.edge.telemetry.add_sink(sink, name="test")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    loop_holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        loop_holder["loop"] = loop
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.serve())
+        loop.close()
+
+    thread = threading.Thread(target=run, name=f"edge-{port}", daemon=True)
+    thread.start()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ready")
+        yield RunningEdge(f"http://127.0.0.1:{port}", app, loop_holder["loop"], sink)
+    finally:
+        server.should_exit = True
+        thread.join(15)

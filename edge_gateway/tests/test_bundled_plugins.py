@@ -1,0 +1,134 @@
+"""The bundled plugins running for real in an edge: IP filter, token auth, tagging + header injection,
+PII redaction (request and stream), response cache (full and replayed as a stream), error recovery, logger."""
+
+from __future__ import annotations
+
+import httpx
+
+from shared_sdk import AnalyticsRecord
+
+from .support import CLIENT_KEY, AppConfig, PluginBinding, PluginConfig, llm, make_snapshot, run_edge
+
+AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
+
+
+def plugin(slug: str, module: str, config: dict | None = None, global_order: int | None = None) -> PluginConfig:
+    return PluginConfig(
+        slug=slug,
+        name=slug,
+        import_path=f"plugins.{module}.plugin:create_plugin",
+        config=config or {},
+        global_order=global_order,
+    )
+
+
+def chat(edge, content: str, headers=AUTH, **extra):
+    return httpx.post(
+        f"{edge.url}/v1/chat/completions",
+        headers=headers,
+        timeout=10,
+        json={"model": "mock-gpt", "messages": [{"role": "user", "content": content}], **extra},
+    )
+
+
+def last_upstream(upstream: str) -> dict:
+    return httpx.get(f"{upstream}/_mock/requests").json()["data"][-1]
+
+
+def test_ip_filter_blocks_before_auth(upstream, tmp_path):
+    snap = make_snapshot(upstream, plugins=[plugin("ip-filter", "ip_filter", {"deny": ["127.0.0.0/8"]}, 0)])
+    with run_edge(snap, tmp_path) as edge:
+        reply = chat(edge, "hi", headers={})
+    assert reply.status_code == 403 and "not allowed" in reply.json()["error"]["message"]
+
+
+def test_token_auth_uses_its_own_store_and_never_invents_an_app(upstream, tmp_path):
+    tokens = [{"token": "tok-plugin-app1", "app_id": 1, "user_id": 7}, {"token": "tok-ghost-app", "app_id": 99}]
+    snap = make_snapshot(upstream, plugins=[plugin("token-auth", "token_auth", {"tokens": tokens}, 0)])
+    with run_edge(snap, tmp_path) as edge:
+        ok = chat(edge, "hi", headers={"authorization": "Bearer tok-plugin-app1"})
+        ghost = chat(edge, "hi", headers={"authorization": "Bearer tok-ghost-app"})
+        wrong = chat(edge, "hi", headers={"authorization": "Bearer nope-nope"})
+        record = edge.sink.wait_for(AnalyticsRecord, 1)[0]
+    assert ok.status_code == 200 and record.app_id == 1 and record.user_id == 7
+    assert ghost.status_code == 401 and wrong.status_code == 401
+    assert "tok-plugin-app1" not in str(last_upstream(upstream)["headers"])
+
+
+def test_tagging_and_header_injection(upstream, tmp_path):
+    snap = make_snapshot(
+        upstream, plugins=[plugin("tagger", "request_tagger", {"tags": ["team-a"], "headers": {"x-team": "alpha"}}, 0)]
+    )
+    with run_edge(snap, tmp_path) as edge:
+        assert chat(edge, "hi").status_code == 200
+        record = edge.sink.wait_for(AnalyticsRecord, 1)[0]
+    assert last_upstream(upstream)["headers"]["x-team"] == "alpha"
+    assert record.context.metadata["request_tagger.tags"] == ["team-a", "app:app-one"]
+
+
+def test_pii_redacted_before_the_vendor_sees_it(upstream, tmp_path):
+    snap = make_snapshot(upstream, plugins=[plugin("pii", "pii_redactor", {}, 0)])
+    with run_edge(snap, tmp_path) as edge:
+        reply = chat(edge, "mail jane.doe@example.com now")
+    assert "jane.doe@example.com" not in str(last_upstream(upstream)["body"])
+    assert "[REDACTED:email]" in reply.json()["choices"][0]["message"]["content"]
+
+
+def test_pii_redacted_in_a_stream_even_when_split_across_chunks(upstream, tmp_path):
+    snap = make_snapshot(upstream, plugins=[plugin("pii", "pii_redactor", {"redact_requests": False}, 0)])
+    with run_edge(snap, tmp_path) as edge:
+        reply = chat(edge, "reach me at jane.doe@example.com or 555-12-3456 ok", stream=True)
+    assert "jane.doe@example.com" in str(last_upstream(upstream)["body"])  # requests untouched by config
+    text = "".join(line for line in reply.text.splitlines() if line.startswith("data: {"))
+    assert "jane" not in text and "example.com" not in text and "[REDACTED:email]" in text
+    assert reply.text.rstrip().endswith("data: [DONE]")
+
+
+def test_response_cache_short_circuits_and_replays_as_stream(upstream, tmp_path):
+    snap = make_snapshot(upstream, plugins=[plugin("cache", "response_cache", {"ttl_s": 60}, 0)])
+    with run_edge(snap, tmp_path) as edge:
+        first = chat(edge, "cache me")
+        second = chat(edge, "cache me")
+        streamed = chat(edge, "cache me", stream=True)
+        count = len(httpx.get(f"{upstream}/_mock/requests").json()["data"])
+    assert count == 1
+    assert second.headers.get("x-fjordgate-cache") == "hit" and second.json() == first.json()
+    content = first.json()["choices"][0]["message"]["content"]
+    assert streamed.status_code == 200 and content.replace(" ", "") in streamed.text.replace(" ", "")
+    assert streamed.text.rstrip().endswith("data: [DONE]")
+
+
+def test_error_recovery_answers_instead_of_failing(upstream, tmp_path):
+    llms = [
+        llm(
+            1,
+            "mock-llm",
+            f"{upstream}/v1",
+            allowed_models=["mock-gpt"],
+            max_retries=0,
+            plugin_chain=[PluginBinding(plugin_slug="recover", order=0)],
+        )
+    ]
+    snap = make_snapshot(upstream, llms=llms, plugins=[plugin("recover", "error_recovery", {"message": "later"})])
+    with run_edge(snap, tmp_path) as edge:
+        reply = chat(edge, "hi", mock="status=503")
+        not_recovered = chat(edge, "hi", mock="status=400")
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "later"
+    assert reply.headers["x-fjordgate-recovered"] == "502"
+    assert not_recovered.status_code == 400
+
+
+def test_request_logger_collects_and_serves_recent_entries(upstream, tmp_path):
+    snap = make_snapshot(
+        upstream,
+        plugins=[plugin("request-logger", "request_logger", {})],
+        apps=[AppConfig(id=1, name="app-one", llm_ids=[1]), AppConfig(id=2, name="two")],
+    )
+    with run_edge(snap, tmp_path) as edge:
+        ids = [chat(edge, f"n{i}").headers["x-request-id"] for i in range(3)]
+        edge.sink.wait_for(AnalyticsRecord, 3)
+        edge.call(edge.edge.telemetry.flush())
+        recent = httpx.get(f"{edge.url}/plugins/request-logger/recent?limit=2", headers=AUTH).json()["data"]
+        unauth = httpx.get(f"{edge.url}/plugins/request-logger/recent")
+    assert [e["request_id"] for e in recent] == ids[:0:-1]
+    assert unauth.status_code == 401

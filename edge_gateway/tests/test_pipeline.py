@@ -1,0 +1,184 @@
+"""Hook ordering and short-circuit rules, plugin failures and timeouts, streaming hooks, client disconnect."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from shared_sdk import AnalyticsRecord
+
+from . import recording_plugins
+from .support import CLIENT_KEY, PluginBinding, PluginConfig, llm, make_snapshot, run_edge
+
+AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
+REC = "edge_gateway.tests.recording_plugins:Recorder"
+
+
+def chat(edge, content="hi", **extra):
+    return httpx.post(
+        f"{edge.url}/v1/chat/completions",
+        headers=AUTH,
+        timeout=10,
+        json={"model": "mock-gpt", "messages": [{"role": "user", "content": content}], **extra},
+    )
+
+
+def upstream_count(upstream: str) -> int:
+    return len(httpx.get(f"{upstream}/_mock/requests").json()["data"])
+
+
+def snapshot_with(upstream: str, *configs: dict, global_labels: tuple[str, ...] = ("g",), policies=None):
+    """Global plugin(s) `g...` then the LLM's chain: one Recorder per config (label = config['label'])."""
+    policies = policies or {}
+    plugins, chain = [], []
+    for order, label in enumerate(global_labels):
+        plugins.append(
+            PluginConfig(slug=label, name=label, import_path=REC, config={"label": label}, global_order=order)
+        )
+    for order, cfg in enumerate(configs):
+        label = cfg["label"]
+        plugins.append(
+            PluginConfig(
+                slug=label,
+                name=label,
+                import_path=REC,
+                config=cfg,
+                failure_policy=policies.get(label, "open"),
+                timeout_ms=cfg.get("timeout_ms", 30_000),
+            )
+        )
+        chain.append(PluginBinding(plugin_slug=label, order=order))
+    return make_snapshot(
+        upstream,
+        llms=[llm(1, "mock-llm", f"{upstream}/v1", allowed_models=["mock-gpt"], plugin_chain=chain)],
+        plugins=plugins,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _clear_calls():
+    recording_plugins.CALLS.clear()
+
+
+def calls(method: str) -> list[str]:
+    return [label for label, m in recording_plugins.CALLS if m == method]
+
+
+def test_request_hooks_in_order_response_hooks_in_reverse(upstream, tmp_path):
+    snap = snapshot_with(upstream, {"label": "a"}, {"label": "b"})
+    with run_edge(snap, tmp_path) as edge:
+        reply = chat(edge)
+    assert reply.status_code == 200
+    assert calls("pre_auth") == ["g", "a", "b"] and calls("post_auth") == ["g", "a", "b"]
+    assert calls("headers") == ["b", "a", "g"] and calls("body") == ["b", "a", "g"]
+    assert reply.headers["x-a"] == reply.headers["x-b"] == reply.headers["x-g"] == "seen"
+
+
+@pytest.mark.parametrize("mode", ["response", "error", "block", "stream"])
+def test_short_circuit_skips_the_rest_and_the_upstream(upstream, tmp_path, mode):
+    snap = snapshot_with(
+        upstream, {"label": "a"}, {"label": "b", "short_circuit_at": "post_auth", "mode": mode}, {"label": "c"}
+    )
+    with run_edge(snap, tmp_path) as edge:
+        before = upstream_count(upstream)
+        reply = chat(edge, stream=(mode == "stream"))
+        record = edge.sink.wait_for(AnalyticsRecord, 1)[0]
+    assert upstream_count(upstream) == before
+    assert calls("post_auth") == ["g", "a", "b"]  # c never ran
+    response_calls = calls("chunk") if mode == "stream" else calls("body")
+    assert "c" not in response_calls and response_calls[:3] == ["b", "a", "g"]
+    expected = {"response": 200, "error": 451, "block": 403, "stream": 200}[mode]
+    assert reply.status_code == expected and record.status_code == expected
+    if mode == "response":
+        assert reply.json()["choices"][0]["message"]["content"] == "short-circuited by b"
+    if mode == "stream":
+        assert "from " in reply.text and reply.text.rstrip().endswith("data: [DONE]")
+
+
+def test_pre_auth_short_circuit_runs_only_earlier_response_hooks(upstream, tmp_path):
+    snap = snapshot_with(upstream, {"label": "a", "short_circuit_at": "pre_auth", "mode": "error"}, {"label": "b"})
+    with run_edge(snap, tmp_path) as edge:
+        reply = httpx.post(
+            f"{edge.url}/v1/chat/completions",
+            json={"model": "mock-gpt", "messages": [{"role": "user", "content": "x"}]},
+        )  # no key: pre-auth runs before authentication
+    assert reply.status_code == 451
+    assert calls("pre_auth") == ["g", "a"] and calls("post_auth") == []
+    assert calls("body") == ["a", "g"]
+
+
+def test_plugin_failure_open_is_skipped_closed_fails_the_request(upstream, tmp_path):
+    snap = snapshot_with(upstream, {"label": "a", "fail_at": "post_auth"}, {"label": "b"})
+    with run_edge(snap, tmp_path) as edge:
+        assert chat(edge).status_code == 200
+    assert calls("post_auth") == ["g", "a", "b"]
+    recording_plugins.CALLS.clear()
+    snap = snapshot_with(upstream, {"label": "a", "fail_at": "post_auth"}, {"label": "b"}, policies={"a": "closed"})
+    with run_edge(snap, tmp_path) as edge:
+        before = upstream_count(upstream)
+        reply = chat(edge)
+        assert upstream_count(upstream) == before
+    assert reply.status_code == 500 and reply.json()["error"]["code"] == "plugin_exception"
+    assert "RuntimeError" not in reply.text  # no internals leak to the client
+    assert calls("post_auth") == ["g", "a"]
+
+
+def test_slow_plugin_hits_its_timeout(upstream, tmp_path):
+    snap = snapshot_with(upstream, {"label": "a", "sleep_s": 2, "timeout_ms": 100}, policies={"a": "closed"})
+    with run_edge(snap, tmp_path) as edge:
+        started = time.monotonic()
+        reply = chat(edge)
+    assert reply.status_code == 504 and reply.json()["error"]["code"] == "plugin_timeout"
+    assert time.monotonic() - started < 1.5
+
+
+def test_stream_hooks_see_every_chunk_may_rewrite_and_drop(upstream, tmp_path):
+    snap = snapshot_with(
+        upstream, {"label": "a", "upper_chunks": True}, {"label": "b", "drop_chunk_containing": "world"}
+    )
+    with run_edge(snap, tmp_path) as edge:
+        reply = chat(edge, "hello world", stream=True, mock="chunks=3")
+        edge.sink.wait_for(AnalyticsRecord, 1)
+    assert reply.status_code == 200
+    text = reply.text
+    assert "ECHO" in text and "Echo" not in text  # rewritten by a
+    assert "world" not in text  # the chunk carrying it was dropped by b
+    chunk_calls = calls("chunk")
+    assert chunk_calls[0] == "b" and chunk_calls.count("a") < chunk_calls.count("b")  # dropped chunks skip a
+    assert calls("complete") == ["b", "a", "g"]
+
+
+def test_stream_error_mid_way_ends_with_error_event_and_is_accounted(upstream, tmp_path):
+    snap = snapshot_with(upstream, global_labels=())
+    with run_edge(snap, tmp_path) as edge:
+        reply = chat(edge, "one two three four five six", stream=True, mock="fail_after_chunks=2")
+        record = edge.sink.wait_for(AnalyticsRecord, 1)[0]
+    assert reply.status_code == 200
+    assert '"error"' in reply.text.splitlines()[-2] or '"error"' in reply.text
+    assert record.status_code == 502 and record.streamed
+
+
+def test_client_disconnect_cancels_upstream_and_is_accounted(upstream, tmp_path):
+    snap = snapshot_with(upstream, global_labels=())
+    with run_edge(snap, tmp_path) as edge:
+        with httpx.Client(timeout=10) as http:
+            with http.stream(
+                "POST",
+                f"{edge.url}/v1/chat/completions",
+                headers=AUTH,
+                json={
+                    "model": "mock-gpt",
+                    "stream": True,
+                    "mock": "chunk_delay_ms=200",
+                    "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}],
+                },
+            ) as reply:
+                first = next(reply.iter_raw())
+                assert first.startswith(b"data:")
+        started = time.monotonic()
+        record = edge.sink.wait_for(AnalyticsRecord, 1)[0]
+        assert time.monotonic() - started < 2.5  # accounted as soon as the client left, not when the stream ended
+    assert record.context.metadata.get("client_disconnected") is True
+    assert record.streamed and record.app_id == 1

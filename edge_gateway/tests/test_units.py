@@ -1,0 +1,122 @@
+"""Small pieces on their own: KV (TTL, prefix list), rate windows, budgets, routing, settings, SSE splitting."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from edge_gateway.budgets import BudgetTracker, Reservation
+from edge_gateway.config_store import ConfigRejected, ConfigStore
+from edge_gateway.errors import GatewayError
+from edge_gateway.kv import EdgeKV
+from edge_gateway.providers.sse import SSESplitter
+from edge_gateway.ratelimit import RateLimiter
+from edge_gateway.settings import load_settings
+from fjordgate.env import ConfigError
+from shared_sdk.snapshot import BudgetConfig
+
+from .support import EDGE_SECRET, AppConfig, llm, make_snapshot
+
+
+async def test_kv_ttl_prefix_and_isolation(tmp_path):
+    kv = EdgeKV(str(tmp_path / "kv.sqlite3"))
+    await kv.open()
+    a, b = kv.for_plugin("a"), kv.for_plugin("b")
+    await a.write("log:1", b"one")
+    await a.write("log:2", b"two", ttl_s=0.05)
+    await a.write("other", b"x")
+    await b.write("log:9", b"theirs")
+    assert await a.list("log:") == ["log:1", "log:2"]
+    await asyncio.sleep(0.1)
+    assert await a.read("log:2") is None and await a.list("log:") == ["log:1"]
+    assert await a.delete("log:1") and not await a.delete("log:1")
+    assert await b.read("log:9") == b"theirs" and await a.read("log:9") is None
+    await kv.close()
+    reopened = EdgeKV(str(tmp_path / "kv.sqlite3"))
+    await reopened.open()
+    assert await reopened.for_plugin("a").read("other") == b"x"  # survives a restart
+    assert await reopened.purge_expired() == 1
+    await reopened.close()
+
+
+def test_sliding_window_rejects_over_limit_and_tells_how_long():
+    now = [1000.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.check("k", 3) == 0.0
+        limiter.add("k", 1)
+    wait = limiter.check("k", 3)
+    assert 1.0 <= wait <= 60.0
+    now[0] += 120
+    assert limiter.check("k", 3) == 0.0
+
+
+def test_budget_reservation_blocks_concurrent_overshoot_and_settles():
+    tracker = BudgetTracker()
+    tracker.load(
+        [BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("1.00"), spent=Decimal("0.50"), period_start=10.0)]
+    )
+    states = tracker.applicable(1, None, None)
+    assert tracker.reserve(states, Decimal("0.40")) is None
+    assert tracker.reserve(states, Decimal("0.40")) is not None  # the in-flight reservation counts
+    tracker.settle(Reservation(states, Decimal("0.40")), Decimal("0.10"))
+    assert tracker.state(1).spent == Decimal("0.60") and tracker.state(1).reserved == 0
+    tracker.update_spend(1, Decimal("0.55"), 10.0)
+    assert tracker.state(1).spent == Decimal("0.60")  # max(control plane, local)
+    tracker.update_spend(1, Decimal("0.01"), 20.0)
+    assert tracker.state(1).spent == Decimal("0.01")  # new period
+
+
+async def test_routing_allow_list_and_links(tmp_path):
+    from edge_gateway.services import services_factory  # noqa: F401
+    from shared_sdk import Runtime
+    from shared_sdk.host import PluginHost
+
+    store = ConfigStore(host=PluginHost(Runtime.GATEWAY, lambda slug: None), edge_secret=EDGE_SECRET)
+    snap = make_snapshot(
+        "http://x",
+        llms=[
+            llm(1, "gpt", "http://x/v1", default_model="gpt-4o", allowed_models=["gpt-4o", "gpt-4\\.1.*"]),
+            llm(2, "other", "http://x/v1", default_model="o3", allowed_models=["o3"]),
+        ],
+        apps=[AppConfig(id=1, name="a", llm_ids=[1])],
+    )
+    cfg = await store.apply(snap)
+    app = cfg.apps[1]
+    assert cfg.route("gpt-4.1-mini", app)[0].slug == "gpt"
+    assert cfg.route("gpt/gpt-4o", app) == (cfg.llms_by_slug["gpt"], "gpt-4o")
+    with pytest.raises(GatewayError) as forbidden:
+        cfg.route("o3", app)
+    assert forbidden.value.status_code == 403
+    with pytest.raises(GatewayError) as missing:
+        cfg.route("llama", app)
+    assert missing.value.status_code == 404
+    with pytest.raises(GatewayError) as not_allowed:
+        cfg.route("gpt/gpt-3.5", app)
+    assert not_allowed.value.status_code == 403
+    assert cfg.llms_by_slug["gpt"].spec.api_key == "sk-vendor-secret"  # decrypted once, at apply
+    import msgspec
+
+    with pytest.raises(ConfigRejected):
+        await store.apply(msgspec.structs.replace(snap, version=2))  # checksum no longer matches
+
+
+def test_settings_name_the_bad_variable(tmp_path):
+    with pytest.raises(ConfigError) as missing:
+        load_settings({})
+    assert missing.value.variable == "EDGE_SNAPSHOT_FILE"
+    snap = tmp_path / "s.json"
+    snap.write_text("{}")
+    with pytest.raises(ConfigError) as bad_port:
+        load_settings({"EDGE_SNAPSHOT_FILE": str(snap), "EDGE_PORT": "http"})
+    assert bad_port.value.variable == "EDGE_PORT"
+    assert load_settings({"EDGE_SNAPSHOT_FILE": str(snap), "EDGE_PORT": "9000"}).port == 9000
+
+
+def test_sse_splitter_reassembles_events_cut_anywhere():
+    splitter = SSESplitter()
+    stream = b'data: {"a":1}\n\ndata: {"b":\r\n2}\r\n\r\ndata: [DONE]\n\n'
+    events = [e for i in range(0, len(stream), 3) for e in splitter.feed(stream[i : i + 3])]
+    assert events == [b'data: {"a":1}\n\n', b'data: {"b":\n2}\n\n', b"data: [DONE]\n\n"]

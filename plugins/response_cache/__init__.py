@@ -1,0 +1,5 @@
+"""Bundled plugin; load with import path `plugins.response_cache.plugin:create_plugin`."""
+
+from .plugin import NAME, ResponseCache, create_plugin
+
+__all__ = ["NAME", "ResponseCache", "create_plugin"]

@@ -1,0 +1,28 @@
+import orjson
+
+from plugins.response_cache import ResponseCache
+from plugins.response_cache.plugin import assemble, to_chunks
+from shared_sdk import ResponseWriteRequest
+from shared_sdk.testing import PluginHarness, make_request, make_response
+
+
+async def test_miss_then_store_then_hit_as_response_and_as_stream():
+    async with PluginHarness(ResponseCache()) as h:
+        ctx = h.context()
+        miss = await h.call("handle_post_auth", make_request("q"), ctx=ctx)
+        assert miss.short_circuit is None
+        ctx.metadata.update(miss.context_updates)
+        body = make_response("answer").body
+        await h.call("on_before_write", ResponseWriteRequest(status_code=200, body=body), ctx=ctx)
+        hit = await h.call("handle_post_auth", make_request("q"), ctx=h.context())
+        streamed = await h.call("handle_post_auth", make_request("q", stream=True), ctx=h.context())
+    assert hit.short_circuit.response.body == body
+    assert streamed.short_circuit.stream_chunks[-1] == b"data: [DONE]\n\n"
+
+
+def test_stream_assembly_round_trips():
+    completion = orjson.dumps(
+        {"id": "x", "model": "m", "choices": [{"message": {"content": "hey there"}, "finish_reason": "stop"}]}
+    )
+    rebuilt = orjson.loads(assemble(b"".join(to_chunks(completion))))
+    assert rebuilt["choices"][0]["message"]["content"] == "hey there"

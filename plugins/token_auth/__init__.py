@@ -1,0 +1,5 @@
+"""Bundled plugin; load with import path `plugins.token_auth.plugin:create_plugin`."""
+
+from .plugin import NAME, TokenAuth, create_plugin
+
+__all__ = ["NAME", "TokenAuth", "create_plugin"]
