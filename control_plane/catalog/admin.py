@@ -16,6 +16,7 @@ from .services import (
     resource_hook_view,
     tag_delete,
     tag_get_or_create,
+    tag_rename,
     tool_create,
     tool_delete,
     tool_update,
@@ -89,9 +90,7 @@ class TagAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def service_save(self, request, obj, data, outcome):
         if obj is None:
             return tag_get_or_create(name=data["name"])
-        obj.name = data["name"]
-        obj.save()
-        return obj
+        return tag_rename(tag=obj, name=data["name"])
 
     def service_delete(self, request, obj):
         tag_delete(tag=obj)

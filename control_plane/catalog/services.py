@@ -23,6 +23,7 @@ __all__ = [
     "resource_hook_view",
     "tag_delete",
     "tag_get_or_create",
+    "tag_rename",
     "tool_create",
     "tool_delete",
     "tool_update",
@@ -166,6 +167,21 @@ def datasource_delete(
 
 def tag_get_or_create(*, name: str) -> Tag:
     tag, _ = Tag.objects.get_or_create(name=name)
+    return tag
+
+
+@transaction.atomic
+def tag_rename(*, tag: Tag, name: str) -> Tag:
+    """Tags travel in app snapshots (edges route and log by them): every namespace using the tag changes."""
+    tag = Tag.objects.select_for_update().get(pk=tag.pk)  # the stored name (a bound admin form changed ours)
+    if name == tag.name:
+        return tag
+    old_name = tag.name
+    tag.name = name
+    tag.full_clean()
+    tag.save(update_fields=["name"])
+    for namespace in sorted(set(tag.apps.values_list("namespace", flat=True))):
+        config_change_record(namespace=namespace, reason=f"tag {old_name} renamed to {name}")
     return tag
 
 

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
 from control_plane.plugins.services import plugin_validate_config
-from control_plane.sync.services import config_change_record, config_push_now
+from control_plane.sync.services import config_push_now
 
 from .models import LLM, LLMPluginBinding
-from .services import LLM_FIELDS, llm_create, llm_delete, llm_hook_view, llm_update
+from .services import LLM_FIELDS, llm_create, llm_delete, llm_hook_view, llm_set_plugin_chain, llm_update
 
 
 class LLMAdminForm(forms.ModelForm):
@@ -35,9 +36,12 @@ class BindingForm(forms.ModelForm):
         cleaned = super().clean()
         plugin = cleaned.get("plugin")
         if plugin is not None and not self.errors:
-            plugin_validate_config(
-                plugin=plugin, config=cleaned.get("config_override") or {}, partial_over=plugin.config
-            )
+            try:
+                plugin_validate_config(
+                    plugin=plugin, config=cleaned.get("config_override") or {}, partial_over=plugin.config
+                )
+            except ValidationError as exc:  # keyed "config" by the service: shown on the override field here
+                raise ValidationError({"config_override": exc.message_dict.get("config", exc.messages)}) from None
         return cleaned
 
 
@@ -94,9 +98,34 @@ class LLMAdmin(ServiceAdminMixin, admin.ModelAdmin):
         llm_delete(llm=obj, actor_id=request.user.pk)
 
     def save_formset(self, request, form, formset, change):
-        super().save_formset(request, form, formset, change)
-        if formset.has_changed():
-            config_change_record(namespace=form.instance.namespace, reason=f"llm {form.instance.slug} chain changed")
+        """The plugin-chain inline is saved by `llm_set_plugin_chain` (validation + config change), not row by row."""
+        if formset.model is not LLMPluginBinding:
+            return super().save_formset(request, form, formset, change)
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if not formset.has_changed():
+            return None
+        deleted = set(formset.deleted_forms)
+        kept = [f for f in formset.forms if f not in deleted and f.cleaned_data and (f.instance.pk or f.has_changed())]
+        chain = [
+            {
+                "plugin": f.cleaned_data["plugin"],
+                "order_index": f.cleaned_data["order_index"],
+                "is_active": f.cleaned_data["is_active"],
+                "config_override": f.cleaned_data.get("config_override") or {},
+            }
+            for f in kept
+        ]
+        bindings = llm_set_plugin_chain(llm=form.instance, chain=chain)
+        # What the admin's history message reports (the service replaced the rows, so match them by plugin).
+        by_plugin = {b.plugin_id: b for b in bindings}
+        for f in kept:
+            binding = by_plugin[f.cleaned_data["plugin"].pk]
+            if not f.instance.pk:
+                formset.new_objects.append(binding)
+            elif f.has_changed():
+                formset.changed_objects.append((binding, f.changed_data))
+        formset.deleted_objects = [f.instance for f in deleted if f.instance.pk]
+        return None
 
     @admin.action(description="Activate selected LLMs")
     def activate(self, request, queryset):

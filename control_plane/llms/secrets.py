@@ -12,7 +12,13 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["vendor_key_decrypt", "vendor_key_encrypt", "vendor_key_for_edge", "vendor_keys_reencrypt"]
+__all__ = [
+    "vendor_key_decrypt",
+    "vendor_key_edge_rotate",
+    "vendor_key_encrypt",
+    "vendor_key_for_edge",
+    "vendor_keys_reencrypt",
+]
 
 
 def _at_rest() -> MultiFernet:
@@ -58,3 +64,13 @@ def vendor_keys_reencrypt(tokens: list[str]) -> list[str]:
     """Re-encrypt with the newest key (after prepending a new FJORDGATE_SECRET_KEY)."""
     fernet = _at_rest()
     return [fernet.rotate(t.encode()).decode() if t else "" for t in tokens]
+
+
+def vendor_key_edge_rotate(edge_token: str, *, old_edge_secret: str) -> str:
+    """An edge copy made with `old_edge_secret` re-encrypted with the current FJORDGATE_EDGE_SECRET.
+
+    A copy already made with the current secret is accepted too (it is re-encrypted as well), so a rotation that
+    stopped half way can simply be run again. Raises `InvalidToken` when neither secret opens it, and
+    `ValueError` when `old_edge_secret` is not a Fernet key.
+    """
+    return MultiFernet([_edge(), Fernet(old_edge_secret)]).rotate(edge_token.encode()).decode()

@@ -12,12 +12,13 @@ from control_plane.hooks.services import REDACTED, HookOutcome, guarded_write
 from control_plane.sync.services import config_change_record
 
 from .models import LLM, LLMPluginBinding
-from .secrets import vendor_key_encrypt, vendor_key_for_edge
+from .secrets import vendor_key_edge_rotate, vendor_key_encrypt, vendor_key_for_edge
 
 __all__ = [
     "LLM_FIELDS",
     "llm_create",
     "llm_delete",
+    "llm_edge_keys_rotate",
     "llm_hook_view",
     "llm_set_plugin_chain",
     "llm_update",
@@ -191,3 +192,48 @@ def llm_set_plugin_chain(*, llm: LLM, chain: list[dict[str, Any]]) -> list[LLMPl
         )
     config_change_record(namespace=llm.namespace, reason=f"llm {llm.slug} plugin chain changed")
     return bindings
+
+
+@transaction.atomic
+def llm_edge_keys_rotate(*, old_edge_secret: str | None = None) -> dict[str, list[str]]:
+    """Re-encrypt every LLM's edge copy of its vendor key under the current FJORDGATE_EDGE_SECRET.
+
+    Each copy is re-made from the at-rest key (`FJORDGATE_SECRET_KEY`), or, given `old_edge_secret`, by
+    decrypting the stored edge copy with it (a copy already under the current secret is accepted too, so the
+    rotation can be re-run). All or nothing: a key that cannot be opened aborts the whole rotation naming its LLM.
+    Each namespace holding a changed LLM gets a config change, so its edges receive the new copies; the clear
+    key never leaves this transaction. Returns the rotated LLM slugs by namespace.
+    """
+    from cryptography.fernet import Fernet, InvalidToken
+    from django.core.exceptions import ImproperlyConfigured
+
+    if old_edge_secret:
+        try:
+            Fernet(old_edge_secret)
+        except ValueError:
+            raise ValidationError("The old edge secret must be a url-safe base64 32-byte Fernet key.") from None
+    rotated: dict[str, list[str]] = {}
+    failed: list[str] = []
+    for llm in LLM.objects.select_for_update().order_by("pk"):
+        if not llm.api_key_encrypted and not llm.api_key_edge_encrypted:
+            continue  # no key (a local model): nothing to carry
+        try:
+            if old_edge_secret and llm.api_key_edge_encrypted:
+                edge_copy = vendor_key_edge_rotate(llm.api_key_edge_encrypted, old_edge_secret=old_edge_secret)
+            else:
+                edge_copy = vendor_key_for_edge(llm.api_key_encrypted)
+        except (InvalidToken, ImproperlyConfigured) as exc:
+            if isinstance(exc, ImproperlyConfigured) and not isinstance(exc.__cause__, InvalidToken):
+                raise  # a missing or malformed secret in the settings: not this LLM's problem
+            failed.append(llm.slug)
+            continue
+        LLM.objects.filter(pk=llm.pk).update(api_key_edge_encrypted=edge_copy)
+        rotated.setdefault(llm.namespace, []).append(llm.slug)
+    if failed:
+        source = "the old edge secret (nor the current one)" if old_edge_secret else "any FJORDGATE_SECRET_KEY"
+        raise ValidationError(
+            f"Cannot decrypt the vendor key of LLM(s) {', '.join(failed)} with {source}; nothing changed."
+        )
+    for namespace, slugs in sorted(rotated.items()):
+        config_change_record(namespace=namespace, reason=f"edge secret rotated for llm(s) {', '.join(slugs)}")
+    return rotated

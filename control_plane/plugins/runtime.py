@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
+import dataclasses
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -37,6 +40,8 @@ _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 _host: PluginHost | None = None
 _loaded_versions: dict[str, str] = {}
+# The timeout each loaded plugin's spec had (for an isolated plugin: the one its process was spawned with).
+_spawn_timeouts: dict[str, float] = {}
 _event_bus = StudioEventBus()
 _studio = StudioServicesImpl()
 
@@ -94,8 +99,14 @@ def _version(plugin: Any) -> str:
     return plugin.updated_at.isoformat() if plugin.updated_at else ""
 
 
-def _handle(slug: str, method: str) -> PluginHandle:
-    """The loaded handle of an active plugin, (re)loaded when its row changed since this process loaded it."""
+def _handle(slug: str, method: str, call_timeout_s: float | None) -> tuple[PluginHandle, float]:
+    """The loaded handle of an active plugin and the timeout this call gets (the plugin's own unless overridden).
+
+    The handle is (re)loaded when the plugin's row changed since this process loaded it. An isolated plugin's
+    process also enforces a deadline of its own, derived from the timeout it was spawned with (about 1.5 times
+    that), so it is spawned with the longest timeout any call asked for so far and respawned once when a call
+    asks for a longer one; each call's limit is then applied per call (`_with_call_timeout`).
+    """
     from .models import Plugin
 
     plugin = Plugin.objects.filter(slug=slug).first()
@@ -104,12 +115,21 @@ def _handle(slug: str, method: str) -> PluginHandle:
         if slug in host:
             _run(host.unload(slug))
             _loaded_versions.pop(slug, None)
+            _spawn_timeouts.pop(slug, None)
         fail_open = plugin is None or plugin.failure_policy == "open"
         raise PluginCallError(slug, method, "unavailable", fail_open, "plugin is not registered or not active")
+    spec = plugin_spec(plugin)
+    effective = spec.timeout_s if call_timeout_s is None else call_timeout_s
     handle = host.get(slug)
-    if handle is None or _loaded_versions.get(slug) != _version(plugin):
+    stale = handle is None or _loaded_versions.get(slug) != _version(plugin)
+    if spec.runs_isolated:
+        spawned = 0.0 if stale else _spawn_timeouts.get(slug, 0.0)
+        needed = max(spec.timeout_s, effective, spawned)
+        stale = stale or needed > spawned
+        spec = dataclasses.replace(spec, timeout_s=needed)
+    if stale:
         try:
-            handle = _run(host.reload(plugin_spec(plugin)))
+            handle = _run(host.reload(spec))
         except PluginCallError:
             raise
         except Exception as exc:  # load errors: the plugin is unavailable, the caller applies its policy
@@ -117,16 +137,45 @@ def _handle(slug: str, method: str) -> PluginHandle:
                 slug, method, "unavailable", plugin.failure_policy == "open", f"{type(exc).__name__}: {exc}"
             ) from exc
         _loaded_versions[slug] = _version(plugin)
-    return handle
+        _spawn_timeouts[slug] = spec.timeout_s
+    assert handle is not None
+    return handle, effective
 
 
-def call_plugin(slug: str, method: str, *args: Any, ctx: Context | None = None, timeout_s: float | None = None) -> Any:
+def _with_call_timeout(handle: PluginHandle, timeout_s: float) -> PluginHandle:
+    """The same loaded plugin (same object or process, same threads) with its own timeout for one call.
+
+    The SDK's handles take a single timeout from their spec; a shallow copy with `timeout_s` replaced gives one
+    call another limit without changing it for the calls in flight on the shared handle.
+    """
+    if handle.timeout_s == timeout_s:
+        return handle
+    if isinstance(handle, InProcessHandle):
+        handle._pool()  # the plugin's thread pool lives on the shared handle, so the copy runs on the same threads
+    view = copy.copy(handle)
+    view.timeout_s = timeout_s
+    return view
+
+
+def call_plugin(
+    slug: str,
+    method: str,
+    *args: Any,
+    ctx: Context | None = None,
+    timeout_s: float | None = None,
+    call_timeout_s: float | None = None,
+) -> Any:
     """Call `method` of plugin `slug` from synchronous Django code and return its result.
 
-    Raises `PluginCallError` (timeout, exception, crash, unavailable) like the host does; `timeout_s` bounds the
-    wait on top of the plugin's own timeout (object hooks use a shorter one).
+    Raises `PluginCallError` (timeout, exception, crash, unavailable) like the host does.
+    - `call_timeout_s` replaces the plugin's own call timeout (`Plugin.timeout_ms`) for this call, longer or
+      shorter: a scheduled job may run for minutes where the plugin's request-path calls get seconds.
+    - `timeout_s` only bounds the wait on top of whichever timeout applies (object hooks cap theirs with it).
     """
-    handle = _handle(slug, method)
+    if call_timeout_s is not None and call_timeout_s <= 0:
+        raise ValueError("call_timeout_s must be positive")
+    handle, effective = _handle(slug, method, call_timeout_s)
+    handle = _with_call_timeout(handle, effective)
     if ctx is None:
         ctx = Context(runtime=Runtime.STUDIO)
     try:
@@ -146,9 +195,12 @@ def plugin_reload(slug: str) -> None:
     if plugin is None:
         _run(host.unload(slug))
         _loaded_versions.pop(slug, None)
+        _spawn_timeouts.pop(slug, None)
         return
-    _run(host.reload(plugin_spec(plugin)))
+    spec = plugin_spec(plugin)
+    _run(host.reload(spec))
     _loaded_versions[slug] = _version(plugin)
+    _spawn_timeouts[slug] = spec.timeout_s
 
 
 async def _describe(spec: PluginSpec, services: Services) -> dict[str, Any]:
@@ -163,10 +215,8 @@ async def _describe(spec: PluginSpec, services: Services) -> dict[str, Any]:
         if start is not None:
             await start()
         schema = await handle.read_config_schema()
+        manifest = await handle.read_manifest() or PluginManifest()
         handle.healthy = True  # describe-only calls, before initialize (as read_config_schema does)
-        manifest = PluginManifest()
-        if handle.implements("get_manifest"):
-            manifest = await handle.call("get_manifest", None)
         registrations = []
         if handle.implements("get_object_hook_registrations"):
             registrations = await handle.call("get_object_hook_registrations", None)
@@ -200,10 +250,16 @@ def shutdown_runtime() -> None:
         loop, thread, host = _loop, _thread, _host
         _loop = _thread = _host = None
         _loaded_versions.clear()
+        _spawn_timeouts.clear()
     if loop is None or host is None:
         return
     asyncio.run_coroutine_threadsafe(host.aclose(), loop).result(30)
+    # The studio services' ORM calls ran in the loop's default executor, each thread keeping its persistent
+    # (CONN_MAX_AGE) database connection. Join those threads, then collect: Django's connection wrapper is a
+    # reference cycle, so its socket closes only when the cycle is collected (tests drop the database next).
+    asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     if thread is not None:
         thread.join(10)
     loop.close()
+    gc.collect()

@@ -373,15 +373,20 @@ def _invoke(schedule: PluginSchedule, run: ScheduleRun) -> dict[str, Any]:
         namespace=schedule.plugin.namespace,
         metadata={"schedule_id": schedule.schedule_id, "trigger": run.trigger},
     )
+    # The schedule's timeout replaces the plugin's own call timeout (Plugin.timeout_ms, sized for request-path
+    # calls): a nightly job may need minutes where the plugin's other calls get seconds.
     call_plugin(
-        schedule.plugin.slug, "execute_scheduled_task", message, ctx=ctx, timeout_s=float(schedule.timeout_seconds)
+        schedule.plugin.slug,
+        "execute_scheduled_task",
+        message,
+        ctx=ctx,
+        call_timeout_s=float(schedule.timeout_seconds),
     )
     return {}
 
 
 def _outcome(exc: BaseException, timeout_seconds: int) -> tuple[str, str]:
     if isinstance(exc, PluginCallError) and exc.kind == "timeout":
-        # The host also applies the plugin's own call timeout (Plugin.timeout_ms): its detail says which fired.
         return ScheduleRun.Status.TIMED_OUT, f"Timed out: {exc.detail or f'no answer within {timeout_seconds} s'}."
     if isinstance(exc, SoftTimeLimitExceeded | TimeoutError):
         return ScheduleRun.Status.TIMED_OUT, f"Timed out: no answer within {timeout_seconds} s."

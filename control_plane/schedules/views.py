@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -71,7 +72,11 @@ class PluginScheduleViewSet(viewsets.ModelViewSet):
             raise _drf_error(exc) from None
         return Response(ScheduleRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
-    @action(detail=True, methods=["get"])
+    # `GET /schedules/{id}/runs/` would get the same operationId as `GET /schedules/runs/{id}/` (both
+    # "schedules_runs_retrieve"); it is a paginated list, so name and describe it as one. It filters nothing
+    # itself (use /schedules/runs/?schedule= for filters), hence no filter backends here.
+    @extend_schema(operation_id="schedules_history_list", responses=ScheduleRunSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[])
     def runs(self, request, pk=None):
         """This schedule's run history, newest first."""
         queryset = selectors.schedule_run_list().filter(schedule=self.get_object())

@@ -45,3 +45,59 @@ def test_seed_demo_is_idempotent_and_edge_ready():
 def test_seed_demo_rejects_short_key_clearly():
     with pytest.raises(CommandError, match="at least 20 characters"):
         call_command("seed_demo", "--upstream-url", "http://127.0.0.1:9999/v1", "--api-key", "short")
+
+
+def _seed(out: StringIO | None = None) -> None:
+    call_command(
+        "seed_demo",
+        "--namespace",
+        "demo",
+        "--upstream-url",
+        "http://127.0.0.1:9999/v1",
+        "--api-key",
+        KEY,
+        stdout=out or StringIO(),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_registers_usage_report_with_a_schedule_that_fires_within_a_minute(monkeypatch, client):
+    """`fjordgate up` seeds the demo; its every-minute usage report must produce a completed run and a report."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from control_plane.kv.services import kv_read
+    from control_plane.plugins.models import Plugin
+    from control_plane.schedules import services
+    from control_plane.schedules.models import PluginSchedule, ScheduleRun
+
+    monkeypatch.setattr(services, "_enqueue", lambda runs: None)  # the test executes the runs itself
+    before = timezone.now()
+    _seed()
+    _seed()  # idempotent: one plugin, one demo schedule
+    plugin = Plugin.objects.get(slug="usage-report")
+    assert plugin.import_path == "plugins.usage_report.plugin:UsageReport" and plugin.active
+    schedules = {s.schedule_id: s for s in PluginSchedule.objects.filter(plugin=plugin)}
+    assert set(schedules) == {"daily", "demo-every-minute"}  # the manifest's own schedule, and the demo copy
+    demo = schedules["demo-every-minute"]
+    assert demo.name == "demo: usage report every minute" and demo.enabled
+    assert demo.timeout_seconds == schedules["daily"].timeout_seconds
+    assert before < demo.next_run_at <= before + timezone.timedelta(seconds=61)
+
+    # The dispatcher (as beat runs it) claims the first fire time; a worker executes it.
+    claimed = services.schedules_dispatch_due(now=demo.next_run_at)  # system jobs may be due too
+    run_id = ScheduleRun.objects.get(pk__in=claimed, schedule=demo).pk
+    run = services.schedule_run_execute(run_id=run_id, worker="test")
+    assert run is not None and (run.status, run.error) == (ScheduleRun.Status.COMPLETED, "")
+    assert run.scheduled_for == demo.next_run_at and run.trigger == ScheduleRun.Trigger.SCHEDULE
+
+    report = json.loads(kv_read(plugin_slug="usage-report", key="report:latest"))
+    assert report["execution_id"] == run.execution_id
+    assert [(a["name"], a["namespace"], a["active"]) for a in report["apps"]] == [("demo", "demo", True)]
+
+    staff = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-ops-123456")
+    client.force_login(staff)
+    page = client.get("/admin/schedules/pluginschedule/usage-reports/")
+    assert page.status_code == 200 and report["generated_at"].encode() in page.content
+    runs_page = client.get("/admin/schedules/schedulerun/")
+    assert runs_page.status_code == 200 and b"usage-report/demo-every-minute" in runs_page.content

@@ -1,4 +1,9 @@
-"""`manage.py seed_demo`: the demo the launcher sets up on `fjordgate up` (idempotent: run it as often as you like)."""
+"""`manage.py seed_demo`: the demo the launcher sets up on `fjordgate up` (idempotent: run it as often as you like).
+
+Besides the LLM, prices, app and key the edge needs, it registers the bundled `usage_report` plugin (its manifest
+brings the daily schedule) and adds a demo copy of that schedule firing every minute, so the admin shows a
+completed run (and the report) within about a minute of `up`, not at five past midnight.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,18 @@ from control_plane.catalog.services import model_price_upsert
 from control_plane.config.exceptions import ApplicationError
 from control_plane.llms.models import LLM
 from control_plane.llms.services import llm_create, llm_update
+from control_plane.plugins.models import Plugin
+from control_plane.plugins.services import plugin_register
+from control_plane.schedules.models import PluginSchedule
+from control_plane.schedules.services import schedule_create
 
 DEMO_LLM = "demo-mock"
 DEMO_MODEL = "mock-gpt"
 DEMO_APP = "demo"
+USAGE_REPORT_SLUG = "usage-report"
+USAGE_REPORT_IMPORT_PATH = "plugins.usage_report.plugin:UsageReport"
+DEMO_SCHEDULE_ID = "demo-every-minute"
+DEMO_SCHEDULE_NAME = "demo: usage report every minute"
 
 
 class Command(BaseCommand):
@@ -78,6 +91,7 @@ class Command(BaseCommand):
         app = App.objects.filter(name=DEMO_APP, namespace=namespace).first()
         app = app_update(app=app, data=app_data) if app else app_create(data=app_data)
         credential = credential_import(app=app, key=api_key, name="demo")
+        plugin, schedule = _seed_usage_report(namespace)
         return {
             "namespace": namespace,
             "llm_id": llm.pk,
@@ -87,7 +101,43 @@ class Command(BaseCommand):
             "app_id": app.pk,
             "credential_id": credential.pk,
             "credential_prefix": credential.prefix,
+            "usage_report_plugin": plugin.slug,
+            "demo_schedule_id": schedule.pk,
+            "demo_schedule_cron": schedule.cron,
         }
+
+
+def _seed_usage_report(namespace: str) -> tuple[Plugin, PluginSchedule]:
+    """Register the bundled usage_report plugin and its every-minute demo schedule, once.
+
+    Both are left alone when they exist: an operator who changed the plugin's config or disabled the demo
+    schedule keeps that change across `fjordgate up`s.
+    """
+    plugin = Plugin.objects.filter(slug=USAGE_REPORT_SLUG).first()
+    if plugin is None:
+        plugin = plugin_register(
+            data={
+                "slug": USAGE_REPORT_SLUG,
+                "name": "Usage report",
+                "import_path": USAGE_REPORT_IMPORT_PATH,
+                "namespace": namespace,
+                "config": {"keep_days": 30},
+            }
+        )
+    schedule = PluginSchedule.objects.filter(plugin=plugin, schedule_id=DEMO_SCHEDULE_ID).first()
+    if schedule is None:
+        shipped = PluginSchedule.objects.filter(plugin=plugin, from_manifest=True).order_by("pk").first()
+        schedule = schedule_create(
+            plugin=plugin,
+            schedule_id=DEMO_SCHEDULE_ID,
+            name=DEMO_SCHEDULE_NAME,
+            cron="* * * * *",
+            timezone="UTC",
+            timeout_seconds=shipped.timeout_seconds if shipped else 300,
+            config=dict(shipped.config) if shipped else {},
+            overlap_policy=PluginSchedule.OverlapPolicy.SKIP,
+        )
+    return plugin, schedule
 
 
 def _json(value: dict) -> str:

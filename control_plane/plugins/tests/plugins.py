@@ -1,0 +1,64 @@
+"""Small plugins the studio-runtime tests load (import paths `control_plane.plugins.tests.plugins:*`).
+
+They import only `shared_sdk`, so the same classes also run isolated (`python -m shared_sdk.isolated.run ...`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from shared_sdk import BasePlugin, ManifestProvider, SchedulerPlugin
+from shared_sdk.messages import ManifestPermissions, PluginManifest
+
+
+class SlowScheduler(BasePlugin, SchedulerPlugin):
+    """Sleeps `schedule.config["sleep_s"]` seconds, then returns: a job longer than a request-path call."""
+
+    name = "slow-scheduler"
+    version = "1.0.0"
+
+    async def execute_scheduled_task(self, ctx, schedule) -> None:
+        await asyncio.sleep(float(schedule.config.get("sleep_s", 0)))
+
+
+class StudioProbe(BasePlugin, SchedulerPlugin, ManifestProvider):
+    """Uses every studio service a scheduled job typically needs, and leaves proof of each in its KV.
+
+    Writes a value and reads it back, lists the apps, tags one app's metadata (a write that goes through the
+    control plane's app service), then stores what it saw under `probe:result`. Raises when a read-back differs,
+    so a broken service fails the call instead of passing quietly.
+    """
+
+    name = "studio-probe"
+    version = "1.0.0"
+
+    def get_manifest(self) -> PluginManifest:
+        # The service scopes the host grants it: listing apps and changing their metadata (its KV is baseline).
+        return PluginManifest(
+            id="studio-probe", permissions=ManifestPermissions(kv=True, services=["apps.write", "kv.readwrite"])
+        )
+
+    async def execute_scheduled_task(self, ctx, schedule) -> None:
+        kv = ctx.services.kv
+        marker = f"written by {schedule.execution_id}".encode()
+        await kv.write("probe:marker", marker)
+        read_back = await kv.read("probe:marker")
+        if read_back != marker:
+            raise RuntimeError(f"KV read back {read_back!r}, wrote {marker!r}")
+        apps = await ctx.services.studio.list_apps(page=1, limit=50)
+        tagged = None
+        if apps:
+            metadata = await ctx.services.studio.patch_app_metadata(apps[0].id, "probed_by", schedule.execution_id)
+            tagged = {"app_id": apps[0].id, "metadata": metadata}
+        result = {
+            "execution_id": schedule.execution_id,
+            "plugin_slug": ctx.plugin_slug,
+            "namespace": ctx.namespace,
+            "pid": os.getpid(),
+            "apps": sorted(app.name for app in apps),
+            "keys": sorted(await kv.list("probe:")),
+            "tagged": tagged,
+        }
+        await kv.write("probe:result", json.dumps(result, sort_keys=True).encode())
