@@ -45,6 +45,16 @@ def _ts(moment) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
+# Capabilities an edge calls on its request path. A plugin with none of them (a scheduler, an object hook, a
+# studio UI) would only be loaded at every edge for nothing, so it stays out of the snapshot; an LLM chain that
+# names one explicitly still ships it, and so does a plugin whose capabilities are not known yet.
+EDGE_CAPABILITIES = frozenset({"pre_auth", "auth", "post_auth", "response", "data_collection", "custom_endpoints"})
+
+
+def _runs_at_edge(capabilities: list[str]) -> bool:
+    return not capabilities or not EDGE_CAPABILITIES.isdisjoint(capabilities)
+
+
 def snapshot_build(*, namespace: str) -> ConfigSnapshot:
     """Everything an edge of `namespace` needs: global objects plus the namespace's own.
 
@@ -62,7 +72,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
     scope = Q(namespace__in=("", namespace))
     version, generated_at = config_version_current(namespace=namespace)
 
-    plugins = {p.pk: p for p in Plugin.objects.filter(scope, active=True)}
+    plugins = {p.pk: p for p in Plugin.objects.filter(scope, active=True) if _runs_at_edge(p.capabilities)}
     llms = []
     for llm in LLM.objects.filter(scope).prefetch_related("plugin_bindings__plugin").order_by("pk"):
         chain = [

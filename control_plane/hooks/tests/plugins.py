@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from shared_sdk import BasePlugin, ObjectHookRegistration, ObjectHookRequest, ObjectHookResponse
+from shared_sdk import BasePlugin, ObjectHookRegistration, ObjectHookRequest, ObjectHookResponse, PluginResponse
 from shared_sdk.messages import ResourceInstance, ResourceType
 
 
@@ -102,3 +102,12 @@ class ResourcePlugin(BasePlugin):
         if score is None:
             return None
         return ResourceInstance(id=resource_id, type_slug=type_slug, name=resource_id, privacy_score=score)
+
+
+class EdgeSidePlugin(BasePlugin):
+    """A request-path plugin (post-auth): the snapshot must carry it to the edges."""
+
+    name = "edge-side"
+
+    async def handle_post_auth(self, ctx, req):
+        return PluginResponse()

@@ -98,3 +98,15 @@ def test_push_config_api(admin_api):
     response = admin_api.post("/api/v1/config-changes/push/", {"namespace": "eu"}, format="json")
     assert response.status_code == 201 and response.json()["namespace"] == "eu"
     assert "push requested by root" in response.json()["reason"]
+
+
+def test_studio_only_plugins_stay_out_of_the_snapshot(register_plugin):
+    """A plugin with no request-path capability (here: object hooks only) would be loaded at every edge for
+    nothing; a plugin an edge calls (post-auth) ships, and so does any plugin an LLM chain names."""
+    register_plugin("hooks-only", "RecordingPlugin")
+    register_plugin("edge-side", "EdgeSidePlugin")
+
+    slugs = [p.slug for p in snapshot_build(namespace="").plugins]
+
+    assert "edge-side" in slugs
+    assert "hooks-only" not in slugs
