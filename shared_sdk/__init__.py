@@ -60,6 +60,7 @@ from .errors import (
     PluginLoadError,
     RuntimeServiceUnavailable,
     ServiceError,
+    ServiceScopeDenied,
 )
 from .messages import (
     LLM,
@@ -217,6 +218,7 @@ __all__ = [
     "PluginLoadError",
     "RuntimeServiceUnavailable",
     "ServiceError",
+    "ServiceScopeDenied",
     # entry point
     "serve",
 ]

@@ -11,6 +11,7 @@ that drives plugins (the edge pipeline, the control plane), so that one `except`
      │    └── CapabilityNotImplemented   the plugin does not implement the method that was called
      ├── RuntimeServiceUnavailable  studio services asked for in the gateway runtime (or the reverse)
      └── ServiceError               a host service (KV, events, runtime services) failed for the plugin
+          └── ServiceScopeDenied    the plugin called a service its manifest does not declare a scope for
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "PluginLoadError",
     "RuntimeServiceUnavailable",
     "ServiceError",
+    "ServiceScopeDenied",
 ]
 
 CallFailureKind = Literal["timeout", "exception", "crash", "unavailable"]
@@ -118,3 +120,23 @@ class RuntimeServiceUnavailable(FjordgateSDKError):
 
 class ServiceError(FjordgateSDKError):
     """A host service call made by a plugin failed (for an isolated plugin: on the host's side of the broker)."""
+
+
+class ServiceScopeDenied(ServiceError):
+    """A plugin called a host service outside the service scopes it was granted (see `shared_sdk.scopes`).
+
+    Raised from the service call itself, in-process and in an isolated plugin alike, so the plugin author sees
+    which scope to declare; uncaught, it fails the plugin call as `PluginCallError(kind="exception")`.
+    """
+
+    def __init__(self, plugin: str, scope: str, operation: str) -> None:
+        self.plugin = plugin
+        self.scope = scope
+        self.operation = operation
+        super().__init__(
+            f"plugin {plugin!r} may not call {operation}: it needs the service scope {scope!r}, which it has not "
+            f"been granted (declare it in get_manifest().permissions.services)"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.plugin, self.scope, self.operation))

@@ -4,20 +4,24 @@
     handle = await host.load(PluginSpec(slug="pii", import_path="plugins.pii:PIIRedactor", config={...}))
     response = await handle.call("handle_post_auth", ctx, request)
 
-See `PluginSpec` for in-process vs isolated, `PluginHandle` for call semantics (timeouts, failure policy).
+See `PluginSpec` for in-process vs isolated, `PluginHandle` for call semantics (timeouts, failure policy),
+`PluginHealth` (`handle.health()`, `host.health()`) for supervision, `shared_sdk.scopes` for service scopes.
 """
 
 from ._config import apply_defaults, validate_config
 from ._host import PluginHost
 from ._loader import ENTRY_POINT_GROUP, load_plugin_object
-from .handle import InProcessHandle, PluginHandle
+from .handle import DEFAULT_SYNC_WORKERS, InProcessHandle, PluginHandle
+from .health import PluginHealth
 from .spec import FailurePolicy, PluginSpec
 
 __all__ = [
+    "DEFAULT_SYNC_WORKERS",
     "ENTRY_POINT_GROUP",
     "FailurePolicy",
     "InProcessHandle",
     "PluginHandle",
+    "PluginHealth",
     "PluginHost",
     "PluginSpec",
     "apply_defaults",

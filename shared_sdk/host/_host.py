@@ -1,22 +1,26 @@
 """`PluginHost`: loads, reloads and unloads plugins for one runtime (an edge or the control plane).
 
-Loading is the only place that may be slow or fail loudly: import or spawn, describe, validate the config
-against the plugin's JSON Schema, `initialize`, open the session. After that, callers only use the
-returned `PluginHandle`, whose calls never raise anything but `PluginCallError`.
+Loading is the only place that may be slow or fail loudly: import or spawn, describe, read the manifest
+(it decides the plugin's service scopes), validate the config against the plugin's JSON Schema,
+`initialize`, open the session. After that, callers only use the returned `PluginHandle`, whose calls never
+raise anything but `PluginCallError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 
 from ..context import Services
-from ..errors import PluginLoadError
+from ..errors import PluginCallError, PluginLoadError
 from ..messages import Runtime
+from ..scopes import ScopeGuard, scoped_services
 from ._config import validate_config
 from ._loader import load_plugin_object
-from .handle import InProcessHandle, PluginHandle
+from .handle import DEFAULT_SYNC_WORKERS, InProcessHandle, PluginHandle
+from .health import PluginHealth
 from .spec import PluginSpec
 
 __all__ = ["PluginHost"]
@@ -28,12 +32,29 @@ class PluginHost:
     """Owns the loaded plugins of one process.
 
     `services_factory(slug)` returns the `Services` a plugin gets (its own KV namespace, a logger bound to
-    it, the event bus, the runtime's services). It is called once per load, never per request.
+    it, the event bus, the runtime's services). It is called once per load, never per request; the host
+    wraps what it returns so the plugin reaches only the services its scopes allow (`shared_sdk.scopes`).
+
+    `ping_interval_s` and `sync_workers` are the defaults for specs that leave theirs unset: how often
+    isolated plugins are health-pinged, and how many threads run each plugin's plain-`def` handlers.
     """
 
-    def __init__(self, runtime: Runtime | str, services_factory: Callable[[str], Services]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime | str,
+        services_factory: Callable[[str], Services],
+        *,
+        ping_interval_s: float = 30.0,
+        sync_workers: int = DEFAULT_SYNC_WORKERS,
+    ) -> None:
+        if ping_interval_s <= 0:
+            raise ValueError("ping_interval_s must be positive")
+        if sync_workers < 1:
+            raise ValueError("sync_workers must be at least 1")
         self.runtime = Runtime(runtime)
         self.services_factory = services_factory
+        self.ping_interval_s = ping_interval_s
+        self.sync_workers = sync_workers
         self._handles: dict[str, PluginHandle] = {}
         self._lock = asyncio.Lock()
 
@@ -47,6 +68,10 @@ class PluginHost:
     def handles(self) -> dict[str, PluginHandle]:
         """Loaded plugins by slug (a copy; safe to iterate while loading)."""
         return dict(self._handles)
+
+    def health(self) -> dict[str, PluginHealth]:
+        """Every loaded plugin's health by slug (for `/ready` and the admin); no I/O."""
+        return {slug: handle.health() for slug, handle in list(self._handles.items())}
 
     async def load(self, spec: PluginSpec) -> PluginHandle:
         """Load, validate config, initialize; raises `PluginLoadError` or `PluginConfigError`."""
@@ -90,7 +115,11 @@ class PluginHost:
         await asyncio.gather(*(self._stop(h) for h in handles))
 
     async def _start(self, spec: PluginSpec, plugin: object | None = None) -> PluginHandle:
+        spec = self._with_defaults(spec)
+        guard = ScopeGuard(spec.slug)
         services = self.services_factory(spec.slug)
+        if services is not None:
+            services = scoped_services(services, guard)
         handle: PluginHandle
         if plugin is not None:
             handle = InProcessHandle(spec, self.runtime, services, plugin)
@@ -102,8 +131,15 @@ class PluginHost:
             assert spec.import_path is not None
             plugin = load_plugin_object(spec.slug, spec.import_path)
             handle = InProcessHandle(spec, self.runtime, services, plugin)
+        handle.scope_guard = guard
         try:
             await handle.start()
+            try:
+                manifest = await handle.read_manifest()
+            except PluginCallError as exc:
+                raise PluginLoadError(spec.slug, f"its manifest could not be read: {exc}") from exc
+            handle.manifest = manifest
+            guard.grant(manifest, spec.extra_scopes)
             schema = await handle.read_config_schema()
             handle.config_schema = schema
             config = validate_config(spec.slug, schema, spec.config)
@@ -115,10 +151,22 @@ class PluginHost:
             "plugin loaded",
             extra={
                 "plugin": spec.slug,
-                "fields": {"isolated": spec.runs_isolated, "capabilities": sorted(handle.capabilities)},
+                "fields": {
+                    "isolated": spec.runs_isolated,
+                    "capabilities": sorted(handle.capabilities),
+                    "scopes": sorted(guard.scopes),
+                },
             },
         )
         return handle
+
+    def _with_defaults(self, spec: PluginSpec) -> PluginSpec:
+        changes: dict[str, object] = {}
+        if spec.sync_workers is None:
+            changes["sync_workers"] = self.sync_workers
+        if spec.ping_interval_s is None:
+            changes["ping_interval_s"] = self.ping_interval_s
+        return dataclasses.replace(spec, **changes) if changes else spec  # type: ignore[arg-type]
 
     async def _stop(self, handle: PluginHandle) -> None:
         try:

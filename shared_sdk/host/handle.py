@@ -11,6 +11,11 @@ endpoints), whatever the plugin runs in. The handle:
 
 The in-process path is the edge's hot path: one dict lookup, one `asyncio.timeout`, the plugin's own
 coroutine, a type check. No task, no thread hop, no copy of the request.
+
+A plain-`def` handler that outlives its timeout cannot be interrupted: its worker thread stays busy until the
+handler returns. The handle keeps track of such threads, logs each one when its call times out and when it
+is freed, reports them in `health()`, and fails calls fast (`unavailable`) once every thread of the pool is
+stuck rather than letting them queue behind the stuck ones until they time out too.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import logging
+import time
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -27,13 +34,20 @@ from typing import Any
 from ..capabilities import discover
 from ..context import Context, Services
 from ..errors import CapabilityNotImplemented, PluginCallError, PluginLoadError
-from ..messages import Runtime
+from ..messages import PluginManifest, Runtime
 from ..methods import LIFECYCLE, METHODS, MethodSpec
+from ..scopes import ScopeGuard
+from .health import PluginHealth
 from .spec import PluginSpec
 
-__all__ = ["InProcessHandle", "PluginHandle"]
+__all__ = ["DEFAULT_SYNC_WORKERS", "InProcessHandle", "PluginHandle"]
+
+log = logging.getLogger("fjordgate.plugins.host")
 
 _STOP = object()
+
+DEFAULT_SYNC_WORKERS = 8
+_DEADLINE_SLACK_S = 0.05
 
 
 class PluginHandle(ABC):
@@ -54,6 +68,13 @@ class PluginHandle(ABC):
         self.config_schema: dict[str, Any] | None = None
         self.config: dict[str, Any] = {}
         self.healthy = False
+        self.sync_workers = spec.sync_workers or DEFAULT_SYNC_WORKERS
+        self.manifest: PluginManifest | None = None
+        self.scope_guard: ScopeGuard | None = None
+        """Set by the host: the service scopes this plugin holds (see `shared_sdk.scopes`)."""
+        self.restarts = 0
+        self.last_error = ""
+        self.last_exit_code: int | None = None
         self._default_ctx = Context(runtime=runtime, plugin_slug=spec.slug, services=services)
 
     def implements(self, method: str) -> bool:
@@ -79,6 +100,42 @@ class PluginHandle(ABC):
     @abstractmethod
     async def read_config_schema(self) -> dict[str, Any] | None:
         """The plugin's JSON Schema, read before `initialize` so the host can validate config first."""
+
+    @abstractmethod
+    async def read_manifest(self) -> PluginManifest | None:
+        """The plugin's manifest (`None` without one), read before `initialize`: it decides the service scopes."""
+
+    # -- health --------------------------------------------------------------------------------------------
+
+    def thread_stats(self) -> tuple[int, int]:
+        """(busy, stuck) worker threads of plain-`def` handlers."""
+        return 0, 0
+
+    def health(self) -> PluginHealth:
+        """A snapshot of this plugin's health, for `/ready` and the admin. Cheap: no I/O, no call to the plugin."""
+        busy, stuck = self.thread_stats()
+        degraded = self.healthy and stuck >= self.sync_workers
+        guard = self.scope_guard
+        return PluginHealth(
+            slug=self.slug,
+            healthy=self.healthy and not degraded,
+            state=self._state(degraded),
+            isolated=self.spec.runs_isolated,
+            pid=self.pid,
+            restarts=self.restarts,
+            last_error=self.last_error,
+            last_exit_code=self.last_exit_code,
+            sync_workers=self.sync_workers,
+            busy_threads=busy,
+            stuck_threads=stuck,
+            scopes=sorted(guard.scopes) if guard is not None else [],
+            denied_scopes=dict(guard.denied) if guard is not None else {},
+        )
+
+    def _state(self, degraded: bool) -> str:
+        if degraded:
+            return "degraded"
+        return "running" if self.healthy else "stopped"
 
     @abstractmethod
     async def initialize(self, config: dict[str, Any]) -> None:
@@ -116,6 +173,7 @@ class InProcessHandle(PluginHandle):
         self.capabilities = caps
         self.methods = methods
         self._executor: ThreadPoolExecutor | None = None
+        self._jobs: dict[int, _Job] = {}  # plain-def handlers running in a worker thread, by id
         # method name -> (bound function, spec, is_async); built once so a call is a single dict lookup.
         self._entries: dict[str, tuple[Callable[..., Any], MethodSpec, bool]] = {}
         for name in methods:
@@ -141,31 +199,105 @@ class InProcessHandle(PluginHandle):
             if is_async:
                 result = await (fn(bound, *args) if mspec.takes_ctx else fn(*args))
             else:
-                result = await self._run_sync(fn, mspec.takes_ctx, bound, args)
+                result = await self._run_sync(method, fn, mspec.takes_ctx, bound, args)
             return mspec.normalize(result)
         except asyncio.CancelledError:
             if deadline.expired:
                 deadline.task.uncancel()
+                if not is_async:
+                    self._note_stuck()
                 raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
+            raise
+        except PluginCallError:
             raise
         except (Exception, SystemExit) as exc:
             raise self._error(method, "exception", _describe_exception(exc)) from exc
         finally:
             deadline.close()
 
-    def _run_sync(self, fn: Callable[..., Any], takes_ctx: bool, ctx: Context, args: tuple[Any, ...]) -> Any:
+    def _run_sync(
+        self, method: str, fn: Callable[..., Any], takes_ctx: bool, ctx: Context, args: tuple[Any, ...]
+    ) -> Any:
         loop = asyncio.get_running_loop()
-        run = contextvars.copy_context().run
         if takes_ctx:
             blocking_ctx = ctx.bind(self.slug, self.services.blocking(loop))
-            return loop.run_in_executor(self._pool(), run, fn, blocking_ctx, *args)
-        return loop.run_in_executor(self._pool(), run, fn, *args)
+            return self._submit(loop, method, fn, blocking_ctx, *args)
+        return self._submit(loop, method, fn, *args)
+
+    def _submit(
+        self, loop: asyncio.AbstractEventLoop, method: str, fn: Callable[..., Any], *args: Any
+    ) -> asyncio.Future[Any]:
+        """Run `fn(*args)` in this plugin's pool, tracked so a thread stuck past its call's timeout is seen."""
+        if len(self._jobs) >= self.sync_workers:
+            _, stuck = self.thread_stats()
+            if stuck >= self.sync_workers:
+                detail = (
+                    f"all {self.sync_workers} worker threads are stuck in handlers that outlived their timeout "
+                    f"({self._oldest_stuck()})"
+                )
+                self.last_error = detail
+                raise self._error(method, "unavailable", detail)
+        job = _Job(method, time.monotonic() + self.timeout_s)
+        run = contextvars.copy_context().run
+        return loop.run_in_executor(self._pool(), self._run_job, job, run, fn, args)
+
+    def _run_job(self, job: _Job, run: Callable[..., Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        key = id(job)
+        job.started = time.monotonic()
+        self._jobs[key] = job
+        try:
+            return run(fn, *args)
+        finally:
+            del self._jobs[key]
+            if job.reported:
+                log.warning(
+                    "plugin %s: worker thread freed: %s returned after %.1fs, %.1fs past its timeout",
+                    self.slug,
+                    job.method,
+                    time.monotonic() - job.started,
+                    time.monotonic() - job.deadline,
+                    extra={"plugin": self.slug, "fields": {"method": job.method}},
+                )
+
+    def thread_stats(self) -> tuple[int, int]:
+        jobs = list(self._jobs.values())
+        now = time.monotonic()
+        return len(jobs), sum(1 for j in jobs if j.reported or now >= j.deadline)
+
+    def _oldest_stuck(self) -> str:
+        now = time.monotonic()
+        stuck = [j for j in list(self._jobs.values()) if now >= j.deadline]
+        if not stuck:
+            return "none"
+        oldest = min(stuck, key=lambda j: j.started)
+        return f"oldest: {oldest.method}, running for {now - oldest.started:.1f}s"
+
+    def _note_stuck(self) -> None:
+        """A plain-def call timed out: log each thread now stuck past its timeout (once per thread)."""
+        now = time.monotonic() + _DEADLINE_SLACK_S  # the call's deadline and the job's differ by microseconds
+        jobs = list(self._jobs.values())
+        stuck = [j for j in jobs if now >= j.deadline]
+        for job in stuck:
+            if job.reported:
+                continue
+            job.reported = True
+            self.last_error = (
+                f"a worker thread is stuck in {job.method} past its {self.timeout_s:g}s timeout "
+                f"({len(stuck)} of {self.sync_workers} threads stuck)"
+            )
+            log.warning(
+                "plugin %s: %s",
+                self.slug,
+                self.last_error,
+                extra={
+                    "plugin": self.slug,
+                    "fields": {"method": job.method, "stuck_threads": len(stuck), "sync_workers": self.sync_workers},
+                },
+            )
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self.spec.sync_workers, thread_name_prefix=f"plugin-{self.slug}"
-            )
+            self._executor = ThreadPoolExecutor(max_workers=self.sync_workers, thread_name_prefix=f"plugin-{self.slug}")
         return self._executor
 
     async def stream(self, method: str, ctx: Context | None, *args: Any) -> AsyncIterator[Any]:
@@ -186,9 +318,12 @@ class InProcessHandle(PluginHandle):
                     if inspect.isawaitable(source):
                         source = await source
                 else:
-                    source = await self._run_sync(fn, True, bound, args)
+                    source = await self._run_sync(method, fn, True, bound, args)
         except TimeoutError:
+            self._note_stuck()
             raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
+        except PluginCallError:
+            raise
         except (Exception, SystemExit) as exc:
             raise self._error(method, "exception", _describe_exception(exc)) from exc
 
@@ -211,7 +346,7 @@ class InProcessHandle(PluginHandle):
                         if is_async_iter:
                             item = await iterator.__anext__()
                         else:
-                            item = await loop.run_in_executor(self._pool(), next, iterator, _STOP)
+                            item = await self._submit(loop, method, next, iterator, _STOP)
                             if item is _STOP:
                                 return
                     item = mspec.normalize(item)
@@ -219,6 +354,8 @@ class InProcessHandle(PluginHandle):
                     return
                 except TimeoutError as exc:
                     if timeout.expired():
+                        if not is_async_iter:
+                            self._note_stuck()
                         raise self._error(method, "timeout", f"no item within {self.timeout_s:g}s") from None
                     raise self._error(method, "exception", _describe_exception(exc)) from exc
                 except (Exception, SystemExit) as exc:
@@ -242,6 +379,15 @@ class InProcessHandle(PluginHandle):
         finally:
             self.healthy = False
 
+    async def read_manifest(self) -> PluginManifest | None:
+        if "get_manifest" not in self.methods:
+            return None
+        self.healthy = True  # allow the manifest call before initialize
+        try:
+            return await self.call("get_manifest", None)
+        finally:
+            self.healthy = False
+
     async def initialize(self, config: dict[str, Any]) -> None:
         self.config = config
         if "initialize" in self._entries:
@@ -261,6 +407,18 @@ class InProcessHandle(PluginHandle):
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
+
+
+class _Job:
+    """One plain-def handler run in a worker thread: what it is, when it started, when its call gave up."""
+
+    __slots__ = ("method", "deadline", "started", "reported")
+
+    def __init__(self, method: str, deadline: float) -> None:
+        self.method = method
+        self.deadline = deadline
+        self.started = deadline
+        self.reported = False
 
 
 class _Deadline:

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 
 from ..context import Services
-from ..errors import FjordgateSDKError
+from ..errors import FjordgateSDKError, ServiceScopeDenied
 from ..messages import Event
 from .wire import (
     BROKER_METHODS,
@@ -85,7 +85,7 @@ class BrokerServer:
             except Exception as exc:
                 if not isinstance(exc, FjordgateSDKError):
                     log.warning("broker %s failed: %s", m.name, exc)
-                await context.abort(grpc.StatusCode.ABORTED, encode_error(exc))
+                await _abort(context, exc)
                 raise  # unreachable: abort raises
 
         return handle
@@ -102,7 +102,7 @@ class BrokerServer:
                 async for item in source:
                     yield encoder.encode(item)
             except Exception as exc:
-                await context.abort(grpc.StatusCode.ABORTED, encode_error(exc))
+                await _abort(context, exc)
 
         return handle
 
@@ -125,3 +125,11 @@ class BrokerServer:
                 yield encoder.encode(await queue.get())
         finally:
             await events.unsubscribe(sub_id)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    """ABORTED with "ExcType: message"; a scope denial also carries its fields so the plugin re-raises it typed."""
+    metadata: tuple[tuple[str, str], ...] = ()
+    if isinstance(exc, ServiceScopeDenied):
+        metadata = (("fj-scope", exc.scope), ("fj-operation", exc.operation), ("fj-plugin", exc.plugin))
+    await context.abort(grpc.StatusCode.ABORTED, encode_error(exc), trailing_metadata=metadata)

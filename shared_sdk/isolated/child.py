@@ -31,11 +31,13 @@ from .wire import (
     ENV_PLUGIN_SOCKET,
     ENV_RUNTIME,
     ENV_SLUG,
+    ENV_SYNC_WORKERS,
     ENV_TIMEOUT,
     GRPC_OPTIONS,
     HANDSHAKE_PREFIX,
     PLUGIN_SERVICE,
     Describe,
+    PingReply,
     encoder,
     request_decoder,
     runtime_from_env,
@@ -46,7 +48,7 @@ __all__ = ["serve"]
 _STATUS = {
     "timeout": grpc.StatusCode.DEADLINE_EXCEEDED,
     "exception": grpc.StatusCode.ABORTED,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "unavailable": grpc.StatusCode.FAILED_PRECONDITION,  # not loaded, or every worker thread stuck: no crash
     "crash": grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -78,7 +80,8 @@ async def _serve(plugin: Any, socket: str) -> None:
     services = remote_services(runtime, slug, broker)
     # The host enforces the deadline; the child's own timeout is a little longer, so a handler that hangs is
     # cancelled here too instead of piling up.
-    spec = PluginSpec(slug=slug, import_path="isolated:child", timeout_s=timeout_s * 1.5 + 1)
+    workers = int(os.environ.get(ENV_SYNC_WORKERS) or 0) or None
+    spec = PluginSpec(slug=slug, import_path="isolated:child", timeout_s=timeout_s * 1.5 + 1, sync_workers=workers)
     handle = InProcessHandle(spec, runtime, services, plugin)
 
     stopped = asyncio.Event()
@@ -87,7 +90,7 @@ async def _serve(plugin: Any, socket: str) -> None:
         "_describe": grpc.unary_unary_rpc_method_handler(_describe(handle)),
         "_initialize": grpc.unary_unary_rpc_method_handler(_initialize(handle)),
         "_shutdown": grpc.unary_unary_rpc_method_handler(_shutdown(handle, stopped)),
-        "_ping": grpc.unary_unary_rpc_method_handler(_ping),
+        "_ping": grpc.unary_unary_rpc_method_handler(_ping(handle)),
     }
     for name in handle.methods:
         mspec = METHODS[name]
@@ -176,6 +179,7 @@ def _describe(handle: InProcessHandle):
     async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
             schema = await handle.read_config_schema()
+            manifest = await handle.read_manifest()
         except PluginCallError as err:
             await _fail(context, err)
         return encoder.encode(
@@ -187,6 +191,7 @@ def _describe(handle: InProcessHandle):
                 capabilities=sorted(handle.capabilities),
                 config_schema=schema,
                 pid=os.getpid(),
+                manifest=manifest,
             )
         )
 
@@ -218,5 +223,12 @@ def _shutdown(handle: InProcessHandle, stopped: asyncio.Event):
     return call
 
 
-async def _ping(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    return request
+def _ping(handle: InProcessHandle):
+    """Answered on the event loop: a loop blocked by the plugin (or a deadlock) leaves the host's ping unanswered,
+    which is how the host tells a hung process from a busy one."""
+
+    async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        busy, stuck = handle.thread_stats()
+        return encoder.encode(PingReply(sync_workers=handle.sync_workers, busy_threads=busy, stuck_threads=stuck))
+
+    return call

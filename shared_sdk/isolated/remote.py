@@ -22,7 +22,7 @@ from ..context import (
     StudioServices,
     deliver,
 )
-from ..errors import ServiceError
+from ..errors import ServiceError, ServiceScopeDenied
 from ..messages import (
     LLM,
     App,
@@ -52,6 +52,10 @@ log = logging.getLogger("fjordgate.plugins.child")
 def _service_error(exc: grpc.aio.AioRpcError) -> Exception:
     if exc.code() == grpc.StatusCode.ABORTED:
         kind, message = decode_error(exc.details())
+        if kind == ServiceScopeDenied.__name__:
+            fields = dict(exc.trailing_metadata() or ())
+            if {"fj-scope", "fj-operation", "fj-plugin"} <= fields.keys():
+                return ServiceScopeDenied(fields["fj-plugin"], fields["fj-scope"], fields["fj-operation"])
         return ServiceError(f"{kind}: {message}" if message else kind)
     return ServiceError(f"host service unreachable: {exc.code().name} {exc.details() or ''}".strip())
 

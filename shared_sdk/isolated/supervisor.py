@@ -7,6 +7,10 @@ Lifecycle:
                  `PluginCallError(kind="unavailable")`; calls in flight get `kind="crash"`), and a restart
                  loop spawns it again with exponential backoff (restart_backoff_initial_s .. _max_s),
                  re-initializing it with the same config; healthy again only once that succeeded.
+    hang         every `ping_interval_s` the host pings the process (`_ping`, answered on its event loop).
+                 `ping_failures` pings in a row unanswered within `ping_timeout_s` mean the process is alive
+                 but hung (a handler blocking its loop, a deadlock): the handle turns unhealthy, the process
+                 is killed, and the crash path above restarts it with the same backoff.
     stop         `_shutdown` (on_session_closing + shutdown), close stdin, wait, then SIGTERM / SIGKILL.
 """
 
@@ -20,6 +24,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,8 +34,9 @@ import grpc
 from ..context import Context, Services
 from ..errors import CapabilityNotImplemented, PluginCallError, PluginLoadError
 from ..host.handle import PluginHandle
+from ..host.health import PluginHealth
 from ..host.spec import PluginSpec
-from ..messages import Runtime
+from ..messages import PluginManifest, Runtime
 from ..methods import METHODS
 from .broker import BrokerServer
 from .wire import (
@@ -38,11 +44,13 @@ from .wire import (
     ENV_PLUGIN_SOCKET,
     ENV_RUNTIME,
     ENV_SLUG,
+    ENV_SYNC_WORKERS,
     ENV_TIMEOUT,
     GRPC_OPTIONS,
     HANDSHAKE_PREFIX,
     PLUGIN_SERVICE,
     Describe,
+    PingReply,
     decode_error,
     encoder,
     result_decoder,
@@ -53,14 +61,20 @@ __all__ = ["IsolatedHandle"]
 log = logging.getLogger("fjordgate.plugins.isolated")
 
 _CONTROL_TIMEOUT_S = 15.0
+DEFAULT_PING_INTERVAL_S = 30.0
 
 
 class IsolatedHandle(PluginHandle):
     def __init__(self, spec: PluginSpec, runtime: Runtime, services: Services) -> None:
         super().__init__(spec, runtime, services)
-        self.restarts = 0
-        self.last_exit_code: int | None = None
-        self.last_error = ""
+        self.ping_interval_s = spec.ping_interval_s or DEFAULT_PING_INTERVAL_S
+        self.ping_failures = 0
+        """Consecutive unanswered health pings."""
+        self.last_ping_at: float | None = None
+        self.last_ping_ms: float | None = None
+        self._last_ping: PingReply | None = None
+        self._hung_reason = ""
+        self._restarting = False
         self._proc: asyncio.subprocess.Process | None = None
         self._channel: grpc.aio.Channel | None = None
         self._unary: dict[str, Any] = {}
@@ -106,6 +120,7 @@ class IsolatedHandle(PluginHandle):
                 ENV_SLUG: self.slug,
                 ENV_RUNTIME: self.runtime.value,
                 ENV_TIMEOUT: str(self.timeout_s),
+                ENV_SYNC_WORKERS: str(self.sync_workers),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -196,30 +211,114 @@ class IsolatedHandle(PluginHandle):
             return
         self.healthy = False
         self.last_exit_code = code
-        self.last_error = f"process exited with code {code}: {self._tail()}"
-        log.error("isolated plugin %s crashed (exit %s); restarting", self.slug, code)
+        if self._hung_reason:
+            self.last_error = f"{self._hung_reason}; killed (exit code {code})"
+            self._hung_reason = ""
+        else:
+            self.last_error = f"process exited with code {code}: {self._tail()}"
+            log.error("isolated plugin %s crashed (exit %s); restarting", self.slug, code)
+        self._restarting = True
         self._track(self._restart_loop())
 
     async def _restart_loop(self) -> None:
         delay = self.spec.restart_backoff_initial_s
+        self._restarting = True
+        try:
+            while not self._closing:
+                await asyncio.sleep(delay)
+                if self._closing:
+                    return
+                try:
+                    await self._spawn()
+                    if self._initialized:
+                        await self._control("_initialize", None, self.config)
+                    self.restarts += 1
+                    self.ping_failures = 0
+                    self._last_ping = None
+                    self.healthy = True
+                    log.warning("isolated plugin %s restarted (restart #%d)", self.slug, self.restarts)
+                    return
+                except Exception as exc:
+                    self.last_error = str(exc)
+                    log.error("restarting plugin %s failed: %s; next try in %.1fs", self.slug, exc, delay)
+                    if self._proc is not None:
+                        await self._kill(self._proc)
+                    delay = min(delay * 2, self.spec.restart_backoff_max_s)
+        finally:
+            self._restarting = False
+
+    # -- health --------------------------------------------------------------------------------------------
+
+    async def _health_loop(self) -> None:
+        """Ping the process every `ping_interval_s`; kill it when `ping_failures` pings in a row go unanswered.
+
+        Only a live process that looks healthy is pinged: a crashed one is already handled by `_watch`, and
+        a restarting one has no process to ask. Killing hands over to `_watch`, so a hang and a crash share
+        one restart path and one backoff.
+        """
+        spec = self.spec
         while not self._closing:
-            await asyncio.sleep(delay)
-            if self._closing:
-                return
+            await asyncio.sleep(self.ping_interval_s)
+            proc = self._proc
+            if self._closing or not self.healthy or proc is None or proc.returncode is not None:
+                continue
+            started = time.monotonic()
             try:
-                await self._spawn()
-                if self._initialized:
-                    await self._control("_initialize", None, self.config)
-                self.restarts += 1
-                self.healthy = True
-                log.warning("isolated plugin %s restarted (restart #%d)", self.slug, self.restarts)
-                return
-            except Exception as exc:
-                self.last_error = str(exc)
-                log.error("restarting plugin %s failed: %s; next try in %.1fs", self.slug, exc, delay)
-                if self._proc is not None:
-                    await self._kill(self._proc)
-                delay = min(delay * 2, self.spec.restart_backoff_max_s)
+                data = await self._unary["_ping"](b"", timeout=spec.ping_timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                if self._closing or proc is not self._proc or proc.returncode is not None or not self.healthy:
+                    continue  # it exited (the crash path has it) or was replaced meanwhile
+                self.ping_failures += 1
+                log.warning(
+                    "isolated plugin %s missed a health ping (%d of %d): %s",
+                    self.slug,
+                    self.ping_failures,
+                    spec.ping_failures,
+                    exc.code().name,
+                    extra={"plugin": self.slug, "fields": {"ping_failures": self.ping_failures}},
+                )
+                if self.ping_failures >= spec.ping_failures:
+                    await self._kill_hung(proc)
+                continue
+            self.ping_failures = 0
+            self.last_ping_at = time.time()
+            self.last_ping_ms = (time.monotonic() - started) * 1000
+            try:
+                self._last_ping = result_decoder("_ping").decode(data)
+            except Exception:  # a plugin built with an older SDK echoes the request: alive, no thread stats
+                self._last_ping = None
+
+    async def _kill_hung(self, proc: asyncio.subprocess.Process) -> None:
+        self.healthy = False
+        self._hung_reason = (
+            f"hung: {self.ping_failures} health pings in a row unanswered within {self.spec.ping_timeout_s:g}s "
+            f"(pid {proc.pid} alive)"
+        )
+        self.last_error = self._hung_reason
+        self.ping_failures = 0
+        log.error(
+            "isolated plugin %s is %s; killing and restarting it",
+            self.slug,
+            self._hung_reason,
+            extra={"plugin": self.slug, "fields": {"pid": proc.pid}},
+        )
+        await self._kill(proc)
+
+    def thread_stats(self) -> tuple[int, int]:
+        reply = self._last_ping
+        return (reply.busy_threads, reply.stuck_threads) if reply is not None else (0, 0)
+
+    def health(self) -> PluginHealth:
+        health = super().health()
+        health.last_ping_at = self.last_ping_at
+        health.last_ping_ms = self.last_ping_ms
+        health.ping_failures = self.ping_failures
+        return health
+
+    def _state(self, degraded: bool) -> str:
+        if not self.healthy and not self._closing and (self._restarting or self._hung_reason):
+            return "restarting"
+        return super()._state(degraded)
 
     async def _kill(self, proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is not None:
@@ -238,6 +337,9 @@ class IsolatedHandle(PluginHandle):
     async def read_config_schema(self) -> dict[str, Any] | None:
         return self._describe.config_schema if self._describe is not None else None
 
+    async def read_manifest(self) -> PluginManifest | None:
+        return self._describe.manifest if self._describe is not None else None
+
     async def initialize(self, config: dict[str, Any]) -> None:
         self.config = config
         try:
@@ -247,6 +349,7 @@ class IsolatedHandle(PluginHandle):
             raise PluginLoadError(self.slug, f"initialize failed: {message or exc.details()}") from None
         self._initialized = True
         self.healthy = True
+        self._track(self._health_loop())
 
     async def stop(self) -> None:
         self._closing = True
@@ -289,6 +392,8 @@ class IsolatedHandle(PluginHandle):
             return self._error(method, "exception", exc.details() or "")
         if code == grpc.StatusCode.UNIMPLEMENTED:
             return CapabilityNotImplemented(self.slug, method, self.fail_open)
+        if code == grpc.StatusCode.FAILED_PRECONDITION:
+            return self._error(method, "unavailable", exc.details() or "")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN):
             return self._error(method, "crash", f"plugin process lost ({code.name})")
         return self._error(method, "exception", f"{code.name}: {exc.details()}")

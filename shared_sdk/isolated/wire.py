@@ -7,14 +7,18 @@ Transport: gRPC over a Unix socket the host chose (no TCP port, no network expos
 Two services:
     fjordgate.plugin.v1.Plugin   served by the plugin process; one gRPC method per plugin method
                                  (`/fjordgate.plugin.v1.Plugin/handle_post_auth`), plus `_describe`,
-                                 `_initialize`, `_shutdown`, `_ping`. Request: msgpack of
+                                 `_initialize`, `_shutdown`, `_ping` (answers a `PingReply`: the
+                                 plugin process' worker-thread state). Request: msgpack of
                                  `(ContextData | None, *args)`. Response: msgpack of the result.
     fjordgate.broker.v1.Broker   served by the host for that plugin; the plugin's services
                                  (`kv_read`, `log`, `events_publish`, `gateway_get_app`, `studio_call_llm`, ...)
 
 Status codes used on top of gRPC's own:
     ABORTED             the plugin (or, on the broker, the service) raised; details = "ExcType: message"
+                        (a `ServiceScopeDenied` also carries trailing metadata `fj-scope`, `fj-operation`,
+                        `fj-plugin`, so the plugin re-raises the same typed error)
     UNIMPLEMENTED       the plugin does not implement the method
+    FAILED_PRECONDITION the plugin cannot take the call now (every worker thread is stuck): `unavailable`
     DEADLINE_EXCEEDED   the call outlived its timeout
     UNAVAILABLE         the other process is gone (a crash, from the host's point of view)
 
@@ -38,6 +42,7 @@ from ..messages import (
     LLMCallChunk,
     LLMCallResponse,
     LLMMessage,
+    PluginManifest,
     Runtime,
     Tool,
     User,
@@ -51,12 +56,14 @@ __all__ = [
     "ENV_PLUGIN_SOCKET",
     "ENV_RUNTIME",
     "ENV_SLUG",
+    "ENV_SYNC_WORKERS",
     "ENV_TIMEOUT",
     "GRPC_OPTIONS",
     "HANDSHAKE_PREFIX",
     "PLUGIN_SERVICE",
     "BrokerMethod",
     "Describe",
+    "PingReply",
     "decode_error",
     "encode_error",
     "encoder",
@@ -74,6 +81,7 @@ ENV_BROKER_SOCKET = "FJORDGATE_BROKER_SOCKET"
 ENV_SLUG = "FJORDGATE_PLUGIN_SLUG"
 ENV_RUNTIME = "FJORDGATE_RUNTIME"
 ENV_TIMEOUT = "FJORDGATE_PLUGIN_TIMEOUT_S"
+ENV_SYNC_WORKERS = "FJORDGATE_PLUGIN_SYNC_WORKERS"
 
 _MB = 1024 * 1024
 GRPC_OPTIONS = [
@@ -102,6 +110,16 @@ class Describe(msgspec.Struct, kw_only=True):
     capabilities: list[str] = []
     config_schema: dict[str, Any] | None = None
     pid: int = 0
+    manifest: PluginManifest | None = None
+    """Read once, before `initialize`: it decides the plugin's service scopes."""
+
+
+class PingReply(msgspec.Struct, kw_only=True):
+    """The plugin process' answer to `_ping`: alive, and how its plain-`def` worker threads are doing."""
+
+    sync_workers: int = 0
+    busy_threads: int = 0
+    stuck_threads: int = 0
 
 
 _request_decoders: dict[str, msgspec.msgpack.Decoder] = {}
@@ -122,7 +140,7 @@ def result_decoder(method: str) -> msgspec.msgpack.Decoder:
     dec = _result_decoders.get(method)
     if dec is None:
         if method.startswith("_"):  # control methods
-            rt: Any = Describe if method == "_describe" else Any
+            rt: Any = {"_describe": Describe, "_ping": PingReply}.get(method, Any)
         else:
             spec = METHODS.get(method) or LIFECYCLE[method]
             rt = spec.result_type if spec.result_type is not None else Any

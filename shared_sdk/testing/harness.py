@@ -5,6 +5,10 @@
 
 The same test can run against the isolated process by passing `isolated=True` (the plugin class must be
 importable by its module path then), which is how the SDK checks that a plugin behaves the same both ways.
+
+Service scopes apply as in production: a plugin reaches only the services its manifest declares (plus the
+baseline: KV, logger, local events), so a missing scope fails the plugin's own test. `extra_scopes` grants
+more, as an operator's `PluginSpec.extra_scopes` would.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ class PluginHarness:
         failure_policy: str = "open",
         timeout_s: float = 5.0,
         services: Services | None = None,
+        extra_scopes: tuple[str, ...] | list[str] = (),
+        ping_interval_s: float | None = None,
+        sync_workers: int | None = None,
     ) -> None:
         self.plugin = plugin
         self.runtime = Runtime(runtime)
@@ -49,6 +56,9 @@ class PluginHarness:
             isolated=isolated,
             failure_policy=failure_policy,  # type: ignore[arg-type]
             timeout_s=timeout_s,
+            extra_scopes=tuple(extra_scopes),
+            ping_interval_s=ping_interval_s,
+            sync_workers=sync_workers,
         )
         self.host = PluginHost(self.runtime, lambda slug: self.services)
         self.handle: PluginHandle | None = None

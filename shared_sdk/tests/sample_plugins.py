@@ -24,6 +24,7 @@ from shared_sdk import (
     EndpointChunk,
     EndpointRegistration,
     EndpointResponse,
+    ManifestPermissions,
     ObjectHookRegistration,
     ObjectHookResponse,
     PluginManifest,
@@ -217,7 +218,13 @@ class EverythingPlugin(BasePlugin):
 
     def get_manifest(self):
         self._sync_fault()
-        return PluginManifest(id="everything", name=self.name, version=self.version, assets=["index.html"])
+        return PluginManifest(
+            id="everything",
+            name=self.name,
+            version=self.version,
+            assets=["index.html"],
+            permissions=ManifestPermissions(services=["llms.proxy"]),  # the agent calls an LLM in the studio
+        )
 
     # -- agent ---------------------------------------------------------------------------------------------
 
@@ -336,6 +343,10 @@ class ServiceProbe(BasePlugin):
 
     name = "probe"
 
+    def get_manifest(self):
+        scopes = ["apps.read", "apps.write", "budget.read", "llms.proxy", "events.publish"]
+        return PluginManifest(id="probe", permissions=ManifestPermissions(services=scopes))
+
     async def handle_portal_rpc(self, ctx, user, method, payload):
         s = ctx.services
         if method == "kv":
@@ -407,3 +418,95 @@ class BadReturn(BasePlugin):
 
     async def handle_post_auth(self, ctx, req):
         return {"block": "yes please"}
+
+
+class Hangs(BasePlugin):
+    """`x-hang` blocks the plugin's event loop (a plugin calling blocking code from `async def`): a hung process
+    that is still alive, which only the host's health pings can tell from a slow one."""
+
+    name = "hangs"
+
+    async def handle_post_auth(self, ctx, req):
+        if "x-hang" in req.headers:
+            time.sleep(float(req.headers["x-hang"]))
+        return PluginResponse(context_updates={"pid": str(__import__("os").getpid())})
+
+
+class SlowSync(BasePlugin):
+    """A plain-def handler sleeping `x-sleep` seconds in its worker thread (the event loop stays free)."""
+
+    name = "slow-sync"
+
+    def handle_post_auth(self, ctx, req):
+        time.sleep(float(req.headers.get("x-sleep", "0")))
+        return PluginResponse()
+
+
+class ScopeProbe(BasePlugin):
+    """Calls the service named by the RPC method and reports a scope denial as data (no manifest)."""
+
+    name = "scope-probe"
+
+    async def handle_portal_rpc(self, ctx, user, method, payload):
+        from shared_sdk import ServiceScopeDenied
+
+        s = ctx.services
+        calls = {
+            "kv": lambda: s.kv.write("k", b"v"),
+            "log": lambda: _done(s.logger.info("hello")),
+            "local-event": lambda: s.events.publish("probe.local", b"x"),
+            "subscribe": lambda: s.events.subscribe("probe.*", lambda e: None),
+            "up-event": lambda: s.events.publish("probe.up", b"x", direction="up"),
+            "down-event": lambda: s.events.publish("probe.down", b"x", direction="down"),
+            "get-app": lambda: s.gateway.get_app(1),
+            "studio-list-apps": lambda: s.studio.list_apps(),
+            "studio-patch": lambda: s.studio.patch_app_metadata(1, "tier", "gold"),
+            "studio-call-llm": lambda: s.studio.call_llm(7, []),
+        }
+        if method == "uncaught":
+            await s.gateway.get_app(1)
+        try:
+            await calls[method]()
+        except ServiceScopeDenied as exc:
+            return {"denied": {"scope": exc.scope, "plugin": exc.plugin, "operation": exc.operation}, "msg": str(exc)}
+        return {"ok": True}
+
+    def handle_pre_auth(self, ctx, req):  # plain def: blocking services go through the same guard
+        from shared_sdk import ServiceScopeDenied
+
+        try:
+            ctx.services.gateway.get_app(1)
+        except ServiceScopeDenied as exc:
+            return PluginResponse(context_updates={"denied": exc.scope})
+        return PluginResponse(context_updates={"denied": ""})
+
+
+async def _done(value: Any = None) -> Any:
+    return value
+
+
+class AppWriterProbe(ScopeProbe):
+    """Declares apps.write (which includes apps.read) and events.publish."""
+
+    name = "app-writer"
+
+    def get_manifest(self):
+        return PluginManifest(
+            id="app-writer", permissions=ManifestPermissions(services=["apps.write", "events.publish"])
+        )
+
+
+class ControlSender(ScopeProbe):
+    """Declares only control.send: events may go up to the control plane, not down to the edges."""
+
+    name = "control-sender"
+
+    def get_manifest(self):
+        return PluginManifest(id="control-sender", permissions=ManifestPermissions(services=["control.send"]))
+
+
+class TypoScopes(ScopeProbe):
+    name = "typo-scopes"
+
+    def get_manifest(self):
+        return PluginManifest(id="typo", permissions=ManifestPermissions(services=["app.read", "llms.proxy"]))

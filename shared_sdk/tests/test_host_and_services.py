@@ -52,7 +52,7 @@ def test_public_names_are_pinned():
             *"ResponseWriteResponse Schedule ShortCircuit StreamCompleteRequest StreamCompleteResponse Tool".split(),
             *"UpstreamResponse User".split(),
             *"CapabilityNotImplemented FjordgateSDKError PluginCallError PluginConfigError PluginLoadError".split(),
-            *"RuntimeServiceUnavailable ServiceError serve".split(),
+            *"RuntimeServiceUnavailable ServiceError ServiceScopeDenied serve".split(),
         ]
     )
     for name in shared_sdk.__all__:

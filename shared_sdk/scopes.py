@@ -1,0 +1,323 @@
+"""Service scopes: which host services a plugin may call, decided by its manifest.
+
+A plugin declares the scopes it needs in `get_manifest().permissions.services`; the host wraps the `Services`
+it hands the plugin so that every other call raises `ServiceScopeDenied` naming the scope and the plugin.
+The same wrapped services back an isolated plugin's broker, so the rule holds whichever way a plugin runs.
+
+The rule:
+
+- **Baseline, always granted**: the plugin's own KV namespace (`kv.*`), its logger, events published with
+  `Direction.LOCAL`, and event subscriptions. These touch nothing outside the plugin and its node, and almost
+  every plugin uses them, so requiring a declaration would only add noise.
+- **Everything else needs a scope**: reading apps, users, LLMs, tools or budgets, changing app metadata,
+  calling an LLM (it spends budget), and publishing events that leave the node (`UP` or `DOWN`).
+- **No manifest means baseline only.** Scopes exist so an operator can review what a plugin may do before
+  enabling it. "No manifest = everything" would make the least documented plugin the most powerful one, and
+  the admin would show "no scopes" for a plugin able to spend LLM budget. The failure is loud and immediate
+  (the error names the scope to declare), and `shared_sdk.testing.PluginHarness` applies the same rule, so a
+  plugin author meets it in the plugin's unit test, not in production.
+- **The operator can grant more** without changing the plugin: `PluginSpec.extra_scopes` (`"*"` grants every
+  scope, for a trusted plugin that predates manifests).
+
+Scopes a manifest may name (an unknown one fails the load, so a typo never silently removes a permission):
+see `SCOPES`. `apps.write` includes `apps.read`, `llms.write` includes `llms.read`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from .context import EventBus, EventHandler, GatewayServices, Services, StudioServices
+from .errors import PluginLoadError, ServiceScopeDenied
+from .messages import (
+    LLM,
+    App,
+    BudgetStatus,
+    Direction,
+    Event,
+    LLMCallChunk,
+    LLMCallResponse,
+    LLMMessage,
+    PluginManifest,
+    Tool,
+    User,
+)
+
+__all__ = [
+    "ALL_SCOPES",
+    "BASELINE_SCOPES",
+    "OPERATION_SCOPES",
+    "SCOPES",
+    "ScopeGuard",
+    "ScopedEvents",
+    "ScopedGateway",
+    "ScopedStudio",
+    "declared_scopes",
+    "scoped_services",
+]
+
+log = logging.getLogger("fjordgate.plugins.scopes")
+
+ALL_SCOPES = "*"
+"""In `PluginSpec.extra_scopes` only: grant every scope (a trusted plugin without a manifest)."""
+
+SCOPES: dict[str, str] = {
+    "kv.readwrite": "the plugin's own KV store (baseline: always granted; declaring it documents the use)",
+    "apps.read": "read apps: get_app, list_apps, validate_credential",
+    "apps.write": "change app metadata: update_app_metadata, patch_app_metadata (includes apps.read)",
+    "users.read": "read users: get_user",
+    "llms.read": "read LLM definitions: get_llm, list_llms",
+    "llms.write": "reserved for LLM management (includes llms.read); no SDK service needs it yet",
+    "llms.proxy": "call an LLM through the platform: call_llm, stream_llm (spends budget)",
+    "tools.read": "read tools: list_tools",
+    "budget.read": "read an app's budget status: get_budget_status",
+    "events.publish": "publish events that leave this node (Direction.UP or Direction.DOWN)",
+    "control.send": "publish events up to the control plane (Direction.UP) only",
+    "scheduler.manage": "reserved for schedule management; no SDK service needs it yet",
+}
+
+BASELINE_SCOPES: frozenset[str] = frozenset({"kv.readwrite"})
+
+_IMPLIES: dict[str, tuple[str, ...]] = {"apps.write": ("apps.read",), "llms.write": ("llms.read",)}
+
+OPERATION_SCOPES: dict[str, tuple[str, ...]] = {
+    "gateway.get_app": ("apps.read",),
+    "gateway.list_apps": ("apps.read",),
+    "gateway.validate_credential": ("apps.read",),
+    "gateway.get_user": ("users.read",),
+    "gateway.get_llm": ("llms.read",),
+    "gateway.get_budget_status": ("budget.read",),
+    "studio.get_app": ("apps.read",),
+    "studio.list_apps": ("apps.read",),
+    "studio.update_app_metadata": ("apps.write",),
+    "studio.patch_app_metadata": ("apps.write",),
+    "studio.get_user": ("users.read",),
+    "studio.get_llm": ("llms.read",),
+    "studio.list_llms": ("llms.read",),
+    "studio.list_tools": ("tools.read",),
+    "studio.call_llm": ("llms.proxy",),
+    "studio.stream_llm": ("llms.proxy",),
+    "events.publish(up)": ("events.publish", "control.send"),
+    "events.publish(down)": ("events.publish",),
+}
+"""Operation -> the scopes that allow it (any one of them). Operations not listed are baseline."""
+
+
+def declared_scopes(slug: str, manifest: PluginManifest | None) -> frozenset[str]:
+    """The scopes a manifest declares; `PluginLoadError` for a scope this SDK does not know."""
+    if manifest is None:
+        return frozenset()
+    return _checked(slug, manifest.permissions.services, "its manifest declares")
+
+
+def _checked(slug: str, scopes: Iterable[str], where: str, allow_all: bool = False) -> frozenset[str]:
+    result = frozenset(s.strip() for s in scopes if s and s.strip())
+    unknown = sorted(s for s in result if s not in SCOPES and not (allow_all and s == ALL_SCOPES))
+    if unknown:
+        raise PluginLoadError(
+            slug, f"{where} unknown service scope(s) {', '.join(unknown)} (known: {', '.join(sorted(SCOPES))})"
+        )
+    return result
+
+
+def _expand(scopes: Iterable[str]) -> frozenset[str]:
+    out = set(BASELINE_SCOPES)
+    for scope in scopes:
+        if scope == ALL_SCOPES:
+            return frozenset(SCOPES)
+        out.add(scope)
+        out.update(_IMPLIES.get(scope, ()))
+    return frozenset(out)
+
+
+class ScopeGuard:
+    """The scopes one loaded plugin holds, and a record of what it was denied.
+
+    Created with the baseline only; the host calls `grant` once it has read the plugin's manifest (before
+    `initialize`), so nothing the plugin runs at load time escapes the check.
+    """
+
+    __slots__ = ("plugin", "scopes", "declared", "extra", "denied")
+
+    def __init__(self, plugin: str) -> None:
+        self.plugin = plugin
+        self.scopes: frozenset[str] = BASELINE_SCOPES
+        self.declared: frozenset[str] = frozenset()
+        self.extra: frozenset[str] = frozenset()
+        self.denied: dict[str, int] = {}
+        """Scope -> number of denied calls, for the plugin's health (an operator sees what it tried)."""
+
+    def grant(self, manifest: PluginManifest | None, extra: Iterable[str] = ()) -> frozenset[str]:
+        self.declared = declared_scopes(self.plugin, manifest)
+        self.extra = _checked(self.plugin, extra, "extra_scopes grants", allow_all=True)
+        self.scopes = _expand(self.declared | self.extra)
+        return self.scopes
+
+    def check(self, operation: str) -> None:
+        needed = OPERATION_SCOPES[operation]
+        scopes = self.scopes
+        for scope in needed:
+            if scope in scopes:
+                return
+        scope = needed[0]
+        count = self.denied.get(scope, 0)
+        self.denied[scope] = count + 1
+        if count == 0:  # once per scope: a plugin retrying on every request must not flood the log
+            log.warning(
+                "plugin %s denied %s: missing service scope %s",
+                self.plugin,
+                operation,
+                scope,
+                extra={"plugin": self.plugin, "fields": {"scope": scope, "operation": operation}},
+            )
+        raise ServiceScopeDenied(self.plugin, scope, operation)
+
+
+class _Scoped:
+    """Delegates attributes the interface does not define (implementation extras) to the wrapped service."""
+
+    _inner: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_inner":  # not set yet (during construction or unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+class ScopedGateway(_Scoped, GatewayServices):
+    def __init__(self, inner: GatewayServices, guard: ScopeGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+
+    async def get_app(self, app_id: int) -> App | None:
+        self._guard.check("gateway.get_app")
+        return await self._inner.get_app(app_id)
+
+    async def list_apps(self) -> list[App]:
+        self._guard.check("gateway.list_apps")
+        return await self._inner.list_apps()
+
+    async def get_user(self, user_id: int) -> User | None:
+        self._guard.check("gateway.get_user")
+        return await self._inner.get_user(user_id)
+
+    async def get_llm(self, llm_id: int) -> LLM | None:
+        self._guard.check("gateway.get_llm")
+        return await self._inner.get_llm(llm_id)
+
+    async def get_budget_status(self, app_id: int) -> BudgetStatus:
+        self._guard.check("gateway.get_budget_status")
+        return await self._inner.get_budget_status(app_id)
+
+    async def validate_credential(self, credential: str) -> bool:
+        self._guard.check("gateway.validate_credential")
+        return await self._inner.validate_credential(credential)
+
+
+class ScopedStudio(_Scoped, StudioServices):
+    def __init__(self, inner: StudioServices, guard: ScopeGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+
+    async def get_app(self, app_id: int) -> App | None:
+        self._guard.check("studio.get_app")
+        return await self._inner.get_app(app_id)
+
+    async def list_apps(
+        self,
+        page: int = 1,
+        limit: int = 50,
+        *,
+        owner_id: int | None = None,
+        namespace: str | None = None,
+        is_active: bool | None = None,
+    ) -> list[App]:
+        self._guard.check("studio.list_apps")
+        return await self._inner.list_apps(page, limit, owner_id=owner_id, namespace=namespace, is_active=is_active)
+
+    async def update_app_metadata(self, app_id: int, metadata: dict[str, Any]) -> App:
+        self._guard.check("studio.update_app_metadata")
+        return await self._inner.update_app_metadata(app_id, metadata)
+
+    async def patch_app_metadata(self, app_id: int, key: str, value: Any = None, *, delete: bool = False) -> dict:
+        self._guard.check("studio.patch_app_metadata")
+        return await self._inner.patch_app_metadata(app_id, key, value, delete=delete)
+
+    async def get_user(self, user_id: int) -> User | None:
+        self._guard.check("studio.get_user")
+        return await self._inner.get_user(user_id)
+
+    async def get_llm(self, llm_id: int) -> LLM | None:
+        self._guard.check("studio.get_llm")
+        return await self._inner.get_llm(llm_id)
+
+    async def list_llms(self, page: int = 1, limit: int = 50) -> list[LLM]:
+        self._guard.check("studio.list_llms")
+        return await self._inner.list_llms(page, limit)
+
+    async def list_tools(self, page: int = 1, limit: int = 50) -> list[Tool]:
+        self._guard.check("studio.list_tools")
+        return await self._inner.list_tools(page, limit)
+
+    async def call_llm(
+        self,
+        llm_id: int,
+        messages: list[LLMMessage],
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> LLMCallResponse:
+        self._guard.check("studio.call_llm")
+        return await self._inner.call_llm(llm_id, messages, model=model, temperature=temperature, max_tokens=max_tokens)
+
+    def stream_llm(
+        self,
+        llm_id: int,
+        messages: list[LLMMessage],
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[LLMCallChunk]:
+        self._guard.check("studio.stream_llm")  # at the call, not at the first item: the error points at the line
+        return self._inner.stream_llm(llm_id, messages, model=model, temperature=temperature, max_tokens=max_tokens)
+
+
+class ScopedEvents(_Scoped, EventBus):
+    """Local publishing and subscriptions are baseline; events leaving the node need `events.publish`."""
+
+    def __init__(self, inner: EventBus, guard: ScopeGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self.source = inner.source
+
+    async def publish_event(self, event: Event) -> None:
+        if event.direction is not Direction.LOCAL:
+            self._guard.check("events.publish(up)" if event.direction is Direction.UP else "events.publish(down)")
+        await self._inner.publish_event(event)
+
+    async def subscribe(self, topic: str, handler: EventHandler) -> str:
+        return await self._inner.subscribe(topic, handler)
+
+    async def subscribe_all(self, handler: EventHandler) -> str:
+        return await self._inner.subscribe_all(handler)
+
+    async def unsubscribe(self, subscription_id: str) -> bool:
+        return await self._inner.unsubscribe(subscription_id)
+
+
+def scoped_services(services: Services, guard: ScopeGuard) -> Services:
+    """`services` as the plugin guarded by `guard` sees them (built once per load, never per call)."""
+    gateway = services._gateway  # noqa: SLF001 - the wrapper must not trigger the runtime check itself
+    studio = services._studio  # noqa: SLF001
+    return Services(
+        runtime=services.runtime,
+        kv=services.kv,
+        logger=services.logger,
+        events=ScopedEvents(services.events, guard),
+        gateway=ScopedGateway(gateway, guard) if gateway is not None else None,
+        studio=ScopedStudio(studio, guard) if studio is not None else None,
+    )
