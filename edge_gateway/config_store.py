@@ -543,6 +543,7 @@ def _spec(plugin: PluginConfig, config: dict[str, Any], key: str) -> PluginSpec 
             config=json.loads(json.dumps(config)),
             failure_policy=plugin.failure_policy,
             timeout_s=max(plugin.timeout_ms, 1) / 1000.0,
+            extra_scopes=tuple(plugin.extra_scopes),
         )
     except ValueError as exc:
         log.error("plugin %s has an unusable definition: %s", plugin.slug, exc)

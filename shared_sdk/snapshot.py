@@ -86,6 +86,8 @@ class PluginConfig(msgspec.Struct, kw_only=True, frozen=True):
     namespace: str = ""
     global_order: int | None = None
     capabilities: list[str] = []
+    extra_scopes: list[str] = []
+    """Service scopes the operator grants beyond the plugin's manifest (see `shared_sdk.scopes`)."""
     config_hash: str = ""
 
 

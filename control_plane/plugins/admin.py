@@ -74,6 +74,7 @@ class PluginAdminForm(forms.ModelForm):
             "namespace",
             "active",
             "global_order",
+            "extra_scopes",
         ]
 
     schema_props: dict = {}

@@ -13,6 +13,7 @@ from .services import plugin_delete, plugin_register, plugin_update
 class PluginSerializer(serializers.ModelSerializer):
     command = serializers.ListField(child=serializers.CharField(max_length=1000), required=False)
     config = serializers.JSONField(required=False)
+    extra_scopes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
 
     class Meta:
         model = Plugin
@@ -30,6 +31,7 @@ class PluginSerializer(serializers.ModelSerializer):
             "namespace",
             "active",
             "global_order",
+            "extra_scopes",
             "capabilities",
             "manifest",
             "config_schema",

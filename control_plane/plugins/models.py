@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from shared_sdk.scopes import ALL_SCOPES, SCOPES
+
 SLUG = RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Use lower-case letters, digits, '-' and '_'.")
+
+
+def validate_scopes(value: object) -> None:
+    """Operator grants name known scopes only: a typo must not silently grant (or fail to grant) anything."""
+    if not isinstance(value, list) or not all(isinstance(scope, str) for scope in value):
+        raise ValidationError("Give the extra scopes as a list of scope names.")
+    unknown = sorted(set(value) - set(SCOPES) - {ALL_SCOPES})
+    if unknown:
+        raise ValidationError(f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(sorted(SCOPES))}.")
 
 
 class Plugin(models.Model):
@@ -34,6 +46,12 @@ class Plugin(models.Model):
     active = models.BooleanField(default=True)
     global_order = models.IntegerField(
         null=True, blank=True, help_text="Runs on every request of its namespace in this order; empty = only in chains"
+    )
+    extra_scopes = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_scopes],
+        help_text='Service scopes granted beyond what the plugin\'s manifest declares ("*" grants all).',
     )
     capabilities = models.JSONField(default=list, blank=True, editable=False)
     manifest = models.JSONField(default=dict, blank=True, editable=False)

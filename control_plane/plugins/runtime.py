@@ -92,6 +92,7 @@ def plugin_spec(plugin: Any) -> PluginSpec:
         config=dict(plugin.config or {}),
         failure_policy=plugin.failure_policy,
         timeout_s=plugin.timeout_ms / 1000.0,
+        extra_scopes=tuple(plugin.extra_scopes or ()),
     )
 
 

@@ -50,6 +50,7 @@ PLUGIN_FIELDS = (
     "namespace",
     "active",
     "global_order",
+    "extra_scopes",
 )
 
 

@@ -197,6 +197,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
             namespace=p.namespace,
             global_order=p.global_order,
             capabilities=list(p.capabilities),
+            extra_scopes=list(p.extra_scopes or ()),
             config_hash=plugin_config_hash(p.config),
         )
         for p in sorted(plugins.values(), key=lambda p: p.slug)

@@ -13,7 +13,16 @@ from typing import Any
 
 import msgspec
 
-from shared_sdk import App, AuthRequest, AuthResponse, BasePlugin, Context, User
+from shared_sdk import (
+    App,
+    AuthRequest,
+    AuthResponse,
+    BasePlugin,
+    Context,
+    ManifestPermissions,
+    PluginManifest,
+    User,
+)
 
 NAME = "token-auth"
 
@@ -53,11 +62,21 @@ def _key(token: str) -> str:
 
 class TokenAuth(BasePlugin):
     name = NAME
-    version = "1.0.0"
+    version = "1.0.1"
     description = "Authenticates clients by tokens kept in the plugin's own store."
 
     def get_config_schema(self) -> dict[str, Any]:
         return CONFIG_SCHEMA
+
+    def get_manifest(self) -> PluginManifest:
+        """Declares the gateway services it reads: the app and user a token maps to (`apps.read`, `users.read`)."""
+        return PluginManifest(
+            id=NAME,
+            version=self.version,
+            name="Token auth",
+            description=self.description,
+            permissions=ManifestPermissions(kv=True, services=["kv.readwrite", "apps.read", "users.read"]),
+        )
 
     async def initialize(self, ctx: Context, config: dict[str, Any]) -> None:
         self.config = config

@@ -62,3 +62,14 @@ class StudioProbe(BasePlugin, SchedulerPlugin, ManifestProvider):
             "tagged": tagged,
         }
         await kv.write("probe:result", json.dumps(result, sort_keys=True).encode())
+
+
+class AppLister(BasePlugin, SchedulerPlugin):
+    """Declares no manifest, yet lists apps: allowed only when an operator grants `apps.read` (extra_scopes)."""
+
+    name = "app-lister"
+    version = "1.0.0"
+
+    async def execute_scheduled_task(self, ctx, schedule) -> None:
+        apps = await ctx.services.studio.list_apps(page=1, limit=10)
+        await ctx.services.kv.write("seen", json.dumps([app.name for app in apps]).encode())

@@ -120,3 +120,37 @@ def test_isolated_plugin_gets_a_call_timeout_longer_than_its_process_was_spawned
     with pytest.raises(PluginCallError) as err:  # the plugin's other calls keep their own timeout
         call_plugin("slow-isolated", "execute_scheduled_task", _sleep(0.6))
     assert err.value.kind == "timeout" and "0.2s" in err.value.detail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_operator_scope_grant_lets_a_plugin_without_manifest_read_apps_and_is_validated(two_apps):
+    """No manifest means baseline scopes only: listing apps is refused until the operator grants `apps.read`.
+    The grant is validated (a typo is an error, not a silent no-op) and ships to edges in the snapshot."""
+    from django.core.exceptions import ValidationError
+
+    from control_plane.plugins.services import plugin_update
+    from control_plane.sync.selectors import snapshot_build
+
+    plugin = plugin_register(data={"slug": "lister", "import_path": f"{PLUGINS}:AppLister"})
+    with pytest.raises(PluginCallError) as refused:
+        call_plugin("lister", "execute_scheduled_task", Schedule(id="job"))
+    assert "apps.read" in str(refused.value)
+
+    with pytest.raises(ValidationError) as typo:
+        plugin_update(plugin=plugin, data={"extra_scopes": ["apps.raed"]})
+    assert "apps.raed" in str(typo.value)
+
+    plugin_update(plugin=Plugin.objects.get(slug="lister"), data={"extra_scopes": ["apps.read"]})
+    call_plugin("lister", "execute_scheduled_task", Schedule(id="job"))
+    assert sorted(json.loads(kv_read(plugin_slug="lister", key="seen"))) == sorted(
+        App.objects.values_list("name", flat=True)
+    )
+    plugin_register(
+        data={
+            "slug": "edge-side",
+            "import_path": "control_plane.hooks.tests.plugins:EdgeSidePlugin",
+            "extra_scopes": ["budget.read"],
+        }
+    )
+    shipped = {p.slug: p for p in snapshot_build(namespace="").plugins}
+    assert shipped["edge-side"].extra_scopes == ["budget.read"]  # edges apply the same grant
