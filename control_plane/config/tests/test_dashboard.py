@@ -1,0 +1,67 @@
+"""The admin dashboard shows what the edges shipped up: requests, tokens and spend per app and per LLM."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from control_plane.analytics.services import analytics_ingest_batches
+from control_plane.applications.services import app_create
+from control_plane.llms.services import llm_create
+from shared_sdk.messages import AnalyticsRecord
+from shared_sdk.sync_protocol import TelemetryBatch
+
+pytestmark = pytest.mark.django_db
+
+
+def _record(app_id: int, llm_id: int, tokens: int, cost: str, *, days_ago: float = 0) -> AnalyticsRecord:
+    return AnalyticsRecord(
+        record_id=uuid.uuid4().hex,
+        request_id=uuid.uuid4().hex,
+        app_id=app_id,
+        llm_id=llm_id,
+        model="mock-gpt",
+        vendor="mock",
+        status_code=200,
+        prompt_tokens=tokens // 2,
+        completion_tokens=tokens - tokens // 2,
+        total_tokens=tokens,
+        cost=Decimal(cost),
+        currency="USD",
+        timestamp=time.time() - days_ago * 86400,
+    )
+
+
+def test_dashboard_charts_usage_and_spend_per_app_and_per_llm(admin_client):
+    llm = llm_create(data={"name": "Mock", "slug": "dash-mock", "vendor": "mock", "api_endpoint": "http://m.example"})
+    alpha = app_create(data={"name": "alpha-app", "llm_ids": [llm.pk], "approved": True})
+    beta = app_create(data={"name": "beta-app", "llm_ids": [llm.pk], "approved": True})
+    records = [
+        _record(alpha.pk, llm.pk, 100, "0.0125"),
+        _record(alpha.pk, llm.pk, 50, "0.0100", days_ago=1),
+        _record(beta.pk, llm.pk, 10, "0.0010"),
+        _record(beta.pk, llm.pk, 999, "9.0000", days_ago=40),  # outside the default 14 days
+    ]
+    analytics_ingest_batches(
+        [TelemetryBatch(batch_id="b1", edge_id="e1", namespace="", created_at=time.time(), analytics=records)]
+    )
+
+    page = admin_client.get("/admin/dashboard/").content.decode()
+
+    assert "alpha-app: 2" in page and "beta-app: 1" in page  # requests
+    assert "alpha-app: 150" in page and "beta-app: 10" in page  # tokens
+    assert "alpha-app: 0.0225" in page and "beta-app: 0.0010" in page  # spend, exact decimals
+    assert "dash-mock: 3" in page and "dash-mock: 160" in page  # the same traffic per LLM
+    assert page.count("<polyline") == 3 * 2 + 3 * 1  # requests, tokens, spend: a line per app, then per LLM
+    longer = admin_client.get("/admin/dashboard/?days=90").content.decode()
+    assert "beta-app: 2" in longer and "beta-app: 9.0010" in longer
+
+
+def test_dashboard_is_for_staff_only(client, django_user_model):
+    user = django_user_model.objects.create_user("plain", password="pw-123456")
+    client.force_login(user)
+    response = client.get("/admin/dashboard/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
