@@ -210,8 +210,14 @@ def decode_snapshot(data: bytes) -> ConfigSnapshot:
 
 
 def snapshot_checksum(snapshot: ConfigSnapshot) -> str:
-    """SHA-256 over the canonical encoding with the checksum field blanked."""
-    return hashlib.sha256(encode_snapshot(msgspec.structs.replace(snapshot, checksum=""))).hexdigest()
+    """SHA-256 over the canonical encoding with the checksum field blanked.
+
+    The encoding is taken after one decode, so the checksum depends on the values, not on how the builder
+    spelled them: a struct built with `20` in a float field encodes as `20`, but every receiver decodes it to
+    `20.0`; hashing the decoded form makes the sender's and the receivers' checksums agree.
+    """
+    blank = encode_snapshot(msgspec.structs.replace(snapshot, checksum=""))
+    return hashlib.sha256(encode_snapshot(decode_snapshot(blank))).hexdigest()
 
 
 def hash_credential(key: str) -> str:
