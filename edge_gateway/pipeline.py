@@ -40,20 +40,29 @@ from shared_sdk import (
     StreamCompleteRequest,
 )
 from shared_sdk.pipeline import HookChain
+from shared_sdk.snapshot import CredentialConfig
 
 from .accounting import TelemetryQueue
 from .auth import authenticate_key, credential_from_headers, find_credential
 from .budgets import BudgetTracker
-from .config_store import CompiledConfig, CompiledLLM, ConfigStore
+from .config_store import CompiledApp, CompiledConfig, CompiledLLM, ConfigStore
 from .errors import GatewayError, UpstreamError, error_body
 from .exchange import Exchange
 from .metrics import EdgeMetrics
-from .policy import admit
+from .policy import admit, release_budget, reserve_budget
 from .providers import OpenAIRequest, Usage
 from .ratelimit import RateLimiter
-from .resilience import Attempted, Backoff, FullResult, StreamResult, call_with_resilience
+from .resilience import (
+    Attempted,
+    Backoff,
+    FullResult,
+    StreamResult,
+    call_with_retries,
+    fallback_targets,
+    may_fall_back,
+)
 from .settings import EdgeSettings
-from .upstream import UpstreamTransport
+from .upstream import UpstreamRequest, UpstreamTransport
 
 __all__ = ["EdgeRuntime", "Pipeline"]
 
@@ -169,6 +178,88 @@ def _as_plugin_error(error: GatewayError | UpstreamError) -> PluginError:
     )
 
 
+class _DisconnectWatch:
+    """Cancels the request's task when the client goes away before its response is complete.
+
+    Why one watcher for the whole request (streamed or not): a client that gives up must not keep an upstream
+    call, plugin hooks or a stream pump running for nobody. Cancelling the task is what closes the upstream
+    connection (httpx closes a connection whose request was cancelled); `Pipeline.serve` catches that
+    cancellation and accounts the request (status 499 when nothing was sent). ASGI servers answer `receive()`
+    with `http.disconnect` once the response is complete too, hence the `complete` flag set by `send`.
+    """
+
+    __slots__ = ("_send", "_task", "_watcher", "complete", "disconnected")
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+        self._task: asyncio.Task | None = None
+        self._watcher: asyncio.Future | None = None
+        self.complete = False
+        self.disconnected = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if not message.get("more_body", False) and message["type"] == "http.response.body":
+            self.complete = True
+        await self._send(message)
+
+    def start(self, receive: Any) -> None:
+        """Watch `receive` from now on (the request body must have been read already)."""
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not self.complete and self._task is not None:
+                    self.disconnected = True
+                    self._task.cancel()
+                return
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+
+@dataclass(slots=True)
+class _Caller:
+    """The credential as presented, kept so that a fallback LLM's chain can authenticate the caller again."""
+
+    credential: str
+    auth_type: str
+    found: CredentialConfig | None
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One try at answering: the LLM and model, its plugin chain, and what that chain's request phase made."""
+
+    llm: CompiledLLM
+    model: str
+    hooks: HookChain | None
+    executed: tuple
+    req: EnrichedRequest | None
+    call: OpenAIRequest
+
+
+@dataclass(slots=True)
+class _Written:
+    """A full response after the response hooks ran over it (not sent yet)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    error: PluginError | None
+
+    @property
+    def recovered(self) -> bool:
+        return self.error is None and self.status < 400
+
+
+_ANSWERED = object()
+"""Returned by a fallback attempt that answered the client itself (a short-circuit, or a recovered error)."""
+
+
 class Pipeline:
     def __init__(self, rt: EdgeRuntime) -> None:
         self.rt = rt
@@ -181,8 +272,7 @@ class Pipeline:
         """Serve one LLM request. `kind`: chat | completions | embeddings | models | native."""
         rt = self.rt
         cfg = rt.store.current
-        raw_headers = scope["headers"]
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = headers.get("x-request-id", "")
         if not request_id or len(request_id) > 128:
             request_id = uuid.uuid4().hex
@@ -205,21 +295,35 @@ class Pipeline:
             namespace=cfg.snapshot.namespace,
         )
         ex = Exchange(request_id, time.perf_counter(), time.time(), cfg, ctx, kind, scope["method"], scope["path"])
+        watch = _DisconnectWatch(send)
+        send = watch.send
         try:
-            await self._run(ex, scope, receive, send, headers, native_slug, native_path)
-        except _Reject as rejected:
-            rt.metrics.rejected.labels(str(rejected.error.status_code), rejected.reason).inc()
-            await self._send_error(send, request_id, rejected.error)
-        except Exception:
-            log.exception("request %s failed inside the edge", request_id)
-            ex.status_code = 500
-            ex.error_type = "internal_error"
-            await self._send_error(
-                send,
-                request_id,
-                GatewayError(500, "internal error in the edge gateway", type="internal_error", code="internal_error"),
-            )
+            try:
+                await self._run(ex, scope, receive, send, headers, native_slug, native_path, watch)
+            except _Reject as rejected:
+                rt.metrics.rejected.labels(str(rejected.error.status_code), rejected.reason).inc()
+                await self._send_error(send, request_id, rejected.error)
+            except Exception:
+                log.exception("request %s failed inside the edge", request_id)
+                ex.status_code = 500
+                ex.error_type = "internal_error"
+                await self._send_error(
+                    send,
+                    request_id,
+                    GatewayError(
+                        500, "internal error in the edge gateway", type="internal_error", code="internal_error"
+                    ),
+                )
+        except asyncio.CancelledError:
+            if not watch.disconnected:
+                raise
+            # Our own watcher cancelled the request: the client left. Not an error of the edge.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            ex.client_disconnected = True
         finally:
+            watch.stop()
             ex.finish(rt)
 
     async def _run(
@@ -231,6 +335,7 @@ class Pipeline:
         headers: dict[str, str],
         native_slug: str,
         native_path: str,
+        watch: _DisconnectWatch,
     ) -> None:
         rt = self.rt
         cfg = ex.cfg
@@ -254,8 +359,10 @@ class Pipeline:
                     "unauthenticated",
                 ) from None
             raise _Reject(err, "bad_request") from None
+        watch.start(receive)
         ex.call = call
         ex.request_bytes = len(body)
+        client_call = call
 
         # Route before authentication: the routed LLM's chain runs the auth hooks too.
         llm: CompiledLLM | None = None
@@ -294,36 +401,14 @@ class Pipeline:
             req = self._enriched(ex, scope, headers, call)
             result = await hooks.run_request_phase("pre_auth", ctx, req)
             if result.short_circuit is not None:
-                await self._short_circuit(
-                    ex, send, receive, hooks, result.executed, result.short_circuit, accepted=False
-                )
+                await self._short_circuit(ex, send, hooks, result.executed, result.short_circuit)
                 return
             req, call = self._adopt(ex, req, result.request, call)
 
         # auth
+        caller = _Caller(credential, auth_type, found)
+        app, user_id = await self._authenticate(ex, scope, headers, hooks, caller, req, call)
         client_ip = scope["client"][0] if scope.get("client") else ""
-        if hooks is not None and hooks.hooks("handle_auth"):
-            auth_req = AuthRequest(
-                credential=credential,
-                auth_type=auth_type or "bearer",
-                request=req or self._enriched(ex, scope, headers, call),
-                context=ctx.info(),
-            )
-            outcome = await hooks.run_auth(ctx, auth_req)
-            if outcome.error is not None:
-                raise _Reject(outcome.error, "auth_plugin")
-            app = cfg.apps.get(outcome.app.id) if outcome.app is not None and outcome.app.id is not None else None
-            if app is None:
-                raise _Reject(
-                    GatewayError.unauthenticated("the credential's app is not active on this edge"), "unknown_app"
-                )
-            user_id = outcome.user.id if outcome.user is not None else outcome.response.user_id  # type: ignore
-            ex.ctx.metadata.setdefault("auth_claims", outcome.response.claims if outcome.response else {})
-        else:
-            try:
-                app, user_id = authenticate_key(cfg, credential, found)
-            except GatewayError as err:
-                raise _Reject(err, "unauthenticated") from None
         if not app.ip_allowed(client_ip):
             raise _Reject(
                 GatewayError.forbidden(
@@ -356,7 +441,7 @@ class Pipeline:
             result = await hooks.run_request_phase("post_auth", ctx, req)
             executed = result.executed
             if result.short_circuit is not None:
-                await self._short_circuit(ex, send, receive, hooks, executed, result.short_circuit, accepted=True)
+                await self._short_circuit(ex, send, hooks, executed, result.short_circuit)
                 return
             try:
                 req, call = self._adopt(ex, req, result.request, call)
@@ -364,13 +449,13 @@ class Pipeline:
                 await self._respond_error(ex, send, hooks, executed, err)
                 return
 
-        override = ctx.metadata.get("upstream_model")
-        if isinstance(override, str) and override and kind != "models":
-            ex.model = model = override
         if kind == "models":
-            result_full = FullResult(200, {}, self._models_body(cfg, ex), Usage())
-            await self._respond_full(ex, send, hooks, executed, result_full.status_code, {}, result_full.body, None)
+            body = self._models_body(cfg, ex)
+            await self._respond_full(ex, send, hooks, executed, 200, {}, body, None)
             return
+        override = ctx.metadata.get("upstream_model")
+        if isinstance(override, str) and override:
+            ex.model = model = override
 
         try:
             admit(ex, rt.limiter, rt.budgets)
@@ -378,62 +463,259 @@ class Pipeline:
             await self._respond_error(ex, send, hooks, executed, err)
             return
         assert llm is not None
-        injected = self._injected_headers(headers, req) if req is not None else {}
-        attempted = Attempted(llm, model)
+        attempt = _Attempt(llm, model, hooks, executed, req, call)
+        await self._upstream(ex, scope, send, headers, native_path, caller, attempt, client_call)
 
-        def build(target: CompiledLLM, target_model: str):
-            provider = target.provider
-            assert provider is not None
-            if kind == "native":
-                request = provider.native_request(
-                    target.spec,
-                    ex.method,
-                    native_path,
-                    scope.get("query_string", b"").decode("latin-1"),
-                    headers,
-                    call.raw,
-                    call.stream,
+    async def _authenticate(
+        self,
+        ex: Exchange,
+        scope: dict[str, Any],
+        headers: dict[str, str],
+        hooks: HookChain | None,
+        caller: _Caller,
+        req: EnrichedRequest | None,
+        call: OpenAIRequest,
+    ) -> tuple[CompiledApp, int | None]:
+        """The caller's app and user: the chain's auth plugins when it has any, else the key hash (`_Reject`)."""
+        cfg = ex.cfg
+        if hooks is not None and hooks.hooks("handle_auth"):
+            auth_req = AuthRequest(
+                credential=caller.credential,
+                auth_type=caller.auth_type or "bearer",
+                request=req or self._enriched(ex, scope, headers, call),
+                context=ex.ctx.info(),
+            )
+            outcome = await hooks.run_auth(ex.ctx, auth_req)
+            if outcome.error is not None:
+                raise _Reject(outcome.error, "auth_plugin")
+            app = cfg.apps.get(outcome.app.id) if outcome.app is not None and outcome.app.id is not None else None
+            if app is None:
+                raise _Reject(
+                    GatewayError.unauthenticated("the credential's app is not active on this edge"), "unknown_app"
+                )
+            user_id = outcome.user.id if outcome.user is not None else outcome.response.user_id  # type: ignore
+            ex.ctx.metadata.setdefault("auth_claims", outcome.response.claims if outcome.response else {})
+            return app, user_id
+        try:
+            return authenticate_key(cfg, caller.credential, caller.found)
+        except GatewayError as err:
+            raise _Reject(err, "unauthenticated") from None
+
+    # -- upstream, retries and fallbacks -----------------------------------------------------------------
+
+    async def _upstream(
+        self,
+        ex: Exchange,
+        scope: dict[str, Any],
+        send: Any,
+        headers: dict[str, str],
+        native_path: str,
+        caller: _Caller,
+        attempt: _Attempt,
+        client_call: OpenAIRequest,
+    ) -> None:
+        """Call the routed LLM (with retries), then its fallbacks in order, each as a whole attempt.
+
+        Bifrost's semantics: a fallback attempt re-runs the plugin chain, here the fallback LLM's own chain
+        (global plugins, then its bindings) on the request as the client sent it, and is checked again like a
+        request of its own (the app's link to that LLM, its model allow-list, authentication as its chain
+        does it, its budget). A failed attempt's response hooks see its error and may recover it; when every
+        attempt failed, the caller gets the primary's error (after the primary's response hooks).
+        """
+        rt = self.rt
+        native = ex.kind == "native"
+        attempted = Attempted(attempt.llm, attempt.model)
+        fallbacks: list[tuple[CompiledLLM, str]] = []
+        if not native and ex.ctx.metadata.get("allow_fallbacks") is not False:
+            fallbacks = fallback_targets(ex.cfg, attempt.llm, attempt.model)
+        primary: tuple[_Attempt, _Written] | None = None
+        current: _Attempt | None = attempt
+        while current is not None:
+            try:
+                outcome = await call_with_retries(
+                    transport=rt.transport,
+                    target=current.llm,
+                    model=current.model,
+                    request=self._upstream_request(ex, scope, headers, native_path, current),
+                    call=current.call,
+                    native=native,
+                    backoff=rt.backoff,
+                    attempted=attempted,
+                    on_retry=lambda target: rt.metrics.retries.labels(target.slug).inc(),
+                )
+            except UpstreamError as err:
+                ex.upstream_s = attempted.upstream_s
+                can_fall_back = bool(fallbacks) and may_fall_back(err)
+                if primary is None and not can_fall_back:
+                    await self._respond_error(ex, send, current.hooks, current.executed, err)
+                    return
+                ex.error_type = err.code or err.type
+                written = await self._write_hooks(
+                    ex, current.hooks, current.executed, err.status_code, {}, b"", _as_plugin_error(err)
+                )
+                if written.recovered:
+                    ex.error_type = ""
+                    await self._send_full(ex, send, written)
+                    return
+                if primary is None:
+                    primary = (current, written)
+                if not can_fall_back:
+                    break
+                current = None
+                previous = primary[0].llm if primary is not None else attempt.llm
+                while fallbacks and current is None:
+                    target, target_model = fallbacks.pop(0)
+                    rt.metrics.fallbacks.labels(previous.slug, target.slug).inc()
+                    attempted.fallbacks.append(target.slug)
+                    previous = target
+                    prepared = await self._fallback_attempt(
+                        ex, scope, send, headers, caller, client_call, target, target_model
+                    )
+                    if prepared is _ANSWERED:
+                        return
+                    current = prepared  # type: ignore[assignment]
+                continue
+            ex.upstream_s = attempted.upstream_s
+            ex.error_type = ""
+            if isinstance(outcome, FullResult):
+                ex.usage = outcome.usage
+                await self._respond_full(
+                    ex,
+                    send,
+                    current.hooks,
+                    current.executed,
+                    outcome.status_code,
+                    _content_type(outcome.headers),
+                    outcome.body,
+                    None,
                 )
             else:
-                request = provider.build(target.spec, call, target_model)
-            if injected:
-                request.headers.update(injected)
-            return request
-
-        allow_fallbacks = ctx.metadata.get("allow_fallbacks") is not False
-        try:
-            outcome = await call_with_resilience(
-                cfg=cfg,
-                transport=rt.transport,
-                llm=llm,
-                model=model,
-                build=build,
-                call=call,
-                native=kind == "native",
-                allow_fallbacks=allow_fallbacks,
-                backoff=rt.backoff,
-                attempted=attempted,
-                on_retry=lambda target: rt.metrics.retries.labels(target.slug).inc(),
-                on_fallback=lambda a, b: rt.metrics.fallbacks.labels(a.slug, b.slug).inc(),
-            )
-        except (UpstreamError, GatewayError) as err:
-            ex.upstream_s = attempted.upstream_s
-            ex.llm, ex.model = attempted.llm, attempted.model
-            await self._respond_error(ex, send, hooks, executed, err)
+                await self._respond_stream(ex, send, current.hooks, current.executed, outcome)
             return
-        ex.upstream_s = attempted.upstream_s
-        if attempted.llm is not llm:
-            ex.llm, ex.model = attempted.llm, attempted.model
-            ctx.llm = attempted.llm.message
-        if isinstance(outcome, FullResult):
-            ex.usage = outcome.usage
-            await self._respond_full(
-                ex, send, hooks, executed, outcome.status_code, _content_type(outcome.headers), outcome.body, None
+        assert primary is not None
+        failed, written = primary
+        ex.llm, ex.model = failed.llm, failed.model
+        ex.ctx.llm = failed.llm.message
+        ex.error_type = (written.error.code or written.error.type) if written.error is not None else ex.error_type
+        await self._send_full(ex, send, written)
+
+    async def _fallback_attempt(
+        self,
+        ex: Exchange,
+        scope: dict[str, Any],
+        send: Any,
+        headers: dict[str, str],
+        caller: _Caller,
+        client_call: OpenAIRequest,
+        target: CompiledLLM,
+        model: str,
+    ) -> _Attempt | object | None:
+        """Prepare a fallback: checks, then the target's own chain. `None` skips the target."""
+        app = ex.app
+        assert app is not None
+        ctx = ex.ctx
+        if target.unavailable or target.provider is None or target.chain.broken:
+            log.info("request %s: fallback %s skipped (unavailable here)", ex.request_id, target.slug)
+            return None
+        if target.id not in app.llm_ids or not target.allows(model):
+            log.info(
+                "request %s: fallback %s/%s skipped (not allowed for app %s)", ex.request_id, target.slug, model, app.id
             )
-        else:
-            await self._respond_stream(ex, send, receive, hooks, executed, outcome)
+            return None
+        ex.llm, ex.model = target, model
+        ex.call = call = client_call
+        ctx.llm = target.message
+        ctx.metadata.pop("upstream_model", None)
+        hooks = target.chain.hooks
+        executed: tuple = hooks.handles if hooks is not None else ()
+        req: EnrichedRequest | None = None
+        try:
+            if hooks is not None and hooks.hooks("handle_pre_auth"):
+                req = self._enriched(ex, scope, headers, call)
+                result = await hooks.run_request_phase("pre_auth", ctx, req)
+                if result.short_circuit is not None:
+                    return await self._fallback_short_circuit(ex, send, hooks, result.executed, result.short_circuit)
+                req, call = self._adopt(ex, req, result.request, call)
+            try:
+                again, user_id = await self._authenticate(ex, scope, headers, hooks, caller, req, call)
+            except _Reject as refused:
+                log.info("request %s: fallback %s refused the caller: %s", ex.request_id, target.slug, refused.reason)
+                return await self._fallback_failed(ex, send, hooks, executed, refused.error)
+            if again.id != app.id or user_id != ex.user_id:
+                log.info("request %s: fallback %s authenticates another app or user", ex.request_id, target.slug)
+                return await self._fallback_failed(
+                    ex, send, hooks, executed, GatewayError.forbidden("the fallback LLM identifies another caller")
+                )
+            if hooks is not None and hooks.hooks("handle_post_auth"):
+                req = req or self._enriched(ex, scope, headers, call)
+                req = msgspec.structs.replace(
+                    req, app_id=app.id, user_id=ex.user_id, authenticated=True, context=ctx.info()
+                )
+                result = await hooks.run_request_phase("post_auth", ctx, req)
+                executed = result.executed
+                if result.short_circuit is not None:
+                    return await self._fallback_short_circuit(ex, send, hooks, executed, result.short_circuit)
+                req, call = self._adopt(ex, req, result.request, call)
+            override = ctx.metadata.get("upstream_model")
+            if isinstance(override, str) and override:
+                ex.model = model = override
+            release_budget(ex, self.rt.budgets)
+            reserve_budget(ex, self.rt.budgets)
+        except GatewayError as err:
+            log.info("request %s: fallback %s refused: %s", ex.request_id, target.slug, err.message)
+            return await self._fallback_failed(ex, send, hooks, executed, err)
+        return _Attempt(target, model, hooks, executed, req, call)
+
+    async def _fallback_short_circuit(
+        self, ex: Exchange, send: Any, hooks: HookChain, executed: tuple, sc: Any
+    ) -> object | None:
+        if sc.error is not None:
+            return await self._fallback_failed(ex, send, hooks, executed, sc.error)
+        await self._short_circuit(ex, send, hooks, executed, sc)
+        return _ANSWERED
+
+    async def _fallback_failed(
+        self,
+        ex: Exchange,
+        send: Any,
+        hooks: HookChain | None,
+        executed: tuple,
+        error: GatewayError | UpstreamError | PluginError,
+    ) -> object | None:
+        """A fallback refused before its upstream call: its response hooks see the error (they may recover it)."""
+        plugin_error = error if isinstance(error, PluginError) else _as_plugin_error(error)
+        written = await self._write_hooks(ex, hooks, executed, plugin_error.status_code, {}, b"", plugin_error)
+        if written.recovered:
+            ex.error_type = ""
+            await self._send_full(ex, send, written)
+            return _ANSWERED
+        return None
 
     # -- request helpers ---------------------------------------------------------------------------------
+
+    def _upstream_request(
+        self, ex: Exchange, scope: dict[str, Any], headers: dict[str, str], native_path: str, attempt: _Attempt
+    ) -> UpstreamRequest:
+        provider = attempt.llm.provider
+        assert provider is not None
+        call = attempt.call
+        if ex.kind == "native":
+            request = provider.native_request(
+                attempt.llm.spec,
+                ex.method,
+                native_path,
+                scope.get("query_string", b"").decode("latin-1"),
+                headers,
+                call.raw,
+                call.stream,
+            )
+        else:
+            request = provider.build(attempt.llm.spec, call, attempt.model)
+        if attempt.req is not None:
+            injected = self._injected_headers(headers, attempt.req)
+            if injected:
+                request.headers.update(injected)
+        return request
 
     def _enriched(
         self, ex: Exchange, scope: dict[str, Any], headers: dict[str, str], call: OpenAIRequest
@@ -504,17 +786,17 @@ class Pipeline:
         ex.error_type = error.code or error.type
         await self._respond_full(ex, send, hooks, executed, error.status_code, {}, b"", _as_plugin_error(error))
 
-    async def _respond_full(
+    async def _write_hooks(
         self,
         ex: Exchange,
-        send: Any,
         hooks: HookChain | None,
         executed: tuple,
         status: int,
         headers: dict[str, str],
         body: bytes,
         error: PluginError | None,
-    ) -> None:
+    ) -> _Written:
+        """Run the response hooks (reverse order, executed plugins only) over a full response or an error."""
         if hooks is not None and (hooks.hooks("on_before_write_headers") or hooks.hooks("on_before_write")):
             write = ResponseWriteRequest(
                 request_id=ex.request_id,
@@ -526,9 +808,27 @@ class Pipeline:
             )
             write = await hooks.run_response_headers(ex.ctx, executed, write)
             write = await hooks.run_response_body(ex.ctx, executed, write)
-            status, headers, body, error = write.status_code, write.headers, write.body, write.error
-            if error is None and ex.error_type and status < 400:
-                ex.error_type = ""  # a response hook recovered the error
+            return _Written(write.status_code, write.headers, write.body, write.error)
+        return _Written(status, headers, body, error)
+
+    async def _respond_full(
+        self,
+        ex: Exchange,
+        send: Any,
+        hooks: HookChain | None,
+        executed: tuple,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        error: PluginError | None,
+    ) -> None:
+        written = await self._write_hooks(ex, hooks, executed, status, headers, body, error)
+        if ex.error_type and written.recovered:
+            ex.error_type = ""  # a response hook recovered the error
+        await self._send_full(ex, send, written)
+
+    async def _send_full(self, ex: Exchange, send: Any, written: _Written) -> None:
+        status, headers, body, error = written.status, written.headers, written.body, written.error
         out = [(b"x-request-id", ex.request_id.encode())]
         if error is not None:
             status = error.status_code
@@ -549,15 +849,13 @@ class Pipeline:
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": body})
 
-    async def _short_circuit(
-        self, ex: Exchange, send: Any, receive: Any, hooks: HookChain, executed: tuple, sc: Any, *, accepted: bool
-    ) -> None:
+    async def _short_circuit(self, ex: Exchange, send: Any, hooks: HookChain, executed: tuple, sc: Any) -> None:
         ex.short_circuited = True
         if sc.error is not None:
             ex.error_type = sc.error.code or sc.error.type
             await self._respond_full(ex, send, hooks, executed, sc.error.status_code, {}, b"", sc.error)
         elif sc.stream_chunks is not None:
-            await self._respond_stream(ex, send, receive, hooks, executed, _replay(sc.stream_chunks))
+            await self._respond_stream(ex, send, hooks, executed, _replay(sc.stream_chunks))
         elif sc.response is not None:
             response = sc.response
             await self._respond_full(
@@ -578,69 +876,83 @@ class Pipeline:
             )
 
     async def _respond_stream(
-        self, ex: Exchange, send: Any, receive: Any, hooks: HookChain | None, executed: tuple, result: StreamResult
+        self, ex: Exchange, send: Any, hooks: HookChain | None, executed: tuple, result: StreamResult
     ) -> None:
+        """Relay a stream whose first event is in. A client that leaves cancels this task (`_DisconnectWatch`);
+        the `finally` closes the upstream response either way."""
         ex.streamed = True
         ex.usage = result.usage
         ctx = ex.ctx
-        headers: dict[str, str] = {"content-type": result.headers.get("content-type", "text/event-stream")}
         chunk_hooks = hooks is not None and bool(hooks.hooks("on_before_write"))
         complete_hooks = hooks is not None and bool(hooks.hooks("on_stream_complete"))
-        if hooks is not None and hooks.hooks("on_before_write_headers"):
-            write = await hooks.run_response_headers(
-                ctx,
-                executed,
-                ResponseWriteRequest(request_id=ex.request_id, status_code=200, headers=headers, context=ctx.info()),
-            )
-            if write.error is not None:
-                await result.reply.aclose()
-                ex.error_type = write.error.code or write.error.type
-                await self._respond_full(ex, send, None, (), write.error.status_code, {}, b"", write.error)
-                return
-            headers = write.headers
-        start_headers = [(b"x-request-id", ex.request_id.encode())]
-        for key, value in headers.items():
-            start_headers.append((key.lower().encode("latin-1"), value.encode("latin-1")))
-        if "cache-control" not in headers:
-            start_headers.extend(_SSE_HEADERS[1:])
-        sent: list[bytes] | None = [] if complete_hooks or self.rt.settings.log_bodies else None
-        state = {"index": 0, "bytes": 0}
-        info = ctx.info() if chunk_hooks else None
-
-        async def emit(event: bytes) -> None:
-            if chunk_hooks:
-                final = event == _DONE
-                chunk = await hooks.run_response_chunk(
+        keep = complete_hooks or self.rt.settings.log_bodies
+        sent: list[bytes] = []
+        count = 0
+        size = 0
+        content_type = result.headers.get("content-type", "text/event-stream")
+        headers = {"content-type": content_type}
+        try:
+            if hooks is not None and hooks.hooks("on_before_write_headers"):
+                write = await hooks.run_response_headers(
                     ctx,
                     executed,
-                    ResponseWriteRequest(  # type: ignore[union-attr]
-                        request_id=ex.request_id,
-                        body=event,
-                        is_stream_chunk=True,
-                        chunk_index=state["index"],
-                        is_final_chunk=final,
-                        context=info,
+                    ResponseWriteRequest(
+                        request_id=ex.request_id, status_code=200, headers=headers, context=ctx.info()
                     ),
                 )
-                state["index"] += 1
-                if chunk is None:
+                if write.error is not None:
+                    ex.error_type = write.error.code or write.error.type
+                    await self._respond_full(ex, send, None, (), write.error.status_code, {}, b"", write.error)
                     return
-                event = chunk.body
-            if ex.ttft_s is None:
-                ex.ttft_s = time.perf_counter() - ex.started
-            state["bytes"] += len(event)
-            if sent is not None:
-                sent.append(event)
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-
-        async def pump() -> None:
+                headers = write.headers
+                start_headers = [(b"x-request-id", ex.request_id.encode())]
+                for key, value in headers.items():
+                    start_headers.append((key.lower().encode("latin-1"), value.encode("latin-1")))
+                if "cache-control" not in headers:
+                    start_headers.extend(_SSE_HEADERS[1:])
+            else:
+                start_headers = [
+                    (b"x-request-id", ex.request_id.encode()),
+                    (b"content-type", content_type.encode("latin-1")),
+                    *_SSE_HEADERS[1:],
+                ]
+            info = ctx.info() if chunk_hooks else None
             await send({"type": "http.response.start", "status": 200, "headers": start_headers})
             ex.status_code = 200
+            pending = list(result.first)
+            rest = result.rest
             try:
-                for event in result.first:
-                    await emit(event)
-                async for event in result.rest:
-                    await emit(event)
+                while True:
+                    if pending:
+                        event = pending.pop(0)
+                    else:
+                        try:
+                            event = await rest.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    if chunk_hooks:
+                        chunk = await hooks.run_response_chunk(  # type: ignore[union-attr]
+                            ctx,
+                            executed,
+                            ResponseWriteRequest(
+                                request_id=ex.request_id,
+                                body=event,
+                                is_stream_chunk=True,
+                                chunk_index=count,
+                                is_final_chunk=event == _DONE,
+                                context=info,
+                            ),
+                        )
+                        count += 1
+                        if chunk is None:
+                            continue
+                        event = chunk.body
+                    if ex.ttft_s is None:
+                        ex.ttft_s = time.perf_counter() - ex.started
+                    size += len(event)
+                    if keep:
+                        sent.append(event)
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
             except (UpstreamError, PluginCallError) as err:
                 if isinstance(err, UpstreamError):
                     message, kind, code, status = err.message, err.type, err.code, err.status_code
@@ -651,45 +963,21 @@ class Pipeline:
                 payload = b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "code": code}})
                 await send({"type": "http.response.body", "body": payload + b"\n\n", "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-        async def watch() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-
-        pump_task = asyncio.ensure_future(pump())
-        watch_task = asyncio.ensure_future(watch())
-        try:
-            done, _ = await asyncio.wait((pump_task, watch_task), return_when=asyncio.FIRST_COMPLETED)
-            if pump_task not in done:
-                ex.client_disconnected = True
-                pump_task.cancel()
-            else:
-                watch_task.cancel()
-            try:
-                await pump_task
-            except asyncio.CancelledError:
-                if not ex.client_disconnected:
-                    raise
         finally:
-            if not pump_task.done():
-                pump_task.cancel()
-            watch_task.cancel()
             await result.reply.aclose()
-            ex.response_bytes = state["bytes"]
-        if sent is not None and self.rt.settings.log_bodies:
+            ex.response_bytes = size
+        if self.rt.settings.log_bodies:
             ex.response_body = b"".join(sent)
-        if complete_hooks and not ex.client_disconnected:
-            await hooks.run_stream_complete(
+        if complete_hooks:
+            await hooks.run_stream_complete(  # type: ignore[union-attr]
                 ctx,
                 executed,
-                StreamCompleteRequest(  # type: ignore[union-attr]
+                StreamCompleteRequest(
                     request_id=ex.request_id,
-                    accumulated_response=b"".join(sent or ()),
+                    accumulated_response=b"".join(sent),
                     headers=headers,
                     status_code=ex.status_code,
-                    chunk_count=state["index"],
+                    chunk_count=count,
                     request_body=ex.call.raw if ex.call is not None else b"",
                     context=ctx.info(),
                 ),

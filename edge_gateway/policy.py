@@ -15,7 +15,7 @@ from .exchange import Exchange
 from .providers.base import estimate_tokens
 from .ratelimit import RateLimiter
 
-__all__ = ["DEFAULT_COMPLETION_ESTIMATE", "admit", "estimate_cost"]
+__all__ = ["DEFAULT_COMPLETION_ESTIMATE", "admit", "estimate_cost", "release_budget", "reserve_budget"]
 
 DEFAULT_COMPLETION_ESTIMATE = 1024
 """Completion tokens assumed for the budget pre-check when a request sets no `max_tokens`."""
@@ -34,7 +34,11 @@ def estimate_cost(ex: Exchange, prompt_tokens: int) -> Decimal:
 
 
 def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> None:
-    """Raise 429 (with Retry-After) or 402, or record the request against its limits and budgets."""
+    """Raise 429 (with Retry-After) or 402, or record the request against its limits and budgets.
+
+    Rate limits are about the client's request and count once; the budget check is about the LLM that will
+    answer, so a fallback attempt calls `release_budget` then `reserve_budget` for its own LLM and model.
+    """
     app = ex.app
     assert app is not None
     cfg = app.config
@@ -74,7 +78,13 @@ def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> None:
         if key.endswith(":rpm"):
             limiter.add(key, 1)
     ex.rate_keys = tuple(token_keys)
+    reserve_budget(ex, budgets, prompt_estimate)
 
+
+def reserve_budget(ex: Exchange, budgets: BudgetTracker, prompt_estimate: int = -1) -> None:
+    """Reserve the estimated cost of calling `ex.llm` / `ex.model` on every applicable budget; 402 if one blocks."""
+    app = ex.app
+    assert app is not None
     user = ex.cfg.users.get(ex.user_id) if ex.user_id is not None else None
     states = budgets.applicable(
         app.id,
@@ -95,6 +105,13 @@ def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> None:
             f"(this request could cost up to {estimate:.4f})"
         )
     ex.reservation = Reservation(states, estimate)
+
+
+def release_budget(ex: Exchange, budgets: BudgetTracker) -> None:
+    """Give back what the request holds (an attempt that failed costs nothing), before a fallback re-reserves."""
+    if ex.reservation is not None:
+        budgets.settle(ex.reservation, Decimal(0))
+        ex.reservation = None
 
 
 def _prompt_estimate(ex: Exchange) -> int:

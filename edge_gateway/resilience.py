@@ -1,4 +1,4 @@
-"""The upstream phase: one call, retried with jittered exponential backoff, then the LLM's fallbacks in order.
+"""The upstream phase: one call, retried with jittered exponential backoff; the LLM's fallbacks in order.
 
 Rules (Bifrost's, made explicit):
 - Retry on network errors, timeouts, 408/429/5xx (`UpstreamError.retryable`), up to the LLM's `max_retries`,
@@ -7,7 +7,9 @@ Rules (Bifrost's, made explicit):
 - Never retry or fall back on the gateway's own errors (`GatewayError` is not caught here) or when a plugin
   set `allow_fallbacks=False` in the context.
 - Fall back (next `FallbackTarget`) after the retries of a target are exhausted on a retryable error or a 5xx.
-  A vendor's 4xx other than 408/429 describes the client's request and is returned as is.
+  A vendor's 4xx other than 408/429 describes the client's request and is returned as is. The pipeline drives
+  the fallbacks, because each one is a whole attempt: the fallback LLM's own plugin chain, the app's link to
+  it, its model allow-list and its budget are checked again before `call_with_retries` runs for it.
 - A stream counts as failed until its first chunk arrived: a failure before that moves on (retry, then
   fallback); after it, the client already has data and the stream ends with an error event instead.
 - When every target failed, the client gets the primary target's error.
@@ -26,7 +28,15 @@ from .providers import OpenAIRequest, Usage
 from .providers.sse import SSESplitter
 from .upstream import UpstreamReply, UpstreamRequest, UpstreamTransport, status_is_retryable
 
-__all__ = ["Backoff", "FullResult", "StreamResult", "call_with_resilience"]
+__all__ = [
+    "Attempted",
+    "Backoff",
+    "FullResult",
+    "StreamResult",
+    "call_with_retries",
+    "fallback_targets",
+    "may_fall_back",
+]
 
 
 @dataclass(slots=True)
@@ -197,69 +207,61 @@ class _native_events:
             yield tail
 
 
-def _fallback_allowed(err: UpstreamError) -> bool:
+def may_fall_back(err: UpstreamError) -> bool:
+    """Whether an upstream failure is one a fallback target could fix (not the client's own 4xx)."""
     return err.retryable or err.status_code >= 500
 
 
-async def call_with_resilience(
+def fallback_targets(cfg: CompiledConfig, llm: CompiledLLM, model: str) -> list[tuple[CompiledLLM, str]]:
+    """The LLM's fallbacks in order, each with the model to ask it for (its own, else its default)."""
+    out: list[tuple[CompiledLLM, str]] = []
+    for fb in llm.config.fallbacks:
+        other = cfg.llms_by_slug.get(fb.llm_slug)
+        if other is not None and other is not llm:
+            out.append((other, fb.model or other.config.default_model or model))
+    return out
+
+
+async def call_with_retries(
     *,
-    cfg: CompiledConfig,
     transport: UpstreamTransport,
-    llm: CompiledLLM,
+    target: CompiledLLM,
     model: str,
-    build: Callable[[CompiledLLM, str], UpstreamRequest],
+    request: UpstreamRequest,
     call: OpenAIRequest,
     native: bool,
-    allow_fallbacks: bool,
     backoff: Backoff,
     attempted: Attempted,
     on_retry: Callable[[CompiledLLM], None] | None = None,
-    on_fallback: Callable[[CompiledLLM, CompiledLLM], None] | None = None,
 ) -> FullResult | StreamResult:
-    """Run the upstream phase; raises the primary target's `UpstreamError` when everything failed."""
-    targets: list[tuple[CompiledLLM, str]] = [(llm, model)]
-    if allow_fallbacks and not native:
-        for fb in llm.config.fallbacks:
-            other = cfg.llms_by_slug.get(fb.llm_slug)
-            if other is not None:
-                targets.append((other, fb.model or other.config.default_model or model))
-    primary_error: UpstreamError | None = None
+    """Call one target, retrying retryable failures; raises the last `UpstreamError` when the retries ran out.
+
+    Fallbacks are the pipeline's business: each fallback attempt re-runs the fallback LLM's plugin chain and
+    policy checks before it comes back here (see `pipeline.py`).
+    """
+    attempted.llm, attempted.model = target, model
+    if target.unavailable or target.provider is None:
+        raise UpstreamError(
+            502,
+            f"LLM {target.slug!r} is unavailable at this edge: {target.unavailable}",
+            retryable=False,
+            code="llm_unavailable",
+        )
     loop = asyncio.get_running_loop()
-    for index, (target, target_model) in enumerate(targets):
-        if index:
-            attempted.fallbacks.append(target.slug)
-            if on_fallback is not None:
-                on_fallback(targets[index - 1][0], target)
-        attempted.llm, attempted.model = target, target_model
-        if target.unavailable or target.provider is None:
-            err = UpstreamError(
-                502,
-                f"LLM {target.slug!r} is unavailable at this edge: {target.unavailable}",
-                retryable=False,
-                code="llm_unavailable",
-            )
-            primary_error = primary_error or err
-            continue
-        request = build(target, target_model)
-        for retry in range(target.config.max_retries + 1):
-            attempted.attempts += 1
-            started = loop.time()
-            try:
-                result = await _attempt(transport, target, request, call, target_model, native)
-                attempted.upstream_s += loop.time() - started
-                return result
-            except UpstreamError as err:
-                attempted.upstream_s += loop.time() - started
-                if index == 0 and primary_error is None:
-                    primary_error = err
-                last = err
-                if not err.retryable or retry == target.config.max_retries:
-                    break
-                attempted.retries += 1
-                if on_retry is not None:
-                    on_retry(target)
-                await asyncio.sleep(backoff.delay(retry, err.headers.get("retry-after")))
-        if not _fallback_allowed(last):
-            break
-    assert primary_error is not None
-    raise primary_error
+    retries = target.config.max_retries
+    for retry in range(retries + 1):
+        attempted.attempts += 1
+        started = loop.time()
+        try:
+            result = await _attempt(transport, target, request, call, model, native)
+            attempted.upstream_s += loop.time() - started
+            return result
+        except UpstreamError as err:
+            attempted.upstream_s += loop.time() - started
+            if not err.retryable or retry == retries:
+                raise
+            attempted.retries += 1
+            if on_retry is not None:
+                on_retry(target)
+            await asyncio.sleep(backoff.delay(retry, err.headers.get("retry-after")))
+    raise AssertionError("unreachable: the loop returns or raises")

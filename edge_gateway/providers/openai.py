@@ -79,15 +79,14 @@ def usage_from(body: _UsageBody | None, usage: Usage) -> None:
 class OpenAIStreamTranslator:
     """Passes OpenAI events through; reads usage and counts tool calls and choices on the way."""
 
-    __slots__ = ("usage", "_drop_usage_chunk", "_events", "_done", "_prompt_estimate", "_tool_ids")
+    __slots__ = ("usage", "_drop_usage_chunk", "_events", "_done", "_call")
 
     def __init__(self, call: OpenAIRequest) -> None:
         self.usage = Usage()
         self._drop_usage_chunk = not call.client_wants_usage
         self._events: list[bytes] = []
         self._done = False
-        self._prompt_estimate = estimate_tokens(call.data.get("messages") or call.data.get("prompt") or "")
-        self._tool_ids: set[str] = set()
+        self._call = call  # the prompt is estimated at the end, only when the vendor reported no usage
 
     @property
     def done(self) -> bool:
@@ -137,7 +136,8 @@ class OpenAIStreamTranslator:
         self.usage.choices = len(choices)
         self.usage.tool_calls = tool_calls
         if not self.usage.reported:
-            self.usage.prompt_tokens = self._prompt_estimate
+            data = self._call.data
+            self.usage.prompt_tokens = estimate_tokens(data.get("messages") or data.get("prompt") or "")
             self.usage.completion_tokens = (completion_chars + 3) // 4
 
 

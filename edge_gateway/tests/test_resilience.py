@@ -43,7 +43,7 @@ def edge(mock_upstream, tmp_path_factory):
     )
     single = llm(3, "single", f"{mock_upstream}/v1", default_model="solo", allowed_models=["solo"], max_retries=0)
     snap = make_snapshot(
-        mock_upstream, llms=[primary, backup, single], apps=[AppConfig(id=1, name="one", llm_ids=[1, 3])]
+        mock_upstream, llms=[primary, backup, single], apps=[AppConfig(id=1, name="one", llm_ids=[1, 2, 3])]
     )
     with run_edge(snap, tmp_path_factory.mktemp("edge")) as running:
         yield running
