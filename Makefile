@@ -1,4 +1,5 @@
-# The two commands a newcomer needs: `make up` (the whole system, embedded defaults) and `make test`.
+# The two commands a newcomer needs: `make up` (the whole system, embedded servers) and `make test`.
+# Both create the virtual environment and install the pinned dependencies on first use (python3 + pip only).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: up test lint install clean-state
 
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Fjordgate needs Python 3.11 or newer: make PYTHON=python3.11 ...")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
@@ -23,3 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+
+# Deletes the local stack's data: databases, streams, secrets (a new admin password is printed next `up`).
+clean-state:
+	rm -rf $${FJORDGATE_STATE_DIR:-.fjordgate}
