@@ -6,9 +6,11 @@ the control plane's own periodic jobs (budget roll-over, KV expiry, stale edges,
 may run (no leader election) and each fire time still runs exactly once.
 """
 
+import logging
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger
 
 from control_plane.schedules import conf as schedule_conf
 
@@ -25,3 +27,24 @@ app.conf.beat_schedule = {
     },
 }
 app.autodiscover_tasks()
+
+DISPATCH_TASK = "schedules.dispatch"
+
+
+class QuietDispatchTick(logging.Filter):
+    """Drops Celery's per-tick INFO lines about the dispatcher (sent / received / succeeded, every second).
+
+    At one tick a second they would bury everything else in the worker's and beat's logs (and in `fjordgate up`'s
+    interleaved output); runs of real schedules, warnings and errors, including a failing tick, still show.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        return DISPATCH_TASK not in record.getMessage()
+
+
+@after_setup_logger.connect
+def _quiet_dispatch_tick(logger: logging.Logger, **kwargs: object) -> None:
+    for handler in logger.handlers:
+        handler.addFilter(QuietDispatchTick())
