@@ -132,6 +132,7 @@ def _apply(plugin: Plugin, data: dict[str, Any]) -> Plugin:
             setattr(plugin, name, data[name])
     plugin.import_path = plugin.import_path or ""
     plugin.command = list(plugin.command or [])
+    plugin.extra_scopes = list(plugin.extra_scopes or [])  # an empty admin field arrives as None
     if bool(plugin.import_path) == bool(plugin.command):
         raise ValidationError("Set exactly one of import_path (in-process) and command (isolated process).")
     if not all(isinstance(part, str) for part in plugin.command):

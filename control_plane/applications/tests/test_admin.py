@@ -173,6 +173,18 @@ def test_plugin_config_form_generated_from_schema_and_validated(admin_client, re
     assert good.status_code == 302, good.content.decode()[:3000]
     plugin.refresh_from_db()
     assert plugin.config == {"mode": "block", "threshold": 7, "enabled": True}
+    assert plugin.extra_scopes == []  # the empty scope-grant field saves as "no extra scopes"
+
+    typo = admin_client.post(
+        f"/admin/plugins/plugin/{plugin.pk}/change/", {**form, "config__threshold": 7, "extra_scopes": '["apps.raed"]'}
+    )
+    assert typo.status_code == 200 and "Unknown scope(s): apps.raed" in typo.content.decode()
+    granted = admin_client.post(
+        f"/admin/plugins/plugin/{plugin.pk}/change/", {**form, "config__threshold": 7, "extra_scopes": '["apps.read"]'}
+    )
+    assert granted.status_code == 302
+    plugin.refresh_from_db()
+    assert plugin.extra_scopes == ["apps.read"]
 
 
 def test_plugin_config_validated_against_schema_in_api(admin_api):
