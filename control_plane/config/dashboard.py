@@ -50,11 +50,16 @@ def _series(days: int, group_field: str, names: dict[int, str]) -> dict:
                     "label": names.get(key, f"#{key}" if key is not None else "unknown"),
                     "color": PALETTE[index % len(PALETTE)],
                     "points": points,
-                    "total": sum(values[metric].values()),
+                    "total": _display(metric, sum(values[metric].values())),
                 }
             )
         charts[metric] = _svg(lines, day_list)
     return charts
+
+
+def _display(metric: str, total: Decimal | int) -> str:
+    """Counts as integers; spend with six decimals, since one request often costs a few millionths."""
+    return f"{Decimal(total):.6f}" if metric == "cost" else f"{int(total):,}"
 
 
 def _svg(lines: list[dict], days: list) -> dict:

@@ -43,6 +43,7 @@ def test_dashboard_charts_usage_and_spend_per_app_and_per_llm(admin_client):
         _record(alpha.pk, llm.pk, 100, "0.0125"),
         _record(alpha.pk, llm.pk, 50, "0.0100", days_ago=1),
         _record(beta.pk, llm.pk, 10, "0.0010"),
+        _record(beta.pk, llm.pk, 4, "0.000007"),  # what one small request really costs
         _record(beta.pk, llm.pk, 999, "9.0000", days_ago=40),  # outside the default 14 days
     ]
     analytics_ingest_batches(
@@ -51,13 +52,13 @@ def test_dashboard_charts_usage_and_spend_per_app_and_per_llm(admin_client):
 
     page = admin_client.get("/admin/dashboard/").content.decode()
 
-    assert "alpha-app: 2" in page and "beta-app: 1" in page  # requests
-    assert "alpha-app: 150" in page and "beta-app: 10" in page  # tokens
-    assert "alpha-app: 0.0225" in page and "beta-app: 0.0010" in page  # spend, exact decimals
-    assert "dash-mock: 3" in page and "dash-mock: 160" in page  # the same traffic per LLM
+    assert "alpha-app: 2" in page and "beta-app: 2" in page  # requests
+    assert "alpha-app: 150" in page and "beta-app: 14" in page  # tokens
+    assert "alpha-app: 0.022500" in page and "beta-app: 0.001007" in page  # spend, exact decimals
+    assert "dash-mock: 4" in page and "dash-mock: 164" in page  # the same traffic per LLM
     assert page.count("<polyline") == 3 * 2 + 3 * 1  # requests, tokens, spend: a line per app, then per LLM
     longer = admin_client.get("/admin/dashboard/?days=90").content.decode()
-    assert "beta-app: 2" in longer and "beta-app: 9.0010" in longer
+    assert "beta-app: 3" in longer and "beta-app: 9.001007" in longer
 
 
 def test_dashboard_is_for_staff_only(client, django_user_model):
