@@ -5,15 +5,23 @@ Every accepted request (one that passed authentication) yields exactly one `Anal
 abandoned mid-stream. The request path only appends to in-memory queues (`TelemetryQueue.put`, no I/O, no
 await); one drain task per sink delivers batches, so a slow sink never slows requests or the other sinks.
 
-Sinks implement `TelemetrySink.submit_batch(records)`; the NATS shipper (`edge_gateway.telemetry`) and the
-data-collector plugins (`PluginCollectorSink` in `edge_gateway.collectors`) are the two kinds. Each queue is
-bounded: when a sink falls behind by `maxsize` records, the oldest are dropped and counted
-(`fjordgate_edge_telemetry_dropped_total`), so memory stays bounded whatever a sink does.
+Sinks implement `TelemetrySink.submit_batch(records)` (metrics, data-collector plugins in
+`edge_gateway.collectors`). Each lane is bounded: when a sink falls behind by `maxsize` records, the oldest are
+dropped and counted (`fjordgate_edge_telemetry_dropped_total`), so memory stays bounded whatever a sink does.
+
+Durable sinks (`DurableSink.write(record) -> future`, the NATS shipper) are different: a record in an
+in-memory lane dies with the process, and a request whose client received its response must keep its
+analytics row even if the edge is SIGKILLed right after. So `put` hands each record to every durable sink at
+once (a queue hand-off to the spool's writer thread, still no I/O on the request path) and notes the future;
+`DurableResponses`, wrapped around the LLM endpoints, holds back the response's final message until those
+futures resolved (one group commit, tens of microseconds) and only then completes the response.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 from collections import deque
 from decimal import Decimal
@@ -24,7 +32,7 @@ from shared_sdk.snapshot import ModelPriceConfig
 
 from .providers.base import Usage
 
-__all__ = ["TelemetryQueue", "TelemetryRecord", "TelemetrySink", "cost_of"]
+__all__ = ["DurableResponses", "DurableSink", "TelemetryQueue", "TelemetryRecord", "TelemetrySink", "cost_of"]
 
 log = logging.getLogger("fjordgate.edge.telemetry")
 
@@ -59,6 +67,20 @@ class TelemetrySink(Protocol):
     async def submit_batch(self, records: list[Any]) -> None: ...
 
 
+@runtime_checkable
+class DurableSink(Protocol):
+    """Something that makes each record durable on its own: `write` queues it (no blocking I/O) and returns a
+    future that resolves once it is safe (or fails). It may raise at once when it cannot take the record."""
+
+    def write(self, record: Any) -> asyncio.Future[None]: ...
+
+
+_pending_writes: contextvars.ContextVar[list[asyncio.Future[None]] | None] = contextvars.ContextVar(
+    "fjordgate_pending_writes", default=None
+)
+"""Per request (set by DurableResponses): the durable writes its accounting started."""
+
+
 class _SinkLane:
     __slots__ = ("sink", "name", "items", "wakeup", "task", "dropped")
 
@@ -88,6 +110,7 @@ class TelemetryQueue:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._lanes: list[_SinkLane] = []
+        self._durable: list[tuple[DurableSink, str]] = []
         self._running = False
         self._on_drop = on_drop
 
@@ -101,7 +124,16 @@ class TelemetryQueue:
         if self._running:
             lane.task = asyncio.get_running_loop().create_task(self._drain(lane), name=f"telemetry-{lane.name}")
 
-    def remove_sink(self, sink: TelemetrySink) -> None:
+    def add_durable_sink(self, sink: DurableSink, name: str | None = None) -> None:
+        """Hand every record put from now on to `sink.write` synchronously (see the module docstring)."""
+        self._durable = [*self._durable, (sink, name or type(sink).__name__)]
+
+    @property
+    def has_durable_sinks(self) -> bool:
+        return bool(self._durable)
+
+    def remove_sink(self, sink: Any) -> None:
+        self._durable = [entry for entry in self._durable if entry[0] is not sink]
         for lane in self._lanes:
             if lane.sink is sink:
                 self._lanes = [x for x in self._lanes if x is not lane]
@@ -109,6 +141,20 @@ class TelemetryQueue:
                     lane.task.cancel()
 
     def put(self, record: TelemetryRecord) -> None:
+        if self._durable:
+            pending = _pending_writes.get()
+            for sink, name in self._durable:
+                try:
+                    future = sink.write(record)
+                except Exception as exc:
+                    log.error("telemetry sink %s refused a record: %s", name, exc)
+                    if self._on_drop is not None:
+                        self._on_drop(name)
+                    continue
+                if pending is not None:
+                    pending.append(future)
+                else:
+                    future.add_done_callback(_log_failed_write)
         for lane in self._lanes:
             items = lane.items
             if len(items) == items.maxlen:
@@ -182,3 +228,64 @@ class TelemetryQueue:
             raise
         except Exception:
             log.exception("telemetry sink %s failed on a batch of %d records (dropped)", lane.name, len(batch))
+
+
+def _log_failed_write(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a telemetry record could not be made durable: %s", future.exception())
+
+
+class DurableResponses:
+    """ASGI wrapper: a response completes only once the telemetry its request produced is durable.
+
+    Accounting runs after the pipeline sent the last body message (it needs the final status and usage), so
+    this wrapper holds that last message (`more_body` false: the end of a body or of a stream) back, lets the
+    pipeline account the request, waits for the durable sinks' futures (bounded by `timeout_s`: a stalled disk
+    delays responses at most that long, then they go out anyway and the failure is logged), and then sends it.
+    Without durable sinks (no NATS) it is a pass-through.
+    """
+
+    def __init__(self, app: Any, queue: TelemetryQueue, *, timeout_s: float = 2.0) -> None:
+        self.app = app
+        self.queue = queue
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.queue.has_durable_sinks:
+            await self.app(scope, receive, send)
+            return
+        pending: list[asyncio.Future[None]] = []
+        held: list[dict[str, Any]] = []
+
+        async def send_holding_last(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                held.append(message)
+                return
+            await send(message)
+
+        token = _pending_writes.set(pending)
+        try:
+            await self.app(scope, receive, send_holding_last)
+        except BaseException:
+            if pending:
+                await self._settle(pending)
+            if held:
+                with contextlib.suppress(Exception):
+                    await send(held[0])
+            raise
+        finally:
+            _pending_writes.reset(token)
+        if pending:
+            await self._settle(pending)
+        if held:
+            await send(held[0])
+
+    async def _settle(self, pending: list[asyncio.Future[None]]) -> None:
+        done, not_done = await asyncio.wait(pending, timeout=self.timeout_s)
+        for future in done:
+            if future.exception() is not None:
+                log.error("telemetry record not durable before the response: %s", future.exception())
+        if not_done:
+            log.error("%d telemetry records not on disk after %.1f s; response released", len(not_done), self.timeout_s)
+            for future in not_done:
+                future.add_done_callback(_log_failed_write)

@@ -5,8 +5,10 @@ Start-up order (lifespan): open the local KV -> start telemetry -> load config (
 `NATS_URL` is set -> start housekeeping. Shutdown runs it backwards and flushes telemetry.
 
 With `NATS_URL` set, the sync service (`edge_gateway.sync.EdgeSyncService`, the sync helper's) is built with
-the config store and registered as a telemetry sink (its shipper); it uses only the interfaces documented on
-`ConfigStore` and `TelemetryQueue`. Without it, the edge runs from the snapshot file (a supported mode).
+the config store and registered as a durable telemetry sink (its shipper writes each record to the on-disk
+spool; the LLM endpoints are wrapped in `DurableResponses`, so a response completes only once its records are
+on disk) and as the event hub's uplink; it uses only the interfaces documented on `ConfigStore`,
+`TelemetryQueue` and `EdgeEventHub`. Without it, the edge runs from the snapshot file (a supported mode).
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shared_sdk import Runtime
 from shared_sdk.host import PluginHost
 
-from .accounting import TelemetryQueue
+from .accounting import DurableResponses, TelemetryQueue
 from .collectors import PluginCollectorSink
 from .config_store import ConfigRejected, ConfigStore
 from .endpoints import Health, LLMEndpoint, MetricsEndpoint, NativeEndpoint, PluginEndpoint, Ready
@@ -61,6 +63,10 @@ class Edge:
     hub: EdgeEventHub
     runtime: EdgeRuntime
     pipeline: Pipeline
+    in_flight: list[int]
+    """LLM requests being served now (one-element list, shared with the counting wrapper; for heartbeats)."""
+    sync: Any = None
+    """The running `EdgeSyncService` when NATS_URL is set."""
 
 
 def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = None) -> Edge:
@@ -95,7 +101,44 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         metrics=metrics,
         backoff=Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s),
     )
-    return Edge(settings, store, telemetry, metrics, kv, hub, runtime, Pipeline(runtime))
+    return Edge(settings, store, telemetry, metrics, kv, hub, runtime, Pipeline(runtime), [0])
+
+
+class _SyncAwareReady:
+    """`GET /ready`: the edge's Ready answer plus, with NATS configured, where the config came from
+    (`config_source`: nats | disk) and whether NATS is reachable, so an operator sees an edge serving from its
+    last snapshot."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self.ready = Ready(edge.store)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        sync = self.edge.sync
+        cfg = self.edge.store.current
+        if sync is None:
+            await self.ready(scope, receive, send)
+            return
+        body = {"status": "ready" if cfg is not None else "waiting for config", **sync.status()}
+        if cfg is not None:
+            body.update(namespace=cfg.snapshot.namespace, version=cfg.version, checksum=cfg.checksum)
+        response = JSONResponse(body, status_code=200 if cfg is not None else 503)
+        await response(scope, receive, send)
+
+
+class _InFlight:
+    """ASGI wrapper counting requests in progress (reported in the edge's heartbeat)."""
+
+    def __init__(self, app: Any, counter: list[int]) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.counter[0] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.counter[0] -= 1
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -115,11 +158,15 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 def _routes(edge: Edge) -> list[Route]:
     pipeline = edge.pipeline
-    chat = LLMEndpoint(pipeline, "chat")
-    completions = LLMEndpoint(pipeline, "completions")
-    embeddings = LLMEndpoint(pipeline, "embeddings")
+
+    def durable(endpoint: Any) -> _InFlight:
+        return _InFlight(DurableResponses(endpoint, edge.telemetry), edge.in_flight)
+
+    chat = durable(LLMEndpoint(pipeline, "chat"))
+    completions = durable(LLMEndpoint(pipeline, "completions"))
+    embeddings = durable(LLMEndpoint(pipeline, "embeddings"))
     models = LLMEndpoint(pipeline, "models")
-    native = NativeEndpoint(pipeline)
+    native = durable(NativeEndpoint(pipeline))
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
         Route("/v1/chat/completions", chat, methods=["POST"]),
@@ -134,7 +181,7 @@ def _routes(edge: Edge) -> list[Route]:
             methods=methods,
         ),
         Route("/health", Health(), methods=["GET"]),
-        Route("/ready", Ready(edge.store), methods=["GET"]),
+        Route("/ready", _SyncAwareReady(edge), methods=["GET"]),
         Route("/metrics", MetricsEndpoint(edge.metrics), methods=["GET"]),
     ]
 
@@ -152,8 +199,12 @@ def _start_sync_service(edge: Edge) -> Any:
         host=settings.host,
         port=settings.port,
         registry=edge.metrics.registry,
+        in_flight=lambda: edge.in_flight[0],
     )
-    edge.telemetry.add_sink(service.shipper, name="nats")
+    edge.telemetry.add_durable_sink(service.shipper, name="nats")
+    edge.hub.uplink = service.events.publish_up
+    edge.hub.payload_sink = service.shipper.submit_payload
+    service.events.deliver = edge.hub.deliver_from_remote
     return service
 
 
@@ -186,6 +237,7 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
             if settings.nats_url:
                 sync = _start_sync_service(edge)
                 await sync.start()
+                edge.sync = sync
             housekeeping = asyncio.create_task(_housekeeping(edge), name="edge-housekeeping")
             log.info("edge %s ready to serve namespace %r", settings.edge_id, settings.namespace)
             yield

@@ -4,6 +4,11 @@
 local subscribers *and* to the uplink the sync client installs (`hub.uplink = async callable(event)`);
 events arriving from the control plane are handed to `hub.deliver_from_remote(event)`, which delivers them
 locally as LOCAL (never sent back up: no loops).
+
+Edge payloads ride the same API: an UP event on `sync_protocol.EDGE_PAYLOAD_TOPIC` (made with
+`edge_payload_event`) is not an event at all: the hub hands it to `payload_sink` (the sync service's shipper,
+which persists it until the control plane acknowledged it), stamped with the publishing plugin's slug, and
+never delivers it to local subscribers.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import msgspec
 
 from shared_sdk import LLM, App, BudgetStatus, Direction, Event, EventBus, GatewayServices, Runtime, Services, User
 from shared_sdk.context import EventHandler, StdlibPluginLogger, deliver, topic_matches
+from shared_sdk.sync_protocol import EDGE_PAYLOAD_TOPIC, EdgePayloadRequest, decode
 
 from .auth import find_credential
 from .config_store import ConfigStore
@@ -31,14 +37,32 @@ class EdgeEventHub:
     def __init__(self) -> None:
         self.subscriptions: dict[str, tuple[str | None, EventHandler]] = {}
         self.uplink: Callable[[Event], Awaitable[None]] | None = None
+        self.payload_sink: Callable[..., Awaitable[str]] | None = None
+        """`TelemetryShipper.submit_payload` when the edge runs with NATS."""
 
     async def publish(self, event: Event) -> None:
+        if event.topic == EDGE_PAYLOAD_TOPIC:
+            await self._send_payload(event)
+            return
         await self._deliver_local(event)
         if event.direction is Direction.UP:
             if self.uplink is not None:
                 await self.uplink(event)
             else:
                 log.debug("event %s for the control plane dropped: no sync client is running", event.topic)
+
+    async def _send_payload(self, event: Event) -> None:
+        """Raises (to the publishing plugin) for a malformed or oversized payload; drops it, logged, without NATS."""
+        request = decode(event.payload, EdgePayloadRequest)
+        if self.payload_sink is None:
+            log.warning("payload of plugin %s dropped: this edge has no control plane connection", event.source)
+            return
+        await self.payload_sink(
+            plugin_slug=event.source,
+            payload=request.payload,
+            correlation_id=request.correlation_id,
+            metadata=request.metadata,
+        )
 
     async def deliver_from_remote(self, event: Event) -> None:
         await self._deliver_local(msgspec.structs.replace(event, direction=Direction.LOCAL))
@@ -61,8 +85,8 @@ class EdgeEventBus(EventBus):
         self.source = source
 
     async def publish_event(self, event: Event) -> None:
-        if not event.source:
-            event = msgspec.structs.replace(event, source=self.source)
+        if not event.source or (event.topic == EDGE_PAYLOAD_TOPIC and event.source != self.source):
+            event = msgspec.structs.replace(event, source=self.source)  # a payload always names its own plugin
         await self.hub.publish(event)
 
     async def subscribe(self, topic: str, handler: EventHandler) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from .messages import AnalyticsRecord, BudgetUsage, EdgePayload, ProxyLog
+from .messages import AnalyticsRecord, BudgetUsage, Direction, EdgePayload, Event, ProxyLog
 from .snapshot import (
     AppConfig,
     BudgetConfig,
@@ -43,6 +43,7 @@ from .snapshot import (
 __all__ = [
     "BRIDGE_QUEUE_GROUP",
     "CHUNK_TARGET_BYTES",
+    "EDGE_PAYLOAD_TOPIC",
     "KEY_BUDGETS",
     "KEY_MANIFEST",
     "PAYLOAD_CONSUMER",
@@ -52,14 +53,18 @@ __all__ = [
     "BudgetSpend",
     "BudgetUpdate",
     "EdgeHeartbeat",
+    "EdgePayloadRequest",
+    "EventEnvelope",
     "PayloadEnvelope",
     "ReloadRequest",
     "SnapshotManifest",
     "TelemetryBatch",
+    "TelemetryBatchRaw",
     "chunk_key",
     "config_bucket",
     "decode",
     "down_subject",
+    "edge_payload_event",
     "encode",
     "manifest_digests",
     "namespace_token",
@@ -153,7 +158,11 @@ class SnapshotManifest(_Wire):
 class BudgetSpend(_Wire):
     budget_id: int
     spent: Decimal
+    """Every edge's ingested spend in the current period."""
     period_start: float
+    by_edge: dict[str, Decimal] = {}
+    """The part of `spent` each edge contributed: an edge enforces `spent + max(0, own - by_edge[own id])`, i.e.
+    the control plane's figure plus its own spend the control plane has not seen yet."""
 
 
 class BudgetUpdate(_Wire):
@@ -203,6 +212,54 @@ class TelemetryBatch(_Wire):
     analytics: list[AnalyticsRecord] = []
     budget_usage: list[BudgetUsage] = []
     proxy_logs: list[ProxyLog] = []
+
+
+class TelemetryBatchRaw(_Wire):
+    """The same wire shape as `TelemetryBatch`, built from records already msgpack-encoded (the edge's spool
+    keeps each record encoded; re-decoding them only to encode them again would cost the edge CPU)."""
+
+    batch_id: str
+    edge_id: str
+    namespace: str
+    created_at: float
+    analytics: list[msgspec.Raw] = []
+    budget_usage: list[msgspec.Raw] = []
+    proxy_logs: list[msgspec.Raw] = []
+
+
+class EventEnvelope(_Wire):
+    """Plugin events between the tiers (core NATS, at most once, like the local bus):
+
+    - up: `fj.up.<ns>.<edge>.event` (edge -> control plane; the bridges' queue group takes each once);
+    - down: `fj.down.<ns>.event` (control plane -> that namespace's edges) or `fj.down._all.event` (global).
+
+    The receiver re-publishes `event` on its local bus as `Direction.LOCAL`, so it is never sent back across.
+    """
+
+    event: Event
+    origin: str = ""
+    """`edge:<edge id>` or `control:<bridge id>`: who put it on the wire (for logs and loop checks)."""
+
+
+EDGE_PAYLOAD_TOPIC = "fjordgate.edge_payload"
+"""A gateway plugin sends a payload to its studio half by publishing an UP event on this topic (see
+`edge_payload_event`); the edge takes it off the event path and persists it in its spool until the control
+plane acknowledged it, then the bridge calls the studio plugin's `accept_edge_payload`."""
+
+
+class EdgePayloadRequest(_Wire):
+    """The body of an `EDGE_PAYLOAD_TOPIC` event."""
+
+    payload: bytes
+    correlation_id: str = ""
+    metadata: dict[str, str] = {}
+
+
+def edge_payload_event(payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None) -> Event:
+    """The event a gateway plugin publishes (`ctx.services.events.publish_event(...)`) to send `payload` (at most
+    1 MiB) up to its studio half; the edge fills in the plugin slug, edge id, namespace and timestamps."""
+    request = EdgePayloadRequest(payload=bytes(payload), correlation_id=correlation_id, metadata=dict(metadata or {}))
+    return Event(topic=EDGE_PAYLOAD_TOPIC, payload=encode(request), direction=Direction.UP)
 
 
 class PayloadEnvelope(_Wire):

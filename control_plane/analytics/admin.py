@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from .models import AnalyticsEvent, BudgetUsageRecord, EdgePayloadRecord, ProxyLogRecord
+from .selectors import usage_summary_rows
 
 
 class _ReadOnly(admin.ModelAdmin):
@@ -43,3 +47,19 @@ class EdgePayloadRecordAdmin(_ReadOnly):
     list_filter = ("plugin_slug", "namespace")
     search_fields = ("record_id", "correlation_id", "edge_id")
     exclude = ("payload",)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.usage_summaries_view)
+        return [path("usage-summaries/", view, name="analytics_usage_summaries"), *super().get_urls()]
+
+    def usage_summaries_view(self, request):
+        """Per-user usage the bundled usage_summary plugin's edge halves sent up (its studio half stored it)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Usage summaries from the edges",
+            "rows": usage_summary_rows(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "analytics/usage_summaries.html", context)

@@ -20,13 +20,15 @@ def budget_spend_for_snapshot(*, snapshot: ConfigSnapshot) -> list[BudgetSpend]:
     for user in snapshot.users:
         for group_id in user.group_ids:
             members.setdefault(group_id, []).append(user.id)
-    return [
-        BudgetSpend(budget_id=budget.id, spent=_spent(budget, members), period_start=budget.period_start)
-        for budget in snapshot.budgets
-    ]
+    spends = []
+    for budget in snapshot.budgets:
+        by_edge = _spent_by_edge(budget, members)
+        total = sum(by_edge.values(), Decimal("0"))
+        spends.append(BudgetSpend(budget_id=budget.id, spent=total, period_start=budget.period_start, by_edge=by_edge))
+    return spends
 
 
-def _spent(budget: BudgetConfig, members: dict[int, list[int]]) -> Decimal:
+def _spent_by_edge(budget: BudgetConfig, members: dict[int, list[int]]) -> dict[str, Decimal]:
     target = {
         "app": Q(app_id=budget.target_id),
         "user": Q(user_id=budget.target_id),
@@ -36,8 +38,13 @@ def _spent(budget: BudgetConfig, members: dict[int, list[int]]) -> Decimal:
     window = Q(timestamp__gte=dt.datetime.fromtimestamp(budget.period_start, tz=dt.UTC))
     if budget.period_end:
         window &= Q(timestamp__lt=dt.datetime.fromtimestamp(budget.period_end, tz=dt.UTC))
-    total = BudgetUsageRecord.objects.filter(target & window, currency=budget.currency).aggregate(s=Sum("cost"))["s"]
-    return total or Decimal("0")
+    rows = (
+        BudgetUsageRecord.objects.filter(target & window, currency=budget.currency)
+        .values("edge_id")
+        .annotate(s=Sum("cost"))
+        .order_by("edge_id")
+    )
+    return {row["edge_id"]: row["s"] or Decimal("0") for row in rows}
 
 
 def usage_series(*, group_by: str, since: dt.datetime, bucket: str = "day") -> list[dict]:
@@ -53,3 +60,27 @@ def usage_series(*, group_by: str, since: dt.datetime, bucket: str = "day") -> l
         .order_by("bucket", group_by)
     )
     return list(rows)
+
+
+USAGE_SUMMARY_IMPORT_PATH = "plugins.usage_summary.plugin:UsageSummary"
+
+
+def usage_summary_rows() -> list[dict]:
+    """What the bundled usage_summary plugin's studio half stored (studio KV), added up per namespace/app/user.
+
+    Read here rather than through the plugin because Django views may not call plugins synchronously per request
+    and plugins may not import Django; the arithmetic is the plugin's own (`plugins.usage_summary.plugin.totals`).
+    """
+    import json
+
+    from control_plane.kv.services import kv_list, kv_read
+    from control_plane.plugins.models import Plugin
+    from plugins.usage_summary.plugin import SUMMARY_PREFIX, totals
+
+    records: list[dict] = []
+    for slug in Plugin.objects.filter(import_path=USAGE_SUMMARY_IMPORT_PATH).values_list("slug", flat=True):
+        for key in kv_list(plugin_slug=slug, prefix=SUMMARY_PREFIX):
+            value = kv_read(plugin_slug=slug, key=key)
+            if value is not None:
+                records.append(json.loads(value))
+    return totals(records)

@@ -12,7 +12,6 @@ import logging
 import time
 
 import msgspec
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -87,7 +86,7 @@ class PayloadReceiver:
         while True:
             try:
                 messages = await subscription.fetch(16, timeout=1)
-            except NatsTimeout:
+            except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
                 continue
             for message in messages:
                 try:

@@ -24,6 +24,7 @@ from .budgets import BudgetPublisher
 from .config_publisher import ConfigPublisher
 from .connection import connect_options, nats_connect
 from .db import run_db
+from .events import EventRelay
 from .health import HealthServer
 from .heartbeats import HeartbeatReceiver
 from .leader import LeaderLease
@@ -72,6 +73,7 @@ class Bridge:
         self.leader: LeaderLease | None = None
         self.publisher: ConfigPublisher | None = None
         self.telemetry: TelemetryIngestor | None = None
+        self.events: EventRelay | None = None
         self.started_at = time.time()
 
     def status(self) -> dict:
@@ -105,7 +107,10 @@ class Bridge:
         self.telemetry = TelemetryIngestor(js, on_ingested=budgets.mark_dirty)
         payloads = PayloadReceiver(js)
         await HeartbeatReceiver(nc).start()
+        self.events = EventRelay(nc, self.bridge_id)
+        await self.events.start()
         tasks = [
+            asyncio.create_task(self.events.run(), name="events-down"),
             asyncio.create_task(self.leader.run(), name="leader"),
             asyncio.create_task(self.telemetry.run(), name="telemetry"),
             asyncio.create_task(payloads.run(), name="payloads"),

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import msgspec
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -60,7 +59,7 @@ class TelemetryIngestor:
         while True:
             try:
                 messages = await subscription.fetch(FETCH_BATCH, timeout=1)
-            except NatsTimeout:
+            except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
                 continue
             batches: list[TelemetryBatch] = []
             good = []

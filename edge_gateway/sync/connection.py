@@ -36,8 +36,14 @@ async def connect_forever(
     on_state: Callable[[bool], None] | None = None,
     retry_s: float = 1.0,
     auth: dict | None = None,
+    inbox_prefix: str = "_INBOX",
 ) -> Client:
-    """Connect (retrying while NATS is down, so an edge can start without it) and report state changes."""
+    """Connect (retrying while NATS is down, so an edge can start without it) and report state changes.
+
+    `inbox_prefix`: the edge's replies (JetStream acks, KV reads, watch deliveries) arrive under
+    `_INBOX.<edge id>.>`, so deploy/nats/nats.conf can let an edge subscribe to its own inboxes only: with
+    `_INBOX.>` it could read the replies the bridge gets, i.e. every namespace's config.
+    """
 
     async def disconnected() -> None:
         log.warning("edge disconnected from NATS; serving from the applied config, spooling telemetry")
@@ -63,6 +69,7 @@ async def connect_forever(
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
                 error_cb=error,
+                inbox_prefix=inbox_prefix,
                 **(auth if auth is not None else nats_auth_options()),
             )
         except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as exc:

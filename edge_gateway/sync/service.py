@@ -25,7 +25,8 @@ from shared_sdk.sync_protocol import EdgeHeartbeat, encode, up_subject
 from ..telemetry.shipper import TelemetryShipper
 from ..telemetry.spool import Spool
 from .client import ConfigSync, SnapshotStore
-from .connection import connect_forever
+from .connection import connect_forever, nats_auth_options
+from .events import EdgeEventLink
 
 log = logging.getLogger("fjordgate.edge.sync")
 
@@ -49,6 +50,7 @@ class EdgeSyncService:
     ) -> None:
         self.namespace = namespace
         self.edge_id = edge_id
+        self._environ = environ
         self._nats_url = nats_url
         self._store = store
         self._host = host
@@ -59,6 +61,8 @@ class EdgeSyncService:
         self.spool = Spool(os.path.join(state_dir, "spool.sqlite3"), max_bytes=spool_max, registry=registry)
         self.shipper = TelemetryShipper(namespace=namespace, edge_id=edge_id, spool=self.spool)
         self.config = ConfigSync(store=store, namespace=namespace, edge_id=edge_id, on_applied=self._beat_soon)
+        self.shipper.on_budget_usage = self.config.note_usage
+        self.events = EdgeEventLink(namespace=namespace, edge_id=edge_id)
         self.nats_connected = False
         self.started_at = time.time()
         self._nc: Client | None = None
@@ -143,9 +147,12 @@ class EdgeSyncService:
             name=f"fjordgate-edge-{self.edge_id}",
             on_connected=connected,
             on_state=self._set_connected,
+            auth=nats_auth_options(self._environ),
+            inbox_prefix=f"_INBOX.{self.edge_id}",
         )
         self._nc = nc
         self.shipper.attach(nc)
+        await self.events.attach(nc)
         heartbeats = asyncio.create_task(self._heartbeat_loop(nc), name="heartbeat")
         try:
             await self.config.run(nc)

@@ -1,39 +1,68 @@
-"""A bounded, ordered, on-disk queue of outgoing NATS messages (SQLite in WAL mode).
+"""A bounded, ordered, on-disk queue of what the edge owes the control plane (SQLite in WAL mode).
 
-Why a spool in front of NATS at all: telemetry and plugin payloads must survive NATS being down and the edge
-being killed, so every message is written here first and deleted only once JetStream acknowledged it. Replay
-is in insertion order (`seq`), so the control plane sees an edge's records in the order they happened.
+Why a spool at all: a request whose client got its response must have its analytics row, whatever happens
+next (NATS down, the edge SIGKILLed). So every telemetry record is written here *before* the response
+completes, and deleted only once JetStream acknowledged the batch that carried it.
 
-The bound is in bytes (EDGE_SPOOL_MAX_BYTES). At 80 % a warning is logged and the `fjordgate_edge_spool_*`
-gauges show it; at 100 % new messages are refused (counted in `fjordgate_edge_spool_dropped_total` and logged
-as an error) rather than evicting older ones, so what is kept stays a gap-free prefix of what happened.
+Why one writer thread with group commit: the request path must not do blocking I/O, and one SQLite
+transaction per record would cap throughput. Every operation (append a record, append a payload, read the
+head, delete what was acknowledged) is queued to a single thread that owns the connection; it takes whatever
+has queued up, runs it in ONE transaction and resolves every waiter after the commit. Under load a commit
+carries hundreds of records; alone, a record waits for one commit (tens of microseconds: WAL with
+`synchronous=NORMAL` does not fsync on commit). A committed transaction is in the OS page cache, so it
+survives a SIGKILL of the process; only a power loss can cost the last commits (fsync would be needed for
+that, at a cost every request would pay).
+
+Two tables: `records` holds single telemetry records (replayed in `seq` order, batched by the shipper);
+`outbox` holds ready-made messages (plugin payloads). The bound is in bytes over both (EDGE_SPOOL_MAX_BYTES):
+at 80 % a warning is logged and the `fjordgate_edge_spool_*` gauges show it; at 100 % new messages are
+refused (counted in `fjordgate_edge_spool_dropped_total`, logged as an error) rather than evicting older
+ones, so what is kept stays a gap-free prefix of what happened.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import aiosqlite
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 log = logging.getLogger("fjordgate.edge.spool")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    subject TEXT NOT NULL,
-    msg_id TEXT NOT NULL,
-    body BLOB NOT NULL,
-    size INTEGER NOT NULL
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        subject TEXT NOT NULL,
+        msg_id TEXT NOT NULL,
+        body BLOB NOT NULL,
+        size INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS records (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind INTEGER NOT NULL,
+        body BLOB NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
-"""
 WARN_FRACTION = 0.8
+MAX_GROUP = 2000
+"""Most operations one transaction carries (bounds the time a waiter spends behind others)."""
 
 
 class SpoolFull(Exception):
     """The spool is at its bound; the message was not stored."""
+
+
+class SpoolClosed(Exception):
+    """The spool is not open (before start-up or after shutdown)."""
 
 
 @dataclass(frozen=True)
@@ -44,13 +73,29 @@ class SpooledMessage:
     body: bytes
 
 
+@dataclass(frozen=True)
+class SpooledRecord:
+    seq: int
+    kind: int
+    body: bytes
+
+
+_Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any] | None"]
+_STOP = object()
+
+
 class Spool:
     def __init__(self, path: str | Path, *, max_bytes: int, registry: CollectorRegistry | None = None) -> None:
         self._path = Path(path)
         self.max_bytes = max_bytes
-        self._db: aiosqlite.Connection | None = None
         self.records = 0
         self.bytes = 0
+        self.spool_id = ""
+        """Random id of this spool file: message ids built from row numbers stay unique if the file is replaced."""
+        self.commits = 0
+        self._ops: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._warned = False
         self._records_gauge = Gauge(
             "fjordgate_edge_spool_records", "Messages waiting in the on-disk spool", registry=registry
@@ -62,23 +107,130 @@ class Spool:
         )
         self._limit_gauge.set(max_bytes)
 
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self._path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process kill
-        await self._db.execute(_SCHEMA)
-        await self._db.commit()
-        async with self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox") as cursor:
-            self.records, self.bytes = await cursor.fetchone()
+        self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[tuple[int, int, str]] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="edge-spool", daemon=True)
+        self._thread.start()
+        self.records, self.bytes, self.spool_id = await ready
         self._update_gauges()
         if self.records:
             log.info("spool holds %d messages (%d bytes) from a previous run; replaying", self.records, self.bytes)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        """Finish every queued operation, then close the connection."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._ops.put(_STOP)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+
+    @property
+    def is_open(self) -> bool:
+        return self._thread is not None
+
+    # -- writes -------------------------------------------------------------------------------------------------
+
+    def reserve(self, size: int, what: str) -> None:
+        """Count `size` bytes against the bound before queuing them; raises SpoolFull / SpoolClosed at once, so a
+        producer on the request path learns of the loss synchronously and can count it."""
+        self._reserve(size, what)
+
+    def write_records(self, items: list[tuple[int, bytes]]) -> asyncio.Future[None]:
+        """Queue reserved telemetry records (kind, body); the future resolves once they are committed."""
+        if self._thread is None or self._loop is None:
+            raise SpoolClosed("records")
+        future: asyncio.Future[None] = self._loop.create_future()
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO records (kind, body) VALUES (?, ?)", items)
+
+        self._ops.put((insert, future))
+        return future
+
+    def write_record(self, kind: int, body: bytes) -> asyncio.Future[None]:
+        """Reserve and queue one record (see `write_records`)."""
+        self._reserve(len(body), "record")
+        return self.write_records([(kind, body)])
+
+    async def append(self, subject: str, msg_id: str, body: bytes) -> int:
+        """Store one ready-made message durably (plugin payloads); raises SpoolFull at the bound."""
+        self._reserve(len(body), msg_id)
+
+        def insert(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "INSERT INTO outbox (subject, msg_id, body, size) VALUES (?, ?, ?, ?)",
+                (subject, msg_id, body, len(body)),
+            )
+            return int(cursor.lastrowid or 0)
+
+        return await self._submit(insert)
+
+    def _reserve(self, size: int, what: str) -> None:
+        if self._thread is None or self._loop is None:
+            raise SpoolClosed(what)
+        if self.bytes + size > self.max_bytes:
+            self._dropped.inc()
+            log.error("telemetry spool full (%d bytes): %s refused", self.bytes, what)
+            raise SpoolFull(what)
+        self.records += 1
+        self.bytes += size
+        self._update_gauges()
+
+    # -- reads and acknowledgements (the shipper) ---------------------------------------------------------------
+
+    async def head(self, limit: int = 100) -> list[SpooledMessage]:
+        """The oldest ready-made messages, in order."""
+
+        def read(db: sqlite3.Connection) -> list[SpooledMessage]:
+            rows = db.execute("SELECT seq, subject, msg_id, body FROM outbox ORDER BY seq LIMIT ?", (limit,))
+            return [SpooledMessage(*row) for row in rows]
+
+        return await self._submit(read)
+
+    async def head_records(self, limit: int = 500) -> list[SpooledRecord]:
+        """The oldest telemetry records, in order."""
+
+        def read(db: sqlite3.Connection) -> list[SpooledRecord]:
+            rows = db.execute("SELECT seq, kind, body FROM records ORDER BY seq LIMIT ?", (limit,))
+            return [SpooledRecord(*row) for row in rows]
+
+        return await self._submit(read)
+
+    async def remove(self, seqs: list[int]) -> None:
+        """Forget outbox messages NATS acknowledged."""
+        if not seqs:
+            return
+        marks = ",".join("?" * len(seqs))
+
+        def delete(db: sqlite3.Connection) -> tuple[int, int]:
+            count, size = db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE seq IN ({marks})", seqs
+            ).fetchone()
+            db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)
+            return count, size
+
+        self._forget(*await self._submit(delete))
+
+    async def remove_records(self, up_to_seq: int) -> None:
+        """Forget every record up to `up_to_seq` (they went out, in order, in acknowledged batches)."""
+
+        def delete(db: sqlite3.Connection) -> tuple[int, int]:
+            count, size = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM records WHERE seq <= ?", (up_to_seq,)
+            ).fetchone()
+            db.execute("DELETE FROM records WHERE seq <= ?", (up_to_seq,))
+            return count, size
+
+        self._forget(*await self._submit(delete))
+
+    def _forget(self, count: int, size: int) -> None:
+        self.records = max(0, self.records - count)
+        self.bytes = max(0, self.bytes - size)
+        self._update_gauges()
 
     def _update_gauges(self) -> None:
         self._records_gauge.set(self.records)
@@ -93,42 +245,82 @@ class Spool:
             )
         self._warned = near
 
-    async def append(self, subject: str, msg_id: str, body: bytes) -> int:
-        """Store one message durably; raises SpoolFull when it would exceed the bound."""
-        assert self._db is not None, "spool not opened"
-        if self.bytes + len(body) > self.max_bytes:
-            self._dropped.inc()
-            log.error("telemetry spool full (%d bytes): message %s on %s refused", self.bytes, msg_id, subject)
-            raise SpoolFull(msg_id)
-        cursor = await self._db.execute(
-            "INSERT INTO outbox (subject, msg_id, body, size) VALUES (?, ?, ?, ?)", (subject, msg_id, body, len(body))
-        )
-        await self._db.commit()
-        self.records += 1
-        self.bytes += len(body)
-        self._update_gauges()
-        return cursor.lastrowid
+    async def _submit(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self._thread is None or self._loop is None:
+            raise SpoolClosed(getattr(fn, "__name__", "operation"))
+        future = self._loop.create_future()
+        self._ops.put((fn, future))
+        return await future
 
-    async def head(self, limit: int = 100) -> list[SpooledMessage]:
-        """The oldest messages, in order."""
-        assert self._db is not None, "spool not opened"
-        async with self._db.execute(
-            "SELECT seq, subject, msg_id, body FROM outbox ORDER BY seq LIMIT ?", (limit,)
-        ) as cursor:
-            return [SpooledMessage(*row) for row in await cursor.fetchall()]
+    # -- the writer thread --------------------------------------------------------------------------------------
 
-    async def remove(self, seqs: list[int]) -> None:
-        """Forget messages NATS acknowledged."""
-        assert self._db is not None, "spool not opened"
-        if not seqs:
+    def _run(self, ready: asyncio.Future) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process kill
+            for statement in _SCHEMA:
+                db.execute(statement)
+            row = db.execute("SELECT value FROM meta WHERE key = 'spool_id'").fetchone()
+            spool_id = row[0] if row else uuid.uuid4().hex[:12]
+            if row is None:
+                db.execute("INSERT INTO meta (key, value) VALUES ('spool_id', ?)", (spool_id,))
+            outbox = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox").fetchone()
+            records = db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM records").fetchone()
+        except Exception as exc:
+            loop.call_soon_threadsafe(_settle, [(ready, None, exc)])
             return
-        marks = ",".join("?" * len(seqs))
-        async with self._db.execute(
-            f"SELECT COALESCE(SUM(size), 0), COUNT(*) FROM outbox WHERE seq IN ({marks})", seqs
-        ) as c:
-            size, count = await c.fetchone()
-        await self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)
-        await self._db.commit()
-        self.records -= count
-        self.bytes -= size
-        self._update_gauges()
+        loop.call_soon_threadsafe(_settle, [(ready, (outbox[0] + records[0], outbox[1] + records[1], spool_id), None)])
+        try:
+            self._serve(db, loop)
+        finally:
+            db.close()
+
+    def _serve(self, db: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
+        stopping = False
+        while not stopping:
+            group: list[_Op] = []
+            item = self._ops.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    group.append(item)
+                if len(group) >= MAX_GROUP:
+                    break
+                try:
+                    item = self._ops.get_nowait()
+                except queue.Empty:
+                    break
+            if not group:
+                continue
+            outcomes: list[tuple[asyncio.Future | None, Any, BaseException | None]] = []
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for fn, future in group:
+                    outcomes.append((future, fn(db), None))
+                db.execute("COMMIT")
+                self.commits += 1
+            except Exception as exc:
+                log.error("spool transaction of %d operations failed: %s", len(group), exc)
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                outcomes = [(future, None, exc) for _, future in group]
+            if loop.is_closed():
+                return
+            loop.call_soon_threadsafe(_settle, outcomes)
+
+
+def _settle(outcomes: list[tuple[asyncio.Future | None, Any, BaseException | None]]) -> None:
+    """On the event loop: resolve every waiter of one committed group (one thread hop for the whole group)."""
+    for future, result, error in outcomes:
+        if future is None or future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)

@@ -9,3 +9,28 @@ def nats_server():
     server = NatsServer().start()
     yield server
     server.cleanup()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def cluster(request, transactional_db, processes, nats_server, tmp_path):
+    """Real processes (tests/e2e/cluster.py) with the mock LLM started; on failure, every process's last output
+    goes into the test report."""
+    from .cluster import Cluster, database_url
+
+    cluster = Cluster(processes, nats_server, tmp_path, database_url())
+    cluster.start_mock()
+    yield cluster
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        handles = [cluster.bridge] + [edge.handle for edge in cluster.edges.values()]
+        for handle in handles:
+            if handle is not None:
+                report.sections.append((f"process {handle.name}", handle.tail(80)))

@@ -6,6 +6,7 @@ their own to kill and bring back with its storage intact.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -32,10 +33,11 @@ def nats_server_binary() -> str:
 
 
 class NatsServer:
-    def __init__(self, *, port: int | None = None, config: str | None = None) -> None:
+    def __init__(self, *, port: int | None = None, config: str | None = None, env: dict | None = None) -> None:
         self.port = port or free_port()
         self.store_dir = tempfile.mkdtemp(prefix="fj-nats-")
         self._config = config
+        self._env = env
         self._process: subprocess.Popen | None = None
 
     @property
@@ -44,9 +46,10 @@ class NatsServer:
 
     def start(self) -> NatsServer:
         argv = [nats_server_binary(), "-js", "-sd", self.store_dir, "-p", str(self.port), "-a", "127.0.0.1"]
-        if self._config:
-            argv += ["-c", self._config]
-        self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if self._config:  # the file names JetStream and its store; flags override its port and monitoring port
+            argv = [argv[0], "-c", self._config, "-p", str(self.port), "-a", "127.0.0.1", "-m", str(free_port())]
+        env = {**os.environ, **self._env} if self._env else None
+        self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -71,3 +74,63 @@ class NatsServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.store_dir, ignore_errors=True)
+
+
+class TcpForwarder:
+    """Forwards a local port to NATS once `start()`ed: until then the port refuses connections, as a NATS that
+    is down does. Lets a test watch NATS (directly) before a process behind the forwarder can reach it."""
+
+    def __init__(self, target_port: int, port: int | None = None) -> None:
+        self.target_port = target_port
+        self.port = port or free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> TcpForwarder:
+        import threading
+
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        for sock in self._sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self._sockets = []

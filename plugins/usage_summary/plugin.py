@@ -1,0 +1,187 @@
+"""usage_summary: per-user usage counted at the edge, sent up as payloads, kept and shown in the control plane.
+
+One class, both runtimes (the SDK loads the same plugin at the edge and in the studio):
+
+- gateway half (`handle_analytics`, a data collector): counts requests, tokens and cost per (app, user) in
+  memory; a task started when its session is ready sends the counts since the last summary every
+  `flush_interval_s` as one edge payload (`edge_payload_event`), and once more when the session closes. The
+  edge persists payloads until the control plane acknowledged them, so a summary survives NATS being down or
+  the edge being killed after it was sent. Counts not yet sent live in memory: a SIGKILL loses at most one
+  window of *summary* (the analytics rows themselves are stored exactly once by the edge, whatever happens).
+- studio half (`accept_edge_payload`): stores each summary in the studio KV under `summary:<correlation id>`
+  (idempotent: a re-delivered payload overwrites itself), for `keep_days`. The admin page
+  Analytics -> Edge payloads -> "Usage summaries" (`control_plane/analytics`) adds them up per namespace, app and
+  user; `summaries(kv)` below is the same arithmetic for other callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from shared_sdk import (
+    BasePlugin,
+    ConfigProvider,
+    DataCollector,
+    EdgePayloadReceiver,
+    ManifestProvider,
+    Runtime,
+    SessionAware,
+)
+from shared_sdk.messages import AnalyticsRecord, EdgePayload, ManifestPermissions, PluginManifest
+from shared_sdk.sync_protocol import edge_payload_event
+
+SUMMARY_PREFIX = "summary:"
+SCHEMA_VERSION = 1
+log = logging.getLogger("fjordgate.plugins.usage_summary")
+
+
+class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvider, ManifestProvider, SessionAware):
+    name = "usage-summary"
+    version = "1.0.0"
+    description = "Per-user usage counted at each edge, summarised up to the control plane every few seconds."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = {}
+        self._counts: dict[tuple[int | None, int | None], list] = {}
+        self._window_start = time.time()
+        self._flusher: asyncio.Task | None = None
+
+    def get_config_schema(self) -> dict:
+        return {
+            "type": "object",
+            "properties": {
+                "flush_interval_s": {"type": "number", "minimum": 0.1, "maximum": 3600, "default": 10},
+                "keep_days": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 30},
+            },
+            "additionalProperties": False,
+        }
+
+    def get_manifest(self) -> PluginManifest:
+        return PluginManifest(
+            id="usage-summary",
+            version=self.version,
+            name="Usage summary",
+            description=self.description,
+            # events.publish: the edge half sends its summaries as edge payloads (an UP event on the payload topic)
+            permissions=ManifestPermissions(kv=True, services=["events.publish", "kv.readwrite"]),
+        )
+
+    # -- gateway half ---------------------------------------------------------------------------------------------
+
+    async def on_session_ready(self, ctx) -> None:
+        if ctx.runtime == Runtime.GATEWAY and self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_every(ctx))
+
+    async def on_session_closing(self, ctx) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+            await self._send(ctx)
+
+    async def _flush_every(self, ctx) -> None:
+        while True:
+            await asyncio.sleep(float(self.config.get("flush_interval_s", 10)))
+            try:
+                await self._send(ctx)
+            except Exception:
+                log.exception("usage summary not sent")
+
+    async def handle_analytics(self, ctx, record: AnalyticsRecord) -> None:
+        counts = self._counts.setdefault((record.app_id, record.user_id), [0, 0, Decimal("0"), record.currency])
+        counts[0] += 1
+        counts[1] += record.total_tokens
+        counts[2] += Decimal(record.cost)
+
+    async def _send(self, ctx) -> None:
+        counts, self._counts = self._counts, {}
+        started, self._window_start = self._window_start, time.time()
+        if not counts:
+            return
+        summary = {
+            "schema": SCHEMA_VERSION,
+            "window_start": started,
+            "window_end": self._window_start,
+            "users": [
+                {
+                    "app_id": app_id,
+                    "user_id": user_id,
+                    "requests": c[0],
+                    "tokens": c[1],
+                    "cost": str(c[2]),
+                    "currency": c[3],
+                }
+                for (app_id, user_id), c in sorted(counts.items(), key=lambda item: (item[0][0] or 0, item[0][1] or 0))
+            ],
+        }
+        event = edge_payload_event(
+            json.dumps(summary).encode(), correlation_id=uuid.uuid4().hex, metadata={"kind": "usage-summary"}
+        )
+        await ctx.services.events.publish_event(event)
+
+    # -- studio half ----------------------------------------------------------------------------------------------
+
+    async def accept_edge_payload(self, ctx, payload: EdgePayload) -> bool:
+        if payload.metadata.get("kind") != "usage-summary":
+            return False
+        summary = json.loads(payload.payload)
+        record = {
+            "edge_id": payload.edge_id,
+            "namespace": payload.edge_namespace,
+            "edge_timestamp": payload.edge_timestamp,
+            "received_timestamp": payload.received_timestamp,
+            **summary,
+        }
+        ttl = int(self.config.get("keep_days", 30)) * 86400
+        await ctx.services.kv.write(f"{SUMMARY_PREFIX}{payload.correlation_id}", json.dumps(record).encode(), ttl)
+        return True
+
+
+async def summaries(kv) -> list[dict]:
+    """Every stored summary (studio KV of this plugin), oldest first."""
+    out = []
+    for key in await kv.list(SUMMARY_PREFIX):
+        value = await kv.read(key)
+        if value is not None:
+            out.append(json.loads(value))
+    return sorted(out, key=lambda s: s.get("window_start", 0))
+
+
+def totals(records: list[dict]) -> list[dict]:
+    """Add summaries up per (namespace, app, user): requests, tokens, cost per currency, edges seen."""
+    rows: dict[tuple, dict] = {}
+    for record in records:
+        for user in record.get("users", []):
+            key = (record.get("namespace", ""), user.get("app_id"), user.get("user_id"), user.get("currency", "USD"))
+            row = rows.setdefault(
+                key,
+                {
+                    "namespace": key[0],
+                    "app_id": key[1],
+                    "user_id": key[2],
+                    "currency": key[3],
+                    "requests": 0,
+                    "tokens": 0,
+                    "cost": Decimal("0"),
+                    "edges": set(),
+                    "last_seen": 0.0,
+                },
+            )
+            row["requests"] += int(user.get("requests", 0))
+            row["tokens"] += int(user.get("tokens", 0))
+            row["cost"] += Decimal(str(user.get("cost", "0")))
+            row["edges"].add(record.get("edge_id", ""))
+            row["last_seen"] = max(row["last_seen"], float(record.get("window_end", 0)))
+    return [
+        {**row, "edges": sorted(row["edges"])}
+        for row in sorted(rows.values(), key=lambda r: (r["namespace"], r["app_id"] or 0, r["user_id"] or 0))
+    ]
