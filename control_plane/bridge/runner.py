@@ -123,8 +123,7 @@ class Bridge:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        with suppress(Exception):
-            await nc.drain()
+        await _close_nats(nc)
         await health.stop()
 
     async def _leader_duties(self, nc: Client, payloads: PayloadReceiver) -> None:
@@ -167,3 +166,17 @@ class Bridge:
             except NotFoundError:
                 log.info("namespace %s has no manifest in NATS; republishing", namespace or "(global)")
                 await self.publisher.publish_namespace(namespace)
+
+
+async def _close_nats(nc: Client, timeout_s: float = 2.0) -> None:
+    """Flush what is still buffered (acks of committed batches above all), then close.
+
+    Not `drain()`: nats-py's drain waits on the JetStream pull subscriptions whose fetches were just cancelled
+    and hangs until its 30 s timeout, so every stop took that long and supervisors killed the bridge instead.
+    An ack lost here is harmless anyway (re-delivery is de-duplicated on record ids); the flush only makes a
+    clean stop cheaper for the next bridge.
+    """
+    with suppress(Exception):
+        await nc.flush(timeout=timeout_s)
+    with suppress(Exception):
+        await asyncio.wait_for(nc.close(), timeout_s)
