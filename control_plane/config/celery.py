@@ -46,5 +46,7 @@ class QuietDispatchTick(logging.Filter):
 
 @after_setup_logger.connect
 def _quiet_dispatch_tick(logger: logging.Logger, **kwargs: object) -> None:
+    if schedule_conf.LOG_DISPATCH_TICKS:
+        return
     for handler in logger.handlers:
         handler.addFilter(QuietDispatchTick())

@@ -5,10 +5,13 @@ Kept free of Django imports so `control_plane/config/celery.py` can build the be
 
 from __future__ import annotations
 
-from fjordgate.env import env_float, env_int
+from fjordgate.env import env_bool, env_float, env_int
 
 # How often beat asks a worker to dispatch due schedules; also the resolution of seconds-field cron expressions.
 TICK_SECONDS = env_float("FJORDGATE_SCHEDULE_TICK_SECONDS", 1.0, minimum=0.2)
+# Celery's INFO lines about each dispatcher tick (sent / received / succeeded, every TICK_SECONDS) are dropped
+# unless this is on: they bury real schedule runs in the logs. Warnings and errors of a tick always show.
+LOG_DISPATCH_TICKS = env_bool("FJORDGATE_SCHEDULE_LOG_TICKS", False)
 # A fire time older than this when the dispatcher sees it counts as missed (everything was down): without catch-up
 # only the latest missed fire runs. Younger fires are merely late and all run.
 MISFIRE_GRACE_SECONDS = env_int("FJORDGATE_SCHEDULE_MISFIRE_GRACE_SECONDS", 30, minimum=1)

@@ -126,6 +126,7 @@ def celery_processes(broker_url, django_db_setup, django_db_blocker, tmp_path_fa
         "FJORDGATE_SECRET_KEY": os.environ.get("FJORDGATE_SECRET_KEY", ""),
         "FJORDGATE_EDGE_SECRET": os.environ.get("FJORDGATE_EDGE_SECRET", ""),
         "FJORDGATE_SCHEDULE_TICK_SECONDS": "0.5",
+        "FJORDGATE_SCHEDULE_LOG_TICKS": "1",  # the tests count each beat's dispatch lines
         "PYTHONPATH": str(ROOT),
     }
     processes = CeleryProcesses(tmp_path_factory.mktemp("celery"), env)
