@@ -5,10 +5,11 @@ local subscribers *and* to the uplink the sync client installs (`hub.uplink = as
 events arriving from the control plane are handed to `hub.deliver_from_remote(event)`, which delivers them
 locally as LOCAL (never sent back up: no loops).
 
-Edge payloads ride the same API: an UP event on `sync_protocol.EDGE_PAYLOAD_TOPIC` (made with
-`edge_payload_event`) is not an event at all: the hub hands it to `payload_sink` (the sync service's shipper,
-which persists it until the control plane acknowledged it), stamped with the publishing plugin's slug, and
-never delivers it to local subscribers.
+Edge payloads: `ctx.services.gateway.send_payload(...)` (each plugin's `EdgeGatewayServices` is bound to its
+slug and the hub) hands the bytes to `hub.send_payload`, which gives them to `payload_sink` (the sync service's
+shipper: written to the spool before it returns, kept until the control plane acknowledged it). The older form,
+an UP event on `sync_protocol.EDGE_PAYLOAD_TOPIC` (made with `edge_payload_event`), takes the same path and is
+never delivered to local subscribers.
 """
 
 from __future__ import annotations
@@ -20,9 +21,21 @@ from decimal import Decimal
 
 import msgspec
 
-from shared_sdk import LLM, App, BudgetStatus, Direction, Event, EventBus, GatewayServices, Runtime, Services, User
+from shared_sdk import (
+    LLM,
+    App,
+    BudgetStatus,
+    Direction,
+    Event,
+    EventBus,
+    GatewayServices,
+    Runtime,
+    ServiceError,
+    Services,
+    User,
+)
 from shared_sdk.context import EventHandler, StdlibPluginLogger, deliver, topic_matches
-from shared_sdk.sync_protocol import EDGE_PAYLOAD_TOPIC, EdgePayloadRequest, decode
+from shared_sdk.sync_protocol import EDGE_PAYLOAD_TOPIC, EdgePayloadRequest, decode, edge_payload_problem
 
 from .auth import find_credential
 from .config_store import ConfigStore
@@ -51,17 +64,30 @@ class EdgeEventHub:
             else:
                 log.debug("event %s for the control plane dropped: no sync client is running", event.topic)
 
+    async def send_payload(
+        self, plugin_slug: str, payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None
+    ) -> str:
+        """Persist `payload` for the control plane (`ServiceError` when it is invalid or there is no control plane
+        connection); returns the correlation id, the record id when none was given."""
+        problem = edge_payload_problem(payload, metadata)
+        if problem is not None:
+            raise ServiceError(problem)
+        if self.payload_sink is None:
+            raise ServiceError("payload not sent: this edge has no control plane connection (NATS not configured)")
+        record_id = await self.payload_sink(
+            plugin_slug=plugin_slug, payload=bytes(payload), correlation_id=correlation_id, metadata=metadata
+        )
+        return correlation_id or record_id
+
     async def _send_payload(self, event: Event) -> None:
-        """Raises (to the publishing plugin) for a malformed or oversized payload; drops it, logged, without NATS."""
+        """The event form: raises (to the publishing plugin) for a malformed or oversized payload; drops it,
+        logged, without NATS (as it always did: an event is not expected to fail for want of a connection)."""
         request = decode(event.payload, EdgePayloadRequest)
         if self.payload_sink is None:
             log.warning("payload of plugin %s dropped: this edge has no control plane connection", event.source)
             return
-        await self.payload_sink(
-            plugin_slug=event.source,
-            payload=request.payload,
-            correlation_id=request.correlation_id,
-            metadata=request.metadata,
+        await self.send_payload(
+            event.source, request.payload, correlation_id=request.correlation_id, metadata=request.metadata
         )
 
     async def deliver_from_remote(self, event: Event) -> None:
@@ -104,10 +130,23 @@ class EdgeEventBus(EventBus):
 
 
 class EdgeGatewayServices(GatewayServices):
-    """Views over the current compiled config; no I/O."""
+    """Views over the current compiled config (no I/O), and `send_payload` for the plugin they are bound to."""
 
-    def __init__(self, store: ConfigStore) -> None:
+    def __init__(self, store: ConfigStore, hub: EdgeEventHub | None = None, plugin_slug: str = "") -> None:
         self.store = store
+        self.hub = hub
+        self.plugin_slug = plugin_slug
+
+    def bound(self, hub: EdgeEventHub, plugin_slug: str) -> EdgeGatewayServices:
+        """These services as plugin `plugin_slug` gets them: its payloads carry its slug."""
+        return EdgeGatewayServices(self.store, hub, plugin_slug)
+
+    async def send_payload(
+        self, payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None
+    ) -> str:
+        if self.hub is None:
+            raise ServiceError("payload not sent: these gateway services are not bound to a plugin")
+        return await self.hub.send_payload(self.plugin_slug, payload, correlation_id=correlation_id, metadata=metadata)
 
     async def get_app(self, app_id: int) -> App | None:
         cfg = self.store.current
@@ -155,12 +194,15 @@ def services_factory(
 
     def make(slug: str) -> Services:
         base = slug.split("@", 1)[0]
+        services = gateway()
+        if isinstance(services, EdgeGatewayServices):
+            services = services.bound(hub, base)  # a payload names the plugin that sent it
         return Services(
             runtime=Runtime.GATEWAY,
             kv=kv.for_plugin(base),
             logger=StdlibPluginLogger(base),
             events=hub.bus(base),
-            gateway=gateway(),
+            gateway=services,
         )
 
     return make

@@ -6,7 +6,8 @@ The service *interfaces* live here as abstract classes; the runtimes provide imp
     kv               local SQLite, per edge              PostgreSQL, shared, durable     shared_sdk.testing
     logger           structured, bound to the plugin     same                            same
     events           local bus + NATS up/down            local bus + NATS up/down        in-memory bus
-    gateway          apps/LLMs/budgets from snapshot     -> RuntimeServiceUnavailable    in-memory
+    gateway          apps/LLMs/budgets from snapshot,    -> RuntimeServiceUnavailable    in-memory (payloads
+                     payloads up (spool + NATS)                                          recorded)
     studio           -> RuntimeServiceUnavailable        Django selectors/services       in-memory
 
 Every service method is `async`. A plain-`def` handler runs in a worker thread; the host gives it a context
@@ -224,6 +225,18 @@ class GatewayServices(ABC):
     @abstractmethod
     async def validate_credential(self, credential: str) -> bool:
         """`True` if `credential` is an active client key of an active app in this edge's snapshot."""
+
+    @abstractmethod
+    async def send_payload(
+        self, payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None
+    ) -> str:
+        """Send `payload` (at most 1 MiB) to this plugin's studio half (`accept_edge_payload`); returns the
+        correlation id (a new one when none is given).
+
+        Durable: the edge writes it to its spool before returning and keeps it until the control plane
+        acknowledged it (NATS down, edge restarted: it still arrives, once). Needs the `control.send` scope.
+        Raises `ServiceError` for a payload over the limit, or on an edge with no control plane connection.
+        """
 
 
 class StudioServices(ABC):

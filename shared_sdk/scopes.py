@@ -10,7 +10,8 @@ The rule:
   `Direction.LOCAL`, and event subscriptions. These touch nothing outside the plugin and its node, and almost
   every plugin uses them, so requiring a declaration would only add noise.
 - **Everything else needs a scope**: reading apps, users, LLMs, tools or budgets, changing app metadata,
-  calling an LLM (it spends budget), and publishing events that leave the node (`UP` or `DOWN`).
+  calling an LLM (it spends budget), sending payloads to the control plane (`control.send`; `events.publish`
+  also allows it), and publishing events that leave the node (`UP` or `DOWN`).
 - **No manifest means baseline only.** Scopes exist so an operator can review what a plugin may do before
   enabling it. "No manifest = everything" would make the least documented plugin the most powerful one, and
   the admin would show "no scopes" for a plugin able to spend LLM budget. The failure is loud and immediate
@@ -74,7 +75,7 @@ SCOPES: dict[str, str] = {
     "tools.read": "read tools: list_tools",
     "budget.read": "read an app's budget status: get_budget_status",
     "events.publish": "publish events that leave this node (Direction.UP or Direction.DOWN)",
-    "control.send": "publish events up to the control plane (Direction.UP) only",
+    "control.send": "send to the control plane only: gateway.send_payload and events published Direction.UP",
     "scheduler.manage": "reserved for schedule management; no SDK service needs it yet",
 }
 
@@ -89,6 +90,7 @@ OPERATION_SCOPES: dict[str, tuple[str, ...]] = {
     "gateway.get_user": ("users.read",),
     "gateway.get_llm": ("llms.read",),
     "gateway.get_budget_status": ("budget.read",),
+    "gateway.send_payload": ("control.send", "events.publish"),
     "studio.get_app": ("apps.read",),
     "studio.list_apps": ("apps.read",),
     "studio.update_app_metadata": ("apps.write",),
@@ -214,6 +216,12 @@ class ScopedGateway(_Scoped, GatewayServices):
     async def validate_credential(self, credential: str) -> bool:
         self._guard.check("gateway.validate_credential")
         return await self._inner.validate_credential(credential)
+
+    async def send_payload(
+        self, payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None
+    ) -> str:
+        self._guard.check("gateway.send_payload")
+        return await self._inner.send_payload(payload, correlation_id=correlation_id, metadata=metadata)
 
 
 class ScopedStudio(_Scoped, StudioServices):

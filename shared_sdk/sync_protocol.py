@@ -43,6 +43,7 @@ from .snapshot import (
 __all__ = [
     "BRIDGE_QUEUE_GROUP",
     "CHUNK_TARGET_BYTES",
+    "EDGE_PAYLOAD_MAX_BYTES",
     "EDGE_PAYLOAD_TOPIC",
     "KEY_BUDGETS",
     "KEY_MANIFEST",
@@ -65,6 +66,7 @@ __all__ = [
     "decode",
     "down_subject",
     "edge_payload_event",
+    "edge_payload_problem",
     "encode",
     "manifest_digests",
     "namespace_token",
@@ -241,10 +243,26 @@ class EventEnvelope(_Wire):
     """`edge:<edge id>` or `control:<bridge id>`: who put it on the wire (for logs and loop checks)."""
 
 
+EDGE_PAYLOAD_MAX_BYTES = 1024 * 1024
+"""The largest payload a gateway plugin may send up (1 MiB; NATS `max_payload` is 2 MB in deploy/nats)."""
+
 EDGE_PAYLOAD_TOPIC = "fjordgate.edge_payload"
-"""A gateway plugin sends a payload to its studio half by publishing an UP event on this topic (see
-`edge_payload_event`); the edge takes it off the event path and persists it in its spool until the control
-plane acknowledged it, then the bridge calls the studio plugin's `accept_edge_payload`."""
+"""The low-level form of `ctx.services.gateway.send_payload`: an UP event on this topic (see `edge_payload_event`)
+is taken off the event path by the edge and persisted in its spool until the control plane acknowledged it, then
+the bridge calls the studio plugin's `accept_edge_payload`. Kept for plugins written before `send_payload`."""
+
+
+def edge_payload_problem(payload: object, metadata: object = None) -> str | None:
+    """Why an edge payload cannot be sent (for the error the plugin gets), or `None` when it can."""
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        return f"an edge payload is bytes, got {type(payload).__name__}"
+    if len(payload) > EDGE_PAYLOAD_MAX_BYTES:
+        return f"edge payloads are limited to {EDGE_PAYLOAD_MAX_BYTES} bytes (1 MiB), got {len(payload)}"
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    ):
+        return "edge payload metadata is a dict of str to str"
+    return None
 
 
 class EdgePayloadRequest(_Wire):

@@ -1,92 +1,99 @@
 """Plugin events across the tiers, control-plane side.
 
 - Up: edges publish `Direction.UP` events on `fj.up.<ns>.<edge>.event`; one bridge of the queue group takes
-  each and re-publishes it on the studio event bus as LOCAL (studio plugins subscribed to the topic get it;
-  LOCAL is never forwarded again, so it cannot echo back down).
-- Down: a studio plugin publishing a `Direction.DOWN` event in this process reaches the forwarder registered
-  with `control_plane.plugins.studio_services.register_event_forwarder`; the bridge sends it on
-  `fj.down.<ns>.event` (the event's namespace) or `fj.down._all.event` (namespace "": every edge). Edges
-  re-publish it locally as LOCAL, never back up.
+  each and re-publishes it on the studio event bus as LOCAL (`runtime.publish_local_event`: studio plugins
+  subscribed to the topic get it; LOCAL is never forwarded again, so it cannot echo back down).
+- Down: studio plugins publish `Direction.DOWN` events in whichever control-plane process they run (web, Celery
+  worker, this bridge); each goes into the event outbox (`control_plane.plugins.models.OutboundEvent`). The
+  leader bridge drains it in order (`drain_outbox`) and sends each on `fj.down.<ns>.event` (the event's
+  namespace) or `fj.down._all.event` (namespace "": every edge). Edges re-publish it locally as LOCAL, never back
+  up. A row is marked sent in the transaction that claimed it, after NATS took the batch (flush), so NATS being
+  down delays events instead of losing them; edges drop an event id they have just seen, so the rare re-send
+  after a bridge crash between flush and commit is not delivered twice.
 
-Events are at most once (core NATS), like the local buses they connect.
+Events are otherwise at most once at the edges (core NATS: an edge that is disconnected misses them), like the
+local buses they connect; payloads are the durable channel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 
+from django.utils import timezone
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from shared_sdk.messages import Direction, Event
 from shared_sdk.sync_protocol import BRIDGE_QUEUE_GROUP, EventEnvelope, decode, down_subject, encode, up_subject
 
+from .db import run_db
+
 log = logging.getLogger("fjordgate.bridge")
+
+DRAIN_BATCH = 500
+SENT_KEPT_FOR = datetime.timedelta(days=1)
 
 
 def _studio_publish_local(event: Event) -> None:
     """Hand an event from an edge to the studio bus on the studio plugin loop (sync; waits for delivery)."""
-    from control_plane.plugins import runtime
+    from control_plane.plugins.runtime import publish_local_event
 
-    local = Event(
-        id=event.id,
-        topic=event.topic,
-        payload=event.payload,
-        direction=Direction.LOCAL,
-        source=event.source,
-        origin_edge_id=event.origin_edge_id,
-        namespace=event.namespace,
-        timestamp=event.timestamp,
-    )
-    # the studio bus lives on the plugin runtime's loop; there is no public accessor for it yet (reported)
-    loop, _ = runtime._ensure_loop()
-    asyncio.run_coroutine_threadsafe(runtime._event_bus.publish_event(local), loop).result(30)
+    publish_local_event(event)
 
 
 class EventRelay:
     def __init__(self, nc: Client, bridge_id: str) -> None:
         self._nc = nc
         self._origin = f"control:{bridge_id}"
-        self._outgoing: asyncio.Queue[Event] = asyncio.Queue(maxsize=10_000)
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.received = 0
         self.sent = 0
 
     async def start(self) -> None:
-        from control_plane.plugins.studio_services import register_event_forwarder
-
-        self._loop = asyncio.get_running_loop()
         await self._nc.subscribe("fj.up.*.*.event", queue=BRIDGE_QUEUE_GROUP, cb=self._on_up)
-        register_event_forwarder(self.forward_down)
 
-    def forward_down(self, event: Event) -> None:
-        """The studio bus's forwarder (called on the plugin loop's thread): queue a DOWN event for NATS."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._enqueue, event)
-        except RuntimeError:  # the bridge is shutting down
-            pass
+    # -- down ---------------------------------------------------------------------------------------------------
 
-    def _enqueue(self, event: Event) -> None:
-        try:
-            self._outgoing.put_nowait(event)
-        except asyncio.QueueFull:
-            log.warning("dropping down event %s: 10000 events waiting for NATS", event.topic)
+    async def drain_outbox(self) -> int:
+        """Send every pending outbox event to the edges, oldest first; returns how many were sent.
 
-    async def run(self) -> None:
+        The claim, the NATS publication and the `sent_at` update are one database transaction on the bridge's DB
+        thread; the publication itself runs on this loop (the DB thread waits for it).
+        """
+        from control_plane.plugins.services import outbound_event_drain
+
+        if not self._nc.is_connected:
+            return 0
+        loop = asyncio.get_running_loop()
+
+        def send(events: list[Event]) -> None:
+            asyncio.run_coroutine_threadsafe(self._send(events), loop).result(15)
+
+        total = 0
         while True:
-            event = await self._outgoing.get()
+            sent = await run_db(outbound_event_drain, send=send, limit=DRAIN_BATCH)
+            total += sent
+            if sent < DRAIN_BATCH:
+                return total
+
+    async def _send(self, events: list[Event]) -> None:
+        for event in events:
             try:
                 subject = down_subject(event.namespace or None, "event")
-                await self._nc.publish(subject, encode(EventEnvelope(event=event, origin=self._origin)))
-                self.sent += 1
-            except ValueError as exc:
+            except ValueError as exc:  # validated when queued; a row written by hand must not block the rest
                 log.warning("down event %s not sent: %s", event.topic, exc)
-            except Exception as exc:
-                log.warning("down event %s not sent (NATS: %s)", event.topic, exc)
+                continue
+            await self._nc.publish(subject, encode(EventEnvelope(event=event, origin=self._origin)))
+        await self._nc.flush(timeout=10)  # raises when NATS did not take them: the rows stay unsent
+        self.sent += len(events)
+
+    async def purge_sent(self) -> int:
+        from control_plane.plugins.services import outbound_event_purge
+
+        return await run_db(outbound_event_purge, sent_before=timezone.now() - SENT_KEPT_FOR)
+
+    # -- up -----------------------------------------------------------------------------------------------------
 
     async def _on_up(self, message: Msg) -> None:
         try:
@@ -99,7 +106,17 @@ class EventRelay:
             log.warning("ignoring event on %s: %s", message.subject, exc)
             return
         self.received += 1
+        local = Event(
+            id=event.id,
+            topic=event.topic,
+            payload=event.payload,
+            direction=Direction.LOCAL,
+            source=event.source,
+            origin_edge_id=event.origin_edge_id,
+            namespace=event.namespace,
+            timestamp=event.timestamp,
+        )
         try:
-            await asyncio.get_running_loop().run_in_executor(None, _studio_publish_local, event)
+            await asyncio.get_running_loop().run_in_executor(None, _studio_publish_local, local)
         except Exception:
             log.exception("delivering event %s from edge %s failed", event.topic, event.origin_edge_id)

@@ -86,6 +86,8 @@ class Bridge:
             "telemetry_batches": self.telemetry.batches if self.telemetry else 0,
             "records_inserted": self.telemetry.records_inserted if self.telemetry else 0,
             "configs_published": self.publisher.published if self.publisher else 0,
+            "events_down": self.events.sent if self.events else 0,
+            "events_up": self.events.received if self.events else 0,
         }
 
     def stop(self) -> None:
@@ -110,12 +112,12 @@ class Bridge:
         self.events = EventRelay(nc, self.bridge_id)
         await self.events.start()
         tasks = [
-            asyncio.create_task(self.events.run(), name="events-down"),
             asyncio.create_task(self.leader.run(), name="leader"),
             asyncio.create_task(self.telemetry.run(), name="telemetry"),
             asyncio.create_task(payloads.run(), name="payloads"),
             asyncio.create_task(budgets.run(), name="budgets"),
             asyncio.create_task(self._leader_duties(nc, payloads), name="leader-duties"),
+            asyncio.create_task(self._drain_events(nc), name="events-down"),
         ]
         log.info("bridge ready (id %s, health on :%d)", self.bridge_id, self._health_port)
         await self._stop.wait()
@@ -153,6 +155,26 @@ class Bridge:
                 raise
             except Exception:
                 log.exception("leader duty failed; retrying")
+                await asyncio.sleep(1)
+
+    async def _drain_events(self, nc: Client) -> None:
+        """Send the event outbox to the edges: the leader only, so events leave in the order they were queued."""
+        assert self.leader is not None and self.events is not None
+        last_purge = 0.0
+        while True:
+            await asyncio.sleep(self._poll_interval_s)
+            if not self.leader.is_leader or not nc.is_connected:
+                continue
+            try:
+                await self.events.drain_outbox()
+                now = time.monotonic()
+                if now - last_purge > 3600:
+                    last_purge = now
+                    await self.events.purge_sent()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("sending queued events failed (%s); retrying", exc)
                 await asyncio.sleep(1)
 
     async def _republish_missing(self) -> None:

@@ -72,3 +72,32 @@ class Plugin(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+
+class OutboundEvent(models.Model):
+    """The event outbox: a studio plugin's `Direction.DOWN` event waiting for a bridge to put it on NATS.
+
+    Only the bridge talks to NATS, but studio plugins run in every control-plane process (web, Celery worker,
+    bridge). Each of them writes its DOWN events here, in the caller's transaction when the plugin was called
+    from one (an event about a change that rolled back is never sent); the leader bridge drains the rows in `id`
+    order, publishes them on `fj.down.<ns>.event` / `fj.down._all.event` and sets `sent_at`. Rows are claimed with
+    `SELECT ... FOR UPDATE SKIP LOCKED`, so two bridges that both believe they lead never send a row twice.
+    """
+
+    event_id = models.CharField(max_length=64)
+    topic = models.CharField(max_length=255)
+    namespace = models.CharField(max_length=100, blank=True, default="", help_text='"" = every edge')
+    source = models.CharField(max_length=100, blank=True, default="", help_text="the publishing plugin")
+    body = models.BinaryField(help_text="the whole event, msgpack (shared_sdk.messages.Event)")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(sent_at__isnull=True), name="plugins_outbound_pending"),
+            models.Index(fields=["sent_at"], condition=models.Q(sent_at__isnull=False), name="plugins_outbound_sent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} -> {self.namespace or '(every edge)'}"

@@ -4,7 +4,8 @@ Django code is synchronous, plugins are async; this module is the bridge. `call_
 loads the plugin on first use (from its `Plugin` row), notices when another process changed that row (its
 `updated_at` moved) and reloads it, then runs the call on the host's loop and waits for it. Each plugin gets the
 studio services: its own PostgreSQL KV namespace, a logger bound to it, the studio event bus and the studio
-management services (`StudioServicesImpl`).
+management services (`StudioServicesImpl`). DOWN events a plugin publishes during a call are written to the event
+outbox on the caller's thread, inside its transaction when it has one (see `studio_services.EventCollector`).
 
 Nothing here runs at import time: the loop thread starts on the first call, so management commands that never
 touch a plugin never start it.
@@ -27,11 +28,19 @@ import msgspec
 from shared_sdk import Context, PluginCallError, Runtime, Services
 from shared_sdk.context import StdlibPluginLogger
 from shared_sdk.host import InProcessHandle, PluginHandle, PluginHost, PluginSpec, load_plugin_object
-from shared_sdk.messages import PluginManifest
+from shared_sdk.messages import Direction, Event, PluginManifest
 
-from .studio_services import StudioEventBus, StudioKV, StudioServicesImpl
+from .studio_services import EventCollector, StudioEventBus, StudioKV, StudioServicesImpl, current_collector
 
-__all__ = ["call_plugin", "plugin_describe", "plugin_host", "plugin_reload", "plugin_spec", "shutdown_runtime"]
+__all__ = [
+    "call_plugin",
+    "plugin_describe",
+    "plugin_host",
+    "plugin_reload",
+    "plugin_spec",
+    "publish_local_event",
+    "shutdown_runtime",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +188,29 @@ def call_plugin(
     handle = _with_call_timeout(handle, effective)
     if ctx is None:
         ctx = Context(runtime=Runtime.STUDIO)
+    collector = EventCollector()
+    token = current_collector.set(collector)  # copied into the call's task by run_coroutine_threadsafe
     try:
         return _run(handle.call(method, ctx, *args), timeout_s)
     except concurrent.futures.TimeoutError:
         raise PluginCallError(slug, method, "timeout", handle.fail_open, f"no answer within {timeout_s:g}s") from None
+    finally:
+        current_collector.reset(token)
+        events = collector.close()
+        if events:  # on this thread's connection: part of the caller's transaction when it has one
+            from .services import outbound_event_add
+
+            outbound_event_add(events=events)
+
+
+def publish_local_event(event: Event, *, timeout_s: float = 30.0) -> None:
+    """Deliver `event` to this process's studio plugins as `Direction.LOCAL` and wait until they had it.
+
+    For what arrives from the other tier (the bridge hands over UP events from edges): re-published as LOCAL, it
+    is never sent anywhere again, so nothing echoes back. Safe to call from any thread except the plugin loop's.
+    """
+    local = event if event.direction is Direction.LOCAL else msgspec.structs.replace(event, direction=Direction.LOCAL)
+    _run(_event_bus.publish_event(local), timeout_s)
 
 
 def plugin_reload(slug: str) -> None:

@@ -1,12 +1,15 @@
 """The services a plugin gets in the studio runtime: PostgreSQL KV, the studio event bus, management services.
 
 They run on the studio host's event loop; every ORM call goes through `sync_to_async` so the loop never blocks on
-the database and Django's per-thread connections stay in worker threads.
+the database and Django's per-thread connections stay in worker threads. DOWN events leave through the event
+outbox (`OutboundEvent`): whichever control-plane process a plugin runs in, the leader bridge sends them on.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -29,7 +32,7 @@ from shared_sdk.messages import (
     User,
 )
 
-__all__ = ["StudioEventBus", "StudioKV", "StudioServicesImpl", "register_event_forwarder"]
+__all__ = ["EventCollector", "StudioEventBus", "StudioKV", "StudioServicesImpl", "current_collector"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,16 +80,53 @@ class StudioKV(KVStore):
         return await _db(kv_list)(plugin_slug=self.plugin_slug, prefix=prefix)
 
 
-_forwarders: list[Callable[[Event], Any]] = []
+class EventCollector:
+    """The DOWN events a plugin publishes while one `call_plugin` call runs.
+
+    `call_plugin` writes them to the outbox itself, on the caller's thread and connection, so they join the
+    caller's transaction (an object hook's event about a change that rolls back is never sent). The plugin loop
+    sees the collector through a context variable; a task the plugin started during the call inherits it, so
+    once the call returned the collector is closed and later events are written at once instead.
+    """
+
+    __slots__ = ("_lock", "_events", "_open")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[Event] = []
+        self._open = True
+
+    def add(self, event: Event) -> bool:
+        with self._lock:
+            if self._open:
+                self._events.append(event)
+            return self._open
+
+    def close(self) -> list[Event]:
+        with self._lock:
+            self._open = False
+            events, self._events = self._events, []
+        return events
 
 
-def register_event_forwarder(forward: Callable[[Event], Any]) -> None:
-    """The bridge registers here to carry `Direction.DOWN` events to the edges over NATS."""
-    _forwarders.append(forward)
+current_collector: contextvars.ContextVar[EventCollector | None] = contextvars.ContextVar(
+    "fjordgate_studio_event_collector", default=None
+)
+
+
+def _outbox_add(events: list[Event]) -> None:
+    from .services import outbound_event_add
+
+    outbound_event_add(events=events)
 
 
 class StudioEventBus(EventBus):
-    """In-process pub/sub between studio plugins; DOWN events also go to registered forwarders (the bridge)."""
+    """In-process pub/sub between studio plugins; DOWN events also go to the event outbox for the edges.
+
+    Every control-plane process (web, worker, bridge) has its own bus; only the bridge talks to NATS, so a DOWN
+    event leaves through the `OutboundEvent` table, which the leader bridge drains in order. Local subscribers
+    of this process get every event as LOCAL (what the edges get, too), never twice.
+    """
 
     def __init__(self, source: str = "", shared: dict[str, tuple[str, EventHandler]] | None = None) -> None:
         self.source = source
@@ -99,10 +139,7 @@ class StudioEventBus(EventBus):
         if not event.source:
             event.source = self.source
         if event.direction is Direction.DOWN:
-            for forward in list(_forwarders):
-                result = forward(event)
-                if hasattr(result, "__await__"):
-                    await result
+            await self._queue_down(event)
         local = event if event.direction is Direction.LOCAL else _as_local(event)
         for pattern, handler in list(self._subs.values()):
             if pattern == "" or topic_matches(pattern, event.topic):
@@ -110,6 +147,17 @@ class StudioEventBus(EventBus):
                     await deliver(handler, local)
                 except Exception:
                     logger.exception("event handler for %s failed", event.topic)
+
+    async def _queue_down(self, event: Event) -> None:
+        from .services import outbound_event_validate
+
+        try:
+            outbound_event_validate(event)
+        except ValueError as exc:
+            raise ServiceError(f"event {event.topic!r} cannot go down: {exc}") from None
+        collector = current_collector.get()
+        if collector is None or not collector.add(event):
+            await _db(_outbox_add)([event])
 
     async def subscribe(self, topic: str, handler: EventHandler) -> str:
         sub_id = uuid.uuid4().hex

@@ -3,13 +3,14 @@
 The edge's local bus (`EdgeEventHub`) hands every `Direction.UP` event to `publish_up`; this link puts it on
 `fj.up.<ns>.<edge>.event`. Events the control plane sends down arrive on `fj.down.<ns>.event` (this
 namespace) or `fj.down._all.event` (global) and go to `deliver`, which re-publishes them locally as LOCAL:
-never sent back up, so nothing loops. Events are at most once, like the local bus (no spool): a plugin that
-needs delivery guarantees sends a payload instead.
+never sent back up, so nothing loops. Events are at most once, like the local bus (no spool; an id seen recently
+is dropped): a plugin that needs delivery guarantees sends a payload instead.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
@@ -19,6 +20,10 @@ from shared_sdk.messages import Direction, Event
 from shared_sdk.sync_protocol import EventEnvelope, decode, down_subject, encode, up_subject
 
 log = logging.getLogger("fjordgate.edge.events")
+
+RECENT_EVENT_IDS = 4096
+"""Down event ids remembered: the control plane's outbox may re-send a batch after a bridge crash (sent, not yet
+marked); an id seen recently is dropped, so a plugin never gets the same event twice."""
 
 
 class EdgeEventLink:
@@ -31,6 +36,8 @@ class EdgeEventLink:
         self._subject = up_subject(namespace, edge_id, "event")
         self.sent = 0
         self.received = 0
+        self.duplicates = 0
+        self._recent: OrderedDict[str, None] = OrderedDict()
 
     async def attach(self, nc: Client) -> None:
         self._nc = nc
@@ -48,6 +55,15 @@ class EdgeEventLink:
         await nc.publish(self._subject, encode(EventEnvelope(event=event, origin=f"edge:{self.edge_id}")))
         self.sent += 1
 
+    def _seen(self, event_id: str) -> bool:
+        recent = self._recent
+        if event_id in recent:
+            return True
+        recent[event_id] = None
+        if len(recent) > RECENT_EVENT_IDS:
+            recent.popitem(last=False)
+        return False
+
     async def _on_down(self, message: Msg) -> None:
         try:
             envelope = decode(message.data, EventEnvelope)
@@ -57,6 +73,9 @@ class EdgeEventLink:
         event = envelope.event
         if event.namespace and event.namespace != self.namespace:
             return  # a namespaced event that reached us through a wrong subject is not ours
+        if self._seen(event.id):
+            self.duplicates += 1
+            return
         self.received += 1
         if self.deliver is not None:
             event.direction = Direction.LOCAL

@@ -4,8 +4,8 @@ One class, both runtimes (the SDK loads the same plugin at the edge and in the s
 
 - gateway half (`handle_analytics`, a data collector): counts requests, tokens and cost per (app, user) in
   memory; a task started when its session is ready sends the counts since the last summary every
-  `flush_interval_s` as one edge payload (`edge_payload_event`), and once more when the session closes. The
-  edge persists payloads until the control plane acknowledged them, so a summary survives NATS being down or
+  `flush_interval_s` as one edge payload (`ctx.services.gateway.send_payload`), and once more when the session
+  closes. The edge persists payloads until the control plane acknowledged them, so a summary survives NATS being down or
   the edge being killed after it was sent. Counts not yet sent live in memory: a SIGKILL loses at most one
   window of *summary* (the analytics rows themselves are stored exactly once by the edge, whatever happens).
 - studio half (`accept_edge_payload`): stores each summary in the studio KV under `summary:<correlation id>`
@@ -32,10 +32,10 @@ from shared_sdk import (
     EdgePayloadReceiver,
     ManifestProvider,
     Runtime,
+    ServiceError,
     SessionAware,
 )
 from shared_sdk.messages import AnalyticsRecord, EdgePayload, ManifestPermissions, PluginManifest
-from shared_sdk.sync_protocol import edge_payload_event
 
 SUMMARY_PREFIX = "summary:"
 SCHEMA_VERSION = 1
@@ -44,7 +44,7 @@ log = logging.getLogger("fjordgate.plugins.usage_summary")
 
 class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvider, ManifestProvider, SessionAware):
     name = "usage-summary"
-    version = "1.0.0"
+    version = "1.1.0"
     description = "Per-user usage counted at each edge, summarised up to the control plane every few seconds."
 
     def __init__(self) -> None:
@@ -70,8 +70,8 @@ class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvide
             version=self.version,
             name="Usage summary",
             description=self.description,
-            # events.publish: the edge half sends its summaries as edge payloads (an UP event on the payload topic)
-            permissions=ManifestPermissions(kv=True, services=["events.publish", "kv.readwrite"]),
+            # control.send: the edge half sends its summaries up with gateway.send_payload
+            permissions=ManifestPermissions(kv=True, services=["control.send", "kv.readwrite"]),
         )
 
     # -- gateway half ---------------------------------------------------------------------------------------------
@@ -89,10 +89,15 @@ class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvide
             await self._send(ctx)
 
     async def _flush_every(self, ctx) -> None:
+        warned = False
         while True:
             await asyncio.sleep(float(self.config.get("flush_interval_s", 10)))
             try:
                 await self._send(ctx)
+            except ServiceError as exc:  # e.g. an edge without a control plane: say so once, not every window
+                if not warned:
+                    log.warning("usage summaries not sent: %s", exc)
+                    warned = True
             except Exception:
                 log.exception("usage summary not sent")
 
@@ -123,10 +128,9 @@ class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvide
                 for (app_id, user_id), c in sorted(counts.items(), key=lambda item: (item[0][0] or 0, item[0][1] or 0))
             ],
         }
-        event = edge_payload_event(
+        await ctx.services.gateway.send_payload(
             json.dumps(summary).encode(), correlation_id=uuid.uuid4().hex, metadata={"kind": "usage-summary"}
         )
-        await ctx.services.events.publish_event(event)
 
     # -- studio half ----------------------------------------------------------------------------------------------
 

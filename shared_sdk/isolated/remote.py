@@ -35,6 +35,7 @@ from ..messages import (
     Tool,
     User,
 )
+from ..sync_protocol import edge_payload_problem
 from .wire import (
     BROKER_METHODS,
     BROKER_SERVICE,
@@ -221,6 +222,14 @@ class RemoteGateway(GatewayServices):
 
     async def validate_credential(self, credential: str) -> bool:
         return await self._b.call("gateway_validate_credential", credential)
+
+    async def send_payload(
+        self, payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None
+    ) -> str:
+        problem = edge_payload_problem(payload, metadata)  # before the bytes cross the socket
+        if problem is not None:
+            raise ServiceError(problem)
+        return await self._b.call("gateway_send_payload", bytes(payload), correlation_id, metadata)
 
 
 class RemoteStudio(StudioServices):

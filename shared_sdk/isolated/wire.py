@@ -198,6 +198,13 @@ BROKER_METHODS: dict[str, BrokerMethod] = {
         BrokerMethod("gateway", "get_llm", (int,), LLM | None),
         BrokerMethod("gateway", "get_budget_status", (int,), BudgetStatus),
         BrokerMethod("gateway", "validate_credential", (str,), bool),
+        BrokerMethod(
+            "gateway",
+            "send_payload",
+            (bytes, str, dict[str, str] | None),
+            str,
+            kwnames=("correlation_id", "metadata"),
+        ),
         BrokerMethod("studio", "get_app", (int,), App | None),
         BrokerMethod(
             "studio",

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..context import Context, Services
 from ..host import PluginHandle, PluginHost, PluginSpec
-from ..messages import Runtime
+from ..messages import EdgePayload, Runtime
 from .builders import make_context
 from .services import InMemoryEventHub, make_services
 
@@ -72,6 +72,11 @@ class PluginHarness:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.host.aclose()
+
+    @property
+    def payloads(self) -> list[EdgePayload]:
+        """What the plugin sent with `ctx.services.gateway.send_payload` (in-memory services), oldest first."""
+        return self.hub.payloads
 
     def context(self, **fields: Any) -> Context:
         return make_context(self.runtime, services=self.services, plugin_slug=self.slug, **fields)

@@ -32,6 +32,7 @@ from ..messages import (
     App,
     BudgetStatus,
     Direction,
+    EdgePayload,
     Event,
     LLMCallChunk,
     LLMCallResponse,
@@ -40,6 +41,7 @@ from ..messages import (
     Tool,
     User,
 )
+from ..sync_protocol import edge_payload_problem
 
 __all__ = [
     "InMemoryEventHub",
@@ -110,12 +112,15 @@ class InMemoryEventHub:
 
     LOCAL events reach local subscribers; UP/DOWN events are queued in `sent` (they would leave the node).
     `receive(event)` simulates an event arriving from the other tier: delivered locally as LOCAL.
+    `payloads` holds what the node's plugins sent with `gateway.send_payload`, as the studio half would receive
+    it (`EdgePayload` with the plugin slug, edge id and namespace filled in).
     """
 
     def __init__(self) -> None:
         self.subscriptions: dict[str, tuple[str | None, EventHandler]] = {}
         self.published: list[Event] = []
         self.sent: list[Event] = []
+        self.payloads: list[EdgePayload] = []
 
     async def publish(self, event: Event) -> None:
         self.published.append(event)
@@ -165,7 +170,12 @@ class InMemoryEvents(EventBus):
 
 
 class InMemoryGateway(GatewayServices):
-    """Gateway services over plain dicts (what an edge derives from its config snapshot)."""
+    """Gateway services over plain dicts (what an edge derives from its config snapshot).
+
+    `send_payload` checks what the edge checks (bytes, 1 MiB, str metadata) and records each payload in `payloads`
+    (and in the hub's, when given) as the studio half would receive it, so a test can assert what was sent or
+    hand it straight to `accept_edge_payload`.
+    """
 
     def __init__(
         self,
@@ -175,7 +185,16 @@ class InMemoryGateway(GatewayServices):
         llms: list[LLM] | None = None,
         credentials: dict[str, int] | None = None,
         budgets: dict[int, BudgetStatus] | None = None,
+        plugin_slug: str = "",
+        edge_id: str = "edge-test",
+        namespace: str = "",
+        hub: InMemoryEventHub | None = None,
     ) -> None:
+        self.plugin_slug = plugin_slug
+        self.edge_id = edge_id
+        self.namespace = namespace
+        self.hub = hub
+        self.payloads: list[EdgePayload] = []
         self.apps = {a.id: a for a in apps or []}
         self.users = {u.id: u for u in users or []}
         self.llms = {m.id: m for m in llms or []}
@@ -202,6 +221,26 @@ class InMemoryGateway(GatewayServices):
         app_id = self.credentials.get(credential)
         app = self.apps.get(app_id) if app_id is not None else None
         return app is not None and app.is_active
+
+    async def send_payload(
+        self, payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None
+    ) -> str:
+        problem = edge_payload_problem(payload, metadata)
+        if problem is not None:
+            raise ServiceError(problem)
+        sent = EdgePayload(
+            payload=bytes(payload),
+            edge_id=self.edge_id,
+            edge_namespace=self.namespace,
+            correlation_id=correlation_id or uuid.uuid4().hex,
+            plugin_slug=self.plugin_slug,
+            metadata=dict(metadata or {}),
+            edge_timestamp=int(time.time()),
+        )
+        self.payloads.append(sent)
+        if self.hub is not None:
+            self.hub.payloads.append(sent)
+        return sent.correlation_id
 
 
 class InMemoryStudio(StudioServices):
@@ -326,11 +365,14 @@ def make_services(
 ) -> Services:
     """A complete in-memory `Services` for `runtime` (the other runtime's services raise, as in production)."""
     runtime = Runtime(runtime)
+    hub = hub or InMemoryEventHub()
+    if gateway is None and runtime is Runtime.GATEWAY:
+        gateway = InMemoryGateway(plugin_slug=slug, hub=hub)
     return Services(
         runtime=runtime,
         kv=kv if kv is not None else InMemoryKV(),
         logger=logger if logger is not None else RecordingLogger(slug),
-        events=(hub or InMemoryEventHub()).bus(slug),
-        gateway=gateway if gateway is not None else (InMemoryGateway() if runtime is Runtime.GATEWAY else None),
+        events=hub.bus(slug),
+        gateway=gateway,
         studio=studio if studio is not None else (InMemoryStudio() if runtime is Runtime.STUDIO else None),
     )

@@ -10,7 +10,7 @@ import json
 import os
 
 from shared_sdk import BasePlugin, ManifestProvider, SchedulerPlugin
-from shared_sdk.messages import ManifestPermissions, PluginManifest
+from shared_sdk.messages import Direction, Event, ManifestPermissions, PluginManifest
 
 
 class SlowScheduler(BasePlugin, SchedulerPlugin):
@@ -73,3 +73,33 @@ class AppLister(BasePlugin, SchedulerPlugin):
     async def execute_scheduled_task(self, ctx, schedule) -> None:
         apps = await ctx.services.studio.list_apps(page=1, limit=10)
         await ctx.services.kv.write("seen", json.dumps([app.name for app in apps]).encode())
+
+
+class DownAnnouncer(BasePlugin, SchedulerPlugin, ManifestProvider):
+    """Publishes one `Direction.DOWN` event per run: topic, namespace and payload from the schedule's config.
+
+    With `config["later_s"]` it also publishes a second event (topic + ".later") from a task that outlives the call.
+    """
+
+    name = "down-announcer"
+    version = "1.0.0"
+
+    def get_manifest(self) -> PluginManifest:
+        return PluginManifest(id="down-announcer", permissions=ManifestPermissions(services=["events.publish"]))
+
+    async def execute_scheduled_task(self, ctx, schedule) -> None:
+        config = schedule.config
+        event = Event(
+            topic=config["topic"],
+            payload=str(config.get("payload", "")).encode(),
+            direction=Direction.DOWN,
+            namespace=config.get("namespace", ""),
+        )
+        await ctx.services.events.publish_event(event)
+        if "later_s" in config:
+
+            async def later() -> None:
+                await asyncio.sleep(float(config["later_s"]))
+                await ctx.services.events.publish(f"{config['topic']}.later", b"later", Direction.DOWN)
+
+            self._later = asyncio.get_running_loop().create_task(later())
