@@ -12,6 +12,11 @@ floor, stream TTFB added <= 1 ms, RSS <= 150 MB. The machine is shared: run it t
 Upstream: /work/shared/bench/mock_upstream.py when present (a raw-asyncio mock, so the upstream is never
 the bottleneck; override with BENCH_MOCK), else `python -m fjordgate.mock_llm`. Gateways run pinned to CPU 1,
 the mock and this load generator to CPU 0 (2-core box). Every process started is stopped by pid at the end.
+
+The load generator is raw asyncio + httptools on uvloop (pre-encoded requests, keep-alive), cheap enough that
+the gateway's core saturates in the closed-loop phase, so CPU per request is measured at capacity, as the
+shared yardstick (wrk) does. The floor uses aiohttp upstream, like the edge and the yardstick's own floor;
+`--floor-client httpx` runs the older httpx floor.
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httptools
 import httpx
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -137,46 +145,112 @@ def snapshot(upstream_v1: str) -> ConfigSnapshot:
     )
 
 
-async def latency(client: httpx.AsyncClient, url: str, headers: dict, n: int) -> list[float]:
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of the load generator: pre-encoded request bytes out, httptools parses
+    the answer (Content-Length or chunked). Why not httpx: an httpx client costs ~1 ms of CPU per request, so on
+    the load generator's core it capped the closed-loop rate at ~100-200 req/s, the gateways were never busy, and
+    their CPU per request was measured idle-heavy (one event-loop wake-up per request, nothing amortised)."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.done: asyncio.Future | None = None
+        self.first_body: float | None = None
+        self.size = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_exception(ConnectionError("connection closed by the server"))
+
+    def on_body(self, body: bytes) -> None:
+        if self.first_body is None:
+            self.first_body = time.perf_counter()
+        self.size += len(body)
+
+    def on_message_complete(self) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_result(self.parser.get_status_code())
+
+    async def request(self, raw: bytes) -> int:
+        self.done = asyncio.get_running_loop().create_future()
+        self.first_body = None
+        self.size = 0
+        self.transport.write(raw)  # type: ignore[union-attr]
+        return await self.done
+
+
+def _raw_request(url: str, key: str | None, body: bytes) -> tuple[str, int, bytes]:
+    parsed = urlsplit(url)
+    head = [f"POST {parsed.path} HTTP/1.1", f"host: {parsed.netloc}", "content-type: application/json"]
+    if key:
+        head.append(f"authorization: Bearer {key}")
+    head.append(f"content-length: {len(body)}")
+    return parsed.hostname or "127.0.0.1", parsed.port or 80, ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def _connect(host: str, port: int) -> _Connection:
+    _, conn = await asyncio.get_running_loop().create_connection(_Connection, host, port)
+    conn.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
+    return conn
+
+
+async def latency(url: str, key: str | None, n: int) -> list[float]:
+    host, port, raw = _raw_request(url, key, BODY)
+    conn = await _connect(host, port)
     out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        r = await client.post(url, content=BODY, headers=headers)
-        out.append(time.perf_counter() - t0)
-        if r.status_code != 200:
-            raise SystemExit(f"{url}: HTTP {r.status_code}: {r.text[:200]}")
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            status = await conn.request(raw)
+            out.append(time.perf_counter() - t0)
+            if status != 200:
+                raise SystemExit(f"{url}: HTTP {status}")
+    finally:
+        conn.transport.close()  # type: ignore[union-attr]
     return out
 
 
-async def ttfb(client: httpx.AsyncClient, url: str, headers: dict, n: int) -> list[float]:
+async def ttfb(url: str, key: str | None, n: int) -> list[float]:
+    """Time to the first body byte of a stream (the first SSE event), sequential streams on one connection."""
+    host, port, raw = _raw_request(url, key, STREAM_BODY)
+    conn = await _connect(host, port)
     out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        async with client.stream("POST", url, content=STREAM_BODY, headers=headers) as r:
-            first = None
-            async for _piece in r.aiter_raw():
-                if first is None:
-                    first = time.perf_counter() - t0
-            if r.status_code != 200 or first is None:
-                raise SystemExit(f"{url}: stream failed ({r.status_code})")
-        out.append(first)
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            status = await conn.request(raw)
+            if status != 200 or conn.first_body is None:
+                raise SystemExit(f"{url}: stream failed ({status})")
+            out.append(conn.first_body - t0)
+    finally:
+        conn.transport.close()  # type: ignore[union-attr]
     return out
 
 
-async def throughput(url: str, headers: dict, concurrency: int, duration: float) -> int:
+async def throughput(url: str, key: str | None, concurrency: int, duration: float) -> int:
+    """Closed loop: `concurrency` connections, each sending the next request as soon as the last one is in."""
+    host, port, raw = _raw_request(url, key, BODY)
+    conns = [await _connect(host, port) for _ in range(concurrency)]
     done = 0
     stop = time.perf_counter() + duration
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
-        async def worker() -> None:
-            nonlocal done
-            while time.perf_counter() < stop:
-                r = await client.post(url, content=BODY, headers=headers)
-                if r.status_code == 200:
-                    done += 1
+    async def worker(conn: _Connection) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            if await conn.request(raw) == 200:
+                done += 1
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(worker(c) for c in conns))
+    finally:
+        for conn in conns:
+            conn.transport.close()  # type: ignore[union-attr]
     return done
 
 
@@ -186,16 +260,13 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def measure(name: str, url: str, key: str | None, pid: int | None, args: argparse.Namespace) -> dict:
-    headers = {"content-type": "application/json"}
-    if key:
-        headers["authorization"] = f"Bearer {key}"
-    async with httpx.AsyncClient(timeout=30) as client:
-        await latency(client, url, headers, 200)  # warm-up
-        lat = await latency(client, url, headers, args.requests)
-        await ttfb(client, url, headers, 20)
-        first = await ttfb(client, url, headers, args.streams)
+    await latency(url, key, 200)  # warm-up
+    lat = await latency(url, key, args.requests)
+    await ttfb(url, key, 20)
+    first = await ttfb(url, key, args.streams)
+    await throughput(url, key, args.concurrency, 1.0)  # warm-up at load
     cpu0 = cpu_seconds(pid) if pid else 0.0
-    count = await throughput(url, headers, args.concurrency, args.duration)
+    count = await throughput(url, key, args.concurrency, args.duration)
     cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
     result = {
         "name": name,
@@ -221,6 +292,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of closed-loop load per target")
     parser.add_argument("--json", action="store_true", help="also print all raw figures as one JSON line")
+    parser.add_argument("--floor-client", choices=("aiohttp", "httpx"), default="aiohttp", help="the floor's client")
     args = parser.parse_args()
     py = sys.executable
     try:
@@ -250,6 +322,8 @@ def main() -> None:
                 upstream,
                 "--key",
                 KEY,
+                "--client",
+                args.floor_client,
             ]
         )
         procs.append(floor)
@@ -274,14 +348,18 @@ def main() -> None:
         procs.append(edge)
         wait_ready(f"http://127.0.0.1:{floor_port}/health")
         wait_ready(f"http://127.0.0.1:{edge_port}/ready")
-        print(f"upstream: {mock_kind}; gateways pinned to CPU 1, mock + load generator to CPU 0", flush=True)
+        print(
+            f"upstream: {mock_kind}; floor client: {args.floor_client}; gateways pinned to CPU 1, "
+            "mock + load generator to CPU 0",
+            flush=True,
+        )
         results = {}
         for name, url, key, pid in (
             ("direct", f"{upstream}/chat/completions", None, None),
             ("floor", f"http://127.0.0.1:{floor_port}/v1/chat/completions", KEY, floor.pid),
             ("edge", f"http://127.0.0.1:{edge_port}/v1/chat/completions", KEY, edge.pid),
         ):
-            results[name] = asyncio.run(measure(name, url, key, pid, args))
+            results[name] = uvloop.run(measure(name, url, key, pid, args))
             print(json.dumps(results[name]), flush=True)
         if args.json:
             print(json.dumps(results))
@@ -315,7 +393,7 @@ def report(r: dict, concurrency: int) -> bool:
         ("added latency p99 (ms, c=1)", add["floor"]["p99"], add["edge"]["p99"]),
         ("throughput per core (req per CPU-second)", f["rps_per_core"], e["rps_per_core"]),
         ("CPU per request (ms)", f["cpu_ms_per_req"], e["cpu_ms_per_req"]),
-        (f"closed-loop req/s (c={concurrency}, load generator bound)", f["rps"], e["rps"]),
+        (f"closed-loop req/s (c={concurrency}, gateway core saturated)", f["rps"], e["rps"]),
         ("stream TTFB added p50 (ms)", add["floor"]["ttfb"], add["edge"]["ttfb"]),
         ("RSS (MB)", f["rss_mb"], e["rss_mb"]),
     ]

@@ -16,6 +16,7 @@ from shared_sdk import AnalyticsRecord, BudgetUsage, Context, ProxyLog
 
 from .accounting import cost_of
 from .budgets import Reservation
+from .ids import new_id
 from .providers import OpenAIRequest, Usage
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class Exchange:
         queue = rt.telemetry
         queue.put(
             AnalyticsRecord(
+                record_id=new_id(),
                 request_id=self.request_id,
                 app_id=app_id,
                 user_id=self.user_id,
@@ -126,6 +128,7 @@ class Exchange:
             period_start, period_end = first.period_start, first.config.period_end
         queue.put(
             BudgetUsage(
+                record_id=new_id(),
                 request_id=self.request_id,
                 app_id=app_id,
                 user_id=self.user_id,
@@ -150,6 +153,7 @@ class Exchange:
             }
         queue.put(
             ProxyLog(
+                record_id=new_id(),
                 request_id=self.request_id,
                 app_id=app_id,
                 user_id=self.user_id,

@@ -92,31 +92,41 @@ class MetricsSink:
 
     def __init__(self, metrics: EdgeMetrics, app_names: Any = None) -> None:
         self.metrics = metrics
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once per series: `labels()` validates and locks on every call."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     async def submit_batch(self, records: list[Any]) -> None:
         m = self.metrics
+        child = self._child
         for record in records:
             if not isinstance(record, AnalyticsRecord):
                 continue
             app = str(record.app_id) if record.app_id is not None else ""
             llm = record.llm_slug
             model = record.model
-            m.requests.labels(app, llm, model, str(record.status_code)).inc()
-            m.latency.labels(app, llm, model).observe(record.latency_ms / 1000.0)
+            child(m.requests, app, llm, model, str(record.status_code)).inc()
+            child(m.latency, app, llm, model).observe(record.latency_ms / 1000.0)
             if record.upstream_latency_ms:
-                m.upstream_latency.labels(llm, model).observe(record.upstream_latency_ms / 1000.0)
+                child(m.upstream_latency, llm, model).observe(record.upstream_latency_ms / 1000.0)
             if record.ttft_ms is not None:
-                m.ttft.labels(llm, model).observe(record.ttft_ms / 1000.0)
+                child(m.ttft, llm, model).observe(record.ttft_ms / 1000.0)
             if record.prompt_tokens:
-                m.tokens.labels(app, llm, model, "prompt").inc(record.prompt_tokens)
+                child(m.tokens, app, llm, model, "prompt").inc(record.prompt_tokens)
             if record.completion_tokens:
-                m.tokens.labels(app, llm, model, "completion").inc(record.completion_tokens)
+                child(m.tokens, app, llm, model, "completion").inc(record.completion_tokens)
             if record.cache_read_tokens:
-                m.tokens.labels(app, llm, model, "cache_read").inc(record.cache_read_tokens)
+                child(m.tokens, app, llm, model, "cache_read").inc(record.cache_read_tokens)
             if record.cost:
-                m.cost.labels(app, llm, model, record.currency).inc(float(record.cost))
+                child(m.cost, app, llm, model, record.currency).inc(float(record.cost))
             if record.status_code >= 400 or record.error_type:
-                m.errors.labels(app, llm, record.error_type or str(record.status_code)).inc()
+                child(m.errors, app, llm, record.error_type or str(record.status_code)).inc()
 
 
 def hook_observer(metrics: EdgeMetrics):

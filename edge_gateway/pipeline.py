@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +47,7 @@ from .budgets import BudgetTracker
 from .config_store import CompiledApp, CompiledConfig, CompiledLLM, ConfigStore
 from .errors import GatewayError, UpstreamError, error_body
 from .exchange import Exchange
+from .ids import new_id
 from .metrics import EdgeMetrics
 from .policy import admit, release_budget, reserve_budget
 from .providers import OpenAIRequest, Usage
@@ -275,7 +275,7 @@ class Pipeline:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = headers.get("x-request-id", "")
         if not request_id or len(request_id) > 128:
-            request_id = uuid.uuid4().hex
+            request_id = new_id()
         if cfg is None:
             await self._send_error(
                 send,
