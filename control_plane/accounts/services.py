@@ -14,7 +14,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from control_plane.hooks.services import HookOutcome, guarded_write
+from control_plane.hooks.services import HookOutcome, guarded_delete, guarded_write
 from control_plane.sync.services import config_change_record
 
 from .models import Catalogue, Profile
@@ -126,21 +126,13 @@ def user_update(*, user, data: dict[str, Any], actor_id: int | None = None, hook
 
 
 def user_delete(*, user, actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> None:
-    view = user_hook_view(user)
-
-    def apply(outcome: HookOutcome) -> dict:
-        pk = user.pk
-        user.delete()
-        config_change_record(namespace="", reason=f"user {pk} deleted")
-        return view
-
-    guarded_write(
+    guarded_delete(
         object_type="user",
-        operation="delete",
-        view=view,
+        instance=user,
+        view=user_hook_view(user),
+        changed_namespaces=lambda: [""],  # users travel in every namespace's snapshot
+        label=f"user {user.pk}",
         actor_id=actor_id,
-        apply=apply,
-        after_view=lambda deleted: deleted,
         hook_outcome=hook_outcome,
     )
 

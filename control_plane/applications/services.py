@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from control_plane.catalog.models import Datasource, Tag, Tool
-from control_plane.hooks.services import HookOutcome, guarded_write
+from control_plane.hooks.services import HookOutcome, guarded_delete, guarded_write
 from control_plane.llms.models import LLM
 from control_plane.plugins.models import Plugin
 from control_plane.sync.services import config_change_record
@@ -282,21 +282,13 @@ def app_update(
 
 
 def app_delete(*, app: App, actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> None:
-    view = app_hook_view(app)
-
-    def apply(outcome: HookOutcome) -> dict:
-        namespace, pk = app.namespace, app.pk
-        app.delete()
-        config_change_record(namespace=namespace, reason=f"app {pk} deleted")
-        return view
-
-    guarded_write(
+    guarded_delete(
         object_type="app",
-        operation="delete",
-        view=view,
+        instance=app,
+        view=app_hook_view(app),
+        changed_namespaces=lambda: [app.namespace],
+        label=f"app {app.pk}",
         actor_id=actor_id,
-        apply=apply,
-        after_view=lambda deleted: deleted,
         hook_outcome=hook_outcome,
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Model
 
-from control_plane.hooks.services import HookOutcome, guarded_write
+from control_plane.hooks.services import HookOutcome, guarded_delete, guarded_write
 from control_plane.sync.services import config_change_record
 
 from .models import Datasource, ModelPrice, Tag, Tool
@@ -114,21 +114,13 @@ def _update(model, fields, object_type, instance, data, actor_id, hook_outcome):
 
 
 def _delete(model, fields, object_type, instance, actor_id, hook_outcome):
-    view = resource_hook_view(model, fields, instance)
-
-    def apply(outcome: HookOutcome):
-        for app in instance.apps.all():
-            config_change_record(namespace=app.namespace, reason=f"{object_type} {instance.slug} removed from app")
-        instance.delete()
-        return view
-
-    guarded_write(
+    guarded_delete(
         object_type=object_type,
-        operation="delete",
-        view=view,
+        instance=instance,
+        view=resource_hook_view(model, fields, instance),
+        changed_namespaces=lambda: [app.namespace for app in instance.apps.all()],  # the apps that held it
+        label=f"{object_type} {instance.slug}",
         actor_id=actor_id,
-        apply=apply,
-        after_view=lambda deleted: deleted,
         hook_outcome=hook_outcome,
     )
 

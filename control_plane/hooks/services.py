@@ -33,6 +33,7 @@ from .models import ObjectHookRegistration
 __all__ = [
     "REDACTED",
     "HookOutcome",
+    "guarded_delete",
     "guarded_write",
     "object_hooks_run_after",
     "object_hooks_run_before",
@@ -203,3 +204,38 @@ def guarded_write(
             lambda: object_hooks_run_after(object_type=object_type, operation=operation, obj=payload, actor_id=actor_id)
         )
     return result
+
+
+def guarded_delete(
+    *,
+    object_type: str,
+    instance: Any,
+    view: dict[str, Any],
+    changed_namespaces: Callable[[], list[str]],
+    label: str,
+    actor_id: int | None = None,
+    hook_outcome: HookOutcome | None = None,
+) -> None:
+    """Delete `instance` behind the `before_delete` / `after_delete` hooks, recording a config change for every
+    namespace `changed_namespaces()` names (asked inside the transaction, before the row goes).
+
+    The after hooks receive `view`, the object as it was: after a delete there is nothing else to show them.
+    """
+    from control_plane.sync.services import config_change_record
+
+    def apply(outcome: HookOutcome) -> dict[str, Any]:
+        namespaces = sorted(set(changed_namespaces()))
+        instance.delete()
+        for namespace in namespaces:
+            config_change_record(namespace=namespace, reason=f"{label} deleted")
+        return view
+
+    guarded_write(
+        object_type=object_type,
+        operation="delete",
+        view=view,
+        actor_id=actor_id,
+        apply=apply,
+        after_view=lambda deleted: deleted,
+        hook_outcome=hook_outcome,
+    )

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from control_plane.hooks.services import REDACTED, HookOutcome, guarded_write
+from control_plane.hooks.services import REDACTED, HookOutcome, guarded_delete, guarded_write
 from control_plane.sync.services import config_change_record
 
 from .models import LLM, LLMPluginBinding
@@ -151,21 +151,13 @@ def llm_update(
 
 
 def llm_delete(*, llm: LLM, actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> None:
-    view = llm_hook_view(llm)
-
-    def apply(outcome: HookOutcome) -> dict:
-        namespace, slug = llm.namespace, llm.slug
-        llm.delete()
-        config_change_record(namespace=namespace, reason=f"llm {slug} deleted")
-        return view
-
-    guarded_write(
+    guarded_delete(
         object_type="llm",
-        operation="delete",
-        view=view,
+        instance=llm,
+        view=llm_hook_view(llm),
+        changed_namespaces=lambda: [llm.namespace],
+        label=f"llm {llm.slug}",
         actor_id=actor_id,
-        apply=apply,
-        after_view=lambda deleted: deleted,
         hook_outcome=hook_outcome,
     )
 
