@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import socket
+import sys
+import threading
 import time
 from contextlib import suppress
 
@@ -95,8 +97,10 @@ class Bridge:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with suppress(NotImplementedError, RuntimeError):
+        if threading.current_thread() is threading.main_thread() and sys.platform != "win32":
+            # Only the main thread of a Unix process can take signals; tests run the bridge in a thread and stop
+            # it with stop() instead.
+            for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
         health = HealthServer(self._health_port, self.status, host="0.0.0.0")
         await health.start()
