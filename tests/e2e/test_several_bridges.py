@@ -1,0 +1,105 @@
+"""Several bridges at once, for availability: they share the telemetry work without doing any of it twice, and
+exactly one of them holds the lease that publishes config; when it dies, another takes over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from contextlib import suppress
+
+import nats
+import pytest
+from django.db import connections
+
+from control_plane.analytics.models import AnalyticsEvent
+from control_plane.bridge.db import run_db
+from control_plane.bridge.leader import LeaderLease
+from control_plane.bridge.runner import ensure_up_stream
+from control_plane.bridge.telemetry import TelemetryIngestor
+from shared_sdk.messages import AnalyticsRecord
+from shared_sdk.sync_protocol import TelemetryBatch, encode, up_subject
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+BATCHES = 60
+RECORDS_PER_BATCH = 5
+
+
+async def _wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def _count() -> int:
+    return AnalyticsEvent.objects.count()
+
+
+async def test_two_bridges_share_telemetry_without_duplicating_work(nats_server):
+    connections_ = [await nats.connect(nats_server.url) for _ in range(3)]
+    edge_nc, *bridge_ncs = connections_
+    await ensure_up_stream(edge_nc.jetstream(timeout=5))
+    ingestors = [TelemetryIngestor(nc.jetstream(timeout=5)) for nc in bridge_ncs]
+    tasks = [asyncio.create_task(ingestor.run()) for ingestor in ingestors]
+    js = edge_nc.jetstream(timeout=5)
+    try:
+        for wave in range(BATCHES):
+            batch = TelemetryBatch(
+                batch_id=uuid.uuid4().hex,
+                edge_id=f"edge-{wave % 2}",
+                namespace="demo",
+                created_at=time.time(),
+                analytics=[
+                    AnalyticsRecord(request_id=f"r-{wave}-{i}", app_id=1, status_code=200)
+                    for i in range(RECORDS_PER_BATCH)
+                ],
+            )
+            subject = up_subject("demo", batch.edge_id, "telemetry")
+            await js.publish(subject, encode(batch), headers={"Nats-Msg-Id": batch.batch_id})
+            if wave % 10 == 9:
+                await asyncio.sleep(0.05)  # waves, so both bridges' fetches find work
+        total = BATCHES * RECORDS_PER_BATCH
+        await _wait_for(lambda: run_db(lambda: _count() >= total))
+        await asyncio.sleep(1.0)  # a batch handed to both bridges would land now
+
+        assert await run_db(_count) == total
+        # Each message went to exactly one bridge: with a consumer per bridge instead of one shared durable
+        # consumer, every batch would be fetched twice (the second insert skipped, the work done twice).
+        assert sum(i.batches for i in ingestors) == BATCHES
+        assert sum(i.records_inserted for i in ingestors) == total
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for nc in connections_:
+            with suppress(Exception):
+                await nc.close()
+        await run_db(connections.close_all)
+
+
+async def test_exactly_one_bridge_leads_and_another_takes_over_when_it_dies(nats_server):
+    first_nc, second_nc = await nats.connect(nats_server.url), await nats.connect(nats_server.url)
+    first = LeaderLease(first_nc.jetstream(timeout=5), "bridge-a", ttl_s=1.5)
+    second = LeaderLease(second_nc.jetstream(timeout=5), "bridge-b", ttl_s=1.5)
+    first_task = asyncio.create_task(first.run())
+    await asyncio.wait_for(first.changed.wait(), 10)
+    second_task = asyncio.create_task(second.run())
+    try:
+        await asyncio.sleep(2.0)  # several renewals of both
+        assert (first.is_leader, second.is_leader) == (True, False)
+
+        first_task.cancel()  # the leader dies: its lease expires and is not renewed
+        await asyncio.gather(first_task, return_exceptions=True)
+        await asyncio.wait_for(second.changed.wait(), 10)
+        assert second.is_leader
+    finally:
+        for task in (first_task, second_task):
+            task.cancel()
+        await asyncio.gather(first_task, second_task, return_exceptions=True)
+        for nc in (first_nc, second_nc):
+            with suppress(Exception):
+                await nc.close()
