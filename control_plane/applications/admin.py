@@ -4,7 +4,6 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
-from control_plane.sync.services import config_push_now
 
 from .models import App, Credential, PluginResource
 from .services import (
@@ -119,35 +118,11 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def approve(self, request, queryset):
         run_each(request, queryset, lambda o: app_approve(app=o, actor_id=request.user.pk), "Approved")
 
-    @admin.action(description="Activate selected apps")
-    def activate(self, request, queryset):
-        run_each(
-            request,
-            queryset,
-            lambda o: app_update(app=o, data={"is_active": True}, actor_id=request.user.pk),
-            "Activated",
-        )
-
-    @admin.action(description="Deactivate selected apps")
-    def deactivate(self, request, queryset):
-        run_each(
-            request,
-            queryset,
-            lambda o: app_update(app=o, data={"is_active": False}, actor_id=request.user.pk),
-            "Deactivated",
-        )
-
     @admin.action(description="Create a key for each selected app (shown once)")
     def create_key(self, request, queryset):
         for app in queryset:
             credential, key = credential_create(app=app, user_id=request.user.pk, name="admin")
             _show_key(request, credential, key, "New")
-
-    @admin.action(description="Push config now (namespaces of the selected apps)")
-    def push_config(self, request, queryset):
-        for namespace in sorted(set(queryset.values_list("namespace", flat=True))):
-            change = config_push_now(namespace=namespace, actor=request.user.get_username())
-            messages.success(request, f"Config version {change.version} for namespace {namespace or '(global)'}")
 
 
 @admin.register(Credential)

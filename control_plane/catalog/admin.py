@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
+from control_plane.hooks.admin_mixins import ServiceAdminMixin
 
 from .models import Datasource, ModelPrice, Tag, Tool
 from .services import (
@@ -36,14 +36,6 @@ class _ResourceAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def hook_view(self, obj, data):
         return resource_hook_view(self.model, self.fields_tuple, obj, data)
-
-    @admin.action(description="Activate selected")
-    def activate(self, request, queryset):
-        run_each(request, queryset, lambda o: self._update(request, o, {"is_active": True}), "Activated")
-
-    @admin.action(description="Deactivate selected")
-    def deactivate(self, request, queryset):
-        run_each(request, queryset, lambda o: self._update(request, o, {"is_active": False}), "Deactivated")
 
 
 @admin.register(Tool)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 
 from control_plane.config.exceptions import ApplicationError, HookRejected
+from control_plane.sync.services import config_push_now
 
 from .services import HookOutcome, object_hooks_run_before
 
@@ -23,6 +24,31 @@ class ServiceAdminMixin:
 
     object_type: str | None = None
     save_form_m2m = False
+    active_field = "is_active"
+    """The model's on/off field, for the activate / deactivate actions (which go through `service_save`)."""
+
+    # Shared actions: an admin enables the ones it wants by naming them in `actions`. Django fills in
+    # %(verbose_name_plural)s, so each model's menu still says what it acts on.
+    @admin.action(description="Activate selected %(verbose_name_plural)s")
+    def activate(self, request, queryset):
+        run_each(
+            request, queryset, lambda obj: self.service_save(request, obj, {self.active_field: True}, None), "Activated"
+        )
+
+    @admin.action(description="Deactivate selected %(verbose_name_plural)s")
+    def deactivate(self, request, queryset):
+        run_each(
+            request,
+            queryset,
+            lambda obj: self.service_save(request, obj, {self.active_field: False}, None),
+            "Deactivated",
+        )
+
+    @admin.action(description="Push config now (namespaces of the selected %(verbose_name_plural)s)")
+    def push_config(self, request, queryset):
+        for namespace in sorted(set(queryset.values_list("namespace", flat=True))):
+            change = config_push_now(namespace=namespace, actor=request.user.get_username())
+            messages.success(request, f"Config version {change.version} for namespace {namespace or '(global)'}")
 
     def hook_view(self, obj: Any, data: dict) -> dict:
         return data

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
+from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.plugins.services import plugin_validate_config
-from control_plane.sync.services import config_push_now
 
 from .models import LLM, LLMPluginBinding
 from .services import LLM_FIELDS, llm_create, llm_delete, llm_hook_view, llm_set_plugin_chain, llm_update
@@ -126,27 +125,3 @@ class LLMAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 formset.changed_objects.append((binding, f.changed_data))
         formset.deleted_objects = [f.instance for f in deleted if f.instance.pk]
         return None
-
-    @admin.action(description="Activate selected LLMs")
-    def activate(self, request, queryset):
-        run_each(
-            request,
-            queryset,
-            lambda o: llm_update(llm=o, data={"is_active": True}, actor_id=request.user.pk),
-            "Activated",
-        )
-
-    @admin.action(description="Deactivate selected LLMs")
-    def deactivate(self, request, queryset):
-        run_each(
-            request,
-            queryset,
-            lambda o: llm_update(llm=o, data={"is_active": False}, actor_id=request.user.pk),
-            "Deactivated",
-        )
-
-    @admin.action(description="Push config now (namespaces of the selected LLMs)")
-    def push_config(self, request, queryset):
-        for namespace in sorted(set(queryset.values_list("namespace", flat=True))):
-            change = config_push_now(namespace=namespace, actor=request.user.get_username())
-            messages.success(request, f"Config version {change.version} for namespace {namespace or '(global)'}")

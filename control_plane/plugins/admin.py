@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
+from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.hooks.models import ObjectHookRegistration
-from control_plane.sync.services import config_push_now
 
 from .models import Plugin
 from .services import (
@@ -130,6 +129,7 @@ class HookRegistrationInline(admin.TabularInline):
 @admin.register(Plugin)
 class PluginAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = PluginAdminForm
+    active_field = "active"
     inlines = [HookRegistrationInline]
     list_display = [
         "slug",
@@ -173,17 +173,3 @@ class PluginAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def service_delete(self, request, obj):
         plugin_delete(plugin=obj)
-
-    @admin.action(description="Activate selected plugins")
-    def activate(self, request, queryset):
-        run_each(request, queryset, lambda p: plugin_update(plugin=p, data={"active": True}), "Activated")
-
-    @admin.action(description="Deactivate selected plugins")
-    def deactivate(self, request, queryset):
-        run_each(request, queryset, lambda p: plugin_update(plugin=p, data={"active": False}), "Deactivated")
-
-    @admin.action(description="Push config now (namespaces of the selected plugins)")
-    def push_config(self, request, queryset):
-        for namespace in sorted(set(queryset.values_list("namespace", flat=True))):
-            change = config_push_now(namespace=namespace, actor=request.user.get_username())
-            messages.success(request, f"Config version {change.version} for namespace {namespace or '(global)'}")

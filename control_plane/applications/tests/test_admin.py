@@ -7,7 +7,7 @@ import re
 import pytest
 
 from control_plane.applications.models import App, Credential
-from control_plane.applications.services import credential_create
+from control_plane.applications.services import app_create, credential_create
 from control_plane.catalog.services import tool_create
 from control_plane.llms.models import LLM
 from control_plane.llms.services import llm_create
@@ -204,3 +204,26 @@ def test_plugin_config_validated_against_schema_in_api(admin_api):
     assert not Plugin.objects.exists()
     missing = admin_api.post("/api/v1/plugins/", {"slug": "nope", "import_path": "no.such.module:X"}, format="json")
     assert missing.status_code == 400 and "cannot import" in missing.json()["message"]
+
+
+def test_activate_and_deactivate_actions_write_through_services_for_llms_plugins_and_tools(
+    admin_client, register_plugin
+):
+    """One shared action per admin: each flips its model's own on/off field through the service, so the edges
+    hear of it (a config change) and a plugin's differently named `active` field is honoured."""
+    llm = llm_create(data={"name": "L", "slug": "l", "vendor": "mock", "api_endpoint": "http://m.local"})
+    plugin = register_plugin("configured", "ConfiguredPlugin", config={"mode": "log"})
+    tool = tool_create(data={"name": "T", "slug": "t"})
+    app_create(data={"name": "holder", "llm_ids": [llm.pk], "tool_ids": [tool.pk]})  # edges see tools via apps
+    for url, model, pk, field in (
+        ("/admin/llms/llm/", LLM, llm.pk, "is_active"),
+        ("/admin/plugins/plugin/", Plugin, plugin.pk, "active"),
+        ("/admin/catalog/tool/", type(tool), tool.pk, "is_active"),
+    ):
+        before = ConfigChange.objects.count()
+        page = _action(admin_client, url, "deactivate", [pk]).content.decode()
+        assert "Deactivated: 1" in page, url
+        assert getattr(model.objects.get(pk=pk), field) is False, url
+        _action(admin_client, url, "activate", [pk])
+        assert getattr(model.objects.get(pk=pk), field) is True, url
+        assert ConfigChange.objects.count() >= before + 2, f"{url}: the edges were not told"
