@@ -2,85 +2,194 @@
 
 Most series are updated from the analytics records by `MetricsSink` (a `TelemetrySink`), so the request path
 pays nothing for them; the few that have no record (requests rejected before authentication, plugin hook
-timings, retries and fallbacks) are cheap counter/histogram updates on cached children.
-Each app instance owns a `CollectorRegistry`, so several edges in one process (tests) do not collide.
+timings, retries and fallbacks) are cheap updates on cached children.
+
+Why our own series types instead of `prometheus_client.Counter` / `Histogram`: those are thread-safe, so every
+`inc()` and `observe()` takes a lock (and an observe updates two locked values), and the edge makes ~16 such
+updates per request; under load that was ~10% of the edge's CPU (py-spy, `bench/bench_edge.py`). The edge
+updates metrics only from its event loop thread, so plain numbers in dicts do. `prometheus_client` still does
+the exposition: `_Families` is a registered collector that turns the series into metric families when
+`/metrics` is scraped. Each app instance owns a `CollectorRegistry`, so several edges in one process (tests) do
+not collide.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
 
 from shared_sdk import AnalyticsRecord
 
-__all__ = ["CONTENT_TYPE_LATEST", "EdgeMetrics", "MetricsSink"]
+__all__ = ["CONTENT_TYPE_LATEST", "CounterSeries", "EdgeMetrics", "HistogramSeries", "MetricsSink"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _PLUGIN_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 
 
+class _CounterChild:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class _HistogramChild:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last slot is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class _Series:
+    """A metric name with label names and one child per label-value tuple (created on first use; values are
+    strings, as in prometheus_client)."""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self.children.get(values)
+        if child is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
+            child = self.children[values] = self._new_child()
+        return child
+
+    def _new_child(self) -> Any:
+        raise NotImplementedError
+
+
+class CounterSeries(_Series):
+    def _new_child(self) -> _CounterChild:
+        return _CounterChild()
+
+    def family(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self.children.items()):
+            family.add_metric([str(v) for v in values], child.value)
+        return family
+
+
+class HistogramSeries(_Series):
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...], buckets: tuple[float, ...]) -> None:
+        super().__init__(name, documentation, labelnames)
+        self.buckets = tuple(float(b) for b in buckets)
+
+    def _new_child(self) -> _HistogramChild:
+        return _HistogramChild(self.buckets)
+
+    def family(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self.children.items()):
+            cumulative = []
+            running = 0
+            for bound, count in zip((*self.buckets, float("inf")), child.counts, strict=True):
+                running += count
+                cumulative.append(("+Inf" if bound == float("inf") else _fmt(bound), running))
+            family.add_metric([str(v) for v in values], cumulative, child.sum)
+        return family
+
+
+def _fmt(bound: float) -> str:
+    return floatToGoString(bound)
+
+
+class _Families:
+    """The registry's view of our series (a prometheus_client custom collector)."""
+
+    def __init__(self, series: list[_Series]) -> None:
+        self.series = series
+
+    def collect(self) -> Iterator[Metric]:
+        for s in self.series:
+            yield s.family()
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
 class EdgeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
         labels = ("app", "llm", "model", "status")
-        self.requests = Counter("fjordgate_edge_requests", "Accepted LLM requests", labels, registry=r)
-        self.rejected = Counter(
-            "fjordgate_edge_rejected_requests",
-            "Requests rejected before an app was known",
-            ("status", "reason"),
-            registry=r,
+        self.requests = CounterSeries("fjordgate_edge_requests", "Accepted LLM requests", labels)
+        self.rejected = CounterSeries(
+            "fjordgate_edge_rejected_requests", "Requests rejected before an app was known", ("status", "reason")
         )
-        self.latency = Histogram(
-            "fjordgate_edge_request_duration_seconds",
-            "Edge request latency",
-            ("app", "llm", "model"),
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.latency = HistogramSeries(
+            "fjordgate_edge_request_duration_seconds", "Edge request latency", ("app", "llm", "model"), _LATENCY_BUCKETS
         )
-        self.upstream_latency = Histogram(
-            "fjordgate_edge_upstream_duration_seconds",
-            "Upstream call latency",
-            ("llm", "model"),
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.upstream_latency = HistogramSeries(
+            "fjordgate_edge_upstream_duration_seconds", "Upstream call latency", ("llm", "model"), _LATENCY_BUCKETS
         )
-        self.ttft = Histogram(
+        self.ttft = HistogramSeries(
             "fjordgate_edge_time_to_first_token_seconds",
             "Streams: time to the first chunk",
             ("llm", "model"),
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.tokens = Counter("fjordgate_edge_tokens", "Tokens by kind", ("app", "llm", "model", "kind"), registry=r)
-        self.cost = Counter(
-            "fjordgate_edge_cost", "Cost in the price's currency", ("app", "llm", "model", "currency"), registry=r
+        self.tokens = CounterSeries("fjordgate_edge_tokens", "Tokens by kind", ("app", "llm", "model", "kind"))
+        self.cost = CounterSeries(
+            "fjordgate_edge_cost", "Cost in the price's currency", ("app", "llm", "model", "currency")
         )
-        self.errors = Counter("fjordgate_edge_errors", "Error responses by type", ("app", "llm", "type"), registry=r)
-        self.plugin_time = Histogram(
-            "fjordgate_edge_plugin_duration_seconds",
-            "Plugin hook call time",
-            ("plugin", "hook"),
-            buckets=_PLUGIN_BUCKETS,
-            registry=r,
+        self.errors = CounterSeries("fjordgate_edge_errors", "Error responses by type", ("app", "llm", "type"))
+        self.plugin_time = HistogramSeries(
+            "fjordgate_edge_plugin_duration_seconds", "Plugin hook call time", ("plugin", "hook"), _PLUGIN_BUCKETS
         )
-        self.plugin_failures = Counter(
-            "fjordgate_edge_plugin_failures", "Plugin calls that failed", ("plugin", "hook", "kind"), registry=r
+        self.plugin_failures = CounterSeries(
+            "fjordgate_edge_plugin_failures", "Plugin calls that failed", ("plugin", "hook", "kind")
         )
-        self.retries = Counter("fjordgate_edge_upstream_retries", "Upstream retries", ("llm",), registry=r)
-        self.fallbacks = Counter("fjordgate_edge_fallbacks", "Fallbacks taken", ("from_llm", "to_llm"), registry=r)
-        self.telemetry_dropped = Counter(
-            "fjordgate_edge_telemetry_dropped", "Telemetry records dropped", ("sink",), registry=r
+        self.retries = CounterSeries("fjordgate_edge_upstream_retries", "Upstream retries", ("llm",))
+        self.fallbacks = CounterSeries("fjordgate_edge_fallbacks", "Fallbacks taken", ("from_llm", "to_llm"))
+        self.telemetry_dropped = CounterSeries(
+            "fjordgate_edge_telemetry_dropped", "Telemetry records dropped", ("sink",)
         )
-        self.config_version = Gauge("fjordgate_edge_config_version", "Version of the loaded config", registry=r)
-        self._plugin_children: dict[tuple[str, str], Any] = {}
+        self.registry.register(
+            _Families(
+                [
+                    self.requests,
+                    self.rejected,
+                    self.latency,
+                    self.upstream_latency,
+                    self.ttft,
+                    self.tokens,
+                    self.cost,
+                    self.errors,
+                    self.plugin_time,
+                    self.plugin_failures,
+                    self.retries,
+                    self.fallbacks,
+                    self.telemetry_dropped,
+                ]
+            )
+        )
+        self.config_version = Gauge(
+            "fjordgate_edge_config_version", "Version of the loaded config", registry=self.registry
+        )
+        self._plugin_children = self.plugin_time.children
 
     def observe_plugin(self, plugin: str, hook: str, seconds: float) -> None:
         child = self._plugin_children.get((plugin, hook))
         if child is None:
-            child = self._plugin_children[(plugin, hook)] = self.plugin_time.labels(plugin, hook)
+            child = self.plugin_time.labels(plugin, hook)
         child.observe(seconds)
 
     def render(self) -> bytes:
@@ -92,41 +201,31 @@ class MetricsSink:
 
     def __init__(self, metrics: EdgeMetrics, app_names: Any = None) -> None:
         self.metrics = metrics
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """`metric.labels(*labels)`, looked up once per series: `labels()` validates and locks on every call."""
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     async def submit_batch(self, records: list[Any]) -> None:
         m = self.metrics
-        child = self._child
         for record in records:
             if not isinstance(record, AnalyticsRecord):
                 continue
             app = str(record.app_id) if record.app_id is not None else ""
             llm = record.llm_slug
             model = record.model
-            child(m.requests, app, llm, model, str(record.status_code)).inc()
-            child(m.latency, app, llm, model).observe(record.latency_ms / 1000.0)
+            m.requests.labels(app, llm, model, str(record.status_code)).inc()
+            m.latency.labels(app, llm, model).observe(record.latency_ms / 1000.0)
             if record.upstream_latency_ms:
-                child(m.upstream_latency, llm, model).observe(record.upstream_latency_ms / 1000.0)
+                m.upstream_latency.labels(llm, model).observe(record.upstream_latency_ms / 1000.0)
             if record.ttft_ms is not None:
-                child(m.ttft, llm, model).observe(record.ttft_ms / 1000.0)
+                m.ttft.labels(llm, model).observe(record.ttft_ms / 1000.0)
             if record.prompt_tokens:
-                child(m.tokens, app, llm, model, "prompt").inc(record.prompt_tokens)
+                m.tokens.labels(app, llm, model, "prompt").inc(record.prompt_tokens)
             if record.completion_tokens:
-                child(m.tokens, app, llm, model, "completion").inc(record.completion_tokens)
+                m.tokens.labels(app, llm, model, "completion").inc(record.completion_tokens)
             if record.cache_read_tokens:
-                child(m.tokens, app, llm, model, "cache_read").inc(record.cache_read_tokens)
+                m.tokens.labels(app, llm, model, "cache_read").inc(record.cache_read_tokens)
             if record.cost:
-                child(m.cost, app, llm, model, record.currency).inc(float(record.cost))
+                m.cost.labels(app, llm, model, record.currency).inc(float(record.cost))
             if record.status_code >= 400 or record.error_type:
-                child(m.errors, app, llm, record.error_type or str(record.status_code)).inc()
+                m.errors.labels(app, llm, record.error_type or str(record.status_code)).inc()
 
 
 def hook_observer(metrics: EdgeMetrics):

@@ -41,6 +41,28 @@ async def test_kv_ttl_prefix_and_isolation(tmp_path):
     await reopened.close()
 
 
+async def test_kv_buffered_changes_are_seen_at_once_and_stored_by_the_flush(tmp_path):
+    kv = EdgeKV(str(tmp_path / "kv.sqlite3"), commit_delay_s=60)  # no timed flush during the test
+    await kv.open()
+    a = kv.for_plugin("a")
+    for i in range(3):
+        await a.write(f"k{i}", b"old")
+    await kv.flush()
+    await a.write("k1", b"new")  # overwrite a stored key
+    assert await a.delete("k2")  # delete a stored key
+    await a.write("k3", b"added")
+    assert not await a.delete("missing")
+    assert await a.list("k") == ["k0", "k1", "k3"]
+    assert await a.read("k1") == b"new" and await a.read("k2") is None
+    await kv.close()  # flushes
+    reopened = EdgeKV(str(tmp_path / "kv.sqlite3"))
+    await reopened.open()
+    again = reopened.for_plugin("a")
+    assert await again.list("k") == ["k0", "k1", "k3"]
+    assert await again.read("k1") == b"new" and await again.read("k3") == b"added"
+    await reopened.close()
+
+
 def test_sliding_window_rejects_over_limit_and_tells_how_long():
     now = [1000.0]
     limiter = RateLimiter(clock=lambda: now[0])
@@ -120,3 +142,31 @@ def test_sse_splitter_reassembles_events_cut_anywhere():
     stream = b'data: {"a":1}\n\ndata: {"b":\r\n2}\r\n\r\ndata: [DONE]\n\n'
     events = [e for i in range(0, len(stream), 3) for e in splitter.feed(stream[i : i + 3])]
     assert events == [b'data: {"a":1}\n\n', b'data: {"b":\n2}\n\n', b"data: [DONE]\n\n"]
+
+
+def test_metrics_exposition_has_prometheus_semantics():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from edge_gateway.metrics import EdgeMetrics
+
+    m = EdgeMetrics()
+    m.requests.labels("1", "gpt", "m", "200").inc()
+    m.requests.labels("1", "gpt", "m", "200").inc(2)
+    for seconds in (0.001, 0.004, 200.0):  # on a bucket bound, inside one, above the last
+        m.latency.labels("1", "gpt", "m").observe(seconds)
+    m.config_version.set(7)
+    families = {f.name: f for f in text_string_to_metric_families(m.render().decode())}
+    (requests,) = families["fjordgate_edge_requests"].samples
+    assert requests.name == "fjordgate_edge_requests_total" and requests.value == 3
+    assert requests.labels == {"app": "1", "llm": "gpt", "model": "m", "status": "200"}
+    buckets = {
+        s.labels["le"]: s.value
+        for s in families["fjordgate_edge_request_duration_seconds"].samples
+        if s.name.endswith("_bucket")
+    }
+    assert buckets["0.001"] == 1 and buckets["0.0025"] == 1 and buckets["0.005"] == 2
+    assert buckets["120.0"] == 2 and buckets["+Inf"] == 3  # cumulative, +Inf counts everything
+    samples = {s.name: s.value for s in families["fjordgate_edge_request_duration_seconds"].samples}
+    assert samples["fjordgate_edge_request_duration_seconds_count"] == 3
+    assert abs(samples["fjordgate_edge_request_duration_seconds_sum"] - 200.005) < 1e-9
+    assert families["fjordgate_edge_config_version"].samples[0].value == 7
