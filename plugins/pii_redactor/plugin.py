@@ -56,7 +56,7 @@ _DONE = b"data: [DONE]\n\n"
 
 class PIIRedactor(BasePlugin):
     name = NAME
-    version = "1.0.0"
+    version = "1.0.1"
     description = "Redacts e-mail addresses, card numbers, SSNs and phone numbers in requests and responses."
 
     def get_config_schema(self) -> dict[str, Any]:
@@ -67,13 +67,23 @@ class PIIRedactor(BasePlugin):
         kinds = config.get("kinds", list(PATTERNS))
         self.pattern = re.compile("|".join(f"(?P<{k}>{PATTERNS[k]})" for k in kinds))
         self.replacement = config.get("replacement", "[REDACTED:{kind}]")
+        self._replacements = {k: self.replacement.format(kind=k) for k in kinds}
+        # Every kind needs an '@' (e-mail) or digits (the others): text with neither is returned as is, without
+        # running the combined pattern at every position (most model output and prompts have no PII).
+        triggers = ("@" if "email" in kinds else "") + ("0-9" if set(kinds) - {"email"} else "")
+        self._trigger = re.compile(f"[{triggers}]") if triggers else None
         self.redact_requests = config.get("redact_requests", True)
         self.redact_responses = config.get("redact_responses", True)
         self.holdback = int(config.get("stream_holdback_chars", 48))
         self._streams: OrderedDict[str, dict[int, str]] = OrderedDict()
 
     def redact(self, text: str) -> str:
-        return self.pattern.sub(lambda m: self.replacement.format(kind=m.lastgroup), text)
+        if self._trigger is None or self._trigger.search(text) is None:
+            return text
+        return self.pattern.sub(self._replace, text)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        return self._replacements[match.lastgroup or ""]
 
     # -- requests ------------------------------------------------------------------------------------------
 
@@ -198,6 +208,8 @@ class PIIRedactor(BasePlugin):
             return 0
         space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut))
         cut = space + 1 if space >= 0 else 0
+        if self._trigger is None or self._trigger.search(text) is None:
+            return cut
         for match in self.pattern.finditer(text):
             if match.start() < cut < match.end():
                 return match.start()

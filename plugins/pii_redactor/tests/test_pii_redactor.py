@@ -28,3 +28,20 @@ async def test_stream_redacts_values_split_across_chunks():
             sent.append(out.body if out.modified else body)
     text = "".join(orjson.loads(b[6:])["choices"][0]["delta"]["content"] for b in sent)
     assert text == "write to [REDACTED:email] please"
+
+
+async def test_each_kind_is_redacted_and_text_without_pii_is_left_alone():
+    async with PluginHarness(PIIRedactor(), config={"replacement": "<{kind}>"}) as h:
+        plugin = h.plugin
+        assert plugin.redact("no personal data here, just words.") == "no personal data here, just words."
+        assert plugin.redact("ssn 078-05-1120 ok") == "ssn <ssn> ok"
+        assert plugin.redact("call +44 20 7946 0958 now") == "call <phone> now"
+        assert plugin.redact("mail ops@example.org") == "mail <email>"
+        assert plugin.redact("order 12 shipped") == "order 12 shipped"
+
+
+async def test_only_the_configured_kinds_are_redacted():
+    async with PluginHarness(PIIRedactor(), config={"kinds": ["email"]}) as h:
+        assert h.plugin.redact("a@b.io 078-05-1120") == "[REDACTED:email] 078-05-1120"
+    async with PluginHarness(PIIRedactor(), config={"kinds": []}) as h:
+        assert h.plugin.redact("a@b.io 078-05-1120") == "a@b.io 078-05-1120"
