@@ -45,6 +45,7 @@ from .accounting import TelemetryQueue
 from .auth import authenticate_key, credential_from_headers, find_credential
 from .budgets import BudgetTracker
 from .config_store import CompiledApp, CompiledConfig, CompiledLLM, ConfigStore
+from .disconnects import DisconnectWatch, DisconnectWatches
 from .errors import GatewayError, UpstreamError, error_body
 from .exchange import Exchange
 from .ids import new_id
@@ -178,49 +179,6 @@ def _as_plugin_error(error: GatewayError | UpstreamError) -> PluginError:
     )
 
 
-class _DisconnectWatch:
-    """Cancels the request's task when the client goes away before its response is complete.
-
-    Why one watcher for the whole request (streamed or not): a client that gives up must not keep an upstream
-    call, plugin hooks or a stream pump running for nobody. Cancelling the task is what closes the upstream
-    connection (httpx closes a connection whose request was cancelled); `Pipeline.serve` catches that
-    cancellation and accounts the request (status 499 when nothing was sent). ASGI servers answer `receive()`
-    with `http.disconnect` once the response is complete too, hence the `complete` flag set by `send`.
-    """
-
-    __slots__ = ("_send", "_task", "_watcher", "complete", "disconnected")
-
-    def __init__(self, send: Any) -> None:
-        self._send = send
-        self._task: asyncio.Task | None = None
-        self._watcher: asyncio.Future | None = None
-        self.complete = False
-        self.disconnected = False
-
-    async def send(self, message: dict[str, Any]) -> None:
-        if not message.get("more_body", False) and message["type"] == "http.response.body":
-            self.complete = True
-        await self._send(message)
-
-    def start(self, receive: Any) -> None:
-        """Watch `receive` from now on (the request body must have been read already)."""
-        self._task = asyncio.current_task()
-        self._watcher = asyncio.ensure_future(self._watch(receive))
-
-    async def _watch(self, receive: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                if not self.complete and self._task is not None:
-                    self.disconnected = True
-                    self._task.cancel()
-                return
-
-    def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-
-
 @dataclass(slots=True)
 class _Caller:
     """The credential as presented, kept so that a fallback LLM's chain can authenticate the caller again."""
@@ -263,6 +221,7 @@ _ANSWERED = object()
 class Pipeline:
     def __init__(self, rt: EdgeRuntime) -> None:
         self.rt = rt
+        self.watches = DisconnectWatches()
 
     # -- entry -------------------------------------------------------------------------------------------
 
@@ -295,7 +254,7 @@ class Pipeline:
             namespace=cfg.snapshot.namespace,
         )
         ex = Exchange(request_id, time.perf_counter(), time.time(), cfg, ctx, kind, scope["method"], scope["path"])
-        watch = _DisconnectWatch(send)
+        watch = self.watches.watch(send)
         send = watch.send
         try:
             try:
@@ -335,7 +294,7 @@ class Pipeline:
         headers: dict[str, str],
         native_slug: str,
         native_path: str,
-        watch: _DisconnectWatch,
+        watch: DisconnectWatch,
     ) -> None:
         rt = self.rt
         cfg = ex.cfg
@@ -878,7 +837,7 @@ class Pipeline:
     async def _respond_stream(
         self, ex: Exchange, send: Any, hooks: HookChain | None, executed: tuple, result: StreamResult
     ) -> None:
-        """Relay a stream whose first event is in. A client that leaves cancels this task (`_DisconnectWatch`);
+        """Relay a stream whose first event is in. A client that leaves cancels this task (`edge_gateway.disconnects`);
         the `finally` closes the upstream response either way."""
         ex.streamed = True
         ex.usage = result.usage
