@@ -188,7 +188,10 @@ class HookChain:
 
     def hooks(self, method: str) -> tuple[PluginHandle, ...]:
         """Plugins of this chain implementing `method`, in chain order."""
-        return self._implementing.get(method) or tuple(h for h in self.handles if h.implements(method))
+        hooks = self._implementing.get(method)
+        if hooks is None:  # a method outside the precomputed set
+            hooks = self._implementing[method] = tuple(h for h in self.handles if h.implements(method))
+        return hooks
 
     def _record(self, timings: list[HookTiming] | None, h: PluginHandle, method: str, t0: float, outcome: str) -> None:
         timing = HookTiming(h.slug, method, time.perf_counter() - t0, outcome)

@@ -446,25 +446,26 @@ class _Deadlines:
 
     TICK_S = 0.01
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
+        # No reference to the loop: `_by_loop` is keyed weakly by the loop, and a value holding its key would
+        # keep every loop a process ever served (each test's, say) alive.
         self.calls: set[_Deadline] = set()
         self._ticker: asyncio.Task[None] | None = None
 
     def enter(self, timeout_s: float) -> _Deadline:
-        task = asyncio.current_task(self.loop)
+        task = asyncio.current_task()
         assert task is not None, "plugin calls must run inside an asyncio task"
-        deadline = _Deadline(self, task, self.loop.time() + timeout_s)
+        deadline = _Deadline(self, task, time.monotonic() + timeout_s)
         self.calls.add(deadline)
         if self._ticker is None:
-            self._ticker = self.loop.create_task(self._tick())
+            self._ticker = task.get_loop().create_task(self._tick())
         return deadline
 
     async def _tick(self) -> None:
         try:
             while self.calls:
                 await asyncio.sleep(self.TICK_S)
-                now = self.loop.time()
+                now = time.monotonic()
                 for d in list(self.calls):
                     if not d.expired and now >= d.at:
                         d.expired = True
@@ -477,18 +478,20 @@ _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = wea
 
 
 _last: list[Any] = [None, None]
-"""(loop, its _Deadlines) of the last lookup. A process serves from one loop, so this skips the weak-dict lookup
-(a weakref hash per plugin call: ~8% of the edge's CPU for a stream, whose chunk hooks make a call per event)."""
+"""(weak reference to the loop, its _Deadlines) of the last lookup. A process serves from one loop, so this skips
+the weak-dict lookup (a weakref hash per plugin call: ~8% of the edge's CPU for a stream, whose chunk hooks make a
+call per event). Weak, so a finished loop is not kept alive by this cache."""
 
 
 def _deadlines() -> _Deadlines:
     loop = asyncio.get_running_loop()
-    if _last[0] is loop:
+    ref = _last[0]
+    if ref is not None and ref() is loop:
         return _last[1]
     d = _by_loop.get(loop)
     if d is None:
-        d = _by_loop[loop] = _Deadlines(loop)
-    _last[0], _last[1] = loop, d
+        d = _by_loop[loop] = _Deadlines()
+    _last[0], _last[1] = weakref.ref(loop), d
     return d
 
 

@@ -287,3 +287,22 @@ async def test_agent_error_mid_stream_surfaces_as_plugin_call_error():
             ):
                 got.append(chunk.type)
     assert len(got) == 4 and info.value.kind == "exception" and "agent failed mid-stream" in info.value.detail
+
+
+def test_a_finished_event_loop_is_not_kept_alive_by_plugin_calls():
+    """Each plugin call registers a deadline with its loop's bookkeeping; that must not pin the loop (a test
+    suite or a process that runs several loops would otherwise keep every one of them)."""
+    import asyncio
+    import gc
+    import weakref
+
+    loops = []
+
+    async def one_call():
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        async with PluginHarness(f"{SAMPLES}:MinimalPostAuth") as h:
+            await h.call("handle_post_auth", make_request("hi"))
+
+    asyncio.run(one_call())
+    gc.collect()
+    assert loops[0]() is None
