@@ -1,4 +1,5 @@
-"""`GET /health` on BRIDGE_HEALTH_PORT: a tiny HTTP responder so the launcher and orchestrators can probe us.
+"""`GET /health` on BRIDGE_HEALTH_HOST:BRIDGE_HEALTH_PORT: a tiny HTTP responder so the launcher and orchestrators
+can probe us.
 
 Plain asyncio streams rather than a web framework: one route, no dependencies, no thread.
 """

@@ -66,8 +66,18 @@ async def _connect_with_retry() -> Client:
 
 
 class Bridge:
-    def __init__(self, *, health_port: int, poll_interval_s: float = 0.1, bridge_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        health_port: int,
+        health_host: str = "0.0.0.0",
+        poll_interval_s: float = 0.1,
+        bridge_id: str | None = None,
+    ) -> None:
+        """`health_host` defaults to every interface so an orchestrator's probe reaches the bridge inside a
+        container; BRIDGE_HEALTH_HOST (read by `run_bridge`) narrows it, e.g. to 127.0.0.1 on a shared host."""
         self.bridge_id = bridge_id or f"{socket.gethostname()}-{os.getpid()}"
+        self._health_host = health_host
         self._health_port = health_port
         self._poll_interval_s = poll_interval_s
         self._stop = asyncio.Event()
@@ -102,7 +112,7 @@ class Bridge:
             # it with stop() instead.
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
-        health = HealthServer(self._health_port, self.status, host="0.0.0.0")
+        health = HealthServer(self._health_port, self.status, host=self._health_host)
         await health.start()
         self._nc = nc = await _connect_with_retry()
         js = nc.jetstream(timeout=10)
@@ -123,7 +133,7 @@ class Bridge:
             asyncio.create_task(self._leader_duties(nc, payloads), name="leader-duties"),
             asyncio.create_task(self._drain_events(nc), name="events-down"),
         ]
-        log.info("bridge ready (id %s, health on :%d)", self.bridge_id, self._health_port)
+        log.info("bridge ready (id %s, health on %s:%d)", self.bridge_id, self._health_host, self._health_port)
         await self._stop.wait()
         log.info("bridge stopping")
         for task in tasks:

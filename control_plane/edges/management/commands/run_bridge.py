@@ -6,23 +6,25 @@ import asyncio
 
 from django.core.management.base import BaseCommand
 
-from fjordgate.env import ConfigError, env_float, env_int
+from fjordgate.env import ConfigError, env_float, env_int, env_str
 
 
 class Command(BaseCommand):
     help = "Run the bridge between the control plane and the edges (NATS JetStream)."
 
     def add_arguments(self, parser) -> None:
+        parser.add_argument("--health-host", default=None, help="default: BRIDGE_HEALTH_HOST or 0.0.0.0")
         parser.add_argument("--health-port", type=int, default=None, help="default: BRIDGE_HEALTH_PORT or 8010")
 
     def handle(self, *args, **options) -> None:
         from control_plane.bridge.runner import Bridge
 
         try:
+            host = options["health_host"] or env_str("BRIDGE_HEALTH_HOST", "0.0.0.0")
             port = options["health_port"] or env_int("BRIDGE_HEALTH_PORT", 8010, minimum=1, maximum=65535)
             poll_ms = env_float("BRIDGE_POLL_INTERVAL_MS", 100.0, minimum=5.0)
         except ConfigError as exc:
             from fjordgate.env import fail
 
             fail(f"configuration error: {exc}")
-        asyncio.run(Bridge(health_port=port, poll_interval_s=poll_ms / 1000).run())
+        asyncio.run(Bridge(health_host=host, health_port=port, poll_interval_s=poll_ms / 1000).run())
