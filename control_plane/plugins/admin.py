@@ -1,16 +1,21 @@
-"""Plugin admin: the config is a form generated from the plugin's JSON Schema and validated on save."""
+"""Plugin admin: the config is a form generated from the plugin's JSON Schema and validated on save; the event
+outbox is shown read-only."""
 
 from __future__ import annotations
 
 import json
 
+import msgspec
 from django import forms
 from django.contrib import admin
+from django.utils.html import format_html
 
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.hooks.models import ObjectHookRegistration
+from shared_sdk.messages import Event
+from shared_sdk.sync_protocol import down_subject
 
-from .models import Plugin
+from .models import OutboundEvent, Plugin
 from .services import (
     PLUGIN_FIELDS,
     plugin_delete,
@@ -173,3 +178,75 @@ class PluginAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def service_delete(self, request, obj):
         plugin_delete(plugin=obj)
+
+
+class OutboundStatusFilter(admin.SimpleListFilter):
+    """Pending or sent, from `sent_at`: the outbox has no status column, a row is sent once it has a time."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Pending"), ("sent", "Sent")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(sent_at__isnull=True)
+        if self.value() == "sent":
+            return queryset.filter(sent_at__isnull=False)
+        return queryset
+
+
+_event_decoder = msgspec.msgpack.Decoder(Event)
+
+
+@admin.register(OutboundEvent)
+class OutboundEventAdmin(admin.ModelAdmin):
+    """The event outbox, for troubleshooting "did my DOWN event leave?": read-only, since the leader bridge owns
+    the rows. There is no retry action: a pending row is retried on every bridge poll until NATS takes it, so the
+    only thing an operator can learn here is whether (and when) it went, and where."""
+
+    list_display = ["id", "topic", "subject", "namespace_label", "source", "status", "created_at", "sent_at"]
+    list_filter = [OutboundStatusFilter, "namespace", "source"]
+    search_fields = ["topic", "event_id", "source", "namespace"]
+    date_hierarchy = "created_at"
+    fields = ["event_id", "topic", "subject", "namespace", "source", "status", "created_at", "sent_at", "event"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the bridge purges sent rows after a day; deleting a pending one would silently drop it
+
+    @admin.display(description="NATS subject")
+    def subject(self, obj: OutboundEvent) -> str:
+        try:
+            return down_subject(obj.namespace or None, "event")
+        except ValueError:
+            return "(invalid namespace: never sent)"
+
+    @admin.display(description="Namespace", ordering="namespace")
+    def namespace_label(self, obj: OutboundEvent) -> str:
+        return obj.namespace or "(every edge)"
+
+    @admin.display(description="Status", ordering="sent_at")
+    def status(self, obj: OutboundEvent) -> str:
+        return "Sent" if obj.sent_at else "Pending"
+
+    @admin.display(description="Event")
+    def event(self, obj: OutboundEvent) -> str:
+        """The stored event as the edges will get it; the payload as text when it is UTF-8, else its size."""
+        try:
+            event = _event_decoder.decode(bytes(obj.body))
+        except msgspec.DecodeError as exc:
+            return f"(undecodable: {exc})"
+        shown = msgspec.to_builtins(event)
+        try:
+            shown["payload"] = event.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            shown["payload"] = f"({len(event.payload)} bytes, binary)"
+        return format_html("<pre>{}</pre>", json.dumps(shown, indent=2, default=str))
