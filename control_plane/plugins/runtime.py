@@ -52,7 +52,6 @@ _loaded_versions: dict[str, str] = {}
 # The timeout each loaded plugin's spec had (for an isolated plugin: the one its process was spawned with).
 _spawn_timeouts: dict[str, float] = {}
 _event_bus = StudioEventBus()
-_studio = StudioServicesImpl()
 
 
 def _services(slug: str) -> Services:
@@ -61,7 +60,7 @@ def _services(slug: str) -> Services:
         kv=StudioKV(slug),
         logger=StdlibPluginLogger(slug),
         events=_event_bus.bound(slug),
-        studio=_studio,
+        studio=StudioServicesImpl(slug),  # bound to the plugin: its LLM calls are accounted to it
     )
 
 

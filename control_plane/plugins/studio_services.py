@@ -8,8 +8,10 @@ outbox (`OutboundEvent`): whichever control-plane process a plugin runs in, the 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -233,8 +235,87 @@ def _page(page: int, limit: int) -> slice:
     return slice((page - 1) * limit, page * limit)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Upstream:
+    id: int
+    slug: str
+    vendor: str
+    namespace: str
+    base: str
+    key: str
+    default_model: str
+
+
+async def _vendor_call(
+    upstream: _Upstream,
+    model: str,
+    messages: list[LLMMessage],
+    temperature: float | None,
+    max_tokens: int | None,
+) -> tuple[int, LLMCallResponse | None, str]:
+    """(status, answer or None, error type): 502 with the exception's name when the upstream was unreachable."""
+    body: dict[str, Any] = {"model": model, "messages": [{"role": m.role, "content": m.content} for m in messages]}
+    if temperature is not None:
+        body["temperature"] = temperature
+    headers = {"content-type": "application/json"}
+    anthropic = upstream.vendor == "anthropic"
+    if anthropic:
+        body["max_tokens"] = max_tokens or 1024
+        headers.update({"x-api-key": upstream.key, "anthropic-version": "2023-06-01"})
+        base = upstream.base
+        url = f"{base}/v1/messages" if not base.endswith("/v1") else f"{base}/messages"
+    else:
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if upstream.key:
+            headers["authorization"] = f"Bearer {upstream.key}"
+        url = f"{upstream.base}/chat/completions"
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            response = await client.post(url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return 502, None, type(exc).__name__
+    if response.status_code >= 400:
+        return response.status_code, None, "upstream_error"
+    data = response.json()
+    if anthropic:
+        text = "".join(part.get("text", "") for part in data.get("content", []) if part.get("type") == "text")
+        usage = data.get("usage", {})
+        return (
+            response.status_code,
+            LLMCallResponse(
+                content=text,
+                model=data.get("model", ""),
+                finish_reason=data.get("stop_reason") or "",
+                prompt_tokens=usage.get("input_tokens", 0),
+                completion_tokens=usage.get("output_tokens", 0),
+            ),
+            "",
+        )
+    choice = (data.get("choices") or [{}])[0]
+    usage = data.get("usage") or {}
+    return (
+        response.status_code,
+        LLMCallResponse(
+            content=(choice.get("message") or {}).get("content") or "",
+            model=data.get("model", ""),
+            finish_reason=choice.get("finish_reason") or "",
+            tool_calls=(choice.get("message") or {}).get("tool_calls") or [],
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+        ),
+        "",
+    )
+
+
 class StudioServicesImpl(StudioServices):
-    """Management services over the ORM; writes go through the domain services, so object hooks still run."""
+    """Management services over the ORM; writes go through the domain services, so object hooks still run.
+
+    One per plugin (`plugin_slug`), so what a plugin spends on LLM calls is attributed to it in analytics.
+    """
+
+    def __init__(self, plugin_slug: str = "") -> None:
+        self.plugin_slug = plugin_slug
 
     async def get_app(self, app_id: int) -> App | None:
         def read() -> App | None:
@@ -345,19 +426,22 @@ class StudioServicesImpl(StudioServices):
 
         return await _db(read)()
 
-    async def _upstream(self, llm_id: int) -> tuple[str, str, str, str]:
-        def read() -> tuple[str, str, str, str]:
+    async def _upstream(self, llm_id: int) -> _Upstream:
+        def read() -> _Upstream:
             from control_plane.llms.models import LLM as LLMModel
             from control_plane.llms.secrets import vendor_key_decrypt
 
             llm = LLMModel.objects.filter(pk=llm_id, is_active=True).first()
             if llm is None:
                 raise ServiceError(f"no active LLM {llm_id}")
-            return (
-                llm.vendor,
-                llm.api_endpoint.rstrip("/"),
-                vendor_key_decrypt(llm.api_key_encrypted),
-                llm.default_model,
+            return _Upstream(
+                id=llm.pk,
+                slug=llm.slug,
+                vendor=llm.vendor,
+                namespace=llm.namespace,
+                base=llm.api_endpoint.rstrip("/"),
+                key=vendor_key_decrypt(llm.api_key_encrypted),
+                default_model=llm.default_model,
             )
 
         return await _db(read)()
@@ -371,53 +455,45 @@ class StudioServicesImpl(StudioServices):
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> LLMCallResponse:
-        """A direct, non-streamed call to the LLM's upstream (OpenAI or Anthropic wire format)."""
-        vendor, base, key, default_model = await self._upstream(llm_id)
-        body: dict[str, Any] = {
-            "model": model or default_model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-        }
-        if temperature is not None:
-            body["temperature"] = temperature
-        headers = {"content-type": "application/json"}
-        if vendor == "anthropic":
-            body["max_tokens"] = max_tokens or 1024
-            headers.update({"x-api-key": key, "anthropic-version": "2023-06-01"})
-            url = f"{base}/v1/messages" if not base.endswith("/v1") else f"{base}/messages"
-        else:
-            if max_tokens is not None:
-                body["max_tokens"] = max_tokens
-            if key:
-                headers["authorization"] = f"Bearer {key}"
-            url = f"{base}/chat/completions"
-        try:
-            async with httpx.AsyncClient(timeout=60) as client:
-                response = await client.post(url, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ServiceError(f"LLM {llm_id} unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise ServiceError(f"LLM {llm_id} answered {response.status_code}")
-        data = response.json()
-        if vendor == "anthropic":
-            text = "".join(part.get("text", "") for part in data.get("content", []) if part.get("type") == "text")
-            usage = data.get("usage", {})
-            return LLMCallResponse(
-                content=text,
-                model=data.get("model", ""),
-                finish_reason=data.get("stop_reason") or "",
-                prompt_tokens=usage.get("input_tokens", 0),
-                completion_tokens=usage.get("output_tokens", 0),
-            )
-        choice = (data.get("choices") or [{}])[0]
-        usage = data.get("usage") or {}
-        return LLMCallResponse(
-            content=(choice.get("message") or {}).get("content") or "",
-            model=data.get("model", ""),
-            finish_reason=choice.get("finish_reason") or "",
-            tool_calls=(choice.get("message") or {}).get("tool_calls") or [],
-            prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
+        """A non-streamed call to the LLM's upstream (OpenAI or Anthropic wire format), accounted like an edge
+        call: refused when one of the LLM's budgets is exhausted, recorded in analytics either way (`studio_llm`)."""
+        from .studio_llm import (
+            StudioLLMCall,
+            studio_llm_budget_refusal,
+            studio_llm_call_record,
+            studio_llm_prompt_estimate,
         )
+
+        upstream = await self._upstream(llm_id)
+        call = StudioLLMCall(
+            llm_id=upstream.id,
+            llm_slug=upstream.slug,
+            vendor=upstream.vendor,
+            namespace=upstream.namespace,
+            model=model or upstream.default_model,
+            plugin_slug=self.plugin_slug,
+        )
+        refusal = await _db(studio_llm_budget_refusal)(
+            call=call, prompt_tokens=studio_llm_prompt_estimate(messages), max_tokens=max_tokens
+        )
+        if refusal is not None:
+            await _db(studio_llm_call_record)(call=call, status_code=402, error_type="budget_exceeded")
+            raise ServiceError(refusal)
+        started = time.perf_counter()
+        status, answer, error_type = await _vendor_call(upstream, call.model, messages, temperature, max_tokens)
+        await _db(studio_llm_call_record)(
+            call=call,
+            status_code=status,
+            prompt_tokens=answer.prompt_tokens if answer else 0,
+            completion_tokens=answer.completion_tokens if answer else 0,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            error_type=error_type,
+        )
+        if answer is None:
+            raise ServiceError(
+                f"LLM {llm_id} unreachable: {error_type}" if status == 502 else f"LLM {llm_id} answered {status}"
+            )
+        return answer
 
     async def stream_llm(
         self,

@@ -9,8 +9,10 @@ import asyncio
 import json
 import os
 
+import msgspec
+
 from shared_sdk import BasePlugin, ManifestProvider, SchedulerPlugin
-from shared_sdk.messages import Direction, Event, ManifestPermissions, PluginManifest
+from shared_sdk.messages import Direction, Event, LLMMessage, ManifestPermissions, PluginManifest
 
 
 class SlowScheduler(BasePlugin, SchedulerPlugin):
@@ -103,3 +105,22 @@ class DownAnnouncer(BasePlugin, SchedulerPlugin, ManifestProvider):
                 await ctx.services.events.publish(f"{config['topic']}.later", b"later", Direction.DOWN)
 
             self._later = asyncio.get_running_loop().create_task(later())
+
+
+class LLMCaller(BasePlugin, SchedulerPlugin, ManifestProvider):
+    """Calls `config["llm_id"]` through the studio services and keeps the answer in its KV under `answer`."""
+
+    name = "llm-caller"
+    version = "1.0.0"
+
+    def get_manifest(self) -> PluginManifest:
+        return PluginManifest(id="llm-caller", permissions=ManifestPermissions(services=["llms.proxy"]))
+
+    async def execute_scheduled_task(self, ctx, schedule) -> None:
+        config = schedule.config
+        answer = await ctx.services.studio.call_llm(
+            int(config["llm_id"]),
+            [LLMMessage(role="user", content=config["prompt"])],
+            max_tokens=config.get("max_tokens"),
+        )
+        await ctx.services.kv.write("answer", json.dumps(msgspec.to_builtins(answer)).encode())
