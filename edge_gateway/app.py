@@ -230,6 +230,7 @@ def _start_sync_service(edge: Edge) -> Any:
         port=settings.port,
         registry=edge.metrics.registry,
         in_flight=lambda: edge.in_flight[0],
+        limiter=edge.runtime.limiter,
     )
     edge.telemetry.add_durable_sink(service.shipper, name="nats")
     edge.hub.uplink = service.events.publish_up

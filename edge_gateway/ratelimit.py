@@ -6,54 +6,110 @@ no timestamps per request, and no burst of 2x at a window edge.
 
 Requests are counted when admitted; tokens are counted after the call (they are known only then), so a TPM
 limit admits a request while the window is under the limit and the request's own tokens may overshoot once.
-Local to this edge process (an edge enforces its own share; there is no cross-edge coordination).
+
+Shared by the edges of a namespace, approximately: each window counts this edge's own increments ("local")
+plus the increments the namespace's other edges reported for the same fixed minute ("remote"), and a check
+compares local + remote with the limit. `edge_gateway.sync.ratelimit_share` takes this edge's increments
+(`take_increments`) every `EDGE_RATELIMIT_SHARE_S` and feeds in its peers' (`add_remote`) over core NATS; the
+request path itself does no I/O and awaits nothing. So the limit holds for the namespace up to what the other
+edges admitted in the last share interval (plus NATS latency), which they have not reported yet: about one
+interval of traffic per edge. Without NATS (or with sharing off) an edge enforces the limit on its own traffic.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 __all__ = ["RateLimiter", "SlidingWindow"]
 
 _WINDOW_S = 60.0
 
 
+def _window_start(now: float) -> float:
+    return now - (now % _WINDOW_S)
+
+
 class SlidingWindow:
-    __slots__ = ("window_start", "current", "previous")
+    """One key's counts for the current and the previous fixed minute, this edge's and its peers' apart.
+
+    The local and remote parts are kept apart so this edge reports only its own increments (a peer's count is
+    never echoed back and counted twice); `reported` is how much of `current` went into a report already.
+    """
+
+    __slots__ = (
+        "window_start",
+        "current",
+        "previous",
+        "remote_current",
+        "remote_previous",
+        "reported",
+        "unreported_previous",
+    )
 
     def __init__(self, now: float) -> None:
-        self.window_start = now - (now % _WINDOW_S)
+        self.window_start = _window_start(now)
         self.current = 0
         self.previous = 0
+        self.remote_current = 0
+        self.remote_previous = 0
+        self.reported = 0
+        self.unreported_previous = 0
 
     def _roll(self, now: float) -> None:
-        start = now - (now % _WINDOW_S)
+        start = now - (now % _WINDOW_S)  # inlined: this runs on every check
         if start != self.window_start:
-            self.previous = self.current if start - self.window_start == _WINDOW_S else 0
-            self.current = 0
+            if start - self.window_start == _WINDOW_S:
+                self.previous = self.current
+                self.remote_previous = self.remote_current
+                self.unreported_previous = self.current - self.reported
+            else:
+                self.previous = self.remote_previous = self.unreported_previous = 0
+            self.current = self.remote_current = self.reported = 0
             self.window_start = start
 
     def used(self, now: float) -> float:
         self._roll(now)
         overlap = 1.0 - (now - self.window_start) / _WINDOW_S
-        return self.previous * overlap + self.current
+        return (self.previous + self.remote_previous) * overlap + self.current + self.remote_current
 
     def retry_after(self, now: float, limit: int, amount: int) -> float:
         """Seconds until `amount` more fits under `limit` (at most until the previous window has slid out)."""
         self._roll(now)
         into = now - self.window_start
-        if self.current + amount > limit:
+        current = self.current + self.remote_current
+        if current + amount > limit:
             return _WINDOW_S - into
-        if self.previous == 0:
+        previous = self.previous + self.remote_previous
+        if previous == 0:
             return 0.0
         # previous * (1 - (into + t)/60) + current + amount <= limit  ->  solve for t
-        needed = (self.previous * (1.0 - into / _WINDOW_S) + self.current + amount - limit) * _WINDOW_S
-        return max(0.0, needed / self.previous)
+        needed = (previous * (1.0 - into / _WINDOW_S) + current + amount - limit) * _WINDOW_S
+        return max(0.0, needed / previous)
 
     def add(self, now: float, amount: int) -> None:
         self._roll(now)
         self.current += amount
+
+    def add_remote(self, now: float, amount: int, previous: bool) -> None:
+        """Count a peer's increment in the current fixed minute, or in the previous one when `previous`."""
+        self._roll(now)
+        if previous:
+            self.remote_previous += amount
+        else:
+            self.remote_current += amount
+
+    def take_unreported(self, now: float) -> tuple[int, int]:
+        """(local increments of the current minute, of the previous minute) not reported yet; marks them reported.
+
+        The previous minute's part is what was counted just before the minute turned and not reported by then.
+        """
+        self._roll(now)
+        current = self.current - self.reported
+        self.reported = self.current
+        previous = self.unreported_previous
+        self.unreported_previous = 0
+        return current, previous
 
 
 class RateLimiter:
@@ -62,6 +118,9 @@ class RateLimiter:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._windows: dict[str, SlidingWindow] = {}
         self._clock = clock
+        self._unreported: dict[str, SlidingWindow] | None = None
+        """Windows with local increments since the last `take_increments`; None until sharing starts (so an
+        edge that never shares keeps no such record)."""
 
     def _window(self, key: str, now: float) -> SlidingWindow:
         window = self._windows.get(key)
@@ -80,7 +139,10 @@ class RateLimiter:
     def add(self, key: str, amount: int) -> None:
         if amount:
             now = self._clock()
-            self._window(key, now).add(now, amount)
+            window = self._window(key, now)
+            window.add(now, amount)
+            if self._unreported is not None:
+                self._unreported[key] = window
 
     def prune(self) -> int:
         """Drop windows idle for two minutes (called periodically so one-off users do not accumulate)."""
@@ -89,3 +151,49 @@ class RateLimiter:
         for key in stale:
             del self._windows[key]
         return len(stale)
+
+    # -- sharing with the namespace's other edges (edge_gateway.sync.ratelimit_share) ------------------------
+
+    def start_sharing(self) -> None:
+        """Remember from now on which windows take local increments, for `take_increments`."""
+        if self._unreported is None:
+            self._unreported = {}
+
+    def take_increments(self) -> list[tuple[float, dict[str, int]]]:
+        """This edge's increments since the last call, as `(fixed window start, {key: count})`: the current
+        minute's, preceded by the previous minute's when some were counted just before the minute turned.
+        Empty when nothing was counted. Each increment is returned once."""
+        unreported = self._unreported
+        if not unreported:
+            return []
+        self._unreported = {}
+        now = self._clock()
+        start = _window_start(now)
+        current: dict[str, int] = {}
+        previous: dict[str, int] = {}
+        for key, window in unreported.items():
+            in_current, in_previous = window.take_unreported(now)
+            if in_current:
+                current[key] = in_current
+            if in_previous:
+                previous[key] = in_previous
+        taken: list[tuple[float, dict[str, int]]] = []
+        if previous:
+            taken.append((start - _WINDOW_S, previous))
+        if current:
+            taken.append((start, current))
+        return taken
+
+    def add_remote(self, window_start: float, counts: Mapping[str, int]) -> bool:
+        """Add a peer edge's increments for the fixed minute starting at `window_start`; False (nothing counted)
+        when that minute is older than the previous one. A minute ahead of ours (the peer's clock is a little
+        ahead) counts in the current one: over-counting errs on the side of the limit."""
+        now = self._clock()
+        minutes_ago = round((_window_start(now) - window_start) / _WINDOW_S)
+        if minutes_ago > 1:
+            return False
+        previous = minutes_ago == 1
+        for key, count in counts.items():
+            if count > 0:
+                self._window(key, now).add_remote(now, count, previous)
+        return True

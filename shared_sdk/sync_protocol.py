@@ -57,6 +57,7 @@ __all__ = [
     "EdgePayloadRequest",
     "EventEnvelope",
     "PayloadEnvelope",
+    "RateLimitReport",
     "ReloadRequest",
     "SnapshotManifest",
     "TelemetryBatch",
@@ -70,6 +71,7 @@ __all__ = [
     "encode",
     "manifest_digests",
     "namespace_token",
+    "namespace_up_subject",
     "snapshot_assemble",
     "snapshot_canonical",
     "snapshot_split",
@@ -124,8 +126,14 @@ def chunk_key(digest: str) -> str:
 
 
 def up_subject(namespace: str, edge_id: str, kind: str) -> str:
-    """`fj.up.<ns>.<edge>.<kind>`, kind in telemetry | payload | heartbeat | event."""
+    """`fj.up.<ns>.<edge>.<kind>`, kind in telemetry | payload | heartbeat | event | ratelimit."""
     return f"fj.up.{namespace_token(namespace)}.{_edge_token(edge_id)}.{kind}"
+
+
+def namespace_up_subject(namespace: str, kind: str) -> str:
+    """`fj.up.<ns>.*.<kind>`: what every edge of the namespace sends of that kind (edges subscribe to
+    `ratelimit` this way, to count each other's requests; deploy/nats/nats.conf allows it per namespace)."""
+    return f"fj.up.{namespace_token(namespace)}.*.{kind}"
 
 
 def down_subject(namespace: str | None, kind: str) -> str:
@@ -202,6 +210,22 @@ class EdgeHeartbeat(_Wire):
     spool_records: int = 0
     spool_bytes: int = 0
     sent_at: float = msgspec.field(default_factory=time.time)
+
+
+class RateLimitReport(_Wire):
+    """`fj.up.<ns>.<edge>.ratelimit` (core NATS, read by the namespace's other edges, not stored): the
+    increments this edge's rate-limit windows took since its previous report, sent every
+    EDGE_RATELIMIT_SHARE_S seconds when there were any.
+
+    Increments rather than totals, so a receiver simply adds them (a lost report costs that report's counts,
+    nothing more) and never has to know which totals it already saw.
+    """
+
+    edge_id: str
+    window_start: float
+    """Start (epoch seconds, a multiple of 60) of the fixed minute the counts belong to."""
+    counts: dict[str, int] = {}
+    """Window key (`app:<id>:rpm`, `user:<app>:<user>:tpm`, ...) -> requests or tokens counted."""
 
 
 class TelemetryBatch(_Wire):

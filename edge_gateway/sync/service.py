@@ -3,7 +3,8 @@
 Start-up order is what makes an edge useful without the control plane: the last snapshot on disk is applied
 first (the edge is ready and says `config_source="disk"`), telemetry is spooled from the first request, and
 NATS is connected in the background; once it is, the current manifest replaces the disk copy and the spool
-drains.
+drains. Rate-limit counts are shared with the namespace's other edges from the start (`RateLimitShare`;
+dropped while NATS is not connected).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from prometheus_client import CollectorRegistry
 from fjordgate.env import env_float, env_int
 from shared_sdk.sync_protocol import EdgeHeartbeat, encode, up_subject
 
+from ..ratelimit import RateLimiter
 from ..telemetry.shipper import TelemetryShipper
 from ..telemetry.spool import Spool
 from .client import ConfigSync, SnapshotStore
 from .connection import connect_forever, nats_auth_options
 from .events import EdgeEventLink
+from .ratelimit_share import RateLimitShare
 
 log = logging.getLogger("fjordgate.edge.sync")
 
@@ -46,6 +49,7 @@ class EdgeSyncService:
         port: int = 0,
         in_flight: Callable[[], int] = lambda: 0,
         registry: CollectorRegistry | None = None,
+        limiter: RateLimiter | None = None,
         environ: Any = None,
     ) -> None:
         self.namespace = namespace
@@ -63,6 +67,12 @@ class EdgeSyncService:
         self.config = ConfigSync(store=store, namespace=namespace, edge_id=edge_id, on_applied=self._beat_soon)
         self.shipper.on_budget_usage = self.config.note_usage
         self.events = EdgeEventLink(namespace=namespace, edge_id=edge_id)
+        share_s = env_float("EDGE_RATELIMIT_SHARE_S", 0.5, minimum=0.0, environ=environ)
+        self.ratelimit: RateLimitShare | None = None
+        """Shares `limiter`'s counts with the namespace's other edges; None without a limiter or with
+        EDGE_RATELIMIT_SHARE_S=0 (each edge then enforces the limits on its own traffic only)."""
+        if limiter is not None and share_s > 0:
+            self.ratelimit = RateLimitShare(limiter, namespace=namespace, edge_id=edge_id, interval_s=share_s)
         self.nats_connected = False
         self.started_at = time.time()
         self._nc: Client | None = None
@@ -79,6 +89,8 @@ class EdgeSyncService:
         if snapshot is not None:
             self.config.adopt(snapshot, "disk")
         self._tasks.append(asyncio.create_task(self.shipper.run(), name="telemetry-shipper"))
+        if self.ratelimit is not None:
+            self._tasks.append(asyncio.create_task(self.ratelimit.run(), name="ratelimit-share"))
         if self._nats_url:
             self._tasks.append(asyncio.create_task(self._connect_and_sync(), name="nats-sync"))
 
@@ -104,6 +116,15 @@ class EdgeSyncService:
             "nats_connected": self.nats_connected,
             "spool_records": self.spool.records,
             "spool_bytes": self.spool.bytes,
+            **self._ratelimit_status(),
+        }
+
+    def _ratelimit_status(self) -> dict:
+        share = self.ratelimit
+        return {
+            "ratelimit_share_s": share.interval_s if share is not None else 0.0,
+            "ratelimit_reports_sent": share.reports_sent if share is not None else 0,
+            "ratelimit_reports_received": share.reports_received if share is not None else 0,
         }
 
     def heartbeat(self) -> EdgeHeartbeat:
@@ -153,6 +174,8 @@ class EdgeSyncService:
         self._nc = nc
         self.shipper.attach(nc)
         await self.events.attach(nc)
+        if self.ratelimit is not None:
+            await self.ratelimit.attach(nc)
         heartbeats = asyncio.create_task(self._heartbeat_loop(nc), name="heartbeat")
         try:
             await self.config.run(nc)

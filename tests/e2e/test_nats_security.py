@@ -1,9 +1,11 @@
 """deploy/nats/nats.conf on a real nats-server: an edge reads only its namespace and publishes only as itself,
-and the real edge sync service (with NATS_USER / NATS_PASSWORD) works within those permissions."""
+and the real edge sync service (with NATS_USER / NATS_PASSWORD) works within those permissions, including the
+rate-limit counts it shares with its namespace's other edges (and only with them)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import nats
@@ -12,11 +14,13 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import KeyValueConfig, StorageType
 
 from control_plane.bridge.runner import ensure_up_stream
+from edge_gateway.ratelimit import RateLimiter
 from edge_gateway.sync.service import EdgeSyncService
 from shared_sdk.snapshot import ConfigSnapshot
 from shared_sdk.sync_protocol import (
     KEY_MANIFEST,
     UP_STREAM,
+    RateLimitReport,
     SnapshotManifest,
     chunk_key,
     config_bucket,
@@ -24,6 +28,7 @@ from shared_sdk.sync_protocol import (
     encode,
     snapshot_canonical,
     snapshot_split,
+    up_subject,
 )
 
 from .nats_server import NatsServer
@@ -86,15 +91,31 @@ async def test_edge_user_reads_only_its_namespace_and_publishes_only_as_itself(s
 
     # the real edge sync service, authenticated from its environment, applies its namespace's config and ships
     store = RecordingStore()
-    environ = {"NATS_USER": "edge-demo-1", "NATS_PASSWORD": "edge-1-secret", "EDGE_HEARTBEAT_S": "0.2"}
+    environ = {
+        "NATS_USER": "edge-demo-1",
+        "NATS_PASSWORD": "edge-1-secret",
+        "EDGE_HEARTBEAT_S": "0.2",
+        "EDGE_RATELIMIT_SHARE_S": "0.05",
+    }
+    limiter = RateLimiter()
     edge = EdgeSyncService(
         store=store,
         namespace="demo",
         edge_id="edge-demo-1",
         nats_url=secured.url,
         state_dir=str(tmp_path / "edge"),
+        limiter=limiter,
         environ=environ,
     )
+    peer, _ = await _permission_errors(secured.url, "edge-demo-2", "edge-2-secret", "_INBOX.edge-demo-2")
+    from_edge: list[RateLimitReport] = []
+
+    async def collect(message) -> None:
+        if message.subject == up_subject("demo", "edge-demo-1", "ratelimit"):
+            from_edge.append(decode(message.data, RateLimitReport))
+
+    await peer.subscribe("fj.up.demo.*.ratelimit", cb=collect)
+    await peer.flush()
     await edge.start()
     try:
         await wait_for(lambda: asyncio.sleep(0, bool(store.applied)), timeout=15)
@@ -102,8 +123,19 @@ async def test_edge_user_reads_only_its_namespace_and_publishes_only_as_itself(s
         await edge.shipper.submit_batch(records(0, 5))
         await wait_for(lambda: asyncio.sleep(0, edge.spool.records == 0), timeout=15)
         assert (await js.stream_info(UP_STREAM)).state.messages == 1, "the edge's telemetry batch is in FJ_UP"
+        # rate-limit counts: the edge reads its namespace peer's report and its peer reads the edge's
+        await wait_for(lambda: asyncio.sleep(0, edge.ratelimit.attached), timeout=15)
+        now = time.time()
+        report = RateLimitReport(edge_id="edge-demo-2", window_start=now - now % 60, counts={"app:1:rpm": 4})
+        await peer.publish(up_subject("demo", "edge-demo-2", "ratelimit"), encode(report))
+        await wait_for(lambda: asyncio.sleep(0, edge.ratelimit.reports_received == 1), timeout=15)
+        assert limiter.check("app:1:rpm", 4) > 0, "the peer's 4 requests count here"
+        limiter.add("app:1:rpm", 1)
+        await wait_for(lambda: asyncio.sleep(0, bool(from_edge)), timeout=15)
+        assert (from_edge[0].edge_id, from_edge[0].counts) == ("edge-demo-1", {"app:1:rpm": 1})
     finally:
         await edge.stop(drain_timeout_s=0.1)
+        await peer.close()
 
     nc, errors = await _permission_errors(secured.url, "edge-demo-1", "edge-1-secret", "_INBOX.edge-demo-1")
     try:
@@ -120,9 +152,10 @@ async def test_edge_user_reads_only_its_namespace_and_publishes_only_as_itself(s
             with pytest.raises((NatsTimeout, nats.errors.Error)):
                 await ejs.publish(subject, b"forged")
         assert (await js.stream_info(UP_STREAM)).state.messages == before
-        # subscribing to another namespace's down subjects, to every inbox or to every edge's up subjects is
-        # refused by the server (reported asynchronously as a permissions violation naming the subject)
-        refused = ("fj.down.other.>", "_INBOX.>", "fj.up.>")
+        # subscribing to another namespace's down subjects, to every inbox, to every edge's up subjects, to
+        # another namespace's rate-limit counts or to its own namespace's telemetry is refused by the server
+        # (reported asynchronously as a permissions violation naming the subject)
+        refused = ("fj.down.other.>", "_INBOX.>", "fj.up.>", "fj.up.other.*.ratelimit", "fj.up.demo.*.telemetry")
         for subject in refused:
             await nc.subscribe(subject)
         await nc.flush()
@@ -132,11 +165,12 @@ async def test_edge_user_reads_only_its_namespace_and_publishes_only_as_itself(s
 
         await asyncio.sleep(1.0)
         assert all(reported(s) for s in refused), errors
-        # while its own namespace's down subject is allowed
-        await nc.subscribe("fj.down.demo.reload")
+        # while its own namespace's down subject and rate-limit counts are allowed
+        for subject in ("fj.down.demo.reload", "fj.up.demo.*.ratelimit"):
+            await nc.subscribe(subject)
         await nc.flush()
         await asyncio.sleep(0.2)
-        assert not reported("fj.down.demo.reload")
+        assert not reported("fj.down.demo.reload") and not reported("fj.up.demo.*.ratelimit"), errors
     finally:
         await nc.close()
         await bridge.close()
