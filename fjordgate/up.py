@@ -197,6 +197,7 @@ class Stack:
                 "FJORDGATE_STATE_DIR": str(self.config.state.path),
                 "FJORDGATE_WEB_PORT": str(self.config.web_port),
                 "BRIDGE_HEALTH_PORT": str(self.config.bridge_health_port),
+                "BRIDGE_HEALTH_HOST": "127.0.0.1",  # a local stack stays local, like the web process
                 "FJORDGATE_MOCK_LLM_PORT": str(self.config.mock_port),
                 "DJANGO_SETTINGS_MODULE": "control_plane.config.settings",
                 "PYTHONUNBUFFERED": "1",
