@@ -878,40 +878,52 @@ class Pipeline:
             info = ctx.info() if chunk_hooks else None
             await send({"type": "http.response.start", "status": 200, "headers": start_headers})
             ex.status_code = 200
-            pending = list(result.first)
+            batch = result.first
             rest = result.rest
+
+            async def relay(events: list[bytes]) -> None:
+                """One `send` for the events of one upstream read (after the chunk hooks)."""
+                nonlocal size
+                body = events[0] if len(events) == 1 else b"".join(events)
+                if ex.ttft_s is None:
+                    ex.ttft_s = time.perf_counter() - ex.started
+                size += len(body)
+                if keep:
+                    sent.append(body)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+
             try:
                 while True:
-                    if pending:
-                        event = pending.pop(0)
-                    else:
-                        try:
-                            event = await rest.__anext__()
-                        except StopAsyncIteration:
-                            break
+                    out = batch
                     if chunk_hooks:
-                        chunk = await hooks.run_response_chunk(  # type: ignore[union-attr]
-                            ctx,
-                            executed,
-                            ResponseWriteRequest(
-                                request_id=ex.request_id,
-                                body=event,
-                                is_stream_chunk=True,
-                                chunk_index=count,
-                                is_final_chunk=event == _DONE,
-                                context=info,
-                            ),
-                        )
-                        count += 1
-                        if chunk is None:
-                            continue
-                        event = chunk.body
-                    if ex.ttft_s is None:
-                        ex.ttft_s = time.perf_counter() - ex.started
-                    size += len(event)
-                    if keep:
-                        sent.append(event)
-                    await send({"type": "http.response.body", "body": event, "more_body": True})
+                        out = []
+                        try:
+                            for event in batch:
+                                chunk = await hooks.run_response_chunk(  # type: ignore[union-attr]
+                                    ctx,
+                                    executed,
+                                    ResponseWriteRequest(
+                                        request_id=ex.request_id,
+                                        body=event,
+                                        is_stream_chunk=True,
+                                        chunk_index=count,
+                                        is_final_chunk=event == _DONE,
+                                        context=info,
+                                    ),
+                                )
+                                count += 1
+                                if chunk is not None:
+                                    out.append(chunk.body)
+                        except PluginCallError:
+                            if out:  # the events the hooks passed before the failure still go out
+                                await relay(out)
+                            raise
+                    if out:
+                        await relay(out)
+                    try:
+                        batch = await rest.__anext__()
+                    except StopAsyncIteration:
+                        break
             except (UpstreamError, PluginCallError) as err:
                 if isinstance(err, UpstreamError):
                     message, kind, code, status = err.message, err.type, err.code, err.status_code
@@ -954,9 +966,8 @@ def _replay(chunks: list[bytes]) -> StreamResult:
     if not events or events[-1] != _DONE:
         events.append(_DONE)
 
-    async def rest() -> AsyncIterator[bytes]:
-        for event in events[1:]:
-            yield event
+    async def rest() -> AsyncIterator[list[bytes]]:
+        yield events[1:]
 
     return StreamResult(200, {"content-type": "text/event-stream"}, events[:1], rest(), Usage(), _ListReply())  # type: ignore[arg-type]
 
