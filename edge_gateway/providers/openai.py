@@ -8,6 +8,7 @@ indexes `chunk.choices[0]` never sees an empty `choices` list it did not ask for
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -52,6 +53,7 @@ class _StreamChunk(msgspec.Struct):
     choices: list[dict[str, Any]] = []
 
 
+_CHOICE_INDEX = re.compile(rb'"index":\s*(\d+)')
 _response_decoder = msgspec.json.Decoder(_ResponseBody)
 _chunk_decoder = msgspec.json.Decoder(_StreamChunk)
 
@@ -119,7 +121,13 @@ class OpenAIStreamTranslator:
         completion_chars = 0
         choices: set[int] = set()
         tool_calls = 0
+        reported = self.usage.reported
         for data in self._events:
+            if reported and b'"tool_calls"' not in data:
+                # The vendor reported usage, so only choices are left to count: read their indexes without
+                # decoding the event (a JSON string cannot hold `"index":` unescaped).
+                choices.update(int(n) for n in _CHOICE_INDEX.findall(data))
+                continue
             try:
                 chunk = orjson.loads(data)
             except orjson.JSONDecodeError:

@@ -170,3 +170,47 @@ def test_metrics_exposition_has_prometheus_semantics():
     assert samples["fjordgate_edge_request_duration_seconds_count"] == 3
     assert abs(samples["fjordgate_edge_request_duration_seconds_sum"] - 200.005) < 1e-9
     assert families["fjordgate_edge_config_version"].samples[0].value == 7
+
+
+def _sse(obj) -> bytes:
+    import orjson
+
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def test_stream_translator_counts_choices_and_tool_calls_with_and_without_vendor_usage():
+    from edge_gateway.providers import OpenAIRequest
+    from edge_gateway.providers.openai import OpenAIStreamTranslator
+
+    def run(with_usage: bool):
+        call = OpenAIRequest.from_data("chat", b"{}", {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        tr = OpenAIStreamTranslator(call)
+        events = [
+            _sse({"choices": [{"index": 0, "delta": {"content": 'say "index":7'}}]}),  # text that looks like a key
+            _sse({"choices": [{"index": 1, "delta": {"content": "two"}}]}),
+            _sse(
+                {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {
+                                "tool_calls": [
+                                    {"index": 3, "id": "call_1", "function": {"name": "f", "arguments": "{}"}}
+                                ]
+                            },
+                        }
+                    ]
+                }
+            ),
+        ]
+        if with_usage:
+            events.append(_sse({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 9}}))
+        for event in [*events, b"data: [DONE]\n\n"]:
+            tr.feed(event)
+        tr.finish()
+        return tr.usage
+
+    for with_usage in (True, False):
+        usage = run(with_usage)
+        assert (usage.choices, usage.tool_calls) == (2, 1), with_usage
+    assert run(True).completion_tokens == 9 and run(False).completion_tokens > 0
