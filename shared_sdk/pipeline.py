@@ -421,7 +421,17 @@ class HookChain:
         collectors = self._implementing[method]
         if not collectors:
             return []
-        results = await asyncio.gather(*(h.call(method, ctx, record) for h in collectors), return_exceptions=True)
+        results: list[Any]
+        if len(collectors) == 1:
+            # No gather for the usual single collector: gather wraps each call in a task, and a task costs a loop
+            # iteration before it runs, so a telemetry lane handing records over one by one fell behind the
+            # requests producing them under load (and dropped records).
+            try:
+                results = [await collectors[0].call(method, ctx, record)]
+            except PluginCallError as err:
+                results = [err]
+        else:
+            results = await asyncio.gather(*(h.call(method, ctx, record) for h in collectors), return_exceptions=True)
         out: list[tuple[str, Any]] = []
         for h, res in zip(collectors, results, strict=True):
             if isinstance(res, PluginCallError):

@@ -132,3 +132,37 @@ def test_request_logger_collects_and_serves_recent_entries(upstream, tmp_path):
         unauth = httpx.get(f"{edge.url}/plugins/request-logger/recent")
     assert [e["request_id"] for e in recent] == ids[:0:-1]
     assert unauth.status_code == 401
+
+
+def test_request_logger_keeps_up_with_concurrent_traffic(upstream, tmp_path):
+    """Every analytics record reaches the data collector while 32 clients keep the edge busy. A bounded telemetry
+    lane drops its oldest records when its sink falls behind; handing records to a single collector through a task
+    each (a loop iteration per record) fell behind exactly like this and lost most of them."""
+    import asyncio
+
+    snap = make_snapshot(upstream, plugins=[plugin("request-logger", "request_logger", {})])
+    total = 480
+    with run_edge(snap, tmp_path, telemetry_queue_size=200, telemetry_batch_size=20) as edge:
+
+        async def load() -> None:
+            async with httpx.AsyncClient(timeout=30) as client:
+                body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
+
+                async def worker(n: int) -> None:
+                    for _ in range(n):
+                        reply = await client.post(f"{edge.url}/v1/chat/completions", headers=AUTH, json=body)
+                        assert reply.status_code == 200
+
+                await asyncio.gather(*(worker(total // 32) for _ in range(32)))
+
+        asyncio.run(load())
+        edge.sink.wait_for(AnalyticsRecord, total)
+        edge.call(edge.edge.telemetry.flush())
+        logged = httpx.get(f"{edge.url}/plugins/request-logger/recent?limit=500", headers=AUTH).json()["data"]
+        dropped = [
+            line
+            for line in httpx.get(f"{edge.url}/metrics").text.splitlines()
+            if line.startswith("fjordgate_edge_telemetry_dropped_total")
+        ]
+    assert len(logged) == total
+    assert dropped == []
