@@ -29,7 +29,7 @@ class PluginCollectorSink:
             return
         for record in records:
             method = _METHOD.get(type(record))
-            if method is None:
+            if method is None or not chain.hooks(method):  # nobody collects this kind: no context to build
                 continue
             ctx = Context(
                 runtime=Runtime.GATEWAY,

@@ -196,36 +196,65 @@ class EdgeMetrics:
         return generate_latest(self.registry)
 
 
+class _SeriesOf:
+    """The children one (app, LLM, model) updates, looked up once instead of per record."""
+
+    __slots__ = ("requests", "latency", "upstream", "ttft", "prompt", "completion", "cache_read", "cost", "labels")
+
+    def __init__(self, m: EdgeMetrics, app: str, llm: str, model: str) -> None:
+        self.labels = (app, llm, model)
+        self.requests: dict[int, Any] = {}
+        self.latency = m.latency.labels(app, llm, model)
+        self.upstream = m.upstream_latency.labels(llm, model)
+        self.ttft = m.ttft.labels(llm, model)
+        self.prompt = m.tokens.labels(app, llm, model, "prompt")
+        self.completion = m.tokens.labels(app, llm, model, "completion")
+        self.cache_read = m.tokens.labels(app, llm, model, "cache_read")
+        self.cost: dict[str, Any] = {}
+
+
 class MetricsSink:
     """Turns analytics records into series, in the telemetry drain task (off the request path)."""
 
     def __init__(self, metrics: EdgeMetrics, app_names: Any = None) -> None:
         self.metrics = metrics
+        self._series: dict[tuple[int | None, str, str], _SeriesOf] = {}
 
     async def submit_batch(self, records: list[Any]) -> None:
         m = self.metrics
+        series = self._series
         for record in records:
             if not isinstance(record, AnalyticsRecord):
                 continue
-            app = str(record.app_id) if record.app_id is not None else ""
-            llm = record.llm_slug
-            model = record.model
-            m.requests.labels(app, llm, model, str(record.status_code)).inc()
-            m.latency.labels(app, llm, model).observe(record.latency_ms / 1000.0)
+            key = (record.app_id, record.llm_slug, record.model)
+            s = series.get(key)
+            if s is None:
+                app = str(record.app_id) if record.app_id is not None else ""
+                s = series[key] = _SeriesOf(m, app, record.llm_slug, record.model)
+            status = record.status_code
+            child = s.requests.get(status)
+            if child is None:
+                child = s.requests[status] = m.requests.labels(*s.labels, str(status))
+            child.inc()
+            s.latency.observe(record.latency_ms / 1000.0)
             if record.upstream_latency_ms:
-                m.upstream_latency.labels(llm, model).observe(record.upstream_latency_ms / 1000.0)
+                s.upstream.observe(record.upstream_latency_ms / 1000.0)
             if record.ttft_ms is not None:
-                m.ttft.labels(llm, model).observe(record.ttft_ms / 1000.0)
+                s.ttft.observe(record.ttft_ms / 1000.0)
             if record.prompt_tokens:
-                m.tokens.labels(app, llm, model, "prompt").inc(record.prompt_tokens)
+                s.prompt.inc(record.prompt_tokens)
             if record.completion_tokens:
-                m.tokens.labels(app, llm, model, "completion").inc(record.completion_tokens)
+                s.completion.inc(record.completion_tokens)
             if record.cache_read_tokens:
-                m.tokens.labels(app, llm, model, "cache_read").inc(record.cache_read_tokens)
+                s.cache_read.inc(record.cache_read_tokens)
             if record.cost:
-                m.cost.labels(app, llm, model, record.currency).inc(float(record.cost))
-            if record.status_code >= 400 or record.error_type:
-                m.errors.labels(app, llm, record.error_type or str(record.status_code)).inc()
+                cost = s.cost.get(record.currency)
+                if cost is None:
+                    cost = s.cost[record.currency] = m.cost.labels(*s.labels, record.currency)
+                cost.inc(float(record.cost))
+            if status >= 400 or record.error_type:
+                app, llm, _ = s.labels
+                m.errors.labels(app, llm, record.error_type or str(status)).inc()
 
 
 def hook_observer(metrics: EdgeMetrics):

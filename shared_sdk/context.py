@@ -422,6 +422,7 @@ class Context:
         "metadata",
         "trace_context",
         "services",
+        "_bound",
     )
 
     def __init__(
@@ -452,6 +453,7 @@ class Context:
         self.metadata = {} if metadata is None else metadata
         self.trace_context = {} if trace_context is None else trace_context
         self.services = services
+        self._bound: dict[str, Context] | None = None
 
     # Convenience mirrors of the reference SDK's ctx.AppID / ctx.UserID.
     @property
@@ -470,7 +472,23 @@ class Context:
         """This context as seen by one plugin; returns `self` when already bound (no allocation)."""
         if self.plugin_slug == plugin_slug and self.services is services:
             return self
+        # A request's context is bound once per plugin and the clone reused (a stream's chunk hooks call the same
+        # plugin once per event), as long as what the pipeline may change since (app, user, LLM) is the same.
+        bound = self._bound
+        if bound is None:
+            bound = self._bound = {}
+        else:
+            clone = bound.get(plugin_slug)
+            if (
+                clone is not None
+                and clone.services is services
+                and clone.app is self.app
+                and clone.user is self.user
+                and clone.llm is self.llm
+            ):
+                return clone
         clone = _new_context(Context)
+        clone._bound = None
         clone.runtime = self.runtime
         clone.request_id = self.request_id
         clone.app = self.app
@@ -483,6 +501,7 @@ class Context:
         clone.trace_context = self.trace_context
         clone.plugin_slug = plugin_slug
         clone.services = services
+        bound[plugin_slug] = clone
         return clone
 
     def to_data(self) -> ContextData:
