@@ -89,9 +89,11 @@ class Exchange:
         llm_id = llm.id if llm is not None else None
         settings = rt.settings
         queue = rt.telemetry
+        # One id for the request's three records: each kind has its own table, unique on record_id.
+        record_id = new_id()
         queue.put(
             AnalyticsRecord(
-                record_id=new_id(),
+                record_id=record_id,
                 request_id=self.request_id,
                 app_id=app_id,
                 user_id=self.user_id,
@@ -128,7 +130,7 @@ class Exchange:
             period_start, period_end = first.period_start, first.config.period_end
         queue.put(
             BudgetUsage(
-                record_id=new_id(),
+                record_id=record_id,
                 request_id=self.request_id,
                 app_id=app_id,
                 user_id=self.user_id,
@@ -153,7 +155,7 @@ class Exchange:
             }
         queue.put(
             ProxyLog(
-                record_id=new_id(),
+                record_id=record_id,
                 request_id=self.request_id,
                 app_id=app_id,
                 user_id=self.user_id,

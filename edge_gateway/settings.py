@@ -37,6 +37,8 @@ class EdgeSettings:
     retry_initial_backoff_s: float = 0.5
     retry_max_backoff_s: float = 5.0
     log_level: str = "info"
+    upstream_client: str = "h1"
+    """h1 (default: `edge_gateway.upstream_h1`) or aiohttp (`edge_gateway.upstream`)."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
@@ -54,6 +56,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
     log_level = (env_str("EDGE_LOG_LEVEL", "info", environ=env) or "info").lower()
     if log_level not in {"critical", "error", "warning", "info", "debug"}:
         raise ConfigError("EDGE_LOG_LEVEL", f"must be one of critical/error/warning/info/debug, got {log_level!r}")
+    upstream_client = (env_str("EDGE_UPSTREAM_CLIENT", "h1", environ=env) or "h1").lower()
+    if upstream_client not in {"h1", "aiohttp"}:
+        raise ConfigError("EDGE_UPSTREAM_CLIENT", f"must be h1 or aiohttp, got {upstream_client!r}")
     return EdgeSettings(
         namespace=env_str("EDGE_NAMESPACE", "", environ=env) or "",
         edge_id=env_str("EDGE_ID", socket.gethostname(), environ=env) or socket.gethostname(),
@@ -71,6 +76,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         retry_initial_backoff_s=env_float("EDGE_RETRY_INITIAL_BACKOFF_S", 0.5, minimum=0.0, environ=env),
         retry_max_backoff_s=env_float("EDGE_RETRY_MAX_BACKOFF_S", 5.0, minimum=0.0, environ=env),
         log_level=log_level,
+        upstream_client=upstream_client,
     )
 
 

@@ -25,7 +25,15 @@ import aiohttp
 
 from .errors import UpstreamError
 
-__all__ = ["AiohttpTransport", "UpstreamReply", "UpstreamRequest", "UpstreamTransport", "status_is_retryable"]
+__all__ = [
+    "AiohttpTransport",
+    "ReplyCloser",
+    "UpstreamReply",
+    "UpstreamRequest",
+    "UpstreamTransport",
+    "status_is_retryable",
+    "timed_out",
+]
 
 _RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _SKIP_AUTO_HEADERS = frozenset({"accept", "accept-encoding", "user-agent"})
@@ -47,6 +55,13 @@ class UpstreamRequest:
     idle_stream_timeout_s: float = 60.0
 
 
+class ReplyCloser(Protocol):
+    """A transport's handle on an open stream: `close()` returns the connection to the pool when the stream was
+    read to its end, else closes it (so the vendor sees the disconnect and stops generating)."""
+
+    def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class UpstreamReply:
     """A vendor's answer. For streams `body` is empty and `chunks` yields raw bytes until `aclose()`."""
@@ -55,11 +70,21 @@ class UpstreamReply:
     headers: dict[str, str]
     body: bytes = b""
     chunks: AsyncIterator[bytes] | None = None
-    _response: aiohttp.ClientResponse | None = field(default=None, repr=False)
+    closer: ReplyCloser | None = field(default=None, repr=False)
 
     async def aclose(self) -> None:
-        if self._response is not None:
-            _finish(self._response)
+        if self.closer is not None:
+            self.closer.close()
+
+
+class _AiohttpCloser:
+    __slots__ = ("response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+
+    def close(self) -> None:
+        _finish(self.response)
 
 
 def _finish(response: aiohttp.ClientResponse) -> None:
@@ -140,9 +165,9 @@ class AiohttpTransport:
                 allow_redirects=False,
             )
         except aiohttp.ConnectionTimeoutError:
-            raise _timed_out("connecting to the upstream") from None
+            raise timed_out("connecting to the upstream") from None
         except TimeoutError:  # aiohttp.ServerTimeoutError is one
-            raise _timed_out("waiting for the upstream's first byte") from None
+            raise timed_out("waiting for the upstream's first byte") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(
                 502, f"upstream unreachable: {type(exc).__name__}", retryable=True, code="upstream_unreachable"
@@ -153,7 +178,7 @@ class AiohttpTransport:
                 body = await response.read()
             except TimeoutError:  # aiohttp.ServerTimeoutError is one
                 response.close()
-                raise _timed_out("waiting for the upstream's first byte") from None
+                raise timed_out("waiting for the upstream's first byte") from None
             except (aiohttp.ClientError, OSError) as exc:
                 response.close()
                 raise UpstreamError(
@@ -172,7 +197,7 @@ class AiohttpTransport:
             headers,
             b"",
             _iter_stream(response, request.idle_stream_timeout_s),
-            response,
+            _AiohttpCloser(response),
         )
 
     async def aclose(self) -> None:
@@ -192,7 +217,7 @@ async def _iter_stream(response: aiohttp.ClientResponse, idle_timeout_s: float) 
                 first = False
             yield piece
     except TimeoutError:  # aiohttp.ServerTimeoutError is one
-        raise _timed_out(
+        raise timed_out(
             "waiting for the next stream chunk (idle timeout)" if not first else "waiting for the upstream's first byte"
         ) from None
     except (aiohttp.ClientError, OSError) as exc:
@@ -203,5 +228,5 @@ async def _iter_stream(response: aiohttp.ClientResponse, idle_timeout_s: float) 
         _finish(response)
 
 
-def _timed_out(what: str) -> UpstreamError:
+def timed_out(what: str) -> UpstreamError:
     return UpstreamError(504, f"upstream timed out {what}", retryable=True, type="timeout", code="upstream_timeout")
