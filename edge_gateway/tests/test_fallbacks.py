@@ -199,10 +199,13 @@ def silent_upstream() -> Iterator[tuple[str, threading.Event, threading.Event]]:
         thread.join(5)
 
 
-def test_client_disconnect_during_a_non_streamed_call_cancels_the_upstream_and_is_accounted(mock_upstream, tmp_path):
+@pytest.mark.parametrize("client", ["h1", "aiohttp"])
+def test_client_disconnect_during_a_non_streamed_call_cancels_the_upstream_and_is_accounted(
+    mock_upstream, tmp_path, client
+):
     with silent_upstream() as (base, received, closed):
         slow = llm(1, "silent", f"{base}/v1", allowed_models=["mock-gpt"], max_retries=0, first_byte_timeout_s=20.0)
-        with run_edge(make_snapshot(mock_upstream, llms=[slow]), tmp_path) as edge:
+        with run_edge(make_snapshot(mock_upstream, llms=[slow]), tmp_path, upstream_client=client) as edge:
             with pytest.raises(httpx.ReadTimeout):
                 httpx.post(
                     f"{edge.url}/v1/chat/completions",

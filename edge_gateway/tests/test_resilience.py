@@ -28,8 +28,12 @@ def hits(upstream: str) -> list[dict]:
     return httpx.get(f"{upstream}/_mock/requests").json()["data"]
 
 
-@pytest.fixture(scope="module")
-def edge(mock_upstream, tmp_path_factory):
+CLIENTS = pytest.mark.parametrize("client", ["h1", "aiohttp"])
+"""The two upstream transports (EDGE_UPSTREAM_CLIENT): every retry and fallback rule holds on both."""
+
+
+@pytest.fixture(scope="module", params=["h1", "aiohttp"])
+def edge(mock_upstream, tmp_path_factory, request):
     primary = llm(
         1,
         "primary",
@@ -45,7 +49,7 @@ def edge(mock_upstream, tmp_path_factory):
     snap = make_snapshot(
         mock_upstream, llms=[primary, backup, single], apps=[AppConfig(id=1, name="one", llm_ids=[1, 2, 3])]
     )
-    with run_edge(snap, tmp_path_factory.mktemp("edge")) as running:
+    with run_edge(snap, tmp_path_factory.mktemp("edge"), upstream_client=request.param) as running:
         yield running
 
 
@@ -106,8 +110,9 @@ def test_gateway_errors_never_reach_upstream(edge, upstream):
     assert hits(upstream) == []
 
 
-def test_upstream_timeout_is_504(mock_upstream, upstream, tmp_path):
+@CLIENTS
+def test_upstream_timeout_is_504(mock_upstream, upstream, tmp_path, client):
     slow = llm(1, "slow", f"{mock_upstream}/v1", allowed_models=["mock-gpt"], max_retries=0, first_byte_timeout_s=0.3)
-    with run_edge(make_snapshot(mock_upstream, llms=[slow]), tmp_path) as edge:
+    with run_edge(make_snapshot(mock_upstream, llms=[slow]), tmp_path, upstream_client=client) as edge:
         reply = chat(edge, "latency_ms=2000")
     assert reply.status_code == 504 and reply.json()["error"]["code"] == "upstream_timeout"
