@@ -13,9 +13,9 @@ Upstream: /work/shared/bench/mock_upstream.py when present (a raw-asyncio mock, 
 the bottleneck; override with BENCH_MOCK), else `python -m fjordgate.mock_llm`. Gateways run pinned to CPU 1,
 the mock and this load generator to CPU 0 (2-core box). Every process started is stopped by pid at the end.
 
-The load generator is raw asyncio + httptools on uvloop (pre-encoded requests, keep-alive), cheap enough that
-the gateway's core saturates in the closed-loop phase, so CPU per request is measured at capacity, as the
-shared yardstick (wrk) does. The floor uses aiohttp upstream, like the edge and the yardstick's own floor;
+Latency and TTFB use a raw asyncio + httptools load generator on uvloop (pre-encoded requests, keep-alive); the
+closed-loop phase (CPU per request at capacity) uses wrk when it is installed (`apt-get install wrk`), as the
+shared yardstick does, else that generator (`--python-load` forces it). The floor uses aiohttp upstream, like the edge and the yardstick's own floor;
 `--floor-client httpx` runs the older httpx floor.
 """
 
@@ -25,6 +25,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -254,6 +256,43 @@ async def throughput(url: str, key: str | None, concurrency: int, duration: floa
     return done
 
 
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = io.open(os.getenv("BENCH_BODY_FILE"), "rb"):read()
+wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("BENCH_KEY")
+if key and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
+"""
+
+
+def wrk_throughput(url: str, key: str | None, concurrency: int, duration: float) -> int | None:
+    """The closed-loop phase with wrk (C, one thread on CPU 0), as the shared yardstick runs it; None without wrk.
+
+    Why wrk when it is there: this script's Python load generator shares CPU 0 with the mock and, near the floor's
+    capacity, measured the gateways below saturation, where each request pays more loop overhead (the edge more
+    than the floor), so ratios differed from the yardstick's for the same builds."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        script, body = Path(tmp) / "post.lua", Path(tmp) / "body.json"
+        script.write_text(_WRK_SCRIPT)
+        body.write_bytes(BODY)
+        env = {**os.environ, "BENCH_BODY_FILE": str(body), "BENCH_KEY": key or ""}
+        out = subprocess.run(
+            [*pinned(0), wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "-s", str(script), url],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+    match = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if match is None:
+        raise RuntimeError(f"could not read wrk's output:\n{out}")
+    return int(match.group(1)) - (int(non2xx.group(1)) if non2xx else 0)
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
@@ -266,7 +305,9 @@ async def measure(name: str, url: str, key: str | None, pid: int | None, args: a
     first = await ttfb(url, key, args.streams)
     await throughput(url, key, args.concurrency, 1.0)  # warm-up at load
     cpu0 = cpu_seconds(pid) if pid else 0.0
-    count = await throughput(url, key, args.concurrency, args.duration)
+    count = None if args.python_load else wrk_throughput(url, key, args.concurrency, args.duration)
+    if count is None:
+        count = await throughput(url, key, args.concurrency, args.duration)
     cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
     result = {
         "name": name,
@@ -293,6 +334,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of closed-loop load per target")
     parser.add_argument("--json", action="store_true", help="also print all raw figures as one JSON line")
     parser.add_argument("--floor-client", choices=("aiohttp", "httpx"), default="aiohttp", help="the floor's client")
+    parser.add_argument(
+        "--python-load", action="store_true", help="closed-loop phase with this script's load generator, not wrk"
+    )
     args = parser.parse_args()
     py = sys.executable
     try:

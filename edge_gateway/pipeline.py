@@ -878,7 +878,10 @@ class Pipeline:
             info = ctx.info() if chunk_hooks else None
             await send({"type": "http.response.start", "status": 200, "headers": start_headers})
             ex.status_code = 200
-            batch = result.first
+            # The first event goes out on its own, before the hooks run over the rest of its read: time to first
+            # byte must not grow with how many events the vendor's first packet held.
+            batch = result.first[:1]
+            held = result.first[1:]
             rest = result.rest
 
             async def relay(events: list[bytes]) -> None:
@@ -920,6 +923,9 @@ class Pipeline:
                             raise
                     if out:
                         await relay(out)
+                    if held:
+                        batch, held = held, []
+                        continue
                     try:
                         batch = await rest.__anext__()
                     except StopAsyncIteration:
