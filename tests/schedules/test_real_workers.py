@@ -20,6 +20,7 @@ from control_plane.plugins.services import plugin_register
 from control_plane.schedules import services
 from control_plane.schedules.cron import fire_times
 from control_plane.schedules.models import PluginSchedule, ScheduleRun
+from control_plane.sync.models import ConfigChange
 
 RUN_SECONDS = 24
 
@@ -47,6 +48,7 @@ def scenario(celery_processes, django_db_blocker, tmp_path_factory):
             PluginSchedule.objects.filter(plugin__isnull=True, enabled=True).values_list("pk", flat=True)
         )
         PluginSchedule.objects.filter(pk__in=system_enabled).update(enabled=False)  # keep the system jobs out of it
+        last_change = ConfigChange.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         plugin = plugin_register(
             data={
                 "slug": "sched-recorder",
@@ -103,8 +105,11 @@ def scenario(celery_processes, django_db_blocker, tmp_path_factory):
                 }
             )
         plugin.delete()
-        # Committed rows outlive this module: give later tests in the session their system jobs back.
+        # Committed rows outlive this module: give later tests in the session their system jobs back, and take the
+        # outbox rows registering the plugin wrote (global config changes) out again, or the first bridge another
+        # test starts would publish them to every namespace it knows.
         PluginSchedule.objects.filter(pk__in=system_enabled).update(enabled=True)
+        ConfigChange.objects.filter(pk__gt=last_change).delete()
     executions: dict[str, list[dict]] = {name: [] for name in specs}
     for line in record.read_text().splitlines():
         item = json.loads(line)
