@@ -254,6 +254,9 @@ async def _housekeeping(edge: Edge) -> None:
         try:
             await edge.kv.purge_expired()
             edge.runtime.limiter.prune()
+            prune_idle = getattr(edge.runtime.transport, "prune_idle", None)
+            if prune_idle is not None:
+                prune_idle()
         except Exception:
             log.exception("housekeeping failed")
 

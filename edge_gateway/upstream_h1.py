@@ -112,6 +112,7 @@ class _Connection(asyncio.Protocol):
         self.framed = False  # content-length or chunked: the body does not end with the connection
         self.paused = False
         self.started = False
+        self.informational = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------------
 
@@ -157,7 +158,12 @@ class _Connection(asyncio.Protocol):
             self.framed = True
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if status < 200:  # informational (103 Early Hints, 100 Continue): the real response follows
+            self.headers = []
+            self.informational = True
+            return
+        self.status = status
         self.keep_alive = self.parser.should_keep_alive()
         self.headers_done = True
         self._wake()
@@ -171,6 +177,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
         self.complete = True
         self._wake()
 
@@ -337,6 +346,16 @@ class _Pool:
             self.idle.remove(conn)
             self.release()
 
+    def prune(self) -> int:
+        """Close idle connections past the keep-alive expiry (LIFO reuse leaves the oldest at the bottom)."""
+        cutoff = time.monotonic() - self.owner.keepalive_expiry_s
+        stale = [conn for conn in self.idle if conn.idle_since < cutoff]
+        for conn in stale:
+            self.idle.remove(conn)
+            conn.close()
+            self.release()
+        return len(stale)
+
     def close(self) -> None:
         while self.idle:
             self.idle.pop().close()
@@ -424,6 +443,10 @@ class H1Transport:
             raise
         closer = _StreamCloser(conn)
         return UpstreamReply(conn.status, headers, b"", _stream(conn, request.idle_stream_timeout_s, closer), closer)
+
+    def prune_idle(self) -> int:
+        """Close every pool's expired idle connections (the edge's housekeeping calls this once a minute)."""
+        return sum(pool.prune() for pool in self._pools.values())
 
     async def aclose(self) -> None:
         pools, self._pools = list(self._pools.values()), {}

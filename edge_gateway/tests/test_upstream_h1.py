@@ -211,3 +211,21 @@ async def test_tls_upstream_is_verified(tmp_path):
         reply = await trusting.send(request(url))
         await trusting.aclose()
     assert reply.status_code == 200 and reply.body == b'{"tls":true}'
+
+
+async def test_informational_responses_are_skipped_and_expired_idle_connections_pruned():
+    early_hints = b"HTTP/1.1 103 Early Hints\r\nlink: </x>; rel=preload\r\n\r\n"
+
+    async def answer(n, conn):
+        return early_hints + ok(b'{"final":true}')
+
+    async with Vendor(answer) as vendor:
+        transport = H1Transport(keepalive_expiry_s=0.05)
+        reply = await transport.send(request(f"http://127.0.0.1:{vendor.port}/x"))
+        assert reply.status_code == 200 and reply.body == b'{"final":true}' and "link" not in reply.headers
+        assert transport.prune_idle() == 0  # fresh
+        await asyncio.sleep(0.1)
+        assert transport.prune_idle() == 1
+        await asyncio.sleep(0.05)
+        assert vendor.open == 0  # the vendor saw the connection close
+        await transport.aclose()
