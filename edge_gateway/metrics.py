@@ -16,7 +16,7 @@ not collide.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
@@ -56,14 +56,17 @@ class _HistogramChild:
 
 
 class _Series:
-    """A metric name with label names and one child per label-value tuple (created on first use; values are
-    strings, as in prometheus_client)."""
+    """A metric name with label names and one child per label-value tuple (created on first use by
+    `new_child`; values are strings, as in prometheus_client)."""
 
-    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, name: str, documentation: str, labelnames: tuple[str, ...], new_child: Callable[[], Any]
+    ) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = labelnames
         self.children: dict[tuple[str, ...], Any] = {}
+        self._new_child = new_child
 
     def labels(self, *values: str) -> Any:
         child = self.children.get(values)
@@ -73,13 +76,10 @@ class _Series:
             child = self.children[values] = self._new_child()
         return child
 
-    def _new_child(self) -> Any:
-        raise NotImplementedError
-
 
 class CounterSeries(_Series):
-    def _new_child(self) -> _CounterChild:
-        return _CounterChild()
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> None:
+        super().__init__(name, documentation, labelnames, _CounterChild)
 
     def family(self) -> Metric:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -90,11 +90,8 @@ class CounterSeries(_Series):
 
 class HistogramSeries(_Series):
     def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...], buckets: tuple[float, ...]) -> None:
-        super().__init__(name, documentation, labelnames)
         self.buckets = tuple(float(b) for b in buckets)
-
-    def _new_child(self) -> _HistogramChild:
-        return _HistogramChild(self.buckets)
+        super().__init__(name, documentation, labelnames, lambda: _HistogramChild(self.buckets))
 
     def family(self) -> Metric:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
