@@ -31,6 +31,7 @@ __all__ = [
     "UpstreamReply",
     "UpstreamRequest",
     "UpstreamTransport",
+    "read_failed",
     "status_is_retryable",
     "timed_out",
 ]
@@ -181,12 +182,7 @@ class AiohttpTransport:
                 raise timed_out("waiting for the upstream's first byte") from None
             except (aiohttp.ClientError, OSError) as exc:
                 response.close()
-                raise UpstreamError(
-                    502,
-                    f"upstream connection failed while reading: {type(exc).__name__}",
-                    retryable=True,
-                    code="upstream_unreachable",
-                ) from None
+                raise read_failed(exc) from None
             except BaseException:
                 response.close()  # cancelled (client left): drop the connection, the vendor stops
                 raise
@@ -226,6 +222,16 @@ async def _iter_stream(response: aiohttp.ClientResponse, idle_timeout_s: float) 
         ) from None
     finally:
         _finish(response)
+
+
+def read_failed(exc: BaseException) -> UpstreamError:
+    """The connection failed while the response was being read (both transports say it the same way)."""
+    return UpstreamError(
+        502,
+        f"upstream connection failed while reading: {type(exc).__name__}",
+        retryable=True,
+        code="upstream_unreachable",
+    )
 
 
 def timed_out(what: str) -> UpstreamError:

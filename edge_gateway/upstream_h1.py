@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from .errors import UpstreamError
-from .upstream import UpstreamReply, UpstreamRequest, timed_out
+from .upstream import UpstreamReply, UpstreamRequest, read_failed, timed_out
 
 __all__ = ["H1Transport"]
 
@@ -434,12 +434,7 @@ class H1Transport:
             conn.close()
             pool.release()
             if isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, TimeoutError):
-                raise UpstreamError(
-                    502,
-                    f"upstream connection failed while reading: {type(exc).__name__}",
-                    retryable=True,
-                    code="upstream_unreachable",
-                ) from None
+                raise read_failed(exc) from None
             raise
         closer = _StreamCloser(conn)
         return UpstreamReply(conn.status, headers, b"", _stream(conn, request.idle_stream_timeout_s, closer), closer)

@@ -23,8 +23,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from django.db import connection
-
 from tests.support.processes import ProcessHandle, wait_for_http
 
 from .nats_server import NatsServer, free_port
@@ -32,15 +30,6 @@ from .nats_server import NatsServer, free_port
 PYTHON = sys.executable
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 MODEL = "mock-gpt"
-
-
-def database_url() -> str:
-    """The URL of the database this test process uses (pytest-django's test database)."""
-    s = connection.settings_dict
-    auth = s["USER"] or "postgres"
-    if s.get("PASSWORD"):
-        auth += f":{s['PASSWORD']}"
-    return f"postgresql://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 def http(method: str, url: str, *, body: Any = None, headers: dict | None = None, timeout: float = 10) -> tuple:

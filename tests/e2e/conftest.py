@@ -23,9 +23,11 @@ def pytest_runtest_makereport(item, call):
 def cluster(request, transactional_db, processes, nats_server, tmp_path):
     """Real processes (tests/e2e/cluster.py) with the mock LLM started; on failure, every process's last output
     goes into the test report."""
-    from .cluster import Cluster, database_url
+    from tests.support.django_db import test_database_url
 
-    cluster = Cluster(processes, nats_server, tmp_path, database_url())
+    from .cluster import Cluster
+
+    cluster = Cluster(processes, nats_server, tmp_path, test_database_url())
     cluster.start_mock()
     yield cluster
     report = getattr(request.node, "report_call", None)

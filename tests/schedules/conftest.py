@@ -9,10 +9,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connections
+
+from tests.support.django_db import test_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,16 +27,6 @@ def broker_url(request) -> str:
         if not url:
             pytest.fail("Set REDIS_URL (or provide the redis_url fixture) for the real-broker schedules tests.")
         return url
-
-
-def committed_database_url() -> str:
-    """A URL of the database pytest-django created, so worker processes see what the test commits."""
-    settings = connections["default"].settings_dict
-    user = quote(settings.get("USER") or "postgres")
-    password = f":{quote(settings['PASSWORD'])}" if settings.get("PASSWORD") else ""
-    host = settings.get("HOST") or "127.0.0.1"
-    port = settings.get("PORT") or "5432"
-    return f"postgresql://{user}{password}@{host}:{port}/{settings['NAME']}"
 
 
 class CeleryProcesses:
@@ -116,7 +106,7 @@ def celery_processes(broker_url, django_db_setup, django_db_blocker, tmp_path_fa
 
     redis.Redis.from_url(broker_url).flushdb()  # no stale messages from an earlier run
     with django_db_blocker.unblock():
-        database_url = committed_database_url()
+        database_url = test_database_url()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "control_plane.config.settings",

@@ -89,7 +89,6 @@ class ProcessHandle:
             self.popen.wait(5)
         return self.popen.returncode
 
-
     def discard(self) -> None:
         """Stop the process and delete its captured output (what fixtures do at teardown)."""
         self.stop()

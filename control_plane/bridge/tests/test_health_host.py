@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from fjordgate.embedded import free_port, nats_plan, run_server
+from tests.support.django_db import test_database_url
 
 TOLD = "127.0.0.2"
 OTHER = "127.0.0.1"
@@ -29,18 +29,9 @@ def private_nats_url() -> Iterator[str]:
             yield server.url
 
 
-def _database_url() -> str:
-    """pytest-django's test database, so the bridge reads what this test process set up."""
-    s = connection.settings_dict
-    auth = s["USER"] or "postgres"
-    if s.get("PASSWORD"):
-        auth += f":{s['PASSWORD']}"
-    return f"postgresql://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 def _start_bridge(processes, nats_url: str, port: int, host: str | None, ready_host: str):
     env = {
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": test_database_url(),
         "NATS_URL": nats_url,
         "NATS_USER": None,
         "NATS_PASSWORD": None,
