@@ -12,11 +12,13 @@ ones raise `GatewayError`, which the caller passes through the response hooks of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from shared_sdk import AuthRequest, EnrichedRequest
+from shared_sdk.host import PluginHandle
 from shared_sdk.pipeline import AuthResult, HookChain
 
 from .auth import accept_caller
@@ -26,7 +28,6 @@ from .exchange import Exchange, Rejected
 from .intake import Caller, adopt, enriched_request
 from .policy import admit, release_budget, reserve_budget
 from .providers import OpenAIRequest
-from .respond_full import Executed
 from .runtime import EdgeRuntime
 
 __all__ = ["Attempt", "EdgeSteps"]
@@ -39,7 +40,7 @@ class Attempt:
     llm: CompiledLLM
     model: str
     hooks: HookChain | None
-    executed: Executed
+    executed: Sequence[PluginHandle]
     req: EnrichedRequest | None
     call: OpenAIRequest
 

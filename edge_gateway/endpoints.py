@@ -137,20 +137,25 @@ class PluginEndpoint:
         except Rejected as refused:
             await send_gateway_error(send, _as_gateway_error(refused.error))
 
-    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def _find(self, scope: dict[str, Any]) -> tuple[CompiledConfig, Any, Any, str, str]:
+        """(config, plugin handle, registration, slug, relative path) serving this request; 404 / 405."""
         cfg = self.store.current
         params = scope.get("path_params", {})
         slug = params.get("slug", "")
         relative = "/" + params.get("path", "")
         registrations = cfg.endpoints.get(slug) if cfg is not None else None
         handle = cfg.plugins.get(slug) if cfg is not None else None
-        if not registrations or handle is None:
+        if cfg is None or not registrations or handle is None:
             raise GatewayError.not_found(f"no plugin endpoints for {slug!r}", code="not_found")
         reg, known = _match(registrations, relative, scope["method"])
         if reg is None:
             if known:
                 raise GatewayError(405, f"method {scope['method']} not allowed here", code="method_not_allowed")
             raise GatewayError.not_found(f"plugin {slug!r} has no endpoint {relative!r}", code="not_found")
+        return cfg, handle, reg, slug, relative
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        cfg, handle, reg, slug, relative = self._find(scope)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
         ctx = Context(runtime=Runtime.GATEWAY, edge_id=self.edge_id, namespace=cfg.snapshot.namespace)
@@ -174,27 +179,7 @@ class PluginEndpoint:
             app=app,
             user=user,
         )
-        started = False
-        try:
-            async for chunk in handle.stream("handle_endpoint_request", ctx, request):
-                if not started:
-                    started = True
-                    out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chunk.headers.items()]
-                    if not any(k == b"content-type" for k, _ in out):
-                        out.append((b"content-type", b"application/json"))
-                    await send({"type": "http.response.start", "status": chunk.status_code, "headers": out})
-                if chunk.body:
-                    await send({"type": "http.response.body", "body": chunk.body, "more_body": True})
-                if chunk.done or not reg.stream_response:
-                    break
-        except PluginCallError as err:
-            if not started:
-                raise GatewayError(
-                    502, f"plugin '{slug}' endpoint failed ({err.kind})", type="plugin_error", code=f"plugin_{err.kind}"
-                ) from None
-        if not started:
-            await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await _relay_endpoint(send, handle, ctx, request, reg.stream_response, slug)
 
 
 async def _endpoint_caller(
@@ -229,3 +214,30 @@ def _as_gateway_error(error: GatewayError | PluginError) -> GatewayError:
     if isinstance(error, GatewayError):
         return error
     return GatewayError(error.status_code, error.message, type=error.type, code=error.code, headers=dict(error.headers))
+
+
+async def _relay_endpoint(
+    send: Any, handle: Any, ctx: Context, request: EndpointRequest, stream: bool, slug: str
+) -> None:
+    """The plugin's answer, streamed (`stream_response`) or its first chunk; 204 when it sent nothing."""
+    started = False
+    try:
+        async for chunk in handle.stream("handle_endpoint_request", ctx, request):
+            if not started:
+                started = True
+                out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chunk.headers.items()]
+                if not any(k == b"content-type" for k, _ in out):
+                    out.append((b"content-type", b"application/json"))
+                await send({"type": "http.response.start", "status": chunk.status_code, "headers": out})
+            if chunk.body:
+                await send({"type": "http.response.body", "body": chunk.body, "more_body": True})
+            if chunk.done or not stream:
+                break
+    except PluginCallError as err:
+        if not started:
+            raise GatewayError(
+                502, f"plugin '{slug}' endpoint failed ({err.kind})", type="plugin_error", code=f"plugin_{err.kind}"
+            ) from None
+    if not started:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -92,6 +92,12 @@ def decode_call(kind: str, body: bytes) -> OpenAIRequest:
         raise GatewayError.bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise GatewayError.bad_request("request body must be a JSON object", code="invalid_json")
+    _check_fields(kind, data)
+    return OpenAIRequest.from_data(kind, body, data)
+
+
+def _check_fields(kind: str, data: dict[str, Any]) -> None:
+    """400 naming the field when a required one is missing or of the wrong type."""
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise GatewayError.bad_request("'model' is required and must be a string", param="model", code="missing_model")
@@ -105,7 +111,6 @@ def decode_call(kind: str, body: bytes) -> OpenAIRequest:
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise GatewayError.bad_request("'stream' must be a boolean", param="stream")
-    return OpenAIRequest.from_data(kind, body, data)
 
 
 def enriched_request(ex: Exchange, caller: Caller, call: OpenAIRequest) -> EnrichedRequest:

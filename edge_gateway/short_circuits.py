@@ -41,24 +41,8 @@ async def answer_short_circuit(
     """Answer the client with a short-circuit (response hooks run over it as over any answer)."""
     ex = out.ex
     ex.short_circuited = True
-    kind = ex.kind if ex.kind in _ADAPTABLE else ""
     try:
-        if sc.error is not None:
-            ex.error_type = sc.error.code or sc.error.type
-            await respond_full(out, hooks, executed, sc.error.status_code, {}, b"", sc.error)
-        elif sc.stream_chunks is not None and (stream or not kind):
-            await respond_stream(out, hooks, executed, _replay(sc.stream_chunks))
-        elif sc.stream_chunks is not None:
-            body = collect_stream(kind, sc.stream_chunks)
-            await respond_full(out, hooks, executed, 200, {"content-type": "application/json"}, body, None)
-        elif sc.response is not None and stream and kind and sc.response.status_code < 400:
-            chunks = replay_as_stream(kind, sc.response.body)
-            await respond_stream(out, hooks, executed, _replay(chunks))
-        elif sc.response is not None:
-            response = sc.response
-            await respond_full(out, hooks, executed, response.status_code, dict(response.headers), response.body, None)
-        else:
-            raise _NotAdaptable("a short-circuit without a response, stream or error")
+        await _answer(out, hooks, executed, sc, stream)
     except _NotAdaptable as exc:
         error = PluginError(
             status_code=500,
@@ -69,6 +53,25 @@ async def answer_short_circuit(
         )
         ex.error_type = error.code or error.type
         await respond_full(out, hooks, executed, error.status_code, {}, b"", error)
+
+
+async def _answer(out: Outlet, hooks: Any, executed: Executed, sc: ShortCircuit, stream: bool) -> None:
+    kind = out.ex.kind if out.ex.kind in _ADAPTABLE else ""
+    if sc.error is not None:
+        out.ex.error_type = sc.error.code or sc.error.type
+        await respond_full(out, hooks, executed, sc.error.status_code, {}, b"", sc.error)
+    elif sc.stream_chunks is not None and (stream or not kind):
+        await respond_stream(out, hooks, executed, _replay(sc.stream_chunks))
+    elif sc.stream_chunks is not None:
+        body = collect_stream(kind, sc.stream_chunks)
+        await respond_full(out, hooks, executed, 200, {"content-type": "application/json"}, body, None)
+    elif sc.response is not None and stream and kind and sc.response.status_code < 400:
+        await respond_stream(out, hooks, executed, _replay(replay_as_stream(kind, sc.response.body)))
+    elif sc.response is not None:
+        response = sc.response
+        await respond_full(out, hooks, executed, response.status_code, dict(response.headers), response.body, None)
+    else:
+        raise _NotAdaptable("a short-circuit without a response, stream or error")
 
 
 def replay_as_stream(kind: str, body: bytes) -> list[bytes]:
