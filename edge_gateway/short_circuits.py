@@ -90,7 +90,8 @@ def replay_as_stream(kind: str, body: bytes) -> list[bytes]:
     for position, choice in enumerate(choices):
         index = choice.get("index", position)
         if kind == "chat":
-            message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+            raw_message = choice.get("message")
+            message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
             delta: dict[str, Any] = {"role": message.get("role", "assistant"), "content": message.get("content") or ""}
             if message.get("tool_calls"):
                 delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
@@ -162,14 +163,15 @@ def _merge(kind: str, acc: dict[str, Any], choice: dict[str, Any]) -> None:
     if kind != "chat":
         acc["text"] = acc.get("text", "") + (choice.get("text") or "")
         return
-    delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+    raw_delta = choice.get("delta")
+    delta: dict[str, Any] = raw_delta if isinstance(raw_delta, dict) else {}
     acc["role"] = delta.get("role") or acc.get("role") or "assistant"
     acc["content"] = acc.get("content", "") + (delta.get("content") or "")
     for call in delta.get("tool_calls") or ():
         calls: dict[int, dict[str, Any]] = acc.setdefault("tool_calls", {})
         slot = calls.setdefault(int(call.get("index", len(calls))), {"function": {"name": "", "arguments": ""}})
         slot.update({k: v for k, v in call.items() if k in ("id", "type")})
-        function = call.get("function") or {}
+        function: dict[str, Any] = call.get("function") or {}
         slot["function"]["name"] += function.get("name") or ""
         slot["function"]["arguments"] += function.get("arguments") or ""
 

@@ -144,8 +144,8 @@ class OpenAIStreamTranslator:
         self.usage.choices = len(choices)
         self.usage.tool_calls = tool_calls
         if not self.usage.reported:
-            data = self._call.data
-            self.usage.prompt_tokens = estimate_tokens(data.get("messages") or data.get("prompt") or "")
+            request = self._call.data
+            self.usage.prompt_tokens = estimate_tokens(request.get("messages") or request.get("prompt") or "")
             self.usage.completion_tokens = (completion_chars + 3) // 4
 
 
@@ -269,6 +269,7 @@ def vendor_error_message(body: bytes) -> str:
             return str(error.get("message") or "")
         if isinstance(error, str):
             return error
-        if isinstance(data.get("message"), str):
-            return data["message"]
+        message = data.get("message")
+        if isinstance(message, str):
+            return message
     return ""
