@@ -1,42 +1,38 @@
-"""Telemetry off the hot path: what each request produced, handed to sinks by a background task.
+"""Accounting: the pipeline's one last step, and what it returns must be durable before the response ends.
 
-Every accepted request (one that passed authentication) yields exactly one `AnalyticsRecord`, one
-`BudgetUsage` and one `ProxyLog` (bodies only when `EDGE_LOG_BODIES` is on), including requests the client
-abandoned mid-stream. The request path only appends to in-memory queues (`TelemetryQueue.put`, no I/O, no
-await); one drain task per sink delivers batches, so a slow sink never slows requests or the other sinks.
-
-Sinks implement `TelemetrySink.submit_batch(records)` (metrics, data-collector plugins in
-`edge_gateway.collectors`). Each lane is bounded: when a sink falls behind by `maxsize` records, the oldest are
-dropped and counted (`fjordgate_edge_telemetry_dropped_total`), so memory stays bounded whatever a sink does.
-
-Durable sinks (`DurableSink.write(record) -> future`, the NATS shipper) are different: a record in an
-in-memory lane dies with the process, and a request whose client received its response must keep its
-analytics row even if the edge is SIGKILLed right after. So `put` hands each record to every durable sink at
-once (a queue hand-off to the spool's writer thread, still no I/O on the request path) and notes the future;
-`DurableResponses`, wrapped around the LLM endpoints, holds back the response's final message until those
-futures resolved (one group commit, tens of microseconds) and only then completes the response.
+Every accepted request (one that passed authentication) is accounted exactly once, whatever ended it: a
+normal response, an error, a short-circuit, or a client that went away mid-stream. `account` settles the
+budget reservation, adds the tokens to the TPM windows, and puts one `AnalyticsRecord`, one `BudgetUsage` and
+one `ProxyLog` (bodies only with `EDGE_LOG_BODIES`) on the telemetry queue, sharing one `record_id` (each kind
+has its own table, unique on it). No I/O here: it returns the durable sinks' futures, and the pipeline holds
+the response's last message until they resolved (`until_durable`), so a client that got an answer never
+loses its records to a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import logging
-from collections import deque
+import time
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from shared_sdk import AnalyticsRecord, BudgetUsage, ProxyLog
+from shared_sdk.messages import PluginContextInfo
 from shared_sdk.snapshot import ModelPriceConfig
 
+from .exchange import Exchange
+from .ids import new_id
 from .providers.base import Usage
+from .runtime import EdgeRuntime
+from .telemetry_queue import log_failed_write
 
-__all__ = ["DurableResponses", "DurableSink", "TelemetryQueue", "TelemetryRecord", "TelemetrySink", "cost_of"]
+__all__ = ["DURABLE_WAIT_S", "account", "cost_of", "until_durable"]
 
 log = logging.getLogger("fjordgate.edge.telemetry")
 
-TelemetryRecord = AnalyticsRecord | BudgetUsage | ProxyLog
+DURABLE_WAIT_S = 2.0
+"""How long a response's end waits for its records to be durable; a stalled disk delays answers no longer."""
 _MILLION = Decimal(1_000_000)
 _ZERO = Decimal("0")
 
@@ -55,237 +51,134 @@ def cost_of(usage: Usage, price: ModelPriceConfig | None) -> Decimal:
     return total / _MILLION
 
 
-@runtime_checkable
-class TelemetrySink(Protocol):
-    """Something that takes batches of telemetry records (AnalyticsRecord | BudgetUsage | ProxyLog).
+def account(ex: Exchange, rt: EdgeRuntime) -> list[asyncio.Future[None]]:
+    """Account the request once; returns the writes that must be durable before the response may end.
 
-    `submit_batch` may await I/O; it is called by the sink's own drain task, one batch at a time, never
-    concurrently with itself. If it raises, the batch is logged and dropped: a sink that needs durability
-    (the NATS shipper) keeps its own spool.
+    A no-op (nothing to wait for) for requests never accepted or already accounted.
     """
-
-    async def submit_batch(self, records: list[Any]) -> None: ...
-
-
-@runtime_checkable
-class DurableSink(Protocol):
-    """Something that makes each record durable on its own: `write` queues it (no blocking I/O) and returns a
-    future that resolves once it is safe (or fails). It may raise at once when it cannot take the record."""
-
-    def write(self, record: Any) -> asyncio.Future[None]: ...
-
-
-_pending_writes: contextvars.ContextVar[list[asyncio.Future[None]] | None] = contextvars.ContextVar(
-    "fjordgate_pending_writes", default=None
-)
-"""Per request (set by DurableResponses): the durable writes its accounting started."""
-
-
-class _SinkLane:
-    __slots__ = ("sink", "name", "items", "wakeup", "task", "dropped")
-
-    def __init__(self, sink: TelemetrySink, name: str, maxsize: int) -> None:
-        self.sink = sink
-        self.name = name
-        self.items: deque[TelemetryRecord] = deque(maxlen=maxsize)
-        self.wakeup = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.dropped = 0
+    if ex.accounted or ex.app is None:
+        return []
+    ex.accounted = True
+    llm = ex.llm
+    price = ex.cfg.price(llm.config.vendor, ex.model) if llm is not None and not ex.short_circuited else None
+    cost = cost_of(ex.usage, price)
+    if ex.reservation is not None:
+        rt.budgets.settle(ex.reservation, cost)
+    tokens = ex.usage.total_tokens if not ex.short_circuited else 0
+    for key in ex.rate_keys:
+        rt.limiter.add(key, tokens)
+    info = ex.ctx.info()
+    if ex.client_disconnected:
+        info.metadata = {**info.metadata, "client_disconnected": True}
+    pending: list[asyncio.Future[None]] = []
+    record_id = new_id()
+    currency = price.currency if price is not None else "USD"
+    put = rt.telemetry.put
+    put(_analytics(ex, rt, record_id, cost, currency, info), pending)
+    put(_budget_usage(ex, record_id, cost, currency, info), pending)
+    put(_proxy_log(ex, rt, record_id, info), pending)
+    return pending
 
 
-class TelemetryQueue:
-    """Bounded in-memory fan-out of telemetry records to registered sinks.
-
-    Interface for sinks (used by the sync helper's NATS shipper):
-        queue.add_sink(sink, name="nats")      # start receiving every record put from now on
-        queue.remove_sink(sink)                # stop; pending records of that sink are discarded
-    Producers call `queue.put(record)` (sync, never blocks). `start()` / `stop()` are called by the app's
-    lifespan; `stop()` flushes what is pending to each sink before returning (bounded by `drain_timeout_s`).
-    """
-
-    def __init__(
-        self, *, maxsize: int = 10_000, batch_size: int = 200, flush_interval_s: float = 1.0, on_drop: Any = None
-    ) -> None:
-        self.maxsize = maxsize
-        self.batch_size = batch_size
-        self.flush_interval_s = flush_interval_s
-        self._lanes: list[_SinkLane] = []
-        self._durable: list[tuple[DurableSink, str]] = []
-        self._running = False
-        self._on_drop = on_drop
-
-    @property
-    def sinks(self) -> list[TelemetrySink]:
-        return [lane.sink for lane in self._lanes]
-
-    def add_sink(self, sink: TelemetrySink, name: str | None = None) -> None:
-        lane = _SinkLane(sink, name or type(sink).__name__, self.maxsize)
-        self._lanes = [*self._lanes, lane]
-        if self._running:
-            lane.task = asyncio.get_running_loop().create_task(self._drain(lane), name=f"telemetry-{lane.name}")
-
-    def add_durable_sink(self, sink: DurableSink, name: str | None = None) -> None:
-        """Hand every record put from now on to `sink.write` synchronously (see the module docstring)."""
-        self._durable = [*self._durable, (sink, name or type(sink).__name__)]
-
-    @property
-    def has_durable_sinks(self) -> bool:
-        return bool(self._durable)
-
-    def remove_sink(self, sink: Any) -> None:
-        self._durable = [entry for entry in self._durable if entry[0] is not sink]
-        for lane in self._lanes:
-            if lane.sink is sink:
-                self._lanes = [x for x in self._lanes if x is not lane]
-                if lane.task is not None:
-                    lane.task.cancel()
-
-    def put(self, record: TelemetryRecord) -> None:
-        if self._durable:
-            pending = _pending_writes.get()
-            for sink, name in self._durable:
-                try:
-                    future = sink.write(record)
-                except Exception as exc:
-                    log.error("telemetry sink %s refused a record: %s", name, exc)
-                    if self._on_drop is not None:
-                        self._on_drop(name)
-                    continue
-                if pending is not None:
-                    pending.append(future)
-                else:
-                    future.add_done_callback(_log_failed_write)
-        for lane in self._lanes:
-            items = lane.items
-            if len(items) == items.maxlen:
-                lane.dropped += 1
-                if self._on_drop is not None:
-                    self._on_drop(lane.name)
-            items.append(record)
-            if len(items) >= self.batch_size:
-                lane.wakeup.set()
-
-    def pending(self) -> int:
-        return sum(len(lane.items) for lane in self._lanes)
-
-    async def start(self) -> None:
-        self._running = True
-        loop = asyncio.get_running_loop()
-        for lane in self._lanes:
-            if lane.task is None:
-                lane.task = loop.create_task(self._drain(lane), name=f"telemetry-{lane.name}")
-
-    async def stop(self, drain_timeout_s: float = 5.0) -> None:
-        self._running = False
-        lanes = list(self._lanes)
-        for lane in lanes:
-            if lane.task is not None:
-                lane.task.cancel()
-        for lane in lanes:
-            if lane.task is not None:
-                try:
-                    await lane.task
-                except asyncio.CancelledError:
-                    pass
-                lane.task = None
-        try:
-            async with asyncio.timeout(drain_timeout_s):
-                for lane in lanes:
-                    while lane.items:
-                        await self._deliver(lane)
-        except TimeoutError:
-            log.warning("telemetry: gave up flushing %d records at shutdown", self.pending())
-
-    async def flush(self) -> None:
-        """Deliver everything pending now (tests and shutdown)."""
-        for lane in list(self._lanes):
-            while lane.items:
-                await self._deliver(lane)
-
-    async def _drain(self, lane: _SinkLane) -> None:
-        while True:
-            if not lane.items:
-                lane.wakeup.clear()
-                try:
-                    await asyncio.wait_for(lane.wakeup.wait(), self.flush_interval_s)
-                except TimeoutError:
-                    pass
-            elif len(lane.items) < self.batch_size:
-                lane.wakeup.clear()
-                try:  # gather a fuller batch, but never hold records longer than the flush interval
-                    await asyncio.wait_for(lane.wakeup.wait(), self.flush_interval_s)
-                except TimeoutError:
-                    pass
-            if lane.items:
-                await self._deliver(lane)
-
-    async def _deliver(self, lane: _SinkLane) -> None:
-        items = lane.items
-        batch = [items.popleft() for _ in range(min(self.batch_size, len(items)))]
-        try:
-            await lane.sink.submit_batch(batch)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("telemetry sink %s failed on a batch of %d records (dropped)", lane.name, len(batch))
+async def until_durable(pending: list[asyncio.Future[None]], timeout_s: float = DURABLE_WAIT_S) -> None:
+    """Wait (bounded) for the writes `account` returned; failures and stragglers are logged, never raised."""
+    done, not_done = await asyncio.wait(pending, timeout=timeout_s)
+    for future in done:
+        if future.exception() is not None:
+            log.error("telemetry record not durable before the response: %s", future.exception())
+    if not_done:
+        log.error("%d telemetry records not on disk after %.1f s; response released", len(not_done), timeout_s)
+        for future in not_done:
+            future.add_done_callback(log_failed_write)
 
 
-def _log_failed_write(future: asyncio.Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("a telemetry record could not be made durable: %s", future.exception())
+def _status(ex: Exchange) -> int:
+    """499 (nginx's code) for a client that left before anything was sent."""
+    return 499 if ex.client_disconnected and not ex.status_code else ex.status_code
 
 
-class DurableResponses:
-    """ASGI wrapper: a response completes only once the telemetry its request produced is durable.
+def _analytics(
+    ex: Exchange, rt: EdgeRuntime, record_id: str, cost: Decimal, currency: str, info: PluginContextInfo
+) -> AnalyticsRecord:
+    usage, llm, counted = ex.usage, ex.llm, not ex.short_circuited
+    assert ex.app is not None
+    return AnalyticsRecord(
+        record_id=record_id,
+        request_id=ex.request_id,
+        app_id=ex.app.id,
+        user_id=ex.user_id,
+        llm_id=llm.id if llm is not None else None,
+        llm_slug=llm.slug if llm is not None else "",
+        vendor=llm.config.vendor if llm is not None else "",
+        model=ex.model,
+        status_code=_status(ex),
+        prompt_tokens=usage.prompt_tokens if counted else 0,
+        completion_tokens=usage.completion_tokens if counted else 0,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        total_tokens=usage.total_tokens if counted else 0,
+        cost=cost,
+        currency=currency,
+        latency_ms=(time.perf_counter() - ex.started) * 1000.0,
+        ttft_ms=ex.ttft_s * 1000.0 if ex.ttft_s is not None else None,
+        upstream_latency_ms=ex.upstream_s * 1000.0,
+        request_bytes=ex.request_bytes,
+        response_bytes=ex.response_bytes,
+        streamed=ex.streamed,
+        edge_id=rt.settings.edge_id,
+        namespace=ex.cfg.snapshot.namespace,
+        timestamp=ex.timestamp,
+        tool_calls=usage.tool_calls,
+        choices=usage.choices,
+        error_type=ex.error_type,
+        context=info,
+    )
 
-    Accounting runs after the pipeline sent the last body message (it needs the final status and usage), so
-    this wrapper holds that last message (`more_body` false: the end of a body or of a stream) back, lets the
-    pipeline account the request, waits for the durable sinks' futures (bounded by `timeout_s`: a stalled disk
-    delays responses at most that long, then they go out anyway and the failure is logged), and then sends it.
-    Without durable sinks (no NATS) it is a pass-through.
-    """
 
-    def __init__(self, app: Any, queue: TelemetryQueue, *, timeout_s: float = 2.0) -> None:
-        self.app = app
-        self.queue = queue
-        self.timeout_s = timeout_s
+def _budget_usage(ex: Exchange, record_id: str, cost: Decimal, currency: str, info: PluginContextInfo) -> BudgetUsage:
+    usage, counted = ex.usage, not ex.short_circuited
+    assert ex.app is not None
+    period_start = period_end = 0.0
+    if ex.reservation is not None and ex.reservation.states:
+        first = ex.reservation.states[0]
+        period_start, period_end = first.period_start, first.config.period_end
+    return BudgetUsage(
+        record_id=record_id,
+        request_id=ex.request_id,
+        app_id=ex.app.id,
+        user_id=ex.user_id,
+        llm_id=ex.llm.id if ex.llm is not None else None,
+        tokens_used=usage.total_tokens if counted else 0,
+        prompt_tokens=usage.prompt_tokens if counted else 0,
+        completion_tokens=usage.completion_tokens if counted else 0,
+        cost=cost,
+        currency=currency,
+        requests_count=1,
+        period_start=period_start,
+        period_end=period_end,
+        timestamp=ex.timestamp,
+        context=info,
+    )
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not self.queue.has_durable_sinks:
-            await self.app(scope, receive, send)
-            return
-        pending: list[asyncio.Future[None]] = []
-        held: list[dict[str, Any]] = []
 
-        async def send_holding_last(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                held.append(message)
-                return
-            await send(message)
-
-        token = _pending_writes.set(pending)
-        try:
-            await self.app(scope, receive, send_holding_last)
-        except BaseException:
-            if pending:
-                await self._settle(pending)
-            if held:
-                with contextlib.suppress(Exception):
-                    await send(held[0])
-            raise
-        finally:
-            _pending_writes.reset(token)
-        if pending:
-            await self._settle(pending)
-        if held:
-            await send(held[0])
-
-    async def _settle(self, pending: list[asyncio.Future[None]]) -> None:
-        done, not_done = await asyncio.wait(pending, timeout=self.timeout_s)
-        for future in done:
-            if future.exception() is not None:
-                log.error("telemetry record not durable before the response: %s", future.exception())
-        if not_done:
-            log.error("%d telemetry records not on disk after %.1f s; response released", len(not_done), self.timeout_s)
-            for future in not_done:
-                future.add_done_callback(_log_failed_write)
+def _proxy_log(ex: Exchange, rt: EdgeRuntime, record_id: str, info: PluginContextInfo) -> ProxyLog:
+    assert ex.app is not None
+    bodies: dict[str, Any] = {}
+    if rt.settings.log_bodies:
+        bodies = {"request_body": ex.call.raw if ex.call is not None else b"", "response_body": ex.response_body}
+    return ProxyLog(
+        record_id=record_id,
+        request_id=ex.request_id,
+        app_id=ex.app.id,
+        user_id=ex.user_id,
+        llm_id=ex.llm.id if ex.llm is not None else None,
+        vendor=ex.llm.config.vendor if ex.llm is not None else "",
+        method=ex.method,
+        path=ex.path,
+        response_code=_status(ex),
+        edge_id=rt.settings.edge_id,
+        namespace=ex.cfg.snapshot.namespace,
+        timestamp=ex.timestamp,
+        context=info,
+        **bodies,
+    )

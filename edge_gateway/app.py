@@ -6,8 +6,8 @@ Start-up order (lifespan): open the local KV -> start telemetry -> load config (
 
 With `NATS_URL` set, the sync service (`edge_gateway.sync.EdgeSyncService`, the sync helper's) is built with
 the config store and registered as a durable telemetry sink (its shipper writes each record to the on-disk
-spool; the LLM endpoints are wrapped in `DurableResponses`, so a response completes only once its records are
-on disk) and as the event hub's uplink; it uses only the interfaces documented on `ConfigStore`,
+spool; the pipeline's last step, accounting, returns the spool writes and the response's last message waits for
+them, so a response completes only once its records are on disk) and as the event hub's uplink; it uses only the interfaces documented on `ConfigStore`,
 `TelemetryQueue` and `EdgeEventHub`. Without it, the edge runs from the snapshot file (a supported mode).
 """
 
@@ -31,19 +31,20 @@ from starlette.routing import Route
 from shared_sdk import Runtime
 from shared_sdk.host import PluginHost
 
-from .accounting import DurableResponses, TelemetryQueue
 from .collectors import PluginCollectorSink
 from .config_store import ConfigRejected, ConfigStore
 from .endpoints import Health, LLMEndpoint, MetricsEndpoint, NativeEndpoint, PluginEndpoint, Ready
 from .errors import error_body
 from .kv import EdgeKV
 from .metrics import EdgeMetrics, MetricsSink, hook_observer
-from .pipeline import EdgeRuntime, Pipeline
+from .pipeline import Pipeline
 from .ratelimit import RateLimiter
-from .resilience import Backoff
+from .runtime import EdgeRuntime
 from .services import EdgeEventHub, EdgeGatewayServices, services_factory
 from .settings import EdgeSettings
+from .telemetry_queue import TelemetryQueue
 from .upstream import AiohttpTransport, UpstreamTransport
+from .upstream_call import Backoff
 from .upstream_h1 import H1Transport
 
 __all__ = ["Edge", "create_app"]
@@ -198,14 +199,14 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 def _routes(edge: Edge) -> list[Route]:
     pipeline = edge.pipeline
 
-    def durable(endpoint: Any) -> _InFlight:
-        return _InFlight(DurableResponses(endpoint, edge.telemetry), edge.in_flight)
+    def counted(endpoint: Any) -> _InFlight:
+        return _InFlight(endpoint, edge.in_flight)
 
-    chat = durable(LLMEndpoint(pipeline, "chat"))
-    completions = durable(LLMEndpoint(pipeline, "completions"))
-    embeddings = durable(LLMEndpoint(pipeline, "embeddings"))
+    chat = counted(LLMEndpoint(pipeline, "chat"))
+    completions = counted(LLMEndpoint(pipeline, "completions"))
+    embeddings = counted(LLMEndpoint(pipeline, "embeddings"))
     models = LLMEndpoint(pipeline, "models")
-    native = durable(NativeEndpoint(pipeline))
+    native = counted(NativeEndpoint(pipeline))
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
         Route("/v1/chat/completions", chat, methods=["POST"]),

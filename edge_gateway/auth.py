@@ -1,20 +1,31 @@
-"""Built-in client authentication: the presented key is hashed and looked up in memory.
+"""Who the caller is: auth plugins first, else the app key hashed and looked up in memory.
 
 Keys arrive as `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic clients).
 The snapshot carries only `sha256(key)`; the key itself is never stored, logged or sent upstream.
+
+With auth plugins in the chain, their outcome (`HookChain.run_auth`) decides when it is a decision: an
+authenticated credential with an app active here, or an explicit refusal (401). When every plugin declined
+the credential (`AuthResult.handled` False), the app-key check runs as if there were no auth plugin. The LLM
+routes and the plugins' custom endpoints (`require_auth`) follow the same rule (`accept_caller`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
+from shared_sdk import AuthRequest, Context, EnrichedRequest
+from shared_sdk.pipeline import AuthResult, HookChain
 from shared_sdk.snapshot import CredentialConfig
 
 from .config_store import CompiledApp, CompiledConfig
 from .errors import GatewayError
+from .exchange import Rejected
 
-__all__ = ["authenticate_key", "credential_from_headers", "find_credential"]
+__all__ = ["accept_caller", "authenticate_key", "credential_from_headers", "find_credential", "plugin_auth"]
+
+_NOT_DECIDED = AuthResult(handled=False)
 
 
 def credential_from_headers(authorization: str | None, api_key: str | None) -> tuple[str, str]:
@@ -48,3 +59,35 @@ def authenticate_key(
     if app is None:
         raise GatewayError.unauthenticated("the API key's app is not active")
     return app, found.user_id
+
+
+def accept_caller(
+    cfg: CompiledConfig, outcome: AuthResult, credential: str, found: CredentialConfig | None
+) -> tuple[CompiledApp, int | None, dict[str, Any] | None]:
+    """(app, user id, auth claims) of the caller, from the auth plugins' outcome when they decided, else from
+    the app key; raises `Rejected` (401) otherwise. Claims are None for app keys."""
+    if not outcome.handled:
+        try:
+            app, user_id = authenticate_key(cfg, credential, found)
+        except GatewayError as err:
+            raise Rejected(err, "unauthenticated") from None
+        return app, user_id, None
+    if outcome.error is not None:
+        raise Rejected(outcome.error, "auth_plugin")
+    plugin_app = outcome.app
+    compiled = cfg.apps.get(plugin_app.id) if plugin_app is not None and plugin_app.id is not None else None
+    if compiled is None:
+        raise Rejected(GatewayError.unauthenticated("the credential's app is not active on this edge"), "unknown_app")
+    response = outcome.response
+    user_id = outcome.user.id if outcome.user is not None else (response.user_id if response is not None else None)
+    return compiled, user_id, response.claims if response is not None else {}
+
+
+async def plugin_auth(
+    hooks: HookChain | None, ctx: Context, credential: str, auth_type: str, request: EnrichedRequest
+) -> AuthResult:
+    """The auth plugins' outcome for a credential (not handled when the chain has none)."""
+    if hooks is None or not hooks.hooks("handle_auth"):
+        return _NOT_DECIDED
+    auth_req = AuthRequest(credential=credential, auth_type=auth_type or "bearer", request=request, context=ctx.info())
+    return await hooks.run_auth(ctx, auth_req)

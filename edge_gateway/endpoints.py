@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared_sdk import Context, EndpointRequest, PluginCallError, Runtime
+from shared_sdk import Context, EndpointRequest, EnrichedRequest, PluginCallError, PluginError, Runtime
 
-from .auth import authenticate_key, credential_from_headers, find_credential
-from .config_store import ConfigStore
+from .auth import accept_caller, credential_from_headers, find_credential, plugin_auth
+from .config_store import CompiledConfig, ConfigStore
 from .errors import GatewayError, error_body
+from .exchange import Rejected
+from .intake import read_body
 from .metrics import CONTENT_TYPE_LATEST, EdgeMetrics
-from .pipeline import Pipeline, read_body
+from .pipeline import Pipeline
 
 __all__ = ["Health", "LLMEndpoint", "MetricsEndpoint", "NativeEndpoint", "PluginEndpoint", "Ready"]
 
@@ -132,33 +134,37 @@ class PluginEndpoint:
             await self._serve(scope, receive, send)
         except GatewayError as err:
             await send_gateway_error(send, err)
+        except Rejected as refused:
+            await send_gateway_error(send, _as_gateway_error(refused.error))
 
-    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def _find(self, scope: dict[str, Any]) -> tuple[CompiledConfig, Any, Any, str, str]:
+        """(config, plugin handle, registration, slug, relative path) serving this request; 404 / 405."""
         cfg = self.store.current
         params = scope.get("path_params", {})
         slug = params.get("slug", "")
         relative = "/" + params.get("path", "")
         registrations = cfg.endpoints.get(slug) if cfg is not None else None
         handle = cfg.plugins.get(slug) if cfg is not None else None
-        if not registrations or handle is None:
+        if cfg is None or not registrations or handle is None:
             raise GatewayError.not_found(f"no plugin endpoints for {slug!r}", code="not_found")
         reg, known = _match(registrations, relative, scope["method"])
         if reg is None:
             if known:
                 raise GatewayError(405, f"method {scope['method']} not allowed here", code="method_not_allowed")
             raise GatewayError.not_found(f"plugin {slug!r} has no endpoint {relative!r}", code="not_found")
+        return cfg, handle, reg, slug, relative
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        cfg, handle, reg, slug, relative = self._find(scope)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
         ctx = Context(runtime=Runtime.GATEWAY, edge_id=self.edge_id, namespace=cfg.snapshot.namespace)
         app = None
         user = None
-        if reg.require_auth:
-            credential, _ = credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
-            compiled_app, user_id = authenticate_key(cfg, credential, find_credential(cfg, credential))
-            app = compiled_app.message
-            user = cfg.user_messages.get(user_id) if user_id is not None else None
-            ctx.app, ctx.user = app, user
         client = scope.get("client")
+        if reg.require_auth:
+            app, user = await _endpoint_caller(cfg, ctx, scope, headers, body)
+            ctx.app, ctx.user = app, user
         request = EndpointRequest(
             method=scope["method"],
             path=scope["path"],
@@ -173,24 +179,65 @@ class PluginEndpoint:
             app=app,
             user=user,
         )
-        started = False
-        try:
-            async for chunk in handle.stream("handle_endpoint_request", ctx, request):
-                if not started:
-                    started = True
-                    out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chunk.headers.items()]
-                    if not any(k == b"content-type" for k, _ in out):
-                        out.append((b"content-type", b"application/json"))
-                    await send({"type": "http.response.start", "status": chunk.status_code, "headers": out})
-                if chunk.body:
-                    await send({"type": "http.response.body", "body": chunk.body, "more_body": True})
-                if chunk.done or not reg.stream_response:
-                    break
-        except PluginCallError as err:
+        await _relay_endpoint(send, handle, ctx, request, reg.stream_response, slug)
+
+
+async def _endpoint_caller(
+    cfg: CompiledConfig, ctx: Context, scope: dict[str, Any], headers: dict[str, str], body: bytes
+) -> tuple[Any, Any]:
+    """(App, User) messages of a custom endpoint's caller: the namespace's auth plugins, else the app key (as for
+    the LLM routes: a plugin that declines the credential leaves it to the app key; `Rejected` otherwise)."""
+    credential, auth_type = credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+    hooks = cfg.global_chain.hooks
+    outcome = await plugin_auth(hooks, ctx, credential, auth_type, _endpoint_request(ctx, scope, headers, body))
+    compiled_app, user_id, claims = accept_caller(cfg, outcome, credential, find_credential(cfg, credential))
+    if claims is not None:
+        ctx.metadata.setdefault("auth_claims", claims)
+    return compiled_app.message, cfg.user_messages.get(user_id) if user_id is not None else None
+
+
+def _endpoint_request(ctx: Context, scope: dict[str, Any], headers: dict[str, str], body: bytes) -> EnrichedRequest:
+    """The request as auth plugins see it (credentials redacted, as on the LLM routes)."""
+    client = scope.get("client")
+    return EnrichedRequest(
+        method=scope["method"],
+        path=scope["path"],
+        headers={k: ("[redacted]" if k in ("authorization", "x-api-key") else v) for k, v in headers.items()},
+        body=body,
+        remote_addr=client[0] if client else "",
+        query_string=scope.get("query_string", b"").decode("latin-1"),
+        context=ctx.info(),
+    )
+
+
+def _as_gateway_error(error: GatewayError | PluginError) -> GatewayError:
+    if isinstance(error, GatewayError):
+        return error
+    return GatewayError(error.status_code, error.message, type=error.type, code=error.code, headers=dict(error.headers))
+
+
+async def _relay_endpoint(
+    send: Any, handle: Any, ctx: Context, request: EndpointRequest, stream: bool, slug: str
+) -> None:
+    """The plugin's answer, streamed (`stream_response`) or its first chunk; 204 when it sent nothing."""
+    started = False
+    try:
+        async for chunk in handle.stream("handle_endpoint_request", ctx, request):
             if not started:
-                raise GatewayError(
-                    502, f"plugin '{slug}' endpoint failed ({err.kind})", type="plugin_error", code=f"plugin_{err.kind}"
-                ) from None
+                started = True
+                out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chunk.headers.items()]
+                if not any(k == b"content-type" for k, _ in out):
+                    out.append((b"content-type", b"application/json"))
+                await send({"type": "http.response.start", "status": chunk.status_code, "headers": out})
+            if chunk.body:
+                await send({"type": "http.response.body", "body": chunk.body, "more_body": True})
+            if chunk.done or not stream:
+                break
+    except PluginCallError as err:
         if not started:
-            await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            raise GatewayError(
+                502, f"plugin '{slug}' endpoint failed ({err.kind})", type="plugin_error", code=f"plugin_{err.kind}"
+            ) from None
+    if not started:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -154,7 +154,7 @@ METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
         MethodSpec("handle_pre_auth", True, (EnrichedRequest,), PluginResponse, none_means=PluginResponse),
-        MethodSpec("handle_auth", True, (AuthRequest,), AuthResponse),
+        MethodSpec("handle_auth", True, (AuthRequest,), AuthResponse, none_means=AuthResponse),
         MethodSpec("get_app_by_credential", True, (str,), App | None),
         MethodSpec("get_user_by_credential", True, (str,), User | None),
         MethodSpec("handle_post_auth", True, (EnrichedRequest,), PluginResponse, none_means=PluginResponse),

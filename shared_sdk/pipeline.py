@@ -123,7 +123,8 @@ class RequestPhaseResult:
 
 @dataclass(slots=True)
 class AuthResult:
-    """Outcome of plugin authentication. `handled=False` means no auth plugin: use the built-in credential check."""
+    """Outcome of plugin authentication. `handled=False`: no auth plugin decided (none in the chain, or every
+    one declined the credential), so the tier's own credential check applies."""
 
     handled: bool
     authenticated: bool = False
@@ -259,26 +260,30 @@ class HookChain:
     async def run_auth(self, ctx: Context, req: AuthRequest) -> AuthResult:
         """Try auth plugins in order; the first to authenticate (with an existing app) wins.
 
-        An authenticated answer without an app id, or whose credential maps to no app, is a failure: a
+        A plugin *declines* a credential it does not know by returning `None` or an `AuthResponse` with
+        neither `authenticated` nor `error_message` set; a fail-open plugin that fails is skipped the same
+        way. When every plugin declined, the result is `handled=False` and the tier's own credential check
+        applies (app keys at the edge). A refusal is explicit: `authenticated=False` with an `error_message`.
+        An authenticated answer without an app id, or whose credential maps to no app, is a refusal too: a
         credential without an app has no access rules (Tyk silently fell back to app 1).
         """
         plugins = self._implementing["handle_auth"]
         if not plugins:
             return AuthResult(handled=False)
-        last_message = ""
+        refusal = ""
         for h in plugins:
             try:
                 resp: AuthResponse = await h.call("handle_auth", ctx, req)
                 if not resp.authenticated:
-                    last_message = resp.error_message or last_message
+                    refusal = resp.error_message or refusal
                     continue
                 if resp.app_id is None:
-                    last_message = "credential is not linked to an app"
+                    refusal = "credential is not linked to an app"
                     log.warning("auth plugin %s authenticated a credential without an app id", h.slug)
                     continue
                 app = await h.call("get_app_by_credential", ctx, req.credential)
                 if app is None:
-                    last_message = "credential is not linked to an app"
+                    refusal = "credential is not linked to an app"
                     continue
                 user = await h.call("get_user_by_credential", ctx, req.credential)
                 return AuthResult(handled=True, authenticated=True, app=app, user=user, response=resp, plugin=h.slug)
@@ -287,11 +292,13 @@ class HookChain:
                     self._contain(err)
                     continue
                 return AuthResult(handled=True, plugin=h.slug, error=failure_error(err))
+        if not refusal:
+            return AuthResult(handled=False)
         return AuthResult(
             handled=True,
             error=PluginError(
                 status_code=401,
-                message=last_message or "invalid credential",
+                message=refusal,
                 type="authentication_error",
                 code="invalid_api_key",
                 allow_fallbacks=False,

@@ -20,7 +20,7 @@ import orjson
 
 from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
-from .base import OpenAIRequest, UpstreamSpec, Usage, join_url
+from .base import OpenAIRequest, UpstreamSpec, Usage, join_url, native_request
 from .openai import _UsageBody, native_stream_usage, usage_from, vendor_error_message
 from .sse import event_data
 
@@ -36,7 +36,6 @@ _FINISH = {
     "pause_turn": "stop",
     "refusal": "content_filter",
 }
-_NATIVE_FORWARD = frozenset({"content-type", "accept", "anthropic-version", "anthropic-beta"})
 
 
 def _text_of(content: Any) -> str:
@@ -411,22 +410,8 @@ class AnthropicProvider:
     def native_request(
         self, spec: UpstreamSpec, method: str, path: str, query: str, headers: dict[str, str], body: bytes, stream: bool
     ) -> UpstreamRequest:
-        forward = {k: v for k, v in headers.items() if k in _NATIVE_FORWARD}
-        forward.update(self._headers(spec))
-        if "anthropic-version" in headers:
-            forward["anthropic-version"] = headers["anthropic-version"]
-        url = join_url(spec.api_base, path)
-        if query:
-            url = f"{url}?{query}"
-        return UpstreamRequest(
-            method,
-            url,
-            forward,
-            body,
-            stream,
-            spec.connect_timeout_s,
-            spec.first_byte_timeout_s,
-            spec.idle_stream_timeout_s,
+        return native_request(
+            spec, (method, path, query, body, stream), headers, self._headers(spec), ("anthropic-version",)
         )
 
     def native_usage(self, body: bytes) -> Usage:

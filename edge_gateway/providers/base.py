@@ -127,13 +127,54 @@ class Provider(Protocol):
     def native_stream_usage(self, event: bytes, usage: Usage) -> None: ...
 
 
+NATIVE_FORWARD = frozenset({"content-type", "accept", "anthropic-version", "anthropic-beta", "openai-beta"})
+"""Client headers a native pass-through forwards (the vendor's auth headers are the edge's, never the client's)."""
+
+
+def native_request(
+    spec: UpstreamSpec,
+    request: tuple[str, str, str, bytes, bool],
+    client_headers: dict[str, str],
+    vendor_headers: dict[str, str],
+    client_wins: tuple[str, ...] = (),
+) -> UpstreamRequest:
+    """The one builder of vendor-native pass-through requests (`/llm/call/{slug}/{path}`), for every provider.
+
+    `request` is (method, path, query string, body, stream). Forwarded client headers, then the vendor's
+    (auth, content type), then the `client_wins` headers the client chose (e.g. its `anthropic-version`).
+    The query string is joined with `?`, or `&` when the base URL already has one; none gives no `?`.
+    """
+    method, path, query, body, stream = request
+    forward = {k: v for k, v in client_headers.items() if k in NATIVE_FORWARD}
+    forward.update(vendor_headers)
+    for name in client_wins:
+        if name in client_headers:
+            forward[name] = client_headers[name]
+    url = join_url(spec.api_base, path)
+    if query:
+        url = f"{url}{'&' if '?' in url else '?'}{query}"
+    return UpstreamRequest(
+        method,
+        url,
+        forward,
+        body,
+        stream,
+        spec.connect_timeout_s,
+        spec.first_byte_timeout_s,
+        spec.idle_stream_timeout_s,
+    )
+
+
 def join_url(base: str, path: str) -> str:
-    """`base` + `path` without doubling a version segment (`.../v1` + `v1/messages` -> `.../v1/messages`)."""
+    """`base` + `path` without doubling a version segment (`.../v1` + `v1/messages` -> `.../v1/messages`); a
+    query string on the base (`...?api-version=...`) stays after the joined path."""
+    base, _, base_query = base.partition("?")
     base = base.rstrip("/")
     path = path.lstrip("/")
     if base.endswith("/v1") and (path == "v1" or path.startswith("v1/")):
         base = base[:-3]
-    return f"{base}/{path}"
+    url = f"{base}/{path}"
+    return f"{url}?{base_query}" if base_query else url
 
 
 def estimate_tokens(value: Any) -> int:

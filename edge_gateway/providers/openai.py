@@ -15,7 +15,7 @@ import msgspec
 import orjson
 
 from ..upstream import UpstreamRequest
-from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url
+from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url, native_request
 from .sse import event_data
 
 __all__ = ["OpenAIProvider"]
@@ -144,8 +144,8 @@ class OpenAIStreamTranslator:
         self.usage.choices = len(choices)
         self.usage.tool_calls = tool_calls
         if not self.usage.reported:
-            data = self._call.data
-            self.usage.prompt_tokens = estimate_tokens(data.get("messages") or data.get("prompt") or "")
+            request = self._call.data
+            self.usage.prompt_tokens = estimate_tokens(request.get("messages") or request.get("prompt") or "")
             self.usage.completion_tokens = (completion_chars + 3) // 4
 
 
@@ -214,21 +214,7 @@ class OpenAIProvider:
     def native_request(
         self, spec: UpstreamSpec, method: str, path: str, query: str, headers: dict[str, str], body: bytes, stream: bool
     ) -> UpstreamRequest:
-        forward = {k: v for k, v in headers.items() if k in _NATIVE_FORWARD}
-        forward.update(self._auth_headers(spec))
-        url = join_url(spec.api_base, path)
-        if query:
-            url = f"{url}{'&' if '?' in url else '?'}{query}"
-        return UpstreamRequest(
-            method,
-            url,
-            forward,
-            body,
-            stream,
-            spec.connect_timeout_s,
-            spec.first_byte_timeout_s,
-            spec.idle_stream_timeout_s,
-        )
+        return native_request(spec, (method, path, query, body, stream), headers, self._auth_headers(spec), ())
 
     def native_usage(self, body: bytes) -> Usage:
         usage = Usage()
@@ -240,9 +226,6 @@ class OpenAIProvider:
 
     def native_stream_usage(self, event: bytes, usage: Usage) -> None:
         native_stream_usage(event, usage)
-
-
-_NATIVE_FORWARD = frozenset({"content-type", "accept", "anthropic-version", "anthropic-beta", "openai-beta"})
 
 
 class _NativeEvent(msgspec.Struct):
@@ -286,6 +269,7 @@ def vendor_error_message(body: bytes) -> str:
             return str(error.get("message") or "")
         if isinstance(error, str):
             return error
-        if isinstance(data.get("message"), str):
-            return data["message"]
+        message = data.get("message")
+        if isinstance(message, str):
+            return message
     return ""

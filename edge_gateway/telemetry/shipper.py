@@ -2,7 +2,7 @@
 
 Durability comes first: `write(record)` (called by `TelemetryQueue.put` for each record of each accepted
 request) queues the record to the spool's writer thread and returns a future that resolves once it is
-committed; the edge holds the end of the response until then (`accounting.DurableResponses`), so a client
+committed; the edge holds the end of the response until then (`accounting.account` -> `Pipeline.serve`), so a client
 that received its response can count on the record reaching PostgreSQL even if the edge is SIGKILLed a
 microsecond later. A record leaves the spool only after the JetStream ack of the batch that carried it.
 

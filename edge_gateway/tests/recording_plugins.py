@@ -6,8 +6,14 @@ import asyncio
 from typing import Any
 
 from shared_sdk import (
+    App,
+    AuthRequest,
+    AuthResponse,
     BasePlugin,
     Context,
+    EndpointRegistration,
+    EndpointRequest,
+    EndpointResponse,
     EnrichedRequest,
     PluginError,
     PluginResponse,
@@ -23,7 +29,8 @@ CALLS: list[tuple[str, str]] = []
 
 
 class Recorder(BasePlugin):
-    """Config: `label`, `short_circuit_at` ("pre_auth"/"post_auth"), `mode` ("response"/"error"/"stream"),
+    """Config: `label`, `short_circuit_at` ("pre_auth"/"post_auth"), `mode` ("response"/"error"/"stream"/
+    "block"/"text_stream"),
     `fail_at` (hook name that raises), `sleep_s` (post-auth delay), `upper_chunks` (uppercase stream text),
     `drop_chunk_containing` (drop chunks whose bytes contain it)."""
 
@@ -59,6 +66,8 @@ class Recorder(BasePlugin):
                     ]
                 )
             )
+        if mode == "text_stream":  # not the OpenAI chunk shape: cannot be collected into a chat.completion
+            return PluginResponse(short_circuit=ShortCircuit(stream_chunks=[b"plain words", b"more words"]))
         if mode == "block":
             return PluginResponse(block=True, status_code=403, error_message=f"blocked by {self.label}")
         return PluginResponse(
@@ -99,3 +108,30 @@ class Recorder(BasePlugin):
     async def on_stream_complete(self, ctx: Context, req: StreamCompleteRequest) -> StreamCompleteResponse:
         self._note("complete")
         return StreamCompleteResponse(handled=True)
+
+
+class PickyAuth(BasePlugin):
+    """Authenticates `tok-plugin` (app 1), refuses `tok-refused` explicitly, declines every other credential
+    (returns None: not its kind of credential). Serves `GET /whoami` (require_auth) naming the caller's app."""
+
+    name = "picky-auth"
+
+    async def handle_auth(self, ctx: Context, req: AuthRequest) -> AuthResponse | None:
+        if req.credential == "tok-plugin":
+            return AuthResponse(authenticated=True, app_id=1, claims={"via": "picky"})
+        if req.credential == "tok-refused":
+            return AuthResponse(error_message="this token is revoked")
+        return None
+
+    async def get_app_by_credential(self, ctx: Context, credential: str) -> App | None:
+        return App(id=1, name="app-one") if credential == "tok-plugin" else None
+
+    async def get_user_by_credential(self, ctx: Context, credential: str) -> None:
+        return None
+
+    def get_endpoint_registrations(self) -> list[EndpointRegistration]:
+        return [EndpointRegistration(path="/whoami", methods=["GET"], require_auth=True)]
+
+    async def handle_endpoint_request(self, ctx: Context, req: EndpointRequest) -> EndpointResponse:
+        app_id = req.app.id if req.app is not None else None
+        return EndpointResponse(body=b'{"app_id": %d}' % (app_id or 0))

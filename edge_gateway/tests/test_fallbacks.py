@@ -65,6 +65,7 @@ def snapshot(
     linked: tuple[int, ...] = (1, 2),
     fallback_model: str = "backup-model",
     backup_plugin: dict | None = None,
+    primary_plugin: dict | None = None,
     budgets: list[BudgetConfig] | None = None,
 ):
     """Global recorder `g`; `primary` (chain: recorder `a`) falls back to `backup` (chain: recorder `b`, then
@@ -72,7 +73,7 @@ def snapshot(
     b_config = {"label": "b", **(backup_plugin or {})}
     plugins = [
         PluginConfig(slug="g", name="g", import_path=REC, config={"label": "g"}, global_order=0),
-        PluginConfig(slug="a", name="a", import_path=REC, config={"label": "a"}),
+        PluginConfig(slug="a", name="a", import_path=REC, config={"label": "a", **(primary_plugin or {})}),
         PluginConfig(slug="b", name="b", import_path=REC, config=b_config),
         PluginConfig(slug="pii", name="pii", import_path=PII, config={"redact_responses": False}),
     ]
@@ -159,6 +160,23 @@ def test_fallback_blocked_by_its_own_chain_gives_the_primary_error(upstream, tmp
     assert [h["model"] for h in hits(upstream)] == ["mock-gpt"]
     assert calls("post_auth") == ["g", "a", "g", "b"]
     assert calls("body") == ["a", "g", "b", "g"]  # b's refusal still went through the response hooks that ran
+
+
+@pytest.mark.parametrize(("mode", "status"), [("error", 200), ("block", 403)])
+def test_a_short_circuit_error_falls_back_unless_it_forbids_it(upstream, tmp_path, mode, status):
+    """`allow_fallbacks` unset (the plugin's error) lets the backup answer; a block sets it to false: no fallback."""
+    snap = snapshot(upstream, primary_plugin={"short_circuit_at": "post_auth", "mode": mode})
+    with run_edge(snap, tmp_path) as edge:
+        before = len(hits(upstream))
+        reply = chat(edge, "")
+        record = edge.sink.wait_for(AnalyticsRecord, 1)[0]
+    assert reply.status_code == status
+    answered_by = [h["model"] for h in hits(upstream)[before:]]
+    if mode == "error":
+        assert answered_by == ["backup-model"] and record.llm_slug == "backup"
+        assert calls("body") == ["a", "g", "b", "g"]  # a saw its own refusal, b the answer
+    else:
+        assert answered_by == [] and reply.json()["error"]["code"] == "blocked_by_plugin"
 
 
 # -- client disconnect during a non-streamed call ------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from ..attempt import AttemptRefused, prepare_attempt
 from ..context import Context, Services
 from ..host import PluginHandle, PluginHost, PluginSpec
 from ..messages import (
@@ -32,7 +33,7 @@ from ..messages import (
     StreamCompleteResponse,
     UpstreamResponse,
 )
-from ..pipeline import HookChain, HookTiming
+from ..pipeline import AuthResult, HookChain, HookTiming
 from .builders import make_context
 from .services import InMemoryEventHub, make_services
 
@@ -74,6 +75,86 @@ class PipelineOutcome:
 
     def json(self) -> Any:
         return msgspec.json.decode(self.body)
+
+
+def _short_circuit_answer(sc: ShortCircuit) -> UpstreamResponse | list[bytes] | PluginError:
+    if sc.error is not None:
+        return sc.error
+    if sc.stream_chunks is not None:
+        return list(sc.stream_chunks)
+    return sc.response or UpstreamResponse()
+
+
+async def _upstream_answer(
+    upstream: Upstream | None, req: EnrichedRequest
+) -> UpstreamResponse | list[bytes] | PluginError:
+    if upstream is None:
+        return UpstreamResponse(headers={"content-type": "application/json"}, body=b"{}")
+    if callable(upstream):
+        return await upstream(req)
+    return upstream
+
+
+def _analytics(
+    ctx: Context, req: EnrichedRequest, outcome: PipelineOutcome, started: float, info: Any
+) -> AnalyticsRecord:
+    """The analytics record the edge would write for this request (what data collectors receive)."""
+    return AnalyticsRecord(
+        request_id=ctx.request_id,
+        app_id=ctx.app_id,
+        user_id=ctx.user_id,
+        llm_id=ctx.llm_id,
+        model=req.model,
+        status_code=outcome.status_code,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        streamed=outcome.chunks is not None,
+        request_bytes=len(req.body),
+        response_bytes=len(outcome.body),
+        error_type=outcome.error.type if outcome.error else "",
+        context=info,
+    )
+
+
+class _RunnerSteps:
+    """The testing kit's side of `prepare_attempt`: no built-in keys, no budgets (see `shared_sdk.attempt`)."""
+
+    def __init__(self, request: EnrichedRequest, credential: str | None, ctx: Context) -> None:
+        self._request = request
+        self._credential = credential
+        self._ctx = ctx
+
+    def request(self) -> EnrichedRequest:
+        return self._request
+
+    def adopt(self, before: EnrichedRequest, after: EnrichedRequest) -> EnrichedRequest:
+        return after
+
+    def auth_request(self, req: EnrichedRequest) -> AuthRequest | None:
+        if self._credential is None:
+            return None
+        return AuthRequest(credential=self._credential, request=req, context=self._ctx.info())
+
+    async def accept(self, auth: AuthResult, req: EnrichedRequest | None) -> EnrichedRequest | None:
+        if not auth.handled:
+            return req
+        if auth.error is not None or not auth.authenticated:
+            raise AttemptRefused(auth.error or PluginError(status_code=401, message="invalid credential"), auth.plugin)
+        ctx = self._ctx
+        ctx.app, ctx.user = auth.app, auth.user
+        base = req if req is not None else self._request
+        return msgspec.structs.replace(
+            base,
+            authenticated=True,
+            app_id=auth.app.id if auth.app else None,
+            user_id=auth.user.id if auth.user else None,
+            auth_claims=auth.response.claims if auth.response else {},
+        )
+
+    def authenticated(self, req: EnrichedRequest) -> EnrichedRequest:
+        return req
+
+    def admit(self) -> None:
+        return None
 
 
 class PipelineRunner:
@@ -155,52 +236,19 @@ class PipelineRunner:
         timings: list[HookTiming] = []
         contained: list[Any] = []
 
-        phase = await chain.run_request_phase("pre_auth", ctx, request)
-        timings += phase.timings
-        contained += phase.errors
-        req = phase.request
-        sc = phase.short_circuit
-        by = phase.short_circuited_by
-        executed = phase.executed
-
-        if sc is None and credential is not None:
-            auth = await chain.run_auth(ctx, AuthRequest(credential=credential, request=req, context=ctx.info()))
-            if auth.handled and not auth.authenticated:
-                sc = ShortCircuit(error=auth.error)
-                by = auth.plugin
-            elif auth.authenticated:
-                ctx.app, ctx.user = auth.app, auth.user
-                req = msgspec.structs.replace(
-                    req,
-                    authenticated=True,
-                    app_id=auth.app.id if auth.app else None,
-                    user_id=auth.user.id if auth.user else None,
-                    auth_claims=auth.response.claims if auth.response else {},
-                )
-
-        if sc is None:
-            phase = await chain.run_request_phase("post_auth", ctx, req)
-            timings += phase.timings
-            contained += phase.errors
-            req, sc, by, executed = phase.request, phase.short_circuit, phase.short_circuited_by, phase.executed
+        prepared = await prepare_attempt(chain, ctx, _RunnerSteps(request, credential, ctx))
+        timings += prepared.timings
+        contained += prepared.errors
+        req = prepared.request if prepared.request is not None else request
+        sc, by, executed = prepared.short_circuit, prepared.short_circuited_by, prepared.executed
 
         outcome_request: EnrichedRequest | None = None
         result: UpstreamResponse | list[bytes] | PluginError
         if sc is not None:
-            if sc.error is not None:
-                result = sc.error
-            elif sc.stream_chunks is not None:
-                result = list(sc.stream_chunks)
-            else:
-                result = sc.response or UpstreamResponse()
+            result = _short_circuit_answer(sc)
         else:
             outcome_request = req
-            if upstream is None:
-                result = UpstreamResponse(headers={"content-type": "application/json"}, body=b"{}")
-            elif callable(upstream):
-                result = await upstream(req)
-            else:
-                result = upstream
+            result = await _upstream_answer(upstream, req)
 
         info = ctx.info()
         if isinstance(result, list):
@@ -213,20 +261,7 @@ class PipelineRunner:
         outcome.timings = timings
         outcome.contained_errors = contained
 
-        record = AnalyticsRecord(
-            request_id=ctx.request_id,
-            app_id=ctx.app_id,
-            user_id=ctx.user_id,
-            llm_id=ctx.llm_id,
-            model=req.model,
-            status_code=outcome.status_code,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            streamed=outcome.chunks is not None,
-            request_bytes=len(req.body),
-            response_bytes=len(outcome.body),
-            error_type=outcome.error.type if outcome.error else "",
-            context=info,
-        )
+        record = _analytics(ctx, req, outcome, started, info)
         outcome.analytics = record
         await chain.run_data_collection("handle_analytics", ctx, record)
         return outcome

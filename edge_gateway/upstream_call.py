@@ -21,6 +21,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .config_store import CompiledConfig, CompiledLLM
 from .errors import UpstreamError
@@ -52,7 +53,7 @@ class Backoff:
                 hinted = -1.0
             if 0 <= hinted <= self.max_s:
                 return hinted
-        cap = min(self.max_s, self.initial_s * (2**attempt))
+        cap: float = min(self.max_s, self.initial_s * (2**attempt))
         return cap * (0.5 + random.random() / 2)
 
 
@@ -76,6 +77,10 @@ class FullResult:
     usage: Usage
 
 
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
 @dataclass(slots=True)
 class StreamResult:
     """A stream whose first chunk arrived. `first` are the translated events read so far; `rest` yields the
@@ -86,7 +91,8 @@ class StreamResult:
     first: list[bytes]
     rest: AsyncIterator[list[bytes]]
     usage: Usage
-    reply: UpstreamReply
+    reply: Closable
+    """What to close when the stream ends (the upstream reply; nothing for a replayed short-circuit)."""
 
 
 def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
@@ -148,7 +154,7 @@ async def _attempt(
         if native
         else _translated_events(reply, provider.stream_translator(call, model))
     )
-    usage_holder: Usage = events.usage  # type: ignore[attr-defined]
+    usage_holder: Usage = events.usage
     iterator = events.__aiter__()
     try:
         first = await iterator.__anext__()  # never empty
@@ -176,7 +182,7 @@ class _translated_events:
         self.translator = translator
         self.usage = translator.usage  # type: ignore[attr-defined]
 
-    async def __aiter__(self) -> AsyncIterator[list[bytes]]:  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[list[bytes]]:
         splitter = SSESplitter()
         translate = self.translator.feed  # type: ignore[attr-defined]
         assert self.reply.chunks is not None
@@ -203,7 +209,7 @@ class _native_events:
         self.provider = provider
         self.usage = Usage()
 
-    async def __aiter__(self) -> AsyncIterator[list[bytes]]:  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[list[bytes]]:
         splitter = SSESplitter()
         assert self.reply.chunks is not None
         read_usage = self.provider.native_stream_usage  # type: ignore[attr-defined]

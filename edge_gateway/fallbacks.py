@@ -1,0 +1,232 @@
+"""The upstream phase: the routed LLM, then its fallbacks in order, each as a whole attempt, until one answers.
+
+Bifrost's semantics: a fallback attempt re-runs the plugin chain, here the fallback LLM's own chain (global
+plugins, then its bindings) on the request as the client sent it, and is checked again like a request of its
+own (`edge_gateway.attempt`: the app's link to that LLM, its model allow-list, authentication as its chain
+does it, its budget). A failed attempt's response hooks see its error and may recover it; when every attempt
+failed, the caller gets the primary's error (after the primary's response hooks).
+
+What moves on to the next target: an upstream failure that another vendor could fix (`may_fall_back`: the
+retries ran out on a retryable error or a 5xx), and a plugin's short-circuit error whose `allow_fallbacks` is
+not False. An explicit `allow_fallbacks: false` (on the error, or in the context) stops at once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared_sdk import PluginError
+from shared_sdk.attempt import prepare_attempt
+from shared_sdk.pipeline import HookChain
+
+from .attempt import Attempt, EdgeSteps
+from .config_store import CompiledLLM
+from .errors import GatewayError, UpstreamError
+from .exchange import Rejected
+from .intake import Caller, injected_headers
+from .respond_full import (
+    Executed,
+    Outlet,
+    Written,
+    as_plugin_error,
+    respond_error,
+    respond_full,
+    send_full,
+    write_hooks,
+)
+from .respond_stream import respond_stream
+from .runtime import EdgeRuntime
+from .short_circuits import answer_short_circuit
+from .upstream import UpstreamRequest
+from .upstream_call import Attempted, FullResult, StreamResult, call_with_retries, fallback_targets, may_fall_back
+
+__all__ = ["UpstreamPhase", "fallbacks_allowed"]
+
+log = logging.getLogger("fjordgate.edge.pipeline")
+
+
+def fallbacks_allowed(out: Outlet, attempt: Attempt) -> bool:
+    """Whether this request may try the routed LLM's fallbacks at all (not native, not forbidden, any left)."""
+    ex = out.ex
+    if ex.kind == "native" or ex.ctx.metadata.get("allow_fallbacks") is False:
+        return False
+    return bool(attempt.llm.config.fallbacks)
+
+
+class UpstreamPhase:
+    """One request's upstream phase (see the module docstring)."""
+
+    __slots__ = ("rt", "out", "caller", "attempted", "fallbacks", "primary", "previous", "answered")
+
+    def __init__(self, rt: EdgeRuntime, out: Outlet, caller: Caller, first: Attempt) -> None:
+        self.rt = rt
+        self.out = out
+        self.caller = caller
+        self.attempted = Attempted(first.llm, first.model)
+        self.fallbacks: list[tuple[CompiledLLM, str]] = []
+        if fallbacks_allowed(out, first):
+            self.fallbacks = fallback_targets(out.ex.cfg, first.llm, first.model)
+        self.primary: tuple[Attempt, Written] | None = None
+        self.previous = first.llm
+        self.answered = False
+
+    async def run(self, attempt: Attempt | None) -> None:
+        """Call `attempt` (with its retries), then the fallbacks, until one answers or none is left."""
+        ex = self.out.ex
+        while attempt is not None:
+            try:
+                outcome = await self._call(attempt)
+            except UpstreamError as err:
+                ex.upstream_s = self.attempted.upstream_s
+                if await self._settle_failure(attempt, err, may_fall_back(err)):
+                    return
+                attempt = await self._next_fallback()
+                continue
+            ex.upstream_s = self.attempted.upstream_s
+            ex.error_type = ""
+            if isinstance(outcome, FullResult):
+                ex.usage = outcome.usage
+                content_type = outcome.headers.get("content-type")
+                headers = {"content-type": content_type} if content_type else {}
+                await respond_full(
+                    self.out, attempt.hooks, attempt.executed, outcome.status_code, headers, outcome.body, None
+                )
+            else:
+                await respond_stream(self.out, attempt.hooks, attempt.executed, outcome)
+            return
+        if not self.answered:
+            await self._send_primary_error()
+
+    async def run_after_refusal(self, refused: Attempt, error: PluginError) -> None:
+        """The routed LLM's chain short-circuited with an error another LLM may fix: try the fallbacks."""
+        if await self._settle_failure(refused, error, error.allow_fallbacks is not False):
+            return
+        await self.run(await self._next_fallback())
+
+    async def _call(self, attempt: Attempt) -> FullResult | StreamResult:
+        rt = self.rt
+        return await call_with_retries(
+            transport=rt.transport,
+            target=attempt.llm,
+            model=attempt.model,
+            request=upstream_request(self.out, self.caller, attempt),
+            call=attempt.call,
+            native=self.out.ex.kind == "native",
+            backoff=rt.backoff,
+            attempted=self.attempted,
+            on_retry=lambda target: rt.metrics.retries.labels(target.slug).inc(),
+        )
+
+    async def _settle_failure(self, attempt: Attempt, err: UpstreamError | PluginError, movable: bool) -> bool:
+        """An attempt failed: True when that ended the request (answered), False to move to the next target."""
+        ex = self.out.ex
+        can_fall_back = bool(self.fallbacks) and movable
+        if self.primary is None and not can_fall_back:
+            await respond_error(self.out, attempt.hooks, attempt.executed, err)
+            return True
+        error = err if isinstance(err, PluginError) else as_plugin_error(err)
+        ex.error_type = error.code or error.type
+        written = await write_hooks(ex, attempt.hooks, attempt.executed, error.status_code, {}, b"", error)
+        if written.recovered:
+            ex.error_type = ""
+            await send_full(self.out, written)
+            return True
+        if self.primary is None:
+            self.primary = (attempt, written)
+        if not can_fall_back:
+            self.fallbacks = []
+        return False
+
+    async def _next_fallback(self) -> Attempt | None:
+        """The next fallback target that is ready for its upstream call (None: none left, or one answered)."""
+        while self.fallbacks and not self.answered:
+            target, model = self.fallbacks.pop(0)
+            self.rt.metrics.fallbacks.labels(self.previous.slug, target.slug).inc()
+            self.attempted.fallbacks.append(target.slug)
+            self.previous = target
+            attempt = await self._prepare_fallback(target, model)
+            if attempt is not None:
+                return attempt
+        return None
+
+    async def _prepare_fallback(self, target: CompiledLLM, model: str) -> Attempt | None:
+        """Checks, then the target's own chain (`edge_gateway.attempt`). None skips the target."""
+        ex = self.out.ex
+        app = ex.app
+        assert app is not None
+        if target.unavailable or target.provider is None or target.chain.broken:
+            log.info("request %s: fallback %s skipped (unavailable here)", ex.request_id, target.slug)
+            return None
+        if target.id not in app.llm_ids or not target.allows(model):
+            log.info(
+                "request %s: fallback %s/%s skipped (not allowed for app %s)", ex.request_id, target.slug, model, app.id
+            )
+            return None
+        ex.llm, ex.model, ex.call = target, model, self.caller.call
+        ex.ctx.llm = target.message
+        ex.ctx.metadata.pop("upstream_model", None)
+        hooks = target.chain.hooks
+        steps = EdgeSteps(ex, self.rt, self.caller, fallback=True)
+        try:
+            prepared = await prepare_attempt(hooks, ex.ctx, steps)
+        except (Rejected, GatewayError) as refused:
+            error = refused.error if isinstance(refused, Rejected) else refused
+            log.info("request %s: fallback %s refused: %s", ex.request_id, target.slug, error.message)
+            await self._refused(hooks, hooks.handles if hooks is not None else (), error)
+            return None
+        sc = prepared.short_circuit
+        if sc is None:
+            return Attempt(target, ex.model, hooks, prepared.executed, prepared.request, steps.call)
+        if sc.error is None:
+            await answer_short_circuit(
+                self.out, hooks, prepared.executed, sc, prepared.short_circuited_by, self.caller.call.stream
+            )
+            self.answered = True
+            return None
+        if sc.error.allow_fallbacks is False:
+            self.fallbacks = []
+        await self._refused(hooks, prepared.executed, sc.error)
+        return None
+
+    async def _refused(self, hooks: HookChain | None, executed: Executed, error: GatewayError | PluginError) -> None:
+        """A fallback refused before its upstream call: its response hooks see the error (they may recover it)."""
+        plugin_error = error if isinstance(error, PluginError) else as_plugin_error(error)
+        written = await write_hooks(self.out.ex, hooks, executed, plugin_error.status_code, {}, b"", plugin_error)
+        if written.recovered:
+            self.out.ex.error_type = ""
+            await send_full(self.out, written)
+            self.answered = True
+
+    async def _send_primary_error(self) -> None:
+        assert self.primary is not None
+        failed, written = self.primary
+        ex = self.out.ex
+        ex.llm, ex.model = failed.llm, failed.model
+        ex.ctx.llm = failed.llm.message
+        if written.error is not None:
+            ex.error_type = written.error.code or written.error.type
+        await send_full(self.out, written)
+
+
+def upstream_request(out: Outlet, caller: Caller, attempt: Attempt) -> UpstreamRequest:
+    """The vendor request of an attempt: translated, or native pass-through; headers hooks added go along."""
+    provider = attempt.llm.provider
+    assert provider is not None
+    scope = caller.scope
+    if out.ex.kind == "native":
+        request = provider.native_request(
+            attempt.llm.spec,
+            out.ex.method,
+            caller.native_path,
+            scope.get("query_string", b"").decode("latin-1"),
+            caller.headers,
+            attempt.call.raw,
+            attempt.call.stream,
+        )
+    else:
+        request = provider.build(attempt.llm.spec, attempt.call, attempt.model)
+    if attempt.req is not None:
+        injected = injected_headers(caller.headers, attempt.req)
+        if injected:
+            request.headers.update(injected)
+    return request

@@ -1,0 +1,154 @@
+"""Intake: the client's request read, decoded and shown to hooks; what hooks hand back, taken in.
+
+read body (413) -> decode (400) -> the `EnrichedRequest` hooks see (auth headers redacted)
+-> a rewritten body decoded again (must stay valid) -> headers hooks added, forwarded upstream
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shared_sdk import EnrichedRequest
+from shared_sdk.snapshot import CredentialConfig
+
+from .errors import GatewayError
+from .exchange import Exchange
+from .providers import OpenAIRequest
+
+__all__ = ["Caller", "adopt", "decode_call", "enriched_request", "injected_headers", "read_body"]
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+_REDACTED_HEADERS = frozenset({"authorization", "x-api-key"})
+_NOT_FORWARDED = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "host",
+        "content-length",
+        "content-type",
+        "connection",
+        "transfer-encoding",
+        "accept-encoding",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "cookie",
+    }
+)
+_REQUIRED_FIELD = {"completions": "prompt", "embeddings": "input"}
+
+
+@dataclass(slots=True)
+class Caller:
+    """The request as it arrived (headers, credential), kept so that every attempt starts from it."""
+
+    scope: dict[str, Any]
+    headers: dict[str, str]
+    credential: str
+    auth_type: str
+    found: CredentialConfig | None
+    call: OpenAIRequest
+    """The body as the client sent it: a fallback's chain sees this, not the primary's rewrite."""
+    native_path: str = ""
+
+
+async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
+    """The whole request body; 413 past `limit` (declared or counted), 400 if the client left while sending."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise GatewayError.body_too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise GatewayError.bad_request("client disconnected while sending the body")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise GatewayError.body_too_large(limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def decode_call(kind: str, body: bytes) -> OpenAIRequest:
+    """The client's JSON body as an `OpenAIRequest`; 400 with a message that says what is wrong."""
+    if kind == "native":
+        try:
+            loose = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            loose = {}
+        return OpenAIRequest.from_data(kind, body, loose if isinstance(loose, dict) else {})
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError.bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise GatewayError.bad_request("request body must be a JSON object", code="invalid_json")
+    _check_fields(kind, data)
+    return OpenAIRequest.from_data(kind, body, data)
+
+
+def _check_fields(kind: str, data: dict[str, Any]) -> None:
+    """400 naming the field when a required one is missing or of the wrong type."""
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise GatewayError.bad_request("'model' is required and must be a string", param="model", code="missing_model")
+    if kind == "chat":
+        messages = data.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise GatewayError.bad_request("'messages' must be a non-empty array", param="messages")
+    elif kind in _REQUIRED_FIELD and _REQUIRED_FIELD[kind] not in data:
+        field = _REQUIRED_FIELD[kind]
+        raise GatewayError.bad_request(f"'{field}' is required", param=field)
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise GatewayError.bad_request("'stream' must be a boolean", param="stream")
+
+
+def enriched_request(ex: Exchange, caller: Caller, call: OpenAIRequest) -> EnrichedRequest:
+    """The request as hooks see it: the client's headers with credentials redacted, the current body."""
+    scope = caller.scope
+    visible = {k: ("[redacted]" if k in _REDACTED_HEADERS else v) for k, v in caller.headers.items()}
+    client = scope.get("client")
+    return EnrichedRequest(
+        method=ex.method,
+        path=ex.path,
+        headers=visible,
+        body=call.raw,
+        remote_addr=client[0] if client else "",
+        query_string=scope.get("query_string", b"").decode("latin-1"),
+        context=ex.ctx.info(),
+        request_id=ex.request_id,
+        stream=call.stream,
+        model=call.model,
+    )
+
+
+def adopt(ex: Exchange, call: OpenAIRequest, before: EnrichedRequest, after: EnrichedRequest) -> OpenAIRequest:
+    """The call after a hook phase: a rewritten body is decoded again (400 if it is no longer valid)."""
+    if after.body is before.body or after.body == call.raw:
+        return call
+    call = decode_call(ex.kind, after.body)
+    if ex.kind != "native" and ex.call is not None and call.model != ex.call.model:
+        ex.model = call.model
+    ex.call = call
+    return call
+
+
+def injected_headers(original: dict[str, str], req: EnrichedRequest) -> dict[str, str]:
+    """Headers a request hook added or changed: forwarded upstream (never auth or hop-by-hop headers)."""
+    out = {}
+    for key, value in req.headers.items():
+        lowered = key.lower()
+        if lowered in _NOT_FORWARDED or original.get(lowered) == value:
+            continue
+        out[lowered] = value
+    return out

@@ -1,0 +1,156 @@
+"""Writing a full (non-streamed) response or an error: response hooks in reverse, then two ASGI messages.
+
+`Outlet` is where one request's answer goes. Errors the edge answers before a request was accepted go out
+with `send_error` (no hooks: no plugin saw the request as a client's yet); every later error is a
+`PluginError` passed through the response hooks of the plugins whose request phase ran, which may recover it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared_sdk import PluginError, ResponseWriteRequest
+from shared_sdk.host import PluginHandle
+from shared_sdk.pipeline import HookChain
+
+from .errors import GatewayError, UpstreamError, error_body
+from .exchange import Exchange
+
+__all__ = [
+    "Executed",
+    "Outlet",
+    "Send",
+    "Written",
+    "as_plugin_error",
+    "respond_error",
+    "respond_full",
+    "send_error",
+    "send_full",
+    "write_hooks",
+]
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Executed = Sequence[PluginHandle]
+
+
+@dataclass(slots=True)
+class Outlet:
+    """Where one request's answer goes: its `Exchange`, the ASGI `send`, and whether bodies are kept for logs."""
+
+    ex: Exchange
+    send: Send
+    log_bodies: bool
+
+
+@dataclass(slots=True)
+class Written:
+    """A full response after the response hooks ran over it (not sent yet)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    error: PluginError | None
+
+    @property
+    def recovered(self) -> bool:
+        return self.error is None and self.status < 400
+
+
+def as_plugin_error(error: GatewayError | UpstreamError) -> PluginError:
+    """The edge's own errors as hooks see them; another LLM cannot fix them (`allow_fallbacks=False`)."""
+    return PluginError(
+        status_code=error.status_code,
+        message=error.message,
+        type=error.type,
+        code=error.code,
+        allow_fallbacks=False,
+        headers=dict(error.headers),
+    )
+
+
+def _header_pairs(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+
+
+async def send_error(send: Send, request_id: str, error: GatewayError | PluginError) -> None:
+    """An error answered without hooks (the request was never accepted)."""
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
+    headers += _header_pairs(error.headers)
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    param = error.param if isinstance(error, GatewayError) else None
+    await send({"type": "http.response.body", "body": error_body(error.message, error.type, error.code, param)})
+
+
+async def write_hooks(
+    ex: Exchange,
+    hooks: HookChain | None,
+    executed: Executed,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    error: PluginError | None,
+) -> Written:
+    """Run the response hooks (reverse order, executed plugins only) over a full response or an error."""
+    if hooks is not None and (hooks.hooks("on_before_write_headers") or hooks.hooks("on_before_write")):
+        write = ResponseWriteRequest(
+            request_id=ex.request_id,
+            status_code=status,
+            headers=headers,
+            body=body,
+            error=error,
+            context=ex.ctx.info(),
+        )
+        write = await hooks.run_response_headers(ex.ctx, executed, write)
+        write = await hooks.run_response_body(ex.ctx, executed, write)
+        return Written(write.status_code, write.headers, write.body, write.error)
+    return Written(status, headers, body, error)
+
+
+async def send_full(out: Outlet, written: Written) -> None:
+    """Send a response the hooks are done with; an error becomes the OpenAI error JSON."""
+    ex = out.ex
+    status, body, error = written.status, written.body, written.error
+    head = [(b"x-request-id", ex.request_id.encode())]
+    if error is not None:
+        status = error.status_code
+        ex.error_type = ex.error_type or error.code or error.type
+        body = error_body(error.message, error.type, error.code)
+        head.append((b"content-type", b"application/json"))
+        head += _header_pairs(error.headers)
+    else:
+        if "content-type" not in written.headers:
+            head.append((b"content-type", b"application/json"))
+        head += _header_pairs(written.headers)
+    ex.status_code = status
+    ex.response_bytes = len(body)
+    if out.log_bodies:
+        ex.response_body = body
+    await out.send({"type": "http.response.start", "status": status, "headers": head})
+    await out.send({"type": "http.response.body", "body": body})
+
+
+async def respond_full(
+    out: Outlet,
+    hooks: HookChain | None,
+    executed: Executed,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    error: PluginError | None,
+) -> None:
+    """Response hooks over a full response (or error), then send it."""
+    written = await write_hooks(out.ex, hooks, executed, status, headers, body, error)
+    if out.ex.error_type and written.recovered:
+        out.ex.error_type = ""  # a response hook recovered the error
+    await send_full(out, written)
+
+
+async def respond_error(
+    out: Outlet, hooks: HookChain | None, executed: Executed, error: GatewayError | UpstreamError | PluginError
+) -> None:
+    """An error of an accepted request: through the response hooks (which may recover it), then sent."""
+    plugin_error = error if isinstance(error, PluginError) else as_plugin_error(error)
+    out.ex.error_type = plugin_error.code or plugin_error.type
+    await respond_full(out, hooks, executed, plugin_error.status_code, {}, b"", plugin_error)

@@ -1,0 +1,177 @@
+"""Writing a streamed response: headers once the first event is in, chunk hooks per event, one send per read.
+
+    headers hooks (reverse) -> response start -> per upstream read: chunk hooks per event, then one `send`
+    -> end of body (or an SSE error event when the upstream or a fail-closed chunk hook breaks mid-stream)
+    -> stream-complete hooks with the accumulated response
+
+The first event goes out on its own, before the hooks run over the rest of its read: time to first byte must
+not grow with how many events the vendor's first packet held. A client that leaves cancels the request's task
+(`edge_gateway.disconnects`); the `finally` closes the upstream reply either way.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from shared_sdk import PluginCallError, ResponseWriteRequest, StreamCompleteRequest
+from shared_sdk.pipeline import HookChain
+
+from .errors import UpstreamError
+from .respond_full import Executed, Outlet, Written, send_full
+from .upstream_call import StreamResult
+
+__all__ = ["DONE", "respond_stream"]
+
+DONE = b"data: [DONE]\n\n"
+_SSE_TAIL = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+
+class _Relay:
+    """One stream's pump: runs the chunk hooks over each read's events and sends what they pass, in one send."""
+
+    __slots__ = ("out", "hooks", "executed", "chunk_hooks", "keep", "sent", "count", "size", "info")
+
+    def __init__(self, out: Outlet, hooks: HookChain | None, executed: Executed, keep: bool) -> None:
+        self.out = out
+        self.hooks = hooks if hooks is not None and hooks.hooks("on_before_write") else None
+        self.executed = executed
+        self.keep = keep
+        self.sent: list[bytes] = []
+        self.count = 0
+        self.size = 0
+        self.info = out.ex.ctx.info() if self.hooks is not None else None
+
+    async def send(self, events: list[bytes]) -> None:
+        """One `send` for the events of one upstream read (after the chunk hooks)."""
+        ex = self.out.ex
+        body = events[0] if len(events) == 1 else b"".join(events)
+        if ex.ttft_s is None:
+            ex.ttft_s = time.perf_counter() - ex.started
+        self.size += len(body)
+        if self.keep:
+            self.sent.append(body)
+        await self.out.send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def relay(self, batch: list[bytes]) -> None:
+        hooks = self.hooks
+        if hooks is None:
+            if batch:
+                await self.send(batch)
+            return
+        ex = self.out.ex
+        passed: list[bytes] = []
+        try:
+            for event in batch:
+                chunk = await hooks.run_response_chunk(
+                    ex.ctx,
+                    self.executed,
+                    ResponseWriteRequest(
+                        request_id=ex.request_id,
+                        body=event,
+                        is_stream_chunk=True,
+                        chunk_index=self.count,
+                        is_final_chunk=event == DONE,
+                        context=self.info,
+                    ),
+                )
+                self.count += 1
+                if chunk is not None:
+                    passed.append(chunk.body)
+        except PluginCallError:
+            if passed:  # the events the hooks passed before the failure still go out
+                await self.send(passed)
+            raise
+        if passed:
+            await self.send(passed)
+
+    async def pump(self, result: StreamResult) -> None:
+        batch, held, rest = result.first[:1], result.first[1:], result.rest
+        while True:
+            await self.relay(batch)
+            if held:
+                batch, held = held, []
+                continue
+            try:
+                batch = await rest.__anext__()
+            except StopAsyncIteration:
+                return
+
+
+async def _start(
+    out: Outlet, hooks: HookChain | None, executed: Executed, result: StreamResult
+) -> dict[str, str] | None:
+    """Run the headers hooks and send the response start; None when a hook turned the stream into an error."""
+    ex = out.ex
+    content_type = result.headers.get("content-type", "text/event-stream")
+    headers = {"content-type": content_type}
+    start = [(b"x-request-id", ex.request_id.encode())]
+    if hooks is not None and hooks.hooks("on_before_write_headers"):
+        write = await hooks.run_response_headers(
+            ex.ctx,
+            executed,
+            ResponseWriteRequest(request_id=ex.request_id, status_code=200, headers=headers, context=ex.ctx.info()),
+        )
+        if write.error is not None:
+            ex.error_type = write.error.code or write.error.type
+            await send_full(out, Written(write.error.status_code, {}, b"", write.error))
+            return None
+        headers = write.headers
+        start += [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+        if "cache-control" not in headers:
+            start += _SSE_TAIL
+    else:
+        start += [(b"content-type", content_type.encode("latin-1")), *_SSE_TAIL]
+    await out.send({"type": "http.response.start", "status": 200, "headers": start})
+    ex.status_code = 200
+    return headers
+
+
+async def _error_event(out: Outlet, err: UpstreamError | PluginCallError) -> None:
+    """A stream that breaks after its start ends with an SSE error event (the status is already sent)."""
+    if isinstance(err, UpstreamError):
+        message, kind, code, status = err.message, err.type, err.code, err.status_code
+    else:
+        message, kind, code, status = f"plugin '{err.slug}' failed", "plugin_error", "plugin_failed", 500
+    out.ex.status_code = status
+    out.ex.error_type = code or kind
+    payload = b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "code": code}})
+    await out.send({"type": "http.response.body", "body": payload + b"\n\n", "more_body": True})
+
+
+async def respond_stream(out: Outlet, hooks: HookChain | None, executed: Executed, result: StreamResult) -> None:
+    """Relay a stream whose first event is in (see the module docstring)."""
+    ex = out.ex
+    ex.streamed = True
+    ex.usage = result.usage
+    complete_hooks = hooks is not None and bool(hooks.hooks("on_stream_complete"))
+    relay = _Relay(out, hooks, executed, complete_hooks or out.log_bodies)
+    try:
+        headers = await _start(out, hooks, executed, result)
+        if headers is None:
+            return
+        try:
+            await relay.pump(result)
+        except (UpstreamError, PluginCallError) as err:
+            await _error_event(out, err)
+        await out.send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        await result.reply.aclose()
+        ex.response_bytes = relay.size
+    if out.log_bodies:
+        ex.response_body = b"".join(relay.sent)
+    if complete_hooks and hooks is not None:
+        await hooks.run_stream_complete(
+            ex.ctx,
+            executed,
+            StreamCompleteRequest(
+                request_id=ex.request_id,
+                accumulated_response=b"".join(relay.sent),
+                headers=headers,
+                status_code=ex.status_code,
+                chunk_count=relay.count,
+                request_body=ex.call.raw if ex.call is not None else b"",
+                context=ex.ctx.info(),
+            ),
+        )

@@ -1,0 +1,33 @@
+"""`EdgeRuntime`: what outlives configs and requests, handed to every phase of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .budgets import BudgetTracker
+from .config_store import ConfigStore
+from .metrics import EdgeMetrics
+from .ratelimit import RateLimiter
+from .settings import EdgeSettings
+from .telemetry_queue import TelemetryQueue
+from .upstream import UpstreamTransport
+from .upstream_call import Backoff
+
+__all__ = ["EdgeRuntime"]
+
+
+@dataclass(slots=True)
+class EdgeRuntime:
+    """Settings, config store, upstream transport, limits, budgets, telemetry, metrics."""
+
+    settings: EdgeSettings
+    store: ConfigStore
+    transport: UpstreamTransport
+    limiter: RateLimiter
+    telemetry: TelemetryQueue
+    metrics: EdgeMetrics
+    backoff: Backoff
+
+    @property
+    def budgets(self) -> BudgetTracker:
+        return self.store.budgets
