@@ -19,7 +19,6 @@ import pwd
 import secrets
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import sysconfig
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from .postgres_home import HomeError, account_for_postgres, binaries_in_home, data_dir_for
 from .probes import Unreachable, check_nats, check_postgres, check_redis
 
 __all__ = [
@@ -42,8 +42,6 @@ __all__ = [
     "redis_plan",
     "run_server",
 ]
-
-POSTGRES_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root; pgserver's convention for the account
 
 
 class ServerStartError(RuntimeError):
@@ -108,23 +106,9 @@ def _package_dir(package: str) -> Path:
 # --- PostgreSQL -----------------------------------------------------------------------------------------------
 
 
-def _postgres_bin() -> Path:
+def _pginstall() -> Path:
     # Located without importing pgserver: its import sets up process-wide lock files we do not use.
-    return _package_dir("pgserver") / "pginstall" / "bin"
-
-
-def _system_user_for_postgres() -> str | None:
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(POSTGRES_SYSTEM_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", POSTGRES_SYSTEM_USER],
-            check=True,
-            capture_output=True,
-        )
-    return POSTGRES_SYSTEM_USER
+    return _package_dir("pgserver") / "pginstall"
 
 
 def as_user(user: str | None) -> dict:
@@ -139,24 +123,30 @@ def as_user(user: str | None) -> dict:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def _let_user_traverse(path: Path) -> None:
-    """Give `others` search (x) permission on every ancestor of `path`, so the postgres account reaches it."""
-    for parent in path.resolve().parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+def _postgres_files(data_dir: Path) -> tuple[Path, Path, str | None]:
+    """(bin folder, data folder, account): as they are when not root; else in the service account's home.
+
+    Under root, says in one line (stderr) where the account's binaries and data are, and what was placed.
+    """
+    try:
+        account = account_for_postgres()
+        if account is None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.chmod(0o700)
+            return _pginstall() / "bin", data_dir, None
+        bin_dir, placed = binaries_in_home(_package_dir("pgserver"), account)
+        data, data_note = data_dir_for(data_dir, account)
+    except (HomeError, OSError, subprocess.CalledProcessError) as exc:
+        raise ServerStartError(f"cannot prepare PostgreSQL to run as a system account: {exc}") from None
+    binaries = f"binaries {'linked into' if placed else 'from'} {bin_dir.parents[2]}"
+    print(f"fjordgate: PostgreSQL runs as system user {account.name!r}: {binaries}, {data_note}", file=sys.stderr)
+    return bin_dir, data, account.name
 
 
-def _initdb(data_dir: Path, user: str | None) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        _let_user_traverse(data_dir)
-        entry = pwd.getpwnam(user)
-        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
-    data_dir.chmod(0o700)
+def _initdb(bin_dir: Path, data_dir: Path, user: str | None) -> None:
     result = subprocess.run(
         [
-            str(_postgres_bin() / "initdb"),
+            str(bin_dir / "initdb"),
             "-D",
             str(data_dir),
             "--auth=trust",
@@ -176,16 +166,18 @@ def _initdb(data_dir: Path, user: str | None) -> None:
 def postgres_plan(data_dir: Path, port: int, *, database: str = "fjordgate", durable: bool = True) -> ServerPlan:
     """PostgreSQL on 127.0.0.1:`port` with its data in `data_dir` (initialised on first use).
 
+    Under root the server runs as a system account from binaries and data it owns (fjordgate/postgres_home.py):
+    the permissions of the folders around `data_dir` and the virtual environment are never changed.
+
     Listens on TCP only (no unix socket: a deep state directory would exceed the socket path limit), trusts
     local connections as user `postgres`, and creates `database` once it is up. `durable=False` turns off
     fsync for throwaway test clusters, which makes creating the test database several times faster.
     """
-    data_dir = Path(data_dir).resolve()
-    user = _system_user_for_postgres()
+    bin_dir, data_dir, user = _postgres_files(Path(data_dir).absolute())
     if not (data_dir / "PG_VERSION").exists():
-        _initdb(data_dir, user)
+        _initdb(bin_dir, data_dir, user)
     argv = [
-        str(_postgres_bin() / "postgres"),
+        str(bin_dir / "postgres"),
         "-D",
         str(data_dir),
         "-p",
