@@ -36,6 +36,7 @@ __all__ = [
     "ServerPlan",
     "ServerStartError",
     "free_port",
+    "nats_cluster_plans",
     "nats_plan",
     "port_is_free",
     "postgres_plan",
@@ -254,6 +255,60 @@ def nats_plan(state_dir: Path, port: int, *, user: str = "fjordgate", password: 
         url=url,
         check=lambda: check_nats(url, timeout=2),
     )
+
+
+def nats_cluster_plans(
+    state_dir: Path,
+    ports: list[int],
+    route_ports: list[int],
+    *,
+    user: str = "fjordgate",
+    password: str | None = None,
+    cluster_name: str = "fjordgate",
+) -> list[ServerPlan]:
+    """One nats-server per port, clustered (routes to each other) with JetStream: streams may have replicas up to
+    the number of nodes, and a node may die without losing what the others acknowledged.
+
+    Node `i` listens for clients on `ports[i]` and for routes on `route_ports[i]`, keeps its streams under
+    `state_dir/node-<i>`, and is named `fjordgate_<i>` (JetStream needs a `server_name` per node). Clients and
+    routes authenticate with separate random passwords. Every plan's `url` names all nodes (comma-separated, as
+    NATS_URL accepts), so a client fails over to the survivors.
+    """
+    if len(ports) != len(route_ports) or len(ports) < 3:
+        raise ValueError("a JetStream cluster needs at least 3 nodes, each with a client and a route port")
+    state_dir = Path(state_dir).resolve()
+    password = password or secrets.token_urlsafe(24)
+    route_password = secrets.token_urlsafe(24)
+    auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    url = ",".join(f"nats://{auth}@127.0.0.1:{port}" for port in ports)
+    routes = ", ".join(_quoted(f"nats-route://route:{route_password}@127.0.0.1:{port}") for port in route_ports)
+    plans = []
+    for index, (port, route_port) in enumerate(zip(ports, route_ports, strict=True)):
+        node_dir = state_dir / f"node-{index}"
+        node_dir.mkdir(parents=True, exist_ok=True)
+        config = node_dir / "nats.conf"
+        _write_private(
+            config,
+            "# Written by fjordgate on each start; edit the launcher, not this file.\n"
+            f"listen: 127.0.0.1:{port}\n"
+            f"server_name: fjordgate_{index}\n"
+            f"jetstream {{ store_dir: {_quoted(str(node_dir))} }}\n"
+            f"authorization {{ user: {_quoted(user)}, password: {_quoted(password)} }}\n"
+            "max_payload: 8MB\n"
+            f"cluster {{\n  name: {_quoted(cluster_name)}\n  listen: 127.0.0.1:{route_port}\n"
+            f"  authorization {{ user: route, password: {_quoted(route_password)} }}\n"
+            f"  routes: [{routes}]\n}}\n",
+        )
+        node_url = f"nats://{auth}@127.0.0.1:{port}"
+        plans.append(
+            ServerPlan(
+                name=f"nats-{index}",
+                argv=[str(_nats_server_bin()), "-c", str(config)],
+                url=url,
+                check=lambda node_url=node_url: check_nats(node_url, timeout=2),
+            )
+        )
+    return plans
 
 
 def _quoted(value: str) -> str:
