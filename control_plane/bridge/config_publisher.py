@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import NoKeysError, NotFoundError
@@ -84,7 +85,12 @@ class ConfigPublisher:
         state = self._namespaces.get(namespace)
         if state is None:
             kv = await self._js.create_key_value(
-                KeyValueConfig(bucket=config_bucket(namespace), history=1, storage=StorageType.FILE)
+                KeyValueConfig(
+                    bucket=config_bucket(namespace),
+                    history=1,
+                    storage=StorageType.FILE,
+                    replicas=settings.NATS_REPLICAS,
+                )
             )
             try:
                 stored = {key.removeprefix("chunk.") for key in await kv.keys(filters=["chunk.>"])}

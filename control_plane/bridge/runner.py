@@ -13,6 +13,7 @@ import time
 from contextlib import suppress
 
 import nats
+from django.conf import settings
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
@@ -48,6 +49,7 @@ async def ensure_up_stream(js: JetStreamContext) -> None:
         storage=StorageType.FILE,
         duplicate_window=120,
         max_age=UP_STREAM_MAX_AGE_S,
+        num_replicas=settings.NATS_REPLICAS,
     )
     try:
         await js.add_stream(config)

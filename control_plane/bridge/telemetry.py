@@ -27,10 +27,16 @@ FETCH_BATCH = 64
 
 class TelemetryIngestor:
     def __init__(
-        self, js: JetStreamContext, *, on_ingested: Callable[[set[str]], Awaitable[None]] | None = None
+        self,
+        js: JetStreamContext,
+        *,
+        on_ingested: Callable[[set[str]], Awaitable[None]] | None = None,
+        fetch_batch: int = FETCH_BATCH,
     ) -> None:
+        """`fetch_batch`: messages (each up to 500 records) fetched and committed in one transaction."""
         self._js = js
         self._on_ingested = on_ingested
+        self._fetch_batch = fetch_batch
         self.records_inserted = 0
         self.batches = 0
 
@@ -58,7 +64,7 @@ class TelemetryIngestor:
     async def _consume(self, subscription) -> None:
         while True:
             try:
-                messages = await subscription.fetch(FETCH_BATCH, timeout=1)
+                messages = await subscription.fetch(self._fetch_batch, timeout=1)
             except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
                 continue
             batches: list[TelemetryBatch] = []

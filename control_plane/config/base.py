@@ -30,6 +30,9 @@ NATS_USER = env_str("NATS_USER")
 NATS_PASSWORD = env_str("NATS_PASSWORD")
 NATS_TOKEN = env_str("NATS_TOKEN")
 NATS_CREDS = env_str("NATS_CREDS")
+# Copies of every stream and KV bucket the bridge creates: the number of nodes of a NATS cluster (3 in deploy/), so
+# a node lost keeps every acknowledged message; 1 for a single server. JetStream allows at most 5.
+NATS_REPLICAS = env_int("NATS_REPLICAS", 1, minimum=1, maximum=5)
 
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
