@@ -100,7 +100,9 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         flush_interval_s=settings.telemetry_flush_interval_s,
         on_drop=lambda sink: metrics.telemetry_dropped.labels(sink).inc(),
     )
-    telemetry.add_sink(MetricsSink(metrics), name="metrics")
+    metrics_sink = MetricsSink(metrics)
+    store.add_listener(metrics_sink.configure)
+    telemetry.add_sink(metrics_sink, name="metrics")
     telemetry.add_sink(PluginCollectorSink(store, settings.edge_id), name="plugins")
     runtime = EdgeRuntime(
         settings=settings,
