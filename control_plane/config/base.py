@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "control_plane.edges",
     "control_plane.analytics",
     "control_plane.sync",
+    "control_plane.audit",
 ]
 
 MIDDLEWARE = [
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "control_plane.audit.actor.AuditRequestMiddleware",  # who writes: the request's user or token
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
