@@ -29,3 +29,24 @@ class Catalogue(models.Model):
 
     def __str__(self) -> str:
         return f"catalogue of {self.group}"
+
+
+class NamespaceRole(models.Model):
+    """What a user may do in one namespace ("" = the global objects). Super-administrators (`is_superuser`)
+    need none: they see and change everything."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "administrator"
+        OPERATOR = "operator", "operator (edges, plugins, schedules; domain read-only)"
+        VIEWER = "viewer", "viewer (read-only)"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="namespace_roles")
+    namespace = models.CharField(max_length=63, blank=True, default="")
+    role = models.CharField(max_length=10, choices=Role.choices)
+
+    class Meta:
+        ordering = ["user_id", "namespace"]
+        constraints = [models.UniqueConstraint(fields=["user", "namespace"], name="one_role_per_user_namespace")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.role} of {self.namespace or '(global)'}"

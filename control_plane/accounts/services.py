@@ -171,3 +171,25 @@ def catalogue_set(
     if datasource_ids is not None:
         catalogue.datasources.set(datasource_ids)
     return catalogue
+
+
+def user_namespace_roles_set(*, user, roles: dict[str, str]) -> None:
+    """Replace the user's namespace roles with `roles` (namespace -> admin | operator | viewer)."""
+    from .models import NamespaceRole
+
+    valid = set(NamespaceRole.Role.values)
+    bad = sorted(role for role in roles.values() if role not in valid)
+    if bad:
+        raise ValidationError({"roles": f"unknown role(s) {bad}; use one of {sorted(valid)}"})
+    with transaction.atomic():
+        current = {r.namespace: r for r in NamespaceRole.objects.filter(user=user)}
+        for namespace, row in current.items():
+            if namespace not in roles:
+                row.delete()
+        for namespace, role in roles.items():
+            row = current.get(namespace)
+            if row is None:
+                NamespaceRole.objects.create(user=user, namespace=namespace, role=role)
+            elif row.role != role:
+                row.role = role
+                row.save(update_fields=["role"])

@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "control_plane.accounts.views.sso_context",
             ],
         },
     },
@@ -148,3 +149,30 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Single sign-on (OpenID Connect; see control_plane/accounts/oidc.py). Off unless an issuer is set.
+FJORDGATE_OIDC_ISSUER = env_str("FJORDGATE_OIDC_ISSUER", "") or ""
+FJORDGATE_OIDC_GROUPS_CLAIM = env_str("FJORDGATE_OIDC_GROUPS_CLAIM", "groups") or "groups"
+FJORDGATE_OIDC_GROUP_MAP = env_str("FJORDGATE_OIDC_GROUP_MAP", "") or ""
+FJORDGATE_OIDC_PROVIDER_NAME = env_str("FJORDGATE_OIDC_PROVIDER_NAME", "single sign-on") or "single sign-on"
+# false: only single sign-on signs people in (the admin's password form is gone; API tokens still work)
+FJORDGATE_LOCAL_PASSWORDS = env_bool("FJORDGATE_LOCAL_PASSWORDS", True)
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+LOGIN_REDIRECT_URL = "/admin/"
+LOGOUT_REDIRECT_URL = "/admin/login/"
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+if FJORDGATE_OIDC_ISSUER:
+    from control_plane.accounts.oidc_settings import check_group_map
+
+    OIDC_RP_CLIENT_ID = env_str("FJORDGATE_OIDC_CLIENT_ID", required=True)
+    OIDC_RP_CLIENT_SECRET = env_str("FJORDGATE_OIDC_CLIENT_SECRET", required=True)
+    OIDC_RP_SCOPES = env_str("FJORDGATE_OIDC_SCOPES", "openid email profile") or "openid email profile"
+    check_group_map(FJORDGATE_OIDC_GROUP_MAP)
+    AUTHENTICATION_BACKENDS = [
+        "control_plane.accounts.oidc.FjordgateOIDCBackend",
+        *(["django.contrib.auth.backends.ModelBackend"] if FJORDGATE_LOCAL_PASSWORDS else []),
+    ]
+elif not FJORDGATE_LOCAL_PASSWORDS:
+    from fjordgate.env import ConfigError
+
+    raise ConfigError("FJORDGATE_LOCAL_PASSWORDS", "false needs single sign-on: set FJORDGATE_OIDC_ISSUER")
