@@ -178,7 +178,7 @@ class EventBus(ABC):
         """Stop a subscription; `True` if it existed."""
 
     async def publish(
-        self, topic: str, payload: bytes | str | dict | list, direction: Direction = Direction.LOCAL
+        self, topic: str, payload: bytes | str | dict[str, Any] | list[Any], direction: Direction = Direction.LOCAL
     ) -> Event:
         """Publish `payload` (bytes as is, str as UTF-8, dict/list as JSON) on `topic`; returns the event sent."""
         if isinstance(payload, str):
@@ -261,7 +261,9 @@ class StudioServices(ABC):
         """Replace the app's metadata entirely."""
 
     @abstractmethod
-    async def patch_app_metadata(self, app_id: int, key: str, value: Any = None, *, delete: bool = False) -> dict:
+    async def patch_app_metadata(
+        self, app_id: int, key: str, value: Any = None, *, delete: bool = False
+    ) -> dict[str, Any]:
         """Set (or delete) one metadata key atomically; returns the whole metadata after the change."""
 
     @abstractmethod

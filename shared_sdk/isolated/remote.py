@@ -54,12 +54,12 @@ class BrokerClient:
 
     def __init__(self, target: str) -> None:
         self._channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
-        self._unary = {
+        self._unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {
             name: self._channel.unary_unary(f"/{BROKER_SERVICE}/{name}")
             for name, m in BROKER_METHODS.items()
             if not m.streaming
         }
-        self._streams = {
+        self._streams: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {
             name: self._channel.unary_stream(f"/{BROKER_SERVICE}/{name}")
             for name, m in BROKER_METHODS.items()
             if m.streaming

@@ -29,7 +29,8 @@ never outlives its host.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
 
@@ -58,6 +59,14 @@ __all__ = [
     "request_decoder",
     "result_decoder",
 ]
+
+if TYPE_CHECKING:
+    import grpc
+
+    RpcContext: TypeAlias = grpc.aio.ServicerContext[bytes, bytes]
+    UnaryRpc: TypeAlias = Callable[[bytes, RpcContext], Awaitable[bytes]]
+    """A unary gRPC method of ours: msgpack bytes in, msgpack bytes out."""
+    StreamRpc: TypeAlias = Callable[[bytes, RpcContext], AsyncIterator[bytes]]
 
 PROTOCOL_VERSION = 1
 HANDSHAKE_PREFIX = f"FJORDGATE_PLUGIN|{PROTOCOL_VERSION}|"
@@ -110,21 +119,26 @@ class PingReply(msgspec.Struct, kw_only=True):
     stuck_threads: int = 0
 
 
-_request_decoders: dict[str, msgspec.msgpack.Decoder] = {}
-_result_decoders: dict[str, msgspec.msgpack.Decoder] = {}
+_request_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
+_result_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
 
 
-def request_decoder(method: str) -> msgspec.msgpack.Decoder:
+def _tuple_of(types: tuple[Any, ...]) -> Any:
+    """`tuple[types...]` built at run time (the decoders' argument types come from the call tables)."""
+    return tuple.__class_getitem__(types)
+
+
+def request_decoder(method: str) -> msgspec.msgpack.Decoder[Any]:
     """Decoder for a plugin method's request `(ContextData | None, *args)`."""
     dec = _request_decoders.get(method)
     if dec is None:
         spec = METHODS.get(method) or LIFECYCLE[method]
-        dec = msgspec.msgpack.Decoder(tuple[(ContextData | None, *spec.arg_types)])  # type: ignore[misc]
+        dec = msgspec.msgpack.Decoder(_tuple_of((ContextData | None, *spec.arg_types)))
         _request_decoders[method] = dec
     return dec
 
 
-def result_decoder(method: str) -> msgspec.msgpack.Decoder:
+def result_decoder(method: str) -> msgspec.msgpack.Decoder[Any]:
     dec = _result_decoders.get(method)
     if dec is None:
         if method.startswith("_"):  # control methods
@@ -184,21 +198,18 @@ BROKER_METHODS: dict[str, BrokerMethod] = {
 }
 """Broker gRPC method name (`gateway_get_app`) -> how it is called."""
 
-_broker_arg_decoders = {
-    name: msgspec.msgpack.Decoder(tuple[m.arg_types] if m.arg_types else tuple[()])  # type: ignore[misc]
-    for name, m in BROKER_METHODS.items()
-}
+_broker_arg_decoders = {name: msgspec.msgpack.Decoder(_tuple_of(m.arg_types)) for name, m in BROKER_METHODS.items()}
 _broker_result_decoders = {
     name: msgspec.msgpack.Decoder(m.result_type if m.result_type is not None else Any)
     for name, m in BROKER_METHODS.items()
 }
 
 
-def broker_arg_decoder(name: str) -> msgspec.msgpack.Decoder:
+def broker_arg_decoder(name: str) -> msgspec.msgpack.Decoder[Any]:
     return _broker_arg_decoders[name]
 
 
-def broker_result_decoder(name: str) -> msgspec.msgpack.Decoder:
+def broker_result_decoder(name: str) -> msgspec.msgpack.Decoder[Any]:
     return _broker_result_decoders[name]
 
 

@@ -13,7 +13,7 @@ from shared_sdk.scopes import ScopedGateway, ScopedStudio, ScopeGuard, guarded_c
 from shared_sdk.service_table import INTERFACES, SERVICE_METHODS, service_methods
 from shared_sdk.testing import InMemoryGateway, InMemoryKV, InMemoryStudio
 
-DERIVED = {
+DERIVED: dict[str, dict[str, type]] = {
     "guard": {"gateway": ScopedGateway, "studio": ScopedStudio},
     "proxy": {"kv": RemoteKV, "gateway": RemoteGateway, "studio": RemoteStudio},
     "fake": {"kv": InMemoryKV, "gateway": InMemoryGateway, "studio": InMemoryStudio},
@@ -111,7 +111,7 @@ async def test_the_proxy_sends_arguments_in_the_interface_order_with_defaults():
         sent.append((name, *args))
         return "ok"
 
-    broker.call = call  # type: ignore[method-assign]
+    broker.call = call
     studio = RemoteStudio(broker)
     await studio.list_apps(2, namespace="team")
     await studio.patch_app_metadata(1, "k", delete=True)
