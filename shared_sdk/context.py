@@ -380,8 +380,16 @@ class _BlockingProxy:
         if not callable(attr):
             return attr
         loop = self._loop
+        subscribes = name in _SUBSCRIBE
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            if asyncio._get_running_loop() is loop:  # waiting here for the loop would stop it forever
+                raise ServiceError(
+                    f"blocking service {name}() called on the event loop's thread: call it from a plain-def "
+                    "handler (run in a worker thread) or use the async services"
+                )
+            if subscribes:  # a handler subscribed from a plain def holds these blocking services: run it in a thread
+                args = tuple(_threaded(a) if callable(a) else a for a in args)
             result = attr(*args, **kwargs)
             if inspect.iscoroutine(result):
                 return asyncio.run_coroutine_threadsafe(result, loop).result()
@@ -390,6 +398,22 @@ class _BlockingProxy:
             return result
 
         return call
+
+
+_SUBSCRIBE = frozenset({"subscribe", "subscribe_all"})
+
+
+def _threaded(handler: EventHandler) -> EventHandler:
+    """A plain-def event handler run in a worker thread, as the host runs plain-def capability handlers."""
+    if inspect.iscoroutinefunction(handler):
+        return handler
+
+    async def run(event: Event) -> None:
+        result = await asyncio.to_thread(handler, event)
+        if inspect.isawaitable(result):
+            await result
+
+    return run
 
 
 def _iterate_blocking(agen: Any, loop: asyncio.AbstractEventLoop) -> Any:

@@ -8,9 +8,11 @@ import logging
 import threading
 import time
 
-from shared_sdk import BasePlugin, PluginResponse
+import pytest
+
+from shared_sdk import BasePlugin, PluginResponse, ServiceError
 from shared_sdk.host import LoopStall, PluginHost, PluginSpec
-from shared_sdk.testing import make_request, make_services
+from shared_sdk.testing import InMemoryEventHub, make_request, make_services
 
 
 class SyncWaiter(BasePlugin):
@@ -85,3 +87,47 @@ async def test_an_async_handler_blocking_the_loop_is_logged_and_counted_with_the
     assert record.plugin == "async-blocker"
     assert "plugin async-blocker in handle_pre_auth" in record.getMessage()
     assert [(s.plugin, s.method) for s in seen] == [("async-blocker", "handle_pre_auth")]
+
+
+class SyncSubscriber(BasePlugin):
+    """A plain-def plugin whose event handler uses the (blocking) services it was given."""
+
+    name = "sync-subscriber"
+
+    def initialize(self, ctx, config):
+        services = ctx.services
+
+        def on_event(event):
+            services.kv.write("seen", event.payload)
+
+        services.events.subscribe("orders.created", on_event)
+
+
+def test_a_plain_def_event_handler_runs_in_a_thread_and_may_use_its_blocking_services():
+    # It used to run on the loop, where its blocking kv.write waited for the loop it was blocking: forever.
+    # The scenario runs on a loop of its own thread, so a hang fails this test instead of freezing the suite.
+    hub = InMemoryEventHub()
+    services = make_services("gateway", "sync-subscriber", hub=hub)
+    seen: list[bytes | None] = []
+
+    async def scenario() -> None:
+        host = PluginHost("gateway", lambda slug: services, loop_stall_s=None)
+        try:
+            spec = PluginSpec(slug="sync-subscriber", import_path=f"{__name__}:SyncSubscriber")
+            await host.load_instance(SyncSubscriber(), spec)
+            await hub.bus("shop").publish("orders.created", b"42")
+        finally:
+            await host.aclose()
+        seen.append(await services.kv.read("seen"))
+
+    runner = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    runner.start()
+    runner.join(15)
+    assert not runner.is_alive(), "delivering the event hung the event loop"
+    assert seen == [b"42"]
+
+
+async def test_a_blocking_service_called_on_the_loop_says_so_instead_of_hanging():
+    blocking = make_services("gateway", "p").blocking(asyncio.get_running_loop())
+    with pytest.raises(ServiceError, match=r"blocking service read\(\) called on the event loop's thread"):
+        blocking.kv.read("k")
