@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
+from control_plane.config.admin_widgets import SafeAutocompleteMixin
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.plugins.services import plugin_validate_config
 
@@ -44,7 +45,7 @@ class BindingForm(forms.ModelForm):
         return cleaned
 
 
-class BindingInline(admin.TabularInline):
+class BindingInline(SafeAutocompleteMixin, admin.TabularInline):
     model = LLMPluginBinding
     form = BindingForm
     extra = 0

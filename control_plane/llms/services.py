@@ -170,7 +170,9 @@ def llm_set_plugin_chain(*, llm: LLM, chain: list[dict[str, Any]]) -> list[LLMPl
     llm.plugin_bindings.all().delete()
     bindings = []
     for index, item in enumerate(chain):
-        plugin = item["plugin"]
+        plugin = item.get("plugin") if isinstance(item, dict) else None
+        if plugin is None:
+            raise ValidationError({"plugin_chain": f"Item {index} names no plugin."})
         override = item.get("config_override") or {}
         plugin_validate_config(plugin=plugin, config=override, partial_over=plugin.config)
         bindings.append(

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from control_plane.config.json_fields import JSONListField, JSONObjectField
 from shared_sdk.scopes import ALL_SCOPES, SCOPES
 
 SLUG = RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Use lower-case letters, digits, '-' and '_'.")
@@ -38,8 +39,8 @@ class Plugin(models.Model):
     import_path = models.CharField(
         max_length=300, blank=True, default="", help_text="module:attribute of a plugin class or factory (in-process)"
     )
-    command = models.JSONField(default=list, blank=True, help_text="argv of an isolated plugin process")
-    config = models.JSONField(default=dict, blank=True)
+    command = JSONListField(blank=True, help_text="argv of an isolated plugin process")
+    config = JSONObjectField(blank=True)
     failure_policy = models.CharField(max_length=10, choices=FailurePolicy.choices, default=FailurePolicy.OPEN)
     timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(10)])
     namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
