@@ -7,6 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from control_plane.sync.namespaces import namespace_check, validate_namespace
+
 
 class App(models.Model):
     """A consumer of LLMs. Inactive until an admin approves it; the privacy rule binds its resources to its LLMs."""
@@ -16,7 +18,7 @@ class App(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="fjordgate_apps"
     )
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     is_active = models.BooleanField(default=True)
     approved = models.BooleanField(default=False)
     approved_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -34,6 +36,7 @@ class App(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        constraints = [namespace_check("applications_app")]
         ordering = ["name", "id"]
 
     def __str__(self) -> str:

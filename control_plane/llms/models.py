@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from control_plane.plugins.models import SLUG
+from control_plane.sync.namespaces import namespace_check, validate_namespace
 
 
 class LLM(models.Model):
@@ -36,7 +37,7 @@ class LLM(models.Model):
     )
     privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     is_active = models.BooleanField(default=True)
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     metadata = models.JSONField(default=dict, blank=True)
     fallbacks = models.JSONField(default=list, blank=True, help_text='[{"llm_slug": "...", "model": null}]')
     max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
@@ -46,6 +47,7 @@ class LLM(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        constraints = [namespace_check("llms_llm")]
         ordering = ["slug"]
         verbose_name = "LLM"
 
