@@ -44,24 +44,4 @@ class Migration(migrations.Migration):
                 validators=[control_plane.sync.namespaces.validate_namespace],
             ),
         ),
-        # the constraint as model state; in the database NOT VALID: rows written before the rule
-        # are kept (control_plane/sync/namespaces.py), every new or edited row is checked
-        migrations.SeparateDatabaseAndState(
-            state_operations=[
-                migrations.AddConstraint(
-                    model_name="configchange",
-                    constraint=models.CheckConstraint(
-                        condition=models.Q(("namespace__regex", "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$")),
-                        name="sync_configchange_namespace_valid",
-                        violation_error_message="A namespace is empty (global) or 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit.",
-                    ),
-                )
-            ],
-            database_operations=[
-                migrations.RunSQL(
-                    "ALTER TABLE sync_configchange ADD CONSTRAINT sync_configchange_namespace_valid CHECK (namespace ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$') NOT VALID",
-                    "ALTER TABLE sync_configchange DROP CONSTRAINT IF EXISTS sync_configchange_namespace_valid",
-                )
-            ],
-        ),
     ]

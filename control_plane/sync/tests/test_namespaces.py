@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from control_plane.applications.services import app_create
 from control_plane.budgets.models import Budget
@@ -14,7 +14,7 @@ from control_plane.llms.models import LLM
 from control_plane.llms.services import llm_create
 from control_plane.llms.tests.test_admin_chain import LLM_FORM
 from control_plane.sync.models import ConfigChange
-from control_plane.sync.namespaces import namespace_is_valid
+from control_plane.sync.namespaces import namespace_check_sql, namespace_is_valid
 
 pytestmark = pytest.mark.django_db
 
@@ -89,8 +89,20 @@ def test_budget_namespace_comes_from_its_target_and_a_bad_one_is_never_stored(ad
 def test_database_refuses_a_bad_namespace_written_past_the_validators():
     with pytest.raises(IntegrityError, match="llms_llm_namespace_valid"), transaction.atomic():
         LLM.objects.create(**LLM_DATA, namespace=BAD)
-    with pytest.raises(IntegrityError, match="sync_configchange_namespace_valid"), transaction.atomic():
-        ConfigChange.objects.create(namespace=BAD, version=10**9, reason="bypass")
+
+
+def test_constraint_is_added_over_rows_from_before_the_rule_which_can_still_be_deleted():
+    """The migration's SQL (NOT VALID) succeeds on a table that already holds a bad namespace."""
+    add, drop = namespace_check_sql("llms_llm")
+    with connection.cursor() as cursor:
+        cursor.execute(drop)
+        legacy = LLM.objects.create(**LLM_DATA, namespace=BAD)
+        cursor.execute(add)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LLM.objects.filter(pk=legacy.pk).update(is_active=False)  # kept, but refused again once edited
+    LLM.objects.filter(pk=legacy.pk).update(namespace="fixed")
+    LLM.objects.filter(pk=legacy.pk).delete()
+    assert not LLM.objects.exists()
 
 
 def test_admin_form_shows_the_rule_on_the_namespace_field(client, admin_user):
