@@ -11,9 +11,9 @@ previous manifest are purged afterwards, so an edge in the middle of fetching th
 One namespace's failure never holds up the others (issue 13: one unpublishable row used to stop every
 namespace). A failure that belongs to the change (its namespace cannot be a bucket, its snapshot cannot be
 built or stored) is recorded on the namespace's outbox rows, which back off and, after `max_attempts`, are set
-aside as dead letters; the pass goes on with the next namespace. An outage (PostgreSQL or NATS unreachable,
-JetStream unavailable) is not the change's fault: it is raised, the leader duty fails, the bridge's /health
-says so, and nothing is counted against the rows.
+aside as dead letters; the pass goes on with the next namespace. An outage (PostgreSQL unreachable, NATS
+disconnected) is not the change's fault: it is raised, the leader duty fails, the bridge's /health says so,
+and nothing is counted against the rows.
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import nats.errors
 from django.db import InterfaceError, OperationalError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import APIError, NoKeysError, NotFoundError
+from nats.js.errors import NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from control_plane.edges.selectors import edge_namespaces
@@ -86,12 +85,11 @@ def _build(namespace: str) -> ConfigSnapshot:
 
 
 def is_outage(exc: BaseException) -> bool:
-    """True for failures of the infrastructure rather than of one change: they must not use up its attempts."""
-    if isinstance(exc, (OperationalError, InterfaceError, OSError, TimeoutError)):
-        return True
-    if isinstance(exc, APIError):  # JetStream answered: 5xx is the server's trouble, 4xx the request's
-        return (exc.code or 0) >= 500
-    return isinstance(exc, nats.errors.Error)  # connection closed, no servers, ...
+    """True when PostgreSQL is unreachable (the NATS connection is checked by the caller): nobody's change is at
+    fault, so no attempt is used up. Anything else while both are up, a JetStream error or timeout included, is
+    counted against the namespace's changes: raising it would stop the pass and freeze every namespace behind
+    this one again, while counting costs at most a dead letter that the next change or a retry makes good."""
+    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 class ConfigPublisher:
@@ -100,7 +98,7 @@ class ConfigPublisher:
         js: JetStreamContext,
         *,
         connected: Callable[[], bool] = lambda: True,
-        max_attempts: int = 5,
+        max_attempts: int = 8,
         backoff_s: float = 2.0,
     ) -> None:
         self._js = js

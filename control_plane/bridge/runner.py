@@ -73,7 +73,7 @@ class Bridge:
         health_host: str = "0.0.0.0",
         poll_interval_s: float = 0.1,
         bridge_id: str | None = None,
-        outbox_max_attempts: int = 5,
+        outbox_max_attempts: int = 8,
         outbox_backoff_s: float = 2.0,
     ) -> None:
         """`health_host` defaults to every interface so an orchestrator's probe reaches the bridge inside a

@@ -23,7 +23,7 @@ class Command(BaseCommand):
             host = options["health_host"] or env_str("BRIDGE_HEALTH_HOST", "0.0.0.0")
             port = options["health_port"] or env_int("BRIDGE_HEALTH_PORT", 8010, minimum=1, maximum=65535)
             poll_ms = env_float("BRIDGE_POLL_INTERVAL_MS", 100.0, minimum=5.0)
-            max_attempts = env_int("BRIDGE_OUTBOX_MAX_ATTEMPTS", 5, minimum=1, maximum=1000)
+            max_attempts = env_int("BRIDGE_OUTBOX_MAX_ATTEMPTS", 8, minimum=1, maximum=1000)
             backoff_s = env_float("BRIDGE_OUTBOX_BACKOFF_S", 2.0, minimum=0.0)
         except ConfigError as exc:
             from fjordgate.env import fail
