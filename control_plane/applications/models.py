@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from control_plane.config.json_fields import JSONListField, JSONObjectField
+from control_plane.sync.namespaces import namespace_check, validate_namespace
 
 
 class App(models.Model):
@@ -18,7 +19,7 @@ class App(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="fjordgate_apps"
     )
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     is_active = models.BooleanField(default=True)
     approved = models.BooleanField(default=False)
     approved_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -36,6 +37,7 @@ class App(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        constraints = [namespace_check("applications_app")]
         ordering = ["name", "id"]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ from django.db import models
 
 from control_plane.config.json_fields import JSONListField, JSONObjectField
 from control_plane.plugins.models import SLUG
+from control_plane.sync.namespaces import namespace_check, validate_namespace
 
 
 class LLM(models.Model):
@@ -35,7 +36,7 @@ class LLM(models.Model):
     allowed_models = JSONListField(blank=True, help_text="Regular expressions (full match); empty allows every model")
     privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     is_active = models.BooleanField(default=True)
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     metadata = JSONObjectField(blank=True)
     fallbacks = JSONListField(blank=True, help_text='[{"llm_slug": "...", "model": null}]')
     max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
@@ -45,6 +46,7 @@ class LLM(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        constraints = [namespace_check("llms_llm")]
         ordering = ["slug"]
         verbose_name = "LLM"
 
