@@ -39,6 +39,8 @@ class EdgeSettings:
     log_level: str = "info"
     upstream_client: str = "h1"
     """h1 (default: `edge_gateway.upstream_h1`) or aiohttp (`edge_gateway.upstream`)."""
+    upstream_deadline_s: float = 600.0
+    """An upstream attempt's overall bound, from connecting to the last byte (streams included)."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
@@ -77,6 +79,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         retry_max_backoff_s=env_float("EDGE_RETRY_MAX_BACKOFF_S", 5.0, minimum=0.0, environ=env),
         log_level=log_level,
         upstream_client=upstream_client,
+        upstream_deadline_s=env_float("EDGE_UPSTREAM_DEADLINE_S", 600.0, minimum=1.0, environ=env),
     )
 
 
