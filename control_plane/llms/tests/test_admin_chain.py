@@ -23,7 +23,6 @@ LLM_FORM = {
     "max_retries": 2,
     "connect_timeout_s": 5,
     "first_byte_timeout_s": 60,
-    "max_response_bytes": 33554432,
     "is_active": "on",
     "namespace": "eu",
 }
