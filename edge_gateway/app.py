@@ -75,8 +75,8 @@ class Edge:
 def upstream_transport(settings: EdgeSettings) -> UpstreamTransport:
     """The HTTP client the edge calls vendors with (`EDGE_UPSTREAM_CLIENT`)."""
     if settings.upstream_client == "aiohttp":
-        return AiohttpTransport()
-    return H1Transport()
+        return AiohttpTransport(deadline_s=settings.upstream_deadline_s)
+    return H1Transport(deadline_s=settings.upstream_deadline_s)
 
 
 def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = None) -> Edge:

@@ -110,6 +110,8 @@ class LLMConfig(msgspec.Struct, kw_only=True, frozen=True):
     connect_timeout_s: float = 5.0
     first_byte_timeout_s: float = 60.0
     idle_stream_timeout_s: float = 60.0
+    max_response_bytes: int = 32 * 1024 * 1024
+    """Bound on a vendor reply the edge reads (decoded; a stream's total too); larger ones end in a 502."""
     extra_headers: dict[str, str] = {}
     metadata: dict[str, Any] = {}
 

@@ -59,6 +59,7 @@ class LLMSerializer(serializers.ModelSerializer):
             "max_retries",
             "connect_timeout_s",
             "first_byte_timeout_s",
+            "max_response_bytes",
             "plugin_chain",
             "created_at",
             "updated_at",

@@ -42,6 +42,11 @@ class LLM(models.Model):
     max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
     connect_timeout_s = models.FloatField(default=5.0, validators=[MinValueValidator(0.1)])
     first_byte_timeout_s = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
+    max_response_bytes = models.PositiveBigIntegerField(
+        default=32 * 1024 * 1024,
+        validators=[MinValueValidator(1024), MaxValueValidator(1024**3)],
+        help_text="Largest vendor reply an edge reads (decoded); a larger one is a 502. 1 KiB to 1 GiB.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -39,6 +39,7 @@ LLM_FIELDS = (
     "max_retries",
     "connect_timeout_s",
     "first_byte_timeout_s",
+    "max_response_bytes",
 )
 
 

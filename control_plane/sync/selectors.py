@@ -109,6 +109,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
                 max_retries=llm.max_retries,
                 connect_timeout_s=llm.connect_timeout_s,
                 first_byte_timeout_s=llm.first_byte_timeout_s,
+                max_response_bytes=llm.max_response_bytes,
                 metadata=dict(llm.metadata),
             )
         )
