@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from .postgres_home import HomeError, account_for_postgres, binaries_in_home, data_dir_for
 from .nats_users import NatsEdgeUser, authorization_block
+from .postgres_home import HomeError, account_for_postgres, binaries_in_home, data_dir_for
 from .probes import Unreachable, check_nats, check_postgres, check_redis
 
 __all__ = [
