@@ -14,7 +14,11 @@ from .config_store import ConfigStore
 
 __all__ = ["PluginCollectorSink"]
 
-_METHOD: dict[type, str] = {AnalyticsRecord: "handle_analytics", BudgetUsage: "handle_budget_usage", ProxyLog: "handle_proxy_log"}
+_METHOD: dict[type, str] = {
+    AnalyticsRecord: "handle_analytics",
+    BudgetUsage: "handle_budget_usage",
+    ProxyLog: "handle_proxy_log",
+}
 
 
 class PluginCollectorSink:
