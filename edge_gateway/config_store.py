@@ -418,7 +418,7 @@ class ConfigStore:
                 networks = tuple(ipaddress.ip_network(n, strict=False) for n in app.allowed_ips)
             except ValueError as exc:
                 raise ConfigRejected(f"app {app.id}: allowed_ips: {exc}") from None
-            message = App(
+            app_message = App(
                 id=app.id,
                 name=app.name,
                 owner_id=app.owner_id,
@@ -432,7 +432,7 @@ class ConfigStore:
                 allowed_ips=list(app.allowed_ips),
                 metadata=dict(app.metadata),
             )
-            apps[app.id] = CompiledApp(app, message, frozenset(app.llm_ids), networks)
+            apps[app.id] = CompiledApp(app, app_message, frozenset(app.llm_ids), networks)
         credentials = {c.key_hash: c for c in snapshot.credentials if c.active and c.app_id in apps}
         users = {u.id: u for u in snapshot.users}
         user_messages = {
@@ -479,11 +479,11 @@ class ConfigStore:
             if not llm.active:
                 continue
             for binding in llm.plugin_chain:
-                plugin = by_slug.get(binding.plugin_slug)
-                if plugin is None or not binding.config or binding.config == plugin.config:
+                bound = by_slug.get(binding.plugin_slug)
+                if bound is None or not binding.config or binding.config == bound.config:
                     continue
-                key = f"{plugin.slug}@{llm.slug}"
-                spec = _spec(plugin, binding.config, key)
+                key = f"{bound.slug}@{llm.slug}"
+                spec = _spec(bound, binding.config, key)
                 if spec is not None:
                     wanted[key] = spec
         return wanted

@@ -84,7 +84,7 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._refusal: bytes | None = None
 
     # -- connection ---------------------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         over_cap = len(self.connections) >= self.limits.max_connections
         super().connection_made(transport)  # type: ignore[arg-type]
         if over_cap:
@@ -203,7 +203,7 @@ def server_config(app: Any, settings: EdgeSettings, *, log_level: str | None = N
         app,
         host=settings.host,
         port=settings.port,
-        http=protocol_with(limits),  # type: ignore[arg-type]
+        http=protocol_with(limits),
         log_level=log_level or settings.log_level,
         access_log=False,
         lifespan="on",

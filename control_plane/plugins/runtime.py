@@ -229,7 +229,9 @@ def _load_event_subscribers(topic: str) -> None:
                 logger.warning("event subscriber %s not loaded: %s", plugin.slug, exc)
 
 
-def publish_studio_event(topic: str, payload: dict[str, Any], *, namespace: str = "", source: str = "control-plane") -> None:
+def publish_studio_event(
+    topic: str, payload: dict[str, Any], *, namespace: str = "", source: str = "control-plane"
+) -> None:
     """Publish a control-plane event (LOCAL) to this process's studio plugins without waiting for them.
 
     For events the control plane itself raises (audit entries, budget alerts). Plugins whose manifest lists the

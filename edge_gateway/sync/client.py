@@ -111,12 +111,12 @@ class ConfigSync:
         """Fetch the manifest and apply it if it differs from what we hold; returns whether it applied."""
         kv = await self._bucket()
         try:
-            manifest = decode((await kv.get(KEY_MANIFEST)).value, SnapshotManifest)
+            manifest = decode((await kv.get(KEY_MANIFEST)).value or b"", SnapshotManifest)
         except NotFoundError:
             return False
         applied = await self.apply_manifest(manifest, force=force)
         try:
-            budgets = decode((await kv.get(KEY_BUDGETS)).value, BudgetUpdate)
+            budgets = decode((await kv.get(KEY_BUDGETS)).value or b"", BudgetUpdate)
             self.apply_budgets(budgets)
         except NotFoundError:
             pass
@@ -135,7 +135,7 @@ class ConfigSync:
             for digest in manifest_digests(manifest):
                 data = self._chunks.get(digest)
                 if data is None:
-                    data = (await kv.get(chunk_key(digest))).value
+                    data = (await kv.get(chunk_key(digest))).value or b""  # empty fails the digest check
                     fetched += 1
                 chunks[digest] = data
             snapshot = snapshot_assemble(manifest, chunks)  # verifies every chunk digest and the checksum
