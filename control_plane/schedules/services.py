@@ -285,10 +285,12 @@ def _time_limits(schedule: PluginSchedule) -> dict[str, int]:
 
 
 def _enqueue(runs: Iterable[tuple[int, PluginSchedule]]) -> None:
-    from .tasks import execute_run  # tasks import this module
+    # Celery loads on the first enqueue, not in every process that imports the scheduler. The task goes by name:
+    # `tasks` imports this module, so importing it back would close a circle.
+    from control_plane.config.celery import EXECUTE_RUN_TASK, app
 
     for run_id, schedule in runs:
-        execute_run.apply_async(args=[run_id], **_time_limits(schedule))
+        app.send_task(EXECUTE_RUN_TASK, args=[run_id], **_time_limits(schedule))
 
 
 def schedule_run_now(*, schedule: PluginSchedule, triggered_by: str = "") -> ScheduleRun:
