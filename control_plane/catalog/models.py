@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from control_plane.plugins.models import SLUG
 
-PRICE = {"max_digits": 18, "decimal_places": 6, "default": Decimal("0"), "validators": [MinValueValidator(0)]}
+PRICE: dict[str, Any] = {
+    "max_digits": 18,
+    "decimal_places": 6,
+    "default": Decimal("0"),
+    "validators": [MinValueValidator(0)],
+}
 
 
 class Tool(models.Model):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
+
+from control_plane.plugins.models import Plugin
 
 from . import selectors
 from .models import PluginSchedule, ScheduleRun
 
 
 class PluginScheduleSerializer(serializers.ModelSerializer):
-    plugin = serializers.SlugRelatedField(
-        slug_field="slug", queryset=PluginSchedule._meta.get_field("plugin").related_model.objects.all()
-    )
+    plugin = serializers.SlugRelatedField(slug_field="slug", queryset=Plugin.objects.all())
     upcoming_fire_times = serializers.SerializerMethodField()
 
     class Meta:
@@ -37,7 +39,9 @@ class PluginScheduleSerializer(serializers.ModelSerializer):
             "updated_at",
         )
         read_only_fields = ("system_job", "from_manifest", "next_run_at", "last_run_at", "created_at", "updated_at")
-        validators = []  # uniqueness is checked by the model's constraints in the service, with a field message
+        validators: list[
+            Any
+        ] = []  # uniqueness is checked by the model's constraints in the service, with a field message
 
     def get_upcoming_fire_times(self, obj: PluginSchedule) -> list[str]:
         as_text = serializers.DateTimeField().to_representation
