@@ -136,8 +136,7 @@ class PluginAdminForm(forms.ModelForm):
 class HookRegistrationInline(admin.TabularInline):
     model = ObjectHookRegistration
     extra = 0
-    fields = ["object_type", "hook_type", "priority"]
-    readonly_fields = fields
+    fields = readonly_fields = ("object_type", "hook_type", "priority")
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
@@ -223,8 +222,17 @@ class OutboundEventAdmin(admin.ModelAdmin):
     list_filter = [OutboundStatusFilter, "namespace", "source"]
     search_fields = ["topic", "event_id", "source", "namespace"]
     date_hierarchy = "created_at"
-    fields = ["event_id", "topic", "subject", "namespace", "source", "status", "created_at", "sent_at", "event"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "event_id",
+        "topic",
+        "subject",
+        "namespace",
+        "source",
+        "status",
+        "created_at",
+        "sent_at",
+        "event",
+    )
 
     def has_add_permission(self, request) -> bool:
         return False

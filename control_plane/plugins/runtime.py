@@ -201,7 +201,7 @@ def call_plugin(
         current_collector.reset(token)
         events = collector.close()
         if events:  # on this thread's connection: part of the caller's transaction when it has one
-            from .services import outbound_event_add
+            from .event_outbox import outbound_event_add
 
             outbound_event_add(events=events)
 
