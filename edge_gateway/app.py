@@ -83,7 +83,11 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
     kv = EdgeKV(os.path.join(settings.state_dir, "kv.sqlite3"))
     hub = EdgeEventHub()
     holder: list[ConfigStore] = []
-    host = PluginHost(Runtime.GATEWAY, services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])))
+    host = PluginHost(
+        Runtime.GATEWAY,
+        services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])),
+        sources=settings.plugin_sources(),  # the operator's allow-list, applied before any snapshot plugin loads
+    )
     store = ConfigStore(
         host=host,
         namespace=settings.namespace or None,

@@ -36,7 +36,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from shared_sdk import LLM, App, PluginCallError, User
 from shared_sdk.errors import FjordgateSDKError
-from shared_sdk.host import PluginHandle, PluginHost, PluginSpec
+from shared_sdk.host import ENTRY_POINT_PREFIX, PluginHandle, PluginHost, PluginSpec
 from shared_sdk.pipeline import HookChain, HookTiming
 from shared_sdk.snapshot import (
     AppConfig,
@@ -535,10 +535,13 @@ class ConfigStore:
 
 
 def _spec(plugin: PluginConfig, config: dict[str, Any], key: str) -> PluginSpec | None:
+    if sum(map(bool, (plugin.entry_point, plugin.import_path, plugin.command))) != 1:
+        log.error("plugin %s must name exactly one of entry_point, import_path and command", plugin.slug)
+        return None
     try:
         return PluginSpec(
             slug=key,
-            import_path=plugin.import_path,
+            import_path=ENTRY_POINT_PREFIX + plugin.entry_point if plugin.entry_point else plugin.import_path,
             command=list(plugin.command) if plugin.command else None,
             config=json.loads(json.dumps(config)),
             failure_policy=plugin.failure_policy,

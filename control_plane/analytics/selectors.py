@@ -63,6 +63,7 @@ def usage_series(*, group_by: str, since: dt.datetime, bucket: str = "day") -> l
 
 
 USAGE_SUMMARY_IMPORT_PATH = "plugins.usage_summary.plugin:UsageSummary"
+USAGE_SUMMARY_ENTRY_POINT = "usage-summary"
 
 
 def usage_summary_rows() -> list[dict]:
@@ -78,7 +79,10 @@ def usage_summary_rows() -> list[dict]:
     from plugins.usage_summary.plugin import SUMMARY_PREFIX, totals
 
     records: list[dict] = []
-    for slug in Plugin.objects.filter(import_path=USAGE_SUMMARY_IMPORT_PATH).values_list("slug", flat=True):
+    summaries = Plugin.objects.filter(
+        Q(entry_point=USAGE_SUMMARY_ENTRY_POINT) | Q(import_path=USAGE_SUMMARY_IMPORT_PATH)
+    ).values_list("slug", flat=True)
+    for slug in summaries:
         for key in kv_list(plugin_slug=slug, prefix=SUMMARY_PREFIX):
             value = kv_read(plugin_slug=slug, key=key)
             if value is not None:

@@ -71,6 +71,7 @@ class PluginAdminForm(forms.ModelForm):
             "name",
             "version",
             "description",
+            "entry_point",
             "import_path",
             "command",
             "failure_policy",
@@ -111,11 +112,7 @@ class PluginAdminForm(forms.ModelForm):
         cleaned = super().clean()
         if not self.errors:
             probe = Plugin(**{name: cleaned[name] for name in PLUGIN_FIELDS if name in cleaned and name != "config"})
-            probe.import_path = probe.import_path or ""
-            probe.command = list(probe.command or [])
-            if bool(probe.import_path) == bool(probe.command):
-                raise forms.ValidationError("Set exactly one of import path (in-process) and command (isolated).")
-            plugin_describe_into(probe)
+            plugin_describe_into(probe)  # checks the code source against the allow-list before importing it
             plugin_validate_config(plugin=probe, config=self.config_from_fields())
         return cleaned
 
@@ -148,7 +145,7 @@ class PluginAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "capability_list",
     ]
     list_filter = ["active", "namespace", "failure_policy"]
-    search_fields = ["slug", "name", "description", "import_path"]
+    search_fields = ["slug", "name", "description", "entry_point", "import_path"]
     readonly_fields = ["capabilities", "config_schema", "manifest", "hook_registrations"]
     actions = ["activate", "deactivate", "push_config"]
 

@@ -23,6 +23,7 @@ class PluginSerializer(serializers.ModelSerializer):
             "name",
             "version",
             "description",
+            "entry_point",
             "import_path",
             "command",
             "config",

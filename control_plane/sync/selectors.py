@@ -189,6 +189,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
             slug=p.slug,
             name=p.name,
             version=p.version,
+            entry_point=p.entry_point or None,
             import_path=p.import_path or None,
             command=list(p.command) or None,
             config=dict(p.config),

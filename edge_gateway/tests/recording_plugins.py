@@ -13,6 +13,7 @@ from shared_sdk import (
     PluginResponse,
     ResponseWriteRequest,
     ResponseWriteResponse,
+    SessionAware,
     ShortCircuit,
     StreamCompleteRequest,
     StreamCompleteResponse,
@@ -99,3 +100,19 @@ class Recorder(BasePlugin):
     async def on_stream_complete(self, ctx: Context, req: StreamCompleteRequest) -> StreamCompleteResponse:
         self._note("complete")
         return StreamCompleteResponse(handled=True)
+
+
+RECEIVED: list[tuple[str, str]] = []
+"""(config label, event id) for every `counter.ping` event an `EventCounter` instance handled."""
+
+
+class EventCounter(BasePlugin, SessionAware):
+    """Subscribes to `counter.ping` when its session opens and never unsubscribes (as most plugins do)."""
+
+    name = "event-counter"
+
+    async def on_session_ready(self, ctx: Context) -> None:
+        await ctx.services.events.subscribe("counter.ping", self._count)
+
+    async def _count(self, event: Any) -> None:
+        RECEIVED.append((str(self.config.get("label", "")), event.id))
