@@ -289,8 +289,13 @@ class ConfigStore:
 
     # -- apply -------------------------------------------------------------------------------------------
 
-    async def apply(self, snapshot: ConfigSnapshot) -> CompiledConfig:
-        """Compile and swap in `snapshot`; raises `ConfigRejected` and keeps the old config on failure."""
+    async def apply(self, snapshot: ConfigSnapshot, *, restart_isolated: bool = False) -> CompiledConfig:
+        """Compile and swap in `snapshot`; raises `ConfigRejected` and keeps the old config on failure.
+
+        A plugin is reloaded when its definition changed. `restart_isolated` (an operator's reload request) also
+        restarts every isolated plugin, so a new version of its program is picked up; in-process plugins keep the
+        code this process imported (new code needs an edge restart, see docs/plugins/host.md).
+        """
         if self.namespace and snapshot.namespace != self.namespace:
             raise ConfigRejected(
                 f"snapshot is for namespace {snapshot.namespace!r}, this edge serves {self.namespace!r}"
@@ -299,7 +304,7 @@ class ConfigStore:
             raise ConfigRejected("snapshot checksum does not match its content (corrupted or tampered)")
         async with self._lock:
             compiled = self._compile(snapshot)
-            stale = await self._load_plugins(snapshot, compiled)
+            stale = await self._load_plugins(snapshot, compiled, restart_isolated)
             self.budgets.load(list(snapshot.budgets))
             self.current = compiled
             for slug in stale:
@@ -487,13 +492,15 @@ class ConfigStore:
                     wanted[key] = spec
         return wanted
 
-    async def _load_plugins(self, snapshot: ConfigSnapshot, compiled: CompiledConfig) -> list[str]:
+    async def _load_plugins(
+        self, snapshot: ConfigSnapshot, compiled: CompiledConfig, restart_isolated: bool = False
+    ) -> list[str]:
         """Load new plugins, reload changed ones; returns slugs to unload once the new config is in force."""
         wanted = self._desired_specs(snapshot)
         failed: set[str] = set()
         for key, spec in wanted.items():
             old = self._specs.get(key)
-            if old == spec and key in self.host:
+            if old == spec and key in self.host and not (restart_isolated and spec.runs_isolated):
                 continue
             try:
                 if key in self.host:

@@ -7,7 +7,7 @@ import json
 
 import msgspec
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
@@ -24,6 +24,7 @@ from .services import (
     plugin_update,
     plugin_validate_config,
 )
+from .sources import plugin_code_changes_note
 
 CONFIG_PREFIX = "config__"
 
@@ -146,8 +147,12 @@ class PluginAdmin(ServiceAdminMixin, admin.ModelAdmin):
     ]
     list_filter = ["active", "namespace", "failure_policy"]
     search_fields = ["slug", "name", "description", "entry_point", "import_path"]
-    readonly_fields = ["capabilities", "config_schema", "manifest", "hook_registrations"]
+    readonly_fields = ["capabilities", "config_schema", "manifest", "hook_registrations", "code_changes"]
     actions = ["activate", "deactivate", "push_config"]
+
+    @admin.display(description="Code changes")
+    def code_changes(self, obj):
+        return plugin_code_changes_note(obj)
 
     @admin.display(description="Capabilities")
     def capability_list(self, obj):
@@ -169,9 +174,9 @@ class PluginAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return data
 
     def service_save(self, request, obj, data, outcome):
-        if obj is None:
-            return plugin_register(data=data)
-        return plugin_update(plugin=obj, data=data)
+        saved = plugin_register(data=data) if obj is None else plugin_update(plugin=obj, data=data)
+        messages.info(request, plugin_code_changes_note(saved))
+        return saved
 
     def service_delete(self, request, obj):
         plugin_delete(plugin=obj)

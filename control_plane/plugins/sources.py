@@ -14,7 +14,16 @@ from django.core.exceptions import ValidationError
 
 from shared_sdk.host import ENTRY_POINT_PREFIX, PluginSourceRefused, PluginSources
 
-__all__ = ["plugin_host_import_path", "plugin_source_check", "plugin_sources"]
+__all__ = ["plugin_code_changes_note", "plugin_host_import_path", "plugin_source_check", "plugin_sources"]
+
+IN_PROCESS_CODE_NOTE = (
+    "New code of this in-process plugin runs only after the control-plane processes and the edges restart: a "
+    "reload applies its new definition and config, but Python modules are imported once per process."
+)
+ISOLATED_CODE_NOTE = (
+    "New code of this isolated plugin runs after its next reload (any change to it here, or a reload request "
+    "to the edges): each reload starts a fresh process."
+)
 
 
 def plugin_sources() -> PluginSources:
@@ -44,3 +53,8 @@ def plugin_host_import_path(plugin: Any) -> str | None:
     if plugin.entry_point:
         return ENTRY_POINT_PREFIX + plugin.entry_point
     return plugin.import_path or None
+
+
+def plugin_code_changes_note(plugin: Any) -> str:
+    """What an operator must do for a new version of this plugin's code to run (API answers, admin messages)."""
+    return ISOLATED_CODE_NOTE if plugin.command else IN_PROCESS_CODE_NOTE

@@ -139,7 +139,7 @@ class ConfigSync:
                     fetched += 1
                 chunks[digest] = data
             snapshot = snapshot_assemble(manifest, chunks)  # verifies every chunk digest and the checksum
-            await self._store.apply(snapshot)
+            await self._store.apply(snapshot, restart_isolated=force)  # a reload request picks up new plugin code
             self._chunks = chunks
             self.config_source = "nats"
             self.applied_version = snapshot.version

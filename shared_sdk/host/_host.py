@@ -113,6 +113,13 @@ class PluginHost:
             self._handles[spec.slug] = new
         if old is not None:
             await self._stop(old)
+        if not spec.runs_isolated:
+            log.info(
+                "plugin %s reloaded with its new definition; in-process plugins keep the code this process "
+                "imported: restart the process to run changed code",
+                spec.slug,
+                extra={"plugin": spec.slug},
+            )
         return new
 
     async def unload(self, slug: str) -> None:

@@ -73,6 +73,7 @@ def test_a_bundled_plugin_is_registered_by_its_entry_point(admin_api):
     response = _post(admin_api, entry_point="request-tagger", config={"tags": ["t"]})
     assert response.status_code == 201, response.json()
     assert "post_auth" in response.json()["capabilities"]
+    assert "restart" in response.json()["code_changes"]  # says plainly how new code of an in-process plugin runs
     unknown = _post(admin_api, entry_point="no-such-plugin")
     assert unknown.status_code == 400
     assert "request-tagger" in unknown.json()["extra"]["fields"]["entry_point"][0]  # lists what is installed

@@ -20,7 +20,7 @@ PLUGINS = "control_plane.plugins.tests.plugins"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_reload_after_a_config_change_drops_the_old_subscriptions():
+def test_reload_after_a_config_change_drops_the_old_subscriptions(caplog):
     test_plugins.RECEIVED.clear()
     plugin = plugin_register(
         data={"slug": "counter", "import_path": f"{PLUGINS}:EventCounter", "config": {"label": "v1"}}
@@ -32,6 +32,7 @@ def test_reload_after_a_config_change_drops_the_old_subscriptions():
     plugin_update(plugin=plugin, data={"config": {"label": "v2"}})  # reloaded on commit
     publish_local_event(Event(topic="counter.ping", id="second"))
     assert test_plugins.RECEIVED == [("v1", "first"), ("v2", "second")]  # once, by the new instance only
+    assert "restart the process to run changed code" in caplog.text  # in-process code is not re-imported
 
 
 @pytest.mark.django_db(transaction=True)
