@@ -550,6 +550,7 @@ def _spec(plugin: PluginConfig, config: dict[str, Any], key: str) -> PluginSpec 
             slug=key,
             import_path=ENTRY_POINT_PREFIX + plugin.entry_point if plugin.entry_point else plugin.import_path,
             command=list(plugin.command) if plugin.command else None,
+            isolated=plugin.isolated,
             config=json.loads(json.dumps(config)),
             failure_policy=plugin.failure_policy,
             timeout_s=max(plugin.timeout_ms, 1) / 1000.0,

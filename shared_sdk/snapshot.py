@@ -82,6 +82,8 @@ class PluginConfig(msgspec.Struct, kw_only=True, frozen=True):
     entry_point: str | None = None
     """Name of an entry point in group `fjordgate.plugins` (an installed distribution)."""
     import_path: str | None = None
+    isolated: bool = False
+    """Run the entry point or import path in a process of its own (`python -m shared_sdk.isolated.run`)."""
     command: list[str] | None = None
     config: dict = {}
     failure_policy: FailurePolicy = "open"

@@ -74,6 +74,7 @@ class PluginAdminForm(forms.ModelForm):
             "description",
             "entry_point",
             "import_path",
+            "isolated",
             "command",
             "failure_policy",
             "timeout_ms",

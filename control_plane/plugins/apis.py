@@ -30,6 +30,7 @@ class PluginSerializer(serializers.ModelSerializer):
             "description",
             "entry_point",
             "import_path",
+            "isolated",
             "command",
             "config",
             "failure_policy",

@@ -21,8 +21,8 @@ def validate_scopes(value: object) -> None:
 
 
 class Plugin(models.Model):
-    """A plugin: an installed entry point (`entry_point`) or an allow-listed `import_path`, both in-process, or an
-    isolated process (`command`, its program in an allow-listed directory); exactly one is set. Which code may be
+    """A plugin: an installed entry point (`entry_point`) or an allow-listed `import_path`, in-process or, with
+    `isolated`, in a process of its own; or a program (`command`, in an allow-listed directory); exactly one is set. Which code may be
     named is the operator's decision (`control_plane.plugins.sources`), checked before anything is imported.
 
     `capabilities`, `manifest`, `config_schema` and `hook_registrations` are discovered from the plugin itself when
@@ -48,6 +48,10 @@ class Plugin(models.Model):
         blank=True,
         default="",
         help_text="module:ClassName under an allowed import root (FJORDGATE_PLUGIN_IMPORT_ROOTS; in-process)",
+    )
+    isolated = models.BooleanField(
+        default=False,
+        help_text="Run the entry point or import path in its own process (crash containment) instead of in-process",
     )
     command = models.JSONField(
         default=list,

@@ -105,6 +105,7 @@ def plugin_spec(plugin: Any) -> PluginSpec:
         slug=plugin.slug,
         import_path=plugin_host_import_path(plugin),
         command=list(plugin.command) or None,
+        isolated=bool(plugin.isolated),
         config=dict(plugin.config or {}),
         failure_policy=plugin.failure_policy,
         timeout_s=plugin.timeout_ms / 1000.0,

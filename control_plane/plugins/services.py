@@ -62,6 +62,7 @@ PLUGIN_FIELDS = (
     "description",
     "entry_point",
     "import_path",
+    "isolated",
     "command",
     "config",
     "failure_policy",
@@ -108,6 +109,8 @@ def plugin_code_source_clean(plugin: Plugin) -> None:
         )
     if not isinstance(plugin.command, list) or not all(isinstance(part, str) for part in plugin.command):
         raise ValidationError({"command": "Give the command as a list of strings."})
+    if plugin.command and plugin.isolated:
+        raise ValidationError({"isolated": "A command always runs isolated; set isolated with an entry point."})
     plugin_source_check(plugin)
 
 

@@ -57,4 +57,4 @@ def plugin_host_import_path(plugin: Any) -> str | None:
 
 def plugin_code_changes_note(plugin: Any) -> str:
     """What an operator must do for a new version of this plugin's code to run (API answers, admin messages)."""
-    return ISOLATED_CODE_NOTE if plugin.command else IN_PROCESS_CODE_NOTE
+    return ISOLATED_CODE_NOTE if plugin.command or plugin.isolated else IN_PROCESS_CODE_NOTE

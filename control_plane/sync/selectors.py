@@ -191,6 +191,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
             version=p.version,
             entry_point=p.entry_point or None,
             import_path=p.import_path or None,
+            isolated=p.isolated,
             command=list(p.command) or None,
             config=dict(p.config),
             failure_policy=p.failure_policy,

@@ -51,3 +51,10 @@ def test_edge_loads_a_plugin_by_its_entry_point(tmp_path):
     with run_edge(make_snapshot("http://127.0.0.1:9", plugins=plugins), tmp_path) as edge:
         handle = edge.edge.store.current.plugins["tagger"]
         assert handle.name == "request-tagger" and "post_auth" in handle.capabilities
+
+
+def test_edge_runs_an_entry_point_isolated(tmp_path):
+    plugins = [PluginConfig(slug="tagger", name="tagger", entry_point="request-tagger", isolated=True)]
+    with run_edge(make_snapshot("http://127.0.0.1:9", plugins=plugins), tmp_path) as edge:
+        handle = edge.edge.store.current.plugins["tagger"]
+        assert handle.pid is not None and "post_auth" in handle.capabilities

@@ -7,6 +7,7 @@ command that creates one.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 
@@ -14,8 +15,9 @@ import pytest
 from django.test import override_settings
 
 from control_plane.plugins.models import Plugin
-from control_plane.plugins.runtime import call_plugin
+from control_plane.plugins.runtime import call_plugin, plugin_host
 from shared_sdk import PluginCallError
+from shared_sdk.testing import make_context, make_request
 
 pytestmark = pytest.mark.django_db
 
@@ -111,3 +113,18 @@ def test_studio_host_refuses_a_row_written_around_the_services(marker_module):
         call_plugin("sneaked", "execute_scheduled_task", None)
     assert err.value.kind == "unavailable" and "allowed import root" in err.value.detail
     assert not marker.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_point_runs_isolated_without_any_command(admin_api):
+    """With no command directory allowed (the default), an installed plugin still runs in its own process."""
+    with override_settings(FJORDGATE_PLUGIN_COMMAND_DIRS=[]):
+        response = _post(admin_api, entry_point="request-tagger", isolated=True)
+        assert response.status_code == 201, response.json()
+        assert "fresh process" in response.json()["code_changes"]
+        slug = response.json()["slug"]
+        assert call_plugin(slug, "handle_post_auth", make_request("hi"), ctx=make_context()) is not None
+        handle = plugin_host().get(slug)
+        assert handle is not None and handle.pid not in (None, os.getpid())  # it ran in its own process
+    both = _post(admin_api, command=[sys.executable], isolated=True)
+    assert both.status_code == 400 and "isolated" in both.json()["extra"]["fields"]
