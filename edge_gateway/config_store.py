@@ -9,6 +9,8 @@ Interface for the sync client (`edge_gateway.sync`), which receives snapshots ov
 
     await store.apply(snapshot)          # validate, compile, load/reload/unload plugins, swap; raises
                                          # ConfigRejected (config kept as it was) when the snapshot is unusable
+    await store.apply(snapshot, restart_isolated=True)   # the same for a reload request: isolated plugins are
+                                         # restarted even when unchanged (their new program runs)
     store.current                        # CompiledConfig | None (None until the first apply)
     store.current.version / .checksum    # what is loaded (for heartbeats)
     store.update_budget_spend(budget_id, spent, period_start)   # the control plane's spend figures
