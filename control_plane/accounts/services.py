@@ -225,9 +225,9 @@ def user_namespace_roles_set(*, user, roles: dict[str, str]) -> None:
             if namespace not in roles:
                 row.delete()
         for namespace, role in roles.items():
-            row = current.get(namespace)
-            if row is None:
+            existing = current.get(namespace)
+            if existing is None:
                 NamespaceRole.objects.create(user=user, namespace=namespace, role=role)
-            elif row.role != role:
-                row.role = role
-                row.save(update_fields=["role"])
+            elif existing.role != role:
+                existing.role = role
+                existing.save(update_fields=["role"])

@@ -16,7 +16,7 @@ from shared_sdk.snapshot import BudgetConfig, ConfigSnapshot
 from shared_sdk.sync_protocol import BudgetSpend
 
 from .models import AnalyticsEvent, BudgetUsageRecord
-from .usage_summaries import SUMMARY_PREFIX, USAGE_SUMMARY_IMPORT_PATH, totals
+from .usage_summaries import SUMMARY_PREFIX, USAGE_SUMMARY_ENTRY_POINT, USAGE_SUMMARY_IMPORT_PATH, totals
 
 
 def budget_spend_for_snapshot(*, snapshot: ConfigSnapshot) -> list[BudgetSpend]:
@@ -74,7 +74,10 @@ def usage_summary_rows() -> list[dict[str, Any]]:
     the stored format and the arithmetic are in `usage_summaries`.
     """
     records: list[dict[str, Any]] = []
-    for slug in Plugin.objects.filter(import_path=USAGE_SUMMARY_IMPORT_PATH).values_list("slug", flat=True):
+    summaries = Plugin.objects.filter(
+        Q(entry_point=USAGE_SUMMARY_ENTRY_POINT) | Q(import_path=USAGE_SUMMARY_IMPORT_PATH)
+    ).values_list("slug", flat=True)
+    for slug in summaries:
         for key in kv_list(plugin_slug=slug, prefix=SUMMARY_PREFIX):
             value = kv_read(plugin_slug=slug, key=key)
             if value is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 # Import path of the plugin whose KV holds the summaries, and the prefix of its keys (see the plugin's README).
 USAGE_SUMMARY_IMPORT_PATH = "plugins.usage_summary.plugin:UsageSummary"
+USAGE_SUMMARY_ENTRY_POINT = "usage-summary"
 SUMMARY_PREFIX = "summary:"
 
 

@@ -1,5 +1,9 @@
 """Registering and changing plugins.
 
+Plugin code is found, not named: a registration names an installed entry point, an import path under an allowed
+root, or a command in an allowed directory (`sources.py`), and that is checked with strings and package metadata
+before anything is imported or spawned, so a refused registration runs nothing.
+
 What a plugin *can* do (capabilities, manifest, config schema, object-hook registrations) is asked from the
 plugin itself through the studio host on every register/update, and its config is validated against its JSON
 Schema before anything is saved: a bad config is a validation error listing every problem, never a plugin that
@@ -23,14 +27,17 @@ from shared_sdk.host._config import validate_config
 
 from .merge import deep_merge
 from .models import Plugin
+from .sources import plugin_source_check
 
 __all__ = [
     "PLUGIN_FIELDS",
     "plugin_config_hash",
     "plugin_delete",
+    "plugin_code_source_clean",
     "plugin_describe_into",
     "plugin_get_resource",
     "plugin_register",
+    "plugin_source_field",
     "plugin_update",
     "plugin_validate_config",
 ]
@@ -42,7 +49,9 @@ PLUGIN_FIELDS = (
     "name",
     "version",
     "description",
+    "entry_point",
     "import_path",
+    "isolated",
     "command",
     "config",
     "failure_policy",
@@ -71,14 +80,41 @@ def plugin_validate_config(*, plugin: Plugin, config: dict[str, Any], partial_ov
         raise ValidationError({"config": str(exc)}) from None
 
 
+def plugin_source_field(plugin: Plugin) -> str:
+    """The field that names the plugin's code (where a load error belongs in a form or an API answer)."""
+    if plugin.entry_point:
+        return "entry_point"
+    return "import_path" if plugin.import_path else "command"
+
+
+def plugin_code_source_clean(plugin: Plugin) -> None:
+    """Exactly one code source, of the right shape and inside the operator's allow-list; imports nothing."""
+    plugin.entry_point = plugin.entry_point or ""
+    plugin.import_path = plugin.import_path or ""
+    plugin.command = plugin.command or []
+    if sum(map(bool, (plugin.entry_point, plugin.import_path, plugin.command))) != 1:
+        raise ValidationError(
+            "Set exactly one of entry_point (installed plugin), import_path (in-process) and command (isolated)."
+        )
+    if not isinstance(plugin.command, list) or not all(isinstance(part, str) for part in plugin.command):
+        raise ValidationError({"command": "Give the command as a list of strings."})
+    if plugin.command and plugin.isolated:
+        raise ValidationError({"isolated": "A command always runs isolated; set isolated with an entry point."})
+    plugin_source_check(plugin)
+
+
 def plugin_describe_into(plugin: Plugin) -> None:
-    """Fill the discovered fields from the plugin itself (raises ValidationError when it cannot be loaded)."""
+    """Fill the discovered fields from the plugin itself (raises ValidationError when it cannot be loaded).
+
+    The code source is checked first: this is the first place a registration's code runs.
+    """
     from .runtime import plugin_describe
 
+    plugin_code_source_clean(plugin)
     try:
         info = plugin_describe(plugin)
     except FjordgateSDKError as exc:
-        raise ValidationError({"import_path" if plugin.import_path else "command": str(exc)}) from None
+        raise ValidationError({plugin_source_field(plugin): str(exc)}) from None
     plugin.capabilities = sorted(info["capabilities"])
     plugin.manifest = info["manifest"]
     plugin.config_schema = info["config_schema"] or {}
@@ -130,13 +166,8 @@ def _apply(plugin: Plugin, data: dict[str, Any]) -> Plugin:
     for name in PLUGIN_FIELDS:
         if name in data:
             setattr(plugin, name, data[name])
-    plugin.import_path = plugin.import_path or ""
-    plugin.command = list(plugin.command or [])
     plugin.extra_scopes = list(plugin.extra_scopes or [])  # an empty admin field arrives as None
-    if bool(plugin.import_path) == bool(plugin.command):
-        raise ValidationError("Set exactly one of import_path (in-process) and command (isolated process).")
-    if not all(isinstance(part, str) for part in plugin.command):
-        raise ValidationError({"command": "Give the command as a list of strings."})
+    plugin_code_source_clean(plugin)
     plugin.full_clean(exclude=["name"] if not plugin.name else None)
     plugin_describe_into(plugin)
     plugin.config = plugin_validate_config(plugin=plugin, config=plugin.config or {})

@@ -47,7 +47,7 @@ class SnapshotStore(Protocol):
 
     current: Any
 
-    async def apply(self, snapshot: ConfigSnapshot) -> Any: ...
+    async def apply(self, snapshot: ConfigSnapshot, *, restart_isolated: bool = False) -> Any: ...
 
     def update_budget_spend(self, budget_id: int, spent: Decimal, period_start: float) -> None: ...
 
@@ -139,7 +139,7 @@ class ConfigSync:
                     fetched += 1
                 chunks[digest] = data
             snapshot = snapshot_assemble(manifest, chunks)  # verifies every chunk digest and the checksum
-            await self._store.apply(snapshot)
+            await self._store.apply(snapshot, restart_isolated=force)  # a reload request picks up new plugin code
             self._chunks = chunks
             self.config_source = "nats"
             self.applied_version = snapshot.version

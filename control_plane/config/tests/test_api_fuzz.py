@@ -179,7 +179,7 @@ def _base_body(operation, headers: dict[str, str], path_parameters: dict[str, An
 
 
 def _failures_of_field_sweep(operation, headers, path_parameters) -> list[str]:
-    failures = []
+    failures: list[str] = []
     if operation.method.upper() not in ("POST", "PUT", "PATCH") or not _body_schema(operation):
         return failures
     properties = _body_schema(operation).get("properties") or {}
