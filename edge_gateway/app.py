@@ -39,6 +39,8 @@ from .kv import EdgeKV
 from .metrics import EdgeMetrics, MetricsSink, hook_observer
 from .pipeline import Pipeline
 from .ratelimit import RateLimiter
+from .response_store import ResponseStore
+from .responses_endpoint import StoredResponsesEndpoint
 from .runtime import EdgeRuntime
 from .services import EdgeEventHub, EdgeGatewayServices, services_factory
 from .settings import EdgeSettings
@@ -116,6 +118,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         telemetry=telemetry,
         metrics=metrics,
         backoff=Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s),
+        responses=ResponseStore(kv, settings.responses_ttl_s),
     )
     return Edge(settings, store, telemetry, metrics, kv, hub, runtime, Pipeline(runtime), [0])
 
@@ -211,6 +214,9 @@ def _routes(edge: Edge) -> list[Route]:
     chat = counted(LLMEndpoint(pipeline, "chat"))
     completions = counted(LLMEndpoint(pipeline, "completions"))
     embeddings = counted(LLMEndpoint(pipeline, "embeddings"))
+    responses = counted(LLMEndpoint(pipeline, "responses"))
+    assert edge.runtime.responses is not None
+    stored = StoredResponsesEndpoint(edge.store, edge.runtime.responses)
     models = LLMEndpoint(pipeline, "models")
     native = counted(NativeEndpoint(pipeline))
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -219,6 +225,8 @@ def _routes(edge: Edge) -> list[Route]:
         Route("/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/responses", responses, methods=["POST"]),
+        Route("/v1/responses/{response_id}", stored.handle, methods=["GET", "DELETE"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/llm/call/{llm_slug}/{path:path}", native, methods=methods),
         Route(
@@ -312,6 +320,7 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
     hot = {
         ("POST", route.path): route.endpoint
         for route in routes
-        if route.path in ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/v1/embeddings")
+        if route.path
+        in ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
     }
     return _HotRoutes(app, hot)

@@ -49,6 +49,8 @@ class EdgeSettings:
     """Open client connections per edge process; the next one gets 503 and is closed."""
     upstream_deadline_s: float = 600.0
     """An upstream attempt's overall bound, from connecting to the last byte (streams included)."""
+    responses_ttl_s: float = 30 * 24 * 3600.0
+    """How long the edge keeps a response it created, for `previous_response_id` (`response_store.py`)."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
@@ -93,6 +95,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         max_headers=env_int("EDGE_MAX_HEADERS", 100, minimum=8, environ=env),
         max_connections=env_int("EDGE_MAX_CONNECTIONS", 4096, minimum=1, environ=env),
         upstream_deadline_s=env_float("EDGE_UPSTREAM_DEADLINE_S", 600.0, minimum=1.0, environ=env),
+        responses_ttl_s=env_float("EDGE_RESPONSES_TTL_S", 30 * 24 * 3600.0, minimum=1.0, environ=env),
     )
 
 

@@ -1,0 +1,280 @@
+"""`POST /v1/responses` through a real edge with the stock `openai` SDK: translated to Chat Completions (mock in
+chat mode, Anthropic), passed through (mock in Responses mode), streamed and not; tools, `previous_response_id`,
+retrieve and delete of stored responses, errors, and one app through a budget and a response hook."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from shared_sdk import AnalyticsRecord, BudgetUsage
+from shared_sdk.snapshot import CredentialConfig, ModelPriceConfig, hash_credential
+
+from . import recording_plugins
+from .support import (
+    CLIENT_KEY,
+    OTHER_KEY,
+    AppConfig,
+    BudgetConfig,
+    PluginBinding,
+    PluginConfig,
+    default_credentials,
+    llm,
+    make_snapshot,
+    run_edge,
+)
+
+BUDGET_KEY = "sk-client-budget-responses"
+BROKE_KEY = "sk-client-broke-responses"
+CLAUDE = "claude-sonnet-4-20250514"
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+@pytest.fixture(scope="module")
+def edge(mock_upstream, tmp_path_factory):
+    recorder = PluginConfig(
+        slug="rec",
+        name="rec",
+        import_path="edge_gateway.tests.recording_plugins:Recorder",
+        config={"label": "rec"},
+    )
+    llms = [
+        llm(
+            1,
+            "chat",
+            f"{mock_upstream}/v1",
+            allowed_models=["mock-gpt"],
+            plugin_chain=[PluginBinding(plugin_slug="rec", order=1)],
+        ),
+        llm(2, "native", f"{mock_upstream}/v1", allowed_models=["mock-gpt"], metadata={"responses_api": True}),
+        llm(4, "dead", "http://127.0.0.1:1/v1", default_model="dead-gpt", allowed_models=["dead-gpt"], max_retries=0),
+        llm(3, "claude", mock_upstream, vendor="anthropic", default_model=CLAUDE, allowed_models=["claude-.*"]),
+    ]
+    prices = [
+        ModelPriceConfig(
+            vendor="mock", model="mock-gpt", prompt_per_million=Decimal(1000), completion_per_million=Decimal(2000)
+        ),
+        ModelPriceConfig(
+            vendor="anthropic", model=CLAUDE, prompt_per_million=Decimal(1000), completion_per_million=Decimal(2000)
+        ),
+    ]
+    snap = make_snapshot(
+        mock_upstream,
+        llms=llms,
+        apps=[
+            AppConfig(id=1, name="one", llm_ids=[1, 2, 3, 4]),
+            AppConfig(id=2, name="two", llm_ids=[1]),
+            AppConfig(id=3, name="budgeted", llm_ids=[1]),
+            AppConfig(id=4, name="broke", llm_ids=[1]),
+        ],
+        credentials=[
+            *default_credentials(),
+            CredentialConfig(key_hash=hash_credential(BUDGET_KEY), app_id=3, credential_id=20),
+            CredentialConfig(key_hash=hash_credential(BROKE_KEY), app_id=4, credential_id=21),
+        ],
+        budgets=[
+            BudgetConfig(id=1, scope="app", target_id=3, limit=Decimal("100")),
+            BudgetConfig(id=2, scope="app", target_id=4, limit=Decimal("0.000001")),
+        ],
+        plugins=[recorder],
+        prices=prices,
+    )
+    with run_edge(snap, tmp_path_factory.mktemp("edge")) as running:
+        yield running
+
+
+def client(edge, key=CLIENT_KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{edge.url}/v1", api_key=key, max_retries=0)
+
+
+def record(edge, kind: type, request_id: str):
+    """The telemetry record of kind `kind` for the request sent with `x-request-id: request_id`."""
+    for _ in range(250):
+        found = [r for r in edge.sink.of(kind) if r.request_id == request_id]
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no {kind.__name__} for request {request_id}")
+
+
+def last_upstream(mock_upstream: str) -> dict:
+    return httpx.get(f"{mock_upstream}/_mock/requests").json()["data"][-1]
+
+
+def test_translated_to_chat_completions(edge, mock_upstream):
+    reply = client(edge).responses.create(
+        model="mock-gpt", instructions="Be brief.", input="hello there", max_output_tokens=50, temperature=0.5
+    )
+    assert reply.output_text == "Echo: hello there"
+    assert reply.status == "completed" and reply.id.startswith("resp_")
+    assert reply.usage.input_tokens > 0 and reply.usage.output_tokens > 0
+    seen = last_upstream(mock_upstream)
+    assert seen["path"] == "/v1/chat/completions"
+    assert seen["body"]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hello there"},
+    ]
+    assert seen["body"]["max_tokens"] == 50 and seen["body"]["temperature"] == 0.5
+
+
+def test_translated_stream_event_sequence(edge):
+    with client(edge).responses.stream(
+        model="mock-gpt", input=[{"role": "user", "content": [{"type": "input_text", "text": "stream me"}]}]
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert "response.output_text.delta" in kinds and kinds[-1] == "response.completed"
+    assert kinds.index("response.output_text.done") < kinds.index("response.output_item.done")
+    assert final.output_text == "Echo: stream me"
+    assert final.usage.output_tokens > 0
+
+
+def test_length_cut_is_incomplete(edge):
+    reply = client(edge).responses.create(model="mock-gpt", input="one two three four five six", max_output_tokens=2)
+    assert reply.status == "incomplete" and reply.incomplete_details.reason == "max_output_tokens"
+
+
+def test_function_tool_round_trip_with_previous_response(edge, mock_upstream):
+    first = client(edge).responses.create(model="mock-gpt", input="call tool get_weather please", tools=[WEATHER])
+    call = first.output[0]
+    assert call.type == "function_call" and call.name == "get_weather" and call.call_id
+    second = client(edge).responses.create(
+        model="mock-gpt",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+        tools=[WEATHER],
+    )
+    assert second.output_text == "Echo: sunny"
+    messages = last_upstream(mock_upstream)["body"]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert messages[1]["tool_calls"][0]["id"] == call.call_id
+    assert messages[2] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
+
+
+def test_streamed_tool_call(edge):
+    with client(edge).responses.stream(model="mock-gpt", input="call tool get_weather", tools=[WEATHER]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in kinds
+    assert final.output[0].type == "function_call" and '"city"' in final.output[0].arguments
+
+
+def test_chaining_retrieve_delete_and_app_scope(edge, mock_upstream):
+    first = client(edge).responses.create(model="mock-gpt", input="my name is Ada")
+    client(edge).responses.create(model="mock-gpt", previous_response_id=first.id, input="what is my name?")
+    messages = last_upstream(mock_upstream)["body"]["messages"]
+    assert messages == [
+        {"role": "user", "content": "my name is Ada"},
+        {"role": "assistant", "content": "Echo: my name is Ada"},
+        {"role": "user", "content": "what is my name?"},
+    ]
+    assert client(edge).responses.retrieve(first.id).output_text == "Echo: my name is Ada"
+    with pytest.raises(openai.NotFoundError):
+        client(edge, OTHER_KEY).responses.retrieve(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client(edge, OTHER_KEY).responses.delete(first.id)
+    with pytest.raises(openai.BadRequestError) as foreign:
+        client(edge, OTHER_KEY).responses.create(model="mock-gpt", previous_response_id=first.id, input="hi")
+    assert foreign.value.code == "previous_response_not_found"
+    client(edge).responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client(edge).responses.retrieve(first.id)
+    unstored = client(edge).responses.create(model="mock-gpt", input="forget me", store=False)
+    with pytest.raises(openai.NotFoundError):
+        client(edge).responses.retrieve(unstored.id)
+
+
+def test_streamed_response_is_stored(edge):
+    with client(edge).responses.stream(model="mock-gpt", input="remember the stream") as stream:
+        final = stream.get_final_response()
+    assert client(edge).responses.retrieve(final.id).output_text == "Echo: remember the stream"
+
+
+def test_passthrough_to_a_vendor_with_the_responses_api(edge, mock_upstream):
+    reply = client(edge).responses.create(model="native/mock-gpt", input="straight through")
+    assert reply.output_text == "Echo: straight through"
+    seen = last_upstream(mock_upstream)
+    assert seen["path"] == "/v1/responses" and seen["body"]["input"] == "straight through"
+    follow = client(edge).responses.create(model="native/mock-gpt", previous_response_id=reply.id, input="again")
+    assert follow.previous_response_id == reply.id  # the vendor keeps the state
+    with client(edge).responses.stream(
+        model="native/mock-gpt", input="stream through", extra_headers={"x-request-id": "resp-passthrough-stream"}
+    ) as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "Echo: stream through" and final.usage.output_tokens > 0
+    accounted = record(edge, AnalyticsRecord, "resp-passthrough-stream")
+    assert accounted.llm_slug == "native" and accounted.cost > 0
+    assert (accounted.prompt_tokens, accounted.completion_tokens) == (
+        final.usage.input_tokens,
+        final.usage.output_tokens,
+    )
+
+
+def test_anthropic_behind_responses(edge, mock_upstream):
+    reply = client(edge).responses.create(model=CLAUDE, instructions="Be brief.", input="hi claude")
+    assert "hi claude" in reply.output_text and reply.usage.input_tokens > 0
+    seen = last_upstream(mock_upstream)
+    assert seen["path"] == "/v1/messages" and seen["body"]["system"] == "Be brief."
+    with client(edge).responses.stream(model=CLAUDE, input="stream claude") as stream:
+        final = stream.get_final_response()
+    assert "stream claude" in final.output_text and final.usage.output_tokens > 0
+
+
+def test_errors_in_openais_shape(edge):
+    with pytest.raises(openai.BadRequestError) as missing:
+        client(edge).responses.create(model="mock-gpt")  # no input
+    assert missing.value.body["param"] == "input"
+    with pytest.raises(openai.BadRequestError) as builtin:
+        client(edge).responses.create(model="mock-gpt", input="x", tools=[{"type": "web_search_preview"}])
+    assert "web_search_preview" in builtin.value.body["message"]
+    with pytest.raises(openai.NotFoundError):
+        client(edge).responses.create(model="no-such-model", input="x")
+    with pytest.raises(openai.InternalServerError) as upstream:
+        client(edge).responses.create(model="dead-gpt", input="x")
+    assert upstream.value.status_code == 502
+    with pytest.raises(openai.BadRequestError) as vendor:
+        client(edge).responses.create(model="native/mock-gpt", input="x", previous_response_id="resp_unknown")
+    assert "resp_unknown" in vendor.value.body["message"]  # the vendor's own 400, relayed
+    with pytest.raises(openai.AuthenticationError):
+        client(edge, "sk-wrong").responses.retrieve("resp_x")
+
+
+def test_budget_and_response_hook_see_the_call(edge):
+    recording_plugins.CALLS.clear()
+    budgeted = client(edge, BUDGET_KEY)
+    reply = budgeted.responses.create(
+        model="mock-gpt", input="count my tokens", extra_headers={"x-request-id": "resp-budget-full"}
+    )
+    accounted = record(edge, AnalyticsRecord, "resp-budget-full")
+    spent = record(edge, BudgetUsage, "resp-budget-full")
+    assert accounted.app_id == 3 and accounted.cost > 0 and spent.cost == accounted.cost
+    assert (accounted.prompt_tokens, accounted.completion_tokens) == (
+        reply.usage.input_tokens,
+        reply.usage.output_tokens,
+    )
+    assert ("rec", "body") in recording_plugins.CALLS
+    with budgeted.responses.stream(
+        model="mock-gpt", input="count the stream", extra_headers={"x-request-id": "resp-budget-stream"}
+    ) as stream:
+        final = stream.get_final_response()
+    streamed = record(edge, AnalyticsRecord, "resp-budget-stream")
+    assert (streamed.prompt_tokens, streamed.completion_tokens) == (final.usage.input_tokens, final.usage.output_tokens)
+    assert ("rec", "chunk") in recording_plugins.CALLS
+    with pytest.raises(openai.APIStatusError) as broke:
+        client(edge, BROKE_KEY).responses.create(model="mock-gpt", input="x")
+    assert broke.value.status_code == 402 and broke.value.body["code"] == "budget_exceeded"
