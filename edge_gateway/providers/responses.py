@@ -260,7 +260,9 @@ class ChatToResponsesStream:
                 ) from None
             if isinstance(chunk.get("error"), dict):
                 message = str(chunk["error"].get("message") or "unknown")
-                raise UpstreamError(502, f"upstream stream error: {message}", code="upstream_stream_error")
+                raise UpstreamError(
+                    502, f"upstream stream error: {message}", retryable=False, code="upstream_stream_error"
+                )
             if not self._created:
                 self._created = True
                 self.model = chunk.get("model") or self.model
