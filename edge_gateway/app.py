@@ -118,7 +118,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         telemetry=telemetry,
         metrics=metrics,
         backoff=Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s),
-        responses=ResponseStore(kv, settings.responses_ttl_s),
+        responses=ResponseStore(kv, settings.responses_ttl_s, settings.responses_max_bytes),
     )
     return Edge(settings, store, telemetry, metrics, kv, hub, runtime, Pipeline(runtime), [0])
 
@@ -268,6 +268,8 @@ async def _housekeeping(edge: Edge) -> None:
         await asyncio.sleep(_HOUSEKEEPING_INTERVAL_S)
         try:
             await edge.kv.purge_expired()
+            if edge.runtime.responses is not None:
+                await edge.runtime.responses.trim()
             edge.runtime.limiter.prune()
             prune_idle = getattr(edge.runtime.transport, "prune_idle", None)
             if prune_idle is not None:

@@ -51,6 +51,8 @@ class EdgeSettings:
     """An upstream attempt's overall bound, from connecting to the last byte (streams included)."""
     responses_ttl_s: float = 30 * 24 * 3600.0
     """How long the edge keeps a response it created, for `previous_response_id` (`response_store.py`)."""
+    responses_max_bytes: int = 1024**3
+    """All stored responses together; the oldest are deleted past it (housekeeping, every minute)."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
@@ -96,6 +98,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         max_connections=env_int("EDGE_MAX_CONNECTIONS", 4096, minimum=1, environ=env),
         upstream_deadline_s=env_float("EDGE_UPSTREAM_DEADLINE_S", 600.0, minimum=1.0, environ=env),
         responses_ttl_s=env_float("EDGE_RESPONSES_TTL_S", 30 * 24 * 3600.0, minimum=1.0, environ=env),
+        responses_max_bytes=env_int("EDGE_RESPONSES_MAX_BYTES", 1024**3, minimum=1024 * 1024, environ=env),
     )
 
 

@@ -4,6 +4,7 @@ retrieve and delete of stored responses, errors, and one app through a budget an
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
@@ -11,6 +12,8 @@ import httpx
 import openai
 import pytest
 
+from edge_gateway.kv import EdgeKV
+from edge_gateway.response_store import ResponseStore
 from shared_sdk import AnalyticsRecord, BudgetUsage
 from shared_sdk.snapshot import CredentialConfig, ModelPriceConfig, hash_credential
 
@@ -278,3 +281,23 @@ def test_budget_and_response_hook_see_the_call(edge):
     with pytest.raises(openai.APIStatusError) as broke:
         client(edge, BROKE_KEY).responses.create(model="mock-gpt", input="x")
     assert broke.value.status_code == 402 and broke.value.body["code"] == "budget_exceeded"
+
+
+async def test_store_is_bounded_by_bytes_and_time_and_scoped_to_the_app(tmp_path):
+    kv = EdgeKV(str(tmp_path / "kv.sqlite3"))
+    await kv.open()
+    try:
+        store = ResponseStore(kv, ttl_s=3600, max_bytes=3 * 1024)
+        filler = [{"type": "message", "role": "user", "content": "x" * 1000}]
+        for n in range(5):
+            await store.save(1, {"id": f"resp_{n}", "output": []}, filler)
+            await asyncio.sleep(0.01)  # distinct expiry times: the order the entries were written in
+        assert await store.trim() == 3  # about 1 KiB each: the two newest fit under 3 KiB
+        assert [n for n in range(5) if await store.load(1, f"resp_{n}") is not None] == [3, 4]
+        assert await store.load(2, "resp_4") is None  # another app's id is not found
+        brief = ResponseStore(kv, ttl_s=0.05)
+        await brief.save(1, {"id": "resp_brief", "output": []}, [])
+        await asyncio.sleep(0.1)
+        assert await brief.load(1, "resp_brief") is None
+    finally:
+        await kv.close()
