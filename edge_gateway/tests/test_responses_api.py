@@ -23,6 +23,7 @@ from .support import (
     OTHER_KEY,
     AppConfig,
     BudgetConfig,
+    FallbackTarget,
     PluginBinding,
     PluginConfig,
     default_credentials,
@@ -60,6 +61,23 @@ def edge(mock_upstream, tmp_path_factory):
         ),
         llm(2, "native", f"{mock_upstream}/v1", allowed_models=["mock-gpt"], metadata={"responses_api": True}),
         llm(4, "dead", "http://127.0.0.1:1/v1", default_model="dead-gpt", allowed_models=["dead-gpt"], max_retries=0),
+        llm(
+            5,
+            "flaky",
+            f"{mock_upstream}/v1",
+            default_model="flaky-gpt",
+            allowed_models=["flaky-gpt"],
+            extra_headers={"x-mock-fault": "error_after_chunks=3"},
+        ),
+        llm(
+            6,
+            "falling",
+            "http://127.0.0.1:1/v1",
+            default_model="falling-gpt",
+            allowed_models=["falling-gpt"],
+            max_retries=0,
+            fallbacks=[FallbackTarget(llm_slug="claude", model=CLAUDE)],
+        ),
         llm(3, "claude", mock_upstream, vendor="anthropic", default_model=CLAUDE, allowed_models=["claude-.*"]),
     ]
     prices = [
@@ -74,7 +92,7 @@ def edge(mock_upstream, tmp_path_factory):
         mock_upstream,
         llms=llms,
         apps=[
-            AppConfig(id=1, name="one", llm_ids=[1, 2, 3, 4]),
+            AppConfig(id=1, name="one", llm_ids=[1, 2, 3, 4, 5, 6]),
             AppConfig(id=2, name="two", llm_ids=[1]),
             AppConfig(id=3, name="budgeted", llm_ids=[1]),
             AppConfig(id=4, name="broke", llm_ids=[1]),
@@ -236,6 +254,19 @@ def test_anthropic_behind_responses(edge, mock_upstream):
     with client(edge).responses.stream(model=CLAUDE, input="stream claude") as stream:
         final = stream.get_final_response()
     assert "stream claude" in final.output_text and final.usage.output_tokens > 0
+
+
+def test_stream_broken_mid_way_and_a_fallback_that_answers(edge):
+    with pytest.raises(openai.APIError) as broken:
+        with client(edge).responses.stream(model="flaky-gpt", input="one two three four five six seven") as stream:
+            for _ in stream:
+                pass
+    assert "upstream stream error" in str(broken.value)
+    reply = client(edge).responses.create(
+        model="falling-gpt", input="fall back please", extra_headers={"x-request-id": "resp-fallback"}
+    )
+    assert "fall back please" in reply.output_text
+    assert record(edge, AnalyticsRecord, "resp-fallback").llm_slug == "claude"
 
 
 def test_errors_in_openais_shape(edge):
