@@ -165,6 +165,14 @@ def test_translated_stream_event_sequence(edge):
     assert final.usage.output_tokens > 0
 
 
+async def test_async_client_iterating_stream_true(edge):
+    async with openai.AsyncOpenAI(base_url=f"{edge.url}/v1", api_key=CLIENT_KEY, max_retries=0) as aclient:
+        events = [event async for event in await aclient.responses.create(model="mock-gpt", input="async", stream=True)]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[-1].type == "response.completed" and events[-1].response.output_text == "Echo: async"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Echo: async"
+
+
 def test_length_cut_is_incomplete(edge):
     reply = client(edge).responses.create(model="mock-gpt", input="one two three four five six", max_output_tokens=2)
     assert reply.status == "incomplete" and reply.incomplete_details.reason == "max_output_tokens"
