@@ -60,6 +60,24 @@ class ResponsesSession:
         """The finished response of a translated call (what the edge stores); None for pass-through."""
         self.translated = False
 
+    def finish(
+        self, data: dict[str, Any], model: str, message: dict[str, Any], finish_reason: str | None, usage: Usage | None
+    ) -> dict[str, Any]:
+        """The Responses object of a chat `message` (its items, status, usage); kept as this session's answer."""
+        reason = incomplete_reason(finish_reason)
+        status = "incomplete" if reason else "completed"
+        output = output_items(message)
+        self.response = response_object(self.id, data, model, output, status=status, reason=reason, usage=usage)
+        return self.response
+
+    def replay(self, data: dict[str, Any], model: str, chat_events: list[bytes]) -> list[bytes]:
+        """Chat chunk events already in hand (a plugin's answer) as the Responses event stream."""
+        stream = ChatToResponsesStream(_ChatInHand(), self, data, model)
+        out: list[bytes] = []
+        for event in chat_events:
+            out += stream.feed(event)
+        return out + stream.finish()
+
     def adapter(self, provider: Provider, spec: UpstreamSpec) -> ResponsesAdapter:
         return ResponsesAdapter(self, provider, has_responses_api(spec))
 
@@ -107,17 +125,9 @@ class ResponsesAdapter:
             raise UpstreamError(
                 502, "upstream sent a malformed response", retryable=True, code="upstream_bad_response"
             ) from None
-        reason = incomplete_reason(choice.get("finish_reason"))
-        response = response_object(
-            self.session.id,
-            call.data,
-            chat.get("model") or model,
-            output_items(message),
-            status="incomplete" if reason else "completed",
-            reason=reason,
-            usage=usage,
+        response = self.session.finish(
+            call.data, chat.get("model") or model, message, choice.get("finish_reason"), usage
         )
-        self.session.response = response
         return orjson.dumps(response), usage
 
     def stream_translator(self, call: OpenAIRequest, model: str) -> StreamTranslator:
@@ -186,6 +196,23 @@ class PassthroughStream:
             if isinstance(payload, dict) and payload.get("type") in ("error", *(n.decode() for n in _FINAL_EVENTS)):
                 self._done = True
                 _read_usage(payload.get("response"), self.usage)
+        return [event]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+
+class _ChatInHand:
+    """The `StreamTranslator` of chat events that need no translation (a plugin's short-circuit)."""
+
+    __slots__ = ("usage", "done")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.done = False
+
+    def feed(self, event: bytes) -> list[bytes]:
+        self.done = self.done or event_data(event) == b"[DONE]"
         return [event]
 
     def finish(self) -> list[bytes]:

@@ -51,6 +51,12 @@ def edge(mock_upstream, tmp_path_factory):
         import_path="edge_gateway.tests.recording_plugins:Recorder",
         config={"label": "rec"},
     )
+    answering = PluginConfig(
+        slug="sc",
+        name="sc",
+        import_path="edge_gateway.tests.recording_plugins:Recorder",
+        config={"label": "sc", "short_circuit_at": "post_auth"},
+    )
     llms = [
         llm(
             1,
@@ -78,6 +84,14 @@ def edge(mock_upstream, tmp_path_factory):
             max_retries=0,
             fallbacks=[FallbackTarget(llm_slug="claude", model=CLAUDE)],
         ),
+        llm(
+            7,
+            "answered",
+            f"{mock_upstream}/v1",
+            default_model="sc-gpt",
+            allowed_models=["sc-gpt"],
+            plugin_chain=[PluginBinding(plugin_slug="sc", order=1)],
+        ),
         llm(3, "claude", mock_upstream, vendor="anthropic", default_model=CLAUDE, allowed_models=["claude-.*"]),
     ]
     prices = [
@@ -92,7 +106,7 @@ def edge(mock_upstream, tmp_path_factory):
         mock_upstream,
         llms=llms,
         apps=[
-            AppConfig(id=1, name="one", llm_ids=[1, 2, 3, 4, 5, 6]),
+            AppConfig(id=1, name="one", llm_ids=[1, 2, 3, 4, 5, 6, 7]),
             AppConfig(id=2, name="two", llm_ids=[1]),
             AppConfig(id=3, name="budgeted", llm_ids=[1]),
             AppConfig(id=4, name="broke", llm_ids=[1]),
@@ -106,7 +120,7 @@ def edge(mock_upstream, tmp_path_factory):
             BudgetConfig(id=1, scope="app", target_id=3, limit=Decimal("100")),
             BudgetConfig(id=2, scope="app", target_id=4, limit=Decimal("0.000001")),
         ],
-        plugins=[recorder],
+        plugins=[recorder, answering],
         prices=prices,
     )
     with run_edge(snap, tmp_path_factory.mktemp("edge")) as running:
@@ -275,6 +289,16 @@ def test_stream_broken_mid_way_and_a_fallback_that_answers(edge):
     )
     assert "fall back please" in reply.output_text
     assert record(edge, AnalyticsRecord, "resp-fallback").llm_slug == "claude"
+
+
+def test_a_plugins_chat_answer_reaches_a_responses_client_in_its_shape(edge):
+    reply = client(edge).responses.create(model="sc-gpt", input="anything")
+    assert reply.output_text == "short-circuited by sc" and reply.status == "completed"
+    with client(edge).responses.stream(model="sc-gpt", input="anything") as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert final.output_text == "short-circuited by sc"
 
 
 def test_errors_in_openais_shape(edge):
