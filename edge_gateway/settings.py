@@ -50,6 +50,10 @@ class EdgeSettings:
     """Open client connections per edge process; the next one gets 503 and is closed."""
     upstream_deadline_s: float = 600.0
     """An upstream attempt's overall bound, from connecting to the last byte (streams included)."""
+    responses_ttl_s: float = 30 * 24 * 3600.0
+    """How long the edge keeps a response it created, for `previous_response_id` (`response_store.py`)."""
+    responses_max_bytes: int = 1024**3
+    """All stored responses together; the oldest are deleted past it (housekeeping, every minute)."""
     plugin_import_roots: tuple[str, ...] = DEFAULT_IMPORT_ROOTS
     """Module prefixes a snapshot's plugin import path may name (installed entry points are always allowed)."""
     plugin_command_dirs: tuple[str, ...] = DEFAULT_COMMAND_DIRS
@@ -107,6 +111,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         upstream_deadline_s=env_float("EDGE_UPSTREAM_DEADLINE_S", 600.0, minimum=1.0, environ=env),
         plugin_import_roots=import_roots,
         plugin_command_dirs=command_dirs,
+        responses_ttl_s=env_float("EDGE_RESPONSES_TTL_S", 30 * 24 * 3600.0, minimum=1.0, environ=env),
+        responses_max_bytes=env_int("EDGE_RESPONSES_MAX_BYTES", 1024**3, minimum=1024 * 1024, environ=env),
     )
 
 
