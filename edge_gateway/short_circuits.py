@@ -111,7 +111,8 @@ async def _answer_responses(out: Outlet, hooks: Any, executed: Executed, chat_bo
     chat = _json_object(chat_body)
     choices = chat.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    found = choice.get("message")
+    message: dict[str, Any] = found if isinstance(found, dict) else {}
     response = session.finish(data, str(chat.get("model") or ex.model), message, choice.get("finish_reason"), None)
     headers = {"content-type": "application/json"}
     await respond_full(out, hooks, executed, 200, headers, orjson.dumps(response), None)

@@ -30,7 +30,7 @@ def test_stream_assembly_round_trips() -> None:
     assert rebuilt["choices"][0]["message"]["content"] == "hey there"
 
 
-async def test_responses_api_calls_are_not_cached():
+async def test_responses_api_calls_are_not_cached() -> None:
     async with PluginHarness(ResponseCache()) as h:
         miss = await h.call("handle_post_auth", make_request("q", path="/v1/responses"), ctx=h.context())
     assert miss.short_circuit is None and not miss.context_updates  # no key: nothing is stored afterwards
