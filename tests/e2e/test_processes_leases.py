@@ -12,10 +12,12 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Sum
 
 from control_plane.analytics.models import BudgetUsageRecord
-from control_plane.applications.models import App
+from control_plane.applications.models import App, Credential
 from control_plane.budgets.services import budget_create
 from control_plane.llms.models import LLM
 
@@ -90,11 +92,24 @@ def _spent(**where) -> Decimal:
     return BudgetUsageRecord.objects.filter(**where).aggregate(s=Sum("cost"))["s"] or Decimal(0)
 
 
-@pytest.mark.parametrize("scope", ["app", "llm"])
+def _target(scope: str, seed) -> dict:
+    """The budget's target; a user (and the group it is in) is put on the app's key."""
+    if scope == "app":
+        return {"app": App.objects.get(pk=seed.app_id)}
+    if scope == "llm":
+        return {"llm": LLM.objects.get(pk=seed.llm_id)}
+    user = get_user_model().objects.create_user(username=f"u-{uuid.uuid4().hex[:8]}")
+    group = Group.objects.create(name=f"g-{uuid.uuid4().hex[:8]}")
+    user.groups.add(group)
+    Credential.objects.filter(app_id=seed.app_id).update(user=user)
+    return {"user": user} if scope == "user" else {"group": group}
+
+
+@pytest.mark.parametrize("scope", ["app", "user", "group", "llm"])
 def test_sixteen_clients_on_two_edges_spend_at_most_the_budget(cluster, scope, capsys):
     cluster.start_mock("--latency-ms", "20")
     seed = seed_namespace("ns-l", cluster.mock_url)
-    target = {"app": App.objects.get(pk=seed.app_id)} if scope == "app" else {"llm": LLM.objects.get(pk=seed.llm_id)}
+    target = _target(scope, seed)
     limit = Decimal("0.25")
     budget_create(data={"scope": scope, **target, "limit": limit, "action": "block", "period": "monthly"})
     cluster.start_bridge()
