@@ -25,6 +25,8 @@ from typing import Protocol
 
 from shared_sdk.snapshot import BudgetConfig
 
+from .ratelimit import RateLease
+
 __all__ = ["LOW_WATER_UNITS", "BudgetState", "BudgetTracker", "LeaseSource", "Reservation"]
 
 _ZERO = Decimal("0")
@@ -84,6 +86,14 @@ class LeaseSource(Protocol):
 
     def top_up(self, state: BudgetState, unit: Decimal) -> None:
         """Ask for another slice in the background (no-op when an ask is already on its way)."""
+        ...
+
+    async def obtain_rate(self, lease: RateLease, need: int) -> bool:
+        """One round trip (bounded) asking for `need` more requests of an rpm limit's minute; False unreachable."""
+        ...
+
+    def top_up_rate(self, lease: RateLease) -> None:
+        """Ask for another slice of an rpm limit's minute in the background."""
         ...
 
     def unreachable_open(self, state: BudgetState) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .budgets import LOW_WATER_UNITS, BudgetTracker, Reservation
+from .budgets import LOW_WATER_UNITS, BudgetTracker, LeaseSource, Reservation
 from .errors import GatewayError
 from .exchange import Exchange
 from .providers.base import estimate_tokens
@@ -96,11 +96,32 @@ async def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> N
         wait = limiter.check(key, limit, amount)
         if wait:
             raise GatewayError.rate_limited(f"rate limit reached: {limit} {what}; retry later", wait)
+    source = budgets.source
+    if limiter.leasing and source is not None:
+        for key, limit, _, what in checks:
+            if key.endswith(":rpm"):
+                await _take_rate_lease(limiter, source, key, limit, what)
     for key, _, _, _ in checks:
         if key.endswith(":rpm"):
             limiter.add(key, 1)
     ex.rate_keys = tuple(token_keys)
     await reserve_budget(ex, budgets)
+
+
+async def _take_rate_lease(limiter: RateLimiter, source: LeaseSource, key: str, limit: int, what: str) -> None:
+    """One request of this minute's lease of an rpm limit; one round trip when it has none left, then 429 (or,
+    the ledger unreachable, the local check that already passed decides: rate limits fail open)."""
+    lease = limiter.rate_lease(key, limit)
+    if not lease.take():
+        if not await source.obtain_rate(lease, 1):
+            return
+        if not lease.take():
+            raise GatewayError.rate_limited(
+                f"rate limit reached: {limit} {what} across the namespace; retry later",
+                limiter.seconds_to_next_window(),
+            )
+    if lease.granted - lease.used < max(1, limit // 16):
+        source.top_up_rate(lease)
 
 
 async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:

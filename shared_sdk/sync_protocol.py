@@ -61,6 +61,8 @@ __all__ = [
     "LeaseGrant",
     "LeaseReply",
     "LeaseRequest",
+    "RateAsk",
+    "RateGrant",
     "RateLimitReport",
     "ReloadRequest",
     "SnapshotManifest",
@@ -248,11 +250,30 @@ class LeaseAsk(_Wire):
     """The edge holds nothing for this budget and period (it just started): it adopts the ledger's `used`."""
 
 
+class RateAsk(_Wire):
+    """One rate limit in a `LeaseRequest`: requests this edge wants to admit in one fixed minute."""
+
+    key: str
+    """The limit's key (`app:<id>:rpm`, `user:<app>:<user>:rpm`)."""
+    window_start: int
+    """Start of the fixed minute (epoch seconds, a multiple of 60)."""
+    limit: int
+    need: int = 0
+
+
+class RateGrant(_Wire):
+    key: str
+    window_start: int
+    granted: int = 0
+    """Cumulative for this edge in that minute."""
+
+
 class LeaseRequest(_Wire):
     """`fj.up.<ns>.<edge>.lease` (core NATS request/reply, bridges' queue group): ask for and renew leases."""
 
     edge_id: str
     asks: list[LeaseAsk] = []
+    rates: list[RateAsk] = []
 
 
 class LeaseGrant(_Wire):
@@ -270,6 +291,7 @@ class LeaseGrant(_Wire):
 
 class LeaseReply(_Wire):
     grants: list[LeaseGrant] = []
+    rates: list[RateGrant] = []
     error: str = ""
 
 

@@ -14,7 +14,7 @@ import logging
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from control_plane.budgets.leasing import budget_lease_grant
+from control_plane.budgets.leasing import budget_lease_grant, rate_lease_grant
 from shared_sdk.sync_protocol import (
     BRIDGE_QUEUE_GROUP,
     GLOBAL_TOKEN,
@@ -53,12 +53,17 @@ class LeaseResponder:
             request = decode(message.data, LeaseRequest)
             if request.edge_id != edge_id:
                 raise ValueError(f"body names edge {request.edge_id!r}, subject {edge_id!r}")
-            if len(request.asks) > MAX_ASKS:
-                raise ValueError(f"at most {MAX_ASKS} budgets per lease request")
+            if len(request.asks) + len(request.rates) > MAX_ASKS:
+                raise ValueError(f"at most {MAX_ASKS} budgets and rate limits per lease request")
             namespace = "" if ns_token == GLOBAL_TOKEN else ns_token
-            reply.grants = await run_db_leases(
-                budget_lease_grant, edge_id=edge_id, namespace=namespace, asks=request.asks
-            )
+            if request.asks:
+                reply.grants = await run_db_leases(
+                    budget_lease_grant, edge_id=edge_id, namespace=namespace, asks=request.asks
+                )
+            if request.rates:
+                reply.rates = await run_db_leases(
+                    rate_lease_grant, edge_id=edge_id, namespace=namespace, asks=request.rates
+                )
         except Exception as exc:
             log.warning("lease request on %s failed: %s", message.subject, exc)
             reply.error = str(exc) or type(exc).__name__

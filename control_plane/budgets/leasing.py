@@ -21,18 +21,25 @@ import datetime as dt
 from decimal import ROUND_DOWN, Decimal
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from control_plane.analytics.selectors import budget_spend_by_edge
 from control_plane.sync.services import config_change_record
 from shared_sdk.snapshot import BudgetConfig
-from shared_sdk.sync_protocol import LeaseAsk, LeaseGrant
+from shared_sdk.sync_protocol import LeaseAsk, LeaseGrant, RateAsk, RateGrant
 
-from .models import Budget, BudgetLease
+from .models import Budget, BudgetLease, RateLease
 from .periods import period_bounds
 
-__all__ = ["FLOOR_UNITS", "LEASE_GRACE_S", "LEASE_TTL_S", "budget_lease_grant", "budget_lease_outstanding"]
+__all__ = [
+    "FLOOR_UNITS",
+    "LEASE_GRACE_S",
+    "LEASE_TTL_S",
+    "budget_lease_grant",
+    "budget_lease_outstanding",
+    "rate_lease_grant",
+]
 
 LEASE_TTL_S = 30.0
 """A lease is live this long after its last grant or renewal (edges renew every third of it)."""
@@ -149,3 +156,47 @@ def budget_lease_grant(*, edge_id: str, namespace: str, asks: list[LeaseAsk]) ->
     so two bridges answering two edges never deadlock)."""
     now = timezone.now()
     return [_grant_one(ask, edge_id, namespace, now) for ask in sorted(asks, key=lambda ask: ask.budget_id)]
+
+
+# -- rate limits: the same shape per (limit key, fixed minute) ------------------------------------------------
+
+RATE_FLOOR = 4
+"""Below this many requests left in a minute, only what waiting requests need is granted."""
+
+
+def _rate_grant_one(ask: RateAsk, edge_id: str, namespace: str, now: dt.datetime) -> RateGrant:
+    with connection.cursor() as cursor:  # one lock per (namespace, key, minute), held to the commit
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{namespace}|{ask.key}|{ask.window_start}"]
+        )
+    rows = list(RateLease.objects.filter(namespace=namespace, key=ask.key, window_start=ask.window_start))
+    mine = next((row for row in rows if row.edge_id == edge_id), None)
+    if mine is None:
+        mine = RateLease(namespace=namespace, key=ask.key, window_start=ask.window_start, edge_id=edge_id)
+        rows.append(mine)
+    mine.expires_at = now + dt.timedelta(seconds=LEASE_TTL_S)
+    available = ask.limit - sum(row.granted for row in rows)
+    live = sum(1 for row in rows if row.expires_at > now)
+    extra = 0
+    if available > 0 and ask.need > 0:
+        if available < RATE_FLOOR * live:
+            extra = min(ask.need, available)
+        else:
+            share = min(available // (SLICE_SHARE * max(live, 1)), max(1, ask.limit // 4))
+            extra = min(available, max(ask.need, share))
+    mine.granted += extra
+    mine.save()
+    return RateGrant(key=ask.key, window_start=ask.window_start, granted=mine.granted)
+
+
+@transaction.atomic
+def rate_lease_grant(*, edge_id: str, namespace: str, asks: list[RateAsk]) -> list[RateGrant]:
+    """Grant requests of rate-limit minutes: the sum granted over edges never exceeds the limit of a minute."""
+    now = timezone.now()
+    grants = [
+        _rate_grant_one(ask, edge_id, namespace, now) for ask in sorted(asks, key=lambda a: (a.key, a.window_start))
+    ]
+    if asks:
+        oldest = min(ask.window_start for ask in asks) - 180
+        RateLease.objects.filter(namespace=namespace, window_start__lt=oldest).delete()
+    return grants

@@ -107,3 +107,26 @@ class BudgetLease(models.Model):
 
     def __str__(self) -> str:
         return f"lease of {self.edge_id} on budget {self.budget_id}"
+
+
+class RateLease(models.Model):
+    """Requests per minute one edge may admit under one rate limit in one fixed minute (`window_start`, epoch
+    seconds): the rate-limit side of the quota ledger. Rows of past minutes are purged as new ones are granted."""
+
+    namespace = models.CharField(max_length=100)
+    key = models.CharField(max_length=200, help_text="The limit's key at the edge, e.g. app:3:rpm")
+    window_start = models.BigIntegerField()
+    edge_id = models.CharField(max_length=64)
+    granted = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "key", "window_start", "edge_id"], name="one_rate_lease_per_edge_window"
+            )
+        ]
+        indexes = [models.Index(fields=["window_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.window_start} for {self.edge_id}"

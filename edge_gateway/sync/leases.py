@@ -20,9 +20,19 @@ from decimal import Decimal
 
 from nats.aio.client import Client
 
-from shared_sdk.sync_protocol import LeaseAsk, LeaseGrant, LeaseReply, LeaseRequest, decode, encode, up_subject
+from shared_sdk.sync_protocol import (
+    LeaseAsk,
+    LeaseGrant,
+    LeaseReply,
+    LeaseRequest,
+    RateAsk,
+    decode,
+    encode,
+    up_subject,
+)
 
 from ..budgets import BudgetState, BudgetTracker
+from ..ratelimit import RateLease, RateLimiter
 
 log = logging.getLogger("fjordgate.edge.leases")
 
@@ -34,12 +44,18 @@ EXPIRY_MARGIN = 0.2
 class _Round:
     """Asks gathered for one round trip: per budget, the sum of what waiting requests lack."""
 
-    __slots__ = ("needs", "units", "done")
+    __slots__ = ("needs", "units", "rates", "done")
 
     def __init__(self) -> None:
         self.needs: dict[int, tuple[BudgetState, Decimal]] = {}
         self.units: dict[int, Decimal] = {}
+        self.rates: dict[tuple[str, int], tuple[RateLease, int]] = {}
         self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def add_rate(self, lease: RateLease, need: int) -> None:
+        key = (lease.key, lease.window_start)
+        _, before = self.rates.get(key, (lease, 0))
+        self.rates[key] = (lease, before + need)
 
     def add(self, state: BudgetState, need: Decimal, unit: Decimal) -> None:
         key = state.config.id
@@ -52,6 +68,7 @@ class LeaseClient:
     def __init__(
         self,
         tracker: BudgetTracker,
+        limiter: RateLimiter | None = None,
         *,
         namespace: str,
         edge_id: str,
@@ -59,6 +76,8 @@ class LeaseClient:
         renew_every_s: float = 10.0,
     ) -> None:
         self._tracker = tracker
+        if limiter is not None:
+            limiter.leasing = True
         self.edge_id = edge_id
         self._subject = up_subject(namespace, edge_id, "lease")
         self.timeout_s = timeout_s
@@ -66,6 +85,7 @@ class LeaseClient:
         self._nc: Client | None = None
         self._round: _Round | None = None
         self._topping: set[int] = set()
+        self._topping_rates: set[tuple[str, int]] = set()
         self._tasks: set[asyncio.Task] = set()
         self.reachable = False
         self.requests = 0
@@ -80,12 +100,31 @@ class LeaseClient:
     # -- LeaseSource ----------------------------------------------------------------------------------------
 
     async def obtain(self, short: list[tuple[BudgetState, Decimal]], unit: Decimal) -> bool:
+        round_ = self._next_round()
+        for state, need in short:
+            round_.add(state, need, unit)
+        return await self._wait(round_)
+
+    async def obtain_rate(self, lease: RateLease, need: int) -> bool:
+        round_ = self._next_round()
+        round_.add_rate(lease, need)
+        return await self._wait(round_)
+
+    def top_up_rate(self, lease: RateLease) -> None:
+        key = (lease.key, lease.window_start)
+        if key in self._topping_rates:
+            return
+        self._topping_rates.add(key)
+        self._spawn(self._top_up_rate(lease, key))
+
+    def _next_round(self) -> _Round:
         round_ = self._round
         if round_ is None:
             round_ = self._round = _Round()
             self._spawn(self._send_round(round_))
-        for state, need in short:
-            round_.add(state, need, unit)
+        return round_
+
+    async def _wait(self, round_: _Round) -> bool:
         try:
             return await asyncio.wait_for(asyncio.shield(round_.done), self.timeout_s)
         except TimeoutError:
@@ -129,7 +168,8 @@ class LeaseClient:
         await asyncio.sleep(0)  # requests arriving in the same loop turn join this round
         self._round = None
         asks = [self._ask(state, need, round_.units[key]) for key, (state, need) in round_.needs.items()]
-        ok = await self._request(asks, [state for state, _ in round_.needs.values()])
+        rates = [(lease, need) for lease, need in round_.rates.values()]
+        ok = await self._request(asks, [state for state, _ in round_.needs.values()], rates)
         if not round_.done.done():
             round_.done.set_result(ok)
 
@@ -138,6 +178,12 @@ class LeaseClient:
             await self._request([self._ask(state, _ZERO, unit)], [state])
         finally:
             self._topping.discard(state.config.id)
+
+    async def _top_up_rate(self, lease: RateLease, key: tuple[str, int]) -> None:
+        try:
+            await self._request([], [], [(lease, 1)])
+        finally:
+            self._topping_rates.discard(key)
 
     def _ask(self, state: BudgetState, need: Decimal, unit: Decimal) -> LeaseAsk:
         return LeaseAsk(
@@ -149,7 +195,9 @@ class LeaseClient:
             fresh=state.fresh,
         )
 
-    async def _request(self, asks: list[LeaseAsk], states: list[BudgetState]) -> bool:
+    async def _request(
+        self, asks: list[LeaseAsk], states: list[BudgetState], rates: list[tuple[RateLease, int]] | None = None
+    ) -> bool:
         nc = self._nc
         self.requests += 1
         sent = time.monotonic()
@@ -157,7 +205,18 @@ class LeaseClient:
             if nc is None or not nc.is_connected:
                 raise ConnectionError("NATS is not connected")
             message = await nc.request(
-                self._subject, encode(LeaseRequest(edge_id=self.edge_id, asks=asks)), timeout=self.timeout_s
+                self._subject,
+                encode(
+                    LeaseRequest(
+                        edge_id=self.edge_id,
+                        asks=asks,
+                        rates=[
+                            RateAsk(key=lease.key, window_start=lease.window_start, limit=lease.limit, need=need)
+                            for lease, need in rates or ()
+                        ],
+                    )
+                ),
+                timeout=self.timeout_s,
             )
             reply = decode(message.data, LeaseReply)
             if reply.error:
@@ -174,6 +233,11 @@ class LeaseClient:
             state = by_id.get(grant.budget_id)
             if state is not None:
                 _adopt(state, grant, sent)
+        by_key = {(lease.key, lease.window_start): lease for lease, _ in rates or ()}
+        for rate in reply.rates:
+            lease = by_key.get((rate.key, rate.window_start))
+            if lease is not None:
+                lease.granted = max(lease.granted, rate.granted)
         return True
 
     async def run(self) -> None:

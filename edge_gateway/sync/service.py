@@ -80,6 +80,7 @@ class EdgeSyncService:
         if tracker is not None and nats_url:
             self.leases = LeaseClient(
                 tracker,
+                limiter,
                 namespace=namespace,
                 edge_id=edge_id,
                 timeout_s=env_float("EDGE_LEASE_TIMEOUT_S", 2.0, minimum=0.05, environ=environ),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 import uuid
 from decimal import Decimal
@@ -167,3 +168,30 @@ def test_without_the_bridge_fail_closed_refuses_after_the_lease_and_fail_open_se
     for _ in range(served + 10):
         assert o1.chat(opened.key)[0] == 200, "fail_open serves beyond the lease"
     assert o1.ready()["governance"]["served_fail_open"] > 0
+
+
+def test_an_unpaced_burst_over_two_edges_admits_at_most_the_rpm_limit_plus_one(cluster):
+    seed = seed_namespace("ns-r", cluster.mock_url)
+    App.objects.filter(pk=seed.app_id).update(rate_limit_rpm=20)
+    cluster.start_bridge()
+    edges = [cluster.start_edge(cluster.add_edge(name, "ns-r")) for name in ("r1", "r2")]
+    for edge in edges:
+        wait_until(lambda e=edge: e.ready().get("version", 0) >= config_version("ns-r"), message="config")
+    while time.time() % 60 > 40:  # the whole burst inside one fixed minute
+        time.sleep(0.5)
+    counts: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        for _ in range(5):
+            status = edges[index % 2].chat(seed.key)[0]
+            with lock:
+                counts[status] = counts.get(status, 0) + 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(counts) <= {200, 429}, counts
+    assert 10 <= counts.get(200, 0) <= 21, f"{counts.get(200, 0)} admitted under a limit of 20 per minute"

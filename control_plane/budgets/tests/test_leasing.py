@@ -10,10 +10,15 @@ import pytest
 from django.utils import timezone
 
 from control_plane.applications.models import App
-from control_plane.budgets.leasing import LEASE_GRACE_S, budget_lease_grant, budget_lease_outstanding
+from control_plane.budgets.leasing import (
+    LEASE_GRACE_S,
+    budget_lease_grant,
+    budget_lease_outstanding,
+    rate_lease_grant,
+)
 from control_plane.budgets.models import BudgetLease
 from control_plane.budgets.services import budget_create
-from shared_sdk.sync_protocol import LeaseAsk
+from shared_sdk.sync_protocol import LeaseAsk, RateAsk
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +88,14 @@ def test_a_budget_of_another_namespace_or_a_notify_budget_is_not_leased(budget):
     budget.action = "notify"
     budget.save()
     assert _ask(budget, "e1", need="1").leased is False
+
+
+def test_rate_leases_never_grant_more_than_the_limit_of_a_minute():
+    granted = {"e1": 0, "e2": 0}
+    for _ in range(30):
+        for edge in granted:
+            ask = RateAsk(key="app:1:rpm", window_start=600, limit=30, need=1)
+            granted[edge] = rate_lease_grant(edge_id=edge, namespace="ns", asks=[ask])[0].granted
+    assert sum(granted.values()) == 30, "the whole minute is handed out, and no more"
+    other_minute = RateAsk(key="app:1:rpm", window_start=660, limit=30, need=1)
+    assert rate_lease_grant(edge_id="e1", namespace="ns", asks=[other_minute])[0].granted >= 1, "a new minute"
