@@ -17,7 +17,6 @@ from nats.aio.msg import Msg
 from control_plane.budgets.leasing import budget_lease_grant, rate_lease_grant
 from shared_sdk.sync_protocol import (
     BRIDGE_QUEUE_GROUP,
-    GLOBAL_TOKEN,
     LeaseReply,
     LeaseRequest,
     decode,
@@ -25,6 +24,7 @@ from shared_sdk.sync_protocol import (
 )
 
 from .db import run_db_leases
+from .identity import up_identity
 
 log = logging.getLogger("fjordgate.bridge")
 
@@ -49,13 +49,13 @@ class LeaseResponder:
     async def _answer(self, message: Msg) -> None:
         reply = LeaseReply()
         try:
-            _, _, ns_token, edge_id, _ = message.subject.split(".")
+            identity = up_identity(message.subject, "lease")
+            namespace, edge_id = identity.namespace, identity.edge_id
             request = decode(message.data, LeaseRequest)
             if request.edge_id != edge_id:
                 raise ValueError(f"body names edge {request.edge_id!r}, subject {edge_id!r}")
             if len(request.asks) + len(request.rates) > MAX_ASKS:
                 raise ValueError(f"at most {MAX_ASKS} budgets and rate limits per lease request")
-            namespace = "" if ns_token == GLOBAL_TOKEN else ns_token
             if request.asks:
                 reply.grants = await run_db_leases(
                     budget_lease_grant, edge_id=edge_id, namespace=namespace, asks=request.asks
