@@ -21,7 +21,7 @@ import datetime as dt
 from decimal import ROUND_DOWN, Decimal
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from control_plane.analytics.selectors import budget_spend_by_edge
@@ -38,6 +38,8 @@ __all__ = [
     "LEASE_TTL_S",
     "budget_lease_grant",
     "budget_lease_outstanding",
+    "budget_lease_reserve_exact",
+    "budget_lease_settle_exact",
     "rate_lease_grant",
 ]
 
@@ -200,3 +202,44 @@ def rate_lease_grant(*, edge_id: str, namespace: str, asks: list[RateAsk]) -> li
         oldest = min(ask.window_start for ask in asks) - 180
         RateLease.objects.filter(namespace=namespace, window_start__lt=oldest).delete()
     return grants
+
+
+# -- exact reservations: the control plane's own LLM calls (studio plugins), as edge `studio` ------------------
+
+
+@transaction.atomic
+def budget_lease_reserve_exact(*, edge_id: str, budget_ids: list[int], amount: Decimal) -> int | None:
+    """Hold exactly `amount` on every budget for one call, or nothing: returns the id of the first budget whose
+    ledger cannot spare it (None when all were reserved). Settle with `budget_lease_settle_exact`."""
+    now = timezone.now()
+    leases: list[BudgetLease] = []
+    for budget in Budget.objects.select_for_update().filter(pk__in=budget_ids).order_by("pk"):
+        _roll_if_due(budget, now)
+        rows = list(BudgetLease.objects.filter(budget=budget, period_start=budget.period_start))
+        mine = next((row for row in rows if row.edge_id == edge_id), None)
+        if mine is None:
+            mine = BudgetLease(budget=budget, period_start=budget.period_start, edge_id=edge_id, expires_at=now)
+            rows.append(mine)
+        mine.expires_at = now + dt.timedelta(seconds=LEASE_TTL_S)
+        spend = _spend_by_edge(budget)
+        outstanding, _ = _outstanding(rows, spend, now)
+        if budget.limit - outstanding < amount:
+            return budget.pk
+        mine.granted = max(mine.granted, mine.used, spend.get(edge_id, _ZERO)) + amount
+        mine.used += amount
+        leases.append(mine)
+    for lease in leases:
+        lease.save()
+    return None
+
+
+@transaction.atomic
+def budget_lease_settle_exact(*, edge_id: str, budget_ids: list[int], reserved: Decimal, cost: Decimal) -> None:
+    """Swap a `budget_lease_reserve_exact` hold for the call's real cost (<= the hold: the rest is given back)."""
+    for lease in BudgetLease.objects.select_for_update().filter(
+        budget_id__in=budget_ids, edge_id=edge_id, budget__period_start=models.F("period_start")
+    ):
+        back = max(_ZERO, reserved - cost)
+        lease.used = max(_ZERO, lease.used - back)
+        lease.granted = max(lease.used, lease.granted - back)
+        lease.save(update_fields=["used", "granted", "expires_at", "updated_at"])
