@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from decimal import Decimal
+from typing import Any
 
 from nats.aio.client import Client
 
@@ -86,7 +88,7 @@ class LeaseClient:
         self._round: _Round | None = None
         self._topping: set[int] = set()
         self._topping_rates: set[tuple[str, int]] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.reachable = False
         self.requests = 0
         self.failures = 0
@@ -145,7 +147,7 @@ class LeaseClient:
 
     # -- status ---------------------------------------------------------------------------------------------
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, object]:
         held = [state for state in self._tracker.states() if state.leased]
         return {
             "leasing": True,
@@ -159,7 +161,7 @@ class LeaseClient:
 
     # -- internals ------------------------------------------------------------------------------------------
 
-    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
