@@ -128,7 +128,8 @@ def test_sixteen_clients_on_two_edges_spend_at_most_the_budget(cluster, scope, c
         print(f"\n{scope} budget {limit}: {answered} answered, {counts.get(402, 0)} refused, spent {spent}")
     assert counts.get(402, 0) > 0, "the budget ran out"
     assert spent <= limit + one, f"answered spend {spent} over the budget {limit} by more than one request"
-    assert spent >= limit / 2, "the budget is not left mostly unused"
+    # strictness costs at most about one bound ($0.041 here) of headroom per edge plus one in the ledger at the end
+    assert spent >= limit * Decimal("0.4"), "the budget is not left mostly unused"
     status = edges[0].ready()["governance"]
     assert status["leasing"] and status["ledger_reachable"] and status["lease_requests"] > 0
 
