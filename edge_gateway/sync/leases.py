@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from nats.aio.client import Client
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared_sdk.sync_protocol import (
     LeaseAsk,
@@ -76,6 +77,7 @@ class LeaseClient:
         edge_id: str,
         timeout_s: float = 2.0,
         renew_every_s: float = 10.0,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._tracker = tracker
         if limiter is not None:
@@ -95,6 +97,22 @@ class LeaseClient:
         self.served_open = 0
         """Requests served beyond the lease under `fail_open` while the ledger was unreachable."""
         self.last_ok = 0.0
+        self._reachable_gauge = Gauge(
+            "fjordgate_edge_lease_ledger_reachable",
+            "1 when the last lease request reached the control plane's quota ledger",
+            registry=registry,
+        )
+        self._requests_counter = Counter(
+            "fjordgate_edge_lease_requests", "Lease requests sent (asks, top-ups, renewals)", registry=registry
+        )
+        self._failures_counter = Counter(
+            "fjordgate_edge_lease_failures", "Lease requests that got no answer from the ledger", registry=registry
+        )
+        self._open_counter = Counter(
+            "fjordgate_edge_lease_served_fail_open",
+            "Requests served beyond the lease because the ledger was unreachable and the budget fails open",
+            registry=registry,
+        )
 
     def attach(self, nc: Client) -> None:
         self._nc = nc
@@ -143,6 +161,7 @@ class LeaseClient:
         if self.reachable or state.config.on_unreachable != "fail_open":
             return False
         self.served_open += 1
+        self._open_counter.inc()
         return True
 
     # -- status ---------------------------------------------------------------------------------------------
@@ -202,6 +221,7 @@ class LeaseClient:
     ) -> bool:
         nc = self._nc
         self.requests += 1
+        self._requests_counter.inc()
         sent = time.monotonic()
         try:
             if nc is None or not nc.is_connected:
@@ -225,10 +245,13 @@ class LeaseClient:
                 raise RuntimeError(reply.error)
         except Exception as exc:
             self.failures += 1
+            self._failures_counter.inc()
+            self._reachable_gauge.set(0)
             self.reachable = False
             log.debug("lease request failed: %s", exc)
             return False
         self.reachable = True
+        self._reachable_gauge.set(1)
         self.last_ok = time.time()
         by_id = {state.config.id: state for state in states}
         for grant in reply.grants:

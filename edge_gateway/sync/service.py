@@ -85,6 +85,7 @@ class EdgeSyncService:
                 edge_id=edge_id,
                 timeout_s=env_float("EDGE_LEASE_TIMEOUT_S", 2.0, minimum=0.05, environ=environ),
                 renew_every_s=env_float("EDGE_LEASE_RENEW_S", 10.0, minimum=0.1, environ=environ),
+                registry=registry,
             )
             tracker.enable_leasing(self.leases)
         self.nats_connected = False

@@ -166,6 +166,8 @@ def test_without_the_bridge_fail_closed_refuses_after_the_lease_and_fail_open_se
         served += 1
     assert 0 < served < 400, "c1 serves from its lease, then refuses"
     assert c1.ready()["governance"]["ledger_reachable"] is False
+    metrics = http("GET", f"{c1.url}/metrics")[1]
+    assert "fjordgate_edge_lease_ledger_reachable 0.0" in metrics and "fjordgate_edge_lease_failures_total" in metrics
     for _ in range(served + 10):
         assert o1.chat(opened.key)[0] == 200, "fail_open serves beyond the lease"
     assert o1.ready()["governance"]["served_fail_open"] > 0
