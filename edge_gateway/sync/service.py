@@ -91,7 +91,7 @@ class EdgeSyncService:
         self.nats_connected = False
         self.started_at = time.time()
         self._nc: Client | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._beat_now = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ class EdgeSyncService:
 
     # -- status ---------------------------------------------------------------------------------------------
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """For `/ready` and `/health`: where the config came from and whether NATS is reachable."""
         return {
             "config_source": self.config.config_source,
@@ -137,7 +137,7 @@ class EdgeSyncService:
             "governance": self.leases.status() if self.leases is not None else {"leasing": False},
         }
 
-    def _ratelimit_status(self) -> dict:
+    def _ratelimit_status(self) -> dict[str, Any]:
         share = self.ratelimit
         return {
             "ratelimit_share_s": share.interval_s if share is not None else 0.0,
