@@ -179,6 +179,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
                 period_start=budget.period_start.timestamp(),
                 period_end=budget.period_end.timestamp(),
                 spent=budget.spent,
+                on_unreachable=budget.on_unreachable,
             )
         )
 
@@ -227,6 +228,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
             cache_read_per_million=p.cache_read_per_million,
             cache_write_per_million=p.cache_write_per_million,
             currency=p.currency,
+            max_output_tokens=p.max_output_tokens,
         )
         for p in ModelPrice.objects.order_by("vendor", "model")
     ]
