@@ -70,7 +70,7 @@ def _config(budget: Budget) -> BudgetConfig:
 
 def _spend_by_edge(budget: Budget) -> dict[str, Decimal]:
     members = None
-    if budget.scope == Budget.Scope.GROUP:
+    if budget.scope == Budget.Scope.GROUP and budget.group_id is not None:
         members = list(get_user_model().objects.filter(groups__id=budget.group_id).values_list("pk", flat=True))
     return budget_spend_by_edge(budget=_config(budget), group_members=members)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Literal, cast
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
@@ -179,7 +179,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
                 period_start=budget.period_start.timestamp(),
                 period_end=budget.period_end.timestamp(),
                 spent=budget.spent,
-                on_unreachable=budget.on_unreachable,
+                on_unreachable=cast(Literal["fail_closed", "fail_open"], budget.on_unreachable),
             )
         )
 
