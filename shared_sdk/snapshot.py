@@ -112,6 +112,9 @@ class LLMConfig(msgspec.Struct, kw_only=True, frozen=True):
     idle_stream_timeout_s: float = 60.0
     extra_headers: dict[str, str] = {}
     metadata: dict = {}
+    granted_group_ids: list[int] = []
+    """Groups whose catalogue offers this LLM. When not empty, a non-admin user (the key's user, else the app's
+    owner) must belong to one of them; an LLM in no catalogue is governed by the app link alone."""
 
 
 class AppConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -149,6 +152,8 @@ class UserConfig(msgspec.Struct, kw_only=True, frozen=True):
     email: str = ""
     name: str = ""
     is_admin: bool = False
+    active: bool = True
+    """False once the user is deactivated: the edge refuses their keys and their apps' keys (401)."""
     group_ids: list[int] = []
     metadata: dict = {}
 

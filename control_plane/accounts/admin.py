@@ -11,7 +11,15 @@ from django.contrib.auth.models import Group
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
 
 from .models import Catalogue
-from .services import USER_FIELDS, group_delete, user_create, user_delete, user_hook_view, user_update
+from .services import (
+    USER_FIELDS,
+    catalogue_changed,
+    group_delete,
+    user_create,
+    user_delete,
+    user_hook_view,
+    user_update,
+)
 
 User = get_user_model()
 
@@ -55,6 +63,11 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 @admin.register(Group)
 class GroupAdmin(DjangoGroupAdmin):
     inlines = [CatalogueInline]
+
+    def save_related(self, request, form, formsets, change):
+        """The catalogue inline is saved here (in the admin's transaction); its LLM grants reach the edges."""
+        super().save_related(request, form, formsets, change)
+        catalogue_changed(group=form.instance)
 
     def delete_model(self, request, obj):
         group_delete(group=obj)

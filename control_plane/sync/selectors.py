@@ -61,6 +61,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
     `generated_at` is the time of the version's change (not of this call), so building the same version twice
     gives the same checksum.
     """
+    from control_plane.accounts.models import Catalogue
     from control_plane.applications.models import App, Credential
     from control_plane.budgets.models import Budget
     from control_plane.catalog.models import ModelPrice
@@ -74,6 +75,9 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
 
     plugins = {p.pk: p for p in Plugin.objects.filter(scope, active=True) if _runs_at_edge(p.capabilities)}
     llms = []
+    grants: dict[int, list[int]] = {}
+    for llm_id, group_id in Catalogue.llms.through.objects.values_list("llm_id", "catalogue__group_id"):
+        grants.setdefault(llm_id, []).append(group_id)
     for llm in LLM.objects.filter(scope).prefetch_related("plugin_bindings__plugin").order_by("pk"):
         chain = [
             PluginBinding(
@@ -104,6 +108,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
                 connect_timeout_s=llm.connect_timeout_s,
                 first_byte_timeout_s=llm.first_byte_timeout_s,
                 metadata=dict(llm.metadata),
+                granted_group_ids=sorted(grants.get(llm.pk, ())),
             )
         )
 
@@ -174,6 +179,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
             email=u.email,
             name=u.get_full_name(),
             is_admin=u.is_staff,
+            active=u.is_active,
             group_ids=sorted(g.pk for g in u.groups.all()),
             metadata=dict(getattr(getattr(u, "fjordgate_profile", None), "metadata", {}) or {}),
         )
