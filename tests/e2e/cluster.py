@@ -117,7 +117,7 @@ class Cluster:
         self.mock_url = f"http://127.0.0.1:{port}/v1"
         return self.mock_url
 
-    def start_bridge(self) -> ProcessHandle:
+    def start_bridge(self, **extra_env: str) -> ProcessHandle:
         self.bridge_port = self.bridge_port or free_port()
         env = {
             **self.base_env(),
@@ -126,6 +126,7 @@ class Cluster:
             "BRIDGE_HEALTH_PORT": str(self.bridge_port),
             "BRIDGE_POLL_INTERVAL_MS": "20",
             "FJORDGATE_LOG_LEVEL": "INFO",
+            **extra_env,
         }
         self.bridge = self.start_process(
             [PYTHON, "manage.py", "run_bridge"],
