@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from cryptography.fernet import Fernet  # noqa: E402
 
 from fjordgate.embedded import free_port, nats_plan, postgres_plan, run_server  # noqa: E402
+from fjordgate.postgres_home import scratch_dir  # noqa: E402
 
 BENCH_DB = "fj_bench_propagation"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -140,8 +142,10 @@ def main() -> None:
         tmpdir = Path(tmp)
         server_url = os.environ.get("DATABASE_URL")
         if not server_url:
+            pg_dir = scratch_dir("fj-bench-prop-pg-")  # where PostgreSQL's account can reach it, deleted after
+            stack.callback(shutil.rmtree, pg_dir, ignore_errors=True)
             pg = stack.enter_context(
-                run_server(postgres_plan(tmpdir / "pg", free_port(), durable=False), tmpdir / "pg.log")
+                run_server(postgres_plan(pg_dir / "pg", free_port(), durable=False), tmpdir / "pg.log")
             )
             server_url = pg.url
         db_url = _fresh_database(server_url)

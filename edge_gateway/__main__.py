@@ -17,21 +17,13 @@ def main() -> None:
 
     from .app import create_app
     from .config_store import ConfigRejected
+    from .server import server_config
 
     try:
         app = create_app(settings)
     except ConfigRejected as exc:
         fail(f"configuration error: {exc}")
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, settings))
     server.run()
     if not server.started:
         fail("edge did not start (see the error above)")

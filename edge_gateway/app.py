@@ -75,8 +75,8 @@ class Edge:
 def upstream_transport(settings: EdgeSettings) -> UpstreamTransport:
     """The HTTP client the edge calls vendors with (`EDGE_UPSTREAM_CLIENT`)."""
     if settings.upstream_client == "aiohttp":
-        return AiohttpTransport()
-    return H1Transport()
+        return AiohttpTransport(deadline_s=settings.upstream_deadline_s)
+    return H1Transport(deadline_s=settings.upstream_deadline_s)
 
 
 def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = None) -> Edge:
@@ -84,7 +84,11 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
     kv = EdgeKV(os.path.join(settings.state_dir, "kv.sqlite3"))
     hub = EdgeEventHub()
     holder: list[ConfigStore] = []
-    host = PluginHost(Runtime.GATEWAY, services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])))
+    host = PluginHost(
+        Runtime.GATEWAY,
+        services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])),
+        on_loop_stall=lambda stall: metrics.loop_stalls.labels(stall.plugin, stall.method).inc(),
+    )
     store = ConfigStore(
         host=host,
         namespace=settings.namespace or None,
@@ -100,7 +104,9 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         flush_interval_s=settings.telemetry_flush_interval_s,
         on_drop=lambda sink: metrics.telemetry_dropped.labels(sink).inc(),
     )
-    telemetry.add_sink(MetricsSink(metrics), name="metrics")
+    metrics_sink = MetricsSink(metrics)
+    store.add_listener(metrics_sink.configure)
+    telemetry.add_sink(metrics_sink, name="metrics")
     telemetry.add_sink(PluginCollectorSink(store, settings.edge_id), name="plugins")
     runtime = EdgeRuntime(
         settings=settings,

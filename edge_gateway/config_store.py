@@ -227,7 +227,7 @@ class CompiledConfig:
             llm = self.llms_by_id.get(llm_id)
             if llm is None:
                 continue
-            names = [llm.config.default_model, *(_literal_text(p.pattern) or "" for p in llm.allowed)]
+            names = [llm.config.default_model, *(literal_text(p.pattern) or "" for p in llm.allowed)]
             for name in names:
                 if name and name not in seen:
                     seen.add(name)
@@ -238,7 +238,7 @@ class CompiledConfig:
 _REGEX_META = re.compile(r"[.^$*+?{}\[\]\\|()]")
 
 
-def _literal_text(pattern: str) -> str | None:
+def literal_text(pattern: str) -> str | None:
     """The one string a pattern matches when it has no regex meaning beyond escaped dots (`gpt-4o`, `gpt\\.5`)."""
     text = pattern.replace(r"\.", ".").replace(r"\-", "-")
     if _REGEX_META.search(text.replace(".", "")):
@@ -393,6 +393,7 @@ class ConfigStore:
                 cfg.first_byte_timeout_s,
                 cfg.idle_stream_timeout_s,
                 dict(cfg.metadata),
+                cfg.max_response_bytes,
             )
             message = LLM(
                 id=cfg.id,
@@ -420,7 +421,7 @@ class ConfigStore:
             names = {cfg.default_model} if cfg.default_model else set()
             has_regex = False
             for pattern in cfg.allowed_models:
-                literal = _literal_text(pattern)
+                literal = literal_text(pattern)
                 if literal is None:
                     has_regex = True
                 else:

@@ -15,6 +15,7 @@ not collide.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +26,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.utils import floatToGoString
 
 from shared_sdk import AnalyticsRecord
+
+from .config_store import literal_text
 
 __all__ = ["CONTENT_TYPE_LATEST", "CounterSeries", "EdgeMetrics", "HistogramSeries", "MetricsSink"]
 
@@ -55,6 +58,14 @@ class _HistogramChild:
         self.sum += value
 
 
+OTHER = "other"
+"""The label value standing for anything not configured (an unknown model name, an error code over the bound)."""
+
+MAX_CHILDREN = 10_000
+"""Children per series at most: past it, new label tuples are counted under `other` in every label, so no input
+can grow `/metrics` (and the edge's memory) without bound even if a label slipped past `MetricsSink`'s checks."""
+
+
 class _Series:
     """A metric name with label names and one child per label-value tuple (created on first use by
     `new_child`; values are strings, as in prometheus_client)."""
@@ -73,6 +84,11 @@ class _Series:
         if child is None:
             if len(values) != len(self.labelnames):
                 raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
+            if len(self.children) >= MAX_CHILDREN:
+                values = (OTHER,) * len(values)
+                child = self.children.get(values)
+                if child is not None:
+                    return child
             child = self.children[values] = self._new_child()
         return child
 
@@ -154,6 +170,12 @@ class EdgeMetrics:
         self.plugin_failures = CounterSeries(
             "fjordgate_edge_plugin_failures", "Plugin calls that failed", ("plugin", "hook", "kind")
         )
+        self.loop_stalls = CounterSeries(
+            "fjordgate_edge_loop_stalls",
+            "Event-loop stalls over the plugin host's watchdog threshold, by the plugin hook that blocked (plugin "
+            "empty: outside any plugin)",
+            ("plugin", "hook"),
+        )
         self.retries = CounterSeries("fjordgate_edge_upstream_retries", "Upstream retries", ("llm",))
         self.fallbacks = CounterSeries("fjordgate_edge_fallbacks", "Fallbacks taken", ("from_llm", "to_llm"))
         self.telemetry_dropped = CounterSeries(
@@ -172,6 +194,7 @@ class EdgeMetrics:
                     self.errors,
                     self.plugin_time,
                     self.plugin_failures,
+                    self.loop_stalls,
                     self.retries,
                     self.fallbacks,
                     self.telemetry_dropped,
@@ -210,12 +233,32 @@ class _SeriesOf:
         self.cost: dict[str, Any] = {}
 
 
-class MetricsSink:
-    """Turns analytics records into series, in the telemetry drain task (off the request path)."""
+_ERROR_LABEL = re.compile(r"[a-z0-9_]{1,48}")
 
-    def __init__(self, metrics: EdgeMetrics, app_names: Any = None) -> None:
+
+class MetricsSink:
+    """Turns analytics records into series, in the telemetry drain task (off the request path).
+
+    Label values come only from configured objects: a model is labelled by name only when an LLM or price of the
+    loaded config names it (default model, literal allow-list entry, price list), anything else is `other`; an
+    error label must look like an error code. A client that sends 2,000 random model names to an LLM whose
+    allow-list is a pattern adds one series, not 2,000. `configure` is a config-store listener.
+    """
+
+    def __init__(self, metrics: EdgeMetrics) -> None:
         self.metrics = metrics
         self._series: dict[tuple[int | None, str, str], _SeriesOf] = {}
+        self._models: frozenset[str] = frozenset()
+
+    def configure(self, cfg: Any) -> None:
+        snapshot = cfg.snapshot
+        models = {price.model for price in snapshot.prices}
+        for llm in snapshot.llms:
+            if llm.default_model:
+                models.add(llm.default_model)
+            models.update(text for text in map(literal_text, llm.allowed_models) if text)
+        self._models = frozenset(models)
+        self._series.clear()  # labels are re-decided under the new config
 
     async def submit_batch(self, records: list[Any]) -> None:
         m = self.metrics
@@ -227,7 +270,10 @@ class MetricsSink:
             s = series.get(key)
             if s is None:
                 app = str(record.app_id) if record.app_id is not None else ""
-                s = series[key] = _SeriesOf(m, app, record.llm_slug, record.model)
+                model = record.model if record.model in self._models else OTHER
+                s = series[key] = _SeriesOf(m, app, record.llm_slug, model)
+                if len(series) > MAX_CHILDREN:
+                    series.clear()
             status = record.status_code
             child = s.requests.get(status)
             if child is None:
@@ -251,7 +297,8 @@ class MetricsSink:
                 cost.inc(float(record.cost))
             if status >= 400 or record.error_type:
                 app, llm, _ = s.labels
-                m.errors.labels(app, llm, record.error_type or str(status)).inc()
+                kind = record.error_type or str(status)
+                m.errors.labels(app, llm, kind if _ERROR_LABEL.fullmatch(kind) else OTHER).inc()
 
 
 def hook_observer(metrics: EdgeMetrics):

@@ -39,6 +39,16 @@ class EdgeSettings:
     log_level: str = "info"
     upstream_client: str = "h1"
     """h1 (default: `edge_gateway.upstream_h1`) or aiohttp (`edge_gateway.upstream`)."""
+    header_timeout_s: float = 10.0
+    """A client must send a request's head (request line + headers) within this (slow-loris bound)."""
+    body_timeout_s: float = 30.0
+    """... and its body within this after the head."""
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    max_connections: int = 4096
+    """Open client connections per edge process; the next one gets 503 and is closed."""
+    upstream_deadline_s: float = 600.0
+    """An upstream attempt's overall bound, from connecting to the last byte (streams included)."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
@@ -77,6 +87,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         retry_max_backoff_s=env_float("EDGE_RETRY_MAX_BACKOFF_S", 5.0, minimum=0.0, environ=env),
         log_level=log_level,
         upstream_client=upstream_client,
+        header_timeout_s=env_float("EDGE_HEADER_TIMEOUT_S", 10.0, minimum=0.1, environ=env),
+        body_timeout_s=env_float("EDGE_BODY_TIMEOUT_S", 30.0, minimum=0.1, environ=env),
+        max_header_bytes=env_int("EDGE_MAX_HEADER_BYTES", 64 * 1024, minimum=1024, environ=env),
+        max_headers=env_int("EDGE_MAX_HEADERS", 100, minimum=8, environ=env),
+        max_connections=env_int("EDGE_MAX_CONNECTIONS", 4096, minimum=1, environ=env),
+        upstream_deadline_s=env_float("EDGE_UPSTREAM_DEADLINE_S", 600.0, minimum=1.0, environ=env),
     )
 
 

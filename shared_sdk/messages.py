@@ -566,6 +566,9 @@ class PluginManifest(_Msg):
     assets: list[str] = []
     schedules: list[Schedule] = []
     resource_types: list[ResourceType] = []
+    events: list[str] = []
+    """Topics (patterns) the plugin subscribes to in the studio: the control plane loads it before it publishes
+    such an event in a process, so the plugin misses none (studio plugins otherwise load on first call)."""
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from .services import (
     user_create,
     user_delete,
     user_hook_view,
+    user_last_superuser_problem,
     user_update,
 )
 
@@ -50,6 +51,13 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 
     def hook_view(self, obj, data):
         return user_hook_view(obj, data)
+
+    def check_outcome(self, outcome):
+        """The change form refuses to deactivate or demote the last active superuser (the service checks again)."""
+        obj = outcome.obj
+        remains = all(bool(obj.get(name)) for name in ("is_active", "is_superuser", "is_staff"))
+        problem = user_last_superuser_problem(user_id=obj.get("id"), remains_administrator=remains)
+        return [problem] if problem else []
 
     def service_save(self, request, obj, data, outcome):
         if obj is None:

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 
+from control_plane.config.json_fields import JSONObjectField
+
 
 class Profile(models.Model):
     """Per-user settings that Django's `User` has no field for."""
@@ -13,7 +15,7 @@ class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fjordgate_profile")
     show_portal = models.BooleanField(default=True)
     show_chat = models.BooleanField(default=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = JSONObjectField(blank=True)
 
     def __str__(self) -> str:
         return f"profile of {self.user_id}"
@@ -29,3 +31,24 @@ class Catalogue(models.Model):
 
     def __str__(self) -> str:
         return f"catalogue of {self.group}"
+
+
+class NamespaceRole(models.Model):
+    """What a user may do in one namespace ("" = the global objects). Super-administrators (`is_superuser`)
+    need none: they see and change everything."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "administrator"
+        OPERATOR = "operator", "operator (edges, plugins, schedules; domain read-only)"
+        VIEWER = "viewer", "viewer (read-only)"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="namespace_roles")
+    namespace = models.CharField(max_length=63, blank=True, default="")
+    role = models.CharField(max_length=10, choices=Role.choices)
+
+    class Meta:
+        ordering = ["user_id", "namespace"]
+        constraints = [models.UniqueConstraint(fields=["user", "namespace"], name="one_role_per_user_namespace")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.role} of {self.namespace or '(global)'}"

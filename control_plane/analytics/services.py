@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgspec
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from fjordgate.env import env_int
 from shared_sdk.messages import AnalyticsRecord, BudgetUsage, PluginContextInfo, ProxyLog
@@ -117,14 +118,48 @@ def _log_row(record: ProxyLog, edge_id: str, namespace: str) -> ProxyLogRecord:
     )
 
 
+def _same(value):
+    return value
+
+
+def _converter(field, now: dt.datetime):
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return lambda _value: now  # what pre_save would set
+    return Jsonb if isinstance(field, models.JSONField) else _same
+
+
 def _insert(model, rows: list) -> int:
-    """Insert, skipping rows whose record_id is already stored; returns how many rows are new."""
+    """Insert, skipping rows whose record_id is already stored; returns how many rows are new.
+
+    One COPY into a temporary table and one INSERT ... ON CONFLICT (record_id) DO NOTHING: two round trips per
+    table whatever the batch size, and no per-row SQL compiled in Python (Django's bulk_create managed ~1,000
+    rows/s here, under the ingest goal of 20,000 records/s). The unique record_id keeps it exactly-once, also for
+    a record repeated inside one batch. Must run inside the caller's transaction (the table drops at commit).
+    """
     if not rows:
         return 0
-    ids = [row.record_id for row in rows]
-    existing = set(model.objects.filter(record_id__in=ids).values_list("record_id", flat=True))
-    model.objects.bulk_create(rows, batch_size=_BULK, ignore_conflicts=True)
-    return len({row.record_id for row in rows} - existing)
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    # The row builders above already bound every value to its column (text cut to length, aware datetimes,
+    # Decimals); psycopg adapts them as they are, JSON aside. Django's per-value get_db_prep_save cost more than
+    # the database's whole work here.
+    now = timezone.now()
+    converters = [(field.attname, _converter(field, now)) for field in fields]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    table = connection.ops.quote_name(model._meta.db_table)
+    staging = connection.ops.quote_name(f"staging_{model._meta.db_table}")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        with cursor.cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([convert(getattr(row, name)) for name, convert in converters])
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT (record_id) DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        cursor.execute(f"TRUNCATE {staging}")
+    return inserted
 
 
 @transaction.atomic

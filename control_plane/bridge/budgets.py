@@ -14,6 +14,7 @@ import logging
 import time
 
 import msgspec
+from django.conf import settings
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import NotFoundError
@@ -88,7 +89,9 @@ class BudgetPublisher:
         spends = await run_db(budget_spend_for_snapshot, snapshot=view)
         update = BudgetUpdate(namespace=namespace, generated_at=time.time(), budgets=spends)
         kv = await self._js.create_key_value(
-            KeyValueConfig(bucket=config_bucket(namespace), history=1, storage=StorageType.FILE)
+            KeyValueConfig(
+                bucket=config_bucket(namespace), history=1, storage=StorageType.FILE, replicas=settings.NATS_REPLICAS
+            )
         )
         await kv.put(KEY_BUDGETS, encode(update))
         try:

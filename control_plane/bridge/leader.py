@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from django.conf import settings
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
@@ -33,7 +34,9 @@ class LeaderLease:
         return self._revision is not None
 
     async def run(self) -> None:
-        kv = await self._js.create_key_value(KeyValueConfig(bucket=LEADER_BUCKET, history=1, ttl=self._ttl_s))
+        kv = await self._js.create_key_value(
+            KeyValueConfig(bucket=LEADER_BUCKET, history=1, ttl=self._ttl_s, replicas=settings.NATS_REPLICAS)
+        )
         while True:
             was_leader = self.is_leader
             try:

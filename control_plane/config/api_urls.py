@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from control_plane.accounts.apis import GroupViewSet, UserViewSet
 from control_plane.applications.apis import AppViewSet, CredentialViewSet
+from control_plane.audit.apis import AuditEntryViewSet
 from control_plane.budgets.apis import BudgetViewSet
 from control_plane.catalog.apis import DatasourceViewSet, ModelPriceViewSet, TagViewSet, ToolViewSet
 from control_plane.kv.apis import KVEntryViewSet
@@ -25,5 +26,6 @@ router.register("budgets", BudgetViewSet, basename="budget")
 router.register("plugins", PluginViewSet, basename="plugin")
 router.register("kv-entries", KVEntryViewSet, basename="kventry")
 router.register("config-changes", ConfigChangeViewSet, basename="configchange")
+router.register("audit", AuditEntryViewSet, basename="auditentry")
 
 urlpatterns = router.urls

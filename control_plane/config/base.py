@@ -30,6 +30,9 @@ NATS_USER = env_str("NATS_USER")
 NATS_PASSWORD = env_str("NATS_PASSWORD")
 NATS_TOKEN = env_str("NATS_TOKEN")
 NATS_CREDS = env_str("NATS_CREDS")
+# Copies of every stream and KV bucket the bridge creates: the number of nodes of a NATS cluster (3 in deploy/), so
+# a node lost keeps every acknowledged message; 1 for a single server. JetStream allows at most 5.
+NATS_REPLICAS = env_int("NATS_REPLICAS", 1, minimum=1, maximum=5)
 
 # Budget alert e-mails (`budgets.alerts`) go through Django's mail settings, under Django's own names.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
@@ -73,6 +76,7 @@ INSTALLED_APPS = [
     "control_plane.edges",
     "control_plane.analytics",
     "control_plane.sync",
+    "control_plane.audit",
 ]
 
 MIDDLEWARE = [
@@ -82,6 +86,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "control_plane.audit.actor.AuditRequestMiddleware",  # who writes: the request's user or token
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -99,6 +104,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "control_plane.accounts.views.sso_context",
             ],
         },
     },
@@ -126,7 +132,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "control_plane.config.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": env_int("FJORDGATE_API_PAGE_SIZE", 50, minimum=1, maximum=1000),
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -153,3 +159,30 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Single sign-on (OpenID Connect; see control_plane/accounts/oidc.py). Off unless an issuer is set.
+FJORDGATE_OIDC_ISSUER = env_str("FJORDGATE_OIDC_ISSUER", "") or ""
+FJORDGATE_OIDC_GROUPS_CLAIM = env_str("FJORDGATE_OIDC_GROUPS_CLAIM", "groups") or "groups"
+FJORDGATE_OIDC_GROUP_MAP = env_str("FJORDGATE_OIDC_GROUP_MAP", "") or ""
+FJORDGATE_OIDC_PROVIDER_NAME = env_str("FJORDGATE_OIDC_PROVIDER_NAME", "single sign-on") or "single sign-on"
+# false: only single sign-on signs people in (the admin's password form is gone; API tokens still work)
+FJORDGATE_LOCAL_PASSWORDS = env_bool("FJORDGATE_LOCAL_PASSWORDS", True)
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+LOGIN_REDIRECT_URL = "/admin/"
+LOGOUT_REDIRECT_URL = "/admin/login/"
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+if FJORDGATE_OIDC_ISSUER:
+    from control_plane.accounts.oidc_settings import check_group_map
+
+    OIDC_RP_CLIENT_ID = env_str("FJORDGATE_OIDC_CLIENT_ID", required=True)
+    OIDC_RP_CLIENT_SECRET = env_str("FJORDGATE_OIDC_CLIENT_SECRET", required=True)
+    OIDC_RP_SCOPES = env_str("FJORDGATE_OIDC_SCOPES", "openid email profile") or "openid email profile"
+    check_group_map(FJORDGATE_OIDC_GROUP_MAP)
+    AUTHENTICATION_BACKENDS = [
+        "control_plane.accounts.oidc.FjordgateOIDCBackend",
+        *(["django.contrib.auth.backends.ModelBackend"] if FJORDGATE_LOCAL_PASSWORDS else []),
+    ]
+elif not FJORDGATE_LOCAL_PASSWORDS:
+    from fjordgate.env import ConfigError
+
+    raise ConfigError("FJORDGATE_LOCAL_PASSWORDS", "false needs single sign-on: set FJORDGATE_OIDC_ISSUER")

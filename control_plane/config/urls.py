@@ -5,6 +5,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from control_plane.accounts.views import oidc_callback, oidc_login
 from control_plane.config.dashboard import dashboard_view
 
 
@@ -17,6 +18,8 @@ urlpatterns = [
     path("health", health, name="health"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
+    path("oidc/authenticate/", oidc_login, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc_callback, name="oidc_authentication_callback"),
     path("api/v1/schedules/", include("control_plane.schedules.urls")),
     path("api/v1/", include("control_plane.config.api_urls")),
     path("api/v1/", include("control_plane.edges.urls")),

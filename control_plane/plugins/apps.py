@@ -1,7 +1,18 @@
 from django.apps import AppConfig
 
 
+def _studio_event_sink(topic: str, payload: dict, namespace: str) -> None:
+    from .runtime import publish_studio_event
+
+    publish_studio_event(topic, payload, namespace=namespace)
+
+
 class PluginsConfig(AppConfig):
     name = "control_plane.plugins"
     label = "plugins"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from control_plane.audit.publisher import add_event_sink
+
+        add_event_sink(_studio_event_sink)  # audit entries reach studio plugins as `audit.entry` events

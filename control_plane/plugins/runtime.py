@@ -18,6 +18,7 @@ import concurrent.futures
 import copy
 import dataclasses
 import gc
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -25,8 +26,9 @@ from typing import Any
 
 import msgspec
 
+from control_plane.audit.actor import acting_as
 from shared_sdk import Context, PluginCallError, Runtime, Services
-from shared_sdk.context import StdlibPluginLogger
+from shared_sdk.context import StdlibPluginLogger, topic_matches
 from shared_sdk.host import InProcessHandle, PluginHandle, PluginHost, PluginSpec, load_plugin_object
 from shared_sdk.messages import Direction, Event, PluginManifest
 
@@ -39,6 +41,7 @@ __all__ = [
     "plugin_reload",
     "plugin_spec",
     "publish_local_event",
+    "publish_studio_event",
     "shutdown_runtime",
 ]
 
@@ -190,7 +193,8 @@ def call_plugin(
     collector = EventCollector()
     token = current_collector.set(collector)  # copied into the call's task by run_coroutine_threadsafe
     try:
-        return _run(handle.call(method, ctx, *args), timeout_s)
+        with acting_as("plugin", slug, "plugin"):  # writes the plugin makes through studio services are its own
+            return _run(handle.call(method, ctx, *args), timeout_s)
     except concurrent.futures.TimeoutError:
         raise PluginCallError(slug, method, "timeout", handle.fail_open, f"no answer within {timeout_s:g}s") from None
     finally:
@@ -210,6 +214,38 @@ def publish_local_event(event: Event, *, timeout_s: float = 30.0) -> None:
     """
     local = event if event.direction is Direction.LOCAL else msgspec.structs.replace(event, direction=Direction.LOCAL)
     _run(_event_bus.publish_event(local), timeout_s)
+
+
+def _load_event_subscribers(topic: str) -> None:
+    """Load (or refresh) the active plugins whose manifest subscribes to `topic`, before it is published."""
+    from .models import Plugin
+
+    for plugin in Plugin.objects.filter(active=True, manifest__has_key="events").only("slug", "manifest"):
+        patterns = plugin.manifest.get("events") or []
+        if any(topic_matches(pattern, topic) for pattern in patterns if isinstance(pattern, str)):
+            try:
+                _handle(plugin.slug, "initialize", None)
+            except PluginCallError as exc:
+                logger.warning("event subscriber %s not loaded: %s", plugin.slug, exc)
+
+
+def publish_studio_event(topic: str, payload: dict[str, Any], *, namespace: str = "", source: str = "control-plane") -> None:
+    """Publish a control-plane event (LOCAL) to this process's studio plugins without waiting for them.
+
+    For events the control plane itself raises (audit entries, budget alerts). Plugins whose manifest lists the
+    topic in `events` are loaded first; when none is and no plugin runtime runs in this process, nothing starts.
+    """
+    _load_event_subscribers(topic)
+    if _loop is None:
+        return
+    event = Event(
+        topic=topic,
+        payload=json.dumps(payload, default=str).encode(),
+        direction=Direction.LOCAL,
+        source=source,
+        namespace=namespace,
+    )
+    asyncio.run_coroutine_threadsafe(_event_bus.publish_event(event), _loop)
 
 
 def plugin_reload(slug: str) -> None:

@@ -55,6 +55,13 @@ SYSTEM_JOBS: dict[str, SystemJob] = {
             1800,
             "Deletes or rolls up raw analytics older than FJORDGATE_ANALYTICS_RETENTION_DAYS.",
         ),
+        SystemJob(
+            "audit_apply_retention",
+            "control_plane.audit.services:audit_apply_retention",
+            "0 23 3 * * *",
+            1800,
+            "Deletes audit entries older than FJORDGATE_AUDIT_RETENTION_DAYS (default 365).",
+        ),
     )
 }
 

@@ -23,6 +23,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 
 from edge_gateway.app import create_app
+from edge_gateway.server import server_config
 from edge_gateway.settings import EdgeSettings
 from shared_sdk.snapshot import (
     AppConfig,
@@ -243,8 +244,7 @@ def run_edge(snapshot: ConfigSnapshot, tmp_path: Any, **settings: Any) -> Iterat
     app = create_app(EdgeSettings(**defaults))
     sink = RecordingSink()
     app.state.edge.telemetry.add_sink(sink, name="test")
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, app.state.edge.settings, log_level="warning"))
     loop_holder: dict[str, asyncio.AbstractEventLoop] = {}
 
     def run() -> None:

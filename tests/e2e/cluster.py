@@ -92,13 +92,15 @@ class Cluster:
     """The processes of one test; `start_process` is the `processes` fixture (stops everything at teardown)."""
 
     start_process: Callable[..., ProcessHandle]
-    nats: NatsServer
+    nats: NatsServer  # or a NatsCluster (tests/e2e/nats_cluster.py): anything with a `url`
     tmp: Path
     db_url: str
     bridge: ProcessHandle | None = None
     bridge_port: int = 0
     mock_url: str = ""
     edges: dict[str, Edge] = field(default_factory=dict)
+    bridge_env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for the bridge (NATS_REPLICAS on a NATS cluster)."""
 
     def base_env(self) -> dict[str, str]:
         return {
@@ -117,7 +119,7 @@ class Cluster:
         self.mock_url = f"http://127.0.0.1:{port}/v1"
         return self.mock_url
 
-    def start_bridge(self, **extra_env: str) -> ProcessHandle:
+    def start_bridge(self) -> ProcessHandle:
         self.bridge_port = self.bridge_port or free_port()
         env = {
             **self.base_env(),
@@ -126,7 +128,7 @@ class Cluster:
             "BRIDGE_HEALTH_PORT": str(self.bridge_port),
             "BRIDGE_POLL_INTERVAL_MS": "20",
             "FJORDGATE_LOG_LEVEL": "INFO",
-            **extra_env,
+            **self.bridge_env,
         }
         self.bridge = self.start_process(
             [PYTHON, "manage.py", "run_bridge"],

@@ -36,3 +36,25 @@ def cluster(request, transactional_db, processes, nats_server, tmp_path):
         for handle in handles:
             if handle is not None:
                 report.sections.append((f"process {handle.name}", handle.tail(80)))
+
+
+@pytest.fixture
+def nats_cluster():
+    """Three clustered JetStream nodes (tests/e2e/nats_cluster.py) that a test may kill one by one."""
+    from .nats_cluster import NatsCluster
+
+    cluster = NatsCluster().start()
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture
+def cluster_of_three(transactional_db, processes, nats_cluster, tmp_path):
+    """Like `cluster`, on the three-node NATS cluster; the bridge keeps 3 replicas of every stream and bucket."""
+    from tests.support.django_db import test_database_url
+
+    from .cluster import Cluster
+
+    cluster = Cluster(processes, nats_cluster, tmp_path, test_database_url(), bridge_env={"NATS_REPLICAS": "3"})
+    cluster.start_mock()
+    return cluster

@@ -5,6 +5,7 @@ rate-limit counts it shares with its namespace's other edges (and only with them
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -42,14 +43,18 @@ PASSWORDS = {
     "FJ_NATS_BRIDGE_PASSWORD": "bridge-secret",
     "FJ_NATS_EDGE_DEMO_1_PASSWORD": "edge-1-secret",
     "FJ_NATS_EDGE_DEMO_2_PASSWORD": "edge-2-secret",
+    "NATS_SERVER_NAME": "nats-1",
 }
 
 
 @pytest.fixture
 def secured(tmp_path):
-    """nats-server with deploy/nats/nats.conf as shipped, only its JetStream store moved to a temp dir."""
+    """nats-server with deploy/nats/nats.conf as shipped, its JetStream store moved to a temp dir and its cluster
+    block left out (one node: the permissions are the same on every node)."""
     text = CONF.read_text()
     assert 'store_dir: "/var/lib/nats/jetstream"' in text
+    text, clusters = re.subn(r"\ncluster \{.*?\n\}\n", "\n", text, flags=re.DOTALL)
+    assert clusters == 1
     conf = tmp_path / "nats.conf"
     conf.write_text(text.replace("/var/lib/nats/jetstream", str(tmp_path / "js")))
     server = NatsServer(config=str(conf), env=PASSWORDS).start()

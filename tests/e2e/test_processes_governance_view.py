@@ -51,7 +51,10 @@ def test_spend_per_edge_and_threshold_alerts_reach_the_api_and_the_operators_mai
         }
     )
     mailbox = cluster.tmp / "mail"
-    cluster.start_bridge(EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mailbox))
+    cluster.bridge_env.update(
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mailbox)
+    )
+    cluster.start_bridge()
     a1, a2 = cluster.start_edge(cluster.add_edge("a1", "ns-a")), cluster.start_edge(cluster.add_edge("a2", "ns-a"))
     wait_until(lambda: _applied(a1, "ns-a") and _applied(a2, "ns-a"), message="config at both edges")
     for edge, count in ((a1, 3), (a2, 2)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +15,15 @@ import pytest
 import redis
 
 from fjordgate.embedded import ServerStartError, free_port, nats_plan, postgres_plan, redis_plan, run_server
+from fjordgate.postgres_home import scratch_dir
 from tests.support.processes import find_processes
 
 
 @pytest.fixture
 def server_dir() -> Iterator[Path]:
-    """A scratch directory outside pytest's basetemp: pytest resets that to mode 0700 whenever a session starts,
-    which would lock out the unprivileged account PostgreSQL runs under (we may run as root)."""
-    path = Path(tempfile.mkdtemp(prefix="fjordgate-test-"))
+    """A scratch directory the account PostgreSQL runs under can reach (we may run as root), so the data of
+    the servers started here is deleted with it."""
+    path = scratch_dir("fjordgate-test-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

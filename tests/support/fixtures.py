@@ -25,12 +25,15 @@ from pathlib import Path
 import pytest
 
 from fjordgate.embedded import ServerPlan, free_port, nats_plan, postgres_plan, redis_plan, run_server
+from fjordgate.postgres_home import scratch_dir
 from tests.support.processes import ProcessHandle, start_process
 
 
 @contextmanager
 def _embedded(name: str, plan_for: Callable[[Path], ServerPlan]) -> Iterator[str]:
-    workdir = Path(tempfile.mkdtemp(prefix=f"fjordgate-test-{name}-"))
+    # PostgreSQL's data goes where its (maybe unprivileged) account can reach it: see fjordgate/postgres_home.py.
+    prefix = f"fjordgate-test-{name}-"
+    workdir = scratch_dir(prefix) if name == "postgres" else Path(tempfile.mkdtemp(prefix=prefix))
     try:
         with run_server(plan_for(workdir), workdir / f"{name}.log") as server:
             yield server.url

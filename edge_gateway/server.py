@@ -1,0 +1,211 @@
+"""The edge's HTTP server: uvicorn's httptools protocol with the bounds a public listener needs.
+
+Why a subclass instead of uvicorn's options: uvicorn bounds none of what a hostile client controls before the
+application sees a request. A connection that sends nothing, or drips its header bytes, stays open for ever
+(uvicorn arms its keep-alive timer only after a response); request headers grow without limit; a body can be
+sent a byte at a time; `limit_concurrency` answers in plain text and counts tasks, not sockets. And a malformed
+request gets a plain-text 400, where every other error of the edge is OpenAI-shaped JSON. This protocol adds:
+
+- a deadline for a request's head (`header_timeout_s`): from the connection's first byte, or from the start of
+  the next request on a kept-alive connection, to the end of its headers; then 408 and close;
+- a deadline for its body (`body_timeout_s`), from the end of the headers to the body's last byte; then 408;
+- bounds on the head (`max_header_bytes` over the request line and all headers, `max_headers` lines); 431;
+- a cap on open connections (`max_connections`); the one over the cap gets 503 and is closed at once;
+- JSON bodies for all of these and for malformed HTTP (400), in the edge's error shape.
+
+Each answer closes the connection: after a protocol violation the byte stream cannot be trusted to resynchronise.
+The hot path pays one `call_later` per request head and one per body (timer handles, no task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .errors import error_body
+from .settings import EdgeSettings
+
+__all__ = ["ClientLimits", "EdgeHttpProtocol", "server_config"]
+
+logger = logging.getLogger("edge_gateway.server")
+
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What one client may hold of an edge before it is answered and disconnected."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    max_connections: int = 4096
+
+
+def _answer(status: int, message: str, code: str, type: str = "invalid_request_error") -> bytes:
+    body = error_body(message, type, code)
+    return b"".join(
+        [
+            b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class EdgeHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines, head bounds, a connection cap and JSON protocol errors."""
+
+    limits = ClientLimits()
+    """Replaced per server by `server_config` (a subclass carrying that edge's limits)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._head_lines = 0
+        self._refusal: bytes | None = None
+
+    # -- connection ---------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+        over_cap = len(self.connections) >= self.limits.max_connections
+        super().connection_made(transport)  # type: ignore[arg-type]
+        if over_cap:
+            logger.warning("connection cap reached (%d open): refusing %s", self.limits.max_connections, self.client)
+            self._close_with(
+                _answer(503, "too many open connections to this edge", "too_many_connections", "server_error")
+            )
+            return
+        self._arm(self.limits.header_timeout_s, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    # -- parser callbacks -----------------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._head_bytes = 0
+        self._head_lines = 0
+        if self._deadline is None:  # a new request on a kept-alive connection
+            self._arm(self.limits.header_timeout_s, self._head_timed_out)
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url), 0)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4, 1)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+        if self.parser is not None and not self.transport.is_closing() and self._expects_body():
+            self._arm(self.limits.body_timeout_s, self._body_timed_out)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._refusal is not None:
+            self._close_with(self._refusal)
+            return
+        self._close_with(_answer(400, "malformed HTTP request", "invalid_http"))
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _count(self, size: int, lines: int) -> None:
+        self._head_bytes += size
+        self._head_lines += lines
+        if self._head_bytes > self.limits.max_header_bytes or self._head_lines > self.limits.max_headers:
+            self._refusal = _answer(
+                431,
+                f"request head over {self.limits.max_header_bytes} bytes or {self.limits.max_headers} headers",
+                "headers_too_large",
+            )
+            raise _HeadTooLarge  # httptools turns it into HttpParserCallbackError: send_400_response answers
+
+    def _expects_body(self) -> bool:
+        for name, value in self.headers:
+            if name == b"content-length":
+                return value.strip() not in (b"0", b"")
+            if name == b"transfer-encoding":
+                return True
+        return False
+
+    def _arm(self, seconds: float, callback: Any) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, callback)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self._close_with(_answer(408, "request headers not received in time", "request_timeout"))
+
+    def _body_timed_out(self) -> None:
+        self._deadline = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or cycle.response_complete:
+            return
+        started = cycle.response_started
+        cycle.disconnected = True  # the application's receive() now returns http.disconnect; its sends are dropped
+        cycle.message_event.set()
+        if started:
+            self.transport.close()
+        else:
+            self._close_with(_answer(408, "request body not received in time", "request_timeout"))
+
+    def _close_with(self, response: bytes) -> None:
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.write(response)
+            self.transport.close()
+
+
+def protocol_with(limits: ClientLimits) -> type[EdgeHttpProtocol]:
+    """A protocol class bound to `limits` (uvicorn instantiates the class per connection)."""
+    return type("BoundEdgeHttpProtocol", (EdgeHttpProtocol,), {"limits": limits})
+
+
+def server_config(app: Any, settings: EdgeSettings, *, log_level: str | None = None) -> uvicorn.Config:
+    """The uvicorn configuration of an edge: the bounded protocol, no access log (the edge meters requests)."""
+    limits = ClientLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        max_connections=settings.max_connections,
+    )
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=protocol_with(limits),  # type: ignore[arg-type]
+        log_level=log_level or settings.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,3 @@
+from .plugin import AuditLog
+
+__all__ = ["AuditLog"]
