@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from control_plane.config.api import IsAdmin, ServiceViewSet
@@ -34,6 +35,7 @@ class BudgetSerializer(serializers.ModelSerializer):
     by_edge = BudgetEdgeSpendSerializer(source="edge_spends", many=True, read_only=True)
     alerts = serializers.SerializerMethodField()
 
+    @extend_schema_field(BudgetAlertSerializer(many=True))
     def get_alerts(self, budget: Budget) -> list[dict]:
         current = [a for a in budget.alerts.all() if a.period_start == budget.period_start]
         return BudgetAlertSerializer(current, many=True).data
