@@ -19,7 +19,6 @@ from control_plane.budgets.services import budget_create, budget_rollover_period
 from control_plane.budgets.spend import budget_spend_record
 from control_plane.plugins import runtime
 from control_plane.plugins.services import plugin_register
-from shared_sdk.messages import Schedule
 from shared_sdk.sync_protocol import BudgetSpend
 
 from .plugins import AlertListener
@@ -78,7 +77,7 @@ def test_thresholds_alert_once_per_period_by_log_mail_event_and_admin(
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     plugin_register(data={"slug": "alert-listener", "import_path": "control_plane.budgets.tests.plugins:AlertListener"})
     AlertListener.received.clear()
-    runtime.call_plugin("alert-listener", "execute_scheduled_task", Schedule(id="s", config={"topic": ALERT_TOPIC}))
+    assert runtime.plugins_load_session_aware() == ["alert-listener"]  # what the bridge does at start
     notify = _budget(app, name="watch", action="notify", notify_email="ops@example.com")
     block = _budget(app, name="stop", action="block", alert_thresholds=[75, 100])
 
@@ -90,6 +89,7 @@ def test_thresholds_alert_once_per_period_by_log_mail_event_and_admin(
     assert [m.to for m in mail.outbox] == [["ops@example.com"], ["ops@example.com"]]
     assert "reached 80%" in mail.outbox[1].subject
     assert sum("budget alert" in r.getMessage() for r in caplog.records) == 3
+    assert {e.topic for e in AlertListener.received} == {ALERT_TOPIC}
     payloads = [json.loads(e.payload) for e in AlertListener.received]
     assert sorted((p["budget"], p["threshold_percent"], p["action"]) for p in payloads) == [
         ("stop", 75, "block"),
