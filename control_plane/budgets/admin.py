@@ -40,6 +40,8 @@ class BudgetAlertInline(admin.TabularInline):
 
 def _bar(budget: Budget) -> str:
     """A progress bar in plain HTML: spent (solid), reserved (light) and the number, no JavaScript."""
+    if budget.limit is None:
+        return "-"
     limit = budget.limit if budget.limit > 0 else None
     spent_pct = min(100, float(budget.spent * 100 / limit)) if limit else (100 if budget.spent > 0 else 0)
     reserved_pct = min(100 - spent_pct, float(budget.reserved * 100 / limit)) if limit else 0

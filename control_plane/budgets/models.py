@@ -110,12 +110,16 @@ class Budget(models.Model):
 
     @property
     def remaining(self) -> Decimal:
-        """What may still be spent in this period: never below zero."""
+        """What may still be spent in this period: never below zero (zero while no limit is set, e.g. a blank form)."""
+        if self.limit is None:
+            return Decimal("0")
         return max(Decimal("0"), self.limit - self.spent - self.reserved)
 
     @property
     def used_percent(self) -> Decimal:
         """Spent plus reserved, in percent of the limit (a zero limit counts as fully used)."""
+        if self.limit is None:
+            return Decimal("0")
         if self.limit <= 0:
             return Decimal("100")
         return (self.spent + self.reserved) * 100 / self.limit

@@ -61,6 +61,8 @@ def _apply(budget: Budget, data: dict[str, Any]) -> Budget:
     for other, value in targets.items():
         if other != budget.scope and value is not None:
             raise ValidationError({other: f"A {budget.scope} budget cannot also name a {other}."})
+    if budget.alert_thresholds is None:  # a blank JSON field skips field validators
+        raise ValidationError({"alert_thresholds": "Give a list of percentages, e.g. [50, 80, 90, 100] ([]: none)."})
     if budget.period == Budget.Period.ANNIVERSARY_MONTHLY and budget.anchor is None:
         budget.anchor = timezone.now()
     budget.period_start, budget.period_end = period_bounds(budget.period, timezone.now(), budget.anchor)
