@@ -19,7 +19,7 @@ from datetime import timedelta
 from .cluster import MODEL, http
 
 KINDS = ("user_deactivated", "group_grant_removed", "app_deactivated", "key_revoked", "key_expired", "llm_deleted")
-EXPIRY_AHEAD_S = 3.0
+EXPIRY_AHEAD_S = 5.0  # time to reach both edges under load before it expires
 PROBE_EVERY_S = 0.02
 
 
