@@ -39,6 +39,8 @@ from .kv import EdgeKV
 from .metrics import EdgeMetrics, MetricsSink, hook_observer
 from .pipeline import Pipeline
 from .ratelimit import RateLimiter
+from .response_store import ResponseStore
+from .responses_endpoint import StoredResponsesEndpoint
 from .runtime import EdgeRuntime
 from .services import EdgeEventHub, EdgeGatewayServices, services_factory
 from .settings import EdgeSettings
@@ -88,6 +90,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         Runtime.GATEWAY,
         services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])),
         on_loop_stall=lambda stall: metrics.loop_stalls.labels(stall.plugin, stall.method).inc(),
+        sources=settings.plugin_sources(),  # the operator's allow-list, applied before any snapshot plugin loads
     )
     store = ConfigStore(
         host=host,
@@ -116,6 +119,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         telemetry=telemetry,
         metrics=metrics,
         backoff=Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s),
+        responses=ResponseStore(kv, settings.responses_ttl_s, settings.responses_max_bytes),
     )
     return Edge(settings, store, telemetry, metrics, kv, hub, runtime, Pipeline(runtime), [0])
 
@@ -211,6 +215,9 @@ def _routes(edge: Edge) -> list[Route]:
     chat = counted(LLMEndpoint(pipeline, "chat"))
     completions = counted(LLMEndpoint(pipeline, "completions"))
     embeddings = counted(LLMEndpoint(pipeline, "embeddings"))
+    responses = counted(LLMEndpoint(pipeline, "responses"))
+    assert edge.runtime.responses is not None
+    stored = StoredResponsesEndpoint(edge.store, edge.runtime.responses)
     models = LLMEndpoint(pipeline, "models")
     native = counted(NativeEndpoint(pipeline))
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -219,6 +226,8 @@ def _routes(edge: Edge) -> list[Route]:
         Route("/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/responses", responses, methods=["POST"]),
+        Route("/v1/responses/{response_id}", stored.handle, methods=["GET", "DELETE"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/llm/call/{llm_slug}/{path:path}", native, methods=methods),
         Route(
@@ -260,6 +269,8 @@ async def _housekeeping(edge: Edge) -> None:
         await asyncio.sleep(_HOUSEKEEPING_INTERVAL_S)
         try:
             await edge.kv.purge_expired()
+            if edge.runtime.responses is not None:
+                await edge.runtime.responses.trim()
             edge.runtime.limiter.prune()
             prune_idle = getattr(edge.runtime.transport, "prune_idle", None)
             if prune_idle is not None:
@@ -312,6 +323,7 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
     hot = {
         ("POST", route.path): route.endpoint
         for route in routes
-        if route.path in ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/v1/embeddings")
+        if route.path
+        in ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
     }
     return _HotRoutes(app, hot)

@@ -15,6 +15,7 @@ from .budgets import Reservation
 from .config_store import CompiledApp, CompiledConfig, CompiledLLM
 from .errors import GatewayError
 from .providers import OpenAIRequest, Usage
+from .providers.responses import ResponsesSession
 
 __all__ = ["Exchange", "Rejected"]
 
@@ -61,6 +62,8 @@ class Exchange:
     short_circuited: bool = False
     client_disconnected: bool = False
     accounted: bool = False
+    responses: ResponsesSession | None = None
+    """Set for `POST /v1/responses`: the session the provider adapters share (`providers.responses`)."""
 
     @property
     def accepted(self) -> bool:

@@ -18,6 +18,7 @@ from django.conf import settings
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
 
 from control_plane.analytics.selectors import budget_spend_for_snapshot
 from control_plane.budgets.spend import budget_spend_record
@@ -68,18 +69,18 @@ class BudgetPublisher:
         """Budgets (and users, for group budgets) of the namespace, read back from its published chunks."""
         kv = await self._js.key_value(config_bucket(namespace))
         try:
-            manifest = decode((await kv.get(KEY_MANIFEST)).value, SnapshotManifest)
+            manifest = decode(_value(await kv.get(KEY_MANIFEST)), SnapshotManifest)
         except NotFoundError:
             return None
         budgets: list[BudgetConfig] = []
         for digest in manifest.sections.get("budgets", []):
-            budgets.extend(_budget_list.decode((await kv.get(f"chunk.{digest}")).value))
+            budgets.extend(_budget_list.decode(_value(await kv.get(f"chunk.{digest}"))))
         if not budgets:
             return None
         users: list[UserConfig] = []
         if any(budget.scope == "group" for budget in budgets):
             for digest in manifest.sections.get("users", []):
-                users.extend(_user_list.decode((await kv.get(f"chunk.{digest}")).value))
+                users.extend(_user_list.decode(_value(await kv.get(f"chunk.{digest}"))))
         return ConfigSnapshot(namespace=namespace, version=manifest.version, budgets=budgets, users=users)
 
     async def publish(self, namespace: str) -> BudgetUpdate | None:
@@ -99,3 +100,10 @@ class BudgetPublisher:
         except Exception as exc:  # the edges have their figures; the next ingest stores them again
             log.warning("storing budget spend for %s failed: %s", namespace or "(global)", exc)
         return update
+
+
+def _value(entry: KeyValue.Entry) -> bytes:
+    """An entry's value: nats-py types it optional, but an entry `get` returned (it raises when none) has one."""
+    if entry.value is None:
+        raise NotFoundError
+    return entry.value

@@ -16,8 +16,8 @@ class BudgetEdgeSpendInline(admin.TabularInline):
     model = BudgetEdgeSpend
     extra = 0
     can_delete = False
-    fields = ["edge_id", "spent", "reserved", "updated_at"]
-    readonly_fields = fields
+    fields = ("edge_id", "spent", "reserved", "updated_at")
+    readonly_fields = ("edge_id", "spent", "reserved", "updated_at")
     verbose_name_plural = "spend per edge (current period)"
 
     def has_add_permission(self, request, obj=None):
@@ -30,8 +30,8 @@ class BudgetAlertInline(admin.TabularInline):
     model = BudgetAlert
     extra = 0
     can_delete = False
-    fields = ["created_at", "period_start", "threshold", "spent", "limit", "emailed_to"]
-    readonly_fields = fields
+    fields = ("created_at", "period_start", "threshold", "spent", "limit", "emailed_to")
+    readonly_fields = ("created_at", "period_start", "threshold", "spent", "limit", "emailed_to")
     verbose_name_plural = "alerts"
 
     def has_add_permission(self, request, obj=None):

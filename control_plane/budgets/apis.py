@@ -38,7 +38,7 @@ class BudgetSerializer(serializers.ModelSerializer):
     @extend_schema_field(BudgetAlertSerializer(many=True))
     def get_alerts(self, budget: Budget) -> list[dict]:
         current = [a for a in budget.alerts.all() if a.period_start == budget.period_start]
-        return BudgetAlertSerializer(current, many=True).data
+        return list(BudgetAlertSerializer(current, many=True).data)
 
     class Meta:
         model = Budget

@@ -8,7 +8,9 @@ import time
 
 import httpx
 
-from .support import AppConfig, CredentialConfig, UserConfig, hash_credential, llm, make_snapshot, run_edge
+from shared_sdk.snapshot import CredentialConfig, hash_credential
+
+from .support import AppConfig, UserConfig, llm, make_snapshot, run_edge
 
 GROUP = 3
 
