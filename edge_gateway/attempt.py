@@ -117,6 +117,8 @@ class EdgeSteps:
         assert ex.app is not None
         if llm is not None and llm.id not in ex.app.llm_ids:
             raise GatewayError.forbidden(f"this app may not use the LLM {llm.slug!r}", code="llm_not_allowed")
+        if llm is not None and not ex.cfg.user_may_use(llm, ex.app, ex.user_id):
+            raise GatewayError.forbidden(f"no group of this user grants the LLM {llm.slug!r}", code="llm_not_granted")
         if ex.kind == "native" and llm is not None and ex.model and not llm.allows(ex.model):
             raise GatewayError.forbidden(
                 f"the model {ex.model!r} is not allowed on LLM {llm.slug!r}", code="model_not_allowed"

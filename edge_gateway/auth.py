@@ -58,6 +58,8 @@ def authenticate_key(
     app = cfg.apps.get(found.app_id)
     if app is None:
         raise GatewayError.unauthenticated("the API key's app is not active")
+    if cfg.inactive_users and (found.user_id in cfg.inactive_users or app.config.owner_id in cfg.inactive_users):
+        raise GatewayError.unauthenticated("the API key's user (or its app's owner) is deactivated")
     return app, found.user_id
 
 
@@ -80,6 +82,8 @@ def accept_caller(
         raise Rejected(GatewayError.unauthenticated("the credential's app is not active on this edge"), "unknown_app")
     response = outcome.response
     user_id = outcome.user.id if outcome.user is not None else (response.user_id if response is not None else None)
+    if user_id is not None and user_id in cfg.inactive_users:
+        raise Rejected(GatewayError.unauthenticated("the credential's user is deactivated"), "inactive_user")
     return compiled, user_id, response.claims if response is not None else {}
 
 

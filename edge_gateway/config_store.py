@@ -112,6 +112,8 @@ class CompiledLLM:
     chain: PluginChain = field(default_factory=PluginChain)
     unavailable: str | None = None
     """Why this edge cannot call the LLM (unknown vendor, undecryptable key); requests get a 502 saying so."""
+    granted_groups: frozenset[int] = frozenset()
+    """Groups whose catalogue offers the LLM; empty: no group grant needed (see `CompiledConfig.user_may_use`)."""
 
     @property
     def id(self) -> int:
@@ -149,6 +151,20 @@ class CompiledConfig:
     """Every loaded plugin implementing a data-collection method (they see all records of the namespace)."""
     endpoints: dict[str, list[Any]] = field(default_factory=dict)
     """Plugin slug -> its custom endpoint registrations (asked once per config)."""
+    inactive_users: frozenset[int] = frozenset()
+    """Deactivated users: their keys and their apps' keys are refused (401)."""
+    user_groups: dict[int, frozenset[int]] = field(default_factory=dict)
+    """Non-admin users' groups, for the group grants of catalogued LLMs (admins are not listed: not restricted)."""
+
+    def user_may_use(self, llm: CompiledLLM, app: CompiledApp, user_id: int | None) -> bool:
+        """Whether the caller's groups grant `llm`: the key's user, else the app's owner, must be in one of the
+        LLM's granting groups when it has any. Admins, users the snapshot does not know and app-only callers
+        pass (the app-LLM link is checked separately)."""
+        if not llm.granted_groups:
+            return True
+        uid = user_id if user_id is not None else app.config.owner_id
+        groups = self.user_groups.get(uid) if uid is not None else None
+        return groups is None or not groups.isdisjoint(llm.granted_groups)
 
     @property
     def version(self) -> int:
@@ -399,7 +415,15 @@ class ConfigStore:
                 namespace=cfg.namespace,
                 metadata=dict(cfg.metadata),
             )
-            llm = CompiledLLM(cfg, message, spec, provider, allowed, unavailable=problem)
+            llm = CompiledLLM(
+                cfg,
+                message,
+                spec,
+                provider,
+                allowed,
+                unavailable=problem,
+                granted_groups=frozenset(cfg.granted_group_ids),
+            )
             llms_by_id[cfg.id] = llm
             names = {cfg.default_model} if cfg.default_model else set()
             has_regex = False
@@ -471,6 +495,8 @@ class ConfigStore:
             prices_by_model=by_model,
             global_chain=PluginChain(),
             plugins={},
+            inactive_users=frozenset(u.id for u in snapshot.users if not u.active),
+            user_groups={u.id: frozenset(u.group_ids) for u in snapshot.users if not u.is_admin},
         )
 
     # -- plugins -----------------------------------------------------------------------------------------

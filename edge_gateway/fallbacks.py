@@ -160,7 +160,7 @@ class UpstreamPhase:
         if target.unavailable or target.provider is None or target.chain.broken:
             log.info("request %s: fallback %s skipped (unavailable here)", ex.request_id, target.slug)
             return None
-        if target.id not in app.llm_ids or not target.allows(model):
+        if target.id not in app.llm_ids or not target.allows(model) or not ex.cfg.user_may_use(target, app, ex.user_id):
             log.info(
                 "request %s: fallback %s/%s skipped (not allowed for app %s)", ex.request_id, target.slug, model, app.id
             )

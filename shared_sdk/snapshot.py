@@ -122,6 +122,9 @@ class LLMConfig(msgspec.Struct, kw_only=True, frozen=True):
     """Bound on a vendor reply the edge reads (decoded; a stream's total too); larger ones end in a 502."""
     extra_headers: dict[str, str] = {}
     metadata: dict[str, Any] = {}
+    granted_group_ids: list[int] = []
+    """Groups whose catalogue offers this LLM. When not empty, a non-admin user (the key's user, else the app's
+    owner) must belong to one of them; an LLM in no catalogue is governed by the app link alone."""
 
 
 class AppConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -159,6 +162,8 @@ class UserConfig(msgspec.Struct, kw_only=True, frozen=True):
     email: str = ""
     name: str = ""
     is_admin: bool = False
+    active: bool = True
+    """False once the user is deactivated: the edge refuses their keys and their apps' keys (401)."""
     group_ids: list[int] = []
     metadata: dict[str, Any] = {}
 

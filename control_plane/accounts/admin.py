@@ -13,6 +13,7 @@ from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from .models import Catalogue
 from .services import (
     USER_FIELDS,
+    catalogue_changed,
     group_delete,
     user_create,
     user_delete,
@@ -70,6 +71,11 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 @admin.register(Group)
 class GroupAdmin(DjangoGroupAdmin):
     inlines = [CatalogueInline]
+
+    def save_related(self, request, form, formsets, change):
+        """The catalogue inline is saved here (in the admin's transaction); its LLM grants reach the edges."""
+        super().save_related(request, form, formsets, change)
+        catalogue_changed(group=form.instance)
 
     def delete_model(self, request, obj):
         group_delete(group=obj)

@@ -22,6 +22,7 @@ from .models import Catalogue, Profile
 __all__ = [
     "LAST_SUPERUSER_MESSAGE",
     "USER_FIELDS",
+    "catalogue_changed",
     "catalogue_set",
     "group_delete",
     "group_save",
@@ -208,7 +209,14 @@ def catalogue_set(
         catalogue.tools.set(tool_ids)
     if datasource_ids is not None:
         catalogue.datasources.set(datasource_ids)
+    catalogue_changed(group=group)
     return catalogue
+
+
+def catalogue_changed(*, group: Group) -> None:
+    """The LLMs a catalogue grants travel in every namespace's snapshot (`LLMConfig.granted_group_ids`): a new
+    config version, so the edges stop (or start) serving the group's members at once."""
+    config_change_record(namespace="", reason=f"catalogue of group {group.name} changed")
 
 
 def user_namespace_roles_set(*, user, roles: dict[str, str]) -> None:

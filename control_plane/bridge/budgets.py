@@ -3,6 +3,8 @@
 The figure goes into the namespace's KV bucket under `ctl.budgets`; edges watch that key, so they see a change
 within the ingest-to-put latency (well under a second) and an edge that starts later reads the last value.
 Recomputation is debounced per namespace so a stream of batches costs one query per budget per interval.
+The same figures are stored on the budgets (total and per edge, `budgets.spend.budget_spend_record`), which fires
+the threshold alerts they crossed, so the API and the admin show what the edges enforce.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from control_plane.analytics.selectors import budget_spend_for_snapshot
+from control_plane.budgets.spend import budget_spend_record
 from shared_sdk.snapshot import BudgetConfig, ConfigSnapshot, UserConfig
 from shared_sdk.sync_protocol import (
     KEY_BUDGETS,
@@ -92,6 +95,10 @@ class BudgetPublisher:
             )
         )
         await kv.put(KEY_BUDGETS, encode(update))
+        try:
+            await run_db(budget_spend_record, spends=spends)
+        except Exception as exc:  # the edges have their figures; the next ingest stores them again
+            log.warning("storing budget spend for %s failed: %s", namespace or "(global)", exc)
         return update
 
 

@@ -197,6 +197,20 @@ class Bridge:
                 log.exception("leader duty failed; retrying")
                 await asyncio.sleep(1)
 
+    async def _session_plugins(self) -> None:
+        """Keep the plugins that subscribe to events (`on_session_ready`) loaded here: every bridge raises budget
+        alerts for what it ingests, on this process's studio event bus."""
+        from control_plane.plugins.runtime import plugins_load_session_aware
+
+        while True:
+            try:
+                await run_db(plugins_load_session_aware)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("loading event-subscribing plugins failed (%s); retrying", exc)
+            await asyncio.sleep(30)
+
     async def _drain_events(self, nc: Client) -> None:
         """Send the event outbox to the edges: the leader only, so events leave in the order they were queued."""
         assert self.leader is not None and self.events is not None

@@ -6,11 +6,29 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from control_plane.sync.namespaces import namespace_check, validate_namespace
+
+DEFAULT_ALERT_THRESHOLDS = (50, 80, 90, 100)
+
+
+def default_alert_thresholds() -> list[int]:
+    return list(DEFAULT_ALERT_THRESHOLDS)
+
+
+def validate_alert_thresholds(value: object) -> None:
+    """A short list of distinct whole percentages in 1..1000 (above 100 alerts on overspend of notify budgets)."""
+    if not isinstance(value, list) or len(value) > 20:
+        raise ValidationError("Give a list of at most 20 percentages, e.g. [50, 80, 90, 100].")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 1000:
+            raise ValidationError(f"{item!r} is not a whole percentage between 1 and 1000.")
+    if len(set(value)) != len(value):
+        raise ValidationError("Each percentage may appear once.")
 
 
 class Budget(models.Model):
@@ -59,6 +77,20 @@ class Budget(models.Model):
     period_start = models.DateTimeField(editable=False)
     period_end = models.DateTimeField(editable=False)
     spent = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal("0"), editable=False)
+    reserved = models.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        default=Decimal("0"),
+        editable=False,
+        help_text="Held by edges for requests in flight (reported by the edges; 0 until they report it)",
+    )
+    alert_thresholds = models.JSONField(
+        default=default_alert_thresholds,
+        blank=True,
+        validators=[validate_alert_thresholds],
+        help_text="Percent of the limit at which an alert fires, once per period each (e.g. [50, 80, 90, 100])",
+    )
+    notify_email = models.EmailField(blank=True, default="", help_text="Where alerts are e-mailed (blank: none)")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -81,6 +113,22 @@ class Budget(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"{self.scope} budget #{self.pk}"
+
+    @property
+    def remaining(self) -> Decimal:
+        """What may still be spent in this period: never below zero (zero while no limit is set, e.g. a blank form)."""
+        if self.limit is None:
+            return Decimal("0")
+        return max(Decimal("0"), self.limit - self.spent - self.reserved)
+
+    @property
+    def used_percent(self) -> Decimal:
+        """Spent plus reserved, in percent of the limit (a zero limit counts as fully used)."""
+        if self.limit is None:
+            return Decimal("0")
+        if self.limit <= 0:
+            return Decimal("100")
+        return (self.spent + self.reserved) * 100 / self.limit
 
     @property
     def target_id(self) -> int | None:
@@ -133,3 +181,41 @@ class RateLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.window_start} for {self.edge_id}"
+
+
+class BudgetEdgeSpend(models.Model):
+    """One edge's part of a budget's current period, as the bridge summed it from ingested usage records."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="edge_spends")
+    edge_id = models.CharField(max_length=63)
+    spent = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal("0"))
+    reserved = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["budget_id", "edge_id"]
+        constraints = [models.UniqueConstraint(fields=["budget", "edge_id"], name="budget_edge_spend_once")]
+
+    def __str__(self) -> str:
+        return f"{self.budget_id}@{self.edge_id or '(unknown edge)'}: {self.spent}"
+
+
+class BudgetAlert(models.Model):
+    """A threshold a budget crossed in one period; the unique key makes each alert fire once per period."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_start = models.DateTimeField()
+    threshold = models.PositiveIntegerField(help_text="Percent of the limit")
+    spent = models.DecimalField(max_digits=18, decimal_places=6)
+    limit = models.DecimalField(max_digits=18, decimal_places=6)
+    emailed_to = models.EmailField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-threshold"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start", "threshold"], name="budget_alert_once_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} reached {self.threshold}% ({self.spent} of {self.limit})"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from control_plane.sync.services import config_change_record
 
-from .models import Budget
+from .models import Budget, BudgetEdgeSpend
 from .periods import period_bounds
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "budget_create",
     "budget_delete",
     "budget_rollover_periods",
-    "budget_spend_set",
     "budget_update",
 ]
 
@@ -36,6 +35,8 @@ BUDGET_FIELDS = (
     "action",
     "on_unreachable",
     "anchor",
+    "alert_thresholds",
+    "notify_email",
     "is_active",
 )
 
@@ -61,6 +62,8 @@ def _apply(budget: Budget, data: dict[str, Any]) -> Budget:
     for other, value in targets.items():
         if other != budget.scope and value is not None:
             raise ValidationError({other: f"A {budget.scope} budget cannot also name a {other}."})
+    if budget.alert_thresholds is None:  # a blank JSON field skips field validators
+        raise ValidationError({"alert_thresholds": "Give a list of percentages, e.g. [50, 80, 90, 100] ([]: none)."})
     if budget.period == Budget.Period.ANNIVERSARY_MONTHLY and budget.anchor is None:
         budget.anchor = timezone.now()
     budget.period_start, budget.period_end = period_bounds(budget.period, timezone.now(), budget.anchor)
@@ -95,24 +98,18 @@ def budget_delete(*, budget: Budget) -> None:
 
 
 @transaction.atomic
-def budget_spend_set(*, budget_id: int, spent: Decimal) -> Budget:
-    """Record the spend the control plane summed for the current period (edges take max(control, local))."""
-    budget = Budget.objects.select_for_update().get(pk=budget_id)
-    budget.spent = spent
-    budget.save(update_fields=["spent", "updated_at"])
-    return budget
-
-
-@transaction.atomic
 def budget_rollover_periods() -> int:
-    """Start a new period for every budget whose period ended; spend restarts at zero. Returns how many."""
+    """Start a new period for every budget whose period ended; spend (total and per edge) restarts at zero.
+
+    Returns how many. Alerts are per period, so every threshold can fire again in the new one."""
     now = timezone.now()
     rolled = 0
     namespaces = set()
     for budget in Budget.objects.select_for_update(skip_locked=True).filter(period_end__lte=now):
         budget.period_start, budget.period_end = period_bounds(budget.period, now, budget.anchor)
-        budget.spent = Decimal("0")
-        budget.save(update_fields=["period_start", "period_end", "spent", "updated_at"])
+        budget.spent = budget.reserved = Decimal("0")
+        budget.save(update_fields=["period_start", "period_end", "spent", "reserved", "updated_at"])
+        BudgetEdgeSpend.objects.filter(budget=budget).delete()
         namespaces.add(budget.namespace)
         rolled += 1
     for namespace in sorted(namespaces):

@@ -47,6 +47,17 @@ NATS_CREDS = env_str("NATS_CREDS")
 # a node lost keeps every acknowledged message; 1 for a single server. JetStream allows at most 5.
 NATS_REPLICAS = env_int("NATS_REPLICAS", 1, minimum=1, maximum=5)
 
+# Budget alert e-mails (`budgets.alerts`) go through Django's mail settings, under Django's own names.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH")
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)  # the bridge sends alerts: never wait for ever
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "fjordgate@localhost")
+
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None

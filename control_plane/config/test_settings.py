@@ -11,6 +11,7 @@ TEST_PLUGIN_IMPORT_ROOTS = (
     "plugins",
     "control_plane.hooks.tests.plugins",
     "control_plane.plugins.tests.plugins",
+    "control_plane.budgets.tests.plugins",
     "edge_gateway.tests",
     "shared_sdk.tests",
     "tests.schedules.sample_plugins",

@@ -48,6 +48,7 @@ __all__ = [
     "plugin_host",
     "plugin_reload",
     "plugin_spec",
+    "plugins_load_session_aware",
     "publish_local_event",
     "publish_studio_event",
     "shutdown_runtime",
@@ -258,6 +259,29 @@ def publish_studio_event(
         namespace=namespace,
     )
     asyncio.run_coroutine_threadsafe(_event_bus.publish_event(event), _loop)
+
+
+def plugins_load_session_aware() -> list[str]:
+    """Load every active plugin that implements `on_session_ready` (capability `session_aware`) in this process.
+
+    A plugin subscribes to events in `on_session_ready`; loaded only when something calls it, it would never hear
+    what this process publishes. The bridge calls this at start and then every 30 s, so control-plane events it
+    raises (budget alerts) reach such plugins. Already loaded, unchanged plugins cost one query; a plugin that
+    cannot load is logged and skipped. Returns the slugs that are loaded.
+    """
+    from .models import Plugin
+
+    loaded = []
+    for plugin in Plugin.objects.filter(active=True).order_by("slug"):
+        if "session_aware" not in (plugin.capabilities or []):
+            continue
+        try:
+            _handle(plugin.slug, "on_session_ready", None)
+        except PluginCallError as exc:
+            logger.warning("plugin %s could not be loaded for its event subscriptions: %s", plugin.slug, exc)
+            continue
+        loaded.append(plugin.slug)
+    return loaded
 
 
 def plugin_reload(slug: str) -> None:

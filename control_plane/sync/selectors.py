@@ -73,6 +73,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
     `generated_at` is the time of the version's change (not of this call), so building the same version twice
     gives the same checksum.
     """
+    from control_plane.accounts.models import Catalogue
     from control_plane.applications.models import App, Credential
     from control_plane.budgets.models import Budget
     from control_plane.catalog.models import ModelPrice
@@ -86,6 +87,9 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
 
     plugins = {p.pk: p for p in Plugin.objects.filter(scope, active=True) if _runs_at_edge(p.capabilities)}
     llms = []
+    grants: dict[int, list[int]] = {}
+    for llm_id, group_id in Catalogue.llms.through.objects.values_list("llm_id", "catalogue__group_id"):
+        grants.setdefault(llm_id, []).append(group_id)
     for llm in LLM.objects.filter(scope).prefetch_related("plugin_bindings__plugin").order_by("pk"):
         chain = [
             PluginBinding(
@@ -117,6 +121,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
                 first_byte_timeout_s=llm.first_byte_timeout_s,
                 max_response_bytes=llm.max_response_bytes,
                 metadata=dict(llm.metadata),
+                granted_group_ids=sorted(grants.get(llm.pk, ())),
             )
         )
 
@@ -189,6 +194,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
             email=u.email,
             name=u.get_full_name(),
             is_admin=u.is_staff,
+            active=u.is_active,
             group_ids=sorted(g.pk for g in u.groups.all()),
             metadata=dict(getattr(getattr(u, "fjordgate_profile", None), "metadata", {}) or {}),
         )
