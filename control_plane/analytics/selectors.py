@@ -120,3 +120,11 @@ def app_usage_daily(*, app_id: int, start: dt.date, end: dt.date) -> list[dict]:
             }
         )
     return days
+
+
+def app_spent_in_period(*, app_id: int, since: dt.datetime, until: dt.datetime, currency: str) -> Decimal:
+    """What an app spent in [since, until) from the ingested budget-usage records (what the bridge sums for edges)."""
+    total = BudgetUsageRecord.objects.filter(
+        app_id=app_id, timestamp__gte=since, timestamp__lt=until, currency=currency
+    ).aggregate(s=Sum("cost"))["s"]
+    return total or Decimal("0")

@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
+from control_plane.analytics.selectors import app_spent_in_period
 from control_plane.applications.models import App, Credential
 from control_plane.budgets.models import Budget
 from control_plane.catalog.models import Datasource, Tool
@@ -47,18 +48,25 @@ def app_keys(app: App) -> QuerySet[Credential]:
 
 
 def app_budgets(app: App) -> list[dict[str, Any]]:
-    """Budget progress of an app: spent (as the bridge last summed it) against the limit, as a percentage too."""
+    """Budget progress of an app: spent in the current period against the limit, as a percentage too.
+
+    Spend is summed from the ingested usage records (as the bridge does for edges), so the bar moves as soon as
+    traffic is ingested; `Budget.spent` counts when it is higher (a figure set by an administrator)."""
     rows = []
     for budget in Budget.objects.filter(scope=Budget.Scope.APP, app=app, is_active=True).order_by("id"):
         limit = budget.limit or Decimal("0")
-        percent = float(min(budget.spent / limit, Decimal("1")) * 100) if limit > 0 else 100.0
+        summed = app_spent_in_period(
+            app_id=app.pk, since=budget.period_start, until=budget.period_end, currency=budget.currency
+        )
+        spent = max(budget.spent, summed)
+        percent = float(min(spent / limit, Decimal("1")) * 100) if limit > 0 else 100.0
         rows.append(
             {
                 "budget": budget,
-                "spent": budget.spent,
+                "spent": spent,
                 "limit": limit,
                 "percent": round(percent, 1),
-                "over": budget.spent >= limit,
+                "over": spent >= limit,
             }
         )
     return rows

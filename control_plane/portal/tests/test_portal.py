@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from control_plane.accounts.models import Catalogue, Profile
-from control_plane.analytics.models import AnalyticsEvent
+from control_plane.analytics.models import AnalyticsEvent, BudgetUsageRecord
 from control_plane.applications.models import App, Credential
 from control_plane.applications.services import app_approve, app_create
 from control_plane.budgets.services import budget_create
@@ -226,9 +226,9 @@ def test_usage_table_csv_and_budget_bar(plain_user, catalogue, alice):
         _event(app, today, n, 10, "0.5")
     _event(app, yesterday, 0, 7, "0.25")
     _event(app, today - dt.timedelta(days=40), 0, 1000, "9")  # outside the default range
-    budget = budget_create(data={"scope": "app", "app": app, "limit": Decimal("4")})
-    budget.spent = Decimal("1.75")
-    budget.save()
+    budget_create(data={"scope": "app", "app": app, "limit": Decimal("4")})
+    for n, cost in enumerate(("1.5", "0.25")):  # the usage records the bridge ingested this period
+        BudgetUsageRecord.objects.create(record_id=f"b-{n}", timestamp=today, app_id=app.pk, cost=Decimal(cost))
 
     page = alice.get(f"/portal/apps/{app.pk}/usage/").content.decode()
     assert 'id="total-requests">4<' in page and 'id="total-tokens">37<' in page
