@@ -93,10 +93,10 @@ def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
 
 
 def _key_shown(request: HttpRequest, app, credential, key: str, verb: str) -> HttpResponse:
-    response = TemplateResponse(
+    """The only response that ever holds the clear key (callers are `never_cache`)."""
+    return TemplateResponse(
         request, "portal/key_shown.html", {"app": app, "credential": credential, "key": key, "verb": verb}
     )
-    return response
 
 
 @never_cache
@@ -139,10 +139,10 @@ def key_revoke(request: HttpRequest, app_id: int, key_id: int) -> HttpResponse:
 
 
 def _range(request: HttpRequest) -> tuple[RangeForm, object, object]:
-    form = RangeForm(request.GET or None)
+    start, end = default_range()
+    form = RangeForm(request.GET or None, initial={"start": start, "end": end})
     if form.is_bound and form.is_valid():
         return form, form.cleaned_data["start"], form.cleaned_data["end"]
-    start, end = default_range()
     return form, start, end
 
 
