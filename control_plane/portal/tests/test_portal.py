@@ -251,3 +251,21 @@ def test_bad_date_ranges_are_form_errors(plain_user, catalogue, alice):
     assert alice.get(f"/portal/apps/{app.pk}/usage/?start=1900-01-01&end=2026-01-01").status_code == 400
     assert alice.get(f"/portal/apps/{app.pk}/usage/?start=nonsense").status_code == 400
     assert alice.get(f"/portal/apps/{app.pk}/usage.csv?start=2026-05-01&end=2026-04-01").status_code == 400
+
+
+def test_admin_app_list_announces_waiting_requests(admin_user, plain_user, catalogue, alice):
+    alice.post("/portal/apps/new/", {"name": "waiting-bot", "llms": [catalogue["public"].pk]})
+    admin = Client()
+    admin.force_login(admin_user)
+    page = admin.get("/admin/applications/app/").content.decode()
+    assert "1 app request(s) wait for approval" in page and "?approved__exact=0" in page
+    app_approve(app=App.objects.get(name="waiting-bot"))
+    assert "wait for approval" not in admin.get("/admin/applications/app/").content.decode()
+
+
+def test_long_names_are_form_errors_not_crashes(plain_user, catalogue, alice):
+    response = alice.post("/portal/apps/new/", {"name": "x" * 201, "llms": [catalogue["public"].pk]})
+    assert response.status_code == 200 and "at most 200 characters" in response.content.decode()
+    app = _approved_app(plain_user, catalogue["public"])
+    assert alice.post(f"/portal/apps/{app.pk}/keys/", {"name": "k" * 201}).status_code == 400
+    assert not Credential.objects.filter(app=app).exists()
