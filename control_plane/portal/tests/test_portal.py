@@ -269,3 +269,11 @@ def test_long_names_are_form_errors_not_crashes(plain_user, catalogue, alice):
     app = _approved_app(plain_user, catalogue["public"])
     assert alice.post(f"/portal/apps/{app.pk}/keys/", {"name": "k" * 201}).status_code == 400
     assert not Credential.objects.filter(app=app).exists()
+
+
+def test_sign_in_page_offers_single_sign_on_when_configured(client, settings):
+    assert b"sso-login" not in client.get("/portal/login/").content
+    settings.FJORDGATE_OIDC_ISSUER = "https://sso.example.com"
+    settings.FJORDGATE_OIDC_PROVIDER_NAME = "Acme SSO"
+    page = client.get("/portal/login/?next=/portal/").content.decode()
+    assert "Sign in with Acme SSO" in page and "/oidc/authenticate/?next=/portal/" in page
