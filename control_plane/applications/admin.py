@@ -78,7 +78,8 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         """App requests from the portal wait here: say how many, with a link to the unapproved ones."""
-        pending = App.objects.filter(approved=False).count()
+        # on GET only: a POST here runs an action (e.g. approve) after this point, so its count would be stale
+        pending = App.objects.filter(approved=False).count() if request.method == "GET" else 0
         if pending and request.GET.get("approved__exact") != "0":
             messages.info(
                 request,

@@ -102,6 +102,7 @@ def test_request_approve_key_once_call_edge_usage(page, screenshot, browser, liv
     admin.select_option("select[name=action]", "approve")
     admin.click("button[name=index]")
     admin.wait_for_selector("text=Approved")
+    assert "wait for approval" not in admin.content()
     admin.screenshot(path=str(_shot("3-admin-approved")), full_page=True)
     admin_context.close()
 
