@@ -277,3 +277,7 @@ def test_sign_in_page_offers_single_sign_on_when_configured(client, settings):
     settings.FJORDGATE_OIDC_PROVIDER_NAME = "Acme SSO"
     page = client.get("/portal/login/?next=/portal/").content.decode()
     assert "Sign in with Acme SSO" in page and "/oidc/authenticate/?next=/portal/" in page
+
+
+def test_request_page_says_when_the_catalogue_has_no_llm(plain_user, alice):
+    assert 'id="no-llms"' in alice.get("/portal/apps/new/").content.decode()
