@@ -348,6 +348,7 @@ class Stack:
             "",
             f"  Admin     {web}/admin/",
             f"            user {c.admin_user}, password {password}",
+            f"  Portal    {web}/portal/   (for users: catalogue, app requests, keys, usage)",
             f"  API docs  {web}/api/v1/docs/",
         ]
         for i in range(c.edges):

@@ -89,3 +89,47 @@ def usage_summary_rows() -> list[dict[str, Any]]:
             if value is not None:
                 records.append(json.loads(value))
     return totals(records)
+
+
+def app_usage_daily(*, app_id: int, start: dt.date, end: dt.date) -> list[dict]:
+    """One row per UTC day from `start` to `end` (both included) for one app, days without traffic as zeros,
+    so charts and CSV exports have a point for every day of the range the user picked."""
+    since = dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    rows = (
+        AnalyticsEvent.objects.filter(app_id=app_id, timestamp__gte=since, timestamp__lt=until)
+        .annotate(day=TruncDay("timestamp", tzinfo=dt.UTC))
+        .values("day")
+        .annotate(
+            requests=Count("id"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            tokens=Sum("total_tokens"),
+            cost=Sum("cost"),
+        )
+        .order_by("day")
+    )
+    by_day = {row["day"].date(): row for row in rows}
+    days = []
+    for offset in range((end - start).days + 1):
+        day = start + dt.timedelta(days=offset)
+        row = by_day.get(day, {})
+        days.append(
+            {
+                "day": day,
+                "requests": row.get("requests") or 0,
+                "prompt_tokens": row.get("prompt_tokens") or 0,
+                "completion_tokens": row.get("completion_tokens") or 0,
+                "tokens": row.get("tokens") or 0,
+                "cost": row.get("cost") or Decimal("0"),
+            }
+        )
+    return days
+
+
+def app_spent_in_period(*, app_id: int, since: dt.datetime, until: dt.datetime, currency: str) -> Decimal:
+    """What an app spent in [since, until) from the ingested budget-usage records (what the bridge sums for edges)."""
+    total = BudgetUsageRecord.objects.filter(
+        app_id=app_id, timestamp__gte=since, timestamp__lt=until, currency=currency
+    ).aggregate(s=Sum("cost"))["s"]
+    return total or Decimal("0")

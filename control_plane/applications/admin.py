@@ -74,6 +74,21 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
     readonly_fields = ["approved_at", "created_at", "updated_at"]
     actions = ["approve", "activate", "deactivate", "create_key", "push_config"]
 
+    def changelist_view(self, request, extra_context=None):
+        """App requests from the portal wait here: say how many, with a link to the unapproved ones."""
+        # on GET only: a POST here runs an action (e.g. approve) after this point, so its count would be stale
+        pending = App.objects.filter(approved=False).count() if request.method == "GET" else 0
+        if pending and request.GET.get("approved__exact") != "0":
+            messages.info(
+                request,
+                format_html(
+                    '{} app request(s) wait for approval: <a href="?approved__exact=0">show them</a>, select, '
+                    'then "Approve selected apps".',
+                    pending,
+                ),
+            )
+        return super().changelist_view(request, extra_context)
+
     def service_data(self, form, obj):
         cd = form.cleaned_data
         data = {name: cd[name] for name in APP_FIELDS if name in cd}

@@ -295,8 +295,16 @@ def app_delete(*, app: App, actor_id: int | None = None, hook_outcome: HookOutco
 
 
 def app_approve(*, app: App, actor_id: int | None = None) -> App:
-    """Approval is an update (hooks see `approved: true`) that also switches the app on."""
-    return app_update(app=app, data={"approved": True, "is_active": True}, actor_id=actor_id)
+    """Approval is an update (hooks see `approved: true`) that also switches the app on; the owner is mailed
+    when the app was waiting (approving an approved app again mails nobody)."""
+    from .notifications import notify_app_approved
+
+    was_approved = App.objects.filter(pk=app.pk, approved=True).exists()
+    with transaction.atomic():
+        approved = app_update(app=app, data={"approved": True, "is_active": True}, actor_id=actor_id)
+        if not was_approved and approved.approved:
+            notify_app_approved(approved)
+    return approved
 
 
 # ----------------------------------------------------------------------------------------------------------------

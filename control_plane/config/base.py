@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "control_plane.analytics",
     "control_plane.sync",
     "control_plane.audit",
+    "control_plane.portal",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +185,18 @@ FJORDGATE_LOCAL_PASSWORDS = env_bool("FJORDGATE_LOCAL_PASSWORDS", True)
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 LOGIN_REDIRECT_URL = "/admin/"
 LOGOUT_REDIRECT_URL = "/admin/login/"
+
+# Mail for the portal's notifications (app requested -> staff, app approved -> owner). Without a host no mail is
+# sent: the admin's app list and the portal show the same news.
+EMAIL_HOST = env_str("FJORDGATE_EMAIL_HOST", "") or ""
+EMAIL_PORT = env_int("FJORDGATE_EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("FJORDGATE_EMAIL_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_str("FJORDGATE_EMAIL_PASSWORD", "") or ""
+EMAIL_USE_TLS = env_bool("FJORDGATE_EMAIL_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("FJORDGATE_EMAIL_FROM", "fjordgate@localhost") or "fjordgate@localhost"
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.dummy.EmailBackend"
+)
 OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
 if FJORDGATE_OIDC_ISSUER:
     from control_plane.accounts.oidc_settings import check_group_map

@@ -201,6 +201,8 @@ def test_up_twice_keeps_data_stops_clean_and_reports_a_dead_child(stack: Stack) 
     ]:
         wait_for_http(stack.url(port_name, path), timeout=5, handle=first)
     assert completion_through_edge(stack, banner)
+    assert re.search(r"Portal\s+(\S+)", banner).group(1) == stack.url("FJORDGATE_WEB_PORT", "/portal/")
+    wait_for_http(stack.url("FJORDGATE_WEB_PORT", "/portal/login/"), timeout=5, handle=first)
     assert admin_login(stack.url("FJORDGATE_WEB_PORT"), "admin", password.group(1))
     assert not admin_login(stack.url("FJORDGATE_WEB_PORT"), "admin", password.group(1) + "-wrong")
 

@@ -1,0 +1,50 @@
+"""Portal forms. Choices come from the user's catalogue, so anything else is refused as an invalid choice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+
+from .selectors import catalogue_datasources, catalogue_llms, catalogue_tools, default_range
+
+MAX_RANGE_DAYS = 366
+
+
+class AppRequestForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
+    llms = forms.ModelMultipleChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple, label="LLMs")
+    tools = forms.ModelMultipleChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple, required=False)
+    datasources = forms.ModelMultipleChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple, required=False)
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["llms"].queryset = catalogue_llms(user)
+        self.fields["tools"].queryset = catalogue_tools(user)
+        self.fields["datasources"].queryset = catalogue_datasources(user)
+        for name in ("llms", "tools", "datasources"):
+            self.fields[name].label_from_instance = lambda o: f"{o.name} ({o.slug}, privacy {o.privacy_score})"
+
+
+class KeyForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="What the key is for, e.g. 'laptop'.")
+
+
+class RangeForm(forms.Form):
+    """A date range for usage; defaults to the last 14 days, at most a year, the start not after the end."""
+
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = default_range()
+        data["start"] = data.get("start") or (data["end"] - dt.timedelta(days=13) if data.get("end") else start)
+        data["end"] = data.get("end") or end
+        if data["start"] > data["end"]:
+            raise forms.ValidationError("The start must not be after the end.")
+        if (data["end"] - data["start"]).days >= MAX_RANGE_DAYS:
+            raise forms.ValidationError(f"Choose at most {MAX_RANGE_DAYS} days.")
+        return data
