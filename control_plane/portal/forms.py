@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -15,17 +15,26 @@ MAX_RANGE_DAYS = 366
 class AppRequestForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
-    llms = forms.ModelMultipleChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple, label="LLMs")
-    tools = forms.ModelMultipleChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple, required=False)
-    datasources = forms.ModelMultipleChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple, required=False)
+    llms: forms.ModelMultipleChoiceField[Any] = forms.ModelMultipleChoiceField(
+        queryset=None, widget=forms.CheckboxSelectMultiple, label="LLMs"
+    )
+    tools: forms.ModelMultipleChoiceField[Any] = forms.ModelMultipleChoiceField(
+        queryset=None, widget=forms.CheckboxSelectMultiple, required=False
+    )
+    datasources: forms.ModelMultipleChoiceField[Any] = forms.ModelMultipleChoiceField(
+        queryset=None, widget=forms.CheckboxSelectMultiple, required=False
+    )
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["llms"].queryset = catalogue_llms(user)
-        self.fields["tools"].queryset = catalogue_tools(user)
-        self.fields["datasources"].queryset = catalogue_datasources(user)
-        for name in ("llms", "tools", "datasources"):
-            self.fields[name].label_from_instance = lambda o: f"{o.name} ({o.slug}, privacy {o.privacy_score})"
+        for name, queryset in (
+            ("llms", catalogue_llms(user)),
+            ("tools", catalogue_tools(user)),
+            ("datasources", catalogue_datasources(user)),
+        ):
+            field = cast(forms.ModelMultipleChoiceField[Any], self.fields[name])
+            field.queryset = queryset
+            field.label_from_instance = lambda obj: f"{obj.name} ({obj.slug}, privacy {obj.privacy_score})"  # type: ignore[method-assign]
 
 
 class KeyForm(forms.Form):
@@ -39,7 +48,7 @@ class RangeForm(forms.Form):
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         start, end = default_range()
         data["start"] = data.get("start") or (data["end"] - dt.timedelta(days=13) if data.get("end") else start)
         data["end"] = data.get("end") or end

@@ -7,7 +7,9 @@ CSRF check. Pages that show a clear key are never cached and the key is in that 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from decimal import Decimal
+from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -41,11 +43,11 @@ from .services import app_request
 
 class PortalLoginView(auth_views.LoginView):
     template_name = "portal/login.html"
-    next_page = reverse_lazy("portal:home")
+    next_page = cast(str, reverse_lazy("portal:home"))
 
 
 class PortalLogoutView(auth_views.LogoutView):
-    next_page = reverse_lazy("portal:login")
+    next_page = cast(str, reverse_lazy("portal:login"))
 
 
 @portal_view
@@ -138,7 +140,7 @@ def key_revoke(request: HttpRequest, app_id: int, key_id: int) -> HttpResponse:
     return redirect("portal:app", app_id=app.pk)
 
 
-def _range(request: HttpRequest) -> tuple[RangeForm, object, object]:
+def _range(request: HttpRequest) -> tuple[RangeForm, dt.date, dt.date]:
     start, end = default_range()
     form = RangeForm(request.GET or None, initial={"start": start, "end": end})
     if form.is_bound and form.is_valid():
@@ -181,7 +183,7 @@ def usage_csv(request: HttpRequest, app_id: int) -> HttpResponse:
     app = user_app(request.user, app_id)
     form, start, end = _range(request)
     if form.is_bound and not form.is_valid():
-        return HttpResponse(" ".join(form.non_field_errors()) or "Bad date range.", status=400)
+        return HttpResponse(" ".join(str(e) for e in form.non_field_errors()) or "Bad date range.", status=400)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="app-{app.pk}-usage-{start}-{end}.csv"'
     writer = csv.writer(response)
