@@ -48,15 +48,6 @@ NATS_CREDS = env_str("NATS_CREDS")
 NATS_REPLICAS = env_int("NATS_REPLICAS", 1, minimum=1, maximum=5)
 
 # Budget alert e-mails (`budgets.alerts`) go through Django's mail settings, under Django's own names.
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
-EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH")
-EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)  # the bridge sends alerts: never wait for ever
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "fjordgate@localhost")
 
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
@@ -186,17 +177,20 @@ AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 LOGIN_REDIRECT_URL = "/admin/"
 LOGOUT_REDIRECT_URL = "/admin/login/"
 
-# Mail for the portal's notifications (app requested -> staff, app approved -> owner). Without a host no mail is
-# sent: the admin's app list and the portal show the same news.
+# Mail: the portal's notifications (app requested -> staff, app approved -> owner) and budget alerts (the bridge
+# sends them). Without a host no mail is sent (the admin's app list, the portal and the alert marks show the news),
+# unless FJORDGATE_EMAIL_BACKEND names another Django backend (e.g. the file backend with FJORDGATE_EMAIL_FILE_PATH).
 EMAIL_HOST = env_str("FJORDGATE_EMAIL_HOST", "") or ""
 EMAIL_PORT = env_int("FJORDGATE_EMAIL_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("FJORDGATE_EMAIL_USER", "") or ""
 EMAIL_HOST_PASSWORD = env_str("FJORDGATE_EMAIL_PASSWORD", "") or ""
 EMAIL_USE_TLS = env_bool("FJORDGATE_EMAIL_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("FJORDGATE_EMAIL_FROM", "fjordgate@localhost") or "fjordgate@localhost"
-EMAIL_BACKEND = (
+EMAIL_BACKEND = env_str("FJORDGATE_EMAIL_BACKEND", "") or (
     "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.dummy.EmailBackend"
 )
+EMAIL_FILE_PATH = env_str("FJORDGATE_EMAIL_FILE_PATH")
+EMAIL_TIMEOUT = env_float("FJORDGATE_EMAIL_TIMEOUT", 10.0, minimum=0.1)  # the bridge sends alerts: never wait for ever
 OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
 if FJORDGATE_OIDC_ISSUER:
     from control_plane.accounts.oidc_settings import check_group_map

@@ -32,7 +32,7 @@ class AppRequestForm(forms.Form):
             ("tools", catalogue_tools(user)),
             ("datasources", catalogue_datasources(user)),
         ):
-            field = cast(forms.ModelMultipleChoiceField[Any], self.fields[name])
+            field = cast("forms.ModelMultipleChoiceField[Any]", self.fields[name])
             field.queryset = queryset
             field.label_from_instance = lambda obj: f"{obj.name} ({obj.slug}, privacy {obj.privacy_score})"  # type: ignore[method-assign]
 

@@ -52,7 +52,8 @@ def test_spend_per_edge_and_threshold_alerts_reach_the_api_and_the_operators_mai
     )
     mailbox = cluster.tmp / "mail"
     cluster.bridge_env.update(
-        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mailbox)
+        FJORDGATE_EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        FJORDGATE_EMAIL_FILE_PATH=str(mailbox),
     )
     cluster.start_bridge()
     a1, a2 = cluster.start_edge(cluster.add_edge("a1", "ns-a")), cluster.start_edge(cluster.add_edge("a2", "ns-a"))
