@@ -52,6 +52,14 @@ __all__ = ["Edge", "create_app"]
 log = logging.getLogger("fjordgate.edge")
 
 _HOUSEKEEPING_INTERVAL_S = 60.0
+_HOT_PATHS = (
+    "/v1/chat/completions",
+    "/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+)
 
 
 @dataclass(slots=True)
@@ -207,6 +215,8 @@ def _routes(edge: Edge) -> list[Route]:
     chat = counted(LLMEndpoint(pipeline, "chat"))
     completions = counted(LLMEndpoint(pipeline, "completions"))
     embeddings = counted(LLMEndpoint(pipeline, "embeddings"))
+    messages = counted(LLMEndpoint(pipeline, "messages"))
+    count_tokens = counted(LLMEndpoint(pipeline, "count_tokens"))
     models = LLMEndpoint(pipeline, "models")
     native = counted(NativeEndpoint(pipeline))
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -215,6 +225,8 @@ def _routes(edge: Edge) -> list[Route]:
         Route("/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/llm/call/{llm_slug}/{path:path}", native, methods=methods),
         Route(
@@ -305,9 +317,5 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found, Exception: _not_found}
     )
     app.state.edge = edge
-    hot = {
-        ("POST", route.path): route.endpoint
-        for route in routes
-        if route.path in ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/v1/embeddings")
-    }
+    hot = {("POST", route.path): route.endpoint for route in routes if route.path in _HOT_PATHS}
     return _HotRoutes(app, hot)

@@ -21,11 +21,28 @@ import orjson
 from starlette.responses import Response
 
 __all__ = [
+    "ANTHROPIC_KINDS",
     "GatewayError",
     "UpstreamError",
     "error_body",
+    "error_for",
     "error_response",
 ]
+
+ANTHROPIC_KINDS = frozenset({"messages", "count_tokens"})
+"""Request kinds whose callers speak Anthropic: their errors are rendered in Anthropic's shape (`error_for`)."""
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
 
 
 class GatewayError(Exception):
@@ -120,3 +137,19 @@ def error_response(
     return Response(
         error_body(message, type, code, param), status_code=status_code, headers=headers, media_type="application/json"
     )
+
+
+def error_for(
+    kind: str, status: int, message: str, type: str, code: str | None = None, param: str | None = None
+) -> tuple[int, bytes]:
+    """(status, body) of an error as the caller's SDK expects it: OpenAI's shape, or Anthropic's for `kind` in
+    `ANTHROPIC_KINDS` (`{"type": "error", "error": {"type", "message"}}`, the type from the status).
+
+    Anthropic has no 402: a budget refusal is 400 `billing_error` there (400 is what Anthropic itself answers
+    when a spend limit is reached; `billing_error` is its own type for an account that may not spend)."""
+    if kind not in ANTHROPIC_KINDS:
+        return status, error_body(message, type, code, param)
+    anthropic_type = _ANTHROPIC_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
+    if status == 402:
+        status = 400
+    return status, orjson.dumps({"type": "error", "error": {"type": anthropic_type, "message": message}})

@@ -40,6 +40,7 @@ from .fallbacks import UpstreamPhase, fallbacks_allowed
 from .ids import new_id
 from .intake import Caller, Receive, decode_call, read_body
 from .providers import OpenAIRequest
+from .providers.messages_format import estimate_message_tokens
 from .respond_full import Outlet, Send, respond_error, respond_full, send_error
 from .runtime import EdgeRuntime
 from .short_circuits import answer_short_circuit
@@ -93,7 +94,8 @@ class Pipeline:
         native_slug: str = "",
         native_path: str = "",
     ) -> None:
-        """Serve one LLM request. `kind`: chat | completions | embeddings | models | native. Never raises."""
+        """Serve one LLM request. `kind`: chat | completions | embeddings | messages | count_tokens | models |
+        native. Never raises."""
         rt = self.rt
         cfg = rt.store.current
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -101,7 +103,7 @@ class Pipeline:
         if not request_id or len(request_id) > 128:
             request_id = new_id()
         if cfg is None:
-            await send_error(send, request_id, _NO_CONFIG)
+            await send_error(send, request_id, _NO_CONFIG, kind)
             return
         ctx = Context(
             runtime=Runtime.GATEWAY,
@@ -119,12 +121,12 @@ class Pipeline:
                 await self._run(out, caller, native_slug)
             except Rejected as rejected:
                 rt.metrics.rejected.labels(str(rejected.error.status_code), rejected.reason).inc()
-                await send_error(out.send, request_id, rejected.error)
+                await send_error(out.send, request_id, rejected.error, kind)
             except Exception:
                 log.exception("request %s failed inside the edge", request_id)
                 ex.status_code = 500
                 ex.error_type = "internal_error"
-                await send_error(out.send, request_id, _INTERNAL)
+                await send_error(out.send, request_id, _INTERNAL, kind)
         except asyncio.CancelledError:
             if not watch.disconnected:
                 raise
@@ -215,6 +217,10 @@ class Pipeline:
             await self._short_circuited(out, caller, prepared, steps)
         elif ex.kind == "models":
             await respond_full(out, hooks, prepared.executed, 200, {}, _models_body(ex), None)
+        elif ex.kind == "count_tokens" and ex.llm is not None and ex.llm.spec.vendor != "anthropic":
+            # Only Anthropic counts tokens for a Messages body; for other vendors the edge estimates (no call).
+            body = orjson.dumps({"input_tokens": estimate_message_tokens(steps.call.data)})
+            await respond_full(out, hooks, prepared.executed, 200, {}, body, None)
         else:
             assert ex.llm is not None
             attempt = Attempt(ex.llm, ex.model, hooks, prepared.executed, prepared.request, steps.call)

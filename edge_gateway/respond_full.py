@@ -15,7 +15,7 @@ from shared_sdk import PluginError, ResponseWriteRequest
 from shared_sdk.host import PluginHandle
 from shared_sdk.pipeline import HookChain
 
-from .errors import GatewayError, UpstreamError, error_body
+from .errors import GatewayError, UpstreamError, error_for
 from .exchange import Exchange
 
 __all__ = [
@@ -74,13 +74,14 @@ def _header_pairs(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
 
 
-async def send_error(send: Send, request_id: str, error: GatewayError | PluginError) -> None:
-    """An error answered without hooks (the request was never accepted)."""
+async def send_error(send: Send, request_id: str, error: GatewayError | PluginError, kind: str = "") -> None:
+    """An error answered without hooks (the request was never accepted), in the shape of the request's `kind`."""
     headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
     headers += _header_pairs(error.headers)
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     param = error.param if isinstance(error, GatewayError) else None
-    await send({"type": "http.response.body", "body": error_body(error.message, error.type, error.code, param)})
+    status, body = error_for(kind, error.status_code, error.message, error.type, error.code, param)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def write_hooks(
@@ -114,9 +115,8 @@ async def send_full(out: Outlet, written: Written) -> None:
     status, body, error = written.status, written.body, written.error
     head = [(b"x-request-id", ex.request_id.encode())]
     if error is not None:
-        status = error.status_code
         ex.error_type = ex.error_type or error.code or error.type
-        body = error_body(error.message, error.type, error.code)
+        status, body = error_for(ex.kind, error.status_code, error.message, error.type, error.code)
         head.append((b"content-type", b"application/json"))
         head += _header_pairs(error.headers)
     else:
