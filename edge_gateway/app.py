@@ -33,7 +33,7 @@ from shared_sdk.host import PluginHost
 
 from .collectors import PluginCollectorSink
 from .config_store import ConfigRejected, ConfigStore
-from .endpoints import Health, LLMEndpoint, MetricsEndpoint, NativeEndpoint, PluginEndpoint, Ready
+from .endpoints import Health, LLMEndpoint, MetricsEndpoint, ModelEndpoint, NativeEndpoint, PluginEndpoint, Ready
 from .errors import error_body
 from .kv import EdgeKV
 from .metrics import EdgeMetrics, MetricsSink, hook_observer
@@ -228,6 +228,7 @@ def _routes(edge: Edge) -> list[Route]:
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", ModelEndpoint(pipeline), methods=["GET"]),
         Route("/llm/call/{llm_slug}/{path:path}", native, methods=methods),
         Route(
             "/plugins/{slug}/{path:path}",

@@ -61,6 +61,8 @@ class Exchange:
     short_circuited: bool = False
     client_disconnected: bool = False
     accounted: bool = False
+    dialect: str = "openai"
+    """The caller's API family ("openai" | "anthropic", `errors.dialect_of`): the shape of answers and errors."""
 
     @property
     def accepted(self) -> bool:

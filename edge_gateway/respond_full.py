@@ -74,12 +74,12 @@ def _header_pairs(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
 
 
-async def send_error(send: Send, request_id: str, error: GatewayError | PluginError, kind: str = "") -> None:
-    """An error answered without hooks (the request was never accepted), in the shape of the request's `kind`."""
+async def send_error(send: Send, request_id: str, error: GatewayError | PluginError, dialect: str = "openai") -> None:
+    """An error answered without hooks (the request was never accepted), in the caller's `dialect`."""
     headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
     headers += _header_pairs(error.headers)
     param = error.param if isinstance(error, GatewayError) else None
-    status, body = error_for(kind, error.status_code, error.message, error.type, error.code, param)
+    status, body = error_for(dialect, error.status_code, error.message, error.type, error.code, param)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -116,7 +116,7 @@ async def send_full(out: Outlet, written: Written) -> None:
     head = [(b"x-request-id", ex.request_id.encode())]
     if error is not None:
         ex.error_type = ex.error_type or error.code or error.type
-        status, body = error_for(ex.kind, error.status_code, error.message, error.type, error.code)
+        status, body = error_for(ex.dialect, error.status_code, error.message, error.type, error.code)
         head.append((b"content-type", b"application/json"))
         head += _header_pairs(error.headers)
     else:

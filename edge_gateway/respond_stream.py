@@ -18,7 +18,7 @@ import orjson
 from shared_sdk import PluginCallError, ResponseWriteRequest, StreamCompleteRequest
 from shared_sdk.pipeline import HookChain
 
-from .errors import ANTHROPIC_KINDS, UpstreamError, error_for
+from .errors import UpstreamError, error_for
 from .respond_full import Executed, Outlet, Written, send_full
 from .upstream_call import StreamResult
 
@@ -136,8 +136,8 @@ async def _error_event(out: Outlet, err: UpstreamError | PluginCallError) -> Non
         message, kind, code, status = f"plugin '{err.slug}' failed", "plugin_error", "plugin_failed", 500
     out.ex.status_code = status
     out.ex.error_type = code or kind
-    if out.ex.kind in ANTHROPIC_KINDS:  # Anthropic's own mid-stream error event
-        _, body = error_for(out.ex.kind, status, message, kind, code)
+    if out.ex.dialect == "anthropic":  # Anthropic's own mid-stream error event
+        _, body = error_for(out.ex.dialect, status, message, kind, code)
         payload = b"event: error\ndata: " + body
     else:
         payload = b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "code": code}})

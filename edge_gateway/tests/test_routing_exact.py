@@ -53,3 +53,19 @@ def test_unknown_model_is_404_for_anthropic_clients(edge):
         json={"model": "mock-priced", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]},
     )
     assert direct.status_code == 200
+
+
+def test_model_retrieval_and_lists_in_each_sdks_shape(edge):
+    oa = openai.OpenAI(base_url=f"{edge.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    assert oa.models.retrieve("mock-priced").id == "mock-priced"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        oa.models.retrieve("no-such-model-xyz")
+    assert unknown.value.code == "model_not_found"
+    an = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    page = an.models.list()
+    assert {m.id for m in page.data} == {"mock-gpt", "mock-priced"}
+    assert all(m.type == "model" for m in page.data)
+    assert an.models.retrieve("mock-gpt").id == "mock-gpt"
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        an.models.retrieve("no-such-model-xyz")
+    assert missing.value.body["error"]["type"] == "not_found_error"
