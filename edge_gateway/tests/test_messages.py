@@ -198,3 +198,27 @@ def test_budget_and_rate_limit_refusals(edge):
         limited.messages.create(model=GPT, max_tokens=10, messages=[{"role": "user", "content": "two"}])
     assert second.value.body["error"]["type"] == "rate_limit_error"
     assert second.value.response.headers.get("retry-after")
+
+
+def test_client_headers_forwarded_under_the_allow_list(edge, mock_upstream):
+    beta = {"anthropic-beta": "fine-grained-tool-streaming-2025-05-14"}
+    body = {"max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+    client(edge).messages.create(model=CLAUDE, extra_headers=beta, **body)
+    to_claude = last_upstream_request(mock_upstream)["headers"]
+    assert to_claude["anthropic-beta"] == beta["anthropic-beta"] and to_claude["anthropic-version"] == "2023-06-01"
+    assert to_claude["x-api-key"] == VENDOR_KEY
+    client(edge).messages.create(model=GPT, extra_headers=beta, **body)
+    to_gpt = last_upstream_request(mock_upstream)["headers"]
+    assert "anthropic-beta" not in to_gpt and "anthropic-version" not in to_gpt
+    chat = {"model": GPT, "messages": [{"role": "user", "content": "x"}]}
+    headers = {
+        "authorization": f"Bearer {CLIENT_KEY}",
+        "openai-beta": "assistants=v2",
+        "openai-organization": "org-client",
+        "x-stainless-lang": "python",
+    }
+    assert httpx.post(f"{edge.url}/v1/chat/completions", json=chat, headers=headers).status_code == 200
+    to_openai = last_upstream_request(mock_upstream)["headers"]
+    assert to_openai["openai-beta"] == "assistants=v2"
+    assert "openai-organization" not in to_openai and "x-stainless-lang" not in to_openai
+    assert to_openai["authorization"] == f"Bearer {VENDOR_KEY}"
