@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from control_plane.config.api import IsAdmin
 
 from .models import ConfigChange
+from .namespaces import validate_namespace
 from .selectors import snapshot_build
 from .services import config_push_now
 
@@ -23,7 +24,9 @@ class ConfigChangeSerializer(serializers.ModelSerializer):
 
 
 class PushSerializer(serializers.Serializer):
-    namespace = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
+    namespace = serializers.CharField(
+        max_length=63, allow_blank=True, required=False, default="", validators=[validate_namespace]
+    )
 
 
 class ConfigChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
