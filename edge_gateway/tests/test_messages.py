@@ -5,12 +5,14 @@ and rate limits answering in Anthropic's error shape."""
 from __future__ import annotations
 
 import base64
+import time
 from decimal import Decimal
 
 import anthropic
 import httpx
 import pytest
 
+from shared_sdk.messages import AnalyticsRecord
 from shared_sdk.snapshot import AppConfig, BudgetConfig, CredentialConfig, hash_credential
 
 from .support import CLIENT_KEY, VENDOR_KEY, ModelPriceConfig, default_credentials, llm, make_snapshot, run_edge
@@ -31,11 +33,13 @@ PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
 def edge(mock_upstream, tmp_path_factory):
     gpt = llm(1, "gpt", f"{mock_upstream}/v1", allowed_models=[GPT])
     claude = llm(2, "claude", mock_upstream, vendor="anthropic", default_model=CLAUDE, allowed_models=["claude-.*"])
+    broken = {"x-mock-fault": "fail_after_chunks=3"}  # every stream of this LLM breaks after 3 events
+    flaky = llm(3, "flaky", f"{mock_upstream}/v1", default_model="flaky-gpt", extra_headers=broken, max_retries=0)
     snap = make_snapshot(
         mock_upstream,
-        llms=[gpt, claude],
+        llms=[gpt, claude, flaky],
         apps=[
-            AppConfig(id=1, name="one", llm_ids=[1, 2]),
+            AppConfig(id=1, name="one", llm_ids=[1, 2, 3]),
             AppConfig(id=2, name="two", llm_ids=[]),
             AppConfig(id=3, name="limited", llm_ids=[1], rate_limit_rpm=1),
             AppConfig(id=4, name="broke", llm_ids=[1]),
@@ -222,3 +226,28 @@ def test_client_headers_forwarded_under_the_allow_list(edge, mock_upstream):
     assert to_openai["openai-beta"] == "assistants=v2"
     assert "openai-organization" not in to_openai and "x-stainless-lang" not in to_openai
     assert to_openai["authorization"] == f"Bearer {VENDOR_KEY}"
+
+
+def test_a_stream_broken_midway_ends_with_an_anthropic_error_event(edge):
+    with pytest.raises(anthropic.APIStatusError) as broken:
+        with client(edge).messages.stream(
+            model="flaky-gpt", max_tokens=100, messages=[{"role": "user", "content": "a long answer please"}]
+        ) as stream:
+            "".join(stream.text_stream)
+    assert broken.value.body["error"]["type"] == "api_error"
+
+
+def test_messages_are_accounted_like_chat(edge):
+    raw = client(edge).messages.with_raw_response.create(
+        model=GPT, max_tokens=20, messages=[{"role": "user", "content": "count me"}]
+    )
+    reply, request_id = raw.parse(), raw.headers["x-request-id"]
+    records = edge.sink.of(AnalyticsRecord)
+    deadline = time.monotonic() + 5
+    while not [r for r in records if r.request_id == request_id] and time.monotonic() < deadline:
+        time.sleep(0.05)  # the telemetry lane flushes about once a second
+        records = edge.sink.of(AnalyticsRecord)
+    record = [r for r in records if r.request_id == request_id][-1]
+    assert record.app_id == 1 and record.llm_slug == "gpt" and record.status_code == 200
+    assert record.prompt_tokens == reply.usage.input_tokens and record.completion_tokens == reply.usage.output_tokens
+    assert record.cost > 0
