@@ -168,6 +168,12 @@ def test_count_tokens(edge, mock_upstream, model):
         assert last_upstream_request(mock_upstream)["path"] == "/v1/messages/count_tokens"
 
 
+def test_models_served_by_an_allow_list_pattern_are_retrievable(edge):
+    assert client(edge).models.retrieve("claude-haiku-9").id == "claude-haiku-9"
+    with pytest.raises(anthropic.NotFoundError):
+        client(edge).models.retrieve("gpt-not-served")
+
+
 def test_x_api_key_and_bearer_both_authenticate(edge):
     body = {"model": GPT, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
     bearer = httpx.post(f"{edge.url}/v1/messages", json=body, headers={"authorization": f"Bearer {CLIENT_KEY}"})
