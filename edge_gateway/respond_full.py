@@ -24,6 +24,7 @@ __all__ = [
     "Send",
     "Written",
     "as_plugin_error",
+    "id_headers",
     "respond_error",
     "respond_full",
     "send_error",
@@ -70,13 +71,21 @@ def as_plugin_error(error: GatewayError | UpstreamError) -> PluginError:
     )
 
 
+def id_headers(request_id: str, dialect: str) -> list[tuple[bytes, bytes]]:
+    """`x-request-id`, and for Anthropic callers also `request-id` (the header their SDK exposes as the id)."""
+    value = request_id.encode()
+    if dialect == "anthropic":
+        return [(b"x-request-id", value), (b"request-id", value)]
+    return [(b"x-request-id", value)]
+
+
 def _header_pairs(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
 
 
 async def send_error(send: Send, request_id: str, error: GatewayError | PluginError, dialect: str = "openai") -> None:
     """An error answered without hooks (the request was never accepted), in the caller's `dialect`."""
-    headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
+    headers = [(b"content-type", b"application/json"), *id_headers(request_id, dialect)]
     headers += _header_pairs(error.headers)
     param = error.param if isinstance(error, GatewayError) else None
     status, body = error_for(dialect, error.status_code, error.message, error.type, error.code, param)
@@ -113,7 +122,7 @@ async def send_full(out: Outlet, written: Written) -> None:
     """Send a response the hooks are done with; an error becomes the OpenAI error JSON."""
     ex = out.ex
     status, body, error = written.status, written.body, written.error
-    head = [(b"x-request-id", ex.request_id.encode())]
+    head = id_headers(ex.request_id, ex.dialect)
     if error is not None:
         ex.error_type = ex.error_type or error.code or error.type
         status, body = error_for(ex.dialect, error.status_code, error.message, error.type, error.code)

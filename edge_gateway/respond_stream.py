@@ -19,7 +19,7 @@ from shared_sdk import PluginCallError, ResponseWriteRequest, StreamCompleteRequ
 from shared_sdk.pipeline import HookChain
 
 from .errors import UpstreamError, error_for
-from .respond_full import Executed, Outlet, Written, send_full
+from .respond_full import Executed, Outlet, Written, id_headers, send_full
 from .upstream_call import StreamResult
 
 __all__ = ["DONE", "respond_stream"]
@@ -106,7 +106,7 @@ async def _start(
     ex = out.ex
     content_type = result.headers.get("content-type", "text/event-stream")
     headers = {"content-type": content_type}
-    start = [(b"x-request-id", ex.request_id.encode())]
+    start = id_headers(ex.request_id, ex.dialect)
     if hooks is not None and hooks.hooks("on_before_write_headers"):
         write = await hooks.run_response_headers(
             ex.ctx,

@@ -248,6 +248,7 @@ def test_messages_are_accounted_like_chat(edge):
         model=GPT, max_tokens=20, messages=[{"role": "user", "content": "count me"}]
     )
     reply, request_id = raw.parse(), raw.headers["x-request-id"]
+    assert reply._request_id == request_id  # the Anthropic SDK reads `request-id`
     records = edge.sink.of(AnalyticsRecord)
     deadline = time.monotonic() + 5
     while not [r for r in records if r.request_id == request_id] and time.monotonic() < deadline:
