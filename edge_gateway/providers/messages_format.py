@@ -28,7 +28,7 @@ import orjson
 
 from ..errors import GatewayError, UpstreamError
 from .base import OpenAIRequest, Usage, estimate_tokens
-from .sse import event_data
+from .sse import event_data, event_name
 
 __all__ = [
     "AnthropicEvents",
@@ -386,9 +386,9 @@ class AnthropicEvents:
 
     def feed(self, event: bytes) -> list[bytes]:
         self._read_usage(event, self.usage)
-        if b"message_stop" in event or b'"type":"error"' in event.replace(b" ", b""):
-            data = event_data(event) or b""
-            if data.startswith(b"{") and (b'"message_stop"' in data or b'"error"' in data):
+        if b"message_stop" in event or b"error" in event:
+            # The end marker, or the vendor's own in-band error (the client already has it: nothing to add).
+            if event_name(event) in (b"message_stop", b"error") or _data_type(event) in ("message_stop", "error"):
                 self._done = True
         if b'"tool_use"' in event and b"content_block_start" in event:
             self.usage.tool_calls += 1
@@ -396,6 +396,15 @@ class AnthropicEvents:
 
     def finish(self) -> list[bytes]:
         return []
+
+
+def _data_type(event: bytes) -> str | None:
+    """The `type` of an event's JSON data (for streams without `event:` lines)."""
+    try:
+        payload = orjson.loads(event_data(event) or b"")
+    except orjson.JSONDecodeError:
+        return None
+    return payload.get("type") if isinstance(payload, dict) else None
 
 
 def estimate_message_tokens(data: dict[str, Any]) -> int:
