@@ -22,9 +22,12 @@ up: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
 
+# The checks of CI before the tests (.ci/run); the pre-commit hooks run the same ones.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Deletes the local stack's data: databases, streams, secrets (a new admin password is printed next `up`).
 clean-state:

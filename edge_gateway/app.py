@@ -39,6 +39,8 @@ from .kv import EdgeKV
 from .metrics import EdgeMetrics, MetricsSink, hook_observer
 from .pipeline import Pipeline
 from .ratelimit import RateLimiter
+from .response_store import ResponseStore
+from .responses_endpoint import StoredResponsesEndpoint
 from .runtime import EdgeRuntime
 from .services import EdgeEventHub, EdgeGatewayServices, services_factory
 from .settings import EdgeSettings
@@ -59,6 +61,7 @@ _HOT_PATHS = (
     "/v1/embeddings",
     "/v1/messages",
     "/v1/messages/count_tokens",
+    "/v1/responses",
 )
 
 
@@ -96,6 +99,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         Runtime.GATEWAY,
         services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])),
         on_loop_stall=lambda stall: metrics.loop_stalls.labels(stall.plugin, stall.method).inc(),
+        sources=settings.plugin_sources(),  # the operator's allow-list, applied before any snapshot plugin loads
     )
     store = ConfigStore(
         host=host,
@@ -124,6 +128,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         telemetry=telemetry,
         metrics=metrics,
         backoff=Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s),
+        responses=ResponseStore(kv, settings.responses_ttl_s, settings.responses_max_bytes),
     )
     return Edge(settings, store, telemetry, metrics, kv, hub, runtime, Pipeline(runtime), [0])
 
@@ -221,6 +226,9 @@ def _routes(edge: Edge) -> list[Route]:
     embeddings = counted(LLMEndpoint(pipeline, "embeddings"))
     messages = counted(LLMEndpoint(pipeline, "messages"))
     count_tokens = counted(LLMEndpoint(pipeline, "count_tokens"))
+    responses = counted(LLMEndpoint(pipeline, "responses"))
+    assert edge.runtime.responses is not None
+    stored = StoredResponsesEndpoint(edge.store, edge.runtime.responses)
     models = LLMEndpoint(pipeline, "models")
     native = counted(NativeEndpoint(pipeline))
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -231,6 +239,8 @@ def _routes(edge: Edge) -> list[Route]:
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        Route("/v1/responses", responses, methods=["POST"]),
+        Route("/v1/responses/{response_id}", stored.handle, methods=["GET", "DELETE"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", ModelEndpoint(pipeline), methods=["GET"]),
         Route("/llm/call/{llm_slug}/{path:path}", native, methods=methods),
@@ -273,6 +283,8 @@ async def _housekeeping(edge: Edge) -> None:
         await asyncio.sleep(_HOUSEKEEPING_INTERVAL_S)
         try:
             await edge.kv.purge_expired()
+            if edge.runtime.responses is not None:
+                await edge.runtime.responses.trim()
             edge.runtime.limiter.prune()
             prune_idle = getattr(edge.runtime.transport, "prune_idle", None)
             if prune_idle is not None:

@@ -14,7 +14,11 @@ from .config_store import ConfigStore
 
 __all__ = ["PluginCollectorSink"]
 
-_METHOD = {AnalyticsRecord: "handle_analytics", BudgetUsage: "handle_budget_usage", ProxyLog: "handle_proxy_log"}
+_METHOD: dict[type, str] = {
+    AnalyticsRecord: "handle_analytics",
+    BudgetUsage: "handle_budget_usage",
+    ProxyLog: "handle_proxy_log",
+}
 
 
 class PluginCollectorSink:
@@ -24,9 +28,9 @@ class PluginCollectorSink:
 
     async def submit_batch(self, records: list[Any]) -> None:
         cfg = self.store.current
-        chain = cfg.collectors if cfg is not None else None
-        if chain is None:
+        if cfg is None or cfg.collectors is None:
             return
+        chain = cfg.collectors
         for record in records:
             method = _METHOD.get(type(record))
             if method is None or not chain.hooks(method):  # nobody collects this kind: no context to build
@@ -36,8 +40,8 @@ class PluginCollectorSink:
                 request_id=record.request_id,
                 edge_id=self.edge_id,
                 namespace=cfg.snapshot.namespace,
-            )  # type: ignore[union-attr]
-            app = cfg.apps.get(record.app_id) if record.app_id is not None else None  # type: ignore[union-attr]
+            )
+            app = cfg.apps.get(record.app_id) if record.app_id is not None else None
             if app is not None:
                 ctx.app = app.message
             await chain.run_data_collection(method, ctx, record)

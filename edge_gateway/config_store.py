@@ -9,6 +9,8 @@ Interface for the sync client (`edge_gateway.sync`), which receives snapshots ov
 
     await store.apply(snapshot)          # validate, compile, load/reload/unload plugins, swap; raises
                                          # ConfigRejected (config kept as it was) when the snapshot is unusable
+    await store.apply(snapshot, restart_isolated=True)   # the same for a reload request: isolated plugins are
+                                         # restarted even when unchanged (their new program runs)
     store.current                        # CompiledConfig | None (None until the first apply)
     store.current.version / .checksum    # what is loaded (for heartbeats)
     store.update_budget_spend(budget_id, spent, period_start)   # the control plane's spend figures
@@ -36,7 +38,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from shared_sdk import LLM, App, PluginCallError, User
 from shared_sdk.errors import FjordgateSDKError
-from shared_sdk.host import PluginHandle, PluginHost, PluginSpec
+from shared_sdk.host import ENTRY_POINT_PREFIX, PluginHandle, PluginHost, PluginSpec
 from shared_sdk.pipeline import HookChain, HookTiming
 from shared_sdk.snapshot import (
     AppConfig,
@@ -296,8 +298,13 @@ class ConfigStore:
 
     # -- apply -------------------------------------------------------------------------------------------
 
-    async def apply(self, snapshot: ConfigSnapshot) -> CompiledConfig:
-        """Compile and swap in `snapshot`; raises `ConfigRejected` and keeps the old config on failure."""
+    async def apply(self, snapshot: ConfigSnapshot, *, restart_isolated: bool = False) -> CompiledConfig:
+        """Compile and swap in `snapshot`; raises `ConfigRejected` and keeps the old config on failure.
+
+        A plugin is reloaded when its definition changed. `restart_isolated` (an operator's reload request) also
+        restarts every isolated plugin, so a new version of its program is picked up; in-process plugins keep the
+        code this process imported (new code needs an edge restart, see docs/plugins/host.md).
+        """
         if self.namespace and snapshot.namespace != self.namespace:
             raise ConfigRejected(
                 f"snapshot is for namespace {snapshot.namespace!r}, this edge serves {self.namespace!r}"
@@ -306,7 +313,7 @@ class ConfigStore:
             raise ConfigRejected("snapshot checksum does not match its content (corrupted or tampered)")
         async with self._lock:
             compiled = self._compile(snapshot)
-            stale = await self._load_plugins(snapshot, compiled)
+            stale = await self._load_plugins(snapshot, compiled, restart_isolated)
             self.budgets.load(list(snapshot.budgets))
             self.current = compiled
             for slug in stale:
@@ -429,7 +436,7 @@ class ConfigStore:
                 networks = tuple(ipaddress.ip_network(n, strict=False) for n in app.allowed_ips)
             except ValueError as exc:
                 raise ConfigRejected(f"app {app.id}: allowed_ips: {exc}") from None
-            message = App(
+            app_message = App(
                 id=app.id,
                 name=app.name,
                 owner_id=app.owner_id,
@@ -443,7 +450,7 @@ class ConfigStore:
                 allowed_ips=list(app.allowed_ips),
                 metadata=dict(app.metadata),
             )
-            apps[app.id] = CompiledApp(app, message, frozenset(app.llm_ids), networks)
+            apps[app.id] = CompiledApp(app, app_message, frozenset(app.llm_ids), networks)
         credentials = {c.key_hash: c for c in snapshot.credentials if c.active and c.app_id in apps}
         users = {u.id: u for u in snapshot.users}
         user_messages = {
@@ -490,22 +497,24 @@ class ConfigStore:
             if not llm.active:
                 continue
             for binding in llm.plugin_chain:
-                plugin = by_slug.get(binding.plugin_slug)
-                if plugin is None or not binding.config or binding.config == plugin.config:
+                bound = by_slug.get(binding.plugin_slug)
+                if bound is None or not binding.config or binding.config == bound.config:
                     continue
-                key = f"{plugin.slug}@{llm.slug}"
-                spec = _spec(plugin, binding.config, key)
+                key = f"{bound.slug}@{llm.slug}"
+                spec = _spec(bound, binding.config, key)
                 if spec is not None:
                     wanted[key] = spec
         return wanted
 
-    async def _load_plugins(self, snapshot: ConfigSnapshot, compiled: CompiledConfig) -> list[str]:
+    async def _load_plugins(
+        self, snapshot: ConfigSnapshot, compiled: CompiledConfig, restart_isolated: bool = False
+    ) -> list[str]:
         """Load new plugins, reload changed ones; returns slugs to unload once the new config is in force."""
         wanted = self._desired_specs(snapshot)
         failed: set[str] = set()
         for key, spec in wanted.items():
             old = self._specs.get(key)
-            if old == spec and key in self.host:
+            if old == spec and key in self.host and not (restart_isolated and spec.runs_isolated):
                 continue
             try:
                 if key in self.host:
@@ -547,11 +556,15 @@ class ConfigStore:
 
 
 def _spec(plugin: PluginConfig, config: dict[str, Any], key: str) -> PluginSpec | None:
+    if sum(map(bool, (plugin.entry_point, plugin.import_path, plugin.command))) != 1:
+        log.error("plugin %s must name exactly one of entry_point, import_path and command", plugin.slug)
+        return None
     try:
         return PluginSpec(
             slug=key,
-            import_path=plugin.import_path,
+            import_path=ENTRY_POINT_PREFIX + plugin.entry_point if plugin.entry_point else plugin.import_path,
             command=list(plugin.command) if plugin.command else None,
+            isolated=plugin.isolated,
             config=json.loads(json.dumps(config)),
             failure_policy=plugin.failure_policy,
             timeout_s=max(plugin.timeout_ms, 1) / 1000.0,

@@ -52,7 +52,7 @@ async def send_gateway_error(send: Any, error: GatewayError) -> None:
 
 
 class LLMEndpoint:
-    """`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `GET /v1/models`."""
+    """`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses`, `GET /v1/models`."""
 
     def __init__(self, pipeline: Pipeline, kind: str) -> None:
         self.pipeline = pipeline

@@ -15,6 +15,7 @@ from .budgets import Reservation
 from .config_store import CompiledApp, CompiledConfig, CompiledLLM
 from .errors import GatewayError
 from .providers import OpenAIRequest, Usage
+from .providers.responses import ResponsesSession
 
 __all__ = ["Exchange", "Rejected"]
 
@@ -63,6 +64,8 @@ class Exchange:
     accounted: bool = False
     dialect: str = "openai"
     """The caller's API family ("openai" | "anthropic", `errors.dialect_of`): the shape of answers and errors."""
+    responses: ResponsesSession | None = None
+    """Set for `POST /v1/responses`: the session the provider adapters share (`providers.responses`)."""
 
     @property
     def accepted(self) -> bool:

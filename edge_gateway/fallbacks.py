@@ -24,6 +24,7 @@ from .config_store import CompiledLLM
 from .errors import GatewayError, UpstreamError
 from .exchange import Rejected
 from .intake import Caller, injected_headers
+from .providers import Provider
 from .providers.base import client_headers
 from .respond_full import (
     Executed,
@@ -106,16 +107,18 @@ class UpstreamPhase:
 
     async def _call(self, attempt: Attempt) -> FullResult | StreamResult:
         rt = self.rt
+        provider = _responses_adapter(self.out, attempt)
         return await call_with_retries(
             transport=rt.transport,
             target=attempt.llm,
             model=attempt.model,
-            request=upstream_request(self.out, self.caller, attempt),
+            request=upstream_request(self.out, self.caller, attempt, provider),
             call=attempt.call,
             native=self.out.ex.kind == "native",
             backoff=rt.backoff,
             attempted=self.attempted,
             on_retry=lambda target: rt.metrics.retries.labels(target.slug).inc(),
+            provider=provider,
         )
 
     async def _settle_failure(self, attempt: Attempt, err: UpstreamError | PluginError, movable: bool) -> bool:
@@ -209,9 +212,20 @@ class UpstreamPhase:
         await send_full(self.out, written)
 
 
-def upstream_request(out: Outlet, caller: Caller, attempt: Attempt) -> UpstreamRequest:
-    """The vendor request of an attempt: translated, or native pass-through; headers hooks added go along."""
+def _responses_adapter(out: Outlet, attempt: Attempt) -> Provider | None:
+    """For a Responses request, the attempt's LLM's provider wrapped by the request's session; else None."""
+    session = out.ex.responses
     provider = attempt.llm.provider
+    if session is None or provider is None:
+        return None
+    return session.adapter(provider, attempt.llm.spec)
+
+
+def upstream_request(
+    out: Outlet, caller: Caller, attempt: Attempt, provider: Provider | None = None
+) -> UpstreamRequest:
+    """The vendor request of an attempt: translated, or native pass-through; headers hooks added go along."""
+    provider = provider or attempt.llm.provider
     assert provider is not None
     scope = caller.scope
     if out.ex.kind == "native":

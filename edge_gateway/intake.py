@@ -40,7 +40,7 @@ _NOT_FORWARDED = frozenset(
         "cookie",
     }
 )
-_REQUIRED_FIELD = {"completions": "prompt", "embeddings": "input"}
+_REQUIRED_FIELD = {"completions": "prompt", "embeddings": "input", "responses": "input"}
 
 
 @dataclass(slots=True)

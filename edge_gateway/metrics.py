@@ -122,13 +122,13 @@ class HistogramSeries(_Series):
 
 
 def _fmt(bound: float) -> str:
-    return floatToGoString(bound)
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
 
 
 class _Families:
     """The registry's view of our series (a prometheus_client custom collector)."""
 
-    def __init__(self, series: list[_Series]) -> None:
+    def __init__(self, series: list[CounterSeries | HistogramSeries]) -> None:
         self.series = series
 
     def collect(self) -> Iterator[Metric]:
@@ -301,7 +301,7 @@ class MetricsSink:
                 m.errors.labels(app, llm, kind if _ERROR_LABEL.fullmatch(kind) else OTHER).inc()
 
 
-def hook_observer(metrics: EdgeMetrics):
+def hook_observer(metrics: EdgeMetrics) -> Callable[[Any], None]:
     """A `HookChain` observer recording each hook call's time and failures."""
 
     def observe(timing: Any) -> None:

@@ -42,6 +42,8 @@ from .intake import Caller, Receive, decode_call, read_body
 from .model_list import models_body
 from .providers import OpenAIRequest
 from .providers.messages_format import estimate_message_tokens
+from .providers.responses import ResponsesSession, has_responses_api
+from .providers.responses_shapes import to_chat_request
 from .respond_full import Outlet, Send, respond_error, respond_full, send_error
 from .runtime import EdgeRuntime
 from .short_circuits import answer_short_circuit
@@ -232,8 +234,51 @@ class Pipeline:
             await respond_full(out, hooks, prepared.executed, 200, {}, body, None)
         else:
             assert ex.llm is not None
+            if ex.kind == "responses":
+                refused = await self._open_responses(ex, steps.call)
+                if refused is not None:
+                    await respond_error(out, hooks, prepared.executed, refused)
+                    return
             attempt = Attempt(ex.llm, ex.model, hooks, prepared.executed, prepared.request, steps.call)
             await UpstreamPhase(self.rt, out, caller, attempt).run(attempt)
+            if ex.responses is not None:
+                await self._keep_response(ex, steps.call)
+
+    async def _open_responses(self, ex: Exchange, call: OpenAIRequest) -> GatewayError | None:
+        """A Responses request's session, with the stored turns its `previous_response_id` continues.
+
+        An id the edge does not hold is 400 (as OpenAI), unless the routed LLM keeps its own state (pass-through)."""
+        previous = call.data.get("previous_response_id")
+        history: list[dict[str, Any]] = []
+        if previous is not None:
+            if not isinstance(previous, str) or not previous:
+                return GatewayError.bad_request("'previous_response_id' must be a string", param="previous_response_id")
+            store, app = self.rt.responses, ex.app
+            entry = await store.load(app.id, previous) if store is not None and app is not None else None
+            if entry is not None:
+                history = entry["items"]
+            elif ex.llm is None or not has_responses_api(ex.llm.spec):
+                return GatewayError.bad_request(  # OpenAI's answer: 400, not 404
+                    f"Previous response with id '{previous}' not found.",
+                    code="previous_response_not_found",
+                    param="previous_response_id",
+                )
+        if ex.llm is not None and not has_responses_api(ex.llm.spec):
+            try:  # what Chat Completions cannot express is the client's 400, before any upstream call
+                to_chat_request(call.data, history, ex.model, call.stream)
+            except GatewayError as err:
+                return err
+        ex.responses = ResponsesSession(history)
+        return None
+
+    async def _keep_response(self, ex: Exchange, call: OpenAIRequest) -> None:
+        """Store a translated response that completed (unless the caller said `store: false`)."""
+        session, store, app = ex.responses, self.rt.responses, ex.app
+        if session is None or session.response is None or store is None or app is None:
+            return
+        if call.data.get("store") is False or ex.status_code != 200:
+            return
+        await store.save(app.id, session.response, session.conversation(call.data))
 
     async def _short_circuited(self, out: Outlet, caller: Caller, prepared: Prepared, steps: EdgeSteps) -> None:
         """A hook answered: in the requested mode, or (an error after authentication) the fallbacks may try."""

@@ -8,6 +8,7 @@ from .budgets import BudgetTracker
 from .config_store import ConfigStore
 from .metrics import EdgeMetrics
 from .ratelimit import RateLimiter
+from .response_store import ResponseStore
 from .settings import EdgeSettings
 from .telemetry_queue import TelemetryQueue
 from .upstream import UpstreamTransport
@@ -27,6 +28,8 @@ class EdgeRuntime:
     telemetry: TelemetryQueue
     metrics: EdgeMetrics
     backoff: Backoff
+    responses: ResponseStore | None = None
+    """Responses the edge created (translated `/v1/responses` calls), for `previous_response_id`."""
 
     @property
     def budgets(self) -> BudgetTracker:

@@ -66,6 +66,10 @@ def _answer(status: int, message: str, code: str, type: str = "invalid_request_e
     )
 
 
+_LINGER_S = 2.0
+"""How long a refused connection is drained after its answer before it is closed (bounds a lingering client)."""
+
+
 class _HeadTooLarge(Exception):
     pass
 
@@ -82,9 +86,10 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_lines = 0
         self._refusal: bytes | None = None
+        self._discarding = False
 
     # -- connection ---------------------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         over_cap = len(self.connections) >= self.limits.max_connections
         super().connection_made(transport)  # type: ignore[arg-type]
         if over_cap:
@@ -179,10 +184,24 @@ class EdgeHttpProtocol(HttpToolsProtocol):
             self._close_with(_answer(408, "request body not received in time", "request_timeout"))
 
     def _close_with(self, response: bytes) -> None:
+        """Answer, then close without losing the answer: closing a socket with unread input makes the kernel send
+        a reset, which can destroy the response before the client reads it (the client is typically still
+        sending: an oversized head). So, like nginx's lingering close, stop parsing, discard what still arrives,
+        send FIN, and close when the client does or after `_LINGER_S`."""
         self._disarm()
-        if not self.transport.is_closing():
-            self.transport.write(response)
-            self.transport.close()
+        if self.transport.is_closing():
+            return
+        self.transport.write(response)
+        self._discarding = True
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER_S, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        super().data_received(data)
 
 
 def protocol_with(limits: ClientLimits) -> type[EdgeHttpProtocol]:
@@ -203,7 +222,7 @@ def server_config(app: Any, settings: EdgeSettings, *, log_level: str | None = N
         app,
         host=settings.host,
         port=settings.port,
-        http=protocol_with(limits),  # type: ignore[arg-type]
+        http=protocol_with(limits),
         log_level=log_level or settings.log_level,
         access_log=False,
         lifespan="on",

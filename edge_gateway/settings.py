@@ -12,7 +12,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from fjordgate.env import ConfigError, env_bool, env_float, env_int, env_str, env_url
+from fjordgate.env import ConfigError, env_bool, env_float, env_int, env_list, env_str, env_url
+from shared_sdk.host.sources import DEFAULT_COMMAND_DIRS, DEFAULT_IMPORT_ROOTS, PluginSources
 
 __all__ = ["EdgeSettings", "load_settings"]
 
@@ -49,6 +50,18 @@ class EdgeSettings:
     """Open client connections per edge process; the next one gets 503 and is closed."""
     upstream_deadline_s: float = 600.0
     """An upstream attempt's overall bound, from connecting to the last byte (streams included)."""
+    responses_ttl_s: float = 30 * 24 * 3600.0
+    """How long the edge keeps a response it created, for `previous_response_id` (`response_store.py`)."""
+    responses_max_bytes: int = 1024**3
+    """All stored responses together; the oldest are deleted past it (housekeeping, every minute)."""
+    plugin_import_roots: tuple[str, ...] = DEFAULT_IMPORT_ROOTS
+    """Module prefixes a snapshot's plugin import path may name (installed entry points are always allowed)."""
+    plugin_command_dirs: tuple[str, ...] = DEFAULT_COMMAND_DIRS
+    """Directories whose programs a snapshot's isolated plugin command may run (none by default)."""
+
+    def plugin_sources(self) -> PluginSources:
+        """What this edge loads from a snapshot, whatever the snapshot says (docs/plugins/host.md)."""
+        return PluginSources(import_roots=self.plugin_import_roots, command_dirs=self.plugin_command_dirs)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
@@ -69,6 +82,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
     upstream_client = (env_str("EDGE_UPSTREAM_CLIENT", "h1", environ=env) or "h1").lower()
     if upstream_client not in {"h1", "aiohttp"}:
         raise ConfigError("EDGE_UPSTREAM_CLIENT", f"must be h1 or aiohttp, got {upstream_client!r}")
+    import_roots = tuple(env_list("FJORDGATE_PLUGIN_IMPORT_ROOTS", list(DEFAULT_IMPORT_ROOTS), environ=env))
+    command_dirs = tuple(env_list("FJORDGATE_PLUGIN_COMMAND_DIRS", list(DEFAULT_COMMAND_DIRS), environ=env))
+    _check_plugin_sources(import_roots, command_dirs)
     return EdgeSettings(
         namespace=env_str("EDGE_NAMESPACE", "", environ=env) or "",
         edge_id=env_str("EDGE_ID", socket.gethostname(), environ=env) or socket.gethostname(),
@@ -93,7 +109,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         max_headers=env_int("EDGE_MAX_HEADERS", 100, minimum=8, environ=env),
         max_connections=env_int("EDGE_MAX_CONNECTIONS", 4096, minimum=1, environ=env),
         upstream_deadline_s=env_float("EDGE_UPSTREAM_DEADLINE_S", 600.0, minimum=1.0, environ=env),
+        plugin_import_roots=import_roots,
+        plugin_command_dirs=command_dirs,
+        responses_ttl_s=env_float("EDGE_RESPONSES_TTL_S", 30 * 24 * 3600.0, minimum=1.0, environ=env),
+        responses_max_bytes=env_int("EDGE_RESPONSES_MAX_BYTES", 1024**3, minimum=1024 * 1024, environ=env),
     )
+
+
+def _check_plugin_sources(import_roots: tuple[str, ...], command_dirs: tuple[str, ...]) -> None:
+    try:
+        PluginSources(import_roots=import_roots)
+    except ValueError as exc:
+        raise ConfigError("FJORDGATE_PLUGIN_IMPORT_ROOTS", str(exc)) from None
+    try:
+        PluginSources(command_dirs=command_dirs)
+    except ValueError as exc:
+        raise ConfigError("FJORDGATE_PLUGIN_COMMAND_DIRS", str(exc)) from None
 
 
 def _check_fernet_keys(value: str) -> None:

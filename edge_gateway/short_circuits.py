@@ -6,6 +6,8 @@ as is):
 - a full response to a `stream: true` call is replayed as SSE chunks (`chat.completion.chunk` /
   `text_completion` shape: role, content, finish, then `data: [DONE]`); an error status is sent as an error;
 - a stream to a non-streaming call is collected into one `chat.completion` / `text_completion` JSON;
+- a Responses call (`/v1/responses`) given a chat-shaped answer (a `chat.completion`, or chunks) gets it as a
+  Responses object or event stream; an answer already in the Responses shape goes out as is;
 - what cannot be adapted (not the OpenAI shape) is a 500 `plugin_error` / `plugin_short_circuit_mismatch`
   naming the plugin, never a body the client's SDK cannot parse.
 """
@@ -20,6 +22,7 @@ import orjson
 from shared_sdk import PluginError, ShortCircuit
 
 from .providers import Usage
+from .providers.responses import ResponsesSession
 from .respond_full import Executed, Outlet, respond_full
 from .respond_stream import DONE, respond_stream
 from .upstream_call import StreamResult
@@ -56,6 +59,11 @@ async def answer_short_circuit(
 
 
 async def _answer(out: Outlet, hooks: Any, executed: Executed, sc: ShortCircuit, stream: bool) -> None:
+    if out.ex.kind == "responses" and sc.error is None:
+        chat = _chat_answer(sc)
+        if chat is not None:
+            await _answer_responses(out, hooks, executed, chat, stream)
+            return
     kind = out.ex.kind if out.ex.kind in _ADAPTABLE else ""
     if sc.error is not None:
         out.ex.error_type = sc.error.code or sc.error.type
@@ -72,6 +80,42 @@ async def _answer(out: Outlet, hooks: Any, executed: Executed, sc: ShortCircuit,
         await respond_full(out, hooks, executed, response.status_code, dict(response.headers), response.body, None)
     else:
         raise _NotAdaptable("a short-circuit without a response, stream or error")
+
+
+def _chat_answer(sc: ShortCircuit) -> bytes | None:
+    """A short-circuit's answer as one `chat.completion` body when it is chat-shaped, else None (sent as is)."""
+    if sc.stream_chunks is not None:
+        try:
+            events = _events(sc.stream_chunks)
+        except _NotAdaptable:
+            return None
+        return collect_stream("chat", sc.stream_chunks) if events and "choices" in events[0] else None
+    if sc.response is None or sc.response.status_code >= 400:
+        return None
+    try:
+        data = _json_object(sc.response.body)
+    except _NotAdaptable:
+        return None
+    return sc.response.body if data.get("object") == "chat.completion" else None
+
+
+async def _answer_responses(out: Outlet, hooks: Any, executed: Executed, chat_body: bytes, stream: bool) -> None:
+    """A chat-shaped plugin answer to a Responses call, as a Responses object or event stream."""
+    ex = out.ex
+    session = ex.responses or ResponsesSession()
+    data = ex.call.data if ex.call is not None else {}
+    if stream:
+        events = session.replay(data, ex.model, replay_as_stream("chat", chat_body))
+        await respond_stream(out, hooks, executed, _replay(events, done=False))
+        return
+    chat = _json_object(chat_body)
+    choices = chat.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    found = choice.get("message")
+    message: dict[str, Any] = found if isinstance(found, dict) else {}
+    response = session.finish(data, str(chat.get("model") or ex.model), message, choice.get("finish_reason"), None)
+    headers = {"content-type": "application/json"}
+    await respond_full(out, hooks, executed, 200, headers, orjson.dumps(response), None)
 
 
 def replay_as_stream(kind: str, body: bytes) -> list[bytes]:
@@ -193,10 +237,11 @@ class _ListReply:
         return None
 
 
-def _replay(chunks: list[bytes]) -> StreamResult:
-    """A short-circuit stream (e.g. a cache hit) as a `StreamResult`; chunks become SSE events if they are not."""
+def _replay(chunks: list[bytes], done: bool = True) -> StreamResult:
+    """A short-circuit stream (e.g. a cache hit) as a `StreamResult`; chunks become SSE events if they are not,
+    and end with `[DONE]` unless `done` is False (Responses streams have no such marker)."""
     events = [c if c.startswith((b"data:", b"event:")) else b"data: " + c + b"\n\n" for c in chunks]
-    if not events or events[-1] != DONE:
+    if done and (not events or events[-1] != DONE):
         events.append(DONE)
 
     async def rest() -> AsyncIterator[list[bytes]]:

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from .config_store import CompiledConfig, CompiledLLM
 from .errors import UpstreamError
-from .providers import OpenAIRequest, Usage
+from .providers import OpenAIRequest, Provider, Usage
 from .providers.sse import SSESplitter
 from .upstream import UpstreamReply, UpstreamRequest, UpstreamTransport, status_is_retryable
 
@@ -137,13 +137,12 @@ async def _attempt(
     call: OpenAIRequest,
     model: str,
     native: bool,
+    provider: Provider,
 ) -> FullResult | StreamResult:
     reply = await transport.send(request)
     if reply.status_code >= 400:
         await reply.aclose()
         raise _upstream_error(llm, reply.status_code, reply.body, reply.headers)
-    provider = llm.provider
-    assert provider is not None
     if reply.chunks is None:
         if native:
             return FullResult(reply.status_code, reply.headers, reply.body, provider.native_usage(reply.body))
@@ -251,9 +250,11 @@ async def call_with_retries(
     backoff: Backoff,
     attempted: Attempted,
     on_retry: Callable[[CompiledLLM], None] | None = None,
+    provider: Provider | None = None,
 ) -> FullResult | StreamResult:
     """Call one target, retrying retryable failures; raises the last `UpstreamError` when the retries ran out.
 
+    `provider` replaces the target's own (a Responses request's adapter, `providers.responses`).
     Fallbacks are the pipeline's business: each fallback attempt re-runs the fallback LLM's plugin chain and
     policy checks before it comes back here (see `pipeline.py`).
     """
@@ -265,13 +266,14 @@ async def call_with_retries(
             retryable=False,
             code="llm_unavailable",
         )
+    provider = provider or target.provider
     loop = asyncio.get_running_loop()
     retries = target.config.max_retries
     for retry in range(retries + 1):
         attempted.attempts += 1
         started = loop.time()
         try:
-            result = await _attempt(transport, target, request, call, model, native)
+            result = await _attempt(transport, target, request, call, model, native, provider)
             attempted.upstream_s += loop.time() - started
             return result
         except UpstreamError as err:

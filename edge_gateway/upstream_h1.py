@@ -336,7 +336,7 @@ class _Pool:
                     return conn
                 if self.open < self.owner.max_connections:
                     return await self._connect()
-                waiter = self.loop.create_future()
+                waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
                 self.waiters.append(waiter)
                 try:
                     handed = await waiter

@@ -13,6 +13,7 @@ cannot order the shutdown. A foreground child in its own process group can be su
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import pwd
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import quote
 
 from .nats_users import NatsEdgeUser, authorization_block
@@ -84,7 +86,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -113,7 +116,15 @@ def _pginstall() -> Path:
     return _package_dir("pgserver") / "pginstall"
 
 
-def as_user(user: str | None) -> dict:
+class PopenUser(TypedDict, total=False):
+    """The `subprocess.Popen` keyword arguments that choose the child's user and groups."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def as_user(user: str | None) -> PopenUser:
     """Popen keyword arguments that run a child as `user` with only that user's group.
 
     Dropping root's groups matters: a directory whose group is root and whose group bits deny access would
@@ -314,7 +325,7 @@ def nats_cluster_plans(
                 name=f"nats-{index}",
                 argv=[str(_nats_server_bin()), "-c", str(config)],
                 url=url,
-                check=lambda node_url=node_url: check_nats(node_url, timeout=2),
+                check=functools.partial(check_nats, node_url, timeout=2),
             )
         )
     return plans
@@ -365,7 +376,7 @@ def _write_private(path: Path, text: str) -> None:
 @dataclass
 class RunningServer:
     plan: ServerPlan
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     log_path: Path
 
     @property
@@ -383,7 +394,7 @@ class RunningServer:
         stop_process_group(self.process, self.plan.stop_signal, timeout)
 
 
-def stop_process_group(process: subprocess.Popen, sig: int, timeout: float) -> None:
+def stop_process_group(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
     if process.poll() is None:
         _signal_group(process.pid, sig)
         try:

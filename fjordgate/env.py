@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import NoReturn, TypeVar
+from typing import Literal, NoReturn, TypeVar, overload
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -45,6 +45,17 @@ def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
     return value.strip()
 
 
+# The overloads let callers that pass a default or `required=True` use the value as a `str` without a check.
+@overload
+def env_str(name: str, default: str, *, required: bool = False, environ: Mapping[str, str] | None = None) -> str: ...
+@overload
+def env_str(
+    name: str, default: None = None, *, required: Literal[True], environ: Mapping[str, str] | None = None
+) -> str: ...
+@overload
+def env_str(
+    name: str, default: str | None = None, *, required: bool = False, environ: Mapping[str, str] | None = None
+) -> str | None: ...
 def env_str(
     name: str, default: str | None = None, *, required: bool = False, environ: Mapping[str, str] | None = None
 ) -> str | None:
@@ -115,6 +126,33 @@ def env_list(name: str, default: list[str] | None = None, *, environ: Mapping[st
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+@overload
+def env_url(
+    name: str,
+    schemes: tuple[str, ...],
+    default: str,
+    *,
+    required: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> str: ...
+@overload
+def env_url(
+    name: str,
+    schemes: tuple[str, ...],
+    default: None = None,
+    *,
+    required: Literal[True],
+    environ: Mapping[str, str] | None = None,
+) -> str: ...
+@overload
+def env_url(
+    name: str,
+    schemes: tuple[str, ...],
+    default: str | None = None,
+    *,
+    required: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> str | None: ...
 def env_url(
     name: str,
     schemes: tuple[str, ...],

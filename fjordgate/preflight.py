@@ -8,6 +8,8 @@ stops with one line naming the variable when something is wrong.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .env import ConfigError, env_float, env_str, env_url
 from .probes import Unreachable, check_nats, check_postgres, check_redis
 
@@ -52,14 +54,14 @@ def _timeout() -> float:
     return env_float("FJORDGATE_CHECK_TIMEOUT", 3.0, minimum=0.1)
 
 
-def _reach(variable: str, probe) -> None:
+def _reach(variable: str, probe: Callable[[], None]) -> None:
     try:
         probe()
     except Unreachable as exc:
         raise ConfigError(variable, str(exc)) from None
 
 
-def _nats_probe(url: str, timeout: float):
+def _nats_probe(url: str, timeout: float) -> Callable[[], None]:
     return lambda: check_nats(
         url, timeout, user=env_str("NATS_USER"), password=env_str("NATS_PASSWORD"), token=env_str("NATS_TOKEN")
     )

@@ -40,7 +40,8 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
+    """`text` (an exception or a reason) on one line: driver messages often span several."""
     return " ".join(str(text).split())
 
 

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -43,7 +44,7 @@ class UpSecrets:
     redis_password: str
 
 
-_GENERATORS = {
+_GENERATORS: dict[str, Callable[[], str]] = {
     "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
     "FJORDGATE_SECRET_KEY": _fernet_key,
     "FJORDGATE_EDGE_SECRET": _fernet_key,
@@ -60,7 +61,7 @@ class StateDir:
 
     def __init__(self, path: Path):
         self.path = Path(path).resolve()
-        self._lock_file: IO | None = None
+        self._lock_file: IO[str] | None = None
 
     @property
     def secrets_file(self) -> Path:

@@ -34,6 +34,7 @@ _COLOURS = ["36", "33", "32", "35", "34", "91", "92", "93", "94", "95", "96", "3
 PREFIX_WIDTH = 10
 _PR_SET_PDEATHSIG = 1
 
+_prctl: Callable[..., int] | None
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (AttributeError, OSError):  # not Linux: no parent-death signal, process groups still apply
@@ -53,11 +54,11 @@ class ManagedProcess:
     name: str
     argv: list[str]
     stop_signal: int
-    popen: subprocess.Popen
+    popen: subprocess.Popen[bytes]
     colour: str
-    lines: deque = field(default_factory=lambda: deque(maxlen=40))
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     pump: threading.Thread | None = None
-    ready_pattern: re.Pattern | None = None
+    ready_pattern: re.Pattern[str] | None = None
     log_ready: threading.Event = field(default_factory=threading.Event)
     is_step: bool = False
 
@@ -70,6 +71,11 @@ class ManagedProcess:
 
     def tail(self, count: int = 15) -> list[str]:
         return list(self.lines)[-count:]
+
+    def join_pump(self, timeout: float) -> None:
+        """Wait for the log pump to print what the child said last (it ends at the child's EOF)."""
+        if self.pump is not None:
+            self.pump.join(timeout)
 
 
 class Supervisor:
@@ -192,7 +198,7 @@ class Supervisor:
             elif proc.log_ready.is_set():
                 return
             if not proc.alive():
-                proc.pump.join(2)
+                proc.join_pump(2)
                 raise StartupFailed(self.death_report(proc))
             if time.monotonic() > deadline:
                 raise StartupFailed(f"{proc.name} did not become ready within {timeout:.0f}s ({what}): {last_reason}")
@@ -207,7 +213,7 @@ class Supervisor:
             if time.monotonic() > deadline:
                 raise StartupFailed(f"{proc.name} did not finish within {timeout:.0f}s")
             time.sleep(0.05)
-        proc.pump.join(5)
+        proc.join_pump(5)
         return proc.popen.returncode
 
     def watch(self) -> ManagedProcess | None:
@@ -215,7 +221,7 @@ class Supervisor:
         while not self._stop.wait(0.2):
             for proc in self.processes:
                 if not proc.is_step and not proc.alive():
-                    proc.pump.join(2)
+                    proc.join_pump(2)
                     return proc
         return None
 
@@ -244,8 +250,7 @@ class Supervisor:
                 _signal_group(proc.pid, signal.SIGKILL)
                 if proc.alive():
                     proc.popen.wait(5)
-                if proc.pump is not None:
-                    proc.pump.join(2)
+                proc.join_pump(2)
 
     def kill_all_now(self) -> None:
         for proc in reversed(self.processes):

@@ -18,7 +18,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 
 from .cli import django_command
 from .embedded import ServerPlan, ServerStartError, nats_plan, port_is_free, postgres_plan, redis_plan
@@ -127,7 +129,7 @@ def _check_ports(config: UpConfig) -> None:
             )
 
 
-def _probe_external(variable: str, url: str, probe) -> None:
+def _probe_external(variable: str, url: str, probe: Callable[[str], None]) -> None:
     try:
         probe(url)
     except Unreachable as exc:
@@ -407,7 +409,7 @@ def run_up(*, edges: int = 1, demo: bool = True) -> int:
     sup = Supervisor(stop_timeout=config.stop_timeout)
     stack = Stack(config, secrets, sup)
 
-    def on_signal(signum: int, _frame) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         if sup.stop_requested:  # a second Ctrl-C: the operator does not want to wait for graceful shutdown
             sup.kill_all_now()
             return

@@ -52,6 +52,11 @@ def _files(name: str) -> dict[str, str]:
             [tool.setuptools]
             packages = ["{pkg}"]
 
+            # How Fjordgate finds the plugin once this distribution is installed: register it with
+            # "entry_point": "{name}" (install it in the control-plane and the edge images alike).
+            [project.entry-points."fjordgate.plugins"]
+            {name} = "{pkg}:{cls}"
+
             [tool.pytest.ini_options]
             testpaths = ["tests"]
             asyncio_mode = "auto"
@@ -153,6 +158,7 @@ def _files(name: str) -> dict[str, str]:
 
             ## Run
 
+            - registered in Fjordgate (once installed on the control plane and the edges): `"entry_point": "{name}"`
             - in-process: `PluginSpec(slug="{name}", import_path="{pkg}:{cls}")`
             - isolated: `PluginSpec(slug="{name}", command=["python", "-m", "{pkg}"])`
 

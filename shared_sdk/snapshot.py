@@ -69,7 +69,8 @@ class PluginBinding(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class PluginConfig(msgspec.Struct, kw_only=True, frozen=True):
-    """A plugin the edge must load. Exactly one of `import_path` and `command` is set.
+    """A plugin the edge must load. Exactly one of `entry_point`, `import_path` and `command` is set; the edge
+    checks it against its own allow-list (`shared_sdk.host.PluginSources`) before loading anything.
 
     `global_order` is set for plugins that run on every request of the namespace (before any LLM chain);
     `None` means the plugin runs only where an LLM's chain names it.
@@ -78,7 +79,11 @@ class PluginConfig(msgspec.Struct, kw_only=True, frozen=True):
     slug: str
     name: str
     version: str = ""
+    entry_point: str | None = None
+    """Name of an entry point in group `fjordgate.plugins` (an installed distribution)."""
     import_path: str | None = None
+    isolated: bool = False
+    """Run the entry point or import path in a process of its own (`python -m shared_sdk.isolated.run`)."""
     command: list[str] | None = None
     config: dict[str, Any] = {}
     failure_policy: FailurePolicy = "open"

@@ -35,9 +35,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.db import transaction
-from mozilla_django_oidc.auth import OIDCAuthenticationBackend
-from mozilla_django_oidc.utils import import_from_settings
-from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend  # type: ignore[import-untyped]  # no stubs published
+from mozilla_django_oidc.utils import import_from_settings  # type: ignore[import-untyped]
+from mozilla_django_oidc.views import (  # type: ignore[import-untyped]
+    OIDCAuthenticationCallbackView,
+    OIDCAuthenticationRequestView,
+)
 
 from .oidc_grants import Grants, parse_group_map
 

@@ -14,7 +14,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from control_plane.hooks.services import HookOutcome, guarded_delete, guarded_write
+from control_plane.hooks.services import HookOutcome, field_default, guarded_delete, guarded_write
 from control_plane.sync.services import config_change_record
 
 from .models import Catalogue, Profile
@@ -78,10 +78,10 @@ def user_hook_view(user, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """SDK `User` fields (name, is_admin, group names) plus ours; `password` is only ever a marker."""
     view: dict[str, Any] = {"id": user.pk if user else None}
     for name in USER_FIELDS:
-        view[name] = getattr(user, name) if user else User._meta.get_field(name).get_default()
+        view[name] = getattr(user, name) if user else field_default(User, name)
     profile = _profile(user) if user is not None and user.pk else None
     for name in PROFILE_FIELDS:
-        view[name] = getattr(profile, name) if profile else Profile._meta.get_field(name).get_default()
+        view[name] = getattr(profile, name) if profile else field_default(Profile, name)
     view["groups"] = sorted(user.groups.values_list("name", flat=True)) if user is not None and user.pk else []
     view["password"] = ""
     for key, value in (data or {}).items():
@@ -225,9 +225,9 @@ def user_namespace_roles_set(*, user, roles: dict[str, str]) -> None:
             if namespace not in roles:
                 row.delete()
         for namespace, role in roles.items():
-            row = current.get(namespace)
-            if row is None:
+            existing = current.get(namespace)
+            if existing is None:
                 NamespaceRole.objects.create(user=user, namespace=namespace, role=role)
-            elif row.role != role:
-                row.role = role
-                row.save(update_fields=["role"])
+            elif existing.role != role:
+                existing.role = role
+                existing.save(update_fields=["role"])

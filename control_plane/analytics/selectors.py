@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
+from control_plane.kv.services import kv_list, kv_read
+from control_plane.plugins.models import Plugin
 from shared_sdk.snapshot import BudgetConfig, ConfigSnapshot
 from shared_sdk.sync_protocol import BudgetSpend
 
 from .models import AnalyticsEvent, BudgetUsageRecord
+from .usage_summaries import SUMMARY_PREFIX, USAGE_SUMMARY_ENTRY_POINT, USAGE_SUMMARY_IMPORT_PATH, totals
 
 
 def budget_spend_for_snapshot(*, snapshot: ConfigSnapshot) -> list[BudgetSpend]:
@@ -62,23 +67,17 @@ def usage_series(*, group_by: str, since: dt.datetime, bucket: str = "day") -> l
     return list(rows)
 
 
-USAGE_SUMMARY_IMPORT_PATH = "plugins.usage_summary.plugin:UsageSummary"
-
-
-def usage_summary_rows() -> list[dict]:
+def usage_summary_rows() -> list[dict[str, Any]]:
     """What the bundled usage_summary plugin's studio half stored (studio KV), added up per namespace/app/user.
 
-    Read here rather than through the plugin because Django views may not call plugins synchronously per request
-    and plugins may not import Django; the arithmetic is the plugin's own (`plugins.usage_summary.plugin.totals`).
+    Read here rather than through the plugin because Django views may not call plugins synchronously per request;
+    the stored format and the arithmetic are in `usage_summaries`.
     """
-    import json
-
-    from control_plane.kv.services import kv_list, kv_read
-    from control_plane.plugins.models import Plugin
-    from plugins.usage_summary.plugin import SUMMARY_PREFIX, totals
-
-    records: list[dict] = []
-    for slug in Plugin.objects.filter(import_path=USAGE_SUMMARY_IMPORT_PATH).values_list("slug", flat=True):
+    records: list[dict[str, Any]] = []
+    summaries = Plugin.objects.filter(
+        Q(entry_point=USAGE_SUMMARY_ENTRY_POINT) | Q(import_path=USAGE_SUMMARY_IMPORT_PATH)
+    ).values_list("slug", flat=True)
+    for slug in summaries:
         for key in kv_list(plugin_slug=slug, prefix=SUMMARY_PREFIX):
             value = kv_read(plugin_slug=slug, key=key)
             if value is not None:

@@ -224,6 +224,6 @@ def analytics_apply_retention(*, now: dt.datetime | None = None) -> int:
             ids = list(queryset.values_list("pk", flat=True)[:5000])
             if not ids:
                 break
-            count, _ = queryset.model.objects.filter(pk__in=ids).delete()
+            count, _ = queryset.model._default_manager.filter(pk__in=ids).delete()
             deleted += count
     return deleted

@@ -38,8 +38,7 @@ class CredentialInline(admin.TabularInline):
     model = Credential
     extra = 0
     can_delete = False
-    fields = ["prefix", "name", "user", "created_at", "expires_at", "revoked_at", "rotated_from"]
-    readonly_fields = fields
+    fields = readonly_fields = ("prefix", "name", "user", "created_at", "expires_at", "revoked_at", "rotated_from")
     show_change_link = True
 
     def has_add_permission(self, request, obj=None):
@@ -49,8 +48,7 @@ class CredentialInline(admin.TabularInline):
 class PluginResourceInline(admin.TabularInline):
     model = PluginResource
     extra = 0
-    fields = ["plugin", "resource_type", "resource_id", "name", "privacy_score"]
-    readonly_fields = fields
+    fields = readonly_fields = ("plugin", "resource_type", "resource_id", "name", "privacy_score")
 
     def has_add_permission(self, request, obj=None):
         return False  # resources are attached through the API, which asks the plugin for their privacy score

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from control_plane.catalog.models import Datasource, Tag, Tool
-from control_plane.hooks.services import HookOutcome, guarded_delete, guarded_write
+from control_plane.hooks.services import HookOutcome, field_default, guarded_delete, guarded_write
 from control_plane.llms.models import LLM
 from control_plane.plugins.models import Plugin
 from control_plane.sync.services import config_change_record
@@ -72,7 +73,7 @@ APP_RELATIONS = ("llm_ids", "tool_ids", "datasource_ids", "tags", "plugin_resour
 
 
 def privacy_errors(
-    *, llm_ids: list[int], tool_ids: list[int], datasource_ids: list[int], resources: list[dict[str, Any]]
+    *, llm_ids: list[int], tool_ids: list[int], datasource_ids: list[int], resources: Sequence[Mapping[str, Any]]
 ) -> list[str]:
     """Every resource the app may not hold, as a sentence naming it, its score and the limit."""
     scores = list(LLM.objects.filter(pk__in=llm_ids).values_list("privacy_score", flat=True))
@@ -117,7 +118,7 @@ def app_hook_view(app: App | None, data: dict[str, Any] | None = None) -> dict[s
     """The app as object hooks see it: SDK `App` fields (ids of related objects, tag names) plus ours."""
     view: dict[str, Any] = {"id": app.pk if app else None}
     for name in APP_FIELDS:
-        view[name] = getattr(app, name) if app else App._meta.get_field(name).get_default()
+        view[name] = getattr(app, name) if app else field_default(App, name)
     if app is not None and app.pk:
         view["llm_ids"] = sorted(app.llms.values_list("pk", flat=True))
         view["tool_ids"] = sorted(app.tools.values_list("pk", flat=True))

@@ -38,7 +38,7 @@ class _BoundedIsoDateTimeField(django_filters.fields.IsoDateTimeField):
     """ISO 8601 with an offset PostgreSQL accepts (within +/-14 h), years 1-9999: a validation error otherwise,
     never a database error."""
 
-    def to_python(self, value: object) -> dt.datetime | None:
+    def to_python(self, value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
         parsed: dt.datetime | None = super().to_python(value)
         offset = parsed.utcoffset() if parsed is not None else None
         if offset is not None and abs(offset) > dt.timedelta(hours=14):

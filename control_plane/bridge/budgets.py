@@ -16,6 +16,7 @@ from django.conf import settings
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
 
 from control_plane.analytics.selectors import budget_spend_for_snapshot
 from shared_sdk.snapshot import BudgetConfig, ConfigSnapshot, UserConfig
@@ -65,18 +66,18 @@ class BudgetPublisher:
         """Budgets (and users, for group budgets) of the namespace, read back from its published chunks."""
         kv = await self._js.key_value(config_bucket(namespace))
         try:
-            manifest = decode((await kv.get(KEY_MANIFEST)).value, SnapshotManifest)
+            manifest = decode(_value(await kv.get(KEY_MANIFEST)), SnapshotManifest)
         except NotFoundError:
             return None
         budgets: list[BudgetConfig] = []
         for digest in manifest.sections.get("budgets", []):
-            budgets.extend(_budget_list.decode((await kv.get(f"chunk.{digest}")).value))
+            budgets.extend(_budget_list.decode(_value(await kv.get(f"chunk.{digest}"))))
         if not budgets:
             return None
         users: list[UserConfig] = []
         if any(budget.scope == "group" for budget in budgets):
             for digest in manifest.sections.get("users", []):
-                users.extend(_user_list.decode((await kv.get(f"chunk.{digest}")).value))
+                users.extend(_user_list.decode(_value(await kv.get(f"chunk.{digest}"))))
         return ConfigSnapshot(namespace=namespace, version=manifest.version, budgets=budgets, users=users)
 
     async def publish(self, namespace: str) -> BudgetUpdate | None:
@@ -92,3 +93,10 @@ class BudgetPublisher:
         )
         await kv.put(KEY_BUDGETS, encode(update))
         return update
+
+
+def _value(entry: KeyValue.Entry) -> bytes:
+    """An entry's value: nats-py types it optional, but an entry `get` returned (it raises when none) has one."""
+    if entry.value is None:
+        raise NotFoundError
+    return entry.value

@@ -131,6 +131,8 @@ class ConfigPublisher:
             manifest = None
             try:
                 entry = await kv.get(KEY_MANIFEST)
+                if entry.value is None:  # nats-py types it optional; an entry `get` returned has one
+                    raise NotFoundError
                 manifest = decode(entry.value, SnapshotManifest)
             except NotFoundError:
                 pass

@@ -62,7 +62,7 @@ class EventRelay:
         The claim, the NATS publication and the `sent_at` update are one database transaction on the bridge's DB
         thread; the publication itself runs on this loop (the DB thread waits for it).
         """
-        from control_plane.plugins.services import outbound_event_drain
+        from control_plane.plugins.event_outbox import outbound_event_drain
 
         if not self._nc.is_connected:
             return 0
@@ -90,7 +90,7 @@ class EventRelay:
         self.sent += len(events)
 
     async def purge_sent(self) -> int:
-        from control_plane.plugins.services import outbound_event_purge
+        from control_plane.plugins.event_outbox import outbound_event_purge
 
         return await run_db(outbound_event_purge, sent_before=timezone.now() - SENT_KEPT_FOR)
 

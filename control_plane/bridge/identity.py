@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from shared_sdk import AnalyticsRecord, BudgetUsage, ProxyLog
 from shared_sdk.sync_protocol import GLOBAL_TOKEN, TelemetryBatch
 
 log = logging.getLogger("fjordgate.bridge")
@@ -61,7 +62,12 @@ def telemetry_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> Sco
     app_ids: set[int] = set()
     llm_ids: set[int] = set()
     for _, batch in received:
-        for record in (*batch.analytics, *batch.budget_usage, *batch.proxy_logs):
+        records: list[AnalyticsRecord | BudgetUsage | ProxyLog] = [
+            *batch.analytics,
+            *batch.budget_usage,
+            *batch.proxy_logs,
+        ]
+        for record in records:
             if record.app_id is not None:
                 app_ids.add(record.app_id)
             if record.llm_id is not None:

@@ -237,6 +237,6 @@ async def _close_nats(nc: Client, timeout_s: float = 2.0) -> None:
     clean stop cheaper for the next bridge.
     """
     with suppress(Exception):
-        await nc.flush(timeout=timeout_s)
+        await nc.flush(timeout=timeout_s)  # type: ignore[arg-type]  # annotated int, used as asyncio's float timeout
     with suppress(Exception):
         await asyncio.wait_for(nc.close(), timeout_s)

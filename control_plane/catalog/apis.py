@@ -90,7 +90,7 @@ class _CatalogueScoped(ServiceViewSet):
     filterset_fields = ["namespace", "is_active", "slug"]
     search_fields = ["name", "slug", "description"]
     ordering_fields = ["id", "slug", "privacy_score", "created_at"]
-    model = Tool
+    model: type[Tool] | type[Datasource] = Tool
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation

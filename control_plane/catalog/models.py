@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -11,7 +12,12 @@ from control_plane.config.json_fields import JSONListField, JSONObjectField
 from control_plane.plugins.models import SLUG
 from control_plane.sync.namespaces import namespace_check, validate_namespace
 
-PRICE = {"max_digits": 18, "decimal_places": 6, "default": Decimal("0"), "validators": [MinValueValidator(0)]}
+PRICE: dict[str, Any] = {
+    "max_digits": 18,
+    "decimal_places": 6,
+    "default": Decimal("0"),
+    "validators": [MinValueValidator(0)],
+}
 
 
 class Tool(models.Model):

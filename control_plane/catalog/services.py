@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.db.models import Model
 
-from control_plane.hooks.services import HookOutcome, guarded_delete, guarded_write
+from control_plane.hooks.services import HookOutcome, field_default, guarded_delete, guarded_write
 from control_plane.sync.services import config_change_record
 
 from .models import Datasource, ModelPrice, Tag, Tool
@@ -58,14 +58,17 @@ def resource_hook_view(
 ) -> dict:
     view: dict[str, Any] = {"id": obj.pk if obj else None}
     for name in fields:
-        view[name] = getattr(obj, name) if obj else model._meta.get_field(name).get_default()
+        view[name] = getattr(obj, name) if obj else field_default(model, name)
     for key, value in (data or {}).items():
         if key in fields:
             view[key] = value
     return view
 
 
-def _apply(instance: Model, fields: tuple[str, ...], outcome: HookOutcome) -> Model:
+Resource = TypeVar("Resource", Tool, Datasource)
+
+
+def _apply(instance: Resource, fields: tuple[str, ...], outcome: HookOutcome) -> Resource:
     for name in fields:
         if name in outcome.obj:
             setattr(instance, name, outcome.obj[name])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.admin.widgets import AutocompleteSelect
@@ -14,7 +15,7 @@ class SafeAutocompleteSelect(AutocompleteSelect):
     """Django's autocomplete select looks the submitted value up to render it again; a value that is no key at all
     (`null`, `abc`) made that lookup raise, so a form error became a server error. Such values are not shown."""
 
-    def optgroups(self, name: str, value: list[Any], attr: dict | None = None):
+    def optgroups(self, name: str, value: Sequence[str], attr: dict[str, Any] | None = None) -> Any:
         target = self.field.remote_field.model._meta.get_field(self.field.remote_field.field_name)
         keys = []
         for item in value:

@@ -6,6 +6,7 @@ object hooks, the business rules and the config-change record) and serialises th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework import permissions, viewsets
@@ -45,6 +46,10 @@ class ServiceViewSet(viewsets.ModelViewSet):
     """
 
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
+    # Defined by each subclass (see above).
+    service_create: Callable[[dict[str, Any]], Any]
+    service_update: Callable[[Any, dict[str, Any]], Any]
+    service_delete: Callable[[Any], None]
 
     def service_data(self, validated: dict[str, Any]) -> dict[str, Any]:
         return dict(validated)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fjordgate.env import env_bool, env_float, env_int, env_list, env_str, env_url
+from fjordgate.env import ConfigError, env_bool, env_float, env_int, env_list, env_str, env_url
+from shared_sdk.host.sources import DEFAULT_IMPORT_ROOTS, PluginSources
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 STATE_DIR = Path(env_str("FJORDGATE_STATE_DIR", str(BASE_DIR / ".fjordgate")) or "")
@@ -24,6 +25,18 @@ FJORDGATE_SECRET_KEYS = env_list("FJORDGATE_SECRET_KEY")
 FJORDGATE_EDGE_SECRET = env_str("FJORDGATE_EDGE_SECRET")
 # Upper bound of one object-hook call (Tyk uses 5 s); a plugin's own timeout applies when shorter.
 FJORDGATE_OBJECT_HOOK_TIMEOUT_S = env_float("FJORDGATE_OBJECT_HOOK_TIMEOUT_S", 5.0, minimum=0.1)
+# Where plugin code may come from besides installed `fjordgate.plugins` entry points (docs/plugins/host.md):
+# module prefixes an import path may name, and directories whose programs an isolated plugin's command may run.
+FJORDGATE_PLUGIN_IMPORT_ROOTS = env_list("FJORDGATE_PLUGIN_IMPORT_ROOTS", list(DEFAULT_IMPORT_ROOTS))
+FJORDGATE_PLUGIN_COMMAND_DIRS = env_list("FJORDGATE_PLUGIN_COMMAND_DIRS", [])
+try:
+    PluginSources(import_roots=tuple(FJORDGATE_PLUGIN_IMPORT_ROOTS))
+except ValueError as _exc:
+    raise ConfigError("FJORDGATE_PLUGIN_IMPORT_ROOTS", str(_exc)) from None
+try:
+    PluginSources(command_dirs=tuple(FJORDGATE_PLUGIN_COMMAND_DIRS))
+except ValueError as _exc:
+    raise ConfigError("FJORDGATE_PLUGIN_COMMAND_DIRS", str(_exc)) from None
 
 NATS_URL = env_url("NATS_URL", ("nats", "tls", "ws", "wss"), "nats://127.0.0.1:4222")
 NATS_USER = env_str("NATS_USER")
@@ -111,7 +124,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = STATE_DIR / "static"
+STATIC_ROOT: Path | None = STATE_DIR / "static"
 # Served by WhiteNoise; with no collectstatic run (development, tests) it finds files through the app finders.
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -29,6 +29,8 @@ app.conf.beat_schedule = {
 app.autodiscover_tasks()
 
 DISPATCH_TASK = "schedules.dispatch"
+# Sent by name (`app.send_task`): the scheduler's services enqueue runs without importing the tasks that call them.
+EXECUTE_RUN_TASK = "schedules.execute_run"
 
 
 class QuietDispatchTick(logging.Filter):

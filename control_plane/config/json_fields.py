@@ -55,7 +55,7 @@ class _ShapedJSONField(models.JSONField):
         name, _path, args, kwargs = super().deconstruct()
         return name, "django.db.models.JSONField", args, kwargs
 
-    def formfield(self, **kwargs: Any) -> forms.Field:
+    def formfield(self, **kwargs: Any) -> forms.Field | None:  # type: ignore[override]  # stubs: Field only
         return super().formfield(**{"form_class": ShapedJSONFormField, "shape": self.shape, **kwargs})
 
 

@@ -5,11 +5,25 @@ PostgreSQL (pgserver) and points `DATABASES["default"]` at it before the test da
 """
 
 import os
+import sys
+
+TEST_PLUGIN_IMPORT_ROOTS = (
+    "plugins",
+    "control_plane.hooks.tests.plugins",
+    "control_plane.plugins.tests.plugins",
+    "edge_gateway.tests",
+    "shared_sdk.tests",
+    "tests.schedules.sample_plugins",
+)
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 # Fixed Fernet keys so encrypted fixtures are reproducible; never used outside tests.
 os.environ.setdefault("FJORDGATE_SECRET_KEY", "G0Fz8mJ3l1Xc4b8m0o8bQ4mV7Wc2pS3sK9dY1rT6uE0=")
 os.environ.setdefault("FJORDGATE_EDGE_SECRET", "bXv8pV2dN6qW3zR9tY1uI5oP7aS4dF0gH2jK8lZ6xC4=")
+# The test plugins live in test packages, and isolated ones run with this interpreter: allow exactly those (set in
+# the environment, so edges and control-plane processes the tests start apply the same rules).
+os.environ.setdefault("FJORDGATE_PLUGIN_IMPORT_ROOTS", ",".join(TEST_PLUGIN_IMPORT_ROOTS))
+os.environ.setdefault("FJORDGATE_PLUGIN_COMMAND_DIRS", os.path.dirname(os.path.abspath(sys.executable)))
 
 from .base import *  # noqa: E402,F403
 from .database import database_settings  # noqa: E402

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Field, Model
 
 from control_plane.config.exceptions import HookRejected
 from shared_sdk import Context, ObjectHookRequest, ObjectHookResponse, PluginCallError, Runtime
@@ -33,6 +34,7 @@ from .models import ObjectHookRegistration
 __all__ = [
     "REDACTED",
     "HookOutcome",
+    "field_default",
     "guarded_delete",
     "guarded_write",
     "object_hooks_run_after",
@@ -46,6 +48,14 @@ REDACTED = "[REDACTED]"
 SECRET_FIELDS = frozenset({"api_key", "api_key_encrypted", "password", "key_hash", "auth_key", "secret"})
 
 M = TypeVar("M")
+
+
+def field_default(model: type[Model], name: str) -> Any:
+    """A concrete field's default: what object hooks see for a field of an object that does not exist yet."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"{model.__name__}.{name} is a relation, not a concrete field")
+    return field.get_default()
 
 
 @dataclass

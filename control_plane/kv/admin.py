@@ -12,8 +12,7 @@ class KVEntryAdmin(admin.ModelAdmin):
     list_display = ["plugin_slug", "key", "size", "expires_at", "updated_at"]
     list_filter = ["plugin_slug"]
     search_fields = ["plugin_slug", "key"]
-    fields = ["plugin_slug", "key", "size", "expires_at", "created_at", "updated_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("plugin_slug", "key", "size", "expires_at", "created_at", "updated_at")
 
     @admin.display(description="Bytes")
     def size(self, obj):

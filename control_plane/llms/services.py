@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from control_plane.hooks.services import REDACTED, HookOutcome, guarded_delete, guarded_write
+from control_plane.hooks.services import REDACTED, HookOutcome, field_default, guarded_delete, guarded_write
 from control_plane.sync.services import config_change_record
 
 from .models import LLM, LLMPluginBinding
@@ -47,7 +47,7 @@ def llm_hook_view(llm: LLM | None, data: dict[str, Any] | None = None) -> dict[s
     """The LLM as object hooks see it (SDK `LLM` fields plus ours); `api_key` is a redaction marker."""
     view: dict[str, Any] = {"id": llm.pk if llm else None}
     for name in LLM_FIELDS:
-        view[name] = getattr(llm, name) if llm else LLM._meta.get_field(name).get_default()
+        view[name] = getattr(llm, name) if llm else field_default(LLM, name)
     view["api_key"] = REDACTED if llm and llm.api_key_encrypted else ""
     for key, value in (data or {}).items():
         if key in LLM_FIELDS or key == "api_key":

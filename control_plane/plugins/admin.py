@@ -7,7 +7,7 @@ import json
 
 import msgspec
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
@@ -25,6 +25,7 @@ from .services import (
     plugin_update,
     plugin_validate_config,
 )
+from .sources import plugin_code_changes_note
 
 CONFIG_PREFIX = "config__"
 
@@ -72,7 +73,9 @@ class PluginAdminForm(forms.ModelForm):
             "name",
             "version",
             "description",
+            "entry_point",
             "import_path",
+            "isolated",
             "command",
             "failure_policy",
             "timeout_ms",
@@ -120,11 +123,7 @@ class PluginAdminForm(forms.ModelForm):
         cleaned = super().clean()
         if not self.errors:
             probe = Plugin(**{name: cleaned[name] for name in PLUGIN_FIELDS if name in cleaned and name != "config"})
-            probe.import_path = probe.import_path or ""
-            probe.command = list(probe.command or [])
-            if bool(probe.import_path) == bool(probe.command):
-                raise forms.ValidationError("Set exactly one of import path (in-process) and command (isolated).")
-            plugin_describe_into(probe)
+            plugin_describe_into(probe)  # checks the code source against the allow-list before importing it
             try:
                 plugin_validate_config(plugin=probe, config=self.config_from_fields())
             except ValidationError as exc:
@@ -136,8 +135,7 @@ class PluginAdminForm(forms.ModelForm):
 class HookRegistrationInline(admin.TabularInline):
     model = ObjectHookRegistration
     extra = 0
-    fields = ["object_type", "hook_type", "priority"]
-    readonly_fields = fields
+    fields = readonly_fields = ("object_type", "hook_type", "priority")
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
@@ -161,9 +159,13 @@ class PluginAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "capability_list",
     ]
     list_filter = ["active", "namespace", "failure_policy"]
-    search_fields = ["slug", "name", "description", "import_path"]
-    readonly_fields = ["capabilities", "config_schema", "manifest", "hook_registrations"]
+    search_fields = ["slug", "name", "description", "entry_point", "import_path"]
+    readonly_fields = ["capabilities", "config_schema", "manifest", "hook_registrations", "code_changes"]
     actions = ["activate", "deactivate", "push_config"]
+
+    @admin.display(description="Code changes")
+    def code_changes(self, obj):
+        return plugin_code_changes_note(obj)
 
     @admin.display(description="Capabilities")
     def capability_list(self, obj):
@@ -185,9 +187,9 @@ class PluginAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return data
 
     def service_save(self, request, obj, data, outcome):
-        if obj is None:
-            return plugin_register(data=data)
-        return plugin_update(plugin=obj, data=data)
+        saved = plugin_register(data=data) if obj is None else plugin_update(plugin=obj, data=data)
+        messages.info(request, plugin_code_changes_note(saved))
+        return saved
 
     def service_delete(self, request, obj):
         plugin_delete(plugin=obj)
@@ -223,8 +225,17 @@ class OutboundEventAdmin(admin.ModelAdmin):
     list_filter = [OutboundStatusFilter, "namespace", "source"]
     search_fields = ["topic", "event_id", "source", "namespace"]
     date_hierarchy = "created_at"
-    fields = ["event_id", "topic", "subject", "namespace", "source", "status", "created_at", "sent_at", "event"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "event_id",
+        "topic",
+        "subject",
+        "namespace",
+        "source",
+        "status",
+        "created_at",
+        "sent_at",
+        "event",
+    )
 
     def has_add_permission(self, request) -> bool:
         return False

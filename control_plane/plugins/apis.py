@@ -8,12 +8,17 @@ from control_plane.config.api import IsAdmin, ServiceViewSet
 
 from .models import Plugin
 from .services import plugin_delete, plugin_register, plugin_update
+from .sources import plugin_code_changes_note
 
 
 class PluginSerializer(serializers.ModelSerializer):
     command = serializers.ListField(child=serializers.CharField(max_length=1000), required=False)
     config = serializers.JSONField(required=False)
     extra_scopes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    code_changes = serializers.SerializerMethodField(help_text="When a new version of the plugin's code runs.")
+
+    def get_code_changes(self, obj: Plugin) -> str:
+        return plugin_code_changes_note(obj)
 
     class Meta:
         model = Plugin
@@ -23,7 +28,9 @@ class PluginSerializer(serializers.ModelSerializer):
             "name",
             "version",
             "description",
+            "entry_point",
             "import_path",
+            "isolated",
             "command",
             "config",
             "failure_policy",
@@ -36,6 +43,7 @@ class PluginSerializer(serializers.ModelSerializer):
             "manifest",
             "config_schema",
             "hook_registrations",
+            "code_changes",
             "created_at",
             "updated_at",
         ]

@@ -13,6 +13,13 @@ class PluginsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # The studio services expose domain writes that sit above the plugin runtime: wired here, not imported there.
+        from control_plane.applications.services import app_update
+
+        from .studio_services import studio_app_update_install
+
+        studio_app_update_install(app_update)
+
         from control_plane.audit.publisher import add_event_sink
 
         add_event_sink(_studio_event_sink)  # audit entries reach studio plugins as `audit.entry` events

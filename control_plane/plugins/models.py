@@ -23,7 +23,9 @@ def validate_scopes(value: object) -> None:
 
 
 class Plugin(models.Model):
-    """A plugin: imported in-process (`import_path`) or run isolated (`command`); exactly one is set.
+    """A plugin: an installed entry point (`entry_point`) or an allow-listed `import_path`, in-process or, with
+    `isolated`, in a process of its own; or a program (`command`, in an allow-listed directory); exactly one is set. Which code may be
+    named is the operator's decision (`control_plane.plugins.sources`), checked before anything is imported.
 
     `capabilities`, `manifest`, `config_schema` and `hook_registrations` are discovered from the plugin itself when
     it is registered or updated (never typed in by hand), so they cannot drift from the code.
@@ -37,10 +39,25 @@ class Plugin(models.Model):
     name = models.CharField(max_length=200)
     version = models.CharField(max_length=50, blank=True, default="")
     description = models.TextField(blank=True, default="")
-    import_path = models.CharField(
-        max_length=300, blank=True, default="", help_text="module:attribute of a plugin class or factory (in-process)"
+    entry_point = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text='Entry point of group "fjordgate.plugins" of an installed distribution, e.g. pii-redactor (in-process)',
     )
-    command = JSONListField(blank=True, help_text="argv of an isolated plugin process")
+    import_path = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        help_text="module:ClassName under an allowed import root (FJORDGATE_PLUGIN_IMPORT_ROOTS; in-process)",
+    )
+    isolated = models.BooleanField(
+        default=False,
+        help_text="Run the entry point or import path in its own process (crash containment) instead of in-process",
+    )
+    command = JSONListField(
+        blank=True, help_text="argv of an isolated plugin process; its program in FJORDGATE_PLUGIN_COMMAND_DIRS"
+    )
     config = JSONObjectField(blank=True)
     failure_policy = models.CharField(max_length=10, choices=FailurePolicy.choices, default=FailurePolicy.OPEN)
     timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(10)])
@@ -67,9 +84,10 @@ class Plugin(models.Model):
         constraints = [
             namespace_check("plugins_plugin"),
             models.CheckConstraint(
-                condition=(models.Q(import_path="") & ~models.Q(command=[]))
-                | (~models.Q(import_path="") & models.Q(command=[])),
-                name="plugin_import_path_xor_command",
+                condition=(~models.Q(entry_point="") & models.Q(import_path="") & models.Q(command=[]))
+                | (models.Q(entry_point="") & ~models.Q(import_path="") & models.Q(command=[]))
+                | (models.Q(entry_point="") & models.Q(import_path="") & ~models.Q(command=[])),
+                name="plugin_one_code_source",
             ),
         ]
 

@@ -27,11 +27,19 @@ from typing import Any
 import msgspec
 
 from control_plane.audit.actor import acting_as
-from shared_sdk import Context, PluginCallError, Runtime, Services
+from shared_sdk import Context, PluginCallError, PluginLoadError, Runtime, Services
 from shared_sdk.context import StdlibPluginLogger, topic_matches
-from shared_sdk.host import InProcessHandle, PluginHandle, PluginHost, PluginSpec, load_plugin_object
+from shared_sdk.host import (
+    InProcessHandle,
+    PluginHandle,
+    PluginHost,
+    PluginSourceRefused,
+    PluginSpec,
+    load_plugin_object,
+)
 from shared_sdk.messages import Direction, Event, PluginManifest
 
+from .sources import plugin_host_import_path, plugin_sources
 from .studio_services import EventCollector, StudioEventBus, StudioKV, StudioServicesImpl, current_collector
 
 __all__ = [
@@ -75,7 +83,7 @@ def _ensure_loop() -> tuple[asyncio.AbstractEventLoop, PluginHost]:
             thread = threading.Thread(target=loop.run_forever, name="fjordgate-studio-plugins", daemon=True)
             thread.start()
             _loop, _thread = loop, thread
-            _host = PluginHost(Runtime.STUDIO, _services)
+            _host = PluginHost(Runtime.STUDIO, _services, sources=plugin_sources())
         return _loop, _host
 
 
@@ -98,8 +106,9 @@ def plugin_spec(plugin: Any) -> PluginSpec:
     """A host spec from a `Plugin` row."""
     return PluginSpec(
         slug=plugin.slug,
-        import_path=plugin.import_path or None,
+        import_path=plugin_host_import_path(plugin),
         command=list(plugin.command) or None,
+        isolated=bool(plugin.isolated),
         config=dict(plugin.config or {}),
         failure_policy=plugin.failure_policy,
         timeout_s=plugin.timeout_ms / 1000.0,
@@ -140,6 +149,7 @@ def _handle(slug: str, method: str, call_timeout_s: float | None) -> tuple[Plugi
         stale = stale or needed > spawned
         spec = dataclasses.replace(spec, timeout_s=needed)
     if stale:
+        host.sources = plugin_sources()
         try:
             handle = _run(host.reload(spec))
         except PluginCallError:
@@ -201,7 +211,7 @@ def call_plugin(
         current_collector.reset(token)
         events = collector.close()
         if events:  # on this thread's connection: part of the caller's transaction when it has one
-            from .services import outbound_event_add
+            from .event_outbox import outbound_event_add
 
             outbound_event_add(events=events)
 
@@ -229,7 +239,9 @@ def _load_event_subscribers(topic: str) -> None:
                 logger.warning("event subscriber %s not loaded: %s", plugin.slug, exc)
 
 
-def publish_studio_event(topic: str, payload: dict[str, Any], *, namespace: str = "", source: str = "control-plane") -> None:
+def publish_studio_event(
+    topic: str, payload: dict[str, Any], *, namespace: str = "", source: str = "control-plane"
+) -> None:
     """Publish a control-plane event (LOCAL) to this process's studio plugins without waiting for them.
 
     For events the control plane itself raises (audit entries, budget alerts). Plugins whose manifest lists the
@@ -262,18 +274,25 @@ def plugin_reload(slug: str) -> None:
         _spawn_timeouts.pop(slug, None)
         return
     spec = plugin_spec(plugin)
+    host.sources = plugin_sources()
     _run(host.reload(spec))
     _loaded_versions[slug] = _version(plugin)
     _spawn_timeouts[slug] = spec.timeout_s
 
 
 async def _describe(spec: PluginSpec, services: Services) -> dict[str, Any]:
+    sources = plugin_sources()
+    try:
+        sources.check(import_path=spec.import_path, command=spec.command)  # before importing or spawning
+    except PluginSourceRefused as exc:
+        raise PluginLoadError(spec.slug, exc.message) from None
     if spec.runs_isolated:
         from shared_sdk.isolated.supervisor import IsolatedHandle
 
         handle: PluginHandle = IsolatedHandle(spec, Runtime.STUDIO, services)
     else:
-        handle = InProcessHandle(spec, Runtime.STUDIO, services, load_plugin_object(spec.slug, spec.import_path or ""))
+        plugin = load_plugin_object(spec.slug, spec.import_path or "", allows_module=sources.allows_module)
+        handle = InProcessHandle(spec, Runtime.STUDIO, services, plugin)
     start: Callable | None = getattr(handle, "start", None)
     try:
         if start is not None:

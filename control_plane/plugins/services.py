@@ -1,5 +1,9 @@
 """Registering and changing plugins.
 
+Plugin code is found, not named: a registration names an installed entry point, an import path under an allowed
+root, or a command in an allowed directory (`sources.py`), and that is checked with strings and package metadata
+before anything is imported or spawned, so a refused registration runs nothing.
+
 What a plugin *can* do (capabilities, manifest, config schema, object-hook registrations) is asked from the
 plugin itself through the studio host on every register/update, and its config is validated against its JSON
 Schema before anything is saved: a bad config is a validation error listing every problem, never a plugin that
@@ -8,40 +12,32 @@ fails at the edge later.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from control_plane.hooks.models import ObjectHookRegistration
 from control_plane.sync.services import config_change_record
 from shared_sdk import FjordgateSDKError, PluginConfigError
 from shared_sdk.host._config import validate_config
-from shared_sdk.messages import Event
-from shared_sdk.sync_protocol import namespace_token
 
 from .merge import deep_merge
-from .models import OutboundEvent, Plugin
+from .models import Plugin
+from .sources import plugin_source_check
 
 __all__ = [
-    "EVENT_PAYLOAD_MAX_BYTES",
     "PLUGIN_FIELDS",
-    "outbound_event_add",
-    "outbound_event_drain",
-    "outbound_event_purge",
-    "outbound_event_validate",
     "plugin_config_hash",
     "plugin_delete",
+    "plugin_code_source_clean",
     "plugin_describe_into",
     "plugin_get_resource",
     "plugin_register",
+    "plugin_source_field",
     "plugin_update",
     "plugin_validate_config",
 ]
@@ -53,7 +49,9 @@ PLUGIN_FIELDS = (
     "name",
     "version",
     "description",
+    "entry_point",
     "import_path",
+    "isolated",
     "command",
     "config",
     "failure_policy",
@@ -82,14 +80,41 @@ def plugin_validate_config(*, plugin: Plugin, config: dict[str, Any], partial_ov
         raise ValidationError({"config": str(exc)}) from None
 
 
+def plugin_source_field(plugin: Plugin) -> str:
+    """The field that names the plugin's code (where a load error belongs in a form or an API answer)."""
+    if plugin.entry_point:
+        return "entry_point"
+    return "import_path" if plugin.import_path else "command"
+
+
+def plugin_code_source_clean(plugin: Plugin) -> None:
+    """Exactly one code source, of the right shape and inside the operator's allow-list; imports nothing."""
+    plugin.entry_point = plugin.entry_point or ""
+    plugin.import_path = plugin.import_path or ""
+    plugin.command = plugin.command or []
+    if sum(map(bool, (plugin.entry_point, plugin.import_path, plugin.command))) != 1:
+        raise ValidationError(
+            "Set exactly one of entry_point (installed plugin), import_path (in-process) and command (isolated)."
+        )
+    if not isinstance(plugin.command, list) or not all(isinstance(part, str) for part in plugin.command):
+        raise ValidationError({"command": "Give the command as a list of strings."})
+    if plugin.command and plugin.isolated:
+        raise ValidationError({"isolated": "A command always runs isolated; set isolated with an entry point."})
+    plugin_source_check(plugin)
+
+
 def plugin_describe_into(plugin: Plugin) -> None:
-    """Fill the discovered fields from the plugin itself (raises ValidationError when it cannot be loaded)."""
+    """Fill the discovered fields from the plugin itself (raises ValidationError when it cannot be loaded).
+
+    The code source is checked first: this is the first place a registration's code runs.
+    """
     from .runtime import plugin_describe
 
+    plugin_code_source_clean(plugin)
     try:
         info = plugin_describe(plugin)
     except FjordgateSDKError as exc:
-        raise ValidationError({"import_path" if plugin.import_path else "command": str(exc)}) from None
+        raise ValidationError({plugin_source_field(plugin): str(exc)}) from None
     plugin.capabilities = sorted(info["capabilities"])
     plugin.manifest = info["manifest"]
     plugin.config_schema = info["config_schema"] or {}
@@ -141,13 +166,8 @@ def _apply(plugin: Plugin, data: dict[str, Any]) -> Plugin:
     for name in PLUGIN_FIELDS:
         if name in data:
             setattr(plugin, name, data[name])
-    plugin.import_path = plugin.import_path or ""
-    plugin.command = list(plugin.command or [])
     plugin.extra_scopes = list(plugin.extra_scopes or [])  # an empty admin field arrives as None
-    if bool(plugin.import_path) == bool(plugin.command):
-        raise ValidationError("Set exactly one of import_path (in-process) and command (isolated process).")
-    if not all(isinstance(part, str) for part in plugin.command):
-        raise ValidationError({"command": "Give the command as a list of strings."})
+    plugin_code_source_clean(plugin)
     plugin.full_clean(exclude=["name"] if not plugin.name else None)
     plugin_describe_into(plugin)
     plugin.config = plugin_validate_config(plugin=plugin, config=plugin.config or {})
@@ -191,69 +211,3 @@ def plugin_get_resource(*, plugin: Plugin, type_slug: str, resource_id: str):
         return call_plugin(plugin.slug, "get_resource", type_slug, resource_id)
     except FjordgateSDKError as exc:
         raise ValidationError({"plugin_resources": f"plugin {plugin.slug!r} could not be asked: {exc}"}) from None
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The event outbox: DOWN events from every control-plane process, sent to the edges by the leader bridge
-# ----------------------------------------------------------------------------------------------------------------
-
-EVENT_PAYLOAD_MAX_BYTES = 512 * 1024
-"""Events travel as one core-NATS message each (server `max_payload` 2 MB in deploy/nats): bigger bodies belong in
-the KV or a payload, not an event."""
-
-
-def outbound_event_validate(event: Event) -> None:
-    """Raise `ValueError` for a DOWN event no edge could receive (bad namespace, oversized payload)."""
-    namespace_token(event.namespace)  # raises ValueError naming the rule
-    if not event.topic:
-        raise ValueError("an event needs a topic")
-    if len(event.payload) > EVENT_PAYLOAD_MAX_BYTES:
-        raise ValueError(f"event payloads are limited to {EVENT_PAYLOAD_MAX_BYTES} bytes, got {len(event.payload)}")
-
-
-def outbound_event_add(*, events: list[Event]) -> list[OutboundEvent]:
-    """Queue DOWN events for the edges, on the caller's connection: inside its transaction when one is open
-    (they are sent only if it commits), committed at once otherwise."""
-    rows = []
-    for event in events:
-        outbound_event_validate(event)
-        rows.append(
-            OutboundEvent(
-                event_id=event.id,
-                topic=event.topic,
-                namespace=event.namespace,
-                source=event.source,
-                body=msgspec.msgpack.encode(event),
-            )
-        )
-    return OutboundEvent.objects.bulk_create(rows)
-
-
-_event_decoder = msgspec.msgpack.Decoder(Event)
-
-
-def outbound_event_drain(*, send: Callable[[list[Event]], None], limit: int = 500) -> int:
-    """Claim the oldest unsent events (at most `limit`), hand them to `send` in order, mark them sent.
-
-    One transaction: the rows stay locked while `send` runs (another bridge skips them, `SKIP LOCKED`), and when
-    `send` raises (NATS unreachable) nothing is marked, so the same events go out, in the same order, next time.
-    Returns the number of events sent; fewer than `limit` means the outbox is empty for now.
-    """
-    with transaction.atomic():
-        rows = list(
-            OutboundEvent.objects.select_for_update(skip_locked=True)
-            .filter(sent_at__isnull=True)
-            .order_by("id")
-            .only("id", "body")[:limit]
-        )
-        if not rows:
-            return 0
-        send([_event_decoder.decode(bytes(row.body)) for row in rows])
-        OutboundEvent.objects.filter(id__in=[row.id for row in rows]).update(sent_at=timezone.now())
-    return len(rows)
-
-
-def outbound_event_purge(*, sent_before: datetime.datetime) -> int:
-    """Forget events sent before `sent_before` (the leader bridge keeps a day for troubleshooting)."""
-    deleted, _ = OutboundEvent.objects.filter(sent_at__lt=sent_before).delete()
-    return deleted

@@ -16,11 +16,12 @@ import dataclasses
 import time
 import uuid
 from decimal import Decimal
+from typing import Any, cast
 
 from django.utils import timezone
 
 from shared_sdk.messages import AnalyticsRecord, BudgetUsage, LLMMessage, PluginContextInfo
-from shared_sdk.snapshot import BudgetConfig, ConfigSnapshot
+from shared_sdk.snapshot import BudgetConfig, BudgetPeriod, ConfigSnapshot
 from shared_sdk.sync_protocol import TelemetryBatch
 
 __all__ = [
@@ -103,7 +104,7 @@ def studio_llm_budget_refusal(*, call: StudioLLMCall, prompt_tokens: int, max_to
                 target_id=call.llm_id,
                 limit=budget.limit,
                 currency=budget.currency,
-                period=budget.period,
+                period=cast(BudgetPeriod, budget.period),
                 action="block",
                 period_start=start.timestamp(),
                 period_end=end.timestamp(),
@@ -151,7 +152,12 @@ def studio_llm_call_record(
         llm_slug=call.llm_slug,
         metadata={"source": STUDIO_EDGE_ID, "plugin": call.plugin_slug},
     )
-    common = {"request_id": call.request_id, "llm_id": call.llm_id, "timestamp": stamp, "context": context}
+    common: dict[str, Any] = {
+        "request_id": call.request_id,
+        "llm_id": call.llm_id,
+        "timestamp": stamp,
+        "context": context,
+    }
     analytics = AnalyticsRecord(
         **common,
         llm_slug=call.llm_slug,

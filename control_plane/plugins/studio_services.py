@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from asgiref.sync import sync_to_async
@@ -34,7 +34,17 @@ from shared_sdk.messages import (
     User,
 )
 
-__all__ = ["EventCollector", "StudioEventBus", "StudioKV", "StudioServicesImpl", "current_collector"]
+if TYPE_CHECKING:
+    from control_plane.applications.models import App as AppModel
+
+__all__ = [
+    "EventCollector",
+    "StudioEventBus",
+    "StudioKV",
+    "StudioServicesImpl",
+    "current_collector",
+    "studio_app_update_install",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +127,7 @@ current_collector: contextvars.ContextVar[EventCollector | None] = contextvars.C
 
 
 def _outbox_add(events: list[Event]) -> None:
-    from .services import outbound_event_add
+    from .event_outbox import outbound_event_add
 
     outbound_event_add(events=events)
 
@@ -151,7 +161,7 @@ class StudioEventBus(EventBus):
                     logger.exception("event handler for %s failed", event.topic)
 
     async def _queue_down(self, event: Event) -> None:
-        from .services import outbound_event_validate
+        from .event_outbox import outbound_event_validate
 
         try:
             outbound_event_validate(event)
@@ -182,6 +192,32 @@ def _as_local(event: Event) -> Event:
 # ----------------------------------------------------------------------------------------------------------------
 # Management services
 # ----------------------------------------------------------------------------------------------------------------
+
+
+class AppUpdate(Protocol):
+    """The applications app's write service (`app_update`): object hooks, then the write and its config change."""
+
+    def __call__(self, *, app: AppModel, data: dict[str, Any]) -> AppModel: ...
+
+
+_app_update: AppUpdate | None = None
+
+
+def studio_app_update_install(update: AppUpdate) -> None:
+    """Hand the studio services the app write they expose to plugins (`PluginsConfig.ready` does, at start-up).
+
+    A plugin's app write must run the app's object hooks, and those call plugins: the applications services sit
+    above the plugin runtime (applications -> hooks -> runtime -> studio services), so importing them here would
+    close an import circle.
+    """
+    global _app_update
+    _app_update = update
+
+
+def _update_app(app: AppModel, data: dict[str, Any]) -> AppModel:
+    if _app_update is None:
+        raise ServiceError("app writes are unavailable: the control plane's plugins app is not ready")
+    return _app_update(app=app, data=data)
 
 
 def _app(app: Any) -> App:
@@ -352,12 +388,11 @@ class StudioServicesImpl(StudioServices):
     async def update_app_metadata(self, app_id: int, metadata: dict[str, Any]) -> App:
         def write() -> App:
             from control_plane.applications.models import App as AppModel
-            from control_plane.applications.services import app_update
 
             app = AppModel.objects.filter(pk=app_id).first()
             if app is None:
                 raise ServiceError(f"no app {app_id}")
-            return _app(app_update(app=app, data={"metadata": dict(metadata)}))
+            return _app(_update_app(app, {"metadata": dict(metadata)}))
 
         return await _db(write)()
 
@@ -366,7 +401,6 @@ class StudioServicesImpl(StudioServices):
             from django.db import transaction
 
             from control_plane.applications.models import App as AppModel
-            from control_plane.applications.services import app_update
 
             with transaction.atomic():
                 app = AppModel.objects.select_for_update().filter(pk=app_id).first()
@@ -377,7 +411,7 @@ class StudioServicesImpl(StudioServices):
                     metadata.pop(key, None)
                 else:
                     metadata[key] = value
-                return dict(app_update(app=app, data={"metadata": metadata}).metadata)
+                return dict(_update_app(app, {"metadata": metadata}).metadata)
 
         return await _db(write)()
 

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -61,7 +62,9 @@ class PluginScheduleAdmin(admin.ModelAdmin):
         from control_plane.kv.models import KVEntry
         from control_plane.plugins.models import Plugin
 
-        slugs = Plugin.objects.filter(import_path__startswith="plugins.usage_report").values_list("slug", flat=True)
+        slugs = Plugin.objects.filter(
+            Q(entry_point="usage-report") | Q(import_path__startswith="plugins.usage_report")
+        ).values_list("slug", flat=True)
         reports = []
         for entry in KVEntry.objects.filter(plugin_slug__in=list(slugs), key="report:latest").order_by("plugin_slug"):
             reports.append((entry.plugin_slug, json.loads(bytes(entry.value))))

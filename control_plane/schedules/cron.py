@@ -90,9 +90,15 @@ def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
 
 def _shift_near(instant: datetime, zone: ZoneInfo) -> timedelta:
     """How far the UTC offset changes within three hours either side of `instant` (zero almost always)."""
-    before = (instant - _TRANSITION_WINDOW).astimezone(zone).utcoffset()
-    after = (instant + _TRANSITION_WINDOW).astimezone(zone).utcoffset()
+    before = _offset(instant - _TRANSITION_WINDOW, zone)
+    after = _offset(instant + _TRANSITION_WINDOW, zone)
     return abs(after - before)
+
+
+def _offset(instant: datetime, zone: ZoneInfo) -> timedelta:
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None  # an aware datetime in a ZoneInfo always has one
+    return offset
 
 
 def _instants(wall: datetime, zone: ZoneInfo, every_hour: bool) -> list[datetime]:

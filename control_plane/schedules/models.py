@@ -76,12 +76,12 @@ class PluginSchedule(models.Model):
         indexes = [models.Index(fields=["enabled", "next_run_at"], name="schedule_due_idx")]
 
     def __str__(self) -> str:
-        owner = self.plugin.slug if self.plugin_id else "system"
+        owner = self.plugin.slug if self.plugin is not None else "system"
         return f"{owner}/{self.schedule_id}"
 
     @property
     def owner_label(self) -> str:
-        return self.plugin.slug if self.plugin_id else f"system: {self.system_job}"
+        return self.plugin.slug if self.plugin is not None else f"system: {self.system_job}"
 
     def clean(self) -> None:
         """Cron and timezone checked on every save path (admin form, API, manifest) with a message per field."""

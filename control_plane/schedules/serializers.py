@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
+
+from control_plane.plugins.models import Plugin
 
 from . import selectors
 from .models import PluginSchedule, ScheduleRun
@@ -11,7 +15,7 @@ from .models import PluginSchedule, ScheduleRun
 class PluginScheduleSerializer(serializers.ModelSerializer):
     plugin = serializers.SlugRelatedField(
         slug_field="slug",
-        queryset=PluginSchedule._meta.get_field("plugin").related_model.objects.all(),
+        queryset=Plugin.objects.all(),
         allow_null=True,  # built-in system jobs have no plugin; a schedule created here needs one (validate_plugin)
     )
     upcoming_fire_times = serializers.SerializerMethodField()
@@ -39,7 +43,9 @@ class PluginScheduleSerializer(serializers.ModelSerializer):
             "updated_at",
         )
         read_only_fields = ("system_job", "from_manifest", "next_run_at", "last_run_at", "created_at", "updated_at")
-        validators = []  # uniqueness is checked by the model's constraints in the service, with a field message
+        validators: list[
+            Any
+        ] = []  # uniqueness is checked by the model's constraints in the service, with a field message
 
     def validate_plugin(self, plugin):
         if plugin is None:

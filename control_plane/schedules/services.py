@@ -142,7 +142,7 @@ def schedules_sync_from_manifest(*, plugin) -> list[PluginSchedule]:
             cron, zone = schedule_clean_timing(cron=item.cron, timezone_name=item.timezone or "UTC")
         except ValidationError as exc:
             raise ValidationError(f"Plugin {plugin.slug!r} schedule {item.id!r}: {'; '.join(exc.messages)}") from None
-        values = {
+        values: dict[str, Any] = {
             "name": item.name or item.id,
             "cron": cron,
             "timezone": zone,
@@ -197,6 +197,7 @@ class _Plan:
 
 
 def _plan(schedule: PluginSchedule, now: datetime) -> _Plan:
+    assert schedule.next_run_at is not None  # only due schedules are planned
     after = schedule.next_run_at - timedelta(microseconds=1)
     cron, zone = schedule.cron, schedule.timezone
     if schedule.catch_up:
@@ -285,15 +286,20 @@ def _time_limits(schedule: PluginSchedule) -> dict[str, int]:
 
 
 def _enqueue(runs: Iterable[tuple[int, PluginSchedule]]) -> None:
-    from .tasks import execute_run  # tasks import this module
+    # Celery loads on the first enqueue, not in every process that imports the scheduler. The task goes by name:
+    # `tasks` imports this module, so importing it back would close a circle.
+    from control_plane.config.celery import EXECUTE_RUN_TASK, app
 
     for run_id, schedule in runs:
-        execute_run.apply_async(args=[run_id], **_time_limits(schedule))
+        limits = _time_limits(schedule)
+        app.send_task(
+            EXECUTE_RUN_TASK, args=[run_id], soft_time_limit=limits["soft_time_limit"], time_limit=limits["time_limit"]
+        )
 
 
 def schedule_run_now(*, schedule: PluginSchedule, triggered_by: str = "") -> ScheduleRun:
     """Queue an immediate run outside the cron rhythm (admin action, API); it obeys the overlap policy."""
-    if schedule.plugin_id and not schedule.plugin.active:
+    if schedule.plugin is not None and not schedule.plugin.active:
         raise ValidationError(f"Plugin {schedule.plugin.slug!r} is inactive; activate it before running its schedule.")
     with transaction.atomic():
         run = ScheduleRun.objects.create(
@@ -354,6 +360,9 @@ def _invoke(schedule: PluginSchedule, run: ScheduleRun) -> dict[str, Any]:
             raise LookupError(f"unknown system job {schedule.system_job!r}")
         changed = job.load()()
         return {"changed": changed} if isinstance(changed, int) else {}
+    plugin = schedule.plugin
+    if plugin is None:
+        raise LookupError(f"schedule {schedule.pk} has neither a plugin nor a system job")
     from control_plane.plugins.runtime import call_plugin  # the studio plugin host starts on first use
 
     message = Schedule(
@@ -370,13 +379,13 @@ def _invoke(schedule: PluginSchedule, run: ScheduleRun) -> dict[str, Any]:
     ctx = Context(
         runtime=Runtime.STUDIO,
         request_id=run.execution_id,
-        namespace=schedule.plugin.namespace,
+        namespace=plugin.namespace,
         metadata={"schedule_id": schedule.schedule_id, "trigger": run.trigger},
     )
     # The schedule's timeout replaces the plugin's own call timeout (Plugin.timeout_ms, sized for request-path
     # calls): a nightly job may need minutes where the plugin's other calls get seconds.
     call_plugin(
-        schedule.plugin.slug,
+        plugin.slug,
         "execute_scheduled_task",
         message,
         ctx=ctx,
@@ -402,7 +411,8 @@ def schedule_run_execute(*, run_id: int, worker: str = "") -> ScheduleRun | None
         return None
     run, schedule = started
     clock = time.monotonic()
-    status, error, result = ScheduleRun.Status.COMPLETED, "", {}
+    status: str = ScheduleRun.Status.COMPLETED
+    error, result = "", {}
     try:
         result = _invoke(schedule, run)
     except (Exception, SoftTimeLimitExceeded) as exc:

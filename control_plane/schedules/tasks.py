@@ -6,12 +6,12 @@ and the executor only takes a run that is still pending (see `services.py`).
 
 from __future__ import annotations
 
-from control_plane.config.celery import app
+from control_plane.config.celery import DISPATCH_TASK, EXECUTE_RUN_TASK, app
 
 from . import services
 
 
-@app.task(name="schedules.dispatch", ignore_result=True)
+@app.task(name=DISPATCH_TASK, ignore_result=True)
 def dispatch() -> int:
     """Claim and enqueue every due fire time, then close runs whose worker vanished."""
     created = services.schedules_dispatch_due()
@@ -19,7 +19,7 @@ def dispatch() -> int:
     return len(created)
 
 
-@app.task(name="schedules.execute_run", bind=True, ignore_result=True, acks_late=True)
+@app.task(name=EXECUTE_RUN_TASK, bind=True, ignore_result=True, acks_late=True)
 def execute_run(self, run_id: int) -> str | None:
     """Execute one run; its status, duration and error land on the ScheduleRun row, not in a result backend."""
     run = services.schedule_run_execute(run_id=run_id, worker=self.request.hostname or "")

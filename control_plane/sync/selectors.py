@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from shared_sdk.snapshot import (
     AppConfig,
+    BudgetAction,
     BudgetConfig,
+    BudgetPeriod,
+    BudgetScope,
     ConfigSnapshot,
     CredentialConfig,
+    FailurePolicy,
     FallbackTarget,
     LLMConfig,
     ModelPriceConfig,
@@ -163,12 +169,13 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
         budgets.append(
             BudgetConfig(
                 id=budget.pk,
-                scope=budget.scope,
-                target_id=budget.target_id,
+                # The model's choices are the snapshot's literals; a CHECK constraint sets the scope's target.
+                scope=cast(BudgetScope, budget.scope),
+                target_id=cast(int, budget.target_id),
                 limit=budget.limit,
                 currency=budget.currency,
-                period=budget.period,
-                action=budget.action,
+                period=cast(BudgetPeriod, budget.period),
+                action=cast(BudgetAction, budget.action),
                 period_start=budget.period_start.timestamp(),
                 period_end=budget.period_end.timestamp(),
                 spent=budget.spent,
@@ -196,10 +203,12 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
             slug=p.slug,
             name=p.name,
             version=p.version,
+            entry_point=p.entry_point or None,
             import_path=p.import_path or None,
+            isolated=p.isolated,
             command=list(p.command) or None,
             config=dict(p.config),
-            failure_policy=p.failure_policy,
+            failure_policy=cast(FailurePolicy, p.failure_policy),
             timeout_ms=p.timeout_ms,
             namespace=p.namespace,
             global_order=p.global_order,

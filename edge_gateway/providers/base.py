@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 CallKind = str
-"""One of "chat", "completions", "embeddings"."""
+"""One of "chat", "completions", "embeddings", "responses" (translated by `providers.responses`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class OpenAIRequest:
         stream = data.get("stream") is True
         options = data.get("stream_options")
         wants_usage = bool(stream and isinstance(options, dict) and options.get("include_usage"))
-        max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
+        max_tokens = data.get("max_completion_tokens", data.get("max_tokens", data.get("max_output_tokens")))
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
             max_tokens = None
         return cls(kind, raw, data, str(data.get("model") or ""), stream, wants_usage, max_tokens)

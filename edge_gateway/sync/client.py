@@ -47,7 +47,7 @@ class SnapshotStore(Protocol):
 
     current: Any
 
-    async def apply(self, snapshot: ConfigSnapshot) -> Any: ...
+    async def apply(self, snapshot: ConfigSnapshot, *, restart_isolated: bool = False) -> Any: ...
 
     def update_budget_spend(self, budget_id: int, spent: Decimal, period_start: float) -> None: ...
 
@@ -111,12 +111,12 @@ class ConfigSync:
         """Fetch the manifest and apply it if it differs from what we hold; returns whether it applied."""
         kv = await self._bucket()
         try:
-            manifest = decode((await kv.get(KEY_MANIFEST)).value, SnapshotManifest)
+            manifest = decode((await kv.get(KEY_MANIFEST)).value or b"", SnapshotManifest)
         except NotFoundError:
             return False
         applied = await self.apply_manifest(manifest, force=force)
         try:
-            budgets = decode((await kv.get(KEY_BUDGETS)).value, BudgetUpdate)
+            budgets = decode((await kv.get(KEY_BUDGETS)).value or b"", BudgetUpdate)
             self.apply_budgets(budgets)
         except NotFoundError:
             pass
@@ -135,11 +135,11 @@ class ConfigSync:
             for digest in manifest_digests(manifest):
                 data = self._chunks.get(digest)
                 if data is None:
-                    data = (await kv.get(chunk_key(digest))).value
+                    data = (await kv.get(chunk_key(digest))).value or b""  # empty fails the digest check
                     fetched += 1
                 chunks[digest] = data
             snapshot = snapshot_assemble(manifest, chunks)  # verifies every chunk digest and the checksum
-            await self._store.apply(snapshot)
+            await self._store.apply(snapshot, restart_isolated=force)  # a reload request picks up new plugin code
             self._chunks = chunks
             self.config_source = "nats"
             self.applied_version = snapshot.version

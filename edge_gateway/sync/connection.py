@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import nats
 from nats.aio.client import Client
@@ -14,7 +14,7 @@ from fjordgate.env import env_str
 log = logging.getLogger("fjordgate.edge.sync")
 
 
-def nats_auth_options(environ=None) -> dict:
+def nats_auth_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """NATS_CREDS (a .creds file), NATS_TOKEN, or NATS_USER + NATS_PASSWORD, in that order of preference."""
     creds = env_str("NATS_CREDS", environ=environ)
     if creds:
@@ -35,7 +35,7 @@ async def connect_forever(
     on_connected: Callable[[Client], Awaitable[None]],
     on_state: Callable[[bool], None] | None = None,
     retry_s: float = 1.0,
-    auth: dict | None = None,
+    auth: dict[str, str] | None = None,
     inbox_prefix: str = "_INBOX",
 ) -> Client:
     """Connect (retrying while NATS is down, so an edge can start without it) and report state changes.

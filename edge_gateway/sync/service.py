@@ -76,7 +76,7 @@ class EdgeSyncService:
         self.nats_connected = False
         self.started_at = time.time()
         self._nc: Client | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._beat_now = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ class EdgeSyncService:
 
     # -- status ---------------------------------------------------------------------------------------------
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """For `/ready` and `/health`: where the config came from and whether NATS is reachable."""
         return {
             "config_source": self.config.config_source,
@@ -119,7 +119,7 @@ class EdgeSyncService:
             **self._ratelimit_status(),
         }
 
-    def _ratelimit_status(self) -> dict:
+    def _ratelimit_status(self) -> dict[str, Any]:
         share = self.ratelimit
         return {
             "ratelimit_share_s": share.interval_s if share is not None else 0.0,

@@ -158,7 +158,7 @@ class TelemetryShipper:
     # -- the sender ---------------------------------------------------------------------------------------------
 
     def _batch(self, rows: list[SpooledRecord]) -> tuple[str, bytes]:
-        lanes: tuple[list, list, list] = ([], [], [])
+        lanes: tuple[list[msgspec.Raw], list[msgspec.Raw], list[msgspec.Raw]] = ([], [], [])
         for row in rows:
             lanes[row.kind].append(msgspec.Raw(row.body))
         batch_id = f"{self.spool.spool_id}:{rows[0].seq}-{rows[-1].seq}"

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -81,6 +81,8 @@ class SpooledRecord:
 
 
 _Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any] | None"]
+_Outcome = tuple["asyncio.Future[Any] | None", Any, "BaseException | None"]
+_T = TypeVar("_T")
 _STOP = object()
 
 
@@ -245,16 +247,16 @@ class Spool:
             )
         self._warned = near
 
-    async def _submit(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    async def _submit(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._thread is None or self._loop is None:
             raise SpoolClosed(getattr(fn, "__name__", "operation"))
-        future = self._loop.create_future()
+        future: asyncio.Future[_T] = self._loop.create_future()
         self._ops.put((fn, future))
         return await future
 
     # -- the writer thread --------------------------------------------------------------------------------------
 
-    def _run(self, ready: asyncio.Future) -> None:
+    def _run(self, ready: asyncio.Future[Any]) -> None:
         loop = self._loop
         assert loop is not None
         try:
@@ -270,9 +272,11 @@ class Spool:
             outbox = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox").fetchone()
             records = db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM records").fetchone()
         except Exception as exc:
-            loop.call_soon_threadsafe(_settle, [(ready, None, exc)])
+            failed: list[_Outcome] = [(ready, None, exc)]
+            loop.call_soon_threadsafe(_settle, failed)
             return
-        loop.call_soon_threadsafe(_settle, [(ready, (outbox[0] + records[0], outbox[1] + records[1], spool_id), None)])
+        opened: list[_Outcome] = [(ready, (outbox[0] + records[0], outbox[1] + records[1], spool_id), None)]
+        loop.call_soon_threadsafe(_settle, opened)
         try:
             self._serve(db, loop)
         finally:
@@ -296,7 +300,7 @@ class Spool:
                     break
             if not group:
                 continue
-            outcomes: list[tuple[asyncio.Future | None, Any, BaseException | None]] = []
+            outcomes: list[_Outcome] = []
             try:
                 db.execute("BEGIN IMMEDIATE")
                 for fn, future in group:
@@ -315,7 +319,7 @@ class Spool:
             loop.call_soon_threadsafe(_settle, outcomes)
 
 
-def _settle(outcomes: list[tuple[asyncio.Future | None, Any, BaseException | None]]) -> None:
+def _settle(outcomes: list[_Outcome]) -> None:
     """On the event loop: resolve every waiter of one committed group (one thread hop for the whole group)."""
     for future, result, error in outcomes:
         if future is None or future.done():

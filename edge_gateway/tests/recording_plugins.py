@@ -19,6 +19,7 @@ from shared_sdk import (
     PluginResponse,
     ResponseWriteRequest,
     ResponseWriteResponse,
+    SessionAware,
     ShortCircuit,
     StreamCompleteRequest,
     StreamCompleteResponse,
@@ -135,3 +136,20 @@ class PickyAuth(BasePlugin):
     async def handle_endpoint_request(self, ctx: Context, req: EndpointRequest) -> EndpointResponse:
         app_id = req.app.id if req.app is not None else None
         return EndpointResponse(body=b'{"app_id": %d}' % (app_id or 0))
+
+
+RECEIVED: list[tuple[str, str]] = []
+"""(config label, event id) for every `counter.ping` event an `EventCounter` instance handled."""
+
+
+class EventCounter(BasePlugin, SessionAware):
+    """Subscribes to `counter.ping` when its session opens and never unsubscribes (as most plugins do)."""
+
+    name = "event-counter"
+
+    async def on_session_ready(self, ctx: Context) -> None:
+        assert ctx.services is not None
+        await ctx.services.events.subscribe("counter.ping", self._count)
+
+    async def _count(self, event: Any) -> None:
+        RECEIVED.append((str(self.config.get("label", "")), event.id))

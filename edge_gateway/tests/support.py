@@ -239,6 +239,7 @@ def run_edge(snapshot: ConfigSnapshot, tmp_path: Any, **settings: Any) -> Iterat
         retry_initial_backoff_s=0.01,
         retry_max_backoff_s=0.05,
         telemetry_flush_interval_s=0.05,
+        plugin_import_roots=("plugins", "edge_gateway.tests"),  # the test plugins, besides the bundled ones
     )
     defaults.update(settings)
     app = create_app(EdgeSettings(**defaults))

@@ -23,7 +23,7 @@ def _connect(url: str) -> socket.socket:
 
 def _read_all(sock: socket.socket) -> bytes:
     """Everything the edge sends until it closes the connection (the socket timeout fails a test that hangs)."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         data = sock.recv(65536)
         if not data:

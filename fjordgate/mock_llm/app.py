@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from .anthropic_api import ANTHROPIC, AnthropicApi
 from .exchange import MockState
 from .openai_api import OPENAI, OpenAIApi
+from .openai_responses_api import OpenAIResponsesApi
 from .responses import CYCLE_KEY, RawResponse
 from .settings import MockSettings
 
@@ -39,6 +40,7 @@ def create_app(settings: MockSettings) -> Starlette:
     state = MockState(settings)
     openai = OpenAIApi(state)
     anthropic = AnthropicApi(state)
+    responses = OpenAIResponsesApi(state)
 
     async def list_models(request: Request) -> Response:
         api = anthropic if "anthropic-version" in request.headers else openai
@@ -70,6 +72,7 @@ def create_app(settings: MockSettings) -> Starlette:
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/completions", openai.completions, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+        Route("/v1/responses", responses.create, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),

@@ -27,7 +27,7 @@ class AuditLog(BasePlugin, ManifestProvider, ConfigProvider):
     version = "1.0.0"
     description = "Writes the control plane's audit entries as JSON lines to a file or syslog."
 
-    def get_config_schema(self) -> dict:
+    def get_config_schema(self) -> dict[str, Any]:
         return {
             "type": "object",
             "properties": {
@@ -70,10 +70,11 @@ class AuditLog(BasePlugin, ManifestProvider, ConfigProvider):
         subscription = getattr(self, "_subscription", None)  # describe() loads without initialize()
         if subscription is not None:
             await ctx.services.events.unsubscribe(subscription)
-        if getattr(self, "_syslog", None) is not None:
-            for handler in list(self._syslog.handlers):
+        syslog: logging.Logger | None = getattr(self, "_syslog", None)
+        if syslog is not None:
+            for handler in list(syslog.handlers):
                 handler.close()
-                self._syslog.removeHandler(handler)
+                syslog.removeHandler(handler)
 
     async def _on_entry(self, event: Event) -> None:
         line = json.dumps(json.loads(event.payload), sort_keys=True, separators=(",", ":"))

@@ -66,8 +66,8 @@ class PIIRedactor(BasePlugin):
         self.config = config
         kinds = config.get("kinds", list(PATTERNS))
         self.pattern = re.compile("|".join(f"(?P<{k}>{PATTERNS[k]})" for k in kinds))
-        self.replacement = config.get("replacement", "[REDACTED:{kind}]")
-        self._replacements = {k: self.replacement.format(kind=k) for k in kinds}
+        self.replacement: str = config.get("replacement", "[REDACTED:{kind}]")
+        self._replacements: dict[str, str] = {k: self.replacement.format(kind=k) for k in kinds}
         # Every kind needs an '@' (e-mail) or digits (the others): text with neither is returned as is, without
         # running the combined pattern at every position (most model output and prompts have no PII).
         triggers = ("@" if "email" in kinds else "") + ("0-9" if set(kinds) - {"email"} else "")

@@ -5,6 +5,8 @@ non-streamed request for the same completion share one entry. A hit short-circui
 `ShortCircuit`, no upstream call, no fallback): as a full response, or replayed as SSE chunks when the request
 streams. What is stored is always the complete `chat.completion` JSON; a streamed answer is assembled from
 its chunks at stream end. Only 200 answers are stored, never errors. Entries expire after `ttl_s`.
+Responses API calls (`/v1/responses`) are not cached: their answers and streams are not `chat.completion`s
+(a streamed one would have been stored as an empty completion).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 _IGNORED = ("stream", "stream_options", "user")
+_NOT_CACHED_PATHS = frozenset({"/v1/responses"})
 
 
 def cache_key(app_id: int | None, body: bytes) -> str | None:
@@ -121,7 +124,7 @@ def to_chunks(completion: bytes) -> list[bytes]:
 
 class ResponseCache(BasePlugin):
     name = NAME
-    version = "1.0.0"
+    version = "1.0.1"
     description = "Answers repeated identical requests from the edge's store (exact match, TTL)."
 
     def get_config_schema(self) -> dict[str, Any]:
@@ -133,6 +136,8 @@ class ResponseCache(BasePlugin):
         self.max_entry_bytes = int(config.get("max_entry_bytes", 1048576))
 
     async def handle_post_auth(self, ctx: Context, req: EnrichedRequest) -> PluginResponse:
+        if req.path in _NOT_CACHED_PATHS:
+            return PluginResponse()
         key = cache_key(ctx.app_id, req.body)
         if key is None:
             return PluginResponse()

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared_sdk import BasePlugin, ConfigProvider, ManifestProvider, SchedulerPlugin
-from shared_sdk.messages import ManifestPermissions, PluginManifest, Schedule
+from shared_sdk import BasePlugin, ConfigProvider, Context, KVStore, ManifestProvider, SchedulerPlugin
+from shared_sdk.messages import App, ManifestPermissions, PluginManifest, Schedule
 
 REPORT_PREFIX = "report:"
 LATEST_KEY = "report:latest"
@@ -27,7 +28,7 @@ class UsageReport(BasePlugin, SchedulerPlugin, ManifestProvider, ConfigProvider)
     version = "1.0.0"
     description = "Daily per-app report written to the studio KV; old reports are pruned."
 
-    def get_config_schema(self) -> dict:
+    def get_config_schema(self) -> dict[str, Any]:
         return {
             "type": "object",
             "properties": {"keep_days": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 30}},
@@ -44,13 +45,14 @@ class UsageReport(BasePlugin, SchedulerPlugin, ManifestProvider, ConfigProvider)
             schedules=[Schedule(id="daily", name="Daily app report", cron="5 0 * * *", timeout_seconds=300)],
         )
 
-    async def execute_scheduled_task(self, ctx, schedule: Schedule) -> None:
+    async def execute_scheduled_task(self, ctx: Context, schedule: Schedule) -> None:
         zone = ZoneInfo(schedule.timezone or "UTC")
         fired = datetime.fromtimestamp(schedule.scheduled_for or datetime.now(UTC).timestamp(), UTC).astimezone(zone)
-        apps = []
+        studio, kv = ctx.services.studio, ctx.services.kv  # type: ignore[union-attr]  # bound for every call
+        apps: list[App] = []
         page = 1
         while True:
-            batch = await ctx.services.studio.list_apps(page=page, limit=_PAGE)
+            batch = await studio.list_apps(page=page, limit=_PAGE)
             apps.extend(batch)
             if len(batch) < _PAGE:
                 break
@@ -75,17 +77,17 @@ class UsageReport(BasePlugin, SchedulerPlugin, ManifestProvider, ConfigProvider)
             ],
         }
         body = json.dumps(report, sort_keys=True).encode()
-        await ctx.services.kv.write(f"{REPORT_PREFIX}{report['date']}", body)
-        await ctx.services.kv.write(LATEST_KEY, body)
+        await kv.write(f"{REPORT_PREFIX}{report['date']}", body)
+        await kv.write(LATEST_KEY, body)
         keep_days = int((getattr(self, "config", None) or {}).get("keep_days", 30))
-        await self._prune(ctx, fired.date().toordinal() - keep_days)
+        await self._prune(kv, fired.date().toordinal() - keep_days)
 
-    async def _prune(self, ctx, oldest_ordinal: int) -> None:
-        for key in await ctx.services.kv.list(REPORT_PREFIX):
+    async def _prune(self, kv: KVStore, oldest_ordinal: int) -> None:
+        for key in await kv.list(REPORT_PREFIX):
             day = key[len(REPORT_PREFIX) :]
             try:
                 ordinal = datetime.fromisoformat(day).date().toordinal()
             except ValueError:
                 continue  # report:latest
             if ordinal < oldest_ordinal:
-                await ctx.services.kv.delete(key)
+                await kv.delete(key)

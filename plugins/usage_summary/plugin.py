@@ -10,8 +10,8 @@ One class, both runtimes (the SDK loads the same plugin at the edge and in the s
   window of *summary* (the analytics rows themselves are stored exactly once by the edge, whatever happens).
 - studio half (`accept_edge_payload`): stores each summary in the studio KV under `summary:<correlation id>`
   (idempotent: a re-delivered payload overwrites itself), for `keep_days`. The admin page
-  Analytics -> Edge payloads -> "Usage summaries" (`control_plane/analytics`) adds them up per namespace, app and
-  user; `summaries(kv)` below is the same arithmetic for other callers.
+  Analytics -> Edge payloads -> "Usage summaries" (`control_plane/analytics/usage_summaries.py`) reads them from
+  the KV and adds them up per namespace, app and user; `summaries(kv)` below reads them for other callers.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from shared_sdk import (
     BasePlugin,
     ConfigProvider,
+    Context,
     DataCollector,
     EdgePayloadReceiver,
     ManifestProvider,
@@ -35,11 +37,23 @@ from shared_sdk import (
     ServiceError,
     SessionAware,
 )
+from shared_sdk.context import KVStore
 from shared_sdk.messages import AnalyticsRecord, EdgePayload, ManifestPermissions, PluginManifest
 
+# The stored format (key prefix, JSON fields) is read by the control plane's admin page: keep it compatible.
 SUMMARY_PREFIX = "summary:"
 SCHEMA_VERSION = 1
 log = logging.getLogger("fjordgate.plugins.usage_summary")
+
+
+@dataclass
+class _UserCounts:
+    """What one (app, user) used since the last summary."""
+
+    currency: str
+    requests: int = 0
+    tokens: int = 0
+    cost: Decimal = field(default_factory=lambda: Decimal("0"))
 
 
 class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvider, ManifestProvider, SessionAware):
@@ -50,11 +64,11 @@ class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvide
     def __init__(self) -> None:
         super().__init__()
         self.config: dict[str, Any] = {}
-        self._counts: dict[tuple[int | None, int | None], list] = {}
+        self._counts: dict[tuple[int | None, int | None], _UserCounts] = {}
         self._window_start = time.time()
-        self._flusher: asyncio.Task | None = None
+        self._flusher: asyncio.Task[None] | None = None
 
-    def get_config_schema(self) -> dict:
+    def get_config_schema(self) -> dict[str, Any]:
         return {
             "type": "object",
             "properties": {
@@ -76,11 +90,11 @@ class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvide
 
     # -- gateway half ---------------------------------------------------------------------------------------------
 
-    async def on_session_ready(self, ctx) -> None:
+    async def on_session_ready(self, ctx: Context) -> None:
         if ctx.runtime == Runtime.GATEWAY and self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_every(ctx))
 
-    async def on_session_closing(self, ctx) -> None:
+    async def on_session_closing(self, ctx: Context) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -88,7 +102,7 @@ class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvide
             self._flusher = None
             await self._send(ctx)
 
-    async def _flush_every(self, ctx) -> None:
+    async def _flush_every(self, ctx: Context) -> None:
         warned = False
         while True:
             await asyncio.sleep(float(self.config.get("flush_interval_s", 10)))
@@ -101,13 +115,13 @@ class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvide
             except Exception:
                 log.exception("usage summary not sent")
 
-    async def handle_analytics(self, ctx, record: AnalyticsRecord) -> None:
-        counts = self._counts.setdefault((record.app_id, record.user_id), [0, 0, Decimal("0"), record.currency])
-        counts[0] += 1
-        counts[1] += record.total_tokens
-        counts[2] += Decimal(record.cost)
+    async def handle_analytics(self, ctx: Context, record: AnalyticsRecord) -> None:
+        counts = self._counts.setdefault((record.app_id, record.user_id), _UserCounts(currency=record.currency))
+        counts.requests += 1
+        counts.tokens += record.total_tokens
+        counts.cost += Decimal(record.cost)
 
-    async def _send(self, ctx) -> None:
+    async def _send(self, ctx: Context) -> None:
         counts, self._counts = self._counts, {}
         started, self._window_start = self._window_start, time.time()
         if not counts:
@@ -120,21 +134,21 @@ class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvide
                 {
                     "app_id": app_id,
                     "user_id": user_id,
-                    "requests": c[0],
-                    "tokens": c[1],
-                    "cost": str(c[2]),
-                    "currency": c[3],
+                    "requests": c.requests,
+                    "tokens": c.tokens,
+                    "cost": str(c.cost),
+                    "currency": c.currency,
                 }
                 for (app_id, user_id), c in sorted(counts.items(), key=lambda item: (item[0][0] or 0, item[0][1] or 0))
             ],
         }
-        await ctx.services.gateway.send_payload(
+        await ctx.services.gateway.send_payload(  # type: ignore[union-attr]
             json.dumps(summary).encode(), correlation_id=uuid.uuid4().hex, metadata={"kind": "usage-summary"}
         )
 
     # -- studio half ----------------------------------------------------------------------------------------------
 
-    async def accept_edge_payload(self, ctx, payload: EdgePayload) -> bool:
+    async def accept_edge_payload(self, ctx: Context, payload: EdgePayload) -> bool:
         if payload.metadata.get("kind") != "usage-summary":
             return False
         summary = json.loads(payload.payload)
@@ -146,46 +160,17 @@ class UsageSummary(BasePlugin, DataCollector, EdgePayloadReceiver, ConfigProvide
             **summary,
         }
         ttl = int(self.config.get("keep_days", 30)) * 86400
-        await ctx.services.kv.write(f"{SUMMARY_PREFIX}{payload.correlation_id}", json.dumps(record).encode(), ttl)
+        await ctx.services.kv.write(  # type: ignore[union-attr]
+            f"{SUMMARY_PREFIX}{payload.correlation_id}", json.dumps(record).encode(), ttl
+        )
         return True
 
 
-async def summaries(kv) -> list[dict]:
+async def summaries(kv: KVStore) -> list[dict[str, Any]]:
     """Every stored summary (studio KV of this plugin), oldest first."""
-    out = []
+    out: list[dict[str, Any]] = []
     for key in await kv.list(SUMMARY_PREFIX):
         value = await kv.read(key)
         if value is not None:
             out.append(json.loads(value))
     return sorted(out, key=lambda s: s.get("window_start", 0))
-
-
-def totals(records: list[dict]) -> list[dict]:
-    """Add summaries up per (namespace, app, user): requests, tokens, cost per currency, edges seen."""
-    rows: dict[tuple, dict] = {}
-    for record in records:
-        for user in record.get("users", []):
-            key = (record.get("namespace", ""), user.get("app_id"), user.get("user_id"), user.get("currency", "USD"))
-            row = rows.setdefault(
-                key,
-                {
-                    "namespace": key[0],
-                    "app_id": key[1],
-                    "user_id": key[2],
-                    "currency": key[3],
-                    "requests": 0,
-                    "tokens": 0,
-                    "cost": Decimal("0"),
-                    "edges": set(),
-                    "last_seen": 0.0,
-                },
-            )
-            row["requests"] += int(user.get("requests", 0))
-            row["tokens"] += int(user.get("tokens", 0))
-            row["cost"] += Decimal(str(user.get("cost", "0")))
-            row["edges"].add(record.get("edge_id", ""))
-            row["last_seen"] = max(row["last_seen"], float(record.get("window_end", 0)))
-    return [
-        {**row, "edges": sorted(row["edges"])}
-        for row in sorted(rows.values(), key=lambda r: (r["namespace"], r["app_id"] or 0, r["user_id"] or 0))
-    ]

@@ -4,6 +4,12 @@ Loading is the only place that may be slow or fail loudly: import or spawn, desc
 (it decides the plugin's service scopes), validate the config against the plugin's JSON Schema,
 `initialize`, open the session. After that, callers only use the returned `PluginHandle`, whose calls never
 raise anything but `PluginCallError`.
+
+A host built with `sources` (the edge's and the control plane's are) checks every spec against the operator's
+rules for plugin code (`PluginSources`) before it imports or spawns anything. Stopping a plugin (unload, or the
+old instance after a reload) drops the event subscriptions that load made, so a reloaded plugin gets each event
+once. Reloading never re-imports Python modules: an in-process plugin's new code needs a process restart, an
+isolated plugin's new code is picked up by the fresh process each (re)load spawns.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from ..messages import Runtime
 from ..scopes import ScopeGuard, scoped_services
 from ._config import validate_config
 from ._loader import load_plugin_object
+from ._subscriptions import TrackedEvents
 from .handle import DEFAULT_SYNC_WORKERS, InProcessHandle, PluginHandle
 from .health import PluginHealth
+from .sources import PluginSourceRefused, PluginSources
 from .spec import PluginSpec
 from .watchdog import DEFAULT_STALL_THRESHOLD_S, LoopStall, LoopWatchdog
 
@@ -42,6 +50,8 @@ class PluginHost:
     `loop_stall_s` arms a `LoopWatchdog` (`host.watchdog`) from the first load: an `async` handler that blocks
     the loop longer is logged with its plugin's name and counted; `on_loop_stall(stall)` lets the runtime meter
     it. `None` turns the watchdog off.
+    `sources` (the operator's allow-list for plugin code) refuses any spec outside it with `PluginLoadError`
+    before importing or spawning; `None` trusts every spec (embedding, the testing kit).
     """
 
     def __init__(
@@ -53,6 +63,7 @@ class PluginHost:
         sync_workers: int = DEFAULT_SYNC_WORKERS,
         loop_stall_s: float | None = DEFAULT_STALL_THRESHOLD_S,
         on_loop_stall: Callable[[LoopStall], None] | None = None,
+        sources: PluginSources | None = None,
     ) -> None:
         if ping_interval_s <= 0:
             raise ValueError("ping_interval_s must be positive")
@@ -62,6 +73,7 @@ class PluginHost:
         self.services_factory = services_factory
         self.ping_interval_s = ping_interval_s
         self.sync_workers = sync_workers
+        self.sources = sources
         self._handles: dict[str, PluginHandle] = {}
         self._lock = asyncio.Lock()
         self.watchdog = LoopWatchdog(loop_stall_s, on_loop_stall) if loop_stall_s is not None else None
@@ -108,6 +120,13 @@ class PluginHost:
             self._handles[spec.slug] = new
         if old is not None:
             await self._stop(old)
+        if not spec.runs_isolated:
+            log.info(
+                "plugin %s reloaded with its new definition; in-process plugins keep the code this process "
+                "imported: restart the process to run changed code",
+                spec.slug,
+                extra={"plugin": spec.slug},
+            )
         return new
 
     async def unload(self, slug: str) -> None:
@@ -128,10 +147,18 @@ class PluginHost:
         if self.watchdog is not None:
             self.watchdog.start()
         spec = self._with_defaults(spec)
+        if plugin is None and self.sources is not None:
+            try:
+                self.sources.check(import_path=spec.import_path, command=spec.command)
+            except PluginSourceRefused as exc:
+                raise PluginLoadError(spec.slug, exc.message) from None
         guard = ScopeGuard(spec.slug)
         services = self.services_factory(spec.slug)
+        subscriptions: TrackedEvents | None = None
         if services is not None:
             services = scoped_services(services, guard)
+            subscriptions = TrackedEvents(services.events)
+            services.events = subscriptions
         handle: PluginHandle
         if plugin is not None:
             handle = InProcessHandle(spec, self.runtime, services, plugin)
@@ -141,9 +168,11 @@ class PluginHost:
             handle = IsolatedHandle(spec, self.runtime, services)
         else:
             assert spec.import_path is not None
-            plugin = load_plugin_object(spec.slug, spec.import_path)
+            allows = self.sources.allows_module if self.sources is not None else None
+            plugin = load_plugin_object(spec.slug, spec.import_path, allows_module=allows)
             handle = InProcessHandle(spec, self.runtime, services, plugin)
         handle.scope_guard = guard
+        handle.subscriptions = subscriptions
         try:
             await handle.start()
             try:
@@ -185,3 +214,7 @@ class PluginHost:
             await handle.stop()
         except Exception as exc:  # a plugin failing to shut down must not stop the others
             log.warning("plugin %s did not shut down cleanly: %s", handle.slug, exc)
+        if handle.subscriptions is not None:
+            left = await handle.subscriptions.drop_all()
+            if left:
+                log.info("plugin %s: dropped %d event subscription(s) it left behind", handle.slug, left)

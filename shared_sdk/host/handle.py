@@ -37,6 +37,7 @@ from ..errors import CapabilityNotImplemented, PluginCallError, PluginLoadError
 from ..messages import PluginManifest, Runtime
 from ..methods import LIFECYCLE, METHODS, MethodSpec
 from ..scopes import ScopeGuard
+from ._subscriptions import TrackedEvents
 from .health import PluginHealth
 from .spec import PluginSpec
 
@@ -72,6 +73,8 @@ class PluginHandle(ABC):
         self.manifest: PluginManifest | None = None
         self.scope_guard: ScopeGuard | None = None
         """Set by the host: the service scopes this plugin holds (see `shared_sdk.scopes`)."""
+        self.subscriptions: TrackedEvents | None = None
+        """Set by the host: this load's event subscriptions, dropped when it is stopped."""
         self.restarts = 0
         self.last_error = ""
         self.last_exit_code: int | None = None

@@ -72,3 +72,12 @@ def test_bad_names_and_existing_folders_are_refused(tmp_path, capsys):
     create_plugin("ok", tmp_path)
     assert main(["ok", "--dest", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_scaffolded_package_declares_its_entry_point(tmp_path):
+    """Fjordgate finds plugin code by entry point: the scaffold's distribution declares one, named as the plugin."""
+    import tomllib
+
+    root = create_plugin("team-header", tmp_path)
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["fjordgate.plugins"] == {"team-header": "team_header:TeamHeaderPlugin"}

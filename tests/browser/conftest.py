@@ -32,9 +32,7 @@ def browser() -> Iterator[object]:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
-            instance = playwright.chromium.launch(
-                executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
-            )
+            instance = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=["--no-sandbox"])
             yield instance
             instance.close()
     finally:

@@ -64,6 +64,7 @@ async def test_change_reaches_the_namespace_edges_only_and_they_report_in_sync(n
         await run_db(edge_reload_request, namespace="ns-a", edge_id="edge-a2", requested_by="test")
         await wait_for(lambda: asyncio.sleep(0, len(stores["a2"].applied) > before["a2"]), timeout=15)
         assert len(stores["a1"].applied) == before["a1"]
+        assert stores["a2"].restarts[-1] and not any(stores["a2"].restarts[:-1])  # isolated plugins restart
     finally:
         for edge in edges.values():
             await edge.stop(drain_timeout_s=0.1)

@@ -31,10 +31,12 @@ class RecordingStore:
     def __init__(self) -> None:
         self.current = None
         self.applied: list[ConfigSnapshot] = []
+        self.restarts: list[bool] = []  # per apply: whether isolated plugins were to be restarted (a reload request)
         self.spend: dict[int, Decimal] = {}
 
-    async def apply(self, snapshot: ConfigSnapshot) -> None:
+    async def apply(self, snapshot: ConfigSnapshot, *, restart_isolated: bool = False) -> None:
         self.applied.append(snapshot)
+        self.restarts.append(restart_isolated)
 
     def update_budget_spend(self, budget_id: int, spent: Decimal, period_start: float) -> None:
         self.spend[budget_id] = spent

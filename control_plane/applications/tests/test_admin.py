@@ -202,7 +202,9 @@ def test_plugin_config_validated_against_schema_in_api(admin_api):
     assert any("'mode' is a required property" in e for e in errors)
     assert any("$.threshold" in e for e in errors)
     assert not Plugin.objects.exists()
-    missing = admin_api.post("/api/v1/plugins/", {"slug": "nope", "import_path": "no.such.module:X"}, format="json")
+    missing = admin_api.post(
+        "/api/v1/plugins/", {"slug": "nope", "import_path": "plugins.no_such_module:X"}, format="json"
+    )
     assert missing.status_code == 400 and "cannot import" in missing.json()["message"]
 
 

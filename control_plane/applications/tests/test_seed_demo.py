@@ -76,7 +76,7 @@ def test_seed_demo_registers_usage_report_with_a_schedule_that_fires_within_a_mi
     _seed()
     _seed()  # idempotent: one plugin, one demo schedule
     plugin = Plugin.objects.get(slug="usage-report")
-    assert plugin.import_path == "plugins.usage_report.plugin:UsageReport" and plugin.active
+    assert plugin.entry_point == "usage-report" and plugin.active
     schedules = {s.schedule_id: s for s in PluginSchedule.objects.filter(plugin=plugin)}
     assert set(schedules) == {"daily", "demo-every-minute"}  # the manifest's own schedule, and the demo copy
     demo = schedules["demo-every-minute"]

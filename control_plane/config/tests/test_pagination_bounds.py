@@ -12,4 +12,6 @@ def test_huge_offset_or_limit_is_a_page(admin_api, query):
     for path in ("/api/v1/apps/", "/api/v1/schedules/runs/"):
         response = admin_api.get(f"{path}?{query}")
         assert response.status_code == 200, (path, response.content[:200])
-        assert response.json()["results"] == []
+        results = response.json()["results"]
+        # Past the end: an empty page. A huge limit: capped (other tests' committed rows may be there).
+        assert results == [] if query.startswith("offset") else len(results) <= 1000

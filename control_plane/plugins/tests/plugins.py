@@ -11,7 +11,7 @@ import os
 
 import msgspec
 
-from shared_sdk import BasePlugin, ManifestProvider, SchedulerPlugin
+from shared_sdk import BasePlugin, ManifestProvider, SchedulerPlugin, SessionAware
 from shared_sdk.messages import Direction, Event, LLMMessage, ManifestPermissions, PluginManifest
 
 
@@ -124,3 +124,24 @@ class LLMCaller(BasePlugin, SchedulerPlugin, ManifestProvider):
             max_tokens=config.get("max_tokens"),
         )
         await ctx.services.kv.write("answer", json.dumps(msgspec.to_builtins(answer)).encode())
+
+
+RECEIVED: list[tuple[str, str]] = []
+"""(config label, event id) for every `counter.ping` event an `EventCounter` instance handled, in this process."""
+
+
+class EventCounter(BasePlugin, SchedulerPlugin, SessionAware):
+    """Subscribes to `counter.ping` when its session opens and never unsubscribes (as most plugins): whether a
+    reload leaves the old instance's handler behind shows in `RECEIVED`."""
+
+    name = "event-counter"
+    version = "1.0.0"
+
+    async def on_session_ready(self, ctx) -> None:
+        await ctx.services.events.subscribe("counter.ping", self._count)
+
+    async def _count(self, event: Event) -> None:
+        RECEIVED.append((str(self.config.get("label", "")), event.id))
+
+    async def execute_scheduled_task(self, ctx, schedule) -> None:
+        return None

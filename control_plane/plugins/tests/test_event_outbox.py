@@ -13,9 +13,10 @@ import time
 import pytest
 from django.db import connections, transaction
 
+from control_plane.plugins.event_outbox import outbound_event_add, outbound_event_drain
 from control_plane.plugins.models import OutboundEvent
 from control_plane.plugins.runtime import call_plugin
-from control_plane.plugins.services import outbound_event_add, outbound_event_drain, plugin_register
+from control_plane.plugins.services import plugin_register
 from shared_sdk import PluginCallError
 from shared_sdk.messages import Direction, Event, Schedule
 

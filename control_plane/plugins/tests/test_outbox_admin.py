@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from control_plane.plugins.event_outbox import outbound_event_add, outbound_event_drain
 from control_plane.plugins.models import OutboundEvent
-from control_plane.plugins.services import outbound_event_add, outbound_event_drain
 from shared_sdk.messages import Direction, Event
 
 pytestmark = pytest.mark.django_db

@@ -79,7 +79,7 @@ def _assert_studio_wiring(slug: str, result: dict) -> None:
     assert kv_read(plugin_slug=slug, key="probe:marker") == b"written by exec-1"
     assert kv_read(plugin_slug="someone-else", key="probe:marker") is None
     # The metadata write went through app_update: stored, and recorded for the edges of the app's namespace.
-    assert first.metadata["probed_by"] == "exec-1"
+    assert first is not None and first.metadata["probed_by"] == "exec-1"
     assert result["tagged"] == {"app_id": first.pk, "metadata": first.metadata}
     assert ConfigChange.objects.filter(namespace="ops", reason=f"app {first.pk} updated").exists()
 

@@ -77,7 +77,9 @@ def _ask(llm, prompt: str = "Hello, world", max_tokens: int = 16) -> dict:
     """What a studio plugin gets back from `ctx.services.studio.call_llm`."""
     config = {"llm_id": llm.pk, "prompt": prompt, "max_tokens": max_tokens}
     call_plugin("llm-caller", "execute_scheduled_task", Schedule(id="job", config=config))
-    return json.loads(kv_read(plugin_slug="llm-caller", key="answer"))
+    answer = kv_read(plugin_slug="llm-caller", key="answer")
+    assert answer is not None
+    return json.loads(answer)
 
 
 def _vendor_calls(mock_url: str) -> int:

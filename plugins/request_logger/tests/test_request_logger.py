@@ -5,7 +5,7 @@ from shared_sdk import AnalyticsRecord, App, EndpointRequest
 from shared_sdk.testing import PluginHarness
 
 
-async def test_logs_and_lists_newest_first_per_app():
+async def test_logs_and_lists_newest_first_per_app() -> None:
     async with PluginHarness(RequestLogger()) as h:
         for i in range(3):
             await h.call("handle_analytics", AnalyticsRecord(request_id=f"r{i}", app_id=1, timestamp=100.0 + i))

@@ -3,7 +3,7 @@ from shared_sdk import App, AuthRequest
 from shared_sdk.testing import InMemoryGateway, PluginHarness, make_services
 
 
-async def test_tokens_are_stored_hashed_and_resolve_to_their_app():
+async def test_tokens_are_stored_hashed_and_resolve_to_their_app() -> None:
     services = make_services("gateway", "token-auth")
     services._gateway = InMemoryGateway(apps=[App(id=1, name="one")])
     config = {"tokens": [{"token": "tok-12345678", "app_id": 1, "user_id": 3}]}

@@ -1,5 +1,6 @@
 """The plugin pair in the SDK harness: the edge half sends per-user summaries as edge payloads on its timer; the
-studio half stores them (idempotently) and `totals` adds them up. End to end: tests/e2e/test_processes_payloads.py."""
+studio half stores them (idempotently) in the format the control plane's admin page reads. End to end (the admin
+page's totals included): tests/e2e/test_processes_payloads.py."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from plugins.usage_summary.plugin import SUMMARY_PREFIX, UsageSummary, summaries, totals
+from plugins.usage_summary.plugin import SUMMARY_PREFIX, UsageSummary, summaries
 from shared_sdk import Runtime
 from shared_sdk.messages import AnalyticsRecord, EdgePayload
 from shared_sdk.testing.harness import PluginHarness
 
 
 @pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
-async def test_edge_half_summarises_per_user_and_studio_half_stores_each_summary_once(isolated):
+async def test_edge_half_summarises_per_user_and_studio_half_stores_each_summary_once(isolated: bool) -> None:
     config = {"flush_interval_s": 0.1}
     async with PluginHarness(
         "plugins.usage_summary.plugin:UsageSummary" if isolated else UsageSummary(),
@@ -49,8 +50,9 @@ async def test_edge_half_summarises_per_user_and_studio_half_stores_each_summary
         assert await studio.call("accept_edge_payload", other) is False
         kv = studio.services.kv
         assert len(await kv.list(SUMMARY_PREFIX)) == 1
-        rows = totals(await summaries(kv))
-    assert [(r["user_id"], r["requests"], r["tokens"], r["cost"], r["edges"]) for r in rows] == [
-        (1, 2, 15, Decimal("1.0"), ["e1"]),
-        (2, 1, 7, Decimal("0.5"), ["e1"]),
+        [stored] = await summaries(kv)
+    assert (stored["edge_id"], stored["namespace"], stored["received_timestamp"]) == ("e1", "ns", 101)
+    assert [(u["user_id"], u["requests"], u["tokens"], Decimal(u["cost"])) for u in stored["users"]] == [
+        (1, 2, 15, Decimal("1.0")),
+        (2, 1, 7, Decimal("0.5")),
     ]

@@ -30,7 +30,7 @@ DEMO_LLM = "demo-mock"
 DEMO_MODEL = "mock-gpt"
 DEMO_APP = "demo"
 USAGE_REPORT_SLUG = "usage-report"
-USAGE_REPORT_IMPORT_PATH = "plugins.usage_report.plugin:UsageReport"
+USAGE_REPORT_ENTRY_POINT = "usage-report"
 DEMO_SCHEDULE_ID = "demo-every-minute"
 DEMO_SCHEDULE_NAME = "demo: usage report every minute"
 
@@ -119,7 +119,7 @@ def _seed_usage_report(namespace: str) -> tuple[Plugin, PluginSchedule]:
             data={
                 "slug": USAGE_REPORT_SLUG,
                 "name": "Usage report",
-                "import_path": USAGE_REPORT_IMPORT_PATH,
+                "entry_point": USAGE_REPORT_ENTRY_POINT,
                 "namespace": namespace,
                 "config": {"keep_days": 30},
             }

@@ -1,0 +1,373 @@
+"""`POST /v1/responses` over any provider: pass-through to a vendor that has the Responses API, else translated.
+
+A `ResponsesSession` is one Responses request: the id the edge gives it, the items of the earlier turns it
+continues (`previous_response_id`, from `edge_gateway.response_store`), and the finished response, which the
+pipeline stores afterwards. `session.adapter(llm)` wraps the LLM's provider for this request:
+
+- pass-through (`has_responses_api`: vendor `openai`, or any OpenAI-compatible LLM whose metadata says
+  `responses_api: true`): the body goes to the vendor's `/v1/responses` unchanged (model override aside), its
+  answer and stream come back as they are; usage is read from `response.usage` / `response.completed`.
+- translated (everything else, Anthropic included): the request becomes a Chat Completions call
+  (`responses_shapes.to_chat_request`) that the wrapped provider builds as usual (Anthropic's provider then
+  translates that to Messages), and the chat answer or chat chunk stream becomes the Responses shape here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import GatewayError, UpstreamError
+from ..upstream import UpstreamRequest
+from .base import OpenAIRequest, Provider, StreamTranslator, UpstreamSpec, Usage
+from .openai import _UsageBody, usage_from
+from .responses_shapes import (
+    function_item,
+    incomplete_reason,
+    input_items,
+    message_item,
+    new_id,
+    output_items,
+    response_object,
+    to_chat_request,
+)
+from .sse import event_data
+
+__all__ = ["ResponsesSession", "has_responses_api"]
+
+_OPENAI_COMPATIBLE = frozenset({"openai", "azure", "vllm", "ollama", "mock"})
+_FINAL_EVENTS = (b"response.completed", b"response.incomplete", b"response.failed")
+
+
+def has_responses_api(spec: UpstreamSpec) -> bool:
+    """Whether the LLM's vendor serves `/v1/responses` itself (then the edge passes requests through)."""
+    flag = spec.metadata.get("responses_api")
+    if isinstance(flag, bool):
+        return flag and spec.vendor in _OPENAI_COMPATIBLE
+    return spec.vendor == "openai"
+
+
+class ResponsesSession:
+    """One `/v1/responses` request across its attempts (retries and fallbacks build from it again)."""
+
+    __slots__ = ("id", "history", "response", "translated")
+
+    def __init__(self, history: list[dict[str, Any]] | None = None) -> None:
+        self.id = new_id("resp")
+        self.history = history or []
+        self.response: dict[str, Any] | None = None
+        """The finished response of a translated call (what the edge stores); None for pass-through."""
+        self.translated = False
+
+    def finish(
+        self, data: dict[str, Any], model: str, message: dict[str, Any], finish_reason: str | None, usage: Usage | None
+    ) -> dict[str, Any]:
+        """The Responses object of a chat `message` (its items, status, usage); kept as this session's answer."""
+        reason = incomplete_reason(finish_reason)
+        status = "incomplete" if reason else "completed"
+        output = output_items(message)
+        self.response = response_object(self.id, data, model, output, status=status, reason=reason, usage=usage)
+        return self.response
+
+    def replay(self, data: dict[str, Any], model: str, chat_events: list[bytes]) -> list[bytes]:
+        """Chat chunk events already in hand (a plugin's answer) as the Responses event stream."""
+        stream = ChatToResponsesStream(_ChatInHand(), self, data, model)
+        out: list[bytes] = []
+        for event in chat_events:
+            out += stream.feed(event)
+        return out + stream.finish()
+
+    def adapter(self, provider: Provider, spec: UpstreamSpec) -> ResponsesAdapter:
+        return ResponsesAdapter(self, provider, has_responses_api(spec))
+
+    def conversation(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The items a later `previous_response_id` continues: earlier turns, this input, this output."""
+        assert self.response is not None
+        # `instructions` are not carried over (as OpenAI does): each request states its own.
+        return [*self.history, *input_items(data), *self.response["output"]]
+
+
+class ResponsesAdapter:
+    """The `Provider` seam for one Responses request on one LLM (see the module docstring)."""
+
+    def __init__(self, session: ResponsesSession, inner: Provider, passthrough: bool) -> None:
+        self.vendor = inner.vendor
+        self.session = session
+        self.inner = inner
+        self.passthrough = passthrough
+        self._chat: OpenAIRequest | None = None
+
+    def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
+        if self.passthrough:
+            body = call.raw
+            if model != call.model:
+                body = orjson.dumps({**call.data, "model": model})
+            return self.inner.native_request(spec, "POST", "v1/responses", "", {}, body, call.stream)
+        self.session.translated = True
+        try:
+            chat = to_chat_request(call.data, self.session.history, model, call.stream)
+        except GatewayError as err:  # checked before the routed LLM's call; a fallback's: the client's 4xx
+            raise UpstreamError(err.status_code, err.message, retryable=False, type=err.type, code=err.code) from None
+        self._chat = OpenAIRequest.from_data("chat", orjson.dumps(chat), chat)
+        return self.inner.build(spec, self._chat, model)
+
+    def parse(self, call: OpenAIRequest, model: str, body: bytes) -> tuple[bytes, Usage]:
+        if self.passthrough:
+            return body, passthrough_usage(body)
+        assert self._chat is not None
+        chat_body, usage = self.inner.parse(self._chat, model, body)
+        try:
+            chat = orjson.loads(chat_body)
+            choice = chat["choices"][0]
+            message = choice["message"]
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise UpstreamError(
+                502, "upstream sent a malformed response", retryable=True, code="upstream_bad_response"
+            ) from None
+        response = self.session.finish(
+            call.data, chat.get("model") or model, message, choice.get("finish_reason"), usage
+        )
+        return orjson.dumps(response), usage
+
+    def stream_translator(self, call: OpenAIRequest, model: str) -> StreamTranslator:
+        if self.passthrough:
+            return PassthroughStream()
+        assert self._chat is not None
+        return ChatToResponsesStream(self.inner.stream_translator(self._chat, model), self.session, call.data, model)
+
+    def error_message(self, body: bytes) -> str:
+        return self.inner.error_message(body)
+
+    def native_request(
+        self, spec: UpstreamSpec, method: str, path: str, query: str, headers: dict[str, str], body: bytes, stream: bool
+    ) -> UpstreamRequest:
+        return self.inner.native_request(spec, method, path, query, headers, body, stream)
+
+    def native_usage(self, body: bytes) -> Usage:
+        return self.inner.native_usage(body)
+
+    def native_stream_usage(self, event: bytes, usage: Usage) -> None:
+        self.inner.native_stream_usage(event, usage)
+
+
+def _read_usage(response: Any, usage: Usage) -> None:
+    """A Responses `usage` block into `usage` (input tokens include cached ones, as in OpenAI's meaning)."""
+    if not isinstance(response, dict):
+        return
+    raw = response.get("usage")
+    if isinstance(raw, dict):
+        usage_from(_UsageBody(input_tokens=raw.get("input_tokens"), output_tokens=raw.get("output_tokens")), usage)
+        usage.cache_read_tokens = int((raw.get("input_tokens_details") or {}).get("cached_tokens") or 0)
+    output = response.get("output") or ()
+    usage.tool_calls = sum(1 for item in output if isinstance(item, dict) and item.get("type") == "function_call")
+    usage.choices = 1
+
+
+def passthrough_usage(body: bytes) -> Usage:
+    usage = Usage()
+    try:
+        _read_usage(orjson.loads(body), usage)
+    except orjson.JSONDecodeError:
+        pass
+    return usage
+
+
+class PassthroughStream:
+    """A vendor's own Responses stream, relayed as is; usage from its final `response.*` event."""
+
+    __slots__ = ("usage", "_done")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, event: bytes) -> list[bytes]:
+        if any(name in event for name in _FINAL_EVENTS) or b'"type":"error"' in event:
+            data = event_data(event)
+            try:
+                payload = orjson.loads(data) if data else {}
+            except orjson.JSONDecodeError:
+                payload = {}
+            if isinstance(payload, dict) and payload.get("type") in ("error", *(n.decode() for n in _FINAL_EVENTS)):
+                self._done = True
+                _read_usage(payload.get("response"), self.usage)
+        return [event]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+
+class _ChatInHand:
+    """The `StreamTranslator` of chat events that need no translation (a plugin's short-circuit)."""
+
+    __slots__ = ("usage", "done")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.done = False
+
+    def feed(self, event: bytes) -> list[bytes]:
+        self.done = self.done or event_data(event) == b"[DONE]"
+        return [event]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+
+class _Item:
+    __slots__ = ("kind", "id", "index", "call_id", "name", "parts")
+
+    def __init__(self, kind: str, index: int, call_id: str = "", name: str = "") -> None:
+        self.kind = kind
+        self.id = new_id("msg" if kind == "message" else "fc")
+        self.index = index
+        self.call_id = call_id
+        self.name = name
+        self.parts: list[str] = []
+
+    def done(self) -> dict[str, Any]:
+        text = "".join(self.parts)
+        if self.kind == "message":
+            return message_item(self.id, text)
+        return function_item(self.id, self.call_id, self.name, text)
+
+
+class ChatToResponsesStream:
+    """Chat Completions chunks (from the wrapped provider's translator) in, Responses stream events out.
+
+    response.created, response.in_progress, then per output item: output_item.added (+ content_part.added),
+    output_text.delta / function_call_arguments.delta ..., and once the vendor's stream ended: the `.done`
+    events of every item and response.completed (response.incomplete when cut by max_output_tokens) with usage.
+    """
+
+    def __init__(self, inner: StreamTranslator, session: ResponsesSession, data: dict[str, Any], model: str) -> None:
+        self.inner = inner
+        self.usage = inner.usage  # the same object: accounting reads it
+        self.session = session
+        self.data = data
+        self.model = model
+        self._seq = 0
+        self._created = False
+        self._items: list[_Item] = []
+        self._text: _Item | None = None
+        self._calls: dict[int, _Item] = {}
+        self._finish: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.inner.done
+
+    def _event(self, kind: str, payload: dict[str, Any]) -> bytes:
+        body = orjson.dumps({"type": kind, **payload, "sequence_number": self._seq})
+        self._seq += 1
+        return b"event: " + kind.encode() + b"\ndata: " + body + b"\n\n"
+
+    def _response(self, status: str, reason: str | None = None, usage: Usage | None = None) -> dict[str, Any]:
+        output = [item.done() for item in self._items] if status != "in_progress" else []
+        return response_object(
+            self.session.id, self.data, self.model, output, status=status, reason=reason, usage=usage
+        )
+
+    def feed(self, event: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        for chat_event in self.inner.feed(event):
+            data = event_data(chat_event)
+            if data is None or data == b"[DONE]":
+                continue
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise UpstreamError(
+                    502, "upstream sent a malformed stream event", retryable=True, code="upstream_bad_response"
+                ) from None
+            if isinstance(chunk.get("error"), dict):
+                message = str(chunk["error"].get("message") or "unknown")
+                raise UpstreamError(
+                    502, f"upstream stream error: {message}", retryable=False, code="upstream_stream_error"
+                )
+            if not self._created:
+                self._created = True
+                self.model = chunk.get("model") or self.model
+                started = {"response": self._response("in_progress")}
+                out += [self._event("response.created", started), self._event("response.in_progress", started)]
+            for choice in chunk.get("choices") or ():
+                if choice.get("index", 0) == 0:
+                    self._choice(choice, out)
+        return out
+
+    def _choice(self, choice: dict[str, Any], out: list[bytes]) -> None:
+        delta = choice.get("delta") or {}
+        text = delta.get("content")
+        if isinstance(text, str) and text:
+            item = self._text
+            if item is None:
+                item = self._text = _Item("message", len(self._items))
+                self._items.append(item)
+                added = {**message_item(item.id, "", "in_progress"), "content": []}
+                out.append(self._event("response.output_item.added", {"output_index": item.index, "item": added}))
+                part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+                out.append(
+                    self._event(
+                        "response.content_part.added",
+                        {"item_id": item.id, "output_index": item.index, "content_index": 0, "part": part},
+                    )
+                )
+            item.parts.append(text)
+            out.append(
+                self._event(
+                    "response.output_text.delta",
+                    {"item_id": item.id, "output_index": item.index, "content_index": 0, "delta": text, "logprobs": []},
+                )
+            )
+        for call in delta.get("tool_calls") or ():
+            position = call.get("index", 0)
+            function = call.get("function") or {}
+            item = self._calls.get(position)
+            if item is None:
+                item = _Item("function_call", len(self._items), str(call.get("id") or ""), function.get("name") or "")
+                self._calls[position] = item
+                self._items.append(item)
+                added = function_item(item.id, item.call_id, item.name, "", "in_progress")
+                out.append(self._event("response.output_item.added", {"output_index": item.index, "item": added}))
+            arguments = function.get("arguments")
+            if isinstance(arguments, str) and arguments:
+                item.parts.append(arguments)
+                out.append(
+                    self._event(
+                        "response.function_call_arguments.delta",
+                        {"item_id": item.id, "output_index": item.index, "delta": arguments},
+                    )
+                )
+        if choice.get("finish_reason"):
+            self._finish = choice["finish_reason"]
+
+    def finish(self) -> list[bytes]:
+        self.inner.finish()  # OpenAI's translator estimates usage here when the vendor reported none
+        if not self.inner.done:
+            return []
+        out: list[bytes] = []
+        for item in self._items:
+            done = item.done()
+            where = {"item_id": item.id, "output_index": item.index}
+            if item.kind == "message":
+                text = done["content"][0]
+                out.append(
+                    self._event("response.output_text.done", {**where, "content_index": 0, "text": text["text"]})
+                )
+                out.append(self._event("response.content_part.done", {**where, "content_index": 0, "part": text}))
+            else:
+                out.append(
+                    self._event("response.function_call_arguments.done", {**where, "arguments": done["arguments"]})
+                )
+            out.append(self._event("response.output_item.done", {"output_index": item.index, "item": done}))
+        reason = incomplete_reason(self._finish)
+        response = self._response("incomplete" if reason else "completed", reason, self.usage)
+        self.session.response = response
+        kind = "response.incomplete" if reason else "response.completed"
+        out.append(self._event(kind, {"response": response}))
+        return out

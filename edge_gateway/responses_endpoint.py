@@ -1,0 +1,55 @@
+"""`GET` / `DELETE /v1/responses/{response_id}`: the responses the edge stored (`edge_gateway.response_store`).
+
+Authenticated by the app key (as `/v1/models`); an id that is unknown, expired, or another app's is a 404 in
+OpenAI's shape, so a caller cannot tell another app's ids from made-up ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .auth import authenticate_key, credential_from_headers, find_credential
+from .config_store import ConfigStore
+from .errors import GatewayError, error_response
+from .response_store import ResponseStore
+
+__all__ = ["StoredResponsesEndpoint"]
+
+
+class StoredResponsesEndpoint:
+    """`GET` / `DELETE /v1/responses/{response_id}`: the caller's app key; 404 for unknown or another app's ids."""
+
+    def __init__(self, store: ConfigStore, responses: ResponseStore) -> None:
+        self.store = store
+        self.responses = responses
+
+    async def handle(self, request: Request) -> Response:
+        cfg = self.store.current
+        if cfg is None:
+            return _error(GatewayError(503, "this edge has no configuration loaded yet", type="service_unavailable"))
+        credential, _ = credential_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        try:
+            app, _ = authenticate_key(cfg, credential, find_credential(cfg, credential))
+        except GatewayError as err:
+            return _error(err)
+        response_id = request.path_params["response_id"]
+        entry = await self.responses.load(app.id, response_id)
+        if entry is None:
+            message = f"Response with id '{response_id}' not found."
+            return _error(GatewayError.not_found(message, code="response_not_found"))
+        if request.method == "DELETE":
+            await self.responses.delete(app.id, response_id)
+            return _json(200, {"id": response_id, "object": "response.deleted", "deleted": True})
+        return _json(200, entry["response"])
+
+
+def _json(status: int, payload: Any) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _error(err: GatewayError) -> Response:
+    return error_response(err.status_code, err.message, err.type, err.code, err.param, err.headers)
