@@ -62,6 +62,10 @@ def account(ex: Exchange, rt: EdgeRuntime) -> list[asyncio.Future[None]]:
     llm = ex.llm
     price = ex.cfg.price(llm.config.vendor, ex.model) if llm is not None and not ex.short_circuited else None
     cost = cost_of(ex.usage, price)
+    if ex.client_disconnected and ex.streamed and not ex.usage.reported and ex.reservation is not None:
+        # The client left mid-stream: the vendor's count never came, and it may have produced more than was
+        # relayed. Billing the reservation (a strict upper bound of what it can charge) keeps budgets strict.
+        cost = max(cost, ex.reservation.amount)
     if ex.reservation is not None:
         rt.budgets.settle(ex.reservation, cost)
     tokens = ex.usage.total_tokens if not ex.short_circuited else 0

@@ -129,7 +129,7 @@ class EdgeSteps:
             req, app_id=ex.app.id, user_id=ex.user_id, authenticated=True, context=ex.ctx.info()
         )
 
-    def admit(self) -> None:
+    async def admit(self) -> None:
         ex, rt = self.ex, self.rt
         if ex.kind in ("models", "model"):
             return
@@ -138,6 +138,6 @@ class EdgeSteps:
             ex.model = override
         if self.fallback:
             release_budget(ex, rt.budgets)
-            reserve_budget(ex, rt.budgets)
+            await reserve_budget(ex, rt.budgets)
         else:
-            admit(ex, rt.limiter, rt.budgets)
+            await admit(ex, rt.limiter, rt.budgets)

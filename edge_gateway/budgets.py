@@ -1,10 +1,16 @@
-"""Budget enforcement at the edge: a check before the call with a cost estimate, and settlement after.
+"""Budget enforcement at the edge: reserve an upper bound before the call, settle the real cost after.
 
 Tyk's community edition checks with an estimated cost of 0 and Bifrost books only afterwards, so concurrent
-requests overshoot a budget freely. Here the pre-check *reserves* the estimate (from `max_tokens` and the
-model's prices), so requests in flight count against the budget, and settlement swaps the reservation for the
-real cost. What a budget has spent is `max(control plane's figure, this edge's)`: the control plane sums all
-edges, this edge knows its own requests immediately (`update_budget_spend`).
+requests overshoot a budget freely. Here the pre-check *reserves* a strict upper bound of the request's cost
+(`policy.reservation_bound`), so requests in flight count against the budget, and settlement swaps the
+reservation for the real cost.
+
+Across the namespace's edges a blocking budget is held by quota leasing (docs/governance.md): the control plane
+grants this edge a slice (`granted`, cumulative for the period) and the edge spends only from it. `lease_used`
+is what this edge settled plus what it holds in flight; a request fits while `lease_used + bound <= granted`
+and the lease is live, with no round trip. A `LeaseSource` (the NATS client, `sync/leases.py`) fetches more:
+in the background below a low-water mark, or while a request waits when its bound does not fit. Without a
+source (an edge without NATS) the edge enforces the control plane's figure plus its own spend, as before.
 
 Scopes: `app` (target = app id), `user` (user id), `llm` (LLM id), `group` (user group id). Only budgets with
 `action="block"` reject; `notify` budgets are tracked and reported but never block.
@@ -12,14 +18,20 @@ Scopes: `app` (target = app id), `user` (user id), `llm` (LLM id), `group` (user
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 from shared_sdk.snapshot import BudgetConfig
 
-__all__ = ["BudgetState", "BudgetTracker", "Reservation"]
+from .ratelimit import RateLease
+
+__all__ = ["LOW_WATER_UNITS", "BudgetState", "BudgetTracker", "LeaseSource", "Reservation"]
 
 _ZERO = Decimal("0")
+LOW_WATER_UNITS = 4
+"""Ask for more in the background once a lease's headroom is below this many of the last request's bound."""
 
 
 @dataclass(slots=True)
@@ -28,10 +40,32 @@ class BudgetState:
     spent: Decimal
     period_start: float
     reserved: Decimal = _ZERO
+    leased: bool = False
+    """Held by a lease (a blocking budget on an edge with a `LeaseSource`)."""
+    granted: Decimal = _ZERO
+    lease_used: Decimal = _ZERO
+    """Settled spend plus reservations in flight at this edge in `lease_period`."""
+    lease_period: float = 0.0
+    lease_until: float = 0.0
+    """Monotonic time after which the lease may no longer be spent unless renewed."""
+    fresh: bool = True
+    """Nothing heard from the ledger yet for this budget (the edge just started): adopt its figure."""
 
     @property
     def remaining(self) -> Decimal:
         return self.config.limit - self.spent - self.reserved
+
+    @property
+    def headroom(self) -> Decimal:
+        return self.granted - self.lease_used
+
+    def lacks(self, amount: Decimal, now: float) -> Decimal:
+        """What a leased budget lacks to take `amount` now (0: it fits)."""
+        if not self.leased:
+            return _ZERO
+        if now >= self.lease_until:
+            return amount
+        return max(_ZERO, self.lease_used + amount - self.granted)
 
 
 @dataclass(slots=True)
@@ -43,25 +77,61 @@ class Reservation:
     settled: bool = False
 
 
+class LeaseSource(Protocol):
+    """Where leases come from (the edge's NATS client, `edge_gateway.sync.leases.LeaseClient`)."""
+
+    async def obtain(self, short: list[tuple[BudgetState, Decimal]], unit: Decimal) -> bool:
+        """One round trip (bounded) asking for what `short` lacks; False when the ledger could not be reached."""
+        ...
+
+    def top_up(self, state: BudgetState, unit: Decimal) -> None:
+        """Ask for another slice in the background (no-op when an ask is already on its way)."""
+        ...
+
+    async def obtain_rate(self, lease: RateLease, need: int) -> bool:
+        """One round trip (bounded) asking for `need` more requests of an rpm limit's minute; False unreachable."""
+        ...
+
+    def top_up_rate(self, lease: RateLease) -> None:
+        """Ask for another slice of an rpm limit's minute in the background."""
+        ...
+
+    def unreachable_open(self, state: BudgetState) -> bool:
+        """Whether to serve beyond the lease: the ledger is unreachable and the budget says `fail_open`."""
+        ...
+
+
 class BudgetTracker:
     def __init__(self) -> None:
         self._by_id: dict[int, BudgetState] = {}
         self._by_target: dict[tuple[str, int], list[BudgetState]] = {}
+        self.source: LeaseSource | None = None
+        """Set by the sync service when the edge talks to NATS: blocking budgets are then leased."""
 
     def load(self, budgets: list[BudgetConfig]) -> None:
-        """Adopt a snapshot's budgets, keeping what this edge already spent in the same period."""
+        """Adopt a snapshot's budgets, keeping what this edge already spent and holds in the same period."""
         by_id: dict[int, BudgetState] = {}
         by_target: dict[tuple[str, int], list[BudgetState]] = {}
+        leasing = self.source is not None
         for config in budgets:
             old = self._by_id.get(config.id)
+            state = BudgetState(config, config.spent, config.period_start, lease_period=config.period_start)
             if old is not None and old.period_start == config.period_start:
-                state = BudgetState(config, max(old.spent, config.spent), config.period_start, old.reserved)
-            else:
-                state = BudgetState(config, config.spent, config.period_start)
+                state.spent = max(old.spent, config.spent)
+                state.reserved = old.reserved
+            if old is not None:
+                state.granted, state.lease_used, state.lease_period = old.granted, old.lease_used, old.lease_period
+                state.lease_until, state.fresh = old.lease_until, old.fresh
+            state.leased = leasing and config.action == "block"
             by_id[config.id] = state
             by_target.setdefault((config.scope, config.target_id), []).append(state)
         self._by_id = by_id
         self._by_target = by_target
+
+    def enable_leasing(self, source: LeaseSource) -> None:
+        self.source = source
+        for state in self._by_id.values():
+            state.leased = state.config.action == "block"
 
     def update_spend(self, budget_id: int, spent: Decimal, period_start: float) -> None:
         """The control plane's total for a budget: a new period resets, the same period takes the max."""
@@ -87,13 +157,29 @@ class BudgetTracker:
             found.extend(self._by_target.get(("group", group_id), ()))
         return found
 
-    def reserve(self, states: list[BudgetState], estimate: Decimal) -> BudgetState | None:
-        """Reserve `estimate` on every state; returns the first blocking budget it would exceed (nothing held)."""
+    def short(self, states: list[BudgetState], estimate: Decimal) -> list[tuple[BudgetState, Decimal]]:
+        """The leased budgets whose lease cannot take `estimate` now, with what each lacks."""
+        now = time.monotonic()
+        return [(state, lacking) for state in states if (lacking := state.lacks(estimate, now)) > 0]
+
+    def reserve(
+        self, states: list[BudgetState], estimate: Decimal, beyond_lease: frozenset[int] = frozenset()
+    ) -> BudgetState | None:
+        """Reserve `estimate` on every state; returns the first blocking budget it would exceed (nothing held).
+
+        A leased budget must also hold it in its lease, unless its id is in `beyond_lease` (fail_open while the
+        ledger is unreachable: served and accounted, reported to the ledger as used once it is back)."""
+        now = time.monotonic()
         for state in states:
-            if state.config.action == "block" and state.spent + state.reserved + estimate > state.config.limit:
+            if state.config.action != "block":
+                continue
+            if state.spent + state.reserved + estimate > state.config.limit:
+                return state
+            if state.config.id not in beyond_lease and state.lacks(estimate, now) > 0:
                 return state
         for state in states:
             state.reserved += estimate
+            state.lease_used += estimate
         return None
 
     def settle(self, reservation: Reservation, cost: Decimal) -> None:
@@ -102,10 +188,14 @@ class BudgetTracker:
         reservation.settled = True
         for state in reservation.states:
             state.reserved = max(_ZERO, state.reserved - reservation.amount)
+            state.lease_used = max(_ZERO, state.lease_used - reservation.amount) + cost
             state.spent += cost
 
     def state(self, budget_id: int) -> BudgetState | None:
         return self._by_id.get(budget_id)
+
+    def states(self) -> list[BudgetState]:
+        return list(self._by_id.values())
 
     def for_app(self, app_id: int) -> list[BudgetState]:
         return list(self._by_target.get(("app", app_id), ()))

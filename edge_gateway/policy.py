@@ -9,31 +9,53 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .budgets import BudgetTracker, Reservation
+from .budgets import LOW_WATER_UNITS, BudgetTracker, LeaseSource, Reservation
 from .errors import GatewayError
 from .exchange import Exchange
 from .providers.base import estimate_tokens
 from .ratelimit import RateLimiter
 
-__all__ = ["DEFAULT_COMPLETION_ESTIMATE", "admit", "estimate_cost", "release_budget", "reserve_budget"]
+__all__ = ["admit", "input_token_bound", "release_budget", "reservation_bound", "reserve_budget"]
 
-DEFAULT_COMPLETION_ESTIMATE = 1024
-"""Completion tokens assumed for the budget pre-check when a request sets no `max_tokens`."""
 _MILLION = Decimal(1_000_000)
+_MESSAGE_OVERHEAD_TOKENS = 8
+"""Tokens a vendor may add per message (role, separators) on top of its text; 8 exceeds OpenAI's 3-4."""
 
 
-def estimate_cost(ex: Exchange, prompt_tokens: int) -> Decimal:
-    llm = ex.llm
-    if llm is None or ex.call is None:
+def input_token_bound(value: object) -> int:
+    """A strict upper bound of a request's input tokens: the UTF-8 bytes of every string in it (no tokenizer
+    makes more tokens than bytes) plus a per-message overhead."""
+    if isinstance(value, str):
+        return len(value.encode()) if not value.isascii() else len(value)
+    if isinstance(value, dict):
+        return _MESSAGE_OVERHEAD_TOKENS + sum(input_token_bound(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(input_token_bound(item) for item in value)
+    return 0
+
+
+def reservation_bound(ex: Exchange) -> Decimal:
+    """What the request can cost at most: its input bound at the prompt price plus `max_tokens` (else the
+    model's output limit) at the completion price. Settlement replaces it with the real cost."""
+    llm, call = ex.llm, ex.call
+    if llm is None or call is None:
         return Decimal(0)
     price = ex.cfg.price(llm.config.vendor, ex.model)
     if price is None:
         return Decimal(0)
-    completion = ex.call.max_tokens if ex.call.max_tokens is not None else DEFAULT_COMPLETION_ESTIMATE
-    return (prompt_tokens * price.prompt_per_million + completion * price.completion_per_million) / _MILLION
+    data = call.data
+    if ex.kind == "native":  # any vendor's shape, maybe not JSON at all: every byte may be a token
+        prompt = len(call.raw) + _MESSAGE_OVERHEAD_TOKENS
+    else:
+        prompt = input_token_bound(data.get("messages") or data.get("prompt") or data.get("input") or "")
+        prompt += input_token_bound(data.get("system") or "") + _MESSAGE_OVERHEAD_TOKENS
+    completion = call.max_tokens if call.max_tokens is not None else price.max_output_tokens
+    if ex.kind == "embeddings":
+        completion = 0
+    return (prompt * price.prompt_per_million + completion * price.completion_per_million) / _MILLION
 
 
-def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> None:
+async def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> None:
     """Raise 429 (with Retry-After) or 402, or record the request against its limits and budgets.
 
     Rate limits are about the client's request and count once; the budget check is about the LLM that will
@@ -74,15 +96,38 @@ def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> None:
         wait = limiter.check(key, limit, amount)
         if wait:
             raise GatewayError.rate_limited(f"rate limit reached: {limit} {what}; retry later", wait)
+    source = budgets.source
+    if limiter.leasing and source is not None:
+        for key, limit, _, what in checks:
+            if key.endswith(":rpm"):
+                await _take_rate_lease(limiter, source, key, limit, what)
     for key, _, _, _ in checks:
         if key.endswith(":rpm"):
             limiter.add(key, 1)
     ex.rate_keys = tuple(token_keys)
-    reserve_budget(ex, budgets, prompt_estimate)
+    await reserve_budget(ex, budgets)
 
 
-def reserve_budget(ex: Exchange, budgets: BudgetTracker, prompt_estimate: int = -1) -> None:
-    """Reserve the estimated cost of calling `ex.llm` / `ex.model` on every applicable budget; 402 if one blocks."""
+async def _take_rate_lease(limiter: RateLimiter, source: LeaseSource, key: str, limit: int, what: str) -> None:
+    """One request of this minute's lease of an rpm limit; one round trip when it has none left, then 429 (or,
+    the ledger unreachable, the local check that already passed decides: rate limits fail open)."""
+    lease = limiter.rate_lease(key, limit)
+    if not lease.take():
+        if not await source.obtain_rate(lease, 1):
+            return
+        if not lease.take():
+            raise GatewayError.rate_limited(
+                f"rate limit reached: {limit} {what} across the namespace; retry later",
+                limiter.seconds_to_next_window(),
+            )
+    if lease.granted - lease.used < max(1, limit // 16):
+        source.top_up_rate(lease)
+
+
+async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
+    """Reserve the upper-bound cost of calling `ex.llm` / `ex.model` on every applicable budget; 402 if one blocks.
+
+    A leased budget whose lease cannot take the bound costs one lease round trip (bounded) before the answer."""
     app = ex.app
     assert app is not None
     user = ex.cfg.users.get(ex.user_id) if ex.user_id is not None else None
@@ -94,17 +139,26 @@ def reserve_budget(ex: Exchange, budgets: BudgetTracker, prompt_estimate: int = 
     )
     if not states:
         return
-    if prompt_estimate < 0:
-        prompt_estimate = _prompt_estimate(ex)
-    estimate = estimate_cost(ex, prompt_estimate)
-    blocking = budgets.reserve(states, estimate)
+    estimate = reservation_bound(ex)
+    beyond: frozenset[int] = frozenset()
+    source = budgets.source
+    if source is not None:
+        short = budgets.short(states, estimate)
+        if short:
+            if not await source.obtain(short, estimate):
+                beyond = frozenset(state.config.id for state, _ in short if source.unreachable_open(state))
+    blocking = budgets.reserve(states, estimate, beyond)
     if blocking is not None:
         b = blocking.config
         raise GatewayError.budget_exceeded(
-            f"{b.scope} budget exhausted: {blocking.spent:.4f} of {b.limit} {b.currency} spent this period "
-            f"(this request could cost up to {estimate:.4f})"
+            f"{b.scope} budget exhausted: {b.limit} {b.currency} this period, {blocking.spent:.4f} spent and the "
+            f"rest held by requests in flight across the namespace (this request could cost up to {estimate:.4f})"
         )
     ex.reservation = Reservation(states, estimate)
+    if source is not None:
+        for state in states:
+            if state.leased and state.headroom < LOW_WATER_UNITS * estimate:
+                source.top_up(state, estimate)
 
 
 def release_budget(ex: Exchange, budgets: BudgetTracker) -> None:

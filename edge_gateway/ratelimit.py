@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-__all__ = ["RateLimiter", "SlidingWindow"]
+__all__ = ["RateLease", "RateLimiter", "SlidingWindow"]
 
 _WINDOW_S = 60.0
 
@@ -112,6 +112,24 @@ class SlidingWindow:
         return current, previous
 
 
+class RateLease:
+    """What this edge may admit under one requests-per-minute limit in one fixed minute, leased from the control
+    plane's ledger (docs/governance.md): the namespace's edges together are granted at most the limit."""
+
+    __slots__ = ("key", "limit", "window_start", "granted", "used")
+
+    def __init__(self, key: str, limit: int, window_start: int) -> None:
+        self.key, self.limit, self.window_start = key, limit, window_start
+        self.granted = 0
+        self.used = 0
+
+    def take(self) -> bool:
+        if self.used < self.granted:
+            self.used += 1
+            return True
+        return False
+
+
 class RateLimiter:
     """Named windows (`app:3:rpm`, `user:3:9:tpm`, ...) created on first use."""
 
@@ -121,6 +139,22 @@ class RateLimiter:
         self._unreported: dict[str, SlidingWindow] | None = None
         """Windows with local increments since the last `take_increments`; None until sharing starts (so an
         edge that never shares keeps no such record)."""
+        self.leasing = False
+        """Set by the sync service when the edge talks to NATS: rpm limits are then also leased per minute."""
+        self._leases: dict[str, RateLease] = {}
+
+    def rate_lease(self, key: str, limit: int) -> RateLease:
+        """This minute's lease of `key` (a new minute starts with nothing granted)."""
+        start = int(_window_start(self._clock()))
+        lease = self._leases.get(key)
+        if lease is None or lease.window_start != start:
+            lease = self._leases[key] = RateLease(key, limit, start)
+        lease.limit = limit
+        return lease
+
+    def seconds_to_next_window(self) -> float:
+        now = self._clock()
+        return max(1.0, _WINDOW_S - (now - _window_start(now)))
 
     def _window(self, key: str, now: float) -> SlidingWindow:
         window = self._windows.get(key)
@@ -150,6 +184,8 @@ class RateLimiter:
         stale = [k for k, w in self._windows.items() if w.window_start < cutoff]
         for key in stale:
             del self._windows[key]
+        for key in [k for k, lease in self._leases.items() if lease.window_start < cutoff]:
+            del self._leases[key]
         return len(stale)
 
     # -- sharing with the namespace's other edges (edge_gateway.sync.ratelimit_share) ------------------------

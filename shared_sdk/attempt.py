@@ -92,7 +92,7 @@ class AttemptSteps(Protocol):
         """The request stamped with the accepted caller, for the post-auth hooks."""
         ...
 
-    def admit(self) -> None:
+    async def admit(self) -> None:
         """Policy once the chain passed the request (rate limits, budget); raise to refuse."""
         ...
 
@@ -124,7 +124,7 @@ async def prepare_attempt(chain: HookChain | None, ctx: Context, steps: AttemptS
                 return prepared
             req = steps.adopt(req, result.request)
         stage = "admit"
-        steps.admit()
+        await steps.admit()
     except AttemptRefused as refused:
         prepared.request = req
         prepared.short_circuit = ShortCircuit(error=refused.error)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import msgspec
 
 __all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
     "SNAPSHOT_SCHEMA_VERSION",
     "AppConfig",
     "BudgetConfig",
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 SNAPSHOT_SCHEMA_VERSION = 1
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+"""A model's output limit when its price names none: what a budget reserves for a request without max_tokens."""
 
 FailurePolicy = Literal["open", "closed"]
 Vendor = Literal["openai", "anthropic", "mock", "ollama", "vllm", "azure"]
@@ -170,6 +173,8 @@ class ModelPriceConfig(msgspec.Struct, kw_only=True, frozen=True):
     cache_read_per_million: Decimal = Decimal("0")
     cache_write_per_million: Decimal = Decimal("0")
     currency: str = "USD"
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
+    """The model's output limit: the completion tokens a budget reserves for a request without `max_tokens`."""
 
 
 class BudgetConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -185,6 +190,8 @@ class BudgetConfig(msgspec.Struct, kw_only=True, frozen=True):
     period_start: float = 0.0
     period_end: float = 0.0
     spent: Decimal = Decimal("0")
+    on_unreachable: Literal["fail_closed", "fail_open"] = "fail_closed"
+    """What an edge does once its lease is spent and the control plane cannot be asked for more."""
 
 
 class ConfigSnapshot(msgspec.Struct, kw_only=True, frozen=True):

@@ -57,6 +57,12 @@ __all__ = [
     "EdgePayloadRequest",
     "EventEnvelope",
     "PayloadEnvelope",
+    "LeaseAsk",
+    "LeaseGrant",
+    "LeaseReply",
+    "LeaseRequest",
+    "RateAsk",
+    "RateGrant",
     "RateLimitReport",
     "ReloadRequest",
     "SnapshotManifest",
@@ -226,6 +232,67 @@ class RateLimitReport(_Wire):
     """Start (epoch seconds, a multiple of 60) of the fixed minute the counts belong to."""
     counts: dict[str, int] = {}
     """Window key (`app:<id>:rpm`, `user:<app>:<user>:tpm`, ...) -> requests or tokens counted."""
+
+
+class LeaseAsk(_Wire):
+    """One budget in a `LeaseRequest`: what the edge uses of it and how much more it needs."""
+
+    budget_id: int
+    period_start: float
+    """The period the edge's figures belong to (the snapshot's); the control plane answers for the current one."""
+    used: Decimal = Decimal("0")
+    """Settled spend plus reservations in flight at this edge in that period."""
+    need: Decimal = Decimal("0")
+    """What waiting requests lack (0: a background top-up or a renewal)."""
+    unit: Decimal = Decimal("0")
+    """One request's upper-bound cost here: near the end of a budget only whole requests are granted."""
+    fresh: bool = False
+    """The edge holds nothing for this budget and period (it just started): it adopts the ledger's `used`."""
+
+
+class RateAsk(_Wire):
+    """One rate limit in a `LeaseRequest`: requests this edge wants to admit in one fixed minute."""
+
+    key: str
+    """The limit's key (`app:<id>:rpm`, `user:<app>:<user>:rpm`)."""
+    window_start: int
+    """Start of the fixed minute (epoch seconds, a multiple of 60)."""
+    limit: int
+    need: int = 0
+
+
+class RateGrant(_Wire):
+    key: str
+    window_start: int
+    granted: int = 0
+    """Cumulative for this edge in that minute."""
+
+
+class LeaseRequest(_Wire):
+    """`fj.up.<ns>.<edge>.lease` (core NATS request/reply, bridges' queue group): ask for and renew leases."""
+
+    edge_id: str
+    asks: list[LeaseAsk] = []
+    rates: list[RateAsk] = []
+
+
+class LeaseGrant(_Wire):
+    """The ledger's answer for one budget: `granted` is cumulative for the period; headroom = granted - used."""
+
+    budget_id: int
+    period_start: float
+    granted: Decimal = Decimal("0")
+    used: Decimal = Decimal("0")
+    ttl_s: float = 0.0
+    """The lease is live for this long from the request's sending; renew before, or stop spending it."""
+    leased: bool = True
+    """False: the budget is not (or no longer) a blocking budget of this namespace; the edge does not lease it."""
+
+
+class LeaseReply(_Wire):
+    grants: list[LeaseGrant] = []
+    rates: list[RateGrant] = []
+    error: str = ""
 
 
 class TelemetryBatch(_Wire):

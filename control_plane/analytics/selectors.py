@@ -33,6 +33,12 @@ def budget_spend_for_snapshot(*, snapshot: ConfigSnapshot) -> list[BudgetSpend]:
     return spends
 
 
+def budget_spend_by_edge(*, budget: BudgetConfig, group_members: list[int] | None = None) -> dict[str, Decimal]:
+    """One budget's ingested spend in its current period per edge (the quota ledger's view of telemetry)."""
+    members = {budget.target_id: group_members or []} if budget.scope == "group" else {}
+    return _spent_by_edge(budget, members)
+
+
 def _spent_by_edge(budget: BudgetConfig, members: dict[int, list[int]]) -> dict[str, Decimal]:
     target = {
         "app": Q(app_id=budget.target_id),

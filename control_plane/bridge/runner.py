@@ -31,6 +31,7 @@ from .events import EventRelay
 from .health import HealthServer, HealthWatch
 from .heartbeats import HeartbeatReceiver
 from .leader import LeaderLease
+from .leases import LeaseResponder
 from .payloads import PayloadReceiver
 from .reloads import publish_reloads
 from .telemetry import TelemetryIngestor
@@ -143,6 +144,7 @@ class Bridge:
         self.telemetry = TelemetryIngestor(js, on_ingested=budgets.mark_dirty)
         payloads = PayloadReceiver(js)
         await HeartbeatReceiver(nc).start()
+        await LeaseResponder(nc).start()
         self.events = EventRelay(nc, self.bridge_id)
         await self.events.start()
         tasks = [

@@ -29,6 +29,7 @@ class BudgetSerializer(serializers.ModelSerializer):
             "currency",
             "period",
             "action",
+            "on_unreachable",
             "anchor",
             "period_start",
             "period_end",

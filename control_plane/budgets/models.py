@@ -49,6 +49,12 @@ class Budget(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     period = models.CharField(max_length=24, choices=Period.choices, default=Period.MONTHLY)
     action = models.CharField(max_length=10, choices=Action.choices, default=Action.BLOCK)
+    on_unreachable = models.CharField(
+        max_length=12,
+        choices=[("fail_closed", "refuse (402)"), ("fail_open", "serve and account")],
+        default="fail_closed",
+        help_text="What an edge does once it spent its lease and cannot reach the control plane for more",
+    )
     anchor = models.DateTimeField(null=True, blank=True, help_text="Start of the first period (anniversary budgets)")
     period_start = models.DateTimeField(editable=False)
     period_end = models.DateTimeField(editable=False)
@@ -79,3 +85,51 @@ class Budget(models.Model):
     @property
     def target_id(self) -> int | None:
         return {"app": self.app_id, "user": self.user_id, "group": self.group_id, "llm": self.llm_id}.get(self.scope)
+
+
+class BudgetLease(models.Model):
+    """What one edge (or `studio`) holds of a blocking budget in one period: the quota-leasing ledger.
+
+    `granted` only grows within a period (slices add up); `used` is what the edge last reported (settled spend
+    plus reservations in flight). A lease is live until `expires_at`; after that only what it used counts, so a
+    dead edge's unspent slice goes back to the others. See docs/governance.md for the bound this keeps.
+    """
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="leases")
+    period_start = models.DateTimeField()
+    edge_id = models.CharField(max_length=64)
+    granted = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal("0"))
+    used = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal("0"))
+    expires_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start", "edge_id"], name="one_lease_per_edge_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"lease of {self.edge_id} on budget {self.budget_id}"
+
+
+class RateLease(models.Model):
+    """Requests per minute one edge may admit under one rate limit in one fixed minute (`window_start`, epoch
+    seconds): the rate-limit side of the quota ledger. Rows of past minutes are purged as new ones are granted."""
+
+    namespace = models.CharField(max_length=100)
+    key = models.CharField(max_length=200, help_text="The limit's key at the edge, e.g. app:3:rpm")
+    window_start = models.BigIntegerField()
+    edge_id = models.CharField(max_length=64)
+    granted = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "key", "window_start", "edge_id"], name="one_rate_lease_per_edge_window"
+            )
+        ]
+        indexes = [models.Index(fields=["window_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.window_start} for {self.edge_id}"

@@ -34,6 +34,7 @@ BUDGET_FIELDS = (
     "currency",
     "period",
     "action",
+    "on_unreachable",
     "anchor",
     "is_active",
 )

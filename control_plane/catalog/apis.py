@@ -80,6 +80,7 @@ class ModelPriceSerializer(serializers.ModelSerializer):
             "cache_read_per_million",
             "cache_write_per_million",
             "currency",
+            "max_output_tokens",
             "updated_at",
         ]
         read_only_fields = ["id", "updated_at"]

@@ -82,6 +82,10 @@ class ModelPrice(models.Model):
     cache_read_per_million = models.DecimalField(**PRICE)
     cache_write_per_million = models.DecimalField(**PRICE)
     currency = models.CharField(max_length=3, default="USD")
+    max_output_tokens = models.PositiveIntegerField(
+        default=4096,
+        help_text="The model's output limit: what a budget reserves for a request that sets no max_tokens",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -192,6 +192,7 @@ def model_price_upsert(*, data: dict, price: ModelPrice | None = None) -> ModelP
         "cache_read_per_million",
         "cache_write_per_million",
         "currency",
+        "max_output_tokens",
     ):
         if name in data:
             setattr(price, name, data[name])

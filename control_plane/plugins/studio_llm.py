@@ -30,6 +30,7 @@ __all__ = [
     "studio_llm_budget_refusal",
     "studio_llm_call_record",
     "studio_llm_prompt_estimate",
+    "studio_llm_reserve",
 ]
 
 STUDIO_EDGE_ID = "studio"
@@ -129,10 +130,46 @@ def studio_llm_budget_refusal(*, call: StudioLLMCall, prompt_tokens: int, max_to
     return None
 
 
+def studio_llm_reserve(
+    *, call: StudioLLMCall, messages: list[LLMMessage], max_tokens: int | None
+) -> tuple[str | None, Decimal]:
+    """Check the LLM's blocking budgets, then hold the call's upper-bound cost in the quota ledger as edge
+    `studio` (docs/governance.md), so the edges are granted only what remains while the call runs.
+
+    Returns (the edge's 402 message, or None; the amount held, to hand to `studio_llm_call_record`)."""
+    from control_plane.budgets.leasing import budget_lease_reserve_exact
+    from control_plane.budgets.models import Budget
+
+    refusal = studio_llm_budget_refusal(
+        call=call, prompt_tokens=studio_llm_prompt_estimate(messages), max_tokens=max_tokens
+    )
+    if refusal is not None:
+        return refusal, _ZERO
+    ids = list(
+        Budget.objects.filter(
+            scope=Budget.Scope.LLM, llm_id=call.llm_id, is_active=True, action=Budget.Action.BLOCK
+        ).values_list("pk", flat=True)
+    )
+    price = _price(call.vendor, call.model)
+    if not ids or price is None:
+        return None, _ZERO
+    prompt_bound = sum(len(m.content.encode()) + 8 for m in messages) + 8
+    completion = max_tokens if max_tokens is not None else price.max_output_tokens
+    bound = _cost(price, prompt_bound, completion)
+    refused = budget_lease_reserve_exact(edge_id=STUDIO_EDGE_ID, budget_ids=ids, amount=bound)
+    if refused is not None:
+        return (
+            f"llm budget exhausted: what is left of it is held by requests in flight across the edges "
+            f"(this request could cost up to {bound:.4f})"
+        ), _ZERO
+    return None, bound
+
+
 def studio_llm_call_record(
     *,
     call: StudioLLMCall,
     status_code: int,
+    reserved: Decimal = _ZERO,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
     latency_ms: float = 0.0,
@@ -143,6 +180,12 @@ def studio_llm_call_record(
 
     price = _price(call.vendor, call.model) if status_code < 400 else None
     cost = _cost(price, prompt_tokens, completion_tokens)
+    if reserved:
+        from control_plane.budgets.leasing import budget_lease_settle_exact
+        from control_plane.budgets.models import Budget
+
+        ids = list(Budget.objects.filter(scope=Budget.Scope.LLM, llm_id=call.llm_id).values_list("pk", flat=True))
+        budget_lease_settle_exact(edge_id=STUDIO_EDGE_ID, budget_ids=ids, reserved=reserved, cost=cost)
     currency = price.currency if price is not None else "USD"
     stamp = time.time()
     context = PluginContextInfo(

@@ -491,12 +491,7 @@ class StudioServicesImpl(StudioServices):
     ) -> LLMCallResponse:
         """A non-streamed call to the LLM's upstream (OpenAI or Anthropic wire format), accounted like an edge
         call: refused when one of the LLM's budgets is exhausted, recorded in analytics either way (`studio_llm`)."""
-        from .studio_llm import (
-            StudioLLMCall,
-            studio_llm_budget_refusal,
-            studio_llm_call_record,
-            studio_llm_prompt_estimate,
-        )
+        from .studio_llm import StudioLLMCall, studio_llm_call_record, studio_llm_reserve
 
         upstream = await self._upstream(llm_id)
         call = StudioLLMCall(
@@ -507,9 +502,7 @@ class StudioServicesImpl(StudioServices):
             model=model or upstream.default_model,
             plugin_slug=self.plugin_slug,
         )
-        refusal = await _db(studio_llm_budget_refusal)(
-            call=call, prompt_tokens=studio_llm_prompt_estimate(messages), max_tokens=max_tokens
-        )
+        refusal, reserved = await _db(studio_llm_reserve)(call=call, messages=messages, max_tokens=max_tokens)
         if refusal is not None:
             await _db(studio_llm_call_record)(call=call, status_code=402, error_type="budget_exceeded")
             raise ServiceError(refusal)
@@ -518,6 +511,7 @@ class StudioServicesImpl(StudioServices):
         await _db(studio_llm_call_record)(
             call=call,
             status_code=status,
+            reserved=reserved,
             prompt_tokens=answer.prompt_tokens if answer else 0,
             completion_tokens=answer.completion_tokens if answer else 0,
             latency_ms=(time.perf_counter() - started) * 1000.0,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Literal, cast
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
@@ -179,6 +179,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
                 period_start=budget.period_start.timestamp(),
                 period_end=budget.period_end.timestamp(),
                 spent=budget.spent,
+                on_unreachable=cast(Literal["fail_closed", "fail_open"], budget.on_unreachable),
             )
         )
 
@@ -227,6 +228,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
             cache_read_per_million=p.cache_read_per_million,
             cache_write_per_million=p.cache_write_per_million,
             currency=p.currency,
+            max_output_tokens=p.max_output_tokens,
         )
         for p in ModelPrice.objects.order_by("vendor", "model")
     ]

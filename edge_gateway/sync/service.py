@@ -29,6 +29,7 @@ from ..telemetry.spool import Spool
 from .client import ConfigSync, SnapshotStore
 from .connection import connect_forever, nats_auth_options
 from .events import EdgeEventLink
+from .leases import LeaseClient
 from .ratelimit_share import RateLimitShare
 
 log = logging.getLogger("fjordgate.edge.sync")
@@ -73,6 +74,20 @@ class EdgeSyncService:
         EDGE_RATELIMIT_SHARE_S=0 (each edge then enforces the limits on its own traffic only)."""
         if limiter is not None and share_s > 0:
             self.ratelimit = RateLimitShare(limiter, namespace=namespace, edge_id=edge_id, interval_s=share_s)
+        self.leases: LeaseClient | None = None
+        """Fills the leases of blocking budgets from the control plane's ledger (docs/governance.md)."""
+        tracker = getattr(store, "budgets", None)
+        if tracker is not None and nats_url:
+            self.leases = LeaseClient(
+                tracker,
+                limiter,
+                namespace=namespace,
+                edge_id=edge_id,
+                timeout_s=env_float("EDGE_LEASE_TIMEOUT_S", 2.0, minimum=0.05, environ=environ),
+                renew_every_s=env_float("EDGE_LEASE_RENEW_S", 10.0, minimum=0.1, environ=environ),
+                registry=registry,
+            )
+            tracker.enable_leasing(self.leases)
         self.nats_connected = False
         self.started_at = time.time()
         self._nc: Client | None = None
@@ -91,6 +106,8 @@ class EdgeSyncService:
         self._tasks.append(asyncio.create_task(self.shipper.run(), name="telemetry-shipper"))
         if self.ratelimit is not None:
             self._tasks.append(asyncio.create_task(self.ratelimit.run(), name="ratelimit-share"))
+        if self.leases is not None:
+            self._tasks.append(asyncio.create_task(self.leases.run(), name="lease-renewal"))
         if self._nats_url:
             self._tasks.append(asyncio.create_task(self._connect_and_sync(), name="nats-sync"))
 
@@ -117,6 +134,7 @@ class EdgeSyncService:
             "spool_records": self.spool.records,
             "spool_bytes": self.spool.bytes,
             **self._ratelimit_status(),
+            "governance": self.leases.status() if self.leases is not None else {"leasing": False},
         }
 
     def _ratelimit_status(self) -> dict[str, Any]:
@@ -173,6 +191,8 @@ class EdgeSyncService:
         )
         self._nc = nc
         self.shipper.attach(nc)
+        if self.leases is not None:
+            self.leases.attach(nc)
         await self.events.attach(nc)
         if self.ratelimit is not None:
             await self.ratelimit.attach(nc)

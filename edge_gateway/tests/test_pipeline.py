@@ -208,3 +208,33 @@ def test_a_plugin_error_on_messages_is_in_anthropic_shape(upstream, tmp_path):
         reply = httpx.post(f"{edge.url}/v1/messages", headers={"x-api-key": CLIENT_KEY}, json=body, timeout=10)
     assert reply.status_code == 451
     assert reply.json() == {"type": "error", "error": {"type": "invalid_request_error", "message": "stopped by a"}}
+
+
+def test_a_stream_the_client_abandons_is_billed_its_bound_not_nothing(upstream, tmp_path):
+    from decimal import Decimal
+
+    from shared_sdk import BudgetUsage
+    from shared_sdk.snapshot import BudgetConfig
+
+    from .support import make_snapshot
+
+    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
+    with run_edge(make_snapshot(upstream, budgets=[budget]), tmp_path) as edge:
+        with httpx.Client(timeout=10) as http:
+            with http.stream(
+                "POST",
+                f"{edge.url}/v1/chat/completions",
+                headers=AUTH,
+                json={
+                    "model": "mock-gpt",
+                    "stream": True,
+                    "max_tokens": 100,
+                    "mock": "chunk_delay_ms=200",
+                    "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}],
+                },
+            ) as reply:
+                assert next(reply.iter_raw()).startswith(b"data:")
+        usage = edge.sink.wait_for(BudgetUsage, 1)[0]
+    # the bound: (8 per message + "user" 4 + the content's 31 bytes + 8) prompt tokens x $1000/M
+    # + max_tokens 100 x $2000/M
+    assert usage.cost == Decimal((8 + 4 + 31 + 8) * 1000 + 100 * 2000) / 1_000_000

@@ -153,7 +153,7 @@ class _RunnerSteps:
     def authenticated(self, req: EnrichedRequest) -> EnrichedRequest:
         return req
 
-    def admit(self) -> None:
+    async def admit(self) -> None:
         return None
 
 

@@ -109,10 +109,10 @@ class Cluster:
             "FJORDGATE_EDGE_SECRET": os.environ["FJORDGATE_EDGE_SECRET"],
         }
 
-    def start_mock(self) -> str:
+    def start_mock(self, *extra_args: str) -> str:
         port = free_port()
         self.start_process(
-            [PYTHON, "-m", "fjordgate.mock_llm", "--port", str(port), "--log-size", "0"],
+            [PYTHON, "-m", "fjordgate.mock_llm", "--port", str(port), "--log-size", "0", *extra_args],
             ready_url=f"http://127.0.0.1:{port}/health",
             name="mock-llm",
         )

@@ -109,12 +109,12 @@ def test_an_apps_rpm_holds_across_the_edges_of_its_namespace(cluster):
     for _ in range(3):  # a burst, no waiting: both edges keep refusing for the rest of the minute
         assert tally.send(a1, shared.key) == 429 and tally.send(a2, shared.key) == 429
 
-    # namespace B does not share (EDGE_RATELIMIT_SHARE_S=0): each edge admits the whole limit on its own
+    # namespace B does not share counts (EDGE_RATELIMIT_SHARE_S=0), yet its rpm is leased from the control plane's
+    # ledger (docs/governance.md): the two edges together still admit the limit, no more
     control = Tally([b1, b2])
     while [control.send(edge, alone.key) for edge in (b1, b2)] != [429, 429]:
         assert control.refused + control.total < 6 * N, "the edges never stopped admitting"
-    assert all(count >= N for count in control.admitted.values()), control.admitted
-    assert control.total >= 2 * N > tally.total
+    assert N <= control.total <= N + 1 + control.window_allowance(), control.admitted
     assert _sharing(b1, "sent") == 0 and _sharing(b2, "received") == 0
     assert _sharing(a1, "received") >= 1 and _sharing(a2, "received") >= 1
 

@@ -5,15 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('llms', '0002_edge_key'),
+        ("llms", "0002_edge_key"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='llm',
-            name='max_response_bytes',
-            field=models.PositiveBigIntegerField(default=33554432, help_text='Largest vendor reply an edge reads (decoded); a larger one is a 502. 1 KiB to 1 GiB.', validators=[django.core.validators.MinValueValidator(1024), django.core.validators.MaxValueValidator(1073741824)]),
+            model_name="llm",
+            name="max_response_bytes",
+            field=models.PositiveBigIntegerField(
+                default=33554432,
+                help_text="Largest vendor reply an edge reads (decoded); a larger one is a 502. 1 KiB to 1 GiB.",
+                validators=[
+                    django.core.validators.MinValueValidator(1024),
+                    django.core.validators.MaxValueValidator(1073741824),
+                ],
+            ),
         ),
     ]

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('llms', '0003_llm_max_response_bytes'),
-        ('llms', '0003_namespace_rule'),
+        ("llms", "0003_llm_max_response_bytes"),
+        ("llms", "0003_namespace_rule"),
     ]
 
-    operations = [
-    ]
+    operations = []

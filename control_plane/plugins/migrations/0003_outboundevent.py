@@ -4,27 +4,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('plugins', '0002_plugin_extra_scopes'),
+        ("plugins", "0002_plugin_extra_scopes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='OutboundEvent',
+            name="OutboundEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=64)),
-                ('topic', models.CharField(max_length=255)),
-                ('namespace', models.CharField(blank=True, default='', help_text='"" = every edge', max_length=100)),
-                ('source', models.CharField(blank=True, default='', help_text='the publishing plugin', max_length=100)),
-                ('body', models.BinaryField(help_text='the whole event, msgpack (shared_sdk.messages.Event)')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.CharField(max_length=64)),
+                ("topic", models.CharField(max_length=255)),
+                ("namespace", models.CharField(blank=True, default="", help_text='"" = every edge', max_length=100)),
+                ("source", models.CharField(blank=True, default="", help_text="the publishing plugin", max_length=100)),
+                ("body", models.BinaryField(help_text="the whole event, msgpack (shared_sdk.messages.Event)")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(condition=models.Q(('sent_at__isnull', True)), fields=['id'], name='plugins_outbound_pending'), models.Index(condition=models.Q(('sent_at__isnull', False)), fields=['sent_at'], name='plugins_outbound_sent')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("sent_at__isnull", True)), fields=["id"], name="plugins_outbound_pending"
+                    ),
+                    models.Index(
+                        condition=models.Q(("sent_at__isnull", False)), fields=["sent_at"], name="plugins_outbound_sent"
+                    ),
+                ],
             },
         ),
     ]

@@ -172,3 +172,24 @@ def test_the_studios_own_spend_exhausts_the_budget_and_notify_budgets_never_bloc
     budget_update(budget=budget, data={"action": "notify"})  # the same exhausted budget, now only notifying
     assert _ask(llm, prompt="again")["content"] == "Echo: again"
     assert _vendor_calls(mock_url) == 2
+
+
+def test_a_budget_held_by_edge_leases_refuses_the_studio_call_and_a_call_settles_its_hold(llm, mock_url):
+    from control_plane.budgets.leasing import budget_lease_grant
+    from control_plane.budgets.models import BudgetLease
+    from shared_sdk.sync_protocol import LeaseAsk
+
+    budget = _llm_budget(llm, "5")
+    _ask(llm)
+    (held,) = BudgetLease.objects.filter(edge_id="studio")
+    spent = BudgetUsageRecord.objects.get(edge_id="studio").cost
+    assert held.used == spent and held.granted == spent, "the hold was swapped for the real cost"
+
+    ask = LeaseAsk(
+        budget_id=budget.pk, period_start=budget.period_start.timestamp(), need=Decimal("5"), unit=Decimal("1")
+    )
+    budget_lease_grant(edge_id="e1", namespace="", asks=[ask])  # an edge holds all that is left
+    with pytest.raises(PluginCallError) as err:
+        _ask(llm)
+    assert "held by requests in flight across the edges" in err.value.detail
+    assert _vendor_calls(mock_url) == 1, "refused before the vendor saw it"

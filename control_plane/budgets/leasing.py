@@ -1,0 +1,245 @@
+"""The quota-leasing ledger: how much of a blocking budget each edge may spend, granted in slices.
+
+An edge spends locally from what it was granted and asks for more before it runs out (`fj.up.<ns>.<edge>.lease`,
+answered by the bridge through `budget_lease_grant`). Every grant runs under `SELECT ... FOR UPDATE` of the
+budget row, so two bridges never hand out the same money:
+
+    outstanding = sum over live leases of max(granted_e, used_e, spend_e)
+                + sum over expired leases of max(used_e, spend_e) + spend of sources without a lease
+    available   = limit - outstanding          (a grant never exceeds it, so outstanding <= limit always)
+
+`spend_e` is the edge's ingested telemetry spend in the period. Slices are a share of `available` among the
+edges holding live leases (available / (2 * live edges), at most a quarter of the limit); once `available` is
+below `FLOOR_UNITS` request costs, only what waiting requests need is granted (per-request reservation). Since an
+edge reserves a strict upper bound of each request's cost before serving it, answered spend <= limit
+(docs/governance.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_DOWN, Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from control_plane.analytics.selectors import budget_spend_by_edge
+from control_plane.sync.services import config_change_record
+from shared_sdk.snapshot import BudgetConfig
+from shared_sdk.sync_protocol import LeaseAsk, LeaseGrant, RateAsk, RateGrant
+
+from .models import Budget, BudgetLease, RateLease
+from .periods import period_bounds
+
+__all__ = [
+    "FLOOR_UNITS",
+    "LEASE_GRACE_S",
+    "LEASE_TTL_S",
+    "budget_lease_grant",
+    "budget_lease_outstanding",
+    "budget_lease_reserve_exact",
+    "budget_lease_settle_exact",
+    "rate_lease_grant",
+]
+
+LEASE_TTL_S = 30.0
+"""A lease is live this long after its last grant or renewal (edges renew every third of it)."""
+LEASE_GRACE_S = 120.0
+"""After expiry, an unrenewed lease still counts in full this long: requests a partitioned edge admitted before
+its lease ran out may still be running and are not in its last report."""
+SLICE_SHARE = 2
+SLICE_MAX_FRACTION = Decimal("0.25")
+FLOOR_UNITS = 4
+_ZERO = Decimal("0")
+_CENT_FRACTION = Decimal("0.000001")
+"""The ledger's precision (the columns' six decimal places): grants round down to it, never up past the limit."""
+
+
+def _config(budget: Budget) -> BudgetConfig:
+    return BudgetConfig(
+        id=budget.pk,
+        scope=budget.scope,  # type: ignore[arg-type]
+        target_id=budget.target_id or 0,
+        limit=budget.limit,
+        currency=budget.currency,
+        period_start=budget.period_start.timestamp(),
+        period_end=budget.period_end.timestamp(),
+    )
+
+
+def _spend_by_edge(budget: Budget) -> dict[str, Decimal]:
+    members = None
+    if budget.scope == Budget.Scope.GROUP and budget.group_id is not None:
+        members = list(get_user_model().objects.filter(groups__id=budget.group_id).values_list("pk", flat=True))
+    return budget_spend_by_edge(budget=_config(budget), group_members=members)
+
+
+def _roll_if_due(budget: Budget, now: dt.datetime) -> None:
+    if budget.period_end <= now:
+        budget.period_start, budget.period_end = period_bounds(budget.period, now, budget.anchor)
+        budget.spent = _ZERO
+        budget.save(update_fields=["period_start", "period_end", "spent", "updated_at"])
+        config_change_record(namespace=budget.namespace, reason="budget period rolled over")
+
+
+def _outstanding(leases: list[BudgetLease], spend: dict[str, Decimal], now: dt.datetime) -> tuple[Decimal, int]:
+    """(outstanding, live leases) of one budget and period; see the module docstring."""
+    total = _ZERO
+    live = 0
+    counted: set[str] = set()
+    for lease in leases:
+        counted.add(lease.edge_id)
+        spent = spend.get(lease.edge_id, _ZERO)
+        if lease.expires_at > now:
+            live += 1
+        if lease.expires_at + dt.timedelta(seconds=LEASE_GRACE_S) > now:
+            total += max(lease.granted, lease.used, spent)
+        else:
+            total += max(lease.used, spent)
+    total += sum((value for edge, value in spend.items() if edge not in counted), _ZERO)
+    return total, live
+
+
+def budget_lease_outstanding(*, budget: Budget, now: dt.datetime | None = None) -> Decimal:
+    """What the ledger counts as spent or held in the budget's current period (for reports and tests)."""
+    now = now or timezone.now()
+    leases = list(BudgetLease.objects.filter(budget=budget, period_start=budget.period_start))
+    return _outstanding(leases, _spend_by_edge(budget), now)[0]
+
+
+def _slice(ask: LeaseAsk, limit: Decimal, available: Decimal, live: int) -> Decimal:
+    if available <= 0:
+        return _ZERO
+    if available < FLOOR_UNITS * ask.unit:
+        # The end of the budget: whole requests only, and only for requests that wait.
+        if ask.need <= 0 or ask.unit > available:
+            return _ZERO
+        return min(ask.need, available).quantize(_CENT_FRACTION, rounding=ROUND_DOWN)
+    if ask.need <= 0 and ask.unit <= 0:
+        return _ZERO  # a pure renewal
+    share = min(available / (SLICE_SHARE * max(live, 1)), limit * SLICE_MAX_FRACTION)
+    return min(available, max(ask.need, share)).quantize(_CENT_FRACTION, rounding=ROUND_DOWN)
+
+
+def _grant_one(ask: LeaseAsk, edge_id: str, namespace: str, now: dt.datetime) -> LeaseGrant:
+    budget = Budget.objects.select_for_update().filter(pk=ask.budget_id).first()
+    if (
+        budget is None
+        or not budget.is_active
+        or budget.action != Budget.Action.BLOCK
+        or budget.namespace not in (namespace, "")
+    ):
+        return LeaseGrant(budget_id=ask.budget_id, period_start=ask.period_start, leased=False)
+    _roll_if_due(budget, now)
+    period_start = budget.period_start.timestamp()
+    leases = list(BudgetLease.objects.filter(budget=budget, period_start=budget.period_start))
+    mine = next((lease for lease in leases if lease.edge_id == edge_id), None)
+    if mine is None:
+        mine = BudgetLease(budget=budget, period_start=budget.period_start, edge_id=edge_id, expires_at=now)
+        leases.append(mine)
+    spend = _spend_by_edge(budget)
+    if ask.period_start == period_start:
+        # The edge's figure is current; a fresh edge (restarted) adopts what the ledger knows instead.
+        mine.used = max(mine.used, ask.used, spend.get(edge_id, _ZERO)) if ask.fresh else ask.used
+    mine.expires_at = now + dt.timedelta(seconds=LEASE_TTL_S)
+    outstanding, live = _outstanding(leases, spend, now)
+    extra = _slice(ask, budget.limit, budget.limit - outstanding, live)
+    mine.granted = max(mine.granted, mine.used, spend.get(edge_id, _ZERO)) + extra
+    mine.save()
+    return LeaseGrant(
+        budget_id=budget.pk, period_start=period_start, granted=mine.granted, used=mine.used, ttl_s=LEASE_TTL_S
+    )
+
+
+@transaction.atomic
+def budget_lease_grant(*, edge_id: str, namespace: str, asks: list[LeaseAsk]) -> list[LeaseGrant]:
+    """Renew `edge_id`'s leases and grant what the ledger can spare, one budget row lock at a time (in id order,
+    so two bridges answering two edges never deadlock)."""
+    now = timezone.now()
+    return [_grant_one(ask, edge_id, namespace, now) for ask in sorted(asks, key=lambda ask: ask.budget_id)]
+
+
+# -- rate limits: the same shape per (limit key, fixed minute) ------------------------------------------------
+
+RATE_FLOOR = 4
+"""Below this many requests left in a minute, only what waiting requests need is granted."""
+
+
+def _rate_grant_one(ask: RateAsk, edge_id: str, namespace: str, now: dt.datetime) -> RateGrant:
+    with connection.cursor() as cursor:  # one lock per (namespace, key, minute), held to the commit
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{namespace}|{ask.key}|{ask.window_start}"]
+        )
+    rows = list(RateLease.objects.filter(namespace=namespace, key=ask.key, window_start=ask.window_start))
+    mine = next((row for row in rows if row.edge_id == edge_id), None)
+    if mine is None:
+        mine = RateLease(namespace=namespace, key=ask.key, window_start=ask.window_start, edge_id=edge_id)
+        rows.append(mine)
+    mine.expires_at = now + dt.timedelta(seconds=LEASE_TTL_S)
+    available = ask.limit - sum(row.granted for row in rows)
+    live = sum(1 for row in rows if row.expires_at > now)
+    extra = 0
+    if available > 0 and ask.need > 0:
+        if available < RATE_FLOOR * live:
+            extra = min(ask.need, available)
+        else:
+            share = min(available // (SLICE_SHARE * max(live, 1)), max(1, ask.limit // 4))
+            extra = min(available, max(ask.need, share))
+    mine.granted += extra
+    mine.save()
+    return RateGrant(key=ask.key, window_start=ask.window_start, granted=mine.granted)
+
+
+@transaction.atomic
+def rate_lease_grant(*, edge_id: str, namespace: str, asks: list[RateAsk]) -> list[RateGrant]:
+    """Grant requests of rate-limit minutes: the sum granted over edges never exceeds the limit of a minute."""
+    now = timezone.now()
+    grants = [
+        _rate_grant_one(ask, edge_id, namespace, now) for ask in sorted(asks, key=lambda a: (a.key, a.window_start))
+    ]
+    if asks:
+        oldest = min(ask.window_start for ask in asks) - 180
+        RateLease.objects.filter(namespace=namespace, window_start__lt=oldest).delete()
+    return grants
+
+
+# -- exact reservations: the control plane's own LLM calls (studio plugins), as edge `studio` ------------------
+
+
+@transaction.atomic
+def budget_lease_reserve_exact(*, edge_id: str, budget_ids: list[int], amount: Decimal) -> int | None:
+    """Hold exactly `amount` on every budget for one call, or nothing: returns the id of the first budget whose
+    ledger cannot spare it (None when all were reserved). Settle with `budget_lease_settle_exact`."""
+    now = timezone.now()
+    leases: list[BudgetLease] = []
+    for budget in Budget.objects.select_for_update().filter(pk__in=budget_ids).order_by("pk"):
+        _roll_if_due(budget, now)
+        rows = list(BudgetLease.objects.filter(budget=budget, period_start=budget.period_start))
+        mine = next((row for row in rows if row.edge_id == edge_id), None)
+        if mine is None:
+            mine = BudgetLease(budget=budget, period_start=budget.period_start, edge_id=edge_id, expires_at=now)
+            rows.append(mine)
+        mine.expires_at = now + dt.timedelta(seconds=LEASE_TTL_S)
+        spend = _spend_by_edge(budget)
+        outstanding, _ = _outstanding(rows, spend, now)
+        if budget.limit - outstanding < amount:
+            return budget.pk
+        mine.granted = max(mine.granted, mine.used, spend.get(edge_id, _ZERO)) + amount
+        mine.used += amount
+        leases.append(mine)
+    for lease in leases:
+        lease.save()
+    return None
+
+
+@transaction.atomic
+def budget_lease_settle_exact(*, edge_id: str, budget_ids: list[int], reserved: Decimal, cost: Decimal) -> None:
+    """Swap a `budget_lease_reserve_exact` hold for the call's real cost (<= the hold: the rest is given back)."""
+    for lease in BudgetLease.objects.select_for_update().filter(
+        budget_id__in=budget_ids, edge_id=edge_id, budget__period_start=models.F("period_start")
+    ):
+        back = max(_ZERO, reserved - cost)
+        lease.used = max(_ZERO, lease.used - back)
+        lease.granted = max(lease.used, lease.granted - back)
+        lease.save(update_fields=["used", "granted", "expires_at", "updated_at"])

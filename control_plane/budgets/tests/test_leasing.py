@@ -1,0 +1,101 @@
+"""The quota-leasing ledger: grants never let outstanding exceed the limit, slices shrink towards the end, the
+last part goes request by request, expired leases give back what they did not use."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from control_plane.applications.models import App
+from control_plane.budgets.leasing import (
+    LEASE_GRACE_S,
+    budget_lease_grant,
+    budget_lease_outstanding,
+    rate_lease_grant,
+)
+from control_plane.budgets.models import BudgetLease
+from control_plane.budgets.services import budget_create
+from shared_sdk.sync_protocol import LeaseAsk, RateAsk
+
+pytestmark = pytest.mark.django_db
+
+UNIT = Decimal("0.1")
+
+
+@pytest.fixture
+def budget():
+    app = App.objects.create(name="a", namespace="ns")
+    return budget_create(data={"scope": "app", "app": app, "limit": Decimal("10"), "period": "monthly"})
+
+
+def _ask(budget, edge, *, used="0", need="0", unit=UNIT, fresh=False):
+    asks = [
+        LeaseAsk(
+            budget_id=budget.pk,
+            period_start=budget.period_start.timestamp(),
+            used=Decimal(used),
+            need=Decimal(need),
+            unit=unit,
+            fresh=fresh,
+        )
+    ]
+    return budget_lease_grant(edge_id=edge, namespace="ns", asks=asks)[0]
+
+
+def test_slices_shrink_and_the_total_never_exceeds_the_limit(budget):
+    granted = {"e1": Decimal(0), "e2": Decimal(0), "e3": Decimal(0)}
+    slices = []
+    for _ in range(40):
+        for edge in granted:
+            grant = _ask(budget, edge, used=str(granted[edge]), need="0.1")
+            slices.append(grant.granted - granted[edge])
+            granted[edge] = grant.granted
+            assert sum(granted.values()) <= budget.limit
+    assert budget.limit - sum(granted.values()) < UNIT, "everything is handed out in the end, bar a request's worth"
+    assert slices[0] == Decimal("2.5"), "the first slice is capped at a quarter of the limit"
+    assert slices[-1] == 0 and Decimal("0.1") in slices, "the end goes request by request, then nothing"
+    assert budget_lease_outstanding(budget=budget) == sum(granted.values())
+
+
+def test_the_end_grants_only_whole_requests_that_wait(budget):
+    _ask(budget, "e1", need="9.8", unit=Decimal("9.8"))
+    assert _ask(budget, "e2", need="0", unit=Decimal("0.1")).granted == 0, "no slice without a waiting request"
+    assert _ask(budget, "e2", need="0.3", unit=Decimal("0.3")).granted == 0, "0.3 does not fit in 0.2"
+    assert _ask(budget, "e2", need="0.2", unit=Decimal("0.2")).granted == Decimal("0.2")
+
+
+def test_an_expired_lease_gives_back_what_it_did_not_use(budget):
+    _ask(budget, "e1", used="1", need="9", unit=Decimal("9"))
+    assert _ask(budget, "e2", need="1", unit=Decimal("1")).granted == 0, "e1 holds the rest"
+    BudgetLease.objects.filter(edge_id="e1").update(expires_at=timezone.now() - timedelta(seconds=LEASE_GRACE_S + 1))
+    assert _ask(budget, "e2", need="1", unit=Decimal("1")).granted >= 1, "what e1 did not use came back"
+
+
+def test_a_restarted_edge_adopts_what_the_ledger_knows_it_used(budget):
+    _ask(budget, "e1", need="2", unit=Decimal("1"))
+    _ask(budget, "e1", used="2", need="0", unit=Decimal("0"))
+    grant = _ask(budget, "e1", used="0", fresh=True, need="0", unit=Decimal("0"))
+    assert grant.used == 2
+
+
+def test_a_budget_of_another_namespace_or_a_notify_budget_is_not_leased(budget):
+    other = budget_create(data={"scope": "app", "app": App.objects.create(name="b", namespace="other"), "limit": 5})
+    ask = LeaseAsk(budget_id=other.pk, period_start=0.0, need=Decimal(1), unit=Decimal(1))
+    assert budget_lease_grant(edge_id="e1", namespace="ns", asks=[ask])[0].leased is False
+    budget.action = "notify"
+    budget.save()
+    assert _ask(budget, "e1", need="1").leased is False
+
+
+def test_rate_leases_never_grant_more_than_the_limit_of_a_minute():
+    granted = {"e1": 0, "e2": 0}
+    for _ in range(30):
+        for edge in granted:
+            ask = RateAsk(key="app:1:rpm", window_start=600, limit=30, need=1)
+            granted[edge] = rate_lease_grant(edge_id=edge, namespace="ns", asks=[ask])[0].granted
+    assert sum(granted.values()) == 30, "the whole minute is handed out, and no more"
+    other_minute = RateAsk(key="app:1:rpm", window_start=660, limit=30, need=1)
+    assert rate_lease_grant(edge_id="e1", namespace="ns", asks=[other_minute])[0].granted >= 1, "a new minute"
