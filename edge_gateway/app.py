@@ -33,7 +33,7 @@ from shared_sdk.host import PluginHost
 
 from .collectors import PluginCollectorSink
 from .config_store import ConfigRejected, ConfigStore
-from .endpoints import Health, LLMEndpoint, MetricsEndpoint, NativeEndpoint, PluginEndpoint, Ready
+from .endpoints import Health, LLMEndpoint, MetricsEndpoint, ModelEndpoint, NativeEndpoint, PluginEndpoint, Ready
 from .errors import error_body
 from .kv import EdgeKV
 from .metrics import EdgeMetrics, MetricsSink, hook_observer
@@ -54,6 +54,15 @@ __all__ = ["Edge", "create_app"]
 log = logging.getLogger("fjordgate.edge")
 
 _HOUSEKEEPING_INTERVAL_S = 60.0
+_HOT_PATHS = (
+    "/v1/chat/completions",
+    "/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/responses",
+)
 
 
 @dataclass(slots=True)
@@ -215,6 +224,8 @@ def _routes(edge: Edge) -> list[Route]:
     chat = counted(LLMEndpoint(pipeline, "chat"))
     completions = counted(LLMEndpoint(pipeline, "completions"))
     embeddings = counted(LLMEndpoint(pipeline, "embeddings"))
+    messages = counted(LLMEndpoint(pipeline, "messages"))
+    count_tokens = counted(LLMEndpoint(pipeline, "count_tokens"))
     responses = counted(LLMEndpoint(pipeline, "responses"))
     assert edge.runtime.responses is not None
     stored = StoredResponsesEndpoint(edge.store, edge.runtime.responses)
@@ -226,9 +237,12 @@ def _routes(edge: Edge) -> list[Route]:
         Route("/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/v1/responses/{response_id}", stored.handle, methods=["GET", "DELETE"]),
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", ModelEndpoint(pipeline), methods=["GET"]),
         Route("/llm/call/{llm_slug}/{path:path}", native, methods=methods),
         Route(
             "/plugins/{slug}/{path:path}",
@@ -320,10 +334,5 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found, Exception: _not_found}
     )
     app.state.edge = edge
-    hot = {
-        ("POST", route.path): route.endpoint
-        for route in routes
-        if route.path
-        in ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
-    }
+    hot = {("POST", route.path): route.endpoint for route in routes if route.path in _HOT_PATHS}
     return _HotRoutes(app, hot)

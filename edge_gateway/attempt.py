@@ -133,7 +133,7 @@ class EdgeSteps:
 
     async def admit(self) -> None:
         ex, rt = self.ex, self.rt
-        if ex.kind == "models":
+        if ex.kind in ("models", "model"):
             return
         override = ex.ctx.metadata.get("upstream_model")
         if isinstance(override, str) and override:

@@ -114,6 +114,9 @@ class CompiledLLM:
     """Why this edge cannot call the LLM (unknown vendor, undecryptable key); requests get a 502 saying so."""
     granted_groups: frozenset[int] = frozenset()
     """Groups whose catalogue offers the LLM; empty: no group grant needed (see `CompiledConfig.user_may_use`)."""
+    served: frozenset[str] = frozenset()
+    """With an empty allow-list, the only models the LLM answers: its default model and the models the price
+    list has for its vendor (an empty allow-list used to answer any model name, even one nobody priced)."""
 
     @property
     def id(self) -> int:
@@ -125,7 +128,7 @@ class CompiledLLM:
 
     def allows(self, model: str) -> bool:
         if not self.allowed:
-            return True
+            return model in self.served
         return any(p.fullmatch(model) for p in self.allowed)
 
 
@@ -229,7 +232,11 @@ class CompiledConfig:
             llm = self.llms_by_id.get(llm_id)
             if llm is None:
                 continue
-            names = [llm.config.default_model, *(literal_text(p.pattern) or "" for p in llm.allowed)]
+            names = [
+                llm.config.default_model,
+                *(literal_text(p.pattern) or "" for p in llm.allowed),
+                *sorted(llm.served),
+            ]
             for name in names:
                 if name and name not in seen:
                     seen.add(name)
@@ -376,6 +383,9 @@ class ConfigStore:
         llms_by_id: dict[int, CompiledLLM] = {}
         exact: dict[str, list[CompiledLLM]] = {}
         patterns: list[CompiledLLM] = []
+        priced: dict[str, set[str]] = {}
+        for price in snapshot.prices:
+            priced.setdefault(price.vendor, set()).add(price.model)
         for cfg in sorted(snapshot.llms, key=lambda x: x.id):
             if not cfg.active:
                 continue
@@ -415,6 +425,9 @@ class ConfigStore:
                 namespace=cfg.namespace,
                 metadata=dict(cfg.metadata),
             )
+            served: frozenset[str] = frozenset()
+            if not cfg.allowed_models:
+                served = frozenset({cfg.default_model} if cfg.default_model else set()) | priced.get(cfg.vendor, set())
             llm = CompiledLLM(
                 cfg,
                 message,
@@ -423,9 +436,10 @@ class ConfigStore:
                 allowed,
                 unavailable=problem,
                 granted_groups=frozenset(cfg.granted_group_ids),
+                served=served,
             )
             llms_by_id[cfg.id] = llm
-            names = {cfg.default_model} if cfg.default_model else set()
+            names = {cfg.default_model, *served} if cfg.default_model else set(served)
             has_regex = False
             for pattern in cfg.allowed_models:
                 literal = literal_text(pattern)
@@ -437,10 +451,8 @@ class ConfigStore:
                 names.discard(cfg.default_model)
             for name in names:
                 exact.setdefault(name, []).append(llm)
-            if has_regex or not cfg.allowed_models:
+            if has_regex:
                 patterns.append(llm)
-        # An LLM with an empty allow-list serves any model name, but only after every exact match.
-        patterns.sort(key=lambda x: (not x.allowed, x.id))
         apps: dict[int, CompiledApp] = {}
         for app in snapshot.apps:
             if not (app.active and app.approved):

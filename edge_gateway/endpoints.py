@@ -14,7 +14,15 @@ from .intake import read_body
 from .metrics import CONTENT_TYPE_LATEST, EdgeMetrics
 from .pipeline import Pipeline
 
-__all__ = ["Health", "LLMEndpoint", "MetricsEndpoint", "NativeEndpoint", "PluginEndpoint", "Ready"]
+__all__ = [
+    "Health",
+    "LLMEndpoint",
+    "MetricsEndpoint",
+    "ModelEndpoint",
+    "NativeEndpoint",
+    "PluginEndpoint",
+    "Ready",
+]
 
 
 async def _send(
@@ -52,6 +60,17 @@ class LLMEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await self.pipeline.serve(scope, receive, send, self.kind)
+
+
+class ModelEndpoint:
+    """`GET /v1/models/{model_id}`: one model the caller's app may use (OpenAI's or Anthropic's shape)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        model_id = scope.get("path_params", {}).get("model_id", "")
+        await self.pipeline.serve(scope, receive, send, "model", "", model_id)
 
 
 class NativeEndpoint:

@@ -21,11 +21,40 @@ import orjson
 from starlette.responses import Response
 
 __all__ = [
+    "ANTHROPIC_KINDS",
     "GatewayError",
     "UpstreamError",
     "error_body",
+    "dialect_of",
+    "error_for",
     "error_response",
 ]
+
+ANTHROPIC_KINDS = frozenset({"messages", "count_tokens"})
+"""Request kinds whose callers speak Anthropic: their errors are rendered in Anthropic's shape (`error_for`)."""
+_SHARED_KINDS = frozenset({"models", "model"})
+"""`GET /v1/models[/{id}]` serves both SDKs: Anthropic's sends `anthropic-version`, OpenAI's does not."""
+
+
+def dialect_of(kind: str, headers: dict[str, str]) -> str:
+    """ "anthropic" when the caller speaks Anthropic (its routes, or the shared model routes with an
+    `anthropic-version` header), else "openai": the shape of the caller's answers and errors."""
+    if kind in ANTHROPIC_KINDS or (kind in _SHARED_KINDS and "anthropic-version" in headers):
+        return "anthropic"
+    return "openai"
+
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
 
 
 class GatewayError(Exception):
@@ -120,3 +149,19 @@ def error_response(
     return Response(
         error_body(message, type, code, param), status_code=status_code, headers=headers, media_type="application/json"
     )
+
+
+def error_for(
+    dialect: str, status: int, message: str, type: str, code: str | None = None, param: str | None = None
+) -> tuple[int, bytes]:
+    """(status, body) of an error as the caller's SDK expects it (`dialect_of`): OpenAI's shape, or Anthropic's
+    (`{"type": "error", "error": {"type", "message"}}`, the type from the status).
+
+    Anthropic has no 402: a budget refusal is 400 `billing_error` there (400 is what Anthropic itself answers
+    when a spend limit is reached; `billing_error` is its own type for an account that may not spend)."""
+    if dialect != "anthropic":
+        return status, error_body(message, type, code, param)
+    anthropic_type = _ANTHROPIC_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
+    if status == 402:
+        status = 400
+    return status, orjson.dumps({"type": "error", "error": {"type": anthropic_type, "message": message}})

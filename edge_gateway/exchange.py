@@ -62,6 +62,8 @@ class Exchange:
     short_circuited: bool = False
     client_disconnected: bool = False
     accounted: bool = False
+    dialect: str = "openai"
+    """The caller's API family ("openai" | "anthropic", `errors.dialect_of`): the shape of answers and errors."""
     responses: ResponsesSession | None = None
     """Set for `POST /v1/responses`: the session the provider adapters share (`providers.responses`)."""
 

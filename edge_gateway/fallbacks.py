@@ -25,6 +25,7 @@ from .errors import GatewayError, UpstreamError
 from .exchange import Rejected
 from .intake import Caller, injected_headers
 from .providers import Provider
+from .providers.base import client_headers
 from .respond_full import (
     Executed,
     Outlet,
@@ -239,6 +240,9 @@ def upstream_request(
         )
     else:
         request = provider.build(attempt.llm.spec, attempt.call, attempt.model)
+        forwarded = client_headers(attempt.llm.spec, caller.headers)
+        if forwarded:
+            request.headers.update(forwarded)
     if attempt.req is not None:
         injected = injected_headers(caller.headers, attempt.req)
         if injected:

@@ -34,12 +34,14 @@ from .attempt import Attempt, EdgeSteps
 from .auth import credential_from_headers, find_credential
 from .config_store import CompiledLLM
 from .disconnects import DisconnectWatch, DisconnectWatches
-from .errors import GatewayError
+from .errors import GatewayError, dialect_of
 from .exchange import Exchange, Rejected
 from .fallbacks import UpstreamPhase, fallbacks_allowed
 from .ids import new_id
 from .intake import Caller, Receive, decode_call, read_body
+from .model_list import models_body
 from .providers import OpenAIRequest
+from .providers.messages_format import estimate_message_tokens
 from .providers.responses import ResponsesSession, has_responses_api
 from .providers.responses_shapes import to_chat_request
 from .respond_full import Outlet, Send, respond_error, respond_full, send_error
@@ -53,6 +55,7 @@ log = logging.getLogger("fjordgate.edge.pipeline")
 _NO_CONFIG = GatewayError(
     503, "this edge has no configuration loaded yet", type="service_unavailable", code="config_not_loaded"
 )
+_MODEL_KINDS = ("models", "model")
 _INTERNAL = GatewayError(500, "internal error in the edge gateway", type="internal_error", code="internal_error")
 
 
@@ -95,15 +98,17 @@ class Pipeline:
         native_slug: str = "",
         native_path: str = "",
     ) -> None:
-        """Serve one LLM request. `kind`: chat | completions | embeddings | models | native. Never raises."""
+        """Serve one LLM request. `kind`: chat | completions | embeddings | messages | count_tokens | models |
+        native. Never raises."""
         rt = self.rt
         cfg = rt.store.current
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = headers.get("x-request-id", "")
         if not request_id or len(request_id) > 128:
             request_id = new_id()
+        dialect = dialect_of(kind, headers)
         if cfg is None:
-            await send_error(send, request_id, _NO_CONFIG)
+            await send_error(send, request_id, _NO_CONFIG, dialect)
             return
         ctx = Context(
             runtime=Runtime.GATEWAY,
@@ -112,6 +117,7 @@ class Pipeline:
             namespace=cfg.snapshot.namespace,
         )
         ex = Exchange(request_id, time.perf_counter(), time.time(), cfg, ctx, kind, scope["method"], scope["path"])
+        ex.dialect = dialect
         hold = _HoldLast(send) if rt.telemetry.has_durable_sinks else None
         watch = self.watches.watch(hold.send if hold is not None else send)
         out = Outlet(ex, watch.send, rt.settings.log_bodies)
@@ -121,12 +127,12 @@ class Pipeline:
                 await self._run(out, caller, native_slug)
             except Rejected as rejected:
                 rt.metrics.rejected.labels(str(rejected.error.status_code), rejected.reason).inc()
-                await send_error(out.send, request_id, rejected.error)
+                await send_error(out.send, request_id, rejected.error, dialect)
             except Exception:
                 log.exception("request %s failed inside the edge", request_id)
                 ex.status_code = 500
                 ex.error_type = "internal_error"
-                await send_error(out.send, request_id, _INTERNAL)
+                await send_error(out.send, request_id, _INTERNAL, dialect)
         except asyncio.CancelledError:
             if not watch.disconnected:
                 raise
@@ -155,8 +161,8 @@ class Pipeline:
         credential, auth_type = credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
         found = find_credential(cfg, credential)
         try:
-            if ex.kind == "models":
-                body, call = b"", OpenAIRequest.from_data("models", b"", {})
+            if ex.kind in _MODEL_KINDS:
+                body, call = b"", OpenAIRequest.from_data(ex.kind, b"", {})
             else:
                 body = await read_body(receive, self.rt.settings.max_body_bytes, headers.get("content-length"))
                 call = decode_call(ex.kind, body)
@@ -183,7 +189,7 @@ class Pipeline:
                 if llm is None:
                     raise GatewayError.not_found(f"no LLM {native_slug!r} here", code="llm_not_found")
                 ex.llm, ex.model = llm, call.model
-            elif ex.kind != "models":
+            elif ex.kind not in _MODEL_KINDS:
                 hint = cfg.apps.get(caller.found.app_id) if caller.found is not None else None
                 ex.llm, ex.model = cfg.route(call.model, hint)
         except GatewayError as err:
@@ -215,8 +221,17 @@ class Pipeline:
             return
         if prepared.short_circuit is not None:
             await self._short_circuited(out, caller, prepared, steps)
-        elif ex.kind == "models":
-            await respond_full(out, hooks, prepared.executed, 200, {}, _models_body(ex), None)
+        elif ex.kind in _MODEL_KINDS:
+            try:
+                listing = models_body(ex, caller.native_path)
+            except GatewayError as err:
+                await respond_error(out, hooks, prepared.executed, err)
+                return
+            await respond_full(out, hooks, prepared.executed, 200, {}, listing, None)
+        elif ex.kind == "count_tokens" and ex.llm is not None and ex.llm.spec.vendor != "anthropic":
+            # Only Anthropic counts tokens for a Messages body; for other vendors the edge estimates (no call).
+            body = orjson.dumps({"input_tokens": estimate_message_tokens(steps.call.data)})
+            await respond_full(out, hooks, prepared.executed, 200, {}, body, None)
         else:
             assert ex.llm is not None
             if ex.kind == "responses":
@@ -270,7 +285,7 @@ class Pipeline:
         ex, sc = out.ex, prepared.short_circuit
         assert sc is not None
         hooks = ex.llm.chain.hooks if ex.llm is not None else ex.cfg.global_chain.hooks
-        if sc.error is not None and ex.accepted and ex.llm is not None and ex.kind != "models":
+        if sc.error is not None and ex.accepted and ex.llm is not None and ex.kind not in _MODEL_KINDS:
             attempt = Attempt(ex.llm, ex.model, hooks, prepared.executed, prepared.request, steps.call)
             if sc.error.allow_fallbacks is not False and fallbacks_allowed(out, attempt):
                 phase = UpstreamPhase(self.rt, out, caller, attempt)
@@ -279,14 +294,3 @@ class Pipeline:
                     await phase.run_after_refusal(attempt, sc.error)
                     return
         await answer_short_circuit(out, hooks, prepared.executed, sc, prepared.short_circuited_by, caller.call.stream)
-
-
-def _models_body(ex: Exchange) -> bytes:
-    """`GET /v1/models`: the models of every LLM linked to the caller's app."""
-    assert ex.app is not None
-    created = int(ex.cfg.snapshot.generated_at)
-    data = [
-        {"id": name, "object": "model", "created": created, "owned_by": llm.slug}
-        for name, llm in ex.cfg.models_for(ex.app)
-    ]
-    return orjson.dumps({"object": "list", "data": data})

@@ -15,7 +15,7 @@ from shared_sdk import PluginError, ResponseWriteRequest
 from shared_sdk.host import PluginHandle
 from shared_sdk.pipeline import HookChain
 
-from .errors import GatewayError, UpstreamError, error_body
+from .errors import GatewayError, UpstreamError, error_for
 from .exchange import Exchange
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Send",
     "Written",
     "as_plugin_error",
+    "id_headers",
     "respond_error",
     "respond_full",
     "send_error",
@@ -70,17 +71,26 @@ def as_plugin_error(error: GatewayError | UpstreamError) -> PluginError:
     )
 
 
+def id_headers(request_id: str, dialect: str) -> list[tuple[bytes, bytes]]:
+    """`x-request-id`, and for Anthropic callers also `request-id` (the header their SDK exposes as the id)."""
+    value = request_id.encode()
+    if dialect == "anthropic":
+        return [(b"x-request-id", value), (b"request-id", value)]
+    return [(b"x-request-id", value)]
+
+
 def _header_pairs(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
 
 
-async def send_error(send: Send, request_id: str, error: GatewayError | PluginError) -> None:
-    """An error answered without hooks (the request was never accepted)."""
-    headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
+async def send_error(send: Send, request_id: str, error: GatewayError | PluginError, dialect: str = "openai") -> None:
+    """An error answered without hooks (the request was never accepted), in the caller's `dialect`."""
+    headers = [(b"content-type", b"application/json"), *id_headers(request_id, dialect)]
     headers += _header_pairs(error.headers)
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     param = error.param if isinstance(error, GatewayError) else None
-    await send({"type": "http.response.body", "body": error_body(error.message, error.type, error.code, param)})
+    status, body = error_for(dialect, error.status_code, error.message, error.type, error.code, param)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def write_hooks(
@@ -112,11 +122,10 @@ async def send_full(out: Outlet, written: Written) -> None:
     """Send a response the hooks are done with; an error becomes the OpenAI error JSON."""
     ex = out.ex
     status, body, error = written.status, written.body, written.error
-    head = [(b"x-request-id", ex.request_id.encode())]
+    head = id_headers(ex.request_id, ex.dialect)
     if error is not None:
-        status = error.status_code
         ex.error_type = ex.error_type or error.code or error.type
-        body = error_body(error.message, error.type, error.code)
+        status, body = error_for(ex.dialect, error.status_code, error.message, error.type, error.code)
         head.append((b"content-type", b"application/json"))
         head += _header_pairs(error.headers)
     else:

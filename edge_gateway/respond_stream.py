@@ -18,8 +18,8 @@ import orjson
 from shared_sdk import PluginCallError, ResponseWriteRequest, StreamCompleteRequest
 from shared_sdk.pipeline import HookChain
 
-from .errors import UpstreamError
-from .respond_full import Executed, Outlet, Written, send_full
+from .errors import UpstreamError, error_for
+from .respond_full import Executed, Outlet, Written, id_headers, send_full
 from .upstream_call import StreamResult
 
 __all__ = ["DONE", "respond_stream"]
@@ -106,7 +106,7 @@ async def _start(
     ex = out.ex
     content_type = result.headers.get("content-type", "text/event-stream")
     headers = {"content-type": content_type}
-    start = [(b"x-request-id", ex.request_id.encode())]
+    start = id_headers(ex.request_id, ex.dialect)
     if hooks is not None and hooks.hooks("on_before_write_headers"):
         write = await hooks.run_response_headers(
             ex.ctx,
@@ -136,7 +136,11 @@ async def _error_event(out: Outlet, err: UpstreamError | PluginCallError) -> Non
         message, kind, code, status = f"plugin '{err.slug}' failed", "plugin_error", "plugin_failed", 500
     out.ex.status_code = status
     out.ex.error_type = code or kind
-    payload = b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "code": code}})
+    if out.ex.dialect == "anthropic":  # Anthropic's own mid-stream error event
+        _, body = error_for(out.ex.dialect, status, message, kind, code)
+        payload = b"event: error\ndata: " + body
+    else:
+        payload = b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "code": code}})
     await out.send({"type": "http.response.body", "body": payload + b"\n\n", "more_body": True})
 
 

@@ -21,6 +21,7 @@ import orjson
 from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
 from .base import OpenAIRequest, UpstreamSpec, Usage, join_url, native_request
+from .messages_format import AnthropicEvents
 from .openai import _UsageBody, native_stream_usage, usage_from, vendor_error_message
 from .sse import event_data
 
@@ -352,7 +353,24 @@ class AnthropicProvider:
             headers.update(spec.extra_headers)
         return headers
 
+    def _native_messages(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
+        """A Messages client's request (or its count_tokens) as is: only the model routing chose is written in."""
+        body = call.raw if model == call.model else orjson.dumps({**call.data, "model": model})
+        path = "v1/messages/count_tokens" if call.kind == "count_tokens" else "v1/messages"
+        return UpstreamRequest(
+            "POST",
+            join_url(spec.api_base, path),
+            self._headers(spec),
+            body,
+            call.stream,
+            spec.connect_timeout_s,
+            spec.first_byte_timeout_s,
+            spec.idle_stream_timeout_s,
+        )
+
     def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
+        if call.kind in ("messages", "count_tokens"):
+            return self._native_messages(spec, call, model)
         if call.kind == "embeddings":
             raise GatewayError.bad_request(
                 f"LLM {spec.slug!r} (Anthropic) does not offer embeddings", param="model", code="unsupported_operation"
@@ -384,7 +402,13 @@ class AnthropicProvider:
                 502, "upstream sent a malformed response", retryable=True, code="upstream_bad_response"
             ) from None
         usage = Usage()
+        if call.kind == "count_tokens":
+            return body, usage
         usage_from(_usage_struct(message.get("usage")), usage)
+        if call.kind == "messages":
+            usage.choices = 1
+            usage.tool_calls = sum(1 for b in message.get("content") or () if b.get("type") == "tool_use")
+            return body, usage
         response = to_openai_response(message, model, usage)
         if call.kind == "completions":
             choice = response["choices"][0]
@@ -402,7 +426,9 @@ class AnthropicProvider:
             }
         return orjson.dumps(response), usage
 
-    def stream_translator(self, call: OpenAIRequest, model: str) -> AnthropicStreamTranslator:
+    def stream_translator(self, call: OpenAIRequest, model: str) -> AnthropicStreamTranslator | AnthropicEvents:
+        if call.kind == "messages":
+            return AnthropicEvents(native_stream_usage)
         return AnthropicStreamTranslator(call, model)
 
     def error_message(self, body: bytes) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "StreamTranslator",
     "UpstreamSpec",
     "Usage",
+    "client_headers",
     "estimate_tokens",
     "join_url",
 ]
@@ -126,6 +127,23 @@ class Provider(Protocol):
     def native_usage(self, body: bytes) -> Usage: ...
 
     def native_stream_usage(self, event: bytes, usage: Usage) -> None: ...
+
+
+CLIENT_FORWARD: dict[str, tuple[str, ...]] = {"anthropic": ("anthropic-version", "anthropic-beta")}
+"""Client headers forwarded on the translated routes (`/v1/*`), per vendor; other vendors get `OPENAI_FORWARD`.
+
+Why these only: they select API features the client's code relies on (beta tools, a newer Messages version).
+Never forwarded: the client's key (`authorization`, `x-api-key`; the LLM's key is injected), hop-by-hop and
+body framing headers, `openai-organization` / `openai-project` (they name the account of a key, and the key
+upstream is the edge's, not the client's), SDK telemetry (`x-stainless-*`, `user-agent`), and any header of one
+vendor family sent to the other. An LLM's own `extra_headers` win over the client's."""
+OPENAI_FORWARD = ("openai-beta",)
+
+
+def client_headers(spec: UpstreamSpec, headers: dict[str, str]) -> dict[str, str]:
+    """The client's headers that go upstream with a translated call (`CLIENT_FORWARD`)."""
+    names = CLIENT_FORWARD.get(spec.vendor, OPENAI_FORWARD)
+    return {n: headers[n] for n in names if n in headers and n not in spec.extra_headers}
 
 
 NATIVE_FORWARD = frozenset({"content-type", "accept", "anthropic-version", "anthropic-beta", "openai-beta"})

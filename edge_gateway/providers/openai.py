@@ -14,8 +14,10 @@ from typing import Any
 import msgspec
 import orjson
 
+from ..errors import UpstreamError
 from ..upstream import UpstreamRequest
 from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url, native_request
+from .messages_format import ChatToMessagesStream, chat_to_message, messages_to_chat
 from .sse import event_data
 
 __all__ = ["OpenAIProvider"]
@@ -172,6 +174,17 @@ class OpenAIProvider:
         return url
 
     def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
+        if call.kind == "messages":  # an Anthropic Messages client: sent as Chat Completions
+            return UpstreamRequest(
+                "POST",
+                self._url(spec, _PATHS["chat"]),
+                self._auth_headers(spec),
+                orjson.dumps(messages_to_chat(call.data, model, call.stream)),
+                call.stream,
+                spec.connect_timeout_s,
+                spec.first_byte_timeout_s,
+                spec.idle_stream_timeout_s,
+            )
         body = call.raw
         inject_usage = call.stream and call.kind != "embeddings" and not call.client_wants_usage
         if inject_usage or model != call.model:
@@ -198,15 +211,23 @@ class OpenAIProvider:
         try:
             parsed = _response_decoder.decode(body)
         except msgspec.DecodeError:
+            if call.kind == "messages":
+                raise UpstreamError(
+                    502, "upstream sent a malformed response", retryable=True, code="upstream_bad_response"
+                ) from None
             return body, usage
         usage_from(parsed.usage, usage)
         usage.choices = len(parsed.choices)
         usage.tool_calls = sum(len((c.message or {}).get("tool_calls") or ()) for c in parsed.choices)
         if not usage.reported:
             usage.prompt_tokens = estimate_tokens(call.data.get("messages") or call.data.get("input") or "")
+        if call.kind == "messages":
+            return orjson.dumps(chat_to_message(orjson.loads(body), call.model, usage)), usage
         return body, usage
 
-    def stream_translator(self, call: OpenAIRequest, model: str) -> OpenAIStreamTranslator:
+    def stream_translator(self, call: OpenAIRequest, model: str) -> OpenAIStreamTranslator | ChatToMessagesStream:
+        if call.kind == "messages":
+            return ChatToMessagesStream(call, call.model)
         return OpenAIStreamTranslator(call)
 
     def error_message(self, body: bytes) -> str:

@@ -184,6 +184,32 @@ def test_client_disconnect_cancels_upstream_and_is_accounted(upstream, tmp_path)
     assert record.streamed and record.app_id == 1
 
 
+def test_anthropic_messages_run_through_the_same_hooks(upstream, tmp_path):
+    snap = snapshot_with(upstream, {"label": "a"}, {"label": "b"})
+    body = {"model": "mock-gpt", "max_tokens": 50, "messages": [{"role": "user", "content": "hooked"}]}
+    with run_edge(snap, tmp_path) as edge:
+        full = httpx.post(f"{edge.url}/v1/messages", headers={"x-api-key": CLIENT_KEY}, json=body, timeout=10)
+        streamed = httpx.post(
+            f"{edge.url}/v1/messages", headers={"x-api-key": CLIENT_KEY}, json={**body, "stream": True}, timeout=10
+        )
+    assert full.status_code == 200 and full.json()["content"][0]["text"] == "Echo: hooked"
+    assert full.headers["x-a"] == full.headers["x-b"] == full.headers["x-g"] == "seen"
+    assert streamed.status_code == 200 and streamed.headers["x-a"] == "seen"
+    assert "event: message_start" in streamed.text and streamed.text.rstrip().endswith('{"type":"message_stop"}')
+    assert calls("post_auth") == ["g", "a", "b", "g", "a", "b"]
+    assert calls("body") == ["b", "a", "g"] and calls("chunk")[:3] == ["b", "a", "g"]
+    assert calls("complete") == ["b", "a", "g"]
+
+
+def test_a_plugin_error_on_messages_is_in_anthropic_shape(upstream, tmp_path):
+    snap = snapshot_with(upstream, {"label": "a", "short_circuit_at": "post_auth", "mode": "error"})
+    body = {"model": "mock-gpt", "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]}
+    with run_edge(snap, tmp_path) as edge:
+        reply = httpx.post(f"{edge.url}/v1/messages", headers={"x-api-key": CLIENT_KEY}, json=body, timeout=10)
+    assert reply.status_code == 451
+    assert reply.json() == {"type": "error", "error": {"type": "invalid_request_error", "message": "stopped by a"}}
+
+
 def test_a_stream_the_client_abandons_is_billed_its_bound_not_nothing(upstream, tmp_path):
     from decimal import Decimal
 
