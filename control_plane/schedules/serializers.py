@@ -66,7 +66,9 @@ class PluginScheduleSerializer(serializers.ModelSerializer):
 
 class ScheduleRunSerializer(serializers.ModelSerializer):
     schedule_id = serializers.CharField(source="schedule.schedule_id", read_only=True)
-    plugin = serializers.CharField(source="schedule.plugin.slug", read_only=True, default=None)
+    plugin = serializers.CharField(
+        source="schedule.plugin.slug", read_only=True, default=None, allow_null=True
+    )  # system jobs: none
 
     class Meta:
         model = ScheduleRun
