@@ -165,6 +165,9 @@ class Access:
         return allowed is ALL or namespace in allowed
 
     def can_change_any(self, model: Any) -> bool:
+        """Whether there is a namespace where this caller may write `model` objects (global-only: "")."""
+        if model_key(model) not in NAMESPACE_PATHS:
+            return self.can_change(model, GLOBAL_ONLY)
         allowed = self.changeable(model_key(model))
         return allowed is ALL or bool(allowed)
 

@@ -177,3 +177,8 @@ elif not FJORDGATE_LOCAL_PASSWORDS:
     from fjordgate.env import ConfigError
 
     raise ConfigError("FJORDGATE_LOCAL_PASSWORDS", "false needs single sign-on: set FJORDGATE_OIDC_ISSUER")
+# Model permissions from namespace roles (authenticates nobody): see control_plane/accounts/admin_access.py
+AUTHENTICATION_BACKENDS = [
+    *AUTHENTICATION_BACKENDS,
+    "control_plane.accounts.admin_access.NamespaceRolePermissionBackend",
+]
