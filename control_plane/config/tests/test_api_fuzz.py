@@ -14,7 +14,6 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 
 API_PATHS = r"^/api/v1/(?!schema/|docs/)"
@@ -42,7 +41,9 @@ def admin_token(admin_user):
     from control_plane.llms.services import llm_create
 
     llm_create(data={"name": "L", "slug": "l", "vendor": "mock", "api_endpoint": "http://m.local", "api_key": "k"})
-    return Token.objects.create(user=admin_user).key
+    from control_plane.accounts.tokens import api_token_create
+
+    return api_token_create(owner=admin_user)[1]
 
 
 def test_no_server_error(api_schema, admin_token):
