@@ -26,6 +26,13 @@ class UserSerializer(serializers.ModelSerializer):
     metadata = serializers.JSONField(required=False)
     show_portal = serializers.BooleanField(required=False)
     show_chat = serializers.BooleanField(required=False)
+    app_namespace = serializers.RegexField(
+        r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$",
+        max_length=63,
+        allow_blank=True,
+        required=False,
+        help_text="Where this user's self-service apps are created",
+    )
 
     class Meta:
         model = User
@@ -43,6 +50,7 @@ class UserSerializer(serializers.ModelSerializer):
             "metadata",
             "show_portal",
             "show_chat",
+            "app_namespace",
             "date_joined",
             "last_login",
         ]
@@ -54,6 +62,7 @@ class UserSerializer(serializers.ModelSerializer):
         data["metadata"] = profile.metadata if profile else {}
         data["show_portal"] = profile.show_portal if profile else True
         data["show_chat"] = profile.show_chat if profile else True
+        data["app_namespace"] = profile.app_namespace if profile else ""
         return data
 
 

@@ -14,6 +14,9 @@ class Profile(models.Model):
     show_portal = models.BooleanField(default=True)
     show_chat = models.BooleanField(default=True)
     metadata = models.JSONField(default=dict, blank=True)
+    app_namespace = models.CharField(
+        max_length=63, blank=True, default="", help_text="Where this user's self-service apps are created"
+    )
 
     def __str__(self) -> str:
         return f"profile of {self.user_id}"

@@ -105,6 +105,13 @@ class _Flat:
         return getattr(self._app, name)
 
 
+def _self_service_namespace(user) -> str:
+    """A self-service app lives in its owner's namespace (the profile's), so that namespace's hooks see it."""
+    from control_plane.accounts.models import Profile
+
+    return Profile.objects.filter(user=user).values_list("app_namespace", flat=True).first() or ""
+
+
 class AppViewSet(ServiceViewSet):
     serializer_class = AppSerializer
     permission_classes = [IsAuthenticated]
@@ -153,7 +160,9 @@ class AppViewSet(ServiceViewSet):
 
     def service_create(self, data):
         if not is_admin(self.request):
-            data.update(owner_id=self.request.user.pk, approved=False)
+            data.update(
+                owner_id=self.request.user.pk, approved=False, namespace=_self_service_namespace(self.request.user)
+            )
         return app_create(data=data, actor_id=actor_id(self.request))
 
     def service_update(self, instance, data):
