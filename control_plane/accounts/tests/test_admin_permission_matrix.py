@@ -85,3 +85,30 @@ def test_admin_permission_matrix(role, admin_user):
         if allowed != expected(role, kind, ns, op):
             wrong.append(f"{kind} in {ns or '(global)'}: {op} gave {status}, table says {expected(role, kind, ns, op)}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_admin_action_refuses_a_selection_holding_an_object_of_another_namespace():
+    from django.contrib.admin import helpers
+
+    from control_plane.llms.models import LLM
+    from control_plane.llms.services import llm_create
+
+    mine, other = (
+        llm_create(
+            data={"name": s, "slug": s, "vendor": "mock", "api_endpoint": "http://mock.local/v1", "namespace": ns}
+        )
+        for s, ns in (("mine", "A"), ("global", ""))
+    )
+    client = Client()
+    client.force_login(make_user("admin-A"))
+
+    response = client.post(
+        "/admin/llms/llm/",
+        {"action": "deactivate", helpers.ACTION_CHECKBOX_NAME: [mine.pk, other.pk]},
+        follow=True,
+    )
+
+    assert "You may not change 1 of the selected LLMs; nothing was done." in response.content.decode()
+    assert set(LLM.objects.values_list("is_active", flat=True)) == {True}
+    client.post("/admin/llms/llm/", {"action": "deactivate", helpers.ACTION_CHECKBOX_NAME: [mine.pk]})
+    assert LLM.objects.get(pk=mine.pk).is_active is False
