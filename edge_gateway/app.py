@@ -75,8 +75,8 @@ class Edge:
 def upstream_transport(settings: EdgeSettings) -> UpstreamTransport:
     """The HTTP client the edge calls vendors with (`EDGE_UPSTREAM_CLIENT`)."""
     if settings.upstream_client == "aiohttp":
-        return AiohttpTransport()
-    return H1Transport()
+        return AiohttpTransport(deadline_s=settings.upstream_deadline_s)
+    return H1Transport(deadline_s=settings.upstream_deadline_s)
 
 
 def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = None) -> Edge:
@@ -84,7 +84,11 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
     kv = EdgeKV(os.path.join(settings.state_dir, "kv.sqlite3"))
     hub = EdgeEventHub()
     holder: list[ConfigStore] = []
-    host = PluginHost(Runtime.GATEWAY, services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])))
+    host = PluginHost(
+        Runtime.GATEWAY,
+        services_factory(kv, hub, lambda: EdgeGatewayServices(holder[0])),
+        on_loop_stall=lambda stall: metrics.loop_stalls.labels(stall.plugin, stall.method).inc(),
+    )
     store = ConfigStore(
         host=host,
         namespace=settings.namespace or None,

@@ -377,6 +377,7 @@ class ConfigStore:
                 cfg.first_byte_timeout_s,
                 cfg.idle_stream_timeout_s,
                 dict(cfg.metadata),
+                cfg.max_response_bytes,
             )
             message = LLM(
                 id=cfg.id,

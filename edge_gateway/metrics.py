@@ -170,6 +170,12 @@ class EdgeMetrics:
         self.plugin_failures = CounterSeries(
             "fjordgate_edge_plugin_failures", "Plugin calls that failed", ("plugin", "hook", "kind")
         )
+        self.loop_stalls = CounterSeries(
+            "fjordgate_edge_loop_stalls",
+            "Event-loop stalls over the plugin host's watchdog threshold, by the plugin hook that blocked (plugin "
+            "empty: outside any plugin)",
+            ("plugin", "hook"),
+        )
         self.retries = CounterSeries("fjordgate_edge_upstream_retries", "Upstream retries", ("llm",))
         self.fallbacks = CounterSeries("fjordgate_edge_fallbacks", "Fallbacks taken", ("from_llm", "to_llm"))
         self.telemetry_dropped = CounterSeries(
@@ -188,6 +194,7 @@ class EdgeMetrics:
                     self.errors,
                     self.plugin_time,
                     self.plugin_failures,
+                    self.loop_stalls,
                     self.retries,
                     self.fallbacks,
                     self.telemetry_dropped,

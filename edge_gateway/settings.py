@@ -47,6 +47,8 @@ class EdgeSettings:
     max_headers: int = 100
     max_connections: int = 4096
     """Open client connections per edge process; the next one gets 503 and is closed."""
+    upstream_deadline_s: float = 600.0
+    """An upstream attempt's overall bound, from connecting to the last byte (streams included)."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
@@ -90,6 +92,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         max_header_bytes=env_int("EDGE_MAX_HEADER_BYTES", 64 * 1024, minimum=1024, environ=env),
         max_headers=env_int("EDGE_MAX_HEADERS", 100, minimum=8, environ=env),
         max_connections=env_int("EDGE_MAX_CONNECTIONS", 4096, minimum=1, environ=env),
+        upstream_deadline_s=env_float("EDGE_UPSTREAM_DEADLINE_S", 600.0, minimum=1.0, environ=env),
     )
 
 

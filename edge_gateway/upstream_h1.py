@@ -12,11 +12,21 @@ What it does:
   `max_connections` open per origin (callers wait for a free one within the connect timeout), idle connections
   dropped after `keepalive_expiry_s`; TLS with the system's CA store (`ssl.create_default_context`, so
   `SSL_CERT_FILE` works) and SNI;
-- requests: the caller's headers (no `host`, `content-length`, `connection` or `transfer-encoding` from them; no
-  default `accept`, `user-agent` or `accept-encoding`: vendors answer uncompressed), body with `content-length`;
-  a header name or value holding CR, LF or NUL is refused (no header injection through a plugin's headers);
+- requests: the caller's headers (no `host`, `content-length`, `connection`, `transfer-encoding` or
+  `accept-encoding` from them; no default `accept` or `user-agent`), `accept-encoding: identity`, body with
+  `content-length`; a header name or value holding CR, LF or NUL is refused (no header injection through a
+  plugin's headers);
 - responses: content-length, chunked, or delimited by the connection's close; a stream is read with
-  backpressure (reading pauses while more than 1 MiB waits for the client);
+  backpressure (reading pauses while more than 1 MiB waits for the client); a full response is read to its end
+  without pausing, up to the request's `max_response_bytes` (a larger content-length is refused up front);
+  a gzip or deflate body is decoded within that same bound (`upstream_decoding.py`);
+- bounds against a hostile vendor: the response head (status line and headers, informational responses
+  included) at most `max_header_bytes` and `max_headers` headers, however the bytes are split; an attempt at
+  most `deadline_s` from sending to the last byte, so a vendor dripping a byte per idle timeout ends too;
+  bytes the vendor sends outside a response (after it ended, or on an idle connection) close the connection
+  rather than being read as the next request's answer. llhttp itself refuses invalid status lines, CR/LF/NUL
+  in header values, content-length next to transfer-encoding (RFC 9112 section 6.3), negative, non-numeric or
+  overflowing lengths and invalid chunk sizes;
 - timeouts as `edge_gateway.upstream` documents them: `connect_timeout_s` for a connection (pool wait included),
   `first_byte_timeout_s` for the response headers and, for streams, the first body bytes (for a full response,
   every read), `idle_stream_timeout_s` between a stream's later reads;
@@ -40,18 +50,35 @@ from urllib.parse import urlsplit
 import httptools
 
 from .errors import UpstreamError
-from .upstream import UpstreamReply, UpstreamRequest, read_failed, timed_out
+from .upstream import (
+    DEFAULT_DEADLINE_S,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    UpstreamReply,
+    UpstreamRequest,
+    deadline_exceeded,
+    headers_too_large,
+    read_failed,
+    timed_out,
+)
+from .upstream_decoding import ContentDecoder, content_decoder, decode_body, response_too_large
 
 __all__ = ["H1Transport"]
 
 _PAUSE_ABOVE = 1 << 20
 """Bytes of a stream waiting for the client above which reading from the vendor pauses."""
-_NOT_FROM_CALLER = frozenset({"host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade"})
+_NOT_FROM_CALLER = frozenset(
+    {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "accept-encoding"}
+)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class _Stale(Exception):
     """A reused connection was closed by the vendor before any response byte: safe to send again."""
+
+
+class _DeadlineExceeded(TimeoutError):
+    """The attempt's overall deadline passed (a `TimeoutError`, told apart from the per-read timeouts)."""
 
 
 class _Target:
@@ -80,9 +107,15 @@ def _parse_url(url: str) -> _Target:
     return _Target((scheme, host, port), scheme == "https", host_header, target)
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _expire(waiter: asyncio.Future[None], exc_type: type[TimeoutError]) -> None:
     if not waiter.done():
-        waiter.set_exception(TimeoutError())
+        waiter.set_exception(exc_type())
+
+
+def _invalid_response(detail: str) -> UpstreamError:
+    return UpstreamError(
+        502, f"upstream sent an invalid HTTP response ({detail})", retryable=True, code="upstream_invalid_response"
+    )
 
 
 class _Connection(asyncio.Protocol):
@@ -99,6 +132,9 @@ class _Connection(asyncio.Protocol):
         self.started = False  # a byte of the current response arrived
         self.waiter: asyncio.Future[None] | None = None
         self.error: BaseException | None = None
+        self.active = False  # a request was sent and its response is not finished
+        self.limit = 0  # the current request's max_response_bytes
+        self.streaming = False  # the current response is relayed as it comes (pause above _PAUSE_ABOVE)
         self._reset()
 
     def _reset(self) -> None:
@@ -113,6 +149,10 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.started = False
         self.informational = False
+        self.head_raw = 0  # bytes fed before the final response's head completed (informational ones included)
+        self.head_size = 0  # bytes of the header fields parsed so far
+        self.declared = -1  # content-length
+        self.received = 0  # body bytes of this response
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------------
 
@@ -120,19 +160,23 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if not self.active:  # bytes on an idle connection answer nothing we sent: never read them as an answer
+            self._fail(_invalid_response("data on an idle connection"))
+            self.close()
+            return
         self.started = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(
-                UpstreamError(
-                    502,
-                    f"upstream sent an invalid HTTP response ({exc})",
-                    retryable=True,
-                    code="upstream_invalid_response",
-                )
-            )
+            cause = exc.__context__
+            self._fail(cause if isinstance(cause, UpstreamError) else _invalid_response(str(exc)))
             self.close()
+            return
+        if not self.headers_done:
+            self.head_raw += len(data)
+            if self.head_raw > self.pool.owner.max_header_bytes:
+                self._fail(headers_too_large(f"more than {self.pool.owner.max_header_bytes} bytes"))
+                self.close()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: a half-closed upstream connection is no use
@@ -151,10 +195,23 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second response to one request: the connection is out of step, drop it
+            raise _invalid_response("data after the end of the response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        owner = self.pool.owner
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > owner.max_header_bytes:
+            raise headers_too_large(f"more than {owner.max_header_bytes} bytes")
+        if len(self.headers) >= owner.max_headers:
+            raise headers_too_large(f"more than {owner.max_headers} headers")
         self.headers.append((name, value))
         lowered = name.lower()
-        if lowered == b"content-length" or (lowered == b"transfer-encoding" and b"chunked" in value.lower()):
+        if lowered == b"content-length":
+            self.framed = True
+            self.declared = int(value)  # llhttp accepted it: digits only, no overflow
+        elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
             self.framed = True
 
     def on_headers_complete(self) -> None:
@@ -163,15 +220,22 @@ class _Connection(asyncio.Protocol):
             self.headers = []
             self.informational = True
             return
+        if self.declared > self.limit:
+            raise response_too_large(self.limit)
         self.status = status
+        if status >= 400:
+            self.streaming = False  # an error body is read whole
         self.keep_alive = self.parser.should_keep_alive()
         self.headers_done = True
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        self.received += len(body)
+        if self.received > self.limit:
+            raise response_too_large(self.limit)
         self.chunks.append(body)
         self.buffered += len(body)
-        if self.buffered > _PAUSE_ABOVE and not self.paused and self.transport is not None:
+        if self.streaming and self.buffered > _PAUSE_ABOVE and not self.paused and self.transport is not None:
             self.transport.pause_reading()
             self.paused = True
         self._wake()
@@ -196,13 +260,19 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
-    async def wait(self, timeout_s: float) -> None:
+    async def wait(self, timeout_s: float, deadline: float) -> None:
         """Until the parser made progress (headers, body, end) or the connection failed; TimeoutError after
-        `timeout_s`."""
+        `timeout_s`, `_DeadlineExceeded` when the loop's clock reaches `deadline` first."""
         if self.error is not None:
             raise self.error
+        exc_type: type[TimeoutError] = TimeoutError
+        left = deadline - self.loop.time()
+        if left < timeout_s:
+            if left <= 0:
+                raise _DeadlineExceeded()
+            timeout_s, exc_type = left, _DeadlineExceeded
         waiter = self.waiter = self.loop.create_future()
-        timer = self.loop.call_later(timeout_s, _expire, waiter)
+        timer = self.loop.call_later(timeout_s, _expire, waiter, exc_type)
         try:
             await waiter
         finally:
@@ -231,6 +301,7 @@ class _Connection(asyncio.Protocol):
 
     def finish(self) -> None:
         """Back to the pool when the response was read to its end and the vendor keeps the connection; else close."""
+        self.active = False
         if self.complete and self.keep_alive and not self.closed and not self.chunks and self.error is None:
             self._reset()
             self.reused = True
@@ -365,11 +436,22 @@ class H1Transport:
     """`UpstreamTransport` over `_Pool`s, one per origin, created on first use."""
 
     def __init__(
-        self, *, max_connections: int = 1000, keepalive_expiry_s: float = 30.0, tls: ssl.SSLContext | None = None
+        self,
+        *,
+        max_connections: int = 1000,
+        keepalive_expiry_s: float = 30.0,
+        tls: ssl.SSLContext | None = None,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        max_headers: int = MAX_HEADERS,
     ) -> None:
-        """`tls`: the context for https origins (default: the system's CA store, verified, with SNI)."""
+        """`tls`: the context for https origins (default: the system's CA store, verified, with SNI);
+        `deadline_s`: an attempt's overall bound; `max_header_bytes` / `max_headers`: a response head's bounds."""
         self.max_connections = max_connections
         self.keepalive_expiry_s = keepalive_expiry_s
+        self.deadline_s = deadline_s
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self._tls = tls
 
@@ -391,13 +473,16 @@ class H1Transport:
             raise UpstreamError(502, str(exc), retryable=False, code="upstream_unreachable") from None
         head = _request_head(request, target)
         pool = self._pool_for(target)
+        deadline = pool.loop.time() + self.deadline_s
         try:
             try:
-                return await self._exchange(pool, head, request, fresh=False)
+                return await self._exchange(pool, head, request, deadline, fresh=False)
             except _Stale:
-                return await self._exchange(pool, head, request, fresh=True)
+                return await self._exchange(pool, head, request, deadline, fresh=True)
         except UpstreamError:
             raise
+        except _DeadlineExceeded:
+            raise deadline_exceeded(self.deadline_s) from None
         except _ConnectTimeout:
             raise timed_out("connecting to the upstream") from None
         except TimeoutError:
@@ -407,29 +492,37 @@ class H1Transport:
                 502, f"upstream unreachable: {type(exc).__name__}", retryable=True, code="upstream_unreachable"
             ) from None
 
-    async def _exchange(self, pool: _Pool, head: bytes, request: UpstreamRequest, *, fresh: bool) -> UpstreamReply:
+    async def _exchange(
+        self, pool: _Pool, head: bytes, request: UpstreamRequest, deadline: float, *, fresh: bool
+    ) -> UpstreamReply:
         try:
             conn = await pool.acquire(request.connect_timeout_s, fresh=fresh)
         except TimeoutError:
             raise _ConnectTimeout() from None
         try:
             assert conn.transport is not None
+            conn.active = True
+            conn.limit = request.max_response_bytes
+            conn.streaming = request.stream
             if request.body:
                 conn.transport.writelines((head, request.body))
             else:
                 conn.transport.write(head)
             first_byte = request.first_byte_timeout_s
             while not conn.headers_done:
-                await conn.wait(first_byte)
+                await conn.wait(first_byte, deadline)
             headers = conn.response_headers()
+            decoder = content_decoder(headers, request.max_response_bytes) if "content-encoding" in headers else None
             if not request.stream or conn.status >= 400:
                 while not conn.complete:
-                    await conn.wait(first_byte)
+                    await conn.wait(first_byte, deadline)
                 status, body = conn.status, conn.take() if conn.chunks else b""
+                if decoder is not None:
+                    body = decode_body(decoder, body)
                 conn.finish()  # resets the connection for its next request
                 return UpstreamReply(status, headers, body)
             while not conn.chunks and not conn.complete:
-                await conn.wait(first_byte)
+                await conn.wait(first_byte, deadline)
         except BaseException as exc:
             conn.close()
             pool.release()
@@ -437,7 +530,8 @@ class H1Transport:
                 raise read_failed(exc) from None
             raise
         closer = _StreamCloser(conn)
-        return UpstreamReply(conn.status, headers, b"", _stream(conn, request.idle_stream_timeout_s, closer), closer)
+        chunks = _stream(conn, request.idle_stream_timeout_s, closer, deadline, self.deadline_s, decoder)
+        return UpstreamReply(conn.status, headers, b"", chunks, closer)
 
     def prune_idle(self) -> int:
         """Close every pool's expired idle connections (the edge's housekeeping calls this once a minute)."""
@@ -454,7 +548,9 @@ class _ConnectTimeout(Exception):
 
 
 def _request_head(request: UpstreamRequest, target: _Target) -> bytes:
-    lines = [f"{request.method} {target.target} HTTP/1.1\r\nhost: {target.host_header}\r\n"]
+    lines = [
+        f"{request.method} {target.target} HTTP/1.1\r\nhost: {target.host_header}\r\naccept-encoding: identity\r\n"
+    ]
     for name, value in request.headers.items():
         if name.lower() in _NOT_FROM_CALLER:
             continue
@@ -490,15 +586,36 @@ class _StreamCloser:
             self.conn.finish()
 
 
-async def _stream(conn: _Connection, idle_timeout_s: float, closer: _StreamCloser) -> AsyncIterator[bytes]:
+async def _stream(
+    conn: _Connection,
+    idle_timeout_s: float,
+    closer: _StreamCloser,
+    deadline: float,
+    deadline_s: float,
+    decoder: ContentDecoder | None,
+) -> AsyncIterator[bytes]:
+    loop = conn.loop
     try:
         while True:
             if conn.chunks:
-                yield conn.take()
+                # Checked here too: a vendor feeding bytes as fast as a slow client reads never lets us wait.
+                if loop.time() >= deadline:
+                    raise _DeadlineExceeded()
+                if decoder is None:
+                    yield conn.take()
+                    continue
+                for piece in decoder.feed(conn.take()):
+                    yield piece
+                    if loop.time() >= deadline:
+                        raise _DeadlineExceeded()
                 continue
             if conn.complete:
+                if decoder is not None:
+                    decoder.finish()
                 return
-            await conn.wait(idle_timeout_s)
+            await conn.wait(idle_timeout_s, deadline)
+    except _DeadlineExceeded:
+        raise deadline_exceeded(deadline_s) from None
     except TimeoutError:
         raise timed_out("waiting for the next stream chunk (idle timeout)") from None
     except (ConnectionError, OSError, _Stale) as exc:

@@ -217,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugin = sub.add_parser("plugin", help="plugin tools")
     plugin_sub = plugin.add_subparsers(dest="plugin_command", required=True, metavar="COMMAND")
-    new = plugin_sub.add_parser("new", help="scaffold a plugin package (code, manifest, README, tests)")
-    new.add_argument("name", help="the plugin's name, e.g. pii_redactor")
+    new = plugin_sub.add_parser("new", help="scaffold a plugin package (code, tests, README, CHANGELOG)")
+    new.add_argument("name", help="the plugin's name, lower-case with dashes, e.g. pii-guard")
     new.add_argument("--dest", default=".", help="folder to create the plugin in (default: current folder)")
     new.set_defaults(handler=cmd_plugin_new)
     return parser

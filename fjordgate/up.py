@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from .cli import django_command
 from .embedded import ServerPlan, ServerStartError, nats_plan, port_is_free, postgres_plan, redis_plan
 from .env import env_float, env_int, env_str, env_url, exit_on_config_error, fail
+from .nats_users import NatsEdgeUser, edge_nats_password
 from .preflight import DATABASE_SCHEMES, NATS_SCHEMES, REDIS_SCHEMES
 from .probes import Unreachable, check_http, check_nats, check_postgres, check_redis, redact_url
 from .state import StateDir, UpSecrets, state_dir_from_env
@@ -157,7 +158,14 @@ class Stack:
             if self.database_url is None:
                 plans.append(postgres_plan(state.sub("postgres"), self.config.postgres_port))
             if self.nats_url is None:
-                plans.append(nats_plan(state.sub("nats"), self.config.nats_port, password=self.secrets.nats_password))
+                plans.append(
+                    nats_plan(
+                        state.sub("nats"),
+                        self.config.nats_port,
+                        password=self.secrets.nats_password,
+                        edges=self.edge_nats_users(),
+                    )
+                )
             if self.redis_url is None:
                 plans.append(
                     redis_plan(state.sub("redis"), self.config.redis_port, password=self.secrets.redis_password)
@@ -219,12 +227,30 @@ class Stack:
     def edge_port(self, index: int) -> int:
         return self.config.first_edge_port + index
 
+    def edge_nats_users(self) -> list[NatsEdgeUser]:
+        """One NATS user per edge of the embedded server, confined like the edges of deploy/nats/nats.conf."""
+        return [
+            NatsEdgeUser(edge_id, self.config.namespace, edge_nats_password(self.secrets.nats_password, edge_id))
+            for edge_id in (f"edge-{index + 1}" for index in range(self.config.edges))
+        ]
+
+    def edge_nats_env(self, edge_id: str) -> dict[str, str]:
+        """An edge of the embedded NATS connects as itself: its own user, and no control-plane credentials."""
+        if self.config.nats_url is not None:  # the operator's NATS: the operator's NATS_* variables
+            return {}
+        return {
+            "NATS_URL": f"nats://127.0.0.1:{self.config.nats_port}",
+            "NATS_USER": edge_id,
+            "NATS_PASSWORD": edge_nats_password(self.secrets.nats_password, edge_id),
+        }
+
     def start_mock_and_edges(self) -> list[tuple[ManagedProcess, str]]:
         mock = self._fjordgate("mock-llm", ["mock-llm"])
         waits = [(mock, f"http://127.0.0.1:{self.config.mock_port}/health")]
         for index in range(self.config.edges):
             edge_id = f"edge-{index + 1}"
             env = self.child_env()
+            env.update(self.edge_nats_env(edge_id))
             env.update(
                 {
                     "EDGE_NAMESPACE": self.config.namespace,

@@ -178,7 +178,7 @@ class EventBus(ABC):
         """Stop a subscription; `True` if it existed."""
 
     async def publish(
-        self, topic: str, payload: bytes | str | dict | list, direction: Direction = Direction.LOCAL
+        self, topic: str, payload: bytes | str | dict[str, Any] | list[Any], direction: Direction = Direction.LOCAL
     ) -> Event:
         """Publish `payload` (bytes as is, str as UTF-8, dict/list as JSON) on `topic`; returns the event sent."""
         if isinstance(payload, str):
@@ -261,7 +261,9 @@ class StudioServices(ABC):
         """Replace the app's metadata entirely."""
 
     @abstractmethod
-    async def patch_app_metadata(self, app_id: int, key: str, value: Any = None, *, delete: bool = False) -> dict:
+    async def patch_app_metadata(
+        self, app_id: int, key: str, value: Any = None, *, delete: bool = False
+    ) -> dict[str, Any]:
         """Set (or delete) one metadata key atomically; returns the whole metadata after the change."""
 
     @abstractmethod
@@ -378,8 +380,16 @@ class _BlockingProxy:
         if not callable(attr):
             return attr
         loop = self._loop
+        subscribes = name in _SUBSCRIBE
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            if asyncio._get_running_loop() is loop:  # waiting here for the loop would stop it forever
+                raise ServiceError(
+                    f"blocking service {name}() called on the event loop's thread: call it from a plain-def "
+                    "handler (run in a worker thread) or use the async services"
+                )
+            if subscribes:  # a handler subscribed from a plain def holds these blocking services: run it in a thread
+                args = tuple(_threaded(a) if callable(a) else a for a in args)
             result = attr(*args, **kwargs)
             if inspect.iscoroutine(result):
                 return asyncio.run_coroutine_threadsafe(result, loop).result()
@@ -388,6 +398,22 @@ class _BlockingProxy:
             return result
 
         return call
+
+
+_SUBSCRIBE = frozenset({"subscribe", "subscribe_all"})
+
+
+def _threaded(handler: EventHandler) -> EventHandler:
+    """A plain-def event handler run in a worker thread, as the host runs plain-def capability handlers."""
+    if inspect.iscoroutinefunction(handler):
+        return handler
+
+    async def run(event: Event) -> None:
+        result = await asyncio.to_thread(handler, event)
+        if inspect.isawaitable(result):
+            await result
+
+    return run
 
 
 def _iterate_blocking(agen: Any, loop: asyncio.AbstractEventLoop) -> Any:

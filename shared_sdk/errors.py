@@ -16,7 +16,7 @@ that drives plugins (the edge pipeline, the control plane), so that one `except`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "CapabilityNotImplemented",
@@ -85,7 +85,7 @@ class PluginCallError(FjordgateSDKError):
             text += f" ({detail})"
         super().__init__(text)
 
-    def __reduce__(self):  # keeps the error picklable despite the custom signature
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keeps the error picklable despite the custom signature
         return (type(self), (self.slug, self.method, self.kind, self.fail_open, self.detail))
 
 
@@ -95,7 +95,7 @@ class CapabilityNotImplemented(PluginCallError):
     def __init__(self, slug: str, method: str, fail_open: bool = False, detail: str = "") -> None:
         super().__init__(slug, method, "unavailable", fail_open, detail or "method not implemented by this plugin")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (type(self), (self.slug, self.method, self.fail_open, self.detail))
 
 
@@ -114,7 +114,7 @@ class RuntimeServiceUnavailable(FjordgateSDKError):
             f"{actual} runtime (check ctx.runtime before calling ctx.services.{wanted})"
         )
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (type(self), (self.wanted, self.actual))
 
 
@@ -138,5 +138,5 @@ class ServiceScopeDenied(ServiceError):
             f"been granted (declare it in get_manifest().permissions.services)"
         )
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (type(self), (self.plugin, self.scope, self.operation))

@@ -14,9 +14,16 @@ import re
 import sys
 import textwrap
 
-__all__ = ["create_plugin", "main"]
+__all__ = ["EXAMPLE_NAME", "SDK_DISTRIBUTION", "SDK_VERSION", "create_plugin", "main"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+EXAMPLE_NAME = "pii-guard"
+"""The name `--help` suggests (a test checks the validator accepts it)."""
+
+SDK_DISTRIBUTION = "fjordgate-sdk"
+"""The distribution a scaffolded plugin depends on: the SDK alone (`shared_sdk/pyproject.toml`)."""
+SDK_VERSION = "0.1"
 
 
 def _class_name(name: str) -> str:
@@ -28,18 +35,27 @@ def _files(name: str) -> dict[str, str]:
     cls = _class_name(name)
     return {
         "pyproject.toml": f"""\
+            [build-system]
+            requires = ["setuptools>=77"]
+            build-backend = "setuptools.build_meta"
+
             [project]
             name = "fjordgate-plugin-{name}"
             version = "0.1.0"
             description = "Fjordgate plugin {name}"
             requires-python = ">=3.11"
-            dependencies = ["fjordgate>=0.1"]  # provides shared_sdk, the plugin SDK
+            dependencies = ["{SDK_DISTRIBUTION}>={SDK_VERSION}"]  # shared_sdk, the plugin SDK (no Django, no Starlette)
+
+            [project.optional-dependencies]
+            test = ["{SDK_DISTRIBUTION}[testing]>={SDK_VERSION}"]  # pytest and pytest-asyncio
 
             [tool.setuptools]
             packages = ["{pkg}"]
 
             [tool.pytest.ini_options]
             testpaths = ["tests"]
+            asyncio_mode = "auto"
+            asyncio_default_fixture_loop_scope = "function"
             """,
         "conftest.py": '''\
             """Makes the plugin package importable when pytest runs from this folder or from a parent project."""
@@ -99,8 +115,6 @@ def _files(name: str) -> dict[str, str]:
         f"tests/test_{pkg}_plugin.py": f'''\
             """Runs the plugin through the real host and hook chain with in-memory services (no system needed)."""
 
-            import asyncio
-
             import pytest
 
             from shared_sdk import App, PluginConfigError
@@ -108,32 +122,23 @@ def _files(name: str) -> dict[str, str]:
             from {pkg} import NAME, {cls}
 
 
-            def test_names_the_calling_app_in_a_header():
-                async def scenario():
-                    async with PipelineRunner({cls}()) as runner:
-                        ctx = runner.context(app=App(id=1, name="billing"))
-                        return await runner.run(make_request("hi"), ctx=ctx)
-
-                outcome = asyncio.run(scenario())
+            async def test_names_the_calling_app_in_a_header():
+                async with PipelineRunner({cls}()) as runner:
+                    outcome = await runner.run(make_request("hi"), ctx=runner.context(app=App(id=1, name="billing")))
                 assert outcome.status_code == 200
                 assert outcome.upstream_request.headers["x-fjordgate-app"] == "billing"
 
 
-            def test_header_name_comes_from_config():
-                async def scenario():
-                    async with PipelineRunner({cls}(), config={{NAME: {{"header": "x-caller"}}}}) as runner:
-                        return await runner.run(make_request("hi"))
-
-                assert asyncio.run(scenario()).upstream_request.headers["x-caller"] == "anonymous"
+            async def test_header_name_comes_from_config():
+                async with PipelineRunner({cls}(), config={{NAME: {{"header": "x-caller"}}}}) as runner:
+                    outcome = await runner.run(make_request("hi"))
+                assert outcome.upstream_request.headers["x-caller"] == "anonymous"
 
 
-            def test_invalid_config_is_refused_before_the_plugin_starts():
-                async def scenario():
+            async def test_invalid_config_is_refused_before_the_plugin_starts():
+                with pytest.raises(PluginConfigError, match="header"):
                     async with PluginHarness({cls}(), config={{"header": ""}}):
                         pass
-
-                with pytest.raises(PluginConfigError, match="header"):
-                    asyncio.run(scenario())
             ''',
         "README.md": f"""\
             # {name}
@@ -153,6 +158,7 @@ def _files(name: str) -> dict[str, str]:
 
             ## Test
 
+                pip install -e '.[test]'   # the plugin SDK (fjordgate-sdk) with pytest and pytest-asyncio
                 pytest
 
             See `docs/plugins/` in the Fjordgate repository for every capability.
@@ -171,7 +177,7 @@ def create_plugin(name: str, dest: pathlib.Path) -> pathlib.Path:
     """Write the plugin package `name` under `dest`; returns its folder. Refuses to overwrite anything."""
     if not _NAME.match(name):
         raise ValueError(
-            f"plugin name {name!r} must be lower-case letters and digits separated by '-' (e.g. pii-guard)"
+            f"plugin name {name!r} must be lower-case letters and digits separated by '-' (e.g. {EXAMPLE_NAME})"
         )
     root = pathlib.Path(dest) / name
     if root.exists():
@@ -185,7 +191,7 @@ def create_plugin(name: str, dest: pathlib.Path) -> pathlib.Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fjordgate plugin new", description="Scaffold a Fjordgate plugin package.")
-    parser.add_argument("name", help="plugin name, lower-case with dashes (e.g. pii-guard)")
+    parser.add_argument("name", help=f"plugin name, lower-case with dashes (e.g. {EXAMPLE_NAME})")
     parser.add_argument("--dest", default=".", help="folder to create the plugin in (default: current folder)")
     args = parser.parse_args(argv)
     try:
@@ -193,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"created {root}\nnext: cd {root} && pytest")
+    print(f"created {root}\nnext: cd {root} && pip install -e '.[test]' && pytest")
     return 0
 
 

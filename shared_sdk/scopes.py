@@ -27,24 +27,13 @@ see `SCOPES`. `apps.write` includes `apps.read`, `llms.write` includes `llms.rea
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from .context import EventBus, EventHandler, GatewayServices, Services, StudioServices
+from .context import EventBus, EventHandler, Services
 from .errors import PluginLoadError, ServiceScopeDenied
-from .messages import (
-    LLM,
-    App,
-    BudgetStatus,
-    Direction,
-    Event,
-    LLMCallChunk,
-    LLMCallResponse,
-    LLMMessage,
-    PluginManifest,
-    Tool,
-    User,
-)
+from .messages import Direction, Event, PluginManifest
+from .service_table import SERVICE_METHODS, ServiceMethod, build_service_class
 
 __all__ = [
     "ALL_SCOPES",
@@ -56,6 +45,7 @@ __all__ = [
     "ScopedGateway",
     "ScopedStudio",
     "declared_scopes",
+    "guarded_class",
     "scoped_services",
 ]
 
@@ -84,23 +74,7 @@ BASELINE_SCOPES: frozenset[str] = frozenset({"kv.readwrite"})
 _IMPLIES: dict[str, tuple[str, ...]] = {"apps.write": ("apps.read",), "llms.write": ("llms.read",)}
 
 OPERATION_SCOPES: dict[str, tuple[str, ...]] = {
-    "gateway.get_app": ("apps.read",),
-    "gateway.list_apps": ("apps.read",),
-    "gateway.validate_credential": ("apps.read",),
-    "gateway.get_user": ("users.read",),
-    "gateway.get_llm": ("llms.read",),
-    "gateway.get_budget_status": ("budget.read",),
-    "gateway.send_payload": ("control.send", "events.publish"),
-    "studio.get_app": ("apps.read",),
-    "studio.list_apps": ("apps.read",),
-    "studio.update_app_metadata": ("apps.write",),
-    "studio.patch_app_metadata": ("apps.write",),
-    "studio.get_user": ("users.read",),
-    "studio.get_llm": ("llms.read",),
-    "studio.list_llms": ("llms.read",),
-    "studio.list_tools": ("tools.read",),
-    "studio.call_llm": ("llms.proxy",),
-    "studio.stream_llm": ("llms.proxy",),
+    **{m.operation: m.scopes for m in SERVICE_METHODS.values() if m.scopes},
     "events.publish(up)": ("events.publish", "control.send"),
     "events.publish(down)": ("events.publish",),
 }
@@ -178,123 +152,48 @@ class ScopeGuard:
 
 
 class _Scoped:
-    """Delegates attributes the interface does not define (implementation extras) to the wrapped service."""
+    """A service as one plugin sees it: each method of the service table checks the plugin's scopes first.
 
-    _inner: Any
+    Nothing else of the wrapped implementation is reachable (no attribute delegation): an implementation's
+    extras, such as the edge's config store behind its gateway services, would otherwise bypass every scope.
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "_inner":  # not set yet (during construction or unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self._inner, name)
+    __slots__ = ("_inner", "_guard")
 
-
-class ScopedGateway(_Scoped, GatewayServices):
-    def __init__(self, inner: GatewayServices, guard: ScopeGuard) -> None:
+    def __init__(self, inner: Any, guard: ScopeGuard) -> None:
         self._inner = inner
         self._guard = guard
 
-    async def get_app(self, app_id: int) -> App | None:
-        self._guard.check("gateway.get_app")
-        return await self._inner.get_app(app_id)
 
-    async def list_apps(self) -> list[App]:
-        self._guard.check("gateway.list_apps")
-        return await self._inner.list_apps()
+def _guarded(row: ServiceMethod) -> Callable[..., Any]:
+    operation, method, scoped = row.operation, row.method, bool(row.scopes)
+    if row.streaming:  # checked at the call, not at the first item: the error points at the plugin's line
 
-    async def get_user(self, user_id: int) -> User | None:
-        self._guard.check("gateway.get_user")
-        return await self._inner.get_user(user_id)
+        def stream(self: _Scoped, *args: Any, **kwargs: Any) -> Any:
+            if scoped:
+                self._guard.check(operation)
+            return getattr(self._inner, method)(*args, **kwargs)
 
-    async def get_llm(self, llm_id: int) -> LLM | None:
-        self._guard.check("gateway.get_llm")
-        return await self._inner.get_llm(llm_id)
+        return stream
 
-    async def get_budget_status(self, app_id: int) -> BudgetStatus:
-        self._guard.check("gateway.get_budget_status")
-        return await self._inner.get_budget_status(app_id)
+    async def call(self: _Scoped, *args: Any, **kwargs: Any) -> Any:
+        if scoped:
+            self._guard.check(operation)
+        return await getattr(self._inner, method)(*args, **kwargs)
 
-    async def validate_credential(self, credential: str) -> bool:
-        self._guard.check("gateway.validate_credential")
-        return await self._inner.validate_credential(credential)
-
-    async def send_payload(
-        self, payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None
-    ) -> str:
-        self._guard.check("gateway.send_payload")
-        return await self._inner.send_payload(payload, correlation_id=correlation_id, metadata=metadata)
+    return call
 
 
-class ScopedStudio(_Scoped, StudioServices):
-    def __init__(self, inner: StudioServices, guard: ScopeGuard) -> None:
-        self._inner = inner
-        self._guard = guard
-
-    async def get_app(self, app_id: int) -> App | None:
-        self._guard.check("studio.get_app")
-        return await self._inner.get_app(app_id)
-
-    async def list_apps(
-        self,
-        page: int = 1,
-        limit: int = 50,
-        *,
-        owner_id: int | None = None,
-        namespace: str | None = None,
-        is_active: bool | None = None,
-    ) -> list[App]:
-        self._guard.check("studio.list_apps")
-        return await self._inner.list_apps(page, limit, owner_id=owner_id, namespace=namespace, is_active=is_active)
-
-    async def update_app_metadata(self, app_id: int, metadata: dict[str, Any]) -> App:
-        self._guard.check("studio.update_app_metadata")
-        return await self._inner.update_app_metadata(app_id, metadata)
-
-    async def patch_app_metadata(self, app_id: int, key: str, value: Any = None, *, delete: bool = False) -> dict:
-        self._guard.check("studio.patch_app_metadata")
-        return await self._inner.patch_app_metadata(app_id, key, value, delete=delete)
-
-    async def get_user(self, user_id: int) -> User | None:
-        self._guard.check("studio.get_user")
-        return await self._inner.get_user(user_id)
-
-    async def get_llm(self, llm_id: int) -> LLM | None:
-        self._guard.check("studio.get_llm")
-        return await self._inner.get_llm(llm_id)
-
-    async def list_llms(self, page: int = 1, limit: int = 50) -> list[LLM]:
-        self._guard.check("studio.list_llms")
-        return await self._inner.list_llms(page, limit)
-
-    async def list_tools(self, page: int = 1, limit: int = 50) -> list[Tool]:
-        self._guard.check("studio.list_tools")
-        return await self._inner.list_tools(page, limit)
-
-    async def call_llm(
-        self,
-        llm_id: int,
-        messages: list[LLMMessage],
-        *,
-        model: str = "",
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-    ) -> LLMCallResponse:
-        self._guard.check("studio.call_llm")
-        return await self._inner.call_llm(llm_id, messages, model=model, temperature=temperature, max_tokens=max_tokens)
-
-    def stream_llm(
-        self,
-        llm_id: int,
-        messages: list[LLMMessage],
-        *,
-        model: str = "",
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-    ) -> AsyncIterator[LLMCallChunk]:
-        self._guard.check("studio.stream_llm")  # at the call, not at the first item: the error points at the line
-        return self._inner.stream_llm(llm_id, messages, model=model, temperature=temperature, max_tokens=max_tokens)
+def guarded_class(service: str, table: Iterable[ServiceMethod] | None = None) -> type[Any]:
+    """The scope-checking wrapper class of `service`, derived from the service table (or `table`)."""
+    return build_service_class(service, f"Scoped{service.capitalize()}", (_Scoped,), _guarded, table)
 
 
-class ScopedEvents(_Scoped, EventBus):
+ScopedGateway = guarded_class("gateway")
+ScopedStudio = guarded_class("studio")
+
+
+class ScopedEvents(EventBus):
     """Local publishing and subscriptions are baseline; events leaving the node need `events.publish`."""
 
     def __init__(self, inner: EventBus, guard: ScopeGuard) -> None:

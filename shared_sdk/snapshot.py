@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -65,7 +65,7 @@ class PluginBinding(msgspec.Struct, kw_only=True, frozen=True):
 
     plugin_slug: str
     order: int
-    config: dict = {}
+    config: dict[str, Any] = {}
 
 
 class PluginConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -80,7 +80,7 @@ class PluginConfig(msgspec.Struct, kw_only=True, frozen=True):
     version: str = ""
     import_path: str | None = None
     command: list[str] | None = None
-    config: dict = {}
+    config: dict[str, Any] = {}
     failure_policy: FailurePolicy = "open"
     timeout_ms: int = 30_000
     namespace: str = ""
@@ -110,8 +110,10 @@ class LLMConfig(msgspec.Struct, kw_only=True, frozen=True):
     connect_timeout_s: float = 5.0
     first_byte_timeout_s: float = 60.0
     idle_stream_timeout_s: float = 60.0
+    max_response_bytes: int = 32 * 1024 * 1024
+    """Bound on a vendor reply the edge reads (decoded; a stream's total too); larger ones end in a 502."""
     extra_headers: dict[str, str] = {}
-    metadata: dict = {}
+    metadata: dict[str, Any] = {}
 
 
 class AppConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -125,7 +127,7 @@ class AppConfig(msgspec.Struct, kw_only=True, frozen=True):
     tool_ids: list[int] = []
     datasource_ids: list[int] = []
     tags: list[str] = []
-    metadata: dict = {}
+    metadata: dict[str, Any] = {}
     rate_limit_rpm: int | None = None
     rate_limit_tpm: int | None = None
     user_rate_limit_rpm: int | None = None
@@ -150,7 +152,7 @@ class UserConfig(msgspec.Struct, kw_only=True, frozen=True):
     name: str = ""
     is_admin: bool = False
     group_ids: list[int] = []
-    metadata: dict = {}
+    metadata: dict[str, Any] = {}
 
 
 class ModelPriceConfig(msgspec.Struct, kw_only=True, frozen=True):

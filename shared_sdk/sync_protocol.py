@@ -312,7 +312,7 @@ class PayloadEnvelope(_Wire):
 
 
 _msgpack_encoder = msgspec.msgpack.Encoder()
-_decoders: dict[type, msgspec.msgpack.Decoder] = {}
+_decoders: dict[type, msgspec.msgpack.Decoder[Any]] = {}
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -342,7 +342,10 @@ _SECTIONS: dict[str, tuple[type, Callable[[Any], Any]]] = {
     "budgets": (BudgetConfig, lambda item: item.id),
 }
 _json = msgspec.json.Encoder(order="sorted")
-_section_decoders = {name: msgspec.json.Decoder(list[kind]) for name, (kind, _) in _SECTIONS.items()}
+_section_decoders: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(list[kind])  # type: ignore[valid-type]
+    for name, (kind, _) in _SECTIONS.items()
+}
 
 
 def snapshot_canonical(snapshot: ConfigSnapshot) -> ConfigSnapshot:
@@ -360,7 +363,7 @@ def _shard_of(key: Any, shards: int) -> int:
     return zlib.crc32(repr(key).encode()) % shards if shards > 1 else 0
 
 
-def _split_section(items: list, key: Callable[[Any], Any], target: int) -> list[bytes]:
+def _split_section(items: list[Any], key: Callable[[Any], Any], target: int) -> list[bytes]:
     if not items:
         return []
     whole = len(_json.encode(items))
@@ -368,7 +371,7 @@ def _split_section(items: list, key: Callable[[Any], Any], target: int) -> list[
     while whole / shards > target:
         shards *= 2  # powers of two: the shard of an item changes only when the section doubles or halves
     while True:
-        buckets: list[list] = [[] for _ in range(shards)]
+        buckets: list[list[Any]] = [[] for _ in range(shards)]
         for item in items:
             buckets[_shard_of(key(item), shards)].append(item)
         chunks = [_json.encode(bucket) for bucket in buckets if bucket]
@@ -414,9 +417,9 @@ def manifest_digests(manifest: SnapshotManifest) -> Iterable[str]:
 
 def snapshot_assemble(manifest: SnapshotManifest, chunks: dict[str, bytes]) -> ConfigSnapshot:
     """Rebuild the snapshot a manifest describes and verify its checksum (ValueError when it does not match)."""
-    fields: dict[str, list] = {}
+    fields: dict[str, list[Any]] = {}
     for name, (_, key) in _SECTIONS.items():
-        items: list = []
+        items: list[Any] = []
         for digest in manifest.sections.get(name, []):
             data = chunks[digest]
             if hashlib.sha256(data).hexdigest() != digest:

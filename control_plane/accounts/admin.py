@@ -11,7 +11,15 @@ from django.contrib.auth.models import Group
 from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
 
 from .models import ApiToken, Catalogue
-from .services import USER_FIELDS, group_delete, user_create, user_delete, user_hook_view, user_update
+from .services import (
+    USER_FIELDS,
+    group_delete,
+    user_create,
+    user_delete,
+    user_hook_view,
+    user_last_superuser_problem,
+    user_update,
+)
 from .tokens import api_token_revoke
 
 User = get_user_model()
@@ -43,6 +51,13 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 
     def hook_view(self, obj, data):
         return user_hook_view(obj, data)
+
+    def check_outcome(self, outcome):
+        """The change form refuses to deactivate or demote the last active superuser (the service checks again)."""
+        obj = outcome.obj
+        remains = all(bool(obj.get(name)) for name in ("is_active", "is_superuser", "is_staff"))
+        problem = user_last_superuser_problem(user_id=obj.get("id"), remains_administrator=remains)
+        return [problem] if problem else []
 
     def service_save(self, request, obj, data, outcome):
         if obj is None:

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from control_plane.catalog.models import Datasource, Tool
 from control_plane.config.api import IsAdmin, ServiceViewSet, actor_id
+from control_plane.config.json_fields import validate_json_object
 from control_plane.llms.models import LLM
 
 from .models import Catalogue, Profile
@@ -23,7 +24,7 @@ User = get_user_model()
 class UserSerializer(serializers.ModelSerializer):
     password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"}, max_length=128)
     groups = serializers.SlugRelatedField(slug_field="name", many=True, queryset=Group.objects.all(), required=False)
-    metadata = serializers.JSONField(required=False)
+    metadata = serializers.JSONField(required=False, validators=[validate_json_object])
     show_portal = serializers.BooleanField(required=False)
     show_chat = serializers.BooleanField(required=False)
     app_namespace = serializers.RegexField(

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 
+from control_plane.config.json_fields import JSONObjectField
+
 
 class Profile(models.Model):
     """Per-user settings that Django's `User` has no field for."""
@@ -13,7 +15,7 @@ class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fjordgate_profile")
     show_portal = models.BooleanField(default=True)
     show_chat = models.BooleanField(default=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = JSONObjectField(blank=True)
     app_namespace = models.CharField(
         max_length=63, blank=True, default="", help_text="Where this user's self-service apps are created"
     )

@@ -20,6 +20,7 @@ from control_plane.sync.services import config_change_record
 from .models import Catalogue, Profile
 
 __all__ = [
+    "LAST_SUPERUSER_MESSAGE",
     "USER_FIELDS",
     "catalogue_set",
     "group_delete",
@@ -27,12 +28,45 @@ __all__ = [
     "user_create",
     "user_delete",
     "user_hook_view",
+    "user_last_superuser_problem",
     "user_update",
 ]
 
 User = get_user_model()
 USER_FIELDS = ("username", "email", "first_name", "last_name", "is_active", "is_staff", "is_superuser")
 PROFILE_FIELDS = ("show_portal", "show_chat", "metadata", "app_namespace")
+
+
+LAST_SUPERUSER_MESSAGE = (
+    "This is the last active superuser: make another user an active staff superuser before deleting, "
+    "deactivating or demoting this one, or nobody can administer Fjordgate."
+)
+
+
+def _is_administrator(user: Any) -> bool:
+    """Who can run the control plane: an active superuser with staff access (the admin site and the API)."""
+    return bool(user.is_active and user.is_superuser and user.is_staff)
+
+
+def user_last_superuser_problem(*, user_id: int | None, remains_administrator: bool, lock: bool = False) -> str:
+    """The refusal message when losing `user_id` as an administrator would leave none, else "".
+
+    With `lock`, the administrators' rows stay locked to the end of the caller's transaction, so two admins demoting
+    each other at the same time cannot both succeed.
+    """
+    if user_id is None or remains_administrator:
+        return ""
+    administrators = User.objects.filter(is_active=True, is_superuser=True, is_staff=True)
+    if lock:
+        administrators = administrators.select_for_update()
+    ids = set(administrators.values_list("pk", flat=True))
+    return LAST_SUPERUSER_MESSAGE if ids == {user_id} else ""
+
+
+def _refuse_losing_last_superuser(user_id: int | None, *, remains_administrator: bool) -> None:
+    problem = user_last_superuser_problem(user_id=user_id, remains_administrator=remains_administrator, lock=True)
+    if problem:
+        raise ValidationError(problem, code="last_superuser")
 
 
 def _profile(user) -> Profile:
@@ -70,6 +104,7 @@ def _apply(user, outcome: HookOutcome):
     elif user.pk is None:
         user.set_unusable_password()
     user.full_clean(exclude=["password"])
+    _refuse_losing_last_superuser(user.pk, remains_administrator=_is_administrator(user))
     user.save()
     profile = _profile(user)
     for name in PROFILE_FIELDS:
@@ -125,7 +160,10 @@ def user_update(*, user, data: dict[str, Any], actor_id: int | None = None, hook
     )
 
 
+@transaction.atomic
 def user_delete(*, user, actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> None:
+    """Delete a user; refused for the last active superuser (nobody could administer Fjordgate after it)."""
+    _refuse_losing_last_superuser(user.pk, remains_administrator=False)
     guarded_delete(
         object_type="user",
         instance=user,

@@ -7,6 +7,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from control_plane.config.json_fields import JSONListField, JSONObjectField
+from control_plane.sync.namespaces import namespace_check, validate_namespace
+
 
 class App(models.Model):
     """A consumer of LLMs. Inactive until an admin approves it; the privacy rule binds its resources to its LLMs."""
@@ -16,11 +19,11 @@ class App(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="fjordgate_apps"
     )
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     is_active = models.BooleanField(default=True)
     approved = models.BooleanField(default=False)
     approved_at = models.DateTimeField(null=True, blank=True, editable=False)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = JSONObjectField(blank=True)
     llms = models.ManyToManyField("llms.LLM", blank=True, related_name="apps")
     tools = models.ManyToManyField("catalog.Tool", blank=True, related_name="apps")
     datasources = models.ManyToManyField("catalog.Datasource", blank=True, related_name="apps")
@@ -29,11 +32,12 @@ class App(models.Model):
     rate_limit_tpm = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     user_rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     user_rate_limit_tpm = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
-    allowed_ips = models.JSONField(default=list, blank=True, help_text="Addresses or CIDRs; empty allows any")
+    allowed_ips = JSONListField(blank=True, help_text="Addresses or CIDRs; empty allows any")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        constraints = [namespace_check("applications_app")]
         ordering = ["name", "id"]
 
     def __str__(self) -> str:

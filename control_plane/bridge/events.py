@@ -26,9 +26,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from shared_sdk.messages import Direction, Event
-from shared_sdk.sync_protocol import BRIDGE_QUEUE_GROUP, EventEnvelope, decode, down_subject, encode, up_subject
+from shared_sdk.sync_protocol import BRIDGE_QUEUE_GROUP, EventEnvelope, decode, down_subject, encode
 
 from .db import run_db
+from .identity import up_identity
 
 log = logging.getLogger("fjordgate.bridge")
 
@@ -97,11 +98,9 @@ class EventRelay:
 
     async def _on_up(self, message: Msg) -> None:
         try:
-            envelope = decode(message.data, EventEnvelope)
-            event = envelope.event
-            if message.subject != up_subject(event.namespace, event.origin_edge_id, "event"):
-                # NATS permissions pin each edge to its own subjects; the body must agree with them
-                raise ValueError(f"body names {event.namespace!r}/{event.origin_edge_id!r}")
+            # the sender is the subject NATS let it publish on; the body's namespace and edge are not trusted
+            identity = up_identity(message.subject, "event")
+            event = decode(message.data, EventEnvelope).event
         except Exception as exc:
             log.warning("ignoring event on %s: %s", message.subject, exc)
             return
@@ -112,11 +111,11 @@ class EventRelay:
             payload=event.payload,
             direction=Direction.LOCAL,
             source=event.source,
-            origin_edge_id=event.origin_edge_id,
-            namespace=event.namespace,
+            origin_edge_id=identity.edge_id,
+            namespace=identity.namespace,
             timestamp=event.timestamp,
         )
         try:
             await asyncio.get_running_loop().run_in_executor(None, _studio_publish_local, local)
         except Exception:
-            log.exception("delivering event %s from edge %s failed", event.topic, event.origin_edge_id)
+            log.exception("delivering event %s from edge %s failed", event.topic, identity.edge_id)

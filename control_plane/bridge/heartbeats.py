@@ -1,4 +1,7 @@
-"""The edge registry's input: announce/heartbeat messages, handled by one bridge of the queue group each."""
+"""The edge registry's input: announce/heartbeat messages, handled by one bridge of the queue group each.
+
+The edge id and namespace recorded are those of the subject (`identity.py`), not of the body.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from control_plane.edges.services import edge_record_heartbeat
-from shared_sdk.sync_protocol import BRIDGE_QUEUE_GROUP, EdgeHeartbeat, decode, up_subject
+from control_plane.sync.namespaces import namespace_is_valid
+from shared_sdk.sync_protocol import BRIDGE_QUEUE_GROUP, EdgeHeartbeat, decode
 
 from .db import run_db
+from .identity import up_identity
 
 log = logging.getLogger("fjordgate.bridge")
 
@@ -26,17 +31,22 @@ class HeartbeatReceiver:
 
     async def _handle(self, message: Msg) -> None:
         try:
+            # who is beating: the subject NATS let this edge publish on, never what the body claims
+            identity = up_identity(message.subject, "heartbeat")
+            if not namespace_is_valid(identity.namespace):
+                raise ValueError(f"namespace {identity.namespace!r} breaks the namespace rule")
             beat = decode(message.data, EdgeHeartbeat)
-            if message.subject != up_subject(beat.namespace, beat.edge_id, "heartbeat"):
-                # NATS permissions pin each edge to its own subject; the body must agree with it
-                raise ValueError(f"body names {beat.namespace!r}/{beat.edge_id!r}")
         except (msgspec.DecodeError, ValueError) as exc:
             log.warning("ignoring heartbeat on %s: %s", message.subject, exc)
             return
+        if (beat.namespace, beat.edge_id) != (identity.namespace, identity.edge_id):
+            log.warning(
+                "heartbeat on %s names %r/%r; recorded as its subject", message.subject, beat.namespace, beat.edge_id
+            )
         await run_db(
             edge_record_heartbeat,
-            edge_id=beat.edge_id,
-            namespace=beat.namespace,
+            edge_id=identity.edge_id,
+            namespace=identity.namespace,
             version=beat.version,
             checksum=beat.checksum,
             started_at=beat.started_at,

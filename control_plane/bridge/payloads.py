@@ -3,6 +3,9 @@
 Once a payload is committed to PostgreSQL it is safe, so the NATS message is acknowledged right away; delivery
 to the plugin's `accept_edge_payload` is then retried from the table (every `retry_every_s`) until it
 succeeds, so a plugin that is down or slow never makes the edge hold or re-send its payload.
+
+The payload's edge and namespace are those of its subject (`identity.py`); a payload addressed to a plugin of
+another namespace is refused (logged, counted in `refused`, terminated), never stored or delivered.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from shared_sdk.messages import EdgePayload
 from shared_sdk.sync_protocol import PAYLOAD_CONSUMER, UP_STREAM, PayloadEnvelope, decode
 
 from .db import run_db
+from .identity import up_identity
 
 log = logging.getLogger("fjordgate.bridge")
 
@@ -48,10 +52,21 @@ def _deliver(record: EdgePayloadRecord) -> None:
     edge_payload_mark_delivered(record=record)
 
 
-def _store_and_deliver(envelope: PayloadEnvelope) -> None:
+def _plugin_namespace(slug: str) -> str | None:
+    from control_plane.plugins.models import Plugin
+
+    return Plugin.objects.filter(slug=slug).values_list("namespace", flat=True).first()
+
+
+def _store_and_deliver(envelope: PayloadEnvelope) -> str | None:
+    """Store and deliver; returns why the payload was refused, or None."""
+    owner = _plugin_namespace(envelope.payload.plugin_slug)
+    if owner not in (None, "", envelope.payload.edge_namespace):
+        return f"plugin {envelope.payload.plugin_slug!r} belongs to namespace {owner!r}"
     record, created = edge_payload_store(envelope=envelope)
     if created or record.delivered_at is None:
         _deliver(record)
+    return None
 
 
 def _retry_undelivered(limit: int = 100) -> int:
@@ -65,6 +80,7 @@ class PayloadReceiver:
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
         self.received = 0
+        self.refused = 0
 
     async def run(self) -> None:
         while True:
@@ -90,14 +106,22 @@ class PayloadReceiver:
                 continue
             for message in messages:
                 try:
+                    identity = up_identity(message.subject, "payload")
                     envelope = decode(message.data, PayloadEnvelope)
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, ValueError) as exc:
                     log.error("dropping undecodable payload on %s: %s", message.subject, exc)
                     await message.term()
                     continue
+                envelope.payload.edge_namespace = identity.namespace
+                envelope.payload.edge_id = identity.edge_id
                 if not envelope.payload.received_timestamp:
                     envelope.payload.received_timestamp = int(time.time())
-                await run_db(_store_and_deliver, envelope)
+                refused = await run_db(_store_and_deliver, envelope)
+                if refused is not None:
+                    self.refused += 1
+                    log.warning("refused payload %s on %s: %s", envelope.record_id[:64], message.subject, refused)
+                    await message.term()
+                    continue
                 await message.ack()
                 self.received += 1
 

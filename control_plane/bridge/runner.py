@@ -28,7 +28,7 @@ from .config_publisher import ConfigPublisher
 from .connection import connect_options, nats_connect
 from .db import run_db
 from .events import EventRelay
-from .health import HealthServer
+from .health import HealthServer, HealthWatch
 from .heartbeats import HeartbeatReceiver
 from .leader import LeaderLease
 from .payloads import PayloadReceiver
@@ -75,6 +75,8 @@ class Bridge:
         health_host: str = "0.0.0.0",
         poll_interval_s: float = 0.1,
         bridge_id: str | None = None,
+        outbox_max_attempts: int = 8,
+        outbox_backoff_s: float = 2.0,
     ) -> None:
         """`health_host` defaults to every interface so an orchestrator's probe reaches the bridge inside a
         container; BRIDGE_HEALTH_HOST (read by `run_bridge`) narrows it, e.g. to 127.0.0.1 on a shared host."""
@@ -82,7 +84,10 @@ class Bridge:
         self._health_host = health_host
         self._health_port = health_port
         self._poll_interval_s = poll_interval_s
+        self._outbox_max_attempts = outbox_max_attempts
+        self._outbox_backoff_s = outbox_backoff_s
         self._stop = asyncio.Event()
+        self.watch = HealthWatch()
         self._nc: Client | None = None
         self.leader: LeaderLease | None = None
         self.publisher: ConfigPublisher | None = None
@@ -91,15 +96,23 @@ class Bridge:
         self.started_at = time.time()
 
     def status(self) -> dict:
+        nats_connected = bool(self._nc is not None and self._nc.is_connected)
+        reasons = self.watch.problems(nats_connected=nats_connected)
         return {
-            "status": "ok" if self._nc is not None and self._nc.is_connected else "degraded",
+            "status": "unhealthy" if reasons else "ok",
+            "reasons": reasons,
             "bridge_id": self.bridge_id,
-            "nats_connected": bool(self._nc is not None and self._nc.is_connected),
+            "nats_connected": nats_connected,
+            "database_reachable": self.watch.database_error is None,
             "leader": bool(self.leader and self.leader.is_leader),
             "uptime_s": round(time.time() - self.started_at, 1),
             "telemetry_batches": self.telemetry.batches if self.telemetry else 0,
             "records_inserted": self.telemetry.records_inserted if self.telemetry else 0,
+            "records_refused": self.telemetry.records_refused if self.telemetry else 0,
             "configs_published": self.publisher.published if self.publisher else 0,
+            "config_publish_failures": self.publisher.failures if self.publisher else 0,
+            "config_changes_dead_lettered": self.publisher.dead_lettered if self.publisher else 0,
+            "leader_duty_failures": self.watch.leader_failures_total,
             "events_down": self.events.sent if self.events else 0,
             "events_up": self.events.received if self.events else 0,
         }
@@ -120,7 +133,12 @@ class Bridge:
         js = nc.jetstream(timeout=10)
         await ensure_up_stream(js)
         self.leader = LeaderLease(js, self.bridge_id)
-        self.publisher = ConfigPublisher(js)
+        self.publisher = ConfigPublisher(
+            js,
+            connected=lambda: nc.is_connected,
+            max_attempts=self._outbox_max_attempts,
+            backoff_s=self._outbox_backoff_s,
+        )
         budgets = BudgetPublisher(js)
         self.telemetry = TelemetryIngestor(js, on_ingested=budgets.mark_dirty)
         payloads = PayloadReceiver(js)
@@ -134,6 +152,7 @@ class Bridge:
             asyncio.create_task(budgets.run(), name="budgets"),
             asyncio.create_task(self._leader_duties(nc, payloads), name="leader-duties"),
             asyncio.create_task(self._drain_events(nc), name="events-down"),
+            asyncio.create_task(self.watch.watch_database(), name="database-probe"),
         ]
         log.info("bridge ready (id %s, health on %s:%d)", self.bridge_id, self._health_host, self._health_port)
         await self._stop.wait()
@@ -153,6 +172,7 @@ class Bridge:
             await asyncio.sleep(self._poll_interval_s)
             if not self.leader.is_leader or not nc.is_connected:
                 was_leader = False
+                self.watch.leader_duty_succeeded()  # not ours to do (or NATS is down: reported on its own)
                 continue
             try:
                 if not was_leader:
@@ -167,9 +187,11 @@ class Bridge:
                 if now - last_payload_retry > 30:
                     last_payload_retry = now
                     await run_db(payloads.retry_once)
+                self.watch.leader_duty_succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                self.watch.leader_duty_failed(exc)
                 log.exception("leader duty failed; retrying")
                 await asyncio.sleep(1)
 

@@ -3,6 +3,9 @@
 A crash between commit and ack makes NATS re-deliver the batch; the unique record_id turns the second insert
 into a no-op, so each record is stored exactly once. A message that cannot be decoded is terminated (it would
 fail the same way on every re-delivery) and logged with its subject.
+
+Each batch's namespace and edge are those of its subject, and records naming another namespace's app or LLM
+are refused (counted in `records_refused`, logged): see `identity.py`.
 """
 
 from __future__ import annotations
@@ -15,14 +18,20 @@ import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from control_plane.analytics.services import analytics_ingest_batches
+from control_plane.analytics.services import IngestResult, analytics_ingest_batches
 from shared_sdk.sync_protocol import TELEMETRY_CONSUMER, UP_STREAM, TelemetryBatch, decode
 
 from .db import run_db
+from .identity import ScopedTelemetry, UpIdentity, telemetry_in_scope, up_identity
 
 log = logging.getLogger("fjordgate.bridge")
 
 FETCH_BATCH = 64
+
+
+def _ingest_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> tuple[ScopedTelemetry, IngestResult]:
+    scoped = telemetry_in_scope(received)
+    return scoped, analytics_ingest_batches(scoped.batches)  # commits before returning
 
 
 class TelemetryIngestor:
@@ -38,6 +47,8 @@ class TelemetryIngestor:
         self._on_ingested = on_ingested
         self._fetch_batch = fetch_batch
         self.records_inserted = 0
+        self.records_refused = 0
+        """Records naming an app or LLM outside their subject's namespace (metric)."""
         self.batches = 0
 
     async def run(self) -> None:
@@ -67,24 +78,28 @@ class TelemetryIngestor:
                 messages = await subscription.fetch(self._fetch_batch, timeout=1)
             except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
                 continue
-            batches: list[TelemetryBatch] = []
+            received: list[tuple[UpIdentity, TelemetryBatch]] = []
             good = []
             for message in messages:
                 try:
-                    batches.append(decode(message.data, TelemetryBatch))
+                    received.append((up_identity(message.subject, "telemetry"), decode(message.data, TelemetryBatch)))
                     good.append(message)
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, ValueError) as exc:
                     log.error("dropping undecodable telemetry on %s: %s", message.subject, exc)
                     await message.term()
-            if not batches:
+            if not received:
                 continue
-            result = await run_db(analytics_ingest_batches, batches)  # commits before returning
+            scoped, result = await run_db(_ingest_in_scope, received)
             for message in good:
                 await message.ack()
-            self.batches += len(batches)
+            self.batches += len(received)
             self.records_inserted += result.inserted
-            log.debug("ingested %d batches: %d records, %d new", len(batches), result.received, result.inserted)
+            if scoped.refused:
+                self.records_refused += scoped.refused
+                for reason in scoped.reasons:
+                    log.warning("refused telemetry outside its subject's namespace: %s", reason)
+            log.debug("ingested %d batches: %d records, %d new", len(received), result.received, result.inserted)
             if self._on_ingested is not None:
-                namespaces = {b.namespace for b in batches if b.budget_usage}
+                namespaces = {b.namespace for b in scoped.batches if b.budget_usage}
                 if namespaces:
                     await self._on_ingested(namespaces)

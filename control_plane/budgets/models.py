@@ -10,6 +10,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from control_plane.sync.namespaces import namespace_check, validate_namespace
+
 
 class Budget(models.Model):
     """`period_start`/`period_end` bound the current period; `spent` is what the edges reported in it.
@@ -42,7 +44,7 @@ class Budget(models.Model):
     )
     group = models.ForeignKey(Group, on_delete=models.CASCADE, null=True, blank=True, related_name="fjordgate_budgets")
     llm = models.ForeignKey("llms.LLM", on_delete=models.CASCADE, null=True, blank=True, related_name="budgets")
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     limit = models.DecimalField(max_digits=18, decimal_places=6, validators=[MinValueValidator(Decimal("0"))])
     currency = models.CharField(max_length=3, default="USD")
     period = models.CharField(max_length=24, choices=Period.choices, default=Period.MONTHLY)
@@ -58,6 +60,7 @@ class Budget(models.Model):
     class Meta:
         ordering = ["scope", "id"]
         constraints = [
+            namespace_check("budgets_budget"),
             models.CheckConstraint(
                 condition=(
                     Q(scope="app", app__isnull=False, user__isnull=True, group__isnull=True, llm__isnull=True)

@@ -7,7 +7,9 @@ from decimal import Decimal
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from control_plane.config.json_fields import JSONListField, JSONObjectField
 from control_plane.plugins.models import SLUG
+from control_plane.sync.namespaces import namespace_check, validate_namespace
 
 PRICE = {"max_digits": 18, "decimal_places": 6, "default": Decimal("0"), "validators": [MinValueValidator(0)]}
 
@@ -16,16 +18,17 @@ class Tool(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])
     description = models.TextField(blank=True, default="")
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
-    openapi_spec = models.JSONField(default=dict, blank=True)
-    operations = models.JSONField(default=list, blank=True)
+    openapi_spec = JSONObjectField(blank=True)
+    operations = JSONListField(blank=True)
     is_active = models.BooleanField(default=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = JSONObjectField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        constraints = [namespace_check("catalog_tool")]
         ordering = ["slug"]
 
     def __str__(self) -> str:
@@ -36,16 +39,17 @@ class Datasource(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])
     description = models.TextField(blank=True, default="")
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     vector_store = models.CharField(max_length=100, blank=True, default="", help_text="e.g. pgvector, qdrant")
     embedder = models.CharField(max_length=200, blank=True, default="")
     is_active = models.BooleanField(default=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = JSONObjectField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        constraints = [namespace_check("catalog_datasource")]
         ordering = ["slug"]
 
     def __str__(self) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from control_plane.sync.namespaces import namespace_check, validate_namespace
+
 
 class EdgeStatus(models.TextChoices):
     IN_SYNC = "in_sync", "In sync"
@@ -20,7 +22,7 @@ class EdgeInstance(models.Model):
     """One edge gateway as last heard from. Status is recomputed on each heartbeat and by `edge_mark_stale`."""
 
     edge_id = models.CharField(max_length=63, unique=True)
-    namespace = models.CharField(max_length=63, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=63, blank=True, default="", db_index=True, validators=[validate_namespace])
     status = models.CharField(max_length=16, choices=EdgeStatus.choices, default=EdgeStatus.PENDING, db_index=True)
     version_applied = models.BigIntegerField(default=0)
     checksum_applied = models.CharField(max_length=64, blank=True, default="")
@@ -40,6 +42,7 @@ class EdgeInstance(models.Model):
     last_heartbeat = models.DateTimeField(db_index=True)
 
     class Meta:
+        constraints = [namespace_check("edges_edgeinstance")]
         ordering = ["namespace", "edge_id"]
 
     def __str__(self) -> str:
@@ -49,7 +52,7 @@ class EdgeInstance(models.Model):
 class PublishedConfig(models.Model):
     """The snapshot the bridge last published for a namespace: what an in-sync edge must hold."""
 
-    namespace = models.CharField(max_length=63, unique=True, blank=True, default="")
+    namespace = models.CharField(max_length=63, unique=True, blank=True, default="", validators=[validate_namespace])
     version = models.BigIntegerField()
     checksum = models.CharField(max_length=64)
     chunk_count = models.PositiveIntegerField(default=0)
@@ -57,6 +60,7 @@ class PublishedConfig(models.Model):
     published_at = models.DateTimeField()
 
     class Meta:
+        constraints = [namespace_check("edges_publishedconfig")]
         ordering = ["namespace"]
 
     def __str__(self) -> str:
@@ -66,13 +70,14 @@ class PublishedConfig(models.Model):
 class EdgeReloadRequest(models.Model):
     """An operator's request that one edge (edge_id set) or every edge of a namespace re-apply its config."""
 
-    namespace = models.CharField(max_length=63, blank=True, default="")
+    namespace = models.CharField(max_length=63, blank=True, default="", validators=[validate_namespace])
     edge_id = models.CharField(max_length=63, blank=True, default="")
     requested_by = models.CharField(max_length=150, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
+        constraints = [namespace_check("edges_edgereloadrequest")]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

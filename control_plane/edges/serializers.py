@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from control_plane.sync.namespaces import validate_namespace
+
 from .models import EdgeInstance
 
 
@@ -30,4 +32,4 @@ class EdgeInstanceSerializer(serializers.ModelSerializer):
 
 
 class NamespaceReloadSerializer(serializers.Serializer):
-    namespace = serializers.CharField(allow_blank=True, max_length=63)
+    namespace = serializers.CharField(allow_blank=True, max_length=63, validators=[validate_namespace])

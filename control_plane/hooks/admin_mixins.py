@@ -10,13 +10,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 
+from control_plane.config.admin_widgets import SafeAutocompleteMixin
 from control_plane.config.exceptions import ApplicationError, HookRejected
 from control_plane.sync.services import config_push_now
 
 from .services import HookOutcome, object_hooks_run_before
 
 
-class ServiceAdminMixin:
+class ServiceAdminMixin(SafeAutocompleteMixin):
     """Subclasses set `object_type` (or None for objects without hooks) and implement:
     `service_data(form, obj) -> dict`, `service_save(request, obj, data, outcome) -> Model`,
     `service_delete(request, obj)`, and optionally `hook_view(obj, data)` and `check_outcome(outcome)`.
@@ -107,6 +108,15 @@ class ServiceAdminMixin:
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.service_delete(request, obj)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """The form validates what it can before saving; a rule only the service can check (under its locks) is a
+        message on the same page, never a server error. The transaction of the save was rolled back."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (ApplicationError, ValidationError) as exc:
+            messages.error(request, _message(exc))
+            return HttpResponseRedirect(request.get_full_path())
 
     def delete_view(self, request, object_id, extra_context=None):
         try:

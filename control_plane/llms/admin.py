@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
+from control_plane.config.admin_widgets import SafeAutocompleteMixin
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.plugins.services import plugin_validate_config
 
@@ -20,10 +21,22 @@ class LLMAdminForm(forms.ModelForm):
         help_text="Stored encrypted; never shown again. Leave empty to keep the current key.",
     )
     clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key")
+    max_response_bytes = forms.IntegerField(
+        required=False,
+        min_value=1024,
+        max_value=1024**3,
+        initial=LLM._meta.get_field("max_response_bytes").default,
+        help_text="Largest vendor reply an edge reads (decoded), 1 KiB to 1 GiB; a larger one is a 502. Empty: 32 MiB.",
+    )
 
     class Meta:
         model = LLM
         fields = "__all__"
+
+    def clean_max_response_bytes(self) -> int:
+        """Optional in the form (older scripts posting the form keep working); empty means the default."""
+        value = self.cleaned_data.get("max_response_bytes")
+        return LLM._meta.get_field("max_response_bytes").default if value is None else value
 
 
 class BindingForm(forms.ModelForm):
@@ -44,7 +57,7 @@ class BindingForm(forms.ModelForm):
         return cleaned
 
 
-class BindingInline(admin.TabularInline):
+class BindingInline(SafeAutocompleteMixin, admin.TabularInline):
     model = LLMPluginBinding
     form = BindingForm
     extra = 0

@@ -19,6 +19,12 @@ class PluginBindingSerializer(serializers.ModelSerializer):
         model = LLMPluginBinding
         fields = ["plugin", "order_index", "is_active", "config_override"]
 
+    def validate(self, attrs):
+        # A PATCH makes nested items partial too, but a chain item without its plugin means nothing.
+        if "plugin" not in attrs:
+            raise serializers.ValidationError({"plugin": "This field is required."}, code="required")
+        return attrs
+
 
 class LLMSerializer(serializers.ModelSerializer):
     api_key = serializers.CharField(
@@ -53,6 +59,7 @@ class LLMSerializer(serializers.ModelSerializer):
             "max_retries",
             "connect_timeout_s",
             "first_byte_timeout_s",
+            "max_response_bytes",
             "plugin_chain",
             "created_at",
             "updated_at",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from control_plane.config.json_fields import JSONListField, JSONObjectField
 from control_plane.plugins.models import SLUG
+from control_plane.sync.namespaces import namespace_check, validate_namespace
 
 
 class LLM(models.Model):
@@ -31,21 +33,25 @@ class LLM(models.Model):
         help_text="The key encrypted for edges, made once per key change so a snapshot's checksum is stable",
     )
     default_model = models.CharField(max_length=200, blank=True, default="")
-    allowed_models = models.JSONField(
-        default=list, blank=True, help_text="Regular expressions (full match); empty allows every model"
-    )
+    allowed_models = JSONListField(blank=True, help_text="Regular expressions (full match); empty allows every model")
     privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     is_active = models.BooleanField(default=True)
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    fallbacks = models.JSONField(default=list, blank=True, help_text='[{"llm_slug": "...", "model": null}]')
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
+    metadata = JSONObjectField(blank=True)
+    fallbacks = JSONListField(blank=True, help_text='[{"llm_slug": "...", "model": null}]')
     max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
     connect_timeout_s = models.FloatField(default=5.0, validators=[MinValueValidator(0.1)])
     first_byte_timeout_s = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
+    max_response_bytes = models.PositiveBigIntegerField(
+        default=32 * 1024 * 1024,
+        validators=[MinValueValidator(1024), MaxValueValidator(1024**3)],
+        help_text="Largest vendor reply an edge reads (decoded); a larger one is a 502. 1 KiB to 1 GiB.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        constraints = [namespace_check("llms_llm")]
         ordering = ["slug"]
         verbose_name = "LLM"
 
@@ -64,7 +70,7 @@ class LLMPluginBinding(models.Model):
     plugin = models.ForeignKey("plugins.Plugin", on_delete=models.CASCADE, related_name="llm_bindings")
     order_index = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
-    config_override = models.JSONField(default=dict, blank=True)
+    config_override = JSONObjectField(blank=True)
 
     class Meta:
         ordering = ["llm", "order_index", "id"]

@@ -39,6 +39,7 @@ LLM_FIELDS = (
     "max_retries",
     "connect_timeout_s",
     "first_byte_timeout_s",
+    "max_response_bytes",
 )
 
 
@@ -170,7 +171,9 @@ def llm_set_plugin_chain(*, llm: LLM, chain: list[dict[str, Any]]) -> list[LLMPl
     llm.plugin_bindings.all().delete()
     bindings = []
     for index, item in enumerate(chain):
-        plugin = item["plugin"]
+        plugin = item.get("plugin") if isinstance(item, dict) else None
+        if plugin is None:
+            raise ValidationError({"plugin_chain": f"Item {index} names no plugin."})
         override = item.get("config_override") or {}
         plugin_validate_config(plugin=plugin, config=override, partial_over=plugin.config)
         bindings.append(

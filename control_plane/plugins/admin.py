@@ -8,6 +8,7 @@ import json
 import msgspec
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
@@ -99,6 +100,14 @@ class PluginAdminForm(forms.ModelForm):
         else:
             self.initial["raw_config"] = config
 
+    def clean_raw_config(self) -> dict:
+        value = self.cleaned_data.get("raw_config")
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Give a JSON object ({...}).", code="json_object")
+        return value
+
     def config_from_fields(self) -> dict:
         config = dict(self.cleaned_data.get("raw_config") or {})
         for name in self.schema_props:
@@ -117,7 +126,11 @@ class PluginAdminForm(forms.ModelForm):
             if bool(probe.import_path) == bool(probe.command):
                 raise forms.ValidationError("Set exactly one of import path (in-process) and command (isolated).")
             plugin_describe_into(probe)
-            plugin_validate_config(plugin=probe, config=self.config_from_fields())
+            try:
+                plugin_validate_config(plugin=probe, config=self.config_from_fields())
+            except ValidationError as exc:
+                # The service names "config", which is no field of this form: show its problems above the form.
+                raise forms.ValidationError([f"Config: {message}" for message in exc.messages]) from None
         return cleaned
 
 

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from control_plane.config.json_fields import JSONListField, JSONObjectField
+from control_plane.sync.namespaces import namespace_check, validate_namespace
 from shared_sdk.scopes import ALL_SCOPES, SCOPES
 
 SLUG = RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Use lower-case letters, digits, '-' and '_'.")
@@ -38,11 +40,11 @@ class Plugin(models.Model):
     import_path = models.CharField(
         max_length=300, blank=True, default="", help_text="module:attribute of a plugin class or factory (in-process)"
     )
-    command = models.JSONField(default=list, blank=True, help_text="argv of an isolated plugin process")
-    config = models.JSONField(default=dict, blank=True)
+    command = JSONListField(blank=True, help_text="argv of an isolated plugin process")
+    config = JSONObjectField(blank=True)
     failure_policy = models.CharField(max_length=10, choices=FailurePolicy.choices, default=FailurePolicy.OPEN)
     timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(10)])
-    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     active = models.BooleanField(default=True)
     global_order = models.IntegerField(
         null=True, blank=True, help_text="Runs on every request of its namespace in this order; empty = only in chains"
@@ -63,11 +65,12 @@ class Plugin(models.Model):
     class Meta:
         ordering = ["slug"]
         constraints = [
+            namespace_check("plugins_plugin"),
             models.CheckConstraint(
                 condition=(models.Q(import_path="") & ~models.Q(command=[]))
                 | (~models.Q(import_path="") & models.Q(command=[])),
                 name="plugin_import_path_xor_command",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

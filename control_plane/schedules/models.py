@@ -16,6 +16,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from control_plane.config.json_fields import JSONObjectField
+
 from .cron import CronError, validate_cron, validate_timezone
 
 SCHEDULE_ID = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "Use letters, digits, '.', '-' and '_'.")
@@ -42,7 +44,7 @@ class PluginSchedule(models.Model):
     )
     timezone = models.CharField(max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Oslo")
     enabled = models.BooleanField(default=True)
-    config = models.JSONField(default=dict, blank=True, help_text="Passed to the plugin as Schedule.config")
+    config = JSONObjectField(blank=True, help_text="Passed to the plugin as Schedule.config")
     timeout_seconds = models.PositiveIntegerField(
         default=60, validators=[MinValueValidator(1), MaxValueValidator(86_400)]
     )

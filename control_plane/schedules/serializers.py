@@ -10,7 +10,9 @@ from .models import PluginSchedule, ScheduleRun
 
 class PluginScheduleSerializer(serializers.ModelSerializer):
     plugin = serializers.SlugRelatedField(
-        slug_field="slug", queryset=PluginSchedule._meta.get_field("plugin").related_model.objects.all()
+        slug_field="slug",
+        queryset=PluginSchedule._meta.get_field("plugin").related_model.objects.all(),
+        allow_null=True,  # built-in system jobs have no plugin; a schedule created here needs one (validate_plugin)
     )
     upcoming_fire_times = serializers.SerializerMethodField()
 
@@ -38,6 +40,11 @@ class PluginScheduleSerializer(serializers.ModelSerializer):
         )
         read_only_fields = ("system_job", "from_manifest", "next_run_at", "last_run_at", "created_at", "updated_at")
         validators = []  # uniqueness is checked by the model's constraints in the service, with a field message
+
+    def validate_plugin(self, plugin):
+        if plugin is None:
+            raise serializers.ValidationError("Give the slug of the plugin that runs this schedule.")
+        return plugin
 
     def get_upcoming_fire_times(self, obj: PluginSchedule) -> list[str]:
         as_text = serializers.DateTimeField().to_representation

@@ -14,6 +14,7 @@ from control_plane.config.exceptions import PermissionRefused
 from control_plane.edges.models import EdgeReloadRequest
 
 from .models import ConfigChange
+from .namespaces import validate_namespace
 from .selectors import snapshot_build
 from .services import config_push_now
 
@@ -25,7 +26,9 @@ class ConfigChangeSerializer(serializers.ModelSerializer):
 
 
 class PushSerializer(serializers.Serializer):
-    namespace = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
+    namespace = serializers.CharField(
+        max_length=63, allow_blank=True, required=False, default="", validators=[validate_namespace]
+    )
 
 
 class ConfigChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

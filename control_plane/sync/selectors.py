@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from shared_sdk.snapshot import (
     AppConfig,
@@ -25,7 +26,12 @@ __all__ = ["config_changes_unpublished", "config_version_current", "snapshot_bui
 
 
 def config_changes_unpublished() -> QuerySet[ConfigChange]:
-    return ConfigChange.objects.filter(published_at__isnull=True).order_by("version")
+    """Changes the bridge should publish now: not published, not set aside, not waiting out a backoff."""
+    return ConfigChange.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now()),
+        published_at__isnull=True,
+        dead_lettered_at__isnull=True,
+    ).order_by("version")
 
 
 def config_version_current(*, namespace: str) -> tuple[int, float]:
@@ -103,6 +109,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
                 max_retries=llm.max_retries,
                 connect_timeout_s=llm.connect_timeout_s,
                 first_byte_timeout_s=llm.first_byte_timeout_s,
+                max_response_bytes=llm.max_response_bytes,
                 metadata=dict(llm.metadata),
             )
         )

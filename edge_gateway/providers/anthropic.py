@@ -373,6 +373,7 @@ class AnthropicProvider:
             spec.connect_timeout_s,
             spec.first_byte_timeout_s,
             spec.idle_stream_timeout_s,
+            spec.max_response_bytes,
         )
 
     def parse(self, call: OpenAIRequest, model: str, body: bytes) -> tuple[bytes, Usage]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..upstream import UpstreamRequest
+from ..upstream import DEFAULT_MAX_RESPONSE_BYTES, UpstreamRequest
 
 __all__ = [
     "CallKind",
@@ -41,6 +41,7 @@ class UpstreamSpec:
     first_byte_timeout_s: float
     idle_stream_timeout_s: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 @dataclass(slots=True)
@@ -162,6 +163,7 @@ def native_request(
         spec.connect_timeout_s,
         spec.first_byte_timeout_s,
         spec.idle_stream_timeout_s,
+        spec.max_response_bytes,
     )
 
 

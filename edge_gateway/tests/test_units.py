@@ -135,6 +135,10 @@ def test_settings_name_the_bad_variable(tmp_path):
         load_settings({"EDGE_SNAPSHOT_FILE": str(snap), "EDGE_PORT": "http"})
     assert bad_port.value.variable == "EDGE_PORT"
     assert load_settings({"EDGE_SNAPSHOT_FILE": str(snap), "EDGE_PORT": "9000"}).port == 9000
+    with pytest.raises(ConfigError) as bad_deadline:
+        load_settings({"EDGE_SNAPSHOT_FILE": str(snap), "EDGE_UPSTREAM_DEADLINE_S": "0"})
+    assert bad_deadline.value.variable == "EDGE_UPSTREAM_DEADLINE_S"
+    assert load_settings({"EDGE_SNAPSHOT_FILE": str(snap)}).upstream_deadline_s == 600.0
 
 
 def test_sse_splitter_reassembles_events_cut_anywhere():

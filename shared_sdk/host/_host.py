@@ -22,6 +22,7 @@ from ._loader import load_plugin_object
 from .handle import DEFAULT_SYNC_WORKERS, InProcessHandle, PluginHandle
 from .health import PluginHealth
 from .spec import PluginSpec
+from .watchdog import DEFAULT_STALL_THRESHOLD_S, LoopStall, LoopWatchdog
 
 __all__ = ["PluginHost"]
 
@@ -37,6 +38,10 @@ class PluginHost:
 
     `ping_interval_s` and `sync_workers` are the defaults for specs that leave theirs unset: how often
     isolated plugins are health-pinged, and how many threads run each plugin's plain-`def` handlers.
+
+    `loop_stall_s` arms a `LoopWatchdog` (`host.watchdog`) from the first load: an `async` handler that blocks
+    the loop longer is logged with its plugin's name and counted; `on_loop_stall(stall)` lets the runtime meter
+    it. `None` turns the watchdog off.
     """
 
     def __init__(
@@ -46,6 +51,8 @@ class PluginHost:
         *,
         ping_interval_s: float = 30.0,
         sync_workers: int = DEFAULT_SYNC_WORKERS,
+        loop_stall_s: float | None = DEFAULT_STALL_THRESHOLD_S,
+        on_loop_stall: Callable[[LoopStall], None] | None = None,
     ) -> None:
         if ping_interval_s <= 0:
             raise ValueError("ping_interval_s must be positive")
@@ -57,6 +64,7 @@ class PluginHost:
         self.sync_workers = sync_workers
         self._handles: dict[str, PluginHandle] = {}
         self._lock = asyncio.Lock()
+        self.watchdog = LoopWatchdog(loop_stall_s, on_loop_stall) if loop_stall_s is not None else None
 
     def get(self, slug: str) -> PluginHandle | None:
         return self._handles.get(slug)
@@ -109,12 +117,16 @@ class PluginHost:
             await self._stop(handle)
 
     async def aclose(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
         async with self._lock:
             handles = list(self._handles.values())
             self._handles.clear()
         await asyncio.gather(*(self._stop(h) for h in handles))
 
     async def _start(self, spec: PluginSpec, plugin: object | None = None) -> PluginHandle:
+        if self.watchdog is not None:
+            self.watchdog.start()
         spec = self._with_defaults(spec)
         guard = ScopeGuard(spec.slug)
         services = self.services_factory(spec.slug)

@@ -375,7 +375,8 @@ class InProcessHandle(PluginHandle):
             return None
         self.healthy = True  # allow the schema call before initialize
         try:
-            return await self.call("get_config_schema", None)
+            schema: dict[str, Any] | None = await self.call("get_config_schema", None)
+            return schema
         finally:
             self.healthy = False
 
@@ -384,7 +385,8 @@ class InProcessHandle(PluginHandle):
             return None
         self.healthy = True  # allow the manifest call before initialize
         try:
-            return await self.call("get_manifest", None)
+            manifest: PluginManifest | None = await self.call("get_manifest", None)
+            return manifest
         finally:
             self.healthy = False
 
@@ -487,7 +489,8 @@ def _deadlines() -> _Deadlines:
     loop = asyncio.get_running_loop()
     ref = _last[0]
     if ref is not None and ref() is loop:
-        return _last[1]
+        cached: _Deadlines = _last[1]
+        return cached
     d = _by_loop.get(loop)
     if d is None:
         d = _by_loop[loop] = _Deadlines()

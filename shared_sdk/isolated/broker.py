@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -26,6 +26,9 @@ from .wire import (
     encode_error,
     encoder,
 )
+
+if TYPE_CHECKING:
+    from .wire import RpcContext, StreamRpc, UnaryRpc
 
 __all__ = ["BrokerServer"]
 
@@ -43,7 +46,7 @@ class BrokerServer:
 
     async def start(self, address: str) -> None:
         server = grpc.aio.server(options=GRPC_OPTIONS)
-        handlers: dict[str, grpc.RpcMethodHandler] = {}
+        handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
         for name, m in BROKER_METHODS.items():
             if m.name == "events_subscribe":
                 handlers[name] = grpc.unary_stream_rpc_method_handler(self._subscribe)
@@ -65,11 +68,11 @@ class BrokerServer:
         service = getattr(self.services, m.service)  # raises RuntimeServiceUnavailable for the wrong runtime
         return getattr(service, m.method)
 
-    def _unary_handler(self, m: BrokerMethod):
+    def _unary_handler(self, m: BrokerMethod) -> UnaryRpc:
         decoder = broker_arg_decoder(m.name)
         n_kw = len(m.kwnames)
 
-        async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        async def handle(request: bytes, context: RpcContext) -> bytes:
             try:
                 args = decoder.decode(request)
                 fn = self._target(m)
@@ -90,11 +93,11 @@ class BrokerServer:
 
         return handle
 
-    def _stream_handler(self, m: BrokerMethod):
+    def _stream_handler(self, m: BrokerMethod) -> StreamRpc:
         decoder = broker_arg_decoder(m.name)
         n_kw = len(m.kwnames)
 
-        async def handle(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        async def handle(request: bytes, context: RpcContext) -> AsyncIterator[bytes]:
             try:
                 args = decoder.decode(request)
                 fn = self._target(m)
@@ -106,7 +109,7 @@ class BrokerServer:
 
         return handle
 
-    async def _subscribe(self, request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def _subscribe(self, request: bytes, context: RpcContext) -> AsyncIterator[bytes]:
         """One event subscription of the plugin: subscribe on the real bus, forward until the plugin hangs up."""
         (topic,) = broker_arg_decoder("events_subscribe").decode(request)
         queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -127,7 +130,7 @@ class BrokerServer:
             await events.unsubscribe(sub_id)
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+async def _abort(context: RpcContext, exc: BaseException) -> None:
     """ABORTED with "ExcType: message"; a scope denial also carries its fields so the plugin re-raises it typed."""
     metadata: tuple[tuple[str, str], ...] = ()
     if isinstance(exc, ServiceScopeDenied):

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import msgspec
@@ -42,6 +42,9 @@ from .wire import (
     request_decoder,
     runtime_from_env,
 )
+
+if TYPE_CHECKING:
+    from .wire import RpcContext, StreamRpc, UnaryRpc
 
 __all__ = ["serve"]
 
@@ -86,7 +89,7 @@ async def _serve(plugin: Any, socket: str) -> None:
 
     stopped = asyncio.Event()
     server = grpc.aio.server(options=GRPC_OPTIONS)
-    handlers: dict[str, grpc.RpcMethodHandler] = {
+    handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {
         "_describe": grpc.unary_unary_rpc_method_handler(_describe(handle)),
         "_initialize": grpc.unary_unary_rpc_method_handler(_initialize(handle)),
         "_shutdown": grpc.unary_unary_rpc_method_handler(_shutdown(handle, stopped)),
@@ -133,13 +136,13 @@ def _context(data: Any, handle: InProcessHandle) -> Context | None:
     return None if data is None else Context.from_data(data, handle.services)
 
 
-async def _fail(context: grpc.aio.ServicerContext, err: PluginCallError) -> None:
+async def _fail(context: RpcContext, err: PluginCallError) -> None:
     if isinstance(err, CapabilityNotImplemented):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, err.detail)
     await context.abort(_STATUS.get(err.kind, grpc.StatusCode.ABORTED), err.detail)
 
 
-async def _decode(decoder: Any, request: bytes, context: grpc.aio.ServicerContext) -> tuple[Any, list[Any]]:
+async def _decode(decoder: Any, request: bytes, context: RpcContext) -> tuple[Any, list[Any]]:
     try:
         ctx_data, *args = decoder.decode(request)
     except msgspec.ValidationError as exc:
@@ -147,10 +150,10 @@ async def _decode(decoder: Any, request: bytes, context: grpc.aio.ServicerContex
     return ctx_data, args
 
 
-def _unary(handle: InProcessHandle, method: str):
+def _unary(handle: InProcessHandle, method: str) -> UnaryRpc:
     decoder = request_decoder(method)
 
-    async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def call(request: bytes, context: RpcContext) -> bytes:
         ctx_data, args = await _decode(decoder, request, context)
         try:
             result = await handle.call(method, _context(ctx_data, handle), *args)
@@ -161,10 +164,10 @@ def _unary(handle: InProcessHandle, method: str):
     return call
 
 
-def _stream(handle: InProcessHandle, method: str):
+def _stream(handle: InProcessHandle, method: str) -> StreamRpc:
     decoder = request_decoder(method)
 
-    async def call(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def call(request: bytes, context: RpcContext) -> AsyncIterator[bytes]:
         ctx_data, args = await _decode(decoder, request, context)
         try:
             async for item in handle.stream(method, _context(ctx_data, handle), *args):
@@ -175,8 +178,8 @@ def _stream(handle: InProcessHandle, method: str):
     return call
 
 
-def _describe(handle: InProcessHandle):
-    async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+def _describe(handle: InProcessHandle) -> UnaryRpc:
+    async def call(request: bytes, context: RpcContext) -> bytes:
         try:
             schema = await handle.read_config_schema()
             manifest = await handle.read_manifest()
@@ -198,10 +201,10 @@ def _describe(handle: InProcessHandle):
     return call
 
 
-def _initialize(handle: InProcessHandle):
+def _initialize(handle: InProcessHandle) -> UnaryRpc:
     decoder = request_decoder("initialize")
 
-    async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def call(request: bytes, context: RpcContext) -> bytes:
         _, config = decoder.decode(request)
         try:
             await handle.initialize(config)
@@ -212,8 +215,8 @@ def _initialize(handle: InProcessHandle):
     return call
 
 
-def _shutdown(handle: InProcessHandle, stopped: asyncio.Event):
-    async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+def _shutdown(handle: InProcessHandle, stopped: asyncio.Event) -> UnaryRpc:
+    async def call(request: bytes, context: RpcContext) -> bytes:
         try:
             await handle.stop()
         finally:
@@ -223,11 +226,11 @@ def _shutdown(handle: InProcessHandle, stopped: asyncio.Event):
     return call
 
 
-def _ping(handle: InProcessHandle):
+def _ping(handle: InProcessHandle) -> UnaryRpc:
     """Answered on the event loop: a loop blocked by the plugin (or a deadlock) leaves the host's ping unanswered,
     which is how the host tells a hung process from a busy one."""
 
-    async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def call(request: bytes, context: RpcContext) -> bytes:
         busy, stuck = handle.thread_stats()
         return encoder.encode(PingReply(sync_workers=handle.sync_workers, busy_threads=busy, stuck_threads=stuck))
 

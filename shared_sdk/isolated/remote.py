@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -14,27 +14,15 @@ import grpc
 from ..context import (
     EventBus,
     EventHandler,
-    GatewayServices,
     KVStore,
     PluginLogger,
     Services,
     StdlibPluginLogger,
-    StudioServices,
     deliver,
 )
 from ..errors import ServiceError, ServiceScopeDenied
-from ..messages import (
-    LLM,
-    App,
-    BudgetStatus,
-    Event,
-    LLMCallChunk,
-    LLMCallResponse,
-    LLMMessage,
-    Runtime,
-    Tool,
-    User,
-)
+from ..messages import Event, Runtime
+from ..service_table import ServiceMethod, build_service_class
 from ..sync_protocol import edge_payload_problem
 from .wire import (
     BROKER_METHODS,
@@ -45,7 +33,7 @@ from .wire import (
     encoder,
 )
 
-__all__ = ["BrokerClient", "remote_services"]
+__all__ = ["BrokerClient", "RemoteGateway", "RemoteKV", "RemoteStudio", "proxy_class", "remote_services"]
 
 log = logging.getLogger("fjordgate.plugins.child")
 
@@ -66,12 +54,12 @@ class BrokerClient:
 
     def __init__(self, target: str) -> None:
         self._channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
-        self._unary = {
+        self._unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {
             name: self._channel.unary_unary(f"/{BROKER_SERVICE}/{name}")
             for name, m in BROKER_METHODS.items()
             if not m.streaming
         }
-        self._streams = {
+        self._streams: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {
             name: self._channel.unary_stream(f"/{BROKER_SERVICE}/{name}")
             for name, m in BROKER_METHODS.items()
             if m.streaming
@@ -116,21 +104,53 @@ class BrokerClient:
         await self._channel.close()
 
 
-class RemoteKV(KVStore):
+class _Remote:
+    """A service of the host, reached through the broker; its methods are derived from the service table."""
+
+    __slots__ = ("_b",)
+
     def __init__(self, broker: BrokerClient) -> None:
         self._b = broker
 
-    async def read(self, key: str) -> bytes | None:
-        return await self._b.call("kv_read", key)
 
-    async def write(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
-        await self._b.call("kv_write", key, bytes(value), None if ttl_s is None else float(ttl_s))
+def _payload_check(payload: bytes, correlation_id: str, metadata: dict[str, str] | None) -> None:
+    """A payload over the limit fails before its bytes cross the socket (the host checks again)."""
+    problem = edge_payload_problem(payload, metadata)
+    if problem is not None:
+        raise ServiceError(problem)
 
-    async def delete(self, key: str) -> bool:
-        return await self._b.call("kv_delete", key)
 
-    async def list(self, prefix: str = "") -> list[str]:
-        return await self._b.call("kv_list", prefix)
+_CHECKS: dict[str, Callable[..., None]] = {"gateway_send_payload": _payload_check}
+"""Broker method -> a check of its wire arguments run in the plugin's process first."""
+
+
+def _forward(row: ServiceMethod) -> Callable[..., Any]:
+    name = row.name
+    check = _CHECKS.get(name)
+    if row.streaming:
+
+        def stream(self: _Remote, *args: Any, **kwargs: Any) -> Any:
+            return self._b.stream(name, *row.wire_args(args, kwargs))
+
+        return stream
+
+    async def call(self: _Remote, *args: Any, **kwargs: Any) -> Any:
+        wire = row.wire_args(args, kwargs)
+        if check is not None:
+            check(*wire)
+        return await self._b.call(name, *wire)
+
+    return call
+
+
+def proxy_class(service: str, table: Iterable[ServiceMethod] | None = None) -> type[Any]:
+    """The gRPC proxy class of `service`, derived from the service table (or `table`)."""
+    return build_service_class(service, f"Remote{service.capitalize()}", (_Remote,), _forward, table)
+
+
+RemoteKV = proxy_class("kv")
+RemoteGateway = proxy_class("gateway")
+RemoteStudio = proxy_class("studio")
 
 
 class RemoteLogger(PluginLogger):
@@ -199,96 +219,6 @@ class RemoteEvents(EventBus):
         with contextlib.suppress(asyncio.CancelledError):
             await task
         return True
-
-
-class RemoteGateway(GatewayServices):
-    def __init__(self, broker: BrokerClient) -> None:
-        self._b = broker
-
-    async def get_app(self, app_id: int) -> App | None:
-        return await self._b.call("gateway_get_app", app_id)
-
-    async def list_apps(self) -> list[App]:
-        return await self._b.call("gateway_list_apps")
-
-    async def get_user(self, user_id: int) -> User | None:
-        return await self._b.call("gateway_get_user", user_id)
-
-    async def get_llm(self, llm_id: int) -> LLM | None:
-        return await self._b.call("gateway_get_llm", llm_id)
-
-    async def get_budget_status(self, app_id: int) -> BudgetStatus:
-        return await self._b.call("gateway_get_budget_status", app_id)
-
-    async def validate_credential(self, credential: str) -> bool:
-        return await self._b.call("gateway_validate_credential", credential)
-
-    async def send_payload(
-        self, payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None
-    ) -> str:
-        problem = edge_payload_problem(payload, metadata)  # before the bytes cross the socket
-        if problem is not None:
-            raise ServiceError(problem)
-        return await self._b.call("gateway_send_payload", bytes(payload), correlation_id, metadata)
-
-
-class RemoteStudio(StudioServices):
-    def __init__(self, broker: BrokerClient) -> None:
-        self._b = broker
-
-    async def get_app(self, app_id: int) -> App | None:
-        return await self._b.call("studio_get_app", app_id)
-
-    async def list_apps(
-        self,
-        page: int = 1,
-        limit: int = 50,
-        *,
-        owner_id: int | None = None,
-        namespace: str | None = None,
-        is_active: bool | None = None,
-    ) -> list[App]:
-        return await self._b.call("studio_list_apps", page, limit, owner_id, namespace, is_active)
-
-    async def update_app_metadata(self, app_id: int, metadata: dict[str, Any]) -> App:
-        return await self._b.call("studio_update_app_metadata", app_id, metadata)
-
-    async def patch_app_metadata(self, app_id: int, key: str, value: Any = None, *, delete: bool = False) -> dict:
-        return await self._b.call("studio_patch_app_metadata", app_id, key, value, delete)
-
-    async def get_user(self, user_id: int) -> User | None:
-        return await self._b.call("studio_get_user", user_id)
-
-    async def get_llm(self, llm_id: int) -> LLM | None:
-        return await self._b.call("studio_get_llm", llm_id)
-
-    async def list_llms(self, page: int = 1, limit: int = 50) -> list[LLM]:
-        return await self._b.call("studio_list_llms", page, limit)
-
-    async def list_tools(self, page: int = 1, limit: int = 50) -> list[Tool]:
-        return await self._b.call("studio_list_tools", page, limit)
-
-    async def call_llm(
-        self,
-        llm_id: int,
-        messages: list[LLMMessage],
-        *,
-        model: str = "",
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-    ) -> LLMCallResponse:
-        return await self._b.call("studio_call_llm", llm_id, messages, model, temperature, max_tokens)
-
-    def stream_llm(
-        self,
-        llm_id: int,
-        messages: list[LLMMessage],
-        *,
-        model: str = "",
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-    ) -> AsyncIterator[LLMCallChunk]:
-        return self._b.stream("studio_stream_llm", llm_id, messages, model, temperature, max_tokens)
 
 
 class _NoBroker(KVStore, EventBus):

@@ -29,25 +29,14 @@ never outlives its host.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
 
-from ..messages import (
-    LLM,
-    App,
-    BudgetStatus,
-    ContextData,
-    Event,
-    LLMCallChunk,
-    LLMCallResponse,
-    LLMMessage,
-    PluginManifest,
-    Runtime,
-    Tool,
-    User,
-)
+from ..messages import ContextData, Event, PluginManifest, Runtime
 from ..methods import LIFECYCLE, METHODS
+from ..service_table import SERVICE_METHODS
 
 __all__ = [
     "BROKER_METHODS",
@@ -70,6 +59,14 @@ __all__ = [
     "request_decoder",
     "result_decoder",
 ]
+
+if TYPE_CHECKING:
+    import grpc
+
+    RpcContext: TypeAlias = grpc.aio.ServicerContext[bytes, bytes]
+    UnaryRpc: TypeAlias = Callable[[bytes, RpcContext], Awaitable[bytes]]
+    """A unary gRPC method of ours: msgpack bytes in, msgpack bytes out."""
+    StreamRpc: TypeAlias = Callable[[bytes, RpcContext], AsyncIterator[bytes]]
 
 PROTOCOL_VERSION = 1
 HANDSHAKE_PREFIX = f"FJORDGATE_PLUGIN|{PROTOCOL_VERSION}|"
@@ -122,21 +119,26 @@ class PingReply(msgspec.Struct, kw_only=True):
     stuck_threads: int = 0
 
 
-_request_decoders: dict[str, msgspec.msgpack.Decoder] = {}
-_result_decoders: dict[str, msgspec.msgpack.Decoder] = {}
+_request_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
+_result_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
 
 
-def request_decoder(method: str) -> msgspec.msgpack.Decoder:
+def _tuple_of(types: tuple[Any, ...]) -> Any:
+    """`tuple[types...]` built at run time (the decoders' argument types come from the call tables)."""
+    return tuple.__class_getitem__(types)
+
+
+def request_decoder(method: str) -> msgspec.msgpack.Decoder[Any]:
     """Decoder for a plugin method's request `(ContextData | None, *args)`."""
     dec = _request_decoders.get(method)
     if dec is None:
         spec = METHODS.get(method) or LIFECYCLE[method]
-        dec = msgspec.msgpack.Decoder(tuple[(ContextData | None, *spec.arg_types)])  # type: ignore[misc]
+        dec = msgspec.msgpack.Decoder(_tuple_of((ContextData | None, *spec.arg_types)))
         _request_decoders[method] = dec
     return dec
 
 
-def result_decoder(method: str) -> msgspec.msgpack.Decoder:
+def result_decoder(method: str) -> msgspec.msgpack.Decoder[Any]:
     dec = _result_decoders.get(method)
     if dec is None:
         if method.startswith("_"):  # control methods
@@ -161,7 +163,7 @@ def decode_error(details: str | None) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Broker methods: (service attribute, method, positional arg types, keyword names, result type, streaming)
+# Broker methods: the service table plus the logger and the event bus
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -179,66 +181,35 @@ class BrokerMethod(msgspec.Struct, frozen=True):
         return f"{self.service}_{self.method}"
 
 
-_LLM_ARGS = (int, list[LLMMessage], str, float | None, int | None)
-_LLM_KW = ("model", "temperature", "max_tokens")
-
 BROKER_METHODS: dict[str, BrokerMethod] = {
     m.name: m
     for m in (
-        BrokerMethod("kv", "read", (str,), bytes | None),
-        BrokerMethod("kv", "write", (str, bytes, float | None), None),
-        BrokerMethod("kv", "delete", (str,), bool),
-        BrokerMethod("kv", "list", (str,), list[str]),
+        # Services whose wire shape differs from their interface: a log call's fields travel as one dict,
+        # a subscription is a stream of events (topic None = every topic).
         BrokerMethod("logger", "log", (int, str, dict[str, Any]), None),
         BrokerMethod("events", "publish_event", (Event,), None),
         BrokerMethod("events", "subscribe", (str | None,), Event, streaming=True),
-        BrokerMethod("gateway", "get_app", (int,), App | None),
-        BrokerMethod("gateway", "list_apps", (), list[App]),
-        BrokerMethod("gateway", "get_user", (int,), User | None),
-        BrokerMethod("gateway", "get_llm", (int,), LLM | None),
-        BrokerMethod("gateway", "get_budget_status", (int,), BudgetStatus),
-        BrokerMethod("gateway", "validate_credential", (str,), bool),
-        BrokerMethod(
-            "gateway",
-            "send_payload",
-            (bytes, str, dict[str, str] | None),
-            str,
-            kwnames=("correlation_id", "metadata"),
+        # Everything else comes from the service table.
+        *(
+            BrokerMethod(row.service, row.method, row.arg_types, row.result_type, row.kwnames, row.streaming)
+            for row in SERVICE_METHODS.values()
         ),
-        BrokerMethod("studio", "get_app", (int,), App | None),
-        BrokerMethod(
-            "studio",
-            "list_apps",
-            (int, int, int | None, str | None, bool | None),
-            list[App],
-            kwnames=("owner_id", "namespace", "is_active"),
-        ),
-        BrokerMethod("studio", "update_app_metadata", (int, dict[str, Any]), App),
-        BrokerMethod("studio", "patch_app_metadata", (int, str, Any, bool), dict[str, Any], kwnames=("delete",)),
-        BrokerMethod("studio", "get_user", (int,), User | None),
-        BrokerMethod("studio", "get_llm", (int,), LLM | None),
-        BrokerMethod("studio", "list_llms", (int, int), list[LLM]),
-        BrokerMethod("studio", "list_tools", (int, int), list[Tool]),
-        BrokerMethod("studio", "call_llm", _LLM_ARGS, LLMCallResponse, kwnames=_LLM_KW),
-        BrokerMethod("studio", "stream_llm", _LLM_ARGS, LLMCallChunk, kwnames=_LLM_KW, streaming=True),
     )
 }
+"""Broker gRPC method name (`gateway_get_app`) -> how it is called."""
 
-_broker_arg_decoders = {
-    name: msgspec.msgpack.Decoder(tuple[m.arg_types] if m.arg_types else tuple[()])  # type: ignore[misc]
-    for name, m in BROKER_METHODS.items()
-}
+_broker_arg_decoders = {name: msgspec.msgpack.Decoder(_tuple_of(m.arg_types)) for name, m in BROKER_METHODS.items()}
 _broker_result_decoders = {
     name: msgspec.msgpack.Decoder(m.result_type if m.result_type is not None else Any)
     for name, m in BROKER_METHODS.items()
 }
 
 
-def broker_arg_decoder(name: str) -> msgspec.msgpack.Decoder:
+def broker_arg_decoder(name: str) -> msgspec.msgpack.Decoder[Any]:
     return _broker_arg_decoders[name]
 
 
-def broker_result_decoder(name: str) -> msgspec.msgpack.Decoder:
+def broker_result_decoder(name: str) -> msgspec.msgpack.Decoder[Any]:
     return _broker_result_decoders[name]
 
 

@@ -294,7 +294,9 @@ class InMemoryStudio(StudioServices):
         self.apps[app_id] = app
         return app
 
-    async def patch_app_metadata(self, app_id: int, key: str, value: Any = None, *, delete: bool = False) -> dict:
+    async def patch_app_metadata(
+        self, app_id: int, key: str, value: Any = None, *, delete: bool = False
+    ) -> dict[str, Any]:
         metadata = dict(self._app(app_id).metadata)
         if delete:
             metadata.pop(key, None)

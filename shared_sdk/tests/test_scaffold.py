@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
-from shared_sdk.scaffold import create_plugin, main
+from shared_sdk.scaffold import EXAMPLE_NAME, create_plugin, main
 
 
-def test_scaffolded_plugin_test_passes_with_plain_pytest(tmp_path):
+def test_scaffolded_plugin_test_passes_without_a_warning(tmp_path):
     root = create_plugin("team-header", tmp_path)
     assert (root / "team_header" / "plugin.py").exists() and (root / "README.md").exists()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
         cwd=root,
         env=env,
         capture_output=True,
@@ -25,6 +27,23 @@ def test_scaffolded_plugin_test_passes_with_plain_pytest(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
+    assert "warning" not in result.stdout.lower()
+
+
+def test_scaffolded_plugin_depends_on_the_sdk_alone(tmp_path):
+    project = tomllib.loads((create_plugin("dep-check", tmp_path) / "pyproject.toml").read_text())["project"]
+    assert project["dependencies"] == ["fjordgate-sdk>=0.1"]
+    assert project["optional-dependencies"]["test"] == ["fjordgate-sdk[testing]>=0.1"]
+
+
+@pytest.mark.parametrize("command", [["fjordgate", "plugin", "new"], ["shared_sdk.scaffold"]])
+def test_help_suggests_a_name_the_validator_accepts(tmp_path, command):
+    result = subprocess.run(
+        [sys.executable, "-m", *command, "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    (example,) = re.findall(r"e\.g\. ([\w-]+)", " ".join(result.stdout.split()))
+    assert example == EXAMPLE_NAME
+    assert create_plugin(example, tmp_path).is_dir()
 
 
 def test_scaffolded_plugin_runs_isolated_via_its_main(tmp_path):

@@ -33,7 +33,9 @@ class Reporter(BasePlugin, DataCollector, ManifestProvider):
 class SyncReporter(Reporter):
     name = "sync-reporter"
 
-    def handle_analytics(self, ctx, record: AnalyticsRecord) -> None:  # a plain def: blocking twins of the services
+    def handle_analytics(  # type: ignore[override]  # a plain def on purpose: blocking twins of the services
+        self, ctx, record: AnalyticsRecord
+    ) -> None:
         cid = ctx.services.gateway.send_payload(record.request_id.encode(), correlation_id=f"c-{record.request_id}")
         ctx.services.kv.write(f"cid:{record.request_id}", cid.encode())
 

@@ -54,8 +54,7 @@ async def test_two_bridges_share_telemetry_without_duplicating_work(nats_server)
                 namespace="demo",
                 created_at=time.time(),
                 analytics=[
-                    AnalyticsRecord(request_id=f"r-{wave}-{i}", app_id=1, status_code=200)
-                    for i in range(RECORDS_PER_BATCH)
+                    AnalyticsRecord(request_id=f"r-{wave}-{i}", status_code=200) for i in range(RECORDS_PER_BATCH)
                 ],
             )
             subject = up_subject("demo", batch.edge_id, "telemetry")

@@ -59,8 +59,8 @@ async def _edge(url: str, tmp_path):
 def records(start: int, count: int) -> list:
     out: list = []
     for i in range(start, start + count):
-        out.append(AnalyticsRecord(request_id=f"req-{i}", app_id=1, model="mock-gpt", status_code=200, cost="0.01"))
-        out.append(BudgetUsage(request_id=f"req-{i}", app_id=1, cost="0.01"))
+        out.append(AnalyticsRecord(request_id=f"req-{i}", model="mock-gpt", status_code=200, cost="0.01"))
+        out.append(BudgetUsage(request_id=f"req-{i}", cost="0.01"))
     return out
 
 

@@ -23,8 +23,17 @@ class Command(BaseCommand):
             host = options["health_host"] or env_str("BRIDGE_HEALTH_HOST", "0.0.0.0")
             port = options["health_port"] or env_int("BRIDGE_HEALTH_PORT", 8010, minimum=1, maximum=65535)
             poll_ms = env_float("BRIDGE_POLL_INTERVAL_MS", 100.0, minimum=5.0)
+            max_attempts = env_int("BRIDGE_OUTBOX_MAX_ATTEMPTS", 8, minimum=1, maximum=1000)
+            backoff_s = env_float("BRIDGE_OUTBOX_BACKOFF_S", 2.0, minimum=0.0)
         except ConfigError as exc:
             from fjordgate.env import fail
 
             fail(f"configuration error: {exc}")
-        asyncio.run(Bridge(health_host=host, health_port=port, poll_interval_s=poll_ms / 1000).run())
+        bridge = Bridge(
+            health_host=host,
+            health_port=port,
+            poll_interval_s=poll_ms / 1000,
+            outbox_max_attempts=max_attempts,
+            outbox_backoff_s=backoff_s,
+        )
+        asyncio.run(bridge.run())

@@ -1,0 +1,42 @@
+import control_plane.sync.namespaces
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("applications", "0001_initial"),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name="app",
+            name="namespace",
+            field=models.CharField(
+                blank=True,
+                db_index=True,
+                default="",
+                max_length=100,
+                validators=[control_plane.sync.namespaces.validate_namespace],
+            ),
+        ),
+        # the constraint as model state; in the database NOT VALID: rows written before the rule
+        # are kept (control_plane/sync/namespaces.py), every new or edited row is checked
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AddConstraint(
+                    model_name="app",
+                    constraint=models.CheckConstraint(
+                        condition=models.Q(("namespace__regex", "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$")),
+                        name="applications_app_namespace_valid",
+                        violation_error_message="A namespace is empty (global) or 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit.",
+                    ),
+                )
+            ],
+            database_operations=[
+                migrations.RunSQL(
+                    "ALTER TABLE applications_app ADD CONSTRAINT applications_app_namespace_valid CHECK (namespace ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$') NOT VALID",
+                    "ALTER TABLE applications_app DROP CONSTRAINT IF EXISTS applications_app_namespace_valid",
+                )
+            ],
+        ),
+    ]

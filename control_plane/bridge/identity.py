@@ -1,0 +1,104 @@
+"""Who sent a message up: the NATS subject, never the body (issue 13).
+
+NATS permissions (deploy/nats/nats.conf, and the users `fjordgate up` generates) let an edge publish only on
+`fj.up.<its namespace>.<its id>.>`, so the subject is the authenticated identity; the namespace and edge id in a
+message body are whatever the sender chose to write. Everything the bridge stores or hands on therefore takes
+both from the subject, and a telemetry record is stored only when the app and LLM it names belong to that
+namespace or are global (namespace ""). Anything else (another namespace's app, an id that does not exist) is
+refused: counted, logged, never stored; the rest of its batch is stored as usual. Without this, an edge could
+insert spend against another namespace's app and exhaust its budget.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import msgspec
+
+from shared_sdk.sync_protocol import GLOBAL_TOKEN, TelemetryBatch
+
+log = logging.getLogger("fjordgate.bridge")
+
+
+@dataclass(frozen=True)
+class UpIdentity:
+    namespace: str
+    """"" for the global namespace (token `_`)."""
+    edge_id: str
+
+
+def up_identity(subject: str, kind: str) -> UpIdentity:
+    """The sender of `fj.up.<ns>.<edge>.<kind>`; ValueError for any other shape."""
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != "fj" or parts[1] != "up" or parts[4] != kind or not parts[2] or not parts[3]:
+        raise ValueError(f"not an fj.up.<ns>.<edge>.{kind} subject: {subject!r}")
+    return UpIdentity("" if parts[2] == GLOBAL_TOKEN else parts[2], parts[3])
+
+
+@dataclass
+class ScopedTelemetry:
+    """What may be stored of a fetch of telemetry batches, and what was refused."""
+
+    batches: list[TelemetryBatch] = field(default_factory=list)
+    refused: int = 0
+    reasons: list[str] = field(default_factory=list)
+    """One line per batch with refusals (first reason and count), for the log."""
+
+
+def _namespaces_of(model, ids: set[int]) -> dict[int, str]:
+    return dict(model.objects.filter(pk__in=ids).values_list("pk", "namespace")) if ids else {}
+
+
+def telemetry_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> ScopedTelemetry:
+    """Rewrite each batch with its subject's identity and drop the records naming objects outside it.
+
+    Runs on the bridge's database thread: two indexed lookups (apps, LLMs) for the whole fetch.
+    """
+    from control_plane.applications.models import App
+    from control_plane.llms.models import LLM
+
+    app_ids: set[int] = set()
+    llm_ids: set[int] = set()
+    for _, batch in received:
+        for record in (*batch.analytics, *batch.budget_usage, *batch.proxy_logs):
+            if record.app_id is not None:
+                app_ids.add(record.app_id)
+            if record.llm_id is not None:
+                llm_ids.add(record.llm_id)
+    app_ns, llm_ns = _namespaces_of(App, app_ids), _namespaces_of(LLM, llm_ids)
+
+    def refusal(record, namespace: str) -> str | None:
+        for kind, object_id, owners in (("app", record.app_id, app_ns), ("LLM", record.llm_id, llm_ns)):
+            if object_id is None:
+                continue
+            owner = owners.get(object_id)
+            if owner is None:
+                return f"{kind} {object_id} does not exist"
+            if owner not in ("", namespace):
+                return f"{kind} {object_id} belongs to namespace {owner!r}"
+        return None
+
+    result = ScopedTelemetry()
+    for identity, batch in received:
+        kept: dict[str, list] = {"analytics": [], "budget_usage": [], "proxy_logs": []}
+        refused, first = 0, ""
+        for section, records in kept.items():
+            for record in getattr(batch, section):
+                reason = refusal(record, identity.namespace)
+                if reason is not None:
+                    refused, first = refused + 1, first or reason
+                    continue
+                if section != "budget_usage":  # these carry their own copy of the identity
+                    record = msgspec.structs.replace(record, namespace=identity.namespace, edge_id=identity.edge_id)
+                records.append(record)
+        result.batches.append(
+            msgspec.structs.replace(batch, namespace=identity.namespace, edge_id=identity.edge_id, **kept)
+        )
+        if refused:
+            result.refused += refused
+            result.reasons.append(
+                f"{refused} record(s) of batch {batch.batch_id[:64]!r} from edge {identity.edge_id!r} of namespace "
+                f"{identity.namespace!r}: {first}"
+            )
+    return result

@@ -1,0 +1,80 @@
+"""JSON columns that hold one shape: an object (`JSONObjectField`) or a list (`JSONListField`).
+
+A plain `JSONField` stores any JSON value, so `"metadata": [1]` or `"config": "x"` used to be saved and then broke
+whoever read it as a dict (object hooks merging metadata, the snapshot builder, plugins reading their config).
+The shape is checked by a default validator, so every write path refuses it the same way: the services'
+`full_clean()`, the admin's model forms (a form error on the field) and DRF's model serializers (a 400 naming the
+field; DRF copies model validators). Both fields deconstruct as `django.db.models.JSONField`: the database column and
+the migration state are unchanged, only validation is added.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+
+__all__ = ["JSONListField", "JSONObjectField", "ShapedJSONFormField", "validate_json_list", "validate_json_object"]
+
+
+def validate_json_object(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError("Give a JSON object ({...}).", code="json_object")
+
+
+def validate_json_list(value: Any) -> None:
+    if not isinstance(value, list):
+        raise ValidationError("Give a JSON list ([...]).", code="json_list")
+
+
+class ShapedJSONFormField(forms.JSONField):
+    """The admin's input for a shaped column: empty means the empty shape; `null` or another shape is refused
+    here, because Django skips model validation of a blank-allowed field whose value is None."""
+
+    def __init__(self, *args: Any, shape: type, **kwargs: Any) -> None:
+        self.shape = shape
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if value in self.empty_values:
+            return self.shape()
+        converted = super().to_python(value)
+        if not isinstance(converted, self.shape):
+            raise ValidationError(
+                "Give a JSON object ({...})." if self.shape is dict else "Give a JSON list ([...]).", code="shape"
+            )
+        return converted
+
+
+class _ShapedJSONField(models.JSONField):
+    shape: type = dict
+
+    def deconstruct(self):
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.JSONField", args, kwargs
+
+    def formfield(self, **kwargs: Any) -> forms.Field:
+        return super().formfield(**{"form_class": ShapedJSONFormField, "shape": self.shape, **kwargs})
+
+
+class JSONObjectField(_ShapedJSONField):
+    """A JSON object (`default=dict` unless given)."""
+
+    default_validators = [validate_json_object]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("default", dict)
+        super().__init__(*args, **kwargs)
+
+
+class JSONListField(_ShapedJSONField):
+    """A JSON list (`default=list` unless given)."""
+
+    default_validators = [validate_json_list]
+    shape = list
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("default", list)
+        super().__init__(*args, **kwargs)
