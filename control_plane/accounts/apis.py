@@ -14,6 +14,7 @@ from control_plane.catalog.models import Datasource, Tool
 from control_plane.config.api import IsAdmin, ServiceViewSet, actor_id
 from control_plane.config.json_fields import validate_json_object
 from control_plane.llms.models import LLM
+from control_plane.sync.namespaces import validate_namespace
 
 from .models import Catalogue, Profile
 from .services import catalogue_set, group_delete, group_save, user_create, user_delete, user_update
@@ -27,8 +28,8 @@ class UserSerializer(serializers.ModelSerializer):
     metadata = serializers.JSONField(required=False, validators=[validate_json_object])
     show_portal = serializers.BooleanField(required=False)
     show_chat = serializers.BooleanField(required=False)
-    app_namespace = serializers.RegexField(
-        r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$",
+    app_namespace = serializers.CharField(
+        validators=[validate_namespace],
         max_length=63,
         allow_blank=True,
         required=False,

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 
 from control_plane.config.json_fields import JSONObjectField
+from control_plane.sync.namespaces import validate_namespace
 
 
 class Profile(models.Model):
@@ -17,7 +18,11 @@ class Profile(models.Model):
     show_chat = models.BooleanField(default=True)
     metadata = JSONObjectField(blank=True)
     app_namespace = models.CharField(
-        max_length=63, blank=True, default="", help_text="Where this user's self-service apps are created"
+        max_length=63,
+        blank=True,
+        default="",
+        validators=[validate_namespace],
+        help_text="Where this user's self-service apps are created",
     )
 
     def __str__(self) -> str:

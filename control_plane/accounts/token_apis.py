@@ -13,11 +13,12 @@ from rest_framework.views import APIView
 
 from control_plane.config.api import request_access
 from control_plane.config.exceptions import PermissionRefused
+from control_plane.sync.namespaces import validate_namespace
 
 from .models import ApiToken
 from .tokens import api_token_create, api_token_revoke
 
-NAMESPACE = serializers.RegexField(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$", max_length=63, allow_blank=True)
+NAMESPACE = serializers.CharField(max_length=63, allow_blank=True, validators=[validate_namespace])
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
