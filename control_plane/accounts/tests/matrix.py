@@ -19,12 +19,15 @@ admin-global    -         -      -         -      lvcud      lvcud   lvcud
 staff-no-role   -         -      -         -      -          -       -
 """
 
+A, B = "team-a", "team-b"  # the namespaces the table calls A and B
+COLUMN = {A: "A", B: "B", "": '""'}
+
 #: The role rows a test user gets: (is_superuser, {namespace: role}).
 ROLE_GRANTS: dict[str, tuple[bool, dict[str, str]]] = {
     "superuser": (True, {}),
-    "admin-A": (False, {"A": "admin"}),
-    "operator-A": (False, {"A": "operator"}),
-    "viewer-A": (False, {"A": "viewer"}),
+    "admin-A": (False, {A: "admin"}),
+    "operator-A": (False, {A: "operator"}),
+    "viewer-A": (False, {A: "viewer"}),
     "admin-global": (False, {"": "admin"}),
     "staff-no-role": (False, {}),
 }
@@ -42,7 +45,7 @@ KIND_CLASS = {
     "user": "global",
     "price": "global",
 }
-NAMESPACED_TARGETS = ("A", "B", "")
+NAMESPACED_TARGETS = (A, B, "")
 OPERATIONS = ("list", "view", "create", "update", "delete")
 
 
@@ -58,7 +61,7 @@ RIGHTS = _parse()
 def expected(role: str, kind: str, namespace: str, operation: str) -> bool:
     """Whether `role` may do `operation` on a `kind` object living in `namespace` (ignored for global kinds)."""
     klass = KIND_CLASS[kind]
-    column = "global" if klass == "global" else f"{namespace or chr(34) * 2}:{klass}"
+    column = "global" if klass == "global" else f"{COLUMN[namespace]}:{klass}"
     return operation[0] in RIGHTS[role][column]
 
 

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from .matrix import ROLE_GRANTS, cases, expected
+from .matrix import ROLE_GRANTS, A, cases, expected
 from .world import World, make_user
 
 pytestmark = pytest.mark.django_db
@@ -97,7 +97,7 @@ def test_admin_action_refuses_a_selection_holding_an_object_of_another_namespace
         llm_create(
             data={"name": s, "slug": s, "vendor": "mock", "api_endpoint": "http://mock.local/v1", "namespace": ns}
         )
-        for s, ns in (("mine", "A"), ("global", ""))
+        for s, ns in (("mine", A), ("global", ""))
     )
     client = Client()
     client.force_login(make_user("admin-A"))

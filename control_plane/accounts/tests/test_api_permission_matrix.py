@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from control_plane.accounts.models import NamespaceRole
 
-from .matrix import ROLE_GRANTS, cases, expected
+from .matrix import ROLE_GRANTS, A, B, cases, expected
 from .world import URLS, World, make_user
 
 pytestmark = pytest.mark.django_db
@@ -87,14 +87,14 @@ def test_api_permission_matrix(role, admin_user):
 def test_moving_an_object_to_a_namespace_you_do_not_administer_is_refused_with_a_reason(admin_user):
     root = APIClient()
     root.force_authenticate(admin_user)
-    app_id = root.post(URLS["app"], {"name": "mover", "namespace": "A"}, format="json").json()["id"]
+    app_id = root.post(URLS["app"], {"name": "mover", "namespace": A}, format="json").json()["id"]
     user = get_user_model().objects.create_user("admin-a", password="pw-Matrix-123456!", is_staff=True)
-    NamespaceRole.objects.create(user=user, namespace="A", role="admin")
+    NamespaceRole.objects.create(user=user, namespace=A, role="admin")
     client = APIClient()
     client.force_authenticate(user)
 
-    response = client.patch(f"{URLS['app']}{app_id}/", {"namespace": "B"}, format="json")
+    response = client.patch(f"{URLS['app']}{app_id}/", {"namespace": B}, format="json")
 
     assert response.status_code == 403
-    assert response.json()["message"] == "You may not change apps in namespace 'B'."
-    assert root.get(f"{URLS['app']}{app_id}/").json()["namespace"] == "A"
+    assert response.json()["message"] == f"You may not change apps in namespace {B!r}."
+    assert root.get(f"{URLS['app']}{app_id}/").json()["namespace"] == A

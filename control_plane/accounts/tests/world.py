@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from control_plane.accounts.models import NamespaceRole
 from control_plane.edges.models import EdgeInstance
 
-from .matrix import ROLE_GRANTS
+from .matrix import NAMESPACED_TARGETS, ROLE_GRANTS
 
 SCHEDULER = "control_plane.plugins.tests.plugins:SlowScheduler"
 URLS = {
@@ -41,7 +41,7 @@ class World:
     def __init__(self, root: APIClient) -> None:
         self.root = root
         self.parents: dict[tuple[str, str], Any] = {}
-        for ns in ("A", "B", ""):
+        for ns in NAMESPACED_TARGETS:
             self.parents["app", ns] = self._post("app", {"name": _name("parent"), "namespace": ns})["id"]
             self.parents["plugin", ns] = self._post("plugin", self._plugin(ns))["slug"]
 
