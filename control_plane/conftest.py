@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 
@@ -19,15 +18,19 @@ def plain_user(django_user_model):
 
 @pytest.fixture
 def admin_api(admin_user):
+    from control_plane.accounts.tokens import api_token_create
+
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(owner=admin_user)[1]}")
     return client
 
 
 @pytest.fixture
 def user_api(plain_user):
+    from control_plane.accounts.tokens import api_token_create
+
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=plain_user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(owner=plain_user)[1]}")
     return client
 
 

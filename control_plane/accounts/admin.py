@@ -8,9 +8,9 @@ from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 
-from control_plane.hooks.admin_mixins import ServiceAdminMixin
+from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
 
-from .models import Catalogue
+from .models import ApiToken, Catalogue
 from .services import (
     USER_FIELDS,
     catalogue_changed,
@@ -21,6 +21,7 @@ from .services import (
     user_last_superuser_problem,
     user_update,
 )
+from .tokens import api_token_revoke
 
 User = get_user_model()
 
@@ -79,3 +80,25 @@ class GroupAdmin(DjangoGroupAdmin):
 
     def delete_model(self, request, obj):
         group_delete(group=obj)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Personal API tokens: made through `POST /api/v1/auth/token/` (the key is shown once), revoked here."""
+
+    list_display = ["prefix", "owner", "name", "namespaces", "read_only", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["read_only", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["prefix", "name", "owner__username"]
+    fields = ["owner", "name", "prefix", "namespaces", "read_only", "created_at", "expires_at", "last_used_at"]
+    readonly_fields = ["owner", "prefix", "namespaces", "read_only", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # the key must be shown once to its owner: get one through the API
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the row stays for audit
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        run_each(request, queryset, lambda token: api_token_revoke(token=token), "Revoked")

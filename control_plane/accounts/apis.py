@@ -14,6 +14,7 @@ from control_plane.catalog.models import Datasource, Tool
 from control_plane.config.api import IsAdmin, ServiceViewSet, actor_id
 from control_plane.config.json_fields import validate_json_object
 from control_plane.llms.models import LLM
+from control_plane.sync.namespaces import validate_namespace
 
 from .models import Catalogue, Profile
 from .services import catalogue_set, group_delete, group_save, user_create, user_delete, user_update
@@ -27,6 +28,13 @@ class UserSerializer(serializers.ModelSerializer):
     metadata = serializers.JSONField(required=False, validators=[validate_json_object])
     show_portal = serializers.BooleanField(required=False)
     show_chat = serializers.BooleanField(required=False)
+    app_namespace = serializers.CharField(
+        validators=[validate_namespace],
+        max_length=63,
+        allow_blank=True,
+        required=False,
+        help_text="Where this user's self-service apps are created",
+    )
 
     class Meta:
         model = User
@@ -44,6 +52,7 @@ class UserSerializer(serializers.ModelSerializer):
             "metadata",
             "show_portal",
             "show_chat",
+            "app_namespace",
             "date_joined",
             "last_login",
         ]
@@ -55,6 +64,7 @@ class UserSerializer(serializers.ModelSerializer):
         data["metadata"] = profile.metadata if profile else {}
         data["show_portal"] = profile.show_portal if profile else True
         data["show_chat"] = profile.show_chat if profile else True
+        data["app_namespace"] = profile.app_namespace if profile else ""
         return data
 
 

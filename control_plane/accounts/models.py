@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 
 from control_plane.config.json_fields import JSONObjectField
+from control_plane.sync.namespaces import validate_namespace
 
 
 class Profile(models.Model):
@@ -16,6 +17,13 @@ class Profile(models.Model):
     show_portal = models.BooleanField(default=True)
     show_chat = models.BooleanField(default=True)
     metadata = JSONObjectField(blank=True)
+    app_namespace = models.CharField(
+        max_length=63,
+        blank=True,
+        default="",
+        validators=[validate_namespace],
+        help_text="Where this user's self-service apps are created",
+    )
 
     def __str__(self) -> str:
         return f"profile of {self.user_id}"
@@ -52,3 +60,29 @@ class NamespaceRole(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.role} of {self.namespace or '(global)'}"
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only `sha256(key)` and a short prefix are stored; the key is shown once.
+
+    It acts as its owner with the owner's namespace roles, narrowed further to `namespaces` (empty = all of the
+    owner's) and to reads when `read_only`; expired or revoked tokens authenticate nobody.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=200, blank=True, default="")
+    prefix = models.CharField(max_length=16, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    namespaces = models.JSONField(default=list, blank=True, help_text='Narrow to these namespaces ("" = global)')
+    read_only = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.owner_id})"

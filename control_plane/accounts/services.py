@@ -35,7 +35,7 @@ __all__ = [
 
 User = get_user_model()
 USER_FIELDS = ("username", "email", "first_name", "last_name", "is_active", "is_staff", "is_superuser")
-PROFILE_FIELDS = ("show_portal", "show_chat", "metadata")
+PROFILE_FIELDS = ("show_portal", "show_chat", "metadata", "app_namespace")
 
 
 LAST_SUPERUSER_MESSAGE = (

@@ -4,9 +4,10 @@ import datetime as dt
 
 from django.utils import timezone
 from rest_framework import mixins, serializers, viewsets
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from control_plane.config.api import IsAdmin, request_access
 
 from .models import AnalyticsEvent
 from .selectors import usage_series
@@ -21,7 +22,7 @@ class AnalyticsEventSerializer(serializers.ModelSerializer):
 class AnalyticsEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = AnalyticsEvent.objects.all()
     serializer_class = AnalyticsEventSerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAdmin]
     lookup_field = "record_id"
     filterset_fields = ["app_id", "llm_id", "user_id", "namespace", "edge_id", "status_code", "model", "request_id"]
     ordering_fields = ["timestamp", "cost", "latency_ms"]
@@ -36,14 +37,17 @@ class UsageQuerySerializer(serializers.Serializer):
 class UsageView(APIView):
     """Requests, tokens and spend per app or per LLM per hour/day."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAdmin]
 
     def get(self, request):
         query = UsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         since = timezone.now() - dt.timedelta(days=query.validated_data["days"])
         rows = usage_series(
-            group_by=query.validated_data["group_by"], since=since, bucket=query.validated_data["bucket"]
+            group_by=query.validated_data["group_by"],
+            since=since,
+            bucket=query.validated_data["bucket"],
+            namespaces=request_access(request).viewable("analytics.analyticsevent"),
         )
         return Response(
             [

@@ -58,14 +58,19 @@ def _spent_by_edge(budget: BudgetConfig, members: dict[int, list[int]]) -> dict[
     return {row["edge_id"]: row["s"] or Decimal("0") for row in rows}
 
 
-def usage_series(*, group_by: str, since: dt.datetime, bucket: str = "day") -> list[dict]:
-    """Requests, tokens and spend per `group_by` ("app_id" or "llm_slug") per hour/day since `since`."""
+def usage_series(
+    *, group_by: str, since: dt.datetime, bucket: str = "day", namespaces: frozenset[str] | None = None
+) -> list[dict]:
+    """Requests, tokens and spend per `group_by` ("app_id" or "llm_slug") per hour/day since `since`, in
+    `namespaces` (None = every namespace)."""
     if group_by not in {"app_id", "llm_slug"}:
         raise ValueError("group_by must be app_id or llm_slug")
     trunc = TruncHour if bucket == "hour" else TruncDay
+    events = AnalyticsEvent.objects.filter(timestamp__gte=since)
+    if namespaces is not None:
+        events = events.filter(namespace__in=sorted(namespaces))
     rows = (
-        AnalyticsEvent.objects.filter(timestamp__gte=since)
-        .annotate(bucket=trunc("timestamp"))
+        events.annotate(bucket=trunc("timestamp"))
         .values("bucket", group_by)
         .annotate(requests=Count("id"), tokens=Sum("total_tokens"), cost=Sum("cost"))
         .order_by("bucket", group_by)

@@ -14,7 +14,8 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from control_plane.config.api import ServiceViewSet, actor_id, is_admin
+from control_plane.accounts.access import namespace_of
+from control_plane.config.api import ServiceViewSet, actor_id, check_change, is_admin
 from control_plane.config.exceptions import PermissionRefused
 
 from .models import App, Credential
@@ -104,9 +105,17 @@ class _Flat:
         return getattr(self._app, name)
 
 
+def _self_service_namespace(user) -> str:
+    """A self-service app lives in its owner's namespace (the profile's), so that namespace's hooks see it."""
+    from control_plane.accounts.models import Profile
+
+    return Profile.objects.filter(user=user).values_list("app_namespace", flat=True).first() or ""
+
+
 class AppViewSet(ServiceViewSet):
     serializer_class = AppSerializer
     permission_classes = [IsAuthenticated]
+    self_service = True
     filterset_fields = ["namespace", "is_active", "approved", "owner"]
     search_fields = ["name", "description"]
     ordering_fields = ["id", "name", "created_at"]
@@ -115,7 +124,7 @@ class AppViewSet(ServiceViewSet):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return App.objects.none()
         qs = App.objects.prefetch_related("llms", "tools", "datasources", "tags", "plugin_resources__plugin")
-        if not is_admin(self.request.user):
+        if not is_admin(self.request):
             qs = qs.filter(owner=self.request.user)
         return qs.order_by("name", "id")
 
@@ -126,7 +135,7 @@ class AppViewSet(ServiceViewSet):
             data["owner_id"] = owner.pk if owner else None
         if "plugin_resources" in data:
             data["plugin_resources"] = [dict(r) for r in data["plugin_resources"]]
-        if not is_admin(self.request.user):
+        if not is_admin(self.request):
             refused = [f for f in ADMIN_ONLY_FIELDS if f in validated]
             if refused:
                 raise PermissionRefused(f"Only administrators may set {', '.join(sorted(set(refused)))}.")
@@ -150,8 +159,10 @@ class AppViewSet(ServiceViewSet):
                 raise PermissionRefused(f"{field}: not in your groups' catalogues: {sorted(ids - allowed)}.")
 
     def service_create(self, data):
-        if not is_admin(self.request.user):
-            data.update(owner_id=self.request.user.pk, approved=False)
+        if not is_admin(self.request):
+            data.update(
+                owner_id=self.request.user.pk, approved=False, namespace=_self_service_namespace(self.request.user)
+            )
         return app_create(data=data, actor_id=actor_id(self.request))
 
     def service_update(self, instance, data):
@@ -164,9 +175,11 @@ class AppViewSet(ServiceViewSet):
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         """Approve (and activate) an app; administrators only."""
-        if not is_admin(request.user):
+        if not is_admin(request):
             raise PermissionRefused("Only administrators may approve apps.")
-        app = app_approve(app=self.get_object(), actor_id=actor_id(request))
+        app = self.get_object()
+        check_change(request, App, app.namespace)
+        app = app_approve(app=app, actor_id=actor_id(request))
         return Response(AppSerializer(app).data)
 
 
@@ -219,6 +232,7 @@ class CredentialViewSet(
 
     serializer_class = CredentialSerializer
     permission_classes = [IsAuthenticated]
+    self_service = True
     filterset_fields = ["app", "prefix"]
     search_fields = ["name", "prefix"]
     ordering_fields = ["id", "created_at", "expires_at"]
@@ -227,7 +241,7 @@ class CredentialViewSet(
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Credential.objects.none()
         qs = Credential.objects.select_related("app").order_by("-created_at", "-id")
-        if not is_admin(self.request.user):
+        if not is_admin(self.request):
             qs = qs.filter(app__owner=self.request.user)
         return qs
 
@@ -236,8 +250,9 @@ class CredentialViewSet(
         serializer = CredentialSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         app = serializer.validated_data["app"]
-        if not is_admin(request.user) and app.owner_id != request.user.pk:
+        if not is_admin(request) and app.owner_id != request.user.pk:
             raise PermissionRefused("You may only create keys for your own apps.")
+        self._check_change(app)
         credential, key = credential_create(
             app=app,
             name=serializer.validated_data.get("name", ""),
@@ -246,6 +261,17 @@ class CredentialViewSet(
         )
         credential.key = key
         return Response(NewCredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
+
+    def _check_change(self, app: App) -> None:
+        """Administrators write keys only in namespaces they may change; owners (self-service) their own."""
+        if is_admin(self.request):
+            check_change(self.request, Credential, namespace_of(app))
+
+    def get_object(self):
+        credential = super().get_object()
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            self._check_change(credential.app)
+        return credential
 
     def perform_destroy(self, instance):
         credential_revoke(credential=instance)

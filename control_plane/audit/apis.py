@@ -8,7 +8,8 @@ import django_filters
 import django_filters.fields
 from django import forms
 from rest_framework import mixins, serializers, viewsets
-from rest_framework.permissions import IsAdminUser
+
+from control_plane.config.api import IsAdmin
 
 from .models import AuditEntry
 
@@ -64,7 +65,7 @@ class AuditEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     queryset = AuditEntry.objects.all()
     serializer_class = AuditEntrySerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAdmin]
     filterset_class = AuditEntryFilter
     search_fields = ["actor_label", "object_repr"]
     ordering_fields = ["at", "id"]

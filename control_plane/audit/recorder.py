@@ -32,7 +32,7 @@ AUDITED: frozenset[str] = frozenset(
     {
         "auth.user",
         "auth.group",
-        "authtoken.token",
+        "accounts.apitoken",
         "accounts.profile",
         "accounts.catalogue",
         "applications.app",

@@ -88,6 +88,7 @@ class ModelPriceSerializer(serializers.ModelSerializer):
 
 class _CatalogueScoped(ServiceViewSet):
     permission_classes = [AdminOrReadOnly]
+    self_service = True  # non-administrators read their groups' catalogues
     filterset_fields = ["namespace", "is_active", "slug"]
     search_fields = ["name", "slug", "description"]
     ordering_fields = ["id", "slug", "privacy_score", "created_at"]
@@ -97,7 +98,7 @@ class _CatalogueScoped(ServiceViewSet):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return self.model.objects.none()
         qs = self.model.objects.order_by("slug")
-        if not is_admin(self.request.user):
+        if not is_admin(self.request):
             qs = qs.filter(Q(catalogues__group__user=self.request.user)).distinct()
         return qs
 
@@ -133,6 +134,7 @@ class DatasourceViewSet(_CatalogueScoped):
 class TagViewSet(ServiceViewSet):
     serializer_class = TagSerializer
     permission_classes = [AdminOrReadOnly]
+    self_service = True  # everyone signed in reads tags; writes check the policy (tags are global)
     queryset = Tag.objects.order_by("name")
     search_fields = ["name"]
     http_method_names = ["get", "post", "delete", "head", "options"]

@@ -1,8 +1,10 @@
 """The `/api/v1/` routes of the control plane's own domains (other apps add their own include line)."""
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from control_plane.accounts.apis import GroupViewSet, UserViewSet
+from control_plane.accounts.token_apis import ApiTokenViewSet, ObtainTokenView
 from control_plane.applications.apis import AppViewSet, CredentialViewSet
 from control_plane.audit.apis import AuditEntryViewSet
 from control_plane.budgets.apis import BudgetViewSet
@@ -15,6 +17,7 @@ from control_plane.sync.apis import ConfigChangeViewSet
 router = DefaultRouter()
 router.register("users", UserViewSet, basename="user")
 router.register("groups", GroupViewSet, basename="group")
+router.register("auth/tokens", ApiTokenViewSet, basename="apitoken")
 router.register("apps", AppViewSet, basename="app")
 router.register("credentials", CredentialViewSet, basename="credential")
 router.register("llms", LLMViewSet, basename="llm")
@@ -28,4 +31,4 @@ router.register("kv-entries", KVEntryViewSet, basename="kventry")
 router.register("config-changes", ConfigChangeViewSet, basename="configchange")
 router.register("audit", AuditEntryViewSet, basename="auditentry")
 
-urlpatterns = router.urls
+urlpatterns = [path("auth/token/", ObtainTokenView.as_view(), name="auth-token"), *router.urls]

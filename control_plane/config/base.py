@@ -66,7 +66,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "control_plane.accounts",
@@ -134,7 +133,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "control_plane.accounts.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -144,6 +143,7 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
+        "control_plane.config.api_filters.NamespaceFilterBackend",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "control_plane.config.exceptions.api_exception_handler",
@@ -207,3 +207,8 @@ elif not FJORDGATE_LOCAL_PASSWORDS:
     from fjordgate.env import ConfigError
 
     raise ConfigError("FJORDGATE_LOCAL_PASSWORDS", "false needs single sign-on: set FJORDGATE_OIDC_ISSUER")
+# Model permissions from namespace roles (authenticates nobody): see control_plane/accounts/admin_access.py
+AUTHENTICATION_BACKENDS = [
+    *AUTHENTICATION_BACKENDS,
+    "control_plane.accounts.admin_access.NamespaceRolePermissionBackend",
+]

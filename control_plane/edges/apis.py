@@ -2,10 +2,11 @@
 
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
-from .models import EdgeInstance
+from control_plane.config.api import IsAdmin, check_change
+
+from .models import EdgeInstance, EdgeReloadRequest
 from .serializers import EdgeInstanceSerializer, NamespaceReloadSerializer
 from .services import edge_reload_request
 
@@ -13,7 +14,7 @@ from .services import edge_reload_request
 class EdgeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = EdgeInstance.objects.all()
     serializer_class = EdgeInstanceSerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAdmin]
     filterset_fields = ["namespace", "status"]
     search_fields = ["edge_id", "host"]
     ordering_fields = ["edge_id", "namespace", "last_heartbeat", "status"]
@@ -22,6 +23,7 @@ class EdgeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def reload(self, request, pk=None):
         """Ask this edge to re-read and re-apply its namespace's config."""
         edge = self.get_object()
+        check_change(request, EdgeInstance, edge.namespace)
         reload = edge_reload_request(
             namespace=edge.namespace, edge_id=edge.edge_id, requested_by=request.user.get_username()
         )
@@ -33,5 +35,6 @@ class EdgeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         serializer = NamespaceReloadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         namespace = serializer.validated_data["namespace"]
+        check_change(request, EdgeReloadRequest, namespace)
         reload = edge_reload_request(namespace=namespace, requested_by=request.user.get_username())
         return Response({"reload_id": reload.pk, "namespace": namespace}, status=status.HTTP_202_ACCEPTED)

@@ -72,6 +72,7 @@ class LLMViewSet(ServiceViewSet):
 
     serializer_class = LLMSerializer
     permission_classes = [AdminOrReadOnly]
+    self_service = True  # non-administrators read their groups' catalogues
     filterset_fields = ["namespace", "vendor", "is_active", "slug"]
     search_fields = ["name", "slug", "default_model"]
     ordering_fields = ["id", "slug", "name", "privacy_score", "created_at"]
@@ -81,7 +82,7 @@ class LLMViewSet(ServiceViewSet):
             return LLM.objects.none()
         qs = LLM.objects.prefetch_related("plugin_bindings__plugin").order_by("slug")
         user = self.request.user
-        if not is_admin(user):
+        if not is_admin(self.request):
             qs = qs.filter(Q(catalogues__group__user=user)).distinct()
         return qs
 

@@ -89,7 +89,8 @@ class PluginAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["name"].required = False
+        if "name" in self.fields:  # absent on a view-only page, where every field is read-only
+            self.fields["name"].required = False
         config = self.instance.config if self.instance and self.instance.pk else {}
         for name, prop in self.schema_props.items():
             field = self.fields.get(CONFIG_PREFIX + name)

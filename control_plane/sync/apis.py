@@ -9,7 +9,9 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from control_plane.config.api import IsAdmin
+from control_plane.config.api import IsAdmin, check_change, request_access
+from control_plane.config.exceptions import PermissionRefused
+from control_plane.edges.models import EdgeReloadRequest
 
 from .models import ConfigChange
 from .namespaces import validate_namespace
@@ -42,6 +44,7 @@ class ConfigChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """Give a namespace ("" = all) a new config version so every edge re-applies it now."""
         serializer = PushSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        check_change(request, EdgeReloadRequest, serializer.validated_data["namespace"])
         change = config_push_now(namespace=serializer.validated_data["namespace"], actor=request.user.get_username())
         return Response(ConfigChangeSerializer(change).data, status=status.HTTP_201_CREATED)
 
@@ -53,4 +56,6 @@ class ConfigChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def snapshot(self, request):
         """The snapshot an edge of the namespace receives (vendor keys encrypted for edges only)."""
         namespace = request.query_params.get("namespace", "")[:100]
+        if not request_access(request).can_view(ConfigChange, namespace):
+            raise PermissionRefused(f"You may not view namespace {namespace!r}.")
         return Response(msgspec.to_builtins(snapshot_build(namespace=namespace)))

@@ -26,7 +26,6 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import DatabaseError, close_old_connections, transaction
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -53,8 +52,10 @@ def api_schema(db):
 
 @pytest.fixture
 def headers(admin_user) -> dict[str, str]:
+    from control_plane.accounts.tokens import api_token_create
+
     seed_one_of_each(admin_user)
-    return {"Authorization": f"Token {Token.objects.create(user=admin_user).key}"}
+    return {"Authorization": f"Token {api_token_create(owner=admin_user)[1]}"}
 
 
 def _operations(schema) -> list:

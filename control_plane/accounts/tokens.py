@@ -1,0 +1,88 @@
+"""Personal API tokens: created (key shown once, stored hashed), revoked, and checked on each API request.
+
+`ApiTokenAuthentication` reads `Authorization: Token <key>` (the header DRF's old clear-text tokens used), so
+clients keep their header; `request.auth` is the `ApiToken`, which `access.access_for` uses to narrow the
+owner's roles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+
+from .models import ApiToken
+
+__all__ = ["ApiTokenAuthentication", "api_token_create", "api_token_revoke", "hash_key"]
+
+KEY_PREFIX = "fjt_"
+PREFIX_LENGTH = 12
+LAST_USED_EVERY = dt.timedelta(minutes=1)  # at most one write per token per minute, not one per request
+MAX_NAMESPACES = 100
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_token_create(
+    *,
+    owner: Any,
+    name: str = "",
+    namespaces: list[str] | None = None,
+    read_only: bool = False,
+    expires_at: dt.datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token for `owner`; returns it with the clear key, which is never stored."""
+    namespaces = sorted(set(namespaces or []))
+    if len(namespaces) > MAX_NAMESPACES:
+        raise ValidationError({"namespaces": f"At most {MAX_NAMESPACES} namespaces."})
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "Give a time in the future."})
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        owner=owner,
+        name=name,
+        prefix=key[:PREFIX_LENGTH],
+        key_hash=hash_key(key),
+        namespaces=namespaces,
+        read_only=read_only,
+        expires_at=expires_at,
+    )
+    token.full_clean()
+    token.save()
+    return token, key
+
+
+def api_token_revoke(*, token: ApiToken) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+class ApiTokenAuthentication(TokenAuthentication):
+    """`Authorization: Token <key>` against the hashed tokens; expired, revoked or unknown -> 401."""
+
+    def authenticate_credentials(self, key: str):
+        token = ApiToken.objects.select_related("owner").filter(key_hash=hash_key(key)).first()
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        now = timezone.now()
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("This token was revoked.")
+        if token.expires_at is not None and token.expires_at <= now:
+            raise exceptions.AuthenticationFailed("This token has expired.")
+        if not token.owner.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_EVERY:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)  # no signal: not an audited change
+        return token.owner, token
