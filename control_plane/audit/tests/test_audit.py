@@ -145,3 +145,22 @@ def test_retention_deletes_only_old_entries(monkeypatch):
 def test_time_filters_refuse_offsets_the_database_cannot_store(admin_api):
     assert admin_api.get("/api/v1/audit/", {"since": "3103-05-16T19:38:03+17:04"}).status_code == 400
     assert admin_api.get("/api/v1/audit/", {"since": "2026-05-16T19:38:03+02:00"}).status_code == 200
+
+
+def test_a_namespace_administrator_reads_only_the_entries_of_its_namespaces(django_user_model):
+    from rest_framework.test import APIClient
+
+    from control_plane.accounts.models import NamespaceRole
+    from control_plane.accounts.tokens import api_token_create
+
+    app_create(data={"name": "mine", "namespace": "team-a"})
+    app_create(data={"name": "theirs", "namespace": "team-b"})
+    admin_a = django_user_model.objects.create_user("admin-a", "a@example.com", "pw-admin-a-123456", is_staff=True)
+    NamespaceRole.objects.create(user=admin_a, namespace="team-a", role="admin")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(owner=admin_a)[1]}")
+    listed = client.get("/api/v1/audit/", {"object_type": "applications.app"})
+    assert listed.status_code == 200
+    assert [row["object_repr"] for row in listed.json()["results"]] == ["mine"]
+    other = AuditEntry.objects.get(object_repr="theirs")
+    assert client.get(f"/api/v1/audit/{other.pk}/").status_code == 404
