@@ -24,12 +24,13 @@ pytestmark = [pytest.mark.timeout(300)]
 
 @pytest.fixture
 def admin_api(cluster, django_user_model):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
+
+    from control_plane.accounts.tokens import api_token_create
 
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123456")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(owner=admin)[1]}")
     return client
 
 
