@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_DOWN, Decimal
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -166,7 +167,30 @@ RATE_FLOOR = 4
 """Below this many requests left in a minute, only what waiting requests need is granted."""
 
 
+_WINDOW_SLACK_S = 120
+"""A rate ask may name the current minute give or take this (clock skew); others are answered with nothing."""
+
+
+def _configured_rpm(namespace: str, key: str) -> int | None:
+    """The limit a rate key stands for, from the control plane's own config: `app:<id>:rpm` (the app's
+    `rate_limit_rpm`) or `user:<app>:<user>:rpm` (its `user_rate_limit_rpm`), for an app of the asking edge's
+    namespace or a global one. The limit an ask carries is the edge's view only: an edge cannot raise it."""
+    parts = key.split(":")
+    if len(key) > 200 or parts[-1] != "rpm" or len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[1:-1]):
+        return None
+    field = {("app", 3): "rate_limit_rpm", ("user", 4): "user_rate_limit_rpm"}.get((parts[0], len(parts)))
+    if field is None:
+        return None
+    app_model = apps.get_model("applications", "App")
+    app = app_model.objects.filter(pk=int(parts[1]), namespace__in=(namespace, "")).values(field).first()
+    return app[field] if app is not None else None
+
+
 def _rate_grant_one(ask: RateAsk, edge_id: str, namespace: str, now: dt.datetime) -> RateGrant:
+    limit = _configured_rpm(namespace, ask.key)
+    minute = int(now.timestamp())
+    if limit is None or ask.window_start % 60 or abs(ask.window_start - minute) > _WINDOW_SLACK_S:
+        return RateGrant(key=ask.key[:200], window_start=ask.window_start, granted=0)
     with connection.cursor() as cursor:  # one lock per (namespace, key, minute), held to the commit
         cursor.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{namespace}|{ask.key}|{ask.window_start}"]
@@ -177,14 +201,14 @@ def _rate_grant_one(ask: RateAsk, edge_id: str, namespace: str, now: dt.datetime
         mine = RateLease(namespace=namespace, key=ask.key, window_start=ask.window_start, edge_id=edge_id)
         rows.append(mine)
     mine.expires_at = now + dt.timedelta(seconds=LEASE_TTL_S)
-    available = ask.limit - sum(row.granted for row in rows)
+    available = limit - sum(row.granted for row in rows)
     live = sum(1 for row in rows if row.expires_at > now)
     extra = 0
     if available > 0 and ask.need > 0:
         if available < RATE_FLOOR * live:
             extra = min(ask.need, available)
         else:
-            share = min(available // (SLICE_SHARE * max(live, 1)), max(1, ask.limit // 4))
+            share = min(available // (SLICE_SHARE * max(live, 1)), max(1, limit // 4))
             extra = min(available, max(ask.need, share))
     mine.granted += extra
     mine.save()
@@ -198,9 +222,8 @@ def rate_lease_grant(*, edge_id: str, namespace: str, asks: list[RateAsk]) -> li
     grants = [
         _rate_grant_one(ask, edge_id, namespace, now) for ask in sorted(asks, key=lambda a: (a.key, a.window_start))
     ]
-    if asks:
-        oldest = min(ask.window_start for ask in asks) - 180
-        RateLease.objects.filter(namespace=namespace, window_start__lt=oldest).delete()
+    if asks:  # by the clock, not by what an ask names: no edge can purge its namespace's live minutes
+        RateLease.objects.filter(namespace=namespace, window_start__lt=int(now.timestamp()) - 180).delete()
     return grants
 
 

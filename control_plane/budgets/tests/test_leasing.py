@@ -90,12 +90,34 @@ def test_a_budget_of_another_namespace_or_a_notify_budget_is_not_leased(budget):
     assert _ask(budget, "e1", need="1").leased is False
 
 
+def _this_minute() -> int:
+    return int(timezone.now().timestamp()) // 60 * 60
+
+
 def test_rate_leases_never_grant_more_than_the_limit_of_a_minute():
+    app = App.objects.create(name="limited", namespace="ns", rate_limit_rpm=30)
+    key, minute = f"app:{app.pk}:rpm", _this_minute()
     granted = {"e1": 0, "e2": 0}
     for _ in range(30):
         for edge in granted:
-            ask = RateAsk(key="app:1:rpm", window_start=600, limit=30, need=1)
+            ask = RateAsk(key=key, window_start=minute, limit=30, need=1)
             granted[edge] = rate_lease_grant(edge_id=edge, namespace="ns", asks=[ask])[0].granted
     assert sum(granted.values()) == 30, "the whole minute is handed out, and no more"
-    other_minute = RateAsk(key="app:1:rpm", window_start=660, limit=30, need=1)
+    other_minute = RateAsk(key=key, window_start=minute + 60, limit=30, need=1)
     assert rate_lease_grant(edge_id="e1", namespace="ns", asks=[other_minute])[0].granted >= 1, "a new minute"
+
+
+def test_a_rate_ask_cannot_raise_the_limit_reach_another_namespace_or_purge_live_minutes():
+    app = App.objects.create(name="limited", namespace="ns", rate_limit_rpm=3)
+    foreign = App.objects.create(name="theirs", namespace="other", rate_limit_rpm=100)
+    minute = _this_minute()
+    inflated = RateAsk(key=f"app:{app.pk}:rpm", window_start=minute, limit=10_000, need=50)
+    assert rate_lease_grant(edge_id="e1", namespace="ns", asks=[inflated])[0].granted == 3, "the app's own limit"
+    other_ns = RateAsk(key=f"app:{foreign.pk}:rpm", window_start=minute, limit=100, need=1)
+    assert rate_lease_grant(edge_id="e1", namespace="ns", asks=[other_ns])[0].granted == 0
+    garbage = RateAsk(key="x" * 500, window_start=minute, limit=10, need=1)
+    assert rate_lease_grant(edge_id="e1", namespace="ns", asks=[garbage])[0].granted == 0
+    far_future = RateAsk(key=f"app:{app.pk}:rpm", window_start=minute + 10**9 // 60 * 60, limit=3, need=1)
+    assert rate_lease_grant(edge_id="e2", namespace="ns", asks=[far_future])[0].granted == 0
+    again = RateAsk(key=f"app:{app.pk}:rpm", window_start=minute, limit=3, need=1)
+    assert rate_lease_grant(edge_id="e2", namespace="ns", asks=[again])[0].granted == 0, "the minute is still spent"
