@@ -18,6 +18,10 @@ Two tables: `records` holds single telemetry records (replayed in `seq` order, b
 at 80 % a warning is logged and the `fjordgate_edge_spool_*` gauges show it; at 100 % new messages are
 refused (counted in `fjordgate_edge_spool_dropped_total`, logged as an error) rather than evicting older
 ones, so what is kept stays a gap-free prefix of what happened.
+
+`records` and `bytes` (and the gauges, and the edge's `/ready`) count what is *committed*: a message counts
+only once a SIGKILL can no longer lose it. Bytes queued but not yet committed are held apart (`pending_bytes`)
+so the bound still covers them, and are released if their transaction fails.
 """
 
 from __future__ import annotations
@@ -80,8 +84,11 @@ class SpooledRecord:
     body: bytes
 
 
-_Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any] | None"]
-_Outcome = tuple["asyncio.Future[Any] | None", Any, "BaseException | None"]
+_OnCommit = Callable[[Any], None]
+"""Runs on the event loop with the operation's result, in commit order, before its waiter is resolved."""
+_OnFail = Callable[[], None]
+_Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any] | None", _OnCommit | None, _OnFail | None]
+_Outcome = tuple["asyncio.Future[Any] | None", Any, "BaseException | None", _OnCommit | None, _OnFail | None]
 _T = TypeVar("_T")
 _STOP = object()
 
@@ -91,7 +98,11 @@ class Spool:
         self._path = Path(path)
         self.max_bytes = max_bytes
         self.records = 0
+        """Committed messages not yet acknowledged by JetStream."""
         self.bytes = 0
+        """Their size in bytes."""
+        self.pending_bytes = 0
+        """Bytes reserved for messages queued to the writer thread but not yet committed."""
         self.spool_id = ""
         """Random id of this spool file: message ids built from row numbers stay unique if the file is replaced."""
         self.commits = 0
@@ -146,11 +157,12 @@ class Spool:
         if self._thread is None or self._loop is None:
             raise SpoolClosed("records")
         future: asyncio.Future[None] = self._loop.create_future()
+        size = sum(len(body) for _, body in items)
 
         def insert(db: sqlite3.Connection) -> None:
             db.executemany("INSERT INTO records (kind, body) VALUES (?, ?)", items)
 
-        self._ops.put((insert, future))
+        self._ops.put((insert, future, lambda _: self._committed(len(items), size), lambda: self._release(size)))
         return future
 
     def write_record(self, kind: int, body: bytes) -> asyncio.Future[None]:
@@ -169,18 +181,27 @@ class Spool:
             )
             return int(cursor.lastrowid or 0)
 
-        return await self._submit(insert)
+        size = len(body)
+        return await self._submit(insert, lambda _: self._committed(1, size), lambda: self._release(size))
 
     def _reserve(self, size: int, what: str) -> None:
         if self._thread is None or self._loop is None:
             raise SpoolClosed(what)
-        if self.bytes + size > self.max_bytes:
+        if self.bytes + self.pending_bytes + size > self.max_bytes:
             self._dropped.inc()
-            log.error("telemetry spool full (%d bytes): %s refused", self.bytes, what)
+            log.error("telemetry spool full (%d bytes): %s refused", self.bytes + self.pending_bytes, what)
             raise SpoolFull(what)
-        self.records += 1
+        self.pending_bytes += size
+
+    def _committed(self, count: int, size: int) -> None:
+        self.pending_bytes = max(0, self.pending_bytes - size)
+        self.records += count
         self.bytes += size
         self._update_gauges()
+
+    def _release(self, size: int) -> None:
+        """A reservation whose transaction failed: its bytes no longer count against the bound."""
+        self.pending_bytes = max(0, self.pending_bytes - size)
 
     # -- reads and acknowledgements (the shipper) ---------------------------------------------------------------
 
@@ -215,7 +236,7 @@ class Spool:
             db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)
             return count, size
 
-        self._forget(*await self._submit(delete))
+        await self._submit(delete, lambda counted: self._forget(*counted))
 
     async def remove_records(self, up_to_seq: int) -> None:
         """Forget every record up to `up_to_seq` (they went out, in order, in acknowledged batches)."""
@@ -227,7 +248,7 @@ class Spool:
             db.execute("DELETE FROM records WHERE seq <= ?", (up_to_seq,))
             return count, size
 
-        self._forget(*await self._submit(delete))
+        await self._submit(delete, lambda counted: self._forget(*counted))
 
     def _forget(self, count: int, size: int) -> None:
         self.records = max(0, self.records - count)
@@ -237,7 +258,7 @@ class Spool:
     def _update_gauges(self) -> None:
         self._records_gauge.set(self.records)
         self._bytes_gauge.set(self.bytes)
-        near = self.bytes >= self.max_bytes * WARN_FRACTION
+        near = self.bytes + self.pending_bytes >= self.max_bytes * WARN_FRACTION
         if near and not self._warned:
             log.warning(
                 "telemetry spool is %.0f%% full (%d of %d bytes): NATS has been unreachable for a while",
@@ -247,11 +268,13 @@ class Spool:
             )
         self._warned = near
 
-    async def _submit(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _submit(
+        self, fn: Callable[[sqlite3.Connection], _T], on_commit: _OnCommit | None = None, on_fail: _OnFail | None = None
+    ) -> _T:
         if self._thread is None or self._loop is None:
             raise SpoolClosed(getattr(fn, "__name__", "operation"))
         future: asyncio.Future[_T] = self._loop.create_future()
-        self._ops.put((fn, future))
+        self._ops.put((fn, future, on_commit, on_fail))
         return await future
 
     # -- the writer thread --------------------------------------------------------------------------------------
@@ -272,10 +295,10 @@ class Spool:
             outbox = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox").fetchone()
             records = db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM records").fetchone()
         except Exception as exc:
-            failed: list[_Outcome] = [(ready, None, exc)]
+            failed: list[_Outcome] = [(ready, None, exc, None, None)]
             loop.call_soon_threadsafe(_settle, failed)
             return
-        opened: list[_Outcome] = [(ready, (outbox[0] + records[0], outbox[1] + records[1], spool_id), None)]
+        opened: list[_Outcome] = [(ready, (outbox[0] + records[0], outbox[1] + records[1], spool_id), None, None, None)]
         loop.call_soon_threadsafe(_settle, opened)
         try:
             self._serve(db, loop)
@@ -303,8 +326,8 @@ class Spool:
             outcomes: list[_Outcome] = []
             try:
                 db.execute("BEGIN IMMEDIATE")
-                for fn, future in group:
-                    outcomes.append((future, fn(db), None))
+                for fn, future, on_commit, on_fail in group:
+                    outcomes.append((future, fn(db), None, on_commit, on_fail))
                 db.execute("COMMIT")
                 self.commits += 1
             except Exception as exc:
@@ -313,15 +336,21 @@ class Spool:
                     db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-                outcomes = [(future, None, exc) for _, future in group]
+                outcomes = [(future, None, exc, None, on_fail) for _, future, _, on_fail in group]
             if loop.is_closed():
                 return
             loop.call_soon_threadsafe(_settle, outcomes)
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
-    """On the event loop: resolve every waiter of one committed group (one thread hop for the whole group)."""
-    for future, result, error in outcomes:
+    """On the event loop: resolve every waiter of one committed group (one thread hop for the whole group).
+
+    The counters are updated here, in commit order, whether or not anyone still waits for the result."""
+    for future, result, error, on_commit, on_fail in outcomes:
+        if error is None and on_commit is not None:
+            on_commit(result)
+        elif error is not None and on_fail is not None:
+            on_fail()
         if future is None or future.done():
             continue
         if error is not None:

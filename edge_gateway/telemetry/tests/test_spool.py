@@ -1,3 +1,4 @@
+import asyncio
 import logging
 
 import pytest
@@ -28,3 +29,37 @@ async def test_spool_keeps_order_across_restart_and_refuses_beyond_its_bound(tmp
         await reopened.append("s", "too-much", b"z" * 100)
     assert "refused" in caplog.text
     await reopened.close()
+
+
+async def test_spool_counts_a_message_only_once_it_is_committed(tmp_path):
+    """`/ready` reports `spool_records`: a record queued but not yet committed would be lost by a SIGKILL, so
+    it must not be counted as held by the spool (an operator, or a test, killing the edge on that count loses it)."""
+    registry = CollectorRegistry()
+    spool = Spool(tmp_path / "s.sqlite3", max_bytes=1000, registry=registry)
+    await spool.open()
+    spool.reserve(100, "record")
+    written = spool.write_records([(0, b"r" * 100)])
+    assert (spool.records, spool.bytes, spool.pending_bytes) == (0, 0, 100)
+    assert registry.get_sample_value("fjordgate_edge_spool_records") == 0
+    await written
+    assert (spool.records, spool.bytes, spool.pending_bytes) == (1, 100, 0)
+    assert registry.get_sample_value("fjordgate_edge_spool_records") == 1
+
+    appended = asyncio.ensure_future(spool.append("s", "p1", b"p" * 50))
+    await asyncio.sleep(0)
+    assert (spool.records, spool.pending_bytes) == (1, 50)
+    await appended
+    assert (spool.records, spool.bytes, spool.pending_bytes) == (2, 150, 0)
+    await spool.close()
+
+
+async def test_a_failed_spool_write_gives_its_reservation_back(tmp_path, caplog):
+    spool = Spool(tmp_path / "s.sqlite3", max_bytes=1000, registry=CollectorRegistry())
+    await spool.open()
+    await spool._submit(lambda db: db.execute("DROP TABLE records"))
+    spool.reserve(900, "record")
+    with pytest.raises(Exception, match="no such table"):
+        await spool.write_records([(0, b"r" * 900)])
+    assert (spool.records, spool.bytes, spool.pending_bytes) == (0, 0, 0)
+    await spool.append("s", "p1", b"p" * 900)  # the bound is free again
+    await spool.close()
