@@ -7,6 +7,7 @@ entry points turn it into that line and a non-zero exit (`exit_on_config_error`)
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -97,6 +98,8 @@ def env_float(
     name: str, default: float, *, minimum: float | None = None, environ: Mapping[str, str] | None = None
 ) -> float:
     value = _parsed(name, default, float, "a number", environ)
+    if not math.isfinite(value):  # float() takes "nan" and "inf": a nan bound compares false with everything
+        raise ConfigError(name, f"must be a finite number, got {value}")
     if minimum is not None and value < minimum:
         raise ConfigError(name, f"must be at least {minimum}, got {value}")
     return value

@@ -139,6 +139,10 @@ def test_settings_name_the_bad_variable(tmp_path):
         load_settings({"EDGE_SNAPSHOT_FILE": str(snap), "EDGE_UPSTREAM_DEADLINE_S": "0"})
     assert bad_deadline.value.variable == "EDGE_UPSTREAM_DEADLINE_S"
     assert load_settings({"EDGE_SNAPSHOT_FILE": str(snap)}).upstream_deadline_s == 600.0
+    for worst in ("nan", "inf", "-inf"):  # float() accepts them; a nan deadline would never expire
+        with pytest.raises(ConfigError) as not_finite:
+            load_settings({"EDGE_SNAPSHOT_FILE": str(snap), "EDGE_UPSTREAM_DEADLINE_S": worst})
+        assert not_finite.value.variable == "EDGE_UPSTREAM_DEADLINE_S"
 
 
 def test_sse_splitter_reassembles_events_cut_anywhere():
