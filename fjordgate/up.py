@@ -136,6 +136,15 @@ def _probe_external(variable: str, url: str, probe: Callable[[str], None]) -> No
         fail(f"configuration error: {variable}: {exc}")
 
 
+_EDGE_KEEPS = ("FJORDGATE_EDGE_SECRET", "FJORDGATE_PLUGIN_", "FJORDGATE_STATE_DIR", "FJORDGATE_MOCK_LLM_")
+_CONTROL_PLANE_PREFIXES = ("DATABASE_", "REDIS_", "DJANGO_", "CELERY_", "FJORDGATE_")
+
+
+def _control_plane_only(name: str) -> bool:
+    """Variables only the control plane's processes may see (an edge or the mock LLM gets none of them)."""
+    return name.startswith(_CONTROL_PLANE_PREFIXES) and not name.startswith(_EDGE_KEEPS)
+
+
 class Stack:
     """The running stack: which processes exist, in which tier, and the URLs to print."""
 
@@ -246,24 +255,34 @@ class Stack:
             "NATS_PASSWORD": edge_nats_password(self.secrets.nats_password, edge_id),
         }
 
+    def edge_env(self, index: int) -> dict[str, str]:
+        """An edge's environment: its own settings and NATS user, none of the control plane's secrets.
+
+        An edge runs close to clients, often on other hosts: it must not hold what would open the database or
+        decrypt vendor keys at rest (DATABASE_URL, REDIS_URL, the Django and Fjordgate secret keys, OIDC and
+        e-mail credentials). It keeps FJORDGATE_EDGE_SECRET (vendor keys in transit) and the plugin settings.
+        """
+        edge_id = f"edge-{index + 1}"
+        env = {name: value for name, value in self.child_env().items() if not _control_plane_only(name)}
+        env.update(self.edge_nats_env(edge_id))
+        env.update(
+            {
+                "EDGE_NAMESPACE": self.config.namespace,
+                "EDGE_ID": edge_id,
+                "EDGE_HOST": "127.0.0.1",
+                "EDGE_PORT": str(self.edge_port(index)),
+                "EDGE_STATE_DIR": str(self.config.state.sub("edges", edge_id)),
+            }
+        )
+        env.pop("EDGE_SNAPSHOT_FILE", None)
+        return env
+
     def start_mock_and_edges(self) -> list[tuple[ManagedProcess, str]]:
-        mock = self._fjordgate("mock-llm", ["mock-llm"])
+        mock_env = {name: value for name, value in self.child_env().items() if not _control_plane_only(name)}
+        mock = self._fjordgate("mock-llm", ["mock-llm"], env=mock_env)
         waits = [(mock, f"http://127.0.0.1:{self.config.mock_port}/health")]
         for index in range(self.config.edges):
-            edge_id = f"edge-{index + 1}"
-            env = self.child_env()
-            env.update(self.edge_nats_env(edge_id))
-            env.update(
-                {
-                    "EDGE_NAMESPACE": self.config.namespace,
-                    "EDGE_ID": edge_id,
-                    "EDGE_HOST": "127.0.0.1",
-                    "EDGE_PORT": str(self.edge_port(index)),
-                    "EDGE_STATE_DIR": str(self.config.state.sub("edges", edge_id)),
-                }
-            )
-            env.pop("EDGE_SNAPSHOT_FILE", None)
-            proc = self._fjordgate(edge_id, ["edge"], env=env)
+            proc = self._fjordgate(f"edge-{index + 1}", ["edge"], env=self.edge_env(index))
             waits.append((proc, f"http://127.0.0.1:{self.edge_port(index)}/health"))
         return waits
 

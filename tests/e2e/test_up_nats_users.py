@@ -83,3 +83,22 @@ async def test_up_edge_user_is_confined_to_its_own_subjects_and_namespace(stack)
                 await nats.connect(
                     f"nats://{url}", user="edge-2", password=edge_env["NATS_PASSWORD"], allow_reconnect=False
                 )
+
+
+def test_an_up_edge_gets_none_of_the_control_planes_secrets(stack, monkeypatch):
+    """An edge runs next to clients: it must not hold what opens the database or decrypts vendor keys at rest
+    (`fjordgate up` used to hand every edge DATABASE_URL and the Django and Fjordgate secret keys)."""
+    monkeypatch.setenv("FJORDGATE_OIDC_RP_CLIENT_SECRET", "oidc-secret")
+    monkeypatch.setenv("FJORDGATE_EMAIL_PASSWORD", "mail-secret")
+    monkeypatch.setenv("FJORDGATE_PLUGIN_IMPORT_ROOTS", "plugins,acme_plugins")
+    stack.database_url, stack.redis_url = "postgresql://fj:db-secret@127.0.0.1/fj", "redis://:r@127.0.0.1:6379/0"
+    control = stack.child_env()
+    assert control["DATABASE_URL"] and control["DJANGO_SECRET_KEY"] and control["FJORDGATE_SECRET_KEY"]
+
+    edge = stack.edge_env(0)
+    for name in ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "FJORDGATE_SECRET_KEY", "DJANGO_SETTINGS_MODULE"):
+        assert name not in edge, name
+    assert not any(secret in str(edge) for secret in ("db-secret", "oidc-secret", "mail-secret", "control-plane-pw"))
+    assert edge["FJORDGATE_EDGE_SECRET"] == control["FJORDGATE_EDGE_SECRET"]  # vendor keys in transit
+    assert edge["FJORDGATE_PLUGIN_IMPORT_ROOTS"] == "plugins,acme_plugins"
+    assert (edge["EDGE_ID"], edge["EDGE_NAMESPACE"], edge["NATS_USER"]) == ("edge-1", "demo", "edge-1")
