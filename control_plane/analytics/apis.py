@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -34,11 +35,22 @@ class UsageQuerySerializer(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=366, default=30)
 
 
+class UsageRowSerializer(serializers.Serializer):
+    """One bucket of one app or LLM (documents the response; rows are built from the aggregate query)."""
+
+    bucket = serializers.DateTimeField()
+    key = serializers.CharField(help_text="The app id or the LLM slug, after `group_by`.")
+    requests = serializers.IntegerField()
+    tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=20, decimal_places=6, help_text="Spend in USD, as a string.")
+
+
 class UsageView(APIView):
     """Requests, tokens and spend per app or per LLM per hour/day."""
 
     permission_classes = [IsAdmin]
 
+    @extend_schema(parameters=[UsageQuerySerializer], responses=UsageRowSerializer(many=True))
     def get(self, request):
         query = UsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

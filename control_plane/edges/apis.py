@@ -1,6 +1,7 @@
 """/api/v1/edges/: the edge registry (read-only: edges register themselves) and reload requests."""
 
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -19,6 +20,15 @@ class EdgeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     search_fields = ["edge_id", "host"]
     ordering_fields = ["edge_id", "namespace", "last_heartbeat", "status"]
 
+    @extend_schema(
+        operation_id="edges_reload_one",
+        request=None,
+        responses={
+            202: inline_serializer(
+                "EdgeReloadAccepted", {"reload_id": serializers.IntegerField(), "edge_id": serializers.CharField()}
+            )
+        },
+    )
     @action(detail=True, methods=["post"])
     def reload(self, request, pk=None):
         """Ask this edge to re-read and re-apply its namespace's config."""
@@ -29,6 +39,15 @@ class EdgeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         )
         return Response({"reload_id": reload.pk, "edge_id": edge.edge_id}, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        operation_id="edges_reload_namespace",
+        responses={
+            202: inline_serializer(
+                "NamespaceReloadAccepted",
+                {"reload_id": serializers.IntegerField(), "namespace": serializers.CharField()},
+            )
+        },
+    )
     @action(detail=False, methods=["post"], url_path="reload", serializer_class=NamespaceReloadSerializer)
     def reload_namespace(self, request):
         """Ask every edge of a namespace to re-apply its config."""
