@@ -41,7 +41,7 @@ from .ids import new_id
 from .intake import Caller, Receive, decode_call, read_body
 from .model_list import models_body
 from .providers import OpenAIRequest
-from .providers.messages_format import estimate_message_tokens
+from .providers.messages_request import estimate_message_tokens
 from .providers.responses import ResponsesSession, has_responses_api
 from .providers.responses_shapes import to_chat_request
 from .respond_full import Outlet, Send, respond_error, respond_full, send_error

@@ -17,7 +17,8 @@ import orjson
 from ..errors import UpstreamError
 from ..upstream import UpstreamRequest
 from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url, native_request
-from .messages_format import ChatToMessagesStream, chat_to_message, messages_to_chat
+from .messages_reply import ChatToMessagesStream, chat_to_message
+from .messages_request import messages_to_chat
 from .sse import event_data
 
 __all__ = ["OpenAIProvider"]
