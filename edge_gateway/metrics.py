@@ -261,44 +261,65 @@ class MetricsSink:
         self._series.clear()  # labels are re-decided under the new config
 
     async def submit_batch(self, records: list[Any]) -> None:
-        m = self.metrics
-        series = self._series
         for record in records:
-            if not isinstance(record, AnalyticsRecord):
-                continue
-            key = (record.app_id, record.llm_slug, record.model)
-            s = series.get(key)
-            if s is None:
-                app = str(record.app_id) if record.app_id is not None else ""
-                model = record.model if record.model in self._models else OTHER
-                s = series[key] = _SeriesOf(m, app, record.llm_slug, model)
-                if len(series) > MAX_CHILDREN:
-                    series.clear()
-            status = record.status_code
-            child = s.requests.get(status)
-            if child is None:
-                child = s.requests[status] = m.requests.labels(*s.labels, str(status))
-            child.inc()
-            s.latency.observe(record.latency_ms / 1000.0)
-            if record.upstream_latency_ms:
-                s.upstream.observe(record.upstream_latency_ms / 1000.0)
-            if record.ttft_ms is not None:
-                s.ttft.observe(record.ttft_ms / 1000.0)
-            if record.prompt_tokens:
-                s.prompt.inc(record.prompt_tokens)
-            if record.completion_tokens:
-                s.completion.inc(record.completion_tokens)
-            if record.cache_read_tokens:
-                s.cache_read.inc(record.cache_read_tokens)
-            if record.cost:
-                cost = s.cost.get(record.currency)
-                if cost is None:
-                    cost = s.cost[record.currency] = m.cost.labels(*s.labels, record.currency)
-                cost.inc(float(record.cost))
-            if status >= 400 or record.error_type:
-                app, llm, _ = s.labels
-                kind = record.error_type or str(status)
-                m.errors.labels(app, llm, kind if _ERROR_LABEL.fullmatch(kind) else OTHER).inc()
+            if isinstance(record, AnalyticsRecord):
+                s = self._series_of(record)
+                self._count_request(s, record)
+                _observe_times(s, record)
+                _count_tokens(s, record)
+                self._count_cost(s, record)
+                self._count_error(s, record)
+
+    def _series_of(self, record: AnalyticsRecord) -> _SeriesOf:
+        """The record's series (app, LLM, model), made on first sight; all dropped past `MAX_CHILDREN`."""
+        series = self._series
+        key = (record.app_id, record.llm_slug, record.model)
+        s = series.get(key)
+        if s is None:
+            app = str(record.app_id) if record.app_id is not None else ""
+            model = record.model if record.model in self._models else OTHER
+            s = series[key] = _SeriesOf(self.metrics, app, record.llm_slug, model)
+            if len(series) > MAX_CHILDREN:
+                series.clear()
+        return s
+
+    def _count_request(self, s: _SeriesOf, record: AnalyticsRecord) -> None:
+        status = record.status_code
+        child = s.requests.get(status)
+        if child is None:
+            child = s.requests[status] = self.metrics.requests.labels(*s.labels, str(status))
+        child.inc()
+
+    def _count_cost(self, s: _SeriesOf, record: AnalyticsRecord) -> None:
+        if record.cost:
+            cost = s.cost.get(record.currency)
+            if cost is None:
+                cost = s.cost[record.currency] = self.metrics.cost.labels(*s.labels, record.currency)
+            cost.inc(float(record.cost))
+
+    def _count_error(self, s: _SeriesOf, record: AnalyticsRecord) -> None:
+        """A failed request by its error code, or `other` when the code is not label-shaped (hostile input)."""
+        if record.status_code >= 400 or record.error_type:
+            app, llm, _ = s.labels
+            kind = record.error_type or str(record.status_code)
+            self.metrics.errors.labels(app, llm, kind if _ERROR_LABEL.fullmatch(kind) else OTHER).inc()
+
+
+def _observe_times(s: _SeriesOf, record: AnalyticsRecord) -> None:
+    s.latency.observe(record.latency_ms / 1000.0)
+    if record.upstream_latency_ms:
+        s.upstream.observe(record.upstream_latency_ms / 1000.0)
+    if record.ttft_ms is not None:
+        s.ttft.observe(record.ttft_ms / 1000.0)
+
+
+def _count_tokens(s: _SeriesOf, record: AnalyticsRecord) -> None:
+    if record.prompt_tokens:
+        s.prompt.inc(record.prompt_tokens)
+    if record.completion_tokens:
+        s.completion.inc(record.completion_tokens)
+    if record.cache_read_tokens:
+        s.cache_read.inc(record.cache_read_tokens)
 
 
 def hook_observer(metrics: EdgeMetrics) -> Callable[[Any], None]:

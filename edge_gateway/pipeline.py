@@ -28,6 +28,7 @@ import orjson
 
 from shared_sdk import Context, Runtime
 from shared_sdk.attempt import Prepared, prepare_attempt
+from shared_sdk.pipeline import HookChain
 
 from .accounting import account, until_durable
 from .attempt import Attempt, EdgeSteps
@@ -41,7 +42,7 @@ from .ids import new_id
 from .intake import Caller, Receive, decode_call, read_body
 from .model_list import models_body
 from .providers import OpenAIRequest
-from .providers.messages_format import estimate_message_tokens
+from .providers.messages_request import estimate_message_tokens
 from .providers.responses import ResponsesSession, has_responses_api
 from .providers.responses_shapes import to_chat_request
 from .respond_full import Outlet, Send, respond_error, respond_full, send_error
@@ -201,16 +202,7 @@ class Pipeline:
     async def _run(self, out: Outlet, caller: Caller, native_slug: str) -> None:
         ex = out.ex
         route_error = self._route(ex, caller, native_slug)
-        chain = ex.llm.chain if ex.llm is not None else ex.cfg.global_chain
-        if chain.broken:
-            unavailable = GatewayError(
-                503,
-                f"plugin {chain.broken!r} is required but not loaded on this edge",
-                type="service_unavailable",
-                code="plugin_unavailable",
-            )
-            raise Rejected(unavailable, "plugin_unavailable")
-        hooks = chain.hooks
+        hooks = _loaded_hooks(ex)
         steps = EdgeSteps(ex, self.rt, caller, route_error=route_error)
         try:
             prepared = await prepare_attempt(hooks, ex.ctx, steps)
@@ -222,27 +214,29 @@ class Pipeline:
         if prepared.short_circuit is not None:
             await self._short_circuited(out, caller, prepared, steps)
         elif ex.kind in _MODEL_KINDS:
-            try:
-                listing = models_body(ex, caller.native_path)
-            except GatewayError as err:
-                await respond_error(out, hooks, prepared.executed, err)
-                return
-            await respond_full(out, hooks, prepared.executed, 200, {}, listing, None)
+            await _answer_models(out, hooks, prepared, caller)
         elif ex.kind == "count_tokens" and ex.llm is not None and ex.llm.spec.vendor != "anthropic":
             # Only Anthropic counts tokens for a Messages body; for other vendors the edge estimates (no call).
             body = orjson.dumps({"input_tokens": estimate_message_tokens(steps.call.data)})
             await respond_full(out, hooks, prepared.executed, 200, {}, body, None)
         else:
-            assert ex.llm is not None
-            if ex.kind == "responses":
-                refused = await self._open_responses(ex, steps.call)
-                if refused is not None:
-                    await respond_error(out, hooks, prepared.executed, refused)
-                    return
-            attempt = Attempt(ex.llm, ex.model, hooks, prepared.executed, prepared.request, steps.call)
-            await UpstreamPhase(self.rt, out, caller, attempt).run(attempt)
-            if ex.responses is not None:
-                await self._keep_response(ex, steps.call)
+            await self._call_upstream(out, caller, hooks, prepared, steps)
+
+    async def _call_upstream(
+        self, out: Outlet, caller: Caller, hooks: HookChain | None, prepared: Prepared, steps: EdgeSteps
+    ) -> None:
+        """The upstream phase (retries, fallbacks); a Responses call's session opened before, stored after."""
+        ex = out.ex
+        assert ex.llm is not None
+        if ex.kind == "responses":
+            refused = await self._open_responses(ex, steps.call)
+            if refused is not None:
+                await respond_error(out, hooks, prepared.executed, refused)
+                return
+        attempt = Attempt(ex.llm, ex.model, hooks, prepared.executed, prepared.request, steps.call)
+        await UpstreamPhase(self.rt, out, caller, attempt).run(attempt)
+        if ex.responses is not None:
+            await self._keep_response(ex, steps.call)
 
     async def _open_responses(self, ex: Exchange, call: OpenAIRequest) -> GatewayError | None:
         """A Responses request's session, with the stored turns its `previous_response_id` continues.
@@ -294,3 +288,27 @@ class Pipeline:
                     await phase.run_after_refusal(attempt, sc.error)
                     return
         await answer_short_circuit(out, hooks, prepared.executed, sc, prepared.short_circuited_by, caller.call.stream)
+
+
+def _loaded_hooks(ex: Exchange) -> HookChain | None:
+    """The routed LLM's hooks (the global chain when none was routed); 503 when a required plugin is not loaded."""
+    chain = ex.llm.chain if ex.llm is not None else ex.cfg.global_chain
+    if chain.broken:
+        unavailable = GatewayError(
+            503,
+            f"plugin {chain.broken!r} is required but not loaded on this edge",
+            type="service_unavailable",
+            code="plugin_unavailable",
+        )
+        raise Rejected(unavailable, "plugin_unavailable")
+    return chain.hooks
+
+
+async def _answer_models(out: Outlet, hooks: HookChain | None, prepared: Prepared, caller: Caller) -> None:
+    """`GET /v1/models` (or one model): answered by the edge from its config, through the response hooks."""
+    try:
+        listing = models_body(out.ex, caller.native_path)
+    except GatewayError as err:
+        await respond_error(out, hooks, prepared.executed, err)
+        return
+    await respond_full(out, hooks, prepared.executed, 200, {}, listing, None)

@@ -59,16 +59,23 @@ async def answer_short_circuit(
 
 
 async def _answer(out: Outlet, hooks: Any, executed: Executed, sc: ShortCircuit, stream: bool) -> None:
-    if out.ex.kind == "responses" and sc.error is None:
+    """An error as an error; a chat-shaped answer to a Responses call translated; anything else by `_answer_as`."""
+    if sc.error is not None:
+        out.ex.error_type = sc.error.code or sc.error.type
+        await respond_full(out, hooks, executed, sc.error.status_code, {}, b"", sc.error)
+        return
+    if out.ex.kind == "responses":
         chat = _chat_answer(sc)
         if chat is not None:
             await _answer_responses(out, hooks, executed, chat, stream)
             return
+    await _answer_as(out, hooks, executed, sc, stream)
+
+
+async def _answer_as(out: Outlet, hooks: Any, executed: Executed, sc: ShortCircuit, stream: bool) -> None:
+    """A response or stream in the mode asked for (chat and completions), as is for any other kind."""
     kind = out.ex.kind if out.ex.kind in _ADAPTABLE else ""
-    if sc.error is not None:
-        out.ex.error_type = sc.error.code or sc.error.type
-        await respond_full(out, hooks, executed, sc.error.status_code, {}, b"", sc.error)
-    elif sc.stream_chunks is not None and (stream or not kind):
+    if sc.stream_chunks is not None and (stream or not kind):
         await respond_stream(out, hooks, executed, _replay(sc.stream_chunks))
     elif sc.stream_chunks is not None:
         body = collect_stream(kind, sc.stream_chunks)
@@ -132,22 +139,24 @@ def replay_as_stream(kind: str, body: bytes) -> list[bytes]:
     }
     events: list[dict[str, Any]] = []
     for position, choice in enumerate(choices):
-        index = choice.get("index", position)
-        if kind == "chat":
-            raw_message = choice.get("message")
-            message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
-            delta: dict[str, Any] = {"role": message.get("role", "assistant"), "content": message.get("content") or ""}
-            if message.get("tool_calls"):
-                delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
-            events.append({**base, "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
-            closing: dict[str, Any] = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason")}
-        else:
-            events.append(
-                {**base, "choices": [{"index": index, "text": choice.get("text") or "", "finish_reason": None}]}
-            )
-            closing = {"index": index, "text": "", "finish_reason": choice.get("finish_reason")}
-        events.append({**base, "choices": [{**closing, "finish_reason": closing["finish_reason"] or "stop"}]})
+        events.extend(_choice_events(kind, base, choice.get("index", position), choice))
     return [b"data: " + orjson.dumps(event) + b"\n\n" for event in events] + [DONE]
+
+
+def _choice_events(kind: str, base: dict[str, Any], index: Any, choice: dict[str, Any]) -> list[dict[str, Any]]:
+    """One choice of a full answer as two chunks: its content (and tool calls), then its finish reason."""
+    if kind == "chat":
+        raw_message = choice.get("message")
+        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
+        delta: dict[str, Any] = {"role": message.get("role", "assistant"), "content": message.get("content") or ""}
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+        opening: dict[str, Any] = {**base, "choices": [{"index": index, "delta": delta, "finish_reason": None}]}
+        closing: dict[str, Any] = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason")}
+    else:
+        opening = {**base, "choices": [{"index": index, "text": choice.get("text") or "", "finish_reason": None}]}
+        closing = {"index": index, "text": "", "finish_reason": choice.get("finish_reason")}
+    return [opening, {**base, "choices": [{**closing, "finish_reason": closing["finish_reason"] or "stop"}]}]
 
 
 def collect_stream(kind: str, chunks: list[bytes]) -> bytes:
@@ -203,6 +212,7 @@ def _events(chunks: list[bytes]) -> list[dict[str, Any]]:
 
 
 def _merge(kind: str, acc: dict[str, Any], choice: dict[str, Any]) -> None:
+    """One streamed choice chunk added to what its index has accumulated."""
     acc["finish_reason"] = choice.get("finish_reason") or acc.get("finish_reason")
     if kind != "chat":
         acc["text"] = acc.get("text", "") + (choice.get("text") or "")
@@ -211,7 +221,12 @@ def _merge(kind: str, acc: dict[str, Any], choice: dict[str, Any]) -> None:
     delta: dict[str, Any] = raw_delta if isinstance(raw_delta, dict) else {}
     acc["role"] = delta.get("role") or acc.get("role") or "assistant"
     acc["content"] = acc.get("content", "") + (delta.get("content") or "")
-    for call in delta.get("tool_calls") or ():
+    _merge_tool_calls(acc, delta.get("tool_calls") or ())
+
+
+def _merge_tool_calls(acc: dict[str, Any], deltas: Any) -> None:
+    """Tool-call deltas joined per index: id and type as last sent, name and arguments concatenated."""
+    for call in deltas:
         calls: dict[int, dict[str, Any]] = acc.setdefault("tool_calls", {})
         slot = calls.setdefault(int(call.get("index", len(calls))), {"function": {"name": "", "arguments": ""}})
         slot.update({k: v for k, v in call.items() if k in ("id", "type")})

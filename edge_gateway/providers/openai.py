@@ -17,7 +17,8 @@ import orjson
 from ..errors import UpstreamError
 from ..upstream import UpstreamRequest
 from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url, native_request
-from .messages_format import ChatToMessagesStream, chat_to_message, messages_to_chat
+from .messages_reply import ChatToMessagesStream, chat_to_message
+from .messages_request import messages_to_chat
 from .sse import event_data
 
 __all__ = ["OpenAIProvider"]
@@ -130,25 +131,35 @@ class OpenAIStreamTranslator:
                 # decoding the event (a JSON string cannot hold `"index":` unescaped).
                 choices.update(int(n) for n in _CHOICE_INDEX.findall(data))
                 continue
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            for choice in chunk.get("choices") or ():
-                choices.add(choice.get("index", 0))
-                delta = choice.get("delta") or {}
-                text = delta.get("content") or choice.get("text") or ""
-                completion_chars += len(text) if isinstance(text, str) else 0
-                for call in delta.get("tool_calls") or ():
-                    if call.get("id"):
-                        tool_calls += 1
-                    completion_chars += len((call.get("function") or {}).get("arguments") or "")
+            chars, calls = _event_counts(data, choices)
+            completion_chars += chars
+            tool_calls += calls
         self.usage.choices = len(choices)
         self.usage.tool_calls = tool_calls
         if not self.usage.reported:
             request = self._call.data
             self.usage.prompt_tokens = estimate_tokens(request.get("messages") or request.get("prompt") or "")
             self.usage.completion_tokens = (completion_chars + 3) // 4
+
+
+def _event_counts(data: bytes, choices: set[int]) -> tuple[int, int]:
+    """One event's completion characters and new tool calls (a call's first delta has its id); its choice
+    indexes are added to `choices`. An event that is not JSON counts nothing."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return 0, 0
+    chars = calls = 0
+    for choice in chunk.get("choices") or ():
+        choices.add(choice.get("index", 0))
+        delta = choice.get("delta") or {}
+        text = delta.get("content") or choice.get("text") or ""
+        chars += len(text) if isinstance(text, str) else 0
+        for call in delta.get("tool_calls") or ():
+            if call.get("id"):
+                calls += 1
+            chars += len((call.get("function") or {}).get("arguments") or "")
+    return chars, calls
 
 
 class OpenAIProvider:

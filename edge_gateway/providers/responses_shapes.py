@@ -38,6 +38,17 @@ def _bad(message: str, param: str) -> GatewayError:
     return GatewayError.bad_request(message, param=param)
 
 
+def _image_part(part: dict[str, Any], param: str) -> dict[str, Any]:
+    """An `input_image` part as an `image_url` part; a file id alone is refused (no file store here)."""
+    url = part.get("image_url")
+    if not isinstance(url, str) or not url:
+        raise _bad("input_image needs an 'image_url' (file ids are not supported here)", param)
+    image: dict[str, Any] = {"url": url}
+    if part.get("detail"):
+        image["detail"] = part["detail"]
+    return {"type": "image_url", "image_url": image}
+
+
 def _parts(content: Any, param: str) -> str | list[dict[str, Any]]:
     """A message's content in Chat Completions form: a string, or text / image_url parts."""
     if isinstance(content, str):
@@ -52,18 +63,36 @@ def _parts(content: Any, param: str) -> str | list[dict[str, Any]]:
         elif kind == "refusal":
             parts.append({"type": "text", "text": str(part.get("refusal") or "")})
         elif kind == "input_image":
-            url = part.get("image_url")
-            if not isinstance(url, str) or not url:
-                raise _bad("input_image needs an 'image_url' (file ids are not supported here)", param)
-            image: dict[str, Any] = {"url": url}
-            if part.get("detail"):
-                image["detail"] = part["detail"]
-            parts.append({"type": "image_url", "image_url": image})
+            parts.append(_image_part(part, param))
         else:
             raise _bad(f"content part type {kind!r} is not supported by this model's API", param)
     if all(p["type"] == "text" for p in parts):
         return "".join(p["text"] for p in parts)
     return parts
+
+
+def _message(item: dict[str, Any], where: str) -> dict[str, Any]:
+    role = item.get("role")
+    if role not in ("user", "assistant", "system", "developer"):
+        raise _bad(f"unsupported message role {role!r}", f"{where}.role")
+    return {"role": role, "content": _parts(item.get("content"), f"{where}.content")}
+
+
+def _add_call(messages: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    """A `function_call` item joins the assistant message just before it (Chat puts calls on a message), or
+    becomes an assistant message of its own."""
+    call = {
+        "id": str(item.get("call_id") or ""),
+        "type": "function",
+        "function": {"name": str(item.get("name") or ""), "arguments": str(item.get("arguments") or "")},
+    }
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+        last["tool_calls"].append(call)
+    elif last is not None and last["role"] == "assistant" and isinstance(last.get("content"), str):
+        last["tool_calls"] = [call]
+    else:
+        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
 
 
 def chat_messages(items: list[Any], param: str = "input") -> list[dict[str, Any]]:
@@ -75,24 +104,9 @@ def chat_messages(items: list[Any], param: str = "input") -> list[dict[str, Any]
             raise _bad("each input item must be an object", where)
         kind = item.get("type", "message")
         if kind == "message":
-            role = item.get("role")
-            if role not in ("user", "assistant", "system", "developer"):
-                raise _bad(f"unsupported message role {role!r}", f"{where}.role")
-            content = _parts(item.get("content"), f"{where}.content")
-            messages.append({"role": role, "content": content})
+            messages.append(_message(item, where))
         elif kind == "function_call":
-            call = {
-                "id": str(item.get("call_id") or ""),
-                "type": "function",
-                "function": {"name": str(item.get("name") or ""), "arguments": str(item.get("arguments") or "")},
-            }
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)
-            elif last is not None and last["role"] == "assistant" and isinstance(last.get("content"), str):
-                last["tool_calls"] = [call]
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            _add_call(messages, item)
         elif kind == "function_call_output":
             output = item.get("output")
             text = output if isinstance(output, str) else _text_of(output)

@@ -313,26 +313,8 @@ class InProcessHandle(PluginHandle):
         fn, mspec, _ = entry
         bound = self._default_ctx if ctx is None else ctx.bind(self.slug, self.services)
         loop = asyncio.get_running_loop()
-        source: Any = None
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                if inspect.isasyncgenfunction(fn) or inspect.iscoroutinefunction(fn):
-                    source = fn(bound, *args)
-                    if inspect.isawaitable(source):
-                        source = await source
-                else:
-                    source = await self._run_sync(method, fn, True, bound, args)
-        except TimeoutError:
-            self._note_stuck()
-            raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
-        except PluginCallError:
-            raise
-        except (Exception, SystemExit) as exc:
-            raise self._error(method, "exception", _describe_exception(exc)) from exc
-
-        if not hasattr(source, "__aiter__") and not (
-            hasattr(source, "__iter__") and not isinstance(source, bytes | str | dict)
-        ):
+        source = await self._open_stream(method, fn, bound, args)
+        if _is_single(source):
             # A single response (an endpoint answering without streaming): one item.
             try:
                 yield mspec.normalize(source)
@@ -343,26 +325,9 @@ class InProcessHandle(PluginHandle):
         iterator = source.__aiter__() if is_async_iter else iter(source)
         try:
             while True:
-                timeout = asyncio.timeout(self.timeout_s)
-                try:
-                    async with timeout:
-                        if is_async_iter:
-                            item = await iterator.__anext__()
-                        else:
-                            item = await self._submit(loop, method, next, iterator, _STOP)
-                            if item is _STOP:
-                                return
-                    item = mspec.normalize(item)
-                except StopAsyncIteration:
+                item = await self._next_item(loop, method, mspec, iterator, is_async_iter)
+                if item is _STOP:
                     return
-                except TimeoutError as exc:
-                    if timeout.expired():
-                        if not is_async_iter:
-                            self._note_stuck()
-                        raise self._error(method, "timeout", f"no item within {self.timeout_s:g}s") from None
-                    raise self._error(method, "exception", _describe_exception(exc)) from exc
-                except (Exception, SystemExit) as exc:
-                    raise self._error(method, "exception", _describe_exception(exc)) from exc
                 yield item
         finally:
             if is_async_iter and hasattr(iterator, "aclose"):
@@ -370,6 +335,49 @@ class InProcessHandle(PluginHandle):
                     await iterator.aclose()
                 except Exception:  # the plugin's own cleanup failing must not mask the stream's outcome
                     pass
+
+    async def _open_stream(self, method: str, fn: Callable[..., Any], bound: Context, args: tuple[Any, ...]) -> Any:
+        """What a streaming method returned (an async or sync iterable, or one response), within `timeout_s`;
+        a plain `def` runs in the plugin's thread pool."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                if inspect.isasyncgenfunction(fn) or inspect.iscoroutinefunction(fn):
+                    source = fn(bound, *args)
+                    return (await source) if inspect.isawaitable(source) else source
+                return await self._run_sync(method, fn, True, bound, args)
+        except TimeoutError:
+            self._note_stuck()
+            raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
+        except PluginCallError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise self._error(method, "exception", _describe_exception(exc)) from exc
+
+    async def _next_item(
+        self, loop: asyncio.AbstractEventLoop, method: str, mspec: MethodSpec, iterator: Any, is_async_iter: bool
+    ) -> Any:
+        """The iterator's next item, normalised, within `timeout_s` (a sync iterator is advanced in the thread
+        pool); `_STOP` at its end."""
+        timeout = asyncio.timeout(self.timeout_s)
+        try:
+            async with timeout:
+                if is_async_iter:
+                    item = await iterator.__anext__()
+                else:
+                    item = await self._submit(loop, method, next, iterator, _STOP)
+                    if item is _STOP:
+                        return _STOP
+            return mspec.normalize(item)
+        except StopAsyncIteration:
+            return _STOP
+        except TimeoutError as exc:
+            if timeout.expired():
+                if not is_async_iter:
+                    self._note_stuck()
+                raise self._error(method, "timeout", f"no item within {self.timeout_s:g}s") from None
+            raise self._error(method, "exception", _describe_exception(exc)) from exc
+        except (Exception, SystemExit) as exc:
+            raise self._error(method, "exception", _describe_exception(exc)) from exc
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -503,3 +511,10 @@ def _deadlines() -> _Deadlines:
 
 def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+
+
+def _is_single(source: Any) -> bool:
+    """A streaming method's result that is one response, not items (bytes, str and dicts are not iterated)."""
+    return not hasattr(source, "__aiter__") and not (
+        hasattr(source, "__iter__") and not isinstance(source, bytes | str | dict)
+    )

@@ -1,0 +1,175 @@
+"""An OpenAI chat (or completions) request as an Anthropic Messages request.
+
+System and developer messages become `system`; `tool` messages become `tool_result` blocks in a user turn;
+assistant `tool_calls` become `tool_use` blocks; `tools`/`tool_choice`, `stop`, `temperature`, `top_p`,
+`max_tokens` map one to one (`max_tokens` is required by Anthropic, so it defaults to `DEFAULT_MAX_TOKENS`);
+consecutive turns of the same role are merged, as Anthropic requires. Apart from the reply's translation
+(`anthropic_reply.py`) because the two directions share nothing but the vendor.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from ..errors import GatewayError
+
+__all__ = ["DEFAULT_MAX_TOKENS", "to_anthropic_request"]
+
+DEFAULT_MAX_TOKENS = 4096
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _image_block(part: dict[str, Any]) -> dict[str, Any]:
+    """An `image_url` part: a base64 data: URL as a base64 source, anything else as a URL source."""
+    url = (part.get("image_url") or {}).get("url", "")
+    if url.startswith("data:") and ";base64," in url:
+        media, data = url[5:].split(";base64,", 1)
+        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _content_blocks(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            blocks.append({"type": "text", "text": part.get("text", "")})
+        elif kind == "image_url":
+            blocks.append(_image_block(part))
+        else:
+            raise GatewayError.bad_request(
+                f"content part type {kind!r} is not supported for Anthropic models", param="messages"
+            )
+    return blocks
+
+
+def _arguments(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            raise GatewayError.bad_request("tool call arguments must be a JSON object", param="messages") from None
+    return raw or {}
+
+
+def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """An assistant message's text and its tool calls as `tool_use` blocks (an id made up where none came)."""
+    blocks = _content_blocks(message.get("content"))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:20]}",
+                "name": function.get("name", ""),
+                "input": _arguments(function.get("arguments")),
+            }
+        )
+    return blocks
+
+
+def _turn_of(message: Any) -> tuple[str, list[dict[str, Any]]]:
+    """The role and blocks one OpenAI message becomes (`system` for the system prompt); 400 for anything else."""
+    if not isinstance(message, dict):
+        raise GatewayError.bad_request("each message must be an object", param="messages")
+    role = message.get("role")
+    content = message.get("content")
+    if role in ("system", "developer"):
+        return "system", [{"type": "text", "text": _text_of(content)}]
+    if role == "user":
+        return "user", _content_blocks(content)
+    if role == "assistant":
+        return "assistant", _assistant_blocks(message)
+    if role == "tool":
+        result = {"type": "tool_result", "tool_use_id": message.get("tool_call_id", ""), "content": _text_of(content)}
+        return "user", [result]
+    raise GatewayError.bad_request(f"unsupported message role {role!r}", param="messages")
+
+
+def _conversation(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """The system texts, and the turns with consecutive ones of the same role merged (Anthropic requires it)."""
+    if not isinstance(messages, list) or not messages:
+        raise GatewayError.bad_request("'messages' must be a non-empty list", param="messages")
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        role, blocks = _turn_of(message)
+        if role == "system":
+            system.append(blocks[0]["text"])
+        elif not blocks:
+            continue
+        elif turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return system, turns
+
+
+def _sampling(data: dict[str, Any], out: dict[str, Any]) -> None:
+    for key in ("temperature", "top_p", "top_k"):
+        if data.get(key) is not None:
+            out[key] = data[key]
+    stop = data.get("stop")
+    if stop:
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+
+
+def _tools(data: dict[str, Any], out: dict[str, Any]) -> None:
+    """`tools` (functions only) and `tool_choice`; `none` drops the tools, as Anthropic has no such choice."""
+    tools = data.get("tools")
+    if tools:
+        out["tools"] = [
+            {
+                "name": (t.get("function") or {}).get("name", ""),
+                "description": (t.get("function") or {}).get("description", ""),
+                "input_schema": (t.get("function") or {}).get("parameters") or {"type": "object", "properties": {}},
+            }
+            for t in tools
+            if t.get("type", "function") == "function"
+        ]
+    _tool_choice(data.get("tool_choice"), out)
+
+
+def _tool_choice(choice: Any, out: dict[str, Any]) -> None:
+    if choice == "required":
+        out["tool_choice"] = {"type": "any"}
+    elif choice == "auto":
+        out["tool_choice"] = {"type": "auto"}
+    elif choice == "none":
+        out.pop("tools", None)
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        out["tool_choice"] = {"type": "tool", "name": (choice.get("function") or {}).get("name", "")}
+
+
+def to_anthropic_request(data: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+    """An OpenAI chat request body as an Anthropic Messages request body for `model`."""
+    system, turns = _conversation(data.get("messages"))
+    out: dict[str, Any] = {
+        "model": model,
+        "messages": turns,
+        "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens") or DEFAULT_MAX_TOKENS,
+    }
+    if system:
+        out["system"] = "\n\n".join(s for s in system if s)
+    _sampling(data, out)
+    if stream:
+        out["stream"] = True
+    _tools(data, out)
+    user = data.get("user")
+    if isinstance(user, str) and user:
+        out["metadata"] = {"user_id": user}
+    return out

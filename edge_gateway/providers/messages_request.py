@@ -1,0 +1,196 @@
+"""Anthropic Messages in front of an OpenAI-compatible vendor: the request translated to Chat Completions.
+
+Why: `POST /v1/messages` is a kind of request of its own ("messages"); to an Anthropic LLM it goes as is, to an
+OpenAI-compatible one (the mock included) the provider sends Chat Completions and hands the client Messages back
+(`messages_reply.py` translates the reply and the stream). What maps to what:
+
+    system (string or text blocks)          -> a system message
+    text / image (base64, url) blocks       -> text / image_url parts (base64 as a data: URL)
+    assistant tool_use blocks               -> tool_calls (arguments as a JSON string)
+    user tool_result blocks                 -> tool messages (before the rest of that user turn)
+    tools / tool_choice (auto, any, tool, none), disable_parallel_tool_use -> tools / tool_choice,
+                                               parallel_tool_calls
+    max_tokens, temperature, top_p, stop_sequences, metadata.user_id -> max_tokens, ..., stop, user
+
+`thinking` blocks and `top_k` have no Chat Completions counterpart and are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import GatewayError
+from .base import estimate_tokens
+
+__all__ = ["estimate_message_tokens", "messages_to_chat"]
+
+
+def _bad(message: str, param: str = "messages") -> GatewayError:
+    return GatewayError.bad_request(message, param=param)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+def _image_part(block: dict[str, Any]) -> dict[str, Any]:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise _bad("an image block needs a 'source'")
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+    elif source.get("type") == "url":
+        url = str(source.get("url", ""))
+    else:
+        raise _bad(f"image source type {source.get('type')!r} is not supported")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _tool_message(block: dict[str, Any]) -> dict[str, Any]:
+    """A `tool_result` block as a tool message; an error result says so in its text (Chat has no flag for it)."""
+    result = _text(block.get("content"))
+    if block.get("is_error"):
+        result = f"Error: {result}"
+    return {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": result}
+
+
+def _user_turn(content: Any) -> list[dict[str, Any]]:
+    """One user turn: its tool results as tool messages first (they answer the previous assistant turn)."""
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    if not isinstance(content, list):
+        raise _bad("'content' must be a string or an array of blocks")
+    tools: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            parts.append({"type": "text", "text": str(block.get("text", ""))})
+        elif kind == "image":
+            parts.append(_image_part(block))
+        elif kind == "tool_result":
+            tools.append(_tool_message(block))
+        elif kind in ("thinking", "redacted_thinking"):
+            continue
+        else:
+            raise _bad(f"content block type {kind!r} is not supported for this model")
+    if parts:
+        tools.append({"role": "user", "content": parts})
+    return tools
+
+
+def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
+    """A `tool_use` block as a tool call, its input as the JSON string Chat Completions carries."""
+    arguments = orjson.dumps(block.get("input") or {}).decode()
+    function = {"name": str(block.get("name", "")), "arguments": arguments}
+    return {"id": str(block.get("id", "")), "type": "function", "function": function}
+
+
+def _assistant_turn(content: Any) -> dict[str, Any]:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    if not isinstance(content, list):
+        raise _bad("'content' must be a string or an array of blocks")
+    text: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            text.append(str(block.get("text", "")))
+        elif kind == "tool_use":
+            calls.append(_tool_call(block))
+        elif kind in ("thinking", "redacted_thinking"):
+            continue
+        else:
+            raise _bad(f"content block type {kind!r} is not supported in an assistant turn")
+    turn: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
+    if calls:
+        turn["tool_calls"] = calls
+    return turn
+
+
+def _tool_choice(choice: dict[str, Any], out: dict[str, Any]) -> None:
+    kind = choice.get("type")
+    if kind == "auto":
+        out["tool_choice"] = "auto"
+    elif kind == "any":
+        out["tool_choice"] = "required"
+    elif kind == "none":
+        out["tool_choice"] = "none"
+    elif kind == "tool":
+        out["tool_choice"] = {"type": "function", "function": {"name": str(choice.get("name", ""))}}
+    if choice.get("disable_parallel_tool_use") and "tools" in out:
+        out["parallel_tool_calls"] = False
+
+
+def _chat_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The system prompt and the turns as chat messages (a user turn may become several: tool results first)."""
+    chat: list[dict[str, Any]] = []
+    system = _text(data.get("system"))
+    if system:
+        chat.append({"role": "system", "content": system})
+    for message in data.get("messages") or ():
+        if not isinstance(message, dict):
+            raise _bad("each message must be an object")
+        role = message.get("role")
+        if role == "user":
+            chat.extend(_user_turn(message.get("content")))
+        elif role == "assistant":
+            chat.append(_assistant_turn(message.get("content")))
+        else:
+            raise _bad(f"unsupported message role {role!r}")
+    return chat
+
+
+def _sampling(data: dict[str, Any], out: dict[str, Any]) -> None:
+    if isinstance(data.get("max_tokens"), int):
+        out["max_tokens"] = data["max_tokens"]
+    for key in ("temperature", "top_p"):
+        if data.get(key) is not None:
+            out[key] = data[key]
+    if data.get("stop_sequences"):
+        out["stop"] = list(data["stop_sequences"])
+
+
+def _tools(data: dict[str, Any], out: dict[str, Any]) -> None:
+    tools = data.get("tools")
+    if isinstance(tools, list) and tools:
+        out["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": str(t.get("name", "")),
+                    "description": str(t.get("description", "")),
+                    "parameters": t.get("input_schema") or {"type": "object", "properties": {}},
+                },
+            }
+            for t in tools
+            if isinstance(t, dict)
+        ]
+    if isinstance(data.get("tool_choice"), dict):
+        _tool_choice(data["tool_choice"], out)
+
+
+def messages_to_chat(data: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+    """An Anthropic Messages request body as a Chat Completions request body."""
+    out: dict[str, Any] = {"model": model, "messages": _chat_messages(data)}
+    _sampling(data, out)
+    _tools(data, out)
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        out["user"] = metadata["user_id"]
+    if stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    return out
+
+
+def estimate_message_tokens(data: dict[str, Any]) -> int:
+    """Input tokens of a Messages request, estimated (4 characters per token over system, messages and tools)."""
+    return estimate_tokens([data.get("system") or "", data.get("messages") or [], data.get("tools") or []])
