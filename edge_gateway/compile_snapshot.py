@@ -14,7 +14,7 @@ import re
 from cryptography.fernet import InvalidToken, MultiFernet
 
 from shared_sdk import LLM, App, User
-from shared_sdk.snapshot import AppConfig, ConfigSnapshot, LLMConfig, ModelPriceConfig
+from shared_sdk.snapshot import AppConfig, ConfigSnapshot, LLMConfig, ModelPriceConfig, UserConfig
 
 from .compiled import CompiledApp, CompiledConfig, CompiledLLM, PluginChain, literal_text
 from .deployments import DeploymentGroup, HealthBook
@@ -35,17 +35,6 @@ def compile_snapshot(snapshot: ConfigSnapshot, fernet: MultiFernet | None, healt
     llms_by_id, exact, patterns = _compile_llms(snapshot, fernet, health)
     apps = _compile_apps(snapshot)
     users = {u.id: u for u in snapshot.users}
-    user_messages = {
-        u.id: User(
-            id=u.id,
-            email=u.email,
-            name=u.name,
-            is_admin=u.is_admin,
-            groups=[str(g) for g in u.group_ids],
-            metadata=dict(u.metadata),
-        )
-        for u in snapshot.users
-    }
     by_model: dict[str, ModelPriceConfig] = {}
     for p in snapshot.prices:
         by_model.setdefault(p.model, p)
@@ -54,7 +43,7 @@ def compile_snapshot(snapshot: ConfigSnapshot, fernet: MultiFernet | None, healt
         apps=apps,
         credentials={c.key_hash: c for c in snapshot.credentials if c.active and c.app_id in apps},
         users=users,
-        user_messages=user_messages,
+        user_messages={u.id: _user_message(u) for u in snapshot.users},
         llms_by_id=llms_by_id,
         llms_by_slug={x.slug: x for x in llms_by_id.values()},
         exact_models={name: DeploymentGroup(members) for name, members in exact.items()},
@@ -65,6 +54,17 @@ def compile_snapshot(snapshot: ConfigSnapshot, fernet: MultiFernet | None, healt
         plugins={},
         inactive_users=frozenset(u.id for u in snapshot.users if not u.active),
         user_groups={u.id: frozenset(u.group_ids) for u in snapshot.users if not u.is_admin},
+    )
+
+
+def _user_message(user: UserConfig) -> User:
+    return User(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        is_admin=user.is_admin,
+        groups=[str(g) for g in user.group_ids],
+        metadata=dict(user.metadata),
     )
 
 

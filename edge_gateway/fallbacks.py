@@ -1,4 +1,5 @@
-"""The upstream phase: the routed LLM, then its fallbacks in order, each as a whole attempt, until one answers.
+"""The upstream phase: the routed LLM, then the model's other healthy deployments (`deployments.py`), then the
+routed LLM's fallbacks in order, each as a whole attempt, until one answers.
 
 Bifrost's semantics: a fallback attempt re-runs the plugin chain, here the fallback LLM's own chain (global
 plugins, then its bindings) on the request as the client sent it, and is checked again like a request of its
