@@ -33,6 +33,7 @@ from shared_sdk.host import PluginHost
 
 from .collectors import PluginCollectorSink
 from .config_store import ConfigRejected, ConfigStore
+from .deployments import DeploymentStates, open_breakers
 from .endpoints import Health, LLMEndpoint, MetricsEndpoint, ModelEndpoint, NativeEndpoint, PluginEndpoint, Ready
 from .errors import error_body
 from .kv import EdgeKV
@@ -107,8 +108,11 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         edge_secret=settings.edge_secret,
         state_dir=settings.state_dir,
         hook_observer=hook_observer(metrics),
+        breaker_failures=settings.breaker_failures,
+        breaker_cooldown_s=settings.breaker_cooldown_s,
     )
     holder.append(store)
+    metrics.registry.register(DeploymentStates(lambda: store.current.llms_by_id.values() if store.current else ()))
     store.add_listener(lambda cfg: metrics.config_version.set(cfg.version))
     telemetry = TelemetryQueue(
         maxsize=settings.telemetry_queue_size,
@@ -151,6 +155,7 @@ class _SyncAwareReady:
         body = {"status": "ready" if cfg is not None else "waiting for config", **sync.status()}
         if cfg is not None:
             body.update(namespace=cfg.snapshot.namespace, version=cfg.version, checksum=cfg.checksum)
+            body["open_breakers"] = open_breakers(cfg.llms_by_id.values())
         response = JSONResponse(body, status_code=200 if cfg is not None else 503)
         await response(scope, receive, send)
 

@@ -1,9 +1,10 @@
 """`ConfigStore`: the edge's compiled configuration, swapped atomically when a new snapshot arrives.
 
-Everything a request needs is computed here, once per config, never per request: the credential hash map,
-compiled model regexes, the model -> LLM routing index, decrypted vendor keys (`UpstreamSpec`), prices,
-budgets, and the loaded plugin chains. `current` is a plain attribute read; a request keeps the
-`CompiledConfig` it started with, so an `apply` in the middle of a request never mixes two configs.
+Everything a request needs is computed once per config, never per request (`compile_snapshot.py`: credentials,
+regexes, the model -> deployments index, decrypted vendor keys, prices; `plugin_loading.py`: the plugin
+chains; the types are in `compiled.py`, routing in `routing.py`). `current` is a plain attribute read; a request
+keeps the `CompiledConfig` it started with, so an `apply` in the middle of a request never mixes two configs.
+Deployment health (`deployments.HealthBook`) lives here, outside any one config, so breakers survive applies.
 
 Interface for the sync client (`edge_gateway.sync`), which receives snapshots over NATS:
 
@@ -23,236 +24,36 @@ back, so an edge that restarts while the control plane is unreachable serves its
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
 import logging
 import os
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import msgspec
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, MultiFernet
 
-from shared_sdk import LLM, App, PluginCallError, User
-from shared_sdk.errors import FjordgateSDKError
-from shared_sdk.host import ENTRY_POINT_PREFIX, PluginHandle, PluginHost, PluginSpec
-from shared_sdk.pipeline import HookChain, HookTiming
-from shared_sdk.snapshot import (
-    AppConfig,
-    ConfigSnapshot,
-    CredentialConfig,
-    LLMConfig,
-    ModelPriceConfig,
-    PluginConfig,
-    UserConfig,
-    decode_snapshot,
-    encode_snapshot,
-    snapshot_checksum,
-)
+from shared_sdk.host import PluginHost
+from shared_sdk.pipeline import HookTiming
+from shared_sdk.snapshot import ConfigSnapshot, decode_snapshot, encode_snapshot, snapshot_checksum
 
 from .budgets import BudgetTracker
-from .errors import GatewayError
-from .providers import Provider, UpstreamSpec, provider_for
+from .compile_snapshot import ConfigRejected, compile_snapshot
+from .compiled import CompiledApp, CompiledConfig, CompiledLLM, PluginChain, literal_text
+from .deployments import DEFAULT_COOLDOWN_S, DEFAULT_FAILURES, HealthBook
+from .plugin_loading import PluginLoader
 
-__all__ = ["CompiledApp", "CompiledConfig", "CompiledLLM", "ConfigRejected", "ConfigStore", "PluginChain"]
+__all__ = [
+    "CompiledApp",
+    "CompiledConfig",
+    "CompiledLLM",
+    "ConfigRejected",
+    "ConfigStore",
+    "PluginChain",
+    "literal_text",
+]
 
 log = logging.getLogger("fjordgate.edge.config")
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class ConfigRejected(ValueError):
-    """The snapshot cannot be used; the message says why. The previous config stays in force."""
-
-
-@dataclass(frozen=True, slots=True)
-class PluginChain:
-    """Plugins in the order their request hooks run (global plugins first, then the LLM's chain).
-
-    `broken` names a fail-closed plugin of the chain that could not be loaded: such a chain refuses requests
-    (503) rather than silently skipping a plugin an admin declared mandatory.
-    """
-
-    hooks: HookChain | None = None
-    """`None` when the chain is empty: the request path then skips every hook phase outright."""
-    broken: str | None = None
-
-
-@dataclass(slots=True)
-class CompiledApp:
-    config: AppConfig
-    message: App
-    llm_ids: frozenset[int]
-    networks: tuple[IPNetwork, ...]
-
-    @property
-    def id(self) -> int:
-        return self.config.id
-
-    def ip_allowed(self, address: str) -> bool:
-        if not self.networks:
-            return True
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.networks)
-
-
-@dataclass(slots=True)
-class CompiledLLM:
-    config: LLMConfig
-    message: LLM
-    spec: UpstreamSpec
-    provider: Provider | None
-    allowed: tuple[re.Pattern[str], ...]
-    chain: PluginChain = field(default_factory=PluginChain)
-    unavailable: str | None = None
-    """Why this edge cannot call the LLM (unknown vendor, undecryptable key); requests get a 502 saying so."""
-    granted_groups: frozenset[int] = frozenset()
-    """Groups whose catalogue offers the LLM; empty: no group grant needed (see `CompiledConfig.user_may_use`)."""
-    served: frozenset[str] = frozenset()
-    """With an empty allow-list, the only models the LLM answers: its default model and the models the price
-    list has for its vendor (an empty allow-list used to answer any model name, even one nobody priced)."""
-
-    @property
-    def id(self) -> int:
-        return self.config.id
-
-    @property
-    def slug(self) -> str:
-        return self.config.slug
-
-    def allows(self, model: str) -> bool:
-        if not self.allowed:
-            return model in self.served
-        return any(p.fullmatch(model) for p in self.allowed)
-
-
-@dataclass(slots=True)
-class CompiledConfig:
-    snapshot: ConfigSnapshot
-    apps: dict[int, CompiledApp]
-    credentials: dict[str, CredentialConfig]
-    users: dict[int, UserConfig]
-    user_messages: dict[int, User]
-    llms_by_id: dict[int, CompiledLLM]
-    llms_by_slug: dict[str, CompiledLLM]
-    exact_models: dict[str, list[CompiledLLM]]
-    """Model name -> LLMs naming it as default model or as a literal allowed model (id order)."""
-    pattern_llms: list[CompiledLLM]
-    """LLMs whose allow-list has real regexes, tried in id order after the exact index."""
-    prices: dict[tuple[str, str], ModelPriceConfig]
-    prices_by_model: dict[str, ModelPriceConfig]
-    global_chain: PluginChain
-    plugins: dict[str, PluginHandle]
-    """Loaded plugins by slug (LLM-specific config overrides appear as `slug@llm_slug`)."""
-    collectors: HookChain | None = None
-    """Every loaded plugin implementing a data-collection method (they see all records of the namespace)."""
-    endpoints: dict[str, list[Any]] = field(default_factory=dict)
-    """Plugin slug -> its custom endpoint registrations (asked once per config)."""
-    inactive_users: frozenset[int] = frozenset()
-    """Deactivated users: their keys and their apps' keys are refused (401)."""
-    user_groups: dict[int, frozenset[int]] = field(default_factory=dict)
-    """Non-admin users' groups, for the group grants of catalogued LLMs (admins are not listed: not restricted)."""
-
-    def user_may_use(self, llm: CompiledLLM, app: CompiledApp, user_id: int | None) -> bool:
-        """Whether the caller's groups grant `llm`: the key's user, else the app's owner, must be in one of the
-        LLM's granting groups when it has any. Admins, users the snapshot does not know and app-only callers
-        pass (the app-LLM link is checked separately)."""
-        if not llm.granted_groups:
-            return True
-        uid = user_id if user_id is not None else app.config.owner_id
-        groups = self.user_groups.get(uid) if uid is not None else None
-        return groups is None or not groups.isdisjoint(llm.granted_groups)
-
-    @property
-    def version(self) -> int:
-        return self.snapshot.version
-
-    @property
-    def checksum(self) -> str:
-        return self.snapshot.checksum
-
-    def price(self, vendor: str, model: str) -> ModelPriceConfig | None:
-        return self.prices.get((vendor, model)) or self.prices_by_model.get(model)
-
-    def route(self, model: str, app: CompiledApp | None) -> tuple[CompiledLLM, str]:
-        """Pick the LLM and upstream model for `model` as `app` may use it.
-
-        Forms: `llm-slug/model` (that LLM, that model), `llm-slug` (its default model), or a bare model name
-        (the first LLM, in id order, that lists it or whose allow-list matches it). Among LLMs serving the
-        model, those linked to the app win; if only unlinked ones serve it the answer is 403, if none 404.
-        """
-        if not model:
-            raise GatewayError.bad_request("'model' is required", param="model", code="missing_model")
-        slug, sep, rest = model.partition("/")
-        explicit = self.llms_by_slug.get(slug) if sep else None
-        if explicit is not None:
-            target = rest or explicit.config.default_model
-            return self._check(explicit, target, app), target
-        by_slug = self.llms_by_slug.get(model)
-        if by_slug is not None and by_slug.config.default_model:
-            return self._check(by_slug, by_slug.config.default_model, app), by_slug.config.default_model
-        exact = self.exact_models.get(model, ())
-        if app is not None:
-            for llm in exact:
-                if llm.id in app.llm_ids:
-                    return llm, model
-        matching = [llm for llm in self.pattern_llms if llm.allows(model)]
-        if app is not None:
-            for llm in matching:
-                if llm.id in app.llm_ids:
-                    return llm, model
-        if not exact and not matching:
-            raise GatewayError.not_found(f"the model {model!r} does not exist or is not served here", param="model")
-        if app is not None:
-            raise GatewayError.forbidden(f"this app may not use the model {model!r}", code="model_not_allowed")
-        return (exact or matching)[0], model
-
-    def _check(self, llm: CompiledLLM, model: str, app: CompiledApp | None) -> CompiledLLM:
-        if app is not None and llm.id not in app.llm_ids:
-            raise GatewayError.forbidden(f"this app may not use the LLM {llm.slug!r}", code="llm_not_allowed")
-        if not model:
-            raise GatewayError.bad_request(f"LLM {llm.slug!r} has no default model; name one", param="model")
-        if not llm.allows(model):
-            raise GatewayError.forbidden(
-                f"the model {model!r} is not allowed on LLM {llm.slug!r}", code="model_not_allowed"
-            )
-        return llm
-
-    def models_for(self, app: CompiledApp) -> list[tuple[str, CompiledLLM]]:
-        """What `/v1/models` lists for an app: each linked LLM's default and literal allowed models."""
-        seen: set[str] = set()
-        out: list[tuple[str, CompiledLLM]] = []
-        for llm_id in sorted(app.llm_ids):
-            llm = self.llms_by_id.get(llm_id)
-            if llm is None:
-                continue
-            names = [
-                llm.config.default_model,
-                *(literal_text(p.pattern) or "" for p in llm.allowed),
-                *sorted(llm.served),
-            ]
-            for name in names:
-                if name and name not in seen:
-                    seen.add(name)
-                    out.append((name, llm))
-        return out
-
-
-_REGEX_META = re.compile(r"[.^$*+?{}\[\]\\|()]")
-
-
-def literal_text(pattern: str) -> str | None:
-    """The one string a pattern matches when it has no regex meaning beyond escaped dots (`gpt-4o`, `gpt\\.5`)."""
-    text = pattern.replace(r"\.", ".").replace(r"\-", "-")
-    if _REGEX_META.search(text.replace(".", "")):
-        return None
-    return text if re.fullmatch(pattern, text) else None
 
 
 class ConfigStore:
@@ -267,6 +68,8 @@ class ConfigStore:
         state_dir: str | None = None,
         budgets: BudgetTracker | None = None,
         hook_observer: Callable[[HookTiming], None] | None = None,
+        breaker_failures: int = DEFAULT_FAILURES,
+        breaker_cooldown_s: float = DEFAULT_COOLDOWN_S,
     ) -> None:
         self.host = host
         self.namespace = namespace
@@ -276,8 +79,10 @@ class ConfigStore:
         self._fernet = MultiFernet([Fernet(k.strip()) for k in edge_secret.split(",")]) if edge_secret else None
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[CompiledConfig], Any]] = []
-        self._specs: dict[str, PluginSpec] = {}
         self.hook_observer = hook_observer
+        self.plugins = PluginLoader(host, hook_observer)
+        self.health = HealthBook(breaker_failures, breaker_cooldown_s)
+        """Each LLM's circuit breaker on this edge, kept across configs (`deployments.py`)."""
 
     def add_listener(self, callback: Callable[[CompiledConfig], Any]) -> None:
         self._listeners.append(callback)
@@ -328,13 +133,12 @@ class ConfigStore:
         if snapshot.checksum and snapshot.checksum != snapshot_checksum(snapshot):
             raise ConfigRejected("snapshot checksum does not match its content (corrupted or tampered)")
         async with self._lock:
-            compiled = self._compile(snapshot)
-            stale = await self._load_plugins(snapshot, compiled, restart_isolated)
+            compiled = compile_snapshot(snapshot, self._fernet, self.health)
+            stale = await self.plugins.load(snapshot, compiled, restart_isolated)
             self.budgets.load(list(snapshot.budgets))
             self.current = compiled
-            for slug in stale:
-                await self.host.unload(slug)
-                self._specs.pop(slug, None)
+            for key in stale:
+                await self.plugins.unload(key)
         await self._persist(snapshot)
         log.info(
             "config applied: namespace=%r version=%s llms=%d apps=%d plugins=%d",
@@ -368,252 +172,3 @@ class ConfigStore:
             await asyncio.to_thread(write)
         except OSError as exc:
             log.warning("could not persist the snapshot to %s: %s", path, exc)
-
-    def _decrypt(self, llm: LLMConfig) -> tuple[str, str | None]:
-        if not llm.api_key_encrypted:
-            return "", None
-        if self._fernet is None:
-            return "", "FJORDGATE_EDGE_SECRET is not set, so this edge cannot decrypt the LLM's vendor key"
-        try:
-            return self._fernet.decrypt(llm.api_key_encrypted.encode()).decode(), None
-        except (InvalidToken, ValueError):
-            return "", "the LLM's vendor key does not decrypt with FJORDGATE_EDGE_SECRET"
-
-    def _compile(self, snapshot: ConfigSnapshot) -> CompiledConfig:
-        llms_by_id: dict[int, CompiledLLM] = {}
-        exact: dict[str, list[CompiledLLM]] = {}
-        patterns: list[CompiledLLM] = []
-        priced: dict[str, set[str]] = {}
-        for price in snapshot.prices:
-            priced.setdefault(price.vendor, set()).add(price.model)
-        for cfg in sorted(snapshot.llms, key=lambda x: x.id):
-            if not cfg.active:
-                continue
-            try:
-                allowed = tuple(re.compile(p) for p in cfg.allowed_models)
-            except re.error as exc:
-                raise ConfigRejected(f"LLM {cfg.slug!r}: allowed model pattern is not a valid regex: {exc}") from None
-            api_key, problem = self._decrypt(cfg)
-            provider = provider_for(cfg.vendor)
-            if provider is None:
-                problem = f"vendor {cfg.vendor!r} is not supported by this edge"
-            if problem:
-                log.error("LLM %s cannot be called: %s", cfg.slug, problem)
-            spec = UpstreamSpec(
-                cfg.id,
-                cfg.slug,
-                cfg.vendor,
-                cfg.api_base,
-                api_key,
-                dict(cfg.extra_headers),
-                cfg.connect_timeout_s,
-                cfg.first_byte_timeout_s,
-                cfg.idle_stream_timeout_s,
-                dict(cfg.metadata),
-                cfg.max_response_bytes,
-            )
-            message = LLM(
-                id=cfg.id,
-                slug=cfg.slug,
-                name=cfg.name,
-                vendor=cfg.vendor,
-                api_endpoint=cfg.api_base,
-                default_model=cfg.default_model,
-                allowed_models=list(cfg.allowed_models),
-                privacy_score=cfg.privacy_score,
-                is_active=cfg.active,
-                namespace=cfg.namespace,
-                metadata=dict(cfg.metadata),
-            )
-            served: frozenset[str] = frozenset()
-            if not cfg.allowed_models:
-                served = frozenset({cfg.default_model} if cfg.default_model else set()) | priced.get(cfg.vendor, set())
-            llm = CompiledLLM(
-                cfg,
-                message,
-                spec,
-                provider,
-                allowed,
-                unavailable=problem,
-                granted_groups=frozenset(cfg.granted_group_ids),
-                served=served,
-            )
-            llms_by_id[cfg.id] = llm
-            names = {cfg.default_model, *served} if cfg.default_model else set(served)
-            has_regex = False
-            for pattern in cfg.allowed_models:
-                literal = literal_text(pattern)
-                if literal is None:
-                    has_regex = True
-                else:
-                    names.add(literal)
-            if cfg.default_model and not llm.allows(cfg.default_model):
-                names.discard(cfg.default_model)
-            for name in names:
-                exact.setdefault(name, []).append(llm)
-            if has_regex:
-                patterns.append(llm)
-        apps: dict[int, CompiledApp] = {}
-        for app in snapshot.apps:
-            if not (app.active and app.approved):
-                continue
-            try:
-                networks = tuple(ipaddress.ip_network(n, strict=False) for n in app.allowed_ips)
-            except ValueError as exc:
-                raise ConfigRejected(f"app {app.id}: allowed_ips: {exc}") from None
-            app_message = App(
-                id=app.id,
-                name=app.name,
-                owner_id=app.owner_id,
-                namespace=app.namespace,
-                is_active=app.active,
-                llm_ids=list(app.llm_ids),
-                tool_ids=list(app.tool_ids),
-                datasource_ids=list(app.datasource_ids),
-                tags=list(app.tags),
-                rate_limit_rpm=app.rate_limit_rpm,
-                allowed_ips=list(app.allowed_ips),
-                metadata=dict(app.metadata),
-            )
-            apps[app.id] = CompiledApp(app, app_message, frozenset(app.llm_ids), networks)
-        credentials = {c.key_hash: c for c in snapshot.credentials if c.active and c.app_id in apps}
-        users = {u.id: u for u in snapshot.users}
-        user_messages = {
-            u.id: User(
-                id=u.id,
-                email=u.email,
-                name=u.name,
-                is_admin=u.is_admin,
-                groups=[str(g) for g in u.group_ids],
-                metadata=dict(u.metadata),
-            )
-            for u in snapshot.users
-        }
-        prices = {(p.vendor, p.model): p for p in snapshot.prices}
-        by_model: dict[str, ModelPriceConfig] = {}
-        for p in snapshot.prices:
-            by_model.setdefault(p.model, p)
-        return CompiledConfig(
-            snapshot=snapshot,
-            apps=apps,
-            credentials=credentials,
-            users=users,
-            user_messages=user_messages,
-            llms_by_id=llms_by_id,
-            llms_by_slug={x.slug: x for x in llms_by_id.values()},
-            exact_models=exact,
-            pattern_llms=patterns,
-            prices=prices,
-            prices_by_model=by_model,
-            global_chain=PluginChain(),
-            plugins={},
-            inactive_users=frozenset(u.id for u in snapshot.users if not u.active),
-            user_groups={u.id: frozenset(u.group_ids) for u in snapshot.users if not u.is_admin},
-        )
-
-    # -- plugins -----------------------------------------------------------------------------------------
-
-    def _desired_specs(self, snapshot: ConfigSnapshot) -> dict[str, PluginSpec]:
-        by_slug = {p.slug: p for p in snapshot.plugins}
-        wanted: dict[str, PluginSpec] = {}
-        for plugin in snapshot.plugins:
-            spec = _spec(plugin, plugin.config, plugin.slug)
-            if spec is not None:
-                wanted[plugin.slug] = spec
-        for llm in snapshot.llms:
-            if not llm.active:
-                continue
-            for binding in llm.plugin_chain:
-                bound = by_slug.get(binding.plugin_slug)
-                if bound is None or not binding.config or binding.config == bound.config:
-                    continue
-                key = f"{bound.slug}@{llm.slug}"
-                spec = _spec(bound, binding.config, key)
-                if spec is not None:
-                    wanted[key] = spec
-        return wanted
-
-    async def _load_plugins(
-        self, snapshot: ConfigSnapshot, compiled: CompiledConfig, restart_isolated: bool = False
-    ) -> list[str]:
-        """Load new plugins, reload changed ones; returns slugs to unload once the new config is in force."""
-        wanted = self._desired_specs(snapshot)
-        failed: set[str] = set()
-        for key, spec in wanted.items():
-            old = self._specs.get(key)
-            if old == spec and key in self.host and not (restart_isolated and spec.runs_isolated):
-                continue
-            try:
-                if key in self.host:
-                    await self.host.reload(spec)
-                else:
-                    await self.host.load(spec)
-                self._specs[key] = spec
-            except (FjordgateSDKError, PluginCallError) as exc:
-                failed.add(key)
-                log.error("plugin %s not loaded: %s", key, exc)
-        handles = {key: h for key, h in self.host.handles.items() if key in wanted and key not in failed}
-        compiled.plugins = handles
-        collectors = [h for h in handles.values() if "data_collection" in h.capabilities]
-        compiled.collectors = HookChain(collectors, observer=self.hook_observer) if collectors else None
-        for key, handle in handles.items():
-            if "custom_endpoints" in handle.capabilities and "@" not in key:
-                try:
-                    compiled.endpoints[key] = list(await handle.call("get_endpoint_registrations", None))
-                except PluginCallError as exc:
-                    log.error("plugin %s: endpoint registrations unavailable: %s", key, exc)
-        by_slug = {p.slug: p for p in snapshot.plugins}
-        global_plugins = sorted(
-            (p for p in snapshot.plugins if p.global_order is not None), key=lambda p: (p.global_order, p.slug)
-        )
-        compiled.global_chain = _chain([(p.slug, p) for p in global_plugins], handles, self.hook_observer)
-        for llm in compiled.llms_by_id.values():
-            entries = [(p.slug, p) for p in global_plugins]
-            for binding in sorted(llm.config.plugin_chain, key=lambda b: (b.order, b.plugin_slug)):
-                plugin = by_slug.get(binding.plugin_slug)
-                if plugin is None:
-                    log.error("LLM %s names unknown plugin %s in its chain", llm.slug, binding.plugin_slug)
-                    continue
-                if plugin.global_order is not None:
-                    continue  # already runs for every request
-                key = f"{plugin.slug}@{llm.slug}"
-                entries.append((key if key in wanted else plugin.slug, plugin))
-            llm.chain = _chain(entries, handles, self.hook_observer)
-        return [key for key in self._specs if key not in wanted]
-
-
-def _spec(plugin: PluginConfig, config: dict[str, Any], key: str) -> PluginSpec | None:
-    if sum(map(bool, (plugin.entry_point, plugin.import_path, plugin.command))) != 1:
-        log.error("plugin %s must name exactly one of entry_point, import_path and command", plugin.slug)
-        return None
-    try:
-        return PluginSpec(
-            slug=key,
-            import_path=ENTRY_POINT_PREFIX + plugin.entry_point if plugin.entry_point else plugin.import_path,
-            command=list(plugin.command) if plugin.command else None,
-            isolated=plugin.isolated,
-            config=json.loads(json.dumps(config)),
-            failure_policy=plugin.failure_policy,
-            timeout_s=max(plugin.timeout_ms, 1) / 1000.0,
-            extra_scopes=tuple(plugin.extra_scopes),
-        )
-    except ValueError as exc:
-        log.error("plugin %s has an unusable definition: %s", plugin.slug, exc)
-        return None
-
-
-def _chain(
-    entries: list[tuple[str, PluginConfig]],
-    handles: dict[str, PluginHandle],
-    observer: Callable[[HookTiming], None] | None,
-) -> PluginChain:
-    out: list[PluginHandle] = []
-    broken: str | None = None
-    for key, plugin in entries:
-        handle = handles.get(key)
-        if handle is None:
-            if plugin.failure_policy == "closed" and broken is None:
-                broken = plugin.slug
-            continue
-        out.append(handle)
-    return PluginChain(HookChain(out, observer=observer) if out else None, broken)

@@ -8,6 +8,7 @@ from shared_sdk import Context, EndpointRequest, EnrichedRequest, PluginCallErro
 
 from .auth import accept_caller, credential_from_headers, find_credential, plugin_auth
 from .config_store import CompiledConfig, ConfigStore
+from .deployments import open_breakers
 from .errors import GatewayError, error_body
 from .exchange import Rejected
 from .intake import read_body
@@ -111,6 +112,7 @@ class Ready:
                     "namespace": cfg.snapshot.namespace,
                     "version": cfg.version,
                     "checksum": cfg.checksum,
+                    "open_breakers": open_breakers(cfg.llms_by_id.values()),
                 }
             ),
         )

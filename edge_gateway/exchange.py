@@ -13,6 +13,7 @@ from shared_sdk import Context, PluginError
 
 from .budgets import Reservation
 from .config_store import CompiledApp, CompiledConfig, CompiledLLM
+from .deployments import DeploymentGroup
 from .errors import GatewayError
 from .providers import OpenAIRequest, Usage
 from .providers.responses import ResponsesSession
@@ -49,6 +50,8 @@ class Exchange:
     user_id: int | None = None
     llm: CompiledLLM | None = None
     model: str = ""
+    group: DeploymentGroup | None = None
+    """The deployments the routed LLM was balanced among (None: the model name pinned one LLM)."""
     status_code: int = 0
     error_type: str = ""
     usage: Usage = field(default_factory=Usage)

@@ -1,4 +1,5 @@
-"""The upstream phase: the routed LLM, then its fallbacks in order, each as a whole attempt, until one answers.
+"""The upstream phase: the routed LLM, then the model's other healthy deployments (`deployments.py`), then the
+routed LLM's fallbacks in order, each as a whole attempt, until one answers.
 
 Bifrost's semantics: a fallback attempt re-runs the plugin chain, here the fallback LLM's own chain (global
 plugins, then its bindings) on the request as the client sent it, and is checked again like a request of its
@@ -14,6 +15,7 @@ not False. An explicit `allow_fallbacks: false` (on the error, or in the context
 from __future__ import annotations
 
 import logging
+import time
 
 from shared_sdk import PluginError
 from shared_sdk.attempt import prepare_attempt
@@ -58,7 +60,18 @@ def fallbacks_allowed(out: Outlet, attempt: Attempt) -> bool:
 class UpstreamPhase:
     """One request's upstream phase (see the module docstring)."""
 
-    __slots__ = ("rt", "out", "caller", "attempted", "fallbacks", "primary", "previous", "answered")
+    __slots__ = (
+        "rt",
+        "out",
+        "caller",
+        "attempted",
+        "fallbacks",
+        "primary",
+        "previous",
+        "answered",
+        "group",
+        "tried",
+    )
 
     def __init__(self, rt: EdgeRuntime, out: Outlet, caller: Caller, first: Attempt) -> None:
         self.rt = rt
@@ -71,19 +84,38 @@ class UpstreamPhase:
         self.primary: tuple[Attempt, Written] | None = None
         self.previous = first.llm
         self.answered = False
+        self.group = out.ex.group if _siblings_allowed(out) else None
+        """The routed model's other deployments, tried (healthy ones) before the fallbacks."""
+        self.tried: list[int] = [first.llm.id]
 
     async def run(self, attempt: Attempt | None) -> None:
-        """Call `attempt` (with its retries), then the fallbacks, until one answers or none is left."""
+        """Call `attempt` (with its retries), then the model's other healthy deployments, then the fallbacks,
+        until one answers or none is left."""
         ex = self.out.ex
         while attempt is not None:
             try:
-                outcome = await self._call(attempt)
+                await self._answer(attempt)
             except UpstreamError as err:
                 ex.upstream_s = self.attempted.upstream_s
-                if await self._settle_failure(attempt, err, may_fall_back(err)):
+                movable = may_fall_back(err)
+                if await self._settle_failure(attempt, err, movable):
                     return
-                attempt = await self._next_fallback()
+                attempt = await self._next_deployment() if movable else None
+                if attempt is None:
+                    attempt = await self._next_fallback()
                 continue
+            return
+        if not self.answered:
+            await self._send_primary_error()
+
+    async def _answer(self, attempt: Attempt) -> None:
+        """The attempt's upstream call and its response; raises `UpstreamError` when the call failed. The LLM's
+        in-flight count (the balancer's tie-break) covers the call and the whole response, streams included."""
+        ex = self.out.ex
+        health = attempt.llm.health
+        health.inflight += 1
+        try:
+            outcome = await self._call(attempt)
             ex.upstream_s = self.attempted.upstream_s
             ex.error_type = ""
             if isinstance(outcome, FullResult):
@@ -95,9 +127,8 @@ class UpstreamPhase:
                 )
             else:
                 await respond_stream(self.out, attempt.hooks, attempt.executed, outcome)
-            return
-        if not self.answered:
-            await self._send_primary_error()
+        finally:
+            health.inflight -= 1
 
     async def run_after_refusal(self, refused: Attempt, error: PluginError) -> None:
         """The routed LLM's chain short-circuited with an error another LLM may fix: try the fallbacks."""
@@ -119,12 +150,13 @@ class UpstreamPhase:
             attempted=self.attempted,
             on_retry=lambda target: rt.metrics.retries.labels(target.slug).inc(),
             provider=provider,
+            move_on=self._sibling_ready if self.group is not None else None,
         )
 
     async def _settle_failure(self, attempt: Attempt, err: UpstreamError | PluginError, movable: bool) -> bool:
         """An attempt failed: True when that ended the request (answered), False to move to the next target."""
         ex = self.out.ex
-        can_fall_back = bool(self.fallbacks) and movable
+        can_fall_back = movable and (bool(self.fallbacks) or self._sibling_ready())
         if self.primary is None and not can_fall_back:
             await respond_error(self.out, attempt.hooks, attempt.executed, err)
             return True
@@ -139,12 +171,41 @@ class UpstreamPhase:
             self.primary = (attempt, written)
         if not can_fall_back:
             self.fallbacks = []
+            self.group = None
         return False
+
+    def _sibling_ready(self) -> bool:
+        """Whether the routed model has another deployment, not tried yet, whose breaker lets a request in."""
+        group, app = self.group, self.out.ex.app
+        if group is None:
+            return False
+        app_ids = app.llm_ids if app is not None else None
+        return group.best_priority(app_ids, time.monotonic(), self.tried) is not None
+
+    async def _next_deployment(self) -> Attempt | None:
+        """The model's next healthy deployment (balanced as routing does), as a whole attempt like a fallback's:
+        its own chain and checks run. None: no healthy one is left (or one answered)."""
+        group, ex = self.group, self.out.ex
+        app_ids = ex.app.llm_ids if ex.app is not None else None
+        while group is not None and not self.answered:
+            target = group.pick(app_ids, self.tried, healthy_only=True)
+            if target is None:
+                return None
+            log.info("request %s: deployment %s failed, trying %s", ex.request_id, self.previous.slug, target.slug)
+            self.tried.append(target.id)
+            self.previous = target
+            attempt = await self._prepare_fallback(target, self.caller.call.model)
+            if attempt is not None:
+                return attempt
+        return None
 
     async def _next_fallback(self) -> Attempt | None:
         """The next fallback target that is ready for its upstream call (None: none left, or one answered)."""
         while self.fallbacks and not self.answered:
             target, model = self.fallbacks.pop(0)
+            if target.id in self.tried:
+                continue  # a deployment of the model that failed already in this request
+            self.tried.append(target.id)
             self.rt.metrics.fallbacks.labels(self.previous.slug, target.slug).inc()
             self.attempted.fallbacks.append(target.slug)
             self.previous = target
@@ -219,6 +280,16 @@ def _responses_adapter(out: Outlet, attempt: Attempt) -> Provider | None:
     if session is None or provider is None:
         return None
     return session.adapter(provider, attempt.llm.spec)
+
+
+def _siblings_allowed(out: Outlet) -> bool:
+    """Whether a failed deployment may hand the request to another deployment of its model: not for native
+    pass-through (it names one LLM) nor when a plugin set `allow_fallbacks: false` (no other upstream)."""
+    ex = out.ex
+    group = ex.group
+    if group is None or len(group.members) < 2 or ex.kind == "native":
+        return False
+    return ex.ctx.metadata.get("allow_fallbacks") is not False
 
 
 def upstream_request(

@@ -46,6 +46,7 @@ from .providers.messages_request import estimate_message_tokens
 from .providers.responses import ResponsesSession, has_responses_api
 from .providers.responses_shapes import to_chat_request
 from .respond_full import Outlet, Send, respond_error, respond_full, send_error
+from .routing import resolve
 from .runtime import EdgeRuntime
 from .short_circuits import answer_short_circuit
 
@@ -192,7 +193,7 @@ class Pipeline:
                 ex.llm, ex.model = llm, call.model
             elif ex.kind not in _MODEL_KINDS:
                 hint = cfg.apps.get(caller.found.app_id) if caller.found is not None else None
-                ex.llm, ex.model = cfg.route(call.model, hint)
+                ex.llm, ex.model, ex.group = resolve(cfg, call.model, hint)
         except GatewayError as err:
             return err
         if ex.llm is not None:

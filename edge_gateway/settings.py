@@ -54,6 +54,10 @@ class EdgeSettings:
     """How long the edge keeps a response it created, for `previous_response_id` (`response_store.py`)."""
     responses_max_bytes: int = 1024**3
     """All stored responses together; the oldest are deleted past it (housekeeping, every minute)."""
+    breaker_failures: int = 3
+    """Failed upstream calls in a row that open an LLM's circuit breaker on this edge (`deployments.py`)."""
+    breaker_cooldown_s: float = 30.0
+    """How long an open breaker sends its LLM nothing, unless the LLM sets its own `breaker_cooldown_s`."""
     plugin_import_roots: tuple[str, ...] = DEFAULT_IMPORT_ROOTS
     """Module prefixes a snapshot's plugin import path may name (installed entry points are always allowed)."""
     plugin_command_dirs: tuple[str, ...] = DEFAULT_COMMAND_DIRS
@@ -111,6 +115,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         upstream_deadline_s=env_float("EDGE_UPSTREAM_DEADLINE_S", 600.0, minimum=1.0, environ=env),
         plugin_import_roots=import_roots,
         plugin_command_dirs=command_dirs,
+        breaker_failures=env_int("EDGE_BREAKER_FAILURES", 3, minimum=1, maximum=1000, environ=env),
+        breaker_cooldown_s=env_float("EDGE_BREAKER_COOLDOWN_S", 30.0, minimum=0.1, environ=env),
         responses_ttl_s=env_float("EDGE_RESPONSES_TTL_S", 30 * 24 * 3600.0, minimum=1.0, environ=env),
         responses_max_bytes=env_int("EDGE_RESPONSES_MAX_BYTES", 1024**3, minimum=1024 * 1024, environ=env),
     )

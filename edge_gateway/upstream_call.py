@@ -13,12 +13,16 @@ Rules (Bifrost's, made explicit):
 - A stream counts as failed until its first chunk arrived: a failure before that moves on (retry, then
   fallback); after it, the client already has data and the stream ends with an error event instead.
 - When every target failed, the client gets the primary target's error.
+- Each call's outcome feeds the LLM's circuit breaker (`deployments.DeploymentHealth`): a failure that another
+  deployment could fix counts, anything the vendor answered resets the streak; once the breaker opens while
+  another deployment of the model is healthy, the retries here stop and the pipeline moves on to that one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -251,10 +255,13 @@ async def call_with_retries(
     attempted: Attempted,
     on_retry: Callable[[CompiledLLM], None] | None = None,
     provider: Provider | None = None,
+    move_on: Callable[[], bool] | None = None,
 ) -> FullResult | StreamResult:
     """Call one target, retrying retryable failures; raises the last `UpstreamError` when the retries ran out.
 
-    `provider` replaces the target's own (a Responses request's adapter, `providers.responses`).
+    `provider` replaces the target's own (a Responses request's adapter, `providers.responses`). `move_on`
+    says whether another deployment of the model is ready: when the target's breaker opens and it is, the
+    retries stop here (an LLM with no healthy sibling keeps its retries).
     Fallbacks are the pipeline's business: each fallback attempt re-runs the fallback LLM's plugin chain and
     policy checks before it comes back here (see `pipeline.py`).
     """
@@ -269,17 +276,24 @@ async def call_with_retries(
     provider = provider or target.provider
     loop = asyncio.get_running_loop()
     retries = target.config.max_retries
+    health = target.health
     for retry in range(retries + 1):
         attempted.attempts += 1
         started = loop.time()
         try:
             result = await _attempt(transport, target, request, call, model, native, provider)
             attempted.upstream_s += loop.time() - started
+            health.succeeded()
             return result
         except UpstreamError as err:
             attempted.upstream_s += loop.time() - started
-            if not err.retryable or retry == retries:
-                raise
+            opened = False
+            if may_fall_back(err):
+                opened = health.failed(time.monotonic())
+            else:
+                health.succeeded()  # the vendor answered; the request was the problem
+            if not err.retryable or retry == retries or (opened and move_on is not None and move_on()):
+                raise  # an open breaker with a healthy sibling: that one, rather than more of the same
             attempted.retries += 1
             if on_retry is not None:
                 on_retry(target)

@@ -122,6 +122,12 @@ class LLMConfig(msgspec.Struct, kw_only=True, frozen=True):
     """Bound on a vendor reply the edge reads (decoded; a stream's total too); larger ones end in a 502."""
     extra_headers: dict[str, str] = {}
     metadata: dict[str, Any] = {}
+    weight: int = 1
+    """This deployment's share among the LLMs serving the same model at the same priority (1..1000)."""
+    priority: int = 0
+    """Lower is tried first: deployments of a higher priority take traffic only while no better one is healthy."""
+    breaker_cooldown_s: float | None = None
+    """How long the edge sends this LLM nothing after its circuit breaker opened (None: the edge's default)."""
     granted_group_ids: list[int] = []
     """Groups whose catalogue offers this LLM. When not empty, a non-admin user (the key's user, else the app's
     owner) must belong to one of them; an LLM in no catalogue is governed by the app link alone."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db import models
 
 from control_plane.config.admin_widgets import SafeAutocompleteMixin
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
@@ -29,14 +30,40 @@ class LLMAdminForm(forms.ModelForm):
         help_text="Largest vendor reply an edge reads (decoded), 1 KiB to 1 GiB; a larger one is a 502. Empty: 32 MiB.",
     )
 
+    weight = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=1000,
+        initial=1,
+        help_text=LLM._meta.get_field("weight").help_text + " Empty: 1.",
+    )
+    priority = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=100,
+        initial=0,
+        help_text=LLM._meta.get_field("priority").help_text + " Empty: 0.",
+    )
+
     class Meta:
         model = LLM
         fields = "__all__"
 
+    def _or_default(self, name: str) -> int:
+        """Optional in the form (older scripts posting the form keep working); empty means the field's default."""
+        value = self.cleaned_data.get(name)
+        field = LLM._meta.get_field(name)
+        assert isinstance(field, models.Field)
+        return field.default if value is None else value
+
     def clean_max_response_bytes(self) -> int:
-        """Optional in the form (older scripts posting the form keep working); empty means the default."""
-        value = self.cleaned_data.get("max_response_bytes")
-        return LLM._meta.get_field("max_response_bytes").default if value is None else value
+        return self._or_default("max_response_bytes")
+
+    def clean_weight(self) -> int:
+        return self._or_default("weight")
+
+    def clean_priority(self) -> int:
+        return self._or_default("priority")
 
 
 class BindingForm(forms.ModelForm):
@@ -78,6 +105,8 @@ class LLMAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "privacy_score",
         "is_active",
         "namespace",
+        "weight",
+        "priority",
         "has_api_key",
         "updated_at",
     ]

@@ -47,6 +47,24 @@ class LLM(models.Model):
         validators=[MinValueValidator(1024), MaxValueValidator(1024**3)],
         help_text="Largest vendor reply an edge reads (decoded); a larger one is a 502. 1 KiB to 1 GiB.",
     )
+    weight = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Share of traffic among the LLMs serving the same model at the same priority, 1 to 1000.",
+    )
+    priority = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(100)],
+        help_text="0 to 100, lower first: an LLM of a higher number takes a model's traffic only while no LLM "
+        "of a lower one is healthy.",
+    )
+    breaker_cooldown_s = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1.0), MaxValueValidator(3600.0)],
+        help_text="Seconds an edge sends this LLM nothing after it failed repeatedly (circuit breaker), 1 to 3600. "
+        "Empty: the edge's default (30).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -40,6 +40,9 @@ LLM_FIELDS = (
     "connect_timeout_s",
     "first_byte_timeout_s",
     "max_response_bytes",
+    "weight",
+    "priority",
+    "breaker_cooldown_s",
 )
 
 

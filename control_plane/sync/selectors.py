@@ -120,6 +120,9 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
                 connect_timeout_s=llm.connect_timeout_s,
                 first_byte_timeout_s=llm.first_byte_timeout_s,
                 max_response_bytes=llm.max_response_bytes,
+                weight=llm.weight,
+                priority=llm.priority,
+                breaker_cooldown_s=llm.breaker_cooldown_s,
                 metadata=dict(llm.metadata),
                 granted_group_ids=sorted(grants.get(llm.pk, ())),
             )
