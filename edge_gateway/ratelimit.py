@@ -113,8 +113,9 @@ class SlidingWindow:
 
 
 class RateLease:
-    """What this edge may admit under one requests-per-minute limit in one fixed minute, leased from the control
-    plane's ledger (docs/governance.md): the namespace's edges together are granted at most the limit."""
+    """What this edge may admit under one limit in one fixed minute, leased from the control plane's ledger
+    (docs/governance.md): requests for an rpm limit, tokens for a tpm one; the namespace's edges together are
+    granted at most the limit. A tpm request takes its token bound and gives back what it did not use."""
 
     __slots__ = ("key", "limit", "window_start", "granted", "used")
 
@@ -123,11 +124,19 @@ class RateLease:
         self.granted = 0
         self.used = 0
 
-    def take(self) -> bool:
-        if self.used < self.granted:
-            self.used += 1
+    def take(self, amount: int = 1) -> bool:
+        if self.used + amount <= self.granted:
+            self.used += amount
             return True
         return False
+
+    def lacks(self, amount: int) -> int:
+        return max(0, self.used + amount - self.granted)
+
+    def settle(self, taken: int, actual: int) -> None:
+        """Swap what a request took for what it used (the rest is free again in this edge's part of the minute;
+        more than it took stays counted, so the lease refuses until the minute ends)."""
+        self.used = max(0, self.used - taken + actual)
 
 
 class RateLimiter:
