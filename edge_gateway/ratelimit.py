@@ -14,6 +14,10 @@ compares local + remote with the limit. `edge_gateway.sync.ratelimit_share` take
 request path itself does no I/O and awaits nothing. So the limit holds for the namespace up to what the other
 edges admitted in the last share interval (plus NATS latency), which they have not reported yet: about one
 interval of traffic per edge. Without NATS (or with sharing off) an edge enforces the limit on its own traffic.
+
+With NATS, both kinds are also leased per fixed minute from the control plane's ledger (`RateLease`, taken in
+`policy.admit`): strict across the edges, with these windows as the check that decides alone while the ledger is
+unreachable (docs/governance.md#rate-limits).
 """
 
 from __future__ import annotations
