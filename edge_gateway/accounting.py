@@ -2,11 +2,11 @@
 
 Every accepted request (one that passed authentication) is accounted exactly once, whatever ended it: a
 normal response, an error, a short-circuit, or a client that went away mid-stream. `account` settles the
-budget reservation, adds the tokens to the TPM windows, and puts one `AnalyticsRecord`, one `BudgetUsage` and
-one `ProxyLog` (bodies only with `EDGE_LOG_BODIES`) on the telemetry queue, sharing one `record_id` (each kind
-has its own table, unique on it). No I/O here: it returns the durable sinks' futures, and the pipeline holds
-the response's last message until they resolved (`until_durable`), so a client that got an answer never
-loses its records to a crash.
+budget reservation and the tpm leases' token bounds, adds the tokens to the TPM windows, and puts one
+`AnalyticsRecord`, one `BudgetUsage` and one `ProxyLog` (bodies only with `EDGE_LOG_BODIES`) on the telemetry
+queue, sharing one `record_id` (each kind has its own table, unique on it). No I/O here: it returns the durable
+sinks' futures, and the pipeline holds the response's last message until they resolved (`until_durable`), so a
+client that got an answer never loses its records to a crash.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ def account(ex: Exchange, rt: EdgeRuntime) -> list[asyncio.Future[None]]:
     tokens = ex.usage.total_tokens if not ex.short_circuited else 0
     for key in ex.rate_keys:
         rt.limiter.add(key, tokens)
+    if ex.token_holds:
+        _settle_token_leases(ex, tokens)
     info = ex.ctx.info()
     if ex.client_disconnected:
         info.metadata = {**info.metadata, "client_disconnected": True}
@@ -82,6 +84,15 @@ def account(ex: Exchange, rt: EdgeRuntime) -> list[asyncio.Future[None]]:
     put(_budget_usage(ex, record_id, cost, currency, info), pending)
     put(_proxy_log(ex, rt, record_id, info), pending)
     return pending
+
+
+def _settle_token_leases(ex: Exchange, tokens: int) -> None:
+    """Swap the token bounds the request took from tpm leases (`policy.admit`) for the tokens it used; a stream
+    the client left before the vendor's count came keeps its whole bound (what the vendor may have produced)."""
+    unknown = ex.client_disconnected and ex.streamed and not ex.usage.reported
+    for lease, taken in ex.token_holds:
+        lease.settle(taken, taken if unknown else tokens)
+    ex.token_holds = ()
 
 
 async def until_durable(pending: list[asyncio.Future[None]], timeout_s: float = DURABLE_WAIT_S) -> None:

@@ -88,12 +88,13 @@ class LeaseSource(Protocol):
         """Ask for another slice in the background (no-op when an ask is already on its way)."""
         ...
 
-    async def obtain_rate(self, lease: RateLease, need: int) -> bool:
-        """One round trip (bounded) asking for `need` more requests of an rpm limit's minute; False unreachable."""
+    async def obtain_rate(self, lease: RateLease, need: int, unit: int = 1) -> bool:
+        """One round trip (bounded) asking for `need` more of a rate limit's minute (requests, or tokens for a tpm
+        limit; `unit` is one request's amount); False when the ledger could not be reached."""
         ...
 
-    def top_up_rate(self, lease: RateLease) -> None:
-        """Ask for another slice of an rpm limit's minute in the background."""
+    def top_up_rate(self, lease: RateLease, unit: int = 1) -> None:
+        """Ask for another slice of a rate limit's minute in the background."""
         ...
 
     def unreachable_open(self, state: BudgetState) -> bool:

@@ -17,6 +17,7 @@ from .deployments import DeploymentGroup
 from .errors import GatewayError
 from .providers import OpenAIRequest, Usage
 from .providers.responses import ResponsesSession
+from .ratelimit import RateLease
 
 __all__ = ["Exchange", "Rejected"]
 
@@ -62,6 +63,10 @@ class Exchange:
     response_body: bytes = b""
     reservation: Reservation | None = None
     rate_keys: tuple[str, ...] = ()
+    token_holds: tuple[tuple[RateLease, int], ...] = ()
+    """Token bounds taken from tpm leases (`policy.settle_rate_tokens` swaps them for the tokens used)."""
+    prompt_bound: int = -1
+    """The input's token bound once computed (`policy._prompt_bound`), -1 before."""
     short_circuited: bool = False
     client_disconnected: bool = False
     accounted: bool = False

@@ -2,20 +2,31 @@
 
 The model allow-list is enforced by routing (`CompiledConfig.route`), the client-IP list and the
 app-to-LLM link at authentication; what remains here is what costs state: requests and tokens per minute
-(per app, and per user within the app) and budgets (see `budgets.py` for the reservation scheme).
+(per app, and per user within the app) and budgets (see `budgets.py` for the reservation scheme). With leasing
+on (the edge talks to NATS), rpm and tpm limits are also leased per fixed minute from the control plane's ledger:
+a tpm lease takes the request's token bound before the call and gets back what the vendor did not count.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from .budgets import LOW_WATER_UNITS, BudgetTracker, LeaseSource, Reservation
+from shared_sdk.snapshot import DEFAULT_MAX_OUTPUT_TOKENS, ModelPriceConfig
+
+from .budgets import LOW_WATER_UNITS, BudgetState, BudgetTracker, LeaseSource, Reservation
 from .errors import GatewayError
 from .exchange import Exchange
 from .providers.base import estimate_tokens
-from .ratelimit import RateLimiter
+from .ratelimit import RateLease, RateLimiter
 
-__all__ = ["admit", "input_token_bound", "release_budget", "reservation_bound", "reserve_budget"]
+__all__ = [
+    "admit",
+    "input_token_bound",
+    "release_budget",
+    "reservation_bound",
+    "reserve_budget",
+    "token_bound",
+]
 
 _MILLION = Decimal(1_000_000)
 _MESSAGE_OVERHEAD_TOKENS = 8
@@ -34,25 +45,78 @@ def input_token_bound(value: object) -> int:
     return 0
 
 
+def _prompt_bound(ex: Exchange) -> int:
+    """The input's token bound, computed once per request (a fallback re-reserves with the same input)."""
+    if ex.prompt_bound >= 0:
+        return ex.prompt_bound
+    call = ex.call
+    assert call is not None
+    if ex.kind == "native":  # any vendor's shape, maybe not JSON at all: every byte may be a token
+        bound = len(call.raw) + _MESSAGE_OVERHEAD_TOKENS
+    else:
+        data = call.data
+        bound = input_token_bound(data.get("messages") or data.get("prompt") or data.get("input") or "")
+        bound += input_token_bound(data.get("system") or "") + _MESSAGE_OVERHEAD_TOKENS
+    ex.prompt_bound = bound
+    return bound
+
+
+def _completion_bound(ex: Exchange, price: ModelPriceConfig | None) -> int:
+    """`max_tokens`, else the model's output limit (a default without a price); none for embeddings."""
+    call = ex.call
+    assert call is not None
+    if ex.kind == "embeddings":
+        return 0
+    if call.max_tokens is not None:
+        return call.max_tokens
+    return price.max_output_tokens if price is not None else DEFAULT_MAX_OUTPUT_TOKENS
+
+
+def _price(ex: Exchange) -> ModelPriceConfig | None:
+    llm = ex.llm
+    return ex.cfg.price(llm.config.vendor, ex.model) if llm is not None else None
+
+
+def token_bound(ex: Exchange) -> int:
+    """What the request can use at most in tokens (input bound + `max_tokens` or the model's output limit): what a
+    tokens-per-minute lease takes before the call; settlement gives back what the vendor did not count."""
+    if ex.call is None:
+        return 0
+    return _prompt_bound(ex) + _completion_bound(ex, _price(ex))
+
+
 def reservation_bound(ex: Exchange) -> Decimal:
     """What the request can cost at most: its input bound at the prompt price plus `max_tokens` (else the
     model's output limit) at the completion price. Settlement replaces it with the real cost."""
-    llm, call = ex.llm, ex.call
-    if llm is None or call is None:
+    if ex.llm is None or ex.call is None:
         return Decimal(0)
-    price = ex.cfg.price(llm.config.vendor, ex.model)
+    price = _price(ex)
     if price is None:
         return Decimal(0)
-    data = call.data
-    if ex.kind == "native":  # any vendor's shape, maybe not JSON at all: every byte may be a token
-        prompt = len(call.raw) + _MESSAGE_OVERHEAD_TOKENS
-    else:
-        prompt = input_token_bound(data.get("messages") or data.get("prompt") or data.get("input") or "")
-        prompt += input_token_bound(data.get("system") or "") + _MESSAGE_OVERHEAD_TOKENS
-    completion = call.max_tokens if call.max_tokens is not None else price.max_output_tokens
-    if ex.kind == "embeddings":
-        completion = 0
+    prompt = _prompt_bound(ex)
+    completion = _completion_bound(ex, price)
     return (prompt * price.prompt_per_million + completion * price.completion_per_million) / _MILLION
+
+
+_Limit = tuple[str, int, str, bool]
+"""(window key, limit, what it counts for the message, counts tokens)"""
+
+
+def _limits(ex: Exchange) -> list[_Limit]:
+    """The request's rate limits: requests and tokens per minute, per app and per user within the app."""
+    app = ex.app
+    assert app is not None
+    cfg, user = app.config, ex.user_id
+    found: list[_Limit] = []
+    if cfg.rate_limit_rpm:
+        found.append((f"app:{app.id}:rpm", cfg.rate_limit_rpm, "requests per minute for this app", False))
+    if cfg.user_rate_limit_rpm and user is not None:
+        found.append((f"user:{app.id}:{user}:rpm", cfg.user_rate_limit_rpm, "requests per minute for this user", False))
+    if cfg.rate_limit_tpm:
+        found.append((f"app:{app.id}:tpm", cfg.rate_limit_tpm, "tokens per minute for this app", True))
+    if cfg.user_rate_limit_tpm and user is not None:
+        found.append((f"user:{app.id}:{user}:tpm", cfg.user_rate_limit_tpm, "tokens per minute for this user", True))
+    return found
 
 
 async def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> None:
@@ -61,67 +125,62 @@ async def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> N
     Rate limits are about the client's request and count once; the budget check is about the LLM that will
     answer, so a fallback attempt calls `release_budget` then `reserve_budget` for its own LLM and model.
     """
-    app = ex.app
-    assert app is not None
-    cfg = app.config
-    prompt_estimate = -1
-    checks: list[tuple[str, int, int, str]] = []
-    if cfg.rate_limit_rpm:
-        checks.append((f"app:{app.id}:rpm", cfg.rate_limit_rpm, 1, "requests per minute for this app"))
-    if cfg.user_rate_limit_rpm and ex.user_id is not None:
-        checks.append(
-            (f"user:{app.id}:{ex.user_id}:rpm", cfg.user_rate_limit_rpm, 1, "requests per minute for this user")
-        )
-    token_keys: list[str] = []
-    if cfg.rate_limit_tpm or (cfg.user_rate_limit_tpm and ex.user_id is not None):
-        prompt_estimate = _prompt_estimate(ex)
-        if cfg.rate_limit_tpm:
-            key = f"app:{app.id}:tpm"
-            token_keys.append(key)
-            checks.append(
-                (key, cfg.rate_limit_tpm, min(prompt_estimate, cfg.rate_limit_tpm), "tokens per minute for this app")
-            )
-        if cfg.user_rate_limit_tpm and ex.user_id is not None:
-            key = f"user:{app.id}:{ex.user_id}:tpm"
-            token_keys.append(key)
-            checks.append(
-                (
-                    key,
-                    cfg.user_rate_limit_tpm,
-                    min(prompt_estimate, cfg.user_rate_limit_tpm),
-                    "tokens per minute for this user",
-                )
-            )
-    for key, limit, amount, what in checks:
-        wait = limiter.check(key, limit, amount)
-        if wait:
-            raise GatewayError.rate_limited(f"rate limit reached: {limit} {what}; retry later", wait)
-    source = budgets.source
-    if limiter.leasing and source is not None:
-        for key, limit, _, what in checks:
-            if key.endswith(":rpm"):
-                await _take_rate_lease(limiter, source, key, limit, what)
-    for key, _, _, _ in checks:
-        if key.endswith(":rpm"):
-            limiter.add(key, 1)
-    ex.rate_keys = tuple(token_keys)
+    limits = _limits(ex)
+    if limits:
+        _check_windows(ex, limiter, limits)
+        if limiter.leasing and budgets.source is not None:
+            await _take_rate_leases(ex, limiter, budgets.source, limits)
+        for key, _, _, tokens in limits:
+            if not tokens:
+                limiter.add(key, 1)
+        ex.rate_keys = tuple(key for key, _, _, tokens in limits if tokens)
     await reserve_budget(ex, budgets)
 
 
-async def _take_rate_lease(limiter: RateLimiter, source: LeaseSource, key: str, limit: int, what: str) -> None:
-    """One request of this minute's lease of an rpm limit; one round trip when it has none left, then 429 (or,
-    the ledger unreachable, the local check that already passed decides: rate limits fail open)."""
+def _check_windows(ex: Exchange, limiter: RateLimiter, limits: list[_Limit]) -> None:
+    """This edge's sliding windows (its counts plus its peers' shared ones): the check that also decides alone
+    while the ledger is unreachable. A TPM window takes the request's input estimate (its output is unknown)."""
+    estimate = _prompt_estimate(ex) if any(tokens for _, _, _, tokens in limits) else 0
+    for key, limit, what, tokens in limits:
+        wait = limiter.check(key, limit, min(estimate, limit) if tokens else 1)
+        if wait:
+            raise GatewayError.rate_limited(f"rate limit reached: {limit} {what}; retry later", wait)
+
+
+async def _take_rate_leases(ex: Exchange, limiter: RateLimiter, source: LeaseSource, limits: list[_Limit]) -> None:
+    """Take one request of each rpm limit's lease and the token bound (capped at the limit) of each tpm one; a
+    refusal gives back the tokens already taken."""
+    bound = token_bound(ex) if any(tokens for _, _, _, tokens in limits) else 0
+    holds: list[tuple[RateLease, int]] = []
+    try:
+        for key, limit, what, tokens in limits:
+            amount = min(bound, limit) if tokens else 1
+            lease = await _take_rate_lease(limiter, source, (key, limit, what, tokens), amount)
+            if tokens and lease is not None and amount:
+                holds.append((lease, amount))
+    except GatewayError:
+        for lease, amount in holds:
+            lease.settle(amount, 0)
+        raise
+    ex.token_holds = tuple(holds)
+
+
+async def _take_rate_lease(limiter: RateLimiter, source: LeaseSource, limit_: _Limit, amount: int) -> RateLease | None:
+    """`amount` of this minute's lease of a limit; one round trip when it lacks some, then 429. None when the
+    ledger is unreachable: the local check that already passed decides (rate limits fail open)."""
+    key, limit, what, _ = limit_
     lease = limiter.rate_lease(key, limit)
-    if not lease.take():
-        if not await source.obtain_rate(lease, 1):
-            return
-        if not lease.take():
+    if not lease.take(amount):
+        if not await source.obtain_rate(lease, lease.lacks(amount), max(amount, 1)):
+            return None
+        if not lease.take(amount):
             raise GatewayError.rate_limited(
                 f"rate limit reached: {limit} {what} across the namespace; retry later",
                 limiter.seconds_to_next_window(),
             )
-    if lease.granted - lease.used < max(1, limit // 16):
-        source.top_up_rate(lease)
+    if lease.granted - lease.used < max(amount, limit // 16, 1):
+        source.top_up_rate(lease, max(amount, 1))
+    return lease
 
 
 async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
@@ -140,13 +199,8 @@ async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
     if not states:
         return
     estimate = reservation_bound(ex)
-    beyond: frozenset[int] = frozenset()
     source = budgets.source
-    if source is not None:
-        short = budgets.short(states, estimate)
-        if short:
-            if not await source.obtain(short, estimate):
-                beyond = frozenset(state.config.id for state, _ in short if source.unreachable_open(state))
+    beyond = await _obtain_budget_leases(budgets, source, states, estimate) if source is not None else frozenset()
     blocking = budgets.reserve(states, estimate, beyond)
     if blocking is not None:
         b = blocking.config
@@ -159,6 +213,17 @@ async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
         for state in states:
             if state.leased and state.headroom < LOW_WATER_UNITS * estimate:
                 source.top_up(state, estimate)
+
+
+async def _obtain_budget_leases(
+    budgets: BudgetTracker, source: LeaseSource, states: list[BudgetState], estimate: Decimal
+) -> frozenset[int]:
+    """One round trip for the leases that cannot take `estimate`; returns the budgets that may be served beyond
+    their lease (the ledger unreachable and the budget `fail_open`)."""
+    short = budgets.short(states, estimate)
+    if not short or await source.obtain(short, estimate):
+        return frozenset()
+    return frozenset(state.config.id for state, _ in short if source.unreachable_open(state))
 
 
 def release_budget(ex: Exchange, budgets: BudgetTracker) -> None:

@@ -14,6 +14,10 @@ compares local + remote with the limit. `edge_gateway.sync.ratelimit_share` take
 request path itself does no I/O and awaits nothing. So the limit holds for the namespace up to what the other
 edges admitted in the last share interval (plus NATS latency), which they have not reported yet: about one
 interval of traffic per edge. Without NATS (or with sharing off) an edge enforces the limit on its own traffic.
+
+With NATS, both kinds are also leased per fixed minute from the control plane's ledger (`RateLease`, taken in
+`policy.admit`): strict across the edges, with these windows as the check that decides alone while the ledger is
+unreachable (docs/governance.md#rate-limits).
 """
 
 from __future__ import annotations
@@ -113,8 +117,9 @@ class SlidingWindow:
 
 
 class RateLease:
-    """What this edge may admit under one requests-per-minute limit in one fixed minute, leased from the control
-    plane's ledger (docs/governance.md): the namespace's edges together are granted at most the limit."""
+    """What this edge may admit under one limit in one fixed minute, leased from the control plane's ledger
+    (docs/governance.md): requests for an rpm limit, tokens for a tpm one; the namespace's edges together are
+    granted at most the limit. A tpm request takes its token bound and gives back what it did not use."""
 
     __slots__ = ("key", "limit", "window_start", "granted", "used")
 
@@ -123,11 +128,19 @@ class RateLease:
         self.granted = 0
         self.used = 0
 
-    def take(self) -> bool:
-        if self.used < self.granted:
-            self.used += 1
+    def take(self, amount: int = 1) -> bool:
+        if self.used + amount <= self.granted:
+            self.used += amount
             return True
         return False
+
+    def lacks(self, amount: int) -> int:
+        return max(0, self.used + amount - self.granted)
+
+    def settle(self, taken: int, actual: int) -> None:
+        """Swap what a request took for what it used (the rest is free again in this edge's part of the minute;
+        more than it took stays counted, so the lease refuses until the minute ends)."""
+        self.used = max(0, self.used - taken + actual)
 
 
 class RateLimiter:

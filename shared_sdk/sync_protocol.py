@@ -251,14 +251,17 @@ class LeaseAsk(_Wire):
 
 
 class RateAsk(_Wire):
-    """One rate limit in a `LeaseRequest`: requests this edge wants to admit in one fixed minute."""
+    """One rate limit in a `LeaseRequest`: requests (rpm) or tokens (tpm) this edge wants to admit in one fixed
+    minute."""
 
     key: str
-    """The limit's key (`app:<id>:rpm`, `user:<app>:<user>:rpm`)."""
+    """The limit's key (`app:<id>:rpm`, `user:<app>:<user>:rpm`, `app:<id>:tpm`, `user:<app>:<user>:tpm`)."""
     window_start: int
     """Start of the fixed minute (epoch seconds, a multiple of 60)."""
     limit: int
     need: int = 0
+    unit: int = 0
+    """One request's amount (1 for rpm, its token bound for tpm): near the end only whole requests are granted."""
 
 
 class RateGrant(_Wire):

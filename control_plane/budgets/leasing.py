@@ -32,6 +32,7 @@ from shared_sdk.sync_protocol import LeaseAsk, LeaseGrant, RateAsk, RateGrant
 
 from .models import Budget, BudgetLease, RateLease
 from .periods import period_bounds
+from .reserved import LEASE_GRACE_S, budget_reserved_store, lease_held
 
 __all__ = [
     "FLOOR_UNITS",
@@ -46,9 +47,6 @@ __all__ = [
 
 LEASE_TTL_S = 30.0
 """A lease is live this long after its last grant or renewal (edges renew every third of it)."""
-LEASE_GRACE_S = 120.0
-"""After expiry, an unrenewed lease still counts in full this long: requests a partitioned edge admitted before
-its lease ran out may still be running and are not in its last report."""
 SLICE_SHARE = 2
 SLICE_MAX_FRACTION = Decimal("0.25")
 FLOOR_UNITS = 4
@@ -94,10 +92,7 @@ def _outstanding(leases: list[BudgetLease], spend: dict[str, Decimal], now: dt.d
         spent = spend.get(lease.edge_id, _ZERO)
         if lease.expires_at > now:
             live += 1
-        if lease.expires_at + dt.timedelta(seconds=LEASE_GRACE_S) > now:
-            total += max(lease.granted, lease.used, spent)
-        else:
-            total += max(lease.used, spent)
+        total += lease_held(lease, spent, now)
     total += sum((value for edge, value in spend.items() if edge not in counted), _ZERO)
     return total, live
 
@@ -148,6 +143,7 @@ def _grant_one(ask: LeaseAsk, edge_id: str, namespace: str, now: dt.datetime) ->
     extra = _slice(ask, budget.limit, budget.limit - outstanding, live)
     mine.granted = max(mine.granted, mine.used, spend.get(edge_id, _ZERO)) + extra
     mine.save()
+    budget_reserved_store(budget=budget, leases=leases, spend=spend, now=now)
     return LeaseGrant(
         budget_id=budget.pk, period_start=period_start, granted=mine.granted, used=mine.used, ttl_s=LEASE_TTL_S
     )
@@ -164,21 +160,30 @@ def budget_lease_grant(*, edge_id: str, namespace: str, asks: list[LeaseAsk]) ->
 # -- rate limits: the same shape per (limit key, fixed minute) ------------------------------------------------
 
 RATE_FLOOR = 4
-"""Below this many requests left in a minute, only what waiting requests need is granted."""
+"""Below this many requests (x live edges) left in a minute, only what waiting requests need is granted."""
 
 
 _WINDOW_SLACK_S = 120
 """A rate ask may name the current minute give or take this (clock skew); others are answered with nothing."""
 
 
-def _configured_rpm(namespace: str, key: str) -> int | None:
-    """The limit a rate key stands for, from the control plane's own config: `app:<id>:rpm` (the app's
-    `rate_limit_rpm`) or `user:<app>:<user>:rpm` (its `user_rate_limit_rpm`), for an app of the asking edge's
-    namespace or a global one. The limit an ask carries is the edge's view only: an edge cannot raise it."""
+_RATE_FIELDS = {
+    ("app", 3, "rpm"): "rate_limit_rpm",
+    ("user", 4, "rpm"): "user_rate_limit_rpm",
+    ("app", 3, "tpm"): "rate_limit_tpm",
+    ("user", 4, "tpm"): "user_rate_limit_tpm",
+}
+
+
+def _configured_limit(namespace: str, key: str) -> int | None:
+    """The limit a rate key stands for, from the control plane's own config: `app:<id>:rpm|tpm` (the app's
+    `rate_limit_rpm` / `rate_limit_tpm`) or `user:<app>:<user>:rpm|tpm` (its `user_rate_limit_*`), for an app of
+    the asking edge's namespace or a global one. The limit an ask carries is the edge's view only: an edge cannot
+    raise it."""
     parts = key.split(":")
-    if len(key) > 200 or parts[-1] != "rpm" or len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[1:-1]):
+    if len(key) > 200 or len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[1:-1]):
         return None
-    field = {("app", 3): "rate_limit_rpm", ("user", 4): "user_rate_limit_rpm"}.get((parts[0], len(parts)))
+    field = _RATE_FIELDS.get((parts[0], len(parts), parts[-1]))
     if field is None:
         return None
     app_model = apps.get_model("applications", "App")
@@ -186,8 +191,20 @@ def _configured_rpm(namespace: str, key: str) -> int | None:
     return app[field] if app is not None else None
 
 
+def _rate_slice(ask: RateAsk, limit: int, available: int, live: int) -> int:
+    """Requests (rpm) or tokens (tpm) to add to an edge's grant of one minute: a share of what is left while much
+    is, then only what waiting requests lack, and only when one whole request (`unit`) fits."""
+    if available <= 0 or ask.need <= 0:
+        return 0
+    unit = min(max(1, ask.unit), limit)
+    if available < RATE_FLOOR * unit * max(live, 1):
+        return min(ask.need, available) if min(ask.need, unit) <= available else 0
+    share = min(available // (SLICE_SHARE * max(live, 1)), max(1, limit // 4))
+    return min(available, max(ask.need, share))
+
+
 def _rate_grant_one(ask: RateAsk, edge_id: str, namespace: str, now: dt.datetime) -> RateGrant:
-    limit = _configured_rpm(namespace, ask.key)
+    limit = _configured_limit(namespace, ask.key)
     minute = int(now.timestamp())
     if limit is None or ask.window_start % 60 or abs(ask.window_start - minute) > _WINDOW_SLACK_S:
         return RateGrant(key=ask.key[:200], window_start=ask.window_start, granted=0)
@@ -203,21 +220,15 @@ def _rate_grant_one(ask: RateAsk, edge_id: str, namespace: str, now: dt.datetime
     mine.expires_at = now + dt.timedelta(seconds=LEASE_TTL_S)
     available = limit - sum(row.granted for row in rows)
     live = sum(1 for row in rows if row.expires_at > now)
-    extra = 0
-    if available > 0 and ask.need > 0:
-        if available < RATE_FLOOR * live:
-            extra = min(ask.need, available)
-        else:
-            share = min(available // (SLICE_SHARE * max(live, 1)), max(1, limit // 4))
-            extra = min(available, max(ask.need, share))
-    mine.granted += extra
+    mine.granted += _rate_slice(ask, limit, available, live)
     mine.save()
     return RateGrant(key=ask.key, window_start=ask.window_start, granted=mine.granted)
 
 
 @transaction.atomic
 def rate_lease_grant(*, edge_id: str, namespace: str, asks: list[RateAsk]) -> list[RateGrant]:
-    """Grant requests of rate-limit minutes: the sum granted over edges never exceeds the limit of a minute."""
+    """Grant requests (rpm) or tokens (tpm) of rate-limit minutes: the sum granted over edges never exceeds the
+    limit of a minute."""
     now = timezone.now()
     grants = [
         _rate_grant_one(ask, edge_id, namespace, now) for ask in sorted(asks, key=lambda a: (a.key, a.window_start))
@@ -235,7 +246,7 @@ def budget_lease_reserve_exact(*, edge_id: str, budget_ids: list[int], amount: D
     """Hold exactly `amount` on every budget for one call, or nothing: returns the id of the first budget whose
     ledger cannot spare it (None when all were reserved). Settle with `budget_lease_settle_exact`."""
     now = timezone.now()
-    leases: list[BudgetLease] = []
+    held: list[tuple[Budget, list[BudgetLease], dict[str, Decimal], BudgetLease]] = []
     for budget in Budget.objects.select_for_update().filter(pk__in=budget_ids).order_by("pk"):
         _roll_if_due(budget, now)
         rows = list(BudgetLease.objects.filter(budget=budget, period_start=budget.period_start))
@@ -250,9 +261,10 @@ def budget_lease_reserve_exact(*, edge_id: str, budget_ids: list[int], amount: D
             return budget.pk
         mine.granted = max(mine.granted, mine.used, spend.get(edge_id, _ZERO)) + amount
         mine.used += amount
-        leases.append(mine)
-    for lease in leases:
-        lease.save()
+        held.append((budget, rows, spend, mine))
+    for budget, rows, spend, mine in held:
+        mine.save()
+        budget_reserved_store(budget=budget, leases=rows, spend=spend, now=now)
     return None
 
 
@@ -266,3 +278,7 @@ def budget_lease_settle_exact(*, edge_id: str, budget_ids: list[int], reserved: 
         lease.used = max(_ZERO, lease.used - back)
         lease.granted = max(lease.used, lease.granted - back)
         lease.save(update_fields=["used", "granted", "expires_at", "updated_at"])
+    now = timezone.now()
+    for budget in Budget.objects.filter(pk__in=budget_ids):
+        leases = BudgetLease.objects.filter(budget=budget, period_start=budget.period_start)
+        budget_reserved_store(budget=budget, leases=leases, spend=_spend_by_edge(budget), now=now)

@@ -82,7 +82,8 @@ class Budget(models.Model):
         decimal_places=6,
         default=Decimal("0"),
         editable=False,
-        help_text="Held by edges for requests in flight (reported by the edges; 0 until they report it)",
+        help_text="Held in the quota ledger beyond the spend: edges' leases (requests in flight, unspent slices)"
+        " and studio calls' holds",
     )
     alert_thresholds = models.JSONField(
         default=default_alert_thresholds,

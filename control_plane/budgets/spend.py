@@ -12,11 +12,13 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
 from shared_sdk.sync_protocol import BudgetSpend
 
 from .alerts import budget_alerts_fire
-from .models import Budget, BudgetAlert, BudgetEdgeSpend
+from .models import Budget, BudgetAlert, BudgetEdgeSpend, BudgetLease
+from .reserved import budget_reserved_store
 
 __all__ = ["budget_spend_record"]
 
@@ -39,6 +41,8 @@ def budget_spend_record(*, spends: Iterable[BudgetSpend]) -> list[BudgetAlert]:
             budget.spent = figure.spent
             budget.save(update_fields=["spent", "updated_at"])
         _store_edges(budget, by_edge)
+        leases = BudgetLease.objects.filter(budget=budget, period_start=budget.period_start)
+        budget_reserved_store(budget=budget, leases=leases, spend=by_edge, now=timezone.now())
         fired.extend(budget_alerts_fire(budget=budget))
     return fired
 

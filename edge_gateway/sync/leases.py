@@ -52,13 +52,13 @@ class _Round:
     def __init__(self) -> None:
         self.needs: dict[int, tuple[BudgetState, Decimal]] = {}
         self.units: dict[int, Decimal] = {}
-        self.rates: dict[tuple[str, int], tuple[RateLease, int]] = {}
+        self.rates: dict[tuple[str, int], tuple[RateLease, int, int]] = {}
         self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-    def add_rate(self, lease: RateLease, need: int) -> None:
+    def add_rate(self, lease: RateLease, need: int, unit: int) -> None:
         key = (lease.key, lease.window_start)
-        _, before = self.rates.get(key, (lease, 0))
-        self.rates[key] = (lease, before + need)
+        _, before, unit_before = self.rates.get(key, (lease, 0, 0))
+        self.rates[key] = (lease, before + need, max(unit, unit_before))
 
     def add(self, state: BudgetState, need: Decimal, unit: Decimal) -> None:
         key = state.config.id
@@ -125,17 +125,17 @@ class LeaseClient:
             round_.add(state, need, unit)
         return await self._wait(round_)
 
-    async def obtain_rate(self, lease: RateLease, need: int) -> bool:
+    async def obtain_rate(self, lease: RateLease, need: int, unit: int = 1) -> bool:
         round_ = self._next_round()
-        round_.add_rate(lease, need)
+        round_.add_rate(lease, need, unit)
         return await self._wait(round_)
 
-    def top_up_rate(self, lease: RateLease) -> None:
+    def top_up_rate(self, lease: RateLease, unit: int = 1) -> None:
         key = (lease.key, lease.window_start)
         if key in self._topping_rates:
             return
         self._topping_rates.add(key)
-        self._spawn(self._top_up_rate(lease, key))
+        self._spawn(self._top_up_rate(lease, key, unit))
 
     def _next_round(self) -> _Round:
         round_ = self._round
@@ -189,7 +189,7 @@ class LeaseClient:
         await asyncio.sleep(0)  # requests arriving in the same loop turn join this round
         self._round = None
         asks = [self._ask(state, need, round_.units[key]) for key, (state, need) in round_.needs.items()]
-        rates = [(lease, need) for lease, need in round_.rates.values()]
+        rates = list(round_.rates.values())
         ok = await self._request(asks, [state for state, _ in round_.needs.values()], rates)
         if not round_.done.done():
             round_.done.set_result(ok)
@@ -200,9 +200,9 @@ class LeaseClient:
         finally:
             self._topping.discard(state.config.id)
 
-    async def _top_up_rate(self, lease: RateLease, key: tuple[str, int]) -> None:
+    async def _top_up_rate(self, lease: RateLease, key: tuple[str, int], unit: int) -> None:
         try:
-            await self._request([], [], [(lease, 1)])
+            await self._request([], [], [(lease, unit, unit)])
         finally:
             self._topping_rates.discard(key)
 
@@ -217,7 +217,10 @@ class LeaseClient:
         )
 
     async def _request(
-        self, asks: list[LeaseAsk], states: list[BudgetState], rates: list[tuple[RateLease, int]] | None = None
+        self,
+        asks: list[LeaseAsk],
+        states: list[BudgetState],
+        rates: list[tuple[RateLease, int, int]] | None = None,
     ) -> bool:
         nc = self._nc
         self.requests += 1
@@ -233,8 +236,10 @@ class LeaseClient:
                         edge_id=self.edge_id,
                         asks=asks,
                         rates=[
-                            RateAsk(key=lease.key, window_start=lease.window_start, limit=lease.limit, need=need)
-                            for lease, need in rates or ()
+                            RateAsk(
+                                key=lease.key, window_start=lease.window_start, limit=lease.limit, need=need, unit=unit
+                            )
+                            for lease, need, unit in rates or ()
                         ],
                     )
                 ),
@@ -258,7 +263,7 @@ class LeaseClient:
             state = by_id.get(grant.budget_id)
             if state is not None:
                 _adopt(state, grant, sent)
-        by_key = {(lease.key, lease.window_start): lease for lease, _ in rates or ()}
+        by_key = {(lease.key, lease.window_start): lease for lease, _, _ in rates or ()}
         for rate in reply.rates:
             lease = by_key.get((rate.key, rate.window_start))
             if lease is not None:

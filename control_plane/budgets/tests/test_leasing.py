@@ -121,3 +121,57 @@ def test_a_rate_ask_cannot_raise_the_limit_reach_another_namespace_or_purge_live
     assert rate_lease_grant(edge_id="e2", namespace="ns", asks=[far_future])[0].granted == 0
     again = RateAsk(key=f"app:{app.pk}:rpm", window_start=minute, limit=3, need=1)
     assert rate_lease_grant(edge_id="e2", namespace="ns", asks=[again])[0].granted == 0, "the minute is still spent"
+
+
+def test_tpm_leases_grant_tokens_up_to_the_apps_limit_in_whole_requests():
+    app = App.objects.create(name="tokens", namespace="ns", rate_limit_tpm=1000)
+    key, minute = f"app:{app.pk}:tpm", int(timezone.now().timestamp()) // 60 * 60
+    granted = {"e1": 0, "e2": 0}
+    for _ in range(30):
+        for edge in granted:
+            ask = RateAsk(key=key, window_start=minute, limit=10**9, need=90, unit=90)
+            granted[edge] = rate_lease_grant(edge_id=edge, namespace="ns", asks=[ask])[0].granted
+            assert sum(granted.values()) <= 1000, "the app's tpm limit, not the ask's"
+    assert sum(granted.values()) > 1000 - 90, "handed out bar less than one request's bound"
+    # the end: a request whose bound no longer fits is granted nothing (a part of it would only sit unused)
+    before = dict(granted)
+    ask = RateAsk(key=key, window_start=minute, limit=1000, need=500, unit=500)
+    assert rate_lease_grant(edge_id="e1", namespace="ns", asks=[ask])[0].granted == before["e1"]
+    user_key = f"user:{app.pk}:7:tpm"
+    ask = RateAsk(key=user_key, window_start=minute, limit=100, need=10, unit=10)
+    assert rate_lease_grant(edge_id="e1", namespace="ns", asks=[ask])[0].granted == 0, "no user tpm configured"
+
+
+def test_reserved_in_the_api_is_what_leases_hold_beyond_the_spend(admin_api, budget):
+    from control_plane.budgets.leasing import budget_lease_reserve_exact
+    from control_plane.budgets.spend import budget_spend_record
+    from shared_sdk.sync_protocol import BudgetSpend
+
+    def row():
+        found = admin_api.get(f"/api/v1/budgets/{budget.pk}/").json()
+        edges = {e["edge_id"]: (e["spent"], e["reserved"]) for e in found["by_edge"]}
+        return found["spent"], found["reserved"], found["remaining"], edges
+
+    assert _ask(budget, "e1", need="0.1").granted == Decimal("2.5")
+    assert row() == ("0.000000", "2.500000", "7.500000", {"e1": ("0.000000", "2.500000")}), "the slice e1 holds"
+
+    assert budget_lease_reserve_exact(edge_id="studio", budget_ids=[budget.pk], amount=Decimal("0.5")) is None
+    spent, reserved, remaining, edges = row()
+    assert (reserved, remaining, edges["studio"]) == ("3.000000", "7.000000", ("0.000000", "0.500000")), "a studio hold"
+
+    period = budget.period_start.timestamp()
+    budget_spend_record(
+        spends=[BudgetSpend(budget_id=budget.pk, spent=Decimal(1), period_start=period, by_edge={"e1": Decimal(1)})]
+    )
+    spent, reserved, remaining, edges = row()
+    assert (spent, reserved, remaining, edges["e1"]) == ("1.000000", "2.000000", "7.000000", ("1.000000", "1.500000"))
+
+    # e1 went silent past its grace, having last reported 1.2 used (1.0 spent, 0.2 in flight): only that stays held
+    BudgetLease.objects.filter(budget=budget, edge_id="e1").update(
+        used=Decimal("1.2"), expires_at=timezone.now() - timedelta(seconds=LEASE_GRACE_S + 1)
+    )
+    budget_spend_record(
+        spends=[BudgetSpend(budget_id=budget.pk, spent=Decimal(1), period_start=period, by_edge={"e1": Decimal(1)})]
+    )
+    spent, reserved, remaining, edges = row()
+    assert (reserved, edges["e1"]) == ("0.700000", ("1.000000", "0.200000"))

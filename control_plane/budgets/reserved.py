@@ -1,0 +1,70 @@
+"""A budget's `reserved`, fed from the quota ledger: what the edges hold in leases beyond what they spent.
+
+Whatever an edge was granted (or reported in flight) and has not spent yet is money the ledger cannot hand to
+anyone else: requests in flight, the unspent part of a slice, a studio call's exact hold (edge `studio`). So per
+edge and period
+
+    held_e     = max(granted_e, used_e)  while the lease is live or in its grace
+               = used_e                  once past its grace (the rest went back to the others)
+    reserved_e = max(0, held_e - spend_e)          (spend_e: the edge's ingested spend in the period)
+    reserved   = sum of reserved_e,   so  spent + reserved = the ledger's outstanding,  remaining = what it can grant
+
+The figures are stored on the budget and its per-edge rows whenever the ledger or the spend changes (a grant, a
+renewal every `EDGE_LEASE_RENEW_S`, a studio hold or settlement, an ingested telemetry batch), so the API and the
+admin read them without touching the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from .models import Budget, BudgetEdgeSpend, BudgetLease
+
+__all__ = ["LEASE_GRACE_S", "budget_reserved_store", "lease_held"]
+
+LEASE_GRACE_S = 120.0
+"""After expiry, an unrenewed lease still counts in full this long: requests a partitioned edge admitted before
+its lease ran out may still be running and are not in its last report."""
+_ZERO = Decimal("0")
+
+
+def lease_held(lease: BudgetLease, spent: Decimal, now: dt.datetime) -> Decimal:
+    """What the ledger counts for one edge's lease: spent or held (see the module docstring)."""
+    if lease.expires_at + dt.timedelta(seconds=LEASE_GRACE_S) > now:
+        return max(lease.granted, lease.used, spent)
+    return max(lease.used, spent)
+
+
+def budget_reserved_store(
+    *, budget: Budget, leases: Iterable[BudgetLease], spend: Mapping[str, Decimal], now: dt.datetime
+) -> Decimal:
+    """Store `reserved` (total and per edge) for the budget's current period from its leases; returns the total.
+    Call inside the transaction that changed the leases or the spend."""
+    per_edge: dict[str, Decimal] = {}
+    for lease in leases:
+        spent = spend.get(lease.edge_id, _ZERO)
+        per_edge[lease.edge_id] = max(_ZERO, lease_held(lease, spent, now) - spent)
+    total = sum(per_edge.values(), _ZERO)
+    if budget.reserved != total:
+        budget.reserved = total
+        budget.save(update_fields=["reserved", "updated_at"])
+    rows = {row.edge_id: row for row in BudgetEdgeSpend.objects.filter(budget=budget)}
+    for edge_id, value in per_edge.items():
+        row = rows.pop(edge_id, None)
+        if row is None:
+            if value > 0:
+                BudgetEdgeSpend.objects.create(
+                    budget=budget, edge_id=edge_id, spent=spend.get(edge_id, _ZERO), reserved=value
+                )
+        elif row.reserved != value:
+            row.reserved = value
+            row.save(update_fields=["reserved", "updated_at"])
+    for row in rows.values():  # an edge without a lease this period holds nothing
+        if row.spent == 0:
+            row.delete()
+        elif row.reserved != 0:
+            row.reserved = _ZERO
+            row.save(update_fields=["reserved", "updated_at"])
+    return total
