@@ -35,13 +35,25 @@ _MESSAGE_OVERHEAD_TOKENS = 8
 
 def input_token_bound(value: object) -> int:
     """A strict upper bound of a request's input tokens: the UTF-8 bytes of every string in it (no tokenizer
-    makes more tokens than bytes) plus a per-message overhead."""
+    makes more tokens than bytes) plus a per-message overhead. The list of flat message objects, the common
+    shape, is walked without recursion: this runs on every request under a budget or a tpm lease."""
     if isinstance(value, str):
-        return len(value.encode()) if not value.isascii() else len(value)
+        return len(value) if value.isascii() else len(value.encode())
+    if isinstance(value, list):
+        total = 0
+        for item in value:
+            if not isinstance(item, dict):
+                total += input_token_bound(item)
+                continue
+            total += _MESSAGE_OVERHEAD_TOKENS
+            for field in item.values():
+                if isinstance(field, str):
+                    total += len(field) if field.isascii() else len(field.encode())
+                else:
+                    total += input_token_bound(field)
+        return total
     if isinstance(value, dict):
         return _MESSAGE_OVERHEAD_TOKENS + sum(input_token_bound(item) for item in value.values())
-    if isinstance(value, list):
-        return sum(input_token_bound(item) for item in value)
     return 0
 
 
