@@ -68,7 +68,8 @@ def _prompt_bound(ex: Exchange) -> int:
     else:
         data = call.data
         bound = input_token_bound(data.get("messages") or data.get("prompt") or data.get("input") or "")
-        bound += input_token_bound(data.get("system") or "") + _MESSAGE_OVERHEAD_TOKENS
+        system = data.get("system")
+        bound += _MESSAGE_OVERHEAD_TOKENS + (input_token_bound(system) if system else 0)
     ex.prompt_bound = bound
     return bound
 
@@ -206,14 +207,16 @@ async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
         app.id,
         ex.user_id,
         ex.llm.id if ex.llm is not None else None,
-        list(user.group_ids) if user is not None else None,
+        user.group_ids if user is not None else None,
     )
     if not states:
         return
     estimate = reservation_bound(ex)
     source = budgets.source
-    beyond = await _obtain_budget_leases(budgets, source, states, estimate) if source is not None else frozenset()
-    blocking = budgets.reserve(states, estimate, beyond)
+    blocking = budgets.reserve(states, estimate)  # the common case: every lease has room, no I/O
+    if blocking is not None and source is not None:
+        beyond = await _obtain_budget_leases(budgets, source, states, estimate)
+        blocking = budgets.reserve(states, estimate, beyond)
     if blocking is not None:
         b = blocking.config
         raise GatewayError.budget_exceeded(
