@@ -162,7 +162,7 @@ def _check_windows(ex: Exchange, limiter: RateLimiter, limits: list[_Limit]) -> 
 
 async def _take_rate_leases(ex: Exchange, limiter: RateLimiter, source: LeaseSource, limits: list[_Limit]) -> None:
     """Take one request of each rpm limit's lease and the token bound (capped at the limit) of each tpm one; a
-    refusal gives back the tokens already taken."""
+    refusal (or a cancellation) gives back the tokens already taken."""
     bound = token_bound(ex) if any(tokens for _, _, _, tokens in limits) else 0
     holds: list[tuple[RateLease, int]] = []
     try:
@@ -171,7 +171,7 @@ async def _take_rate_leases(ex: Exchange, limiter: RateLimiter, source: LeaseSou
             lease = await _take_rate_lease(limiter, source, (key, limit, what, tokens), amount)
             if tokens and lease is not None and amount:
                 holds.append((lease, amount))
-    except GatewayError:
+    except BaseException:  # a 429, or the client left while a round trip was pending: nothing stays taken
         for lease, amount in holds:
             lease.settle(amount, 0)
         raise
