@@ -4,8 +4,8 @@ Real processes: PostgreSQL, nats-server, the bridge, N edges (`python -m edge_ga
 `--latency-ms`. In one run it prints:
 - overshoot for 1, 2 and 4 edges: 16 clients spread over the edges against one small app budget; answered
   spend minus the limit, in money and in requests (negative = what was left unspent at the end);
-- admitted per rpm window: an unpaced burst over 2 edges against an app's rpm limit (rate limits are shared
-  approximately, not leased yet: see docs/governance.md);
+- admitted per rpm window: an unpaced burst over 2 edges against an app's rpm limit (leased per minute, like
+  tpm limits: docs/governance.md#rate-limits);
 - CPU per request of one edge with governance on (a leased budget with ample headroom) vs off (no budget):
   the edge process's user+system CPU over the same requests, interleaved rounds.
 Revocation p50/p99 belongs to the revocation work (issue 12, other half) and is not measured here.

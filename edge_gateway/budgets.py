@@ -32,6 +32,8 @@ __all__ = ["LOW_WATER_UNITS", "BudgetState", "BudgetTracker", "LeaseSource", "Re
 _ZERO = Decimal("0")
 LOW_WATER_UNITS = 4
 """Ask for more in the background once a lease's headroom is below this many of the last request's bound."""
+_APPLICABLE_CACHE = 10_000
+"""(app, user, LLM, groups) combinations whose budgets are remembered; past it the cache starts over."""
 
 
 @dataclass(slots=True)
@@ -106,6 +108,7 @@ class BudgetTracker:
     def __init__(self) -> None:
         self._by_id: dict[int, BudgetState] = {}
         self._by_target: dict[tuple[str, int], list[BudgetState]] = {}
+        self._applicable: dict[tuple[int | None, int | None, int | None, tuple[int, ...]], list[BudgetState]] = {}
         self.source: LeaseSource | None = None
         """Set by the sync service when the edge talks to NATS: blocking budgets are then leased."""
 
@@ -128,6 +131,7 @@ class BudgetTracker:
             by_target.setdefault((config.scope, config.target_id), []).append(state)
         self._by_id = by_id
         self._by_target = by_target
+        self._applicable = {}
 
     def enable_leasing(self, source: LeaseSource) -> None:
         self.source = source
@@ -148,8 +152,21 @@ class BudgetTracker:
     def applicable(
         self, app_id: int | None, user_id: int | None, llm_id: int | None, group_ids: list[int] | None = None
     ) -> list[BudgetState]:
+        """The budgets a request of this app, user, LLM and groups counts against. Cached until the next `load`
+        (it runs on every request; callers must not change the list)."""
         if not self._by_target:
             return []
+        key = (app_id, user_id, llm_id, tuple(group_ids) if group_ids else ())
+        found = self._applicable.get(key)
+        if found is None:
+            if len(self._applicable) >= _APPLICABLE_CACHE:
+                self._applicable.clear()
+            found = self._applicable[key] = self._find(app_id, user_id, llm_id, group_ids)
+        return found
+
+    def _find(
+        self, app_id: int | None, user_id: int | None, llm_id: int | None, group_ids: list[int] | None
+    ) -> list[BudgetState]:
         found: list[BudgetState] = []
         for key in (("app", app_id), ("user", user_id), ("llm", llm_id)):
             if key[1] is not None:

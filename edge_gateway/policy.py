@@ -35,13 +35,25 @@ _MESSAGE_OVERHEAD_TOKENS = 8
 
 def input_token_bound(value: object) -> int:
     """A strict upper bound of a request's input tokens: the UTF-8 bytes of every string in it (no tokenizer
-    makes more tokens than bytes) plus a per-message overhead."""
+    makes more tokens than bytes) plus a per-message overhead. The list of flat message objects, the common
+    shape, is walked without recursion: this runs on every request under a budget or a tpm lease."""
     if isinstance(value, str):
-        return len(value.encode()) if not value.isascii() else len(value)
+        return len(value) if value.isascii() else len(value.encode())
+    if isinstance(value, list):
+        total = 0
+        for item in value:
+            if not isinstance(item, dict):
+                total += input_token_bound(item)
+                continue
+            total += _MESSAGE_OVERHEAD_TOKENS
+            for field in item.values():
+                if isinstance(field, str):
+                    total += len(field) if field.isascii() else len(field.encode())
+                else:
+                    total += input_token_bound(field)
+        return total
     if isinstance(value, dict):
         return _MESSAGE_OVERHEAD_TOKENS + sum(input_token_bound(item) for item in value.values())
-    if isinstance(value, list):
-        return sum(input_token_bound(item) for item in value)
     return 0
 
 
@@ -56,7 +68,8 @@ def _prompt_bound(ex: Exchange) -> int:
     else:
         data = call.data
         bound = input_token_bound(data.get("messages") or data.get("prompt") or data.get("input") or "")
-        bound += input_token_bound(data.get("system") or "") + _MESSAGE_OVERHEAD_TOKENS
+        system = data.get("system")
+        bound += _MESSAGE_OVERHEAD_TOKENS + (input_token_bound(system) if system else 0)
     ex.prompt_bound = bound
     return bound
 
@@ -149,7 +162,7 @@ def _check_windows(ex: Exchange, limiter: RateLimiter, limits: list[_Limit]) -> 
 
 async def _take_rate_leases(ex: Exchange, limiter: RateLimiter, source: LeaseSource, limits: list[_Limit]) -> None:
     """Take one request of each rpm limit's lease and the token bound (capped at the limit) of each tpm one; a
-    refusal gives back the tokens already taken."""
+    refusal (or a cancellation) gives back the tokens already taken."""
     bound = token_bound(ex) if any(tokens for _, _, _, tokens in limits) else 0
     holds: list[tuple[RateLease, int]] = []
     try:
@@ -158,7 +171,7 @@ async def _take_rate_leases(ex: Exchange, limiter: RateLimiter, source: LeaseSou
             lease = await _take_rate_lease(limiter, source, (key, limit, what, tokens), amount)
             if tokens and lease is not None and amount:
                 holds.append((lease, amount))
-    except GatewayError:
+    except BaseException:  # a 429, or the client left while a round trip was pending: nothing stays taken
         for lease, amount in holds:
             lease.settle(amount, 0)
         raise
@@ -194,14 +207,16 @@ async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
         app.id,
         ex.user_id,
         ex.llm.id if ex.llm is not None else None,
-        list(user.group_ids) if user is not None else None,
+        user.group_ids if user is not None else None,
     )
     if not states:
         return
     estimate = reservation_bound(ex)
     source = budgets.source
-    beyond = await _obtain_budget_leases(budgets, source, states, estimate) if source is not None else frozenset()
-    blocking = budgets.reserve(states, estimate, beyond)
+    blocking = budgets.reserve(states, estimate)  # the common case: every lease has room, no I/O
+    if blocking is not None and source is not None:
+        beyond = await _obtain_budget_leases(budgets, source, states, estimate)
+        blocking = budgets.reserve(states, estimate, beyond)
     if blocking is not None:
         b = blocking.config
         raise GatewayError.budget_exceeded(

@@ -118,3 +118,28 @@ def test_two_edges_admit_at_most_the_tpm_limit_plus_one_request_in_a_minute(upst
             two.edge.runtime.limiter.rate_lease("app:1:tpm", LIMIT),
         ]
         assert sum(lease.used for lease in leases) == sum(tokens)
+
+
+class _Unreachable(_Source):
+    async def obtain_rate(self, lease: RateLease, need: int, unit: int = 1) -> bool:
+        return False
+
+    def top_up_rate(self, lease: RateLease, unit: int = 1) -> None:
+        return None
+
+
+def test_with_the_ledger_unreachable_tpm_fails_open_to_the_local_window(upstream, tmp_path):
+    apps = [AppConfig(id=1, name="app-one", llm_ids=[1], rate_limit_tpm=LIMIT)]
+    with run_edge(make_snapshot(upstream, apps=apps), tmp_path, edge_id="t3") as edge:
+        edge.edge.runtime.limiter.leasing = True
+        edge.edge.runtime.budgets.source = _Unreachable(_Ledger(), 0)
+        with httpx.Client(timeout=20) as http:
+            statuses = [
+                http.post(
+                    f"{edge.url}/v1/chat/completions",
+                    headers={"authorization": f"Bearer {CLIENT_KEY}"},
+                    json={"model": "mock-gpt", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]},
+                ).status_code
+                for _ in range(5)
+            ]
+    assert statuses == [200] * 5, "no lease, but the local window has room: served"

@@ -222,3 +222,23 @@ def test_stream_translator_counts_choices_and_tool_calls_with_and_without_vendor
         usage = run(with_usage)
         assert (usage.choices, usage.tool_calls) == (2, 1), with_usage
     assert run(True).completion_tokens == 9 and run(False).completion_tokens > 0
+
+
+def test_input_token_bound_counts_every_strings_utf8_bytes_plus_eight_per_message_in_every_shape():
+    from edge_gateway.policy import input_token_bound
+
+    assert input_token_bound([{"role": "user", "content": "hello"}]) == 8 + 4 + 5
+    # content parts (a list inside the message), non-ASCII text (bytes, not characters), a tool call's dict
+    parts = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "héllo"}]},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
+    ]
+    system = 8 + 6 + 9
+    user = 8 + 4 + (8 + 4 + 6)
+    assistant = 8 + 9 + (8 + 2 + (8 + 1 + 2))
+    assert input_token_bound(parts) == system + user + assistant
+    assert input_token_bound("naïve prompt") == len("naïve prompt".encode())
+    assert input_token_bound(["one", "two", 3]) == 6, "embeddings' list of strings; numbers are not text"
+    assert input_token_bound({"content": "x"}) == 9
+    assert input_token_bound(None) == 0
