@@ -9,16 +9,20 @@ from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.plugins.services import plugin_validate_config
 
 from .models import LLM, LLMPluginBinding
+from .presets import endpoint_help
 from .services import LLM_FIELDS, llm_create, llm_delete, llm_hook_view, llm_set_plugin_chain, llm_update
 
 
 class LLMAdminForm(forms.ModelForm):
-    api_endpoint = forms.URLField(max_length=500, assume_scheme="https")
+    api_endpoint = forms.URLField(max_length=500, assume_scheme="https", required=False, help_text=endpoint_help())
     api_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
         strip=True,
-        help_text="Stored encrypted; never shown again. Leave empty to keep the current key.",
+        help_text=(
+            "Stored encrypted; never shown again. Leave empty to keep the current key."
+            ' AWS Bedrock: ACCESS_KEY_ID:SECRET_ACCESS_KEY, with metadata {"region": "us-east-1"}.'
+        ),
     )
     clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key")
     max_response_bytes = forms.IntegerField(
