@@ -9,7 +9,7 @@ from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.plugins.services import plugin_validate_config
 
 from .models import LLM, LLMPluginBinding
-from .presets import endpoint_help
+from .presets import endpoint_help, vendor_settings_check
 from .services import LLM_FIELDS, llm_create, llm_delete, llm_hook_view, llm_set_plugin_chain, llm_update
 
 
@@ -36,6 +36,19 @@ class LLMAdminForm(forms.ModelForm):
     class Meta:
         model = LLM
         fields = "__all__"
+
+    def clean(self) -> dict:
+        """The vendor's needs (preset endpoint, Bedrock region and key pair) as form errors on their fields; the
+        service checks them again on save (`presets.vendor_settings_check`)."""
+        cleaned = super().clean()
+        vendor = cleaned.get("vendor")
+        if vendor and not self.errors:
+            probe = LLM(vendor=vendor, api_endpoint=cleaned.get("api_endpoint") or "", metadata=cleaned.get("metadata"))
+            try:
+                vendor_settings_check(probe, cleaned.get("api_key") or None)
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
 
     def clean_max_response_bytes(self) -> int:
         """Optional in the form (older scripts posting the form keep working); empty means the default."""

@@ -43,7 +43,7 @@ def create_app(settings: MockSettings) -> Starlette:
     openai = OpenAIApi(state)
     anthropic = AnthropicApi(state)
     responses = OpenAIResponsesApi(state)
-    azure = AzureApi(state, openai)
+    azure = AzureApi(state)
     bedrock = BedrockApi(state)
 
     async def list_models(request: Request) -> Response:

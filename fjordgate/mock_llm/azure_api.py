@@ -13,7 +13,9 @@ What differs from OpenAI, as Azure does it:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -38,9 +40,13 @@ ANSWER_TRIGGER = "filter the answer"
 
 
 class AzureApi:
-    def __init__(self, state: MockState, openai: OpenAIApi) -> None:
+    def __init__(self, state: MockState) -> None:
         self.state = state
-        self.openai = openai
+        # The OpenAI routes do the rest with the key already checked here (Azure's header is not OpenAI's); the
+        # copy shares the log, counters and fault state with the app's.
+        inner = copy.copy(state)
+        inner.settings = replace(state.settings, require_key=None)
+        self.openai = OpenAIApi(inner)
 
     async def chat_completions(self, request: Request) -> Response:
         return await self._call(request, self.openai.chat_completions, chat=True)
@@ -70,7 +76,7 @@ class AzureApi:
         return _annotate(response, deployment, filter_answer=ANSWER_TRIGGER in text)
 
     def _auth(self, request: Request) -> Response | None:
-        """`api-key` as the key; the OpenAI route's own check then sees it as a Bearer key."""
+        """Azure's key check: `api-key`, or an Entra token as `Authorization: Bearer`."""
         require = self.state.settings.require_key
         key = request.headers.get("api-key")
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -80,11 +86,6 @@ class AzureApi:
                 "valid key for an active subscription and use a correct regional API endpoint for your resource."
             )
             return _error(401, "401", message)
-        if key and require is not None:
-            headers = [(k, v) for k, v in request.scope["headers"] if k != b"authorization"]
-            request.scope["headers"] = [*headers, (b"authorization", f"Bearer {key}".encode())]
-            if hasattr(request, "_headers"):  # Starlette caches the parsed headers
-                del request._headers
         return None
 
 
@@ -141,7 +142,8 @@ def _annotate(response: Response, deployment: str, *, filter_answer: bool) -> Re
         if filter_answer:
             choice["finish_reason"] = "content_filter"
             choice["message"]["content"] = None
-    return RawResponse(200, orjson.dumps(body), list(response.raw_headers))
+    headers = [h for h in response.raw_headers if h[0] != b"content-length"]
+    return RawResponse(200, orjson.dumps(body), headers)
 
 
 def _annotate_chunk(event: bytes, deployment: str, filter_answer: bool) -> bytes:
