@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
@@ -37,10 +39,10 @@ class LLMAdminForm(forms.ModelForm):
         model = LLM
         fields = "__all__"
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any]:
         """The vendor's needs (preset endpoint, Bedrock region and key pair) as form errors on their fields; the
         service checks them again on save (`presets.vendor_settings_check`)."""
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         vendor = cleaned.get("vendor")
         if vendor and not self.errors:
             probe = LLM(vendor=vendor, api_endpoint=cleaned.get("api_endpoint") or "", metadata=cleaned.get("metadata"))
