@@ -211,3 +211,33 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(edge, upstream):
     with pytest.raises(openai.APIError) as caught:
         list(stream)
     assert "modelStreamErrorException" in str(caught.value)
+
+
+def test_the_responses_api_is_translated_for_bedrock(edge, upstream):
+    c = client(edge)
+    answer = c.responses.create(model=MODEL, input="respond please", instructions="be brief")
+    assert answer.output_text == "Echo: respond please"
+    assert answer.usage is not None and answer.usage.output_tokens == 4
+    assert last_request(upstream)["body"]["system"] == [{"text": "be brief"}]
+    with c.responses.stream(model=MODEL, input="stream a response") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert text == "Echo: stream a response" and final.status == "completed"
+
+
+def test_legacy_completions_on_bedrock(edge, upstream):
+    reply = client(edge).completions.create(model=MODEL, prompt="complete me", max_tokens=20)
+    assert reply.choices[0].text == "Echo: complete me"
+    assert last_request(upstream)["body"]["inferenceConfig"] == {"maxTokens": 20}
+
+
+def test_native_pass_through_is_signed_and_keeps_the_event_stream(edge, upstream):
+    path = f"/llm/call/bedrock/model/{MODEL}/converse-stream"
+    body = {"messages": [{"role": "user", "content": [{"text": "native"}]}]}
+    with httpx.stream("POST", edge.url + path, json=body, headers={"authorization": f"Bearer {CLIENT_KEY}"}) as r:
+        raw = b"".join(r.iter_raw())
+    assert r.status_code == 200, raw[:300]
+    assert r.headers["content-type"] == "application/vnd.amazon.eventstream"
+    assert b"messageStop" in raw and b"metadata" in raw
+    seen = last_request(upstream)
+    assert seen["status"] == 200 and seen["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 ")
