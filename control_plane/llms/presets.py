@@ -7,6 +7,7 @@ one write path both the admin form and the API use (`services._apply`), so neith
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -16,6 +17,8 @@ from shared_sdk.vendors import VENDORS, preset_base_url, valid_region
 from .models import LLM
 
 __all__ = ["endpoint_help", "vendor_settings_check"]
+
+_BEDROCK_URL = re.compile(r"https://bedrock-runtime\.[a-z0-9-]+\.amazonaws\.com")
 
 
 def endpoint_help() -> str:
@@ -34,7 +37,7 @@ def vendor_settings_check(llm: LLM, api_key: str | None) -> None:
         _bedrock_check(metadata, api_key)
     elif llm.vendor == "azure":
         _azure_check(metadata)
-    if llm.api_endpoint or not llm.vendor:
+    if not llm.vendor or (llm.api_endpoint and not _stale_preset(llm.api_endpoint, llm.vendor, metadata)):
         return
     url = preset_base_url(llm.vendor, metadata.get("region"))
     if not url:
@@ -42,6 +45,17 @@ def vendor_settings_check(llm: LLM, api_key: str | None) -> None:
             {"api_endpoint": f"Vendor {llm.vendor!r} has no preset endpoint: give the base URL of your deployment."}
         )
     llm.api_endpoint = url
+
+
+def _stale_preset(url: str, vendor: str, metadata: dict[str, Any]) -> bool:
+    """Whether `url` is a preset left over from another vendor or another Bedrock region (switching the vendor or
+    the region in the form then moves the endpoint along; an endpoint the admin typed is never replaced)."""
+    current = preset_base_url(vendor, metadata.get("region"))
+    if url.rstrip("/") == current.rstrip("/") and current:
+        return False
+    if _BEDROCK_URL.fullmatch(url.rstrip("/")):
+        return True
+    return any(url.rstrip("/") == p.base_url for p in VENDORS.values() if p.base_url and "{" not in p.base_url)
 
 
 def _bedrock_check(metadata: dict[str, Any], api_key: str | None) -> None:

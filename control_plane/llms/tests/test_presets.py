@@ -101,3 +101,22 @@ def test_the_admin_form_fills_the_preset_and_shows_errors(client, admin_user):
     assert refused.status_code == 200 and b"no preset endpoint" in refused.content
     refused = client.post("/admin/llms/llm/add/", {**form, "slug": "bd", "vendor": "bedrock"})
     assert refused.status_code == 200 and b"metadata.region" in refused.content
+
+
+def test_switching_vendor_or_region_moves_a_preset_endpoint_but_not_a_typed_one(admin_api):
+    created = admin_api.post(
+        "/api/v1/llms/",
+        {"name": "b", "slug": "b", "vendor": "bedrock", "metadata": {"region": "us-east-1"}},
+        format="json",
+    ).json()
+    moved = admin_api.patch(f"/api/v1/llms/{created['id']}/", {"metadata": {"region": "ap-south-1"}}, format="json")
+    assert moved.json()["api_endpoint"] == "https://bedrock-runtime.ap-south-1.amazonaws.com"
+    groq = admin_api.post("/api/v1/llms/", {"name": "g", "slug": "g", "vendor": "groq"}, format="json").json()
+    switched = admin_api.patch(f"/api/v1/llms/{groq['id']}/", {"vendor": "mistral"}, format="json")
+    assert switched.json()["api_endpoint"] == "https://api.mistral.ai/v1"
+    typed = admin_api.patch(
+        f"/api/v1/llms/{groq['id']}/", {"vendor": "groq", "api_endpoint": "https://gw.example/v1"}, format="json"
+    )
+    assert typed.json()["api_endpoint"] == "https://gw.example/v1"
+    kept = admin_api.patch(f"/api/v1/llms/{groq['id']}/", {"vendor": "deepseek"}, format="json")
+    assert kept.json()["api_endpoint"] == "https://gw.example/v1"
