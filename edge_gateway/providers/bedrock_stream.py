@@ -3,7 +3,7 @@
 Framing: each message is a 12-byte prelude (total length, headers length, CRC32), headers, a JSON payload and a
 CRC32 of the whole (`application/vnd.amazon.eventstream`). `EventStreamSplitter` cuts the byte stream into whole
 messages without decoding them (the pipeline's SSE splitter would corrupt binary frames); the translator decodes
-each with botocore's parser, which checks both CRCs, so a damaged frame ends the stream with a clean 502.
+each (`decode_frame`, both CRCs checked), so a damaged frame ends the stream with a clean 502.
 
 Events: messageStart -> the role chunk; contentBlockStart (toolUse) -> a tool call's id and name;
 contentBlockDelta -> text or argument fragments; messageStop -> the finish chunk; metadata -> usage (after
@@ -14,13 +14,13 @@ any failure, after it the client's stream ends with an error event.
 
 from __future__ import annotations
 
+import binascii
 import struct
 import time
 import uuid
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from botocore.eventstream import EventStreamBuffer, ParserError
 
 from ..errors import UpstreamError
 from .base import OpenAIRequest, Usage, estimate_tokens
@@ -62,18 +62,49 @@ class EventStreamSplitter:
         return rest
 
 
+_FIXED = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}  # header value sizes by type (6, 7: length-prefixed)
+
+
+def _damaged() -> UpstreamError:
+    return UpstreamError(
+        502, "upstream sent a damaged event-stream frame", retryable=True, code="upstream_bad_response"
+    )
+
+
 def decode_frame(frame: bytes) -> tuple[dict[str, Any], bytes]:
-    """(headers, payload) of one whole frame; CRCs checked by botocore."""
-    buffer = EventStreamBuffer()
-    buffer.add_data(frame)
+    """(headers, payload) of one whole frame, both CRCs checked; string headers decoded, others kept as bytes.
+
+    Why not botocore's parser: it costs ~70% of a streamed chunk's CPU at the edge (a Python call per header
+    field); this does the same checks with `binascii.crc32` and slicing (`test_vendor_bedrock` decodes the same
+    frames with both)."""
+    if len(frame) < 16:
+        raise _damaged()
+    total, headers_length, prelude_crc = struct.unpack_from("!III", frame)
+    if total != len(frame) or binascii.crc32(frame[:8]) != prelude_crc or headers_length > total - 16:
+        raise _damaged()
+    if binascii.crc32(frame[:-4]) != struct.unpack_from("!I", frame, total - 4)[0]:
+        raise _damaged()
+    headers: dict[str, Any] = {}
+    at, end = 12, 12 + headers_length
     try:
-        message = next(buffer)
-    except (ParserError, StopIteration):
-        raise UpstreamError(
-            502, "upstream sent a damaged event-stream frame", retryable=True, code="upstream_bad_response"
-        ) from None
-    headers = cast("dict[str, Any]", message.headers)  # the stubs mistype it
-    return dict(headers), bytes(message.payload)
+        while at < end:
+            size = frame[at]
+            name = frame[at + 1 : at + 1 + size].decode()
+            kind = frame[at + 1 + size]
+            at += 2 + size
+            if kind in (6, 7):
+                (length,) = struct.unpack_from("!H", frame, at)
+                value = frame[at + 2 : at + 2 + length]
+                headers[name] = value.decode() if kind == 7 else value
+                at += 2 + length
+            else:
+                headers[name] = frame[at : at + _FIXED[kind]]
+                at += _FIXED[kind]
+    except (IndexError, KeyError, UnicodeDecodeError, struct.error):
+        raise _damaged() from None
+    if at != end:
+        raise _damaged()
+    return headers, frame[end : total - 4]
 
 
 class ConverseStreamTranslator:

@@ -26,7 +26,7 @@ FAULTS = {
     "400": "status=400",
     "429": "status=429; retry_after=0",
     "503": "status=503",
-    "midway": "error_after_chunks=3",
+    "midway": "error_after_chunks=3; chunk_delay_ms=50",  # paced: the stream has started when it fails
 }
 
 
@@ -241,3 +241,31 @@ def test_native_pass_through_is_signed_and_keeps_the_event_stream(edge, upstream
     assert b"messageStop" in raw and b"metadata" in raw
     seen = last_request(upstream)
     assert seen["status"] == 200 and seen["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 ")
+
+
+def test_frames_decode_as_botocore_decodes_them_and_damage_is_caught():
+    from botocore.eventstream import EventStreamBuffer
+
+    from edge_gateway.errors import UpstreamError
+    from edge_gateway.providers.bedrock_stream import EventStreamSplitter, decode_frame
+    from fjordgate.mock_llm.bedrock_format import event_frame, exception_frame, frame
+
+    frames = [
+        event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": " héllo"}}),
+        exception_frame("throttlingException", {"message": "slow down"}),
+        frame({}, b""),
+    ]
+    wire = b"".join(frames)
+    splitter = EventStreamSplitter()
+    cut = [f for i in range(0, len(wire), 7) for f in splitter.feed(wire[i : i + 7])]  # arbitrary network pieces
+    assert cut == frames and splitter.tail() == b""
+    reference = EventStreamBuffer()
+    reference.add_data(wire)
+    for ours, theirs in zip(cut, reference, strict=True):
+        assert decode_frame(ours) == (dict(theirs.headers), bytes(theirs.payload))
+    damaged = bytearray(frames[0])
+    damaged[20] ^= 1
+    with pytest.raises(UpstreamError):
+        decode_frame(bytes(damaged))
+    with pytest.raises(UpstreamError):
+        EventStreamSplitter().feed(b"\xff\xff\xff\xff" + b"\0" * 12)
