@@ -120,3 +120,19 @@ def test_the_azure_mock_refuses_what_azure_refuses(mock):
     assert no_version.status_code == 400 and no_version.json()["error"]["code"] == "MissingApiVersionParameter"
     wrong_key = httpx.post(url, params={"api-version": "2024-10-21"}, headers={"api-key": "nope"}, json=body)
     assert wrong_key.status_code == 401 and wrong_key.json()["error"]["code"] == "401"
+
+
+def test_responses_are_translated_for_azure(edge, mock):
+    answer = client(edge).responses.create(model="gpt-4o", input="respond, azure")
+    assert answer.output_text == "Echo: respond, azure"
+    assert last_request(mock)["path"] == "/openai/deployments/prod-gpt4o/chat/completions"
+
+
+def test_native_pass_through_gets_the_api_version_and_key(edge, mock):
+    path = "/llm/call/azure/openai/deployments/prod-gpt4o/chat/completions"
+    body = {"messages": [{"role": "user", "content": "native azure"}]}
+    reply = httpx.post(edge.url + path, json=body, headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"] == "Echo: native azure"
+    seen = last_request(mock)
+    assert seen["headers"]["api-key"] == VENDOR_KEY and "api-version=2024-10-21" in str(seen["query"])

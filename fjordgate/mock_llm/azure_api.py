@@ -4,7 +4,7 @@ What differs from OpenAI, as Azure does it:
 - the key comes in an `api-key` header (an Entra `Authorization: Bearer` token is accepted too); a wrong or
   missing one is 401 `{"error": {"code": "401", "message": "Access denied due to invalid subscription key..."}}`;
 - `api-version` is required (400 `MissingApiVersionParameter` without it);
-- the deployment names the model: answers carry the deployment as `model`;
+- the deployment names the model: a body needs no `model`, answers carry the deployment as `model`;
 - content filtering: answers carry `prompt_filter_results` and per-choice `content_filter_results`, a stream
   starts with a chunk whose `choices` is empty and holds `prompt_filter_results`; a last user message containing
   `trigger content filter` is refused with 400 `content_filter` (the prompt was filtered), one containing
@@ -67,7 +67,9 @@ class AzureApi:
         if refused is not None:
             return refused
         deployment = request.path_params["deployment"]
-        text = _last_user_text(await request.body()) if chat else ""
+        raw = await request.body()
+        _default_model(request, raw, deployment)
+        text = _last_user_text(raw) if chat else ""
         if PROMPT_TRIGGER in text:
             return _content_filter_error()
         response = await endpoint(request)
@@ -87,6 +89,16 @@ class AzureApi:
             )
             return _error(401, "401", message)
         return None
+
+
+def _default_model(request: Request, raw: bytes, deployment: str) -> None:
+    """Azure needs no `model` in the body (the deployment is the model): the OpenAI routes get the deployment."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return
+    if isinstance(body, dict) and not body.get("model"):
+        request._body = orjson.dumps({**body, "model": deployment})  # Starlette's cached body, read again inside
 
 
 def _error(status: int, code: str, message: str, extra: dict[str, Any] | None = None) -> Response:
