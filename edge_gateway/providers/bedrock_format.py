@@ -81,7 +81,9 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 
 
 def _tool_use(call: Any) -> dict[str, Any]:
-    function = call.get("function") or {} if isinstance(call, dict) else {}
+    if not isinstance(call, dict) or not isinstance(call.get("function") or {}, dict):
+        raise _bad("each tool call must be an object with a function")
+    function = call.get("function") or {}
     raw = function.get("arguments")
     try:
         arguments = orjson.loads(raw) if isinstance(raw, str) and raw.strip() else (raw or {})

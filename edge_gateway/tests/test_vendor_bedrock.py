@@ -269,3 +269,22 @@ def test_frames_decode_as_botocore_decodes_them_and_damage_is_caught():
         decode_frame(bytes(damaged))
     with pytest.raises(UpstreamError):
         EventStreamSplitter().feed(b"\xff\xff\xff\xff" + b"\0" * 12)
+
+
+def test_what_converse_cannot_express_is_a_clear_400(edge, upstream):
+    c = client(edge)
+    link = [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": link}])
+    assert "base64 data URLs" in caught.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], n=2)
+    assert "'n' must be 1" in caught.value.body["message"]
+    image = [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    ]
+    reply = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": image}])
+    assert reply.choices[0].message.content == "Echo: what is this"
+    sent = last_request(upstream)["body"]["messages"][0]["content"][1]
+    assert sent == {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}
