@@ -102,6 +102,8 @@ class StreamResult:
 def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
     provider = llm.provider
     message = provider.error_message(body) if provider is not None else ""
+    code_of = getattr(provider, "error_code", None)  # optional: the vendor's own code (Azure, Bedrock)
+    vendor_code = code_of(body, headers) if code_of is not None else None
     retryable = status_is_retryable(status)
     if status in (401, 403):
         # The vendor rejected *our* key: the client can do nothing about it.
@@ -128,7 +130,7 @@ def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[st
         message or f"upstream returned {status}",
         retryable=retryable,
         type=kind,
-        code=f"upstream_{status}",
+        code=vendor_code or f"upstream_{status}",
         body=body,
         headers=out_headers,
     )
@@ -186,7 +188,7 @@ class _translated_events:
         self.usage = translator.usage  # type: ignore[attr-defined]
 
     async def __aiter__(self) -> AsyncIterator[list[bytes]]:
-        splitter = SSESplitter()
+        splitter = _splitter_of(self.translator)
         translate = self.translator.feed  # type: ignore[attr-defined]
         assert self.reply.chunks is not None
         async for piece in self.reply.chunks:
@@ -204,6 +206,17 @@ class _translated_events:
             )
 
 
+def _splitter_of(translator: object) -> SSESplitter:
+    """How a vendor's stream is cut into events: SSE, unless the translator (or one it wraps, as a Responses
+    stream wraps the vendor's) brings its own `splitter` (Bedrock's binary event stream)."""
+    while translator is not None:
+        splitter = getattr(translator, "splitter", None)
+        if splitter is not None:
+            return splitter  # type: ignore[no-any-return]
+        translator = getattr(translator, "inner", None)
+    return SSESplitter()
+
+
 class _native_events:
     """A vendor-native stream relayed event by event (in per-read lists, as above), reading usage on the way."""
 
@@ -213,7 +226,8 @@ class _native_events:
         self.usage = Usage()
 
     async def __aiter__(self) -> AsyncIterator[list[bytes]]:
-        splitter = SSESplitter()
+        native_splitter = getattr(self.provider, "native_splitter", None)  # Bedrock: binary event-stream frames
+        splitter = native_splitter() if native_splitter is not None else SSESplitter()
         assert self.reply.chunks is not None
         read_usage = self.provider.native_stream_usage  # type: ignore[attr-defined]
         usage = self.usage

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
@@ -10,16 +12,20 @@ from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.plugins.services import plugin_validate_config
 
 from .models import LLM, LLMPluginBinding
+from .presets import endpoint_help, vendor_settings_check
 from .services import LLM_FIELDS, llm_create, llm_delete, llm_hook_view, llm_set_plugin_chain, llm_update
 
 
 class LLMAdminForm(forms.ModelForm):
-    api_endpoint = forms.URLField(max_length=500, assume_scheme="https")
+    api_endpoint = forms.URLField(max_length=500, assume_scheme="https", required=False, help_text=endpoint_help())
     api_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
         strip=True,
-        help_text="Stored encrypted; never shown again. Leave empty to keep the current key.",
+        help_text=(
+            "Stored encrypted; never shown again. Leave empty to keep the current key."
+            ' AWS Bedrock: ACCESS_KEY_ID:SECRET_ACCESS_KEY, with metadata {"region": "us-east-1"}.'
+        ),
     )
     clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key")
     max_response_bytes = forms.IntegerField(
@@ -55,6 +61,19 @@ class LLMAdminForm(forms.ModelForm):
         field = LLM._meta.get_field(name)
         assert isinstance(field, models.Field)
         return field.default if value is None else value
+
+    def clean(self) -> dict[str, Any]:
+        """The vendor's needs (preset endpoint, Bedrock region and key pair) as form errors on their fields; the
+        service checks them again on save (`presets.vendor_settings_check`)."""
+        cleaned = super().clean() or {}
+        vendor = cleaned.get("vendor")
+        if vendor and not self.errors:
+            probe = LLM(vendor=vendor, api_endpoint=cleaned.get("api_endpoint") or "", metadata=cleaned.get("metadata"))
+            try:
+                vendor_settings_check(probe, cleaned.get("api_key") or None)
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
 
     def clean_max_response_bytes(self) -> int:
         return self._or_default("max_response_bytes")

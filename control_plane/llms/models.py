@@ -20,11 +20,21 @@ class LLM(models.Model):
         OLLAMA = "ollama", "Ollama"
         VLLM = "vllm", "vLLM"
         MOCK = "mock", "Mock"
+        BEDROCK = "bedrock", "AWS Bedrock"
+        MISTRAL = "mistral", "Mistral"
+        GROQ = "groq", "Groq"
+        TOGETHER = "together", "Together AI"
+        DEEPSEEK = "deepseek", "DeepSeek"
+        OPENROUTER = "openrouter", "OpenRouter"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])
     vendor = models.CharField(max_length=20, choices=Vendor.choices)
-    api_endpoint = models.URLField(max_length=500)
+    api_endpoint = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="The vendor's base URL; leave empty for the vendor's preset (shared_sdk/vendors.py)",
+    )
     api_key_encrypted = models.TextField(blank=True, default="", editable=False)
     api_key_edge_encrypted = models.TextField(
         blank=True,

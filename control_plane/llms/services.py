@@ -12,6 +12,7 @@ from control_plane.hooks.services import REDACTED, HookOutcome, field_default, g
 from control_plane.sync.services import config_change_record
 
 from .models import LLM, LLMPluginBinding
+from .presets import vendor_settings_check
 from .secrets import vendor_key_edge_rotate, vendor_key_encrypt, vendor_key_for_edge
 
 __all__ = [
@@ -89,9 +90,11 @@ def _apply(llm: LLM, outcome: HookOutcome) -> LLM:
         llm.metadata = {**(llm.metadata or {}), **outcome.metadata}
     api_key = obj.get("api_key")
     if isinstance(api_key, str) and api_key != REDACTED:
+        vendor_settings_check(llm, api_key)
         llm.api_key_encrypted = vendor_key_encrypt(api_key)
         llm.api_key_edge_encrypted = vendor_key_for_edge(llm.api_key_encrypted)
     _validate_patterns(llm.allowed_models)
+    vendor_settings_check(llm, None)
     llm.full_clean()
     _validate_fallbacks(llm)
     llm.save()

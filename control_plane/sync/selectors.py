@@ -25,6 +25,7 @@ from shared_sdk.snapshot import (
     UserConfig,
     snapshot_checksum,
 )
+from shared_sdk.vendors import preset_base_url
 
 from .models import ConfigChange
 
@@ -107,7 +108,7 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
                 slug=llm.slug,
                 name=llm.name,
                 vendor=llm.vendor,
-                api_base=llm.api_endpoint,
+                api_base=llm.api_endpoint or preset_base_url(llm.vendor, (llm.metadata or {}).get("region")),
                 api_key_encrypted=llm.api_key_edge_encrypted,
                 default_model=llm.default_model,
                 allowed_models=list(llm.allowed_models),

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from shared_sdk.vendors import VENDORS
+
 from .anthropic import AnthropicProvider
+from .azure import AzureProvider
 from .base import OpenAIRequest, Provider, StreamTranslator, UpstreamSpec, Usage
+from .bedrock import BedrockProvider
 from .openai import OpenAIProvider
 
 __all__ = ["OpenAIRequest", "Provider", "StreamTranslator", "UpstreamSpec", "Usage", "provider_for"]
 
 _PROVIDERS: dict[str, Provider] = {
     "openai": OpenAIProvider("openai"),
-    "azure": OpenAIProvider("azure"),
+    "azure": AzureProvider(),
+    "bedrock": BedrockProvider(),
     "vllm": OpenAIProvider("vllm"),
     "ollama": OpenAIProvider("ollama"),
     "mock": OpenAIProvider("mock"),
     "anthropic": AnthropicProvider(),
 }
+# The OpenAI-compatible presets (Mistral, Groq, Together, DeepSeek, OpenRouter, ...) share the OpenAI provider.
+_PROVIDERS.update({v: OpenAIProvider(v) for v, p in VENDORS.items() if p.wire == "openai" and v not in _PROVIDERS})
 
 
 def provider_for(vendor: str) -> Provider | None:

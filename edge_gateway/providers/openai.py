@@ -1,4 +1,4 @@
-"""OpenAI-compatible vendors: OpenAI, vLLM, Ollama, Azure-style deployments, and the mock vendor.
+"""OpenAI-compatible vendors: OpenAI, the presets of `shared_sdk.vendors` (Mistral, Groq, ...), and the mock.
 
 The request body is forwarded byte for byte unless the edge has to change it (a model override from routing or
 a fallback, a plugin rewrite, or asking a streaming vendor for usage with `stream_options.include_usage`). When
@@ -24,7 +24,6 @@ from .sse import event_data
 __all__ = ["OpenAIProvider"]
 
 _PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
-_AZURE_DEFAULT_API_VERSION = "2024-10-21"
 
 
 class _PromptDetails(msgspec.Struct):
@@ -169,26 +168,20 @@ class OpenAIProvider:
     def _auth_headers(self, spec: UpstreamSpec) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         if spec.api_key:
-            if spec.vendor == "azure":
-                headers["api-key"] = spec.api_key
-            else:
-                headers["authorization"] = f"Bearer {spec.api_key}"
+            headers["authorization"] = f"Bearer {spec.api_key}"
         if spec.extra_headers:
             headers.update(spec.extra_headers)
         return headers
 
-    def _url(self, spec: UpstreamSpec, path: str) -> str:
-        url = join_url(spec.api_base, path)
-        if spec.vendor == "azure":
-            version = str(spec.metadata.get("api_version") or _AZURE_DEFAULT_API_VERSION)
-            url = f"{url}?api-version={version}"
-        return url
+    def _url(self, spec: UpstreamSpec, path: str, model: str) -> str:
+        """The URL of one operation (`path` under the base); Azure's provider puts the deployment in it."""
+        return join_url(spec.api_base, path)
 
     def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
         if call.kind == "messages":  # an Anthropic Messages client: sent as Chat Completions
             return UpstreamRequest(
                 "POST",
-                self._url(spec, _PATHS["chat"]),
+                self._url(spec, _PATHS["chat"], model),
                 self._auth_headers(spec),
                 orjson.dumps(messages_to_chat(call.data, model, call.stream)),
                 call.stream,
@@ -207,7 +200,7 @@ class OpenAIProvider:
             body = orjson.dumps(data)
         return UpstreamRequest(
             "POST",
-            self._url(spec, _PATHS[call.kind]),
+            self._url(spec, _PATHS[call.kind], model),
             self._auth_headers(spec),
             body,
             call.stream,

@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from shared_sdk.vendors import VENDORS
+
 from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
 from .base import OpenAIRequest, Provider, StreamTranslator, UpstreamSpec, Usage
@@ -36,7 +38,8 @@ from .sse import event_data
 
 __all__ = ["ResponsesSession", "has_responses_api"]
 
-_OPENAI_COMPATIBLE = frozenset({"openai", "azure", "vllm", "ollama", "mock"})
+_OPENAI_COMPATIBLE = frozenset(v for v, p in VENDORS.items() if p.wire in ("openai", "azure"))
+"""Vendors that may declare `responses_api: true` (OpenAI's wire format: the presets, Azure, the mock)."""
 _FINAL_EVENTS = (b"response.completed", b"response.incomplete", b"response.failed")
 
 

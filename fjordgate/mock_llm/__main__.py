@@ -9,7 +9,7 @@ import uvicorn
 
 from .app import create_app
 from .faults import FaultSpecError
-from .settings import MockSettings
+from .settings import DEFAULT_AWS_CREDENTIALS, MockSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ttft-ms", type=int, default=0, help="streams: delay between the headers and the first event")
     parser.add_argument("--chunk-delay-ms", type=int, default=0, help="streams: delay between events")
     parser.add_argument("--chunks", type=int, default=None, help="streams: merge content deltas into at most N events")
+    parser.add_argument(
+        "--aws-credentials",
+        default=DEFAULT_AWS_CREDENTIALS,
+        help="ACCESS_KEY_ID:SECRET the Bedrock routes verify SigV4 signatures against",
+    )
     parser.add_argument("--require-key", default=None, help="answer 401 unless requests carry this API key")
     parser.add_argument("--fault", default="", help="default fault spec for every request (x-mock-fault syntax)")
     parser.add_argument("--log-size", type=int, default=1000, help="requests kept for GET /_mock/requests (0: none)")
@@ -41,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             chunk_delay_ms=args.chunk_delay_ms,
             chunks=args.chunks,
             require_key=args.require_key,
+            aws_credentials=args.aws_credentials,
             fault=args.fault,
             log_size=args.log_size,
         )

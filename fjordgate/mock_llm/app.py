@@ -16,6 +16,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .anthropic_api import ANTHROPIC, AnthropicApi
+from .azure_api import AzureApi
+from .bedrock_api import BedrockApi
 from .exchange import MockState
 from .openai_api import OPENAI, OpenAIApi
 from .openai_responses_api import OpenAIResponsesApi
@@ -41,6 +43,8 @@ def create_app(settings: MockSettings) -> Starlette:
     openai = OpenAIApi(state)
     anthropic = AnthropicApi(state)
     responses = OpenAIResponsesApi(state)
+    azure = AzureApi(state)
+    bedrock = BedrockApi(state)
 
     async def list_models(request: Request) -> Response:
         api = anthropic if "anthropic-version" in request.headers else openai
@@ -77,6 +81,11 @@ def create_app(settings: MockSettings) -> Starlette:
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/chat/completions", azure.chat_completions, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/completions", azure.completions, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/embeddings", azure.embeddings, methods=["POST"]),
+        Route("/model/{model:path}/converse", bedrock.converse, methods=["POST"]),
+        Route("/model/{model:path}/converse-stream", bedrock.converse_stream, methods=["POST"]),
         Route("/_mock/requests", recent_requests, methods=["GET"]),
         Route("/_mock/stats", stats, methods=["GET"]),
         Route("/_mock/reset", reset, methods=["POST"]),

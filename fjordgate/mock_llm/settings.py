@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_AWS_CREDENTIALS = "AKIDMOCKBEDROCK:mock-bedrock-secret"
+
 
 @dataclass(frozen=True, slots=True)
 class MockSettings:
@@ -21,6 +23,8 @@ class MockSettings:
     require_key: str | None = None
     fault: str = ""
     log_size: int = 1000
+    aws_credentials: str = DEFAULT_AWS_CREDENTIALS
+    """The one AWS key pair (`ACCESS_KEY_ID:SECRET`) the Bedrock routes verify SigV4 signatures against."""
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "ttft_ms", "chunk_delay_ms", "log_size"):
@@ -28,5 +32,8 @@ class MockSettings:
                 raise ValueError(f"{name} must be >= 0")
         if self.chunks is not None and self.chunks < 1:
             raise ValueError("chunks must be >= 1")
+        key_id, sep, secret = self.aws_credentials.partition(":")
+        if not (key_id and sep and secret):
+            raise ValueError("aws_credentials must be ACCESS_KEY_ID:SECRET")
         if self.require_key == "":
             raise ValueError("require_key must be a non-empty key or None")

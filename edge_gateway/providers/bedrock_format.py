@@ -1,0 +1,237 @@
+"""OpenAI Chat Completions <-> AWS Bedrock Converse, request and full response (streams: `bedrock_stream.py`).
+
+Request: `system`/`developer` messages become `system` blocks; user content becomes `text` and `image` blocks
+(images must be data URLs: Converse takes bytes, not links); assistant `tool_calls` become `toolUse` blocks and
+`tool` messages `toolResult` blocks in a user turn; consecutive turns of one role are merged (Converse requires
+alternation); `max_tokens`/`temperature`/`top_p`/`stop` go to `inferenceConfig`; `tools`/`tool_choice` to
+`toolConfig` (`required` -> `any`, a named function -> `tool`, `none` drops the tools).
+Response: `text` blocks become `content`, `toolUse` blocks `tool_calls`, `stopReason` maps to `finish_reason`
+(`guardrail_intervened`/`content_filtered` -> `content_filter`), and usage is OpenAI's meaning (prompt tokens
+include cache reads and writes).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from ..errors import GatewayError
+from .base import Usage
+
+__all__ = ["FINISH", "to_converse", "to_openai", "usage_from_converse"]
+
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+_IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+
+
+def _bad(message: str, param: str = "messages") -> GatewayError:
+    return GatewayError.bad_request(message, param=param)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _image(part: dict[str, Any]) -> dict[str, Any]:
+    url = str((part.get("image_url") or {}).get("url", ""))
+    media, sep, data = url[5:].partition(";base64,") if url.startswith("data:") else ("", "", "")
+    if not sep or media not in _IMAGE_FORMATS:
+        raise _bad("images for Bedrock models must be base64 data URLs (png, jpeg, gif or webp)")
+    return {"image": {"format": _IMAGE_FORMATS[media], "source": {"bytes": data}}}
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    if not isinstance(content, list):
+        raise _bad("message content must be a string or a list of parts")
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if part.get("text"):
+                blocks.append({"text": str(part["text"])})
+        elif kind == "image_url":
+            blocks.append(_image(part))
+        else:
+            raise _bad(f"content part type {kind!r} is not supported for Bedrock models")
+    return blocks
+
+
+def _tool_use(call: Any) -> dict[str, Any]:
+    if not isinstance(call, dict) or not isinstance(call.get("function") or {}, dict):
+        raise _bad("each tool call must be an object with a function")
+    function = call.get("function") or {}
+    raw = function.get("arguments")
+    try:
+        arguments = orjson.loads(raw) if isinstance(raw, str) and raw.strip() else (raw or {})
+    except orjson.JSONDecodeError:
+        raise _bad("tool call arguments must be a JSON object") from None
+    use_id = call.get("id") or f"tooluse_{uuid.uuid4().hex[:22]}"
+    return {"toolUse": {"toolUseId": use_id, "name": function.get("name", ""), "input": arguments}}
+
+
+def _turns(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    system: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+
+    for message in messages:
+        if not isinstance(message, dict):
+            raise _bad("each message must be an object")
+        role, content = message.get("role"), message.get("content")
+        if role in ("system", "developer"):
+            if text := _text(content):
+                system.append({"text": text})
+        elif role == "user":
+            add("user", _blocks(content))
+        elif role == "assistant":
+            add("assistant", _blocks(content) + [_tool_use(c) for c in message.get("tool_calls") or ()])
+        elif role == "tool":
+            result = {"toolUseId": str(message.get("tool_call_id", "")), "content": [{"text": _text(content) or " "}]}
+            add("user", [{"toolResult": result}])
+        else:
+            raise _bad(f"unsupported message role {role!r}")
+    return turns, system
+
+
+def _tool_config(data: dict[str, Any]) -> dict[str, Any] | None:
+    tools = data.get("tools")
+    choice = data.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    specs = []
+    for tool in tools:
+        function = (tool.get("function") or {}) if isinstance(tool, dict) else {}
+        if not function.get("name"):
+            raise _bad("each tool needs a function name", "tools")
+        spec: dict[str, Any] = {
+            "name": function["name"],
+            "inputSchema": {"json": function.get("parameters") or {"type": "object", "properties": {}}},
+        }
+        if function.get("description"):
+            spec["description"] = function["description"]
+        specs.append({"toolSpec": spec})
+    config: dict[str, Any] = {"tools": specs}
+    if choice == "required":
+        config["toolChoice"] = {"any": {}}
+    elif choice == "auto":
+        config["toolChoice"] = {"auto": {}}
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        config["toolChoice"] = {"tool": {"name": (choice.get("function") or {}).get("name", "")}}
+    return config
+
+
+def to_converse(data: dict[str, Any]) -> dict[str, Any]:
+    """The Converse request body of an OpenAI chat request (the model goes in the URL, not the body)."""
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("'messages' must be a non-empty list")
+    n = data.get("n")
+    if n not in (None, 1):
+        raise _bad("Bedrock models return one choice: 'n' must be 1", "n")
+    turns, system = _turns(messages)
+    if not turns or turns[0]["role"] != "user":
+        raise _bad("a Bedrock conversation must start with a user message")
+    out: dict[str, Any] = {"messages": turns}
+    if system:
+        out["system"] = system
+    inference: dict[str, Any] = {}
+    max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
+    if max_tokens is not None:
+        inference["maxTokens"] = max_tokens
+    for ours, theirs in (("temperature", "temperature"), ("top_p", "topP")):
+        if data.get(ours) is not None:
+            inference[theirs] = data[ours]
+    stop = data.get("stop")
+    if stop:
+        inference["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if inference:
+        out["inferenceConfig"] = inference
+    if (tools := _tool_config(data)) is not None:
+        out["toolConfig"] = tools
+    return out
+
+
+def usage_from_converse(raw: Any, usage: Usage) -> None:
+    if not isinstance(raw, dict):
+        return
+    cache_read = int(raw.get("cacheReadInputTokens") or 0)
+    cache_write = int(raw.get("cacheWriteInputTokens") or 0)
+    usage.prompt_tokens = int(raw.get("inputTokens") or 0) + cache_read + cache_write
+    usage.completion_tokens = int(raw.get("outputTokens") or 0)
+    usage.cache_read_tokens = cache_read
+    usage.cache_write_tokens = cache_write
+    usage.reported = True
+
+
+def to_openai(response: dict[str, Any], model: str, usage: Usage) -> dict[str, Any]:
+    """The `chat.completion` of a Converse response; fills `usage` (tokens, tool calls, one choice)."""
+    content = ((response.get("output") or {}).get("message") or {}).get("content") or []
+    text = "".join(str(b["text"]) for b in content if isinstance(b, dict) and "text" in b)
+    calls = [
+        {
+            "id": b["toolUse"].get("toolUseId", ""),
+            "type": "function",
+            "function": {
+                "name": b["toolUse"].get("name", ""),
+                "arguments": orjson.dumps(b["toolUse"].get("input") or {}).decode(),
+            },
+        }
+        for b in content
+        if isinstance(b, dict) and isinstance(b.get("toolUse"), dict)
+    ]
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+    if calls:
+        message["tool_calls"] = calls
+    usage_from_converse(response.get("usage"), usage)
+    usage.tool_calls, usage.choices = len(calls), 1
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": FINISH.get(str(response.get("stopReason") or "end_turn"), "stop"),
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        },
+    }

@@ -1,0 +1,290 @@
+"""AWS Bedrock (Converse API) behind the edge: the stock `openai` and `anthropic` SDKs, unchanged, against the mock
+speaking Bedrock's wire format (SigV4 verified with botocore, binary event-stream frames, AWS error shapes)."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from shared_sdk.snapshot import AppConfig
+
+from .support import CLIENT_KEY, encrypt, llm, make_snapshot, run_edge
+
+AWS_KEY = "AKIDMOCKBEDROCK:mock-bedrock-secret"
+MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+FAULTS = {
+    "400": "status=400",
+    "429": "status=429; retry_after=0",
+    "503": "status=503",
+    "midway": "error_after_chunks=3; chunk_delay_ms=50",  # paced: the stream has started when it fails
+}
+
+
+@pytest.fixture(scope="module")
+def edge(mock_upstream, tmp_path_factory):
+    region = {"region": "eu-central-1"}
+    good = llm(
+        1,
+        "bedrock",
+        mock_upstream,
+        vendor="bedrock",
+        default_model=MODEL,
+        metadata=region,
+        api_key_encrypted=encrypt(AWS_KEY),
+    )
+    wrong = llm(
+        2,
+        "bedrock-wrong-secret",
+        mock_upstream,
+        vendor="bedrock",
+        default_model="wrong-secret-model",
+        metadata=region,
+        api_key_encrypted=encrypt("AKIDMOCKBEDROCK:not-the-secret"),
+        max_retries=0,
+    )
+    faulty = [
+        llm(
+            10 + i,
+            f"bedrock-{name}",
+            mock_upstream,
+            vendor="bedrock",
+            default_model=f"{name}-model",
+            metadata=region,
+            api_key_encrypted=encrypt(AWS_KEY),
+            extra_headers={"x-mock-fault": fault},
+            max_retries=0,
+        )
+        for i, (name, fault) in enumerate(FAULTS.items())
+    ]
+    ids = [1, 2, *(f.id for f in faulty)]
+    snap = make_snapshot(mock_upstream, llms=[good, wrong, *faulty], apps=[AppConfig(id=1, name="one", llm_ids=ids)])
+    with run_edge(snap, tmp_path_factory.mktemp("edge")) as running:
+        yield running
+
+
+def client(edge) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{edge.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+
+
+def last_request(mock: str) -> dict:
+    return httpx.get(f"{mock}/_mock/requests", params={"limit": 1}).json()["data"][-1]
+
+
+def test_chat_is_translated_to_converse_and_signed(edge, upstream):
+    reply = client(edge).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello fjord"}],
+        max_tokens=50,
+        temperature=0.2,
+    )
+    assert reply.choices[0].message.content == "Echo: hello fjord"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage is not None and reply.usage.prompt_tokens == 4 and reply.usage.completion_tokens == 4
+    seen = last_request(upstream)
+    assert seen["path"] == "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse" or seen["path"].endswith(
+        "v1:0/converse"
+    )
+    assert seen["status"] == 200
+    assert seen["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDMOCKBEDROCK/")
+    assert "/eu-central-1/bedrock/aws4_request" in seen["headers"]["authorization"]
+    assert CLIENT_KEY not in str(seen["headers"])
+    body = seen["body"]
+    assert body["system"] == [{"text": "be brief"}]
+    assert body["messages"] == [{"role": "user", "content": [{"text": "hello fjord"}]}]
+    assert body["inferenceConfig"] == {"maxTokens": 50, "temperature": 0.2}
+
+
+def test_streamed_chat_arrives_as_openai_chunks(edge, upstream):
+    stream = client(edge).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "stream me please"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Echo: stream me please"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
+    seen = last_request(upstream)
+    assert seen["path"].endswith("/converse-stream") and seen["status"] == 200
+
+
+def test_tool_calls_round_trip_plain_and_streamed(edge, upstream):
+    c = client(edge)
+    reply = c.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "call tool get_weather"}], tools=[WEATHER]
+    )
+    (call,) = reply.choices[0].message.tool_calls or []
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather" and call.function.arguments == '{"city":"mock"}'
+    sent = last_request(upstream)["body"]["toolConfig"]
+    assert sent["tools"][0]["toolSpec"]["inputSchema"]["json"]["required"] == ["city"]
+
+    follow_up = c.chat.completions.create(
+        model=MODEL,
+        tools=[WEATHER],
+        messages=[
+            {"role": "user", "content": "call tool get_weather"},
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ],
+    )
+    assert follow_up.choices[0].message.content == "Echo: sunny"
+    turns = last_request(upstream)["body"]["messages"]
+    assert turns[1]["content"][0]["toolUse"]["toolUseId"] == call.id
+    assert turns[2]["content"][0]["toolResult"] == {"toolUseId": call.id, "content": [{"text": "sunny"}]}
+
+    stream = c.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "call tool"}], tools=[WEATHER], stream=True
+    )
+    deltas = [d for chunk in stream if chunk.choices for d in chunk.choices[0].delta.tool_calls or ()]
+    assert deltas[0].function.name == "get_weather" and deltas[0].id.startswith("tooluse_")
+    assert "".join(d.function.arguments or "" for d in deltas) == '{"city":"mock"}'
+
+
+def test_the_anthropic_sdk_talks_to_a_bedrock_model(edge, upstream):
+    anthropic = pytest.importorskip("anthropic")
+    claude = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    message = claude.messages.create(
+        model=MODEL, max_tokens=100, system="be brief", messages=[{"role": "user", "content": "hi from claude"}]
+    )
+    assert message.content[0].text == "Echo: hi from claude"
+    assert message.stop_reason == "end_turn" and message.usage.output_tokens == 5
+    with claude.messages.stream(
+        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "stream via claude"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "Echo: stream via claude"
+    assert final.usage.output_tokens == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "error", "code"),
+    [
+        ("400", 400, openai.BadRequestError, "ValidationException"),
+        ("429", 429, openai.RateLimitError, "ThrottlingException"),
+        ("503", 502, openai.InternalServerError, "upstream_error"),
+    ],
+)
+def test_bedrock_errors_arrive_in_openai_shape(edge, upstream, name, status, error, code):
+    with pytest.raises(error) as caught:
+        client(edge).chat.completions.create(model=f"bedrock-{name}", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == status
+    assert caught.value.body["code"] == code
+    seen = last_request(upstream)
+    assert seen["status"] == int(name)
+    assert seen["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 ")
+
+
+def test_a_wrong_secret_is_refused_by_the_signature_check(edge, upstream):
+    with pytest.raises(openai.InternalServerError) as caught:
+        client(edge).chat.completions.create(model="bedrock-wrong-secret", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 502
+    assert caught.value.body["code"] == "upstream_auth_failed"
+    seen = last_request(upstream)
+    assert seen["status"] == 403
+
+
+def test_embeddings_are_refused_with_a_clear_error(edge, upstream):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(edge).embeddings.create(model=MODEL, input="hello")
+    assert "does not offer embeddings" in str(caught.value)
+
+
+def test_a_stream_that_fails_midway_ends_with_an_error_event(edge, upstream):
+    stream = client(edge).chat.completions.create(
+        model="bedrock-midway", messages=[{"role": "user", "content": "a long answer to break"}], stream=True
+    )
+    with pytest.raises(openai.APIError) as caught:
+        list(stream)
+    assert "modelStreamErrorException" in str(caught.value)
+
+
+def test_the_responses_api_is_translated_for_bedrock(edge, upstream):
+    c = client(edge)
+    answer = c.responses.create(model=MODEL, input="respond please", instructions="be brief")
+    assert answer.output_text == "Echo: respond please"
+    assert answer.usage is not None and answer.usage.output_tokens == 4
+    assert last_request(upstream)["body"]["system"] == [{"text": "be brief"}]
+    with c.responses.stream(model=MODEL, input="stream a response") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert text == "Echo: stream a response" and final.status == "completed"
+
+
+def test_legacy_completions_on_bedrock(edge, upstream):
+    reply = client(edge).completions.create(model=MODEL, prompt="complete me", max_tokens=20)
+    assert reply.choices[0].text == "Echo: complete me"
+    assert last_request(upstream)["body"]["inferenceConfig"] == {"maxTokens": 20}
+
+
+def test_native_pass_through_is_signed_and_keeps_the_event_stream(edge, upstream):
+    path = f"/llm/call/bedrock/model/{MODEL}/converse-stream"
+    body = {"messages": [{"role": "user", "content": [{"text": "native"}]}]}
+    with httpx.stream("POST", edge.url + path, json=body, headers={"authorization": f"Bearer {CLIENT_KEY}"}) as r:
+        raw = b"".join(r.iter_raw())
+    assert r.status_code == 200, raw[:300]
+    assert r.headers["content-type"] == "application/vnd.amazon.eventstream"
+    assert b"messageStop" in raw and b"metadata" in raw
+    seen = last_request(upstream)
+    assert seen["status"] == 200 and seen["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 ")
+
+
+def test_frames_decode_as_botocore_decodes_them_and_damage_is_caught():
+    from botocore.eventstream import EventStreamBuffer
+
+    from edge_gateway.errors import UpstreamError
+    from edge_gateway.providers.bedrock_stream import EventStreamSplitter, decode_frame
+    from fjordgate.mock_llm.bedrock_format import event_frame, exception_frame, frame
+
+    frames = [
+        event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": " héllo"}}),
+        exception_frame("throttlingException", {"message": "slow down"}),
+        frame({}, b""),
+    ]
+    wire = b"".join(frames)
+    splitter = EventStreamSplitter()
+    cut = [f for i in range(0, len(wire), 7) for f in splitter.feed(wire[i : i + 7])]  # arbitrary network pieces
+    assert cut == frames and splitter.tail() == b""
+    reference = EventStreamBuffer()
+    reference.add_data(wire)
+    for ours, theirs in zip(cut, reference, strict=True):
+        assert decode_frame(ours) == (dict(theirs.headers), bytes(theirs.payload))
+    damaged = bytearray(frames[0])
+    damaged[20] ^= 1
+    with pytest.raises(UpstreamError):
+        decode_frame(bytes(damaged))
+    with pytest.raises(UpstreamError):
+        EventStreamSplitter().feed(b"\xff\xff\xff\xff" + b"\0" * 12)
+
+
+def test_what_converse_cannot_express_is_a_clear_400(edge, upstream):
+    c = client(edge)
+    link = [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": link}])
+    assert "base64 data URLs" in caught.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], n=2)
+    assert "'n' must be 1" in caught.value.body["message"]
+    image = [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    ]
+    reply = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": image}])
+    assert reply.choices[0].message.content == "Echo: what is this"
+    sent = last_request(upstream)["body"]["messages"][0]["content"][1]
+    assert sent == {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}

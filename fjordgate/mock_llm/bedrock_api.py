@@ -1,0 +1,216 @@
+"""AWS Bedrock Runtime's Converse API: `POST /model/{modelId}/converse` and `/converse-stream`.
+
+Requests must be SigV4-signed with the mock's key pair (`bedrock_format.verify_signature`); an unsigned or
+wrongly signed one is 403 `AccessDeniedException`-style, as at AWS. The reply follows the mock's usual rules
+(echo of the last message's text, tool calls on `call tool`), in Converse's shapes: `output.message.content`
+blocks (`text`, `toolUse`), `stopReason`, `usage.inputTokens/outputTokens/totalTokens`; the stream is binary
+event-stream frames: messageStart, contentBlockStart (tool uses), contentBlockDelta..., contentBlockStop,
+messageStop, metadata (usage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .bedrock_format import EVENT_STREAM, BedrockFormat, error_type, event_frame, verify_signature
+from .exchange import Exchange, Invalid, begin
+from .exchange import MockState as MockState
+from .tokens import compose_reply, count_tokens, echo, group_pieces, token_pieces
+from .tools import ToolChoice, ToolSpec, pick_tools, synthesize
+
+BEDROCK = BedrockFormat()
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConverseRequest:
+    max_tokens: int | None
+    stop_sequences: list[str]
+    tools: list[ToolSpec]
+    tool_choice: ToolChoice
+    prompt_tokens: int
+    last_text: str
+    user_text: str | None
+
+
+class BedrockApi:
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+
+    async def converse(self, request: Request) -> Response:
+        return await self._answer(request, stream=False)
+
+    async def converse_stream(self, request: Request) -> Response:
+        return await self._answer(request, stream=True)
+
+    async def _answer(self, request: Request, *, stream: bool) -> Response:
+        exchange = await begin(self.state, BEDROCK, request)
+        if not isinstance(exchange, Exchange):
+            return _typed(exchange)
+        problem = verify_signature(
+            method=request.method,
+            raw_path=request.scope.get("raw_path") or request.url.path.encode(),
+            query=request.scope.get("query_string", b""),
+            headers=request.headers,
+            body=await request.body(),
+            credentials=self.state.settings.aws_credentials,
+            now=datetime.now(UTC),
+        )
+        if problem is not None:
+            return _typed(exchange.error(403, problem))
+        try:
+            req = parse_converse(exchange.body)
+        except Invalid as invalid:
+            return _typed(exchange.invalid(invalid))
+        blocks, output_tokens, stop_reason = _generate(exchange, req)
+        usage = {
+            "inputTokens": req.prompt_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": req.prompt_tokens + output_tokens,
+        }
+        if not stream:
+            payload = {
+                "output": {"message": {"role": "assistant", "content": blocks}},
+                "stopReason": stop_reason,
+                "usage": usage,
+                "metrics": {"latencyMs": 1},
+            }
+            return exchange.json(payload, prompt_tokens=req.prompt_tokens, completion_tokens=output_tokens)
+        events = [event_frame("messageStart", {"role": "assistant"})]
+        for index, block in enumerate(blocks):
+            _block_frames(events, index, block, exchange.plan.chunks)
+        events.append(event_frame("messageStop", {"stopReason": stop_reason}))
+        events.append(event_frame("metadata", {"usage": usage, "metrics": {"latencyMs": 1}}))
+        response = exchange.stream(events, prompt_tokens=req.prompt_tokens, completion_tokens=output_tokens)
+        response.raw_headers = [(b"content-type", EVENT_STREAM)] + [
+            h for h in response.raw_headers if h[0] not in (b"content-type", b"cache-control")
+        ]
+        return response
+
+
+def _generate(exchange: Exchange, req: ConverseRequest) -> tuple[list[dict[str, Any]], int, str]:
+    picked = pick_tools(req.user_text, req.tools, req.tool_choice)
+    if picked:
+        blocks = [
+            {"toolUse": {"toolUseId": exchange.id("tooluse_"), "name": t.name, "input": synthesize(t.schema)}}
+            for t in picked
+        ]
+        tokens = sum(
+            count_tokens(b["toolUse"]["name"]) + count_tokens(orjson.dumps(b["toolUse"]["input"]).decode())
+            for b in blocks
+        )
+        return blocks, tokens, "tool_use"
+    reply = compose_reply(
+        echo(req.last_text),
+        max_tokens=req.max_tokens,
+        stop=req.stop_sequences,
+        reply_tokens=exchange.plan.reply_tokens,
+    )
+    return [{"text": reply.text}], reply.tokens, _STOP_REASONS[reply.finish]
+
+
+def _block_frames(events: list[bytes], index: int, block: dict[str, Any], chunks: int | None) -> None:
+    if "text" in block:
+        for piece in group_pieces(token_pieces(block["text"]), chunks):
+            events.append(event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": piece}}))
+    else:
+        use = block["toolUse"]
+        start = {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}}
+        events.append(event_frame("contentBlockStart", {"contentBlockIndex": index, "start": start}))
+        for piece in group_pieces(token_pieces(orjson.dumps(use["input"]).decode()), chunks):
+            delta = {"toolUse": {"input": piece}}
+            events.append(event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
+    events.append(event_frame("contentBlockStop", {"contentBlockIndex": index}))
+
+
+def _typed(response: Response) -> Response:
+    """An error with AWS's `x-amzn-ErrorType` header, which names the exception (the body has only `message`)."""
+    if response.status_code >= 400 and hasattr(response, "raw_headers"):
+        name = error_type(response.status_code).encode()
+        response.raw_headers = [*response.raw_headers, (b"x-amzn-errortype", name + b":http://internal.amazon.com/")]
+    return response
+
+
+def parse_converse(body: dict[str, Any]) -> ConverseRequest:
+    """Validate a Converse request as Bedrock does (the parts the mock acts on); messages must alternate."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise Invalid(
+            "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+        )
+    prompt = count_tokens(" ".join(str(s.get("text", "")) for s in body.get("system") or () if isinstance(s, dict)))
+    previous = None
+    for position, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant") or (position == 0 and role != "user"):
+            raise Invalid(f"messages.{position}.role: A conversation must alternate between user and assistant roles.")
+        if role == previous:
+            raise Invalid(
+                "A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again."
+            )
+        previous = role
+        content = message.get("content")
+        if not isinstance(content, list) or not content:
+            raise Invalid(f"messages.{position}.content: The content field must be a non-empty list of blocks.")
+        for block in content:
+            if not isinstance(block, dict) or ("text" in block and not block["text"]):
+                raise Invalid(f"messages.{position}.content: Text blocks must not be empty.")
+        prompt += count_tokens(_text(content, with_tool_use=True))
+    last = messages[-1]["content"]
+    answers_tool = any("toolResult" in b for b in last)
+    config = body.get("inferenceConfig") or {}
+    max_tokens = config.get("maxTokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise Invalid("inferenceConfig.maxTokens: must be an integer >= 1")
+    stops = config.get("stopSequences") or []
+    tools, choice = _tools(body.get("toolConfig"))
+    last_text = _text(last)
+    return ConverseRequest(
+        max_tokens=max_tokens,
+        stop_sequences=[s for s in stops if isinstance(s, str)],
+        tools=tools,
+        tool_choice=choice,
+        prompt_tokens=prompt,
+        last_text=last_text,
+        user_text=last_text if messages[-1]["role"] == "user" and not answers_tool else None,
+    )
+
+
+def _text(content: list[Any], *, with_tool_use: bool = False) -> str:
+    parts: list[str] = []
+    for block in content:
+        if "text" in block:
+            parts.append(str(block["text"]))
+        elif "toolResult" in block:
+            parts.append(_text((block["toolResult"] or {}).get("content") or []))
+        elif "toolUse" in block and with_tool_use:
+            use = block["toolUse"] or {}
+            parts.append(f"{use.get('name', '')} {orjson.dumps(use.get('input', {})).decode()}")
+    return "\n".join(parts)
+
+
+def _tools(config: Any) -> tuple[list[ToolSpec], ToolChoice]:
+    if config is None:
+        return [], ToolChoice()
+    specs: list[ToolSpec] = []
+    for position, tool in enumerate(config.get("tools") or ()):
+        spec = tool.get("toolSpec") if isinstance(tool, dict) else None
+        schema = (spec or {}).get("inputSchema") or {}
+        if not isinstance(spec, dict) or not spec.get("name") or "json" not in schema:
+            raise Invalid(f"toolConfig.tools.{position}.toolSpec: name and inputSchema.json are required")
+        specs.append(ToolSpec(spec["name"], schema["json"]))
+    choice = config.get("toolChoice") or {"auto": {}}
+    if "any" in choice:
+        return specs, ToolChoice("force")
+    if "tool" in choice:
+        name = (choice["tool"] or {}).get("name")
+        if name not in {s.name for s in specs}:
+            raise Invalid(f"toolConfig.toolChoice.tool.name: {name!r} is not among the tools")
+        return specs, ToolChoice("force", name)
+    return specs, ToolChoice()
