@@ -20,6 +20,7 @@ class LLM(models.Model):
         OLLAMA = "ollama", "Ollama"
         VLLM = "vllm", "vLLM"
         MOCK = "mock", "Mock"
+        GOOGLE = "google", "Google Gemini (AI Studio key)"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])

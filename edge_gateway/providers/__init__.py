@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .anthropic import AnthropicProvider
 from .base import OpenAIRequest, Provider, StreamTranslator, UpstreamSpec, Usage
+from .gemini import GeminiProvider
 from .openai import OpenAIProvider
 
 __all__ = ["OpenAIRequest", "Provider", "StreamTranslator", "UpstreamSpec", "Usage", "provider_for"]
@@ -15,6 +16,7 @@ _PROVIDERS: dict[str, Provider] = {
     "ollama": OpenAIProvider("ollama"),
     "mock": OpenAIProvider("mock"),
     "anthropic": AnthropicProvider(),
+    "google": GeminiProvider(),
 }
 
 

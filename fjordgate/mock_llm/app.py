@@ -17,6 +17,8 @@ from starlette.types import Receive, Scope, Send
 
 from .anthropic_api import ANTHROPIC, AnthropicApi
 from .exchange import MockState
+from .gemini_api import GeminiApi
+from .gemini_format import error_document
 from .openai_api import OPENAI, OpenAIApi
 from .openai_responses_api import OpenAIResponsesApi
 from .responses import CYCLE_KEY, RawResponse
@@ -41,6 +43,7 @@ def create_app(settings: MockSettings) -> Starlette:
     openai = OpenAIApi(state)
     anthropic = AnthropicApi(state)
     responses = OpenAIResponsesApi(state)
+    gemini = GeminiApi(state)
 
     async def list_models(request: Request) -> Response:
         api = anthropic if "anthropic-version" in request.headers else openai
@@ -77,6 +80,9 @@ def create_app(settings: MockSettings) -> Starlette:
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
+        Route("/v1beta/models", gemini.list_models, methods=["GET"]),
+        Route("/v1beta/models/{model:path}", gemini.retrieve_model, methods=["GET"]),
+        Route("/v1beta/models/{target:path}", gemini.dispatch, methods=["POST"]),
         Route("/_mock/requests", recent_requests, methods=["GET"]),
         Route("/_mock/stats", stats, methods=["GET"]),
         Route("/_mock/reset", reset, methods=["POST"]),
@@ -100,6 +106,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def _vendor_error(request: Request, status: int, message: str) -> Response:
+    if request.url.path.startswith("/v1beta/"):
+        return RawResponse(status, error_document(status, message), _JSON)
     vendor = ANTHROPIC if "anthropic-version" in request.headers else OPENAI
     body = vendor.error_body(status, message, request_id="req_mock_error", param=None, code=None)
     return RawResponse(status, body, _JSON)
