@@ -47,8 +47,11 @@ def reservation_bound(ex: Exchange) -> Decimal:
     if ex.kind == "native":  # any vendor's shape, maybe not JSON at all: every byte may be a token
         prompt = len(call.raw) + _MESSAGE_OVERHEAD_TOKENS
     else:
-        prompt = input_token_bound(data.get("messages") or data.get("prompt") or data.get("input") or "")
-        prompt += input_token_bound(data.get("system") or "") + _MESSAGE_OVERHEAD_TOKENS
+        prompt = input_token_bound(
+            data.get("messages") or data.get("prompt") or data.get("input") or data.get("contents") or ""
+        )
+        prompt += input_token_bound(data.get("system") or data.get("systemInstruction") or "")
+        prompt += _MESSAGE_OVERHEAD_TOKENS
     completion = call.max_tokens if call.max_tokens is not None else price.max_output_tokens
     if ex.kind == "embeddings":
         completion = 0
@@ -173,4 +176,6 @@ def _prompt_estimate(ex: Exchange) -> int:
     if call is None:
         return 0
     data = call.data
-    return estimate_tokens(data.get("messages") or data.get("prompt") or data.get("input") or "")
+    return estimate_tokens(
+        data.get("messages") or data.get("prompt") or data.get("input") or data.get("contents") or ""
+    )

@@ -104,7 +104,7 @@ def _tools(body: dict[str, Any]) -> list[ToolSpec]:
             if not isinstance(name, str) or not name:
                 raise Invalid(f"* GenerateContentRequest.tools[{position}].function_declarations: name is required")
             schema = declaration.get("parameters") or _get(declaration, "parametersJsonSchema") or {}
-            specs.append(ToolSpec(name, schema if isinstance(schema, dict) else {}))
+            specs.append(ToolSpec(name, _json_schema(schema) if isinstance(schema, dict) else {}))
     return specs
 
 
@@ -118,6 +118,15 @@ def _choice(body: dict[str, Any], tools: list[ToolSpec]) -> ToolChoice:
     if name is not None and name not in {t.name for t in tools}:
         raise Invalid(f"allowed_function_names: function {name!r} is not declared")
     return ToolChoice(mode, name)
+
+
+def _json_schema(value: Any) -> Any:
+    """Gemini's schema (OpenAPI subset: types such as "OBJECT", "STRING") as the JSON schema `synthesize` reads."""
+    if isinstance(value, dict):
+        return {k: (v.lower() if k == "type" and isinstance(v, str) else _json_schema(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_schema(v) for v in value]
+    return value
 
 
 def parse_generate(body: dict[str, Any]) -> GenerateRequest:
