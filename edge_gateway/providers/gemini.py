@@ -18,7 +18,8 @@ import orjson
 from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
 from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, native_request
-from .gemini_format import ChainedStream, GeminiToChatStream, chat_to_gemini, gemini_to_chat, read_usage
+from .gemini_format import chat_to_gemini, gemini_to_chat, read_usage
+from .gemini_stream import ChainedStream, GeminiToChatStream
 from .messages_format import ChatToMessagesStream, chat_to_message, messages_to_chat
 from .openai import vendor_error_message
 from .sse import event_data
