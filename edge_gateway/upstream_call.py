@@ -99,8 +99,9 @@ def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[st
     provider = llm.provider
     message = provider.error_message(body) if provider is not None else ""
     retryable = status_is_retryable(status)
-    if status in (401, 403):
-        # The vendor rejected *our* key: the client can do nothing about it.
+    if status in (401, 403) or (status == 400 and b"API_KEY_INVALID" in body):
+        # The vendor rejected *our* key (Google says so with a 400 API_KEY_INVALID): the client can do nothing
+        # about it.
         return UpstreamError(
             502,
             f"upstream rejected the gateway's credentials for LLM {llm.slug!r}",

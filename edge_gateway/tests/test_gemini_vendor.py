@@ -16,7 +16,7 @@ from edge_gateway.providers.gemini_format import chat_to_gemini
 from shared_sdk.messages import AnalyticsRecord
 from shared_sdk.snapshot import AppConfig
 
-from .support import CLIENT_KEY, VENDOR_KEY, ModelPriceConfig, llm, make_snapshot, run_edge
+from .support import CLIENT_KEY, VENDOR_KEY, ModelPriceConfig, llm, make_snapshot, run_edge, start_mock
 
 GEMINI = "gemini-2.5-flash"
 WEATHER = {
@@ -245,3 +245,16 @@ def test_translation_helpers_are_reusable_without_auth():
     assert gemini_url("https://x.example/v1beta", "models/g", "streamGenerateContent", True) == (
         "https://x.example/v1beta/models/g:streamGenerateContent?alt=sse"
     )
+
+
+def test_a_rejected_vendor_key_is_the_gateways_problem_not_the_clients(tmp_path):
+    """Google answers a wrong key with 400 API_KEY_INVALID (a missing one with 403): both are a 502 for the client,
+    who can do nothing about the gateway's key, and neither key is echoed."""
+    with start_mock("--require-key", "the-right-key") as strict:
+        gemini = llm(1, "gemini", strict, vendor="google", default_model=GEMINI)
+        snap = make_snapshot(strict, llms=[gemini], prices=[ModelPriceConfig(vendor="google", model=GEMINI)])
+        with run_edge(snap, tmp_path) as running:
+            with pytest.raises(openai.APIStatusError) as failed:
+                oai(running).chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "x"}])
+    assert failed.value.status_code == 502 and failed.value.body["code"] == "upstream_auth_failed"
+    assert VENDOR_KEY not in str(failed.value.body)
