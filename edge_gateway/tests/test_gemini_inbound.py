@@ -6,6 +6,7 @@ Google's error shape."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from decimal import Decimal
@@ -261,3 +262,17 @@ def test_response_hooks_and_analytics_apply(edge):
     assert record.prompt_tokens == 1 and record.completion_tokens == 3 and record.status_code == 200
     chunks = list(c.models.generate_content_stream(model="hooked-gpt", contents="loud"))
     assert "".join(ch.text or "" for ch in chunks) == "ECHO: loud"  # the chunk hook rewrote Gemini's events
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_async_client_generates_and_streams(edge, model):
+    async def run() -> tuple[str, str]:
+        aio = client(edge).aio
+        reply = await aio.models.generate_content(model=model, contents="async fjord")
+        pieces = [
+            chunk.text or ""
+            async for chunk in await aio.models.generate_content_stream(model=model, contents="async flow")
+        ]
+        return reply.text, "".join(pieces)
+
+    assert asyncio.run(run()) == ("Echo: async fjord", "Echo: async flow")

@@ -5,6 +5,7 @@ embeddings, usage and finish reasons, and Gemini's errors in the caller's shape.
 from __future__ import annotations
 
 import base64
+import time
 
 import anthropic
 import httpx
@@ -258,3 +259,34 @@ def test_a_rejected_vendor_key_is_the_gateways_problem_not_the_clients(tmp_path)
                 oai(running).chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "x"}])
     assert failed.value.status_code == 502 and failed.value.body["code"] == "upstream_auth_failed"
     assert VENDOR_KEY not in str(failed.value.body)
+
+
+def test_responses_api_against_a_gemini_llm(edge, mock_upstream):
+    client = oai(edge)
+    reply = client.responses.create(model=GEMINI, input="hello responses", instructions="be brief")
+    assert reply.output_text == "Echo: hello responses" and reply.status == "completed"
+    assert reply.usage.input_tokens == 4 and reply.usage.output_tokens == 4
+    assert last_upstream(mock_upstream)["body"]["systemInstruction"] == {"parts": [{"text": "be brief"}]}
+    with client.responses.stream(model=GEMINI, input="stream responses") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "Echo: stream responses"
+
+
+def test_native_pass_through_is_metered_and_keeps_the_client_key_out(edge, mock_upstream):
+    body = {"contents": [{"role": "user", "parts": [{"text": "native call"}]}]}
+    response = httpx.post(
+        f"{edge.url}/llm/call/gemini/v1beta/models/{GEMINI}:generateContent",
+        json=body,
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    )
+    assert response.status_code == 200
+    assert response.json()["candidates"][0]["content"]["parts"][0]["text"] == "Echo: native call"
+    seen = last_upstream(mock_upstream)
+    assert seen["headers"]["x-goog-api-key"] == VENDOR_KEY and CLIENT_KEY not in str(seen)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        native = [r for r in edge.sink.of(AnalyticsRecord) if r.prompt_tokens == 2 and r.completion_tokens == 4]
+        if native:
+            break
+        time.sleep(0.05)
+    assert native, "the native call's usage (usageMetadata) was not accounted"
