@@ -273,6 +273,6 @@ def test_async_client_generates_and_streams(edge, model):
             chunk.text or ""
             async for chunk in await aio.models.generate_content_stream(model=model, contents="async flow")
         ]
-        return reply.text, "".join(pieces)
+        return reply.text or "", "".join(pieces)
 
     assert asyncio.run(run()) == ("Echo: async fjord", "Echo: async flow")
