@@ -276,3 +276,29 @@ def test_async_client_generates_and_streams(edge, model):
         return reply.text or "", "".join(pieces)
 
     assert asyncio.run(run()) == ("Echo: async fjord", "Echo: async flow")
+
+
+@pytest.mark.parametrize("model", [GPT, CLAUDE])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[1, 2]",
+        {"contents": "hello"},
+        {"contents": [{"role": "user", "parts": "hello"}]},
+        {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "application/pdf", "data": "AA=="}}]}]},
+        {"contents": [{"role": "user", "parts": [{"videoMetadata": {}}]}]},
+        {"contents": [{"role": "user", "parts": [42]}]},
+        {"contents": ["hello"]},
+    ],
+)
+def test_hostile_bodies_get_googles_400(edge, model, body):
+    url = f"{edge.url}/v1beta/models/{model}:generateContent"
+    headers = {"x-goog-api-key": CLIENT_KEY}
+    sent = (
+        httpx.post(url, content=body, headers=headers)
+        if isinstance(body, bytes)
+        else httpx.post(url, json=body, headers=headers)
+    )
+    assert sent.status_code == 400, sent.text
+    assert sent.json()["error"]["status"] == "INVALID_ARGUMENT"
