@@ -10,10 +10,13 @@ import time
 import anthropic
 import httpx
 import openai
+import orjson
 import pytest
 
+from edge_gateway.providers.base import OpenAIRequest, Usage
 from edge_gateway.providers.gemini import gemini_url
-from edge_gateway.providers.gemini_format import chat_to_gemini
+from edge_gateway.providers.gemini_format import chat_to_gemini, gemini_to_chat
+from edge_gateway.providers.gemini_stream import GeminiToChatStream
 from shared_sdk.messages import AnalyticsRecord
 from shared_sdk.snapshot import AppConfig
 
@@ -290,3 +293,30 @@ def test_native_pass_through_is_metered_and_keeps_the_client_key_out(edge, mock_
             break
         time.sleep(0.05)
     assert native, "the native call's usage (usageMetadata) was not accounted"
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("STOP", "stop"),
+        ("MAX_TOKENS", "length"),
+        ("SAFETY", "content_filter"),
+        ("RECITATION", "content_filter"),
+        ("PROHIBITED_CONTENT", "content_filter"),
+        ("OTHER", "stop"),
+    ],
+)
+def test_finish_reasons_map_to_openais(reason, expected):
+    body = {"candidates": [{"content": {"parts": [{"text": "x"}], "role": "model"}, "finishReason": reason}]}
+    assert gemini_to_chat(body, GEMINI, Usage())["choices"][0]["finish_reason"] == expected
+
+
+def test_a_prompt_blocked_outright_is_an_empty_content_filter_answer():
+    usage = Usage()
+    body = {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 7}}
+    chat = gemini_to_chat(body, GEMINI, usage)
+    assert chat["choices"][0]["message"]["content"] == "" and chat["choices"][0]["finish_reason"] == "content_filter"
+    assert usage.prompt_tokens == 7
+    stream = GeminiToChatStream(OpenAIRequest.from_data("chat", b"", {"stream": True}), GEMINI)
+    events = stream.feed(b"data: " + orjson.dumps(body) + b"\r\n\r\n") + stream.finish()
+    assert stream.done and b'"finish_reason":"content_filter"' in events[-2] and events[-1] == b"data: [DONE]\n\n"
