@@ -34,7 +34,16 @@ from shared_sdk.host import PluginHost
 from .collectors import PluginCollectorSink
 from .config_store import ConfigRejected, ConfigStore
 from .deployments import DeploymentStates, open_breakers
-from .endpoints import Health, LLMEndpoint, MetricsEndpoint, ModelEndpoint, NativeEndpoint, PluginEndpoint, Ready
+from .endpoints import (
+    GeminiEndpoint,
+    Health,
+    LLMEndpoint,
+    MetricsEndpoint,
+    ModelEndpoint,
+    NativeEndpoint,
+    PluginEndpoint,
+    Ready,
+)
 from .errors import error_body
 from .kv import EdgeKV
 from .metrics import EdgeMetrics, MetricsSink, hook_observer
@@ -236,6 +245,7 @@ def _routes(edge: Edge) -> list[Route]:
     stored = StoredResponsesEndpoint(edge.store, edge.runtime.responses)
     models = LLMEndpoint(pipeline, "models")
     native = counted(NativeEndpoint(pipeline))
+    gemini = counted(GeminiEndpoint(pipeline))
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
         Route("/v1/chat/completions", chat, methods=["POST"]),
@@ -248,6 +258,10 @@ def _routes(edge: Edge) -> list[Route]:
         Route("/v1/responses/{response_id}", stored.handle, methods=["GET", "DELETE"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", ModelEndpoint(pipeline), methods=["GET"]),
+        Route("/v1beta/models", models, methods=["GET"]),
+        Route("/v1beta/models/{model_id:path}", ModelEndpoint(pipeline), methods=["GET"]),
+        Route("/v1beta/models/{target:path}", gemini, methods=["POST"]),
+        Route("/v1/models/{target:path}", gemini, methods=["POST"]),
         Route("/llm/call/{llm_slug}/{path:path}", native, methods=methods),
         Route(
             "/plugins/{slug}/{path:path}",

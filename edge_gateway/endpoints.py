@@ -9,13 +9,14 @@ from shared_sdk import Context, EndpointRequest, EnrichedRequest, PluginCallErro
 from .auth import accept_caller, credential_from_headers, find_credential, plugin_auth
 from .config_store import CompiledConfig, ConfigStore
 from .deployments import open_breakers
-from .errors import GatewayError, error_body
+from .errors import GatewayError, error_body, gemini_error
 from .exchange import Rejected
 from .intake import read_body
 from .metrics import CONTENT_TYPE_LATEST, EdgeMetrics
 from .pipeline import Pipeline
 
 __all__ = [
+    "GeminiEndpoint",
     "Health",
     "LLMEndpoint",
     "MetricsEndpoint",
@@ -72,6 +73,34 @@ class ModelEndpoint:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         model_id = scope.get("path_params", {}).get("model_id", "")
         await self.pipeline.serve(scope, receive, send, "model", "", model_id)
+
+
+_GEMINI_METHODS = {"generateContent": "gemini", "streamGenerateContent": "gemini_stream", "countTokens": "gemini_count"}
+
+
+class GeminiEndpoint:
+    """`POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`: Gemini-format
+    clients (the `google-genai` SDK), to any vendor (`providers.gemini_inbound`).
+
+    Streams are answered as server-sent events only (`alt=sse`, what Google's SDKs ask for); a call without it
+    expects one JSON array and gets a clear 400 instead of a framing it cannot read."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        model, _, method = scope.get("path_params", {}).get("target", "").rpartition(":")
+        kind = _GEMINI_METHODS.get(method)
+        if kind is None or not model:
+            status, body = gemini_error(404, f"method {method!r} is not served for Gemini models here")
+            await _send(send, status, body)
+            return
+        if kind == "gemini_stream" and b"alt=sse" not in scope.get("query_string", b""):
+            message = "this gateway streams Gemini responses as server-sent events only: add ?alt=sse"
+            status, body = gemini_error(400, message)
+            await _send(send, status, body)
+            return
+        await self.pipeline.serve(scope, receive, send, kind, "", model.removeprefix("models/"))
 
 
 class NativeEndpoint:

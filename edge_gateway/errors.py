@@ -27,18 +27,24 @@ __all__ = [
     "error_body",
     "dialect_of",
     "error_for",
+    "GEMINI_KINDS",
     "error_response",
 ]
 
 ANTHROPIC_KINDS = frozenset({"messages", "count_tokens"})
+GEMINI_KINDS = frozenset({"gemini", "gemini_stream", "gemini_count"})
+"""Request kinds of Gemini-format callers (`/v1beta/models/{model}:{method}`): errors in Google's shape."""
 """Request kinds whose callers speak Anthropic: their errors are rendered in Anthropic's shape (`error_for`)."""
 _SHARED_KINDS = frozenset({"models", "model"})
 """`GET /v1/models[/{id}]` serves both SDKs: Anthropic's sends `anthropic-version`, OpenAI's does not."""
 
 
-def dialect_of(kind: str, headers: dict[str, str]) -> str:
+def dialect_of(kind: str, headers: dict[str, str], path: str = "") -> str:
     """ "anthropic" when the caller speaks Anthropic (its routes, or the shared model routes with an
-    `anthropic-version` header), else "openai": the shape of the caller's answers and errors."""
+    `anthropic-version` header), "gemini" on Google's routes (`/v1beta/...`, or the shared model routes with
+    Google's `x-goog-api-key`), else "openai": the shape of the caller's answers and errors."""
+    if kind in GEMINI_KINDS or path.startswith("/v1beta/") or (kind in _SHARED_KINDS and "x-goog-api-key" in headers):
+        return "gemini"
     if kind in ANTHROPIC_KINDS or (kind in _SHARED_KINDS and "anthropic-version" in headers):
         return "anthropic"
     return "openai"
@@ -159,9 +165,39 @@ def error_for(
 
     Anthropic has no 402: a budget refusal is 400 `billing_error` there (400 is what Anthropic itself answers
     when a spend limit is reached; `billing_error` is its own type for an account that may not spend)."""
+    if dialect == "gemini":
+        return gemini_error(status, message)
     if dialect != "anthropic":
         return status, error_body(message, type, code, param)
     anthropic_type = _ANTHROPIC_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
     if status == 402:
         status = 400
     return status, orjson.dumps({"type": "error", "error": {"type": anthropic_type, "message": message}})
+
+
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def gemini_error(status: int, message: str) -> tuple[int, bytes]:
+    """Google's error document `{"error": {"code", "message", "status"}}`.
+
+    Google has no 402: a budget refusal is 400 FAILED_PRECONDITION there (what Google answers when billing does
+    not allow a call; a 429 RESOURCE_EXHAUSTED would make clients retry a request that cannot succeed)."""
+    name = _GOOGLE_STATUS.get(status) or ("INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+    if status == 402:
+        status = 400
+    return status, orjson.dumps({"error": {"code": status, "message": message, "status": name}})

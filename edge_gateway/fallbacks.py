@@ -28,6 +28,8 @@ from .exchange import Rejected
 from .intake import Caller, injected_headers
 from .providers import Provider
 from .providers.base import client_headers
+from .providers.gemini import GEMINI_KINDS
+from .providers.gemini_inbound import GeminiInbound
 from .respond_full import (
     Executed,
     Outlet,
@@ -274,9 +276,12 @@ class UpstreamPhase:
 
 
 def _responses_adapter(out: Outlet, attempt: Attempt) -> Provider | None:
-    """For a Responses request, the attempt's LLM's provider wrapped by the request's session; else None."""
+    """For a Responses request, the attempt's LLM's provider wrapped by the request's session; for a Gemini-format
+    request, wrapped by `GeminiInbound`; else None."""
     session = out.ex.responses
     provider = attempt.llm.provider
+    if provider is not None and out.ex.kind in GEMINI_KINDS:
+        return GeminiInbound(provider)
     if session is None or provider is None:
         return None
     return session.adapter(provider, attempt.llm.spec)

@@ -9,25 +9,36 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
 from shared_sdk import EnrichedRequest
 from shared_sdk.snapshot import CredentialConfig
 
-from .errors import GatewayError
+from .errors import GEMINI_KINDS, GatewayError
 from .exchange import Exchange
 from .providers import OpenAIRequest
 
-__all__ = ["Caller", "adopt", "decode_call", "enriched_request", "injected_headers", "read_body"]
+__all__ = [
+    "Caller",
+    "adopt",
+    "decode_call",
+    "enriched_request",
+    "gemini_call",
+    "gemini_key",
+    "injected_headers",
+    "read_body",
+]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
-_REDACTED_HEADERS = frozenset({"authorization", "x-api-key"})
+_REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key"})
 _NOT_FORWARDED = frozenset(
     {
         "authorization",
         "x-api-key",
+        "x-goog-api-key",
         "host",
         "content-length",
         "content-type",
@@ -78,8 +89,9 @@ async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def decode_call(kind: str, body: bytes) -> OpenAIRequest:
-    """The client's JSON body as an `OpenAIRequest`; 400 with a message that says what is wrong."""
+def decode_call(kind: str, body: bytes, model: str = "") -> OpenAIRequest:
+    """The client's JSON body as an `OpenAIRequest`; 400 with a message that says what is wrong. `model` is the
+    one a Gemini-format request names in its URL (its body has none)."""
     if kind == "native":
         try:
             loose = orjson.loads(body) if body else {}
@@ -92,6 +104,8 @@ def decode_call(kind: str, body: bytes) -> OpenAIRequest:
         raise GatewayError.bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise GatewayError.bad_request("request body must be a JSON object", code="invalid_json")
+    if kind in GEMINI_KINDS:
+        return gemini_call(kind, body, data, model)
     _check_fields(kind, data)
     return OpenAIRequest.from_data(kind, body, data)
 
@@ -119,6 +133,43 @@ def _check_fields(kind: str, data: dict[str, Any]) -> None:
         raise GatewayError.bad_request("'stream' must be a boolean", param="stream")
 
 
+def gemini_call(kind: str, body: bytes, data: dict[str, Any], model: str) -> OpenAIRequest:
+    """A Gemini-format body (model from the URL, streaming from the method); 400 without `contents`."""
+    if not model:
+        raise GatewayError.bad_request("the URL names no model", param="model", code="missing_model")
+    inner = data.get("generateContentRequest") if kind == "gemini_count" else None
+    contents = (inner if isinstance(inner, dict) else data).get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise GatewayError.bad_request("* GenerateContentRequest.contents: contents is not specified", param="contents")
+    config = data.get("generationConfig") or data.get("generation_config")
+    limit = config.get("maxOutputTokens", config.get("max_output_tokens")) if isinstance(config, dict) else None
+    max_tokens = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    return OpenAIRequest(kind, body, data, model, kind == "gemini_stream", False, max_tokens)
+
+
+def gemini_key(scope: dict[str, Any], headers: dict[str, str]) -> str | None:
+    """The key of a Gemini-format caller: `x-goog-api-key`, else the `?key=` query parameter."""
+    if "x-goog-api-key" in headers:
+        return headers["x-goog-api-key"]
+    query = scope.get("query_string", b"")
+    if b"key=" not in query:
+        return None
+    for pair in query.decode("latin-1").split("&"):
+        name, _, value = pair.partition("=")
+        if name == "key":
+            return unquote(value)
+    return None
+
+
+def _redacted_query(scope: dict[str, Any]) -> str:
+    """The query string as hooks see it: a `key=` parameter (a Gemini caller's credential) redacted."""
+    query: str = scope.get("query_string", b"").decode("latin-1")
+    if "key=" not in query:
+        return query
+    pairs = [("key=[redacted]" if p.startswith("key=") else p) for p in query.split("&")]
+    return "&".join(pairs)
+
+
 def enriched_request(ex: Exchange, caller: Caller, call: OpenAIRequest) -> EnrichedRequest:
     """The request as hooks see it: the client's headers with credentials redacted, the current body."""
     scope = caller.scope
@@ -130,7 +181,7 @@ def enriched_request(ex: Exchange, caller: Caller, call: OpenAIRequest) -> Enric
         headers=visible,
         body=call.raw,
         remote_addr=client[0] if client else "",
-        query_string=scope.get("query_string", b"").decode("latin-1"),
+        query_string=_redacted_query(scope),
         context=ex.ctx.info(),
         request_id=ex.request_id,
         stream=call.stream,
@@ -142,7 +193,7 @@ def adopt(ex: Exchange, call: OpenAIRequest, before: EnrichedRequest, after: Enr
     """The call after a hook phase: a rewritten body is decoded again (400 if it is no longer valid)."""
     if after.body is before.body or after.body == call.raw:
         return call
-    call = decode_call(ex.kind, after.body)
+    call = decode_call(ex.kind, after.body, ex.call.model if ex.call is not None else "")
     if ex.kind != "native" and ex.call is not None and call.model != ex.call.model:
         ex.model = call.model
     ex.call = call

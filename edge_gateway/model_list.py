@@ -29,6 +29,11 @@ def _anthropic(name: str, created_at: str) -> dict[str, Any]:
     return {"type": "model", "id": name, "display_name": name, "created_at": created_at}
 
 
+def _gemini(name: str) -> dict[str, Any]:
+    methods = ["generateContent", "streamGenerateContent", "countTokens"]
+    return {"name": f"models/{name}", "version": "001", "displayName": name, "supportedGenerationMethods": methods}
+
+
 def _routable(ex: Exchange, model_id: str) -> list[tuple[str, CompiledLLM]]:
     """A model the list cannot name (an allow-list regex serves it) but a request could use; else 404."""
     assert ex.app is not None
@@ -48,6 +53,9 @@ def models_body(ex: Exchange, model_id: str = "") -> bytes:
     served = ex.cfg.models_for(ex.app)
     if ex.kind == "model":
         served = [(name, llm) for name, llm in served if name == model_id] or _routable(ex, model_id)
+    if ex.dialect == "gemini":
+        models = [_gemini(name) for name, _ in served]
+        return orjson.dumps(models[0] if ex.kind == "model" else {"models": models})
     if ex.dialect == "anthropic":
         created_at = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         data = [_anthropic(name, created_at) for name, _ in served]

@@ -39,9 +39,10 @@ from .errors import GatewayError, dialect_of
 from .exchange import Exchange, Rejected
 from .fallbacks import UpstreamPhase, fallbacks_allowed
 from .ids import new_id
-from .intake import Caller, Receive, decode_call, read_body
+from .intake import Caller, Receive, decode_call, gemini_key, read_body
 from .model_list import models_body
 from .providers import OpenAIRequest
+from .providers.base import estimate_tokens
 from .providers.messages_request import estimate_message_tokens
 from .providers.responses import ResponsesSession, has_responses_api
 from .providers.responses_shapes import to_chat_request
@@ -108,7 +109,7 @@ class Pipeline:
         request_id = headers.get("x-request-id", "")
         if not request_id or len(request_id) > 128:
             request_id = new_id()
-        dialect = dialect_of(kind, headers)
+        dialect = dialect_of(kind, headers, scope["path"])
         if cfg is None:
             await send_error(send, request_id, _NO_CONFIG, dialect)
             return
@@ -160,14 +161,17 @@ class Pipeline:
     ) -> Caller:
         """Read and decode the body; an unknown caller learns nothing about request validation (401 first)."""
         cfg = ex.cfg
-        credential, auth_type = credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+        api_key = headers.get("x-api-key")
+        if ex.dialect == "gemini":
+            api_key = gemini_key(scope, headers) or api_key
+        credential, auth_type = credential_from_headers(headers.get("authorization"), api_key)
         found = find_credential(cfg, credential)
         try:
             if ex.kind in _MODEL_KINDS:
                 body, call = b"", OpenAIRequest.from_data(ex.kind, b"", {})
             else:
                 body = await read_body(receive, self.rt.settings.max_body_bytes, headers.get("content-length"))
-                call = decode_call(ex.kind, body)
+                call = decode_call(ex.kind, body, native_path)
         except GatewayError as err:
             global_hooks = cfg.global_chain.hooks
             if found is None and (global_hooks is None or not global_hooks.hooks("handle_auth")):
@@ -219,6 +223,10 @@ class Pipeline:
         elif ex.kind == "count_tokens" and ex.llm is not None and ex.llm.spec.vendor != "anthropic":
             # Only Anthropic counts tokens for a Messages body; for other vendors the edge estimates (no call).
             body = orjson.dumps({"input_tokens": estimate_message_tokens(steps.call.data)})
+            await respond_full(out, hooks, prepared.executed, 200, {}, body, None)
+        elif ex.kind == "gemini_count" and ex.llm is not None and ex.llm.spec.vendor != "google":
+            # Only Gemini counts tokens for a Gemini body; for other vendors the edge estimates (no call).
+            body = orjson.dumps({"totalTokens": estimate_tokens(steps.call.data)})
             await respond_full(out, hooks, prepared.executed, 200, {}, body, None)
         else:
             await self._call_upstream(out, caller, hooks, prepared, steps)

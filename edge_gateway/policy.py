@@ -67,8 +67,10 @@ def _prompt_bound(ex: Exchange) -> int:
         bound = len(call.raw) + _MESSAGE_OVERHEAD_TOKENS
     else:
         data = call.data
-        bound = input_token_bound(data.get("messages") or data.get("prompt") or data.get("input") or "")
-        system = data.get("system")
+        bound = input_token_bound(
+            data.get("messages") or data.get("prompt") or data.get("input") or data.get("contents") or ""
+        )
+        system = data.get("system") or data.get("systemInstruction")
         bound += _MESSAGE_OVERHEAD_TOKENS + (input_token_bound(system) if system else 0)
     ex.prompt_bound = bound
     return bound
@@ -253,4 +255,6 @@ def _prompt_estimate(ex: Exchange) -> int:
     if call is None:
         return 0
     data = call.data
-    return estimate_tokens(data.get("messages") or data.get("prompt") or data.get("input") or "")
+    return estimate_tokens(
+        data.get("messages") or data.get("prompt") or data.get("input") or data.get("contents") or ""
+    )

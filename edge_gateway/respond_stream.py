@@ -136,7 +136,9 @@ async def _error_event(out: Outlet, err: UpstreamError | PluginCallError) -> Non
         message, kind, code, status = f"plugin '{err.slug}' failed", "plugin_error", "plugin_failed", 500
     out.ex.status_code = status
     out.ex.error_type = code or kind
-    if out.ex.dialect == "anthropic":  # Anthropic's own mid-stream error event
+    if out.ex.dialect == "gemini":  # Google's error document as one more SSE chunk
+        payload = b"data: " + error_for(out.ex.dialect, status, message, kind, code)[1]
+    elif out.ex.dialect == "anthropic":  # Anthropic's own mid-stream error event
         _, body = error_for(out.ex.dialect, status, message, kind, code)
         payload = b"event: error\ndata: " + body
     else:

@@ -105,8 +105,9 @@ def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[st
     code_of = getattr(provider, "error_code", None)  # optional: the vendor's own code (Azure, Bedrock)
     vendor_code = code_of(body, headers) if code_of is not None else None
     retryable = status_is_retryable(status)
-    if status in (401, 403):
-        # The vendor rejected *our* key: the client can do nothing about it.
+    if status in (401, 403) or (status == 400 and b"API_KEY_INVALID" in body):
+        # The vendor rejected *our* key (Google says so with a 400 API_KEY_INVALID): the client can do nothing
+        # about it.
         return UpstreamError(
             502,
             f"upstream rejected the gateway's credentials for LLM {llm.slug!r}",

@@ -50,7 +50,21 @@ DEFAULT_MAX_OUTPUT_TOKENS = 4096
 """A model's output limit when its price names none: what a budget reserves for a request without max_tokens."""
 
 FailurePolicy = Literal["open", "closed"]
-Vendor = Literal["openai", "anthropic", "mock", "ollama", "vllm", "azure"]
+Vendor = Literal[
+    "openai",
+    "anthropic",
+    "mock",
+    "ollama",
+    "vllm",
+    "azure",
+    "google",
+    "bedrock",
+    "mistral",
+    "groq",
+    "together",
+    "deepseek",
+    "openrouter",
+]
 BudgetScope = Literal["app", "user", "group", "llm"]
 BudgetPeriod = Literal["daily", "weekly", "monthly", "anniversary_monthly"]
 BudgetAction = Literal["block", "notify"]

@@ -5,7 +5,7 @@ edge picks the provider that speaks the vendor's wire format from the same row. 
 imports neither tier) means a vendor added here is offered by the admin and callable by the edge at once.
 
 `wire` names the provider family at the edge: `openai` (Chat Completions and friends, Bearer key), `azure`
-(deployments, `api-version`, `api-key` header), `anthropic` (Messages), `bedrock` (Converse, SigV4). A preset
+(deployments, `api-version`, `api-key` header), `anthropic` (Messages), `bedrock` (Converse, SigV4), `google` (Gemini's generateContent, `x-goog-api-key`). A preset
 `base_url` containing `{region}` is completed from the LLM's `metadata.region`.
 """
 
@@ -35,6 +35,7 @@ VENDORS: dict[str, VendorPreset] = {
         VendorPreset("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com"),
         VendorPreset("azure", "Azure OpenAI", "azure"),
         VendorPreset("bedrock", "AWS Bedrock", "bedrock", "https://bedrock-runtime.{region}.amazonaws.com"),
+        VendorPreset("google", "Google Gemini (AI Studio key)", "google", "https://generativelanguage.googleapis.com"),
         VendorPreset("mistral", "Mistral", "openai", "https://api.mistral.ai/v1"),
         VendorPreset("groq", "Groq", "openai", "https://api.groq.com/openai/v1"),
         VendorPreset("together", "Together AI", "openai", "https://api.together.xyz/v1"),

@@ -26,6 +26,7 @@ class LLM(models.Model):
         TOGETHER = "together", "Together AI"
         DEEPSEEK = "deepseek", "DeepSeek"
         OPENROUTER = "openrouter", "OpenRouter"
+        GOOGLE = "google", "Google Gemini (AI Studio key)"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])

@@ -290,6 +290,8 @@ async def _vendor_call(
     max_tokens: int | None,
 ) -> tuple[int, LLMCallResponse | None, str]:
     """(status, answer or None, error type): 502 with the exception's name when the upstream was unreachable."""
+    if upstream.vendor == "google":
+        return await _gemini_call(upstream, model, messages, temperature, max_tokens)
     body: dict[str, Any] = {"model": model, "messages": [{"role": m.role, "content": m.content} for m in messages]}
     if temperature is not None:
         body["temperature"] = temperature
@@ -342,6 +344,54 @@ async def _vendor_call(
         ),
         "",
     )
+
+
+_GEMINI_FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+
+
+async def _gemini_call(
+    upstream: _Upstream,
+    model: str,
+    messages: list[LLMMessage],
+    temperature: float | None,
+    max_tokens: int | None,
+) -> tuple[int, LLMCallResponse | None, str]:
+    """`_vendor_call` for vendor `google`: Gemini's generateContent (system messages as `systemInstruction`)."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    contents = [
+        {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+        for m in messages
+        if m.role != "system"
+    ]
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    config = {"temperature": temperature, "maxOutputTokens": max_tokens}
+    config = {k: v for k, v in config.items() if v is not None}
+    if config:
+        body["generationConfig"] = config
+    base = upstream.base.rstrip("/")
+    base = base if base.endswith(("/v1beta", "/v1")) else f"{base}/v1beta"
+    headers = {"content-type": "application/json", "x-goog-api-key": upstream.key}
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            response = await client.post(f"{base}/models/{model}:generateContent", json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return 502, None, type(exc).__name__
+    if response.status_code >= 400:
+        return response.status_code, None, "upstream_error"
+    data = response.json()
+    candidate = (data.get("candidates") or [{}])[0]
+    parts = (candidate.get("content") or {}).get("parts") or []
+    usage = data.get("usageMetadata") or {}
+    answer = LLMCallResponse(
+        content="".join(p.get("text", "") for p in parts if not p.get("thought")),
+        model=data.get("modelVersion") or model,
+        finish_reason=_GEMINI_FINISH.get(candidate.get("finishReason", ""), "stop"),
+        prompt_tokens=usage.get("promptTokenCount", 0),
+        completion_tokens=usage.get("candidatesTokenCount", 0) + usage.get("thoughtsTokenCount", 0),
+    )
+    return response.status_code, answer, ""
 
 
 class StudioServicesImpl(StudioServices):

@@ -8,6 +8,7 @@ from .anthropic import AnthropicProvider
 from .azure import AzureProvider
 from .base import OpenAIRequest, Provider, StreamTranslator, UpstreamSpec, Usage
 from .bedrock import BedrockProvider
+from .gemini import GeminiProvider
 from .openai import OpenAIProvider
 
 __all__ = ["OpenAIRequest", "Provider", "StreamTranslator", "UpstreamSpec", "Usage", "provider_for"]
@@ -20,6 +21,7 @@ _PROVIDERS: dict[str, Provider] = {
     "ollama": OpenAIProvider("ollama"),
     "mock": OpenAIProvider("mock"),
     "anthropic": AnthropicProvider(),
+    "google": GeminiProvider(),
 }
 # The OpenAI-compatible presets (Mistral, Groq, Together, DeepSeek, OpenRouter, ...) share the OpenAI provider.
 _PROVIDERS.update({v: OpenAIProvider(v) for v, p in VENDORS.items() if p.wire == "openai" and v not in _PROVIDERS})

@@ -1,4 +1,4 @@
-"""A stand-in LLM vendor for tests and benchmarks: OpenAI- and Anthropic-compatible, with injectable faults.
+"""A stand-in LLM vendor for tests and benchmarks: OpenAI-, Anthropic- and Gemini-compatible, with injectable faults.
 
 It imports nothing from the rest of Fjordgate, because it plays the part of a third party. See docs/mock-llm.md.
 """

@@ -15,7 +15,7 @@ from .settings import DEFAULT_AWS_CREDENTIALS, MockSettings
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fjordgate.mock_llm",
-        description="Serve an OpenAI- and Anthropic-compatible mock LLM upstream (see docs/mock-llm.md).",
+        description="Serve an OpenAI-, Anthropic- and Gemini-compatible mock LLM upstream (see docs/mock-llm.md).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9100, help="port to bind (default 9100)")

@@ -19,6 +19,8 @@ from .anthropic_api import ANTHROPIC, AnthropicApi
 from .azure_api import AzureApi
 from .bedrock_api import BedrockApi
 from .exchange import MockState
+from .gemini_api import GeminiApi
+from .gemini_format import error_document
 from .openai_api import OPENAI, OpenAIApi
 from .openai_responses_api import OpenAIResponsesApi
 from .responses import CYCLE_KEY, RawResponse
@@ -45,12 +47,17 @@ def create_app(settings: MockSettings) -> Starlette:
     responses = OpenAIResponsesApi(state)
     azure = AzureApi(state)
     bedrock = BedrockApi(state)
+    gemini = GeminiApi(state)
 
     async def list_models(request: Request) -> Response:
+        if "x-goog-api-key" in request.headers:
+            return await gemini.list_models(request)
         api = anthropic if "anthropic-version" in request.headers else openai
         return await api.list_models(request)
 
     async def retrieve_model(request: Request) -> Response:
+        if "x-goog-api-key" in request.headers:
+            return await gemini.retrieve_model(request)
         api = anthropic if "anthropic-version" in request.headers else openai
         return await api.retrieve_model(request)
 
@@ -86,6 +93,10 @@ def create_app(settings: MockSettings) -> Starlette:
         Route("/openai/deployments/{deployment}/embeddings", azure.embeddings, methods=["POST"]),
         Route("/model/{model:path}/converse", bedrock.converse, methods=["POST"]),
         Route("/model/{model:path}/converse-stream", bedrock.converse_stream, methods=["POST"]),
+        Route("/v1beta/models", gemini.list_models, methods=["GET"]),
+        Route("/v1beta/models/{model:path}", gemini.retrieve_model, methods=["GET"]),
+        Route("/v1beta/models/{target:path}", gemini.dispatch, methods=["POST"]),
+        Route("/v1/models/{target:path}", gemini.dispatch, methods=["POST"]),
         Route("/_mock/requests", recent_requests, methods=["GET"]),
         Route("/_mock/stats", stats, methods=["GET"]),
         Route("/_mock/reset", reset, methods=["POST"]),
@@ -109,6 +120,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def _vendor_error(request: Request, status: int, message: str) -> Response:
+    if request.url.path.startswith("/v1beta/") or "x-goog-api-key" in request.headers:
+        return RawResponse(status, error_document(status, message), _JSON)
     vendor = ANTHROPIC if "anthropic-version" in request.headers else OPENAI
     body = vendor.error_body(status, message, request_id="req_mock_error", param=None, code=None)
     return RawResponse(status, body, _JSON)

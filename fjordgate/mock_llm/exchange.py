@@ -139,7 +139,10 @@ class Exchange:
         self.state.recorder.usage(prompt_tokens, completion_tokens)
         return RawResponse(200, body, self._headers(JSON_TYPE))
 
-    def stream(self, events: list[bytes], *, prompt_tokens: int, completion_tokens: int) -> Response:
+    def stream(
+        self, events: list[bytes], *, prompt_tokens: int, completion_tokens: int, content_type: bytes | None = None
+    ) -> Response:
+        """The events as a stream; `content_type` replaces SSE's (Gemini's JSON-array stream)."""
         plan = self.plan
         recorder = self.state.recorder
         if plan.malformed:
@@ -151,7 +154,8 @@ class Exchange:
             recorder.fault(self.entry, "error_after_chunks", plan.describe())
         recorder.close(self.entry, 200, stream=True)
         recorder.usage(prompt_tokens, completion_tokens)
-        headers = [*SSE_HEADERS, (self.vendor.request_id_header, self.request_id.encode())]
+        head = SSE_HEADERS if content_type is None else [(b"content-type", content_type)]
+        headers = [*head, (self.vendor.request_id_header, self.request_id.encode())]
         return EventStream(events, plan=plan, error_event=self.vendor.stream_error(self.request_id), headers=headers)
 
     def _headers(self, content_type: bytes) -> list[tuple[bytes, bytes]]:

@@ -39,7 +39,7 @@ class Recorder:
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         self.requests_total += 1
         self.by_path[path] += 1
-        credential = headers.get("authorization") or headers.get("x-api-key")
+        credential = headers.get("authorization") or headers.get("x-api-key") or headers.get("x-goog-api-key")
         if credential is not None:
             self.last_auth[path] = credential
         entry: dict[str, Any] = {

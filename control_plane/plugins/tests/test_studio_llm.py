@@ -193,3 +193,22 @@ def test_a_budget_held_by_edge_leases_refuses_the_studio_call_and_a_call_settles
         _ask(llm)
     assert "held by requests in flight across the edges" in err.value.detail
     assert _vendor_calls(mock_url) == 1, "refused before the vendor saw it"
+
+
+def test_a_studio_call_to_a_gemini_llm_speaks_generate_content(llm, mock_url):
+    """Vendor `google` is accepted by the control plane and called in Gemini's own format."""
+    gemini = llm_create(
+        data={
+            "name": "Gemini",
+            "slug": "gemini",
+            "vendor": "google",
+            "api_endpoint": mock_url,
+            "api_key": VENDOR_KEY,
+            "default_model": "gemini-2.5-flash",
+        }
+    )
+    answer = _ask(gemini, prompt="Hello, Gemini")
+    assert answer["content"] == "Echo: Hello, Gemini"
+    assert answer["prompt_tokens"] == 3 and answer["completion_tokens"] == 5
+    stats = httpx.get(f"{mock_url}/_mock/stats", timeout=5).json()
+    assert stats["by_path"].get("/v1beta/models/gemini-2.5-flash:generateContent") == 1
