@@ -164,12 +164,12 @@ class DeploymentGroup:
         """The lowest priority among eligible deployments (available ones only when `healthy_only`)."""
         best: int | None = None
         for llm, rank in zip(self.members, self.ranks, strict=True):
-            if not self._eligible(llm, app_ids, exclude) or llm.unavailable:
+            if (best is not None and rank >= best) or not self._eligible(llm, app_ids, exclude) or llm.unavailable:
                 continue
-            if healthy_only and not llm.health.available(now):
+            health = llm.health
+            if healthy_only and health.state != CLOSED and now < health.until:
                 continue
-            if best is None or rank < best:
-                best = rank
+            best = rank
         return best
 
     def pick(
@@ -181,17 +181,21 @@ class DeploymentGroup:
         busy. When none is available (every breaker open) and not `healthy_only`, the one whose cool-down ends
         first: a breaker never makes the edge refuse a request it could still try (fallbacks follow its error).
         """
-        now = time.monotonic()
         self.probe = None
+        if len(self.members) == 1:
+            return self._only(app_ids, exclude, healthy_only)
+        now = time.monotonic()
         best = self.best_priority(app_ids, now, exclude)
         if best is None:
             return None if healthy_only else self._soonest(app_ids, exclude)
         chosen, total = -1, 0
-        current = self.current
-        for i, llm in enumerate(self.members):
-            if self.ranks[i] != best or not self._eligible(llm, app_ids, exclude):
+        current, members = self.current, self.members
+        for i, rank in enumerate(self.ranks):
+            llm = members[i]
+            health = llm.health
+            if rank != best or (health.state != CLOSED and now < health.until) or llm.unavailable:
                 continue
-            if llm.unavailable or not llm.health.available(now):
+            if not self._eligible(llm, app_ids, exclude):
                 continue
             weight = llm.config.weight
             current[i] += weight
@@ -199,7 +203,7 @@ class DeploymentGroup:
             if (
                 chosen < 0
                 or current[i] > current[chosen]
-                or (current[i] == current[chosen] and llm.health.inflight < self.members[chosen].health.inflight)
+                or (current[i] == current[chosen] and health.inflight < members[chosen].health.inflight)
             ):
                 chosen = i
         current[chosen] -= total
@@ -208,6 +212,21 @@ class DeploymentGroup:
         if deadline:
             self.probe = (llm.health, deadline)
         return llm
+
+    def _only(self, app_ids: frozenset[int] | None, exclude: Sequence[int], healthy_only: bool) -> CompiledLLM | None:
+        """`pick` for a model with one deployment (the common case): no round-robin, no clock read when closed."""
+        llm = self.members[0]
+        if not self._eligible(llm, app_ids, exclude):
+            return None
+        health = llm.health
+        if health.state == CLOSED:
+            return llm
+        now = time.monotonic()
+        if health.available(now):
+            deadline = health.claim(now)
+            self.probe = (health, deadline)
+            return llm
+        return None if healthy_only else llm
 
     def _soonest(self, app_ids: frozenset[int] | None, exclude: Sequence[int]) -> CompiledLLM | None:
         found, key = None, (0, 0.0)
