@@ -46,7 +46,7 @@ def compile_snapshot(snapshot: ConfigSnapshot, fernet: MultiFernet | None, healt
         user_messages={u.id: _user_message(u) for u in snapshot.users},
         llms_by_id=llms_by_id,
         llms_by_slug={x.slug: x for x in llms_by_id.values()},
-        exact_models={name: DeploymentGroup(members) for name, members in exact.items()},
+        exact_models=exact,
         pattern_llms=patterns,
         prices={(p.vendor, p.model): p for p in snapshot.prices},
         prices_by_model=by_model,
@@ -70,10 +70,10 @@ def _user_message(user: UserConfig) -> User:
 
 def _compile_llms(
     snapshot: ConfigSnapshot, fernet: MultiFernet | None, health: HealthBook
-) -> tuple[dict[int, CompiledLLM], dict[str, list[CompiledLLM]], list[CompiledLLM]]:
-    """Active LLMs by id, the exact model-name index (id order) and the LLMs with real regexes."""
+) -> tuple[dict[int, CompiledLLM], dict[str, DeploymentGroup], list[CompiledLLM]]:
+    """Active LLMs by id, the exact model-name index (groups in id order) and the LLMs with real regexes."""
     llms_by_id: dict[int, CompiledLLM] = {}
-    exact: dict[str, list[CompiledLLM]] = {}
+    exact: dict[str, list[tuple[CompiledLLM, bool]]] = {}
     patterns: list[CompiledLLM] = []
     priced: dict[str, set[str]] = {}
     for price in snapshot.prices:
@@ -84,22 +84,32 @@ def _compile_llms(
         llm = _compile_llm(cfg, fernet, priced.get(cfg.vendor, set()))
         llm.health = health.for_llm(cfg.id, cfg.breaker_cooldown_s)
         llms_by_id[cfg.id] = llm
-        names = {cfg.default_model, *llm.served} if cfg.default_model else set(llm.served)
-        has_regex = False
-        for pattern in cfg.allowed_models:
-            literal = literal_text(pattern)
-            if literal is None:
-                has_regex = True
-            else:
-                names.add(literal)
-        if cfg.default_model and not llm.allows(cfg.default_model):
-            names.discard(cfg.default_model)
-        for name in names:
-            exact.setdefault(name, []).append(llm)
+        named, has_regex = _named_models(llm)
+        for name in named | llm.served:
+            exact.setdefault(name, []).append((llm, name not in named))
         if has_regex:
             patterns.append(llm)
     health.keep_only(set(llms_by_id))
-    return llms_by_id, exact, patterns
+    groups = {
+        name: DeploymentGroup([m for m, _ in members], [implicit for _, implicit in members])
+        for name, members in exact.items()
+    }
+    return llms_by_id, groups, patterns
+
+
+def _named_models(llm: CompiledLLM) -> tuple[set[str], bool]:
+    """The models an LLM names (its default model if allowed, literal allow-list entries); whether it has regexes.
+    With an empty allow-list it also serves its vendor's priced models, but does not name them (`IMPLICIT_RANK`)."""
+    cfg = llm.config
+    named = {cfg.default_model} if cfg.default_model and llm.allows(cfg.default_model) else set()
+    has_regex = False
+    for pattern in cfg.allowed_models:
+        literal = literal_text(pattern)
+        if literal is None:
+            has_regex = True
+        else:
+            named.add(literal)
+    return named, has_regex
 
 
 def _compile_llm(cfg: LLMConfig, fernet: MultiFernet | None, priced: set[str]) -> CompiledLLM:

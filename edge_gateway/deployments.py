@@ -70,11 +70,22 @@ class DeploymentHealth:
         """Whether `pick` may send a request here now (closed, or due for a probe)."""
         return self.state == CLOSED or now >= self.until
 
-    def claim(self, now: float) -> None:
-        """`pick` chose this deployment: when its cool-down is over, the request is the half-open probe."""
-        if self.state != CLOSED:
-            self.state = HALF_OPEN
-            self.until = now + self.cooldown_s
+    def claim(self, now: float) -> float:
+        """`pick` chose this deployment: when its cool-down is over, the request is the half-open probe. Returns
+        the probe's deadline (0.0: not a probe), which `release` takes."""
+        if self.state == CLOSED:
+            return 0.0
+        self.state = HALF_OPEN
+        self.until = now + self.cooldown_s
+        return self.until
+
+    def release(self, deadline: float) -> None:
+        """The probe claimed with `deadline` ended without an upstream call (refused by auth, a plugin, policy):
+        the next request may probe at once. Why: otherwise unauthenticated requests, routed before they are
+        refused, could take every probe slot and keep a recovered deployment out."""
+        if self.state == HALF_OPEN and self.until == deadline:
+            self.state = OPEN
+            self.until = 0.0
 
     def succeeded(self) -> None:
         self.streak = 0
@@ -121,14 +132,28 @@ class HealthBook:
             del self._by_id[llm_id]
 
 
+IMPLICIT_RANK = 1000
+"""Added to the priority of an LLM that serves a model only through the price list (empty allow-list, not its
+default model): it ranks after every LLM naming the model, so it takes that model's traffic only when none of
+them can (an LLM set up for another model does not silently get half of this one's requests)."""
+
+
 class DeploymentGroup:
     """The LLMs serving one model name (id order), with the smooth weighted round-robin's current weights."""
 
-    __slots__ = ("members", "current")
+    __slots__ = ("members", "ranks", "current", "probe")
 
-    def __init__(self, members: Sequence[CompiledLLM]) -> None:
+    def __init__(self, members: Sequence[CompiledLLM], implicit: Sequence[bool] = ()) -> None:
         self.members = tuple(members)
+        self.ranks = tuple(
+            llm.config.priority + (IMPLICIT_RANK if i < len(implicit) and implicit[i] else 0)
+            for i, llm in enumerate(self.members)
+        )
+        """Each member's priority (lower first), implicit members after every explicit one."""
         self.current = [0] * len(self.members)
+        self.probe: tuple[DeploymentHealth, float] | None = None
+        """Set by each `pick`: the health it made a half-open probe of and the probe's deadline, else None. Read
+        at once by the caller (one event-loop thread: no other pick runs in between)."""
 
     def _eligible(self, llm: CompiledLLM, app_ids: frozenset[int] | None, exclude: Sequence[int]) -> bool:
         return (app_ids is None or llm.id in app_ids) and llm.id not in exclude
@@ -138,14 +163,13 @@ class DeploymentGroup:
     ) -> int | None:
         """The lowest priority among eligible deployments (available ones only when `healthy_only`)."""
         best: int | None = None
-        for llm in self.members:
-            if not self._eligible(llm, app_ids, exclude) or llm.unavailable:
+        for llm, rank in zip(self.members, self.ranks, strict=True):
+            if (best is not None and rank >= best) or not self._eligible(llm, app_ids, exclude) or llm.unavailable:
                 continue
-            if healthy_only and not llm.health.available(now):
+            health = llm.health
+            if healthy_only and health.state != CLOSED and now < health.until:
                 continue
-            priority = llm.config.priority
-            if best is None or priority < best:
-                best = priority
+            best = rank
         return best
 
     def pick(
@@ -157,16 +181,21 @@ class DeploymentGroup:
         busy. When none is available (every breaker open) and not `healthy_only`, the one whose cool-down ends
         first: a breaker never makes the edge refuse a request it could still try (fallbacks follow its error).
         """
+        self.probe = None
+        if len(self.members) == 1:
+            return self._only(app_ids, exclude, healthy_only)
         now = time.monotonic()
         best = self.best_priority(app_ids, now, exclude)
         if best is None:
             return None if healthy_only else self._soonest(app_ids, exclude)
         chosen, total = -1, 0
-        current = self.current
-        for i, llm in enumerate(self.members):
-            if llm.config.priority != best or not self._eligible(llm, app_ids, exclude):
+        current, members = self.current, self.members
+        for i, rank in enumerate(self.ranks):
+            llm = members[i]
+            health = llm.health
+            if rank != best or (health.state != CLOSED and now < health.until) or llm.unavailable:
                 continue
-            if llm.unavailable or not llm.health.available(now):
+            if not self._eligible(llm, app_ids, exclude):
                 continue
             weight = llm.config.weight
             current[i] += weight
@@ -174,21 +203,38 @@ class DeploymentGroup:
             if (
                 chosen < 0
                 or current[i] > current[chosen]
-                or (current[i] == current[chosen] and llm.health.inflight < self.members[chosen].health.inflight)
+                or (current[i] == current[chosen] and health.inflight < members[chosen].health.inflight)
             ):
                 chosen = i
         current[chosen] -= total
         llm = self.members[chosen]
-        llm.health.claim(now)
+        deadline = llm.health.claim(now)
+        if deadline:
+            self.probe = (llm.health, deadline)
         return llm
 
+    def _only(self, app_ids: frozenset[int] | None, exclude: Sequence[int], healthy_only: bool) -> CompiledLLM | None:
+        """`pick` for a model with one deployment (the common case): no round-robin, no clock read when closed."""
+        llm = self.members[0]
+        if not self._eligible(llm, app_ids, exclude):
+            return None
+        health = llm.health
+        if health.state == CLOSED:
+            return llm
+        now = time.monotonic()
+        if health.available(now):
+            deadline = health.claim(now)
+            self.probe = (health, deadline)
+            return llm
+        return None if healthy_only else llm
+
     def _soonest(self, app_ids: frozenset[int] | None, exclude: Sequence[int]) -> CompiledLLM | None:
-        found: CompiledLLM | None = None
-        for llm in self.members:
+        found, key = None, (0, 0.0)
+        for llm, rank in zip(self.members, self.ranks, strict=True):
             if not self._eligible(llm, app_ids, exclude):
                 continue
-            if found is None or (llm.config.priority, llm.health.until) < (found.config.priority, found.health.until):
-                found = llm
+            if found is None or (rank, llm.health.until) < key:
+                found, key = llm, (rank, llm.health.until)
         return found
 
 

@@ -13,7 +13,7 @@ from shared_sdk import Context, PluginError
 
 from .budgets import Reservation
 from .config_store import CompiledApp, CompiledConfig, CompiledLLM
-from .deployments import DeploymentGroup
+from .deployments import DeploymentGroup, DeploymentHealth
 from .errors import GatewayError
 from .providers import OpenAIRequest, Usage
 from .providers.responses import ResponsesSession
@@ -53,6 +53,8 @@ class Exchange:
     model: str = ""
     group: DeploymentGroup | None = None
     """The deployments the routed LLM was balanced among (None: the model name pinned one LLM)."""
+    probe: tuple[DeploymentHealth, float] | None = None
+    """The half-open probe this request was routed as (released if it ends before an upstream call)."""
     status_code: int = 0
     error_type: str = ""
     usage: Usage = field(default_factory=Usage)

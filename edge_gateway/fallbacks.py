@@ -194,11 +194,14 @@ class UpstreamPhase:
             if target is None:
                 return None
             log.info("request %s: deployment %s failed, trying %s", ex.request_id, self.previous.slug, target.slug)
+            probe = group.probe
             self.tried.append(target.id)
             self.previous = target
             attempt = await self._prepare_fallback(target, self.caller.call.model)
             if attempt is not None:
                 return attempt
+            if probe is not None:  # refused before its call: the next request may probe
+                probe[0].release(probe[1])
         return None
 
     async def _next_fallback(self) -> Attempt | None:

@@ -146,6 +146,8 @@ class Pipeline:
             ex.client_disconnected = True
         finally:
             watch.stop()
+            if ex.probe is not None:  # a no-op when the probe's call reported (the breaker moved on)
+                ex.probe[0].release(ex.probe[1])
             pending = account(ex, rt)  # the last step, exactly once
             if hold is not None:
                 await hold.release(pending)
@@ -198,6 +200,7 @@ class Pipeline:
             elif ex.kind not in _MODEL_KINDS:
                 hint = cfg.apps.get(caller.found.app_id) if caller.found is not None else None
                 ex.llm, ex.model, ex.group = resolve(cfg, call.model, hint)
+                ex.probe = ex.group.probe if ex.group is not None else None
         except GatewayError as err:
             return err
         if ex.llm is not None:

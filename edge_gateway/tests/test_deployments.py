@@ -143,3 +143,31 @@ def test_pattern_deployments_are_balanced_with_a_bounded_cache():
     picks = [resolve(cfg, f"gpt-{n % 7}", app)[0].slug for n in range(40)]
     assert picks.count("rx-2") == 30
     assert len(cfg.pattern_groups) == 1, "keyed by the matching LLMs, not by the client's model name"
+
+
+def test_an_llm_serving_a_model_only_through_the_price_list_ranks_after_those_naming_it():
+    named = llm(1, "named", "http://127.0.0.1:9/v1", default_model="mock-gpt", allowed_models=["mock-gpt"])
+    other = llm(2, "other", "http://127.0.0.1:9/v1", default_model="flaky-gpt")  # empty allow-list: priced models too
+    cfg = asyncio.run(_compiled([named, other]))
+    app = cfg.apps[1]
+    assert {resolve(cfg, "mock-gpt", app)[0].slug for _ in range(6)} == {"named"}
+    cfg.llms_by_slug["named"].health.failed(time.monotonic())  # breaker open: the price-list LLM may take it
+    assert resolve(cfg, "mock-gpt", app)[0].slug == "other"
+
+
+def test_a_probe_refused_before_its_call_is_released_for_the_next_request():
+    cfg = asyncio.run(_compiled(_deployments({}, {})))
+    app = cfg.apps[1]
+    health = cfg.llms_by_slug["dep-1"].health
+    health.cooldown_s = 0.0
+    health.failed(time.monotonic())  # breaker_failures=1: open, and due at once (cool-down 0)
+    group = cfg.exact_models["gpt-x"]
+    assert resolve(cfg, "gpt-x", app)[0].slug == "dep-1" and health.state == HALF_OPEN
+    probe = group.probe
+    assert probe is not None and probe[0] is health
+    health.cooldown_s = 60.0  # a long cool-down: only a release makes it due again
+    health.release(probe[1])  # e.g. the caller's key was wrong: no upstream call happened
+    assert health.state == OPEN and health.available(time.monotonic())
+    deadline = health.claim(time.monotonic())  # the next probe
+    health.release(probe[1])  # the first probe's deadline, stale now: changes nothing
+    assert health.state == HALF_OPEN and health.until == deadline

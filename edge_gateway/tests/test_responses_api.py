@@ -65,7 +65,16 @@ def edge(mock_upstream, tmp_path_factory):
             allowed_models=["mock-gpt"],
             plugin_chain=[PluginBinding(plugin_slug="rec", order=1)],
         ),
-        llm(2, "native", f"{mock_upstream}/v1", allowed_models=["mock-gpt"], metadata={"responses_api": True}),
+        # a second deployment of mock-gpt, ranked after `chat` (priority 1): bare `mock-gpt` stays translated,
+        # `native/mock-gpt` pins the pass-through
+        llm(
+            2,
+            "native",
+            f"{mock_upstream}/v1",
+            allowed_models=["mock-gpt"],
+            metadata={"responses_api": True},
+            priority=1,
+        ),
         llm(4, "dead", "http://127.0.0.1:1/v1", default_model="dead-gpt", allowed_models=["dead-gpt"], max_retries=0),
         llm(
             5,
