@@ -205,7 +205,7 @@ class AiohttpTransport:
         timeout = self._timeout(request.connect_timeout_s, request.first_byte_timeout_s)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s
-        response = await self._request(session, request, timeout, loop, deadline)
+        response = await self._request(session, request, timeout, deadline)
         reply_headers = {k.lower(): v for k, v in response.headers.items()}
         limit = request.max_response_bytes
         try:
@@ -214,7 +214,7 @@ class AiohttpTransport:
             response.close()
             raise
         if not request.stream or response.status >= 400:
-            body = await self._read_whole(response, limit, decoder, loop, deadline)
+            body = await self._read_whole(response, limit, decoder, deadline)
             return UpstreamReply(response.status, reply_headers, body)
         return UpstreamReply(
             response.status,
@@ -225,12 +225,7 @@ class AiohttpTransport:
         )
 
     async def _request(
-        self,
-        session: aiohttp.ClientSession,
-        request: UpstreamRequest,
-        timeout: aiohttp.ClientTimeout,
-        loop: asyncio.AbstractEventLoop,
-        deadline: float,
+        self, session: aiohttp.ClientSession, request: UpstreamRequest, timeout: aiohttp.ClientTimeout, deadline: float
     ) -> aiohttp.ClientResponse:
         """The request sent and the response head read (`accept-encoding: identity`, no redirects); aiohttp's
         exceptions as `UpstreamError`."""
@@ -246,9 +241,11 @@ class AiohttpTransport:
                 allow_redirects=False,
             )
         except aiohttp.ConnectionTimeoutError:
-            raise self._timed_out(loop, deadline, "connecting to the upstream") from None
+            raise self._timed_out(asyncio.get_running_loop(), deadline, "connecting to the upstream") from None
         except TimeoutError:  # aiohttp.ServerTimeoutError is one
-            raise self._timed_out(loop, deadline, "waiting for the upstream's first byte") from None
+            raise self._timed_out(
+                asyncio.get_running_loop(), deadline, "waiting for the upstream's first byte"
+            ) from None
         except aiohttp.ClientResponseError as exc:  # the response head did not parse
             raise _invalid_head(exc.message) from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -257,12 +254,7 @@ class AiohttpTransport:
             ) from None
 
     async def _read_whole(
-        self,
-        response: aiohttp.ClientResponse,
-        limit: int,
-        decoder: ContentDecoder | None,
-        loop: asyncio.AbstractEventLoop,
-        deadline: float,
+        self, response: aiohttp.ClientResponse, limit: int, decoder: ContentDecoder | None, deadline: float
     ) -> bytes:
         """A full reply's body within `limit`, decoded; the connection released, or closed on any failure."""
         try:
@@ -271,7 +263,9 @@ class AiohttpTransport:
                 body = decode_body(decoder, body)
         except TimeoutError:  # aiohttp.ServerTimeoutError is one
             response.close()
-            raise self._timed_out(loop, deadline, "waiting for the upstream's first byte") from None
+            raise self._timed_out(
+                asyncio.get_running_loop(), deadline, "waiting for the upstream's first byte"
+            ) from None
         except (aiohttp.ClientError, OSError) as exc:
             response.close()
             raise read_failed(exc) from None
