@@ -257,18 +257,10 @@ class Pipeline:
         previous = call.data.get("previous_response_id")
         history: list[dict[str, Any]] = []
         if previous is not None:
-            if not isinstance(previous, str) or not previous:
-                return GatewayError.bad_request("'previous_response_id' must be a string", param="previous_response_id")
-            store, app = self.rt.responses, ex.app
-            entry = await store.load(app.id, previous) if store is not None and app is not None else None
-            if entry is not None:
-                history = entry["items"]
-            elif ex.llm is None or not has_responses_api(ex.llm.spec):
-                return GatewayError.bad_request(  # OpenAI's answer: 400, not 404
-                    f"Previous response with id '{previous}' not found.",
-                    code="previous_response_not_found",
-                    param="previous_response_id",
-                )
+            found = await self._history(ex, previous)
+            if isinstance(found, GatewayError):
+                return found
+            history = found
         if ex.llm is not None and not has_responses_api(ex.llm.spec):
             try:  # what Chat Completions cannot express is the client's 400, before any upstream call
                 to_chat_request(call.data, history, ex.model, call.stream)
@@ -276,6 +268,23 @@ class Pipeline:
                 return err
         ex.responses = ResponsesSession(history)
         return None
+
+    async def _history(self, ex: Exchange, previous: Any) -> list[dict[str, Any]] | GatewayError:
+        """The stored items `previous_response_id` names; none for a pass-through LLM that keeps its own state."""
+        if not isinstance(previous, str) or not previous:
+            return GatewayError.bad_request("'previous_response_id' must be a string", param="previous_response_id")
+        store, app = self.rt.responses, ex.app
+        entry = await store.load(app.id, previous) if store is not None and app is not None else None
+        if entry is not None:
+            items: list[dict[str, Any]] = entry["items"]
+            return items
+        if ex.llm is None or not has_responses_api(ex.llm.spec):
+            return GatewayError.bad_request(  # OpenAI's answer: 400, not 404
+                f"Previous response with id '{previous}' not found.",
+                code="previous_response_not_found",
+                param="previous_response_id",
+            )
+        return []
 
     async def _keep_response(self, ex: Exchange, call: OpenAIRequest) -> None:
         """Store a translated response that completed (unless the caller said `store: false`)."""
