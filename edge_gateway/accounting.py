@@ -59,13 +59,7 @@ def account(ex: Exchange, rt: EdgeRuntime) -> list[asyncio.Future[None]]:
     if ex.accounted or ex.app is None:
         return []
     ex.accounted = True
-    llm = ex.llm
-    price = ex.cfg.price(llm.config.vendor, ex.model) if llm is not None and not ex.short_circuited else None
-    cost = cost_of(ex.usage, price)
-    if ex.client_disconnected and ex.streamed and not ex.usage.reported and ex.reservation is not None:
-        # The client left mid-stream: the vendor's count never came, and it may have produced more than was
-        # relayed. Billing the reservation (a strict upper bound of what it can charge) keeps budgets strict.
-        cost = max(cost, ex.reservation.amount)
+    price, cost = _charge(ex)
     if ex.reservation is not None:
         rt.budgets.settle(ex.reservation, cost)
     tokens = ex.usage.total_tokens if not ex.short_circuited else 0
@@ -93,6 +87,19 @@ def _settle_token_leases(ex: Exchange, tokens: int) -> None:
     for lease, taken in ex.token_holds:
         lease.settle(taken, taken if unknown else tokens)
     ex.token_holds = ()
+
+
+def _charge(ex: Exchange) -> tuple[ModelPriceConfig | None, Decimal]:
+    """The price the request is billed at (none for a short-circuit) and its cost.
+
+    When the client left mid-stream the vendor's count never came, and it may have produced more than was
+    relayed: billing the reservation (a strict upper bound of what it can charge) keeps budgets strict."""
+    llm = ex.llm
+    price = ex.cfg.price(llm.config.vendor, ex.model) if llm is not None and not ex.short_circuited else None
+    cost = cost_of(ex.usage, price)
+    if ex.client_disconnected and ex.streamed and not ex.usage.reported and ex.reservation is not None:
+        cost = max(cost, ex.reservation.amount)
+    return price, cost
 
 
 async def until_durable(pending: list[asyncio.Future[None]], timeout_s: float = DURABLE_WAIT_S) -> None:

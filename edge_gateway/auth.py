@@ -74,6 +74,11 @@ def accept_caller(
         except GatewayError as err:
             raise Rejected(err, "unauthenticated") from None
         return app, user_id, None
+    return _plugin_caller(cfg, outcome)
+
+
+def _plugin_caller(cfg: CompiledConfig, outcome: AuthResult) -> tuple[CompiledApp, int | None, dict[str, Any] | None]:
+    """The caller an auth plugin decided on: its error, or its app (active on this edge) and active user."""
     if outcome.error is not None:
         raise Rejected(outcome.error, "auth_plugin")
     plugin_app = outcome.app

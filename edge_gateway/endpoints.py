@@ -266,6 +266,14 @@ def _as_gateway_error(error: GatewayError | PluginError) -> GatewayError:
     return GatewayError(error.status_code, error.message, type=error.type, code=error.code, headers=dict(error.headers))
 
 
+def _head(chunk: Any) -> list[tuple[bytes, bytes]]:
+    """The first chunk's headers as ASGI wants them; JSON unless the plugin named a content type."""
+    out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chunk.headers.items()]
+    if not any(k == b"content-type" for k, _ in out):
+        out.append((b"content-type", b"application/json"))
+    return out
+
+
 async def _relay_endpoint(
     send: Any, handle: Any, ctx: Context, request: EndpointRequest, stream: bool, slug: str
 ) -> None:
@@ -275,10 +283,7 @@ async def _relay_endpoint(
         async for chunk in handle.stream("handle_endpoint_request", ctx, request):
             if not started:
                 started = True
-                out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chunk.headers.items()]
-                if not any(k == b"content-type" for k, _ in out):
-                    out.append((b"content-type", b"application/json"))
-                await send({"type": "http.response.start", "status": chunk.status_code, "headers": out})
+                await send({"type": "http.response.start", "status": chunk.status_code, "headers": _head(chunk)})
             if chunk.body:
                 await send({"type": "http.response.body", "body": chunk.body, "more_body": True})
             if chunk.done or not stream:

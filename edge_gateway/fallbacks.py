@@ -24,7 +24,7 @@ from shared_sdk.pipeline import HookChain
 from .attempt import Attempt, EdgeSteps
 from .config_store import CompiledLLM
 from .errors import GatewayError, UpstreamError
-from .exchange import Rejected
+from .exchange import Exchange, Rejected
 from .intake import Caller, injected_headers
 from .providers import Provider
 from .providers.base import client_headers
@@ -222,15 +222,7 @@ class UpstreamPhase:
     async def _prepare_fallback(self, target: CompiledLLM, model: str) -> Attempt | None:
         """Checks, then the target's own chain (`edge_gateway.attempt`). None skips the target."""
         ex = self.out.ex
-        app = ex.app
-        assert app is not None
-        if target.unavailable or target.provider is None or target.chain.broken:
-            log.info("request %s: fallback %s skipped (unavailable here)", ex.request_id, target.slug)
-            return None
-        if target.id not in app.llm_ids or not target.allows(model) or not ex.cfg.user_may_use(target, app, ex.user_id):
-            log.info(
-                "request %s: fallback %s/%s skipped (not allowed for app %s)", ex.request_id, target.slug, model, app.id
-            )
+        if not _usable(ex, target, model):
             return None
         ex.llm, ex.model, ex.call = target, model, self.caller.call
         ex.ctx.llm = target.message
@@ -327,3 +319,18 @@ def upstream_request(
         if injected:
             request.headers.update(injected)
     return request
+
+
+def _usable(ex: Exchange, target: CompiledLLM, model: str) -> bool:
+    """Whether a fallback target can be tried here and by this app and user (why not is logged)."""
+    app = ex.app
+    assert app is not None
+    if target.unavailable or target.provider is None or target.chain.broken:
+        log.info("request %s: fallback %s skipped (unavailable here)", ex.request_id, target.slug)
+        return False
+    if target.id not in app.llm_ids or not target.allows(model) or not ex.cfg.user_may_use(target, app, ex.user_id):
+        log.info(
+            "request %s: fallback %s/%s skipped (not allowed for app %s)", ex.request_id, target.slug, model, app.id
+        )
+        return False
+    return True

@@ -116,15 +116,7 @@ def _check_fields(kind: str, data: dict[str, Any]) -> None:
     if not isinstance(model, str) or not model:
         raise GatewayError.bad_request("'model' is required and must be a string", param="model", code="missing_model")
     if kind in ("chat", "messages", "count_tokens"):
-        messages = data.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise GatewayError.bad_request("'messages' must be a non-empty array", param="messages")
-        if kind == "messages":
-            max_tokens = data.get("max_tokens")
-            if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-                raise GatewayError.bad_request(
-                    "'max_tokens' is required and must be a positive integer", param="max_tokens"
-                )
+        _check_messages(kind, data)
     elif kind in _REQUIRED_FIELD and _REQUIRED_FIELD[kind] not in data:
         field = _REQUIRED_FIELD[kind]
         raise GatewayError.bad_request(f"'{field}' is required", param=field)
@@ -168,6 +160,19 @@ def _redacted_query(scope: dict[str, Any]) -> str:
         return query
     pairs = [("key=[redacted]" if p.startswith("key=") else p) for p in query.split("&")]
     return "&".join(pairs)
+
+
+def _check_messages(kind: str, data: dict[str, Any]) -> None:
+    """A non-empty `messages`; for Anthropic Messages also a positive integer `max_tokens` (Anthropic requires it)."""
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise GatewayError.bad_request("'messages' must be a non-empty array", param="messages")
+    if kind == "messages":
+        max_tokens = data.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise GatewayError.bad_request(
+                "'max_tokens' is required and must be a positive integer", param="max_tokens"
+            )
 
 
 def enriched_request(ex: Exchange, caller: Caller, call: OpenAIRequest) -> EnrichedRequest:

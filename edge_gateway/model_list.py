@@ -46,6 +46,16 @@ def _routable(ex: Exchange, model_id: str) -> list[tuple[str, CompiledLLM]]:
     return [(model_id, llm)]
 
 
+def _anthropic_body(kind: str, served: list[tuple[str, Any]], created: int) -> bytes:
+    """Anthropic's shape: one model, or a page of them (`first_id` / `last_id`, never more pages)."""
+    created_at = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    data = [_anthropic(name, created_at) for name, _ in served]
+    if kind == "model":
+        return orjson.dumps(data[0])
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return orjson.dumps({"data": data, "has_more": False, "first_id": first, "last_id": last})
+
+
 def models_body(ex: Exchange, model_id: str = "") -> bytes:
     """The list (no `model_id`) or one model (`model_id`) as the caller's app sees it; 404 for another id."""
     assert ex.app is not None
@@ -57,12 +67,7 @@ def models_body(ex: Exchange, model_id: str = "") -> bytes:
         models = [_gemini(name) for name, _ in served]
         return orjson.dumps(models[0] if ex.kind == "model" else {"models": models})
     if ex.dialect == "anthropic":
-        created_at = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        data = [_anthropic(name, created_at) for name, _ in served]
-        if ex.kind == "model":
-            return orjson.dumps(data[0])
-        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-        return orjson.dumps({"data": data, "has_more": False, "first_id": first, "last_id": last})
+        return _anthropic_body(ex.kind, served, created)
     items = [_openai(name, llm, created) for name, llm in served]
     if ex.kind == "model":
         return orjson.dumps(items[0])

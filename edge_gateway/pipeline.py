@@ -106,9 +106,7 @@ class Pipeline:
         rt = self.rt
         cfg = rt.store.current
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id", "")
-        if not request_id or len(request_id) > 128:
-            request_id = new_id()
+        request_id = _request_id(headers)
         dialect = dialect_of(kind, headers, scope["path"])
         if cfg is None:
             await send_error(send, request_id, _NO_CONFIG, dialect)
@@ -125,17 +123,7 @@ class Pipeline:
         watch = self.watches.watch(hold.send if hold is not None else send)
         out = Outlet(ex, watch.send, rt.settings.log_bodies)
         try:
-            try:
-                caller = await self._intake(ex, scope, receive, headers, native_path, watch)
-                await self._run(out, caller, native_slug)
-            except Rejected as rejected:
-                rt.metrics.rejected.labels(str(rejected.error.status_code), rejected.reason).inc()
-                await send_error(out.send, request_id, rejected.error, dialect)
-            except Exception:
-                log.exception("request %s failed inside the edge", request_id)
-                ex.status_code = 500
-                ex.error_type = "internal_error"
-                await send_error(out.send, request_id, _INTERNAL, dialect)
+            await self._answer(out, scope, receive, headers, native_slug, native_path, watch)
         except asyncio.CancelledError:
             if not watch.disconnected:
                 raise
@@ -151,6 +139,30 @@ class Pipeline:
             pending = account(ex, rt)  # the last step, exactly once
             if hold is not None:
                 await hold.release(pending)
+
+    async def _answer(
+        self,
+        out: Outlet,
+        scope: dict[str, Any],
+        receive: Receive,
+        headers: dict[str, str],
+        native_slug: str,
+        native_path: str,
+        watch: DisconnectWatch,
+    ) -> None:
+        """Intake, then the run; a refusal or a failure of the edge itself answered in the caller's dialect."""
+        ex = out.ex
+        try:
+            caller = await self._intake(ex, scope, receive, headers, native_path, watch)
+            await self._run(out, caller, native_slug)
+        except Rejected as rejected:
+            self.rt.metrics.rejected.labels(str(rejected.error.status_code), rejected.reason).inc()
+            await send_error(out.send, ex.request_id, rejected.error, ex.dialect)
+        except Exception:
+            log.exception("request %s failed inside the edge", ex.request_id)
+            ex.status_code = 500
+            ex.error_type = "internal_error"
+            await send_error(out.send, ex.request_id, _INTERNAL, ex.dialect)
 
     async def _intake(
         self,
@@ -257,18 +269,10 @@ class Pipeline:
         previous = call.data.get("previous_response_id")
         history: list[dict[str, Any]] = []
         if previous is not None:
-            if not isinstance(previous, str) or not previous:
-                return GatewayError.bad_request("'previous_response_id' must be a string", param="previous_response_id")
-            store, app = self.rt.responses, ex.app
-            entry = await store.load(app.id, previous) if store is not None and app is not None else None
-            if entry is not None:
-                history = entry["items"]
-            elif ex.llm is None or not has_responses_api(ex.llm.spec):
-                return GatewayError.bad_request(  # OpenAI's answer: 400, not 404
-                    f"Previous response with id '{previous}' not found.",
-                    code="previous_response_not_found",
-                    param="previous_response_id",
-                )
+            found = await self._history(ex, previous)
+            if isinstance(found, GatewayError):
+                return found
+            history = found
         if ex.llm is not None and not has_responses_api(ex.llm.spec):
             try:  # what Chat Completions cannot express is the client's 400, before any upstream call
                 to_chat_request(call.data, history, ex.model, call.stream)
@@ -276,6 +280,23 @@ class Pipeline:
                 return err
         ex.responses = ResponsesSession(history)
         return None
+
+    async def _history(self, ex: Exchange, previous: Any) -> list[dict[str, Any]] | GatewayError:
+        """The stored items `previous_response_id` names; none for a pass-through LLM that keeps its own state."""
+        if not isinstance(previous, str) or not previous:
+            return GatewayError.bad_request("'previous_response_id' must be a string", param="previous_response_id")
+        store, app = self.rt.responses, ex.app
+        entry = await store.load(app.id, previous) if store is not None and app is not None else None
+        if entry is not None:
+            items: list[dict[str, Any]] = entry["items"]
+            return items
+        if ex.llm is None or not has_responses_api(ex.llm.spec):
+            return GatewayError.bad_request(  # OpenAI's answer: 400, not 404
+                f"Previous response with id '{previous}' not found.",
+                code="previous_response_not_found",
+                param="previous_response_id",
+            )
+        return []
 
     async def _keep_response(self, ex: Exchange, call: OpenAIRequest) -> None:
         """Store a translated response that completed (unless the caller said `store: false`)."""
@@ -300,6 +321,12 @@ class Pipeline:
                     await phase.run_after_refusal(attempt, sc.error)
                     return
         await answer_short_circuit(out, hooks, prepared.executed, sc, prepared.short_circuited_by, caller.call.stream)
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    """The client's `x-request-id` when it sent a usable one (at most 128 characters), else a new id."""
+    request_id = headers.get("x-request-id", "")
+    return request_id if request_id and len(request_id) <= 128 else new_id()
 
 
 def _loaded_hooks(ex: Exchange) -> HookChain | None:

@@ -205,27 +205,7 @@ class AiohttpTransport:
         timeout = self._timeout(request.connect_timeout_s, request.first_byte_timeout_s)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "accept-encoding"}
-        headers["accept-encoding"] = "identity"
-        try:
-            response = await session.request(
-                request.method,
-                request.url,
-                headers=headers,
-                data=request.body,
-                timeout=timeout,
-                allow_redirects=False,
-            )
-        except aiohttp.ConnectionTimeoutError:
-            raise self._timed_out(loop, deadline, "connecting to the upstream") from None
-        except TimeoutError:  # aiohttp.ServerTimeoutError is one
-            raise self._timed_out(loop, deadline, "waiting for the upstream's first byte") from None
-        except aiohttp.ClientResponseError as exc:  # the response head did not parse
-            raise _invalid_head(exc.message) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(
-                502, f"upstream unreachable: {type(exc).__name__}", retryable=True, code="upstream_unreachable"
-            ) from None
+        response = await self._request(session, request, timeout, deadline)
         reply_headers = {k.lower(): v for k, v in response.headers.items()}
         limit = request.max_response_bytes
         try:
@@ -234,20 +214,7 @@ class AiohttpTransport:
             response.close()
             raise
         if not request.stream or response.status >= 400:
-            try:
-                body = await _read_bounded(response, limit)
-                if decoder is not None:
-                    body = decode_body(decoder, body)
-            except TimeoutError:  # aiohttp.ServerTimeoutError is one
-                response.close()
-                raise self._timed_out(loop, deadline, "waiting for the upstream's first byte") from None
-            except (aiohttp.ClientError, OSError) as exc:
-                response.close()
-                raise read_failed(exc) from None
-            except BaseException:
-                response.close()  # cancelled (client left), too large: drop the connection, the vendor stops
-                raise
-            response.release()
+            body = await self._read_whole(response, limit, decoder, deadline)
             return UpstreamReply(response.status, reply_headers, body)
         return UpstreamReply(
             response.status,
@@ -256,6 +223,57 @@ class AiohttpTransport:
             _iter_stream(response, request.idle_stream_timeout_s, limit, decoder, self.deadline_s, deadline),
             _AiohttpCloser(response),
         )
+
+    async def _request(
+        self, session: aiohttp.ClientSession, request: UpstreamRequest, timeout: aiohttp.ClientTimeout, deadline: float
+    ) -> aiohttp.ClientResponse:
+        """The request sent and the response head read (`accept-encoding: identity`, no redirects); aiohttp's
+        exceptions as `UpstreamError`."""
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "accept-encoding"}
+        headers["accept-encoding"] = "identity"
+        try:
+            return await session.request(
+                request.method,
+                request.url,
+                headers=headers,
+                data=request.body,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except aiohttp.ConnectionTimeoutError:
+            raise self._timed_out(asyncio.get_running_loop(), deadline, "connecting to the upstream") from None
+        except TimeoutError:  # aiohttp.ServerTimeoutError is one
+            raise self._timed_out(
+                asyncio.get_running_loop(), deadline, "waiting for the upstream's first byte"
+            ) from None
+        except aiohttp.ClientResponseError as exc:  # the response head did not parse
+            raise _invalid_head(exc.message) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError(
+                502, f"upstream unreachable: {type(exc).__name__}", retryable=True, code="upstream_unreachable"
+            ) from None
+
+    async def _read_whole(
+        self, response: aiohttp.ClientResponse, limit: int, decoder: ContentDecoder | None, deadline: float
+    ) -> bytes:
+        """A full reply's body within `limit`, decoded; the connection released, or closed on any failure."""
+        try:
+            body = await _read_bounded(response, limit)
+            if decoder is not None:
+                body = decode_body(decoder, body)
+        except TimeoutError:  # aiohttp.ServerTimeoutError is one
+            response.close()
+            raise self._timed_out(
+                asyncio.get_running_loop(), deadline, "waiting for the upstream's first byte"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            response.close()
+            raise read_failed(exc) from None
+        except BaseException:
+            response.close()  # cancelled (client left), too large: drop the connection, the vendor stops
+            raise
+        response.release()
+        return body
 
     def _timed_out(self, loop: asyncio.AbstractEventLoop, deadline: float, what: str) -> UpstreamError:
         return deadline_exceeded(self.deadline_s) if loop.time() >= deadline - _CLOCK_SLACK_S else timed_out(what)
@@ -296,6 +314,13 @@ async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+def _arm_idle_timeout(response: aiohttp.ClientResponse, idle_timeout_s: float) -> None:
+    """After a stream's first bytes, its reads wait at most the idle timeout (re-armed on every read)."""
+    connection = response.connection
+    if connection is not None and connection.protocol is not None:
+        connection.protocol.read_timeout = idle_timeout_s
+
+
 async def _iter_stream(
     response: aiohttp.ClientResponse,
     idle_timeout_s: float,
@@ -310,9 +335,7 @@ async def _iter_stream(
     try:
         async for piece in response.content.iter_any():
             if first:
-                connection = response.connection
-                if connection is not None and connection.protocol is not None:
-                    connection.protocol.read_timeout = idle_timeout_s  # re-armed on every read from now on
+                _arm_idle_timeout(response, idle_timeout_s)
                 first = False
             size += len(piece)
             if size > limit:

@@ -39,9 +39,9 @@ def _usage_dict(usage: Usage) -> dict[str, Any]:
     }
 
 
-def to_openai_response(message: dict[str, Any], model: str, usage: Usage) -> dict[str, Any]:
-    text = "".join(b.get("text", "") for b in message.get("content") or () if b.get("type") == "text")
-    tool_calls = [
+def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The message's `tool_use` blocks as OpenAI tool calls (arguments as a JSON string)."""
+    return [
         {
             "id": b.get("id", ""),
             "type": "function",
@@ -50,6 +50,11 @@ def to_openai_response(message: dict[str, Any], model: str, usage: Usage) -> dic
         for b in message.get("content") or ()
         if b.get("type") == "tool_use"
     ]
+
+
+def to_openai_response(message: dict[str, Any], model: str, usage: Usage) -> dict[str, Any]:
+    text = "".join(b.get("text", "") for b in message.get("content") or () if b.get("type") == "text")
+    tool_calls = _tool_calls(message)
     reply: dict[str, Any] = {"role": "assistant", "content": text or (None if tool_calls else "")}
     if tool_calls:
         reply["tool_calls"] = tool_calls

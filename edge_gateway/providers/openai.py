@@ -60,18 +60,24 @@ _response_decoder = msgspec.json.Decoder(_ResponseBody)
 _chunk_decoder = msgspec.json.Decoder(_StreamChunk)
 
 
+def _anthropic_usage(body: _UsageBody, usage: Usage) -> None:
+    """Anthropic's counts in OpenAI's meaning: the prompt includes cache reads and writes. A message_delta
+    carries only output tokens, so each side is written only when present."""
+    cache_read = body.cache_read_input_tokens or 0
+    cache_write = body.cache_creation_input_tokens or 0
+    if body.input_tokens is not None:
+        usage.prompt_tokens = (body.input_tokens or 0) + cache_read + cache_write
+        usage.cache_read_tokens = cache_read
+        usage.cache_write_tokens = cache_write
+    if body.output_tokens is not None:
+        usage.completion_tokens = body.output_tokens or 0
+
+
 def usage_from(body: _UsageBody | None, usage: Usage) -> None:
     if body is None:
         return
     if body.input_tokens is not None or body.output_tokens is not None:  # Anthropic-native
-        cache_read = body.cache_read_input_tokens or 0
-        cache_write = body.cache_creation_input_tokens or 0
-        if body.input_tokens is not None:
-            usage.prompt_tokens = (body.input_tokens or 0) + cache_read + cache_write
-            usage.cache_read_tokens = cache_read
-            usage.cache_write_tokens = cache_write
-        if body.output_tokens is not None:
-            usage.completion_tokens = body.output_tokens or 0
+        _anthropic_usage(body, usage)
     else:
         usage.prompt_tokens = body.prompt_tokens or 0
         usage.completion_tokens = body.completion_tokens or 0

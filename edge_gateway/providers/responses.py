@@ -279,20 +279,9 @@ class ChatToResponsesStream:
     def feed(self, event: bytes) -> list[bytes]:
         out: list[bytes] = []
         for chat_event in self.inner.feed(event):
-            data = event_data(chat_event)
-            if data is None or data == b"[DONE]":
+            chunk = _chunk_of(chat_event)
+            if chunk is None:
                 continue
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(
-                    502, "upstream sent a malformed stream event", retryable=True, code="upstream_bad_response"
-                ) from None
-            if isinstance(chunk.get("error"), dict):
-                message = str(chunk["error"].get("message") or "unknown")
-                raise UpstreamError(
-                    502, f"upstream stream error: {message}", retryable=False, code="upstream_stream_error"
-                )
             if not self._created:
                 self._created = True
                 self.model = chunk.get("model") or self.model
@@ -304,50 +293,59 @@ class ChatToResponsesStream:
         return out
 
     def _choice(self, choice: dict[str, Any], out: list[bytes]) -> None:
+        """The first choice's delta as Responses events: text into the message item, calls into theirs."""
         delta = choice.get("delta") or {}
         text = delta.get("content")
         if isinstance(text, str) and text:
-            item = self._text
-            if item is None:
-                item = self._text = _Item("message", len(self._items))
-                self._items.append(item)
-                added = {**message_item(item.id, "", "in_progress"), "content": []}
-                out.append(self._event("response.output_item.added", {"output_index": item.index, "item": added}))
-                part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-                out.append(
-                    self._event(
-                        "response.content_part.added",
-                        {"item_id": item.id, "output_index": item.index, "content_index": 0, "part": part},
-                    )
-                )
-            item.parts.append(text)
-            out.append(
-                self._event(
-                    "response.output_text.delta",
-                    {"item_id": item.id, "output_index": item.index, "content_index": 0, "delta": text, "logprobs": []},
-                )
-            )
+            self._text_delta(text, out)
         for call in delta.get("tool_calls") or ():
-            position = call.get("index", 0)
-            function = call.get("function") or {}
-            item = self._calls.get(position)
-            if item is None:
-                item = _Item("function_call", len(self._items), str(call.get("id") or ""), function.get("name") or "")
-                self._calls[position] = item
-                self._items.append(item)
-                added = function_item(item.id, item.call_id, item.name, "", "in_progress")
-                out.append(self._event("response.output_item.added", {"output_index": item.index, "item": added}))
-            arguments = function.get("arguments")
-            if isinstance(arguments, str) and arguments:
-                item.parts.append(arguments)
-                out.append(
-                    self._event(
-                        "response.function_call_arguments.delta",
-                        {"item_id": item.id, "output_index": item.index, "delta": arguments},
-                    )
-                )
+            self._call_delta(call, out)
         if choice.get("finish_reason"):
             self._finish = choice["finish_reason"]
+
+    def _text_delta(self, text: str, out: list[bytes]) -> None:
+        """Text for the message item (added, with its one output_text part, on the first text)."""
+        item = self._text
+        if item is None:
+            item = self._text = _Item("message", len(self._items))
+            self._items.append(item)
+            added = {**message_item(item.id, "", "in_progress"), "content": []}
+            out.append(self._event("response.output_item.added", {"output_index": item.index, "item": added}))
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            out.append(
+                self._event(
+                    "response.content_part.added",
+                    {"item_id": item.id, "output_index": item.index, "content_index": 0, "part": part},
+                )
+            )
+        item.parts.append(text)
+        out.append(
+            self._event(
+                "response.output_text.delta",
+                {"item_id": item.id, "output_index": item.index, "content_index": 0, "delta": text, "logprobs": []},
+            )
+        )
+
+    def _call_delta(self, call: dict[str, Any], out: list[bytes]) -> None:
+        """A tool-call delta for its function_call item (added on the call's first delta)."""
+        position = call.get("index", 0)
+        function = call.get("function") or {}
+        item = self._calls.get(position)
+        if item is None:
+            item = _Item("function_call", len(self._items), str(call.get("id") or ""), function.get("name") or "")
+            self._calls[position] = item
+            self._items.append(item)
+            added = function_item(item.id, item.call_id, item.name, "", "in_progress")
+            out.append(self._event("response.output_item.added", {"output_index": item.index, "item": added}))
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            item.parts.append(arguments)
+            out.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    {"item_id": item.id, "output_index": item.index, "delta": arguments},
+                )
+            )
 
     def finish(self) -> list[bytes]:
         self.inner.finish()  # OpenAI's translator estimates usage here when the vendor reported none
@@ -374,3 +372,20 @@ class ChatToResponsesStream:
         kind = "response.incomplete" if reason else "response.completed"
         out.append(self._event(kind, {"response": response}))
         return out
+
+
+def _chunk_of(chat_event: bytes) -> dict[str, Any] | None:
+    """A chat chunk event's JSON (None for `[DONE]` and data-less events); an in-band vendor error raised."""
+    data = event_data(chat_event)
+    if data is None or data == b"[DONE]":
+        return None
+    try:
+        chunk: dict[str, Any] = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            502, "upstream sent a malformed stream event", retryable=True, code="upstream_bad_response"
+        ) from None
+    if isinstance(chunk.get("error"), dict):
+        message = str(chunk["error"].get("message") or "unknown")
+        raise UpstreamError(502, f"upstream stream error: {message}", retryable=False, code="upstream_stream_error")
+    return chunk

@@ -175,8 +175,9 @@ def _response_format(text: Any) -> dict[str, Any] | None:
     raise _bad(f"text format {fmt.get('type')!r} is not supported", "text.format")
 
 
-def to_chat_request(data: dict[str, Any], history: list[dict[str, Any]], model: str, stream: bool) -> dict[str, Any]:
-    """A Chat Completions body for a Responses request; `history` are the stored items of earlier turns."""
+def _conversation(data: dict[str, Any], history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Instructions as the system message, then the earlier turns, then this request's input (400 when that
+    leaves no message but the system one)."""
     messages: list[dict[str, Any]] = []
     instructions = data.get("instructions")
     if isinstance(instructions, str) and instructions:
@@ -185,7 +186,12 @@ def to_chat_request(data: dict[str, Any], history: list[dict[str, Any]], model: 
     messages.extend(chat_messages(input_items(data)))
     if not any(m["role"] != "system" for m in messages):
         raise _bad("'input' must hold at least one message", "input")
-    out: dict[str, Any] = {"model": model, "messages": messages}
+    return messages
+
+
+def to_chat_request(data: dict[str, Any], history: list[dict[str, Any]], model: str, stream: bool) -> dict[str, Any]:
+    """A Chat Completions body for a Responses request; `history` are the stored items of earlier turns."""
+    out: dict[str, Any] = {"model": model, "messages": _conversation(data, history)}
     for key in _COPIED:
         if data.get(key) is not None:
             out[key] = data[key]
