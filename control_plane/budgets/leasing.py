@@ -85,20 +85,24 @@ def _roll_if_due(budget: Budget, now: dt.datetime) -> None:
 
 
 def _outstanding(leases: list[BudgetLease], spend: dict[str, Decimal], now: dt.datetime) -> tuple[Decimal, int]:
-    """(outstanding, live leases) of one budget and period; see the module docstring."""
-    total = _ZERO
+    """(outstanding, live leases) of one budget and period; see the module docstring.
+
+    The workers of one edge hold leases as `<edge>/<worker>` while the telemetry spend is the edge's, so leases
+    are summed per edge before the max with its spend (one lease per edge: exactly `max(granted, used, spend)`).
+    """
+    held: dict[str, Decimal] = {}
     live = 0
-    counted: set[str] = set()
     for lease in leases:
-        counted.add(lease.edge_id)
-        spent = spend.get(lease.edge_id, _ZERO)
         if lease.expires_at > now:
             live += 1
         if lease.expires_at + dt.timedelta(seconds=LEASE_GRACE_S) > now:
-            total += max(lease.granted, lease.used, spent)
+            amount = max(lease.granted, lease.used)
         else:
-            total += max(lease.used, spent)
-    total += sum((value for edge, value in spend.items() if edge not in counted), _ZERO)
+            amount = lease.used
+        edge = lease.edge_id.partition("/")[0]
+        held[edge] = held.get(edge, _ZERO) + amount
+    total = sum((max(amount, spend.get(edge, _ZERO)) for edge, amount in held.items()), _ZERO)
+    total += sum((value for edge, value in spend.items() if edge not in held), _ZERO)
     return total, live
 
 
