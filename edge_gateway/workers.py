@@ -56,20 +56,20 @@ def metrics_dir(settings: EdgeSettings) -> str:
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port that other workers of the edge may open too (SO_REUSEPORT)."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
-        0
-    ]
+    """A socket bound to host:port that the edge's other workers may bind too (SO_REUSEPORT); uvicorn listens."""
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = info[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-        sock.listen(2048)
-        sock.set_inheritable(True)
+        sock.bind(address)  # now, so a port held by another program fails the worker at once
     except OSError:
         sock.close()
         raise
+    # No listen() here: uvicorn's server calls it after the app's start-up, so the kernel hands this worker
+    # connections only once it can answer them (a listening socket joins SO_REUSEPORT's group at once, and a
+    # restarting worker would otherwise hold its share of new connections through its whole start-up).
     return sock
 
 
@@ -184,7 +184,7 @@ class Supervisor:
         return 0
 
     def _stop_all(self, signum: int) -> int:
-        """Forward `signum` to every live worker, wait for them to drain, kill the rest; 0 if all exited 0."""
+        """Forward `signum` to every live worker, wait for them to drain, kill the rest; 0 if all drained."""
         running = [w.proc for w in self.workers if w.proc is not None and w.proc.poll() is None]
         log.info("stopping %d workers (%s)", len(running), signal.Signals(signum).name)
         for proc in running:
@@ -198,6 +198,7 @@ class Supervisor:
                 log.error("worker pid %d did not drain in %.0f s: killing it", proc.pid, DRAIN_S)
                 proc.kill()
                 rc = proc.wait()
-            if rc != 0:
+            if rc not in (0, -signum):  # uvicorn re-raises the signal it drained on: dying by it is a clean exit
+                log.error("worker pid %d exited with %s while draining", proc.pid, rc)
                 code = 1
         return code
