@@ -96,6 +96,8 @@ class Supervisor:
         self.settings = settings
         self.environ = dict(os.environ if environ is None else environ)
         self.workers = [_Worker(i) for i in range(settings.workers)]
+        self.command = [sys.executable, "-m", "edge_gateway"]
+        """What a worker runs (its index in EDGE_WORKER_INDEX); tests substitute a small program."""
         self.restarts = 0
         self._signal: int | None = None
 
@@ -132,7 +134,7 @@ class Supervisor:
 
     def _start(self, worker: _Worker) -> None:
         env = {**self.environ, "EDGE_WORKER_INDEX": str(worker.index), "EDGE_WORKERS": str(len(self.workers))}
-        worker.proc = subprocess.Popen([sys.executable, "-m", "edge_gateway"], env=env, preexec_fn=_die_with_parent)
+        worker.proc = subprocess.Popen(self.command, env=env, preexec_fn=_die_with_parent)
         worker.started_at = time.monotonic()
         worker.restart_at = None
         log.info("worker %d started (pid %d)", worker.index, worker.proc.pid)
