@@ -27,6 +27,12 @@ MAX_WORKERS = 256
 """As the edge's EDGE_WORKERS bound: a worker index is scoped under the subject's edge, one edge row per edge."""
 
 
+def check_worker(beat: EdgeHeartbeat) -> None:
+    """ValueError unless the beat is a single edge's ("") or names a worker index below its worker count."""
+    if beat.worker and not (_WORKER.fullmatch(beat.worker) and int(beat.worker) < beat.workers <= MAX_WORKERS):
+        raise ValueError(f"worker {beat.worker!r} of {beat.workers} is not a worker index")
+
+
 class HeartbeatReceiver:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
@@ -42,8 +48,7 @@ class HeartbeatReceiver:
             if not namespace_is_valid(identity.namespace):
                 raise ValueError(f"namespace {identity.namespace!r} breaks the namespace rule")
             beat = decode(message.data, EdgeHeartbeat)
-            if beat.worker and not (_WORKER.fullmatch(beat.worker) and int(beat.worker) < beat.workers <= MAX_WORKERS):
-                raise ValueError(f"worker {beat.worker!r} of {beat.workers} is not a worker index")
+            check_worker(beat)
         except (msgspec.DecodeError, ValueError) as exc:
             log.warning("ignoring heartbeat on %s: %s", message.subject, exc)
             return
