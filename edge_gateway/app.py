@@ -91,6 +91,8 @@ class Edge:
     """LLM requests being served now (one-element list, shared with the counting wrapper; for heartbeats)."""
     sync: Any = None
     """The running `EdgeSyncService` when NATS_URL is set."""
+    worker_metrics: Any = None
+    """A worker of a multi-worker edge: its `WorkerMetrics` (shared `/metrics`, `worker_metrics.py`)."""
 
 
 def upstream_transport(settings: EdgeSettings) -> UpstreamTransport:
@@ -158,15 +160,24 @@ class _SyncAwareReady:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         sync = self.edge.sync
         cfg = self.edge.store.current
-        if sync is None:
+        if sync is None and not self.edge.settings.worker:
             await self.ready(scope, receive, send)
             return
-        body = {"status": "ready" if cfg is not None else "waiting for config", **sync.status()}
+        body = {
+            "status": "ready" if cfg is not None else "waiting for config",
+            **(sync.status() if sync is not None else {}),
+            **_worker_status(self.edge.settings),
+        }
         if cfg is not None:
             body.update(namespace=cfg.snapshot.namespace, version=cfg.version, checksum=cfg.checksum)
             body["open_breakers"] = open_breakers(cfg.llms_by_id.values())
         response = JSONResponse(body, status_code=200 if cfg is not None else 503)
         await response(scope, receive, send)
+
+
+def _worker_status(settings: EdgeSettings) -> dict[str, Any]:
+    """Which process answered: with several workers on one port, the operator (and the tests) can tell."""
+    return {"worker": settings.worker, "workers": settings.workers, "pid": os.getpid()}
 
 
 class _InFlight:
@@ -270,8 +281,18 @@ def _routes(edge: Edge) -> list[Route]:
         ),
         Route("/health", Health(), methods=["GET"]),
         Route("/ready", _SyncAwareReady(edge), methods=["GET"]),
-        Route("/metrics", MetricsEndpoint(edge.metrics), methods=["GET"]),
+        Route("/metrics", _metrics_endpoint(edge), methods=["GET"]),
     ]
+
+
+def _metrics_endpoint(edge: Edge) -> Any:
+    if not edge.settings.worker:
+        return MetricsEndpoint(edge.metrics)
+    from .worker_metrics import WorkerMetrics
+    from .workers import metrics_dir
+
+    edge.worker_metrics = WorkerMetrics(edge.metrics, metrics_dir(edge.settings), edge.settings.worker)
+    return edge.worker_metrics
 
 
 def _start_sync_service(edge: Edge) -> Any:
@@ -289,6 +310,8 @@ def _start_sync_service(edge: Edge) -> Any:
         registry=edge.metrics.registry,
         in_flight=lambda: edge.in_flight[0],
         limiter=edge.runtime.limiter,
+        worker=settings.worker,
+        workers=settings.workers,
     )
     edge.telemetry.add_durable_sink(service.shipper, name="nats")
     edge.hub.uplink = service.events.publish_up
@@ -334,12 +357,15 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
                 await sync.start()
                 edge.sync = sync
             housekeeping = asyncio.create_task(_housekeeping(edge), name="edge-housekeeping")
+            dump = edge.worker_metrics and asyncio.create_task(edge.worker_metrics.run(), name="worker-metrics")
             # What start-up made (modules, plugins, the compiled config) lives as long as the process: moved out of
             # the collector's generations, full collections no longer walk it (fewer instructions per request).
             gc.freeze()
             log.info("edge %s ready to serve namespace %r", settings.edge_id, settings.namespace)
             yield
             housekeeping.cancel()
+            if dump:
+                dump.cancel()
         finally:
             if sync is not None:
                 await sync.stop()

@@ -62,10 +62,40 @@ class EdgeSettings:
     """Module prefixes a snapshot's plugin import path may name (installed entry points are always allowed)."""
     plugin_command_dirs: tuple[str, ...] = DEFAULT_COMMAND_DIRS
     """Directories whose programs a snapshot's isolated plugin command may run (none by default)."""
+    workers: int = 1
+    """Worker processes serving this edge's port (`EDGE_WORKERS`, default: the cores this process may use); 1 is
+    one process that binds the port itself, more is a supervisor and workers on a SO_REUSEPORT socket
+    (`edge_gateway/workers.py`)."""
+    worker: str = ""
+    """This process's worker index ("0", "1", ...) when a supervisor started it, "" for a single-process edge.
+    Set by the supervisor (`EDGE_WORKER_INDEX`), never by an operator; `state_dir` is then the worker's own."""
 
     def plugin_sources(self) -> PluginSources:
         """What this edge loads from a snapshot, whatever the snapshot says (docs/plugins/host.md)."""
         return PluginSources(import_roots=self.plugin_import_roots, command_dirs=self.plugin_command_dirs)
+
+
+MAX_WORKERS = 256
+_WORKER_EDGE_ID_MAX = 59
+"""Lease holders are `<edge id>/<worker>` in 64-character ledger columns: 59 + '/' + up to 3 digits + spare."""
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity, which `taskset` and container cpusets narrow)."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def _worker_settings(env: Mapping[str, str], edge_id: str, state_dir: str) -> tuple[int, str, str]:
+    """(workers, worker index, state dir): a worker's state lives in `<EDGE_STATE_DIR>/<index>`."""
+    workers = env_int("EDGE_WORKERS", default_workers(), minimum=1, maximum=MAX_WORKERS, environ=env)
+    index = env_str("EDGE_WORKER_INDEX", environ=env)
+    if workers > 1 and len(edge_id) > _WORKER_EDGE_ID_MAX:
+        raise ConfigError("EDGE_ID", f"at most {_WORKER_EDGE_ID_MAX} characters with EDGE_WORKERS > 1")
+    if index is None:
+        return workers, "", state_dir
+    if not index.isdigit() or int(index) >= workers:
+        raise ConfigError("EDGE_WORKER_INDEX", f"must be 0..{workers - 1} (set by the supervisor), got {index!r}")
+    return workers, str(int(index)), os.path.join(state_dir, str(int(index)))
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
@@ -89,12 +119,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
     import_roots = tuple(env_list("FJORDGATE_PLUGIN_IMPORT_ROOTS", list(DEFAULT_IMPORT_ROOTS), environ=env))
     command_dirs = tuple(env_list("FJORDGATE_PLUGIN_COMMAND_DIRS", list(DEFAULT_COMMAND_DIRS), environ=env))
     _check_plugin_sources(import_roots, command_dirs)
+    edge_id = env_str("EDGE_ID", socket.gethostname(), environ=env) or socket.gethostname()
+    state_dir = env_str("EDGE_STATE_DIR", ".fjordgate/edge", environ=env) or ".fjordgate/edge"
+    workers, worker, state_dir = _worker_settings(env, edge_id, state_dir)
     return EdgeSettings(
         namespace=env_str("EDGE_NAMESPACE", "", environ=env) or "",
-        edge_id=env_str("EDGE_ID", socket.gethostname(), environ=env) or socket.gethostname(),
+        edge_id=edge_id,
         host=env_str("EDGE_HOST", "127.0.0.1", environ=env) or "127.0.0.1",
         port=env_int("EDGE_PORT", 8080, minimum=1, maximum=65535, environ=env),
-        state_dir=env_str("EDGE_STATE_DIR", ".fjordgate/edge", environ=env) or ".fjordgate/edge",
+        state_dir=state_dir,
+        workers=workers,
+        worker=worker,
         snapshot_file=snapshot_file,
         nats_url=nats_url,
         edge_secret=secret,

@@ -128,8 +128,11 @@ def cmd_edge(args: argparse.Namespace) -> NoReturn:
         os.environ["EDGE_HOST"] = args.host
     if args.port:
         os.environ["EDGE_PORT"] = str(args.port)
+    if args.workers is not None:
+        os.environ["EDGE_WORKERS"] = str(args.workers)
     with exit_on_config_error():
         env_int("EDGE_PORT", 8080, minimum=1, maximum=65535)
+        env_int("EDGE_WORKERS", 1, minimum=1, maximum=256)
         if not args.no_preflight:
             check_edge()
     _exec(_python("-m", "edge_gateway", *args.extra))
@@ -200,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     edge = sub.add_parser("edge", help="an edge gateway (EDGE_NAMESPACE, EDGE_ID, NATS_URL, ...)")
     edge.add_argument("--host", help="listen address (EDGE_HOST, default 127.0.0.1)")
     edge.add_argument("--port", type=int, help="listen port (EDGE_PORT, default 8080)")
+    edge.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes sharing the port with SO_REUSEPORT (EDGE_WORKERS, default: the cores this process "
+        "may use; 1: one process)",
+    )
     _extra(edge, "`python -m edge_gateway`")
     _preflight(edge)
     edge.set_defaults(handler=cmd_edge)

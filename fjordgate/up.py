@@ -275,6 +275,7 @@ class Stack:
             }
         )
         env.pop("EDGE_SNAPSHOT_FILE", None)
+        env.setdefault("EDGE_WORKERS", "1")  # several edges on one machine already: one process each unless asked
         return env
 
     def start_mock_and_edges(self) -> list[tuple[ManagedProcess, str]]:

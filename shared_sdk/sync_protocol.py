@@ -216,6 +216,12 @@ class EdgeHeartbeat(_Wire):
     spool_records: int = 0
     spool_bytes: int = 0
     sent_at: float = msgspec.field(default_factory=time.time)
+    worker: str = ""
+    """The sending worker's index ("0", "1", ...) when the edge runs `EDGE_WORKERS` > 1 processes, else "". The
+    edge id stays the edge's: the control plane keeps one edge and counts its workers. New fields have defaults,
+    so an older bridge ignores them and an older edge's heartbeat decodes as a single worker."""
+    workers: int = 1
+    """How many workers the edge's supervisor runs."""
 
 
 class RateLimitReport(_Wire):
@@ -232,6 +238,9 @@ class RateLimitReport(_Wire):
     """Start (epoch seconds, a multiple of 60) of the fixed minute the counts belong to."""
     counts: dict[str, int] = {}
     """Window key (`app:<id>:rpm`, `user:<app>:<user>:tpm`, ...) -> requests or tokens counted."""
+    worker: str = ""
+    """The sending worker of a multi-worker edge: its sibling workers count the report, only its sender skips
+    it."""
 
 
 class LeaseAsk(_Wire):
@@ -271,10 +280,33 @@ class RateGrant(_Wire):
     """Cumulative for this edge in that minute."""
 
 
+_WORKER = re.compile(r"^[0-9]{1,3}$")
+
+
+def lease_holder(edge_id: str, worker: str = "") -> str:
+    """Who holds leases in the ledger: the edge id, or `<edge id>/<worker>` for a worker of a multi-worker edge
+    (each worker spends from its own leases). `/` cannot occur in an edge id, so no edge can name a holder that
+    belongs to another edge."""
+    return f"{edge_id}/{worker}" if worker else edge_id
+
+
+def lease_holder_of(subject_edge_id: str, body_edge_id: str) -> str:
+    """The ledger holder a lease request from `subject_edge_id` (the authenticated sender) may act as: its own id
+    or one of its workers (`<id>/<index>`); ValueError for anything else, such as another edge's id."""
+    _edge_token(subject_edge_id)
+    if body_edge_id == subject_edge_id:
+        return body_edge_id
+    base, slash, worker = body_edge_id.partition("/")
+    if slash and base == subject_edge_id and _WORKER.match(worker):
+        return body_edge_id
+    raise ValueError(f"body names edge {body_edge_id!r}, subject {subject_edge_id!r}")
+
+
 class LeaseRequest(_Wire):
     """`fj.up.<ns>.<edge>.lease` (core NATS request/reply, bridges' queue group): ask for and renew leases."""
 
     edge_id: str
+    """The lease holder: the subject's edge id, or `<edge id>/<worker>` (`lease_holder`)."""
     asks: list[LeaseAsk] = []
     rates: list[RateAsk] = []
 

@@ -1,11 +1,13 @@
 """The edge registry's input: announce/heartbeat messages, handled by one bridge of the queue group each.
 
-The edge id and namespace recorded are those of the subject (`identity.py`), not of the body.
+The edge id and namespace recorded are those of the subject (`identity.py`), not of the body. The workers of a
+multi-worker edge all beat on their edge's subject, each naming its index (`worker`): one edge, N workers.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 import msgspec
 from nats.aio.client import Client
@@ -19,6 +21,16 @@ from .db import run_db
 from .identity import up_identity
 
 log = logging.getLogger("fjordgate.bridge")
+
+_WORKER = re.compile(r"[0-9]{1,3}")
+MAX_WORKERS = 256
+"""As the edge's EDGE_WORKERS bound: a worker index is scoped under the subject's edge, one edge row per edge."""
+
+
+def check_worker(beat: EdgeHeartbeat) -> None:
+    """ValueError unless the beat is a single edge's ("") or names a worker index below its worker count."""
+    if beat.worker and not (_WORKER.fullmatch(beat.worker) and int(beat.worker) < beat.workers <= MAX_WORKERS):
+        raise ValueError(f"worker {beat.worker!r} of {beat.workers} is not a worker index")
 
 
 class HeartbeatReceiver:
@@ -36,6 +48,7 @@ class HeartbeatReceiver:
             if not namespace_is_valid(identity.namespace):
                 raise ValueError(f"namespace {identity.namespace!r} breaks the namespace rule")
             beat = decode(message.data, EdgeHeartbeat)
+            check_worker(beat)
         except (msgspec.DecodeError, ValueError) as exc:
             log.warning("ignoring heartbeat on %s: %s", message.subject, exc)
             return
@@ -59,5 +72,7 @@ class HeartbeatReceiver:
             nats_connected=beat.nats_connected,
             spool_records=beat.spool_records,
             spool_bytes=beat.spool_bytes,
+            worker=beat.worker,
+            workers=beat.workers,
         )
         self.received += 1

@@ -3,7 +3,8 @@
 Core NATS request/reply in the bridges' queue group, so one bridge answers each request; the ledger's row locks
 (`control_plane.budgets.leasing`) keep any number of bridges consistent. The edge's identity comes from the
 subject, which NATS permissions pin to the edge's own (deploy/nats/nats.conf); a body naming another edge is
-refused. Each request is handled in its own task, so a slow transaction does not hold up other edges.
+refused; a worker of a multi-worker edge holds its own leases as `<edge>/<worker>`, which only that edge's
+subject may name (`lease_holder_of`). Each request is handled in its own task, so a slow transaction does not hold up other edges.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shared_sdk.sync_protocol import (
     LeaseRequest,
     decode,
     encode,
+    lease_holder_of,
 )
 
 from .db import run_db_leases
@@ -50,10 +52,9 @@ class LeaseResponder:
         reply = LeaseReply()
         try:
             identity = up_identity(message.subject, "lease")
-            namespace, edge_id = identity.namespace, identity.edge_id
+            namespace = identity.namespace
             request = decode(message.data, LeaseRequest)
-            if request.edge_id != edge_id:
-                raise ValueError(f"body names edge {request.edge_id!r}, subject {edge_id!r}")
+            edge_id = lease_holder_of(identity.edge_id, request.edge_id)  # the edge or one of its workers
             if len(request.asks) + len(request.rates) > MAX_ASKS:
                 raise ValueError(f"at most {MAX_ASKS} budgets and rate limits per lease request")
             if request.asks:

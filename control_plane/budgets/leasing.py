@@ -32,7 +32,7 @@ from shared_sdk.sync_protocol import LeaseAsk, LeaseGrant, RateAsk, RateGrant
 
 from .models import Budget, BudgetLease, RateLease
 from .periods import period_bounds
-from .reserved import LEASE_GRACE_S, budget_reserved_store, lease_held
+from .reserved import LEASE_GRACE_S, budget_reserved_store, held_per_edge
 
 __all__ = [
     "FLOOR_UNITS",
@@ -83,17 +83,15 @@ def _roll_if_due(budget: Budget, now: dt.datetime) -> None:
 
 
 def _outstanding(leases: list[BudgetLease], spend: dict[str, Decimal], now: dt.datetime) -> tuple[Decimal, int]:
-    """(outstanding, live leases) of one budget and period; see the module docstring."""
-    total = _ZERO
-    live = 0
-    counted: set[str] = set()
-    for lease in leases:
-        counted.add(lease.edge_id)
-        spent = spend.get(lease.edge_id, _ZERO)
-        if lease.expires_at > now:
-            live += 1
-        total += lease_held(lease, spent, now)
-    total += sum((value for edge, value in spend.items() if edge not in counted), _ZERO)
+    """(outstanding, live leases) of one budget and period; see the module docstring.
+
+    The workers of one edge hold leases as `<edge>/<worker>` while the telemetry spend is the edge's, so leases
+    are summed per edge before the max with its spend (one lease per edge: exactly `max(granted, used, spend)`).
+    """
+    live = sum(1 for lease in leases if lease.expires_at > now)
+    held = held_per_edge(leases, spend, now)
+    total = sum(held.values(), _ZERO)
+    total += sum((value for edge, value in spend.items() if edge not in held), _ZERO)
     return total, live
 
 

@@ -9,6 +9,9 @@ edge and period
     reserved_e = max(0, held_e - spend_e)          (spend_e: the edge's ingested spend in the period)
     reserved   = sum of reserved_e,   so  spent + reserved = the ledger's outstanding,  remaining = what it can grant
 
+An edge run as several workers (`fjordgate edge --workers N`) leases as `<edge>/<worker>` while its telemetry
+spend is the edge's: granted_e and used_e are then the sums over its workers' leases.
+
 The figures are stored on the budget and its per-edge rows whenever the ledger or the spend changes (a grant, a
 renewal every `EDGE_LEASE_RENEW_S`, a studio hold or settlement, an ingested telemetry batch), so the API and the
 admin read them without touching the ledger.
@@ -22,7 +25,7 @@ from decimal import Decimal
 
 from .models import Budget, BudgetEdgeSpend, BudgetLease
 
-__all__ = ["LEASE_GRACE_S", "budget_reserved_store", "lease_held"]
+__all__ = ["LEASE_GRACE_S", "budget_reserved_store", "held_per_edge"]
 
 LEASE_GRACE_S = 120.0
 """After expiry, an unrenewed lease still counts in full this long: requests a partitioned edge admitted before
@@ -30,11 +33,19 @@ its lease ran out may still be running and are not in its last report."""
 _ZERO = Decimal("0")
 
 
-def lease_held(lease: BudgetLease, spent: Decimal, now: dt.datetime) -> Decimal:
-    """What the ledger counts for one edge's lease: spent or held (see the module docstring)."""
+def _lease_amount(lease: BudgetLease, now: dt.datetime) -> Decimal:
     if lease.expires_at + dt.timedelta(seconds=LEASE_GRACE_S) > now:
-        return max(lease.granted, lease.used, spent)
-    return max(lease.used, spent)
+        return max(lease.granted, lease.used)
+    return lease.used
+
+
+def held_per_edge(leases: Iterable[BudgetLease], spend: Mapping[str, Decimal], now: dt.datetime) -> dict[str, Decimal]:
+    """held_e of every edge holding a lease: its workers' leases summed, or its spend when that is more."""
+    amounts: dict[str, Decimal] = {}
+    for lease in leases:
+        edge = lease.edge_id.partition("/")[0]
+        amounts[edge] = amounts.get(edge, _ZERO) + _lease_amount(lease, now)
+    return {edge: max(amount, spend.get(edge, _ZERO)) for edge, amount in amounts.items()}
 
 
 def budget_reserved_store(
@@ -42,10 +53,9 @@ def budget_reserved_store(
 ) -> Decimal:
     """Store `reserved` (total and per edge) for the budget's current period from its leases; returns the total.
     Call inside the transaction that changed the leases or the spend."""
-    per_edge: dict[str, Decimal] = {}
-    for lease in leases:
-        spent = spend.get(lease.edge_id, _ZERO)
-        per_edge[lease.edge_id] = max(_ZERO, lease_held(lease, spent, now) - spent)
+    per_edge = {
+        edge: max(_ZERO, held - spend.get(edge, _ZERO)) for edge, held in held_per_edge(leases, spend, now).items()
+    }
     total = sum(per_edge.values(), _ZERO)
     if budget.reserved != total:
         budget.reserved = total

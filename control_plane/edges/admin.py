@@ -13,6 +13,7 @@ class EdgeInstanceAdmin(admin.ModelAdmin):
         "version_applied",
         "config_source",
         "nats_connected",
+        "workers",
         "in_flight",
         "spool_records",
         "last_heartbeat",

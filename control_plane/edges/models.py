@@ -38,6 +38,14 @@ class EdgeInstance(models.Model):
     spool_records = models.PositiveIntegerField(default=0)
     spool_bytes = models.BigIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
+    workers = models.PositiveIntegerField(
+        default=1, help_text="worker processes of the edge heard from recently (EDGE_WORKERS; 1: a single process)"
+    )
+    worker_beats = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="a multi-worker edge's last heartbeat per worker index: at, in_flight, spool_records, spool_bytes",
+    )
     first_seen = models.DateTimeField(auto_now_add=True)
     last_heartbeat = models.DateTimeField(db_index=True)
 

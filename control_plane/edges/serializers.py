@@ -25,6 +25,8 @@ class EdgeInstanceSerializer(serializers.ModelSerializer):
             "spool_records",
             "spool_bytes",
             "started_at",
+            "workers",
+            "worker_beats",
             "first_seen",
             "last_heartbeat",
         ]

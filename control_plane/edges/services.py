@@ -56,8 +56,13 @@ def edge_record_heartbeat(
     nats_connected: bool = True,
     spool_records: int = 0,
     spool_bytes: int = 0,
+    worker: str = "",
+    workers: int = 1,
 ) -> EdgeInstance:
-    """Create or update the edge from its heartbeat and recompute its status."""
+    """Create or update the edge from its heartbeat and recompute its status.
+
+    A worker of a multi-worker edge (`worker` its index) updates the same edge: its figures are kept per worker
+    and the edge shows their sums (in flight, spool) and how many workers were heard within OFFLINE_AFTER_S."""
     now = timezone.now()
     edge, _ = EdgeInstance.objects.select_for_update().get_or_create(
         edge_id=edge_id, defaults={"namespace": namespace, "last_heartbeat": now}
@@ -68,17 +73,43 @@ def edge_record_heartbeat(
     edge.started_at = _from_ts(started_at)
     edge.uptime_s = uptime_s
     edge.in_flight = max(0, in_flight)
+    edge.spool_records = max(0, spool_records)
+    edge.spool_bytes = max(0, spool_bytes)
+    _record_worker(edge, worker, workers, now)
     edge.build = build[:64]
     edge.host = host[:255]
     edge.port = max(0, port)
     edge.config_source = config_source[:16]
     edge.nats_connected = nats_connected
-    edge.spool_records = max(0, spool_records)
-    edge.spool_bytes = max(0, spool_bytes)
     edge.last_heartbeat = now
     edge.status = edge_status_compute(edge, PublishedConfig.objects.filter(namespace=namespace).first(), now=now)
     edge.save()
     return edge
+
+
+def _record_worker(edge: EdgeInstance, worker: str, workers: int, now: dt.datetime) -> None:
+    """Fold one worker's beat into the edge: per-worker figures, their sums, the live worker count."""
+    if not worker:
+        edge.worker_beats = {}
+        edge.workers = 1
+        return
+    at = now.timestamp()
+    beats = {
+        index: beat
+        for index, beat in (edge.worker_beats or {}).items()
+        if at - beat.get("at", 0) <= OFFLINE_AFTER_S and int(index) < workers
+    }
+    beats[worker] = {
+        "at": at,
+        "in_flight": edge.in_flight,
+        "spool_records": edge.spool_records,
+        "spool_bytes": edge.spool_bytes,
+    }
+    edge.worker_beats = dict(sorted(beats.items(), key=lambda item: int(item[0])))
+    edge.workers = len(beats)
+    edge.in_flight = sum(beat["in_flight"] for beat in beats.values())
+    edge.spool_records = sum(beat["spool_records"] for beat in beats.values())
+    edge.spool_bytes = sum(beat["spool_bytes"] for beat in beats.values())
 
 
 def edge_mark_stale() -> int:

@@ -34,9 +34,13 @@ each far below NATS's max_payload."""
 
 
 class RateLimitShare:
-    def __init__(self, limiter: RateLimiter, *, namespace: str, edge_id: str, interval_s: float) -> None:
+    def __init__(
+        self, limiter: RateLimiter, *, namespace: str, edge_id: str, interval_s: float, worker: str = ""
+    ) -> None:
         self.namespace = namespace
         self.edge_id = edge_id
+        self.worker = worker
+        """This worker's index in a multi-worker edge: reports of its sibling workers (same edge id) count."""
         self.interval_s = interval_s
         self._limiter = limiter
         self._subject = up_subject(namespace, edge_id, "ratelimit")
@@ -73,7 +77,7 @@ class RateLimitShare:
         if not taken:
             return 0
         reports = [
-            RateLimitReport(edge_id=self.edge_id, window_start=window_start, counts=part)
+            RateLimitReport(edge_id=self.edge_id, window_start=window_start, counts=part, worker=self.worker)
             for window_start, counts in taken
             for part in _parts(counts)
         ]
@@ -96,7 +100,7 @@ class RateLimitShare:
     async def _on_report(self, message: Msg) -> None:
         try:
             report = decode(message.data, RateLimitReport)
-            if report.edge_id == self.edge_id:
+            if report.edge_id == self.edge_id and report.worker == self.worker:
                 return  # our own, echoed back by the server: already counted locally
             if message.subject != up_subject(self.namespace, report.edge_id, "ratelimit"):
                 raise ValueError(f"edge id {report.edge_id!r} does not match the subject")

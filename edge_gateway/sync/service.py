@@ -21,7 +21,7 @@ from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from fjordgate.env import env_float, env_int
-from shared_sdk.sync_protocol import EdgeHeartbeat, encode, up_subject
+from shared_sdk.sync_protocol import EdgeHeartbeat, encode, lease_holder, up_subject
 
 from ..ratelimit import RateLimiter
 from ..telemetry.shipper import TelemetryShipper
@@ -52,9 +52,16 @@ class EdgeSyncService:
         registry: CollectorRegistry | None = None,
         limiter: RateLimiter | None = None,
         environ: Any = None,
+        worker: str = "",
+        workers: int = 1,
     ) -> None:
         self.namespace = namespace
         self.edge_id = edge_id
+        self.worker = worker
+        """This worker's index when the edge runs several (`EDGE_WORKERS`), else "": every worker speaks for the
+        same edge id on the edge's subjects and says which worker it is where it matters (heartbeat, leases,
+        rate-limit reports)."""
+        self.workers = workers
         self._environ = environ
         self._nats_url = nats_url
         self._store = store
@@ -73,7 +80,9 @@ class EdgeSyncService:
         """Shares `limiter`'s counts with the namespace's other edges; None without a limiter or with
         EDGE_RATELIMIT_SHARE_S=0 (each edge then enforces the limits on its own traffic only)."""
         if limiter is not None and share_s > 0:
-            self.ratelimit = RateLimitShare(limiter, namespace=namespace, edge_id=edge_id, interval_s=share_s)
+            self.ratelimit = RateLimitShare(
+                limiter, namespace=namespace, edge_id=edge_id, interval_s=share_s, worker=worker
+            )
         self.leases: LeaseClient | None = None
         """Fills the leases of blocking budgets from the control plane's ledger (docs/governance.md)."""
         tracker = getattr(store, "budgets", None)
@@ -87,6 +96,9 @@ class EdgeSyncService:
                 renew_every_s=env_float("EDGE_LEASE_RENEW_S", 10.0, minimum=0.1, environ=environ),
                 registry=registry,
             )
+            # a worker holds its own leases (`<edge>/<worker>`, on the edge's subject): the ledger scopes them under
+            # the edge and sums them against the edge's spend (control_plane/budgets/leasing.py)
+            self.leases.edge_id = lease_holder(edge_id, worker)
             tracker.enable_leasing(self.leases)
         self.nats_connected = False
         self.started_at = time.time()
@@ -163,6 +175,8 @@ class EdgeSyncService:
             spool_records=self.spool.records,
             spool_bytes=self.spool.bytes,
             sent_at=now,
+            worker=self.worker,
+            workers=self.workers,
         )
 
     # -- internals ------------------------------------------------------------------------------------------
@@ -183,7 +197,7 @@ class EdgeSyncService:
 
         nc = await connect_forever(
             self._nats_url or "",
-            name=f"fjordgate-edge-{self.edge_id}",
+            name=f"fjordgate-edge-{self.edge_id}" + (f"-{self.worker}" if self.worker else ""),
             on_connected=connected,
             on_state=self._set_connected,
             auth=nats_auth_options(self._environ),

@@ -35,6 +35,7 @@ def test_runs_from_a_snapshot_file(upstream, tmp_path):
         EDGE_STATE_DIR=str(tmp_path / "state"),
         FJORDGATE_EDGE_SECRET=EDGE_SECRET,
         EDGE_LOG_LEVEL="warning",
+        EDGE_WORKERS="1",  # the single-process edge (the default is one worker per core: test_workers.py)
     )
     env.pop("NATS_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "edge_gateway"], env=env, stderr=subprocess.PIPE)

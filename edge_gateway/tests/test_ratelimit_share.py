@@ -99,9 +99,11 @@ def test_two_limiters_exchanging_reports_hold_one_limit():
     assert a.check(KEY, 10) > 0 and b.check(KEY, 10) > 0
 
 
-async def _share(nats_url: str, namespace: str, edge_id: str) -> tuple[RateLimiter, RateLimitShare, nats.NATS]:
+async def _share(
+    nats_url: str, namespace: str, edge_id: str, worker: str = ""
+) -> tuple[RateLimiter, RateLimitShare, nats.NATS]:
     limiter, _ = _limiter()
-    share = RateLimitShare(limiter, namespace=namespace, edge_id=edge_id, interval_s=0.05)
+    share = RateLimitShare(limiter, namespace=namespace, edge_id=edge_id, interval_s=0.05, worker=worker)
     nc = await nats.connect(nats_url)
     await share.attach(nc)
     return limiter, share, nc
@@ -180,3 +182,22 @@ async def test_many_keys_go_out_in_several_reports(nats_url):
         assert sum(len(r.counts) for r in seen) == MAX_KEYS_PER_REPORT + 10
     finally:
         await nc.close()
+
+
+async def test_the_workers_of_one_edge_count_each_others_reports_not_their_own(nats_url):
+    """`EDGE_WORKERS=2`: both workers publish on the edge's subject; each skips only its own echo."""
+    w0, share0, nc0 = await _share(nats_url, "ns-workers", "edge-w", "0")
+    w1, share1, nc1 = await _share(nats_url, "ns-workers", "edge-w", "1")
+    for nc in (nc0, nc1):
+        await nc.flush()
+    try:
+        w0.add(KEY, 3)
+        assert await share0.report() == 1
+        await nc0.flush()
+        await _until(lambda: share1.reports_received == 1)
+        assert w1.check(KEY, 3) > 0 and w1.check(KEY, 4) == 0.0, "worker 1 counts worker 0's 3"
+        await asyncio.sleep(0.2)
+        assert share0.reports_received == 0 and w0.check(KEY, 4) == 0.0, "worker 0 did not count its own again"
+    finally:
+        for nc in (nc0, nc1):
+            await nc.close()

@@ -82,6 +82,7 @@ def edge_process(vendor: HostileVendor, client: str, tmp_path) -> Iterator[tuple
         EDGE_LOG_LEVEL="warning",
         EDGE_UPSTREAM_CLIENT=client,
         EDGE_UPSTREAM_DEADLINE_S="3",
+        EDGE_WORKERS="1",
     )
     env.pop("NATS_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "edge_gateway"], env=env, stderr=subprocess.DEVNULL)

@@ -150,6 +150,7 @@ class Cluster:
             "EDGE_HEARTBEAT_S": "0.5",
             "EDGE_LOG_LEVEL": "info",
             "EDGE_SNAPSHOT_FILE": None,
+            "EDGE_WORKERS": "1",  # one process, whatever the machine's cores (test_processes_workers.py runs more)
             **extra_env,
         }
         self.edges[name] = edge

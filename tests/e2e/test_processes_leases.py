@@ -198,3 +198,41 @@ def test_an_unpaced_burst_over_two_edges_admits_at_most_the_rpm_limit_plus_one(c
         thread.join()
     assert set(counts) <= {200, 429}, counts
     assert 10 <= counts.get(200, 0) <= 21, f"{counts.get(200, 0)} admitted under a limit of 20 per minute"
+
+
+def test_two_edges_of_two_workers_each_spend_at_most_the_budget(cluster, capsys):
+    """`EDGE_WORKERS=2`: four lease holders (`<edge>/<worker>`) on two edges; the ledger sums each edge's worker
+    leases against its spend, so the answered spend stays within the budget plus one request."""
+    from control_plane.budgets.models import BudgetLease
+
+    cluster.start_mock("--latency-ms", "20")
+    seed = seed_namespace("ns-lw", cluster.mock_url)
+    limit = Decimal("0.25")
+    budget_create(data={"scope": "app", **_target("app", seed), "limit": limit, "action": "block", "period": "monthly"})
+    cluster.start_bridge()
+    edges = [cluster.start_edge(cluster.add_edge(name, "ns-lw", EDGE_WORKERS="2")) for name in ("w1", "w2")]
+
+    def all_workers_configured(edge) -> bool:
+        seen = {}
+        for _ in range(30):
+            ready = edge.ready()
+            seen[ready.get("worker")] = ready.get("version", 0)
+        return set(seen) == {"0", "1"} and min(seen.values()) >= config_version("ns-lw")
+
+    for edge in edges:
+        wait_until(lambda e=edge: all_workers_configured(e), 60, message="both workers configured")
+
+    counts = _hammer(edges, seed.key, "mock-ns-lw")
+    answered = counts.get(200, 0)
+    assert set(counts) <= {200, 402}, counts
+    wait_until(lambda: BudgetUsageRecord.objects.filter(app_id=seed.app_id).count() >= sum(counts.values()), 30, "in")
+    spent = _spent(app_id=seed.app_id)
+    one = _spent(app_id=seed.app_id, cost__gt=0) / answered
+    holders = set(BudgetLease.objects.values_list("edge_id", flat=True))
+    with capsys.disabled():
+        print(f"\n2x2 workers, budget {limit}: {answered} answered, {counts.get(402, 0)} refused, spent {spent}")
+        print(f"lease holders: {sorted(holders)}")
+    assert counts.get(402, 0) > 0, "the budget ran out"
+    assert spent <= limit + one, f"answered spend {spent} over the budget {limit} by more than one request"
+    assert holders <= {"w1/0", "w1/1", "w2/0", "w2/1"} and len(holders) >= 3, holders
+    assert set(BudgetUsageRecord.objects.filter(app_id=seed.app_id).values_list("edge_id", flat=True)) <= {"w1", "w2"}

@@ -165,3 +165,9 @@ def test_up_refuses_a_busy_port_in_one_line() -> None:
             assert_one_line_failure(run_cli("up", env=env), "FJORDGATE_WEB_PORT", "already in use")
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.mark.parametrize("workers", ["0", "257"])
+def test_edge_workers_out_of_range_is_one_line(workers: str) -> None:
+    env = {"EDGE_SNAPSHOT_FILE": str(ROOT / "pyproject.toml")}
+    assert_one_line_failure(run_cli("edge", "--no-preflight", "--workers", workers, env=env), "EDGE_WORKERS")

@@ -175,3 +175,31 @@ def test_reserved_in_the_api_is_what_leases_hold_beyond_the_spend(admin_api, bud
     )
     spent, reserved, remaining, edges = row()
     assert (reserved, edges["e1"]) == ("0.700000", ("1.000000", "0.200000"))
+
+
+def test_the_workers_of_one_edge_hold_leases_whose_sum_is_counted_once_against_the_edges_spend(budget):
+    """`fjordgate edge --workers 2`: each worker leases as `<edge>/<worker>`, telemetry spend is the edge's; the
+    ledger must neither count that spend twice (beside the workers' leases) nor let the workers together exceed
+    the limit."""
+    from control_plane.analytics.models import BudgetUsageRecord
+
+    first = _ask(budget, "e1/0", need="2", unit=Decimal("1"))
+    second = _ask(budget, "e1/1", need="2", unit=Decimal("1"))
+    assert first.granted > 0 and second.granted > 0, "each worker holds a lease of its own"
+    held = first.granted + second.granted
+    assert budget_lease_outstanding(budget=budget) == held
+    # 1.5 of it spent and ingested (telemetry names the edge, not the worker): still inside what the leases hold
+    BudgetUsageRecord.objects.create(
+        record_id="r1", timestamp=timezone.now(), edge_id="e1", namespace="ns", app_id=budget.target_id, cost=1.5
+    )
+    assert budget_lease_outstanding(budget=budget) == held, "the edge's spend is not counted beside its leases"
+    # spend beyond the workers' leases (a lease lost with a crashed worker) counts in full
+    BudgetUsageRecord.objects.create(
+        record_id="r2", timestamp=timezone.now(), edge_id="e1", namespace="ns", app_id=budget.target_id, cost=held
+    )
+    assert budget_lease_outstanding(budget=budget) == held + Decimal("1.5")
+    granted = {"e1/0": first.granted, "e1/1": second.granted}
+    for _ in range(30):
+        for worker in granted:
+            granted[worker] = _ask(budget, worker, used=str(granted[worker]), need="0.1").granted
+    assert budget_lease_outstanding(budget=budget) <= budget.limit, "workers together never exceed the limit"

@@ -46,3 +46,52 @@ def test_api_lists_edges_and_queues_reloads_for_admins_only():
     bad = client.post("/api/v1/edges/reload/", {}, format="json")
     assert bad.status_code == 400 and "namespace" in str(bad.json())
     assert set(EdgeReloadRequest.objects.values_list("edge_id", flat=True)) == {"e2", ""}
+
+
+def _worker_beat(worker, *, workers=2, in_flight=0, spool_records=0):
+    return edge_record_heartbeat(
+        edge_id="multi",
+        namespace="demo",
+        version=3,
+        checksum="abc",
+        in_flight=in_flight,
+        spool_records=spool_records,
+        worker=worker,
+        workers=workers,
+    )
+
+
+def test_the_workers_of_an_edge_are_one_edge_with_their_count_and_summed_figures():
+    _worker_beat("0", in_flight=2, spool_records=5)
+    edge = _worker_beat("1", in_flight=3, spool_records=1)
+    assert EdgeInstance.objects.count() == 1, "workers beat as one edge, not one row each"
+    assert (edge.workers, edge.in_flight, edge.spool_records) == (2, 5, 6)
+    edge = _worker_beat("0", in_flight=0, spool_records=0)  # worker 0 again: its figures replace its old ones
+    assert (edge.workers, edge.in_flight, edge.spool_records) == (2, 3, 1)
+    assert set(edge.worker_beats) == {"0", "1"}
+
+    # a worker not heard for the offline window no longer counts
+    beats = edge.worker_beats
+    beats["1"]["at"] -= 3600
+    EdgeInstance.objects.filter(pk=edge.pk).update(worker_beats=beats)
+    assert _worker_beat("0").workers == 1
+
+    # the edge restarted as a single process: one worker, no per-worker figures
+    single = edge_record_heartbeat(edge_id="multi", namespace="demo", version=3, checksum="abc", in_flight=4)
+    assert (single.workers, single.worker_beats, single.in_flight) == (1, {}, 4)
+
+
+def test_the_api_and_admin_show_an_edges_workers():
+    _worker_beat("0")
+    _worker_beat("1")
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-long-enough-1")
+    client = APIClient()
+    client.force_authenticate(admin)
+    (edge,) = client.get("/api/v1/edges/?namespace=demo").json()["results"]
+    assert (edge["edge_id"], edge["workers"], sorted(edge["worker_beats"])) == ("multi", 2, ["0", "1"])
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(admin)
+    page = browser.get("/admin/edges/edgeinstance/")
+    assert page.status_code == 200 and b"column-workers" in page.content
