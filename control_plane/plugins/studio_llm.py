@@ -53,6 +53,11 @@ class StudioLLMCall:
     namespace: str
     model: str
     plugin_slug: str = ""
+    user_id: int | None = None
+    """The person the call is for (the portal's chat); user budgets do not apply to studio calls, but their
+    usage reports show it."""
+    source: str = STUDIO_EDGE_ID
+    """What made the call (`studio` for plugins, `chat` for the portal's chat), in the analytics metadata."""
     request_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -193,11 +198,13 @@ def studio_llm_call_record(
         vendor=call.vendor,
         llm_id=call.llm_id,
         llm_slug=call.llm_slug,
-        metadata={"source": STUDIO_EDGE_ID, "plugin": call.plugin_slug},
+        user_id=call.user_id,
+        metadata={"source": call.source, "plugin": call.plugin_slug},
     )
     common: dict[str, Any] = {
         "request_id": call.request_id,
         "llm_id": call.llm_id,
+        "user_id": call.user_id,
         "timestamp": stamp,
         "context": context,
     }
