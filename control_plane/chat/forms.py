@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from .models import agent_label
 from .selectors import catalogue_agents, catalogue_llms
 
 
@@ -19,7 +20,7 @@ class NewSessionForm(forms.Form):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         llms = [(f"llm:{llm.pk}", f"{llm.name} (LLM)") for llm in catalogue_llms(user)]
-        agents = [(f"agent:{agent.pk}", f"{agent.name} (agent)") for agent in catalogue_agents(user)]
+        agents = [(f"agent:{agent.pk}", f"{agent_label(agent)} (agent)") for agent in catalogue_agents(user)]
         groups: list[Any] = []
         if llms:
             groups.append(("LLMs", llms))

@@ -6,8 +6,15 @@ A session talks to exactly one target, chosen when it starts. Deleting the LLM o
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+
+
+def agent_label(plugin: Any) -> str:
+    """An agent's name as people read it: its manifest's name, else the plugin's own."""
+    return str((plugin.manifest or {}).get("name") or plugin.name or plugin.slug)
 
 
 class ChatSession(models.Model):
@@ -36,7 +43,7 @@ class ChatSession(models.Model):
         if self.llm is not None:
             return f"LLM {self.llm.name}"
         if self.agent is not None:
-            return f"agent {self.agent.name}"
+            return f"agent {agent_label(self.agent)}"
         return "(no longer available)"
 
 

@@ -101,7 +101,7 @@ def _events(client: Client, session_id: int) -> list[tuple[str, dict]]:
 def test_the_chat_offers_only_the_users_catalogue_and_refuses_the_rest(world):
     alice = _client(world["alice"])
     page = alice.get("/portal/chat/").content.decode()
-    assert "Team GPT (LLM)" in page and "desk-agent (agent)" in page.lower().replace("desk agent", "desk-agent")
+    assert "Team GPT (LLM)" in page and "Desk agent (agent)" in page
     assert "Hidden" not in page
     response = alice.post("/portal/chat/new/", {"target": f"llm:{world['hidden'].pk}"})
     assert response.status_code == 400 and "Select a valid choice" in response.content.decode()

@@ -85,6 +85,12 @@
           });
           return;
         }
+        var title = document.getElementById("chat-title");
+        if (title && title.dataset.untitled === "1") {  // the first message names the conversation
+          var text = body.get("message").trim();
+          title.textContent = text.length <= 60 ? text : text.slice(0, 59) + "\u2026";
+          title.dataset.untitled = "0";
+        }
         var mine = turn("user");
         mine.appendChild(element("content", body.get("message")));
         form.reset();
