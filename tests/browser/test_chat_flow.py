@@ -161,3 +161,44 @@ def test_chat_streams_an_llm_then_the_desk_agent_and_reopens(page, screenshot, a
 
     assert ChatMessage.objects.filter(role="assistant", status="done").count() == 3
     assert AnalyticsEvent.objects.filter(user_id__isnull=False).count() == 2  # the two LLM turns, as alice's
+
+
+def test_leaving_the_page_mid_reply_stops_the_agent(page, screenshot, asgi_url, mock_url, django_user_model, tmp_path):
+    """Through the real server: the browser closes the EventSource by leaving, uvicorn reports the disconnect,
+    Django cancels the response, and the agent's iterator is closed long before its 30 s of work would end."""
+    _seed(django_user_model, mock_url)
+    marker = tmp_path / "closed"
+    slow = plugin_register(
+        data={
+            "slug": "slow-agent",
+            "import_path": "control_plane.chat.tests.agents:SlowAgent",
+            "config": {"sleep_s": 30, "marker": str(marker)},
+        }
+    )
+    Catalogue.objects.get().agents.add(slow)
+    base = asgi_url
+    page.goto(f"{base}/portal/login/?next=/portal/chat/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "pw-alice-123456")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/")
+    page.select_option("#new-chat select[name=target]", label="slow-agent (agent)")
+    page.click("#new-chat button[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/*/")
+    session_url = page.url
+    _send(page, "a long job")
+    page.wait_for_selector(".turn.assistant.streaming .chunk.content")
+    screenshot("1-working")
+    left = time.monotonic()
+    page.goto(f"{base}/portal/")
+    while not marker.exists():
+        assert time.monotonic() - left < 15, "the agent was not stopped when the user left"
+        time.sleep(0.1)
+    while ChatMessage.objects.get(role="assistant").status == "streaming":
+        assert time.monotonic() - left < 15
+        time.sleep(0.1)
+    assert ChatMessage.objects.get(role="assistant").status == "cancelled"
+    page.goto(session_url)
+    page.wait_for_selector(".turn.assistant.cancelled")
+    assert "cut off when the page was left" in page.locator(".turn.assistant").inner_text()
+    screenshot("2-reopened")
