@@ -188,6 +188,24 @@ def test_an_exhausted_llm_budget_refuses_the_chat_with_the_edges_message(world):
     assert ChatMessage.objects.get(role="assistant").status == "error"
 
 
+@pytest.mark.parametrize("scope", ["user", "group"])
+def test_the_users_and_groups_budgets_apply_to_chat_and_count_its_spend(world, scope):
+    target = {"user": world["alice"]} if scope == "user" else {"group": Group.objects.get(name="developers")}
+    budget = budget_create(data={"scope": scope, **target, "limit": Decimal("10"), "action": "block"})
+    alice = _client(world["alice"])
+    session_id = _start(alice, f"llm:{world['llm'].pk}")
+    _say(alice, session_id, "Hello there")
+    assert _events(alice, session_id)[-1][0] == "done"  # within the budget: served, and its cost counts
+    usage = BudgetUsageRecord.objects.get()  # the user's row: it counts for their (and their groups') budgets
+    assert usage.cost > 0 and usage.user_id == world["alice"].pk
+    budget.spent = Decimal("10")  # an administrator's figure: the budget is used up
+    budget.save(update_fields=["spent"])
+    _say(alice, session_id, "Hello again")
+    events = _events(alice, session_id)
+    assert [name for name, _ in events] == ["error"]
+    assert events[0][1]["content"].startswith(f"{scope} budget exhausted")
+
+
 @pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
 def test_the_desk_agent_calls_a_tool_and_answers(world, isolated):
     if isolated:
