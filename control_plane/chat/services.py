@@ -17,7 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from shared_sdk.messages import LLM, AgentHistoryMessage
+from control_plane.portal.selectors import catalogue_datasources, catalogue_tools
+from shared_sdk.messages import LLM, AgentHistoryMessage, Datasource, Tool
 
 from .models import ChatMessage, ChatSession
 from .selectors import catalogue_agents, catalogue_llms
@@ -39,6 +40,8 @@ class Turn:
     agent_slug: str
     agent_config: dict[str, Any]
     available_llms: list[LLM]
+    available_tools: list[Tool] = dataclasses.field(default_factory=list)
+    available_datasources: list[Datasource] = dataclasses.field(default_factory=list)
     request_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -155,6 +158,21 @@ def turn_claim(*, user_id: int, session_id: int) -> Turn | None:
             agent_slug=agent.slug if agent is not None else "",
             agent_config=dict(agent.config or {}) if agent is not None else {},
             available_llms=[_sdk_llm(x) for x in catalogue_llms(session.user)],
+            available_tools=[
+                Tool(
+                    id=t.pk,
+                    slug=t.slug,
+                    name=t.name,
+                    description=t.description,
+                    privacy_score=t.privacy_score,
+                    operations=[str(o) for o in t.operations],
+                )
+                for t in catalogue_tools(session.user)
+            ],
+            available_datasources=[
+                Datasource(id=d.pk, slug=d.slug, name=d.name, description=d.description, privacy_score=d.privacy_score)
+                for d in catalogue_datasources(session.user)
+            ],
         )
 
 

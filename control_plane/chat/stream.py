@@ -80,6 +80,8 @@ async def _agent_chunks(turn: Turn) -> AsyncIterator[AgentChunk]:
         session_id=str(turn.session_id),
         user_message=turn.text,
         available_llms=turn.available_llms,
+        available_tools=turn.available_tools,
+        available_datasources=turn.available_datasources,
         config=turn.agent_config,
         history=turn.history,
         context=context,

@@ -27,7 +27,9 @@ class SlowAgent(BasePlugin, AgentPlugin):
 
     async def handle_agent_message(self, ctx: Context, req: AgentMessageRequest) -> AsyncIterator[AgentChunk]:
         try:
-            yield AgentChunk(type=AgentChunkType.CONTENT, content=f"working on {req.user_message} ({ctx.session_id})")
+            tools = ",".join(t.slug for t in req.available_tools)
+            text = f"working on {req.user_message} (session {ctx.session_id}, tools {tools})"
+            yield AgentChunk(type=AgentChunkType.CONTENT, content=text)
             await asyncio.sleep(float(self.config.get("sleep_s", 30)))
             yield AgentChunk(type=AgentChunkType.DONE, is_final=True)
         finally:

@@ -19,6 +19,7 @@ from django.test import Client
 from control_plane.accounts.models import Catalogue, Profile
 from control_plane.analytics.models import AnalyticsEvent, BudgetUsageRecord
 from control_plane.budgets.services import budget_create
+from control_plane.catalog.models import Tool
 from control_plane.catalog.services import model_price_upsert
 from control_plane.chat.models import ChatMessage, ChatSession
 from control_plane.chat.stream import reply_events
@@ -64,6 +65,7 @@ def world(django_user_model, mock_url):
     catalogue = Catalogue.objects.create(group=group)
     catalogue.llms.add(llm)
     catalogue.agents.add(agent)
+    catalogue.tools.add(Tool.objects.create(name="HR records", slug="hr-records", privacy_score=0))
     return {"alice": alice, "bob": bob, "llm": llm, "hidden": hidden, "agent": agent, "mock": mock_url}
 
 
@@ -255,7 +257,8 @@ def test_an_agent_past_the_chat_timeout_is_stopped(world, tmp_path, settings):
     events = _events(alice, session_id)
     assert time.monotonic() - started < 10
     assert [name for name, _ in events] == ["content", "error"]
-    assert events[0][1]["content"] == f"working on a slow job ({session_id})"  # the session id reached the agent
+    # the session's id and the user's catalogue reached the agent
+    assert events[0][1]["content"] == f"working on a slow job (session {session_id}, tools hr-records)"
     assert events[1][1]["content"] == "No complete reply within 1 s: stopped."
     assert marker.read_text() == "closed"
     assert ChatMessage.objects.get(role="assistant").status == "error"
@@ -299,3 +302,19 @@ def test_a_cancelled_llm_stream_still_records_its_usage(world):
     row = AnalyticsEvent.objects.get()
     assert (row.status_code, row.error_type) == (499, "client_closed") and row.prompt_tokens > 0
     assert ChatMessage.objects.get(role="assistant").status == "cancelled"
+
+
+def test_administrators_grant_agents_to_a_group_through_the_api(world, admin_api):
+    from control_plane.chat.selectors import catalogue_agents
+
+    group = Group.objects.get(name="developers")
+    cleared = admin_api.patch(f"/api/v1/groups/{group.pk}/", {"agent_ids": []}, format="json")
+    assert cleared.status_code == 200 and cleared.json()["agent_ids"] == []
+    assert not catalogue_agents(world["alice"]).exists()
+    granted = admin_api.patch(f"/api/v1/groups/{group.pk}/", {"agent_ids": [world["agent"].pk]}, format="json")
+    assert granted.status_code == 200 and granted.json()["agent_ids"] == [world["agent"].pk]
+    assert list(catalogue_agents(world["alice"])) == [world["agent"]]
+    not_an_agent = plugin_register(data={"slug": "usage-summary", "entry_point": "usage-summary"})
+    refused = admin_api.patch(f"/api/v1/groups/{group.pk}/", {"agent_ids": [not_an_agent.pk]}, format="json")
+    assert refused.status_code == 400 and "agent_ids" in refused.json()["extra"]["fields"]
+    assert list(catalogue_agents(world["alice"])) == [world["agent"]]
