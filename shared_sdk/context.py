@@ -287,8 +287,14 @@ class StudioServices(ABC):
         model: str = "",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> LLMCallResponse:
-        """Call an LLM through the platform (budgets and analytics apply) and return the whole answer."""
+        """Call an LLM through the platform (budgets and analytics apply) and return the whole answer.
+
+        `tools` are OpenAI-style function definitions (`{"type": "function", "function": {"name", "description",
+        "parameters"}}`), translated for other vendors; the answer's `tool_calls` are in OpenAI's shape too
+        (`{"id", "type": "function", "function": {"name", "arguments": <JSON text>}}`), so an agent loop is written
+        once. Send them back as an assistant `LLMMessage(tool_calls=...)` followed by `role="tool"` messages."""
 
     @abstractmethod
     def stream_llm(

@@ -716,10 +716,14 @@ class Event(_Msg):
 
 
 class LLMMessage(_Msg):
+    """One message of a studio LLM call; an assistant turn that called tools carries them in `tool_calls`
+    (OpenAI's shape), and each tool's answer is a `role="tool"` message naming its `tool_call_id`."""
+
     role: str = "user"
     content: str = ""
     name: str = ""
     tool_call_id: str = ""
+    tool_calls: list[dict[str, Any]] = []
 
 
 class LLMCallResponse(_Msg):

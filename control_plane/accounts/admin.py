@@ -29,7 +29,7 @@ User = get_user_model()
 class CatalogueInline(admin.StackedInline):
     model = Catalogue
     can_delete = False
-    filter_horizontal = ["llms", "tools", "datasources"]
+    filter_horizontal = ["llms", "tools", "datasources", "agents"]
 
 
 admin.site.unregister(User)

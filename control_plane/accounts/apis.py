@@ -14,6 +14,7 @@ from control_plane.catalog.models import Datasource, Tool
 from control_plane.config.api import IsAdmin, ServiceViewSet, actor_id
 from control_plane.config.json_fields import validate_json_object
 from control_plane.llms.models import LLM
+from control_plane.plugins.models import Plugin
 from control_plane.sync.namespaces import validate_namespace
 
 from .models import Catalogue, Profile
@@ -109,10 +110,16 @@ class GroupSerializer(serializers.ModelSerializer):
     llm_ids = serializers.PrimaryKeyRelatedField(many=True, queryset=LLM.objects.all(), required=False)
     tool_ids = serializers.PrimaryKeyRelatedField(many=True, queryset=Tool.objects.all(), required=False)
     datasource_ids = serializers.PrimaryKeyRelatedField(many=True, queryset=Datasource.objects.all(), required=False)
+    agent_ids = serializers.PrimaryKeyRelatedField(
+        many=True,
+        queryset=Plugin.objects.filter(capabilities__contains=["agent"]),
+        required=False,
+        help_text="Agent plugins (capability `agent`) the members may chat with",
+    )
 
     class Meta:
         model = Group
-        fields = ["id", "name", "llm_ids", "tool_ids", "datasource_ids"]
+        fields = ["id", "name", "llm_ids", "tool_ids", "datasource_ids", "agent_ids"]
         read_only_fields = ["id"]
 
     def to_representation(self, group):
@@ -123,11 +130,12 @@ class GroupSerializer(serializers.ModelSerializer):
             "llm_ids": sorted(catalogue.llms.values_list("pk", flat=True)) if catalogue else [],
             "tool_ids": sorted(catalogue.tools.values_list("pk", flat=True)) if catalogue else [],
             "datasource_ids": sorted(catalogue.datasources.values_list("pk", flat=True)) if catalogue else [],
+            "agent_ids": sorted(catalogue.agents.values_list("pk", flat=True)) if catalogue else [],
         }
 
 
 class GroupViewSet(ServiceViewSet):
-    """Groups (teams) and the catalogue of LLMs, tools and datasources their members may use."""
+    """Groups (teams) and the catalogue of LLMs, tools, datasources and chat agents their members may use."""
 
     serializer_class = GroupSerializer
     permission_classes = [IsAdmin]
@@ -136,7 +144,10 @@ class GroupViewSet(ServiceViewSet):
 
     def _save(self, group, data):
         group = group_save(name=data.get("name", group.name if group else ""), group=group)
-        ids = {k: [x.pk for x in data[k]] if k in data else None for k in ("llm_ids", "tool_ids", "datasource_ids")}
+        ids = {
+            k: [x.pk for x in data[k]] if k in data else None
+            for k in ("llm_ids", "tool_ids", "datasource_ids", "agent_ids")
+        }
         catalogue_set(group=group, **ids)
         return group
 

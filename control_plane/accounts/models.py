@@ -30,12 +30,20 @@ class Profile(models.Model):
 
 
 class Catalogue(models.Model):
-    """What the members of a group (team) may see and request: LLMs, tools, datasources."""
+    """What the members of a group (team) may see and request: LLMs, tools, datasources; and the agents they may
+    chat with (agent plugins are granted like LLMs: a member sees the union of their groups' catalogues)."""
 
     group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="catalogue")
     llms = models.ManyToManyField("llms.LLM", blank=True, related_name="catalogues")
     tools = models.ManyToManyField("catalog.Tool", blank=True, related_name="catalogues")
     datasources = models.ManyToManyField("catalog.Datasource", blank=True, related_name="catalogues")
+    agents = models.ManyToManyField(
+        "plugins.Plugin",
+        blank=True,
+        related_name="catalogues",
+        limit_choices_to={"capabilities__contains": ["agent"]},
+        help_text="Agent plugins the group's members may talk to in the portal's chat",
+    )
 
     def __str__(self) -> str:
         return f"catalogue of {self.group}"

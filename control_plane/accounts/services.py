@@ -200,9 +200,12 @@ def catalogue_set(
     llm_ids: list[int] | None = None,
     tool_ids: list[int] | None = None,
     datasource_ids: list[int] | None = None,
+    agent_ids: list[int] | None = None,
 ) -> Catalogue:
     """Replace what the group's members may see and request (None leaves that part unchanged)."""
     catalogue, _ = Catalogue.objects.get_or_create(group=group)
+    if agent_ids is not None:
+        catalogue.agents.set(agent_ids)
     if llm_ids is not None:
         catalogue.llms.set(llm_ids)
     if tool_ids is not None:

@@ -25,6 +25,10 @@ FJORDGATE_SECRET_KEYS = env_list("FJORDGATE_SECRET_KEY")
 FJORDGATE_EDGE_SECRET = env_str("FJORDGATE_EDGE_SECRET")
 # Upper bound of one object-hook call (Tyk uses 5 s); a plugin's own timeout applies when shorter.
 FJORDGATE_OBJECT_HOOK_TIMEOUT_S = env_float("FJORDGATE_OBJECT_HOOK_TIMEOUT_S", 5.0, minimum=0.1)
+# The portal's chat: how long one reply (an LLM's stream or an agent's whole run) may take before it is cut off,
+# so a stream never holds the server for ever; and the longest message a user may send.
+FJORDGATE_CHAT_TIMEOUT_S = env_float("FJORDGATE_CHAT_TIMEOUT_S", 120.0, minimum=1.0)
+FJORDGATE_CHAT_MAX_MESSAGE_CHARS = env_int("FJORDGATE_CHAT_MAX_MESSAGE_CHARS", 20_000, minimum=1, maximum=1_000_000)
 # Where plugin code may come from besides installed `fjordgate.plugins` entry points (docs/plugins/host.md):
 # module prefixes an import path may name, and directories whose programs an isolated plugin's command may run.
 FJORDGATE_PLUGIN_IMPORT_ROOTS = env_list("FJORDGATE_PLUGIN_IMPORT_ROOTS", list(DEFAULT_IMPORT_ROOTS))
@@ -82,6 +86,7 @@ INSTALLED_APPS = [
     "control_plane.sync",
     "control_plane.audit",
     "control_plane.portal",
+    "control_plane.chat",
 ]
 
 MIDDLEWARE = [

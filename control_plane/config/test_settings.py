@@ -12,6 +12,7 @@ TEST_PLUGIN_IMPORT_ROOTS = (
     "control_plane.hooks.tests.plugins",
     "control_plane.plugins.tests.plugins",
     "control_plane.budgets.tests.plugins",
+    "control_plane.chat.tests.agents",
     "edge_gateway.tests",
     "shared_sdk.tests",
     "tests.schedules.sample_plugins",

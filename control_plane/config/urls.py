@@ -18,6 +18,7 @@ urlpatterns = [
     path("health", health, name="health"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
+    path("portal/chat/", include("control_plane.chat.urls")),
     path("portal/", include("control_plane.portal.urls")),
     path("oidc/authenticate/", oidc_login, name="oidc_authentication_init"),
     path("oidc/callback/", oidc_callback, name="oidc_authentication_callback"),

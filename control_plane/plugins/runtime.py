@@ -48,6 +48,7 @@ __all__ = [
     "plugin_host",
     "plugin_reload",
     "plugin_spec",
+    "plugin_stream_handle",
     "plugins_load_session_aware",
     "publish_local_event",
     "publish_studio_event",
@@ -178,6 +179,14 @@ def _with_call_timeout(handle: PluginHandle, timeout_s: float) -> PluginHandle:
     view = copy.copy(handle)
     view.timeout_s = timeout_s
     return view
+
+
+def plugin_stream_handle(slug: str, method: str) -> tuple[PluginHandle, asyncio.AbstractEventLoop]:
+    """The loaded handle of `slug` (loaded or refreshed as `call_plugin` does) and the loop its calls must run on,
+    for callers that iterate a streaming method from another loop (`plugins.streaming`). Blocking: call it from
+    a worker thread. Raises `PluginCallError` when the plugin is not registered or not active."""
+    handle, _ = _handle(slug, method, None)
+    return handle, _ensure_loop()[0]
 
 
 def call_plugin(

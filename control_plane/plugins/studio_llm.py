@@ -6,7 +6,8 @@ the call's estimated cost (or it is refused with the edge's 402 message); after 
 budget-usage row go in through the analytics ingest, from the pseudo-edge `studio`. The usage row is what makes
 the spend count: the bridge sums usage rows per budget and period, whichever edge they came from.
 
-A studio call has no app, user or group, so only LLM budgets apply to it. Unlike the edge, there is no
+A studio call has no app, so the LLM's budgets apply to it; a call made for a user (the portal's chat carries
+`user_id`) also answers to that user's budgets and their groups', as the same user's traffic does at an edge. Unlike the edge, there is no
 reservation held while the call runs: studio calls are rare, and the next call sees the recorded spend.
 """
 
@@ -18,10 +19,11 @@ import uuid
 from decimal import Decimal
 from typing import Any, cast
 
+from django.db.models import Q
 from django.utils import timezone
 
 from shared_sdk.messages import AnalyticsRecord, BudgetUsage, LLMMessage, PluginContextInfo
-from shared_sdk.snapshot import BudgetConfig, BudgetPeriod, ConfigSnapshot
+from shared_sdk.snapshot import BudgetConfig, BudgetPeriod, ConfigSnapshot, UserConfig
 from shared_sdk.sync_protocol import TelemetryBatch
 
 __all__ = [
@@ -53,6 +55,11 @@ class StudioLLMCall:
     namespace: str
     model: str
     plugin_slug: str = ""
+    user_id: int | None = None
+    """The person the call is for (the portal's chat); user budgets do not apply to studio calls, but their
+    usage reports show it."""
+    source: str = STUDIO_EDGE_ID
+    """What made the call (`studio` for plugins, `chat` for the portal's chat), in the analytics metadata."""
     request_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -77,6 +84,40 @@ def _cost(price, prompt_tokens: int, completion_tokens: int) -> Decimal:
     return (prompt_tokens * price.prompt_per_million + completion_tokens * price.completion_per_million) / _MILLION
 
 
+def _budgets_of(call: StudioLLMCall) -> Q:
+    """The budgets a call answers to: the LLM's; for a call on behalf of a user (the chat), also the user's own and
+    their groups' budgets, as at the edge (a studio call has no app)."""
+    from django.contrib.auth.models import Group
+
+    from control_plane.budgets.models import Budget
+
+    budgets = Q(scope=Budget.Scope.LLM, llm_id=call.llm_id)
+    if call.user_id is not None:
+        groups = Group.objects.filter(user__id=call.user_id).values("pk")
+        budgets |= Q(scope=Budget.Scope.USER, user_id=call.user_id) | Q(scope=Budget.Scope.GROUP, group_id__in=groups)
+    return budgets
+
+
+def _target_id(budget: Any) -> int:
+    return int(
+        {"llm": budget.llm_id, "user": budget.user_id, "group": budget.group_id, "app": budget.app_id}[budget.scope]
+    )
+
+
+def _group_members(budgets: list[Any]) -> list[UserConfig]:
+    """Every member of the groups of group budgets: a group's spend is its members' usage, whoever made it."""
+    from django.contrib.auth import get_user_model
+
+    group_ids = {b.group_id for b in budgets if b.scope == "group"}
+    if not group_ids:
+        return []
+    members: dict[int, list[int]] = {}
+    rows = get_user_model().objects.filter(groups__in=group_ids).values_list("pk", "groups")
+    for user_id, group_id in rows:
+        members.setdefault(user_id, []).append(group_id)
+    return [UserConfig(id=user_id, group_ids=ids) for user_id, ids in members.items()]
+
+
 def studio_llm_budget_refusal(*, call: StudioLLMCall, prompt_tokens: int, max_tokens: int | None) -> str | None:
     """The edge's budget message when one of the LLM's blocking budgets cannot take this call, else None.
 
@@ -88,7 +129,7 @@ def studio_llm_budget_refusal(*, call: StudioLLMCall, prompt_tokens: int, max_to
     from control_plane.budgets.periods import period_bounds
 
     now = timezone.now()
-    budgets = list(Budget.objects.filter(scope=Budget.Scope.LLM, llm_id=call.llm_id, is_active=True).order_by("pk"))
+    budgets = list(Budget.objects.filter(_budgets_of(call), is_active=True).order_by("pk"))
     blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
     if not blocking:
         return None
@@ -101,8 +142,8 @@ def studio_llm_budget_refusal(*, call: StudioLLMCall, prompt_tokens: int, max_to
         configs.append(
             BudgetConfig(
                 id=budget.pk,
-                scope="llm",
-                target_id=call.llm_id,
+                scope=cast(Any, budget.scope),
+                target_id=_target_id(budget),
                 limit=budget.limit,
                 currency=budget.currency,
                 period=cast(BudgetPeriod, budget.period),
@@ -115,7 +156,9 @@ def studio_llm_budget_refusal(*, call: StudioLLMCall, prompt_tokens: int, max_to
     summed = {
         s.budget_id: s.spent
         for s in budget_spend_for_snapshot(
-            snapshot=ConfigSnapshot(namespace=call.namespace, version=0, budgets=configs)
+            snapshot=ConfigSnapshot(
+                namespace=call.namespace, version=0, budgets=configs, users=_group_members(blocking)
+            )
         )
     }
     completion = max_tokens if max_tokens is not None else DEFAULT_COMPLETION_ESTIMATE
@@ -133,7 +176,7 @@ def studio_llm_budget_refusal(*, call: StudioLLMCall, prompt_tokens: int, max_to
 def studio_llm_reserve(
     *, call: StudioLLMCall, messages: list[LLMMessage], max_tokens: int | None
 ) -> tuple[str | None, Decimal]:
-    """Check the LLM's blocking budgets, then hold the call's upper-bound cost in the quota ledger as edge
+    """Check the call's blocking budgets (`_budgets_of`), then hold the call's upper-bound cost in the quota ledger as edge
     `studio` (docs/governance.md), so the edges are granted only what remains while the call runs.
 
     Returns (the edge's 402 message, or None; the amount held, to hand to `studio_llm_call_record`)."""
@@ -146,9 +189,9 @@ def studio_llm_reserve(
     if refusal is not None:
         return refusal, _ZERO
     ids = list(
-        Budget.objects.filter(
-            scope=Budget.Scope.LLM, llm_id=call.llm_id, is_active=True, action=Budget.Action.BLOCK
-        ).values_list("pk", flat=True)
+        Budget.objects.filter(_budgets_of(call), is_active=True, action=Budget.Action.BLOCK).values_list(
+            "pk", flat=True
+        )
     )
     price = _price(call.vendor, call.model)
     if not ids or price is None:
@@ -158,8 +201,9 @@ def studio_llm_reserve(
     bound = _cost(price, prompt_bound, completion)
     refused = budget_lease_reserve_exact(edge_id=STUDIO_EDGE_ID, budget_ids=ids, amount=bound)
     if refused is not None:
+        scope = Budget.objects.filter(pk=refused).values_list("scope", flat=True).first() or "llm"
         return (
-            f"llm budget exhausted: what is left of it is held by requests in flight across the edges "
+            f"{scope} budget exhausted: what is left of it is held by requests in flight across the edges "
             f"(this request could cost up to {bound:.4f})"
         ), _ZERO
     return None, bound
@@ -184,7 +228,7 @@ def studio_llm_call_record(
         from control_plane.budgets.leasing import budget_lease_settle_exact
         from control_plane.budgets.models import Budget
 
-        ids = list(Budget.objects.filter(scope=Budget.Scope.LLM, llm_id=call.llm_id).values_list("pk", flat=True))
+        ids = list(Budget.objects.filter(_budgets_of(call)).values_list("pk", flat=True))
         budget_lease_settle_exact(edge_id=STUDIO_EDGE_ID, budget_ids=ids, reserved=reserved, cost=cost)
     currency = price.currency if price is not None else "USD"
     stamp = time.time()
@@ -193,11 +237,13 @@ def studio_llm_call_record(
         vendor=call.vendor,
         llm_id=call.llm_id,
         llm_slug=call.llm_slug,
-        metadata={"source": STUDIO_EDGE_ID, "plugin": call.plugin_slug},
+        user_id=call.user_id,
+        metadata={"source": call.source, "plugin": call.plugin_slug},
     )
     common: dict[str, Any] = {
         "request_id": call.request_id,
         "llm_id": call.llm_id,
+        "user_id": call.user_id,
         "timestamp": stamp,
         "context": context,
     }

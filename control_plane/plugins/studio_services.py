@@ -7,16 +7,16 @@ outbox (`OutboundEvent`): whichever control-plane process a plugin runs in, the 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
-import dataclasses
 import logging
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import httpx
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
@@ -33,6 +33,9 @@ from shared_sdk.messages import (
     Tool,
     User,
 )
+
+from .studio_llm import StudioLLMCall, studio_llm_call_record, studio_llm_prompt_estimate, studio_llm_reserve
+from .studio_vendor import StreamEnd, Upstream, VendorStreamError, vendor_call, vendor_stream
 
 if TYPE_CHECKING:
     from control_plane.applications.models import App as AppModel
@@ -271,137 +274,17 @@ def _page(page: int, limit: int) -> slice:
     return slice((page - 1) * limit, page * limit)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Upstream:
-    id: int
-    slug: str
-    vendor: str
-    namespace: str
-    base: str
-    key: str
-    default_model: str
-
-
-async def _vendor_call(
-    upstream: _Upstream,
-    model: str,
-    messages: list[LLMMessage],
-    temperature: float | None,
-    max_tokens: int | None,
-) -> tuple[int, LLMCallResponse | None, str]:
-    """(status, answer or None, error type): 502 with the exception's name when the upstream was unreachable."""
-    if upstream.vendor == "google":
-        return await _gemini_call(upstream, model, messages, temperature, max_tokens)
-    body: dict[str, Any] = {"model": model, "messages": [{"role": m.role, "content": m.content} for m in messages]}
-    if temperature is not None:
-        body["temperature"] = temperature
-    headers = {"content-type": "application/json"}
-    anthropic = upstream.vendor == "anthropic"
-    if anthropic:
-        body["max_tokens"] = max_tokens or 1024
-        headers.update({"x-api-key": upstream.key, "anthropic-version": "2023-06-01"})
-        base = upstream.base
-        url = f"{base}/v1/messages" if not base.endswith("/v1") else f"{base}/messages"
-    else:
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
-        if upstream.key:
-            headers["authorization"] = f"Bearer {upstream.key}"
-        url = f"{upstream.base}/chat/completions"
-    try:
-        async with httpx.AsyncClient(timeout=60) as client:
-            response = await client.post(url, json=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return 502, None, type(exc).__name__
-    if response.status_code >= 400:
-        return response.status_code, None, "upstream_error"
-    data = response.json()
-    if anthropic:
-        text = "".join(part.get("text", "") for part in data.get("content", []) if part.get("type") == "text")
-        usage = data.get("usage", {})
-        return (
-            response.status_code,
-            LLMCallResponse(
-                content=text,
-                model=data.get("model", ""),
-                finish_reason=data.get("stop_reason") or "",
-                prompt_tokens=usage.get("input_tokens", 0),
-                completion_tokens=usage.get("output_tokens", 0),
-            ),
-            "",
-        )
-    choice = (data.get("choices") or [{}])[0]
-    usage = data.get("usage") or {}
-    return (
-        response.status_code,
-        LLMCallResponse(
-            content=(choice.get("message") or {}).get("content") or "",
-            model=data.get("model", ""),
-            finish_reason=choice.get("finish_reason") or "",
-            tool_calls=(choice.get("message") or {}).get("tool_calls") or [],
-            prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
-        ),
-        "",
-    )
-
-
-_GEMINI_FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
-
-
-async def _gemini_call(
-    upstream: _Upstream,
-    model: str,
-    messages: list[LLMMessage],
-    temperature: float | None,
-    max_tokens: int | None,
-) -> tuple[int, LLMCallResponse | None, str]:
-    """`_vendor_call` for vendor `google`: Gemini's generateContent (system messages as `systemInstruction`)."""
-    system = "\n\n".join(m.content for m in messages if m.role == "system")
-    contents = [
-        {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-        for m in messages
-        if m.role != "system"
-    ]
-    body: dict[str, Any] = {"contents": contents}
-    if system:
-        body["systemInstruction"] = {"parts": [{"text": system}]}
-    config = {"temperature": temperature, "maxOutputTokens": max_tokens}
-    config = {k: v for k, v in config.items() if v is not None}
-    if config:
-        body["generationConfig"] = config
-    base = upstream.base.rstrip("/")
-    base = base if base.endswith(("/v1beta", "/v1")) else f"{base}/v1beta"
-    headers = {"content-type": "application/json", "x-goog-api-key": upstream.key}
-    try:
-        async with httpx.AsyncClient(timeout=60) as client:
-            response = await client.post(f"{base}/models/{model}:generateContent", json=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return 502, None, type(exc).__name__
-    if response.status_code >= 400:
-        return response.status_code, None, "upstream_error"
-    data = response.json()
-    candidate = (data.get("candidates") or [{}])[0]
-    parts = (candidate.get("content") or {}).get("parts") or []
-    usage = data.get("usageMetadata") or {}
-    answer = LLMCallResponse(
-        content="".join(p.get("text", "") for p in parts if not p.get("thought")),
-        model=data.get("modelVersion") or model,
-        finish_reason=_GEMINI_FINISH.get(candidate.get("finishReason", ""), "stop"),
-        prompt_tokens=usage.get("promptTokenCount", 0),
-        completion_tokens=usage.get("candidatesTokenCount", 0) + usage.get("thoughtsTokenCount", 0),
-    )
-    return response.status_code, answer, ""
-
-
 class StudioServicesImpl(StudioServices):
     """Management services over the ORM; writes go through the domain services, so object hooks still run.
 
-    One per plugin (`plugin_slug`), so what a plugin spends on LLM calls is attributed to it in analytics.
+    One per plugin (`plugin_slug`), so what a plugin spends on LLM calls is attributed to it in analytics; the
+    portal's chat makes one per conversation turn with the user (`user_id`, `source="chat"`).
     """
 
-    def __init__(self, plugin_slug: str = "") -> None:
+    def __init__(self, plugin_slug: str = "", *, user_id: int | None = None, source: str = "studio") -> None:
         self.plugin_slug = plugin_slug
+        self.user_id = user_id
+        self.source = source
 
     async def get_app(self, app_id: int) -> App | None:
         def read() -> App | None:
@@ -510,15 +393,15 @@ class StudioServicesImpl(StudioServices):
 
         return await _db(read)()
 
-    async def _upstream(self, llm_id: int) -> _Upstream:
-        def read() -> _Upstream:
+    async def _upstream(self, llm_id: int) -> Upstream:
+        def read() -> Upstream:
             from control_plane.llms.models import LLM as LLMModel
             from control_plane.llms.secrets import vendor_key_decrypt
 
             llm = LLMModel.objects.filter(pk=llm_id, is_active=True).first()
             if llm is None:
                 raise ServiceError(f"no active LLM {llm_id}")
-            return _Upstream(
+            return Upstream(
                 id=llm.pk,
                 slug=llm.slug,
                 vendor=llm.vendor,
@@ -530,6 +413,26 @@ class StudioServicesImpl(StudioServices):
 
         return await _db(read)()
 
+    def _call(self, upstream: Upstream, model: str) -> StudioLLMCall:
+        return StudioLLMCall(
+            llm_id=upstream.id,
+            llm_slug=upstream.slug,
+            vendor=upstream.vendor,
+            namespace=upstream.namespace,
+            model=model or upstream.default_model,
+            plugin_slug=self.plugin_slug,
+            user_id=self.user_id,
+            source=self.source,
+        )
+
+    async def _reserve(self, call: StudioLLMCall, messages: list[LLMMessage], max_tokens: int | None) -> Decimal:
+        """Hold the call's cost in the LLM's budgets; a refusal is recorded (402) and raised as `ServiceError`."""
+        refusal, reserved = await _db(studio_llm_reserve)(call=call, messages=messages, max_tokens=max_tokens)
+        if refusal is not None:
+            await _db(studio_llm_call_record)(call=call, status_code=402, error_type="budget_exceeded")
+            raise ServiceError(refusal)
+        return cast(Decimal, reserved)
+
     async def call_llm(
         self,
         llm_id: int,
@@ -538,26 +441,17 @@ class StudioServicesImpl(StudioServices):
         model: str = "",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> LLMCallResponse:
         """A non-streamed call to the LLM's upstream (OpenAI or Anthropic wire format), accounted like an edge
         call: refused when one of the LLM's budgets is exhausted, recorded in analytics either way (`studio_llm`)."""
-        from .studio_llm import StudioLLMCall, studio_llm_call_record, studio_llm_reserve
-
         upstream = await self._upstream(llm_id)
-        call = StudioLLMCall(
-            llm_id=upstream.id,
-            llm_slug=upstream.slug,
-            vendor=upstream.vendor,
-            namespace=upstream.namespace,
-            model=model or upstream.default_model,
-            plugin_slug=self.plugin_slug,
-        )
-        refusal, reserved = await _db(studio_llm_reserve)(call=call, messages=messages, max_tokens=max_tokens)
-        if refusal is not None:
-            await _db(studio_llm_call_record)(call=call, status_code=402, error_type="budget_exceeded")
-            raise ServiceError(refusal)
+        call = self._call(upstream, model)
+        reserved = await self._reserve(call, messages, max_tokens)
         started = time.perf_counter()
-        status, answer, error_type = await _vendor_call(upstream, call.model, messages, temperature, max_tokens)
+        status, answer, error_type = await vendor_call(
+            upstream, call.model, messages, temperature=temperature, max_tokens=max_tokens, tools=tools
+        )
         await _db(studio_llm_call_record)(
             call=call,
             status_code=status,
@@ -582,7 +476,39 @@ class StudioServicesImpl(StudioServices):
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> AsyncIterator[LLMCallChunk]:
-        """The whole answer as one content chunk followed by the final chunk (the upstream call is not streamed)."""
-        answer = await self.call_llm(llm_id, messages, model=model, temperature=temperature, max_tokens=max_tokens)
-        yield LLMCallChunk(content=answer.content)
-        yield LLMCallChunk(finish_reason=answer.finish_reason, done=True)
+        """The answer as the vendor streams it, accounted like `call_llm`. Usage is recorded when the stream ends,
+        however it ends: a stream the caller closes early (the chat's user left) is recorded with the text that
+        was generated so far (estimated at four characters per token when the vendor never said)."""
+        upstream = await self._upstream(llm_id)
+        call = self._call(upstream, model)
+        reserved = await self._reserve(call, messages, max_tokens)
+        end = StreamEnd()
+        started = time.perf_counter()
+        status, error_type, chars = 200, "", 0
+        try:
+            async for text in vendor_stream(
+                upstream, call.model, messages, end, temperature=temperature, max_tokens=max_tokens
+            ):
+                chars += len(text)
+                yield LLMCallChunk(content=text)
+        except VendorStreamError as exc:
+            status, error_type = exc.status, exc.error_type
+        except (asyncio.CancelledError, GeneratorExit):
+            status, error_type = 499, "client_closed"
+            raise
+        finally:
+            record = _db(studio_llm_call_record)(
+                call=call,
+                status_code=status,
+                reserved=reserved,
+                prompt_tokens=end.prompt_tokens or studio_llm_prompt_estimate(messages),
+                completion_tokens=end.completion_tokens or (chars + 3) // 4,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+                error_type=error_type,
+            )
+            await asyncio.shield(record)
+        if status >= 400:
+            raise ServiceError(
+                f"LLM {llm_id} unreachable: {error_type}" if status == 502 else f"LLM {llm_id} answered {status}"
+            )
+        yield LLMCallChunk(finish_reason=end.finish_reason or "stop", done=True)

@@ -244,7 +244,8 @@ class InMemoryGateway(GatewayServices):
 
 
 class InMemoryStudio(StudioServices):
-    """Studio services over dicts; `llm_responder(llm_id, messages, model)` answers `call_llm`."""
+    """Studio services over dicts; `llm_responder(llm_id, messages, model)` answers `call_llm` with text, or with
+    a whole `LLMCallResponse` (to script tool calls for an agent's tests)."""
 
     def __init__(
         self,
@@ -253,7 +254,7 @@ class InMemoryStudio(StudioServices):
         users: list[User] | None = None,
         llms: list[LLM] | None = None,
         tools: list[Tool] | None = None,
-        llm_responder: Callable[[int, list[LLMMessage], str], str] | None = None,
+        llm_responder: Callable[[int, list[LLMMessage], str], str | LLMCallResponse] | None = None,
     ) -> None:
         self.apps = {a.id: a for a in apps or []}
         self.users = {u.id: u for u in users or []}
@@ -261,6 +262,8 @@ class InMemoryStudio(StudioServices):
         self.tools = {t.id: t for t in tools or []}
         self.llm_responder = llm_responder or (lambda llm_id, messages, model: f"echo: {messages[-1].content}")
         self.llm_calls: list[tuple[int, list[LLMMessage], str]] = []
+        self.llm_tools: list[list[dict[str, Any]]] = []
+        """The `tools` each call offered, in call order."""
 
     def _app(self, app_id: int) -> App:
         app = self.apps.get(app_id)
@@ -325,11 +328,15 @@ class InMemoryStudio(StudioServices):
         model: str = "",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> LLMCallResponse:
         if llm_id not in self.llms:
             raise ServiceError(f"LLM {llm_id} does not exist")
         self.llm_calls.append((llm_id, list(messages), model))
+        self.llm_tools.append(list(tools or []))
         text = self.llm_responder(llm_id, messages, model)
+        if isinstance(text, LLMCallResponse):  # a scripted answer: tool calls, finish reason, usage as given
+            return text
         return LLMCallResponse(
             content=text,
             model=model or self.llms[llm_id].default_model,

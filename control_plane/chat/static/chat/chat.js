@@ -1,0 +1,103 @@
+/* The chat page: post a turn (fetch, with the form's CSRF token), then read its reply from an EventSource.
+   Vanilla on purpose: EventSource is built into every browser, so nothing is vendored for a page this small.
+   Each event is one agent chunk kind (content, tool_call, tool_result, thinking, error, done) and gets its own
+   element as it arrives; content chunks extend the current text. */
+(function () {
+  "use strict";
+  var transcript = document.getElementById("transcript");
+  var form = document.getElementById("message-form");
+  var errors = document.getElementById("message-errors");
+  var send = document.getElementById("send");
+  var LABELS = { tool_call: "Tool call", tool_result: "Tool result", thinking: "Thinking", error: "Error" };
+
+  function element(cls, text, label) {
+    var div = document.createElement("div");
+    div.className = "chunk " + cls;
+    if (label) {
+      var span = document.createElement("span");
+      span.className = "label";
+      span.textContent = label;
+      div.appendChild(span);
+      div.appendChild(document.createTextNode(" "));
+    }
+    div.appendChild(document.createTextNode(text));
+    return div;
+  }
+
+  function turn(role) {
+    var div = document.createElement("div");
+    div.className = "turn " + role;
+    transcript.appendChild(div);
+    return div;
+  }
+
+  function stream(url) {
+    var bubble = turn("assistant streaming");
+    var text = null;
+    var source = new EventSource(url);
+    send.disabled = true;
+    function finish(state) {
+      source.close();
+      bubble.classList.remove("streaming");
+      bubble.classList.add(state);
+      send.disabled = false;
+    }
+    source.addEventListener("content", function (e) {
+      var chunk = JSON.parse(e.data);
+      if (text === null) { text = element("content", ""); bubble.appendChild(text); }
+      text.appendChild(document.createTextNode(chunk.content));
+    });
+    ["tool_call", "tool_result", "thinking"].forEach(function (kind) {
+      source.addEventListener(kind, function (e) {
+        var chunk = JSON.parse(e.data);
+        bubble.appendChild(element(kind, chunk.content, LABELS[kind]));
+        text = null;
+      });
+    });
+    source.addEventListener("error", function (e) {
+      if (e.data) {
+        bubble.appendChild(element("error", JSON.parse(e.data).content, LABELS.error));
+        finish("error");
+      } else if (source.readyState !== EventSource.OPEN) {  // the connection itself failed
+        bubble.appendChild(element("error", "The connection to the server was lost.", LABELS.error));
+        finish("error");
+      }
+    });
+    source.addEventListener("done", function () {
+      bubble.appendChild(element("done", "done"));
+      finish("done");
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    errors.textContent = "";
+    var body = new FormData(form);
+    fetch(form.action, { method: "POST", body: body, headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        return response.json().then(function (data) { return { status: response.status, data: data }; });
+      })
+      .then(function (result) {
+        if (result.status !== 201) {
+          var all = result.data.errors || {};
+          Object.keys(all).forEach(function (field) {
+            all[field].forEach(function (err) { errors.appendChild(element("error", err.message)); });
+          });
+          return;
+        }
+        var title = document.getElementById("chat-title");
+        if (title && title.dataset.untitled === "1") {  // the first message names the conversation
+          var text = body.get("message").trim();
+          title.textContent = text.length <= 60 ? text : text.slice(0, 59) + "\u2026";
+          title.dataset.untitled = "0";
+        }
+        var mine = turn("user");
+        mine.appendChild(element("content", body.get("message")));
+        form.reset();
+        stream(result.data.stream_url);
+      })
+      .catch(function () { errors.appendChild(element("error", "Could not send the message: try again.")); });
+  });
+
+  if (transcript.dataset.pending === "1") { stream(transcript.dataset.streamUrl); }
+}());

@@ -1,0 +1,212 @@
+"""The reply stream of one chat turn, as server-sent events: an LLM's tokens or an agent's chunks as they come.
+
+One producer task reads the source (the LLM through the studio's governed LLM service, or the agent plugin
+through the studio host) into a small queue; the response's generator forwards each chunk as an SSE event. The
+whole reply is bounded by `FJORDGATE_CHAT_TIMEOUT_S`. When the user leaves, the server cancels the response, the
+generator's `finally` cancels the producer, and that cancellation closes the agent's iterator (or the isolated
+plugin's gRPC stream) and ends the upstream LLM stream, whose usage is still recorded. The reply is stored with
+every chunk kind in order, however it ended (done, error, cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from control_plane.plugins.streaming import plugin_stream
+from control_plane.plugins.studio_services import StudioServicesImpl
+from shared_sdk import Context, PluginCallError, Runtime, ServiceError
+from shared_sdk.messages import (
+    AgentChunk,
+    AgentChunkType,
+    AgentMessageRequest,
+    LLMMessage,
+    PluginContextInfo,
+    User,
+)
+
+from .models import ChatMessage
+from .services import Turn, turn_claim, turn_finish
+
+__all__ = ["reply_events", "sse"]
+
+logger = logging.getLogger(__name__)
+
+_QUEUE = 32
+_END = object()
+
+
+def sse(chunk: AgentChunk) -> str:
+    """One event: its name is the chunk kind, its data the chunk as JSON (one line: JSON escapes newlines)."""
+    data = {"type": str(chunk.type), "content": chunk.content, "metadata": chunk.metadata}
+    return f"event: {chunk.type}\ndata: {json.dumps(data)}\n\n"
+
+
+def _error(text: str) -> AgentChunk:
+    return AgentChunk(type=AgentChunkType.ERROR, content=text, is_final=True)
+
+
+async def _llm_chunks(turn: Turn) -> AsyncIterator[AgentChunk]:
+    """The LLM's answer through `StudioServicesImpl.stream_llm`: budgets refuse, usage is recorded for the user."""
+    assert turn.llm_id is not None
+    services = StudioServicesImpl("", user_id=turn.user_id, source="chat")
+    messages = [LLMMessage(role=h.role, content=h.content) for h in turn.history]
+    messages.append(LLMMessage(role="user", content=turn.text))
+    try:
+        async for piece in services.stream_llm(turn.llm_id, messages):
+            if piece.content:
+                yield AgentChunk(type=AgentChunkType.CONTENT, content=piece.content)
+            if piece.done:
+                yield AgentChunk(
+                    type=AgentChunkType.DONE, metadata={"finish_reason": piece.finish_reason}, is_final=True
+                )
+    except ServiceError as exc:
+        yield _error(str(exc))
+
+
+async def _agent_chunks(turn: Turn) -> AsyncIterator[AgentChunk]:
+    """The agent plugin's chunks through the studio host (in-process or isolated, as the plugin is registered)."""
+    context = PluginContextInfo(request_id=turn.request_id, user_id=turn.user_id, metadata={"source": "chat"})
+    request = AgentMessageRequest(
+        session_id=str(turn.session_id),
+        user_message=turn.text,
+        available_llms=turn.available_llms,
+        available_tools=turn.available_tools,
+        available_datasources=turn.available_datasources,
+        config=turn.agent_config,
+        history=turn.history,
+        context=context,
+    )
+    ctx = Context(
+        runtime=Runtime.STUDIO,
+        request_id=turn.request_id,
+        user=User(id=turn.user_id),
+        session_id=str(turn.session_id),
+        metadata={"source": "chat"},
+    )
+    try:
+        async for chunk in plugin_stream(turn.agent_slug, "handle_agent_message", request, ctx=ctx):
+            yield chunk
+    except PluginCallError as exc:
+        yield _error(f"The agent failed ({exc.kind}): {exc.detail or 'no detail'}")
+
+
+class _Reply:
+    """The reply as stored: text of the content chunks, and every chunk in order (content runs merged)."""
+
+    def __init__(self) -> None:
+        self.parts: list[dict[str, Any]] = []
+        self.text: list[str] = []
+        self.status = ChatMessage.Status.STREAMING
+        self.finished = False
+
+    def add(self, chunk: AgentChunk) -> None:
+        kind = str(chunk.type)
+        if chunk.type is AgentChunkType.CONTENT:
+            self.text.append(chunk.content)
+            if self.parts and self.parts[-1]["type"] == kind:
+                self.parts[-1]["content"] += chunk.content
+                return
+        elif chunk.type is AgentChunkType.DONE:
+            self.finished = True
+            if self.status == ChatMessage.Status.STREAMING:
+                self.status = ChatMessage.Status.DONE
+        elif chunk.type is AgentChunkType.ERROR:
+            self.status = ChatMessage.Status.ERROR
+        part: dict[str, Any] = {"type": kind, "content": chunk.content}
+        if chunk.metadata:
+            part["metadata"] = chunk.metadata
+        self.parts.append(part)
+
+
+async def _produce(turn: Turn, queue: asyncio.Queue[Any]) -> None:
+    source = _llm_chunks(turn) if turn.llm_id is not None else _agent_chunks(turn)
+    try:
+        async for chunk in source:
+            await queue.put(chunk)
+            if chunk.is_final and chunk.type in (AgentChunkType.DONE, AgentChunkType.ERROR):
+                break
+    except Exception as exc:  # a bug on our side: the user sees that the reply failed, not a hanging page
+        logger.exception("chat reply of session %s failed", turn.session_id)
+        await queue.put(_error(f"The reply failed ({type(exc).__name__})."))
+    finally:
+        with contextlib.suppress(Exception):
+            await source.aclose()  # type: ignore[attr-defined]
+        await queue.put(_END)
+
+
+async def _chunks(turn: Turn, reply: _Reply) -> AsyncIterator[AgentChunk]:
+    """The source's chunks within the reply timeout; the producer is cancelled however this ends."""
+    timeout = settings.FJORDGATE_CHAT_TIMEOUT_S
+    deadline = time.monotonic() + timeout
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=_QUEUE)
+    producer = asyncio.create_task(_produce(turn, queue))
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), max(deadline - time.monotonic(), 0.0))
+            except TimeoutError:
+                yield _error(f"No complete reply within {timeout:g} s: stopped.")
+                return
+            if item is _END:
+                return
+            yield item
+    finally:
+        if not producer.done():
+            producer.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(producer)
+
+
+async def reply_events(*, user_id: int, session_id: int) -> AsyncGenerator[str, None]:
+    """The SSE body for the session's pending turn; ends with a `done` or `error` event."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        turn = await sync_to_async(turn_claim)(user_id=user_id, session_id=session_id)
+    except ValidationError as exc:
+        yield sse(_error(" ".join(exc.messages)))
+        return
+    if turn is None:
+        yield sse(_error("There is no message waiting for a reply."))
+        return
+    reply = _Reply()
+    try:
+        async for chunk in _chunks(turn, reply):
+            reply.add(chunk)
+            yield sse(chunk)
+        if not reply.finished and reply.status == ChatMessage.Status.STREAMING:
+            done = AgentChunk(type=AgentChunkType.DONE, is_final=True)
+            reply.add(done)
+            yield sse(done)
+    except (asyncio.CancelledError, GeneratorExit):
+        reply.status = ChatMessage.Status.CANCELLED
+        raise
+    finally:
+        if reply.status == ChatMessage.Status.STREAMING:
+            reply.status = ChatMessage.Status.CANCELLED
+        finish = _db(turn_finish)(turn=turn, content="".join(reply.text), parts=reply.parts, status=reply.status)
+        await asyncio.shield(finish)
+
+
+def _db(fn: Any) -> Any:
+    """`fn` in a worker thread that closes its connection after use: the reply is stored even while the request
+    is being torn down (the user left), when the request's own thread-sensitive executor is going away."""
+
+    def run(**kwargs: Any) -> Any:
+        close_old_connections()
+        try:
+            return fn(**kwargs)
+        finally:
+            connection.close()
+
+    return sync_to_async(run, thread_sensitive=False)

@@ -1,0 +1,299 @@
+"""The wire of the studio's own LLM calls: OpenAI chat completions, Anthropic Messages and Gemini's
+generateContent (`studio_gemini.py`), plain and streamed.
+
+Studio plugins and the portal's chat call vendors from the control plane (`StudioServicesImpl.call_llm` /
+`stream_llm`). Requests and answers are kept in one vendor-neutral shape on our side (OpenAI's: `tool_calls` as
+`{"id", "type": "function", "function": {"name", "arguments"}}`), translated here, so an agent loop is written
+once whichever vendor serves the LLM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from shared_sdk.messages import LLMCallResponse, LLMMessage
+
+from .studio_gemini import gemini_answer, gemini_event, gemini_request
+
+__all__ = ["StreamEnd", "Upstream", "vendor_call", "vendor_stream"]
+
+_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Upstream:
+    id: int
+    slug: str
+    vendor: str
+    namespace: str
+    base: str
+    key: str
+    default_model: str
+
+    @property
+    def anthropic(self) -> bool:
+        return self.vendor == "anthropic"
+
+
+@dataclasses.dataclass(slots=True)
+class StreamEnd:
+    """What a finished stream reports after its text deltas: usage and why it stopped."""
+
+    finish_reason: str = ""
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def _openai_messages(messages: list[LLMMessage]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        item: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            item["tool_calls"] = m.tool_calls
+            item["content"] = m.content or None
+        if m.tool_call_id:
+            item["tool_call_id"] = m.tool_call_id
+        if m.name:
+            item["name"] = m.name
+        out.append(item)
+    return out
+
+
+def _arguments(call: dict[str, Any]) -> Any:
+    raw = (call.get("function") or {}).get("arguments") or "{}"
+    try:
+        return json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return {}
+
+
+def _anthropic_messages(messages: list[LLMMessage]) -> tuple[str, list[dict[str, Any]]]:
+    """(system prompt, messages): tool calls become `tool_use` blocks, tool answers `tool_result` blocks of one
+    user turn (Anthropic wants user and assistant turns to alternate)."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.tool_calls:
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+            for call in m.tool_calls:
+                name = (call.get("function") or {}).get("name", "")
+                blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": name, "input": _arguments(call)})
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return system, out
+
+
+def _anthropic_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for tool in tools:
+        fn = tool.get("function") or tool
+        out.append(
+            {
+                "name": fn.get("name", ""),
+                "description": fn.get("description", ""),
+                "input_schema": fn.get("parameters") or {"type": "object", "properties": {}},
+            }
+        )
+    return out
+
+
+def _request(
+    upstream: Upstream,
+    model: str,
+    messages: list[LLMMessage],
+    *,
+    temperature: float | None,
+    max_tokens: int | None,
+    tools: list[dict[str, Any]] | None,
+    stream: bool,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(url, headers, body) of one call in the upstream vendor's format."""
+    if upstream.vendor == "google":
+        return gemini_request(
+            upstream, model, messages, temperature=temperature, max_tokens=max_tokens, tools=tools, stream=stream
+        )
+    headers = {"content-type": "application/json"}
+    body: dict[str, Any] = {"model": model}
+    if temperature is not None:
+        body["temperature"] = temperature
+    if stream:
+        body["stream"] = True
+    if upstream.anthropic:
+        system, body["messages"] = _anthropic_messages(messages)
+        if system:
+            body["system"] = system
+        if tools:
+            body["tools"] = _anthropic_tools(tools)
+        body["max_tokens"] = max_tokens or 1024
+        headers.update({"x-api-key": upstream.key, "anthropic-version": "2023-06-01"})
+        base = upstream.base
+        return (f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"), headers, body
+    body["messages"] = _openai_messages(messages)
+    if tools:
+        body["tools"] = tools
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    if upstream.key:
+        headers["authorization"] = f"Bearer {upstream.key}"
+    return f"{upstream.base}/chat/completions", headers, body
+
+
+def _anthropic_answer(data: dict[str, Any]) -> LLMCallResponse:
+    blocks = data.get("content") or []
+    calls = [
+        {
+            "id": b.get("id", ""),
+            "type": "function",
+            "function": {"name": b.get("name", ""), "arguments": json.dumps(b.get("input") or {})},
+        }
+        for b in blocks
+        if b.get("type") == "tool_use"
+    ]
+    usage = data.get("usage") or {}
+    stop = data.get("stop_reason") or ""
+    return LLMCallResponse(
+        content="".join(b.get("text", "") for b in blocks if b.get("type") == "text"),
+        model=data.get("model", ""),
+        finish_reason="tool_calls" if stop == "tool_use" else stop,
+        tool_calls=calls,
+        prompt_tokens=usage.get("input_tokens", 0),
+        completion_tokens=usage.get("output_tokens", 0),
+    )
+
+
+def _openai_answer(data: dict[str, Any]) -> LLMCallResponse:
+    choice = (data.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    usage = data.get("usage") or {}
+    return LLMCallResponse(
+        content=message.get("content") or "",
+        model=data.get("model", ""),
+        finish_reason=choice.get("finish_reason") or "",
+        tool_calls=message.get("tool_calls") or [],
+        prompt_tokens=usage.get("prompt_tokens", 0),
+        completion_tokens=usage.get("completion_tokens", 0),
+    )
+
+
+async def vendor_call(
+    upstream: Upstream,
+    model: str,
+    messages: list[LLMMessage],
+    *,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    tools: list[dict[str, Any]] | None = None,
+) -> tuple[int, LLMCallResponse | None, str]:
+    """(status, answer or None, error type): 502 with the exception's name when the upstream was unreachable."""
+    url, headers, body = _request(
+        upstream, model, messages, temperature=temperature, max_tokens=max_tokens, tools=tools, stream=False
+    )
+    try:
+        async with httpx.AsyncClient(timeout=_TIMEOUT) as client:
+            response = await client.post(url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return 502, None, type(exc).__name__
+    if response.status_code >= 400:
+        return response.status_code, None, "upstream_error"
+    data = response.json()
+    answer = _ANSWERS.get(upstream.vendor, _openai_answer)(data)
+    return response.status_code, answer, ""
+
+
+class VendorStreamError(Exception):
+    """The upstream refused the stream or broke off: `status` (502 when unreachable) and an error type."""
+
+    def __init__(self, status: int, error_type: str) -> None:
+        super().__init__(f"{status} {error_type}")
+        self.status = status
+        self.error_type = error_type
+
+
+def _openai_event(data: dict[str, Any], end: StreamEnd) -> str:
+    end.model = data.get("model") or end.model
+    usage = data.get("usage") or {}
+    if usage:
+        end.prompt_tokens = usage.get("prompt_tokens", 0)
+        end.completion_tokens = usage.get("completion_tokens", 0)
+    choice = (data.get("choices") or [{}])[0]
+    end.finish_reason = choice.get("finish_reason") or end.finish_reason
+    return (choice.get("delta") or {}).get("content") or ""
+
+
+def _anthropic_event(data: dict[str, Any], end: StreamEnd) -> str:
+    kind = data.get("type")
+    if kind == "message_start":
+        message = data.get("message") or {}
+        end.model = message.get("model", "")
+        end.prompt_tokens = (message.get("usage") or {}).get("input_tokens", 0)
+    elif kind == "message_delta":
+        end.finish_reason = (data.get("delta") or {}).get("stop_reason") or end.finish_reason
+        end.completion_tokens = (data.get("usage") or {}).get("output_tokens", end.completion_tokens)
+    elif kind == "content_block_delta":
+        delta = data.get("delta") or {}
+        if delta.get("type") == "text_delta":
+            return delta.get("text") or ""
+    elif kind == "error":
+        raise VendorStreamError(502, (data.get("error") or {}).get("type") or "upstream_error")
+    return ""
+
+
+_ANSWERS = {"anthropic": _anthropic_answer, "google": gemini_answer}
+_EVENTS = {"anthropic": _anthropic_event, "google": gemini_event}
+
+
+async def vendor_stream(
+    upstream: Upstream,
+    model: str,
+    messages: list[LLMMessage],
+    end: StreamEnd,
+    *,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> AsyncIterator[str]:
+    """Yield the answer's text deltas as the vendor sends them (server-sent events); usage lands in `end`.
+
+    Raises `VendorStreamError` when the upstream is unreachable, answers an error status or breaks off."""
+    url, headers, body = _request(
+        upstream, model, messages, temperature=temperature, max_tokens=max_tokens, tools=None, stream=True
+    )
+    parse = _EVENTS.get(upstream.vendor, _openai_event)
+    try:
+        async with (
+            httpx.AsyncClient(timeout=_TIMEOUT) as client,
+            client.stream("POST", url, json=body, headers=headers) as response,
+        ):
+            if response.status_code >= 400:
+                raise VendorStreamError(response.status_code, "upstream_error")
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                try:
+                    data = json.loads(payload)
+                except ValueError:
+                    raise VendorStreamError(502, "malformed_stream") from None
+                text = parse(data, end)
+                if text:
+                    yield text
+    except httpx.HTTPError as exc:
+        raise VendorStreamError(502, type(exc).__name__) from None

@@ -1,0 +1,204 @@
+"""The portal's chat as a person uses it, in real headless Chromium.
+
+The control plane is served the way `fjordgate web` serves it, by uvicorn (ASGI), so replies stream: Django's
+WSGI live server would collect an async stream before sending it. The LLM is the real mock LLM in its own process,
+slowed down between stream events, so the page must show part of a reply before the reply ends. Then the bundled
+desk agent calls a tool (its call and result appear), answers and finishes; reopening the session shows its
+history.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from django.contrib.auth.models import Group
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
+
+from control_plane.accounts.models import Catalogue
+from control_plane.analytics.models import AnalyticsEvent
+from control_plane.catalog.services import model_price_upsert
+from control_plane.chat.models import ChatMessage
+from control_plane.llms.services import llm_create
+from control_plane.plugins.services import plugin_register
+from fjordgate.embedded import free_port
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
+
+MODEL = "mock-gpt"
+QUESTION = "Tell me about the fjords of Norway"
+REPLY = f"Echo: {QUESTION}"
+
+
+@pytest.fixture
+def mock_url(processes) -> str:
+    port = free_port()
+    processes(
+        [sys.executable, "-m", "fjordgate.mock_llm", "--port", str(port), "--chunk-delay-ms", "150"],
+        ready_url=f"http://127.0.0.1:{port}/health",
+        name="mock-llm",
+    )
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def asgi_url(transactional_db) -> Iterator[str]:
+    """The control plane under uvicorn in a thread, on the test database; static files from the app folders."""
+    port = free_port()
+    config = uvicorn.Config(
+        ASGIStaticFilesHandler(get_asgi_application()),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-chat-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+
+
+def _seed(django_user_model, mock_url: str) -> None:
+    alice = django_user_model.objects.create_user("alice", "alice@example.com", "pw-alice-123456")
+    group = Group.objects.create(name="developers")
+    alice.groups.add(group)
+    llm = llm_create(
+        data={
+            "name": "Team GPT",
+            "slug": "team-gpt",
+            "vendor": "openai",
+            "api_endpoint": f"{mock_url}/v1",
+            "default_model": MODEL,
+            "max_retries": 0,
+        }
+    )
+    model_price_upsert(
+        data={"vendor": "openai", "model": MODEL, "prompt_per_million": 1000, "completion_per_million": 2000}
+    )
+    agent = plugin_register(data={"slug": "desk-agent", "entry_point": "desk-agent"})
+    catalogue = Catalogue.objects.create(group=group)
+    catalogue.llms.add(llm)
+    catalogue.agents.add(agent)
+
+
+def _send(page, text: str) -> None:
+    page.fill("#message-form textarea[name=message]", text)
+    page.click("#send")
+
+
+def test_chat_streams_an_llm_then_the_desk_agent_and_reopens(page, screenshot, asgi_url, mock_url, django_user_model):
+    _seed(django_user_model, mock_url)
+    base = asgi_url
+
+    page.goto(f"{base}/portal/chat/")
+    assert "/portal/login/" in page.url
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "pw-alice-123456")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/")
+    options = page.locator("#new-chat select[name=target] option").all_inner_texts()
+    assert options == ["Team GPT (LLM)", "Desk agent (agent)"]
+    screenshot("1-pick")
+
+    # an LLM: the reply grows on the page while the stream is still open
+    page.select_option("#new-chat select[name=target]", label="Team GPT (LLM)")
+    page.click("#new-chat button[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/*/")
+    session_url = page.url
+    _send(page, QUESTION)
+    bubble = page.locator(".turn.assistant").last
+    page.wait_for_function(
+        "() => { const b = [...document.querySelectorAll('.turn.assistant')].pop();"
+        " return b && b.classList.contains('streaming') && b.querySelector('.chunk.content'); }"
+    )
+    partial = bubble.locator(".chunk.content").inner_text()
+    still_streaming = "streaming" in (bubble.get_attribute("class") or "")
+    screenshot("2-llm-partial")
+    page.wait_for_selector(".turn.assistant.done .chunk.done")
+    final = bubble.locator(".chunk.content").inner_text()
+    assert still_streaming and partial and len(partial) < len(final), (partial, final)
+    assert REPLY.startswith(partial) and final == REPLY
+    screenshot("3-llm-done")
+    assert page.locator(".turn.user").last.inner_text() == QUESTION
+    assert page.locator("#chat-title").inner_text() == QUESTION  # the first message names the conversation
+
+    # the agent: thinking, the tool call and its result, the answer, done; each its own kind of element
+    page.goto(f"{base}/portal/chat/")
+    page.select_option("#new-chat select[name=target]", label="Desk agent (agent)")
+    page.click("#new-chat button[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/*/")
+    _send(page, "call tool list_llms")
+    page.wait_for_selector(".turn.assistant.done .chunk.done")
+    agent = page.locator(".turn.assistant").last
+    kinds = agent.evaluate("b => [...b.querySelectorAll('.chunk')].map(c => c.classList[1])")
+    assert kinds == ["thinking", "tool_call", "tool_result", "thinking", "content", "done"]
+    assert agent.locator(".chunk.tool_call").text_content() == "Tool call list_llms({})"
+    assert "Team GPT (team-gpt, privacy 0)" in agent.locator(".chunk.tool_result").inner_text()
+    assert agent.locator(".chunk.content").inner_text() == "Echo: Team GPT (team-gpt, privacy 0)"
+    screenshot("4-agent")
+
+    # reopen the first session from the list: its history is there, and the conversation continues with it
+    page.goto(f"{base}/portal/chat/")
+    page.click(f"#sessions a:text-is('{QUESTION}')")
+    page.wait_for_url(session_url)
+    assert page.locator(".turn.user").first.inner_text() == QUESTION
+    assert page.locator(".turn.assistant .chunk.content").first.inner_text() == REPLY
+    _send(page, "And the glaciers?")
+    page.wait_for_selector(".turn.assistant.done >> nth=1")
+    assert page.locator(".turn.assistant .chunk.content").nth(1).inner_text() == "Echo: And the glaciers?"
+    screenshot("5-reopened")
+
+    assert ChatMessage.objects.filter(role="assistant", status="done").count() == 3
+    assert AnalyticsEvent.objects.filter(user_id__isnull=False).count() == 2  # the two LLM turns, as alice's
+
+
+def test_leaving_the_page_mid_reply_stops_the_agent(page, screenshot, asgi_url, mock_url, django_user_model, tmp_path):
+    """Through the real server: the browser closes the EventSource by leaving, uvicorn reports the disconnect,
+    Django cancels the response, and the agent's iterator is closed long before its 30 s of work would end."""
+    _seed(django_user_model, mock_url)
+    marker = tmp_path / "closed"
+    slow = plugin_register(
+        data={
+            "slug": "slow-agent",
+            "import_path": "control_plane.chat.tests.agents:SlowAgent",
+            "config": {"sleep_s": 30, "marker": str(marker)},
+        }
+    )
+    Catalogue.objects.get().agents.add(slow)
+    base = asgi_url
+    page.goto(f"{base}/portal/login/?next=/portal/chat/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "pw-alice-123456")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/")
+    page.select_option("#new-chat select[name=target]", label="slow-agent (agent)")
+    page.click("#new-chat button[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/*/")
+    session_url = page.url
+    _send(page, "a long job")
+    page.wait_for_selector(".turn.assistant.streaming .chunk.content")
+    screenshot("1-working")
+    left = time.monotonic()
+    page.goto(f"{base}/portal/")
+    while not marker.exists():
+        assert time.monotonic() - left < 15, "the agent was not stopped when the user left"
+        time.sleep(0.1)
+    while ChatMessage.objects.get(role="assistant").status == "streaming":
+        assert time.monotonic() - left < 15
+        time.sleep(0.1)
+    assert ChatMessage.objects.get(role="assistant").status == "cancelled"
+    page.goto(session_url)
+    page.wait_for_selector(".turn.assistant.cancelled")
+    assert "cut off when the page was left" in page.locator(".turn.assistant").inner_text()
+    screenshot("2-reopened")
