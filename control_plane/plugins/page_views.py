@@ -91,8 +91,11 @@ register_converter(PluginSlugConverter, "pluginslug")
 
 def plugin_page_urls() -> list:
     """URL patterns mounted before `admin/`: staff-only (the admin's own login), RPC CSRF-checked by admin_view."""
+    from .resource_views import resource_types_view
+
     site = admin.site
     return [
+        path("admin/resources/", site.admin_view(resource_types_view), name="resource-types"),
         path("admin/plugins/<pluginslug:slug>/", site.admin_view(page), name="plugin-page"),
         path("admin/plugins/<pluginslug:slug>/rpc/<str:method>", site.admin_view(rpc), name="plugin-rpc"),
         path("admin/plugins/<pluginslug:slug>/assets/<str:token>/<path:asset_path>", asset, name="plugin-asset"),

@@ -342,6 +342,9 @@ async def _describe(spec: PluginSpec, services: Services) -> dict[str, Any]:
         registrations = []
         if handle.implements("get_object_hook_registrations"):
             registrations = await handle.call("get_object_hook_registrations", None)
+        if handle.implements("get_resource_types") and not manifest.resource_types:
+            # kept with the manifest, so lists of resource types never call a plugin
+            manifest = msgspec.structs.replace(manifest, resource_types=await handle.call("get_resource_types", None))
         return {
             "name": handle.name,
             "version": handle.version,
