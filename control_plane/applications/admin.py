@@ -167,6 +167,47 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def service_delete(self, request, obj):
         app_delete(app=obj, actor_id=request.user.pk)
 
+    change_form_template = "admin/applications/app/change_form.html"
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path(
+                "<int:app_id>/create-key/",
+                self.admin_site.admin_view(self.create_key_view),
+                name="applications_app_create_key",
+            ),
+            *super().get_urls(),
+        ]
+
+    def create_key_view(self, request, app_id: int):
+        """POST from the app page's "Create key" button: the key is shown once, on a page that is never cached."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseNotAllowed
+        from django.shortcuts import get_object_or_404
+        from django.template.response import TemplateResponse
+        from django.utils.cache import add_never_cache_headers
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        app = get_object_or_404(App, pk=app_id)
+        if not self.has_change_permission(request, app):
+            raise PermissionDenied
+        name = (request.POST.get("name") or "admin").strip()[:200] or "admin"
+        credential, key = credential_create(app=app, user_id=request.user.pk, name=name)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"New key for {app.name}",
+            "app": app,
+            "credential": credential,
+            "key": key,
+            "opts": App._meta,
+        }
+        response = TemplateResponse(request, "admin/applications/app/key_created.html", context)
+        add_never_cache_headers(response)
+        return response
+
     @admin.action(description="Approve selected apps")
     def approve(self, request, queryset):
         run_each(request, queryset, lambda o: app_approve(app=o, actor_id=request.user.pk), "Approved")

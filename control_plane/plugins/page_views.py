@@ -23,7 +23,7 @@ def rpc_error(message: str, status: int) -> JsonResponse:
 
 
 def page(request: HttpRequest, slug: str, route: str = "") -> HttpResponse:
-    slot = next((s for s in page_slots("admin", slug=slug) if s.route == route), None)
+    slot = next((s for s in page_slots("admin", slug=slug, user=request.user) if s.route == route), None)
     if slot is None:
         raise Http404("No such plugin page.")
     token = asset_token(user_id=int(request.user.pk or 0), slug=slug, area="admin")
@@ -44,7 +44,7 @@ def asset(request: HttpRequest, slug: str, token: str, asset_path: str) -> HttpR
     user = get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).first() if user_id else None
     if user is None:
         return HttpResponse("This page link expired: reload the plugin page.", status=403, content_type="text/plain")
-    if not page_slots("admin", slug=slug):
+    if not page_slots("admin", slug=slug, user=user):
         raise Http404("No such plugin page.")
     return asset_response(slug, asset_path)
 
@@ -53,7 +53,7 @@ def asset(request: HttpRequest, slug: str, token: str, asset_path: str) -> HttpR
 def rpc(request: HttpRequest, slug: str, method: str) -> HttpResponse:
     from .runtime import call_plugin
 
-    if not page_slots("admin", slug=slug):
+    if not page_slots("admin", slug=slug, user=request.user):
         return rpc_error("No such plugin page.", 404)
     if clean_rpc_method(method) is None:
         return rpc_error("Method name refused.", 400)

@@ -63,19 +63,28 @@ def _slot_route(raw: Any) -> str:
     return route if re.fullmatch(r"[a-z0-9][a-z0-9\-]{0,63}", route) else ""
 
 
-def page_slots(area: str, *, slug: str | None = None) -> list[PageSlot]:
+def page_slots(area: str, *, slug: str | None = None, user: Any = None) -> list[PageSlot]:
     """The pages of active plugins for `area` ("admin" or "portal"), from the manifests stored at registration.
 
     No plugin is called: menus are drawn from the database (the manifest is read from the plugin itself when it
-    is registered or updated). Admin pages need `ui_provider`, portal pages `portal_ui` as well.
+    is registered or updated). Admin pages need `ui_provider`, portal pages `portal_ui` as well. With `user`, an
+    admin page is kept only when that user may change the plugin (a super-administrator, or an administrator of
+    the plugin's namespace): its RPC acts as the plugin, which may read or spend across the studio.
     """
+    access = None
+    if area == "admin" and user is not None:
+        from control_plane.accounts.access import access_for
+
+        access = access_for(user)
     key, needed = ("ui_slots", {"ui_provider"}) if area == "admin" else ("portal_slots", {"ui_provider", "portal_ui"})
     plugins = Plugin.objects.filter(active=True).order_by("slug")
     if slug is not None:
         plugins = plugins.filter(slug=slug)
     slots = []
-    for plugin in plugins.only("slug", "name", "capabilities", "manifest"):
+    for plugin in plugins.only("slug", "name", "namespace", "capabilities", "manifest"):
         if not needed <= set(plugin.capabilities or []):
+            continue
+        if access is not None and not access.can_change(Plugin, plugin.namespace):
             continue
         manifest = plugin.manifest if isinstance(plugin.manifest, dict) else {}
         for raw in manifest.get(key) or []:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -10,6 +11,11 @@ from .resources import resource_instances, resource_types
 
 
 def resource_types_view(request: HttpRequest) -> HttpResponse:
+    """Administrators only (not a staff user who administers nothing): instances come from the plugins."""
+    from control_plane.accounts.access import access_for
+
+    if not access_for(request.user).administers_anything:
+        raise PermissionDenied
     types = []
     for rtype in resource_types():
         instances, problems = resource_instances(rtype["slug"])

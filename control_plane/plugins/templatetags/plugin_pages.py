@@ -16,7 +16,7 @@ def plugin_admin_pages(context: template.Context) -> list[PageSlot]:
     request = context.get("request")
     if request is None or not getattr(request.user, "is_staff", False):
         return []
-    return page_slots("admin")
+    return page_slots("admin", user=request.user)
 
 
 @register.simple_tag(takes_context=True)

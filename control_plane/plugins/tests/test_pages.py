@@ -134,3 +134,17 @@ def test_portal_page_passes_the_signed_in_user(library, plain_user, django_user_
     assert strict.post(rpc + "list", b"{}", content_type="application/json").status_code == 403
     admin_link = src.replace("/portal/", "/admin/")
     assert Client().get(admin_link).status_code in (403, 404), "a portal link is not an admin link"
+
+
+def test_a_namespace_administrator_gets_no_page_of_a_global_plugin(board, django_user_model):
+    from control_plane.accounts.models import NamespaceRole
+
+    ns_admin = django_user_model.objects.create_user("nadia", "n@example.com", "pw-nadia-123456", is_staff=True)
+    NamespaceRole.objects.create(user=ns_admin, namespace="team-a", role="admin")
+    client = Client()
+    client.force_login(ns_admin)
+    assert "LLM health board" not in client.get("/admin/").content.decode()
+    assert client.get("/admin/plugins/llm-health-board/").status_code == 404
+    rpc = client.post("/admin/plugins/llm-health-board/rpc/board", b"{}", content_type="application/json")
+    assert rpc.status_code == 404
+    assert client.get("/admin/resources/").status_code == 200  # an administrator (of team-a) sees resource types
