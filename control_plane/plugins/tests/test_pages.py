@@ -148,3 +148,14 @@ def test_a_namespace_administrator_gets_no_page_of_a_global_plugin(board, django
     rpc = client.post("/admin/plugins/llm-health-board/rpc/board", b"{}", content_type="application/json")
     assert rpc.status_code == 404
     assert client.get("/admin/resources/").status_code == 200  # an administrator (of team-a) sees resource types
+
+
+def test_an_isolated_ui_plugin_serves_its_page_and_rpc(admin_user):
+    plugin_register(data={"slug": "llm-health-board", "entry_point": "llm-health-board", "isolated": True})
+    client = Client()
+    client.force_login(admin_user)
+    src = _frame_src(client.get("/admin/plugins/llm-health-board/").content.decode())
+    index = Client().get(src)
+    assert index.status_code == 200 and b"board.js" in index.content
+    answer = client.post("/admin/plugins/llm-health-board/rpc/board", b"{}", content_type="application/json")
+    assert answer.status_code == 200 and answer.json() == {"llms": []}
