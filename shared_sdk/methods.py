@@ -52,7 +52,7 @@ from .messages import (
     User,
 )
 
-__all__ = ["LIFECYCLE", "METHODS", "MethodSpec", "ResultTypeError"]
+__all__ = ["DECLARATIONS", "LIFECYCLE", "METHODS", "MethodSpec", "ResultTypeError"]
 
 _json = msgspec.json.Encoder()
 
@@ -212,6 +212,19 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("on_session_closing", True, (), None),
     )
 }
+
+DECLARATIONS: frozenset[str] = frozenset(
+    {
+        "get_config_schema",
+        "get_manifest",
+        "get_object_hook_registrations",
+        "get_resource_types",
+        "get_endpoint_registrations",
+        "list_assets",
+    }
+)
+"""Methods that declare what a plugin is (no context, no state): a host may ask them before `initialize`, to
+describe a plugin it has not configured yet -- in-process, and through an isolated plugin's process alike."""
 
 LIFECYCLE: dict[str, MethodSpec] = {
     "initialize": MethodSpec("initialize", True, (dict[str, Any],), None),

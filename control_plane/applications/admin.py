@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
@@ -54,9 +55,49 @@ class PluginResourceInline(admin.TabularInline):
         return False  # resources are attached through the API, which asks the plugin for their privacy score
 
 
+class AppAdminForm(forms.ModelForm):
+    """The app form plus a picker of plugin resources (instances of every `ResourceProvider` type)."""
+
+    resources = forms.MultipleChoiceField(
+        required=False,
+        label="Plugin resources",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Resources of resource-provider plugins (e.g. document collections). The privacy rule applies: "
+        "the app's LLMs must have a privacy score at least as high as each resource's.",
+    )
+
+    class Meta:
+        model = App
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from control_plane.plugins.resources import resource_choices
+
+        self.resource_choices = {c.value: c.as_dict() for c in resource_choices()}
+        attached = []
+        if self.instance.pk:
+            for r in self.instance.plugin_resources.select_related("plugin"):
+                value = f"{r.plugin.slug}|{r.resource_type}|{r.resource_id}"
+                attached.append(value)
+                self.resource_choices.setdefault(
+                    value,
+                    {
+                        "plugin": r.plugin.slug,
+                        "resource_type": r.resource_type,
+                        "resource_id": r.resource_id,
+                        "privacy_score": r.privacy_score,
+                        "label": f"{r.resource_type}: {r.name or r.resource_id} (privacy score {r.privacy_score})",
+                    },
+                )
+        self.fields["resources"].choices = [(v, c["label"]) for v, c in self.resource_choices.items()]
+        self.initial.setdefault("resources", attached)
+
+
 @admin.register(App)
 class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
     object_type = "app"
+    form = AppAdminForm
     inlines = [CredentialInline, PluginResourceInline]
     list_display = [
         "name",
@@ -99,19 +140,18 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 data[key] = sorted(x.pk for x in cd[field])
         if "tags" in cd:
             data["tags"] = sorted(t.name for t in cd["tags"])
+        if "resources" in cd and hasattr(form, "resource_choices"):
+            data["plugin_resources"] = [
+                {k: form.resource_choices[v][k] for k in ("plugin", "resource_type", "resource_id", "privacy_score")}
+                for v in cd["resources"]
+            ]
         return data
 
     def hook_view(self, obj, data):
         return app_hook_view(obj, data)
 
     def check_outcome(self, outcome):
-        resources = []
-        if outcome.obj.get("id"):
-            resources = list(
-                PluginResource.objects.filter(app_id=outcome.obj["id"]).values(
-                    "resource_type", "resource_id", "privacy_score"
-                )
-            )
+        resources = outcome.obj.get("plugin_resources") or []  # those picked in the form, else those held
         return privacy_errors(
             llm_ids=outcome.obj.get("llm_ids", []),
             tool_ids=outcome.obj.get("tool_ids", []),
@@ -126,6 +166,47 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def service_delete(self, request, obj):
         app_delete(app=obj, actor_id=request.user.pk)
+
+    change_form_template = "admin/applications/app/change_form.html"
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path(
+                "<int:app_id>/create-key/",
+                self.admin_site.admin_view(self.create_key_view),
+                name="applications_app_create_key",
+            ),
+            *super().get_urls(),
+        ]
+
+    def create_key_view(self, request, app_id: int):
+        """POST from the app page's "Create key" button: the key is shown once, on a page that is never cached."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseNotAllowed
+        from django.shortcuts import get_object_or_404
+        from django.template.response import TemplateResponse
+        from django.utils.cache import add_never_cache_headers
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        app = get_object_or_404(App, pk=app_id)
+        if not self.has_change_permission(request, app):
+            raise PermissionDenied
+        name = (request.POST.get("name") or "admin").strip()[:200] or "admin"
+        credential, key = credential_create(app=app, user_id=request.user.pk, name=name)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"New key for {app.name}",
+            "app": app,
+            "credential": credential,
+            "key": key,
+            "opts": App._meta,
+        }
+        response = TemplateResponse(request, "admin/applications/app/key_created.html", context)
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Approve selected apps")
     def approve(self, request, queryset):

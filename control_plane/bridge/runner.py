@@ -90,6 +90,7 @@ class Bridge:
         self._stop = asyncio.Event()
         self.watch = HealthWatch()
         self._nc: Client | None = None
+        self._plugins_announced = False
         self.leader: LeaderLease | None = None
         self.publisher: ConfigPublisher | None = None
         self.telemetry: TelemetryIngestor | None = None
@@ -146,8 +147,10 @@ class Bridge:
         await HeartbeatReceiver(nc).start()
         await LeaseResponder(nc).start()
         self.events = EventRelay(nc, self.bridge_id)
+        await self._load_plugins_at_start()  # before the relay subscribes: the first event finds them loaded
         await self.events.start()
         tasks = [
+            asyncio.create_task(self._session_plugins(), name="plugins-kept-loaded"),
             asyncio.create_task(self.leader.run(), name="leader"),
             asyncio.create_task(self.telemetry.run(), name="telemetry"),
             asyncio.create_task(payloads.run(), name="payloads"),
@@ -198,18 +201,25 @@ class Bridge:
                 await asyncio.sleep(1)
 
     async def _session_plugins(self) -> None:
-        """Keep the plugins that subscribe to events (`on_session_ready`) loaded here: every bridge raises budget
-        alerts for what it ingests, on this process's studio event bus."""
-        from control_plane.plugins.runtime import plugins_load_session_aware
-
+        """Keep the plugins that receive events or edge payloads loaded here, from start: every bridge hands UP
+        events and payloads to them and raises budget alerts for what it ingests, on this process's bus."""
         while True:
-            try:
-                await run_db(plugins_load_session_aware)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("loading event-subscribing plugins failed (%s); retrying", exc)
             await asyncio.sleep(30)
+            await self._load_plugins_at_start()
+
+    async def _load_plugins_at_start(self) -> None:
+        from control_plane.plugins.runtime import plugins_load_at_start
+
+        try:
+            loaded = await run_db(plugins_load_at_start)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("loading the plugins that receive events or payloads failed (%s); retrying", exc)
+        else:
+            if loaded and not self._plugins_announced:
+                self._plugins_announced = True
+                log.info("studio plugins loaded at start: %s", ", ".join(loaded))
 
     async def _drain_events(self, nc: Client) -> None:
         """Send the event outbox to the edges: the leader only, so events leave in the order they were queued."""

@@ -11,7 +11,7 @@ from control_plane.budgets.apis import BudgetViewSet
 from control_plane.catalog.apis import DatasourceViewSet, ModelPriceViewSet, TagViewSet, ToolViewSet
 from control_plane.kv.apis import KVEntryViewSet
 from control_plane.llms.apis import LLMViewSet
-from control_plane.plugins.apis import PluginViewSet
+from control_plane.plugins.apis import PluginViewSet, ResourceInstancesView, ResourceTypesView
 from control_plane.sync.apis import ConfigChangeViewSet
 
 router = DefaultRouter()
@@ -31,4 +31,9 @@ router.register("kv-entries", KVEntryViewSet, basename="kventry")
 router.register("config-changes", ConfigChangeViewSet, basename="configchange")
 router.register("audit", AuditEntryViewSet, basename="auditentry")
 
-urlpatterns = [path("auth/token/", ObtainTokenView.as_view(), name="auth-token"), *router.urls]
+urlpatterns = [
+    path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
+    path("resources/types/", ResourceTypesView.as_view(), name="resource-types"),
+    path("resources/types/<slug:type_slug>/", ResourceInstancesView.as_view(), name="resource-instances"),
+    *router.urls,
+]

@@ -7,6 +7,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from control_plane.accounts.views import oidc_callback, oidc_login
 from control_plane.config.dashboard import dashboard_view
+from control_plane.plugins.page_views import plugin_page_urls
+
+# Branded admin: what a person sees in the title bar, the header and the home page.
+admin.site.site_header = "Fjordgate administration"
+admin.site.site_title = "Fjordgate admin"
+admin.site.index_title = "Fjordgate administration"
 
 
 def health(request):
@@ -17,6 +23,7 @@ def health(request):
 urlpatterns = [
     path("health", health, name="health"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
+    *plugin_page_urls(),  # before the admin's own: /admin/plugins/<slug>/ (a plugin's page)
     path("admin/", admin.site.urls),
     path("portal/chat/", include("control_plane.chat.urls")),
     path("portal/", include("control_plane.portal.urls")),

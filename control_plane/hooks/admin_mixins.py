@@ -10,14 +10,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 
-from control_plane.config.admin_widgets import SafeAutocompleteMixin
+from control_plane.config.admin_widgets import NamespacePickerMixin, SafeAutocompleteMixin
 from control_plane.config.exceptions import ApplicationError, HookRejected
 from control_plane.sync.services import config_push_now
 
 from .services import HookOutcome, object_hooks_run_before
 
 
-class ServiceAdminMixin(SafeAutocompleteMixin):
+class ServiceAdminMixin(NamespacePickerMixin, SafeAutocompleteMixin):
     """Subclasses set `object_type` (or None for objects without hooks) and implement:
     `service_data(form, obj) -> dict`, `service_save(request, obj, data, outcome) -> Model`,
     `service_delete(request, obj)`, and optionally `hook_view(obj, data)` and `check_outcome(outcome)`.

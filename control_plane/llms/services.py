@@ -157,7 +157,29 @@ def llm_update(
     )
 
 
+def _check_delete_privacy(llm: LLM) -> None:
+    """Refuse to delete an LLM when an app holding it would be left with a resource (tool, datasource, plugin
+    resource) scored above its remaining LLMs' maximum (0 when none remains). Refusing, not detaching: which
+    resource an app should lose is the app owner's decision, so the error names the app and the resource."""
+    from control_plane.applications.services import privacy_errors
+
+    for app in llm.apps.order_by("name"):
+        errors = privacy_errors(
+            llm_ids=list(app.llms.exclude(pk=llm.pk).values_list("pk", flat=True)),
+            tool_ids=list(app.tools.values_list("pk", flat=True)),
+            datasource_ids=list(app.datasources.values_list("pk", flat=True)),
+            resources=list(app.plugin_resources.values("resource_type", "resource_id", "privacy_score")),
+        )
+        if errors:
+            raise ValidationError(
+                f"LLM {llm.slug!r} cannot be deleted: app {app.name!r} would be left holding more private "
+                f"data than its other LLMs may see. {errors[0]}",
+                code="privacy_rule",
+            )
+
+
 def llm_delete(*, llm: LLM, actor_id: int | None = None, hook_outcome: HookOutcome | None = None) -> None:
+    _check_delete_privacy(llm)
     guarded_delete(
         object_type="llm",
         instance=llm,

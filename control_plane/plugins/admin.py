@@ -55,7 +55,9 @@ def schema_field(name: str, prop: dict, required: bool) -> forms.Field:
         return forms.CharField(
             max_length=prop.get("maxLength"), min_length=prop.get("minLength"), widget=widget, strip=False, **common
         )
-    return forms.JSONField(**common)
+    from .schema_widget import SchemaJSONWidget
+
+    return forms.JSONField(widget=SchemaJSONWidget(prop), **common)
 
 
 class PluginAdminForm(forms.ModelForm):
@@ -96,7 +98,7 @@ class PluginAdminForm(forms.ModelForm):
             field = self.fields.get(CONFIG_PREFIX + name)
             if field is not None:
                 value = config.get(name, prop.get("default"))
-                self.initial[CONFIG_PREFIX + name] = json.dumps(value) if isinstance(field, forms.JSONField) else value
+                self.initial[CONFIG_PREFIX + name] = value  # a JSONField encodes it once (dumping here made it twice)
         if self.schema_props:
             self.initial["raw_config"] = {k: v for k, v in config.items() if k not in self.schema_props}
             self.fields["raw_config"].label = "Other config keys (JSON)"

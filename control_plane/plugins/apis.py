@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from control_plane.config.api import IsAdmin, ServiceViewSet
 
 from .models import Plugin
+from .resources import resource_instances, resource_types
 from .services import plugin_delete, plugin_register, plugin_update
 from .sources import plugin_code_changes_note
 
@@ -75,3 +82,29 @@ class PluginViewSet(ServiceViewSet):
 
     def service_delete(self, instance):
         plugin_delete(plugin=instance)
+
+
+class ResourceTypesView(APIView):
+    """`GET /api/v1/resources/types/`: the resource types of active `ResourceProvider` plugins (administrators)."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        return Response({"results": resource_types()})
+
+
+class ResourceInstancesView(APIView):
+    """`GET /api/v1/resources/types/<type>/`: that type's instances, asked from the plugins that provide it.
+
+    A plugin that cannot answer is reported in `problems` (the others' instances are still listed); an unknown
+    type is 404."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, type_slug: str) -> Response:
+        if not any(t["slug"] == type_slug for t in resource_types()):
+            raise NotFound(f"No resource type {type_slug!r}.")
+        instances, problems = resource_instances(type_slug)
+        return Response({"results": instances, "problems": problems})

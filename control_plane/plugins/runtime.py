@@ -49,6 +49,7 @@ __all__ = [
     "plugin_reload",
     "plugin_spec",
     "plugin_stream_handle",
+    "plugins_load_at_start",
     "plugins_load_session_aware",
     "publish_local_event",
     "publish_studio_event",
@@ -233,6 +234,7 @@ def publish_local_event(event: Event, *, timeout_s: float = 30.0) -> None:
     is never sent anywhere again, so nothing echoes back. Safe to call from any thread except the plugin loop's.
     """
     local = event if event.direction is Direction.LOCAL else msgspec.structs.replace(event, direction=Direction.LOCAL)
+    _load_event_subscribers(local.topic)
     _run(_event_bus.publish_event(local), timeout_s)
 
 
@@ -270,27 +272,40 @@ def publish_studio_event(
     asyncio.run_coroutine_threadsafe(_event_bus.publish_event(event), _loop)
 
 
-def plugins_load_session_aware() -> list[str]:
-    """Load every active plugin that implements `on_session_ready` (capability `session_aware`) in this process.
+def _loads_at_start(plugin: Any) -> bool:
+    """A plugin that hears things without being called: events (subscribed in `on_session_ready`, or topics its
+    manifest lists in `events`) or payloads from its edge half. Loaded lazily, it would miss the first ones."""
+    capabilities = plugin.capabilities or []
+    if "session_aware" in capabilities or "edge_payload" in capabilities:
+        return True
+    manifest = plugin.manifest if isinstance(plugin.manifest, dict) else {}
+    return bool(manifest.get("events"))
 
-    A plugin subscribes to events in `on_session_ready`; loaded only when something calls it, it would never hear
-    what this process publishes. The bridge calls this at start and then every 30 s, so control-plane events it
-    raises (budget alerts) reach such plugins. Already loaded, unchanged plugins cost one query; a plugin that
-    cannot load is logged and skipped. Returns the slugs that are loaded.
+
+def plugins_load_at_start() -> list[str]:
+    """Load every active plugin that receives events or edge payloads in this process; returns their slugs.
+
+    The bridge calls this when it starts and then every 30 s (a plugin registered meanwhile is loaded within
+    that time; an event for a topic in a plugin's manifest `events` loads it at once, see `publish_local_event`),
+    so what edges send up and what the control plane raises reaches such plugins from the first event on.
+    Already loaded, unchanged plugins cost one query; a plugin that cannot load is logged and skipped.
     """
     from .models import Plugin
 
     loaded = []
-    for plugin in Plugin.objects.filter(active=True).order_by("slug"):
-        if "session_aware" not in (plugin.capabilities or []):
+    for plugin in Plugin.objects.filter(active=True).order_by("slug").only("slug", "capabilities", "manifest"):
+        if not _loads_at_start(plugin):
             continue
         try:
-            _handle(plugin.slug, "on_session_ready", None)
+            _handle(plugin.slug, "initialize", None)
         except PluginCallError as exc:
-            logger.warning("plugin %s could not be loaded for its event subscriptions: %s", plugin.slug, exc)
+            logger.warning("plugin %s could not be loaded at start: %s", plugin.slug, exc)
             continue
         loaded.append(plugin.slug)
     return loaded
+
+
+plugins_load_session_aware = plugins_load_at_start  # the name the bridge used before edge payloads were included
 
 
 def plugin_reload(slug: str) -> None:
@@ -336,6 +351,9 @@ async def _describe(spec: PluginSpec, services: Services) -> dict[str, Any]:
         registrations = []
         if handle.implements("get_object_hook_registrations"):
             registrations = await handle.call("get_object_hook_registrations", None)
+        if handle.implements("get_resource_types") and not manifest.resource_types:
+            # kept with the manifest, so lists of resource types never call a plugin
+            manifest = msgspec.structs.replace(manifest, resource_types=await handle.call("get_resource_types", None))
         return {
             "name": handle.name,
             "version": handle.version,

@@ -35,6 +35,24 @@ class AppRequestForm(forms.Form):
             field = cast("forms.ModelMultipleChoiceField[Any]", self.fields[name])
             field.queryset = queryset
             field.label_from_instance = lambda obj: f"{obj.name} ({obj.slug}, privacy {obj.privacy_score})"  # type: ignore[method-assign]
+        self._resource_field()
+
+    def _resource_field(self) -> None:
+        """Plugin resources (e.g. document collections) to request with the app, when any plugin offers some."""
+        from control_plane.plugins.resources import resource_choices
+
+        self.resource_choices = {c.value: c for c in resource_choices()}
+        if self.resource_choices:
+            self.fields["resources"] = forms.MultipleChoiceField(
+                choices=[(v, c.label) for v, c in self.resource_choices.items()],
+                widget=forms.CheckboxSelectMultiple,
+                required=False,
+                label="Plugin resources",
+                help_text="Your LLMs need a privacy score at least as high as each resource's.",
+            )
+
+    def plugin_resources(self) -> list[dict[str, Any]]:
+        return [self.resource_choices[v].as_resource() for v in self.cleaned_data.get("resources") or []]
 
 
 class KeyForm(forms.Form):

@@ -12,7 +12,14 @@ from control_plane.applications.services import app_create
 
 
 def app_request(
-    *, user: Any, name: str, description: str, llm_ids: list[int], tool_ids: list[int], datasource_ids: list[int]
+    *,
+    user: Any,
+    name: str,
+    description: str,
+    llm_ids: list[int],
+    tool_ids: list[int],
+    datasource_ids: list[int],
+    plugin_resources: list[dict[str, Any]] | None = None,
 ) -> App:
     """An unapproved app owned by `user` (object hooks and the privacy rule run in `app_create`); staff are
     mailed once it is committed. Raises ValidationError with the privacy rule's sentences."""
@@ -26,6 +33,7 @@ def app_request(
                 "llm_ids": llm_ids,
                 "tool_ids": tool_ids,
                 "datasource_ids": datasource_ids,
+                "plugin_resources": plugin_resources or [],
             },
             actor_id=user.pk,
         )

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import plugin_views, views
 
 app_name = "portal"
 
@@ -17,4 +17,9 @@ urlpatterns = [
     path("apps/<int:app_id>/keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("apps/<int:app_id>/usage/", views.usage, name="usage"),
     path("apps/<int:app_id>/usage.csv", views.usage_csv, name="usage-csv"),
+    # plugin pages (PortalUIProvider): page, sandboxed assets (signed token in the path), RPC
+    path("plugins/<slug:slug>/", plugin_views.page, name="plugin-page"),
+    path("plugins/<slug:slug>/rpc/<str:method>", plugin_views.rpc, name="plugin-rpc"),
+    path("plugins/<slug:slug>/assets/<str:token>/<path:asset_path>", plugin_views.asset, name="plugin-asset"),
+    path("plugins/<slug:slug>/<slug:route>/", plugin_views.page, name="plugin-page-route"),
 ]

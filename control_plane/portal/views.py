@@ -75,6 +75,7 @@ def request_app(request: HttpRequest) -> HttpResponse:
                 llm_ids=[o.pk for o in cd["llms"]],
                 tool_ids=[o.pk for o in cd["tools"]],
                 datasource_ids=[o.pk for o in cd["datasources"]],
+                plugin_resources=form.plugin_resources(),
             )
         except ValidationError as exc:
             for message in exc.messages:

@@ -35,7 +35,7 @@ from ..capabilities import discover
 from ..context import Context, Services
 from ..errors import CapabilityNotImplemented, PluginCallError, PluginLoadError
 from ..messages import PluginManifest, Runtime
-from ..methods import LIFECYCLE, METHODS, MethodSpec
+from ..methods import DECLARATIONS, LIFECYCLE, METHODS, MethodSpec
 from ..scopes import ScopeGuard
 from ._subscriptions import TrackedEvents
 from .health import PluginHealth
@@ -193,7 +193,7 @@ class InProcessHandle(PluginHandle):
         entry = self._entries.get(method)
         if entry is None or (method not in self.methods and method not in LIFECYCLE):
             raise CapabilityNotImplemented(self.slug, method, self.fail_open)
-        if not self.healthy and method not in LIFECYCLE:
+        if not self.healthy and method not in LIFECYCLE and method not in DECLARATIONS:
             raise self._error(method, "unavailable", "plugin is not loaded")
         fn, mspec, is_async = entry
         bound = self._default_ctx if ctx is None else ctx.bind(self.slug, self.services)

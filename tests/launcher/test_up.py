@@ -144,7 +144,7 @@ def admin_login(base_url: str, user: str, password: str) -> bool:
         )
         if answer.status_code != 302 or answer.headers["location"] != "/admin/":
             return False
-        return "Site administration" in client.get("/admin/").text
+        return "Fjordgate administration" in client.get("/admin/").text
 
 
 def completion_through_edge(stack: Stack, banner: str) -> str:

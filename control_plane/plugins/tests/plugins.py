@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from typing import ClassVar
 
 import msgspec
 
-from shared_sdk import BasePlugin, ManifestProvider, SchedulerPlugin, SessionAware
-from shared_sdk.messages import Direction, Event, LLMMessage, ManifestPermissions, PluginManifest
+from shared_sdk import BasePlugin, EdgePayloadReceiver, ManifestProvider, SchedulerPlugin, SessionAware
+from shared_sdk.messages import Direction, EdgePayload, Event, LLMMessage, ManifestPermissions, PluginManifest
 
 
 class SlowScheduler(BasePlugin, SchedulerPlugin):
@@ -145,3 +146,34 @@ class EventCounter(BasePlugin, SchedulerPlugin, SessionAware):
 
     async def execute_scheduled_task(self, ctx, schedule) -> None:
         return None
+
+
+class TopicListener(BasePlugin, ManifestProvider):
+    """Subscribes in `initialize` to the topics its manifest lists in `events` (no other capability): nothing
+    ever calls it, so only the runtime's loading of event subscribers makes it hear anything."""
+
+    name = "topic-listener"
+    version = "1.0.0"
+    heard: ClassVar[list[str]] = []
+
+    def get_manifest(self) -> PluginManifest:
+        return PluginManifest(events=["notes.*"])
+
+    async def initialize(self, ctx, config) -> None:
+        await super().initialize(ctx, config)
+        await ctx.services.events.subscribe("notes.*", self._hear)
+
+    async def _hear(self, event: Event) -> None:
+        type(self).heard.append(event.id)
+
+
+class PayloadTaker(BasePlugin, EdgePayloadReceiver):
+    """Takes every payload its edge half sends up (and keeps the ids)."""
+
+    name = "payload-taker"
+    version = "1.0.0"
+    taken: ClassVar[list[str]] = []
+
+    async def accept_edge_payload(self, ctx, payload: EdgePayload) -> bool:
+        type(self).taken.append(payload.correlation_id)
+        return True

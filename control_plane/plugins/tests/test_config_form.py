@@ -1,0 +1,52 @@
+"""The plugin admin's config form: object/array properties carry their JSON Schema for the generated form, and the
+server still validates what is posted (a score out of range is a form error, nothing saved)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.test import Client
+
+from control_plane.plugins.services import plugin_register
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_array_property_gets_a_schema_form_and_server_validation(admin_user):
+    plugin = plugin_register(data={"slug": "docs", "entry_point": "document-collections"})
+    client = Client()
+    client.force_login(admin_user)
+    url = f"/admin/plugins/plugin/{plugin.pk}/change/"
+    page = client.get(url).content.decode()
+    assert "plugins/jsoneditor.min.js" in page and 'class="fj-json-editor"' in page
+    assert 'id="id_config__collections-schema"' in page and '"privacy_score"' in page
+    data = {
+        "slug": "docs",
+        "name": plugin.name,
+        "version": plugin.version,
+        "description": plugin.description,
+        "entry_point": "document-collections",
+        "import_path": "",
+        "command": "[]",
+        "failure_policy": plugin.failure_policy,
+        "timeout_ms": plugin.timeout_ms,
+        "namespace": "",
+        "active": "on",
+        "global_order": "",
+        "extra_scopes": "[]",
+        "raw_config": "{}",
+        "object_hooks-TOTAL_FORMS": 0,
+        "object_hooks-INITIAL_FORMS": 0,
+    }
+    bad = [{"id": "x", "name": "X", "privacy_score": 101}]
+    refused = client.post(url, {**data, "config__collections": json.dumps(bad)})
+    assert refused.status_code == 200 and "101" in refused.content.decode()
+    plugin.refresh_from_db()
+    assert plugin.config.get("collections", []) == []
+    good = [{"id": "x", "name": "X", "privacy_score": 40}]
+    saved = client.post(url, {**data, "config__collections": json.dumps(good)})
+    assert saved.status_code == 302, re.findall(r"errorlist[^<]*<li>([^<]*)", saved.content.decode())
+    plugin.refresh_from_db()
+    assert plugin.config["collections"] == good

@@ -1,0 +1,1 @@
+"""Document collections: a resource provider (datasource type with privacy scores) apps can hold."""
