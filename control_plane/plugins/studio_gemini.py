@@ -9,12 +9,11 @@ answers `functionResponse` parts; answers' `functionCall` parts come back as Ope
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared_sdk.messages import LLMCallResponse, LLMMessage
 
-if TYPE_CHECKING:
-    from .studio_vendor import StreamEnd, Upstream
+from .studio_upstream import StreamEnd, Upstream
 
 __all__ = ["gemini_answer", "gemini_event", "gemini_request"]
 

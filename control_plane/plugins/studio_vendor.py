@@ -9,7 +9,6 @@ once whichever vendor serves the LLM.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,35 +18,11 @@ import httpx
 from shared_sdk.messages import LLMCallResponse, LLMMessage
 
 from .studio_gemini import gemini_answer, gemini_event, gemini_request
+from .studio_upstream import StreamEnd, Upstream
 
 __all__ = ["StreamEnd", "Upstream", "vendor_call", "vendor_stream"]
 
 _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Upstream:
-    id: int
-    slug: str
-    vendor: str
-    namespace: str
-    base: str
-    key: str
-    default_model: str
-
-    @property
-    def anthropic(self) -> bool:
-        return self.vendor == "anthropic"
-
-
-@dataclasses.dataclass(slots=True)
-class StreamEnd:
-    """What a finished stream reports after its text deltas: usage and why it stopped."""
-
-    finish_reason: str = ""
-    model: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 def _openai_messages(messages: list[LLMMessage]) -> list[dict[str, Any]]:
