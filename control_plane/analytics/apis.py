@@ -3,7 +3,7 @@
 import datetime as dt
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,14 +35,19 @@ class UsageQuerySerializer(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=366, default=30)
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}]})
+class _UsageKeyField(serializers.Field):
+    """An app's id (an integer) or an LLM's slug (a string), after `group_by`."""
+
+
 class UsageRowSerializer(serializers.Serializer):
     """One bucket of one app or LLM (documents the response; rows are built from the aggregate query)."""
 
     bucket = serializers.DateTimeField()
-    key = serializers.CharField(help_text="The app id or the LLM slug, after `group_by`.")
+    key = _UsageKeyField(help_text="The app id (integer) or the LLM slug (string), after `group_by`.")
     requests = serializers.IntegerField()
     tokens = serializers.IntegerField()
-    cost = serializers.DecimalField(max_digits=20, decimal_places=6, help_text="Spend in USD, as a string.")
+    cost = serializers.CharField(help_text="Spend in USD as a decimal string, at the stored precision.")
 
 
 class UsageView(APIView):

@@ -89,7 +89,7 @@ class ResourceTypesView(APIView):
 
     permission_classes = [IsAdmin]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="resources_types_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response({"results": resource_types()})
 
@@ -102,7 +102,7 @@ class ResourceInstancesView(APIView):
 
     permission_classes = [IsAdmin]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="resources_instances_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, type_slug: str) -> Response:
         if not any(t["slug"] == type_slug for t in resource_types()):
             raise NotFound(f"No resource type {type_slug!r}.")
