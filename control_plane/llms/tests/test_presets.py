@@ -134,7 +134,7 @@ def _service_account_json(**overrides: object) -> str:
         .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         .decode()
     )
-    info = {
+    info: dict[str, object] = {
         "type": "service_account",
         "project_id": "fjord-proj",
         "private_key": pem,
