@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from edge_gateway.providers import provider_for
 from edge_gateway.providers.base import UpstreamSpec
 from edge_gateway.providers.vertex_auth import ServiceAccountTokens
 from shared_sdk.snapshot import AppConfig
@@ -192,6 +193,21 @@ def test_a_refused_service_account_is_a_502_upstream_auth_failed(edge, mock, key
     refused = [r for r in requests_to(mock, "/token") if str(r["body"]["iss"]).startswith("refused@")]
     assert refused and refused[-1]["status"] == 400
     assert not requests_to(mock, model_path("gemini-2.0-flash", "generateContent"))  # never called without a token
+
+
+def test_a_token_vertex_refuses_is_dropped_and_the_next_call_gets_a_new_one(edge, mock):
+    c = client(edge)
+    ask = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "again"}]}
+    assert c.chat.completions.create(**ask).choices[0].message.content == "Echo: again"
+    fetched = len(requests_to(mock, "/token"))
+    provider = provider_for("vertex")
+    entry = provider.tokens._entries[1]
+    entry.token = "ya29.revoked-by-google"  # as if the token had been revoked before its expiry
+    with pytest.raises(openai.APIStatusError) as caught:
+        c.chat.completions.create(**ask)
+    assert caught.value.status_code == 502 and caught.value.body["code"] == "upstream_auth_failed"
+    assert c.chat.completions.create(**ask).choices[0].message.content == "Echo: again"
+    assert len(requests_to(mock, "/token")) == fetched + 1
 
 
 def test_vertex_routes_want_an_issued_token(mock):
