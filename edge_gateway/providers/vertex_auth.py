@@ -80,7 +80,7 @@ class ServiceAccountTokens:
         self._entries: dict[int, _Entry] = {}
         self._http = urllib3.PoolManager(timeout=_TIMEOUT, retries=False)
         self.fetches = 0
-        """Token requests sent (for tests and metrics: many requests, one fetch)."""
+        """Token refreshes started (tests read it: many requests, one fetch)."""
 
     def _entry(self, spec: UpstreamSpec) -> _Entry:
         entry = self._entries.get(spec.llm_id)

@@ -210,6 +210,29 @@ def test_a_token_vertex_refuses_is_dropped_and_the_next_call_gets_a_new_one(edge
     assert len(requests_to(mock, "/token")) == fetched + 1
 
 
+def test_gemini_format_and_native_callers_reach_vertex_with_the_edges_token(edge, mock):
+    body = {"contents": [{"role": "user", "parts": [{"text": "gemini shaped"}]}]}
+    gemini = httpx.post(
+        f"{edge.url}/v1beta/models/gemini-2.5-flash:generateContent", json=body, headers={"x-goog-api-key": CLIENT_KEY}
+    )
+    assert gemini.status_code == 200, gemini.text
+    assert gemini.json()["candidates"][0]["content"]["parts"] == [{"text": "Echo: gemini shaped"}]
+    counted = httpx.post(
+        f"{edge.url}/v1beta/models/gemini-2.5-flash:countTokens", json=body, headers={"x-goog-api-key": CLIENT_KEY}
+    )
+    assert counted.status_code == 200 and counted.json()["totalTokens"] == 2
+    assert requests_to(mock, model_path("gemini-2.5-flash", "countTokens"))  # Vertex counted, not the edge
+    native = httpx.post(
+        f"{edge.url}/llm/call/vertex-1{model_path('gemini-2.5-flash', 'generateContent')}",
+        json={"contents": [{"role": "user", "parts": [{"text": "native call"}]}]},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    )
+    assert native.status_code == 200, native.text
+    seen = requests_to(mock, model_path("gemini-2.5-flash", "generateContent"))[-1]
+    assert seen["body"]["contents"][0]["parts"] == [{"text": "native call"}]
+    assert seen["headers"]["authorization"].startswith("Bearer ya29.mock-") and CLIENT_KEY not in str(seen)
+
+
 def test_vertex_routes_want_an_issued_token(mock):
     url = f"{mock}{model_path('gemini-2.5-flash', 'generateContent')}"
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
