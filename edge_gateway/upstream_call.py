@@ -107,9 +107,10 @@ def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[st
     retryable = status_is_retryable(status)
     if status in (401, 403) or (status == 400 and b"API_KEY_INVALID" in body):
         # The vendor rejected *our* key (Google says so with a 400 API_KEY_INVALID): the client can do nothing
-        # about it. A vendor with expiring tokens drops the refused one, so the next call fetches a new one.
+        # about it. A vendor with expiring tokens drops a token it calls invalid (401; a 403 is a missing
+        # permission, which a new token would not fix), so the next call fetches a new one.
         rejected = getattr(provider, "credentials_rejected", None)
-        if rejected is not None:
+        if rejected is not None and status == 401:
             rejected(llm.spec)
         return UpstreamError(
             502,

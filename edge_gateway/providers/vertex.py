@@ -10,8 +10,8 @@ is `https://{region}-aiplatform.googleapis.com` (the preset, from `metadata.regi
 Auth: the LLM's key is a service-account JSON (stored and shipped encrypted like every vendor key). The request
 is built without credentials; `authorize` (awaited by the upstream phase before each attempt is sent) adds
 `authorization: Bearer <token>` from `vertex_auth.ServiceAccountTokens`, which refreshes tokens in a thread and
-caches them, so a request never waits while a valid token exists. A 401/403 from Vertex AI drops the cached token
-(`credentials_rejected`) and is the client's 502 `upstream_auth_failed`, like a refused token exchange.
+caches them, so a request never waits while a valid token exists. A 401/403 from Vertex AI is the client's 502
+`upstream_auth_failed`, like a refused token exchange; a 401 also drops the cached token (`credentials_rejected`).
 """
 
 from __future__ import annotations
