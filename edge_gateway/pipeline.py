@@ -239,7 +239,7 @@ class Pipeline:
             # Only Anthropic counts tokens for a Messages body; for other vendors the edge estimates (no call).
             body = orjson.dumps({"input_tokens": estimate_message_tokens(steps.call.data)})
             await respond_full(out, hooks, prepared.executed, 200, {}, body, None)
-        elif ex.kind == "gemini_count" and ex.llm is not None and ex.llm.spec.vendor != "google":
+        elif ex.kind == "gemini_count" and ex.llm is not None and ex.llm.spec.vendor not in ("google", "vertex"):
             # Only Gemini counts tokens for a Gemini body; for other vendors the edge estimates (no call).
             body = orjson.dumps({"totalTokens": estimate_tokens(steps.call.data)})
             await respond_full(out, hooks, prepared.executed, 200, {}, body, None)

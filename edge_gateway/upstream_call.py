@@ -107,7 +107,11 @@ def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[st
     retryable = status_is_retryable(status)
     if status in (401, 403) or (status == 400 and b"API_KEY_INVALID" in body):
         # The vendor rejected *our* key (Google says so with a 400 API_KEY_INVALID): the client can do nothing
-        # about it.
+        # about it. A vendor with expiring tokens drops a token it calls invalid (401; a 403 is a missing
+        # permission, which a new token would not fix), so the next call fetches a new one.
+        rejected = getattr(provider, "credentials_rejected", None)
+        if rejected is not None and status == 401:
+            rejected(llm.spec)
         return UpstreamError(
             502,
             f"upstream rejected the gateway's credentials for LLM {llm.slug!r}",
@@ -146,6 +150,9 @@ async def _attempt(
     native: bool,
     provider: Provider,
 ) -> FullResult | StreamResult:
+    authorize = getattr(llm.provider, "authorize", None)  # optional: a vendor whose tokens expire (Vertex AI)
+    if authorize is not None:
+        request.headers["authorization"] = await authorize(llm.spec)
     reply = await transport.send(request)
     if reply.status_code >= 400:
         await reply.aclose()

@@ -58,6 +58,7 @@ Vendor = Literal[
     "vllm",
     "azure",
     "google",
+    "vertex",
     "bedrock",
     "mistral",
     "groq",

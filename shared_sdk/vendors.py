@@ -5,8 +5,10 @@ edge picks the provider that speaks the vendor's wire format from the same row. 
 imports neither tier) means a vendor added here is offered by the admin and callable by the edge at once.
 
 `wire` names the provider family at the edge: `openai` (Chat Completions and friends, Bearer key), `azure`
-(deployments, `api-version`, `api-key` header), `anthropic` (Messages), `bedrock` (Converse, SigV4), `google` (Gemini's generateContent, `x-goog-api-key`). A preset
-`base_url` containing `{region}` is completed from the LLM's `metadata.region`.
+(deployments, `api-version`, `api-key` header), `anthropic` (Messages), `bedrock` (Converse, SigV4), `google` (Gemini's generateContent, `x-goog-api-key`), `vertex`
+(the same Gemini body on Vertex AI, an OAuth2 token from a service account). A preset `base_url` containing
+`{region}` is completed from the LLM's `metadata.region`, checked against the vendor's cloud's region names (AWS's
+`us-east-1` for Bedrock, Google Cloud's `us-central1` for Vertex AI).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ VENDORS: dict[str, VendorPreset] = {
         VendorPreset("azure", "Azure OpenAI", "azure"),
         VendorPreset("bedrock", "AWS Bedrock", "bedrock", "https://bedrock-runtime.{region}.amazonaws.com"),
         VendorPreset("google", "Google Gemini (AI Studio key)", "google", "https://generativelanguage.googleapis.com"),
+        VendorPreset("vertex", "Google Vertex AI (Gemini)", "vertex", "https://{region}-aiplatform.googleapis.com"),
         VendorPreset("mistral", "Mistral", "openai", "https://api.mistral.ai/v1"),
         VendorPreset("groq", "Groq", "openai", "https://api.groq.com/openai/v1"),
         VendorPreset("together", "Together AI", "openai", "https://api.together.xyz/v1"),
@@ -48,6 +51,7 @@ VENDORS: dict[str, VendorPreset] = {
 }
 
 _REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d{1,2}")
+_GCP_REGION = re.compile(r"[a-z]+-[a-z]+\d{1,2}")
 
 
 def vendor_preset(vendor: str) -> VendorPreset | None:
@@ -61,11 +65,13 @@ def preset_base_url(vendor: str, region: object = None) -> str:
         return ""
     if "{region}" not in preset.base_url:
         return preset.base_url
-    if not isinstance(region, str) or not _REGION.fullmatch(region):
+    if not valid_region(region, vendor):
         return ""
-    return preset.base_url.replace("{region}", region)
+    return preset.base_url.replace("{region}", str(region))
 
 
-def valid_region(region: object) -> bool:
-    """An AWS region name as AWS spells them (`us-east-1`, `eu-central-2`, `us-gov-west-1`)."""
-    return isinstance(region, str) and _REGION.fullmatch(region) is not None
+def valid_region(region: object, vendor: str = "bedrock") -> bool:
+    """A region name as the vendor's cloud spells them: AWS's (`us-east-1`, `eu-central-2`, `us-gov-west-1`) for
+    Bedrock, Google Cloud's (`us-central1`, `europe-west4`, `northamerica-northeast1`) for Vertex AI."""
+    pattern = _GCP_REGION if vendor == "vertex" else _REGION
+    return isinstance(region, str) and pattern.fullmatch(region) is not None

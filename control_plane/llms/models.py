@@ -27,6 +27,7 @@ class LLM(models.Model):
         DEEPSEEK = "deepseek", "DeepSeek"
         OPENROUTER = "openrouter", "OpenRouter"
         GOOGLE = "google", "Google Gemini (AI Studio key)"
+        VERTEX = "vertex", "Google Vertex AI (Gemini)"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])

@@ -401,6 +401,11 @@ class StudioServicesImpl(StudioServices):
             llm = LLMModel.objects.filter(pk=llm_id, is_active=True).first()
             if llm is None:
                 raise ServiceError(f"no active LLM {llm_id}")
+            if llm.vendor == "vertex":  # its key is a service account (a private key), never a header to send
+                raise ServiceError(
+                    f"LLM {llm.slug!r} is on Vertex AI, which the control plane's own calls do not speak yet "
+                    "(call it through an edge)"
+                )
             return Upstream(
                 id=llm.pk,
                 slug=llm.slug,

@@ -10,6 +10,7 @@ from .base import OpenAIRequest, Provider, StreamTranslator, UpstreamSpec, Usage
 from .bedrock import BedrockProvider
 from .gemini import GeminiProvider
 from .openai import OpenAIProvider
+from .vertex import VertexProvider
 
 __all__ = ["OpenAIRequest", "Provider", "StreamTranslator", "UpstreamSpec", "Usage", "provider_for"]
 
@@ -22,6 +23,7 @@ _PROVIDERS: dict[str, Provider] = {
     "mock": OpenAIProvider("mock"),
     "anthropic": AnthropicProvider(),
     "google": GeminiProvider(),
+    "vertex": VertexProvider(),
 }
 # The OpenAI-compatible presets (Mistral, Groq, Together, DeepSeek, OpenRouter, ...) share the OpenAI provider.
 _PROVIDERS.update({v: OpenAIProvider(v) for v, p in VENDORS.items() if p.wire == "openai" and v not in _PROVIDERS})

@@ -129,7 +129,11 @@ class Provider(Protocol):
     def native_stream_usage(self, event: bytes, usage: Usage) -> None: ...
 
 
-CLIENT_FORWARD: dict[str, tuple[str, ...]] = {"anthropic": ("anthropic-version", "anthropic-beta"), "google": ()}
+CLIENT_FORWARD: dict[str, tuple[str, ...]] = {
+    "anthropic": ("anthropic-version", "anthropic-beta"),
+    "google": (),
+    "vertex": (),
+}
 """Client headers forwarded on the translated routes (`/v1/*`), per vendor; other vendors get `OPENAI_FORWARD`.
 
 Why these only: they select API features the client's code relies on (beta tools, a newer Messages version).

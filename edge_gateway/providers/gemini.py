@@ -103,6 +103,10 @@ class GeminiProvider:
             spec.max_response_bytes,
         )
 
+    def _url(self, spec: UpstreamSpec, model: str, method: str, stream: bool = False) -> str:
+        """Where a model's method lives (Vertex AI's provider puts it under its project and region)."""
+        return gemini_url(spec.api_base, model, method, stream)
+
     def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
         try:
             return self._build(spec, call, model)
@@ -111,13 +115,9 @@ class GeminiProvider:
 
     def _build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
         if call.kind in GEMINI_KINDS:
-            return self._post(
-                spec, gemini_url(spec.api_base, model, _METHOD[call.kind], call.stream), call.raw, call.stream
-            )
+            return self._post(spec, self._url(spec, model, _METHOD[call.kind], call.stream), call.raw, call.stream)
         if call.kind == "embeddings":
-            return self._post(
-                spec, gemini_url(spec.api_base, model, "batchEmbedContents"), _embed_body(call, model), False
-            )
+            return self._post(spec, self._url(spec, model, "batchEmbedContents"), _embed_body(call, model), False)
         if call.kind == "messages":  # an Anthropic Messages client: Messages -> chat -> Gemini
             return self._build(spec, _chat_of_messages(call, model), model)
         if call.kind not in ("chat", "completions"):
@@ -130,7 +130,7 @@ class GeminiProvider:
             data = {**data, "messages": [{"role": "user", "content": str(prompt or "")}]}
         body = orjson.dumps(chat_to_gemini(data))
         method = "streamGenerateContent" if call.stream else "generateContent"
-        return self._post(spec, gemini_url(spec.api_base, model, method, call.stream), body, call.stream)
+        return self._post(spec, self._url(spec, model, method, call.stream), body, call.stream)
 
     def parse(self, call: OpenAIRequest, model: str, body: bytes) -> tuple[bytes, Usage]:
         try:

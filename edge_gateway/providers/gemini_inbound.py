@@ -219,7 +219,7 @@ class GeminiInbound:
     def __init__(self, inner: Provider) -> None:
         self.vendor = inner.vendor
         self.inner = inner
-        self.passthrough = inner.vendor == "google"
+        self.passthrough = inner.vendor in ("google", "vertex")  # both take a Gemini body as is
         self._chat: OpenAIRequest | None = None
 
     def _chat_call(self, call: OpenAIRequest, model: str) -> OpenAIRequest:

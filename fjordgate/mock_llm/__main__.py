@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_AWS_CREDENTIALS,
         help="ACCESS_KEY_ID:SECRET the Bedrock routes verify SigV4 signatures against",
     )
+    parser.add_argument(
+        "--vertex-public-key",
+        default=None,
+        metavar="PEM_FILE",
+        help="public key (PEM) POST /token verifies service-account assertions against (Vertex AI routes)",
+    )
+    parser.add_argument("--vertex-token-ttl-s", type=int, default=3600, help="lifetime of issued access tokens")
     parser.add_argument("--require-key", default=None, help="answer 401 unless requests carry this API key")
     parser.add_argument("--fault", default="", help="default fault spec for every request (x-mock-fault syntax)")
     parser.add_argument("--log-size", type=int, default=1000, help="requests kept for GET /_mock/requests (0: none)")
@@ -40,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        public_key = None
+        if args.vertex_public_key:
+            with open(args.vertex_public_key, encoding="ascii") as pem:
+                public_key = pem.read()
         settings = MockSettings(
             latency_ms=args.latency_ms,
             ttft_ms=args.ttft_ms,
@@ -47,11 +58,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             chunks=args.chunks,
             require_key=args.require_key,
             aws_credentials=args.aws_credentials,
+            vertex_public_key=public_key,
+            vertex_token_ttl_s=args.vertex_token_ttl_s,
             fault=args.fault,
             log_size=args.log_size,
         )
         app = create_app(settings)
-    except (ValueError, FaultSpecError) as exc:
+    except (OSError, ValueError, FaultSpecError) as exc:
         parser.error(str(exc))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
 

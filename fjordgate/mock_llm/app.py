@@ -25,6 +25,7 @@ from .openai_api import OPENAI, OpenAIApi
 from .openai_responses_api import OpenAIResponsesApi
 from .responses import CYCLE_KEY, RawResponse
 from .settings import MockSettings
+from .vertex_api import VertexApi
 
 _JSON = [(b"content-type", b"application/json")]
 _HEALTH = orjson.dumps({"status": "ok"})
@@ -48,6 +49,7 @@ def create_app(settings: MockSettings) -> Starlette:
     azure = AzureApi(state)
     bedrock = BedrockApi(state)
     gemini = GeminiApi(state)
+    vertex = VertexApi(state)
 
     async def list_models(request: Request) -> Response:
         if "x-goog-api-key" in request.headers:
@@ -97,6 +99,12 @@ def create_app(settings: MockSettings) -> Starlette:
         Route("/v1beta/models/{model:path}", gemini.retrieve_model, methods=["GET"]),
         Route("/v1beta/models/{target:path}", gemini.dispatch, methods=["POST"]),
         Route("/v1/models/{target:path}", gemini.dispatch, methods=["POST"]),
+        Route(
+            "/v1/projects/{project}/locations/{region}/publishers/google/models/{target:path}",
+            vertex.dispatch,
+            methods=["POST"],
+        ),
+        Route("/token", vertex.token, methods=["POST"]),
         Route("/_mock/requests", recent_requests, methods=["GET"]),
         Route("/_mock/stats", stats, methods=["GET"]),
         Route("/_mock/reset", reset, methods=["POST"]),
@@ -120,7 +128,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def _vendor_error(request: Request, status: int, message: str) -> Response:
-    if request.url.path.startswith("/v1beta/") or "x-goog-api-key" in request.headers:
+    if request.url.path.startswith(("/v1beta/", "/v1/projects/")) or "x-goog-api-key" in request.headers:
         return RawResponse(status, error_document(status, message), _JSON)
     vendor = ANTHROPIC if "anthropic-version" in request.headers else OPENAI
     body = vendor.error_body(status, message, request_id="req_mock_error", param=None, code=None)

@@ -25,6 +25,10 @@ class MockSettings:
     log_size: int = 1000
     aws_credentials: str = DEFAULT_AWS_CREDENTIALS
     """The one AWS key pair (`ACCESS_KEY_ID:SECRET`) the Bedrock routes verify SigV4 signatures against."""
+    vertex_public_key: str | None = None
+    """PEM public key (or certificate) `POST /token` verifies service-account assertions against (Vertex AI)."""
+    vertex_token_ttl_s: int = 3600
+    """How long an access token issued by `POST /token` lives."""
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "ttft_ms", "chunk_delay_ms", "log_size"):
@@ -35,5 +39,7 @@ class MockSettings:
         key_id, sep, secret = self.aws_credentials.partition(":")
         if not (key_id and sep and secret):
             raise ValueError("aws_credentials must be ACCESS_KEY_ID:SECRET")
+        if self.vertex_token_ttl_s < 1:
+            raise ValueError("vertex_token_ttl_s must be >= 1")
         if self.require_key == "":
             raise ValueError("require_key must be a non-empty key or None")

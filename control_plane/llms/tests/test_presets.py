@@ -120,3 +120,74 @@ def test_switching_vendor_or_region_moves_a_preset_endpoint_but_not_a_typed_one(
     assert typed.json()["api_endpoint"] == "https://gw.example/v1"
     kept = admin_api.patch(f"/api/v1/llms/{groq['id']}/", {"vendor": "deepseek"}, format="json")
     assert kept.json()["api_endpoint"] == "https://gw.example/v1"
+
+
+def _service_account_json(**overrides: object) -> str:
+    """A real service-account JSON key with a fresh RSA key (made here, at runtime)."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+    info: dict[str, object] = {
+        "type": "service_account",
+        "project_id": "fjord-proj",
+        "private_key": pem,
+        "client_email": "edge@fjord-proj.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    info.update(overrides)
+    return json.dumps({k: v for k, v in info.items() if v is not None})
+
+
+def test_vertex_needs_region_project_and_a_service_account_key(admin_api):
+    base = {"name": "v", "slug": "v", "vendor": "vertex", "default_model": "gemini-2.5-flash"}
+    meta = {"region": "europe-west4", "project": "fjord-proj"}
+    no_region = admin_api.post("/api/v1/llms/", {**base, "metadata": {"project": "fjord-proj"}}, format="json")
+    assert no_region.status_code == 400 and "us-central1" in str(no_region.json()["extra"]["fields"]["metadata"])
+    aws_region = admin_api.post("/api/v1/llms/", {**base, "metadata": {**meta, "region": "eu-west-1"}}, format="json")
+    assert aws_region.status_code == 400
+    no_project = admin_api.post("/api/v1/llms/", {**base, "metadata": {"region": "europe-west4"}}, format="json")
+    assert no_project.status_code == 400 and "metadata.project" in str(no_project.json()["extra"]["fields"])
+    good_key = _service_account_json()
+    secret_part = good_key.split("-----BEGIN PRIVATE KEY-----")[1][:40]
+    for key, why in (
+        ("sk-not-json", "not JSON"),
+        (_service_account_json(client_email=None), "client_email missing"),
+        (_service_account_json(token_uri=None), "token_uri missing"),
+        (_service_account_json(private_key="-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n"), "PEM"),
+        (_service_account_json(type="authorized_user"), "service_account"),
+    ):
+        refused = admin_api.post("/api/v1/llms/", {**base, "metadata": meta, "api_key": key}, format="json")
+        assert refused.status_code == 400, key
+        message = str(refused.json()["extra"]["fields"]["api_key"])
+        assert "service-account JSON" in message and why in message
+        assert "BEGIN PRIVATE KEY" not in refused.content.decode()
+    created = admin_api.post("/api/v1/llms/", {**base, "metadata": meta, "api_key": good_key}, format="json")
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["api_endpoint"] == "https://europe-west4-aiplatform.googleapis.com"
+    assert body["has_api_key"] is True and secret_part not in created.content.decode()
+    assert vendor_key_decrypt(LLM.objects.get(slug="v").api_key_encrypted) == good_key
+    moved = admin_api.patch(
+        f"/api/v1/llms/{body['id']}/", {"metadata": {**meta, "region": "us-central1"}}, format="json"
+    )
+    assert moved.json()["api_endpoint"] == "https://us-central1-aiplatform.googleapis.com"
+    (llm,) = snapshot_build(namespace="").llms
+    assert llm.vendor == "vertex" and llm.metadata == {"region": "us-central1", "project": "fjord-proj"}
+    assert secret_part not in llm.api_key_encrypted
+
+
+def test_the_admin_form_shows_vertex_errors(client, admin_user):
+    client.force_login(admin_user)
+    form = {**LLM_FORM, **_inline([], 0), "vendor": "vertex", "api_endpoint": "", "slug": "vx"}
+    refused = client.post("/admin/llms/llm/add/", form)
+    assert refused.status_code == 200 and b"metadata.region" in refused.content
+    with_meta = {**form, "metadata": '{"region": "us-central1", "project": "fjord-proj"}', "api_key": "not json"}
+    refused = client.post("/admin/llms/llm/add/", with_meta)
+    assert refused.status_code == 200 and b"service-account JSON key: the key is not JSON" in refused.content

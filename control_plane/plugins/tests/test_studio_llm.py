@@ -212,3 +212,21 @@ def test_a_studio_call_to_a_gemini_llm_speaks_generate_content(llm, mock_url):
     assert answer["prompt_tokens"] == 3 and answer["completion_tokens"] == 5
     stats = httpx.get(f"{mock_url}/_mock/stats", timeout=5).json()
     assert stats["by_path"].get("/v1beta/models/gemini-2.5-flash:generateContent") == 1
+
+
+def test_a_studio_call_to_a_vertex_llm_is_refused_and_its_key_never_sent(llm, mock_url):
+    """Vertex AI needs OAuth2 tokens the control plane does not mint: a clear refusal, no vendor call."""
+    vertex = llm_create(
+        data={
+            "name": "Vertex",
+            "slug": "vertex",
+            "vendor": "vertex",
+            "metadata": {"region": "us-central1", "project": "fjord-proj"},
+            "api_endpoint": mock_url,
+            "default_model": "gemini-2.5-flash",
+        }
+    )
+    with pytest.raises(PluginCallError) as err:
+        _ask(vertex)
+    assert "is on Vertex AI" in err.value.detail and "through an edge" in err.value.detail
+    assert httpx.get(f"{mock_url}/_mock/stats", timeout=5).json()["requests_total"] == 0
