@@ -58,6 +58,7 @@ def edge(mock_upstream, tmp_path_factory):
             default_model=GEMINI,
             max_retries=0,
             extra_headers={FAULT: spec},
+            priority=100,  # reached by slug only: a bare GEMINI must not be balanced onto a faulty deployment
         )
         for i, (slug, spec) in enumerate(FAULTS.items())
     ]
