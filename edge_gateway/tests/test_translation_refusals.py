@@ -35,11 +35,22 @@ def edge(mock_upstream, tmp_path_factory):
         default_model="claude-fb-1",
         fallbacks=[FallbackTarget(llm_slug="small")],
     )
+    # A failing OpenAI-shaped LLM whose only fallback is Anthropic: an embeddings call skips that fallback.
+    down = llm(
+        4,
+        "down",
+        f"{mock_upstream}/v1",
+        vendor="openai",
+        default_model="down-embed",
+        max_retries=0,
+        extra_headers={"x-mock-fault": "status=503"},
+        fallbacks=[FallbackTarget(llm_slug="claude")],
+    )
     prices = [
         ModelPriceConfig(vendor="anthropic", model=CLAUDE),
         ModelPriceConfig(vendor="openai", model="gpt-small"),
     ]
-    snapshot = make_snapshot(mock_upstream, llms=[claude, small, claude_fb], prices=prices)
+    snapshot = make_snapshot(mock_upstream, llms=[claude, small, claude_fb, down], prices=prices)
     with run_edge(snapshot, tmp_path_factory.mktemp("refusals")) as e:
         yield e
 
@@ -111,3 +122,17 @@ def test_the_refusal_comes_in_the_callers_format(edge):
     )
     assert reply.status_code == 400
     assert reply.json()["error"]["status"] == "INVALID_ARGUMENT" and "'n' must be 1" in reply.json()["error"]["message"]
+
+
+def test_a_fallback_that_cannot_translate_is_skipped(edge, mock_upstream):
+    """The primary failed (503); its Anthropic fallback cannot embed: the client gets the primary's error, and
+    the Anthropic vendor is never called."""
+    httpx.post(f"{mock_upstream}/_mock/reset", timeout=5)
+    with pytest.raises(openai.APIStatusError) as caught:
+        oai(edge).embeddings.create(model="down-embed", input="hello")
+    assert caught.value.status_code == 502 and caught.value.body["code"] == "upstream_error"
+    paths = [r["path"] for r in httpx.get(f"{mock_upstream}/_mock/requests").json()["data"]]
+    assert paths == ["/v1/embeddings"]
+    # A chat call on the same LLM does reach the fallback, which answers.
+    reply = oai(edge).chat.completions.create(model="down-embed", messages=[{"role": "user", "content": "fall back"}])
+    assert "fall back" in (reply.choices[0].message.content or "")
