@@ -51,6 +51,15 @@ __all__ = ["UpstreamPhase", "fallbacks_allowed"]
 log = logging.getLogger("fjordgate.edge.pipeline")
 
 
+class Untranslatable(Exception):
+    """A provider's `build` refused the request (a `GatewayError`, e.g. 400 with its `param`): raised before any
+    upstream call, so it is the client's error, not the edge's 500 nor an upstream failure to retry."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def fallbacks_allowed(out: Outlet, attempt: Attempt) -> bool:
     """Whether this request may try the routed LLM's fallbacks at all (not native, not forbidden, any left)."""
     ex = out.ex
@@ -97,6 +106,11 @@ class UpstreamPhase:
         while attempt is not None:
             try:
                 await self._answer(attempt)
+            except Untranslatable as refused:
+                if await self._untranslatable(attempt, refused.error):
+                    return
+                attempt = await self._next_fallback()
+                continue
             except UpstreamError as err:
                 ex.upstream_s = self.attempted.upstream_s
                 movable = may_fall_back(err)
@@ -141,11 +155,15 @@ class UpstreamPhase:
     async def _call(self, attempt: Attempt) -> FullResult | StreamResult:
         rt = self.rt
         provider = _responses_adapter(self.out, attempt)
+        try:
+            request = upstream_request(self.out, self.caller, attempt, provider)
+        except GatewayError as err:  # the provider's translation refused the request: the client's error
+            raise Untranslatable(err) from None
         return await call_with_retries(
             transport=rt.transport,
             target=attempt.llm,
             model=attempt.model,
-            request=upstream_request(self.out, self.caller, attempt, provider),
+            request=request,
             call=attempt.call,
             native=self.out.ex.kind == "native",
             backoff=rt.backoff,
@@ -154,6 +172,17 @@ class UpstreamPhase:
             provider=provider,
             move_on=self._sibling_ready if self.group is not None else None,
         )
+
+    async def _untranslatable(self, attempt: Attempt, error: GatewayError) -> bool:
+        """The attempt's provider cannot express the request (embeddings on Anthropic, `n=2`, an unknown content
+        part): the client's 400 when it is the routed LLM, answered at once; a fallback or another deployment
+        that cannot take it is skipped like one refused by its checks (True: the request was answered)."""
+        log.info("request %s: LLM %s cannot take the request: %s", self.out.ex.request_id, attempt.llm.slug, error)
+        if self.primary is None:
+            await respond_error(self.out, attempt.hooks, attempt.executed, error)
+            return True
+        await self._refused(attempt.hooks, attempt.executed, error)
+        return self.answered
 
     async def _settle_failure(self, attempt: Attempt, err: UpstreamError | PluginError, movable: bool) -> bool:
         """An attempt failed: True when that ended the request (answered), False to move to the next target."""

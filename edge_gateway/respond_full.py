@@ -68,6 +68,7 @@ def as_plugin_error(error: GatewayError | UpstreamError) -> PluginError:
         code=error.code,
         allow_fallbacks=False,
         headers=dict(error.headers),
+        param=error.param if isinstance(error, GatewayError) else None,
     )
 
 
@@ -125,7 +126,7 @@ async def send_full(out: Outlet, written: Written) -> None:
     head = id_headers(ex.request_id, ex.dialect)
     if error is not None:
         ex.error_type = ex.error_type or error.code or error.type
-        status, body = error_for(ex.dialect, error.status_code, error.message, error.type, error.code)
+        status, body = error_for(ex.dialect, error.status_code, error.message, error.type, error.code, error.param)
         head.append((b"content-type", b"application/json"))
         head += _header_pairs(error.headers)
     else:

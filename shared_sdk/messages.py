@@ -268,6 +268,8 @@ class PluginError(_Msg):
     code: str | None = None
     allow_fallbacks: bool | None = None
     headers: dict[str, str] = {}
+    param: str | None = None
+    """The request field the error is about (OpenAI's `error.param`, e.g. `n`), when there is one."""
 
 
 class ShortCircuit(_Msg):

@@ -48,6 +48,7 @@ class AnthropicProvider:
             spec.connect_timeout_s,
             spec.first_byte_timeout_s,
             spec.idle_stream_timeout_s,
+            spec.max_response_bytes,
         )
 
     def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:

@@ -156,7 +156,15 @@ def _tool_choice(choice: Any, out: dict[str, Any]) -> None:
 
 
 def to_anthropic_request(data: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
-    """An OpenAI chat request body as an Anthropic Messages request body for `model`."""
+    """An OpenAI chat request body as an Anthropic Messages request body for `model`.
+
+    Anthropic answers one message per call: `n` other than 1 is refused (400 on `n`) rather than silently
+    answered with one choice the client did not ask for."""
+    n = data.get("n")
+    if n is not None and n != 1:
+        raise GatewayError.bad_request(
+            "Anthropic models return one choice per request: 'n' must be 1", param="n", code="unsupported_parameter"
+        )
     system, turns = _conversation(data.get("messages"))
     out: dict[str, Any] = {
         "model": model,

@@ -194,6 +194,7 @@ class OpenAIProvider:
                 spec.connect_timeout_s,
                 spec.first_byte_timeout_s,
                 spec.idle_stream_timeout_s,
+                spec.max_response_bytes,
             )
         body = call.raw
         inject_usage = call.stream and call.kind != "embeddings" and not call.client_wants_usage

@@ -49,8 +49,6 @@ PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
 @pytest.fixture(scope="module")
 def edge(mock_upstream, tmp_path_factory):
     gemini = llm(1, "gemini", mock_upstream, vendor="google", default_model=GEMINI, allowed_models=["gemini-.*"])
-    # the fault-injecting LLMs name the same model; ranked after `gemini` (priority 1) a bare model name never
-    # balances onto them: they are reached by slug (`<slug>/<model>`) only
     faulty = [
         llm(
             2 + i,
@@ -60,7 +58,7 @@ def edge(mock_upstream, tmp_path_factory):
             default_model=GEMINI,
             max_retries=0,
             extra_headers={FAULT: spec},
-            priority=1,
+            priority=100,  # reached by slug only: a bare GEMINI must not be balanced onto a faulty deployment
         )
         for i, (slug, spec) in enumerate(FAULTS.items())
     ]
