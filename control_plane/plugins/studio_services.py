@@ -33,6 +33,7 @@ from shared_sdk.messages import (
     Tool,
     User,
 )
+from shared_sdk.vendors import VENDORS
 
 from .studio_llm import StudioLLMCall, studio_llm_call_record, studio_llm_prompt_estimate, studio_llm_reserve
 from .studio_vendor import StreamEnd, Upstream, VendorStreamError, vendor_call, vendor_stream
@@ -61,6 +62,10 @@ def _db(fn: Callable[..., Any]) -> Callable[..., Any]:
             close_old_connections()
 
     return sync_to_async(run, thread_sensitive=False)
+
+
+_STUDIO_WIRES = frozenset({"openai", "anthropic", "google"})
+"""The vendor wire formats `studio_vendor` speaks (the edge speaks every vendor)."""
 
 
 class StudioKV(KVStore):
@@ -401,10 +406,13 @@ class StudioServicesImpl(StudioServices):
             llm = LLMModel.objects.filter(pk=llm_id, is_active=True).first()
             if llm is None:
                 raise ServiceError(f"no active LLM {llm_id}")
-            if llm.vendor == "vertex":  # its key is a service account (a private key), never a header to send
+            preset = VENDORS.get(llm.vendor)
+            if preset is None or preset.wire not in _STUDIO_WIRES:
+                # Vertex's key is a service account, Bedrock's an AWS key pair, Azure's goes in `api-key`: sent as an
+                # OpenAI Bearer header they would leak to the wrong place; refuse clearly instead
                 raise ServiceError(
-                    f"LLM {llm.slug!r} is on Vertex AI, which the control plane's own calls do not speak yet "
-                    "(call it through an edge)"
+                    f"LLM {llm.slug!r} is on {preset.label if preset else llm.vendor}, which the control plane's "
+                    "own calls do not speak yet (call it through an edge)"
                 )
             return Upstream(
                 id=llm.pk,
