@@ -7,7 +7,7 @@ budget-usage row go in through the analytics ingest, from the pseudo-edge `studi
 the spend count: the bridge sums usage rows per budget and period, whichever edge they came from.
 
 A studio call has no app, so the LLM's budgets apply to it; a call made for a user (the portal's chat carries
-`user_id`) also answers to that user's budgets and their groups', as the same user's traffic does at an edge. Unlike the edge, there is no
+`user_id`, and so does an agent plugin's call while it serves a chat turn) also answers to that user's budgets and their groups', as the same user's traffic does at an edge. Unlike the edge, there is no
 reservation held while the call runs: studio calls are rare, and the next call sees the recorded spend.
 """
 
@@ -56,8 +56,8 @@ class StudioLLMCall:
     model: str
     plugin_slug: str = ""
     user_id: int | None = None
-    """The person the call is for (the portal's chat); user budgets do not apply to studio calls, but their
-    usage reports show it."""
+    """The person the call is for (the portal's chat, or an agent serving that user's chat turn): their budgets
+    and their groups' apply, and their usage reports show it."""
     source: str = STUDIO_EDGE_ID
     """What made the call (`studio` for plugins, `chat` for the portal's chat), in the analytics metadata."""
     request_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)

@@ -47,6 +47,7 @@ __all__ = [
     "StudioKV",
     "StudioServicesImpl",
     "current_collector",
+    "serving_chat_user",
     "studio_app_update_install",
 ]
 
@@ -132,6 +133,20 @@ class EventCollector:
 current_collector: contextvars.ContextVar[EventCollector | None] = contextvars.ContextVar(
     "fjordgate_studio_event_collector", default=None
 )
+
+
+serving_chat_user: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "fjordgate_studio_chat_user", default=None
+)
+"""The user whose chat turn an agent plugin is serving, set by the chat (`chat.stream`) from the session's owner.
+
+An agent's services are bound to the plugin, not to a user, yet what it asks an LLM for while answering a user's
+turn is that user's traffic: `StudioServicesImpl` attributes such calls to this user (their budgets apply, their
+id is in the analytics row). The value comes only from the server side; nothing the plugin sends can set it. It
+reaches the plugin's calls the way `current_collector` does: through the context `run_coroutine_threadsafe` and a
+plain-def handler's worker thread copy. An isolated plugin's service calls arrive over its own gRPC broker, out
+of that context, so they stay attributed to the plugin alone.
+"""
 
 
 def _outbox_add(events: list[Event]) -> None:
@@ -283,7 +298,8 @@ class StudioServicesImpl(StudioServices):
     """Management services over the ORM; writes go through the domain services, so object hooks still run.
 
     One per plugin (`plugin_slug`), so what a plugin spends on LLM calls is attributed to it in analytics; the
-    portal's chat makes one per conversation turn with the user (`user_id`, `source="chat"`).
+    portal's chat makes one per conversation turn with the user (`user_id`, `source="chat"`). An agent plugin's
+    calls made while it serves a chat turn are also the chatting user's (`serving_chat_user`).
     """
 
     def __init__(self, plugin_slug: str = "", *, user_id: int | None = None, source: str = "studio") -> None:
@@ -427,6 +443,9 @@ class StudioServicesImpl(StudioServices):
         return await _db(read)()
 
     def _call(self, upstream: Upstream, model: str) -> StudioLLMCall:
+        user_id, source = self.user_id, self.source
+        if user_id is None and (chat_user := serving_chat_user.get()) is not None:
+            user_id, source = chat_user, "chat"  # an agent answering a user's chat turn: that user's call
         return StudioLLMCall(
             llm_id=upstream.id,
             llm_slug=upstream.slug,
@@ -434,8 +453,8 @@ class StudioServicesImpl(StudioServices):
             namespace=upstream.namespace,
             model=model or upstream.default_model,
             plugin_slug=self.plugin_slug,
-            user_id=self.user_id,
-            source=self.source,
+            user_id=user_id,
+            source=source,
         )
 
     async def _reserve(self, call: StudioLLMCall, messages: list[LLMMessage], max_tokens: int | None) -> Decimal:

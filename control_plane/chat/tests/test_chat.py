@@ -232,6 +232,25 @@ def test_the_desk_agent_calls_a_tool_and_answers(world, isolated):
     assert 'class="chunk tool_call"' in page and 'class="chunk tool_result"' in page
 
 
+def test_an_agents_llm_calls_in_a_chat_turn_are_the_users_and_their_budget_refuses_them(world):
+    """The desk agent's own LLM call, made while it answers alice, is alice's: her analytics row, her budget."""
+    alice = _client(world["alice"])
+    session_id = _start(alice, f"agent:{world['agent'].pk}")
+    _say(alice, session_id, "call tool list_llms")
+    assert _events(alice, session_id)[-1][0] == "done"
+    rows = AnalyticsEvent.objects.order_by("id")
+    assert [(r.user_id, r.status_code) for r in rows] == [(world["alice"].pk, 200)] * 2
+    budget_create(data={"scope": "user", "user": world["alice"], "limit": Decimal("0.0001"), "action": "block"})
+    AnalyticsEvent.objects.all().delete()
+    before = httpx.get(f"{world['mock']}/_mock/stats", timeout=5).json()["requests_total"]
+    _say(alice, session_id, "call tool list_llms")
+    events = _events(alice, session_id)
+    assert events[-1][0] == "error" and events[-1][1]["content"].startswith("user budget exhausted")
+    assert httpx.get(f"{world['mock']}/_mock/stats", timeout=5).json()["requests_total"] == before
+    refused = AnalyticsEvent.objects.get()
+    assert (refused.status_code, refused.error_type, refused.user_id) == (402, "budget_exceeded", world["alice"].pk)
+
+
 def _slow_agent(tmp_path, sleep_s: float, isolated: bool = False):
     marker = tmp_path / "closed"
     agent = plugin_register(
