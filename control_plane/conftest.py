@@ -52,3 +52,20 @@ def _fresh_plugin_runtime():
     from control_plane.plugins.runtime import shutdown_runtime
 
     shutdown_runtime()
+
+
+@pytest.fixture
+def redis_cache(redis_url, settings):
+    """Django's cache on the test Redis (the stack's backend, `CACHES` in settings), emptied for the test."""
+    from django.core.cache import cache
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": "fjordgate",
+        }
+    }
+    cache.clear()
+    yield redis_url
+    cache.clear()

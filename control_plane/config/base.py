@@ -28,6 +28,8 @@ FJORDGATE_OBJECT_HOOK_TIMEOUT_S = env_float("FJORDGATE_OBJECT_HOOK_TIMEOUT_S", 5
 # The portal's chat: how long one reply (an LLM's stream or an agent's whole run) may take before it is cut off,
 # so a stream never holds the server for ever; and the longest message a user may send.
 FJORDGATE_CHAT_TIMEOUT_S = env_float("FJORDGATE_CHAT_TIMEOUT_S", 120.0, minimum=1.0)
+# Plugin page RPC calls (admin and portal) a user may make per plugin and minute; 0 = no limit (`plugins.rpc_limit`).
+FJORDGATE_PLUGIN_RPC_PER_MINUTE = env_int("FJORDGATE_PLUGIN_RPC_PER_MINUTE", 60, minimum=0, maximum=100_000)
 FJORDGATE_CHAT_MAX_MESSAGE_CHARS = env_int("FJORDGATE_CHAT_MAX_MESSAGE_CHARS", 20_000, minimum=1, maximum=1_000_000)
 # Where plugin code may come from besides installed `fjordgate.plugins` entry points (docs/plugins/host.md):
 # module prefixes an import path may name, and directories whose programs an isolated plugin's command may run.
@@ -55,6 +57,15 @@ NATS_REPLICAS = env_int("NATS_REPLICAS", 1, minimum=1, maximum=5)
 
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
+# Django's cache (plugin RPC rate limits) lives in the same Redis, so every web process shares the counts.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "fjordgate",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from shared_sdk import FjordgateSDKError
 
 from .pages import asset_response, asset_token, asset_token_user, clean_rpc_method, page_slots, rpc_body
+from .rpc_limit import rpc_rate_limited
 
 __all__ = ["plugin_page_urls", "rpc_error"]
 
@@ -57,6 +58,9 @@ def rpc(request: HttpRequest, slug: str, method: str) -> HttpResponse:
         return rpc_error("No such plugin page.", 404)
     if clean_rpc_method(method) is None:
         return rpc_error("Method name refused.", 400)
+    limited = rpc_rate_limited(area="admin", slug=slug, user_id=int(request.user.pk or 0))
+    if limited is not None:
+        return limited
     body = rpc_body(request.body)
     if body is None:
         return rpc_error("Request body too large.", 413)

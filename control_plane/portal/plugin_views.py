@@ -23,6 +23,7 @@ from control_plane.plugins.pages import (
     page_slots,
     rpc_body,
 )
+from control_plane.plugins.rpc_limit import rpc_rate_limited
 from shared_sdk import Context, FjordgateSDKError, Runtime
 from shared_sdk.messages import PortalUserContext
 
@@ -87,6 +88,9 @@ def rpc(request: HttpRequest, slug: str, method: str) -> HttpResponse:
         return JsonResponse({"error": "No such plugin page."}, status=404)
     if clean_rpc_method(method) is None:
         return JsonResponse({"error": "Method name refused."}, status=400)
+    limited = rpc_rate_limited(area="portal", slug=slug, user_id=int(request.user.pk or 0))
+    if limited is not None:
+        return limited
     body = rpc_body(request.body)
     if body is None:
         return JsonResponse({"error": "Request body too large."}, status=413)

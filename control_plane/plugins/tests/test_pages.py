@@ -159,3 +159,51 @@ def test_an_isolated_ui_plugin_serves_its_page_and_rpc(admin_user):
     assert index.status_code == 200 and b"board.js" in index.content
     answer = client.post("/admin/plugins/llm-health-board/rpc/board", b"{}", content_type="application/json")
     assert answer.status_code == 200 and answer.json() == {"llms": []}
+
+
+def _rpc_keys(redis_url: str) -> list[bytes | str]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return client.keys("*plugin-rpc*")
+    finally:
+        client.close()
+
+
+def test_admin_rpc_is_rate_limited_per_user_in_redis(board, admin_user, django_user_model, redis_cache, settings):
+    settings.FJORDGATE_PLUGIN_RPC_PER_MINUTE = 3
+    rpc = "/admin/plugins/llm-health-board/rpc/board"
+    client = Client()
+    client.force_login(admin_user)
+    answers = [client.post(rpc, b"{}", content_type="application/json") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert refused["Content-Type"] == "application/json"
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["error"].startswith("Too many calls to this plugin: at most 3 per minute.")
+    assert _rpc_keys(redis_cache), "the count lives in Redis, shared by every web process"
+    other = django_user_model.objects.create_superuser("carol", "carol@example.com", "pw-carol-123456")
+    colleague = Client()
+    colleague.force_login(other)
+    assert colleague.post(rpc, b"{}", content_type="application/json").status_code == 200  # per user
+    settings.FJORDGATE_PLUGIN_RPC_PER_MINUTE = 0  # off
+    assert client.post(rpc, b"{}", content_type="application/json").status_code == 200
+
+
+def test_portal_rpc_is_rate_limited_per_user(library, plain_user, django_user_model, redis_cache, settings):
+    settings.FJORDGATE_PLUGIN_RPC_PER_MINUTE = 2
+    rpc = "/portal/plugins/prompt-library/rpc/list"
+    client = Client()
+    client.force_login(plain_user)
+    codes = [client.post(rpc, b"{}", content_type="application/json").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    refused = client.post(rpc, b"{}", content_type="application/json")
+    assert (
+        refused.status_code == 429
+        and int(refused["Retry-After"]) >= 1
+        and "at most 2 per minute" in refused.json()["error"]
+    )
+    bob = Client()
+    bob.force_login(django_user_model.objects.create_user("bob", "bob@example.com", "pw-bob-123456"))
+    assert bob.post(rpc, b"{}", content_type="application/json").status_code == 200
