@@ -10,7 +10,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger
+from celery.signals import after_setup_logger, worker_process_init
 
 from control_plane.schedules import conf as schedule_conf
 
@@ -52,3 +52,17 @@ def _quiet_dispatch_tick(logger: logging.Logger, **kwargs: object) -> None:
         return
     for handler in logger.handlers:
         handler.addFilter(QuietDispatchTick())
+
+
+@worker_process_init.connect
+def _preload_studio_plugins(**kwargs: object) -> None:
+    """Load the studio plugins that receive events in each pool process, as the bridge does: tasks (schedule runs,
+    system jobs) raise events there (audit entries of their writes) that such plugins must hear from the first.
+
+    In the pool's child processes, after the fork: the plugin host's loop thread must not be inherited from the
+    parent, where no task runs. `worker_process_init` is sent by the prefork pool (what `fjordgate worker` uses);
+    under a solo or thread pool, plugins load lazily on first use and on the first event for a manifest topic.
+    """
+    from control_plane.plugins.preload import plugins_preload_start
+
+    plugins_preload_start("worker")
