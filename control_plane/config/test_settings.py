@@ -41,3 +41,9 @@ DATABASES = {
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
 STATIC_ROOT = None  # no collectstatic in tests; WhiteNoise serves through the finders
+# Django's cache is Redis in the stack (`base.CACHES`), but REDIS_URL's default (127.0.0.1:6379) may be a Redis
+# that other processes on the machine share, where counts (plugin RPC rate limits) would leak between test runs.
+# Tests that exercise the cache point it at the test Redis with the `redis_cache` fixture (control_plane/conftest.py);
+# the rest get Django's no-op cache, unless REDIS_URL names one for the run.
+if not os.environ.get("REDIS_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}

@@ -160,7 +160,8 @@ def test_chat_streams_an_llm_then_the_desk_agent_and_reopens(page, screenshot, a
     screenshot("5-reopened")
 
     assert ChatMessage.objects.filter(role="assistant", status="done").count() == 3
-    assert AnalyticsEvent.objects.filter(user_id__isnull=False).count() == 2  # the two LLM turns, as alice's
+    # the two LLM turns and the desk agent's own two LLM calls while answering her: all alice's
+    assert AnalyticsEvent.objects.count() == AnalyticsEvent.objects.filter(user_id__isnull=False).count() == 4
 
 
 def test_leaving_the_page_mid_reply_stops_the_agent(page, screenshot, asgi_url, mock_url, django_user_model, tmp_path):
