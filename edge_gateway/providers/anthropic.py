@@ -14,7 +14,7 @@ from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
 from .anthropic_reply import AnthropicStreamTranslator, to_openai_response, usage_struct
 from .anthropic_request import DEFAULT_MAX_TOKENS, to_anthropic_request
-from .base import OpenAIRequest, UpstreamSpec, Usage, join_url, native_request
+from .base import OpenAIRequest, UpstreamSpec, Usage, join_url, json_reply_usage, native_request
 from .messages_reply import AnthropicEvents
 from .openai import native_stream_usage, usage_from, vendor_error_message
 
@@ -125,14 +125,7 @@ class AnthropicProvider:
         )
 
     def native_usage(self, body: bytes) -> Usage:
-        usage = Usage()
-        try:
-            message = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return usage
-        if isinstance(message, dict):
-            usage_from(usage_struct(message.get("usage")), usage)
-        return usage
+        return json_reply_usage(body, "usage", lambda raw, usage: usage_from(usage_struct(raw), usage))
 
     def native_stream_usage(self, event: bytes, usage: Usage) -> None:
         native_stream_usage(event, usage)

@@ -7,8 +7,11 @@ sees OpenAI shapes: translation in both directions lives here, per vendor, and n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from ..upstream import DEFAULT_MAX_RESPONSE_BYTES, UpstreamRequest
 
@@ -127,6 +130,19 @@ class Provider(Protocol):
     def native_usage(self, body: bytes) -> Usage: ...
 
     def native_stream_usage(self, event: bytes, usage: Usage) -> None: ...
+
+
+def json_reply_usage(body: bytes, field: str, read: Callable[[Any, Usage], object]) -> Usage:
+    """A native (pass-through) reply's usage: `read(reply[field], usage)` when the body is a JSON object, else
+    none (a vendor's non-JSON answer is relayed as it is and costs what it reported: nothing)."""
+    usage = Usage()
+    try:
+        reply = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return usage
+    if isinstance(reply, dict):
+        read(reply.get(field), usage)
+    return usage
 
 
 CLIENT_FORWARD: dict[str, tuple[str, ...]] = {

@@ -30,7 +30,7 @@ from botocore.credentials import Credentials
 
 from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
-from .base import OpenAIRequest, UpstreamSpec, Usage, join_url
+from .base import OpenAIRequest, UpstreamSpec, Usage, join_url, json_reply_usage
 from .bedrock_format import to_converse, to_openai, usage_from_converse
 from .bedrock_stream import ConverseStreamTranslator, EventStreamSplitter, decode_frame
 from .messages_reply import ChatToMessagesStream, chat_to_message
@@ -188,14 +188,7 @@ class BedrockProvider:
         return EventStreamSplitter()
 
     def native_usage(self, body: bytes) -> Usage:
-        usage = Usage()
-        try:
-            response = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return usage
-        if isinstance(response, dict):
-            usage_from_converse(response.get("usage"), usage)
-        return usage
+        return json_reply_usage(body, "usage", usage_from_converse)
 
     def native_stream_usage(self, event: bytes, usage: Usage) -> None:
         """Usage from a native stream's `metadata` frame (other frames are relayed untouched)."""

@@ -17,7 +17,7 @@ import orjson
 
 from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
-from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, native_request
+from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, json_reply_usage, native_request
 from .gemini_format import chat_to_gemini, gemini_to_chat, read_usage
 from .gemini_stream import ChainedStream, GeminiToChatStream
 from .messages_reply import ChatToMessagesStream, chat_to_message
@@ -185,14 +185,7 @@ class GeminiProvider:
         return native_request(spec, (method, path, query, body, stream), headers, self._headers(spec), ())
 
     def native_usage(self, body: bytes) -> Usage:
-        usage = Usage()
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return usage
-        if isinstance(payload, dict):
-            read_usage(payload.get("usageMetadata"), usage)
-        return usage
+        return json_reply_usage(body, "usageMetadata", read_usage)
 
     def native_stream_usage(self, event: bytes, usage: Usage) -> None:
         self.read_stream_usage(event, usage)
