@@ -1,4 +1,5 @@
-"""The studio's own LLM calls to vendor `google` (Gemini's generateContent), in the studio's OpenAI-shaped terms.
+"""The studio's own LLM calls to vendor `google` (Gemini's generateContent; Vertex AI sends the same bodies,
+`studio_vertex`), in the studio's OpenAI-shaped terms.
 
 `studio_vendor` keeps requests and answers in OpenAI's shape; this module translates them for Gemini: system
 messages become `systemInstruction`, assistant turns role `model`, tool calls `functionCall` parts and tool
@@ -15,7 +16,7 @@ from shared_sdk.messages import LLMCallResponse, LLMMessage
 
 from .studio_upstream import StreamEnd, Upstream
 
-__all__ = ["gemini_answer", "gemini_event", "gemini_request"]
+__all__ = ["gemini_answer", "gemini_body", "gemini_event", "gemini_request"]
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter"}
 
@@ -50,17 +51,14 @@ def _contents(messages: list[LLMMessage]) -> list[dict[str, Any]]:
     return out
 
 
-def gemini_request(
-    upstream: Upstream,
-    model: str,
+def gemini_body(
     messages: list[LLMMessage],
     *,
     temperature: float | None,
     max_tokens: int | None,
     tools: list[dict[str, Any]] | None,
-    stream: bool,
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """(url, headers, body) of a generateContent (or streamGenerateContent with `alt=sse`) call."""
+) -> dict[str, Any]:
+    """The generateContent body (the same on Vertex AI, `studio_vertex`)."""
     body: dict[str, Any] = {"contents": _contents(messages)}
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     if system:
@@ -78,6 +76,21 @@ def gemini_request(
             for fn in (tool.get("function") or tool for tool in tools)
         ]
         body["tools"] = [{"functionDeclarations": declarations}]
+    return body
+
+
+def gemini_request(
+    upstream: Upstream,
+    model: str,
+    messages: list[LLMMessage],
+    *,
+    temperature: float | None,
+    max_tokens: int | None,
+    tools: list[dict[str, Any]] | None,
+    stream: bool,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(url, headers, body) of a generateContent (or streamGenerateContent with `alt=sse`) call."""
+    body = gemini_body(messages, temperature=temperature, max_tokens=max_tokens, tools=tools)
     base = upstream.base.rstrip("/")
     base = base if base.endswith(("/v1beta", "/v1")) else f"{base}/v1beta"
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"

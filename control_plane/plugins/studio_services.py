@@ -33,10 +33,10 @@ from shared_sdk.messages import (
     Tool,
     User,
 )
-from shared_sdk.vendors import VENDORS
+from shared_sdk.vendors import VENDORS, valid_region
 
 from .studio_llm import StudioLLMCall, studio_llm_call_record, studio_llm_prompt_estimate, studio_llm_reserve
-from .studio_vendor import StreamEnd, Upstream, VendorStreamError, vendor_call, vendor_stream
+from .studio_vendor import AUTH_FAILED, StreamEnd, Upstream, VendorStreamError, vendor_call, vendor_stream
 
 if TYPE_CHECKING:
     from control_plane.applications.models import App as AppModel
@@ -65,8 +65,39 @@ def _db(fn: Callable[..., Any]) -> Callable[..., Any]:
     return sync_to_async(run, thread_sensitive=False)
 
 
-_STUDIO_WIRES = frozenset({"openai", "anthropic", "google"})
-"""The vendor wire formats `studio_vendor` speaks (the edge speaks every vendor)."""
+_STUDIO_WIRES = frozenset({"openai", "azure", "anthropic", "google", "vertex", "bedrock"})
+"""The vendor wire formats `studio_vendor` speaks; a vendor on another wire is refused rather than sent its key in
+the wrong place."""
+
+
+def _credentials_problem(vendor: str, key: str, metadata: dict[str, Any]) -> str:
+    """Why an LLM's key or metadata cannot make a call of its vendor ("" when nothing), never quoting the key.
+
+    The LLM's save already checked them (`llms.presets`), but a key can be removed later: refused here, before the
+    call, rather than sent unsigned or half-built."""
+    if vendor == "bedrock":
+        key_id, _, secret = key.partition(":")
+        if not key_id or not secret:
+            return "needs a key ACCESS_KEY_ID:SECRET_ACCESS_KEY"
+        if not valid_region(metadata.get("region")):
+            return "needs metadata.region, an AWS region"
+    elif vendor == "vertex":
+        if not key:
+            return "needs a service-account JSON key"
+        if not metadata.get("project") or not valid_region(metadata.get("region"), "vertex"):
+            return "needs metadata.project and metadata.region"
+    return ""
+
+
+def _failure(upstream: Upstream, status: int, error_type: str) -> str:
+    """The `ServiceError` message of a failed call: which LLM, and what to do about it; never the key."""
+    if error_type == AUTH_FAILED:
+        preset = VENDORS.get(upstream.vendor)
+        label = preset.label if preset else upstream.vendor
+        return f"LLM {upstream.id} ({upstream.slug!r}): {label} refused its credentials ({status}); check the LLM's key"
+    if status == 502:
+        return f"LLM {upstream.id} unreachable: {error_type}"
+    return f"LLM {upstream.id} answered {status}"
 
 
 class StudioKV(KVStore):
@@ -423,21 +454,27 @@ class StudioServicesImpl(StudioServices):
             if llm is None:
                 raise ServiceError(f"no active LLM {llm_id}")
             preset = VENDORS.get(llm.vendor)
+            label = preset.label if preset else llm.vendor
             if preset is None or preset.wire not in _STUDIO_WIRES:
-                # Vertex's key is a service account, Bedrock's an AWS key pair, Azure's goes in `api-key`: sent as an
-                # OpenAI Bearer header they would leak to the wrong place; refuse clearly instead
+                # each wire puts its key in its own place: sent as an OpenAI Bearer header it could leak
                 raise ServiceError(
-                    f"LLM {llm.slug!r} is on {preset.label if preset else llm.vendor}, which the control plane's "
-                    "own calls do not speak yet (call it through an edge)"
+                    f"LLM {llm.slug!r} is on {label}, which the control plane's own calls do not speak yet "
+                    "(call it through an edge)"
                 )
+            key = vendor_key_decrypt(llm.api_key_encrypted)
+            metadata = dict(llm.metadata) if isinstance(llm.metadata, dict) else {}
+            problem = _credentials_problem(llm.vendor, key, metadata)
+            if problem:
+                raise ServiceError(f"LLM {llm.slug!r} on {label} {problem}")
             return Upstream(
                 id=llm.pk,
                 slug=llm.slug,
                 vendor=llm.vendor,
                 namespace=llm.namespace,
                 base=llm.api_endpoint.rstrip("/"),
-                key=vendor_key_decrypt(llm.api_key_encrypted),
+                key=key,
                 default_model=llm.default_model,
+                metadata=metadata,
             )
 
         return await _db(read)()
@@ -475,7 +512,7 @@ class StudioServicesImpl(StudioServices):
         max_tokens: int | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> LLMCallResponse:
-        """A non-streamed call to the LLM's upstream (OpenAI or Anthropic wire format), accounted like an edge
+        """A non-streamed call to the LLM's upstream (every wire `studio_vendor` speaks), accounted like an edge
         call: refused when one of the LLM's budgets is exhausted, recorded in analytics either way (`studio_llm`)."""
         upstream = await self._upstream(llm_id)
         call = self._call(upstream, model)
@@ -494,9 +531,7 @@ class StudioServicesImpl(StudioServices):
             error_type=error_type,
         )
         if answer is None:
-            raise ServiceError(
-                f"LLM {llm_id} unreachable: {error_type}" if status == 502 else f"LLM {llm_id} answered {status}"
-            )
+            raise ServiceError(_failure(upstream, status, error_type))
         return answer
 
     async def stream_llm(
@@ -540,7 +575,5 @@ class StudioServicesImpl(StudioServices):
             )
             await asyncio.shield(record)
         if status >= 400:
-            raise ServiceError(
-                f"LLM {llm_id} unreachable: {error_type}" if status == 502 else f"LLM {llm_id} answered {status}"
-            )
+            raise ServiceError(_failure(upstream, status, error_type))
         yield LLMCallChunk(finish_reason=end.finish_reason or "stop", done=True)

@@ -1,5 +1,6 @@
-"""The wire of the studio's own LLM calls: OpenAI chat completions, Anthropic Messages and Gemini's
-generateContent (`studio_gemini.py`), plain and streamed.
+"""The wire of the studio's own LLM calls, plain and streamed: OpenAI chat completions (also Azure OpenAI's, at
+a deployment's URL: `studio_azure`), Anthropic Messages, Gemini's generateContent (`studio_gemini`; on Vertex AI
+with an OAuth2 token: `studio_vertex`) and Bedrock's Converse (SigV4-signed: `studio_bedrock`).
 
 Studio plugins and the portal's chat call vendors from the control plane (`StudioServicesImpl.call_llm` /
 `stream_llm`). Requests and answers are kept in one vendor-neutral shape on our side (OpenAI's: `tool_calls` as
@@ -10,17 +11,27 @@ once whichever vendor serves the LLM.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+from botocore.eventstream import EventStreamBuffer, ParserError
 
 from shared_sdk.messages import LLMCallResponse, LLMMessage
 
-from .studio_gemini import gemini_answer, gemini_event, gemini_request
+from .studio_azure import azure_target
+from .studio_bedrock import BedrockStreamError, bedrock_answer, bedrock_event, bedrock_request, bedrock_sign
+from .studio_gemini import gemini_answer, gemini_body, gemini_event, gemini_request
 from .studio_upstream import StreamEnd, Upstream
+from .studio_vertex import VertexAuthError, vertex_tokens, vertex_url
 
-__all__ = ["StreamEnd", "Upstream", "vendor_call", "vendor_stream"]
+__all__ = ["AUTH_FAILED", "StreamEnd", "Upstream", "VendorStreamError", "vendor_call", "vendor_stream"]
+
+logger = logging.getLogger(__name__)
+
+AUTH_FAILED = "upstream_auth_failed"
+"""The error type of a call whose credentials the vendor refused (the edge's code for the same failure)."""
 
 _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
@@ -97,9 +108,18 @@ def _request(
     tools: list[dict[str, Any]] | None,
     stream: bool,
 ) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """(url, headers, body) of one call in the upstream vendor's format."""
-    if upstream.vendor == "google":
+    """(url, headers, body) of one call in the upstream vendor's format, before `_authorized` (Vertex AI's token,
+    Bedrock's signature)."""
+    wire = upstream.wire
+    if wire == "google":
         return gemini_request(
+            upstream, model, messages, temperature=temperature, max_tokens=max_tokens, tools=tools, stream=stream
+        )
+    if wire == "vertex":
+        gemini = gemini_body(messages, temperature=temperature, max_tokens=max_tokens, tools=tools)
+        return vertex_url(upstream, model, stream), {"content-type": "application/json"}, gemini
+    if wire == "bedrock":
+        return bedrock_request(
             upstream, model, messages, temperature=temperature, max_tokens=max_tokens, tools=tools, stream=stream
         )
     headers = {"content-type": "application/json"}
@@ -125,9 +145,33 @@ def _request(
         body["max_tokens"] = max_tokens
     if stream:
         body["stream_options"] = {"include_usage": True}
+    if wire == "azure":
+        del body["model"]  # the deployment names the model
+        url, headers = azure_target(upstream, model)
+        return url, headers, body
     if upstream.key:
         headers["authorization"] = f"Bearer {upstream.key}"
     return f"{upstream.base}/chat/completions", headers, body
+
+
+async def _authorized(upstream: Upstream, url: str, headers: dict[str, str], content: bytes) -> dict[str, str]:
+    """The headers with the credentials a request needs once its bytes are known: Vertex AI's access token
+    (raises `VertexAuthError` when none can be had), Bedrock's SigV4 signature of exactly `content`."""
+    if upstream.wire == "vertex":
+        return {**headers, "authorization": await vertex_tokens.authorization(upstream)}
+    if upstream.wire == "bedrock":
+        return bedrock_sign(upstream, url, headers, content)
+    return headers
+
+
+def _refused(upstream: Upstream, status: int) -> str:
+    """The error type of an error status: the vendor refused the LLM's credentials (401/403), or some other error.
+    A Vertex AI token the vendor refused is dropped, so the next call exchanges the key again."""
+    if status in (401, 403):
+        if upstream.wire == "vertex":
+            vertex_tokens.forget(upstream)
+        return AUTH_FAILED
+    return "upstream_error"
 
 
 def _anthropic_answer(data: dict[str, Any]) -> LLMCallResponse:
@@ -176,20 +220,26 @@ async def vendor_call(
     max_tokens: int | None = None,
     tools: list[dict[str, Any]] | None = None,
 ) -> tuple[int, LLMCallResponse | None, str]:
-    """(status, answer or None, error type): 502 with the exception's name when the upstream was unreachable."""
+    """(status, answer or None, error type): 502 with the exception's name when the upstream was unreachable,
+    `upstream_auth_failed` when the vendor (or Vertex AI's token endpoint, 502) refused the LLM's credentials."""
     url, headers, body = _request(
         upstream, model, messages, temperature=temperature, max_tokens=max_tokens, tools=tools, stream=False
     )
+    content = json.dumps(body).encode()
+    try:
+        headers = await _authorized(upstream, url, headers, content)
+    except VertexAuthError as exc:
+        logger.warning("%s", exc)
+        return 502, None, AUTH_FAILED
     try:
         async with httpx.AsyncClient(timeout=_TIMEOUT) as client:
-            response = await client.post(url, json=body, headers=headers)
+            response = await client.post(url, content=content, headers=headers)
     except httpx.HTTPError as exc:
         return 502, None, type(exc).__name__
     if response.status_code >= 400:
-        return response.status_code, None, "upstream_error"
+        return response.status_code, None, _refused(upstream, response.status_code)
     data = response.json()
-    answer = _ANSWERS.get(upstream.vendor, _openai_answer)(data)
-    return response.status_code, answer, ""
+    return response.status_code, _answer(upstream, model, data), ""
 
 
 class VendorStreamError(Exception):
@@ -230,8 +280,48 @@ def _anthropic_event(data: dict[str, Any], end: StreamEnd) -> str:
     return ""
 
 
-_ANSWERS = {"anthropic": _anthropic_answer, "google": gemini_answer}
-_EVENTS = {"anthropic": _anthropic_event, "google": gemini_event}
+def _answer(upstream: Upstream, model: str, data: dict[str, Any]) -> LLMCallResponse:
+    wire = upstream.wire
+    if wire in ("google", "vertex"):
+        return gemini_answer(data)
+    if wire == "bedrock":
+        return bedrock_answer(data, model)
+    return _anthropic_answer(data) if upstream.anthropic else _openai_answer(data)
+
+
+def _sse_parser(upstream: Upstream) -> Callable[[dict[str, Any], StreamEnd], str]:
+    if upstream.wire in ("google", "vertex"):
+        return gemini_event
+    return _anthropic_event if upstream.anthropic else _openai_event
+
+
+async def _sse_texts(response: httpx.Response, upstream: Upstream, end: StreamEnd) -> AsyncIterator[str]:
+    parse = _sse_parser(upstream)
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            break
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            raise VendorStreamError(502, "malformed_stream") from None
+        yield parse(data, end)
+
+
+async def _event_stream_texts(response: httpx.Response, end: StreamEnd) -> AsyncIterator[str]:
+    """Bedrock's converse-stream: binary event-stream frames, cut and CRC-checked by botocore."""
+    frames = EventStreamBuffer()
+    async for piece in response.aiter_bytes():
+        frames.add_data(piece)
+        try:
+            for message in frames:
+                yield bedrock_event(message, end)
+        except BedrockStreamError as exc:
+            raise VendorStreamError(exc.status, exc.name) from None
+        except ParserError:
+            raise VendorStreamError(502, "malformed_stream") from None
 
 
 async def vendor_stream(
@@ -243,31 +333,32 @@ async def vendor_stream(
     temperature: float | None = None,
     max_tokens: int | None = None,
 ) -> AsyncIterator[str]:
-    """Yield the answer's text deltas as the vendor sends them (server-sent events); usage lands in `end`.
+    """Yield the answer's text deltas as the vendor sends them (server-sent events, Bedrock's event stream);
+    usage lands in `end`.
 
-    Raises `VendorStreamError` when the upstream is unreachable, answers an error status or breaks off."""
+    Raises `VendorStreamError` when the upstream is unreachable, refuses the credentials, answers an error status
+    or breaks off."""
     url, headers, body = _request(
         upstream, model, messages, temperature=temperature, max_tokens=max_tokens, tools=None, stream=True
     )
-    parse = _EVENTS.get(upstream.vendor, _openai_event)
+    content = json.dumps(body).encode()
+    try:
+        headers = await _authorized(upstream, url, headers, content)
+    except VertexAuthError as exc:
+        logger.warning("%s", exc)
+        raise VendorStreamError(502, AUTH_FAILED) from None
     try:
         async with (
             httpx.AsyncClient(timeout=_TIMEOUT) as client,
-            client.stream("POST", url, json=body, headers=headers) as response,
+            client.stream("POST", url, content=content, headers=headers) as response,
         ):
             if response.status_code >= 400:
-                raise VendorStreamError(response.status_code, "upstream_error")
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                try:
-                    data = json.loads(payload)
-                except ValueError:
-                    raise VendorStreamError(502, "malformed_stream") from None
-                text = parse(data, end)
+                raise VendorStreamError(response.status_code, _refused(upstream, response.status_code))
+            if upstream.wire == "bedrock":
+                texts = _event_stream_texts(response, end)
+            else:
+                texts = _sse_texts(response, upstream, end)
+            async for text in texts:
                 if text:
                     yield text
     except httpx.HTTPError as exc:
