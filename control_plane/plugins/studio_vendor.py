@@ -20,12 +20,12 @@ from shared_sdk.messages import LLMCallResponse, LLMMessage
 from .studio_gemini import gemini_answer, gemini_event, gemini_request
 from .studio_upstream import StreamEnd, Upstream
 
-__all__ = ["StreamEnd", "Upstream", "vendor_call", "vendor_stream"]
+__all__ = ["StreamEnd", "Upstream", "openai_answer", "openai_messages", "vendor_call", "vendor_stream"]
 
 _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
-def _openai_messages(messages: list[LLMMessage]) -> list[dict[str, Any]]:
+def openai_messages(messages: list[LLMMessage]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         item: dict[str, Any] = {"role": m.role, "content": m.content}
@@ -118,7 +118,7 @@ def _request(
         headers.update({"x-api-key": upstream.key, "anthropic-version": "2023-06-01"})
         base = upstream.base
         return (f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"), headers, body
-    body["messages"] = _openai_messages(messages)
+    body["messages"] = openai_messages(messages)
     if tools:
         body["tools"] = tools
     if max_tokens is not None:
@@ -153,7 +153,7 @@ def _anthropic_answer(data: dict[str, Any]) -> LLMCallResponse:
     )
 
 
-def _openai_answer(data: dict[str, Any]) -> LLMCallResponse:
+def openai_answer(data: dict[str, Any]) -> LLMCallResponse:
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     usage = data.get("usage") or {}
@@ -188,7 +188,7 @@ async def vendor_call(
     if response.status_code >= 400:
         return response.status_code, None, "upstream_error"
     data = response.json()
-    answer = _ANSWERS.get(upstream.vendor, _openai_answer)(data)
+    answer = _ANSWERS.get(upstream.vendor, openai_answer)(data)
     return response.status_code, answer, ""
 
 
