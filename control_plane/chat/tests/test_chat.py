@@ -354,6 +354,22 @@ def test_the_llms_plugin_chain_rewrites_the_streamed_reply_and_blocks_the_chat(w
     assert httpx.get(f"{world['mock']}/_mock/stats", timeout=5).json()["requests_total"] == 1
 
 
+def test_a_bundled_edge_plugin_redacts_the_chats_streamed_reply_unchanged(world):
+    """The bundled PII redactor, written for the edge's chunk events, holds back and flushes on the chat's stream as
+    it does at an edge: an address the model streams token by token never reaches the user."""
+    redactor = plugin_register(
+        data={"slug": "pii-redactor", "entry_point": "pii-redactor", "config": {"redact_requests": False}}
+    )
+    llm_set_plugin_chain(llm=world["llm"], chain=[{"plugin": redactor}])
+    alice = _client(world["alice"])
+    session_id = _start(alice, f"llm:{world['llm'].pk}")
+    _say(alice, session_id, "write to jane.doe@example.com today")
+    events = _events(alice, session_id)
+    text = "".join(e["content"] for name, e in events if name == "content")
+    assert text == "Echo: write to [REDACTED:email] today" and events[-1][0] == "done"
+    assert "example.com" not in json.dumps(ChatMessage.objects.get(role="assistant").parts)
+
+
 def test_administrators_grant_agents_to_a_group_through_the_api(world, admin_api):
     from control_plane.chat.selectors import catalogue_agents
 
