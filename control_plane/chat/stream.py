@@ -56,7 +56,8 @@ def _error(text: str) -> AgentChunk:
 
 
 async def _llm_chunks(turn: Turn) -> AsyncIterator[AgentChunk]:
-    """The LLM's answer through `StudioServicesImpl.stream_llm`: budgets refuse, usage is recorded for the user."""
+    """The LLM's answer through `StudioServicesImpl.stream_llm`: the LLM's plugin chain runs (a block is an error
+    chunk, chunk hooks rewrite the pieces), budgets refuse, usage is recorded for the user."""
     assert turn.llm_id is not None
     services = StudioServicesImpl("", user_id=turn.user_id, source="chat")
     messages = [LLMMessage(role=h.role, content=h.content) for h in turn.history]

@@ -20,6 +20,12 @@ class PluginsConfig(AppConfig):
 
         studio_app_update_install(app_update)
 
+        # Studio LLM calls run their LLM's plugin chain, loaded in the studio host (which sits above them).
+        from .runtime import chain_loader
+        from .studio_chain import studio_chain_install
+
+        studio_chain_install(chain_loader)
+
         from control_plane.audit.publisher import add_event_sink
 
         add_event_sink(_studio_event_sink)  # audit entries reach studio plugins as `audit.entry` events

@@ -40,10 +40,12 @@ from shared_sdk.host import (
 from shared_sdk.messages import Direction, Event, PluginManifest
 
 from .sources import plugin_host_import_path, plugin_sources
+from .studio_chain import ChainEntry
 from .studio_services import EventCollector, StudioEventBus, StudioKV, StudioServicesImpl, current_collector
 
 __all__ = [
     "call_plugin",
+    "chain_loader",
     "plugin_describe",
     "plugin_host",
     "plugin_reload",
@@ -68,7 +70,8 @@ _spawn_timeouts: dict[str, float] = {}
 _event_bus = StudioEventBus()
 
 
-def _services(slug: str) -> Services:
+def _services(key: str) -> Services:
+    slug = key.split("@", 1)[0]  # a `slug@llm` instance of an LLM's chain shares its plugin's KV (as at an edge)
     return Services(
         runtime=Runtime.STUDIO,
         kv=StudioKV(slug),
@@ -152,19 +155,63 @@ def _handle(slug: str, method: str, call_timeout_s: float | None) -> tuple[Plugi
         stale = stale or needed > spawned
         spec = dataclasses.replace(spec, timeout_s=needed)
     if stale:
-        host.sources = plugin_sources()
-        try:
-            handle = _run(host.reload(spec))
-        except PluginCallError:
-            raise
-        except Exception as exc:  # load errors: the plugin is unavailable, the caller applies its policy
-            raise PluginCallError(
-                slug, method, "unavailable", plugin.failure_policy == "open", f"{type(exc).__name__}: {exc}"
-            ) from exc
+        handle = _load(spec, method)
         _loaded_versions[slug] = _version(plugin)
         _spawn_timeouts[slug] = spec.timeout_s
     assert handle is not None
     return handle, effective
+
+
+def _load(spec: PluginSpec, method: str) -> PluginHandle:
+    """(Re)load `spec` in the host; a load error is the plugin being unavailable (the caller applies its policy)."""
+    host = plugin_host()
+    host.sources = plugin_sources()
+    try:
+        return _run(host.reload(spec))
+    except PluginCallError:
+        raise
+    except Exception as exc:
+        raise PluginCallError(spec.slug, method, "unavailable", spec.fail_open, f"{type(exc).__name__}: {exc}") from exc
+
+
+class _ChainLoader:
+    """The studio host's side of `studio_chain`: the plugin instances an LLM's chain runs in this process.
+
+    A plugin's own instance is the one `call_plugin` uses (same load, same refresh when its row changed); a
+    binding with a config override of its own runs as `slug@llm`, loaded with the merged config and reloaded
+    when that config or the plugin changes.
+    """
+
+    def load(self, entry: ChainEntry) -> PluginHandle:
+        if entry.key == entry.slug:
+            return _handle(entry.slug, "initialize", None)[0]
+        from .models import Plugin
+
+        plugin = Plugin.objects.filter(slug=entry.slug, active=True).first()
+        if plugin is None:
+            raise PluginCallError(entry.key, "initialize", "unavailable", not entry.fail_closed, "plugin is not active")
+        handle = plugin_host().get(entry.key)
+        if handle is None or _loaded_versions.get(entry.key) != entry.version:
+            spec = dataclasses.replace(plugin_spec(plugin), slug=entry.key, config=dict(entry.config))
+            handle = _load(spec, "initialize")
+            _loaded_versions[entry.key] = entry.version
+        return handle
+
+    def current(self, key: str) -> PluginHandle | None:
+        return plugin_host().get(key)
+
+    def unload(self, key: str) -> None:
+        host = plugin_host()
+        if key in host:
+            _run(host.unload(key))
+        _loaded_versions.pop(key, None)
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return _ensure_loop()[0]
+
+
+chain_loader = _ChainLoader()
+"""What `PluginsConfig.ready` hands to `studio_chain` (which sits below the runtime and cannot import it)."""
 
 
 def _with_call_timeout(handle: PluginHandle, timeout_s: float) -> PluginHandle:

@@ -3,12 +3,19 @@
 They run on the studio host's event loop; every ORM call goes through `sync_to_async` so the loop never blocks on
 the database and Django's per-thread connections stay in worker threads. DOWN events leave through the event
 outbox (`OutboundEvent`): whichever control-plane process a plugin runs in, the leader bridge sends them on.
+
+An LLM call (`call_llm`, `stream_llm`; plugins, agents and the portal's chat) is governed as an edge governs a
+request to that LLM: its plugin chain (`studio_chain`: the namespace's global plugins, then the LLM's bindings,
+loaded once per change) runs around it (`studio_hooks`: request hooks may rewrite or block it, response and chunk
+hooks rewrite the reply, `on_stream_complete` ends a stream), its budgets may refuse it, and it is recorded in
+analytics (`studio_llm`). A block is a `ServiceError` carrying the plugin's message; nothing reaches the vendor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 import threading
 import time
@@ -20,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from shared_sdk import ServiceError
+from shared_sdk import Context, PluginCallError, Runtime, ServiceError
+from shared_sdk.attempt import AttemptRefused, Prepared
 from shared_sdk.context import EventBus, EventHandler, KVStore, StudioServices, deliver, topic_matches
 from shared_sdk.messages import (
     LLM,
@@ -30,12 +38,23 @@ from shared_sdk.messages import (
     LLMCallChunk,
     LLMCallResponse,
     LLMMessage,
+    PluginError,
+    ResponseWriteRequest,
+    ShortCircuit,
     Tool,
     User,
 )
 from shared_sdk.vendors import VENDORS, valid_region
 
-from .studio_llm import StudioLLMCall, studio_llm_call_record, studio_llm_prompt_estimate, studio_llm_reserve
+from .studio_chain import studio_chain_get
+from .studio_hooks import DONE, StudioAttempt, StudioRequest, answer_of, completion_body
+from .studio_llm import (
+    STUDIO_EDGE_ID,
+    StudioLLMCall,
+    studio_llm_call_record,
+    studio_llm_prompt_estimate,
+    studio_llm_reserve,
+)
 from .studio_vendor import AUTH_FAILED, StreamEnd, Upstream, VendorStreamError, vendor_call, vendor_stream
 
 if TYPE_CHECKING:
@@ -494,13 +513,39 @@ class StudioServicesImpl(StudioServices):
             source=source,
         )
 
-    async def _reserve(self, call: StudioLLMCall, messages: list[LLMMessage], max_tokens: int | None) -> Decimal:
-        """Hold the call's cost in the LLM's budgets; a refusal is recorded (402) and raised as `ServiceError`."""
-        refusal, reserved = await _db(studio_llm_reserve)(call=call, messages=messages, max_tokens=max_tokens)
-        if refusal is not None:
-            await _db(studio_llm_call_record)(call=call, status_code=402, error_type="budget_exceeded")
-            raise ServiceError(refusal)
-        return cast(Decimal, reserved)
+    async def _attempt(self, upstream: Upstream, call: StudioLLMCall, request: StudioRequest) -> StudioAttempt:
+        """The call's pass through its LLM's plugin chain (`studio_chain`, `studio_hooks`), as at an edge."""
+        chain = await _db(studio_chain_get)(upstream.id)
+        if chain.broken is not None:
+            await _db(studio_llm_call_record)(call=call, status_code=503, error_type="plugin_unavailable")
+            raise ServiceError(f"plugin {chain.broken!r} is required for LLM {upstream.slug!r} but is not loaded")
+        ctx = Context(
+            runtime=Runtime.STUDIO,
+            request_id=call.request_id,
+            user=User(id=call.user_id) if call.user_id is not None else None,
+            llm=LLM(
+                id=upstream.id,
+                slug=upstream.slug,
+                vendor=upstream.vendor,
+                default_model=upstream.default_model,
+                namespace=upstream.namespace,
+            ),
+            edge_id=STUDIO_EDGE_ID,
+            namespace=upstream.namespace,
+            metadata={"source": call.source, "plugin": call.plugin_slug},
+        )
+        return StudioAttempt(chain.hooks, chain.loop, ctx, request)
+
+    async def _short_circuited(self, call: StudioLLMCall, prepared: Prepared) -> None:
+        """A request hook answered: recorded like an edge's short-circuit (a budget refusal already was)."""
+        sc = prepared.short_circuit
+        if sc is None or prepared.phase == "admit":
+            return
+        if sc.error is not None:
+            status, error_type = sc.error.status_code, sc.error.code or sc.error.type
+        else:
+            status, error_type = (sc.response.status_code if sc.response is not None else 200), ""
+        await _db(studio_llm_call_record)(call=call, status_code=status, error_type=error_type)
 
     async def call_llm(
         self,
@@ -512,27 +557,46 @@ class StudioServicesImpl(StudioServices):
         max_tokens: int | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> LLMCallResponse:
-        """A non-streamed call to the LLM's upstream (every wire `studio_vendor` speaks), accounted like an edge
-        call: refused when one of the LLM's budgets is exhausted, recorded in analytics either way (`studio_llm`)."""
+        """A non-streamed call to the LLM's upstream (every wire `studio_vendor` speaks), governed like an edge call:
+        the LLM's plugin chain runs around it (`studio_hooks`: a request hook may rewrite or block it, a response
+        hook rewrite the reply), it is refused when one of its budgets is exhausted, and recorded in analytics
+        either way (`studio_llm`)."""
         upstream = await self._upstream(llm_id)
         call = self._call(upstream, model)
-        reserved = await self._reserve(call, messages, max_tokens)
+        request = StudioRequest(call.model, list(messages), temperature, max_tokens, tools)
+        attempt = await self._attempt(upstream, call, request)
+        admission = _Admission(call)
+        prepared = await attempt.prepare(admission)
+        if prepared.short_circuit is not None:
+            await self._short_circuited(admission.call, prepared)
+            return _answer(llm_id, await attempt.short_circuit_reply(prepared.short_circuit))
+        call, request = admission.call, attempt.request
         started = time.perf_counter()
         status, answer, error_type = await vendor_call(
-            upstream, call.model, messages, temperature=temperature, max_tokens=max_tokens, tools=tools
+            upstream,
+            call.model,
+            request.messages,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            tools=request.tools,
         )
         await _db(studio_llm_call_record)(
             call=call,
             status_code=status,
-            reserved=reserved,
+            reserved=admission.reserved,
             prompt_tokens=answer.prompt_tokens if answer else 0,
             completion_tokens=answer.completion_tokens if answer else 0,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             error_type=error_type,
         )
+        if attempt.hooks is None:
+            if answer is None:
+                raise ServiceError(_failure(upstream, status, error_type))
+            return answer
         if answer is None:
-            raise ServiceError(_failure(upstream, status, error_type))
-        return answer
+            error = PluginError(status_code=status, message=_failure(upstream, status, error_type), type=error_type)
+            return _answer(llm_id, await attempt.reply(status, b"", error))
+        return _answer(llm_id, await attempt.reply(status, completion_body(answer, call.request_id), None))
 
     async def stream_llm(
         self,
@@ -543,23 +607,51 @@ class StudioServicesImpl(StudioServices):
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> AsyncIterator[LLMCallChunk]:
-        """The answer as the vendor streams it, accounted like `call_llm`. Usage is recorded when the stream ends,
-        however it ends: a stream the caller closes early (the chat's user left) is recorded with the text that
-        was generated so far (estimated at four characters per token when the vendor never said)."""
+        """The answer as the vendor streams it, governed like `call_llm` (each piece passes the chain's chunk
+        hooks, `on_stream_complete` runs at the end). Usage is recorded when the stream ends, however it ends: a
+        stream the caller closes early (the chat's user left) is recorded with the text that was generated so far
+        (estimated at four characters per token when the vendor never said)."""
         upstream = await self._upstream(llm_id)
         call = self._call(upstream, model)
-        reserved = await self._reserve(call, messages, max_tokens)
+        request = StudioRequest(call.model, list(messages), temperature, max_tokens, stream=True)
+        attempt = await self._attempt(upstream, call, request)
+        admission = _Admission(call)
+        prepared = await attempt.prepare(admission)
+        if prepared.short_circuit is not None:
+            await self._short_circuited(admission.call, prepared)
+            async for chunk in _short_circuit_stream(llm_id, attempt, prepared.short_circuit):
+                yield chunk
+            return
+        call, request = admission.call, attempt.request
+        refused = await attempt.stream_start()
+        if refused is not None:
+            await _db(studio_llm_call_record)(
+                call=call, status_code=refused.status_code, reserved=admission.reserved, error_type=refused.type
+            )
+            raise ServiceError(refused.message)
         end = StreamEnd()
         started = time.perf_counter()
         status, error_type, chars = 200, "", 0
+        failed: PluginCallError | None = None
         try:
             async for text in vendor_stream(
-                upstream, call.model, messages, end, temperature=temperature, max_tokens=max_tokens
+                upstream,
+                call.model,
+                request.messages,
+                end,
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
             ):
                 chars += len(text)
-                yield LLMCallChunk(content=text)
+                for piece in await attempt.chunk(attempt.text_event(text)):
+                    yield LLMCallChunk(content=piece)
+            for event in (attempt.finish_event(end.finish_reason or "stop"), DONE):
+                for piece in await attempt.chunk(event):
+                    yield LLMCallChunk(content=piece)
         except VendorStreamError as exc:
             status, error_type = exc.status, exc.error_type
+        except PluginCallError as exc:  # a fail-closed chunk hook failed: the stream ends with an error
+            failed = exc
         except (asyncio.CancelledError, GeneratorExit):
             status, error_type = 499, "client_closed"
             raise
@@ -567,13 +659,84 @@ class StudioServicesImpl(StudioServices):
             record = _db(studio_llm_call_record)(
                 call=call,
                 status_code=status,
-                reserved=reserved,
-                prompt_tokens=end.prompt_tokens or studio_llm_prompt_estimate(messages),
+                reserved=admission.reserved,
+                prompt_tokens=end.prompt_tokens or studio_llm_prompt_estimate(request.messages),
                 completion_tokens=end.completion_tokens or (chars + 3) // 4,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
                 error_type=error_type,
             )
             await asyncio.shield(record)
+        await attempt.stream_complete(500 if failed is not None else status)
+        if failed is not None:
+            raise ServiceError(f"plugin '{failed.slug}' failed")
         if status >= 400:
             raise ServiceError(_failure(upstream, status, error_type))
         yield LLMCallChunk(finish_reason=end.finish_reason or "stop", done=True)
+
+
+class _Admission:
+    """The budgets step of a call's request phase: the call as the hooks left it (its model may have changed),
+    held in its budgets; a refusal is recorded (402) and ends the attempt with the edge's message."""
+
+    def __init__(self, call: StudioLLMCall) -> None:
+        self.call = call
+        self.reserved = Decimal(0)
+
+    async def __call__(self, request: StudioRequest) -> None:
+        self.call = dataclasses.replace(self.call, model=request.model or self.call.model)
+        refusal, reserved = await _db(studio_llm_reserve)(
+            call=self.call, messages=request.messages, max_tokens=request.max_tokens
+        )
+        if refusal is not None:
+            await _db(studio_llm_call_record)(call=self.call, status_code=402, error_type="budget_exceeded")
+            error = PluginError(
+                status_code=402, message=refusal, type="budget_exceeded", code="budget_exceeded", allow_fallbacks=False
+            )
+            raise AttemptRefused(error)
+        self.reserved = cast(Decimal, reserved)
+
+
+def _plugin_failure(llm_id: int, status: int, error_type: str) -> str:
+    """The message of an error reply a plugin wrote (or left) without a message of its own."""
+    return f"LLM {llm_id} unreachable: {error_type}" if status == 502 else f"LLM {llm_id} answered {status}"
+
+
+def _reply_body(llm_id: int, written: ResponseWriteRequest) -> bytes:
+    """The body of a reply as the response hooks left it; `ServiceError` when it is (still) an error."""
+    if written.error is not None:
+        raise ServiceError(written.error.message or _plugin_failure(llm_id, written.error.status_code, written.error.type))
+    if written.status_code >= 400:
+        raise ServiceError(_plugin_failure(llm_id, written.status_code, "plugin"))
+    return written.body
+
+
+def _answer(llm_id: int, written: ResponseWriteRequest) -> LLMCallResponse:
+    try:
+        return answer_of(_reply_body(llm_id, written))
+    except ValueError:
+        raise ServiceError(f"LLM {llm_id}: a plugin answered with a body that is not a chat completion") from None
+
+
+async def _short_circuit_stream(llm_id: int, attempt: StudioAttempt, sc: ShortCircuit) -> AsyncIterator[LLMCallChunk]:
+    """A request hook's answer to a streamed call: its chunks (or its reply, replayed as chunks) through the
+    chunk hooks; an error, unless a response hook recovers it, is raised as `ServiceError`."""
+    events = attempt.short_circuit_events(sc)
+    try:
+        if events is None and sc.error is not None:
+            written = await attempt.short_circuit_reply(sc)  # error hooks, as an edge answers a stream's error
+            events = attempt.reply_events(_reply_body(llm_id, written))
+        elif events is None:
+            assert sc.response is not None
+            if sc.response.status_code >= 400:
+                raise ServiceError(_plugin_failure(llm_id, sc.response.status_code, "plugin"))
+            events = attempt.reply_events(sc.response.body)
+    except ValueError:
+        raise ServiceError(f"LLM {llm_id}: a plugin answered with a body that is not a chat completion") from None
+    try:
+        for event in events:
+            for piece in await attempt.chunk(event):
+                yield LLMCallChunk(content=piece)
+    except PluginCallError as exc:
+        raise ServiceError(f"plugin '{exc.slug}' failed") from None
+    await attempt.stream_complete(200)
+    yield LLMCallChunk(finish_reason="stop", done=True)

@@ -26,7 +26,16 @@ from .studio_gemini import gemini_answer, gemini_body, gemini_event, gemini_requ
 from .studio_upstream import StreamEnd, Upstream
 from .studio_vertex import VertexAuthError, vertex_tokens, vertex_url
 
-__all__ = ["AUTH_FAILED", "StreamEnd", "Upstream", "VendorStreamError", "vendor_call", "vendor_stream"]
+__all__ = [
+    "AUTH_FAILED",
+    "StreamEnd",
+    "Upstream",
+    "VendorStreamError",
+    "openai_answer",
+    "openai_messages",
+    "vendor_call",
+    "vendor_stream",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +45,7 @@ AUTH_FAILED = "upstream_auth_failed"
 _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
-def _openai_messages(messages: list[LLMMessage]) -> list[dict[str, Any]]:
+def openai_messages(messages: list[LLMMessage]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         item: dict[str, Any] = {"role": m.role, "content": m.content}
@@ -138,7 +147,7 @@ def _request(
         headers.update({"x-api-key": upstream.key, "anthropic-version": "2023-06-01"})
         base = upstream.base
         return (f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"), headers, body
-    body["messages"] = _openai_messages(messages)
+    body["messages"] = openai_messages(messages)
     if tools:
         body["tools"] = tools
     if max_tokens is not None:
@@ -197,7 +206,7 @@ def _anthropic_answer(data: dict[str, Any]) -> LLMCallResponse:
     )
 
 
-def _openai_answer(data: dict[str, Any]) -> LLMCallResponse:
+def openai_answer(data: dict[str, Any]) -> LLMCallResponse:
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     usage = data.get("usage") or {}
@@ -286,7 +295,7 @@ def _answer(upstream: Upstream, model: str, data: dict[str, Any]) -> LLMCallResp
         return gemini_answer(data)
     if wire == "bedrock":
         return bedrock_answer(data, model)
-    return _anthropic_answer(data) if upstream.anthropic else _openai_answer(data)
+    return _anthropic_answer(data) if upstream.anthropic else openai_answer(data)
 
 
 def _sse_parser(upstream: Upstream) -> Callable[[dict[str, Any], StreamEnd], str]:

@@ -23,7 +23,8 @@ from control_plane.catalog.models import Tool
 from control_plane.catalog.services import model_price_upsert
 from control_plane.chat.models import ChatMessage, ChatSession
 from control_plane.chat.stream import reply_events
-from control_plane.llms.services import llm_create
+from control_plane.kv.services import kv_read
+from control_plane.llms.services import llm_create, llm_set_plugin_chain
 from control_plane.plugins.services import plugin_register
 from fjordgate.embedded import free_port
 
@@ -321,6 +322,52 @@ def test_a_cancelled_llm_stream_still_records_its_usage(world):
     row = AnalyticsEvent.objects.get()
     assert (row.status_code, row.error_type) == (499, "client_closed") and row.prompt_tokens > 0
     assert ChatMessage.objects.get(role="assistant").status == "cancelled"
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_the_llms_plugin_chain_rewrites_the_streamed_reply_and_blocks_the_chat(world, isolated):
+    """The LLM's chain (an edge plugin bound to it) runs on the chat: chunk hooks rewrite each streamed piece,
+    stream-complete runs at the end, and a request hook's block is the chat's error before the vendor is asked."""
+    guard = plugin_register(
+        data={
+            "slug": "word-guard",
+            "import_path": "control_plane.plugins.tests.plugins:WordGuard",
+            "isolated": isolated,
+            "config": {"word": "password", "find": "Hello", "replace": "Hej", "label": "guard"},
+        }
+    )
+    llm_set_plugin_chain(llm=world["llm"], chain=[{"plugin": guard}])
+    alice = _client(world["alice"])
+    session_id = _start(alice, f"llm:{world['llm'].pk}")
+    _say(alice, session_id, "Hello there")
+    events = _events(alice, session_id)
+    contents = [e["content"] for name, e in events if name == "content"]
+    assert contents == ["Echo", ":", " Hej", " there"]  # still piece by piece, each piece through the hook
+    assert "".join(contents) == "Echo: Hej there" and events[-1][0] == "done"
+    assert ChatMessage.objects.get(role="assistant").content == "Echo: Hej there"
+    assert kv_read(plugin_slug="word-guard", key="streams") == b"1"  # on_stream_complete ran once
+
+    _say(alice, session_id, "my password is hunter2")
+    assert _events(alice, session_id) == [
+        ("error", {"type": "error", "content": "guard: no 'password'", "metadata": {}})
+    ]
+    assert httpx.get(f"{world['mock']}/_mock/stats", timeout=5).json()["requests_total"] == 1
+
+
+def test_a_bundled_edge_plugin_redacts_the_chats_streamed_reply_unchanged(world):
+    """The bundled PII redactor, written for the edge's chunk events, holds back and flushes on the chat's stream as
+    it does at an edge: an address the model streams token by token never reaches the user."""
+    redactor = plugin_register(
+        data={"slug": "pii-redactor", "entry_point": "pii-redactor", "config": {"redact_requests": False}}
+    )
+    llm_set_plugin_chain(llm=world["llm"], chain=[{"plugin": redactor}])
+    alice = _client(world["alice"])
+    session_id = _start(alice, f"llm:{world['llm'].pk}")
+    _say(alice, session_id, "write to jane.doe@example.com today")
+    events = _events(alice, session_id)
+    text = "".join(e["content"] for name, e in events if name == "content")
+    assert text == "Echo: write to [REDACTED:email] today" and events[-1][0] == "done"
+    assert "example.com" not in json.dumps(ChatMessage.objects.get(role="assistant").parts)
 
 
 def test_administrators_grant_agents_to_a_group_through_the_api(world, admin_api):

@@ -12,8 +12,26 @@ from typing import ClassVar
 
 import msgspec
 
-from shared_sdk import BasePlugin, EdgePayloadReceiver, ManifestProvider, SchedulerPlugin, SessionAware
-from shared_sdk.messages import Direction, EdgePayload, Event, LLMMessage, ManifestPermissions, PluginManifest
+from shared_sdk import (
+    BasePlugin,
+    EdgePayloadReceiver,
+    ManifestProvider,
+    PreAuthHandler,
+    ResponseHandler,
+    SchedulerPlugin,
+    SessionAware,
+)
+from shared_sdk.messages import (
+    Direction,
+    EdgePayload,
+    Event,
+    LLMMessage,
+    ManifestPermissions,
+    PluginManifest,
+    PluginResponse,
+    ResponseWriteResponse,
+    StreamCompleteResponse,
+)
 
 
 class SlowScheduler(BasePlugin, SchedulerPlugin):
@@ -125,6 +143,32 @@ class LLMCaller(BasePlugin, SchedulerPlugin, ManifestProvider):
             max_tokens=config.get("max_tokens"),
         )
         await ctx.services.kv.write("answer", json.dumps(msgspec.to_builtins(answer)).encode())
+
+
+class WordGuard(BasePlugin, PreAuthHandler, ResponseHandler):
+    """An edge plugin as an operator would chain it to an LLM: refuses requests that mention `config["word"]`
+    (pre-auth block with its own message) and writes `config["find"]` as `config["replace"]` in replies, whole
+    or streamed chunk by chunk. Counts finished streams in its KV (`streams`), proof that `on_stream_complete` ran."""
+
+    name = "word-guard"
+    version = "1.0.0"
+
+    async def handle_pre_auth(self, ctx, req) -> PluginResponse:
+        word = str(self.config.get("word", ""))
+        if word and word.lower() in req.body.decode().lower():
+            return PluginResponse(block=True, error_message=f"{self.config.get('label', 'word-guard')}: no {word!r}")
+        return PluginResponse()
+
+    async def on_before_write(self, ctx, req) -> ResponseWriteResponse:
+        find, replace = str(self.config.get("find", "")).encode(), str(self.config.get("replace", "")).encode()
+        if not find or find not in req.body:
+            return ResponseWriteResponse()
+        return ResponseWriteResponse(modified=True, body=req.body.replace(find, replace))
+
+    async def on_stream_complete(self, ctx, req) -> StreamCompleteResponse:
+        count = int((await ctx.services.kv.read("streams")) or b"0")
+        await ctx.services.kv.write("streams", str(count + 1).encode())
+        return StreamCompleteResponse(handled=True)
 
 
 RECEIVED: list[tuple[str, str]] = []
