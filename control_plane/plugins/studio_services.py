@@ -704,7 +704,9 @@ def _plugin_failure(llm_id: int, status: int, error_type: str) -> str:
 def _reply_body(llm_id: int, written: ResponseWriteRequest) -> bytes:
     """The body of a reply as the response hooks left it; `ServiceError` when it is (still) an error."""
     if written.error is not None:
-        raise ServiceError(written.error.message or _plugin_failure(llm_id, written.error.status_code, written.error.type))
+        raise ServiceError(
+            written.error.message or _plugin_failure(llm_id, written.error.status_code, written.error.type)
+        )
     if written.status_code >= 400:
         raise ServiceError(_plugin_failure(llm_id, written.status_code, "plugin"))
     return written.body
