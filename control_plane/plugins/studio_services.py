@@ -143,9 +143,10 @@ serving_chat_user: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 An agent's services are bound to the plugin, not to a user, yet what it asks an LLM for while answering a user's
 turn is that user's traffic: `StudioServicesImpl` attributes such calls to this user (their budgets apply, their
 id is in the analytics row). The value comes only from the server side; nothing the plugin sends can set it. It
-reaches the plugin's calls the way `current_collector` does: through the context `run_coroutine_threadsafe` and a
-plain-def handler's worker thread copy. An isolated plugin's service calls arrive over its own gRPC broker, out
-of that context, so they stay attributed to the plugin alone.
+reaches an in-process plugin's calls the way `current_collector` does: through the context
+`run_coroutine_threadsafe` and a plain-def handler's worker thread copy. An isolated plugin's service calls arrive
+over its own gRPC broker: the host carries this variable (`PluginHost(carried=...)`), so a service call sent with
+the id the host gave the agent's call gets the value while that call runs, and any other is the plugin's own.
 """
 
 
