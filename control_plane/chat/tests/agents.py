@@ -47,10 +47,10 @@ class SlowAgent(BasePlugin, AgentPlugin):
 
 
 class CallIdAgent(BasePlugin, AgentPlugin):
-    """Run isolated: per turn, three LLM calls. One as any agent makes them (with the call id the host gave the
-    turn); one under a call id it made up (`host_call_id` is the SDK's, so a plugin can set it); and one from a task
-    it leaves running, `late_s` after the turn is over (with the turn's id, stale by then). Only the first may name
-    the user."""
+    """Per turn, three LLM calls. One as any agent makes them (isolated: with the call id the host gave the turn);
+    one under a call id it made up (`host_call_id` is the SDK's, so a plugin can set it; in-process it means
+    nothing); and one from a task it leaves running, `late_s` after the turn is over (isolated: with the turn's id,
+    stale by then)."""
 
     name = "call-id-agent"
     version = "1.0.0"

@@ -270,15 +270,18 @@ def _rows_of_three_calls(since: int) -> list[tuple[int | None, str]]:
     return [(r.user_id, r.context["metadata"]["source"]) for r in rows]
 
 
-def test_an_isolated_agents_calls_name_only_the_user_of_the_live_turn_it_serves(world):
-    """Only the call id the host gave the turn names the user, and only while the turn runs: a made-up id, or the
-    turn's id used after the turn ended, is the plugin's own call. Two users in turn: each call names its own user
-    (the plugin process was started during alice's turn; none of her context stays with it)."""
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_an_agents_calls_name_only_the_user_of_the_live_turn_it_serves(world, isolated):
+    """Isolated, only the call id the host gave the turn names the user, and only while the turn runs: a made-up id,
+    or the turn's id used after the turn ended, is the plugin's own call. In-process there is no id to make up (the
+    second call runs in the turn's own context, the user's), but a call after the turn is the plugin's there too.
+    Two users in turn: each call names its own user (the isolated process was started during alice's turn; none of
+    her context stays with it)."""
     agent = plugin_register(
         data={
             "slug": "call-id-agent",
             "import_path": "control_plane.chat.tests.agents:CallIdAgent",
-            "isolated": True,
+            "isolated": isolated,
             "config": {"late_s": 1.0},
         }
     )
@@ -290,7 +293,8 @@ def test_an_isolated_agents_calls_name_only_the_user_of_the_live_turn_it_serves(
         session_id = _start(client, f"agent:{agent.pk}")
         _say(client, session_id, "count me")
         assert [name for name, _ in _events(client, session_id)] == ["content", "done"]
-        assert _rows_of_three_calls(since) == [(user.pk, "chat"), (None, "studio"), (None, "studio")]
+        made_up = (None, "studio") if isolated else (user.pk, "chat")
+        assert _rows_of_three_calls(since) == [(user.pk, "chat"), made_up, (None, "studio")]
 
 
 def _slow_agent(tmp_path, sleep_s: float, isolated: bool = False):
