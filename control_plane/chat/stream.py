@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from control_plane.plugins.streaming import plugin_stream
-from control_plane.plugins.studio_services import StudioServicesImpl, serving_chat_user
+from control_plane.plugins.studio_services import ChatTurnUser, StudioServicesImpl, serving_chat_user
 from shared_sdk import Context, PluginCallError, Runtime, ServiceError
 from shared_sdk.messages import (
     AgentChunk,
@@ -95,14 +95,17 @@ async def _agent_chunks(turn: Turn) -> AsyncIterator[AgentChunk]:
         metadata={"source": "chat"},
     )
     # the agent's own LLM calls during this turn are the session owner's (budgets, analytics): set here, from the
-    # claimed turn, and copied into every step the host runs; this generator runs in its own producer task
-    token = serving_chat_user.set(turn.user_id)
+    # claimed turn, and copied into every step the host runs; this generator runs in its own producer task. Ended
+    # with the turn: a task the agent leaves running keeps the value but no longer spends the user's budget
+    turn_user = ChatTurnUser(turn.user_id)
+    token = serving_chat_user.set(turn_user)
     try:
         async for chunk in plugin_stream(turn.agent_slug, "handle_agent_message", request, ctx=ctx):
             yield chunk
     except PluginCallError as exc:
         yield _error(f"The agent failed ({exc.kind}): {exc.detail or 'no detail'}")
     finally:
+        turn_user.end()
         with contextlib.suppress(ValueError):  # closed from another context (a finalizer): that one never had it
             serving_chat_user.reset(token)
 

@@ -41,7 +41,14 @@ from shared_sdk.messages import Direction, Event, PluginManifest
 
 from .sources import plugin_host_import_path, plugin_sources
 from .studio_chain import ChainEntry
-from .studio_services import EventCollector, StudioEventBus, StudioKV, StudioServicesImpl, current_collector
+from .studio_services import (
+    EventCollector,
+    StudioEventBus,
+    StudioKV,
+    StudioServicesImpl,
+    current_collector,
+    serving_chat_user,
+)
 
 __all__ = [
     "call_plugin",
@@ -89,7 +96,8 @@ def _ensure_loop() -> tuple[asyncio.AbstractEventLoop, PluginHost]:
             thread = threading.Thread(target=loop.run_forever, name="fjordgate-studio-plugins", daemon=True)
             thread.start()
             _loop, _thread = loop, thread
-            _host = PluginHost(Runtime.STUDIO, _services, sources=plugin_sources())
+            # an agent answering a chat turn spends the user's budget, isolated too (its calls carry the turn's id)
+            _host = PluginHost(Runtime.STUDIO, _services, sources=plugin_sources(), carried=(serving_chat_user,))
         return _loop, _host
 
 

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from control_plane.applications.models import App as AppModel
 
 __all__ = [
+    "ChatTurnUser",
     "EventCollector",
     "StudioEventBus",
     "StudioKV",
@@ -185,17 +186,32 @@ current_collector: contextvars.ContextVar[EventCollector | None] = contextvars.C
 )
 
 
-serving_chat_user: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+class ChatTurnUser:
+    """The user a chat turn is for, and whether the turn is still running (the chat ends it however it ends)."""
+
+    __slots__ = ("user_id", "live")
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        self.live = True
+
+    def end(self) -> None:
+        self.live = False
+
+
+serving_chat_user: contextvars.ContextVar[ChatTurnUser | None] = contextvars.ContextVar(
     "fjordgate_studio_chat_user", default=None
 )
 """The user whose chat turn an agent plugin is serving, set by the chat (`chat.stream`) from the session's owner.
 
 An agent's services are bound to the plugin, not to a user, yet what it asks an LLM for while answering a user's
 turn is that user's traffic: `StudioServicesImpl` attributes such calls to this user (their budgets apply, their
-id is in the analytics row). The value comes only from the server side; nothing the plugin sends can set it. It
-reaches the plugin's calls the way `current_collector` does: through the context `run_coroutine_threadsafe` and a
-plain-def handler's worker thread copy. An isolated plugin's service calls arrive over its own gRPC broker, out
-of that context, so they stay attributed to the plugin alone.
+id is in the analytics row) while the turn runs. The value comes only from the server side; nothing the plugin
+sends can set it. It reaches an in-process plugin's calls the way `current_collector` does: through the context
+`run_coroutine_threadsafe` and a plain-def handler's worker thread copy; a task the agent leaves running inherits
+it too, which is why a call made after the turn ended (`live` off) is the plugin's own. An isolated plugin's service
+calls arrive over its own gRPC broker: the host carries this variable (`PluginHost(carried=...)`), so a service call
+sent with the id the host gave the agent's call gets the value while that call runs, and any other is the plugin's.
 """
 
 
@@ -500,8 +516,8 @@ class StudioServicesImpl(StudioServices):
 
     def _call(self, upstream: Upstream, model: str) -> StudioLLMCall:
         user_id, source = self.user_id, self.source
-        if user_id is None and (chat_user := serving_chat_user.get()) is not None:
-            user_id, source = chat_user, "chat"  # an agent answering a user's chat turn: that user's call
+        if user_id is None and (turn := serving_chat_user.get()) is not None and turn.live:
+            user_id, source = turn.user_id, "chat"  # an agent answering a user's chat turn: that user's call
         return StudioLLMCall(
             llm_id=upstream.id,
             llm_slug=upstream.slug,

@@ -15,9 +15,11 @@ isolated plugin's new code is picked up by the fresh process each (re)load spawn
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..context import Services
 from ..errors import PluginCallError, PluginLoadError
@@ -52,6 +54,9 @@ class PluginHost:
     it. `None` turns the watchdog off.
     `sources` (the operator's allow-list for plugin code) refuses any spec outside it with `PluginLoadError`
     before importing or spawning; `None` trusts every spec (embedding, the testing kit).
+    `carried` are context variables of the caller that a plugin's service calls made during a call see: in-process
+    they do by themselves (same task, same context); an isolated plugin's calls get them through call ids
+    (`shared_sdk.isolated.calls`), and only while the call that set them is running.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class PluginHost:
         loop_stall_s: float | None = DEFAULT_STALL_THRESHOLD_S,
         on_loop_stall: Callable[[LoopStall], None] | None = None,
         sources: PluginSources | None = None,
+        carried: Sequence[contextvars.ContextVar[Any]] = (),
     ) -> None:
         if ping_interval_s <= 0:
             raise ValueError("ping_interval_s must be positive")
@@ -74,6 +80,7 @@ class PluginHost:
         self.ping_interval_s = ping_interval_s
         self.sync_workers = sync_workers
         self.sources = sources
+        self.carried = tuple(carried)
         self._handles: dict[str, PluginHandle] = {}
         self._lock = asyncio.Lock()
         self.watchdog = LoopWatchdog(loop_stall_s, on_loop_stall) if loop_stall_s is not None else None
@@ -165,7 +172,7 @@ class PluginHost:
         elif spec.runs_isolated:
             from ..isolated.supervisor import IsolatedHandle
 
-            handle = IsolatedHandle(spec, self.runtime, services)
+            handle = IsolatedHandle(spec, self.runtime, services, carried=self.carried)
         else:
             assert spec.import_path is not None
             allows = self.sources.allows_module if self.sources is not None else None

@@ -3,11 +3,16 @@
 The reference SDK needed a session broker id, a warm-up call and "one connection per broker id"; here the
 host starts the broker before the plugin and hands its socket path in the environment, so services work
 from the plugin's first line of `initialize`.
+
+A service call runs in a context of its own, never the one the plugin was loaded from: the broker's gRPC server
+(and with it every task serving a call) starts in an empty context, and a call carrying the id of a live host call
+gets the values the host recorded for that call (`calls.LiveCalls`), nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -17,6 +22,7 @@ import grpc
 from ..context import Services
 from ..errors import FjordgateSDKError, ServiceScopeDenied
 from ..messages import Event
+from .calls import LiveCalls, call_id_from
 from .wire import (
     BROKER_METHODS,
     BROKER_SERVICE,
@@ -40,11 +46,17 @@ _SUBSCRIBED = b""  # first message of an event stream: the subscription is live
 class BrokerServer:
     """A gRPC server on a Unix socket exposing `services` to one plugin process."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, calls: LiveCalls | None = None) -> None:
         self.services = services
+        self.calls = calls if calls is not None else LiveCalls()
         self._server: grpc.aio.Server | None = None
 
     async def start(self, address: str) -> None:
+        # gRPC's serving task, and each call's task after it, copies the context the server was started in: that
+        # is whatever call first loaded the plugin (a chat turn's user, say), which must not reach later calls
+        await asyncio.create_task(self._start(address), context=contextvars.Context())
+
+    async def _start(self, address: str) -> None:
         server = grpc.aio.server(options=GRPC_OPTIONS)
         handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
         for name, m in BROKER_METHODS.items():
@@ -76,14 +88,15 @@ class BrokerServer:
             try:
                 args = decoder.decode(request)
                 fn = self._target(m)
-                if m.name == "logger_log":  # (level, message, fields) -> log(level, message, **fields)
-                    result = fn(args[0], args[1], **args[2])
-                elif n_kw:
-                    result = fn(*args[:-n_kw], **dict(zip(m.kwnames, args[-n_kw:], strict=True)))
-                else:
-                    result = fn(*args)
-                if asyncio.iscoroutine(result):
-                    result = await result
+                with self.calls.applied(call_id_from(context.invocation_metadata())):
+                    if m.name == "logger_log":  # (level, message, fields) -> log(level, message, **fields)
+                        result = fn(args[0], args[1], **args[2])
+                    elif n_kw:
+                        result = fn(*args[:-n_kw], **dict(zip(m.kwnames, args[-n_kw:], strict=True)))
+                    else:
+                        result = fn(*args)
+                    if asyncio.iscoroutine(result):
+                        result = await result
                 return encoder.encode(result)
             except Exception as exc:
                 if not isinstance(exc, FjordgateSDKError):
@@ -101,9 +114,10 @@ class BrokerServer:
             try:
                 args = decoder.decode(request)
                 fn = self._target(m)
-                source = fn(*args[:-n_kw], **dict(zip(m.kwnames, args[-n_kw:], strict=True))) if n_kw else fn(*args)
-                async for item in source:
-                    yield encoder.encode(item)
+                with self.calls.applied(call_id_from(context.invocation_metadata())):
+                    source = fn(*args[:-n_kw], **dict(zip(m.kwnames, args[-n_kw:], strict=True))) if n_kw else fn(*args)
+                    async for item in source:
+                        yield encoder.encode(item)
             except Exception as exc:
                 await _abort(context, exc)
 

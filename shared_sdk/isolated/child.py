@@ -2,7 +2,9 @@
 
 Inside the process the plugin is driven by the very same `InProcessHandle` the host uses for in-process
 plugins (sync handlers in threads, result checks, streaming), so the two ways of running a plugin cannot
-drift apart. Its services are gRPC clients of the host's broker (`remote.py`).
+drift apart. Its services are gRPC clients of the host's broker (`remote.py`). The id of the host call being served
+(`calls.host_call_id`, from the call's metadata) is set for the length of each call, so the service calls made for
+it tell the host whose call they are part of.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..errors import CapabilityNotImplemented, PluginCallError
 from ..host.handle import InProcessHandle
 from ..host.spec import PluginSpec
 from ..methods import METHODS
+from .calls import call_id_from, host_call_id
 from .remote import BrokerClient, remote_services
 from .wire import (
     ENV_BROKER_SOCKET,
@@ -155,10 +158,13 @@ def _unary(handle: InProcessHandle, method: str) -> UnaryRpc:
 
     async def call(request: bytes, context: RpcContext) -> bytes:
         ctx_data, args = await _decode(decoder, request, context)
+        token = host_call_id.set(call_id_from(context.invocation_metadata()))
         try:
             result = await handle.call(method, _context(ctx_data, handle), *args)
         except PluginCallError as err:
             await _fail(context, err)
+        finally:
+            host_call_id.reset(token)
         return encoder.encode(result)
 
     return call
@@ -169,11 +175,15 @@ def _stream(handle: InProcessHandle, method: str) -> StreamRpc:
 
     async def call(request: bytes, context: RpcContext) -> AsyncIterator[bytes]:
         ctx_data, args = await _decode(decoder, request, context)
+        token = host_call_id.set(call_id_from(context.invocation_metadata()))
         try:
             async for item in handle.stream(method, _context(ctx_data, handle), *args):
                 yield encoder.encode(item)
         except PluginCallError as err:
             await _fail(context, err)
+        finally:
+            with contextlib.suppress(ValueError):  # closed from another context: that one never had it
+                host_call_id.reset(token)
 
     return call
 

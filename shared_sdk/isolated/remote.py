@@ -24,6 +24,7 @@ from ..errors import ServiceError, ServiceScopeDenied
 from ..messages import Event, Runtime
 from ..service_table import ServiceMethod, build_service_class
 from ..sync_protocol import edge_payload_problem
+from .calls import CALL_ID_METADATA, host_call_id
 from .wire import (
     BROKER_METHODS,
     BROKER_SERVICE,
@@ -49,6 +50,12 @@ def _service_error(exc: grpc.aio.AioRpcError) -> Exception:
     return ServiceError(f"host service unreachable: {exc.code().name} {exc.details() or ''}".strip())
 
 
+def _metadata() -> tuple[tuple[str, str], ...] | None:
+    """The id of the host call being served (`calls.host_call_id`), for the host to tell whose call this is."""
+    call_id = host_call_id.get()
+    return None if call_id is None else ((CALL_ID_METADATA, call_id),)
+
+
 class BrokerClient:
     """One channel to the host's broker, shared by every service of the plugin."""
 
@@ -68,7 +75,7 @@ class BrokerClient:
 
     async def call(self, name: str, *args: Any) -> Any:
         try:
-            data = await self._unary[name](encoder.encode(args))
+            data = await self._unary[name](encoder.encode(args), metadata=_metadata())
         except grpc.aio.AioRpcError as exc:
             raise _service_error(exc) from None
         return broker_result_decoder(name).decode(data)
@@ -86,7 +93,7 @@ class BrokerClient:
 
     async def stream(self, name: str, *args: Any) -> AsyncIterator[Any]:
         decoder = broker_result_decoder(name)
-        call = self._streams[name](encoder.encode(args))
+        call = self._streams[name](encoder.encode(args), metadata=_metadata())
         try:
             async for data in call:
                 yield decoder.decode(data)

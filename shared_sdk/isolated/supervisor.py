@@ -12,12 +12,18 @@ Lifecycle:
                  but hung (a handler blocking its loop, a deadlock): the handle turns unhealthy, the process
                  is killed, and the crash path above restarts it with the same backoff.
     stop         `_shutdown` (on_session_closing + shutdown), close stdin, wait, then SIGTERM / SIGKILL.
+
+Calls:
+    Each call made from a context that sets one of the host's carried context variables gets a call id, sent as
+    gRPC metadata; the plugin's service calls made while serving it send it back, and the broker runs them with
+    the caller's values of those variables, as an in-process plugin's would see them (`calls`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import shutil
@@ -26,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -39,6 +45,7 @@ from ..host.spec import PluginSpec
 from ..messages import PluginManifest, Runtime
 from ..methods import METHODS
 from .broker import BrokerServer
+from .calls import CALL_ID_METADATA, LiveCalls
 from .wire import (
     ENV_BROKER_SOCKET,
     ENV_PLUGIN_SOCKET,
@@ -65,7 +72,14 @@ DEFAULT_PING_INTERVAL_S = 30.0
 
 
 class IsolatedHandle(PluginHandle):
-    def __init__(self, spec: PluginSpec, runtime: Runtime, services: Services) -> None:
+    def __init__(
+        self,
+        spec: PluginSpec,
+        runtime: Runtime,
+        services: Services,
+        *,
+        carried: Sequence[contextvars.ContextVar[Any]] = (),
+    ) -> None:
         super().__init__(spec, runtime, services)
         self.ping_interval_s = spec.ping_interval_s or DEFAULT_PING_INTERVAL_S
         self.ping_failures = 0
@@ -81,7 +95,9 @@ class IsolatedHandle(PluginHandle):
         self._streams: dict[str, Any] = {}
         self._tmpdir = tempfile.mkdtemp(prefix="fjp-")
         self._generation = 0
-        self._broker = BrokerServer(services)
+        self.calls = LiveCalls(carried)
+        """This plugin's calls in flight that carry the caller's context variables, by call id."""
+        self._broker = BrokerServer(services, self.calls)
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stderr_tail: deque[str] = deque(maxlen=40)
@@ -408,10 +424,13 @@ class IsolatedHandle(PluginHandle):
             payload = encoder.encode((ctx_data, *args))
         except (TypeError, ValueError) as exc:
             raise self._error(method, "exception", f"arguments cannot be sent to the plugin: {exc}") from exc
+        call_id = self.calls.open()
         try:
-            data = await self._unary[method](payload, timeout=self.timeout_s)
+            data = await self._unary[method](payload, timeout=self.timeout_s, metadata=_metadata(call_id))
         except grpc.aio.AioRpcError as exc:
             raise self._rpc_error(method, exc) from None
+        finally:
+            self.calls.close(call_id)
         return result_decoder(method).decode(data)
 
     async def stream(self, method: str, ctx: Context | None, *args: Any) -> AsyncIterator[Any]:
@@ -421,7 +440,8 @@ class IsolatedHandle(PluginHandle):
             raise self._error(method, "unavailable", self.last_error or "plugin is not running")
         ctx_data = None if ctx is None else ctx.bind(self.slug, self.services).to_data()
         decoder = result_decoder(method)
-        call = self._streams[method](encoder.encode((ctx_data, *args)))
+        call_id = self.calls.open()
+        call = self._streams[method](encoder.encode((ctx_data, *args)), metadata=_metadata(call_id))
         try:
             while True:
                 timeout = asyncio.timeout(self.timeout_s)
@@ -436,4 +456,9 @@ class IsolatedHandle(PluginHandle):
                     return
                 yield decoder.decode(data)
         finally:
+            self.calls.close(call_id)
             call.cancel()
+
+
+def _metadata(call_id: str | None) -> tuple[tuple[str, str], ...] | None:
+    return None if call_id is None else ((CALL_ID_METADATA, call_id),)

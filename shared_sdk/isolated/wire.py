@@ -22,6 +22,9 @@ Status codes used on top of gRPC's own:
     DEADLINE_EXCEEDED   the call outlived its timeout
     UNAVAILABLE         the other process is gone (a crash, from the host's point of view)
 
+Call ids: a plugin call may carry gRPC metadata `fj-call` (an id the host gave that call); every service call the
+plugin makes while serving it sends the same metadata back to the broker (`calls`). Either side may lack it.
+
 Handshake: the host starts the program with the environment below; when its server listens, the plugin
 prints one line `FJORDGATE_PLUGIN|1|unix:<path>` on stdout. The plugin exits when its stdin closes, so it
 never outlives its host.

@@ -510,3 +510,38 @@ class TypoScopes(ScopeProbe):
 
     def get_manifest(self):
         return PluginManifest(id="typo", permissions=ManifestPermissions(services=["app.read", "llms.proxy"]))
+
+
+class CallerProbe(BasePlugin):
+    """Writes KV keys from its handlers, so the test's KV can note whose call each write was made for: `async` and
+    `sync` while serving a call, `forged` under a call id it made up, `late` from a task that outlives the call."""
+
+    name = "caller-probe"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._late: set[asyncio.Task[None]] = set()
+
+    async def handle_post_auth(self, ctx, req):
+        from shared_sdk.isolated.calls import host_call_id
+
+        kv = ctx.services.kv
+        await kv.write("async", b"")
+        forged = host_call_id.set("a-call-id-the-plugin-made-up")
+        try:
+            await kv.write("forged", b"")
+        finally:
+            host_call_id.reset(forged)
+
+        async def late() -> None:
+            await asyncio.sleep(0.3)
+            await kv.write("late", b"")
+
+        task = asyncio.create_task(late())
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+        return None
+
+    def handle_pre_auth(self, ctx, req):
+        ctx.services.kv.write("sync", b"")
+        return None

@@ -233,8 +233,17 @@ def test_the_desk_agent_calls_a_tool_and_answers(world, isolated):
     assert 'class="chunk tool_call"' in page and 'class="chunk tool_result"' in page
 
 
-def test_an_agents_llm_calls_in_a_chat_turn_are_the_users_and_their_budget_refuses_them(world):
-    """The desk agent's own LLM call, made while it answers alice, is alice's: her analytics row, her budget."""
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_an_agents_llm_calls_in_a_chat_turn_are_the_users_and_their_budget_refuses_them(world, isolated):
+    """The desk agent's own LLM call, made while it answers alice, is alice's: her analytics row, her budget.
+    Isolated, its calls reach the studio over its broker and are matched to the turn by the call id the host gave it;
+    the process is started before the turn, as a preloaded plugin is."""
+    if isolated:
+        from control_plane.plugins.runtime import plugin_stream_handle
+        from control_plane.plugins.services import plugin_update
+
+        plugin_update(plugin=world["agent"], data={"isolated": True})
+        assert plugin_stream_handle("desk-agent", "handle_agent_message")[0].pid is not None
     alice = _client(world["alice"])
     session_id = _start(alice, f"agent:{world['agent'].pk}")
     _say(alice, session_id, "call tool list_llms")
@@ -246,10 +255,47 @@ def test_an_agents_llm_calls_in_a_chat_turn_are_the_users_and_their_budget_refus
     before = httpx.get(f"{world['mock']}/_mock/stats", timeout=5).json()["requests_total"]
     _say(alice, session_id, "call tool list_llms")
     events = _events(alice, session_id)
-    assert events[-1][0] == "error" and events[-1][1]["content"].startswith("user budget exhausted")
+    assert events[-1][0] == "error" and "user budget exhausted" in events[-1][1]["content"]
     assert httpx.get(f"{world['mock']}/_mock/stats", timeout=5).json()["requests_total"] == before
     refused = AnalyticsEvent.objects.get()
     assert (refused.status_code, refused.error_type, refused.user_id) == (402, "budget_exceeded", world["alice"].pk)
+
+
+def _rows_of_three_calls(since: int) -> list[tuple[int | None, str]]:
+    """(user, source) of the analytics rows after id `since`, once the agent's late call is in too."""
+    for _ in range(200):
+        rows = AnalyticsEvent.objects.filter(id__gt=since).order_by("id")
+        if rows.count() >= 3:
+            break
+        time.sleep(0.05)
+    return [(r.user_id, r.context["metadata"]["source"]) for r in rows]
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_an_agents_calls_name_only_the_user_of_the_live_turn_it_serves(world, isolated):
+    """Isolated, only the call id the host gave the turn names the user, and only while the turn runs: a made-up id,
+    or the turn's id used after the turn ended, is the plugin's own call. In-process there is no id to make up (the
+    second call runs in the turn's own context, the user's), but a call after the turn is the plugin's there too.
+    Two users in turn: each call names its own user (the isolated process was started during alice's turn; none of
+    her context stays with it)."""
+    agent = plugin_register(
+        data={
+            "slug": "call-id-agent",
+            "import_path": "control_plane.chat.tests.agents:CallIdAgent",
+            "isolated": isolated,
+            "config": {"late_s": 1.0},
+        }
+    )
+    Catalogue.objects.get().agents.add(agent)
+    world["bob"].groups.add(Group.objects.get(name="developers"))
+    for user in (world["alice"], world["bob"]):
+        since = AnalyticsEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        client = _client(user)
+        session_id = _start(client, f"agent:{agent.pk}")
+        _say(client, session_id, "count me")
+        assert [name for name, _ in _events(client, session_id)] == ["content", "done"]
+        made_up = (None, "studio") if isolated else (user.pk, "chat")
+        assert _rows_of_three_calls(since) == [(user.pk, "chat"), made_up, (None, "studio")]
 
 
 def _slow_agent(tmp_path, sleep_s: float, isolated: bool = False):
