@@ -507,8 +507,10 @@ class StudioServicesImpl(StudioServices):
         model: str = "",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[LLMCallChunk]:
-        """The answer as the vendor streams it, accounted like `call_llm`. Usage is recorded when the stream ends,
+        """The answer as the vendor streams it, accounted like `call_llm`; the tool calls it asks for come whole
+        in the last chunk. Usage is recorded when the stream ends,
         however it ends: a stream the caller closes early (the chat's user left) is recorded with the text that
         was generated so far (estimated at four characters per token when the vendor never said)."""
         upstream = await self._upstream(llm_id)
@@ -519,7 +521,7 @@ class StudioServicesImpl(StudioServices):
         status, error_type, chars = 200, "", 0
         try:
             async for text in vendor_stream(
-                upstream, call.model, messages, end, temperature=temperature, max_tokens=max_tokens
+                upstream, call.model, messages, end, temperature=temperature, max_tokens=max_tokens, tools=tools
             ):
                 chars += len(text)
                 yield LLMCallChunk(content=text)
@@ -543,4 +545,6 @@ class StudioServicesImpl(StudioServices):
             raise ServiceError(
                 f"LLM {llm_id} unreachable: {error_type}" if status == 502 else f"LLM {llm_id} answered {status}"
             )
-        yield LLMCallChunk(finish_reason=end.finish_reason or "stop", done=True)
+        calls = end.whole_tool_calls()
+        finish = "tool_calls" if calls else end.finish_reason or "stop"
+        yield LLMCallChunk(finish_reason=finish, done=True, tool_calls=calls)
