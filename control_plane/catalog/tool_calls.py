@@ -12,6 +12,7 @@ replace it, and is cut out of whatever is shown or fed back, should the API echo
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 from typing import Any
@@ -21,7 +22,7 @@ import httpx
 
 from .tool_operations import ToolOperation
 
-__all__ = ["ToolAuth", "ToolOutcome", "tool_call_run"]
+__all__ = ["ToolAuth", "ToolOutcome", "tool_auth", "tool_call_run"]
 
 _HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection", "authorization", "cookie"})
 
@@ -30,11 +31,28 @@ _HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connect
 class ToolAuth:
     """The tool's credential as the request carries it: headers and query parameters, never shown."""
 
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-    query: dict[str, str] = dataclasses.field(default_factory=dict)
+    headers: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    query: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    key: str = dataclasses.field(default="", repr=False)
 
     def secrets(self) -> list[str]:
-        return [v for v in (*self.headers.values(), *self.query.values()) if v]
+        """Every form of the key a response might echo, longest first (so a header value goes before the key)."""
+        values = {self.key, *self.headers.values(), *self.query.values()}
+        return sorted((v for v in values if v), key=len, reverse=True)
+
+
+def tool_auth(operation: ToolOperation, key: str) -> ToolAuth:
+    """The request parts that carry the tool's `key` for this operation; nothing without a key."""
+    if not key:
+        return ToolAuth()
+    place, name, scheme = operation.auth
+    if scheme == "bearer":
+        value = f"Bearer {key}"
+    elif scheme == "basic":
+        value = "Basic " + base64.b64encode(key.encode()).decode()
+    else:
+        value = key
+    return ToolAuth(headers={name: value}, key=key) if place == "header" else ToolAuth(query={name: value}, key=key)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,17 +101,19 @@ def _url(operation: ToolOperation, arguments: dict[str, Any]) -> str:
 
 
 def _request(operation: ToolOperation, arguments: dict[str, Any], auth: ToolAuth) -> dict[str, Any]:
+    """httpx's request arguments; a declared parameter named like the credential's is never taken from the LLM."""
     params: list[tuple[str, str]] = []
     for name in operation.query_params:
         value = arguments.get(name)
-        if value is None:
+        if value is None or name in auth.query:
             continue
         for item in value if isinstance(value, list) else [value]:
             params.append((name, _scalar(item)))
     params.extend(auth.query.items())
     headers = {"accept": "application/json, text/plain;q=0.9, */*;q=0.1"}
+    reserved = _HOP_BY_HOP | {name.lower() for name in auth.headers}
     for name in operation.header_params:
-        if arguments.get(name) is not None and name.lower() not in _HOP_BY_HOP:
+        if arguments.get(name) is not None and name.lower() not in reserved:
             headers[name] = _scalar(arguments[name])
     headers.update(auth.headers)
     request: dict[str, Any] = {

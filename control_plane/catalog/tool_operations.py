@@ -6,6 +6,10 @@ and the `[A-Za-z0-9_-]` every vendor accepts), its summary or description, and a
 properties are the operation's path, query and header parameters plus `body` when it takes a JSON request body.
 Local `$ref`s are inlined, because the LLM never sees the spec's `components`.
 
+The tool's credential goes where the operation's security scheme (or the spec's global `security`) says: an
+`apiKey` in its header or query parameter, `http` `bearer` or `basic` in `Authorization`; a spec that declares no
+scheme gets `Authorization: Bearer <key>`.
+
 Only operations on the spec's first server, an absolute http(s) URL, are offered: that server is the only place a
 call may go (`tool_calls.py`).
 """
@@ -43,6 +47,8 @@ class ToolOperation:
     query_params: tuple[str, ...] = ()
     header_params: tuple[str, ...] = ()
     takes_body: bool = False
+    auth: tuple[str, str, str] = ("header", "Authorization", "bearer")
+    """Where the tool's key goes: (header | query, its name, bearer | basic | "" for the key as it is)."""
 
     def definition(self) -> dict[str, Any]:
         """The OpenAI function definition (`StudioServices.call_llm`'s `tools` shape)."""
@@ -97,6 +103,21 @@ def _name(slug: str, operation_id: str, taken: set[str]) -> str:
     return name
 
 
+def _auth(spec: dict[str, Any], operation: dict[str, Any]) -> tuple[str, str, str]:
+    requirements = operation.get("security", spec.get("security"))
+    schemes = (spec.get("components") or {}).get("securitySchemes") or {}
+    for requirement in requirements if isinstance(requirements, list) else []:
+        for name in requirement if isinstance(requirement, dict) else []:
+            scheme = schemes.get(name)
+            if not isinstance(scheme, dict):
+                continue
+            if scheme.get("type") == "apiKey" and scheme.get("in") in ("header", "query") and scheme.get("name"):
+                return str(scheme["in"]), str(scheme["name"]), ""
+            if scheme.get("type") == "http" and str(scheme.get("scheme", "")).lower() in ("bearer", "basic"):
+                return "header", "Authorization", str(scheme["scheme"]).lower()
+    return "header", "Authorization", "bearer"
+
+
 def _operation_id(method: str, path: str, operation: dict[str, Any]) -> str:
     given = operation.get("operationId")
     if isinstance(given, str) and given:
@@ -117,7 +138,14 @@ def _json_body(operation: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
 
 
 def _operation(
-    tool: Any, server: str, method: str, path: str, item: dict[str, Any], operation: dict[str, Any], taken: set[str]
+    tool: Any,
+    spec: dict[str, Any],
+    server: str,
+    method: str,
+    path: str,
+    item: dict[str, Any],
+    operation: dict[str, Any],
+    taken: set[str],
 ) -> ToolOperation:
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for param in [*(item.get("parameters") or []), *(operation.get("parameters") or [])]:
@@ -160,6 +188,7 @@ def _operation(
         query_params=tuple(where["query"]),
         header_params=tuple(where["header"]),
         takes_body=body is not None,
+        auth=_auth(spec, operation),
     )
 
 
@@ -186,7 +215,7 @@ def tool_operations(tools: list[Any]) -> list[ToolOperation]:
                     continue
                 if allowed and _operation_id(method, path, operation) not in allowed:
                     continue
-                out.append(_operation(tool, server, method, str(path), item, operation, taken))
+                out.append(_operation(tool, spec, server, method, str(path), item, operation, taken))
     return out
 
 

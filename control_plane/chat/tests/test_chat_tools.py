@@ -20,7 +20,7 @@ from django.contrib.auth.models import Group
 from control_plane.accounts.models import Catalogue
 from control_plane.analytics.models import AnalyticsEvent
 from control_plane.catalog.models import Tool
-from control_plane.catalog.services import model_price_upsert
+from control_plane.catalog.services import model_price_upsert, tool_create
 from control_plane.chat.models import ChatMessage
 from control_plane.llms.services import llm_create
 from fjordgate.embedded import free_port
@@ -43,6 +43,8 @@ class _Api(BaseHTTPRequestHandler):
         if self.path.startswith("/api/employees/"):
             body = json.dumps({"id": self.path.rsplit("/", 1)[1].split("?")[0], "name": "Ada Lovelace"}).encode()
             self._send(200, body)
+        elif self.path.startswith("/api/whoami"):  # a careless API that echoes the credential it got
+            self._send(200, json.dumps({"you": self.headers.get("X-Api-Key", "")}).encode())
         elif self.path.startswith("/api/broken"):
             self._send(500, b'{"error": "database down"}')
         elif self.path.startswith("/api/slow"):
@@ -237,3 +239,27 @@ def test_no_tool_is_offered_when_chat_tool_rounds_are_off(world, settings):
     _, events = _chat(world, f"call tool {GET_EMPLOYEE}")
     assert "tools" not in _llm_requests(world)[0]
     assert [name for name, _ in events][-1] == "done" and world["api"].seen == []
+
+
+def test_the_tools_key_is_sent_as_its_spec_says_and_never_shown_to_the_user_or_the_llm(world, admin_user):
+    key = "s3cret-tool-key-0042"
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "Who", "version": "1"},
+        "servers": [{"url": f"http://127.0.0.1:{world['api'].server_port}/api"}],
+        "security": [{"apiKey": []}],
+        "paths": {"/whoami": {"get": {"operationId": "whoami", "summary": "Who the API thinks you are"}}},
+        "components": {"securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
+    }
+    tool = tool_create(data={"name": "Who", "slug": "who", "openapi_spec": spec, "auth_key": key})
+    Catalogue.objects.get().tools.add(tool)
+    session_id, events = _chat(world, "call tool who__whoami")
+    assert [seen["headers"].get("X-Api-Key") for seen in world["api"].seen] == [key]
+    assert events[1][0] == "tool_result" and "[redacted]" in events[1][1]["content"]
+    stored = ChatMessage.objects.get(role="assistant")
+    sent_to_llm = json.dumps(_llm_requests(world))
+    for place in (json.dumps(events), json.dumps(stored.parts), stored.content, sent_to_llm):
+        assert key not in place
+    assert key not in Tool.objects.get(pk=tool.pk).auth_key_encrypted  # encrypted at rest
+    api = _client(admin_user).get(f"/api/v1/tools/{tool.pk}/").json()
+    assert api["has_auth_key"] is True and "auth_key" not in api and key not in json.dumps(api)
