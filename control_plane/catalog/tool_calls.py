@@ -2,7 +2,7 @@
 
 The LLM chooses the arguments, so nothing it sends may widen where the request goes or what it carries: the URL
 is the spec's server plus the operation's path with each path argument percent-encoded (a `/` or `?` in it cannot
-leave the operation's path), and the result must still be on that server's scheme, host, port and base path;
+leave the operation's path, and `.` or `..` alone is refused), and the result must still be on that server's scheme, host, port and base path;
 only the declared query and header parameters are sent; redirects are never followed (a 3xx is reported, so a
 tool's API cannot bounce the call to another host); the whole call is bounded by a timeout and the answer by a
 size, read as it streams in. The tool's credential (`auth`) is added after the LLM's headers, so they cannot
@@ -91,7 +91,10 @@ def _url(operation: ToolOperation, arguments: dict[str, Any]) -> str:
     for name in operation.path_params:
         if name not in arguments or arguments[name] is None:
             raise _Refused(f"the path parameter {name!r} is missing")
-        path = path.replace("{" + name + "}", quote(_scalar(arguments[name]), safe=""))
+        value = quote(_scalar(arguments[name]), safe="")
+        if value in ("", ".", ".."):  # a dot segment would walk up out of the operation's path
+            raise _Refused(f"the path parameter {name!r} may not be {value!r}")
+        path = path.replace("{" + name + "}", value)
     url = operation.server + path
     server, target = urlsplit(operation.server), urlsplit(url)
     same_origin = (target.scheme, target.hostname, target.port) == (server.scheme, server.hostname, server.port)

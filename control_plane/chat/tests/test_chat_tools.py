@@ -101,6 +101,13 @@ def _spec(port: int, *paths: str) -> dict[str, Any]:
                 ],
             }
         },
+        "/files/{name}": {
+            "get": {
+                "operationId": "getFile",
+                "summary": "A file (the mock LLM picks the enum's first value: a dot segment)",
+                "parameters": [{"name": "name", "in": "path", "schema": {"type": "string", "enum": [".."]}}],
+            }
+        },
         "/broken": {"get": {"operationId": "getBroken", "summary": "Always fails"}},
         "/slow": {"get": {"operationId": "getSlow", "summary": "Takes its time"}},
         "/moved": {"get": {"operationId": "getMoved", "summary": "Moved elsewhere"}},
@@ -200,7 +207,7 @@ def test_the_llm_is_offered_only_the_users_tools_no_more_private_than_itself(wor
     _chat(world, "Hello there")
     offered = {tool["function"]["name"]: tool["function"] for tool in _llm_requests(world)[0]["tools"]}
     assert sorted(offered) == sorted(
-        [GET_EMPLOYEE, "hr-records__getBroken", "hr-records__getSlow", "hr-records__getMoved"]
+        [GET_EMPLOYEE, "hr-records__getFile", "hr-records__getBroken", "hr-records__getSlow", "hr-records__getMoved"]
     )
     definition = offered[GET_EMPLOYEE]
     assert definition["description"].startswith("One employee's record")
@@ -218,6 +225,7 @@ def test_the_llm_is_offered_only_the_users_tools_no_more_private_than_itself(wor
         ("getBroken", "HTTP 500"),
         ("getSlow", "no answer within 0.5 s"),
         ("getMoved", "redirects are not followed"),
+        ("getFile", "Refused: the path parameter 'name' may not be '..'"),
     ],
 )
 def test_a_failing_tool_call_is_a_failed_result_and_the_reply_goes_on(world, settings, operation, shown):
@@ -231,6 +239,7 @@ def test_a_failing_tool_call_is_a_failed_result_and_the_reply_goes_on(world, set
     assert answer.startswith("Echo: ") and shown in answer  # the LLM was told, and answered
     assert time.monotonic() - started < 3
     assert world["api"].other.seen == []  # a redirect never takes the call to another server
+    assert all(seen["path"].startswith(("/api/broken", "/api/slow", "/api/moved")) for seen in world["api"].seen)
     assert ChatMessage.objects.get(role="assistant").status == "done"
 
 
