@@ -305,8 +305,10 @@ class StudioServices(ABC):
         model: str = "",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[LLMCallChunk]:
-        """Like `call_llm` but yields the answer as it is generated."""
+        """Like `call_llm` but yields the answer as it is generated; the tool calls it asks for (`tools` as for
+        `call_llm`) come whole in the last chunk's `tool_calls`."""
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -738,6 +738,10 @@ class LLMCallResponse(_Msg):
 
 
 class LLMCallChunk(_Msg):
+    """A piece of a streamed answer; the last one (`done`) carries the tool calls the LLM asked for, whole, in
+    `LLMCallResponse`'s shape (vendors stream them in fragments: they are only usable once complete)."""
+
     content: str = ""
     finish_reason: str = ""
     done: bool = False
+    tool_calls: list[dict[str, Any]] = []

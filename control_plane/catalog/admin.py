@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
@@ -38,10 +39,42 @@ class _ResourceAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return resource_hook_view(self.model, self.fields_tuple, obj, data)
 
 
+class ToolAdminForm(forms.ModelForm):
+    auth_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        strip=True,
+        help_text=(
+            "The API's credential, sent where the spec's security scheme says (apiKey header or query, http bearer "
+            "or basic as user:password; Authorization: Bearer when the spec declares none). Stored encrypted; never "
+            "shown again. Leave empty to keep the current key."
+        ),
+    )
+    clear_auth_key = forms.BooleanField(required=False, help_text="Remove the stored key")
+
+    class Meta:
+        model = Tool
+        fields = "__all__"
+
+
 @admin.register(Tool)
 class ToolAdmin(_ResourceAdmin):
+    form = ToolAdminForm
     object_type = "tool"
     fields_tuple = TOOL_FIELDS
+    list_display = [*_ResourceAdmin.list_display[:-1], "has_auth_key", "updated_at"]
+
+    @admin.display(boolean=True, description="Auth key")
+    def has_auth_key(self, obj):
+        return obj.has_auth_key
+
+    def service_data(self, form, obj):
+        data = super().service_data(form, obj)
+        if form.cleaned_data.get("clear_auth_key"):
+            data["auth_key"] = ""
+        elif form.cleaned_data.get("auth_key"):
+            data["auth_key"] = form.cleaned_data["auth_key"]
+        return data
 
     def _update(self, request, obj, data, outcome=None):
         return tool_update(tool=obj, data=data, actor_id=request.user.pk, hook_outcome=outcome)

@@ -23,6 +23,19 @@ from .services import (
 
 
 class ToolSerializer(serializers.ModelSerializer):
+    auth_key = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=True,
+        max_length=4096,
+        help_text=(
+            "The tool API's credential, sent where the spec's security scheme says; stored encrypted and never "
+            "returned. Send an empty string to remove it."
+        ),
+    )
+    has_auth_key = serializers.BooleanField(read_only=True)
+
     class Meta:
         model = Tool
         fields = [
@@ -34,6 +47,8 @@ class ToolSerializer(serializers.ModelSerializer):
             "privacy_score",
             "openapi_spec",
             "operations",
+            "auth_key",
+            "has_auth_key",
             "is_active",
             "metadata",
             "created_at",

@@ -21,6 +21,10 @@ PRICE: dict[str, Any] = {
 
 
 class Tool(models.Model):
+    """An HTTP API an LLM chat (or an agent) may call, described by its OpenAPI spec. `auth_key_encrypted` is the
+    API's credential as a Fernet token (`llms/secrets.py`), never clear; the spec's security scheme says where a
+    call carries it (`tool_operations.py`)."""
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True, validators=[SLUG])
     description = models.TextField(blank=True, default="")
@@ -28,6 +32,7 @@ class Tool(models.Model):
     privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     openapi_spec = JSONObjectField(blank=True)
     operations = JSONListField(blank=True)
+    auth_key_encrypted = models.TextField(blank=True, default="", editable=False)
     is_active = models.BooleanField(default=True)
     metadata = JSONObjectField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -39,6 +44,10 @@ class Tool(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def has_auth_key(self) -> bool:
+        return bool(self.auth_key_encrypted)
 
 
 class Datasource(models.Model):

@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 from django.db import transaction
 from django.db.models import Model
 
-from control_plane.hooks.services import HookOutcome, field_default, guarded_delete, guarded_write
+from control_plane.hooks.services import REDACTED, HookOutcome, field_default, guarded_delete, guarded_write
+from control_plane.llms.secrets import vendor_key_encrypt
 from control_plane.sync.services import config_change_record
 
 from .models import Datasource, ModelPrice, Tag, Tool
@@ -56,13 +57,24 @@ DATASOURCE_FIELDS = (
 def resource_hook_view(
     model: type[Model], fields: tuple[str, ...], obj: Model | None, data: dict | None = None
 ) -> dict:
+    """The resource as object hooks see it; a tool's `auth_key` is a redaction marker (or the new key in clear,
+    which hooks see redacted), as an LLM's `api_key` is."""
     view: dict[str, Any] = {"id": obj.pk if obj else None}
     for name in fields:
         view[name] = getattr(obj, name) if obj else field_default(model, name)
+    if model is Tool:
+        view["auth_key"] = REDACTED if isinstance(obj, Tool) and obj.auth_key_encrypted else ""
     for key, value in (data or {}).items():
-        if key in fields:
+        if key in fields or (model is Tool and key == "auth_key"):
             view[key] = value
     return view
+
+
+def _apply_auth_key(tool: Tool, obj: dict[str, Any]) -> None:
+    """A new key in clear is encrypted; "" removes the key; the marker (or no key given) keeps it."""
+    key = obj.get("auth_key")
+    if isinstance(key, str) and key != REDACTED:
+        tool.auth_key_encrypted = vendor_key_encrypt(key.strip())
 
 
 Resource = TypeVar("Resource", Tool, Datasource)
@@ -74,6 +86,8 @@ def _apply(instance: Resource, fields: tuple[str, ...], outcome: HookOutcome) ->
             setattr(instance, name, outcome.obj[name])
     if outcome.metadata:
         instance.metadata = {**(instance.metadata or {}), **outcome.metadata}
+    if isinstance(instance, Tool):
+        _apply_auth_key(instance, outcome.obj)
     instance.full_clean()
     instance.save()
     return instance

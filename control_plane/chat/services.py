@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from control_plane.catalog.tool_operations import ToolOperation, tool_operations
 from control_plane.portal.selectors import catalogue_datasources, catalogue_tools
 from shared_sdk.messages import LLM, AgentHistoryMessage, Datasource, Tool
 
@@ -42,6 +43,8 @@ class Turn:
     available_llms: list[LLM]
     available_tools: list[Tool] = dataclasses.field(default_factory=list)
     available_datasources: list[Datasource] = dataclasses.field(default_factory=list)
+    tool_operations: list[ToolOperation] = dataclasses.field(default_factory=list)
+    """What an LLM turn offers the LLM to call (an agent gets `available_tools` and calls them itself)."""
     request_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -116,6 +119,16 @@ def _history(session: ChatSession, before_id: int) -> list[AgentHistoryMessage]:
     return history
 
 
+def _llm_tool_operations(session: ChatSession) -> list[ToolOperation]:
+    """The operations of the user's catalogue tools that this LLM may see: the apps' privacy rule holds here too
+    (no tool more private than the LLM), and none at all when chat tool rounds are switched off."""
+    llm = session.llm
+    if llm is None or settings.FJORDGATE_CHAT_TOOL_ROUNDS == 0:
+        return []
+    tools = catalogue_tools(session.user).filter(privacy_score__lte=llm.privacy_score)
+    return tool_operations(list(tools))
+
+
 def turn_claim(*, user_id: int, session_id: int) -> Turn | None:
     """Claim the session's oldest pending turn for a reply stream and create the reply's row; None when no turn
     waits (already answered, or another stream took it). The session must be the user's (else `DoesNotExist`)."""
@@ -173,6 +186,7 @@ def turn_claim(*, user_id: int, session_id: int) -> Turn | None:
                 Datasource(id=d.pk, slug=d.slug, name=d.name, description=d.description, privacy_score=d.privacy_score)
                 for d in catalogue_datasources(session.user)
             ],
+            tool_operations=_llm_tool_operations(session),
         )
 
 

@@ -36,6 +36,7 @@ from shared_sdk.messages import (
 
 from .models import ChatMessage
 from .services import Turn, turn_claim, turn_finish
+from .tool_rounds import tool_round
 
 __all__ = ["reply_events", "sse"]
 
@@ -57,19 +58,37 @@ def _error(text: str) -> AgentChunk:
 
 async def _llm_chunks(turn: Turn) -> AsyncIterator[AgentChunk]:
     """The LLM's answer through `StudioServicesImpl.stream_llm`: the LLM's plugin chain runs (a block is an error
-    chunk, chunk hooks rewrite the pieces), budgets refuse, usage is recorded for the user."""
+    chunk, chunk hooks rewrite the pieces), budgets refuse, usage is recorded for the user.
+
+    With tools to offer, each round that ends in tool calls runs them (`tool_rounds`) and asks again with their
+    results, at most `FJORDGATE_CHAT_TOOL_ROUNDS` times; every round is its own governed, accounted LLM call."""
     assert turn.llm_id is not None
     services = StudioServicesImpl("", user_id=turn.user_id, source="chat")
     messages = [LLMMessage(role=h.role, content=h.content) for h in turn.history]
     messages.append(LLMMessage(role="user", content=turn.text))
+    offered = {operation.name: operation for operation in turn.tool_operations}
+    definitions = [operation.definition() for operation in turn.tool_operations] or None
+    rounds = settings.FJORDGATE_CHAT_TOOL_ROUNDS
     try:
-        async for piece in services.stream_llm(turn.llm_id, messages):
-            if piece.content:
-                yield AgentChunk(type=AgentChunkType.CONTENT, content=piece.content)
-            if piece.done:
-                yield AgentChunk(
-                    type=AgentChunkType.DONE, metadata={"finish_reason": piece.finish_reason}, is_final=True
-                )
+        for done_rounds in range(rounds + 1):
+            text: list[str] = []
+            last = None
+            async for piece in services.stream_llm(turn.llm_id, messages, tools=definitions):
+                if piece.content:
+                    text.append(piece.content)
+                    yield AgentChunk(type=AgentChunkType.CONTENT, content=piece.content)
+                if piece.done:
+                    last = piece
+            if last is None or not last.tool_calls:
+                reason = last.finish_reason if last is not None else "stop"
+                yield AgentChunk(type=AgentChunkType.DONE, metadata={"finish_reason": reason}, is_final=True)
+                return
+            if done_rounds == rounds:
+                yield _error(f"The LLM still asked for tools after {rounds} rounds of tool calls: stopped.")
+                return
+            messages.append(LLMMessage(role="assistant", content="".join(text), tool_calls=last.tool_calls))
+            async for chunk in tool_round(last.tool_calls, offered, messages):
+                yield chunk
     except ServiceError as exc:
         yield _error(str(exc))
 

@@ -30,6 +30,11 @@ FJORDGATE_OBJECT_HOOK_TIMEOUT_S = env_float("FJORDGATE_OBJECT_HOOK_TIMEOUT_S", 5
 FJORDGATE_CHAT_TIMEOUT_S = env_float("FJORDGATE_CHAT_TIMEOUT_S", 120.0, minimum=1.0)
 # Plugin page RPC calls (admin and portal) a user may make per plugin and minute; 0 = no limit (`plugins.rpc_limit`).
 FJORDGATE_PLUGIN_RPC_PER_MINUTE = env_int("FJORDGATE_PLUGIN_RPC_PER_MINUTE", 60, minimum=0, maximum=100_000)
+# An LLM chat offers the user's catalogue tools (their OpenAPI operations) to the LLM: at most this many rounds of
+# tool calls per reply (0: no tools offered), each call bounded in time and in the size of the answer it reads.
+FJORDGATE_CHAT_TOOL_ROUNDS = env_int("FJORDGATE_CHAT_TOOL_ROUNDS", 5, minimum=0, maximum=50)
+FJORDGATE_CHAT_TOOL_TIMEOUT_S = env_float("FJORDGATE_CHAT_TOOL_TIMEOUT_S", 15.0, minimum=0.1)
+FJORDGATE_CHAT_TOOL_MAX_BYTES = env_int("FJORDGATE_CHAT_TOOL_MAX_BYTES", 32_768, minimum=256, maximum=10_000_000)
 FJORDGATE_CHAT_MAX_MESSAGE_CHARS = env_int("FJORDGATE_CHAT_MAX_MESSAGE_CHARS", 20_000, minimum=1, maximum=1_000_000)
 # Where plugin code may come from besides installed `fjordgate.plugins` entry points (docs/plugins/host.md):
 # module prefixes an import path may name, and directories whose programs an isolated plugin's command may run.

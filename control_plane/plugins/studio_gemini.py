@@ -139,4 +139,12 @@ def gemini_event(data: dict[str, Any], end: StreamEnd) -> str:
         end.completion_tokens = usage.get("candidatesTokenCount", 0) + usage.get("thoughtsTokenCount", 0)
     if candidate.get("finishReason"):
         end.finish_reason = _FINISH.get(candidate["finishReason"], "stop")
+    for part in parts:  # Gemini streams each function call whole, in one part
+        if isinstance(part.get("functionCall"), dict):
+            call = end.tool_call(len(end.tool_calls))
+            call["id"] = f"call_{len(end.tool_calls) - 1}"
+            call["function"]["name"] = part["functionCall"].get("name", "")
+            call["function"]["arguments"] = json.dumps(part["functionCall"].get("args") or {})
+    if end.tool_calls:
+        end.finish_reason = "tool_calls"
     return "".join(p.get("text", "") for p in parts if not p.get("thought"))

@@ -622,14 +622,16 @@ class StudioServicesImpl(StudioServices):
         model: str = "",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[LLMCallChunk]:
         """The answer as the vendor streams it, governed like `call_llm` (each piece passes the chain's chunk
-        hooks, `on_stream_complete` runs at the end). Usage is recorded when the stream ends, however it ends: a
-        stream the caller closes early (the chat's user left) is recorded with the text that was generated so far
-        (estimated at four characters per token when the vendor never said)."""
+        hooks, `on_stream_complete` runs at the end); the tool calls it asks for come whole in the last chunk.
+        Usage is recorded when the stream ends, however it ends: a stream the caller closes early (the chat's user
+        left) is recorded with the text that was generated so far (estimated at four characters per token when the
+        vendor never said)."""
         upstream = await self._upstream(llm_id)
         call = self._call(upstream, model)
-        request = StudioRequest(call.model, list(messages), temperature, max_tokens, stream=True)
+        request = StudioRequest(call.model, list(messages), temperature, max_tokens, tools, stream=True)
         attempt = await self._attempt(upstream, call, request)
         admission = _Admission(call)
         prepared = await attempt.prepare(admission)
@@ -657,6 +659,7 @@ class StudioServicesImpl(StudioServices):
                 end,
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
+                tools=request.tools,
             ):
                 chars += len(text)
                 for piece in await attempt.chunk(attempt.text_event(text)):
@@ -687,7 +690,9 @@ class StudioServicesImpl(StudioServices):
             raise ServiceError(f"plugin '{failed.slug}' failed")
         if status >= 400:
             raise ServiceError(_failure(upstream, status, error_type))
-        yield LLMCallChunk(finish_reason=end.finish_reason or "stop", done=True)
+        calls = end.whole_tool_calls()
+        finish = "tool_calls" if calls else end.finish_reason or "stop"
+        yield LLMCallChunk(finish_reason=finish, done=True, tool_calls=calls)
 
 
 class _Admission:

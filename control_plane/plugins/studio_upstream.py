@@ -40,9 +40,31 @@ class Upstream:
 
 @dataclasses.dataclass(slots=True)
 class StreamEnd:
-    """What a finished stream reports after its text deltas: usage and why it stopped."""
+    """What a finished stream reports after its text deltas: usage, why it stopped, and the tool calls it asked
+    for (OpenAI's shape, assembled from the vendor's fragments as they arrive)."""
 
     finish_reason: str = ""
     model: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tool_calls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def tool_call(self, position: int) -> dict[str, Any]:
+        """The call at `position`, created empty when it is the first fragment of that call."""
+        while len(self.tool_calls) <= position:
+            self.tool_calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+        return self.tool_calls[position]
+
+    def whole_tool_calls(self) -> list[dict[str, Any]]:
+        """The calls once the stream ended: an id for each, and `{}` for a call whose arguments never came."""
+        calls = []
+        for position, call in enumerate(self.tool_calls):
+            function = call["function"]
+            calls.append(
+                {
+                    "id": call["id"] or f"call_{position}",
+                    "type": "function",
+                    "function": {"name": function["name"], "arguments": function["arguments"] or "{}"},
+                }
+            )
+        return calls

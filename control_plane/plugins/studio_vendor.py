@@ -268,7 +268,14 @@ def _openai_event(data: dict[str, Any], end: StreamEnd) -> str:
         end.completion_tokens = usage.get("completion_tokens", 0)
     choice = (data.get("choices") or [{}])[0]
     end.finish_reason = choice.get("finish_reason") or end.finish_reason
-    return (choice.get("delta") or {}).get("content") or ""
+    delta = choice.get("delta") or {}
+    for fragment in delta.get("tool_calls") or []:  # the call's id and name first, then argument fragments
+        call = end.tool_call(int(fragment.get("index") or 0))
+        call["id"] = fragment.get("id") or call["id"]
+        function = fragment.get("function") or {}
+        call["function"]["name"] = function.get("name") or call["function"]["name"]
+        call["function"]["arguments"] += function.get("arguments") or ""
+    return delta.get("content") or ""
 
 
 def _anthropic_event(data: dict[str, Any], end: StreamEnd) -> str:
@@ -278,12 +285,20 @@ def _anthropic_event(data: dict[str, Any], end: StreamEnd) -> str:
         end.model = message.get("model", "")
         end.prompt_tokens = (message.get("usage") or {}).get("input_tokens", 0)
     elif kind == "message_delta":
-        end.finish_reason = (data.get("delta") or {}).get("stop_reason") or end.finish_reason
+        stop = (data.get("delta") or {}).get("stop_reason") or end.finish_reason
+        end.finish_reason = "tool_calls" if stop == "tool_use" else stop
         end.completion_tokens = (data.get("usage") or {}).get("output_tokens", end.completion_tokens)
+    elif kind == "content_block_start":
+        block = data.get("content_block") or {}
+        if block.get("type") == "tool_use":  # its input follows as `input_json_delta` fragments of this block
+            call = end.tool_call(len(end.tool_calls))
+            call["id"], call["function"]["name"] = block.get("id", ""), block.get("name", "")
     elif kind == "content_block_delta":
         delta = data.get("delta") or {}
         if delta.get("type") == "text_delta":
             return delta.get("text") or ""
+        if delta.get("type") == "input_json_delta" and end.tool_calls:
+            end.tool_calls[-1]["function"]["arguments"] += delta.get("partial_json") or ""
     elif kind == "error":
         raise VendorStreamError(502, (data.get("error") or {}).get("type") or "upstream_error")
     return ""
@@ -341,14 +356,15 @@ async def vendor_stream(
     *,
     temperature: float | None = None,
     max_tokens: int | None = None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> AsyncIterator[str]:
-    """Yield the answer's text deltas as the vendor sends them (server-sent events, Bedrock's event stream);
-    usage lands in `end`.
+    """Yield the answer's text deltas as the vendor sends them (server-sent events, Bedrock's event stream); usage
+    and the tool calls (offered as `tools`, OpenAI's function shape) land in `end`.
 
     Raises `VendorStreamError` when the upstream is unreachable, refuses the credentials, answers an error status
     or breaks off."""
     url, headers, body = _request(
-        upstream, model, messages, temperature=temperature, max_tokens=max_tokens, tools=None, stream=True
+        upstream, model, messages, temperature=temperature, max_tokens=max_tokens, tools=tools, stream=True
     )
     content = json.dumps(body).encode()
     try:

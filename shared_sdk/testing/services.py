@@ -353,13 +353,16 @@ class InMemoryStudio(StudioServices):
         model: str = "",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[LLMCallChunk]:
-        answer = await self.call_llm(llm_id, messages, model=model, temperature=temperature, max_tokens=max_tokens)
+        answer = await self.call_llm(
+            llm_id, messages, model=model, temperature=temperature, max_tokens=max_tokens, tools=tools
+        )
         words = answer.content.split(" ")
         for i, word in enumerate(words):
             await asyncio.sleep(0)
             yield LLMCallChunk(content=word if i == 0 else " " + word)
-        yield LLMCallChunk(finish_reason="stop", done=True)
+        yield LLMCallChunk(finish_reason=answer.finish_reason or "stop", done=True, tool_calls=answer.tool_calls)
 
 
 def make_services(

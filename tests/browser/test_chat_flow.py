@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import uvicorn
@@ -22,6 +23,7 @@ from django.core.asgi import get_asgi_application
 
 from control_plane.accounts.models import Catalogue
 from control_plane.analytics.models import AnalyticsEvent
+from control_plane.catalog.models import Tool
 from control_plane.catalog.services import model_price_upsert
 from control_plane.chat.models import ChatMessage
 from control_plane.llms.services import llm_create
@@ -203,3 +205,89 @@ def test_leaving_the_page_mid_reply_stops_the_agent(page, screenshot, asgi_url, 
     page.wait_for_selector(".turn.assistant.cancelled")
     assert "cut off when the page was left" in page.locator(".turn.assistant").inner_text()
     screenshot("2-reopened")
+
+
+class _SlowApi(BaseHTTPRequestHandler):
+    """A catalogue tool's API that takes a second to answer, so the page shows the call before its result."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        time.sleep(1.0)
+        status, body = (200, b'{"depth_m": 1308}') if self.path.startswith("/api/fjords/") else (500, b'{"e": 1}')
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tool_api() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowApi)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_llm_chat_calls_a_catalogue_tool_shown_as_it_happens(
+    page, screenshot, asgi_url, mock_url, tool_api, django_user_model
+):
+    _seed(django_user_model, mock_url)
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "Fjords", "version": "1"},
+        "servers": [{"url": f"http://127.0.0.1:{tool_api}/api"}],
+        "paths": {
+            "/fjords/{name}": {
+                "get": {
+                    "operationId": "getFjord",
+                    "summary": "A fjord's depth",
+                    "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                }
+            },
+            "/broken": {"get": {"operationId": "getBroken", "summary": "Always fails"}},
+        },
+    }
+    tool = Tool.objects.create(name="Fjords", slug="fjords", openapi_spec=spec)
+    Catalogue.objects.get().tools.add(tool)
+    base = asgi_url
+    page.goto(f"{base}/portal/login/?next=/portal/chat/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "pw-alice-123456")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/")
+    page.select_option("#new-chat select[name=target]", label="Team GPT (LLM)")
+    page.click("#new-chat button[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/*/")
+    session_url = page.url
+
+    _send(page, "How deep? call tool fjords__getFjord")
+    page.wait_for_selector(".turn.assistant.streaming .chunk.tool_call")
+    bubble = page.locator(".turn.assistant").last
+    assert bubble.locator(".chunk.tool_result").count() == 0  # the call is on the page before its result
+    assert bubble.locator(".chunk.tool_call").text_content() == 'Tool call fjords · getFjord {"name":"mock"}'
+    screenshot("1-tool-call")
+    page.wait_for_selector(".turn.assistant.done .chunk.done")
+    kinds = bubble.evaluate("b => [...b.querySelectorAll('.chunk')].map(c => c.className)")
+    assert kinds == ["chunk tool_call", "chunk tool_result", "chunk content", "chunk done"]
+    assert '"depth_m": 1308' in bubble.locator(".chunk.tool_result").inner_text()
+    assert bubble.locator(".chunk.content").inner_text().startswith("Echo: HTTP 200")
+    screenshot("2-answered")
+
+    _send(page, "And this? call tool fjords__getBroken")
+    page.wait_for_selector(".turn.assistant.done >> nth=1")
+    failed = page.locator(".turn.assistant").last.locator(".chunk.tool_result.failed")
+    assert "HTTP 500" in failed.inner_text()
+    screenshot("3-failed-tool")
+
+    page.goto(session_url)  # reopened: the calls and results replay where they happened, the failure marked
+    replay = page.locator(".turn.assistant").first.evaluate(
+        "b => [...b.querySelectorAll('.chunk')].map(c => c.className)"
+    )
+    assert replay == kinds
+    assert page.locator(".turn.assistant .chunk.tool_result.failed").count() == 1
+    screenshot("4-reopened")

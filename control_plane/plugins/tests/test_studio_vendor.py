@@ -109,3 +109,28 @@ def test_a_refused_stream_raises_with_the_status(mock_url):
     with pytest.raises(VendorStreamError) as refused:
         asyncio.run(read())
     assert refused.value.status == 404
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic", "google"])
+def test_a_stream_assembles_the_tool_calls_each_vendor_sends_in_fragments(mock_url, vendor):
+    """Tool calls offered to a stream come back whole, in OpenAI's shape, whatever the vendor's stream format."""
+
+    async def read(messages: list[LLMMessage]) -> tuple[list[str], StreamEnd]:
+        end = StreamEnd()
+        upstream = _upstream(mock_url, vendor)
+        pieces = [p async for p in vendor_stream(upstream, "gemini-2.5-flash", messages, end, tools=TOOLS)]
+        return pieces, end
+
+    ask = [LLMMessage(content="call tool current_time")]
+    pieces, end = asyncio.run(read(ask))
+    assert pieces == [] and end.finish_reason == "tool_calls"
+    [call] = end.whole_tool_calls()
+    assert call["id"] and call["function"]["name"] == "current_time"
+    assert json.loads(call["function"]["arguments"]) == {"timezone": "UTC"}
+    answered = [
+        *ask,
+        LLMMessage(role="assistant", tool_calls=[call]),
+        LLMMessage(role="tool", tool_call_id=call["id"], content="12:00 UTC"),
+    ]
+    pieces, end = asyncio.run(read(answered))
+    assert "".join(pieces) == "Echo: 12:00 UTC" and end.tool_calls == []

@@ -50,7 +50,8 @@
     ["tool_call", "tool_result", "thinking"].forEach(function (kind) {
       source.addEventListener(kind, function (e) {
         var chunk = JSON.parse(e.data);
-        bubble.appendChild(element(kind, chunk.content, LABELS[kind]));
+        var failed = kind === "tool_result" && chunk.metadata && chunk.metadata.ok === false;
+        bubble.appendChild(element(kind + (failed ? " failed" : ""), chunk.content, LABELS[kind]));
         text = null;
       });
     });
