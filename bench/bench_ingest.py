@@ -55,7 +55,34 @@ def _setup_django(database_url: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def _requests(count: int, tag: str) -> list:
+def _seed() -> tuple[int, int]:
+    """(app id, LLM id) that every record names: an app and an LLM of the benchmark's namespace.
+
+    The bridge stores a record only when the app and LLM it names exist and belong to the namespace of the subject
+    it came on (`control_plane.bridge.identity`); records naming ids that do not exist are refused, and the
+    benchmark would wait for rows that never come. Idempotent: one pair serves every batch size.
+    """
+    from control_plane.applications.models import App
+    from control_plane.applications.services import app_create
+    from control_plane.llms.models import LLM
+    from control_plane.llms.services import llm_create
+
+    llm = LLM.objects.filter(slug="bench-mock", namespace=NAMESPACE).first() or llm_create(
+        data={
+            "name": "bench-mock",
+            "slug": "bench-mock",
+            "vendor": "mock",
+            "api_endpoint": "http://mock.invalid/v1",
+            "namespace": NAMESPACE,
+        }
+    )
+    app = App.objects.filter(name="bench", namespace=NAMESPACE).first() or app_create(
+        data={"name": "bench", "namespace": NAMESPACE, "llm_ids": [llm.pk]}
+    )
+    return app.pk, llm.pk
+
+
+def _requests(count: int, tag: str, app_id: int, llm_id: int) -> list:
     from decimal import Decimal
 
     from shared_sdk.messages import AnalyticsRecord, BudgetUsage, ProxyLog
@@ -63,7 +90,7 @@ def _requests(count: int, tag: str) -> list:
     records: list = []
     for i in range(count):
         request_id = f"{tag}-{i}"
-        common = {"request_id": request_id, "app_id": 1, "llm_id": 1}
+        common = {"request_id": request_id, "app_id": app_id, "llm_id": llm_id}
         records.append(
             AnalyticsRecord(
                 **common,
@@ -105,6 +132,8 @@ async def _fill_spool(shipper, records: list) -> None:
 async def _wait_inserted(ingestor, expected: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while ingestor.records_inserted < expected:
+        if ingestor.records_refused:  # those rows will never come: say so now instead of at the timeout
+            raise RuntimeError(f"the bridge refused {ingestor.records_refused} of {expected} records (see its log)")
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {ingestor.records_inserted} of {expected} records stored in {timeout:.0f}s")
         await asyncio.sleep(0.01)
@@ -121,13 +150,14 @@ async def _one_size(nats_url: str, batch: int, records_wanted: int, tmp: Path) -
     from edge_gateway.telemetry.spool import Spool
 
     requests = -(-records_wanted // 3)
+    app_id, llm_id = await sync_to_async(_seed)()
     nc = await nats.connect(nats_url)
     js = nc.jetstream(timeout=10)
     await ensure_up_stream(js)
     results = []
     for phase in ("ingest", "drain"):
         await sync_to_async(_truncate)()
-        records = _requests(requests, f"{phase}-{batch}")
+        records = _requests(requests, f"{phase}-{batch}", app_id, llm_id)
         spool = Spool(tmp / f"spool-{phase}-{batch}.db", max_bytes=1 << 30, registry=CollectorRegistry())
         await spool.open()
         shipper = TelemetryShipper(namespace=NAMESPACE, edge_id=EDGE, spool=spool, linger_s=0)
