@@ -179,3 +179,20 @@ def test_granting_changing_and_removing_a_namespace_role_is_recorded(django_user
     assert granted.changes["user_id"] == [None, user.pk] and granted.actor_label == "oidc sign-in"
     assert (promoted.action, promoted.changes) == ("update", {"role": ["viewer", "admin"]})
     assert (removed.action, removed.namespace, removed.changes["role"]) == ("delete", "team-a", ["admin", None])
+
+
+def test_a_celery_task_write_is_the_task_s_as_a_system_job():
+    from control_plane.config.celery import app as celery_app
+
+    @celery_app.task(name="tests.audit.rename_app")
+    def rename_app(app_id: int) -> None:
+        app_update(app=App.objects.get(pk=app_id), data={"name": "renamed-by-job"})
+
+    app = app_create(data={"name": "before-job"})
+    rename_app.apply(args=(app.pk,)).get()  # eager: this process, with Celery's task signals
+    app_update(app=App.objects.get(pk=app.pk), data={"name": "after-job"})
+
+    _, by_job, after = _entries("applications.app")
+    assert (by_job.actor_kind, by_job.actor_label, by_job.source) == ("system", "tests.audit.rename_app", "job")
+    assert by_job.changes["name"] == ["before-job", "renamed-by-job"]
+    assert after.source != "job"  # the task's attribution ended with the task
