@@ -36,10 +36,26 @@ admin.site.unregister(User)
 admin.site.unregister(Group)
 
 
+def _may_manage(request, user) -> bool:
+    """A super-administrator's account is changed or deleted only by a super-administrator."""
+    return user is None or not user.is_superuser or request.user.is_superuser
+
+
 @admin.register(User)
 class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
     object_type = "user"
     save_form_m2m = True  # permissions and groups as the form has them (the service set the same groups)
+
+    def get_readonly_fields(self, request, obj=None):
+        """Only a super-administrator grants the flag (see `SUPERUSER_GUARD_MESSAGE`)."""
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else [*fields, "is_superuser"]
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and _may_manage(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and _may_manage(request, obj)
 
     def service_data(self, form, obj):
         cd = form.cleaned_data

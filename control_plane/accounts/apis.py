@@ -11,14 +11,23 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from control_plane.catalog.models import Datasource, Tool
-from control_plane.config.api import IsAdmin, ServiceViewSet, actor_id
+from control_plane.config.api import IsAdmin, ServiceViewSet, actor_id, request_access
+from control_plane.config.exceptions import PermissionRefused
 from control_plane.config.json_fields import validate_json_object
 from control_plane.llms.models import LLM
 from control_plane.plugins.models import Plugin
 from control_plane.sync.namespaces import validate_namespace
 
 from .models import Catalogue, Profile
-from .services import catalogue_set, group_delete, group_save, user_create, user_delete, user_update
+from .services import (
+    SUPERUSER_GUARD_MESSAGE,
+    catalogue_set,
+    group_delete,
+    group_save,
+    user_create,
+    user_delete,
+    user_update,
+)
 
 User = get_user_model()
 
@@ -90,13 +99,24 @@ class UserViewSet(ServiceViewSet):
             data["groups"] = [g.name for g in data["groups"]]
         return data
 
+    def _guard_superusers(self, user, data) -> None:
+        """Users are global objects an administrator of "" may manage; super-administrators are not: else such
+        an administrator could promote itself, or set a super-administrator's password and sign in as them."""
+        if request_access(self.request).is_superuser:
+            return
+        if (user is not None and user.is_superuser) or data.get("is_superuser"):
+            raise PermissionRefused(SUPERUSER_GUARD_MESSAGE)
+
     def service_create(self, data):
+        self._guard_superusers(None, data)
         return user_create(data=data, actor_id=actor_id(self.request))
 
     def service_update(self, instance, data):
+        self._guard_superusers(instance, data)
         return user_update(user=instance, data=data, actor_id=actor_id(self.request))
 
     def service_delete(self, instance):
+        self._guard_superusers(instance, {})
         user_delete(user=instance, actor_id=actor_id(self.request))
 
     @extend_schema(request=None, responses=UserSerializer)

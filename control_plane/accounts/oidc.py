@@ -42,6 +42,8 @@ from mozilla_django_oidc.views import (  # type: ignore[import-untyped]
     OIDCAuthenticationRequestView,
 )
 
+from control_plane.audit.actor import acting_as
+
 from .oidc_grants import Grants, parse_group_map
 
 __all__ = [
@@ -172,7 +174,9 @@ class FjordgateOIDCBackend(OIDCAuthenticationBackend):
         from .services import user_namespace_roles_set
 
         grants = grants_from_claims(claims)
-        with transaction.atomic():
+        # The provider's claim, not the person signing in, decides these flags, groups and roles: the audit trail
+        # says so (the request has no signed-in user yet, it would read "anonymous").
+        with acting_as("system", "single sign-on", "sso", user_id=user.pk), transaction.atomic():
             user.email = claims.get("email", user.email)
             user.first_name = str(claims.get("given_name", user.first_name))[:150]
             user.last_name = str(claims.get("family_name", user.last_name))[:150]

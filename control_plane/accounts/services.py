@@ -44,6 +44,9 @@ LAST_SUPERUSER_MESSAGE = (
 )
 
 
+SUPERUSER_GUARD_MESSAGE = "Only a super-administrator may make, change or delete super-administrators."
+
+
 def _is_administrator(user: Any) -> bool:
     """Who can run the control plane: an active superuser with staff access (the admin site and the API)."""
     return bool(user.is_active and user.is_superuser and user.is_staff)

@@ -33,6 +33,7 @@ AUDITED: frozenset[str] = frozenset(
         "auth.user",
         "auth.group",
         "accounts.apitoken",
+        "accounts.namespacerole",
         "accounts.profile",
         "accounts.catalogue",
         "applications.app",

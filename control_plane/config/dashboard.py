@@ -1,7 +1,9 @@
 """The admin dashboard: usage and spend per app and per LLM over time, drawn as server-side SVG charts.
 
 Reads the analytics tables the bridge fills (`control_plane.analytics`); SVG keeps the page free of JavaScript
-and of any CDN, so it works on an air-gapped control plane.
+and of any CDN, so it works on an air-gapped control plane. Like every admin page it shows only what the
+user's namespace roles let them view (`accounts.access`): traffic, app and LLM names of other namespaces would
+tell one team about another's spend.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDay
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -19,12 +22,10 @@ PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#b
 WIDTH, HEIGHT, PAD = 720, 220, 40
 
 
-def _series(days: int, group_field: str, names: dict[int, str]) -> dict:
-    from control_plane.analytics.models import AnalyticsEvent
-
+def _series(days: int, group_field: str, names: dict[int, str], events: QuerySet) -> dict:
     since = timezone.now() - timedelta(days=days)
     rows = (
-        AnalyticsEvent.objects.filter(timestamp__gte=since)
+        events.filter(timestamp__gte=since)
         .annotate(day=TruncDay("timestamp"))
         .values("day", group_field)
         .annotate(requests=Count("id"), tokens=Sum("total_tokens"), cost=Sum("cost"))
@@ -85,8 +86,15 @@ def _svg(lines: list[dict], days: list) -> dict:
 def dashboard_view(request):
     from django.contrib import admin
 
+    from control_plane.accounts.admin_access import request_user_access
+    from control_plane.analytics.models import AnalyticsEvent
     from control_plane.applications.models import App
     from control_plane.llms.models import LLM
+
+    access = request_user_access(request)
+    if not access.administers_anything:
+        raise PermissionDenied("The dashboard is for administrators of some namespace.")
+    events = access.filter_visible(AnalyticsEvent.objects.all())
 
     try:
         days = min(max(int(request.GET.get("days", 14)), 2), 90)
@@ -96,7 +104,7 @@ def dashboard_view(request):
         **admin.site.each_context(request),
         "title": "Usage and spend",
         "days": days,
-        "per_app": _series(days, "app_id", dict(App.objects.values_list("pk", "name"))),
-        "per_llm": _series(days, "llm_id", dict(LLM.objects.values_list("pk", "slug"))),
+        "per_app": _series(days, "app_id", dict(access.filter_visible(App.objects.values_list("pk", "name"))), events),
+        "per_llm": _series(days, "llm_id", dict(access.filter_visible(LLM.objects.values_list("pk", "slug"))), events),
     }
     return TemplateResponse(request, "admin/fjordgate/dashboard.html", context)

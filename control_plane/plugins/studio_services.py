@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
+from control_plane.audit.actor import acting_as
 from shared_sdk import Context, PluginCallError, Runtime, ServiceError
 from shared_sdk.attempt import AttemptRefused, Prepared
 from shared_sdk.context import EventBus, EventHandler, KVStore, StudioServices, deliver, topic_matches
@@ -373,6 +374,19 @@ class StudioServicesImpl(StudioServices):
         self.user_id = user_id
         self.source = source
 
+    def _write(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """`_db(fn)` with the write attributed to this plugin in the audit trail. `call_plugin` already does so
+        for an in-process plugin; an isolated plugin's service calls arrive over its broker, outside that call."""
+        slug = self.plugin_slug
+
+        def run() -> Any:
+            if not slug:
+                return fn()
+            with acting_as("plugin", slug, "plugin"):
+                return fn()
+
+        return _db(run)
+
     async def get_app(self, app_id: int) -> App | None:
         def read() -> App | None:
             from control_plane.applications.models import App as AppModel
@@ -414,7 +428,7 @@ class StudioServicesImpl(StudioServices):
                 raise ServiceError(f"no app {app_id}")
             return _app(_update_app(app, {"metadata": dict(metadata)}))
 
-        return await _db(write)()
+        return await self._write(write)()
 
     async def patch_app_metadata(self, app_id: int, key: str, value: Any = None, *, delete: bool = False) -> dict:
         def write() -> dict:
@@ -433,7 +447,7 @@ class StudioServicesImpl(StudioServices):
                     metadata[key] = value
                 return dict(_update_app(app, {"metadata": metadata}).metadata)
 
-        return await _db(write)()
+        return await self._write(write)()
 
     async def get_user(self, user_id: int) -> User | None:
         def read() -> User | None:

@@ -20,6 +20,7 @@ from django.test import Client
 
 from control_plane.accounts import oidc
 from control_plane.accounts.models import NamespaceRole
+from control_plane.audit.models import AuditEntry
 from fjordgate.embedded import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,11 +95,18 @@ def test_sign_in_lands_in_the_admin_with_the_roles_the_groups_claim_gives(page, 
     assert sorted(user.groups.values_list("name", flat=True)) == ["auditors", "developers"]
     roles = dict(NamespaceRole.objects.filter(user=user).values_list("namespace", "role"))
     assert roles == {"team-a": "admin", "team-b": "viewer"}
+    granted = AuditEntry.objects.filter(object_type="accounts.namespacerole", action="create")
+    assert {(e.namespace, e.actor_label, e.source, e.actor_user_id) for e in granted} == {
+        ("team-a", "single sign-on", "sso", user.pk),
+        ("team-b", "single sign-on", "sso", user.pk),
+    }
 
     # The provider drops alice from team-a-admins: her next sign-in takes the role away.
     page.context.clear_cookies()
     _sign_in(page, live_server, sso, "alice-sub", {**claims, "groups": ["auditors"]})
     assert dict(NamespaceRole.objects.filter(user=user).values_list("namespace", "role")) == {"team-b": "viewer"}
+    removed = AuditEntry.objects.get(object_type="accounts.namespacerole", action="delete")
+    assert (removed.namespace, removed.changes["role"], removed.source) == ("team-a", ["admin", None], "sso")
     assert get_user_model().objects.filter(username__startswith="alice").count() == 1  # same user, by subject
 
 

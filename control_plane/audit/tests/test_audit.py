@@ -164,3 +164,35 @@ def test_a_namespace_administrator_reads_only_the_entries_of_its_namespaces(djan
     assert [row["object_repr"] for row in listed.json()["results"]] == ["mine"]
     other = AuditEntry.objects.get(object_repr="theirs")
     assert client.get(f"/api/v1/audit/{other.pk}/").status_code == 404
+
+
+def test_granting_changing_and_removing_a_namespace_role_is_recorded(django_user_model):
+    from control_plane.accounts.services import user_namespace_roles_set
+
+    user = django_user_model.objects.create_user("carol", "c@example.com", "pw-carol-123456")
+    with acting_as("system", "oidc sign-in", "web"):
+        user_namespace_roles_set(user=user, roles={"team-a": "viewer"})
+        user_namespace_roles_set(user=user, roles={"team-a": "admin"})
+        user_namespace_roles_set(user=user, roles={})
+    granted, promoted, removed = _entries("accounts.namespacerole")
+    assert (granted.action, granted.namespace, granted.changes["role"]) == ("create", "team-a", [None, "viewer"])
+    assert granted.changes["user_id"] == [None, user.pk] and granted.actor_label == "oidc sign-in"
+    assert (promoted.action, promoted.changes) == ("update", {"role": ["viewer", "admin"]})
+    assert (removed.action, removed.namespace, removed.changes["role"]) == ("delete", "team-a", ["admin", None])
+
+
+def test_a_celery_task_write_is_the_task_s_as_a_system_job():
+    from control_plane.config.celery import app as celery_app
+
+    @celery_app.task(name="tests.audit.rename_app")
+    def rename_app(app_id: int) -> None:
+        app_update(app=App.objects.get(pk=app_id), data={"name": "renamed-by-job"})
+
+    app = app_create(data={"name": "before-job"})
+    rename_app.apply(args=(app.pk,)).get()  # eager: this process, with Celery's task signals
+    app_update(app=App.objects.get(pk=app.pk), data={"name": "after-job"})
+
+    _, by_job, after = _entries("applications.app")
+    assert (by_job.actor_kind, by_job.actor_label, by_job.source) == ("system", "tests.audit.rename_app", "job")
+    assert by_job.changes["name"] == ["before-job", "renamed-by-job"]
+    assert after.source != "job"  # the task's attribution ended with the task

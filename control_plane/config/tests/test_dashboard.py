@@ -66,3 +66,37 @@ def test_dashboard_is_for_staff_only(client, django_user_model):
     client.force_login(user)
     response = client.get("/admin/dashboard/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_a_namespace_role_sees_only_the_usage_of_its_namespaces(client, django_user_model):
+    from control_plane.accounts.models import NamespaceRole
+
+    llm_a = llm_create(data={"name": "A", "slug": "llm-a", "vendor": "mock", "api_endpoint": "http://m.example"})
+    llm_b = llm_create(
+        data={"name": "B", "slug": "llm-b", "vendor": "mock", "api_endpoint": "http://m.example", "namespace": "team-b"}
+    )
+    ours = app_create(data={"name": "ours-app", "namespace": "team-a", "approved": True})
+    theirs = app_create(data={"name": "theirs-app", "namespace": "team-b", "approved": True})
+    analytics_ingest_batches(
+        [
+            TelemetryBatch(
+                batch_id=f"b-{ns}", edge_id=f"e-{ns}", namespace=ns, created_at=time.time(), analytics=[record]
+            )
+            for ns, record in (
+                ("team-a", _record(ours.pk, llm_a.pk, 10, "0.0010")),
+                ("team-b", _record(theirs.pk, llm_b.pk, 777, "7.0000")),
+            )
+        ]
+    )
+    viewer = django_user_model.objects.create_user("viewer-a", password="pw-123456", is_staff=True)
+    NamespaceRole.objects.create(user=viewer, namespace="team-a", role="viewer")
+    client.force_login(viewer)
+
+    page = client.get("/admin/dashboard/").content.decode()
+
+    assert "ours-app: 1" in page and "llm-a: 10" in page
+    assert "theirs-app" not in page and "llm-b" not in page and "777" not in page and "7.000000" not in page
+
+    nobody = django_user_model.objects.create_user("staff-no-role", password="pw-123456", is_staff=True)
+    client.force_login(nobody)
+    assert client.get("/admin/dashboard/").status_code == 403

@@ -123,3 +123,13 @@ def test_inactive_plugin_is_not_asked(register_plugin):
     plugin = register_plugin("rejector", "RejectExperimentalPlugin")
     plugin_update(plugin=plugin, data={"active": False})
     assert llm_create(data={**LLM_DATA, "name": "experimental"}).pk
+
+
+def test_a_namespace_plugin_hooks_only_its_namespace_objects(register_plugin):
+    """A namespace-A plugin (registered by A's operator) is never asked about B's objects nor global ones."""
+    register_plugin("rejector-a", "RejectExperimentalPlugin", namespace="team-a")
+    for ns in ("team-b", ""):
+        assert llm_create(data={**LLM_DATA, "slug": f"x-{ns or 'global'}", "name": "experimental", "namespace": ns})
+    with pytest.raises(HookRejected) as err:
+        llm_create(data={**LLM_DATA, "slug": "x-a", "name": "experimental", "namespace": "team-a"})
+    assert err.value.plugin == "rejector-a"

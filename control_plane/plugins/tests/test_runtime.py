@@ -14,6 +14,7 @@ import pytest
 
 from control_plane.applications.models import App
 from control_plane.applications.services import app_create
+from control_plane.audit.models import AuditEntry
 from control_plane.kv.services import kv_list, kv_read
 from control_plane.plugins.models import Plugin
 from control_plane.plugins.runtime import call_plugin
@@ -82,6 +83,10 @@ def _assert_studio_wiring(slug: str, result: dict) -> None:
     assert first is not None and first.metadata["probed_by"] == "exec-1"
     assert result["tagged"] == {"app_id": first.pk, "metadata": first.metadata}
     assert ConfigChange.objects.filter(namespace="ops", reason=f"app {first.pk} updated").exists()
+    # ... and the audit trail names the plugin as the writer, whichever process it runs in.
+    [entry] = AuditEntry.objects.filter(object_type="applications.app", object_id=str(first.pk), action="update")
+    assert (entry.actor_kind, entry.actor_label, entry.source) == ("plugin", slug, "plugin")
+    assert entry.changes["metadata"] == [{}, {"probed_by": "exec-1"}] and entry.namespace == "ops"
 
 
 @pytest.fixture
