@@ -39,6 +39,8 @@ BASELINE = Path(__file__).resolve().parent / "baseline.json"
 DEFAULT_REQUESTS = 40
 DEFAULT_MARGIN = 0.05
 HASH_SEED = "0"
+_RUN_TIMEOUT_S = 900
+"""A run takes ~20 s of CPU; a stuck one (valgrind's gdbserver unreachable) must not hang CI."""
 _VALGRIND_ARGS = [
     "--tool=callgrind",
     "--instr-atstart=no",  # start-up and warm-up run uninstrumented (~8x slower than native, not ~50x)
@@ -75,6 +77,7 @@ def measure_once(requests: int, warmup: int, workdir: Path) -> dict[str, float]:
     workdir.mkdir(parents=True, exist_ok=True)
     out_prefix, ran_file = workdir / "callgrind.out", workdir / "ran.json"
     env = {**os.environ, "PYTHONHASHSEED": HASH_SEED, "PYTHONPATH": str(ROOT)}
+    _smoke(env, workdir)
     command = [
         valgrind,
         *_VALGRIND_ARGS,
@@ -89,11 +92,27 @@ def measure_once(requests: int, warmup: int, workdir: Path) -> dict[str, float]:
         "--out",
         str(ran_file),
     ]
-    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=_RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise MeasurementFailed(f"the valgrind run took over {_RUN_TIMEOUT_S} s (killed)") from None
     if proc.returncode != 0 or not ran_file.is_file():
         raise MeasurementFailed(f"the workload failed under valgrind (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     ran = json.loads(ran_file.read_text())
     return read_dumps(out_prefix, ran["scenarios"], ran["requests"])
+
+
+def _smoke(env: dict[str, str], workdir: Path) -> None:
+    """The mix natively, a few requests of each (~2 s): a broken path fails here in seconds with its answer, not
+    after a valgrind run, and the modules' bytecode gets compiled outside valgrind (a clean clone has none)."""
+    command = [sys.executable, "-m", "bench.gate.workload", "--no-measure", "--requests", "2", "--warmup", "2"]
+    proc = subprocess.run(
+        [*command, "--out", str(workdir / "smoke.json")], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise MeasurementFailed(
+            f"the request mix fails without valgrind (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
 
 
 def _environment() -> dict[str, str]:

@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ WRONG_KEY = "sk-gate-unknown-0123456789"
 FIXED_NOW = 1_800_000_030.0
 """The rate limiter's clock: 30 s into a minute, for ever."""
 _AN_HOUR = 3600.0
+_CONTROL_TIMEOUT_S = 60.0
 
 _PROMPT = [
     {"role": "system", "content": "You are the gate's benchmark assistant."},
@@ -209,8 +211,11 @@ def instrument_on() -> None:
     if control is None:
         raise SystemExit("callgrind_control not found (it comes with valgrind)")
     proc = subprocess.Popen([control, "-i", "on", str(os.getpid())], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + _CONTROL_TIMEOUT_S
     while proc.poll() is None:
-        pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"callgrind_control did not reach valgrind in {_CONTROL_TIMEOUT_S:.0f} s")
     if proc.returncode != 0:
         raise SystemExit(f"callgrind_control -i on failed ({proc.returncode}): is this running under callgrind?")
 
