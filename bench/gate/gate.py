@@ -117,7 +117,8 @@ def _smoke(env: dict[str, str], workdir: Path) -> None:
 
 def _environment() -> dict[str, str]:
     """What the counts depend on besides the code: recorded in the baseline, shown when it differs."""
-    valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
+    path = shutil.which("valgrind")
+    valgrind = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip() if path else "none"
     return {"python": platform.python_version(), "machine": platform.machine(), "valgrind": valgrind}
 
 
