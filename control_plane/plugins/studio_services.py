@@ -35,6 +35,7 @@ from shared_sdk.messages import (
 )
 from shared_sdk.vendors import VENDORS
 
+from .studio_embeddings import vendor_embed
 from .studio_llm import StudioLLMCall, studio_llm_call_record, studio_llm_prompt_estimate, studio_llm_reserve
 from .studio_vendor import StreamEnd, Upstream, VendorStreamError, vendor_call, vendor_stream
 
@@ -544,3 +545,28 @@ class StudioServicesImpl(StudioServices):
                 f"LLM {llm_id} unreachable: {error_type}" if status == 502 else f"LLM {llm_id} answered {status}"
             )
         yield LLMCallChunk(finish_reason=end.finish_reason or "stop", done=True)
+
+    async def embed(self, llm_id: int, texts: list[str], *, model: str = "") -> list[list[float]]:
+        """One vector per text from the LLM's embeddings API, accounted like `call_llm` (budgets refuse, one
+        analytics row): the datasources' documents and the chat's questions cost what an edge call would."""
+        upstream = await self._upstream(llm_id)
+        call = self._call(upstream, model)
+        messages = [LLMMessage(role="user", content=text) for text in texts]
+        reserved = await self._reserve(call, messages, 0)
+        started = time.perf_counter()
+        answer = await vendor_embed(upstream, call.model, texts)
+        await _db(studio_llm_call_record)(
+            call=call,
+            status_code=answer.status,
+            reserved=reserved,
+            prompt_tokens=answer.prompt_tokens or studio_llm_prompt_estimate(messages),
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            error_type=answer.error_type,
+        )
+        if answer.status >= 400:
+            raise ServiceError(
+                f"LLM {llm_id} unreachable: {answer.error_type}"
+                if answer.status == 502
+                else f"LLM {llm_id} answered {answer.status} to an embeddings call"
+            )
+        return answer.vectors
