@@ -80,6 +80,10 @@ def test_an_oversized_upload_is_a_clear_400_or_form_error_and_nothing_is_embedde
     assert added.status_code == 201 and added.json()["title"] == "leave.txt" and added.json()["chunks"] == 1
     ok = admin.post("/admin/retrieval/document/add/", {"datasource": world["handbook"].pk, "text": OFFICE})
     assert ok.status_code == 302 and Document.objects.count() == 2
+    listing = admin.get("/admin/retrieval/document/").content.decode()
+    assert "leave.txt" in listing and "Untitled" in listing
+    shown = admin.get(f"/admin/retrieval/document/{Document.objects.get(title='leave.txt').pk}/change/")
+    assert shown.status_code == 200 and EMBEDDER in shown.content.decode()
 
 
 def test_a_datasource_refuses_an_embedding_llm_less_private_than_itself(world):
