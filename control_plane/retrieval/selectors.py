@@ -2,8 +2,9 @@
 
 With the pgvector extension installed (the embedded PostgreSQL ships it; `migrations/0002` creates it where the
 database lets us) the ranking runs in PostgreSQL with pgvector's cosine distance `<=>` over the stored arrays cast
-to `vector`. Without it every candidate vector is read and ranked in Python: fine for thousands of chunks, slow for
-millions (install pgvector then). Both paths give the same scores: cosine similarity in [-1, 1].
+to `vector`. Without it every candidate vector is read and ranked in Python, which is 30 times slower (reading
+the arrays dominates; docs/control-plane.md has the figures): fine for a few hundred chunks, install pgvector
+beyond. Both paths give the same scores: cosine similarity in [-1, 1].
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import operator
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -56,9 +58,10 @@ def _candidates(datasource_ids: Sequence[int], llm_id: int, model: str, dimensio
     )
 
 
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    norms = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
-    return math.fsum(x * y for x, y in zip(a, b, strict=True)) / norms if norms else 0.0
+def _cosine(a: Sequence[float], a_norm: float, b: Sequence[float]) -> float:
+    """Cosine with the question's norm computed once; `map(mul)` keeps the loop in C (several times faster)."""
+    norms = a_norm * math.sqrt(sum(map(operator.mul, b, b)))
+    return sum(map(operator.mul, a, b)) / norms if norms else 0.0
 
 
 def _hit(chunk: Chunk, score: float) -> Hit:
@@ -85,8 +88,9 @@ def chunks_nearest(
         score = RawSQL(f"1 - ({Chunk._meta.db_table}.embedding::vector <=> %s::vector)", (literal,))
         ranked = candidates.annotate(score=score).filter(score__gte=min_score).order_by("-score", "id")[:k]
         return [_hit(chunk, float(chunk.score)) for chunk in ranked]
+    norm = math.sqrt(sum(map(operator.mul, vector, vector)))
     scored = (
-        (_cosine(vector, embedding), pk)
+        (_cosine(vector, norm, embedding), pk)
         for pk, embedding in _candidates(datasource_ids, llm_id, model, len(vector)).values_list("pk", "embedding")
     )
     best = heapq.nlargest(k, ((s, pk) for s, pk in scored if s >= min_score), key=lambda item: (item[0], -item[1]))
