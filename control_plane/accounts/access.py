@@ -46,6 +46,7 @@ NAMESPACE_PATHS: dict[str, str] = {
     "llms.llmpluginbinding": "llm__namespace",
     "catalog.tool": "namespace",
     "catalog.datasource": "namespace",
+    "retrieval.document": "datasource__namespace",
     "budgets.budget": "namespace",
     "plugins.plugin": "namespace",
     "plugins.outboundevent": "namespace",
@@ -61,7 +62,10 @@ NAMESPACE_PATHS: dict[str, str] = {
 }
 
 #: Where a new object's namespace comes from when the service derives it (a budget takes its target's).
-DERIVED_NAMESPACE_SOURCES: dict[str, tuple[str, ...]] = {"budgets.budget": ("app", "llm")}
+DERIVED_NAMESPACE_SOURCES: dict[str, tuple[str, ...]] = {
+    "budgets.budget": ("app", "llm"),
+    "retrieval.document": ("datasource",),
+}
 
 #: What an operator may change in its namespaces: the operations side, not the domain.
 OPERATIONS: frozenset[str] = frozenset(

@@ -45,6 +45,7 @@ AUDITED: frozenset[str] = frozenset(
         "catalog.datasource",
         "catalog.tag",
         "catalog.modelprice",
+        "retrieval.document",
         "budgets.budget",
         "plugins.plugin",
         "hooks.objecthookregistration",

@@ -92,6 +92,14 @@ class ToolAdmin(_ResourceAdmin):
 class DatasourceAdmin(_ResourceAdmin):
     object_type = "datasource"
     fields_tuple = DATASOURCE_FIELDS
+    autocomplete_fields = ["embedding_llm"]
+
+    def service_data(self, form, obj):
+        data = super().service_data(form, obj)
+        if "embedding_llm" in form.cleaned_data:  # the form picks an LLM; the service takes its id
+            llm = form.cleaned_data["embedding_llm"]
+            data["embedding_llm_id"] = llm.pk if llm is not None else None
+        return data
 
     def _update(self, request, obj, data, outcome=None):
         return datasource_update(datasource=obj, data=data, actor_id=request.user.pk, hook_outcome=outcome)

@@ -58,6 +58,8 @@ class ToolSerializer(serializers.ModelSerializer):
 
 
 class DatasourceSerializer(serializers.ModelSerializer):
+    embedding_llm_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1)
+
     class Meta:
         model = Datasource
         fields = [
@@ -68,6 +70,7 @@ class DatasourceSerializer(serializers.ModelSerializer):
             "namespace",
             "privacy_score",
             "vector_store",
+            "embedding_llm_id",
             "embedder",
             "is_active",
             "metadata",

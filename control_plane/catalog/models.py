@@ -5,12 +5,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from control_plane.config.json_fields import JSONListField, JSONObjectField
 from control_plane.plugins.models import SLUG
 from control_plane.sync.namespaces import namespace_check, validate_namespace
+from shared_sdk.vendors import VENDORS
+
+EMBEDDING_WIRES = frozenset({"openai", "google"})
+"""The vendor wire formats whose embeddings API the studio calls (`control_plane.plugins.studio_embeddings`)."""
 
 PRICE: dict[str, Any] = {
     "max_digits": 18,
@@ -57,7 +62,21 @@ class Datasource(models.Model):
     namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     privacy_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     vector_store = models.CharField(max_length=100, blank=True, default="", help_text="e.g. pgvector, qdrant")
-    embedder = models.CharField(max_length=200, blank=True, default="")
+    embedding_llm = models.ForeignKey(
+        "llms.LLM",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The LLM that embeds this datasource's documents and the chat's questions (OpenAI-compatible or "
+        "Gemini vendors serve embeddings); empty: documents cannot be added",
+    )
+    embedder = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="The embedding model, e.g. text-embedding-3-small; empty: the embedding LLM's default model",
+    )
     is_active = models.BooleanField(default=True)
     metadata = JSONObjectField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -69,6 +88,28 @@ class Datasource(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        """The embedding LLM reads every document: it must be trusted with the datasource's privacy score (the
+        rule that keeps an app's resources within its LLMs' scores) and speak an embeddings API."""
+        super().clean()
+        try:
+            llm = self.embedding_llm
+        except ObjectDoesNotExist:  # no such LLM: `clean_fields` already said so
+            return
+        if llm is None:
+            return
+        errors = []
+        if llm.privacy_score < self.privacy_score:
+            errors.append(
+                f"The embedding LLM {llm.slug} has privacy score {llm.privacy_score}, below this datasource's "
+                f"{self.privacy_score}: it may not read these documents."
+            )
+        wire = VENDORS[llm.vendor].wire if llm.vendor in VENDORS else ""
+        if wire not in EMBEDDING_WIRES:
+            errors.append(f"The embedding LLM {llm.slug} is on a vendor whose embeddings the studio does not call.")
+        if errors:
+            raise ValidationError({"embedding_llm": errors})
 
 
 class Tag(models.Model):

@@ -48,6 +48,7 @@ DATASOURCE_FIELDS = (
     "namespace",
     "privacy_score",
     "vector_store",
+    "embedding_llm_id",
     "embedder",
     "is_active",
     "metadata",

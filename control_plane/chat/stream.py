@@ -24,6 +24,7 @@ from django.db import close_old_connections, connection
 
 from control_plane.plugins.streaming import plugin_stream
 from control_plane.plugins.studio_services import ChatTurnUser, StudioServicesImpl, serving_chat_user
+from control_plane.retrieval.context import chat_retrieve
 from shared_sdk import Context, PluginCallError, Runtime, ServiceError
 from shared_sdk.messages import (
     AgentChunk,
@@ -69,7 +70,15 @@ async def _llm_chunks(turn: Turn) -> AsyncIterator[AgentChunk]:
     offered = {operation.name: operation for operation in turn.tool_operations}
     definitions = [operation.definition() for operation in turn.tool_operations] or None
     rounds = settings.FJORDGATE_CHAT_TOOL_ROUNDS
+    datasource_ids = [d.id for d in turn.available_datasources if d.id is not None]
     try:
+        found = await chat_retrieve(
+            user_id=turn.user_id, llm_id=turn.llm_id, datasource_ids=datasource_ids, text=turn.text
+        )
+        if found is not None:  # the sources are shown before the answer, and the passages go to the LLM
+            yield found.chunk
+            if found.prompt:
+                messages.insert(0, LLMMessage(role="system", content=found.prompt))
         for done_rounds in range(rounds + 1):
             text: list[str] = []
             last = None

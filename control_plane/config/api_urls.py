@@ -12,6 +12,7 @@ from control_plane.catalog.apis import DatasourceViewSet, ModelPriceViewSet, Tag
 from control_plane.kv.apis import KVEntryViewSet
 from control_plane.llms.apis import LLMViewSet
 from control_plane.plugins.apis import PluginViewSet, ResourceInstancesView, ResourceTypesView
+from control_plane.retrieval.apis import DatasourceDocumentsView, DatasourceDocumentView
 from control_plane.sync.apis import ConfigChangeViewSet
 
 router = DefaultRouter()
@@ -35,5 +36,11 @@ urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
     path("resources/types/", ResourceTypesView.as_view(), name="resource-types"),
     path("resources/types/<slug:type_slug>/", ResourceInstancesView.as_view(), name="resource-instances"),
+    path("datasources/<int:pk>/documents/", DatasourceDocumentsView.as_view(), name="datasource-documents"),
+    path(
+        "datasources/<int:pk>/documents/<int:document_id>/",
+        DatasourceDocumentView.as_view(),
+        name="datasource-document",
+    ),
     *router.urls,
 ]

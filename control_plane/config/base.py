@@ -36,6 +36,16 @@ FJORDGATE_CHAT_TOOL_ROUNDS = env_int("FJORDGATE_CHAT_TOOL_ROUNDS", 5, minimum=0,
 FJORDGATE_CHAT_TOOL_TIMEOUT_S = env_float("FJORDGATE_CHAT_TOOL_TIMEOUT_S", 15.0, minimum=0.1)
 FJORDGATE_CHAT_TOOL_MAX_BYTES = env_int("FJORDGATE_CHAT_TOOL_MAX_BYTES", 32_768, minimum=256, maximum=10_000_000)
 FJORDGATE_CHAT_MAX_MESSAGE_CHARS = env_int("FJORDGATE_CHAT_MAX_MESSAGE_CHARS", 20_000, minimum=1, maximum=1_000_000)
+# Datasources (`control_plane.retrieval`): the largest document one upload may add, the chunk size it is cut into,
+# and how much context a chat turn gets (the best `TOP_K` chunks scoring at least `MIN_SCORE`, cosine in [-1, 1]).
+# `PGVECTOR` off computes cosine in Python even where the pgvector extension is installed.
+FJORDGATE_RETRIEVAL_MAX_DOCUMENT_CHARS = env_int(
+    "FJORDGATE_RETRIEVAL_MAX_DOCUMENT_CHARS", 200_000, minimum=1, maximum=10_000_000
+)
+FJORDGATE_RETRIEVAL_CHUNK_CHARS = env_int("FJORDGATE_RETRIEVAL_CHUNK_CHARS", 1_200, minimum=50, maximum=20_000)
+FJORDGATE_RETRIEVAL_TOP_K = env_int("FJORDGATE_RETRIEVAL_TOP_K", 4, minimum=1, maximum=50)
+FJORDGATE_RETRIEVAL_MIN_SCORE = env_float("FJORDGATE_RETRIEVAL_MIN_SCORE", 0.3, minimum=-1.0)
+FJORDGATE_RETRIEVAL_PGVECTOR = env_bool("FJORDGATE_RETRIEVAL_PGVECTOR", True)
 # Where plugin code may come from besides installed `fjordgate.plugins` entry points (docs/plugins/host.md):
 # module prefixes an import path may name, and directories whose programs an isolated plugin's command may run.
 FJORDGATE_PLUGIN_IMPORT_ROOTS = env_list("FJORDGATE_PLUGIN_IMPORT_ROOTS", list(DEFAULT_IMPORT_ROOTS))
@@ -103,6 +113,7 @@ INSTALLED_APPS = [
     "control_plane.audit",
     "control_plane.portal",
     "control_plane.chat",
+    "control_plane.retrieval",
 ]
 
 MIDDLEWARE = [

@@ -48,6 +48,7 @@ from shared_sdk.messages import (
 from shared_sdk.vendors import VENDORS, valid_region
 
 from .studio_chain import studio_chain_get
+from .studio_embeddings import vendor_embed
 from .studio_hooks import DONE, StudioAttempt, StudioRequest, answer_of, completion_body
 from .studio_llm import (
     STUDIO_EDGE_ID,
@@ -707,6 +708,36 @@ class StudioServicesImpl(StudioServices):
         calls = end.whole_tool_calls()
         finish = "tool_calls" if calls else end.finish_reason or "stop"
         yield LLMCallChunk(finish_reason=finish, done=True, tool_calls=calls)
+
+    async def _reserve(self, call: StudioLLMCall, messages: list[LLMMessage], max_tokens: int | None) -> Decimal:
+        """Hold the call's cost in the LLM's budgets; a refusal is recorded (402) and raised as `ServiceError`."""
+        refusal, reserved = await _db(studio_llm_reserve)(call=call, messages=messages, max_tokens=max_tokens)
+        if refusal is not None:
+            await _db(studio_llm_call_record)(call=call, status_code=402, error_type="budget_exceeded")
+            raise ServiceError(refusal)
+        return cast(Decimal, reserved)
+
+    async def embed(self, llm_id: int, texts: list[str], *, model: str = "") -> list[list[float]]:
+        """One vector per text from the LLM's embeddings API, accounted like `call_llm` (budgets refuse, one
+        analytics row): the datasources' documents and the chat's questions cost what an edge call would. The
+        LLM's plugin chain does not run: its hooks are written for chat completions."""
+        upstream = await self._upstream(llm_id)
+        call = self._call(upstream, model)
+        messages = [LLMMessage(role="user", content=text) for text in texts]
+        reserved = await self._reserve(call, messages, 0)
+        started = time.perf_counter()
+        answer = await vendor_embed(upstream, call.model, texts)
+        await _db(studio_llm_call_record)(
+            call=call,
+            status_code=answer.status,
+            reserved=reserved,
+            prompt_tokens=answer.prompt_tokens or studio_llm_prompt_estimate(messages),
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            error_type=answer.error_type,
+        )
+        if answer.status >= 400:
+            raise ServiceError(_failure(upstream, answer.status, answer.error_type))
+        return answer.vectors
 
 
 class _Admission:

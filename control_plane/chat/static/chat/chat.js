@@ -1,7 +1,8 @@
 /* The chat page: post a turn (fetch, with the form's CSRF token), then read its reply from an EventSource.
    Vanilla on purpose: EventSource is built into every browser, so nothing is vendored for a page this small.
    Each event is one agent chunk kind (content, tool_call, tool_result, thinking, error, done) and gets its own
-   element as it arrives; content chunks extend the current text. */
+   element as it arrives; content chunks extend the current text. A tool_result tagged
+   `metadata.kind: "datasource_context"` lists the datasource passages the LLM was given. */
 (function () {
   "use strict";
   var transcript = document.getElementById("transcript");
@@ -21,6 +22,34 @@
       div.appendChild(document.createTextNode(" "));
     }
     div.appendChild(document.createTextNode(text));
+    return div;
+  }
+
+  /* The sources of the datasource context (a tool_result tagged `metadata.kind`): datasource, document, score. */
+  function context(chunk) {
+    var sources = chunk.metadata.sources || [];
+    if (!sources.length) { return element("context", chunk.content, "Context"); }
+    var div = element("context", "", "Context");
+    var list = document.createElement("ol");
+    list.className = "sources";
+    sources.forEach(function (s) {
+      var item = document.createElement("li");
+      var name = document.createElement("span");
+      name.className = "source";
+      name.textContent = s.datasource_name + " \u203a " + s.document;
+      var score = document.createElement("span");
+      score.className = "score";
+      score.textContent = "score " + Number(s.score).toFixed(2);
+      var excerpt = document.createElement("div");
+      excerpt.className = "excerpt";
+      excerpt.textContent = s.excerpt;
+      item.appendChild(name);
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(score);
+      item.appendChild(excerpt);
+      list.appendChild(item);
+    });
+    div.appendChild(list);
     return div;
   }
 
@@ -51,7 +80,8 @@
       source.addEventListener(kind, function (e) {
         var chunk = JSON.parse(e.data);
         var failed = kind === "tool_result" && chunk.metadata && chunk.metadata.ok === false;
-        bubble.appendChild(element(kind + (failed ? " failed" : ""), chunk.content, LABELS[kind]));
+        var tagged = chunk.metadata && chunk.metadata.kind === "datasource_context";
+        bubble.appendChild(tagged ? context(chunk) : element(kind + (failed ? " failed" : ""), chunk.content, LABELS[kind]));
         text = null;
       });
     });
