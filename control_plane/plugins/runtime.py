@@ -39,6 +39,7 @@ from shared_sdk.host import (
 )
 from shared_sdk.messages import Direction, Event, PluginManifest
 
+from .reach import PluginReach
 from .sources import plugin_host_import_path, plugin_sources
 from .studio_services import EventCollector, StudioEventBus, StudioKV, StudioServicesImpl, current_collector
 
@@ -66,16 +67,32 @@ _loaded_versions: dict[str, str] = {}
 # The timeout each loaded plugin's spec had (for an isolated plugin: the one its process was spawned with).
 _spawn_timeouts: dict[str, float] = {}
 _event_bus = StudioEventBus()
+# The namespace of each plugin, from the `Plugin` row this process is (re)loading it from: the host asks for a
+# plugin's services on its loop, where the ORM cannot be used, so the row's namespace is noted here first.
+_namespaces: dict[str, str] = {}
 
 
-def _services(slug: str) -> Services:
+def _services(slug: str, namespace: str | None = None) -> Services:
+    """The studio services of plugin `slug`, confined to its namespace (`reach.PluginReach`).
+
+    The namespace comes from the plugin's registration (`namespace`, or what `_note_namespace` recorded before
+    the host loads it), never from the plugin: an isolated plugin's broker serves exactly these objects."""
+    if namespace is None:
+        if slug not in _namespaces:  # fail closed: a plugin of unknown namespace gets no services at all
+            raise RuntimeError(f"plugin {slug!r} is loaded without its registration's namespace")
+        namespace = _namespaces[slug]
+    reach = PluginReach(namespace)
     return Services(
         runtime=Runtime.STUDIO,
         kv=StudioKV(slug),
         logger=StdlibPluginLogger(slug),
-        events=_event_bus.bound(slug),
-        studio=StudioServicesImpl(slug),  # bound to the plugin: its LLM calls are accounted to it
+        events=_event_bus.bound(slug, reach),
+        studio=StudioServicesImpl(slug, reach=reach),  # bound to the plugin: its LLM calls are accounted to it
     )
+
+
+def _note_namespace(plugin: Any) -> None:
+    _namespaces[plugin.slug] = plugin.namespace or ""
 
 
 def _ensure_loop() -> tuple[asyncio.AbstractEventLoop, PluginHost]:
@@ -153,6 +170,7 @@ def _handle(slug: str, method: str, call_timeout_s: float | None) -> tuple[Plugi
         spec = dataclasses.replace(spec, timeout_s=needed)
     if stale:
         host.sources = plugin_sources()
+        _note_namespace(plugin)
         try:
             handle = _run(host.reload(spec))
         except PluginCallError:
@@ -323,6 +341,7 @@ def plugin_reload(slug: str) -> None:
         return
     spec = plugin_spec(plugin)
     host.sources = plugin_sources()
+    _note_namespace(plugin)
     _run(host.reload(spec))
     _loaded_versions[slug] = _version(plugin)
     _spawn_timeouts[slug] = spec.timeout_s
@@ -374,7 +393,8 @@ def plugin_describe(plugin: Any) -> dict[str, Any]:
     Raises the SDK's `PluginLoadError` when it cannot be imported or started.
     """
     spec = plugin_spec(plugin)
-    return _run(_describe(spec, _services(spec.slug)), spec.startup_timeout_s + spec.timeout_s)
+    services = _services(spec.slug, plugin.namespace or "")
+    return _run(_describe(spec, services), spec.startup_timeout_s + spec.timeout_s)
 
 
 def shutdown_runtime() -> None:
