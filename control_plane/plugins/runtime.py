@@ -39,6 +39,7 @@ from shared_sdk.host import (
 )
 from shared_sdk.messages import Direction, Event, PluginManifest
 
+from .reach import PluginReach
 from .sources import plugin_host_import_path, plugin_sources
 from .studio_chain import ChainEntry
 from .studio_services import (
@@ -75,17 +76,34 @@ _loaded_versions: dict[str, str] = {}
 # The timeout each loaded plugin's spec had (for an isolated plugin: the one its process was spawned with).
 _spawn_timeouts: dict[str, float] = {}
 _event_bus = StudioEventBus()
+# The namespace of each plugin, from the `Plugin` row this process is (re)loading it from: the host asks for a
+# plugin's services on its loop, where the ORM cannot be used, so the row's namespace is noted here first.
+_namespaces: dict[str, str] = {}
 
 
-def _services(key: str) -> Services:
-    slug = key.split("@", 1)[0]  # a `slug@llm` instance of an LLM's chain shares its plugin's KV (as at an edge)
+def _services(key: str, namespace: str | None = None) -> Services:
+    """The studio services of plugin instance `key`, confined to its plugin's namespace (`reach.PluginReach`).
+
+    A `slug@llm` instance of an LLM's chain shares its plugin's KV and namespace (as at an edge). The namespace
+    comes from the plugin's registration (`namespace`, or what `_note_namespace` recorded before the host loads
+    it), never from the plugin: an isolated plugin's broker serves exactly these objects."""
+    slug = key.split("@", 1)[0]
+    if namespace is None:
+        if slug not in _namespaces:  # fail closed: a plugin of unknown namespace gets no services at all
+            raise RuntimeError(f"plugin {slug!r} is loaded without its registration's namespace")
+        namespace = _namespaces[slug]
+    reach = PluginReach(namespace)
     return Services(
         runtime=Runtime.STUDIO,
         kv=StudioKV(slug),
         logger=StdlibPluginLogger(slug),
-        events=_event_bus.bound(slug),
-        studio=StudioServicesImpl(slug),  # bound to the plugin: its LLM calls are accounted to it
+        events=_event_bus.bound(slug, reach),
+        studio=StudioServicesImpl(slug, reach=reach),  # bound to the plugin: its LLM calls are accounted to it
     )
+
+
+def _note_namespace(plugin: Any) -> None:
+    _namespaces[plugin.slug] = plugin.namespace or ""
 
 
 def _ensure_loop() -> tuple[asyncio.AbstractEventLoop, PluginHost]:
@@ -163,6 +181,7 @@ def _handle(slug: str, method: str, call_timeout_s: float | None) -> tuple[Plugi
         stale = stale or needed > spawned
         spec = dataclasses.replace(spec, timeout_s=needed)
     if stale:
+        _note_namespace(plugin)
         handle = _load(spec, method)
         _loaded_versions[slug] = _version(plugin)
         _spawn_timeouts[slug] = spec.timeout_s
@@ -201,6 +220,7 @@ class _ChainLoader:
         handle = plugin_host().get(entry.key)
         if handle is None or _loaded_versions.get(entry.key) != entry.version:
             spec = dataclasses.replace(plugin_spec(plugin), slug=entry.key, config=dict(entry.config))
+            _note_namespace(plugin)
             handle = _load(spec, "initialize")
             _loaded_versions[entry.key] = entry.version
         return handle
@@ -378,6 +398,7 @@ def plugin_reload(slug: str) -> None:
         return
     spec = plugin_spec(plugin)
     host.sources = plugin_sources()
+    _note_namespace(plugin)
     _run(host.reload(spec))
     _loaded_versions[slug] = _version(plugin)
     _spawn_timeouts[slug] = spec.timeout_s
@@ -429,7 +450,8 @@ def plugin_describe(plugin: Any) -> dict[str, Any]:
     Raises the SDK's `PluginLoadError` when it cannot be imported or started.
     """
     spec = plugin_spec(plugin)
-    return _run(_describe(spec, _services(spec.slug)), spec.startup_timeout_s + spec.timeout_s)
+    services = _services(spec.slug, plugin.namespace or "")
+    return _run(_describe(spec, services), spec.startup_timeout_s + spec.timeout_s)
 
 
 def shutdown_runtime() -> None:

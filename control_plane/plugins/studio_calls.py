@@ -36,6 +36,7 @@ from shared_sdk.messages import (
 )
 from shared_sdk.vendors import VENDORS, valid_region
 
+from .reach import PluginReach
 from .studio_chain import studio_chain_get
 from .studio_embeddings import vendor_embed
 from .studio_hooks import DONE, StudioAttempt, StudioRequest, answer_of, completion_body
@@ -134,6 +135,7 @@ class StudioLLMCalls:
     through the LLM's plugin chain (`_attempt`), then the vendor call, budgets and analytics."""
 
     plugin_slug: str
+    reach: PluginReach
     user_id: int | None
     source: str
 
@@ -142,8 +144,8 @@ class StudioLLMCalls:
             from control_plane.llms.models import LLM as LLMModel
             from control_plane.llms.secrets import vendor_key_decrypt
 
-            llm = LLMModel.objects.filter(pk=llm_id, is_active=True).first()
-            if llm is None:
+            llm = self.reach.visible(LLMModel.objects.filter(pk=llm_id, is_active=True)).first()
+            if llm is None:  # another namespace's LLM: missing too (a global one is used, as its edges do)
                 raise ServiceError(f"no active LLM {llm_id}")
             preset = VENDORS.get(llm.vendor)
             label = preset.label if preset else llm.vendor

@@ -22,6 +22,7 @@ from shared_sdk import ServiceError
 from shared_sdk.context import EventBus, EventHandler, KVStore, StudioServices, deliver, topic_matches
 from shared_sdk.messages import LLM, App, Direction, Event, Tool, User
 
+from .reach import EVERYWHERE, PluginReach
 from .studio_calls import ChatTurnUser, StudioLLMCalls, serving_chat_user
 from .studio_calls import run_in_db_thread as _db
 
@@ -120,23 +121,36 @@ class StudioEventBus(EventBus):
     Every control-plane process (web, worker, bridge) has its own bus; only the bridge talks to NATS, so a DOWN
     event leaves through the `OutboundEvent` table, which the leader bridge drains in order. Local subscribers
     of this process get every event as LOCAL (what the edges get, too), never twice.
+
+    Each plugin gets the bus `bound` to its slug and its `PluginReach`: its subscriptions hear only the events of
+    its namespace and of namespace "" (a global plugin's hear all), and what it publishes stays in its namespace.
     """
 
-    def __init__(self, source: str = "", shared: dict[str, tuple[str, EventHandler]] | None = None) -> None:
+    def __init__(
+        self,
+        source: str = "",
+        shared: dict[str, tuple[str, EventHandler, PluginReach]] | None = None,
+        reach: PluginReach = EVERYWHERE,
+    ) -> None:
         self.source = source
-        self._subs: dict[str, tuple[str, EventHandler]] = {} if shared is None else shared
+        self.reach = reach
+        self._subs: dict[str, tuple[str, EventHandler, PluginReach]] = {} if shared is None else shared
 
-    def bound(self, source: str) -> StudioEventBus:
-        return StudioEventBus(source, self._subs)
+    def bound(self, source: str, reach: PluginReach = EVERYWHERE) -> StudioEventBus:
+        return StudioEventBus(source, self._subs, reach)
 
     async def publish_event(self, event: Event) -> None:
         if not event.source:
             event.source = self.source
+        try:
+            event.namespace = self.reach.publishing_namespace(event.namespace)
+        except ValueError as exc:
+            raise ServiceError(f"event {event.topic!r} not published: {exc}") from None
         if event.direction is Direction.DOWN:
             await self._queue_down(event)
         local = event if event.direction is Direction.LOCAL else _as_local(event)
-        for pattern, handler in list(self._subs.values()):
-            if pattern == "" or topic_matches(pattern, event.topic):
+        for pattern, handler, reach in list(self._subs.values()):
+            if (pattern == "" or topic_matches(pattern, event.topic)) and reach.hears(event.namespace):
                 try:
                     await deliver(handler, local)
                 except Exception:
@@ -155,7 +169,7 @@ class StudioEventBus(EventBus):
 
     async def subscribe(self, topic: str, handler: EventHandler) -> str:
         sub_id = uuid.uuid4().hex
-        self._subs[sub_id] = (topic, handler)
+        self._subs[sub_id] = (topic, handler, self.reach)
         return sub_id
 
     async def subscribe_all(self, handler: EventHandler) -> str:
@@ -259,10 +273,21 @@ class StudioServicesImpl(StudioLLMCalls, StudioServices):
     One per plugin (`plugin_slug`), so what a plugin spends on LLM calls is attributed to it in analytics; the
     portal's chat makes one per conversation turn with the user (`user_id`, `source="chat"`). An agent plugin's
     calls made while it serves a chat turn are also the chatting user's (`serving_chat_user`).
+
+    `reach` confines a namespaced plugin to its namespace (`control_plane.plugins.reach`): every read is filtered
+    by it, every write checked against it.
     """
 
-    def __init__(self, plugin_slug: str = "", *, user_id: int | None = None, source: str = "studio") -> None:
+    def __init__(
+        self,
+        plugin_slug: str = "",
+        *,
+        reach: PluginReach = EVERYWHERE,
+        user_id: int | None = None,
+        source: str = "studio",
+    ) -> None:
         self.plugin_slug = plugin_slug
+        self.reach = reach
         self.user_id = user_id
         self.source = source
 
@@ -283,7 +308,7 @@ class StudioServicesImpl(StudioLLMCalls, StudioServices):
         def read() -> App | None:
             from control_plane.applications.models import App as AppModel
 
-            app = AppModel.objects.filter(pk=app_id).first()
+            app = self.reach.visible(AppModel.objects.filter(pk=app_id)).first()
             return _app(app) if app else None
 
         return await _db(read)()
@@ -300,7 +325,7 @@ class StudioServicesImpl(StudioLLMCalls, StudioServices):
         def read() -> list[App]:
             from control_plane.applications.models import App as AppModel
 
-            qs = AppModel.objects.order_by("pk")
+            qs = self.reach.visible(AppModel.objects.order_by("pk"))
             if owner_id is not None:
                 qs = qs.filter(owner_id=owner_id)
             if namespace is not None:
@@ -313,11 +338,7 @@ class StudioServicesImpl(StudioLLMCalls, StudioServices):
 
     async def update_app_metadata(self, app_id: int, metadata: dict[str, Any]) -> App:
         def write() -> App:
-            from control_plane.applications.models import App as AppModel
-
-            app = AppModel.objects.filter(pk=app_id).first()
-            if app is None:
-                raise ServiceError(f"no app {app_id}")
+            app = self._writable_app(app_id)
             return _app(_update_app(app, {"metadata": dict(metadata)}))
 
         return await self._write(write)()
@@ -326,12 +347,8 @@ class StudioServicesImpl(StudioLLMCalls, StudioServices):
         def write() -> dict:
             from django.db import transaction
 
-            from control_plane.applications.models import App as AppModel
-
             with transaction.atomic():
-                app = AppModel.objects.select_for_update().filter(pk=app_id).first()
-                if app is None:
-                    raise ServiceError(f"no app {app_id}")
+                app = self._writable_app(app_id, lock=True)
                 metadata = dict(app.metadata)
                 if delete:
                     metadata.pop(key, None)
@@ -341,11 +358,27 @@ class StudioServicesImpl(StudioLLMCalls, StudioServices):
 
         return await self._write(write)()
 
+    def _writable_app(self, app_id: int, *, lock: bool = False) -> AppModel:
+        """App `app_id` if this plugin may change it (`lock`: `SELECT ... FOR UPDATE`, inside a transaction).
+
+        `ServiceError` when the plugin does not see it (missing, or another namespace's: the same message) or may
+        only read it (a global app, for a namespaced plugin)."""
+        from control_plane.applications.models import App as AppModel
+
+        queryset = AppModel.objects.select_for_update() if lock else AppModel.objects.all()
+        app = self.reach.visible(queryset.filter(pk=app_id)).first()
+        if app is None:
+            raise ServiceError(self.reach.missing("app", app_id))
+        refusal = self.reach.write_refusal("app", app.namespace)
+        if refusal is not None:
+            raise ServiceError(refusal)
+        return app
+
     async def get_user(self, user_id: int) -> User | None:
         def read() -> User | None:
             from django.contrib.auth import get_user_model
 
-            user = get_user_model().objects.filter(pk=user_id).first()
+            user = self.reach.visible_users(get_user_model().objects.filter(pk=user_id)).first()
             return _user(user) if user else None
 
         return await _db(read)()
@@ -354,7 +387,7 @@ class StudioServicesImpl(StudioLLMCalls, StudioServices):
         def read() -> LLM | None:
             from control_plane.llms.models import LLM as LLMModel
 
-            llm = LLMModel.objects.filter(pk=llm_id).first()
+            llm = self.reach.visible(LLMModel.objects.filter(pk=llm_id)).first()
             return _llm(llm) if llm else None
 
         return await _db(read)()
@@ -363,7 +396,7 @@ class StudioServicesImpl(StudioLLMCalls, StudioServices):
         def read() -> list[LLM]:
             from control_plane.llms.models import LLM as LLMModel
 
-            return [_llm(x) for x in LLMModel.objects.order_by("pk")[_page(page, limit)]]
+            return [_llm(x) for x in self.reach.visible(LLMModel.objects.order_by("pk"))[_page(page, limit)]]
 
         return await _db(read)()
 
@@ -381,7 +414,7 @@ class StudioServicesImpl(StudioLLMCalls, StudioServices):
                     operations=[str(o) for o in t.operations],
                     metadata=dict(t.metadata),
                 )
-                for t in ToolModel.objects.order_by("pk")[_page(page, limit)]
+                for t in self.reach.visible(ToolModel.objects.order_by("pk"))[_page(page, limit)]
             ]
 
         return await _db(read)()

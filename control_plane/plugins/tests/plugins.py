@@ -221,3 +221,45 @@ class PayloadTaker(BasePlugin, EdgePayloadReceiver):
     async def accept_edge_payload(self, ctx, payload: EdgePayload) -> bool:
         type(self).taken.append(payload.correlation_id)
         return True
+
+
+class NamespaceProbe(BasePlugin, SchedulerPlugin, ManifestProvider):
+    """Tries every studio service on the objects its schedule names (`config[kind][label] = id`) and stores what
+    each answered under `probe:seen`: a name or `None` for reads, "ok" or the error's message for writes. The
+    tests read it to see which namespaces' objects a plugin of a given namespace reaches."""
+
+    name = "namespace-probe"
+    version = "1.0.0"
+
+    def get_manifest(self) -> PluginManifest:
+        return PluginManifest(
+            id="namespace-probe",
+            permissions=ManifestPermissions(services=["apps.write", "users.read", "llms.read", "tools.read"]),
+        )
+
+    async def execute_scheduled_task(self, ctx, schedule) -> None:
+        studio, ids = ctx.services.studio, schedule.config
+        got, replaced, patched = {}, {}, {}
+        for label, app_id in ids["apps"].items():
+            app = await studio.get_app(app_id)
+            got[label] = app.name if app else None
+            replaced[label] = await _outcome(studio.update_app_metadata(app_id, {"probed": True}))
+            patched[label] = await _outcome(studio.patch_app_metadata(app_id, "patched", True))
+        seen: dict[str, object] = {"get_app": got, "update_app_metadata": replaced, "patch_app_metadata": patched}
+        seen["list_apps"] = sorted(app.name for app in await studio.list_apps(1, 100))
+        seen["list_apps_of_b"] = sorted(app.name for app in await studio.list_apps(1, 100, namespace="team-b"))
+        llms = {label: await studio.get_llm(llm_id) for label, llm_id in ids["llms"].items()}
+        seen["get_llm"] = {label: llm.slug if llm else None for label, llm in llms.items()}
+        seen["list_llms"] = sorted(llm.slug for llm in await studio.list_llms(1, 100))
+        seen["list_tools"] = sorted(tool.slug for tool in await studio.list_tools(1, 100))
+        users = {label: await studio.get_user(user_id) for label, user_id in ids["users"].items()}
+        seen["get_user"] = {label: user.email if user else None for label, user in users.items()}
+        await ctx.services.kv.write("probe:seen", json.dumps(seen, sort_keys=True).encode())
+
+
+async def _outcome(call) -> str:
+    try:
+        await call
+    except Exception as exc:
+        return str(exc)
+    return "ok"
