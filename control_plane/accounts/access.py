@@ -12,6 +12,11 @@ Global objects (namespace "" and the global-only models: users, groups, prices, 
 any role holder (they travel in every namespace's snapshot) and changeable only through a role on "".
 A user with no role and no superuser flag, staff or not, administers nothing (self-service only).
 
+Role rows (`NamespaceRole`) live in their namespace like any other object, so the same table decides who grants
+and revokes: an admin of N grants any role in N (it holds the strongest one there, so it hands out nothing it
+lacks), an operator or viewer of N grants nothing, and nobody grants in a namespace they do not administer. The
+API and the admin add one rule on top: only a super-administrator touches a super-administrator's rows.
+
 An API token narrows its owner's access further: to its namespaces (if any) and to reads (if read-only).
 
 `NAMESPACE_PATHS` maps each model to the lookup that reaches its namespace, in ONE place; models not in it
@@ -59,6 +64,7 @@ NAMESPACE_PATHS: dict[str, str] = {
     "sync.configchange": "namespace",
     "audit.auditentry": "namespace",
     "analytics.analyticsevent": "namespace",
+    "accounts.namespacerole": "namespace",
 }
 
 #: Where a new object's namespace comes from when the service derives it (a budget takes its target's).

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 
+from control_plane.config.admin_widgets import NamespacePickerMixin
 from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
 
-from .models import ApiToken, Catalogue
+from .admin_access import NamespaceAdminMixin, RowNamespaceInline, request_user_access
+from .models import ApiToken, Catalogue, NamespaceRole
+from .roles import namespace_role_change, namespace_role_grant, namespace_role_revoke
 from .services import (
     USER_FIELDS,
     catalogue_changed,
@@ -37,25 +42,104 @@ admin.site.unregister(Group)
 
 
 def _may_manage(request, user) -> bool:
-    """A super-administrator's account is changed or deleted only by a super-administrator."""
+    """A super-administrator's account (and roles) is changed or deleted only by a super-administrator."""
     return user is None or not user.is_superuser or request.user.is_superuser
 
 
+class NamespaceRoleInline(RowNamespaceInline, NamespacePickerMixin, admin.TabularInline):
+    """The user's namespace roles, granted and revoked where the caller administers the namespace (see
+    `access.py`): a namespace administrator sees and edits the rows of its namespaces only."""
+
+    model = NamespaceRole
+    extra = 0
+    fields = ["namespace", "role", "source"]
+    readonly_fields = ["source"]
+    verbose_name = "namespace role"
+
+    def _may_grant_to(self, request, obj) -> bool:
+        return _may_manage(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and self._may_grant_to(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._may_grant_to(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._may_grant_to(request, obj)
+
+
 @admin.register(User)
-class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
+class UserAdmin(NamespaceAdminMixin, ServiceAdminMixin, DjangoUserAdmin):
+    """Users, with their namespace roles inline. A namespace administrator who may not change users (a global
+    object) still opens a user's page to grant and revoke roles in its namespaces: every user field is then
+    read-only and saving writes only the roles ("grant-only" below)."""
+
     object_type = "user"
     save_form_m2m = True  # permissions and groups as the form has them (the service set the same groups)
+    inlines = [NamespaceRoleInline]
+
+    def _may_change_user(self, request, obj) -> bool:
+        return super().has_change_permission(request, obj) and _may_manage(request, obj)
+
+    def _grant_only(self, request, obj) -> bool:
+        """May not change this user, but may grant roles to them."""
+        return (
+            obj is not None
+            and _may_manage(request, obj)
+            and not self._may_change_user(request, obj)
+            and request_user_access(request).can_change_any(NamespaceRole)
+        )
 
     def get_readonly_fields(self, request, obj=None):
         """Only a super-administrator grants the flag (see `SUPERUSER_GUARD_MESSAGE`)."""
+        if self._grant_only(request, obj):
+            return flatten_fieldsets(self.fieldsets)
         fields = list(super().get_readonly_fields(request, obj))
         return fields if request.user.is_superuser else [*fields, "is_superuser"]
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if self._grant_only(request, obj):  # nothing of the user is written: no user hooks, no service payload
+            return super(ServiceAdminMixin, self).get_form(request, obj, change=change, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
+
     def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and _may_manage(request, obj)
+        return self._may_change_user(request, obj) or self._grant_only(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and _may_manage(request, obj)
+
+    def user_change_password(self, request, id, form_url=""):
+        user = self.get_object(request, unquote(id))
+        if user is not None and not self._may_change_user(request, user):
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
+
+    def save_model(self, request, obj, form, change):
+        if change and self._grant_only(request, obj):
+            return
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        if change and self._grant_only(request, form.instance):
+            for formset in formsets:
+                self.save_formset(request, form, formset, change=change)
+            return
+        super().save_related(request, form, formsets, change)
+
+    def save_formset(self, request, form, formset, change):
+        """Roles go through the role services (a hand grant, the grantee may enter the admin)."""
+        if formset.model is not NamespaceRole:
+            return super().save_formset(request, form, formset, change)
+        rows = formset.save(commit=False)
+        for row in formset.deleted_objects:
+            namespace_role_revoke(row=row)
+        for row in rows:
+            if row.pk is None:
+                namespace_role_grant(user=form.instance, namespace=row.namespace, role=row.role)
+            else:
+                namespace_role_change(row=row, role=row.role, namespace=row.namespace)
+        return None
 
     def service_data(self, form, obj):
         cd = form.cleaned_data

@@ -4,7 +4,8 @@ Two pieces, installed once when the accounts app is ready:
 
 - `NamespaceRolePermissionBackend` answers Django's model permissions ("may this user change apps at all?")
   from the user's namespace roles, so a role from single sign-on needs no hand-given Django permission;
-- `NamespaceAdminMixin` is put in front of EVERY registered ModelAdmin (and its inlines): querysets show only
+- `NamespaceAdminMixin` is put in front of EVERY registered ModelAdmin (and its inlines, which follow their parent
+  object unless they are a `RowNamespaceInline`, whose rows have a namespace of their own): querysets show only
   viewable namespaces, view/change/delete are checked against the object's namespace, the namespace field
   offers only the namespaces the user may change (and related objects only from those), and actions refuse
   a selection that holds an object the user may not change. The model admins' own refusals (read-only
@@ -21,7 +22,13 @@ from django.contrib import admin, messages
 
 from .access import ALL, NAMESPACE_PATHS, Access, access_for, model_key, namespace_of
 
-__all__ = ["NamespaceAdminMixin", "NamespaceRolePermissionBackend", "install", "request_user_access"]
+__all__ = [
+    "NamespaceAdminMixin",
+    "NamespaceRolePermissionBackend",
+    "RowNamespaceInline",
+    "install",
+    "request_user_access",
+]
 
 _ACTIONS = {"view": "view", "add": "change", "change": "change", "delete": "change"}
 
@@ -68,6 +75,17 @@ def _user_access(user_obj: Any) -> Access:
         cached = access_for(user_obj)
         user_obj._fjordgate_access = cached
     return cached
+
+
+def _narrowed_namespace_field(db_field, field, access: Access, model):
+    """A `namespace` form field offering only the namespaces where `access` may change `model` objects."""
+    if db_field.name != "namespace" or field is None:
+        return field
+    allowed = access.changeable(model_key(model))
+    if allowed is ALL:
+        return field
+    choices = [(ns, ns or "(global)") for ns in sorted(allowed)]
+    return forms.ChoiceField(choices=choices, required=False, label=field.label, help_text=field.help_text)
 
 
 def _filter_changeable(access: Access, queryset):
@@ -126,13 +144,7 @@ class NamespaceAdminMixin(_ModelAdminBase):
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name != "namespace" or field is None:
-            return field
-        allowed = request_user_access(request).changeable(model_key(self.model))
-        if allowed is ALL:
-            return field
-        choices = [(ns, ns or "(global)") for ns in sorted(allowed)]
-        return forms.ChoiceField(choices=choices, required=False, label=field.label, help_text=field.help_text)
+        return _narrowed_namespace_field(db_field, field, request_user_access(request), self.model)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.remote_field.model
@@ -194,13 +206,47 @@ class _InlineOfParent(_InlineBase):
         return self._may_change_parent(request, obj) and super().has_delete_permission(request, obj)
 
 
+class RowNamespaceInline(_InlineBase):
+    """Inlines whose rows live in their own namespace, whatever the parent's (the namespace roles under a global
+    user): each row follows the caller's access to the row's namespace, not to the parent. Listed are the rows
+    of the namespaces the caller may change, else (read-only) of those it may view; the namespace field offers
+    only the changeable ones. Put in front of such an inline's Django class; `install` leaves it as it is."""
+
+    def get_queryset(self, request):
+        access = request_user_access(request)
+        queryset = super().get_queryset(request)
+        if access.can_change_any(self.model):
+            return _filter_changeable(access, queryset)
+        return access.filter_visible(queryset)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request_user_access(request).administers_anything and super().has_view_permission(request, obj)
+
+    def _may_change_rows(self, request) -> bool:
+        access = request_user_access(request)
+        return access.administers_anything and access.can_change_any(self.model)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._may_change_rows(request) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._may_change_rows(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._may_change_rows(request) and super().has_delete_permission(request, obj)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        return _narrowed_namespace_field(db_field, field, request_user_access(request), self.model)
+
+
 def install(site: admin.AdminSite = admin.site) -> None:
     """Put the namespace checks in front of every model admin (and inline) registered on `site`."""
     for model_admin in site._registry.values():
         model_admin.__class__ = _namespaced(type(model_admin))
         model_admin.inlines = [  # type: ignore[misc]  # per instance: this admin's own inline classes
             inline
-            if issubclass(inline, _InlineOfParent)
+            if issubclass(inline, _InlineOfParent | RowNamespaceInline)
             else type(f"Namespaced{inline.__name__}", (_InlineOfParent, inline), {"__module__": inline.__module__})
             for inline in model_admin.inlines
         ]

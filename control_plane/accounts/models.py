@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 
 from control_plane.config.json_fields import JSONObjectField
-from control_plane.sync.namespaces import validate_namespace
+from control_plane.sync.namespaces import namespace_check, validate_namespace
 
 
 class Profile(models.Model):
@@ -51,20 +51,33 @@ class Catalogue(models.Model):
 
 class NamespaceRole(models.Model):
     """What a user may do in one namespace ("" = the global objects). Super-administrators (`is_superuser`)
-    need none: they see and change everything."""
+    need none: they see and change everything.
+
+    A role row lives in its namespace like any namespaced object (`access.NAMESPACE_PATHS`), so granting one is
+    changing an object of that namespace: only its administrators (and super-administrators) may. `source` says
+    who owns the row: a hand grant stays until revoked by hand, a single sign-on row is recomputed at each sign-in
+    (`roles.py`)."""
 
     class Role(models.TextChoices):
         ADMIN = "admin", "administrator"
         OPERATOR = "operator", "operator (edges, plugins, schedules; domain read-only)"
         VIEWER = "viewer", "viewer (read-only)"
 
+    class Source(models.TextChoices):
+        MANUAL = "manual", "granted by hand"
+        SSO = "sso", "single sign-on (recomputed at each sign-in)"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="namespace_roles")
-    namespace = models.CharField(max_length=63, blank=True, default="")
+    namespace = models.CharField(max_length=63, blank=True, default="", validators=[validate_namespace])
     role = models.CharField(max_length=10, choices=Role.choices)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL, editable=False)
 
     class Meta:
         ordering = ["user_id", "namespace"]
-        constraints = [models.UniqueConstraint(fields=["user", "namespace"], name="one_role_per_user_namespace")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "namespace"], name="one_role_per_user_namespace"),
+            namespace_check("accounts_namespacerole"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.role} of {self.namespace or '(global)'}"

@@ -17,8 +17,11 @@ default `groups`) through `FJORDGATE_OIDC_GROUP_MAP`, a JSON object from a provi
   user may request in the portal. A provider group with the same name as an existing Fjordgate group joins it
   without a mapping.
 
-The user's flags, groups and roles are replaced by what the claim grants now, so removing someone from a
-provider group takes effect at their next sign-in. Users created by sign-in have no usable local password.
+The user's flags, groups and sign-in roles are replaced by what the claim grants now, so removing someone from a
+provider group takes effect at their next sign-in. Roles granted by hand (admin, API) stay, except in a namespace
+the claim grants a role in, where the claim decides (`roles.py`); a user left with such roles stays staff. A
+mapped namespace that breaks the namespace rule (`sync/namespaces.py`) is skipped and logged, never stored. Users
+created by sign-in have no usable local password.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from mozilla_django_oidc.views import (  # type: ignore[import-untyped]
 )
 
 from control_plane.audit.actor import acting_as
+from control_plane.sync.namespaces import namespace_is_valid
 
 from .oidc_grants import Grants, parse_group_map
 
@@ -109,6 +113,16 @@ def grants_from_claims(claims: dict[str, Any]) -> Grants:
     grants = Grants()
     for provider_group in _claimed_groups(claims):
         for grant in mapping.get(provider_group, []):
+            kind, _, namespace = grant.partition(":")
+            if kind in Grants.ROLES and not namespace_is_valid(namespace):
+                log.warning(
+                    "ignored grant %r of provider group %r for %s: %r is no valid namespace",
+                    grant,
+                    provider_group,
+                    claims.get("sub", "?"),
+                    namespace,
+                )
+                continue
             grants.add(grant)
         if provider_group in existing:
             grants.add(f"group:{provider_group}")
@@ -171,7 +185,7 @@ class FjordgateOIDCBackend(OIDCAuthenticationBackend):
 
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
         from .models import Profile
-        from .services import user_namespace_roles_set
+        from .roles import user_namespace_roles_set
 
         grants = grants_from_claims(claims)
         # The provider's claim, not the person signing in, decides these flags, groups and roles: the audit trail
@@ -181,10 +195,10 @@ class FjordgateOIDCBackend(OIDCAuthenticationBackend):
             user.first_name = str(claims.get("given_name", user.first_name))[:150]
             user.last_name = str(claims.get("family_name", user.last_name))[:150]
             user.is_superuser = grants.superuser
-            user.is_staff = grants.staff
+            user_namespace_roles_set(user=user, roles=grants.roles)
+            user.is_staff = grants.staff or user.namespace_roles.exists()  # hand grants kept need the admin
             user.save()
             user.groups.set([Group.objects.get_or_create(name=name)[0] for name in sorted(grants.groups)])
-            user_namespace_roles_set(user=user, roles=grants.roles)
             profile, _ = Profile.objects.get_or_create(user=user)
             profile.metadata = {
                 **profile.metadata,

@@ -33,6 +33,7 @@ class Grants:
     """What one sign-in grants: flags, Fjordgate groups, namespace roles (the strongest role per namespace)."""
 
     _RANK = {"viewer": 0, "operator": 1, "admin": 2}
+    ROLES = frozenset(_RANK)
 
     def __init__(self) -> None:
         self.superuser = False

@@ -223,25 +223,3 @@ def catalogue_changed(*, group: Group) -> None:
     """The LLMs a catalogue grants travel in every namespace's snapshot (`LLMConfig.granted_group_ids`): a new
     config version, so the edges stop (or start) serving the group's members at once."""
     config_change_record(namespace="", reason=f"catalogue of group {group.name} changed")
-
-
-def user_namespace_roles_set(*, user, roles: dict[str, str]) -> None:
-    """Replace the user's namespace roles with `roles` (namespace -> admin | operator | viewer)."""
-    from .models import NamespaceRole
-
-    valid = set(NamespaceRole.Role.values)
-    bad = sorted(role for role in roles.values() if role not in valid)
-    if bad:
-        raise ValidationError({"roles": f"unknown role(s) {bad}; use one of {sorted(valid)}"})
-    with transaction.atomic():
-        current = {r.namespace: r for r in NamespaceRole.objects.filter(user=user)}
-        for namespace, row in current.items():
-            if namespace not in roles:
-                row.delete()
-        for namespace, role in roles.items():
-            existing = current.get(namespace)
-            if existing is None:
-                NamespaceRole.objects.create(user=user, namespace=namespace, role=role)
-            elif existing.role != role:
-                existing.role = role
-                existing.save(update_fields=["role"])

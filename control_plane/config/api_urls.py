@@ -4,6 +4,7 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from control_plane.accounts.apis import GroupViewSet, UserViewSet
+from control_plane.accounts.role_apis import NamespaceRoleViewSet
 from control_plane.accounts.token_apis import ApiTokenViewSet, ObtainTokenView
 from control_plane.applications.apis import AppViewSet, CredentialViewSet
 from control_plane.audit.apis import AuditEntryViewSet
@@ -18,6 +19,7 @@ from control_plane.sync.apis import ConfigChangeViewSet
 router = DefaultRouter()
 router.register("users", UserViewSet, basename="user")
 router.register("groups", GroupViewSet, basename="group")
+router.register("namespace-roles", NamespaceRoleViewSet, basename="namespacerole")
 router.register("auth/tokens", ApiTokenViewSet, basename="apitoken")
 router.register("apps", AppViewSet, basename="app")
 router.register("credentials", CredentialViewSet, basename="credential")

@@ -1,7 +1,8 @@
 """The ONE table of who may do what, read by the API and admin permission-matrix tests.
 
 Rows are roles; columns are where the object lives and which kind it is:
-    domain        apps, keys, LLMs, tools, datasources, budgets
+    domain        apps, keys, LLMs, tools, datasources, budgets, namespace roles (granting a role in N is
+                  writing an object of N: its administrators grant, its operators and viewers do not)
     ops           plugins, schedules, edges (what an operator runs)
     global        global-only models (users, prices)
 Cells list the operations allowed: l(ist) v(iew) c(reate) u(pdate) d(elete); "-" = none.
@@ -39,6 +40,7 @@ KIND_CLASS = {
     "tool": "domain",
     "datasource": "domain",
     "budget": "domain",
+    "role": "domain",
     "plugin": "ops",
     "schedule": "ops",
     "edge": "ops",

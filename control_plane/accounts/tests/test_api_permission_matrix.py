@@ -29,6 +29,7 @@ UPDATES: dict[str, dict[str, Any]] = {
     "schedule": {"enabled": False},
     "user": {"first_name": "Changed"},
     "price": {"prompt_per_million": "2", "vendor": "v", "completion_per_million": "1"},
+    "role": {"role": "operator"},
 }
 NOT_IN_API = {("edge", "create"), ("edge", "delete")}  # edges register themselves over NATS
 

@@ -27,6 +27,7 @@ URLS = {
     "edge": "/api/v1/edges/",
     "user": "/api/v1/users/",
     "price": "/api/v1/model-prices/",
+    "role": "/api/v1/namespace-roles/",
 }
 _serial = itertools.count(1)
 
@@ -78,6 +79,9 @@ class World:
             return {"plugin": self.parents["plugin", ns], "schedule_id": name, "name": name, "cron": "0 * * * *"}
         if kind == "user":
             return {"username": name, "password": "pw-Matrix-123456!"}
+        if kind == "role":
+            grantee = get_user_model().objects.create_user(_name("grantee"))
+            return {"user": grantee.pk, "namespace": ns, "role": "viewer"}
         if kind == "price":
             return {"vendor": "v", "model": name, "prompt_per_million": "1", "completion_per_million": "1"}
         raise AssertionError(kind)

@@ -167,7 +167,7 @@ def test_a_namespace_administrator_reads_only_the_entries_of_its_namespaces(djan
 
 
 def test_granting_changing_and_removing_a_namespace_role_is_recorded(django_user_model):
-    from control_plane.accounts.services import user_namespace_roles_set
+    from control_plane.accounts.roles import user_namespace_roles_set
 
     user = django_user_model.objects.create_user("carol", "c@example.com", "pw-carol-123456")
     with acting_as("system", "oidc sign-in", "web"):

@@ -11,6 +11,7 @@ def seed_one_of_each(admin_user) -> None:
 
     from django.contrib.auth.models import Group
 
+    from control_plane.accounts.roles import namespace_role_grant
     from control_plane.accounts.services import group_save
     from control_plane.analytics.services import analytics_ingest_batches
     from control_plane.applications.services import app_create, credential_create
@@ -33,6 +34,7 @@ def seed_one_of_each(admin_user) -> None:
     tag_get_or_create(name="tag")
     model_price_upsert(data={"vendor": "mock", "model": "m", "prompt_per_million": "1"})
     group_save(name="team")
+    namespace_role_grant(user=type(admin_user).objects.create_user("viewer"), namespace="demo", role="viewer")
     admin_user.groups.add(Group.objects.get(name="team"))
     app = app_create(data={"name": "A", "llm_ids": [llm.pk], "approved": True})
     credential_create(app=app, name="key")
