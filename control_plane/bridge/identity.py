@@ -74,8 +74,8 @@ def telemetry_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> Sco
                 llm_ids.add(record.llm_id)
     app_ns, llm_ns = _namespaces_of(App, app_ids), _namespaces_of(LLM, llm_ids)
 
-    def refusal(record, namespace: str) -> str | None:
-        for kind, object_id, owners in (("app", record.app_id, app_ns), ("LLM", record.llm_id, llm_ns)):
+    def refusal(app_id: int | None, llm_id: int | None, namespace: str) -> str | None:
+        for kind, object_id, owners in (("app", app_id, app_ns), ("LLM", llm_id, llm_ns)):
             if object_id is None:
                 continue
             owner = owners.get(object_id)
@@ -85,26 +85,38 @@ def telemetry_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> Sco
                 return f"{kind} {object_id} belongs to namespace {owner!r}"
         return None
 
+    # A fetch names a handful of (app, LLM) pairs across thousands of records: decide each pair once.
+    verdicts: dict[tuple[int | None, int | None, str], str | None] = {}
     result = ScopedTelemetry()
     for identity, batch in received:
+        namespace, edge_id = identity.namespace, identity.edge_id
         kept: dict[str, list] = {"analytics": [], "budget_usage": [], "proxy_logs": []}
         refused, first = 0, ""
         for section, records in kept.items():
+            append = records.append
             for record in getattr(batch, section):
-                reason = refusal(record, identity.namespace)
+                key = (record.app_id, record.llm_id, namespace)
+                try:
+                    reason = verdicts[key]
+                except KeyError:
+                    reason = verdicts[key] = refusal(record.app_id, record.llm_id, namespace)
                 if reason is not None:
                     refused, first = refused + 1, first or reason
                     continue
-                if section != "budget_usage":  # these carry their own copy of the identity
-                    record = msgspec.structs.replace(record, namespace=identity.namespace, edge_id=identity.edge_id)
-                records.append(record)
-        result.batches.append(
-            msgspec.structs.replace(batch, namespace=identity.namespace, edge_id=identity.edge_id, **kept)
-        )
+                # Budget-usage records carry no identity of their own. The others are rebuilt only when they claim
+                # an edge or namespace other than the subject's (an empty one defers to the batch's, which is the
+                # subject's below): an honest edge's records pass as they are.
+                if section != "budget_usage" and (
+                    (record.namespace and record.namespace != namespace)
+                    or (record.edge_id and record.edge_id != edge_id)
+                ):
+                    record = msgspec.structs.replace(record, namespace=namespace, edge_id=edge_id)
+                append(record)
+        result.batches.append(msgspec.structs.replace(batch, namespace=namespace, edge_id=edge_id, **kept))
         if refused:
             result.refused += refused
             result.reasons.append(
-                f"{refused} record(s) of batch {batch.batch_id[:64]!r} from edge {identity.edge_id!r} of namespace "
-                f"{identity.namespace!r}: {first}"
+                f"{refused} record(s) of batch {batch.batch_id[:64]!r} from edge {edge_id!r} of namespace "
+                f"{namespace!r}: {first}"
             )
     return result

@@ -4,10 +4,16 @@ from decimal import Decimal
 
 import pytest
 
-from control_plane.analytics.models import AnalyticsEvent, BudgetUsageRecord
+from control_plane.analytics.models import AnalyticsEvent, BudgetUsageRecord, ProxyLogRecord
 from control_plane.analytics.selectors import budget_spend_for_snapshot
-from control_plane.analytics.services import analytics_apply_retention, analytics_ingest_batches
-from shared_sdk.messages import AnalyticsRecord, BudgetUsage
+from control_plane.analytics.services import (
+    ANALYTICS_COLUMNS,
+    LOG_COLUMNS,
+    USAGE_COLUMNS,
+    analytics_apply_retention,
+    analytics_ingest_batches,
+)
+from shared_sdk.messages import AnalyticsRecord, BudgetUsage, PluginContextInfo, ProxyLog
 from shared_sdk.snapshot import BudgetConfig, ConfigSnapshot, UserConfig
 from shared_sdk.sync_protocol import TelemetryBatch
 
@@ -64,3 +70,63 @@ def test_retention_deletes_only_old_rows(monkeypatch):
     assert analytics_apply_retention() == 2
     assert AnalyticsEvent.objects.count() == 1 and BudgetUsageRecord.objects.count() == 0
     assert AnalyticsEvent.objects.get().timestamp > dt.datetime.now(tz=dt.UTC) - dt.timedelta(days=1)
+
+
+def test_every_value_an_edge_sends_is_stored_as_sent():
+    """Rows go in through binary COPY from tuples: each column must land with its own value and type (the context
+    as a JSON object, not a JSON string; the edge's timestamp to the microsecond; bodies as bytes)."""
+    stamp = 1_733_240_123.456789
+    context = PluginContextInfo(request_id="q1", app_id=7, metadata={"tag": "a\tb\n", "n": 2})
+    record = AnalyticsRecord(
+        request_id="q1",
+        app_id=7,
+        user_id=3,
+        llm_id=5,
+        llm_slug="s" * 150,
+        model="gpt",
+        status_code=429,
+        prompt_tokens=12,
+        completion_tokens=30,
+        cost=Decimal("0.0000720001"),
+        latency_ms=41.5,
+        ttft_ms=None,
+        streamed=True,
+        timestamp=stamp,
+        error_type="rate_limited",
+        context=context,
+    )
+    usage = BudgetUsage(request_id="q1", app_id=7, cost=Decimal("1.25"), period_start=stamp, timestamp=stamp)
+    log = ProxyLog(request_id="q1", app_id=7, request_body=b"\x00\xffin", response_body=b"out", response_code=200)
+    analytics_ingest_batches([TelemetryBatch(batch_id="b", edge_id="e1", namespace="demo", created_at=stamp,
+                                             analytics=[record], budget_usage=[usage], proxy_logs=[log])])  # fmt: skip
+    when = dt.datetime(2024, 12, 3, 15, 35, 23, 456789, tzinfo=dt.UTC)
+    event = AnalyticsEvent.objects.get()
+    assert (event.timestamp, event.llm_slug, event.total_tokens, event.cost) == (when, "s" * 100, 42, record.cost)
+    assert (event.ttft_ms, event.streamed, event.status_code, event.edge_id, event.namespace) == (
+        None,
+        True,
+        429,
+        "e1",
+        "demo",
+    )
+    assert event.context == {"request_id": "q1", "app_id": 7, "metadata": {"tag": "a\tb\n", "n": 2}}  # defaults omitted
+    assert event.received_at > dt.datetime.now(tz=dt.UTC) - dt.timedelta(minutes=1)
+    stored_usage = BudgetUsageRecord.objects.get()
+    assert (stored_usage.timestamp, stored_usage.period_start, stored_usage.period_end) == (when, when, None)
+    assert (stored_usage.cost, stored_usage.edge_id, stored_usage.namespace) == (Decimal("1.25"), "e1", "demo")
+    stored_log = ProxyLogRecord.objects.get()
+    assert (bytes(stored_log.request_body), bytes(stored_log.response_body), stored_log.context) == (
+        b"\x00\xffin",
+        b"out",
+        {},
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "columns"),
+    [(AnalyticsEvent, ANALYTICS_COLUMNS), (BudgetUsageRecord, USAGE_COLUMNS), (ProxyLogRecord, LOG_COLUMNS)],
+)
+def test_ingest_writes_every_column_of_its_table(model, columns):
+    """The row builders list their columns by hand: a field added to the model must be added there too."""
+    fields = {field.name for field in model._meta.concrete_fields if not field.primary_key}
+    assert sorted(columns) == sorted(fields)
