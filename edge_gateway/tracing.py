@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextvars import Token
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -51,7 +52,15 @@ from shared_sdk.pipeline import AuthResult, HookChain, HookTiming, RequestPhaseR
 
 from .providers.base import UpstreamSpec
 
-__all__ = ["AttemptSpan", "EdgeTracing", "TracedHookChain", "gen_ai_operation", "gen_ai_system", "traces_url"]
+__all__ = [
+    "AttemptSpan",
+    "EdgeTracing",
+    "RequestSpan",
+    "TracedHookChain",
+    "gen_ai_operation",
+    "gen_ai_system",
+    "traces_url",
+]
 
 _OPERATIONS = {
     "chat": "chat",
@@ -69,6 +78,9 @@ _SYSTEMS = {
     "vertex": "gcp.vertex_ai",
 }
 _T = TypeVar("_T")
+_SAMPLED: ContextVar[bool] = ContextVar("fjordgate_edge_sampled", default=False)
+"""True inside a sampled request: what the phases test before building a span (a tenth of the cost of asking
+OpenTelemetry's context for the current span, on every unsampled request)."""
 _PROPAGATOR = TraceContextTextMapPropagator()
 _ROOT = otel_context.Context()
 """The parent of a new trace: none, whatever happens to be current."""
@@ -136,7 +148,7 @@ class EdgeTracing:
 
     # -- the request -------------------------------------------------------------------------------------------
 
-    def start_request(self, headers: Mapping[str, str], kind: str) -> tuple[Span, Token[otel_context.Context]] | None:
+    def start_request(self, headers: Mapping[str, str], kind: str) -> RequestSpan | None:
         """The request's server span, made current; None when it is not sampled (nothing made current, so no
         child span is built either)."""
         if "traceparent" in headers:
@@ -152,12 +164,13 @@ class EdgeTracing:
         span = self.tracer.start_span(gen_ai_operation(kind), context=parent, kind=SpanKind.SERVER)
         if not span.is_recording():
             return None
-        return span, otel_context.attach(trace.set_span_in_context(span))
+        return RequestSpan(span, otel_context.attach(trace.set_span_in_context(span)), _SAMPLED.set(True))
 
-    def end_request(self, started: tuple[Span, Token[otel_context.Context]], ex: Any) -> None:
+    def end_request(self, started: RequestSpan, ex: Any) -> None:
         """Name and describe the request's span from the finished `Exchange`, then end it."""
-        span, token = started
-        otel_context.detach(token)
+        span = started.span
+        _SAMPLED.reset(started.sampled)
+        otel_context.detach(started.token)
         attributes = _request_attributes(ex)
         span.update_name(
             f"{attributes['gen_ai.operation.name']} {ex.model or attributes.get('gen_ai.request.model', '')}".rstrip()
@@ -173,7 +186,7 @@ class EdgeTracing:
         self, spec: UpstreamSpec, model: str, kind: str, attempt: int, retry: int, url: str
     ) -> AttemptSpan | None:
         """One upstream attempt's client span (None when the request is not sampled)."""
-        if not trace.get_current_span().is_recording():
+        if not _SAMPLED.get():
             return None
         operation = gen_ai_operation(kind)
         system = gen_ai_system(spec.vendor)
@@ -197,7 +210,7 @@ class EdgeTracing:
 
     def start_handoff(self) -> Span | None:
         """The telemetry hand-off's span (None when the request is not sampled)."""
-        if not trace.get_current_span().is_recording():
+        if not _SAMPLED.get():
             return None
         return self.tracer.start_span("telemetry hand-off", kind=SpanKind.INTERNAL)
 
@@ -240,6 +253,15 @@ def _request_attributes(ex: Any) -> dict[str, Any]:
     if ex.status_code >= 400:
         attributes["error.type"] = ex.error_type or str(ex.status_code)
     return attributes
+
+
+@dataclass(slots=True)
+class RequestSpan:
+    """A sampled request's span and what `end_request` undoes (the context made current, the sampled flag)."""
+
+    span: Span
+    token: Token[otel_context.Context]
+    sampled: Token[bool]
 
 
 class _DrawnIds(RandomIdGenerator):
@@ -317,7 +339,7 @@ class TracedHookChain(HookChain):
         self.tracer = tracer
 
     def _phase_span(self, method: str, phase: str) -> Span | None:
-        if not self.hooks(method) or not trace.get_current_span().is_recording():
+        if not _SAMPLED.get() or not self.hooks(method):
             return None
         return self.tracer.start_span(
             f"plugins {phase}",

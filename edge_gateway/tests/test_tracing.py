@@ -8,6 +8,7 @@ sampling nothing sends nothing."""
 
 from __future__ import annotations
 
+import contextvars
 import gzip
 import os
 import subprocess
@@ -286,10 +287,14 @@ def test_new_traces_are_sampled_at_the_configured_ratio():
     tracing = EdgeTracing(
         endpoint="http://unused:4318", sample_ratio=0.5, edge_id="e", namespace="n", exporter=exported
     )
-    for _ in range(4000):
-        started = tracing.start_request({}, "chat")
-        if started is not None:
-            otel_context.detach(started[1])
-            started[0].end()
+
+    def requests() -> None:
+        for _ in range(4000):
+            started = tracing.start_request({}, "chat")
+            if started is not None:
+                otel_context.detach(started.token)
+                started.span.end()
+
+    contextvars.copy_context().run(requests)  # what the spans made current stays in there
     tracing.shutdown()
     assert 1800 <= len(exported.get_finished_spans()) <= 2200
