@@ -228,6 +228,26 @@ def test_a_sampled_request_shows_its_plugin_phases_each_upstream_attempt_and_the
         assert secret.encode() not in exported
 
 
+def test_a_stream_is_traced_to_its_end_with_its_usage_and_stream_complete_phase(upstream, tmp_path):
+    body = {
+        "model": "mock-gpt",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": SECRET_PROMPT}],
+    }
+    with otlp_receiver() as receiver:
+        with run_edge(failover_snapshot(upstream), tmp_path, otel_endpoint=receiver.url, otel_sample_ratio=1.0) as edge:
+            reply = httpx.post(f"{edge.url}/v1/chat/completions", headers=AUTH, json=body, timeout=15)
+    assert reply.status_code == 200 and b"[DONE]" in reply.content
+    (server,) = [s for s in receiver.spans if s.kind == 2]
+    assert server.name == "chat mock-gpt" and server.attributes["fjordgate.streamed"] is True
+    assert server.attributes["gen_ai.usage.output_tokens"] > 0
+    (attempt,) = [s for s in receiver.spans if s.kind == 3]
+    assert attempt.attributes["http.response.status_code"] == 200 and attempt.parent_id == server.span_id
+    assert any(s.name == "plugins stream_complete" for s in receiver.spans)
+    assert SECRET_PROMPT.encode() not in b"".join(receiver.bodies)
+
+
 def test_an_edge_sampling_nothing_exports_only_what_a_caller_sampled(upstream, tmp_path):
     with otlp_receiver() as receiver:
         with run_edge(failover_snapshot(upstream), tmp_path, otel_endpoint=receiver.url, otel_sample_ratio=0.0) as edge:
