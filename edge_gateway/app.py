@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -48,6 +48,7 @@ from .errors import error_body
 from .kv import EdgeKV
 from .metrics import EdgeMetrics, MetricsSink, hook_observer
 from .pipeline import Pipeline
+from .plugin_loading import plain_chain
 from .ratelimit import RateLimiter
 from .response_store import ResponseStore
 from .responses_endpoint import StoredResponsesEndpoint
@@ -58,6 +59,9 @@ from .telemetry_queue import TelemetryQueue
 from .upstream import AiohttpTransport, UpstreamTransport
 from .upstream_call import Backoff
 from .upstream_h1 import H1Transport
+
+if TYPE_CHECKING:  # imported at run time only when tracing is configured (`_tracing`)
+    from .tracing import EdgeTracing
 
 __all__ = ["Edge", "create_app"]
 
@@ -102,8 +106,24 @@ def upstream_transport(settings: EdgeSettings) -> UpstreamTransport:
     return H1Transport(deadline_s=settings.upstream_deadline_s)
 
 
+def _tracing(settings: EdgeSettings) -> EdgeTracing | None:
+    """The edge's `EdgeTracing` when `EDGE_OTEL_ENDPOINT` is set; None (and the SDK never imported) otherwise."""
+    if not settings.otel_endpoint:
+        return None
+    from .tracing import EdgeTracing
+
+    return EdgeTracing(
+        endpoint=settings.otel_endpoint,
+        sample_ratio=settings.otel_sample_ratio,
+        edge_id=settings.edge_id,
+        namespace=settings.namespace,
+        worker=settings.worker,
+    )
+
+
 def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = None) -> Edge:
     metrics = EdgeMetrics()
+    tracing = _tracing(settings)
     kv = EdgeKV(os.path.join(settings.state_dir, "kv.sqlite3"))
     hub = EdgeEventHub()
     holder: list[ConfigStore] = []
@@ -121,6 +141,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         hook_observer=hook_observer(metrics),
         breaker_failures=settings.breaker_failures,
         breaker_cooldown_s=settings.breaker_cooldown_s,
+        chain_factory=tracing.chain if tracing is not None else plain_chain,
     )
     holder.append(store)
     metrics.registry.register(DeploymentStates(lambda: store.current.llms_by_id.values() if store.current else ()))
@@ -144,6 +165,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         metrics=metrics,
         backoff=Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s),
         responses=ResponseStore(kv, settings.responses_ttl_s, settings.responses_max_bytes),
+        tracing=tracing,
     )
     return Edge(settings, store, telemetry, metrics, kv, hub, runtime, Pipeline(runtime), [0])
 
@@ -373,6 +395,8 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
             await edge.store.aclose()
             await edge.runtime.transport.aclose()
             await edge.kv.close()
+            if edge.runtime.tracing is not None:
+                await asyncio.to_thread(edge.runtime.tracing.shutdown)  # exports what is queued
 
     routes = _routes(edge)
     app = Starlette(

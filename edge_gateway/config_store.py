@@ -41,7 +41,7 @@ from .budgets import BudgetTracker
 from .compile_snapshot import ConfigRejected, compile_snapshot
 from .compiled import CompiledApp, CompiledConfig, CompiledLLM, PluginChain, literal_text
 from .deployments import DEFAULT_COOLDOWN_S, DEFAULT_FAILURES, HealthBook
-from .plugin_loading import PluginLoader
+from .plugin_loading import ChainFactory, PluginLoader, plain_chain
 
 __all__ = [
     "CompiledApp",
@@ -68,6 +68,7 @@ class ConfigStore:
         state_dir: str | None = None,
         budgets: BudgetTracker | None = None,
         hook_observer: Callable[[HookTiming], None] | None = None,
+        chain_factory: ChainFactory = plain_chain,
         breaker_failures: int = DEFAULT_FAILURES,
         breaker_cooldown_s: float = DEFAULT_COOLDOWN_S,
     ) -> None:
@@ -80,7 +81,7 @@ class ConfigStore:
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[CompiledConfig], Any]] = []
         self.hook_observer = hook_observer
-        self.plugins = PluginLoader(host, hook_observer)
+        self.plugins = PluginLoader(host, hook_observer, chain_factory)
         self.health = HealthBook(breaker_failures, breaker_cooldown_s)
         """Each LLM's circuit breaker on this edge, kept across configs (`deployments.py`)."""
 

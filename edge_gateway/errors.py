@@ -138,6 +138,8 @@ class UpstreamError(Exception):
         self.code = code
         self.body = body
         self.headers = headers or {}
+        self.upstream_status = 0
+        """The vendor's own HTTP status when it answered with an error (0: no answer, e.g. a timeout)."""
 
 
 def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> bytes:

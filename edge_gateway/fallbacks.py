@@ -171,6 +171,8 @@ class UpstreamPhase:
             on_retry=lambda target: rt.metrics.retries.labels(target.slug).inc(),
             provider=provider,
             move_on=self._sibling_ready if self.group is not None else None,
+            tracing=rt.tracing,
+            kind=self.out.ex.kind,
         )
 
     async def _untranslatable(self, attempt: Attempt, error: GatewayError) -> bool:

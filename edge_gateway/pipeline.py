@@ -122,6 +122,8 @@ class Pipeline:
         hold = _HoldLast(send) if rt.telemetry.has_durable_sinks else None
         watch = self.watches.watch(hold.send if hold is not None else send)
         out = Outlet(ex, watch.send, rt.settings.log_bodies)
+        tracing = rt.tracing
+        traced = tracing.start_request(headers, kind) if tracing is not None else None
         try:
             await self._answer(out, scope, receive, headers, native_slug, native_path, watch)
         except asyncio.CancelledError:
@@ -136,9 +138,14 @@ class Pipeline:
             watch.stop()
             if ex.probe is not None:  # a no-op when the probe's call reported (the breaker moved on)
                 ex.probe[0].release(ex.probe[1])
-            pending = account(ex, rt)  # the last step, exactly once
-            if hold is not None:
-                await hold.release(pending)
+            if traced is None:
+                pending = account(ex, rt)  # the last step, exactly once
+                if hold is not None:
+                    await hold.release(pending)
+            else:
+                await _traced_handoff(ex, rt, hold)
+                assert tracing is not None
+                tracing.end_request(traced, ex)
 
     async def _answer(
         self,
@@ -321,6 +328,23 @@ class Pipeline:
                     await phase.run_after_refusal(attempt, sc.error)
                     return
         await answer_short_circuit(out, hooks, prepared.executed, sc, prepared.short_circuited_by, caller.call.stream)
+
+
+async def _traced_handoff(ex: Exchange, rt: EdgeRuntime, hold: _HoldLast | None) -> None:
+    """Accounting and the wait for its durable writes, under a `telemetry hand-off` span (sampled requests)."""
+    assert rt.tracing is not None
+    span = rt.tracing.start_handoff()
+    try:
+        pending = account(ex, rt)
+        if span is not None:
+            span.set_attributes(
+                {"fjordgate.telemetry.accounted": ex.accounted, "fjordgate.telemetry.durable": len(pending)}
+            )
+        if hold is not None:
+            await hold.release(pending)
+    finally:
+        if span is not None:
+            span.end()
 
 
 def _request_id(headers: dict[str, str]) -> str:

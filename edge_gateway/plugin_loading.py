@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared_sdk import PluginCallError
@@ -26,14 +26,21 @@ __all__ = ["PluginLoader"]
 log = logging.getLogger("fjordgate.edge.config")
 
 Observer = Callable[[HookTiming], None] | None
+ChainFactory = Callable[[Sequence[PluginHandle], Observer], HookChain]
+"""Builds a request chain: `HookChain` itself, or the tracing edge's spanned chain (`tracing.EdgeTracing.chain`)."""
+
+
+def plain_chain(handles: Sequence[PluginHandle], observer: Observer) -> HookChain:
+    return HookChain(handles, observer=observer)
 
 
 class PluginLoader:
     """The host's loaded plugins and the specs they were loaded with (to tell unchanged from changed)."""
 
-    def __init__(self, host: PluginHost, observer: Observer) -> None:
+    def __init__(self, host: PluginHost, observer: Observer, chain_factory: ChainFactory = plain_chain) -> None:
         self.host = host
         self.observer = observer
+        self.chain_factory = chain_factory
         self.specs: dict[str, PluginSpec] = {}
 
     async def load(
@@ -83,7 +90,9 @@ class PluginLoader:
         global_plugins = sorted(
             (p for p in snapshot.plugins if p.global_order is not None), key=lambda p: (p.global_order, p.slug)
         )
-        compiled.global_chain = _chain([(p.slug, p) for p in global_plugins], handles, self.observer)
+        compiled.global_chain = _chain(
+            [(p.slug, p) for p in global_plugins], handles, self.observer, self.chain_factory
+        )
         for llm in compiled.llms_by_id.values():
             entries = [(p.slug, p) for p in global_plugins]
             for binding in sorted(llm.config.plugin_chain, key=lambda b: (b.order, b.plugin_slug)):
@@ -95,7 +104,7 @@ class PluginLoader:
                     continue  # already runs for every request
                 key = f"{plugin.slug}@{llm.slug}"
                 entries.append((key if key in wanted else plugin.slug, plugin))
-            llm.chain = _chain(entries, handles, self.observer)
+            llm.chain = _chain(entries, handles, self.observer, self.chain_factory)
 
 
 def desired_specs(snapshot: ConfigSnapshot) -> dict[str, PluginSpec]:
@@ -151,7 +160,10 @@ def _spec(plugin: PluginConfig, config: dict[str, Any], key: str) -> PluginSpec 
 
 
 def _chain(
-    entries: list[tuple[str, PluginConfig]], handles: dict[str, PluginHandle], observer: Observer
+    entries: list[tuple[str, PluginConfig]],
+    handles: dict[str, PluginHandle],
+    observer: Observer,
+    chain_factory: ChainFactory,
 ) -> PluginChain:
     out: list[PluginHandle] = []
     broken: str | None = None
@@ -162,4 +174,4 @@ def _chain(
                 broken = plugin.slug
             continue
         out.append(handle)
-    return PluginChain(HookChain(out, observer=observer) if out else None, broken)
+    return PluginChain(chain_factory(out, observer) if out else None, broken)

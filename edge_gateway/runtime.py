@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .budgets import BudgetTracker
 from .config_store import ConfigStore
@@ -13,6 +14,9 @@ from .settings import EdgeSettings
 from .telemetry_queue import TelemetryQueue
 from .upstream import UpstreamTransport
 from .upstream_call import Backoff
+
+if TYPE_CHECKING:  # imported at run time only when tracing is configured (`app.build_edge`)
+    from .tracing import EdgeTracing
 
 __all__ = ["EdgeRuntime"]
 
@@ -30,6 +34,8 @@ class EdgeRuntime:
     backoff: Backoff
     responses: ResponseStore | None = None
     """Responses the edge created (translated `/v1/responses` calls), for `previous_response_id`."""
+    tracing: EdgeTracing | None = None
+    """OpenTelemetry spans (`EDGE_OTEL_ENDPOINT`); None, and never imported, when tracing is off."""
 
     @property
     def budgets(self) -> BudgetTracker:

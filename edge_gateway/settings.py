@@ -62,6 +62,12 @@ class EdgeSettings:
     """Module prefixes a snapshot's plugin import path may name (installed entry points are always allowed)."""
     plugin_command_dirs: tuple[str, ...] = DEFAULT_COMMAND_DIRS
     """Directories whose programs a snapshot's isolated plugin command may run (none by default)."""
+    otel_endpoint: str | None = None
+    """An OTLP/HTTP collector (`EDGE_OTEL_ENDPOINT`, e.g. http://collector:4318): traces are exported there
+    (`edge_gateway/tracing.py`). Unset: no tracing at all, and the OpenTelemetry SDK is never imported."""
+    otel_sample_ratio: float = 0.01
+    """The share of new traces sampled (`EDGE_OTEL_SAMPLE_RATIO`, 0..1); a caller's sampled `traceparent` is
+    always followed (parent-based)."""
     workers: int = 1
     """Worker processes serving this edge's port (`EDGE_WORKERS`, default: the cores this process may use); 1 is
     one process that binds the port itself, more is a supervisor and workers on a SO_REUSEPORT socket
@@ -153,8 +159,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         breaker_failures=env_int("EDGE_BREAKER_FAILURES", 3, minimum=1, maximum=1000, environ=env),
         breaker_cooldown_s=env_float("EDGE_BREAKER_COOLDOWN_S", 30.0, minimum=0.1, environ=env),
         responses_ttl_s=env_float("EDGE_RESPONSES_TTL_S", 30 * 24 * 3600.0, minimum=1.0, environ=env),
+        otel_endpoint=env_url("EDGE_OTEL_ENDPOINT", ("http", "https"), environ=env),
+        otel_sample_ratio=_sample_ratio(env),
         responses_max_bytes=env_int("EDGE_RESPONSES_MAX_BYTES", 1024**3, minimum=1024 * 1024, environ=env),
     )
+
+
+def _sample_ratio(env: Mapping[str, str]) -> float:
+    ratio = env_float("EDGE_OTEL_SAMPLE_RATIO", 0.01, minimum=0.0, environ=env)
+    if ratio > 1.0:
+        raise ConfigError("EDGE_OTEL_SAMPLE_RATIO", f"must be between 0 and 1, got {ratio}")
+    return ratio
 
 
 def _check_plugin_sources(import_roots: tuple[str, ...], command_dirs: tuple[str, ...]) -> None:

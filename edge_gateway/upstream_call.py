@@ -25,13 +25,16 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .config_store import CompiledConfig, CompiledLLM
 from .errors import UpstreamError
 from .providers import OpenAIRequest, Provider, Usage
 from .providers.sse import SSESplitter
 from .upstream import UpstreamReply, UpstreamRequest, UpstreamTransport, status_is_retryable
+
+if TYPE_CHECKING:  # imported at run time only when tracing is configured
+    from .tracing import EdgeTracing
 
 __all__ = [
     "Attempted",
@@ -156,7 +159,9 @@ async def _attempt(
     reply = await transport.send(request)
     if reply.status_code >= 400:
         await reply.aclose()
-        raise _upstream_error(llm, reply.status_code, reply.body, reply.headers)
+        err = _upstream_error(llm, reply.status_code, reply.body, reply.headers)
+        err.upstream_status = reply.status_code
+        raise err
     if reply.chunks is None:
         if native:
             return FullResult(reply.status_code, reply.headers, reply.body, provider.native_usage(reply.body))
@@ -278,12 +283,15 @@ async def call_with_retries(
     on_retry: Callable[[CompiledLLM], None] | None = None,
     provider: Provider | None = None,
     move_on: Callable[[], bool] | None = None,
+    tracing: EdgeTracing | None = None,
+    kind: str = "chat",
 ) -> FullResult | StreamResult:
     """Call one target, retrying retryable failures; raises the last `UpstreamError` when the retries ran out.
 
     `provider` replaces the target's own (a Responses request's adapter, `providers.responses`). `move_on`
     says whether another deployment of the model is ready: when the target's breaker opens and it is, the
-    retries stop here (an LLM with no healthy sibling keeps its retries).
+    retries stop here (an LLM with no healthy sibling keeps its retries). `tracing` (None when off) spans each
+    attempt of a sampled request; `kind` is the request's (its GenAI operation name).
     Fallbacks are the pipeline's business: each fallback attempt re-runs the fallback LLM's plugin chain and
     policy checks before it comes back here (see `pipeline.py`).
     """
@@ -301,9 +309,13 @@ async def call_with_retries(
     health = target.health
     for retry in range(retries + 1):
         attempted.attempts += 1
+        call_once = _attempt(transport, target, request, call, model, native, provider)
+        if tracing is not None:
+            span = tracing.start_attempt(target.spec, model, kind, attempted.attempts, retry, request.url)
+            call_once = span.around(call_once) if span is not None else call_once
         started = loop.time()
         try:
-            result = await _attempt(transport, target, request, call, model, native, provider)
+            result = await call_once
             attempted.upstream_s += loop.time() - started
             health.succeeded()
             return result
