@@ -111,8 +111,8 @@ class EdgeEventBus(EventBus):
         self.source = source
 
     async def publish_event(self, event: Event) -> None:
-        if not event.source or (event.topic == EDGE_PAYLOAD_TOPIC and event.source != self.source):
-            event = msgspec.structs.replace(event, source=self.source)  # a payload always names its own plugin
+        if event.source != self.source:  # an event (a payload too) names the plugin that sent it, never one it claims
+            event = msgspec.structs.replace(event, source=self.source)
         await self.hub.publish(event)
 
     async def subscribe(self, topic: str, handler: EventHandler) -> str:

@@ -140,7 +140,7 @@ class StudioEventBus(EventBus):
         return StudioEventBus(source, self._subs, reach)
 
     async def publish_event(self, event: Event) -> None:
-        if not event.source:
+        if self.source:  # a plugin's bus: its events name that plugin, never one it claims to be
             event.source = self.source
         try:
             event.namespace = self.reach.publishing_namespace(event.namespace)

@@ -148,7 +148,7 @@ class InMemoryEvents(EventBus):
         self._mine: set[str] = set()
 
     async def publish_event(self, event: Event) -> None:
-        if not event.source:
+        if self.source and event.source != self.source:  # as both hosts: an event names the plugin that sent it
             event = msgspec.structs.replace(event, source=self.source)
         await self.hub.publish(event)
 

@@ -97,7 +97,8 @@ class AppLister(BasePlugin, SchedulerPlugin):
 
 
 class DownAnnouncer(BasePlugin, SchedulerPlugin, ManifestProvider):
-    """Publishes one `Direction.DOWN` event per run: topic, namespace and payload from the schedule's config.
+    """Publishes one `Direction.DOWN` event per run: topic, namespace, payload and a claimed `source` from the
+    schedule's config.
 
     With `config["later_s"]` it also publishes a second event (topic + ".later") from a task that outlives the call.
     """
@@ -115,6 +116,7 @@ class DownAnnouncer(BasePlugin, SchedulerPlugin, ManifestProvider):
             payload=str(config.get("payload", "")).encode(),
             direction=Direction.DOWN,
             namespace=config.get("namespace", ""),
+            source=config.get("source", ""),
         )
         await ctx.services.events.publish_event(event)
         if "later_s" in config:

@@ -99,10 +99,12 @@ def test_events_a_namespaced_plugin_publishes_stay_in_its_namespace(mode):
         announce("announcer-a", topic="cache.flush", namespace="team-b")
     assert "publishes only in its namespace" in str(refused.value)
     announce("announcer", topic="cache.flush")
+    announce("announcer-a", topic="cache.flush", source="announcer")  # naming another plugin as the sender
     assert list(OutboundEvent.objects.order_by("id").values_list("namespace", "source")) == [
         ("team-a", "announcer-a"),
         ("team-a", "announcer-a"),
         ("", "announcer"),
+        ("team-a", "announcer-a"),
     ]
 
 
