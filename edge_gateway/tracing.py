@@ -339,11 +339,14 @@ class TracedHookChain(HookChain):
         self.tracer = tracer
 
     def _phase_span(self, method: str, phase: str) -> Span | None:
-        if not _SAMPLED.get() or not self.hooks(method):
+        if not _SAMPLED.get():
+            return None
+        hooks = self.hooks(method)
+        if not hooks:
             return None
         return self.tracer.start_span(
             f"plugins {phase}",
-            attributes={"fjordgate.plugin.phase": phase, "fjordgate.plugins": [h.slug for h in self.hooks(method)]},
+            attributes={"fjordgate.plugin.phase": phase, "fjordgate.plugins": [h.slug for h in hooks]},
         )
 
     async def run_request_phase(self, phase: str, ctx: Context, req: EnrichedRequest) -> RequestPhaseResult:
@@ -386,10 +389,7 @@ class TracedHookChain(HookChain):
         try:
             return await super().run_response_headers(ctx, executed, resp, mine)
         finally:
-            _outcomes(span, mine)
-            span.end()
-            if timings is not None:
-                timings += mine
+            _end_phase(span, mine, timings)
 
     async def run_response_body(
         self,
@@ -405,10 +405,7 @@ class TracedHookChain(HookChain):
         try:
             return await super().run_response_body(ctx, executed, resp, mine)
         finally:
-            _outcomes(span, mine)
-            span.end()
-            if timings is not None:
-                timings += mine
+            _end_phase(span, mine, timings)
 
     async def run_stream_complete(
         self,
@@ -424,10 +421,15 @@ class TracedHookChain(HookChain):
         try:
             return await super().run_stream_complete(ctx, executed, req, mine)
         finally:
-            _outcomes(span, mine)
-            span.end()
-            if timings is not None:
-                timings += mine
+            _end_phase(span, mine, timings)
+
+
+def _end_phase(span: Span, mine: list[HookTiming], timings: list[HookTiming] | None) -> None:
+    """End a response phase's span with its outcomes, and hand the phase's timings on to the caller's list."""
+    _outcomes(span, mine)
+    span.end()
+    if timings is not None:
+        timings += mine
 
 
 def _outcomes(span: Span, timings: list[HookTiming]) -> None:
