@@ -26,8 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,33 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from cryptography.fernet import Fernet  # noqa: E402
 
-from bench.bench_config_propagation import _wait_http  # noqa: E402
-from fjordgate.embedded import free_port, nats_plan, postgres_plan, run_server  # noqa: E402
+from bench.deployed_stack import DeployedStack  # noqa: E402
+from fjordgate.embedded import free_port  # noqa: E402
 
 BENCH_DB = "fj_bench_governance"
 MODEL = "mock-gpt"
 CLIENTS = 16
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
-
-
-def _fresh_database(server_url: str) -> str:
-    import psycopg
-
-    base, _, _ = server_url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return f"{base}/{BENCH_DB}"
-
-
-def _drop_database(url: str) -> None:
-    import psycopg
-
-    base, _, _ = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def _cpu_s(pid: int) -> float:
@@ -70,85 +49,19 @@ def _cpu_s(pid: int) -> float:
 
 
 class Rig:
-    """The processes and the seeding helpers of one run."""
+    """The deployed stack of one run, with the mock LLM every namespace of this benchmark is seeded against."""
 
-    def __init__(self, stack: ExitStack, tmp: Path, env: dict[str, str], mock_url: str) -> None:
-        self.stack, self.tmp, self.env, self.mock_url = stack, tmp, env, mock_url
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, args: list[str], env: dict[str, str], ready_url: str) -> subprocess.Popen:
-        proc = subprocess.Popen(args, cwd=ROOT, env={**self.env, **env})
-        self.procs.append(proc)
-        _wait_http(ready_url, proc)
-        return proc
+    def __init__(self, stack: DeployedStack, mock_url: str) -> None:
+        self.stack, self.mock_url = stack, mock_url
 
     def edge(self, name: str, namespace: str) -> tuple[str, subprocess.Popen]:
-        port = free_port()
-        env = {
-            "EDGE_NAMESPACE": namespace,
-            "EDGE_ID": name,
-            "EDGE_PORT": str(port),
-            "EDGE_STATE_DIR": str(self.tmp / name),
-            "EDGE_LOG_LEVEL": "warning",
-            "EDGE_HEARTBEAT_S": "5",
-        }
-        proc = self.start([sys.executable, "-m", "edge_gateway"], env, f"http://127.0.0.1:{port}/ready")
-        return f"http://127.0.0.1:{port}", proc
+        return self.stack.edge(name, namespace)
 
     def seed(self, namespace: str, *, budget: Decimal | None = None, rpm: int = 0) -> tuple[int, str]:
-        from control_plane.applications.services import app_create, credential_import
-        from control_plane.budgets.services import budget_create
-        from control_plane.catalog.models import ModelPrice
-        from control_plane.catalog.services import model_price_upsert
-        from control_plane.llms.services import llm_create
-
-        llm = llm_create(
-            data={
-                "name": namespace,
-                "slug": f"mock-{namespace}",
-                "vendor": "mock",
-                "api_endpoint": self.mock_url,
-                "default_model": MODEL,
-                "namespace": namespace,
-                "is_active": True,
-                "max_retries": 0,
-            }
-        )
-        if not ModelPrice.objects.filter(vendor="mock", model=MODEL).exists():
-            model_price_upsert(
-                data={
-                    "vendor": "mock",
-                    "model": MODEL,
-                    "prompt_per_million": Decimal("1000"),
-                    "completion_per_million": Decimal("2000"),
-                }
-            )
-        app = app_create(
-            data={
-                "name": namespace,
-                "namespace": namespace,
-                "approved": True,
-                "is_active": True,
-                "llm_ids": [llm.pk],
-                "rate_limit_rpm": rpm or None,
-            }
-        )
-        key = f"fjg_bench_{namespace}_{uuid.uuid4().hex}"
-        credential_import(app=app, key=key, name="bench")
-        if budget is not None:
-            budget_create(data={"scope": "app", "app": app, "limit": budget, "action": "block", "period": "monthly"})
-        return app.pk, key
+        return self.stack.seed(namespace, self.mock_url, budget=budget, rpm=rpm)
 
     def wait_config(self, urls: list[str], namespace: str) -> None:
-        from control_plane.sync.selectors import config_version_current
-
-        version = config_version_current(namespace=namespace)[0]
-        deadline = time.monotonic() + 60
-        for url in urls:
-            while httpx.get(f"{url}/ready").json().get("version", 0) < version:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{url} did not apply v{version}")
-                time.sleep(0.05)
+        self.stack.wait_config(urls, namespace)
 
 
 def _burst(urls: list[str], key: str, per_client: int) -> dict[int, int]:
@@ -245,89 +158,47 @@ def main() -> None:
     parser.add_argument("--cpu-rounds", type=int, default=3)
     parser.add_argument("--latency-ms", type=int, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="fj-bench-gov-") as tmp, ExitStack() as stack:
-        tmpdir = Path(tmp)
-        server_url = os.environ.get("DATABASE_URL")
-        if not server_url:
-            pg = stack.enter_context(
-                run_server(postgres_plan(tmpdir / "pg", free_port(), durable=False), tmpdir / "pg.log")
-            )
-            server_url = pg.url
-        db_url = _fresh_database(server_url)
-        stack.callback(_drop_database, db_url)
-        nats = stack.enter_context(run_server(nats_plan(tmpdir / "nats", free_port()), tmpdir / "nats.log"))
-        env = {
-            **os.environ,
-            "DATABASE_URL": db_url,
-            "NATS_URL": nats.url,
-            "DJANGO_SETTINGS_MODULE": "control_plane.config.settings",
-            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret"),
-            "FJORDGATE_SECRET_KEY": os.environ.get("FJORDGATE_SECRET_KEY", Fernet.generate_key().decode()),
-            "FJORDGATE_EDGE_SECRET": os.environ.get("FJORDGATE_EDGE_SECRET", Fernet.generate_key().decode()),
-            "PYTHONPATH": str(ROOT),
-            "FJORDGATE_LOG_LEVEL": "WARNING",
-        }
-        os.environ.update({k: env[k] for k in env if k.startswith(("DATABASE", "DJANGO", "FJORDGATE", "NATS"))})
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-        import django
-
-        django.setup()
+    with (
+        tempfile.TemporaryDirectory(prefix="fj-bench-gov-") as tmp,
+        DeployedStack(Path(tmp), database=BENCH_DB, bridge_poll_ms=20) as stack,
+    ):
         mock_port = free_port()
-        rig = Rig(stack, tmpdir, env, f"http://127.0.0.1:{mock_port}/v1")
-        try:
-            rig.start(
-                [
-                    sys.executable,
-                    "-m",
-                    "fjordgate.mock_llm",
-                    "--port",
-                    str(mock_port),
-                    "--log-size",
-                    "0",
-                    "--latency-ms",
-                    str(args.latency_ms),
-                ],
-                {},
-                f"http://127.0.0.1:{mock_port}/health",
-            )
-            bridge_port = free_port()
-            rig.start(
-                [sys.executable, "manage.py", "run_bridge"],
-                {"BRIDGE_HEALTH_PORT": str(bridge_port), "BRIDGE_POLL_INTERVAL_MS": "20"},
-                f"http://127.0.0.1:{bridge_port}/health",
-            )
-            limit = Decimal(args.limit)
-            result = {
-                "overshoot": [overshoot(rig, edges, limit, args.per_client) for edges in (1, 2, 4)],
-                "rpm_window": rpm_window(rig, args.rpm),
-                "cpu": cpu(rig, args.cpu_requests, args.cpu_rounds),
-                "revocation": "not measured here (revocation is the other half of issue 12)",
-            }
-            print(json.dumps(result, indent=2))
-            for row in result["overshoot"]:
-                print(
-                    f"{row['edges']} edge(s), budget {limit}: {row['answered']} answered, spent {row['spent']}, "
-                    f"overshoot {row['overshoot_money']} ({row['overshoot_requests']} requests)"
-                )
-            rpm = result["rpm_window"]
-            print(f"rpm {rpm['limit_rpm']} over 2 edges, unpaced burst: {rpm['admitted']} admitted in one window")
-            c = result["cpu"]
+        stack.start(
+            [
+                sys.executable,
+                "-m",
+                "fjordgate.mock_llm",
+                "--port",
+                str(mock_port),
+                "--log-size",
+                "0",
+                "--latency-ms",
+                str(args.latency_ms),
+            ],
+            {},
+            f"http://127.0.0.1:{mock_port}/health",
+        )
+        rig = Rig(stack, f"http://127.0.0.1:{mock_port}/v1")
+        limit = Decimal(args.limit)
+        result = {
+            "overshoot": [overshoot(rig, edges, limit, args.per_client) for edges in (1, 2, 4)],
+            "rpm_window": rpm_window(rig, args.rpm),
+            "cpu": cpu(rig, args.cpu_requests, args.cpu_rounds),
+            "revocation": "not measured here (revocation is the other half of issue 12)",
+        }
+        print(json.dumps(result, indent=2))
+        for row in result["overshoot"]:
             print(
-                f"edge CPU per request: governance on {c['cpu_us_per_request_on']} us, off "
-                f"{c['cpu_us_per_request_off']} us ({c['added_cpu_pct']:+} %)"
+                f"{row['edges']} edge(s), budget {limit}: {row['answered']} answered, spent {row['spent']}, "
+                f"overshoot {row['overshoot_money']} ({row['overshoot_requests']} requests)"
             )
-        finally:
-            from django.db import connections
-
-            connections.close_all()
-            for proc in reversed(rig.procs):
-                proc.terminate()
-            for proc in rig.procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        rpm = result["rpm_window"]
+        print(f"rpm {rpm['limit_rpm']} over 2 edges, unpaced burst: {rpm['admitted']} admitted in one window")
+        c = result["cpu"]
+        print(
+            f"edge CPU per request: governance on {c['cpu_us_per_request_on']} us, off "
+            f"{c['cpu_us_per_request_off']} us ({c['added_cpu_pct']:+} %)"
+        )
 
 
 if __name__ == "__main__":
