@@ -7,7 +7,16 @@ stream time to first byte (added over direct), and RSS; then each of the edge's 
 floor's, and the four targets of issue 5 with PASS/FAIL: added p50 <= 1.5x floor, throughput/core >= 2/3
 floor, stream TTFB added <= 1 ms, RSS <= 150 MB. The machine is shared: run it twice and compare.
 
-    .venv/bin/python bench/bench_edge.py [--requests 2000] [--duration 8] [--streams 300]
+    .venv/bin/python bench/bench_edge.py [--requests 2000] [--duration 8] [--streams 300] [--workers N] [--no-deployed]
+
+Then, unless `--no-deployed`, the edge as deployed (issue 17), measured the same way: PostgreSQL, NATS JetStream,
+migrate and the bridge (`deployed_stack.py`), the control plane seeded through its services with what the snapshot
+has plus governance (`deployed_seed.py`: a leased app budget, leased and shared rpm/tpm limits, none refusing),
+and an edge with NATS_URL (config from the bridge, telemetry through its spool): `deployed` (EDGE_WORKERS=1, CPU 1)
+and `deployed-N` (EDGE_WORKERS=N, default the cores, on every core; CPU and RSS summed over supervisor and
+workers). Each is checked first (200s, rows in PostgreSQL, every seeded part ran at the edge). While its
+closed-loop phase runs, `bridge_lag.py` samples requests answered and analytics rows stored every 0.25 s: lag,
+peak rate and drain time, target lag < 1 s. A second table puts every target side by side.
 
 Upstream: /work/shared/bench/mock_upstream.py when present (a raw-asyncio mock, so the upstream is never
 the bottleneck; override with BENCH_MOCK), else `python -m fjordgate.mock_llm`. Gateways run pinned to CPU 1,
@@ -32,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -95,12 +106,17 @@ def wait_ready(url: str, timeout: float = 30) -> None:
     raise SystemExit(f"{url} not ready after {timeout}s")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int | list[int]) -> float:
+    """User + system CPU of a process, or the sum over several (a multi-worker edge's supervisor and workers)."""
+    if isinstance(pid, list):
+        return sum(cpu_seconds(one) for one in pid)
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int | list[int]) -> float:
+    if isinstance(pid, list):
+        return sum(rss_mb(one) for one in pid)
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -298,12 +314,23 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
-async def measure(name: str, url: str, key: str | None, pid: int | None, args: argparse.Namespace) -> dict:
+async def measure(
+    name: str,
+    url: str,
+    key: str | None,
+    pid: int | list[int] | None,
+    args: argparse.Namespace,
+    on_load: Callable[[], None] | None = None,
+) -> dict:
+    """`on_load` is called right before the measured closed-loop phase, the last one (the deployed targets start
+    sampling the bridge's lag there)."""
     await latency(url, key, 200)  # warm-up
     lat = await latency(url, key, args.requests)
     await ttfb(url, key, 20)
     first = await ttfb(url, key, args.streams)
     await throughput(url, key, args.concurrency, 1.0)  # warm-up at load
+    if on_load is not None:
+        on_load()
     cpu0 = cpu_seconds(pid) if pid else 0.0
     count = None if args.python_load else wrk_throughput(url, key, args.concurrency, args.duration)
     if count is None:
@@ -336,6 +363,12 @@ def main() -> None:
     parser.add_argument("--floor-client", choices=("aiohttp", "httpx"), default="aiohttp", help="the floor's client")
     parser.add_argument(
         "--python-load", action="store_true", help="closed-loop phase with this script's load generator, not wrk"
+    )
+    parser.add_argument(
+        "--no-deployed", action="store_true", help="skip the deployed targets (no PostgreSQL, NATS, bridge: fast)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="EDGE_WORKERS of the deployed-N target (the cores)"
     )
     args = parser.parse_args()
     py = sys.executable
@@ -405,9 +438,13 @@ def main() -> None:
         ):
             results[name] = uvloop.run(measure(name, url, key, pid, args))
             print(json.dumps(results[name]), flush=True)
+        if not args.no_deployed:
+            results.update(run_deployed(args, upstream, f"http://127.0.0.1:{mock_port}"))
         if args.json:
             print(json.dumps(results))
         report(results, args.concurrency)
+        if not args.no_deployed:
+            report_deployed(results, args.concurrency)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -417,6 +454,148 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+DEPLOYED_DB = "fj_bench_edge"
+DEPLOYED_NS = "bench"
+LAG_TARGET_S = 1.0
+
+
+@contextmanager
+def all_cpus() -> Iterator[None]:
+    """This process on every core for the block (children started in it inherit that), then back on its own.
+
+    Why: main() pins this process to CPU 0, and PostgreSQL, NATS and the bridge started from it would inherit
+    that; as deployed they run wherever the OS puts them."""
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
+def check_deployed(url: str, answered: Callable[[], int], stored: Callable[[], int], requests: int) -> None:
+    """The deployed edge answers 200 (fresh connections, so every worker is asked) and every answer reaches
+    PostgreSQL as an analytics row; raises SystemExit otherwise, so a broken stack is never measured."""
+    a0, s0 = answered(), stored()
+    for _ in range(requests):
+        reply = httpx.post(
+            f"{url}/v1/chat/completions", content=BODY, headers={"authorization": f"Bearer {KEY}"}, timeout=30
+        )
+        if reply.status_code != 200:
+            raise SystemExit(f"deployed edge {url}: HTTP {reply.status_code}: {reply.text[:300]}")
+    if answered() - a0 != requests:
+        raise SystemExit(f"deployed edge {url}: the mock saw {answered() - a0} requests, not {requests}")
+    deadline = time.monotonic() + 30
+    while stored() - s0 < requests:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"deployed edge {url}: {stored() - s0} of {requests} analytics rows in PostgreSQL")
+        time.sleep(0.1)
+
+
+def run_deployed(args: argparse.Namespace, upstream: str, mock_base: str) -> dict[str, dict]:
+    """The edge as deployed, with 1 worker (pinned to CPU 1 like the other gateways) and with `args.workers`
+    (on every core; CPU and RSS summed over the supervisor and its workers), each measured like the others plus
+    the bridge's lag while it is under closed-loop load (`bridge_lag.py`)."""
+    from bench.bridge_lag import LagWatch, mock_request_count, stored_rows
+    from bench.deployed_seed import seed_like_snapshot, verify_like_snapshot
+    from bench.deployed_stack import DeployedStack, children
+
+    results: dict[str, dict] = {}
+    everywhere = ["taskset", "-c", f"0-{(os.cpu_count() or 1) - 1}"]
+    with tempfile.TemporaryDirectory(prefix="bench-edge-deployed-") as tmp, ExitStack() as exits:
+        with all_cpus():
+            stack = exits.enter_context(DeployedStack(Path(tmp), database=DEPLOYED_DB))
+        seed_like_snapshot(namespace=DEPLOYED_NS, upstream_v1=upstream, key=KEY, model=MODEL)
+        answered = mock_request_count(mock_base)
+        for name, workers in (("deployed", 1), ("deployed-N", args.workers)):
+            edge_id = f"bench-{name}"
+            prefix = pinned(1) if workers == 1 else everywhere
+            url, proc = stack.edge(edge_id, DEPLOYED_NS, env={"EDGE_WORKERS": str(workers)}, prefix=prefix)
+            stored = stored_rows(stack.db_url, edge_id)
+            try:
+                stack.wait_config([url], DEPLOYED_NS, workers=workers)
+                pids = [proc.pid, *children(proc.pid)] if workers > 1 else proc.pid
+                check_deployed(url, answered, stored, 4 * workers)
+                verified = verify_like_snapshot(
+                    url=url, key=KEY, db_url=stack.db_url, namespace=DEPLOYED_NS, edge_id=edge_id
+                )
+                watch = LagWatch(answered, stored)
+                watch.prime()
+                backend: list[tuple[float, int]] = []  # (CPU seconds, requests answered) at load start, after drain
+
+                def on_load(watch: LagWatch = watch, backend: list = backend) -> None:
+                    backend.append((stack.backend_cpu_seconds(), answered()))
+                    watch.load_started()
+
+                chat = f"{url}/v1/chat/completions"
+                result = uvloop.run(measure(name, chat, KEY, pids, args, on_load=on_load))
+                watch.load_ended()
+                result["workers"] = workers
+                result["verified"] = verified
+                result["bridge_lag"] = watch.finish()
+                backend.append((stack.backend_cpu_seconds(), answered()))
+                (cpu0, n0), (cpu1, n1) = backend
+                # From the load's start until its telemetry is all in PostgreSQL: what shipping it cost elsewhere.
+                result["backend_cpu_ms_per_req"] = (cpu1 - cpu0) * 1000 / (n1 - n0) if n1 > n0 else None
+            finally:
+                stored.close()  # type: ignore[attr-defined]
+                stack.stop(proc)
+            results[name] = result
+            print(json.dumps(result), flush=True)
+    return results
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def report_deployed(r: dict, concurrency: int) -> bool:
+    """Every target side by side (the deployed ones beside the snapshot edge and the floor), ratios to the floor,
+    and the bridge's lag under load; True when the lag target (< 1 s) held for each deployed target."""
+    d = r["direct"]
+    names = [n for n in ("floor", "edge", "deployed", "deployed-N") if n in r]
+
+    def added(name: str, key: str) -> float:
+        return r[name][key] - d[key]
+
+    rows = [
+        ("added latency p50 (ms, c=1)", {n: added(n, "p50_ms") for n in names}),
+        ("added latency p99 (ms, c=1)", {n: added(n, "p99_ms") for n in names}),
+        ("throughput per core (req per CPU-second)", {n: r[n]["rps_per_core"] for n in names}),
+        ("CPU per request (ms)", {n: r[n]["cpu_ms_per_req"] for n in names}),
+        (f"closed-loop req/s (c={concurrency})", {n: r[n]["rps"] for n in names}),
+        ("stream TTFB added p50 (ms)", {n: added(n, "ttfb_p50_ms") for n in names}),
+        ("RSS (MB; N workers: summed)", {n: r[n]["rss_mb"] for n in names}),
+        ("PostgreSQL + NATS + bridge CPU per request (ms)", {n: r[n].get("backend_cpu_ms_per_req") for n in names}),
+    ]
+    workers = r.get("deployed-N", {}).get("workers", "N")
+    heads = {"floor": "floor", "edge": "snapshot edge", "deployed": "deployed", "deployed-N": f"deployed x{workers}"}
+    ratios = [n for n in names if n != "floor"]
+    print("\nAll targets (deployed: NATS JetStream, spool, bridge to PostgreSQL, leased budget, rpm/tpm leases):")
+    head = [heads[n] for n in names] + [f"{heads[n]} / floor" for n in ratios]
+    print("| figure | " + " | ".join(head) + " |")
+    print("|---" * (1 + len(head)) + "|")
+    for label, values in rows:
+        cells = [_fmt(values[n]) for n in names]
+        cells += [_fmt(values[n] / values["floor"] if values[n] and values.get("floor") else None, 2) for n in ratios]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print(f"\nBridge lag under load (spool -> NATS -> bridge -> PostgreSQL rows; target < {LAG_TARGET_S:.0f} s):")
+    ok = True
+    for name in ("deployed", "deployed-N"):
+        if name not in r:
+            continue
+        lag = r[name]["bridge_lag"]
+        held = lag["caught_up"] and lag["lag_max_s"] is not None and lag["lag_max_s"] < LAG_TARGET_S
+        ok = ok and held
+        print(
+            f"  {'PASS' if held else 'FAIL'}  {heads[name]:<12} max {_fmt(lag['lag_max_s'], 2)} s, "
+            f"p95 {_fmt(lag['lag_p95_s'], 2)} s over {lag['samples_under_load']} samples at a peak of "
+            f"{_fmt(lag['peak_rps'], 0)} req/s; drain after load {_fmt(lag['drain_s'], 2)} s; "
+            f"rows {lag['stored']} of {lag['answered']} answered"
+        )
+    return ok
 
 
 def report(r: dict, concurrency: int) -> bool:
