@@ -498,7 +498,7 @@ def run_deployed(args: argparse.Namespace, upstream: str, mock_base: str) -> dic
     """The edge as deployed, with 1 worker (pinned to CPU 1 like the other gateways) and with `args.workers`
     (on every core; CPU and RSS summed over the supervisor and its workers), each measured like the others plus
     the bridge's lag while it is under closed-loop load (`bridge_lag.py`)."""
-    from bench.bridge_lag import LagWatch, mock_request_count, stored_rows
+    from bench.bridge_lag import LagWatch, bridge_backlog, mock_request_count, stored_rows
     from bench.deployed_seed import seed_like_snapshot, verify_like_snapshot
     from bench.deployed_stack import DeployedStack, children
 
@@ -509,6 +509,8 @@ def run_deployed(args: argparse.Namespace, upstream: str, mock_base: str) -> dic
             stack = exits.enter_context(DeployedStack(Path(tmp), database=DEPLOYED_DB))
         seed_like_snapshot(namespace=DEPLOYED_NS, upstream_v1=upstream, key=KEY, model=MODEL)
         answered = mock_request_count(mock_base)
+        backlog = bridge_backlog(stack.env["NATS_URL"])
+        exits.callback(backlog.close)  # type: ignore[attr-defined]
         for name, workers in (("deployed", 1), ("deployed-N", args.workers)):
             edge_id = f"bench-{name}"
             prefix = pinned(1) if workers == 1 else everywhere
@@ -521,7 +523,7 @@ def run_deployed(args: argparse.Namespace, upstream: str, mock_base: str) -> dic
                 verified = verify_like_snapshot(
                     url=url, key=KEY, db_url=stack.db_url, namespace=DEPLOYED_NS, edge_id=edge_id
                 )
-                watch = LagWatch(answered, stored)
+                watch = LagWatch(answered, stored, backlog)
                 watch.prime()
                 backend: list[tuple[float, int]] = []  # (CPU seconds, requests answered) at load start, after drain
 
@@ -593,7 +595,8 @@ def report_deployed(r: dict, concurrency: int) -> bool:
             f"  {'PASS' if held else 'FAIL'}  {heads[name]:<12} max {_fmt(lag['lag_max_s'], 2)} s, "
             f"p95 {_fmt(lag['lag_p95_s'], 2)} s over {lag['samples_under_load']} samples at a peak of "
             f"{_fmt(lag['peak_rps'], 0)} req/s; drain after load {_fmt(lag['drain_s'], 2)} s; "
-            f"rows {lag['stored']} of {lag['answered']} answered"
+            f"rows {lag['stored']} of {lag['answered']} answered; bridge backlog max "
+            f"{lag.get('bridge_backlog_max_msgs', '-')} messages"
         )
     return ok
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-__all__ = ["LagWatch", "Sample", "lag_figures", "mock_request_count", "stored_rows"]
+__all__ = ["LagWatch", "Sample", "bridge_backlog", "lag_figures", "mock_request_count", "stored_rows"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class Sample:
     t: float
     answered: int
     stored: int
+    backlog: int | None = None
+    """Telemetry messages in JetStream the bridge has not acknowledged yet (None: not read). Where the lag is: a
+    backlog that stays near 0 while rows trail means the edge has not shipped them yet (spool, shipper)."""
 
 
 def lag_figures(samples: list[Sample], load_start: float, load_end: float, *, window_s: float = 1.0) -> dict:
@@ -51,8 +54,10 @@ def lag_figures(samples: list[Sample], load_start: float, load_end: float, *, wi
         if last is None or first.t < load_start or last.t > load_end:
             continue
         peak = max(peak, (last.answered - first.answered) / (last.t - first.t))
+    backlogs = [samples[i].backlog for i in loaded if samples[i].backlog is not None]
     return {
         "samples_under_load": len(lags),
+        "bridge_backlog_max_msgs": max(backlogs) if backlogs else None,
         "lag_max_s": lags[-1] if lags else None,
         "lag_p95_s": lags[min(len(lags) - 1, int(len(lags) * 0.95))] if lags else None,
         "peak_rps": peak,
@@ -91,6 +96,38 @@ def stored_rows(db_url: str, edge_id: str) -> Callable[[], int]:
     return read
 
 
+def bridge_backlog(nats_url: str) -> Callable[[], int]:
+    """A reader of the bridges' telemetry consumer's backlog (messages pending + delivered but not acknowledged),
+    over its own NATS connection on a private event loop thread; `.close()` ends both."""
+    import asyncio
+
+    import nats
+
+    from shared_sdk.sync_protocol import TELEMETRY_CONSUMER, UP_STREAM
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="bridge-backlog", daemon=True)
+    thread.start()
+    nc = asyncio.run_coroutine_threadsafe(nats.connect(nats_url), loop).result(10)
+    js = nc.jetstream()
+
+    async def ask() -> int:
+        info = await js.consumer_info(UP_STREAM, TELEMETRY_CONSUMER)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    def read() -> int:
+        return asyncio.run_coroutine_threadsafe(ask(), loop).result(10)
+
+    def close() -> None:
+        asyncio.run_coroutine_threadsafe(nc.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+    read.close = close  # type: ignore[attr-defined]
+    return read
+
+
 @dataclass
 class LagWatch:
     """`prime()` when PostgreSQL holds every request answered so far (both counters start from there);
@@ -100,6 +137,7 @@ class LagWatch:
 
     answered: Callable[[], int]
     stored: Callable[[], int]
+    backlog: Callable[[], int] | None = None
     interval: float = 0.25
     samples: list[Sample] = field(default_factory=list)
     load_start: float = float("inf")
@@ -110,7 +148,8 @@ class LagWatch:
 
     def _sample(self) -> Sample:
         t = time.monotonic()
-        return Sample(t, self.answered() - self._base[0], self.stored() - self._base[1])
+        answered, stored = self.answered() - self._base[0], self.stored() - self._base[1]
+        return Sample(t, answered, stored, self.backlog() if self.backlog is not None else None)
 
     def _run(self) -> None:
         while not self._stop.is_set():
