@@ -38,16 +38,9 @@ from bench_edge import (  # noqa: E402
     wait_ready,
 )
 from cryptography.fernet import Fernet  # noqa: E402
+from deployed_stack import children  # noqa: E402
 
 from shared_sdk.snapshot import encode_snapshot  # noqa: E402
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(child) for child in text]
-    return found
 
 
 def edge_pids(proc: subprocess.Popen, workers: int) -> list[int]:
