@@ -54,6 +54,9 @@ def lag_figures(samples: list[Sample], load_start: float, load_end: float, *, wi
         if last is None or first.t < load_start or last.t > load_end:
             continue
         peak = max(peak, (last.answered - first.answered) / (last.t - first.t))
+    if not peak and len(loaded) > 1:  # a load shorter than one window: its mean rate
+        first, last = samples[loaded[0]], samples[loaded[-1]]
+        peak = (last.answered - first.answered) / (last.t - first.t)
     backlogs = [samples[i].backlog for i in loaded if samples[i].backlog is not None]
     return {
         "samples_under_load": len(lags),
