@@ -12,6 +12,9 @@ reader needs to judge them:
   (N), over the same for 1 worker; i.e. N x (CPU per request with 1 worker) / (CPU per request with N). It is
   >= 0.9 x N when a request costs the N-worker edge no more CPU than the 1-worker edge (the supervisor doing
   nothing per request, the workers sharing no file or lock), which is what lets the edge fill N idle cores;
+- per run: the share of the edge's CPU spent in the kernel and how often its processes were preempted (per 1,000
+  requests): CPU per request that rises with N while the instructions per request do not (`python -m bench.gate
+  --as-worker`) is the machine's oversubscription (context switches, caches), not the edge's code;
 - per phase: the cores (CPU-seconds per second) taken by the edge, each worker, wrk, the mock, and everything else
   on the machine (other users, read from /proc/stat), plus the edge's idle CPU (background timers, metrics
   dumps, the supervisor's watch loop) measured before the load.
@@ -73,6 +76,14 @@ def children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(child) for child in (task / "children").read_text().split()]
     return found
+
+
+def cpu_split(pid: int) -> tuple[float, float, int]:
+    """(user, system) CPU-seconds and involuntary context switches (preemptions) of a process's main thread."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    status = Path(f"/proc/{pid}/status").read_text()
+    preempted = int(re.search(r"nonvoluntary_ctxt_switches:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK, preempted
 
 
 def machine_busy_seconds() -> float:
@@ -166,11 +177,16 @@ def run_one(workers: int, env: dict[str, str], tmp: str, mock: subprocess.Popen,
         idle_cores = (sum(cpu_seconds(pid) for pid in pids) - idle0) / args.idle
 
         edge0 = [cpu_seconds(pid) for pid in pids]
+        split0 = [cpu_split(pid) for pid in pids]
         mock0, served0 = cpu_seconds(mock.pid), mock_requests(mock_url)
         busy0, t0 = machine_busy_seconds(), time.monotonic()
         wrk = run_wrk(chat, args.connections, args.threads, args.duration)
         busy1, wall = machine_busy_seconds(), time.monotonic() - t0
         edge = [cpu_seconds(pid) - before for pid, before in zip(pids, edge0, strict=True)]
+        split = [
+            tuple(a - b for a, b in zip(cpu_split(pid), before, strict=True))
+            for pid, before in zip(pids, split0, strict=True)
+        ]
         mock_cpu = cpu_seconds(mock.pid) - mock0
         served = mock_requests(mock_url) - served0
     finally:
@@ -199,6 +215,10 @@ def run_one(workers: int, env: dict[str, str], tmp: str, mock: subprocess.Popen,
             "other": round(max(0.0, (busy1 - busy0) - edge_cpu - wrk.cpu_s - mock_cpu) / wall, 2),
             "idle": round(max(0.0, (os.cpu_count() or 1) - (busy1 - busy0) / wall), 2),
         },
+        "edge_system_share": round(sum(x[1] for x in split) / edge_cpu, 3) if edge_cpu else None,
+        "edge_preemptions_per_1k_req": round(sum(x[2] for x in split) * 1000 / wrk.requests, 1)
+        if wrk.requests
+        else None,
         "edge_idle_cores": round(idle_cores, 4),
         "problems": problems,
     }
