@@ -85,7 +85,8 @@ class WorkerMetrics:
         self.path = self._file(worker)
         self.asked_path = os.path.join(directory, ASKED)
         self._answered = 0
-        """The newest ask this worker's file answers."""
+        """The newest ask this worker has seen: a file rendered from now on answers it."""
+        self._writing = asyncio.Lock()
 
     def _file(self, worker: str) -> str:
         return os.path.join(self.directory, f"{worker}.prom")
@@ -117,10 +118,11 @@ class WorkerMetrics:
         return st.st_ino, st.st_mtime_ns
 
     async def _dump(self, data: bytes, answers: int) -> None:
-        try:
-            await asyncio.to_thread(self._write, data, answers)
-        except Exception:
-            log.exception("metrics of worker %s not written", self.worker)
+        async with self._writing:  # a scrape's dump and an ask's share the temporary file
+            try:
+                await asyncio.to_thread(self._write, data, answers)
+            except Exception:
+                log.exception("metrics of worker %s not written", self.worker)
 
     def _asked(self) -> int:
         """The newest scrape's ask: its `time.time_ns()` (not the file's time, which the kernel keeps coarsely)."""
@@ -171,7 +173,7 @@ class WorkerMetrics:
                 break
             await asyncio.sleep(_ANSWER_CHECK_S)
         own = self.metrics.render()
-        await self._dump(own, asked)
+        await self._dump(own, self._answered)  # rendered after every ask seen so far (its own included)
         texts[self.worker] = own.decode()
         return merge_expositions(texts)
 
