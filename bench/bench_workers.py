@@ -79,7 +79,7 @@ def children(pid: int) -> list[int]:
 
 
 def cpu_split(pid: int) -> tuple[float, float, int]:
-    """(user, system) CPU-seconds and involuntary context switches (preemptions) of a process's main thread."""
+    """A process's (user, system) CPU-seconds and its main thread's involuntary context switches (preemptions)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     status = Path(f"/proc/{pid}/status").read_text()
     preempted = int(re.search(r"nonvoluntary_ctxt_switches:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
