@@ -313,7 +313,9 @@ def _metrics_endpoint(edge: Edge) -> Any:
     from .worker_metrics import WorkerMetrics
     from .workers import metrics_dir
 
-    edge.worker_metrics = WorkerMetrics(edge.metrics, metrics_dir(edge.settings), edge.settings.worker)
+    edge.worker_metrics = WorkerMetrics(
+        edge.metrics, metrics_dir(edge.settings), edge.settings.worker, edge.settings.workers
+    )
     return edge.worker_metrics
 
 

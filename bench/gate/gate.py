@@ -69,7 +69,7 @@ def read_dumps(out_prefix: Path, scenarios: list[str], requests: int) -> dict[st
     return {name: totals[i + 1] / requests for i, name in enumerate(scenarios)}
 
 
-def measure_once(requests: int, warmup: int, workdir: Path) -> dict[str, float]:
+def measure_once(requests: int, warmup: int, workdir: Path, as_worker: bool = False) -> dict[str, float]:
     """One valgrind run of the workload; instructions per request by scenario."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -77,7 +77,8 @@ def measure_once(requests: int, warmup: int, workdir: Path) -> dict[str, float]:
     workdir.mkdir(parents=True, exist_ok=True)
     out_prefix, ran_file = workdir / "callgrind.out", workdir / "ran.json"
     env = {**os.environ, "PYTHONHASHSEED": HASH_SEED, "PYTHONPATH": str(ROOT)}
-    _smoke(env, workdir)
+    worker = ["--as-worker"] if as_worker else []
+    _smoke(env, workdir, worker)
     command = [
         valgrind,
         *_VALGRIND_ARGS,
@@ -91,6 +92,7 @@ def measure_once(requests: int, warmup: int, workdir: Path) -> dict[str, float]:
         str(warmup),
         "--out",
         str(ran_file),
+        *worker,
     ]
     try:
         proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=_RUN_TIMEOUT_S)
@@ -102,10 +104,10 @@ def measure_once(requests: int, warmup: int, workdir: Path) -> dict[str, float]:
     return read_dumps(out_prefix, ran["scenarios"], ran["requests"])
 
 
-def _smoke(env: dict[str, str], workdir: Path) -> None:
+def _smoke(env: dict[str, str], workdir: Path, extra: list[str]) -> None:
     """The mix natively, a few requests of each (~2 s): a broken path fails here in seconds with its answer, not
     after a valgrind run, and the modules' bytecode gets compiled outside valgrind (a clean clone has none)."""
-    command = [sys.executable, "-m", "bench.gate.workload", "--no-measure", "--requests", "2", "--warmup", "2"]
+    command = [sys.executable, "-m", "bench.gate.workload", "--no-measure", "--requests", "2", "--warmup", "2", *extra]
     proc = subprocess.run(
         [*command, "--out", str(workdir / "smoke.json")], cwd=ROOT, env=env, capture_output=True, text=True
     )
@@ -139,7 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per scenario before")
     parser.add_argument("--baseline", type=Path, default=BASELINE)
     parser.add_argument("--keep", type=Path, help="keep callgrind's profiles here (callgrind_annotate them)")
+    parser.add_argument(
+        "--as-worker",
+        action="store_true",
+        help="the mix through worker 0 of a 2-worker edge, against the same baseline: a worker's request path "
+        "must cost what a single edge's does",
+    )
     args = parser.parse_args(argv)
+    if args.as_worker and args.update:
+        parser.error("--update writes the single edge's baseline: run it without --as-worker")
     baseline: dict[str, Any] = json.loads(args.baseline.read_text()) if args.baseline.is_file() else {}
     requests = args.requests or baseline.get("requests_per_scenario", DEFAULT_REQUESTS)
     margin = args.margin or baseline.get("margin", DEFAULT_MARGIN)
@@ -151,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.runs):
                 workdir = (args.keep or Path(tmp)) / f"run{i + 1}"
                 t0 = time.monotonic()
-                runs.append(measure_once(requests, args.warmup, workdir))
+                runs.append(measure_once(requests, args.warmup, workdir, args.as_worker))
                 counts = ", ".join(f"{k} {v:,.0f}" for k, v in runs[-1].items())
                 print(f"run {i + 1}: {counts} instructions/request ({time.monotonic() - t0:.0f} s)", flush=True)
     except MeasurementFailed as exc:

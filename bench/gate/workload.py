@@ -235,7 +235,7 @@ async def settle(edge: Any) -> None:
     await asyncio.sleep(edge.kv.commit_delay_s * 3)
 
 
-async def run(requests: int, warmup: int, measure: bool, state_dir: str) -> dict[str, Any]:
+async def run(requests: int, warmup: int, measure: bool, state_dir: str, as_worker: bool = False) -> dict[str, Any]:
     secret = Fernet.generate_key().decode()
     async with MockUpstream(MODEL) as mock:
         snap_path = Path(state_dir) / "snapshot.json"
@@ -249,6 +249,8 @@ async def run(requests: int, warmup: int, measure: bool, state_dir: str) -> dict
             log_level="warning",
             telemetry_batch_size=1_000_000,
             telemetry_flush_interval_s=_AN_HOUR,
+            # worker 0 of a 2-worker edge: its own state dir, the metrics answering scrapes (`--as-worker`)
+            **({"worker": "0", "workers": 2} if as_worker else {}),
         )
         app = create_app(settings)
         edge = app.state.edge
@@ -277,9 +279,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per scenario first")
     parser.add_argument("--out", required=True, help="where to write what ran (JSON)")
     parser.add_argument("--no-measure", action="store_true", help="run the mix without callgrind (a smoke run)")
+    parser.add_argument("--as-worker", action="store_true", help="run the edge as worker 0 of a 2-worker edge")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fjordgate-gate-") as tmp:
-        ran = uvloop.run(run(args.requests, args.warmup, not args.no_measure, tmp))
+        ran = uvloop.run(run(args.requests, args.warmup, not args.no_measure, tmp, args.as_worker))
         Path(args.out).write_text(json.dumps(ran))
     sys.stdout.flush()
     # No interpreter teardown: it would only add an unmeasured tail to valgrind's run time.
