@@ -8,6 +8,7 @@ handle), over OpenAI-shaped `chat.completion.chunk` events as a vendor sends the
 
   clean  a 40-event answer without PII: role chunk, text deltas, the finishing chunk, the usage chunk, [DONE]
   pii    the same length with an e-mail address and a phone number each split over several chunks
+  numbers  the same length without PII but with many short numbers (dates, amounts, a list)
 
 Each round feeds `--streams` streams of each kind (a fresh request id per stream, so the hold-back state is
 created and dropped as on the edge) and checks the text the client would read: the clean answer unchanged, the
@@ -54,6 +55,11 @@ _PII = (
     "Sure. You can reach the account manager, Jane, at jane.doe@example.com or on +44 20 7946 0958 during "
     "office hours; she handles renewals for the northern region and can share the draft contract today. "
     "Mention the ticket number in the subject line so the request is routed to her queue without delay."
+)
+_NUMBERS = (
+    "In 2025 revenue rose 12% to 4.5 million, the third quarter alone 1.3 million (up 8% on Q3 2024). Step 1: "
+    "cut costs by 5%. Step 2: hire 14 people by 30 June. Step 3: open 2 offices, 1 in Oslo and 1 in Bergen; "
+    "budget 750,000 for 18 months, review on 1 March 2026 at 10:30 in room 4B."
 )
 _PII_EXPECTED = _PII.replace("jane.doe@example.com", "[REDACTED:email]").replace("+44 20 7946 0958", "[REDACTED:phone]")
 
@@ -117,10 +123,17 @@ def _drive(coro: Any) -> Any:
     raise RuntimeError("the hook suspended: it is not the pure function this benchmark assumes")
 
 
+class NoHook:
+    """A hook that passes every event: what this harness costs by itself (the row `harness`)."""
+
+    async def on_before_write(self, ctx: Context, req: ResponseWriteRequest) -> ResponseWriteResponse:
+        return ResponseWriteResponse()
+
+
 class Feed:
     """Streams of one kind, pre-built (requests and contexts), so the loop times the hook and nothing else."""
 
-    def __init__(self, plugin: PIIRedactor, events: list[bytes], streams: int, tag: str) -> None:
+    def __init__(self, plugin: PIIRedactor | NoHook, events: list[bytes], streams: int, tag: str) -> None:
         self.plugin = plugin
         self.events = len(events) * streams
         self.calls = [
@@ -150,9 +163,20 @@ def make_plugin() -> PIIRedactor:
     return plugin
 
 
+def make_feeds(streams: int) -> dict[str, Feed]:
+    """The two kinds of stream through one redactor, and the clean one through `NoHook` (the harness alone)."""
+    plugin = make_plugin()
+    return {
+        "clean": Feed(plugin, stream_events(_CLEAN), streams, "clean"),
+        "pii": Feed(plugin, stream_events(_PII), streams, "pii"),
+        "numbers": Feed(plugin, stream_events(_NUMBERS), streams, "numbers"),
+        "harness": Feed(NoHook(), stream_events(_CLEAN), streams, "harness"),
+    }
+
+
 def check(plugin: PIIRedactor) -> None:
     """The benchmark measures a redactor that works: clean text untouched, both values redacted, none lost."""
-    for text, expected in ((_CLEAN, _CLEAN), (_PII, _PII_EXPECTED)):
+    for text, expected in ((_CLEAN, _CLEAN), (_PII, _PII_EXPECTED), (_NUMBERS, _NUMBERS)):
         for sent in Feed(plugin, stream_events(text), 2, "check").outputs():
             got = client_text(sent)
             if got != expected:
@@ -179,8 +203,7 @@ def callgrind_child(streams: int, out: Path) -> None:
     """Under callgrind: warm up uninstrumented, then one marked block per kind (see `bench.gate.workload`)."""
     from bench.gate.workload import instrument_on, mark
 
-    plugin = make_plugin()
-    feeds = {k: Feed(plugin, stream_events(t), streams, k) for k, t in (("clean", _CLEAN), ("pii", _PII))}
+    feeds = make_feeds(streams)
     for feed in feeds.values():
         feed.run()
     instrument_on()
@@ -226,18 +249,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.callgrind_child:
         callgrind_child(args.streams, args.callgrind_child)
         return 0
-    plugin = make_plugin()
+    feeds = make_feeds(args.streams)
+    plugin = feeds["clean"].plugin
+    assert isinstance(plugin, PIIRedactor)
     check(plugin)
-    feeds = {k: Feed(plugin, stream_events(t), args.streams, k) for k, t in (("clean", _CLEAN), ("pii", _PII))}
     us = time_feeds(feeds, args.rounds)
     check(plugin)
     instr = count_instructions(max(20, args.streams // 10)) if args.callgrind else {}
     if args.json:
         print(json.dumps({"us_per_event": us, "instructions_per_event": instr}))
         return 0
-    print(f"PII redactor, stream hook per event ({len(stream_events(_CLEAN))} events a stream, output checked)")
+    print(f"PII redactor, stream hook per event ({len(stream_events(_CLEAN))} events a stream, output checked;")
+    print("  harness = a hook that passes every event, driven the same way: subtract it for the redactor alone)")
     for kind in feeds:
-        line = f"  {kind:6} {us[kind]:7.2f} us/event (best of {args.rounds} x {args.streams} streams)"
+        line = f"  {kind:8} {us[kind]:7.2f} us/event (best of {args.rounds} x {args.streams} streams)"
         if kind in instr:
             line += f"   {instr[kind]:10,.0f} instructions/event (callgrind)"
         print(line)
