@@ -57,12 +57,14 @@ CONFIG_SCHEMA: dict[str, Any] = {
 
 _MAX_STREAMS = 10_000
 _DONE = b"data: [DONE]\n\n"
-# The common stream event, found in the raw bytes: the only choice, its delta holding nothing but text, not
+# The common stream event, found in the raw bytes: the only choice, its delta holding nothing but text (the
+# first event's role and null refusal aside: the answer's first byte must not wait for a decode), not
 # finishing (OpenAI's key order; no whitespace, or json.dumps's). Anything else is decoded whole. Matched at the
 # first "choices" key, with no second one after it: a key can't hide inside a JSON string (its quotes would be
 # escaped), so this is the event's only choices array, whatever else the event holds.
 _TEXT_DELTA = re.compile(
-    rb'"choices": ?\[\{"index": ?(\d+), ?"delta": ?\{"content": ?"([^"\\]*(?:\\.[^"\\]*)*)"\}'
+    rb'"choices": ?\[\{"index": ?(\d+), ?"delta": ?\{(?:"role": ?"assistant", ?)?"content": ?"([^"\\]*(?:\\.[^"\\]*)*)"'
+    rb'(?:, ?"refusal": ?null)?\}'
     rb'(?:, ?"logprobs": ?null)?, ?"finish_reason": ?null\}\](?s:(?!.*"choices"))'
 )
 _NO_CHOICES = re.compile(rb'"choices": ?\[\](?s:(?!.*"choices"))')

@@ -202,3 +202,12 @@ async def test_prefilter_lets_every_shape_of_each_kind_through_and_skips_short_n
         assert redact("ssn \u0660\u0667\u0668-\u0660\u0665-\u0661\u0661\u0662\u0660 ok") == "ssn <ssn> ok"
         text = "In 2025 revenue rose 12% to 4.5 million; on 1 March 2026 at 10:30, room 4B."
         assert redact(text) == text
+
+
+async def test_stream_first_event_with_role_and_text_is_redacted() -> None:
+    """The role event takes the fast path too (so the first byte is not held up); its text is still checked."""
+    first = {"index": 0, "delta": {"role": "assistant", "content": "Mail ann@x.io", "refusal": None}}
+    events = [_event([{**first, "finish_reason": None}]), _event([_delta(" now")]), _event([_delta("", finish="stop")])]
+    sent = await _run([*events, b"data: [DONE]\n\n"])
+    assert _texts(sent) == {0: "Mail [REDACTED:email] now"}
+    assert orjson.loads(sent[0][6:])["choices"][0]["delta"]["role"] == "assistant"
