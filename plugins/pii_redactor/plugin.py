@@ -9,9 +9,10 @@ appended, everything except the last `stream_holdback_chars` characters (cut at 
 a match) is redacted and sent, the rest waits for the next chunk; the finishing chunk (or `[DONE]`) flushes.
 Patterns are compiled once, at load.
 
-Per event cost matters (every event of every stream goes through `_chunk`): the common event (see `_TEXT_DELTA`)
-is handled on its raw bytes, only its text's JSON string decoded and a new one spliced in; an event with the
-same bytes around its text as the stream's previous one skips even that search (`_Held.learn`). Whether held
+Per event cost matters (every event of every stream goes through `_chunk`): the common event (see
+`shared_sdk.stream_text`) is handled on its raw bytes, only its text's JSON string decoded and a new one
+spliced in; an event with the same bytes around its text as the stream's previous one skips even that search
+(`_Held.learn`). Whether held
 text has an '@' or a digit is remembered, so clean text is never scanned twice. Anything else is decoded whole.
 """
 
@@ -33,6 +34,7 @@ from shared_sdk import (
     StreamCompleteRequest,
     StreamCompleteResponse,
 )
+from shared_sdk.stream_text import has_no_choices, text_event
 
 NAME = "pii-redactor"
 
@@ -57,17 +59,6 @@ CONFIG_SCHEMA: dict[str, Any] = {
 
 _MAX_STREAMS = 10_000
 _DONE = b"data: [DONE]\n\n"
-# The common stream event, found in the raw bytes: the only choice, its delta holding nothing but text (the
-# first event's role and null refusal aside: the answer's first byte must not wait for a decode), not
-# finishing (OpenAI's key order; no whitespace, or json.dumps's). Anything else is decoded whole. Matched at the
-# first "choices" key, with no second one after it: a key can't hide inside a JSON string (its quotes would be
-# escaped), so this is the event's only choices array, whatever else the event holds.
-_TEXT_DELTA = re.compile(
-    rb'"choices": ?\[\{"index": ?(\d+), ?"delta": ?\{(?:"role": ?"assistant", ?)?"content": ?"([^"\\]*(?:\\.[^"\\]*)*)"'
-    rb'(?:, ?"refusal": ?null)?\}'
-    rb'(?:, ?"logprobs": ?null)?, ?"finish_reason": ?null\}\](?s:(?!.*"choices"))'
-)
-_NO_CHOICES = re.compile(rb'"choices": ?\[\](?s:(?!.*"choices"))')
 
 
 class _Held:
@@ -228,21 +219,14 @@ class PIIRedactor(BasePlugin):
         if state is None:
             if not event.startswith(b"data: {"):
                 return ResponseWriteResponse()
-            choices = event.find(b'"choices":')
-            match = _TEXT_DELTA.match(event, choices)
-            if match is None:
-                if _NO_CHOICES.match(event, choices):  # the usage event: nothing to redact or flush
+            found = text_event(event)
+            if found is None:
+                if has_no_choices(event):  # the usage event: nothing to redact or flush
                     return ResponseWriteResponse()
                 return self._decoded_chunk(request_id, event)
-            start, end = match.span(2)
-            try:
-                text = event[start:end].decode()
-                if "\\" in text:  # an escape (\\u0040 is an '@'): JSON decodes the string
-                    text = orjson.loads(event[start - 1 : end + 1])
-            except (orjson.JSONDecodeError, UnicodeDecodeError):
-                return self._decoded_chunk(request_id, event)
+            text = found.text
             state = self._state(request_id)
-            state.learn(event, start, end, int(match.group(1)))
+            state.learn(event, found.start, found.end, found.index)
         # The common event (one choice, a delta holding only text, not finishing), without decoding the event:
         # the new text's JSON string goes in the old one's place, the rest as the vendor sent it.
         if not text and not state.text.get(state.index):

@@ -6,7 +6,8 @@ contract for stream chunks. Replacements are literal and apply within one event'
 events is not replaced (holding text back, as the PII redactor does, is what that would take).
 
 An event whose bytes hold none of the words is passed without decoding: a word in the text is in the event's
-UTF-8 bytes, unless the vendor escaped it (`\\uXXXX`), which is why an event with an escape is always decoded.
+UTF-8 bytes, unless the vendor escaped it (`\\uXXXX`), which is why an event with an escape is always read.
+The common text event is rewritten on its bytes (`shared_sdk.stream_text`); any other event is decoded whole.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from shared_sdk import BasePlugin, Context, ResponseWriteRequest, ResponseWriteResponse
+from shared_sdk.stream_text import text_event
 
 NAME = "text-rewrite"
 
@@ -58,6 +60,12 @@ class TextRewrite(BasePlugin):
         if req.is_stream_chunk:
             if not body.startswith(b"data: {") or all(body.find(n) < 0 for n in self._needles):
                 return ResponseWriteResponse()
+            found = text_event(body)
+            if found is not None:  # the common event: its text replaced on the bytes (`shared_sdk.stream_text`)
+                new = self.rewrite(found.text)
+                if new == found.text:
+                    return ResponseWriteResponse()
+                return ResponseWriteResponse(modified=True, body=found.replace(body, new))
             payload = body[6:]
         else:
             payload = body
