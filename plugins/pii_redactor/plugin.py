@@ -58,6 +58,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
 }
 
 _MAX_STREAMS = 10_000
+_CANDIDATE_SPAN = 25
+"""The longest text `_candidate` can match: nine digits apart by at most two characters each (an '@': one)."""
 _DONE = b"data: [DONE]\n\n"
 
 
@@ -65,11 +67,12 @@ class _Held:
     """One stream's hold-back: the text held per choice index, the indices whose held text has an '@' or a
     digit (only those need the patterns run over them again), and the shape of its last text event."""
 
-    __slots__ = ("text", "armed", "head", "tail", "index", "before", "after")
+    __slots__ = ("text", "armed", "clean", "head", "tail", "index", "before", "after")
 
     def __init__(self) -> None:
         self.text: dict[int, str] = {}
         self.armed: set[int] = set()
+        self.clean: set[int] = set()  # armed, but searched: no `_candidate` in the held text
         # The last text event's bytes before its text's first character and from its closing quote on, and its
         # choice index (see `_chunk`).
         self.head = self.tail = self.before = self.after = b""
@@ -80,12 +83,16 @@ class _Held:
         self.head, self.tail, self.index = event[:start], event[end:], index
         self.before, self.after = event[: start - 1], event[end + 1 :]  # without the string's quotes
 
-    def keep(self, index: int, text: str, armed: bool) -> None:
+    def keep(self, index: int, text: str, armed: bool, clean: bool = False) -> None:
         self.text[index] = text
         if armed:
             self.armed.add(index)
         else:
             self.armed.discard(index)
+        if clean:
+            self.clean.add(index)
+        else:
+            self.clean.discard(index)
 
 
 class PIIRedactor(BasePlugin):
@@ -288,7 +295,8 @@ class PIIRedactor(BasePlugin):
         patterns run only when the text could hold a match at all (`_candidate`)."""
         carry = state.text.get(index, "")
         combined = carry + text
-        armed = index in state.armed or (self._trigger is not None and self._trigger.search(text) is not None)
+        held_armed = index in state.armed
+        armed = held_armed or (self._trigger is not None and self._trigger.search(text) is not None)
         cut = len(combined) - self.holdback
         if cut <= 0:
             state.keep(index, combined, armed)
@@ -300,9 +308,14 @@ class PIIRedactor(BasePlugin):
         if not armed:  # no '@' and no digit: nothing to redact, no match to cut through
             state.text[index] = combined[cut:]
             return combined[:cut]
-        if self._candidate is None or self._candidate.search(combined) is None:  # short numbers only, say
+        # Held text with no '@' or digit, or searched already, holds no candidate: a new one must end in the new
+        # text, so it starts in the last _CANDIDATE_SPAN - 1 characters held or later.
+        window = combined
+        if not held_armed or index in state.clean:
+            window = combined[max(0, len(carry) - _CANDIDATE_SPAN + 1) :]
+        if self._candidate is None or self._candidate.search(window) is None:  # short numbers only, say
             rest = combined[cut:]
-            state.keep(index, rest, self._trigger is not None and self._trigger.search(rest) is not None)
+            state.keep(index, rest, self._trigger is not None and self._trigger.search(rest) is not None, True)
             return combined[:cut]
         for match in self.pattern.finditer(combined):
             if match.start() < cut < match.end():

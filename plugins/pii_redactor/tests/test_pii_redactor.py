@@ -211,3 +211,16 @@ async def test_stream_first_event_with_role_and_text_is_redacted() -> None:
     sent = await _run([*events, b"data: [DONE]\n\n"])
     assert _texts(sent) == {0: "Mail [REDACTED:email] now"}
     assert orjson.loads(sent[0][6:])["choices"][0]["delta"]["role"] == "assistant"
+
+
+@pytest.mark.parametrize("holdback", [16, 48])
+async def test_stream_number_completed_by_a_later_event_is_redacted_before_it_leaves(holdback: int) -> None:
+    """Held text already searched (digits, no match yet) and a new event completing a phone number: the search
+    must look back into the held text, not at the new event alone; the words after push it all out mid-stream."""
+    intro = ["An", " intro", " long", " enough", " to", " fill", " the", " hold", "-back", " first,", " so", " that"]
+    pieces = [*intro * 5, " call 0", "20 79", "46 ", "0958", " now,", " then", " more", " words", " to", " push"]
+    pieces += [" of", " the", " hold", "-back", " window", " and", " past", " its", " end", " too."] * 3
+    events = [_event([_delta(piece)]) for piece in pieces]
+    sent = await _run([*events, _event([_delta("", finish="stop")]), b"data: [DONE]\n\n"], holdback=holdback)
+    text = _texts(sent)[0]
+    assert "call [REDACTED:phone] now, then more words" in text and "7946" not in text
