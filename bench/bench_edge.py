@@ -136,6 +136,13 @@ def snapshot(upstream_v1: str) -> ConfigSnapshot:
         ),
         PluginConfig(slug="pii-redactor", name="pii", import_path="plugins.pii_redactor.plugin:create_plugin"),
         PluginConfig(slug="request-logger", name="logger", import_path="plugins.request_logger.plugin:create_plugin"),
+        # A chunk hook that rewrites text (issue 17 states its stream target with one): the mock streams "tok ".
+        PluginConfig(
+            slug="text-rewrite",
+            name="rewrite",
+            import_path="plugins.text_rewrite.plugin:create_plugin",
+            config={"replace": {"tok": "token"}},
+        ),
     ]
     llm = LLMConfig(
         id=1,
@@ -146,7 +153,10 @@ def snapshot(upstream_v1: str) -> ConfigSnapshot:
         api_key_encrypted=key,
         default_model=MODEL,
         allowed_models=[MODEL],
-        plugin_chain=[PluginBinding(plugin_slug="pii-redactor", order=0)],
+        plugin_chain=[
+            PluginBinding(plugin_slug="pii-redactor", order=0),
+            PluginBinding(plugin_slug="text-rewrite", order=1),
+        ],
     )
     return ConfigSnapshot(
         namespace="bench",
@@ -309,6 +319,79 @@ def wrk_throughput(url: str, key: str | None, concurrency: int, duration: float)
     return int(match.group(1)) - (int(non2xx.group(1)) if non2xx else 0)
 
 
+async def stream_throughput(url: str, key: str | None, concurrency: int, duration: float) -> int:
+    """`throughput` for streams (STREAM_BODY): whole streams completed with a 200, each read to its end."""
+    host, port, raw = _raw_request(url, key, STREAM_BODY)
+    conns = [await _connect(host, port) for _ in range(concurrency)]
+    done = 0
+    stop = time.perf_counter() + duration
+
+    async def worker(conn: _Connection) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            if await conn.request(raw) == 200:
+                done += 1
+
+    try:
+        await asyncio.gather(*(worker(c) for c in conns))
+    finally:
+        for conn in conns:
+            conn.transport.close()  # type: ignore[union-attr]
+    return done
+
+
+def wrk_streams(url: str, key: str | None, concurrency: int, duration: float) -> int | None:
+    """`wrk_throughput` with STREAM_BODY: whole streams completed (wrk reads each chunked reply to its end)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        script, body = Path(tmp) / "post.lua", Path(tmp) / "body.json"
+        script.write_text(_WRK_SCRIPT)
+        body.write_bytes(STREAM_BODY)
+        env = {**os.environ, "BENCH_BODY_FILE": str(body), "BENCH_KEY": key or ""}
+        out = subprocess.run(
+            [*pinned(0), wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "-s", str(script), url],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+    match = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if match is None:
+        raise RuntimeError(f"could not read wrk's output:\n{out}")
+    return int(match.group(1)) - (int(non2xx.group(1)) if non2xx else 0)
+
+
+async def check_stream(url: str, key: str | None) -> bytes:
+    """One stream read whole: it must be a 200 ending in [DONE], so the stream phase measures real streams."""
+    host, port, raw = _raw_request(url, key, STREAM_BODY)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(raw.replace(b"\r\n", b"\r\nconnection: close\r\n", 1))
+        reply = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    if not reply.startswith(b"HTTP/1.1 200") or b"data: [DONE]" not in reply:
+        raise RuntimeError(f"{url}: the stream is not a 200 ending in [DONE]:\n{reply[:600]!r}")
+    return reply
+
+
+async def stream_cpu(
+    url: str, key: str | None, pid: int | None, args: argparse.Namespace
+) -> tuple[float, float | None]:
+    """Closed-loop streams (as the chat phase, with STREAM_BODY): streams per second and CPU ms per stream."""
+    await check_stream(url, key)
+    await stream_throughput(url, key, args.concurrency, 1.0)  # warm-up at load
+    cpu0 = cpu_seconds(pid) if pid else 0.0
+    count = None if args.python_load else wrk_streams(url, key, args.concurrency, args.duration)
+    if count is None:
+        count = await stream_throughput(url, key, args.concurrency, args.duration)
+    cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
+    return count / args.duration, (cpu * 1000 / count) if pid and count else None
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
@@ -336,6 +419,7 @@ async def measure(
     if count is None:
         count = await throughput(url, key, args.concurrency, args.duration)
     cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
+    stream_rps, cpu_ms_per_stream = await stream_cpu(url, key, pid, args)
     result = {
         "name": name,
         "p50_ms": pct(lat, 0.5),
@@ -344,6 +428,8 @@ async def measure(
         "rps": count / args.duration,
         "cpu_ms_per_req": (cpu * 1000 / count) if pid and count else None,
         "rss_mb": rss_mb(pid) if pid else None,
+        "stream_rps": stream_rps,
+        "cpu_ms_per_stream": cpu_ms_per_stream,
     }
     result["rps_per_core"] = 1000 / result["cpu_ms_per_req"] if result["cpu_ms_per_req"] else None
     return result
@@ -621,6 +707,8 @@ def report(r: dict, concurrency: int) -> bool:
         ("CPU per request (ms)", f["cpu_ms_per_req"], e["cpu_ms_per_req"]),
         (f"closed-loop req/s (c={concurrency}, gateway core saturated)", f["rps"], e["rps"]),
         ("stream TTFB added p50 (ms)", add["floor"]["ttfb"], add["edge"]["ttfb"]),
+        ("stream CPU per stream (ms)", f["cpu_ms_per_stream"], e["cpu_ms_per_stream"]),
+        (f"closed-loop streams/s (c={concurrency})", f["stream_rps"], e["stream_rps"]),
         ("RSS (MB)", f["rss_mb"], e["rss_mb"]),
     ]
     for label, fv, ev in rows:
@@ -648,6 +736,13 @@ def report(r: dict, concurrency: int) -> bool:
             add["edge"]["ttfb"] <= 1.0,
         ),
         ("RSS per edge", f"{e['rss_mb']:.1f} MB", "<= 150 MB", e["rss_mb"] <= 150),
+        (
+            "stream CPU per stream",
+            f"{e['cpu_ms_per_stream']:.3f} ms = {e['cpu_ms_per_stream'] / f['cpu_ms_per_stream']:.2f}x floor's "
+            f"{f['cpu_ms_per_stream']:.3f} ms",
+            "<= 1.25x floor (issue 17; redactor + text-rewrite chunk hooks on)",
+            e["cpu_ms_per_stream"] <= 1.25 * f["cpu_ms_per_stream"],
+        ),
     ]
     print("\nTargets (issue 5), edge measured in this run:")
     for name, value, target, ok in targets:

@@ -24,8 +24,8 @@ scenario's instructions per request.
 What is pinned so a run does the same work whatever the machine's load (valgrind slows the process ~50x, so
 anything driven by wall-clock time would fire a different number of times): PYTHONHASHSEED (by `gate.py`); the
 rate limiter's clock (a fixed instant mid-minute, so the 429 never turns into an admission at a minute's edge);
-the disconnect sweeper's tick and the housekeeping interval (an hour: natively, these requests end long before
-the first tick); telemetry batching (no timed flush: each block ends by flushing the lanes and the KV buffer, so
+the disconnect sweeper's tick, the plugin-call timeout ticker's and the housekeeping interval (an hour:
+natively, these requests end long before the first tick); telemetry batching (no timed flush: each block ends by flushing the lanes and the KV buffer, so
 every record a block produced is delivered, and its KV write stored, inside that block).
 """
 
@@ -52,6 +52,7 @@ from edge_gateway.app import create_app
 from edge_gateway.disconnects import DisconnectWatches
 from edge_gateway.ratelimit import RateLimiter
 from edge_gateway.settings import EdgeSettings
+from shared_sdk.host.handle import _Deadlines
 from shared_sdk.snapshot import (
     AppConfig,
     ConfigSnapshot,
@@ -223,6 +224,7 @@ def instrument_on() -> None:
 def pin_timers(edge: Any) -> None:
     """See the module docstring: the work the edge does must not depend on how slow valgrind makes it."""
     DisconnectWatches.TICK_S = _AN_HOUR
+    _Deadlines.TICK_S = _AN_HOUR  # the plugin-call timeout ticker: started once, never woken by the clock
     edge_app._HOUSEKEEPING_INTERVAL_S = _AN_HOUR
     edge.runtime.limiter = RateLimiter(clock=lambda: FIXED_NOW)
 

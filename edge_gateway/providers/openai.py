@@ -109,7 +109,7 @@ class OpenAIStreamTranslator:
         if data == b"[DONE]":
             self._done = True
             return [event]
-        if b'"usage"' in data and b'"usage":null' not in data:
+        if data.find(b'"usage"') >= 0 and data.find(b'"usage":null') < 0:  # find: see `sse.SSESplitter.feed`
             try:
                 chunk = _chunk_decoder.decode(data)
             except msgspec.DecodeError:
@@ -131,7 +131,7 @@ class OpenAIStreamTranslator:
         tool_calls = 0
         reported = self.usage.reported
         for data in self._events:
-            if reported and b'"tool_calls"' not in data:
+            if reported and data.find(b'"tool_calls"') < 0:
                 # The vendor reported usage, so only choices are left to count: read their indexes without
                 # decoding the event (a JSON string cannot hold `"index":` unescaped).
                 choices.update(int(n) for n in _CHOICE_INDEX.findall(data))
@@ -271,7 +271,7 @@ _native_event_decoder = msgspec.json.Decoder(_NativeEvent)
 
 def native_stream_usage(event: bytes, usage: Usage) -> None:
     """Usage from one event of a vendor-native stream (OpenAI final chunk, Anthropic message_start/delta)."""
-    if b'"usage"' not in event:
+    if event.find(b'"usage"') < 0:  # find, not `in`: see `sse.SSESplitter.feed`
         return
     data = event_data(event)
     if not data:

@@ -8,6 +8,12 @@ so redacting each chunk alone would never match. Each choice keeps a hold-back b
 appended, everything except the last `stream_holdback_chars` characters (cut at whitespace, and never inside
 a match) is redacted and sent, the rest waits for the next chunk; the finishing chunk (or `[DONE]`) flushes.
 Patterns are compiled once, at load.
+
+Per event cost matters (every event of every stream goes through `_chunk`): the common event (see
+`shared_sdk.stream_text`) is handled on its raw bytes, only its text's JSON string decoded and a new one
+spliced in; an event with the same bytes around its text as the stream's previous one skips even that search
+(`_Held.learn`). Whether held
+text has an '@' or a digit is remembered, so clean text is never scanned twice. Anything else is decoded whole.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from shared_sdk import (
     StreamCompleteRequest,
     StreamCompleteResponse,
 )
+from shared_sdk.stream_text import has_no_choices, text_event
 
 NAME = "pii-redactor"
 
@@ -51,12 +58,46 @@ CONFIG_SCHEMA: dict[str, Any] = {
 }
 
 _MAX_STREAMS = 10_000
+_CANDIDATE_SPAN = 25
+"""The longest text `_candidate` can match: nine digits apart by at most two characters each (an '@': one)."""
 _DONE = b"data: [DONE]\n\n"
+
+
+class _Held:
+    """One stream's hold-back: the text held per choice index, the indices whose held text has an '@' or a
+    digit (only those need the patterns run over them again), and the shape of its last text event."""
+
+    __slots__ = ("text", "armed", "clean", "head", "tail", "index", "before", "after")
+
+    def __init__(self) -> None:
+        self.text: dict[int, str] = {}
+        self.armed: set[int] = set()
+        self.clean: set[int] = set()  # armed, but searched: no `_candidate` in the held text
+        # The last text event's bytes before its text's first character and from its closing quote on, and its
+        # choice index (see `_chunk`).
+        self.head = self.tail = self.before = self.after = b""
+        self.index = 0
+
+    def learn(self, event: bytes, start: int, end: int, index: int) -> None:
+        """Remember a text event's shape: its text is `event[start:end]`, a JSON string's inside."""
+        self.head, self.tail, self.index = event[:start], event[end:], index
+        self.before, self.after = event[: start - 1], event[end + 1 :]  # without the string's quotes
+
+    def keep(self, index: int, text: str, armed: bool, clean: bool = False) -> None:
+        self.text[index] = text
+        if armed:
+            self.armed.add(index)
+        else:
+            self.armed.discard(index)
+        if clean:
+            self.clean.add(index)
+        else:
+            self.clean.discard(index)
 
 
 class PIIRedactor(BasePlugin):
     name = NAME
-    version = "1.0.1"
+    version = "1.0.2"
     description = "Redacts e-mail addresses, card numbers, SSNs and phone numbers in requests and responses."
 
     def get_config_schema(self) -> dict[str, Any]:
@@ -68,17 +109,23 @@ class PIIRedactor(BasePlugin):
         self.pattern = re.compile("|".join(f"(?P<{k}>{PATTERNS[k]})" for k in kinds))
         self.replacement: str = config.get("replacement", "[REDACTED:{kind}]")
         self._replacements: dict[str, str] = {k: self.replacement.format(kind=k) for k in kinds}
-        # Every kind needs an '@' (e-mail) or digits (the others): text with neither is returned as is, without
-        # running the combined pattern at every position (most model output and prompts have no PII).
-        triggers = ("@" if "email" in kinds else "") + ("0-9" if set(kinds) - {"email"} else "")
+        # Every kind needs an '@' (e-mail) or nine digits apart by at most two of " .-()" (card: 13 apart by one,
+        # SSN and phone: 9): text without is returned as is, without running the combined pattern at every
+        # position (most model output and prompts have no PII, and numbers in text are mostly short).
+        # `_trigger` is the per-character part, for a stream's hold-back: text without an '@' or a digit cannot
+        # be part of a match at all.
+        digits = bool(set(kinds) - {"email"})
+        needs = (["@"] if "email" in kinds else []) + ([r"\d(?:[ .()-]{0,2}\d){8}"] if digits else [])
+        self._candidate = re.compile("|".join(needs)) if needs else None
+        triggers = ("@" if "email" in kinds else "") + (r"\d" if digits else "")
         self._trigger = re.compile(f"[{triggers}]") if triggers else None
         self.redact_requests = config.get("redact_requests", True)
         self.redact_responses = config.get("redact_responses", True)
         self.holdback = int(config.get("stream_holdback_chars", 48))
-        self._streams: OrderedDict[str, dict[int, str]] = OrderedDict()
+        self._streams: OrderedDict[str, _Held] = OrderedDict()
 
     def redact(self, text: str) -> str:
-        if self._trigger is None or self._trigger.search(text) is None:
+        if self._candidate is None or self._candidate.search(text) is None:
             return text
         return self.pattern.sub(self._replace, text)
 
@@ -149,7 +196,8 @@ class PIIRedactor(BasePlugin):
 
     def _chunk(self, request_id: str, event: bytes) -> ResponseWriteResponse:
         if event == _DONE:
-            pending = self._streams.pop(request_id, None)
+            held = self._streams.pop(request_id, None)
+            pending = held.text if held is not None else None
             if not pending or not any(pending.values()):
                 return ResponseWriteResponse()
             flush = {
@@ -161,38 +209,67 @@ class PIIRedactor(BasePlugin):
                 ],
             }
             return ResponseWriteResponse(modified=True, body=b"data: " + orjson.dumps(flush) + b"\n\n" + _DONE)
-        if not event.startswith(b"data: {"):
+        state = self._streams.get(request_id)
+        if state is not None and state.head and event.startswith(state.head) and event.endswith(state.tail):
+            # The same bytes as the stream's last text event around the text (a vendor repeats id, model, ... in
+            # every event): only the string between them is new. Without a quote or backslash in it, it is one
+            # JSON string whose characters are the text (anything else goes the long way, which re-checks).
+            start, end = len(state.head), len(event) - len(state.tail)
+            try:
+                text = event[start:end].decode() if end >= start else '"'
+            except UnicodeDecodeError:
+                text = '"'
+            if '"' in text or "\\" in text:
+                state = None
+        else:
+            state = None
+        if state is None:
+            if not event.startswith(b"data: {"):
+                return ResponseWriteResponse()
+            found = text_event(event)
+            if found is None:
+                if has_no_choices(event):  # the usage event: nothing to redact or flush
+                    return ResponseWriteResponse()
+                return self._decoded_chunk(request_id, event)
+            text = found.text
+            state = self._state(request_id)
+            state.learn(event, found.start, found.end, found.index)
+        # The common event (one choice, a delta holding only text, not finishing), without decoding the event:
+        # the new text's JSON string goes in the old one's place, the rest as the vendor sent it.
+        if not text and not state.text.get(state.index):
             return ResponseWriteResponse()
+        new = self._emit(state, state.index, text)
+        if new == text:
+            return ResponseWriteResponse()
+        return ResponseWriteResponse(modified=True, body=state.before + orjson.dumps(new) + state.after)
+
+    def _decoded_chunk(self, request_id: str, event: bytes) -> ResponseWriteResponse:
+        """Any other event: decoded whole, every choice's text (delta content or legacy `text`) handled."""
         try:
             data = orjson.loads(event[6:])
         except orjson.JSONDecodeError:
             return ResponseWriteResponse()
-        choices = data.get("choices") or ()
+        choices = data.get("choices") or () if isinstance(data, dict) else ()
         if not choices:
             return ResponseWriteResponse()
-        state = self._streams.get(request_id)
-        if state is None:
-            state = self._streams[request_id] = {}
-            while len(self._streams) > _MAX_STREAMS:
-                self._streams.popitem(last=False)
+        state = self._state(request_id)
         changed = False
         for choice in choices:
+            if not isinstance(choice, dict):
+                continue
             index = choice.get("index", 0)
             delta = choice.get("delta")
             holder, key = (delta, "content") if isinstance(delta, dict) else (choice, "text")
-            text = holder.get(key) if isinstance(holder, dict) else None
-            carry = state.get(index, "")
+            text = holder.get(key)
             if not isinstance(text, str):
                 text = ""
-            if not text and not carry:
+            if not text and not state.text.get(index):
                 continue
-            combined = carry + text
             if choice.get("finish_reason"):
-                emit, state[index] = combined, ""
+                new = self.redact(state.text.get(index, "") + text)
+                state.keep(index, "", False)
             else:
-                cut = self._safe_cut(combined)
-                emit, state[index] = combined[:cut], combined[cut:]
-            new = self.redact(emit) if emit else ""
+                new = self._emit(state, index, text)
             if new != text:
                 holder[key] = new
                 changed = True
@@ -202,18 +279,51 @@ class PIIRedactor(BasePlugin):
             else ResponseWriteResponse()
         )
 
-    def _safe_cut(self, text: str) -> int:
-        cut = len(text) - self.holdback
+    def _state(self, request_id: str) -> _Held:
+        """The hold-back buffers of one stream (the oldest streams are dropped past the cap)."""
+        state = self._streams.get(request_id)
+        if state is None:
+            state = self._streams[request_id] = _Held()
+            while len(self._streams) > _MAX_STREAMS:
+                self._streams.popitem(last=False)
+        return state
+
+    def _emit(self, state: _Held, index: int, text: str) -> str:
+        """Append `text` to choice `index`'s held text; redact and return what can go out now, keep the rest
+        (see the module docstring). Only the new text is searched for an '@' or a digit: whether the held text
+        has one is remembered (`armed`), so clean output costs no scan of the hold-back per event; with one, the
+        patterns run only when the text could hold a match at all (`_candidate`)."""
+        carry = state.text.get(index, "")
+        combined = carry + text
+        held_armed = index in state.armed
+        armed = held_armed or (self._trigger is not None and self._trigger.search(text) is not None)
+        cut = len(combined) - self.holdback
         if cut <= 0:
-            return 0
-        space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut))
-        cut = space + 1 if space >= 0 else 0
-        if self._trigger is None or self._trigger.search(text) is None:
-            return cut
-        for match in self.pattern.finditer(text):
+            state.keep(index, combined, armed)
+            return ""
+        space = combined.rfind(" ", 0, cut)
+        if "\n" in combined:
+            space = max(space, combined.rfind("\n", 0, cut))
+        cut = space + 1
+        if not armed:  # no '@' and no digit: nothing to redact, no match to cut through
+            state.text[index] = combined[cut:]
+            return combined[:cut]
+        # Held text with no '@' or digit, or searched already, holds no candidate: a new one must end in the new
+        # text, so it starts in the last _CANDIDATE_SPAN - 1 characters held or later.
+        window = combined
+        if not held_armed or index in state.clean:
+            window = combined[max(0, len(carry) - _CANDIDATE_SPAN + 1) :]
+        if self._candidate is None or self._candidate.search(window) is None:  # short numbers only, say
+            rest = combined[cut:]
+            state.keep(index, rest, self._trigger is not None and self._trigger.search(rest) is not None, True)
+            return combined[:cut]
+        for match in self.pattern.finditer(combined):
             if match.start() < cut < match.end():
-                return match.start()
-        return cut
+                cut = match.start()
+                break
+        rest = combined[cut:]
+        state.keep(index, rest, self._trigger is not None and self._trigger.search(rest) is not None)
+        return self.redact(combined[:cut]) if cut else ""
 
     async def on_stream_complete(self, ctx: Context, req: StreamCompleteRequest) -> StreamCompleteResponse:
         self._streams.pop(ctx.request_id, None)

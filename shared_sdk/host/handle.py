@@ -454,7 +454,8 @@ class _Deadlines:
     loop's timer heap fills with cancelled handles and each call costs several microseconds. Here one
     ticker task per loop checks the in-flight calls every `TICK_S` and cancels the task of any call past
     its deadline (the call turns that cancellation into a `timeout`), so a call costs a set insert and
-    remove. Timeouts are therefore precise to about `TICK_S`. The ticker stops when nothing is in flight.
+    remove. Timeouts are therefore precise to about `TICK_S`. The ticker stops after a tick with nothing in
+    flight.
     """
 
     TICK_S = 0.01
@@ -475,9 +476,14 @@ class _Deadlines:
         return deadline
 
     async def _tick(self) -> None:
+        # Sleep first, and stop only after a tick that found nothing in flight: most calls (a stream's chunk
+        # hooks, say) end before the ticker's task first runs, and a ticker that checked first would exit at
+        # once and leave the next call to start another task: one task per call.
         try:
-            while self.calls:
+            while True:
                 await asyncio.sleep(self.TICK_S)
+                if not self.calls:
+                    return
                 now = time.monotonic()
                 for d in list(self.calls):
                     if not d.expired and now >= d.at:

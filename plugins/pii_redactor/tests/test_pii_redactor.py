@@ -1,4 +1,8 @@
+import json
+from typing import Any
+
 import orjson
+import pytest
 
 from plugins.pii_redactor import PIIRedactor
 from shared_sdk import ResponseWriteRequest
@@ -45,3 +49,178 @@ async def test_only_the_configured_kinds_are_redacted() -> None:
         assert h.plugin.redact("a@b.io 078-05-1120") == "[REDACTED:email] 078-05-1120"
     async with PluginHarness(PIIRedactor(), config={"kinds": []}) as h:
         assert h.plugin.redact("a@b.io 078-05-1120") == "a@b.io 078-05-1120"
+
+
+# -- streams: the raw-bytes fast path must redact exactly what decoding every event would -------------------
+
+_HEAD = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+
+def _event(choices: list[dict[str, Any]], spaced: bool = False, **extra: Any) -> bytes:
+    payload = {**_HEAD, "choices": choices, **extra}
+    raw = json.dumps(payload).encode() if spaced else orjson.dumps(payload)
+    return b"data: " + raw + b"\n\n"
+
+
+def _delta(text: str, index: int = 0, finish: str | None = None) -> dict[str, Any]:
+    return {"index": index, "delta": {"content": text} if text or not finish else {}, "finish_reason": finish}
+
+
+async def _run(events: list[bytes], holdback: int = 16, request_id: str = "r1") -> list[bytes]:
+    """What the client is sent for `events` (a hook's body, or the event itself when the hook passed it)."""
+    async with PluginHarness(PIIRedactor(), config={"stream_holdback_chars": holdback}) as h:
+        ctx = h.context(request_id=request_id)
+        sent = []
+        for body in events:
+            out = await h.call("on_before_write", ResponseWriteRequest(body=body, is_stream_chunk=True), ctx=ctx)
+            assert not out.drop_chunk
+            sent.append(out.body if out.modified else body)
+        if events[-1] == b"data: [DONE]\n\n":
+            assert not h.plugin._streams, "a finished stream's state must be dropped"
+    return sent
+
+
+def _texts(sent: list[bytes]) -> dict[int, str]:
+    """The text per choice index a client reads from the events it was sent."""
+    texts: dict[int, str] = {}
+    for body in sent:
+        for piece in body.split(b"\n\n"):
+            if piece.startswith(b"data: {"):
+                for choice in orjson.loads(piece[6:]).get("choices") or ():
+                    if not isinstance(choice, dict):
+                        continue
+                    text = (choice.get("delta") or {}).get("content") or ""
+                    texts[choice.get("index", 0)] = texts.get(choice.get("index", 0), "") + text
+    return texts
+
+
+_SPLIT = ["Mail ", "jane", ".doe", "@", "exam", "ple.com", " or call +44", " 20 79", "46 0958", " today, thanks."]
+_REDACTED = "Mail [REDACTED:email] or call [REDACTED:phone] today, thanks."
+
+
+@pytest.mark.parametrize("spaced", [False, True], ids=["compact", "json.dumps"])
+@pytest.mark.parametrize("ending", ["finish", "done-only"])
+async def test_stream_pii_split_over_events_is_redacted_and_held_text_flushed(spaced: bool, ending: str) -> None:
+    events = [_event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], spaced)]
+    events += [_event([_delta(piece)], spaced) for piece in _SPLIT]
+    if ending == "finish":
+        events.append(_event([_delta("", finish="stop")], spaced))
+    events += [_event([], spaced, usage={"total_tokens": 9}), b"data: [DONE]\n\n"]
+    sent = await _run(events)
+    assert _texts(sent) == {0: _REDACTED}
+    assert sent[-1].endswith(b"data: [DONE]\n\n")
+    assert b"jane" not in b"".join(sent) and b"7946" not in b"".join(sent)
+
+
+async def test_stream_events_the_fast_path_declines_are_redacted_the_same() -> None:
+    """Key order, a second choice, a finish, an escape: each event taken the long way gives the same text."""
+    reordered = [
+        b'data: {"choices":[{"finish_reason":null,"delta":{"content":' + orjson.dumps(p) + b'},"index":0}]}\n\n'
+        for p in _SPLIT
+    ]
+    sent = await _run([*reordered, _event([_delta("", finish="stop")])])
+    assert _texts(sent) == {0: _REDACTED}
+
+
+async def test_stream_unicode_escapes_and_quotes_in_the_text() -> None:
+    r"""`\u0040` is an '@' once decoded: the address is still found; escaped quotes and non-ASCII survive."""
+    raw = [
+        '"Write to ',  # a quote: JSON escapes it
+        "jane.doe\\u0040exa",  # an escaped '@', as some vendors send it
+        "mple.com \\u00e9t\\u00e9 ",
+        "caf\u00e9 \U0001f600 ok",  # raw UTF-8 through the fast path
+    ]
+    events = []
+    for text in raw:
+        encoded = orjson.dumps(text).replace(b"\\\\u", b"\\u")  # keep the \u escapes as escapes in the JSON
+        events.append(
+            b'data: {"id":"x","choices":[{"index":0,"delta":{"content":' + encoded + b'},"finish_reason":null}]}\n\n'
+        )
+    sent = await _run([*events, _event([_delta("", finish="stop")])])
+    assert _texts(sent) == {0: '"Write to [REDACTED:email] \u00e9t\u00e9 caf\u00e9 \U0001f600 ok'}
+
+
+async def test_stream_non_text_deltas_pass_untouched() -> None:
+    tool = _event(
+        [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"to":"a@b.io"}'}}]},
+                "finish_reason": None,
+            }
+        ]
+    )
+    role = _event([{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}])
+    done = b"data: [DONE]\n\n"
+    assert await _run([role, tool, done]) == [role, tool, done]
+
+
+async def test_stream_choices_keep_separate_hold_back() -> None:
+    """n > 1: choices interleave (one per event, or both in one event); each has its own buffer and index."""
+    events = []
+    other = ["SSN ", "078", "-05-", "11", "20 and", " mail", " bob", "@x", ".io", " now"]
+    for a, b in zip(_SPLIT, other, strict=True):
+        events.append(_event([_delta(a, 0)]))
+        events.append(_event([_delta(b, 1)]))
+    events.append(_event([_delta("", 0, "stop"), _delta(".", 1, "stop")]))
+    sent = await _run([*events, b"data: [DONE]\n\n"])
+    assert _texts(sent) == {0: _REDACTED, 1: "SSN [REDACTED:ssn] and mail [REDACTED:email] now."}
+
+
+async def test_stream_a_choices_key_elsewhere_does_not_hide_the_real_choices() -> None:
+    decoy = {"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}]}
+    events = [b"data: " + orjson.dumps({"ext": decoy, "choices": [_delta(p)]}) + b"\n\n" for p in _SPLIT] + [
+        b"data: " + orjson.dumps({"choices": [_delta(p)], "ext": decoy}) + b"\n\n" for p in ("", " and bob@x.io.")
+    ]
+    sent = await _run([*events, _event([_delta("", finish="stop")])])
+    assert _texts(sent)[0] == _REDACTED + " and [REDACTED:email]."
+
+
+async def test_stream_shape_changing_mid_stream() -> None:
+    """The fast path remembers the shape of the last text event; an event of another shape is read afresh."""
+    events = [_event([_delta(p)], spaced=i % 3 == 0) for i, p in enumerate(_SPLIT)]
+    events[4] = events[4].replace(b'"id":"chatcmpl-1"', b'"id":"chatcmpl-22"')
+    sent = await _run([*events, _event([_delta("", finish="stop")])])
+    assert _texts(sent) == {0: _REDACTED}
+
+
+async def test_stream_event_with_odd_choices_passes_instead_of_failing_the_hook() -> None:
+    odd = [b'data: {"choices":["x",null,{"index":0,"delta":{"content":"a@b.io, hi"},"finish_reason":"stop"}]}\n\n']
+    sent = await _run([*odd, b"data: [] \n\n", b"data: [DONE]\n\n"])
+    assert _texts(sent) == {0: "[REDACTED:email], hi"}
+
+
+async def test_prefilter_lets_every_shape_of_each_kind_through_and_skips_short_numbers() -> None:
+    """Text is matched only when it could hold a match (an '@', or nine digits apart by at most two of " .-()"):
+    each kind's loosest shape must still reach the patterns, and digits in any script count as the patterns'
+    `\\d` does (they used to be skipped: only ASCII digits triggered the patterns)."""
+    async with PluginHarness(PIIRedactor(), config={"replacement": "<{kind}>"}) as h:
+        redact = h.plugin.redact
+        assert redact("ring +1 (555) 123-4567 now") == "ring <phone> now"
+        assert redact("ring 0.20.794.6095 now") == "ring <phone> now"
+        assert redact("card 4111-1111-1111-1111.") == "card <card>."
+        assert redact("ssn \u0660\u0667\u0668-\u0660\u0665-\u0661\u0661\u0662\u0660 ok") == "ssn <ssn> ok"
+        text = "In 2025 revenue rose 12% to 4.5 million; on 1 March 2026 at 10:30, room 4B."
+        assert redact(text) == text
+
+
+async def test_stream_first_event_with_role_and_text_is_redacted() -> None:
+    """The role event takes the fast path too (so the first byte is not held up); its text is still checked."""
+    first = {"index": 0, "delta": {"role": "assistant", "content": "Mail ann@x.io", "refusal": None}}
+    events = [_event([{**first, "finish_reason": None}]), _event([_delta(" now")]), _event([_delta("", finish="stop")])]
+    sent = await _run([*events, b"data: [DONE]\n\n"])
+    assert _texts(sent) == {0: "Mail [REDACTED:email] now"}
+    assert orjson.loads(sent[0][6:])["choices"][0]["delta"]["role"] == "assistant"
+
+
+@pytest.mark.parametrize("holdback", [16, 48])
+async def test_stream_number_completed_by_a_later_event_is_redacted_before_it_leaves(holdback: int) -> None:
+    """Held text already searched (digits, no match yet) and a new event completing a phone number: the search
+    must look back into the held text, not at the new event alone; the words after push it all out mid-stream."""
+    intro = ["An", " intro", " long", " enough", " to", " fill", " the", " hold", "-back", " first,", " so", " that"]
+    pieces = [*intro * 5, " call 0", "20 79", "46 ", "0958", " now,", " then", " more", " words", " to", " push"]
+    pieces += [" of", " the", " hold", "-back", " window", " and", " past", " its", " end", " too."] * 3
+    events = [_event([_delta(piece)]) for piece in pieces]
+    sent = await _run([*events, _event([_delta("", finish="stop")]), b"data: [DONE]\n\n"], holdback=holdback)
+    text = _texts(sent)[0]
+    assert "call [REDACTED:phone] now, then more words" in text and "7946" not in text

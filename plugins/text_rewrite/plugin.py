@@ -1,0 +1,99 @@
+"""Replaces words in the assistant's text, in full responses and in every stream event.
+
+A small, real response hook: the benchmarks bind it beside the PII redactor so the measured edge runs a chunk
+hook that rewrites text (issue 17's target is stated with one), and it is an example of the `on_before_write`
+contract for stream chunks. Replacements are literal and apply within one event's text: a word split across two
+events is not replaced (holding text back, as the PII redactor does, is what that would take).
+
+An event whose bytes hold none of the words is passed without decoding: a word in the text is in the event's
+UTF-8 bytes, unless the vendor escaped it (`\\uXXXX`), which is why an event with an escape is always read.
+The common text event is rewritten on its bytes (`shared_sdk.stream_text`); any other event is decoded whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from shared_sdk import BasePlugin, Context, ResponseWriteRequest, ResponseWriteResponse
+from shared_sdk.stream_text import text_event
+
+NAME = "text-rewrite"
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "replace": {
+            "type": "object",
+            "description": "word -> replacement, applied in this order",
+            "additionalProperties": {"type": "string"},
+            "default": {},
+        },
+    },
+    "additionalProperties": False,
+}
+
+
+class TextRewrite(BasePlugin):
+    name = NAME
+    version = "1.0.0"
+    description = "Replaces words in the assistant's text (full responses and stream events)."
+
+    def get_config_schema(self) -> dict[str, Any]:
+        return CONFIG_SCHEMA
+
+    async def initialize(self, ctx: Context, config: dict[str, Any]) -> None:
+        self.config = config
+        self.replace: list[tuple[str, str]] = [(k, v) for k, v in config.get("replace", {}).items() if k]
+        self._needles = [k.encode() for k, _ in self.replace] + [b"\\u"]
+
+    def rewrite(self, text: str) -> str:
+        for word, replacement in self.replace:
+            text = text.replace(word, replacement)
+        return text
+
+    async def on_before_write(self, ctx: Context, req: ResponseWriteRequest) -> ResponseWriteResponse:
+        if req.error is not None or not self.replace:
+            return ResponseWriteResponse()
+        body = req.body
+        if req.is_stream_chunk:
+            if not body.startswith(b"data: {") or all(body.find(n) < 0 for n in self._needles):
+                return ResponseWriteResponse()
+            found = text_event(body)
+            if found is not None:  # the common event: its text replaced on the bytes (`shared_sdk.stream_text`)
+                new = self.rewrite(found.text)
+                if new == found.text:
+                    return ResponseWriteResponse()
+                return ResponseWriteResponse(modified=True, body=found.replace(body, new))
+            payload = body[6:]
+        else:
+            payload = body
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return ResponseWriteResponse()
+        if not isinstance(data, dict) or not self._rewrite_choices(data.get("choices")):
+            return ResponseWriteResponse()
+        out = orjson.dumps(data)
+        return ResponseWriteResponse(modified=True, body=b"data: " + out + b"\n\n" if req.is_stream_chunk else out)
+
+    def _rewrite_choices(self, choices: Any) -> bool:
+        changed = False
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            for holder in (choice.get("delta"), choice.get("message")):
+                if isinstance(holder, dict) and isinstance(holder.get("content"), str):
+                    new = self.rewrite(holder["content"])
+                    if new != holder["content"]:
+                        holder["content"], changed = new, True
+            if isinstance(choice.get("text"), str):
+                new = self.rewrite(choice["text"])
+                if new != choice["text"]:
+                    choice["text"], changed = new, True
+        return changed
+
+
+def create_plugin() -> TextRewrite:
+    return TextRewrite()

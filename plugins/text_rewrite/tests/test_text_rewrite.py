@@ -1,0 +1,39 @@
+import orjson
+
+from plugins.text_rewrite import TextRewrite
+from shared_sdk import ResponseWriteRequest
+from shared_sdk.testing import PluginHarness
+
+CONFIG = {"replace": {"tok": "token", "cat": "dog"}}
+
+
+def _event(content: str) -> bytes:
+    chunk = {"id": "c-1", "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+async def test_stream_event_text_is_rewritten_and_the_rest_kept() -> None:
+    async with PluginHarness(TextRewrite(), config=CONFIG) as h:
+        out = await h.call(
+            "on_before_write", ResponseWriteRequest(body=_event("a tok and a cat"), is_stream_chunk=True)
+        )
+    assert out.modified and out.body.startswith(b"data: ") and out.body.endswith(b"\n\n")
+    chunk = orjson.loads(out.body[6:])
+    assert chunk["id"] == "c-1" and chunk["choices"][0]["delta"]["content"] == "a token and a dog"
+
+
+async def test_events_without_the_words_pass_untouched() -> None:
+    async with PluginHarness(TextRewrite(), config=CONFIG) as h:
+        for body in (_event("nothing here"), b"data: [DONE]\n\n", _event("")):
+            out = await h.call("on_before_write", ResponseWriteRequest(body=body, is_stream_chunk=True))
+            assert not out.modified
+
+
+async def test_escaped_words_are_found_and_full_bodies_rewritten() -> None:
+    escaped = b'data: {"choices":[{"index":0,"delta":{"content":"\\u0074ok"},"finish_reason":null}]}\n\n'
+    full = orjson.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "tok tok"}}]})
+    async with PluginHarness(TextRewrite(), config=CONFIG) as h:
+        out = await h.call("on_before_write", ResponseWriteRequest(body=escaped, is_stream_chunk=True))
+        assert orjson.loads(out.body[6:])["choices"][0]["delta"]["content"] == "token"
+        out = await h.call("on_before_write", ResponseWriteRequest(body=full))
+        assert orjson.loads(out.body)["choices"][0]["message"]["content"] == "token token"
