@@ -2,8 +2,8 @@
 
 The same as the snapshot (`bench_edge.snapshot`): the LLM `bench` (vendor openai, the same mock upstream, vendor key
 `sk-upstream`, model `mock-gpt` allowed and default), the app with the client key `bench_edge.KEY`, the price
-(0.15 / 0.6 per million), the request tagger as a global plugin (order 0, same config), the PII redactor on the
-LLM's chain and the request logger as a data collector. Each is made through the control plane's services, as an
+(0.15 / 0.6 per million), the request tagger as a global plugin (order 0, same config), the PII redactor and the
+text rewriter (a chunk hook that rewrites text) on the LLM's chain, and the request logger as a data collector. Each is made through the control plane's services, as an
 operator's API call would, so the edge gets it through the bridge and NATS, not from a file.
 
 On top, what docs/governance.md has an edge do on its request path: an app budget (`block`, monthly, leased, with
@@ -48,6 +48,9 @@ def seed_like_snapshot(*, namespace: str, upstream_v1: str, key: str, model: str
     )
     pii = plugin("pii-redactor", "pii", "plugins.pii_redactor.plugin:create_plugin")
     plugin("request-logger", "logger", "plugins.request_logger.plugin:create_plugin")
+    rewrite = plugin(
+        "text-rewrite", "rewrite", "plugins.text_rewrite.plugin:create_plugin", config={"replace": {"tok": "token"}}
+    )
     llm = llm_create(
         data={
             "name": "bench",
@@ -61,7 +64,7 @@ def seed_like_snapshot(*, namespace: str, upstream_v1: str, key: str, model: str
             "is_active": True,
         }
     )
-    llm_set_plugin_chain(llm=llm, chain=[{"plugin": pii, "order_index": 0}])
+    llm_set_plugin_chain(llm=llm, chain=[{"plugin": pii, "order_index": 0}, {"plugin": rewrite, "order_index": 1}])
     if not ModelPrice.objects.filter(vendor="openai", model=model).exists():
         model_price_upsert(
             data={
@@ -96,11 +99,11 @@ def check_snapshot(namespace: str) -> None:
     snap = snapshot_build(namespace=namespace)
     plugins = {p.slug: p for p in snap.plugins}
     problems = []
-    if set(plugins) != {"request-tagger", "pii-redactor", "request-logger"}:
+    if set(plugins) != {"request-tagger", "pii-redactor", "request-logger", "text-rewrite"}:
         problems.append(f"plugins {sorted(plugins)}")
     elif plugins["request-tagger"].global_order != 0 or "data_collection" not in plugins["request-logger"].capabilities:
         problems.append("the tagger is not global or the logger not a data collector")
-    if [b.plugin_slug for llm in snap.llms for b in llm.plugin_chain] != ["pii-redactor"]:
+    if [b.plugin_slug for llm in snap.llms for b in llm.plugin_chain] != ["pii-redactor", "text-rewrite"]:
         problems.append(f"LLM chains {[llm.plugin_chain for llm in snap.llms]}")
     if [(a.rate_limit_rpm, a.rate_limit_tpm) for a in snap.apps] != [(RPM, TPM)]:
         problems.append("the app's rpm/tpm limits")
