@@ -34,6 +34,14 @@ class PluginCollectorSink:
         self.store = store
         self.edge_id = edge_id
 
+    def accepts(self, kind: type) -> bool:
+        """Whether a collector plugin of the current config takes records of `kind` (`TelemetryQueue.wants`)."""
+        cfg = self.store.current
+        method = _METHOD.get(kind)
+        return (
+            cfg is not None and cfg.collectors is not None and method is not None and bool(cfg.collectors.hooks(method))
+        )
+
     async def submit_batch(self, records: list[Any]) -> None:
         cfg = self.store.current
         if cfg is None or cfg.collectors is None:
