@@ -73,10 +73,14 @@ def account(ex: Exchange, rt: EdgeRuntime) -> list[asyncio.Future[None]]:
     pending: list[asyncio.Future[None]] = []
     record_id = new_id()
     currency = price.currency if price is not None else "USD"
-    put = rt.telemetry.put
-    put(_analytics(ex, rt, record_id, cost, currency, info), pending)
-    put(_budget_usage(ex, record_id, cost, currency, info), pending)
-    put(_proxy_log(ex, rt, record_id, info), pending)
+    telemetry = rt.telemetry
+    put, wants = telemetry.put, telemetry.wants
+    if wants(AnalyticsRecord):
+        put(_analytics(ex, rt, record_id, cost, currency, info), pending)
+    if wants(BudgetUsage):  # a record no sink takes is not built (`TelemetryQueue.wants`)
+        put(_budget_usage(ex, record_id, cost, currency, info), pending)
+    if wants(ProxyLog):
+        put(_proxy_log(ex, rt, record_id, info), pending)
     return pending
 
 

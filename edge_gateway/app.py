@@ -68,15 +68,16 @@ __all__ = ["Edge", "create_app"]
 log = logging.getLogger("fjordgate.edge")
 
 _HOUSEKEEPING_INTERVAL_S = 60.0
-_HOT_PATHS = (
-    "/v1/chat/completions",
-    "/chat/completions",
-    "/v1/completions",
-    "/v1/embeddings",
-    "/v1/messages",
-    "/v1/messages/count_tokens",
-    "/v1/responses",
-)
+_HOT_PATHS = {
+    "/v1/chat/completions": "chat",
+    "/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+    "/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
+    "/v1/responses": "responses",
+}
+"""The LLM routes `_HotRoutes` serves for POST, with the pipeline's kind of each (the same as their `Route`s')."""
 
 
 @dataclass(slots=True)
@@ -218,23 +219,32 @@ class _InFlight:
 
 
 class _HotRoutes:
-    """Plain ASGI front for the LLM routes: an exact (method, path) hit goes straight to its endpoint; everything
-    else goes to the Starlette app.
+    """Plain ASGI front for the LLM routes: an exact POST to one of `_HOT_PATHS` goes straight to the pipeline
+    (counted in flight, as `_InFlight` counts it on the Starlette route); everything else goes to the Starlette app.
 
     Why: Starlette's stack (error and exception middleware, the router's regex match over every route, the
     exception-handler wrapper around `send`) cost ~8% of the edge's CPU per request under load and does nothing
-    for these endpoints, which answer every error themselves (`Pipeline.serve` never raises).
+    for these endpoints, which answer every error themselves (`Pipeline.serve` never raises). And the pipeline is
+    awaited here, not through `_InFlight` and `LLMEndpoint`: each coroutine level of a request is crossed again on
+    every resumption of the request (each upstream read, each stream event), ~8,000 instructions a chat request.
     """
 
-    def __init__(self, app: Starlette, hot: dict[tuple[str, str], Any]) -> None:
+    def __init__(self, app: Starlette, pipeline: Pipeline, in_flight: list[int]) -> None:
         self.app = app
-        self.hot = hot
+        self.pipeline = pipeline
+        self.in_flight = in_flight
+        self.hot = {("POST", path): kind for path, kind in _HOT_PATHS.items()}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            endpoint = self.hot.get((scope["method"], scope["path"]))
-            if endpoint is not None:
-                await endpoint(scope, receive, send)
+            kind = self.hot.get((scope["method"], scope["path"]))
+            if kind is not None:
+                in_flight = self.in_flight
+                in_flight[0] += 1
+                try:
+                    await self.pipeline.serve(scope, receive, send, kind)
+                finally:
+                    in_flight[0] -= 1
                 return
         await self.app(scope, receive, send)
 
@@ -405,5 +415,4 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found, Exception: _not_found}
     )
     app.state.edge = edge
-    hot = {("POST", route.path): route.endpoint for route in routes if route.path in _HOT_PATHS}
-    return _HotRoutes(app, hot)
+    return _HotRoutes(app, edge.pipeline, edge.in_flight)

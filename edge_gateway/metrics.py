@@ -260,6 +260,11 @@ class MetricsSink:
         self._models = frozenset(models)
         self._series.clear()  # labels are re-decided under the new config
 
+    @staticmethod
+    def accepts(kind: type) -> bool:
+        """Only analytics records make series (`TelemetryQueue.wants`)."""
+        return kind is AnalyticsRecord or issubclass(kind, AnalyticsRecord)
+
     async def submit_batch(self, records: list[Any]) -> None:
         for record in records:
             if isinstance(record, AnalyticsRecord):

@@ -96,6 +96,24 @@ def test_a_body_that_never_arrives_is_answered_408(edge):
     _serves(edge.url)
 
 
+def test_a_body_deadline_shorter_than_the_head_deadline_is_kept(upstream, tmp_path):
+    """A connection has one timer, set for its head deadline (30 s here); a body deadline due before it moves the
+    timer earlier, so the 408 comes after the body's 0.5 s, not the head's 30 s (the socket gives up at 15)."""
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+        + f"authorization: Bearer {CLIENT_KEY}\r\n".encode()
+        + b"content-type: application/json\r\ncontent-length: 1000\r\n\r\n{"
+    )
+    with run_edge(make_snapshot(upstream), tmp_path, header_timeout_s=30, body_timeout_s=0.5) as running:
+        with _connect(running.url) as sock:
+            started = time.monotonic()
+            sock.sendall(head)
+            status, error = _status_and_error(_read_all(sock))
+        assert status == 408 and error["code"] == "request_timeout"
+        assert time.monotonic() - started < 5
+        _serves(running.url)
+
+
 def test_many_slow_loris_connections_are_all_closed_and_the_edge_serves_meanwhile(edge):
     sockets = [_connect(edge.url) for _ in range(300)]
     try:

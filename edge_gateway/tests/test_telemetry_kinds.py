@@ -1,0 +1,74 @@
+"""Records no sink takes are not built: `TelemetryQueue.wants`, the sinks' `accepts`, and accounting."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from edge_gateway.telemetry_queue import TelemetryQueue
+from shared_sdk import AnalyticsRecord, BudgetUsage, ProxyLog
+
+from .support import CLIENT_KEY, make_snapshot, run_edge
+
+AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
+
+
+class _Picky:
+    """A sink taking analytics records only, and saying so."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def accepts(self, kind: type) -> bool:
+        return kind is AnalyticsRecord
+
+    async def submit_batch(self, records: list[Any]) -> None:
+        self.records.extend(records)
+
+
+class _TakesAll:
+    async def submit_batch(self, records: list[Any]) -> None:
+        pass
+
+
+class _Durable:
+    def write(self, record: Any) -> asyncio.Future[None]:
+        raise NotImplementedError
+
+
+def test_a_kind_is_wanted_when_a_sink_accepts_it_a_sink_without_accepts_takes_all_a_durable_sink_takes_all():
+    queue = TelemetryQueue()
+    assert not queue.wants(ProxyLog)  # no sink at all
+    queue.add_sink(_Picky(), name="picky")
+    assert queue.wants(AnalyticsRecord)
+    assert not queue.wants(ProxyLog) and not queue.wants(BudgetUsage)
+    queue.add_durable_sink(_Durable(), name="spool")  # the spool ships every kind to the control plane
+    assert queue.wants(ProxyLog) and queue.wants(BudgetUsage)
+
+    other = TelemetryQueue()
+    other.add_sink(_Picky(), name="picky")
+    other.add_sink(_TakesAll(), name="all")
+    assert other.wants(ProxyLog)
+
+
+def test_an_edge_without_a_taker_builds_no_proxy_log_or_budget_usage_record(upstream, tmp_path):
+    """The edge's own sinks (metrics; collector plugins, none here) take analytics only: the other two records
+    of each request are not made (~30,000 instructions a request). Every lane gets every record that is put, so
+    the picky sink would see them if they were."""
+    picky = _Picky()
+    with run_edge(make_snapshot(upstream), tmp_path) as edge:
+        telemetry = edge.edge.telemetry
+        telemetry.remove_sink(edge.sink)  # the harness's take-everything sink
+        edge.call(_add(telemetry, picky))
+        body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(2):
+            reply = httpx.post(f"{edge.url}/v1/chat/completions", headers=AUTH, json=body, timeout=10)
+            assert reply.status_code == 200
+        edge.call(telemetry.flush())
+    assert [type(r) for r in picky.records] == [AnalyticsRecord, AnalyticsRecord]
+
+
+async def _add(telemetry: TelemetryQueue, sink: Any) -> None:
+    telemetry.add_sink(sink, name="picky")
