@@ -264,8 +264,20 @@ def _lag(stack, args, answered, bridge_backlog, LagWatch, stored_rows, children)
         edges_cpu0 = cpu_seconds(pids)
         rows0 = stored()
         watch.load_started()
+        spy = None
+        if args.py_spy:  # the (first) bridge while it ingests this load
+            out = f"{args.py_spy}.bridge"
+            spy_bin = str(Path(sys.executable).parent / "py-spy")
+            seconds = str(int(args.duration * 2))
+            spy = subprocess.Popen(
+                [spy_bin, "record", "--threads", "-r", "300", "-d", seconds, "-p", str(bridges[0]), "--format", "raw"]
+                + ["-o", out],
+                stdout=subprocess.DEVNULL,
+            )
         count = wrk_throughput(f"{url}/v1/chat/completions", KEY, args.concurrency, args.duration * 2)
         watch.load_ended()
+        if spy is not None:
+            spy.wait(60)
         lag = watch.finish()
         rows = stored() - rows0
         bridge_cpu = cpu_seconds(bridges) - bridge_cpu0
