@@ -1,18 +1,23 @@
 """What the deployed edge pays per request beyond the snapshot edge: CPU per request of both, interleaved, in one run.
 
-    .venv/bin/python bench/deployed_overhead.py [--rounds 4] [--duration 4] [--py-spy OUT] [--workers 0]
+    .venv/bin/python bench/deployed_overhead.py [--rounds 4] [--duration 4] [-v] [--baseline DIR]
+        [--py-spy OUT] [--strace OUT] [--workers N [--bridges M]]
 
 Why a script of its own: `bench_edge.py` measures each target once, one after the other, on a box where other
 processes come and go, so a ratio of two targets measured a minute apart carries that minute's noise. Here the
 snapshot edge and the deployed edge (NATS JetStream, spool, bridge, leased budget, shared rpm/tpm: the stack and
 seed of `bench_edge.py`) run side by side, pinned to CPU 1, and wrk (CPU 0) loads them in alternation, `--rounds`
-times each; the ratio of each round pair and their median are printed. `--py-spy OUT` records each edge
-(native frames, per thread, raw format: `OUT.deployed`, `OUT.snapshot`) during an extra round. `--workers N` (N >= 2) also loads a deployed edge with
-N workers on every core and prints the bridge's lag under that load (`bridge_lag.py`).
+times each; the ratio of each round and their median are printed. `--baseline DIR`: also a deployed edge run from
+the source tree DIR (`git archive <commit> | tar -x -C DIR`), for a before/after in one run. `-v`: per target, the
+kernel share of its CPU, context switches per request and each thread's CPU per request. `--py-spy OUT` records
+each edge (native frames, per thread, raw: `OUT.<target>`) and, with `--workers`, the bridge (`OUT.bridge`);
+`--strace OUT` counts each edge's syscalls (`OUT.<target>`), each during an extra round. `--workers N` (N >= 2)
+then loads a deployed edge with N workers on every core and prints the bridge's lag under that load
+(`bridge_lag.py`) with the CPU the bridges (`--bridges M` of them), PostgreSQL + NATS and the edges used.
 
-Self-checks: every wrk run must answer only 2xx, and the deployed edge's analytics rows must all reach PostgreSQL
-before the end (else the run stops: a deployed edge that drops telemetry would look cheaper than it is).
-Every process started is stopped by its pid.
+Self-checks: a wrk run that answers nothing stops the run (non-2xx answers are not counted as requests), and every
+request the deployed edge answered under wrk must be an analytics row in PostgreSQL before the end (a deployed edge
+that dropped telemetry would look cheaper than it is). Every process started is stopped by its pid.
 """
 
 from __future__ import annotations
@@ -110,7 +115,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--duration", type=float, default=4.0, help="seconds of wrk load per target and round")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--py-spy", metavar="OUT", help="record the deployed edge with py-spy (raw) in an extra round")
+    parser.add_argument(
+        "--py-spy", metavar="OUT", help="py-spy each edge (and the bridge, with --workers) into OUT.<name>"
+    )
     parser.add_argument("--workers", type=int, default=0, help="also a deployed edge with N workers: its bridge lag")
     parser.add_argument("--strace", metavar="OUT", help="count each edge's syscalls (strace -c -f) in an extra round")
     parser.add_argument(
