@@ -27,6 +27,7 @@ so the bound still covers them, and are released if their transaction fails.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import sqlite3
@@ -90,6 +91,16 @@ _OnFail = Callable[[], None]
 _Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any] | None", _OnCommit | None, _OnFail | None]
 _Outcome = tuple["asyncio.Future[Any] | None", Any, "BaseException | None", _OnCommit | None, _OnFail | None]
 _T = TypeVar("_T")
+_ROWS_PER_INSERT = 100
+"""Rows per INSERT statement: one sqlite3 call (one GIL release and re-take by the writer thread, each a possible
+forced switch of the event loop's thread on a busy core) for a whole group instead of one per row."""
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_rows(count: int) -> str:
+    return "INSERT INTO records (kind, body) VALUES " + ",".join(["(?, ?)"] * count)
+
+
 _STOP = object()
 
 
@@ -160,7 +171,9 @@ class Spool:
         size = sum(len(body) for _, body in items)
 
         def insert(db: sqlite3.Connection) -> None:
-            db.executemany("INSERT INTO records (kind, body) VALUES (?, ?)", items)
+            for start in range(0, len(items), _ROWS_PER_INSERT):
+                chunk = items[start : start + _ROWS_PER_INSERT]
+                db.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row])
 
         self._ops.put((insert, future, lambda _: self._committed(len(items), size), lambda: self._release(size)))
         return future

@@ -63,3 +63,22 @@ async def test_a_failed_spool_write_gives_its_reservation_back(tmp_path, caplog)
     assert (spool.records, spool.bytes, spool.pending_bytes) == (0, 0, 0)
     await spool.append("s", "p1", b"p" * 900)  # the bound is free again
     await spool.close()
+
+
+async def test_a_group_larger_than_one_insert_statement_is_stored_whole_and_in_order(tmp_path):
+    """Records go in as multi-row INSERTs of `_ROWS_PER_INSERT` rows: a group of any size must land complete, in
+    the order written, with kinds and bodies matched, and be counted once committed."""
+    from edge_gateway.telemetry import spool as spool_module
+
+    count = 2 * spool_module._ROWS_PER_INSERT + 7
+    items = [(i % 3, f"body-{i}".encode()) for i in range(count)]
+    spool = Spool(tmp_path / "s.sqlite3", max_bytes=1_000_000, registry=CollectorRegistry())
+    await spool.open()
+    spool.reserve(sum(len(body) for _, body in items), "record")
+    await spool.write_records(items)
+    await spool.write_records([(1, b"after")])
+    rows = await spool.head_records(count + 10)
+    assert [(row.kind, row.body) for row in rows] == [*items, (1, b"after")]
+    assert [row.seq for row in rows] == sorted(row.seq for row in rows)
+    assert spool.records == count + 1
+    await spool.close()
