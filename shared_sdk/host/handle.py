@@ -25,11 +25,12 @@ import contextvars
 import inspect
 import logging
 import time
+import types
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from ..capabilities import discover
 from ..context import Context, Services
@@ -41,7 +42,7 @@ from ._subscriptions import TrackedEvents
 from .health import PluginHealth
 from .spec import PluginSpec
 
-__all__ = ["DEFAULT_SYNC_WORKERS", "InProcessHandle", "PluginHandle"]
+__all__ = ["DEFAULT_SYNC_WORKERS", "ChunkCall", "InProcessHandle", "PluginHandle"]
 
 log = logging.getLogger("fjordgate.plugins.host")
 
@@ -49,6 +50,11 @@ _STOP = object()
 
 DEFAULT_SYNC_WORKERS = 8
 _DEADLINE_SLACK_S = 0.05
+_CHUNK_METHOD = "on_before_write"
+
+ChunkCall = Callable[[Any, float], Awaitable[Any]]
+"""`call(chunk, started)`: one stream's `on_before_write` of one plugin; `started` is `time.monotonic()` at the call's
+start (its timeout counts from there). Same result and failures as `handle.call("on_before_write", ctx, chunk)`."""
 
 
 class PluginHandle(ABC):
@@ -91,6 +97,18 @@ class PluginHandle(ABC):
     @abstractmethod
     async def call(self, method: str, ctx: Context | None, *args: Any) -> Any:
         """Call `method` and return its (type-checked) result; failures raise `PluginCallError`."""
+
+    def chunk_caller(self, ctx: Context) -> ChunkCall:
+        """`on_before_write` for the chunks of one stream whose context is `ctx` (see `ChunkCall`).
+
+        Made once per stream, so what `call` does per call and need not (binding the context, finding the method)
+        is done once. This generic one is `call` itself; the in-process handle has a cheaper one.
+        """
+
+        async def chunk_call(chunk: Any, started: float) -> Any:
+            return await self.call(_CHUNK_METHOD, ctx, chunk)
+
+        return chunk_call
 
     @abstractmethod
     def stream(self, method: str, ctx: Context | None, *args: Any) -> AsyncIterator[Any]:
@@ -209,6 +227,29 @@ class InProcessHandle(PluginHandle):
                 deadline.task.uncancel()
                 if not is_async:
                     self._note_stuck()
+                raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
+            raise
+        except PluginCallError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise self._error(method, "exception", _describe_exception(exc)) from exc
+        finally:
+            deadline.close()
+
+    def chunk_caller(self, ctx: Context) -> ChunkCall:
+        entry = self._entries.get(_CHUNK_METHOD)
+        if entry is None or _CHUNK_METHOD not in self.methods or not entry[2] or not entry[1].takes_ctx:
+            return super().chunk_caller(ctx)  # a plain-def handler runs in the thread pool: `call` does that
+        return _InProcessChunkCall(self, entry[0], ctx.bind(self.slug, self.services), entry[1])
+
+    async def _resume_suspended(self, method: str, coro: Any, yielded: Any, started: float) -> Any:
+        """The rest of a handler's coroutine that suspended: now bounded by the call's deadline (from `started`)."""
+        deadline = _deadlines().enter(self.timeout_s, started)
+        try:
+            return await cast(Awaitable[Any], _resume(coro, yielded))  # `types.coroutine` makes it awaitable
+        except asyncio.CancelledError:
+            if deadline.expired:
+                deadline.task.uncancel()
                 raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
             raise
         except PluginCallError:
@@ -422,6 +463,68 @@ class InProcessHandle(PluginHandle):
                 self._executor = None
 
 
+class _InProcessChunkCall:
+    """An in-process `async def on_before_write` for one stream: the context bound once, and no deadline for a call
+    that does not suspend.
+
+    The handler's coroutine is driven by hand (`coro.send(None)`): a chunk hook that does its work without awaiting
+    anything (the common case: rewriting bytes) returns on that first send, and a call that never gives the loop
+    back cannot be interrupted by a timeout anyway (a deadline can only cancel a task at an `await`), so it needs
+    none. Only a coroutine that suspends is handed to `_resume_suspended`, which bounds the rest of it by the
+    plugin's `timeout_s` counted from the call's start, as `call` does.
+    """
+
+    __slots__ = ("handle", "fn", "ctx", "mspec")
+
+    def __init__(self, handle: InProcessHandle, fn: Callable[..., Any], ctx: Context, mspec: MethodSpec) -> None:
+        self.handle = handle
+        self.fn = fn
+        self.ctx = ctx
+        self.mspec = mspec
+
+    async def __call__(self, chunk: Any, started: float) -> Any:
+        handle = self.handle
+        if not handle.healthy:
+            raise handle._error(_CHUNK_METHOD, "unavailable", "plugin is not loaded")
+        try:
+            coro = self.fn(self.ctx, chunk)
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            result = stop.value
+        except PluginCallError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise handle._error(_CHUNK_METHOD, "exception", _describe_exception(exc)) from exc
+        else:
+            result = await handle._resume_suspended(_CHUNK_METHOD, coro, yielded, started)
+        try:
+            return self.mspec.normalize(result)
+        except Exception as exc:
+            raise handle._error(_CHUNK_METHOD, "exception", _describe_exception(exc)) from exc
+
+
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
+    """Go on driving `coro`, which suspended by yielding `yielded`: its yields go to the task running us, and what
+    the task sends or throws in goes to it (a cancellation included); its return value is ours."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
 class _Job:
     """One plain-def handler run in a worker thread: what it is, when it started, when its call gave up."""
 
@@ -466,10 +569,11 @@ class _Deadlines:
         self.calls: set[_Deadline] = set()
         self._ticker: asyncio.Task[None] | None = None
 
-    def enter(self, timeout_s: float) -> _Deadline:
+    def enter(self, timeout_s: float, started: float | None = None) -> _Deadline:
+        """A deadline `timeout_s` after `started` (a `time.monotonic()` reading; now when None)."""
         task = asyncio.current_task()
         assert task is not None, "plugin calls must run inside an asyncio task"
-        deadline = _Deadline(self, task, time.monotonic() + timeout_s)
+        deadline = _Deadline(self, task, (time.monotonic() if started is None else started) + timeout_s)
         self.calls.add(deadline)
         if self._ticker is None:
             self._ticker = task.get_loop().create_task(self._tick())
