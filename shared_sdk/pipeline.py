@@ -468,8 +468,7 @@ class ChunkRun:
     The rules are `run_response_chunk`'s (reverse order, rewrite, `drop_chunk`, fail open skips the plugin for that
     chunk, fail closed raises `PluginCallError`, each call bounded by the plugin's `timeout_s`). What differs is the
     plumbing, which cost as much as the hooks themselves at one call per event: each plugin's caller is made once
-    (`PluginHandle.chunk_caller`: the context bound once, an in-process hook that does not suspend runs without a
-    deadline), and the calls that went through are timed into per-plugin sums reported by `finish()` as one
+    (`PluginHandle.chunk_caller`: the context bound once, one deadline per stream re-armed per call), and the calls that went through are timed into per-plugin sums reported by `finish()` as one
     `HookTiming` per plugin (`chunks` = the number of calls) instead of one timing and one observer call per event.
     A failed call is recorded at once, on its own, as `run_response_chunk` records it.
     """
@@ -492,17 +491,21 @@ class ChunkRun:
     async def run(self, chunk: ResponseWriteRequest) -> ResponseWriteRequest | None:
         """The chunk to send after every hook, or `None` when one dropped it (`run_response_chunk`'s contract)."""
         now = time.monotonic
+        spent, calls = self.spent, self.calls
+        t0 = now()  # one clock reading per call: a call's end is the next one's start
         i = 0
         for call in self.callers:
-            t0 = now()
             try:
                 out: ResponseWriteResponse = await call(chunk, t0)
             except PluginCallError as err:
                 self._failed(i, err, t0)
+                t0 = now()
                 i += 1
                 continue
-            self.spent[i] += now() - t0
-            self.calls[i] += 1
+            t1 = now()
+            spent[i] += t1 - t0
+            calls[i] += 1
+            t0 = t1
             if out.drop_chunk:
                 self.outcomes[i] = 2
                 return None
@@ -539,6 +542,8 @@ class ChunkRun:
 
 
 def _apply(cur: ResponseWriteRequest, out: ResponseWriteResponse) -> ResponseWriteRequest:
+    if out.body is not None and out.headers is None and out.status_code is None and out.error is None:
+        return _replace(cur, body=out.body, error=None)  # a new body only: what a stream's chunk hooks return
     changes: dict[str, Any] = {}
     if out.headers is not None:
         changes["headers"] = out.headers

@@ -25,12 +25,11 @@ import contextvars
 import inspect
 import logging
 import time
-import types
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
 from ..capabilities import discover
 from ..context import Context, Services
@@ -53,8 +52,9 @@ _DEADLINE_SLACK_S = 0.05
 _CHUNK_METHOD = "on_before_write"
 
 ChunkCall = Callable[[Any, float], Awaitable[Any]]
-"""`call(chunk, started)`: one stream's `on_before_write` of one plugin; `started` is `time.monotonic()` at the call's
-start (its timeout counts from there). Same result and failures as `handle.call("on_before_write", ctx, chunk)`."""
+"""`await call(chunk, started)`: one stream's `on_before_write` of one plugin; `started` is `time.monotonic()` at the
+call's start (its timeout counts from there). Same results and failures as `handle.call("on_before_write", ctx, chunk)`;
+to be awaited in the task running the stream."""
 
 
 class PluginHandle(ABC):
@@ -105,8 +105,8 @@ class PluginHandle(ABC):
         is done once. This generic one is `call` itself; the in-process handle has a cheaper one.
         """
 
-        async def chunk_call(chunk: Any, started: float) -> Any:
-            return await self.call(_CHUNK_METHOD, ctx, chunk)
+        def chunk_call(chunk: Any, started: float) -> Awaitable[Any]:
+            return self.call(_CHUNK_METHOD, ctx, chunk)
 
         return chunk_call
 
@@ -241,23 +241,6 @@ class InProcessHandle(PluginHandle):
         if entry is None or _CHUNK_METHOD not in self.methods or not entry[2] or not entry[1].takes_ctx:
             return super().chunk_caller(ctx)  # a plain-def handler runs in the thread pool: `call` does that
         return _InProcessChunkCall(self, entry[0], ctx.bind(self.slug, self.services), entry[1])
-
-    async def _resume_suspended(self, method: str, coro: Any, yielded: Any, started: float) -> Any:
-        """The rest of a handler's coroutine that suspended: now bounded by the call's deadline (from `started`)."""
-        deadline = _deadlines().enter(self.timeout_s, started)
-        try:
-            return await cast(Awaitable[Any], _resume(coro, yielded))  # `types.coroutine` makes it awaitable
-        except asyncio.CancelledError:
-            if deadline.expired:
-                deadline.task.uncancel()
-                raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
-            raise
-        except PluginCallError:
-            raise
-        except (Exception, SystemExit) as exc:
-            raise self._error(method, "exception", _describe_exception(exc)) from exc
-        finally:
-            deadline.close()
 
     def _run_sync(
         self, method: str, fn: Callable[..., Any], takes_ctx: bool, ctx: Context, args: tuple[Any, ...]
@@ -464,65 +447,55 @@ class InProcessHandle(PluginHandle):
 
 
 class _InProcessChunkCall:
-    """An in-process `async def on_before_write` for one stream: the context bound once, and no deadline for a call
-    that does not suspend.
+    """An in-process `async def on_before_write` for one stream: what `call` does per call done once per stream.
 
-    The handler's coroutine is driven by hand (`coro.send(None)`): a chunk hook that does its work without awaiting
-    anything (the common case: rewriting bytes) returns on that first send, and a call that never gives the loop
-    back cannot be interrupted by a timeout anyway (a deadline can only cancel a task at an `await`), so it needs
-    none. Only a coroutine that suspends is handed to `_resume_suspended`, which bounds the rest of it by the
-    plugin's `timeout_s` counted from the call's start, as `call` does.
+    The context is bound and the method looked up once; the call's deadline is one `_Deadline` per stream, armed
+    (put in the in-flight set) for each call rather than made anew; a result of exactly the declared type skips
+    `normalize`. The rules are `call`'s: the plugin's `timeout_s` from `started`, every failure a `PluginCallError`.
+
+    Why not drive a hook that does not suspend with `coro.send(None)` and skip the deadline: on CPython 3.11 the
+    `StopIteration` that ends such a send costs more than arming the deadline and awaiting (about 290 ns against
+    80 ns for the bare await of a hook that returns at once).
     """
 
-    __slots__ = ("handle", "fn", "ctx", "mspec")
+    __slots__ = ("handle", "fn", "ctx", "mspec", "result_type", "deadline")
 
     def __init__(self, handle: InProcessHandle, fn: Callable[..., Any], ctx: Context, mspec: MethodSpec) -> None:
         self.handle = handle
         self.fn = fn
         self.ctx = ctx
         self.mspec = mspec
+        self.result_type = mspec.result_type
+        self.deadline: _Deadline | None = None
+        """Made at the first call, in the task running the stream (the task a timeout cancels)."""
 
     async def __call__(self, chunk: Any, started: float) -> Any:
         handle = self.handle
         if not handle.healthy:
             raise handle._error(_CHUNK_METHOD, "unavailable", "plugin is not loaded")
+        deadline = self.deadline
+        if deadline is None:
+            deadline = self.deadline = _deadlines().parked()
+        owner = deadline.arm(started + handle.timeout_s)
         try:
-            coro = self.fn(self.ctx, chunk)
-            yielded = coro.send(None)
-        except StopIteration as stop:
-            result = stop.value
+            result = await self.fn(self.ctx, chunk)
+        except asyncio.CancelledError:
+            if deadline.expired:
+                deadline.task.uncancel()
+                raise handle._error(_CHUNK_METHOD, "timeout", f"no answer within {handle.timeout_s:g}s") from None
+            raise
         except PluginCallError:
             raise
         except (Exception, SystemExit) as exc:
             raise handle._error(_CHUNK_METHOD, "exception", _describe_exception(exc)) from exc
-        else:
-            result = await handle._resume_suspended(_CHUNK_METHOD, coro, yielded, started)
+        finally:
+            owner.calls.discard(deadline)
+        if type(result) is self.result_type:
+            return result
         try:
             return self.mspec.normalize(result)
         except Exception as exc:
             raise handle._error(_CHUNK_METHOD, "exception", _describe_exception(exc)) from exc
-
-
-@types.coroutine
-def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
-    """Go on driving `coro`, which suspended by yielding `yielded`: its yields go to the task running us, and what
-    the task sends or throws in goes to it (a cancellation included); its return value is ours."""
-    while True:
-        try:
-            sent = yield yielded
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                yielded = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
 
 
 class _Job:
@@ -549,6 +522,16 @@ class _Deadline:
     def close(self) -> None:
         self._owner.calls.discard(self)
 
+    def arm(self, at: float) -> _Deadlines:
+        """Put this (parked or reused) deadline in flight again, due at `at`; returns its owner (close: discard)."""
+        self.at = at
+        self.expired = False
+        owner = self._owner
+        owner.calls.add(self)
+        if owner._ticker is None:
+            owner._ticker = self.task.get_loop().create_task(owner._tick())
+        return owner
+
 
 class _Deadlines:
     """Per-call timeouts without a timer per call.
@@ -569,11 +552,16 @@ class _Deadlines:
         self.calls: set[_Deadline] = set()
         self._ticker: asyncio.Task[None] | None = None
 
-    def enter(self, timeout_s: float, started: float | None = None) -> _Deadline:
-        """A deadline `timeout_s` after `started` (a `time.monotonic()` reading; now when None)."""
+    def parked(self) -> _Deadline:
+        """A deadline for the current task, not in flight: `arm` it for each call (a stream's chunk calls)."""
         task = asyncio.current_task()
         assert task is not None, "plugin calls must run inside an asyncio task"
-        deadline = _Deadline(self, task, (time.monotonic() if started is None else started) + timeout_s)
+        return _Deadline(self, task, float("inf"))
+
+    def enter(self, timeout_s: float) -> _Deadline:
+        task = asyncio.current_task()
+        assert task is not None, "plugin calls must run inside an asyncio task"
+        deadline = _Deadline(self, task, time.monotonic() + timeout_s)
         self.calls.add(deadline)
         if self._ticker is None:
             self._ticker = task.get_loop().create_task(self._tick())

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared_sdk import BasePlugin, Context, PluginCallError, ResponseWriteRequest, ResponseWriteResponse
-from shared_sdk.host.handle import _Deadlines
+from shared_sdk.host.handle import _Deadlines, _deadlines
 from shared_sdk.pipeline import HookChain, HookTiming
 from shared_sdk.testing import PipelineRunner, PluginHarness, make_context, make_request
 
@@ -67,26 +67,28 @@ async def caller(h: PluginHarness) -> Any:
     return h.handle.chunk_caller(make_context(request_id="r1"))
 
 
-async def test_a_hook_that_does_not_suspend_runs_without_a_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    entered = 0
-    enter = _Deadlines.enter
+async def test_one_deadline_per_stream_armed_for_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-call deadline object (and its allocation) is made once per stream, not per chunk."""
+    made: list[str] = []
+    enter, parked = _Deadlines.enter, _Deadlines.parked
 
-    def counted(self: _Deadlines, timeout_s: float, started: float | None = None) -> Any:
-        nonlocal entered
-        entered += 1
-        return enter(self, timeout_s, started)
+    def counted_enter(self: _Deadlines, timeout_s: float) -> Any:
+        made.append("enter")
+        return enter(self, timeout_s)
 
-    monkeypatch.setattr(_Deadlines, "enter", counted)
-    async with PluginHarness(Upper()) as h:
-        call = await caller(h)
-        entered = 0  # loading the plugin made calls of its own
-        out = await call(chunk(0, b"data: hi\n\n"), time.monotonic())
-        assert out.body == b"DATA: HI\n\n" and entered == 0
-    async with PluginHarness(Awaits()) as h:
-        call = await caller(h)
-        entered = 0
-        out = await call(chunk(0, b"x"), time.monotonic())
-        assert out.body == b"x!" and entered == 1
+    def counted_parked(self: _Deadlines) -> Any:
+        made.append("parked")
+        return parked(self)
+
+    monkeypatch.setattr(_Deadlines, "enter", counted_enter)
+    monkeypatch.setattr(_Deadlines, "parked", counted_parked)
+    for plugin in (Upper(), Awaits()):
+        async with PluginHarness(plugin) as h:
+            call = await caller(h)
+            made.clear()  # loading the plugin made calls of its own
+            outs = [await call(chunk(i, b"x"), time.monotonic()) for i in range(5)]
+            assert made == ["parked"] and all(out.modified for out in outs)
+            assert not _deadlines().calls  # none left in flight
 
 
 async def test_a_hook_that_suspends_is_bounded_from_the_call_start() -> None:
@@ -172,3 +174,36 @@ async def test_the_runner_streams_through_chunk_run() -> None:
         out = await runner.run(make_request("hi", stream=True), upstream=[b"a", b"b", b"c"])
     assert out.chunks == [b"A", b"B", b"C"]
     assert [(t.slug, t.outcome, t.chunks) for t in out.timings if t.chunks] == [("upper", "modified", 3)]
+
+
+class PlainUpper(BasePlugin):
+    """A plain-`def` chunk hook: runs in the plugin's thread pool, through `call` (the generic caller)."""
+
+    name = "plain-upper"
+
+    def on_before_write(self, ctx: Context, req: ResponseWriteRequest) -> ResponseWriteResponse:
+        return ResponseWriteResponse(modified=True, body=req.body.upper())
+
+
+async def test_a_plain_def_chunk_hook_goes_through_call() -> None:
+    seen: list[HookTiming] = []
+    async with PluginHarness(PlainUpper()) as h:
+        assert h.handle is not None
+        chain = HookChain([h.handle], observer=seen.append)
+        run = chain.chunk_run(make_context(request_id="r1"), chain.handles)
+        out = await run.run(chunk(0, b"abc"))
+        run.finish()
+    assert out is not None and out.body == b"ABC"
+    assert [(t.outcome, t.chunks) for t in seen] == [("modified", 1)]
+
+
+async def test_after_a_timeout_the_stream_deadline_serves_the_next_call() -> None:
+    plugin = Awaits(delay=5)
+    async with PluginHarness(plugin, timeout_s=1.0) as h:
+        call = await caller(h)
+        with pytest.raises(PluginCallError) as caught:
+            await call(chunk(0), time.monotonic() - 1.0)
+        assert caught.value.kind == "timeout"
+        plugin.delay = 0.02  # longer than a tick: the ticker sees the re-armed deadline in flight, not yet due
+        out = await call(chunk(1, b"y"), time.monotonic())
+    assert out.body == b"y!"
