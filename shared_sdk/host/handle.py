@@ -458,10 +458,12 @@ class _InProcessChunkCall:
     80 ns for the bare await of a hook that returns at once).
     """
 
-    __slots__ = ("handle", "fn", "ctx", "mspec", "result_type", "deadline")
+    __slots__ = ("handle", "slug", "fn", "ctx", "mspec", "result_type", "deadline")
 
     def __init__(self, handle: InProcessHandle, fn: Callable[..., Any], ctx: Context, mspec: MethodSpec) -> None:
         self.handle = handle
+        self.slug = handle.slug
+        """With the local `method`, what names this call to the loop watchdog (`watchdog._PLUGIN_CALLS`)."""
         self.fn = fn
         self.ctx = ctx
         self.mspec = mspec
@@ -471,8 +473,9 @@ class _InProcessChunkCall:
 
     async def __call__(self, chunk: Any, started: float) -> Any:
         handle = self.handle
+        method = _CHUNK_METHOD  # read from this frame by the loop watchdog, as `call`'s own `method`
         if not handle.healthy:
-            raise handle._error(_CHUNK_METHOD, "unavailable", "plugin is not loaded")
+            raise handle._error(method, "unavailable", "plugin is not loaded")
         deadline = self.deadline
         if deadline is None:
             deadline = self.deadline = _deadlines().parked()
