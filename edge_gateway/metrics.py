@@ -327,11 +327,20 @@ def _count_tokens(s: _SeriesOf, record: AnalyticsRecord) -> None:
         s.cache_read.inc(record.cache_read_tokens)
 
 
+STREAM_CHUNK_HOOK = "on_before_write_stream"
+"""The `hook` label of a stream's chunk-hook time, summed per plugin and stream."""
+
+
 def hook_observer(metrics: EdgeMetrics) -> Callable[[Any], None]:
-    """A `HookChain` observer recording each hook call's time and failures."""
+    """A `HookChain` observer recording each hook call's time and failures.
+
+    A stream's chunk hooks are timed per stream (`HookTiming.chunks` > 0: the sum of a plugin's calls over the
+    stream), and go to their own `hook` label, `on_before_write_stream`: one observation per stream, which mixed
+    with the per-call times of full responses' `on_before_write` would make that histogram mean neither."""
 
     def observe(timing: Any) -> None:
-        metrics.observe_plugin(timing.slug, timing.method, timing.duration_s)
+        hook = STREAM_CHUNK_HOOK if timing.chunks else timing.method
+        metrics.observe_plugin(timing.slug, hook, timing.duration_s)
         if timing.outcome in ("skipped", "failed"):
             metrics.plugin_failures.labels(timing.slug, timing.method, timing.outcome).inc()
 

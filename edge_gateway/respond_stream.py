@@ -16,7 +16,7 @@ import time
 import orjson
 
 from shared_sdk import PluginCallError, ResponseWriteRequest, StreamCompleteRequest
-from shared_sdk.pipeline import HookChain
+from shared_sdk.pipeline import ChunkRun, HookChain
 
 from .errors import UpstreamError, error_for
 from .respond_full import Executed, Outlet, Written, id_headers, send_full
@@ -31,17 +31,22 @@ _SSE_TAIL = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 class _Relay:
     """One stream's pump: runs the chunk hooks over each read's events and sends what they pass, in one send."""
 
-    __slots__ = ("out", "hooks", "executed", "chunk_hooks", "keep", "sent", "count", "size", "info")
+    __slots__ = ("out", "hooks", "keep", "sent", "count", "size", "info")
 
     def __init__(self, out: Outlet, hooks: HookChain | None, executed: Executed, keep: bool) -> None:
         self.out = out
-        self.hooks = hooks if hooks is not None and hooks.hooks("on_before_write") else None
-        self.executed = executed
+        run = hooks.chunk_run(out.ex.ctx, executed) if hooks is not None and hooks.hooks("on_before_write") else None
+        self.hooks: ChunkRun | None = run if run else None
         self.keep = keep
         self.sent: list[bytes] = []
         self.count = 0
         self.size = 0
         self.info = out.ex.ctx.info() if self.hooks is not None else None
+
+    def finish(self) -> None:
+        """Report the chunk hooks' time for this stream (`ChunkRun.finish`), however the stream ended."""
+        if self.hooks is not None:
+            self.hooks.finish()
 
     async def send(self, events: list[bytes]) -> None:
         """One `send` for the events of one upstream read (after the chunk hooks)."""
@@ -64,9 +69,7 @@ class _Relay:
         passed: list[bytes] = []
         try:
             for event in batch:
-                chunk = await hooks.run_response_chunk(
-                    ex.ctx,
-                    self.executed,
+                chunk = await hooks.run(
                     ResponseWriteRequest(
                         request_id=ex.request_id,
                         body=event,
@@ -163,6 +166,7 @@ async def respond_stream(out: Outlet, hooks: HookChain | None, executed: Execute
             await _error_event(out, err)
         await out.send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
+        relay.finish()
         await result.reply.aclose()
         ex.response_bytes = relay.size
     if out.log_bodies:

@@ -41,7 +41,9 @@ Errors and timeouts
 
 Timing
     Every hook call is timed; `HookTiming`s are returned (request phase) or appended to a caller's list, and
-    passed to an optional `observer` callback (metrics, tracing spans).
+    passed to an optional `observer` callback (metrics, tracing spans). A stream run through a `ChunkRun` (the
+    edge's) is timed per plugin and stream instead: one `HookTiming` with `chunks` set, the sum of that plugin's
+    chunk calls, when the stream ends; a chunk call that fails is still recorded on its own, at once.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ from .messages import (
 __all__ = [
     "PHASES",
     "AuthResult",
+    "ChunkRun",
     "HookChain",
     "HookTiming",
     "ObjectHookChain",
@@ -106,6 +109,9 @@ class HookTiming:
     duration_s: float
     outcome: str
     """pass | modified | short_circuit | dropped | skipped (fail open) | failed (fail closed)"""
+    chunks: int = 0
+    """0: one call. n > 0: a stream's n chunk calls of this plugin that went through (`ChunkRun`), `duration_s` their
+    sum and `outcome` the strongest of theirs (dropped > modified > pass)."""
 
 
 @dataclass(slots=True)
@@ -396,6 +402,10 @@ class HookChain:
                 self._record(timings, h, method, t0, "pass")
         return chunk
 
+    def chunk_run(self, ctx: Context, executed: Sequence[PluginHandle]) -> ChunkRun:
+        """A runner of `on_before_write` over one stream's chunks (see `ChunkRun`): make one per stream."""
+        return ChunkRun(self, ctx, self._reverse("on_before_write", executed))
+
     async def run_stream_complete(
         self,
         ctx: Context,
@@ -449,7 +459,91 @@ class HookChain:
         return out
 
 
+_STRENGTH = {"pass": 0, "modified": 1, "dropped": 2}
+
+
+class ChunkRun:
+    """`run_response_chunk` for every chunk of one stream, with the per-call work done once per stream.
+
+    The rules are `run_response_chunk`'s (reverse order, rewrite, `drop_chunk`, fail open skips the plugin for that
+    chunk, fail closed raises `PluginCallError`, each call bounded by the plugin's `timeout_s`). What differs is the
+    plumbing, which cost as much as the hooks themselves at one call per event: each plugin's caller is made once
+    (`PluginHandle.chunk_caller`: the context bound once, one deadline per stream re-armed per call), and the calls that went through are timed into per-plugin sums reported by `finish()` as one
+    `HookTiming` per plugin (`chunks` = the number of calls) instead of one timing and one observer call per event.
+    A failed call is recorded at once, on its own, as `run_response_chunk` records it.
+    """
+
+    __slots__ = ("chain", "plugins", "callers", "spent", "calls", "outcomes", "timings")
+
+    def __init__(self, chain: HookChain, ctx: Context, plugins: tuple[PluginHandle, ...]) -> None:
+        self.chain = chain
+        self.plugins = plugins
+        self.callers = [h.chunk_caller(ctx) for h in plugins]
+        self.spent = [0.0] * len(plugins)
+        self.calls = [0] * len(plugins)
+        self.outcomes = [0] * len(plugins)
+        self.timings: list[HookTiming] | None = None
+        """Where `finish` (and a failed call) appends its timings, besides the observer; none by default."""
+
+    def __bool__(self) -> bool:
+        return bool(self.plugins)
+
+    async def run(self, chunk: ResponseWriteRequest) -> ResponseWriteRequest | None:
+        """The chunk to send after every hook, or `None` when one dropped it (`run_response_chunk`'s contract)."""
+        now = time.monotonic
+        spent, calls = self.spent, self.calls
+        t0 = now()  # one clock reading per call: a call's end is the next one's start
+        i = 0
+        for call in self.callers:
+            try:
+                out: ResponseWriteResponse = await call(chunk, t0)
+            except PluginCallError as err:
+                self._failed(i, err, t0)
+                t0 = now()
+                i += 1
+                continue
+            t1 = now()
+            spent[i] += t1 - t0
+            calls[i] += 1
+            t0 = t1
+            if out.drop_chunk:
+                self.outcomes[i] = 2
+                return None
+            if out.modified:
+                chunk = _apply(chunk, out)
+                if not self.outcomes[i]:
+                    self.outcomes[i] = 1
+            i += 1
+        return chunk
+
+    def _failed(self, i: int, err: PluginCallError, t0: float) -> None:
+        h = self.plugins[i]
+        timing = HookTiming(h.slug, "on_before_write", time.monotonic() - t0, "skipped" if err.fail_open else "failed")
+        self._report(timing)
+        if not err.fail_open:
+            raise err
+        self.chain._contain(err)
+
+    def finish(self) -> None:
+        """Report each plugin's summed chunk time (once per stream: call it when the stream ends, however it ends)."""
+        names = list(_STRENGTH)
+        for i, h in enumerate(self.plugins):
+            if self.calls[i]:
+                self._report(
+                    HookTiming(h.slug, "on_before_write", self.spent[i], names[self.outcomes[i]], self.calls[i])
+                )
+                self.calls[i], self.spent[i], self.outcomes[i] = 0, 0.0, 0
+
+    def _report(self, timing: HookTiming) -> None:
+        if self.timings is not None:
+            self.timings.append(timing)
+        if self.chain.observer is not None:
+            self.chain.observer(timing)
+
+
 def _apply(cur: ResponseWriteRequest, out: ResponseWriteResponse) -> ResponseWriteRequest:
+    if out.body is not None and out.headers is None and out.status_code is None and out.error is None:
+        return _replace(cur, body=out.body, error=None)  # a new body only: what a stream's chunk hooks return
     changes: dict[str, Any] = {}
     if out.headers is not None:
         changes["headers"] = out.headers

@@ -8,7 +8,9 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge_gateway.metrics import STREAM_CHUNK_HOOK, EdgeMetrics, hook_observer
 from shared_sdk import AnalyticsRecord
+from shared_sdk.pipeline import HookTiming
 
 from .support import CLIENT_KEY, llm, make_snapshot, run_edge
 
@@ -41,3 +43,29 @@ def test_random_model_names_do_not_grow_metrics(upstream, tmp_path):
                 break
             time.sleep(0.05)
         assert labels == {"mock-gpt", "other"}
+
+
+def test_stream_chunk_hook_time_has_its_own_hook_label():
+    """A stream's chunk-hook time, summed per stream (`HookTiming.chunks`), is not mixed into the per-call
+    `on_before_write` histogram of full responses; failures keep the hook's own name."""
+    metrics = EdgeMetrics()
+    observe = hook_observer(metrics)
+    observe(HookTiming("pii", "on_before_write", 0.002, "pass"))
+    observe(HookTiming("pii", "on_before_write", 0.004, "modified", chunks=20))
+    observe(HookTiming("pii", "on_before_write", 0.001, "skipped"))
+    counts = {
+        (sample.labels["hook"]): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        if family.name == "fjordgate_edge_plugin_duration_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    }
+    assert counts == {"on_before_write": 2, STREAM_CHUNK_HOOK: 1}
+    failures = [
+        sample.labels
+        for family in text_string_to_metric_families(metrics.render().decode())
+        if family.name == "fjordgate_edge_plugin_failures"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    ]
+    assert failures == [{"plugin": "pii", "hook": "on_before_write", "kind": "skipped"}]

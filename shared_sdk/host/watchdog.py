@@ -8,7 +8,8 @@ waiting for the loop. So the watchdog is two small parts:
   added to a plugin call, so the hot path does not pay for it);
 - a daemon thread that wakes as often and, when the stamp is older than `threshold_s` and still has not moved
   one interval later (a process that was merely descheduled catches up at once), reads the loop thread's
-  stack: the `InProcessHandle.call` / `.stream` frame on it names the plugin and the method.
+  stack: the `InProcessHandle.call` / `.stream` frame (or a stream's chunk-hook call) on it names the plugin and
+  the method.
 
 Each stall is logged once, while it is happening (`fjordgate.plugins.watchdog`, warning, with the plugin's
 slug, the method and the innermost line), counted in `stalls` / `stalls_by_plugin`, and handed to
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, FrameType
 
-from .handle import InProcessHandle
+from .handle import InProcessHandle, _InProcessChunkCall
 
 __all__ = ["DEFAULT_STALL_THRESHOLD_S", "LoopStall", "LoopWatchdog"]
 
@@ -38,8 +39,11 @@ log = logging.getLogger("fjordgate.plugins.watchdog")
 
 DEFAULT_STALL_THRESHOLD_S = 0.5
 
-_PLUGIN_CALLS: frozenset[CodeType] = frozenset({InProcessHandle.call.__code__, InProcessHandle.stream.__code__})
-"""The frames that mean "the host is inside a plugin call": their `self` is the handle, `method` the method."""
+_PLUGIN_CALLS: frozenset[CodeType] = frozenset(
+    {InProcessHandle.call.__code__, InProcessHandle.stream.__code__, _InProcessChunkCall.__call__.__code__}
+)
+"""The frames that mean "the host is inside a plugin call": their `self` has the plugin's `slug`, `method` is the
+method (a stream's chunk hooks are called through `_InProcessChunkCall`, not `call`)."""
 
 
 @dataclass(frozen=True, slots=True)

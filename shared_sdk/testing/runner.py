@@ -33,7 +33,7 @@ from ..messages import (
     StreamCompleteResponse,
     UpstreamResponse,
 )
-from ..pipeline import AuthResult, HookChain, HookTiming
+from ..pipeline import AuthResult, ChunkRun, HookChain, HookTiming
 from .builders import make_context
 from .services import InMemoryEventHub, make_services
 
@@ -296,6 +296,31 @@ class PipelineRunner:
         body = error_body(rw.error) if rw.error is not None else rw.body
         return PipelineOutcome(status_code=rw.status_code, headers=rw.headers, body=body, error=rw.error)
 
+    @staticmethod
+    async def _chunks(
+        run: ChunkRun,
+        ctx: Context,
+        head: ResponseWriteRequest,
+        chunks: list[bytes],
+        sent: list[bytes],
+        info: Any,
+    ) -> None:
+        """Each chunk through the chunk hooks; what they pass is appended to `sent`."""
+        for i, data in enumerate(chunks):
+            chunk = ResponseWriteRequest(
+                request_id=ctx.request_id,
+                status_code=head.status_code,
+                headers=head.headers,
+                body=data,
+                is_stream_chunk=True,
+                chunk_index=i,
+                is_final_chunk=i == len(chunks) - 1,
+                context=info,
+            )
+            out = await run.run(chunk)
+            if out is not None:
+                sent.append(out.body)
+
     async def _stream(
         self,
         chain: HookChain,
@@ -315,20 +340,12 @@ class PipelineRunner:
                 status_code=head.status_code, headers=head.headers, body=error_body(head.error), error=head.error
             )
         sent: list[bytes] = []
-        for i, data in enumerate(chunks):
-            chunk = ResponseWriteRequest(
-                request_id=ctx.request_id,
-                status_code=head.status_code,
-                headers=head.headers,
-                body=data,
-                is_stream_chunk=True,
-                chunk_index=i,
-                is_final_chunk=i == len(chunks) - 1,
-                context=info,
-            )
-            out = await chain.run_response_chunk(ctx, executed, chunk, timings)
-            if out is not None:
-                sent.append(out.body)
+        run = chain.chunk_run(ctx, executed)  # the edge's way: one runner per stream, its timings summed per plugin
+        run.timings = timings
+        try:
+            await self._chunks(run, ctx, head, chunks, sent, info)
+        finally:
+            run.finish()
         complete = await chain.run_stream_complete(
             ctx,
             executed,

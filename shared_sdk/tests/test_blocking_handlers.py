@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from shared_sdk import BasePlugin, PluginResponse, ServiceError
+from shared_sdk import BasePlugin, PluginResponse, ResponseWriteRequest, ServiceError
 from shared_sdk.host import LoopStall, PluginHost, PluginSpec
-from shared_sdk.testing import InMemoryEventHub, make_request, make_services
+from shared_sdk.pipeline import HookChain
+from shared_sdk.testing import InMemoryEventHub, make_context, make_request, make_services
 
 
 class SyncWaiter(BasePlugin):
@@ -87,6 +88,33 @@ async def test_an_async_handler_blocking_the_loop_is_logged_and_counted_with_the
     assert record.plugin == "async-blocker"
     assert "plugin async-blocker in handle_pre_auth" in record.getMessage()
     assert [(s.plugin, s.method) for s in seen] == [("async-blocker", "handle_pre_auth")]
+
+
+class ChunkBlocker(BasePlugin):
+    """An async chunk hook that blocks the loop: called per event through the stream's chunk caller, not `call`."""
+
+    name = "chunk-blocker"
+
+    async def on_before_write(self, ctx, req):
+        time.sleep(1.0)
+        return None
+
+
+async def test_a_chunk_hook_blocking_the_loop_is_named_too():
+    seen: list[LoopStall] = []
+    host = _host(loop_stall_s=0.2, on_loop_stall=seen.append)
+    try:
+        handle = await host.load_instance(
+            ChunkBlocker(), PluginSpec(slug="chunk-blocker", import_path=f"{__name__}:ChunkBlocker")
+        )
+        chain = HookChain([handle])
+        run = chain.chunk_run(make_context(), chain.handles)
+        await run.run(ResponseWriteRequest(body=b"data: {}\n\n", is_stream_chunk=True))
+        await asyncio.sleep(0)  # on_stall runs on the loop once it turns again
+        await asyncio.sleep(0)
+    finally:
+        await host.aclose()
+    assert [(s.plugin, s.method) for s in seen] == [("chunk-blocker", "on_before_write")]
 
 
 class SyncSubscriber(BasePlugin):
