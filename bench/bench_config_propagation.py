@@ -57,22 +57,24 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise SystemExit(f"{url} not ready within {timeout}s")
 
 
-def _fresh_database(server_url: str) -> str:
+def fresh_database(server_url: str, name: str) -> str:
+    """A new empty database `name` on the server of `server_url` (dropped first when it exists); its URL. Shared by
+    the benchmarks that start a control plane (`deployed_stack.py`, `bench_revocation.py`)."""
     import psycopg
 
     base, _, _ = server_url.rpartition("/")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return f"{base}/{BENCH_DB}"
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{base}/{name}"
 
 
-def _drop_database(url: str) -> None:
+def drop_database(url: str) -> None:
     import psycopg
 
-    base, _, _ = url.rpartition("/")
+    base, _, name = url.rpartition("/")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 class HeartbeatWatch:
@@ -148,8 +150,8 @@ def main() -> None:
                 run_server(postgres_plan(pg_dir / "pg", free_port(), durable=False), tmpdir / "pg.log")
             )
             server_url = pg.url
-        db_url = _fresh_database(server_url)
-        stack.callback(_drop_database, db_url)
+        db_url = fresh_database(server_url, BENCH_DB)
+        stack.callback(drop_database, db_url)
         nats = stack.enter_context(run_server(nats_plan(tmpdir / "nats", free_port()), tmpdir / "nats.log"))
         env = {
             **os.environ,

@@ -261,9 +261,10 @@ async def ttfb(url: str, key: str | None, n: int) -> list[float]:
     return out
 
 
-async def throughput(url: str, key: str | None, concurrency: int, duration: float) -> int:
-    """Closed loop: `concurrency` connections, each sending the next request as soon as the last one is in."""
-    host, port, raw = _raw_request(url, key, BODY)
+async def throughput(url: str, key: str | None, concurrency: int, duration: float, body: bytes = BODY) -> int:
+    """Closed loop: `concurrency` connections, each sending the next request as soon as the last one is in (each
+    answer read to its end: with STREAM_BODY, whole streams)."""
+    host, port, raw = _raw_request(url, key, body)
     conns = [await _connect(host, port) for _ in range(concurrency)]
     done = 0
     stop = time.perf_counter() + duration
@@ -291,7 +292,7 @@ if key and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
 """
 
 
-def wrk_throughput(url: str, key: str | None, concurrency: int, duration: float) -> int | None:
+def wrk_throughput(url: str, key: str | None, concurrency: int, duration: float, body: bytes = BODY) -> int | None:
     """The closed-loop phase with wrk (C, one thread on CPU 0), as the shared yardstick runs it; None without wrk.
 
     Why wrk when it is there: this script's Python load generator shares CPU 0 with the mock and, near the floor's
@@ -301,55 +302,10 @@ def wrk_throughput(url: str, key: str | None, concurrency: int, duration: float)
     if wrk is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        script, body = Path(tmp) / "post.lua", Path(tmp) / "body.json"
+        script, body_file = Path(tmp) / "post.lua", Path(tmp) / "body.json"
         script.write_text(_WRK_SCRIPT)
-        body.write_bytes(BODY)
-        env = {**os.environ, "BENCH_BODY_FILE": str(body), "BENCH_KEY": key or ""}
-        out = subprocess.run(
-            [*pinned(0), wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "-s", str(script), url],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        ).stdout
-    match = re.search(r"(\d+) requests in", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if match is None:
-        raise RuntimeError(f"could not read wrk's output:\n{out}")
-    return int(match.group(1)) - (int(non2xx.group(1)) if non2xx else 0)
-
-
-async def stream_throughput(url: str, key: str | None, concurrency: int, duration: float) -> int:
-    """`throughput` for streams (STREAM_BODY): whole streams completed with a 200, each read to its end."""
-    host, port, raw = _raw_request(url, key, STREAM_BODY)
-    conns = [await _connect(host, port) for _ in range(concurrency)]
-    done = 0
-    stop = time.perf_counter() + duration
-
-    async def worker(conn: _Connection) -> None:
-        nonlocal done
-        while time.perf_counter() < stop:
-            if await conn.request(raw) == 200:
-                done += 1
-
-    try:
-        await asyncio.gather(*(worker(c) for c in conns))
-    finally:
-        for conn in conns:
-            conn.transport.close()  # type: ignore[union-attr]
-    return done
-
-
-def wrk_streams(url: str, key: str | None, concurrency: int, duration: float) -> int | None:
-    """`wrk_throughput` with STREAM_BODY: whole streams completed (wrk reads each chunked reply to its end)."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        script, body = Path(tmp) / "post.lua", Path(tmp) / "body.json"
-        script.write_text(_WRK_SCRIPT)
-        body.write_bytes(STREAM_BODY)
-        env = {**os.environ, "BENCH_BODY_FILE": str(body), "BENCH_KEY": key or ""}
+        body_file.write_bytes(body)
+        env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_KEY": key or ""}
         out = subprocess.run(
             [*pinned(0), wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "-s", str(script), url],
             capture_output=True,
@@ -383,11 +339,11 @@ async def stream_cpu(
 ) -> tuple[float, float | None]:
     """Closed-loop streams (as the chat phase, with STREAM_BODY): streams per second and CPU ms per stream."""
     await check_stream(url, key)
-    await stream_throughput(url, key, args.concurrency, 1.0)  # warm-up at load
+    await throughput(url, key, args.concurrency, 1.0, STREAM_BODY)  # warm-up at load
     cpu0 = cpu_seconds(pid) if pid else 0.0
-    count = None if args.python_load else wrk_streams(url, key, args.concurrency, args.duration)
+    count = None if args.python_load else wrk_throughput(url, key, args.concurrency, args.duration, STREAM_BODY)
     if count is None:
-        count = await stream_throughput(url, key, args.concurrency, args.duration)
+        count = await throughput(url, key, args.concurrency, args.duration, STREAM_BODY)
     cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
     return count / args.duration, (cpu * 1000 / count) if pid and count else None
 

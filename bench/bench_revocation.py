@@ -29,30 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_config_propagation import _percentiles, _wait_http  # noqa: E402
+from bench_config_propagation import _percentiles, _wait_http, drop_database, fresh_database  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 
 from fjordgate.embedded import free_port, nats_plan, postgres_plan, run_server  # noqa: E402
 
 BENCH_DB = "fj_bench_revocation"
-
-
-def _fresh_database(server_url: str) -> str:
-    import psycopg
-
-    base, _, _ = server_url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return f"{base}/{BENCH_DB}"
-
-
-def _drop_database(url: str) -> None:
-    import psycopg
-
-    base, _, _ = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def main() -> None:
@@ -70,8 +52,8 @@ def main() -> None:
                 run_server(postgres_plan(tmpdir / "pg", free_port(), durable=False), tmpdir / "pg.log")
             )
             server_url = pg.url
-        db_url = _fresh_database(server_url)
-        stack.callback(_drop_database, db_url)
+        db_url = fresh_database(server_url, BENCH_DB)
+        stack.callback(drop_database, db_url)
         nats = stack.enter_context(run_server(nats_plan(tmpdir / "nats", free_port()), tmpdir / "nats.log"))
         env = {
             **os.environ,

@@ -31,29 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_config_propagation import _wait_http  # noqa: E402
+from bench.bench_config_propagation import _wait_http, drop_database, fresh_database  # noqa: E402
 from fjordgate.embedded import free_port, nats_plan, postgres_plan, run_server  # noqa: E402
 
 MODEL = "mock-gpt"
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    """A new empty database `name` on the server of `server_url` (dropped first when it exists); its URL."""
-    import psycopg
-
-    base, _, _ = server_url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{base}/{name}"
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def children(pid: int) -> list[int]:
