@@ -166,9 +166,12 @@ def main() -> None:
         edge = procs.start([*pinned(1), py, "-m", "edge_gateway"], edge_env)
         wait_ready(f"http://127.0.0.1:{edge_port}/ready")
         targets.append(_target("edge-snapshot", edge_port, KEY, edge.pid))
+        edges = {"edge-snapshot": f"http://127.0.0.1:{edge_port}"}
 
         if not args.no_deployed:
-            targets += _deployed_targets(exits, Path(tmp), upstream, f"http://127.0.0.1:{mock_port}", args.workers)
+            targets += _deployed_targets(
+                exits, Path(tmp), upstream, f"http://127.0.0.1:{mock_port}", args.workers, edges
+            )
 
         if not args.no_litellm:
             pid, url, version = start_litellm(procs, args.out_dir, upstream, args.litellm_venv)
@@ -204,6 +207,8 @@ def main() -> None:
         summary = args.out_dir / "summary.md"
         if summary.is_file():
             print(summary.read_text())
+        for name, base in edges.items():
+            print(f"{name}: answers by status over the whole run (its /metrics): {answers_by_status(base)}")
         print(f"results: {summary} and {args.out_dir / 'results.jsonl'}")
         if code:
             raise SystemExit(code)
@@ -213,8 +218,25 @@ def _target(name: str, port: int, key: str, pid: int) -> str:
     return f"name={name},url=http://127.0.0.1:{port}/v1/chat/completions,key={key},model={MODEL},pid={pid}"
 
 
-def _deployed_targets(exits: ExitStack, tmp: Path, upstream: str, mock_base: str, workers: int) -> list[str]:
-    """The edge as deployed (`bench_edge.py`'s deployed targets, same stack and seeding), 1 worker and `workers`."""
+def answers_by_status(base: str) -> dict[str, int]:
+    """An edge's LLM requests by HTTP status, summed over its workers, from `fjordgate_edge_requests_total` and
+    `fjordgate_edge_rejected_requests_total`: the yardstick counts non-2xx answers but not which, and a refusal
+    (402, 429, 503) says which part of the edge answered instead of the upstream."""
+    counts: dict[str, int] = {}
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith(("fjordgate_edge_requests_total{", "fjordgate_edge_rejected_requests_total{")):
+            labels, _, value = line.rpartition(" ")
+            status = labels.split('status="', 1)[1].split('"', 1)[0] if 'status="' in labels else "?"
+            counts[status] = counts.get(status, 0) + int(float(value))
+    return dict(sorted(counts.items()))
+
+
+def _deployed_targets(
+    exits: ExitStack, tmp: Path, upstream: str, mock_base: str, workers: int, edges: dict[str, str]
+) -> list[str]:
+    """The edge as deployed (`bench_edge.py`'s deployed targets, same stack and seeding), 1 worker and `workers`;
+    each one's base URL is added to `edges`."""
     from bench.bench_edge import DEPLOYED_DB, DEPLOYED_NS, all_cpus
     from bench.bridge_lag import mock_request_count, stored_rows
     from bench.deployed_seed import seed_like_snapshot
@@ -234,6 +256,7 @@ def _deployed_targets(exits: ExitStack, tmp: Path, upstream: str, mock_base: str
         stored = stored_rows(stack.db_url, name)
         exits.callback(stored.close)  # type: ignore[attr-defined]
         check_deployed(url, answered, stored, 4 * count)
+        edges[name] = url
         targets.append(f"name={name},url={url}/v1/chat/completions,key={KEY},model={MODEL},pid={proc.pid}")
     return targets
 
