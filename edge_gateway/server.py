@@ -96,6 +96,8 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._due: float | None = None
         self._on_due: Any = None
         self._in_head = False
+        self._head_read = 0
+        """Bytes of the head still arriving, counted per read after the read it began in (`data_received`)."""
         self._refusal: bytes | None = None
         self._discarding = False
 
@@ -234,10 +236,16 @@ class EdgeHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._discarding:
             return
+        in_head = self._in_head
         HttpToolsProtocol.data_received(self, data)
-        if self._in_head and not self._discarding and self._head_over():  # a head still arriving, already too big
-            self._in_head = False
-            self._close_with(self._head_refusal())
+        if self._in_head and not self._discarding:  # a head still arriving
+            # Counted by the read, not from the parsed headers alone: a header whose value never ends is held by
+            # the parser, in no parsed header, and would grow until the head deadline. A read the head began in
+            # is not counted (it may end a previous request), so a head is refused one read past the bound at most.
+            self._head_read = self._head_read + len(data) if in_head else 0
+            if self._head_read > self.limits.max_header_bytes or self._head_over():
+                self._in_head = False
+                self._close_with(self._head_refusal())
 
 
 def protocol_with(limits: ClientLimits) -> type[EdgeHttpProtocol]:

@@ -189,3 +189,18 @@ def test_a_kept_alive_client_is_unaffected_by_the_deadlines(edge):
             )
             assert reply.status_code == 200
             time.sleep(0.3)  # idle between requests, under the keep-alive timeout
+
+
+def test_a_header_value_that_never_ends_gets_431_before_the_head_deadline(edge):
+    """The parser holds an unfinished header value in no parsed header: without counting the bytes read, 20 MiB
+    of one value were taken in (and held) until the head deadline, then answered 408."""
+    with _connect(edge.url) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nx-big: ")
+        try:
+            for _ in range(20_000):  # 20 MiB, over the 64 KiB bound 320 times (what follows a refusal is discarded)
+                sock.sendall(b"a" * 1024)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        status, error = _status_and_error(_read_all(sock))
+    assert status == 431 and error["code"] == "headers_too_large"  # not the head deadline's 408
+    _serves(edge.url)
