@@ -34,8 +34,17 @@ class _TakesAll:
 
 
 class _Durable:
+    """A durable sink (the spool's shape): each write is done at once; only what it is, not what it does, matters
+    to `wants`."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
     def write(self, record: Any) -> asyncio.Future[None]:
-        raise NotImplementedError
+        self.records.append(record)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
 
 def test_a_kind_is_wanted_when_a_sink_accepts_it_a_sink_without_accepts_takes_all_a_durable_sink_takes_all():

@@ -6,7 +6,7 @@ contract for stream chunks. Replacements are literal and apply within one event'
 events is not replaced (holding text back, as the PII redactor does, is what that would take).
 
 An event whose bytes hold none of the words is passed without decoding: a word in the text is in the event's
-UTF-8 bytes, unless the vendor escaped it (`\\uXXXX`), which is why an event with an escape is always read.
+UTF-8 bytes, unless the vendor escaped it (`\\u0074` for a 't'), which is why an event with an escape is always read.
 The common text event is rewritten on its bytes (`shared_sdk.stream_text`); any other event is decoded whole.
 """
 
