@@ -87,6 +87,7 @@ class WorkerMetrics:
         self._answered = 0
         """The newest ask this worker has seen: a file rendered from now on answers it."""
         self._writing = asyncio.Lock()
+        self._rendering: asyncio.Future[bytes] | None = None
 
     def _file(self, worker: str) -> str:
         return os.path.join(self.directory, f"{worker}.prom")
@@ -163,7 +164,25 @@ class WorkerMetrics:
         return texts, fresh
 
     async def render(self) -> bytes:
-        """Every worker's series: ask the siblings for theirs, wait for them (at most `ANSWER_WAIT_S`), merge."""
+        """Every worker's series (`_render`); scrapes that arrive while one is being made share it.
+
+        Why: `/metrics` answers whoever connects, and each render asks every sibling for a dump and renders this
+        worker's series (milliseconds with a real fleet's series): a burst of scrapes would cost that each time.
+        A shared render still reads this worker's series after the later scrape arrived, and the siblings' answer
+        an ask made at most `ANSWER_WAIT_S` before it."""
+        shared = self._rendering
+        if shared is None:
+            shared = self._rendering = asyncio.ensure_future(self._render())
+            shared.add_done_callback(self._rendered)
+        return await asyncio.shield(shared)  # a scrape that leaves does not cancel the others' render
+
+    def _rendered(self, done: asyncio.Future[bytes]) -> None:
+        self._rendering = None
+        if not done.cancelled() and done.exception() is not None:
+            log.debug("metrics render failed: %s", done.exception())
+
+    async def _render(self) -> bytes:
+        """Ask the siblings for their series, wait for them (at most `ANSWER_WAIT_S`), merge with this worker's."""
         asked = await asyncio.to_thread(self._ask)
         self._answered = max(self._answered, asked)  # this worker answers its own ask below, with its file too
         deadline = time.monotonic() + ANSWER_WAIT_S

@@ -98,3 +98,17 @@ async def test_only_the_edges_workers_are_read(tmp_path, workers):
     async with running(a):
         merged = (await a.render()).decode()
     assert 'worker="7"' not in merged and 'worker="0"' in merged
+
+
+async def test_scrapes_arriving_together_share_one_render(tmp_path, monkeypatch):
+    """A burst of scrapes (anyone may connect to /metrics) costs one render and one ask of the siblings, not one
+    each; every scrape gets the whole edge's series."""
+    monkeypatch.setattr(worker_metrics, "POLL_S", 0.01)
+    a, b = pair(tmp_path)
+    async with running(a, b):
+        b.metrics.requests.labels("1", "llm", "m", "200").inc(5)
+        replies = await asyncio.gather(*(a.render() for _ in range(20)))
+        assert all(SERIES % ("1", "5.0") in reply.decode() for reply in replies)
+        assert (a.metrics.renders, b.metrics.renders) == (2, 2), "start-up, then one for the whole burst"
+        await a.render()  # a later scrape is not served an old render
+        assert a.metrics.renders == 3
