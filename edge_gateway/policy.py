@@ -193,7 +193,9 @@ async def _take_rate_lease(limiter: RateLimiter, source: LeaseSource, limit_: _L
                 f"rate limit reached: {limit} {what} across the namespace; retry later",
                 limiter.seconds_to_next_window(),
             )
-    if lease.granted - lease.used < max(amount, limit // 16, 1):
+    # Low water: a quarter of what this minute's grant is (at most 1/16 of the limit), so an edge whose share is
+    # small (many edges, or late in a busy minute) does not ask again on every request.
+    if lease.granted - lease.used < max(amount, min(limit // 16, lease.granted // 4), 1):
         source.top_up_rate(lease, max(amount, 1))
     return lease
 

@@ -271,6 +271,9 @@ class RateAsk(_Wire):
     need: int = 0
     unit: int = 0
     """One request's amount (1 for rpm, its token bound for tpm): near the end only whole requests are granted."""
+    used: int = 0
+    """What the edge has used of its grant of this minute (requests, or tokens taken and not given back): the
+    ledger tops up what the edge still holds rather than adding a share per ask."""
 
 
 class RateGrant(_Wire):

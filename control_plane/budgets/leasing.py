@@ -189,16 +189,21 @@ def _configured_limit(namespace: str, key: str) -> int | None:
     return app[field] if app is not None else None
 
 
-def _rate_slice(ask: RateAsk, limit: int, available: int, live: int) -> int:
-    """Requests (rpm) or tokens (tpm) to add to an edge's grant of one minute: a share of what is left while much
-    is, then only what waiting requests lack, and only when one whole request (`unit`) fits."""
+def _rate_slice(ask: RateAsk, limit: int, available: int, live: int, held: int) -> int:
+    """Requests (rpm) or tokens (tpm) to add to an edge's grant of one minute: what waiting requests lack, and
+    while much is left, enough that the edge holds a share of it unused (`held`: granted and not used yet, as the
+    edge says); near the end only whole requests (`unit`).
+
+    Why top up to a share rather than add one per ask: an edge asks again whenever a burst finds its part empty
+    or runs low, and adding a share each time let edges that used little pile up the minute between them, until
+    an edge with a small part was refused (429) far below the limit."""
     if available <= 0 or ask.need <= 0:
         return 0
     unit = min(max(1, ask.unit), limit)
     if available < RATE_FLOOR * unit * max(live, 1):
         return min(ask.need, available) if min(ask.need, unit) <= available else 0
     share = min(available // (SLICE_SHARE * max(live, 1)), max(1, limit // 4))
-    return min(available, max(ask.need, share))
+    return min(available, max(ask.need, share - held))
 
 
 def _rate_grant_one(ask: RateAsk, edge_id: str, namespace: str, now: dt.datetime) -> RateGrant:
@@ -218,7 +223,8 @@ def _rate_grant_one(ask: RateAsk, edge_id: str, namespace: str, now: dt.datetime
     mine.expires_at = now + dt.timedelta(seconds=LEASE_TTL_S)
     available = limit - sum(row.granted for row in rows)
     live = sum(1 for row in rows if row.expires_at > now)
-    mine.granted += _rate_slice(ask, limit, available, live)
+    held = mine.granted - min(max(ask.used, 0), mine.granted)
+    mine.granted += _rate_slice(ask, limit, available, live, held)
     mine.save()
     return RateGrant(key=ask.key, window_start=ask.window_start, granted=mine.granted)
 

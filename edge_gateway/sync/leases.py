@@ -237,7 +237,12 @@ class LeaseClient:
                         asks=asks,
                         rates=[
                             RateAsk(
-                                key=lease.key, window_start=lease.window_start, limit=lease.limit, need=need, unit=unit
+                                key=lease.key,
+                                window_start=lease.window_start,
+                                limit=lease.limit,
+                                need=need,
+                                unit=unit,
+                                used=lease.used,
                             )
                             for lease, need, unit in rates or ()
                         ],

@@ -107,6 +107,26 @@ def test_rate_leases_never_grant_more_than_the_limit_of_a_minute():
     assert rate_lease_grant(edge_id="e1", namespace="ns", asks=[other_minute])[0].granted >= 1, "a new minute"
 
 
+def test_edges_that_ask_often_and_use_little_do_not_hand_the_minute_out_between_them():
+    """Seen in the yardstick benchmark: three holders of one tpm limit (2e9) asked again and again for one request's
+    bound (62 tokens) while using little; each ask added a share of what was left until the minute was all handed
+    out, and a holder with a small part answered 429 with a few thousand tokens used."""
+    limit = 2_000_000_000
+    app = App.objects.create(name="busy", namespace="ns", rate_limit_tpm=limit)
+    key, minute = f"app:{app.pk}:tpm", _this_minute()
+    granted = {"e1": 0, "e2": 0, "e3/0": 0}
+    used = dict.fromkeys(granted, 0)
+    for _ in range(100):
+        for edge in granted:
+            used[edge] += 62
+            ask = RateAsk(key=key, window_start=minute, limit=limit, need=62, unit=62, used=used[edge])
+            granted[edge] = rate_lease_grant(edge_id=edge, namespace="ns", asks=[ask])[0].granted
+            assert granted[edge] - used[edge] >= 62, "every ask is granted what it lacks"
+    assert sum(granted.values()) < 0.6 * limit, f"18,600 tokens used, {sum(granted.values()):,} handed out"
+    late = RateAsk(key=key, window_start=minute, limit=limit, need=62, unit=62)
+    assert rate_lease_grant(edge_id="e4", namespace="ns", asks=[late])[0].granted >= limit // 20, "a real share"
+
+
 def test_a_rate_ask_cannot_raise_the_limit_reach_another_namespace_or_purge_live_minutes():
     app = App.objects.create(name="limited", namespace="ns", rate_limit_rpm=3)
     foreign = App.objects.create(name="theirs", namespace="other", rate_limit_rpm=100)
