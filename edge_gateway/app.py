@@ -165,10 +165,19 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         telemetry=telemetry,
         metrics=metrics,
         backoff=Backoff(settings.retry_initial_backoff_s, settings.retry_max_backoff_s),
-        responses=ResponseStore(kv, settings.responses_ttl_s, settings.responses_max_bytes),
+        responses=_response_store(settings, kv),
         tracing=tracing,
     )
     return Edge(settings, store, telemetry, metrics, kv, hub, runtime, Pipeline(runtime), [0])
+
+
+def _response_store(settings: EdgeSettings, kv: EdgeKV) -> ResponseStore:
+    """One worker keeps stored responses in its KV; several share one store (a follow-up may land on any)."""
+    if settings.workers > 1:
+        return ResponseStore.for_workers(
+            settings.edge_state_dir, settings.responses_ttl_s, settings.responses_max_bytes
+        )
+    return ResponseStore(kv, settings.responses_ttl_s, settings.responses_max_bytes)
 
 
 class _SyncAwareReady:
@@ -360,7 +369,7 @@ async def _housekeeping(edge: Edge) -> None:
         try:
             await edge.kv.purge_expired()
             if edge.runtime.responses is not None:
-                await edge.runtime.responses.trim()
+                await edge.runtime.responses.housekeep()
             edge.runtime.limiter.prune()
             prune_idle = getattr(edge.runtime.transport, "prune_idle", None)
             if prune_idle is not None:
@@ -376,6 +385,8 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await edge.kv.open()
+        if edge.runtime.responses is not None:
+            await edge.runtime.responses.open()
         await edge.telemetry.start()
         sync: Any = None
         try:
@@ -407,6 +418,8 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
             await edge.store.aclose()
             await edge.runtime.transport.aclose()
             await edge.kv.close()
+            if edge.runtime.responses is not None:
+                await edge.runtime.responses.close()
             if edge.runtime.tracing is not None:
                 await asyncio.to_thread(edge.runtime.tracing.shutdown)  # exports what is queued
 

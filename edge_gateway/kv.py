@@ -84,8 +84,13 @@ class EdgeKV:
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self.commit_delay_s)
-        await self.flush()
+        # Until nothing is left: writes buffered while a flush awaits the database thread found this task still
+        # running and started none of their own.
+        while True:
+            await asyncio.sleep(self.commit_delay_s)
+            await self.flush()
+            if not self.pending or self._db is None:
+                return
 
     async def flush(self) -> None:
         """Store every buffered change now (one executemany per kind of change, one commit)."""

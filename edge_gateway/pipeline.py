@@ -63,9 +63,10 @@ _INTERNAL = GatewayError(500, "internal error in the edge gateway", type="intern
 
 
 class _HoldLast:
-    """Holds a response's last message until accounting's writes are durable (`accounting.until_durable`).
+    """Holds a response's last message until accounting's writes are durable (`accounting.until_durable`) and, for
+    a Responses API call, until the stored response is committed where every worker of the edge can read it.
 
-    Only built when a durable sink is registered (NATS): without one there is nothing to wait for."""
+    Only built when there is something to wait for: a durable sink (NATS), or responses shared by workers."""
 
     __slots__ = ("_send", "last")
 
@@ -91,6 +92,8 @@ class Pipeline:
     def __init__(self, rt: EdgeRuntime) -> None:
         self.rt = rt
         self.watches = DisconnectWatches()
+        self._shared = rt.responses is not None and rt.responses.shared
+        """Stored responses shared by the edge's workers: a Responses API answer ends once its save committed."""
 
     async def serve(
         self,
@@ -119,7 +122,7 @@ class Pipeline:
         )
         ex = Exchange(request_id, time.perf_counter(), time.time(), cfg, ctx, kind, scope["method"], scope["path"])
         ex.dialect = dialect
-        hold = _HoldLast(send) if rt.telemetry.has_durable_sinks else None
+        hold = _HoldLast(send) if rt.telemetry.has_durable_sinks or (kind == "responses" and self._shared) else None
         watch = self.watches.watch(hold.send if hold is not None else send)
         out = Outlet(ex, watch.send, rt.settings.log_bodies)
         tracing = rt.tracing

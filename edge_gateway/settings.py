@@ -76,6 +76,12 @@ class EdgeSettings:
     """This process's worker index ("0", "1", ...) when a supervisor started it, "" for a single-process edge.
     Set by the supervisor (`EDGE_WORKER_INDEX`), never by an operator; `state_dir` is then the worker's own."""
 
+    @property
+    def edge_state_dir(self) -> str:
+        """The edge's own state directory: `state_dir` itself, or for a worker its parent (what all of the edge's
+        workers share: their metrics, the stored responses)."""
+        return os.path.dirname(self.state_dir) if self.worker else self.state_dir
+
     def plugin_sources(self) -> PluginSources:
         """What this edge loads from a snapshot, whatever the snapshot says (docs/plugins/host.md)."""
         return PluginSources(import_roots=self.plugin_import_roots, command_dirs=self.plugin_command_dirs)

@@ -51,8 +51,7 @@ CONFIG_ERROR_EXIT = 2
 
 def metrics_dir(settings: EdgeSettings) -> str:
     """Where the workers of an edge leave their metrics for each other (`worker_metrics.py`)."""
-    root = os.path.dirname(settings.state_dir) if settings.worker else settings.state_dir
-    return os.path.join(root, "metrics")
+    return os.path.join(settings.edge_state_dir, "metrics")
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from decimal import Decimal
 
 import pytest
@@ -61,6 +62,33 @@ async def test_kv_buffered_changes_are_seen_at_once_and_stored_by_the_flush(tmp_
     assert await again.list("k") == ["k0", "k1", "k3"]
     assert await again.read("k1") == b"new" and await again.read("k3") == b"added"
     await reopened.close()
+
+
+async def test_kv_a_write_made_while_a_flush_is_storing_is_stored_by_the_timed_flush_too(tmp_path):
+    """A plugin's write that arrives while the timed flush awaits the database thread is on disk a commit delay
+    later, not only at the next write or the next housekeeping (a minute later: a SIGKILL would lose it)."""
+    import sqlite3
+
+    path = str(tmp_path / "kv.sqlite3")
+    kv = EdgeKV(path, commit_delay_s=0.01)
+    await kv.open()
+    a = kv.for_plugin("a")
+    await a.write("first", b"1")
+    while kv.pending:  # the timed flush took the buffer and now waits for the database thread
+        await asyncio.sleep(0)
+    assert kv._flush_task is not None and not kv._flush_task.done()
+    await a.write("second", b"2")
+
+    def stored() -> list[str]:
+        with contextlib.closing(sqlite3.connect(path)) as db:  # another connection: only what was committed
+            return [row[0] for row in db.execute("SELECT key FROM kv ORDER BY key")]
+
+    for _ in range(100):
+        if stored() == ["first", "second"]:
+            break
+        await asyncio.sleep(0.01)
+    assert stored() == ["first", "second"]
+    await kv.close()
 
 
 def test_sliding_window_rejects_over_limit_and_tells_how_long():

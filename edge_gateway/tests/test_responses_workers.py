@@ -1,0 +1,95 @@
+"""`/v1/responses` state on an edge with two workers (`EDGE_WORKERS=2`, a real supervisor and its processes).
+
+The kernel hands each new connection to either worker (SO_REUSEPORT), so a client's follow-up lands on either: a
+`previous_response_id`, a retrieve or a delete sent the moment an answer arrived must find what the other worker
+stored. Each call here uses a fresh client (a fresh connection), as scripts that make one call per run do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import httpx
+import openai
+import pytest
+
+from shared_sdk.snapshot import encode_snapshot
+
+from .support import CLIENT_KEY, EDGE_SECRET, free_port, make_snapshot, wait_http
+
+pytestmark = [pytest.mark.timeout(120)]
+
+TURNS = 16
+
+
+@pytest.fixture
+def two_workers(upstream, tmp_path):
+    path = tmp_path / "snapshot.json"
+    path.write_bytes(encode_snapshot(make_snapshot(upstream)))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "NATS_"))}
+    env.update(
+        EDGE_SNAPSHOT_FILE=str(path),
+        EDGE_PORT=str(port),
+        EDGE_NAMESPACE="test",
+        EDGE_STATE_DIR=str(tmp_path / "state"),
+        FJORDGATE_EDGE_SECRET=EDGE_SECRET,
+        EDGE_LOG_LEVEL="warning",
+        EDGE_WORKERS="2",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "edge_gateway"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/ready", timeout=60)
+        workers: set[str] = set()
+        for _ in range(200):  # both workers up (each connection goes to either)
+            workers.add(httpx.get(f"{url}/ready", timeout=5).json()["worker"])
+            if workers == {"0", "1"}:
+                break
+        assert workers == {"0", "1"}
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _fresh(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=CLIENT_KEY, max_retries=0)
+
+
+def _responses_by_worker(url: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("fjordgate_edge_requests_total{"):
+            worker = re.search(r'worker="(\d+)"', line)
+            assert worker, line
+            counts[worker.group(1)] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def test_a_conversation_continues_on_whichever_worker_takes_the_next_call(two_workers, upstream):
+    url = two_workers
+    ids = [_fresh(url).responses.create(model="mock-gpt", input="turn 0").id]
+    for turn in range(1, TURNS):
+        answer = _fresh(url).responses.create(model="mock-gpt", previous_response_id=ids[-1], input=f"turn {turn}")
+        assert answer.output_text == f"Echo: turn {turn}"
+        ids.append(answer.id)
+    sent = httpx.get(f"{upstream}/_mock/requests", timeout=5).json()["data"][-1]["body"]["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == [f"turn {t}" for t in range(TURNS)]
+
+    for turn, response_id in enumerate(ids):
+        assert _fresh(url).responses.retrieve(response_id).output_text == f"Echo: turn {turn}"
+    _fresh(url).responses.delete(ids[0])
+    for _ in range(8):  # gone for every worker at once
+        with pytest.raises(openai.NotFoundError):
+            _fresh(url).responses.retrieve(ids[0])
+    with pytest.raises(openai.BadRequestError) as gone:
+        _fresh(url).responses.create(model="mock-gpt", previous_response_id=ids[0], input="again")
+    assert gone.value.code == "previous_response_not_found"
+
+    served = _responses_by_worker(url)  # the test's answered LLM calls: its creates
+    assert set(served) == {"0", "1"} and sum(served.values()) == TURNS, served
