@@ -82,3 +82,22 @@ async def test_a_group_larger_than_one_insert_statement_is_stored_whole_and_in_o
     assert [row.seq for row in rows] == sorted(row.seq for row in rows)
     assert spool.records == count + 1
     await spool.close()
+
+
+async def test_a_second_process_on_the_same_spool_cannot_open_it_while_the_first_holds_it(tmp_path):
+    """Two edges pointed at one state directory would ship each other's records under one spool id: the second
+    is refused ("database is locked") while the first holds the file; once it closed, a new one takes over."""
+    import sqlite3
+
+    first = Spool(tmp_path / "s.sqlite3", max_bytes=1 << 20)
+    await first.open()
+    first.reserve(3, "record")
+    await first.write_records([(0, b"one")])
+    second = Spool(tmp_path / "s.sqlite3", max_bytes=1 << 20)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await second.open()
+    await first.close()
+    third = Spool(tmp_path / "s.sqlite3", max_bytes=1 << 20)
+    await third.open()
+    assert [row.body for row in await third.head_records()] == [b"one"]
+    await third.close()
