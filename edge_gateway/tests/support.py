@@ -222,6 +222,26 @@ class RunningEdge:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
 
+def edge_process_env(snapshot: ConfigSnapshot, tmp_path: Any, port: int, **extra: str) -> dict[str, str]:
+    """The environment of `python -m edge_gateway` serving `snapshot` from a file in `tmp_path` on `port`, with its
+    state in `tmp_path/state`, without NATS and one worker unless `extra` says otherwise."""
+    path = os.path.join(str(tmp_path), "snapshot.json")
+    with open(path, "wb") as fh:
+        fh.write(encode_snapshot(snapshot))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "NATS_"))}
+    env.update(
+        EDGE_SNAPSHOT_FILE=path,
+        EDGE_PORT=str(port),
+        EDGE_NAMESPACE=snapshot.namespace,
+        EDGE_STATE_DIR=os.path.join(str(tmp_path), "state"),
+        FJORDGATE_EDGE_SECRET=EDGE_SECRET,
+        EDGE_LOG_LEVEL="warning",
+        EDGE_WORKERS="1",  # the single-process edge (the default is one worker per core)
+    )
+    env.update(extra)
+    return env
+
+
 @contextmanager
 def run_edge(snapshot: ConfigSnapshot, tmp_path: Any, **settings: Any) -> Iterator[RunningEdge]:
     """A real edge (uvicorn, own thread and loop) serving `snapshot` from a file."""

@@ -8,9 +8,7 @@ import sys
 
 import httpx
 
-from shared_sdk.snapshot import encode_snapshot
-
-from .support import CLIENT_KEY, EDGE_SECRET, free_port, make_snapshot, wait_http
+from .support import CLIENT_KEY, edge_process_env, free_port, make_snapshot, wait_http
 
 
 def test_bad_config_gives_one_line_and_exit_2():
@@ -24,20 +22,8 @@ def test_bad_config_gives_one_line_and_exit_2():
 
 
 def test_runs_from_a_snapshot_file(upstream, tmp_path):
-    path = tmp_path / "snapshot.json"
-    path.write_bytes(encode_snapshot(make_snapshot(upstream)))
     port = free_port()
-    env = dict(
-        os.environ,
-        EDGE_SNAPSHOT_FILE=str(path),
-        EDGE_PORT=str(port),
-        EDGE_NAMESPACE="test",
-        EDGE_STATE_DIR=str(tmp_path / "state"),
-        FJORDGATE_EDGE_SECRET=EDGE_SECRET,
-        EDGE_LOG_LEVEL="warning",
-        EDGE_WORKERS="1",  # the single-process edge (the default is one worker per core: test_workers.py)
-    )
-    env.pop("NATS_URL", None)
+    env = edge_process_env(make_snapshot(upstream), tmp_path, port)
     proc = subprocess.Popen([sys.executable, "-m", "edge_gateway"], env=env, stderr=subprocess.PIPE)
     try:
         wait_http(f"http://127.0.0.1:{port}/ready")

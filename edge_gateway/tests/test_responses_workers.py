@@ -7,7 +7,6 @@ stored. Each call here uses a fresh client (a fresh connection), as scripts that
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,9 +16,7 @@ import httpx
 import openai
 import pytest
 
-from shared_sdk.snapshot import encode_snapshot
-
-from .support import CLIENT_KEY, EDGE_SECRET, free_port, make_snapshot, wait_http
+from .support import CLIENT_KEY, edge_process_env, free_port, make_snapshot, wait_http
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -28,19 +25,8 @@ TURNS = 16
 
 @pytest.fixture
 def two_workers(upstream, tmp_path):
-    path = tmp_path / "snapshot.json"
-    path.write_bytes(encode_snapshot(make_snapshot(upstream)))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "NATS_"))}
-    env.update(
-        EDGE_SNAPSHOT_FILE=str(path),
-        EDGE_PORT=str(port),
-        EDGE_NAMESPACE="test",
-        EDGE_STATE_DIR=str(tmp_path / "state"),
-        FJORDGATE_EDGE_SECRET=EDGE_SECRET,
-        EDGE_LOG_LEVEL="warning",
-        EDGE_WORKERS="2",
-    )
+    env = edge_process_env(make_snapshot(upstream), tmp_path, port, EDGE_WORKERS="2")
     proc = subprocess.Popen([sys.executable, "-m", "edge_gateway"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
 import subprocess
 import sys
 import threading
@@ -21,10 +20,8 @@ import httpx
 import orjson
 import pytest
 
-from shared_sdk.snapshot import encode_snapshot
-
 from .hostile_vendor import HostileVendor, Script, drip, endless, ok, raw
-from .support import CLIENT_KEY, EDGE_SECRET, free_port, llm, make_snapshot, wait_http
+from .support import CLIENT_KEY, edge_process_env, free_port, llm, make_snapshot, wait_http
 
 COMPLETION = orjson.dumps(
     {
@@ -69,22 +66,10 @@ def edge_process(vendor: HostileVendor, client: str, tmp_path) -> Iterator[tuple
         llm(i, name, f"{base}/{name}", max_retries=0, first_byte_timeout_s=2.0, idle_stream_timeout_s=2.0)
         for i, name in enumerate(SCRIPTS, start=1)
     ]
-    path = tmp_path / "snapshot.json"
-    path.write_bytes(encode_snapshot(make_snapshot(base, llms=llms)))
     port = free_port()
-    env = dict(
-        os.environ,
-        EDGE_SNAPSHOT_FILE=str(path),
-        EDGE_PORT=str(port),
-        EDGE_NAMESPACE="test",
-        EDGE_STATE_DIR=str(tmp_path / "state"),
-        FJORDGATE_EDGE_SECRET=EDGE_SECRET,
-        EDGE_LOG_LEVEL="warning",
-        EDGE_UPSTREAM_CLIENT=client,
-        EDGE_UPSTREAM_DEADLINE_S="3",
-        EDGE_WORKERS="1",
+    env = edge_process_env(
+        make_snapshot(base, llms=llms), tmp_path, port, EDGE_UPSTREAM_CLIENT=client, EDGE_UPSTREAM_DEADLINE_S="3"
     )
-    env.pop("NATS_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "edge_gateway"], env=env, stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{port}/ready")
