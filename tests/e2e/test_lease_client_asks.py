@@ -1,0 +1,45 @@
+"""What the edge's lease client puts on the wire, over a real NATS server, with a stand-in ledger answering.
+
+The ledger tops an edge's unused part of a rate minute up to a share (control_plane/budgets/leasing.py); it can
+only when each ask says what the edge used of its grant so far. Without it every ask looks like an edge holding
+its whole grant unused, and a busy edge is granted one request's worth per round trip.
+"""
+
+from __future__ import annotations
+
+import nats
+
+from edge_gateway.budgets import BudgetTracker
+from edge_gateway.ratelimit import RateLimiter
+from edge_gateway.sync.leases import LeaseClient
+from shared_sdk.sync_protocol import LeaseReply, LeaseRequest, RateGrant, decode, encode, up_subject
+
+
+async def test_a_rate_ask_says_what_the_edge_used_of_its_grant(nats_server):
+    ledger = await nats.connect(nats_server.url)
+    edge = await nats.connect(nats_server.url)
+    asked: list[LeaseRequest] = []
+
+    async def answer(message) -> None:
+        request = decode(message.data, LeaseRequest)
+        asked.append(request)
+        rates = [RateGrant(key=r.key, window_start=r.window_start, granted=r.used + r.need + 9) for r in request.rates]
+        await message.respond(encode(LeaseReply(rates=rates)))
+
+    await ledger.subscribe(up_subject("ns", "e1", "lease"), cb=answer)
+    await ledger.flush()
+    limiter = RateLimiter()
+    client = LeaseClient(BudgetTracker(), limiter, namespace="ns", edge_id="e1")
+    client.attach(edge)
+    try:
+        lease = limiter.rate_lease("app:1:rpm", 1000)
+        assert await client.obtain_rate(lease, lease.lacks(1))
+        assert lease.granted == 10
+        taken = sum(lease.take(1) for _ in range(12))
+        assert taken == 10 and lease.used == 10
+        assert await client.obtain_rate(lease, lease.lacks(1))
+        assert [(r.key, r.used, r.need) for r in asked[-1].rates] == [("app:1:rpm", 10, 1)]
+        assert lease.granted == 20 and lease.take(1)
+    finally:
+        await edge.close()
+        await ledger.close()
