@@ -229,3 +229,39 @@ async def test_informational_responses_are_skipped_and_expired_idle_connections_
         await asyncio.sleep(0.05)
         assert vendor.open == 0  # the vendor saw the connection close
         await transport.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_a_stream_times_out_after_its_idle_gap_however_long_it_ran_and_whatever_the_header_wait():
+    """The connection keeps one timer and moves it: a stream that ran past its idle timeout in total, one event
+    at a time, is not cut; once it stalls it ends after one idle gap, although the headers were allowed 120 s."""
+    stalled = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(7)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        for n in range(12):
+            event = b"data: %d\n\n" % n
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+            await asyncio.sleep(0.1)
+        stalled.set()
+        await asyncio.sleep(60)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = H1Transport()
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    slow_head = UpstreamRequest("POST", url, {"content-type": "application/json"}, b'{"q":1}', True, 2, 120, 0.4)
+    reply = await transport.send(slow_head)
+    assert reply.chunks is not None
+    received = b""
+    with pytest.raises(UpstreamError) as stopped:
+        async for piece in reply.chunks:
+            received += piece
+    assert stalled.is_set() and received.count(b"data: ") == 12, "1.2 s of events, none more than 0.4 s apart"
+    assert stopped.value.status_code == 504 and "idle timeout" in stopped.value.message
+    await reply.aclose()
+    await transport.aclose()
+    server.close()
