@@ -89,6 +89,10 @@ class EdgeHttpProtocol(HttpToolsProtocol):
     limits = ClientLimits()
     """Replaced per server by `server_config` (a subclass carrying that edge's limits)."""
 
+    # Our attributes in slots: uvicorn's protocol keeps 28 in its instance dict, and past 30 keys CPython 3.11 stops
+    # sharing them between instances and its attribute caches no longer apply, for uvicorn's code too.
+    __slots__ = ("_discarding", "_due", "_head_read", "_in_head", "_on_due", "_refusal", "_timer", "_timer_at")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._timer: asyncio.TimerHandle | None = None

@@ -18,7 +18,7 @@ from shared_sdk.host.sources import DEFAULT_COMMAND_DIRS, DEFAULT_IMPORT_ROOTS, 
 __all__ = ["EdgeSettings", "load_settings"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class EdgeSettings:
     namespace: str = ""
     edge_id: str = field(default_factory=socket.gethostname)
