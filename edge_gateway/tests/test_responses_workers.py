@@ -79,3 +79,13 @@ def test_a_conversation_continues_on_whichever_worker_takes_the_next_call(two_wo
 
     served = _responses_by_worker(url)  # the test's answered LLM calls: its creates
     assert set(served) == {"0", "1"} and sum(served.values()) == TURNS, served
+
+
+def test_a_streamed_answer_is_stored_for_every_worker_before_the_stream_ends(two_workers):
+    url = two_workers
+    for turn in range(6):
+        with _fresh(url).responses.stream(model="mock-gpt", input=f"streamed {turn}") as stream:
+            final = stream.get_final_response()
+        assert _fresh(url).responses.retrieve(final.id).output_text == f"Echo: streamed {turn}"
+        follow_up = _fresh(url).responses.create(model="mock-gpt", previous_response_id=final.id, input="and then?")
+        assert follow_up.output_text == "Echo: and then?"
