@@ -7,14 +7,14 @@ stored. Each call here uses a fresh client (a fresh connection), as scripts that
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-from collections import Counter
 
 import httpx
 import openai
 import pytest
+
+from tests.support.edge_metrics import requests_by_worker
 
 from .support import CLIENT_KEY, edge_process_env, free_port, make_snapshot, wait_http
 
@@ -47,16 +47,6 @@ def _fresh(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key=CLIENT_KEY, max_retries=0)
 
 
-def _responses_by_worker(url: str) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("fjordgate_edge_requests_total{"):
-            worker = re.search(r'worker="(\d+)"', line)
-            assert worker, line
-            counts[worker.group(1)] += int(float(line.rsplit(" ", 1)[1]))
-    return counts
-
-
 def test_a_conversation_continues_on_whichever_worker_takes_the_next_call(two_workers, upstream):
     url = two_workers
     ids = [_fresh(url).responses.create(model="mock-gpt", input="turn 0").id]
@@ -77,7 +67,7 @@ def test_a_conversation_continues_on_whichever_worker_takes_the_next_call(two_wo
         _fresh(url).responses.create(model="mock-gpt", previous_response_id=ids[0], input="again")
     assert gone.value.code == "previous_response_not_found"
 
-    served = _responses_by_worker(url)  # the test's answered LLM calls: its creates
+    served = requests_by_worker(httpx.get(f"{url}/metrics", timeout=10).text)  # the test's answered calls: creates
     assert set(served) == {"0", "1"} and sum(served.values()) == TURNS, served
 
 

@@ -9,7 +9,6 @@ workers' series, and SIGTERM drains and stops everything with exit code 0.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import uuid
 from collections import Counter
@@ -18,6 +17,7 @@ import pytest
 
 from control_plane.analytics.models import AnalyticsEvent
 from control_plane.edges.models import EdgeInstance
+from tests.support.edge_metrics import requests_by_worker
 from tests.support.processes import fjordgate_argv, wait_for_http
 
 from .cluster import Cluster, Edge, config_version, http, seed_namespace, wait_until
@@ -47,13 +47,7 @@ def _chat_many(edge: Edge, key: str, prefix: str, count: int) -> list[str]:
 
 def _requests_by_worker(edge: Edge) -> dict[str, float]:
     _, text, _ = http("GET", f"{edge.url}/metrics")
-    counts: Counter[str] = Counter()
-    for line in text.splitlines():
-        if line.startswith("fjordgate_edge_requests_total{"):
-            worker = re.search(r'worker="(\d+)"', line)
-            assert worker, line
-            counts[worker.group(1)] += float(line.rsplit(" ", 1)[1])
-    return dict(counts)
+    return requests_by_worker(text)
 
 
 def _alive(pid: int) -> bool:
