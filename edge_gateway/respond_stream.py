@@ -1,6 +1,7 @@
-"""Writing a streamed response: headers once the first event is in, chunk hooks per event, one send per read.
+"""Writing a streamed response: headers once the first event is in, chunk hooks per read, one send per read.
 
-    headers hooks (reverse) -> response start -> per upstream read: chunk hooks per event, then one `send`
+    headers hooks (reverse) -> response start -> per upstream read: the chunk hooks over its events (a plugin
+    with `on_before_write_events` once, one with `on_before_write` per event), then one `send`
     -> end of body (or an SSE error event when the upstream or a fail-closed chunk hook breaks mid-stream)
     -> stream-complete hooks with the accumulated response
 
@@ -35,7 +36,7 @@ class _Relay:
 
     def __init__(self, out: Outlet, hooks: HookChain | None, executed: Executed, keep: bool) -> None:
         self.out = out
-        run = hooks.chunk_run(out.ex.ctx, executed) if hooks is not None and hooks.hooks("on_before_write") else None
+        run = hooks.chunk_run(out.ex.ctx, executed) if hooks is not None and hooks.chunk_hooks() else None
         self.hooks: ChunkRun | None = run if run else None
         self.keep = keep
         self.sent: list[bytes] = []
@@ -51,7 +52,12 @@ class _Relay:
     async def send(self, events: list[bytes]) -> None:
         """One `send` for the events of one upstream read (after the chunk hooks)."""
         ex = self.out.ex
-        body = events[0] if len(events) == 1 else b"".join(events)
+        try:
+            body = events[0] if len(events) == 1 else b"".join(events)
+        except TypeError:
+            body = None
+        if type(body) is not bytes:  # an in-process chunk hook's answer is not decoded: checked here, once per read
+            raise self._not_bytes()
         if ex.ttft_s is None:
             ex.ttft_s = time.perf_counter() - ex.started
         self.size += len(body)
@@ -59,35 +65,25 @@ class _Relay:
             self.sent.append(body)
         await self.out.send({"type": "http.response.body", "body": body, "more_body": True})
 
+    def _not_bytes(self) -> PluginCallError:
+        slugs = ", ".join(h.slug for h in self.hooks.plugins) if self.hooks is not None else ""
+        return PluginCallError(slugs, "on_before_write_events", "exception", False, "a chunk hook returned non-bytes")
+
     async def relay(self, batch: list[bytes]) -> None:
         hooks = self.hooks
         if hooks is None:
             if batch:
                 await self.send(batch)
             return
-        ex = self.out.ex
-        passed: list[bytes] = []
-        try:
-            for event in batch:
-                chunk = await hooks.run(
-                    ResponseWriteRequest(
-                        request_id=ex.request_id,
-                        body=event,
-                        is_stream_chunk=True,
-                        chunk_index=self.count,
-                        is_final_chunk=event == DONE,
-                        context=self.info,
-                    ),
-                )
-                self.count += 1
-                if chunk is not None:
-                    passed.append(chunk.body)
-        except PluginCallError:
-            if passed:  # the events the hooks passed before the failure still go out
-                await self.send(passed)
-            raise
-        if passed:
+        if not batch:
+            return
+        first = self.count
+        self.count += len(batch)
+        passed, failure = await hooks.run_events(batch, first, self.out.ex.request_id, batch[-1] == DONE, self.info)
+        if passed:  # after a fail-closed failure too: what the hooks passed before it still goes out
             await self.send(passed)
+        if failure is not None:
+            raise failure
 
     async def pump(self, result: StreamResult) -> None:
         batch, held, rest = result.first[:1], result.first[1:], result.rest

@@ -13,7 +13,8 @@ The sixteen interfaces (fifteen capabilities plus session awareness):
     pre_auth          PreAuthHandler          handle_pre_auth(ctx, EnrichedRequest) -> PluginResponse
     auth              AuthHandler             handle_auth, get_app_by_credential, get_user_by_credential
     post_auth         PostAuthHandler         handle_post_auth(ctx, EnrichedRequest) -> PluginResponse
-    response          ResponseHandler         on_before_write_headers, on_before_write, on_stream_complete
+    response          ResponseHandler         on_before_write_headers, on_before_write, on_before_write_events,
+                                              on_stream_complete
     data_collection   DataCollector           handle_proxy_log, handle_analytics, handle_budget_usage
     custom_endpoints  CustomEndpointHandler   get_endpoint_registrations(), handle_endpoint_request(ctx, req)
     ui_provider       UIProvider              get_asset, list_assets, get_manifest, handle_rpc
@@ -69,6 +70,8 @@ from .messages import (
     Schedule,
     StreamCompleteRequest,
     StreamCompleteResponse,
+    StreamEventsRequest,
+    StreamEventsResponse,
     User,
 )
 
@@ -174,8 +177,10 @@ class ResponseHandler:
     """Rewrites the response. Runs in reverse chain order, only for plugins whose request phase was reached.
 
     `on_before_write` is called for a complete body and, with `is_stream_chunk=True`, for every chunk of a
-    streamed response (return `drop_chunk=True` to remove one). `on_stream_complete` runs once at the end.
-    Implement any subset.
+    streamed response (return `drop_chunk=True` to remove one). A plugin that implements `on_before_write_events`
+    gets a stream's events that way instead: once per group of events that arrived together (one read from the
+    vendor; a fast vendor sends a whole answer in one), so its per-call cost is paid per group, not per event.
+    `on_stream_complete` runs once at the end. Implement any subset.
     """
 
     @_optional
@@ -185,6 +190,10 @@ class ResponseHandler:
     @_optional
     async def on_before_write(self, ctx: Context, req: ResponseWriteRequest) -> ResponseWriteResponse:
         return ResponseWriteResponse()
+
+    @_optional
+    async def on_before_write_events(self, ctx: Context, req: StreamEventsRequest) -> StreamEventsResponse:
+        return StreamEventsResponse()
 
     @_optional
     async def on_stream_complete(self, ctx: Context, req: StreamCompleteRequest) -> StreamCompleteResponse:
@@ -361,7 +370,12 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("pre_auth", PreAuthHandler, ("handle_pre_auth",)),
     Capability("auth", AuthHandler, ("handle_auth", "get_app_by_credential", "get_user_by_credential")),
     Capability("post_auth", PostAuthHandler, ("handle_post_auth",)),
-    Capability("response", ResponseHandler, (), ("on_before_write_headers", "on_before_write", "on_stream_complete")),
+    Capability(
+        "response",
+        ResponseHandler,
+        (),
+        ("on_before_write_headers", "on_before_write", "on_before_write_events", "on_stream_complete"),
+    ),
     Capability("data_collection", DataCollector, (), ("handle_proxy_log", "handle_analytics", "handle_budget_usage")),
     Capability("custom_endpoints", CustomEndpointHandler, ("get_endpoint_registrations", "handle_endpoint_request")),
     Capability("ui_provider", UIProvider, ("get_asset", "list_assets"), ("handle_rpc",)),

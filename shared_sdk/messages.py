@@ -75,6 +75,8 @@ __all__ = [
     "ShortCircuit",
     "StreamCompleteRequest",
     "StreamCompleteResponse",
+    "StreamEventsRequest",
+    "StreamEventsResponse",
     "Tool",
     "UpstreamResponse",
     "User",
@@ -355,6 +357,29 @@ class ResponseWriteResponse(_Msg):
     body: bytes | None = None
     error: PluginError | None = None
     drop_chunk: bool = False
+
+
+class StreamEventsRequest(_Msg):
+    """The events of a stream that arrived together (one read from the vendor), for `on_before_write_events`.
+
+    `events` are whole SSE events as the client would receive them (each ends in a blank line), in order;
+    `first_index` is the stream position of `events[0]`; `is_final` says the last one ends the stream (`[DONE]`).
+    """
+
+    request_id: str = ""
+    events: list[bytes] = []
+    first_index: int = 0
+    is_final: bool = False
+    context: PluginContextInfo | None = None
+
+
+class StreamEventsResponse(_Msg):
+    """`on_before_write_events`' answer: with `modified=True`, `events` are sent instead of the request's (in
+    order; fewer to drop some, none to drop them all). Unmodified (or `None` returned), the events pass as they are.
+    """
+
+    modified: bool = False
+    events: list[bytes] = []
 
 
 class StreamCompleteRequest(_Msg):

@@ -50,6 +50,8 @@ from .messages import (
     Schedule,
     StreamCompleteRequest,
     StreamCompleteResponse,
+    StreamEventsRequest,
+    StreamEventsResponse,
     User,
 )
 
@@ -179,6 +181,13 @@ METHODS: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "on_before_write", True, (ResponseWriteRequest,), ResponseWriteResponse, none_means=ResponseWriteResponse
+        ),
+        MethodSpec(
+            "on_before_write_events",
+            True,
+            (StreamEventsRequest,),
+            StreamEventsResponse,
+            none_means=StreamEventsResponse,
         ),
         MethodSpec(
             "on_stream_complete",

@@ -25,8 +25,10 @@ Modification
 Response hooks
     Each may replace status, headers or body (`modified=True`), turn the response into an error (`error`),
     or recover an error into a response (set a `body` or a status below 400: the error is cleared). For a
-    stream, `run_response_chunk` runs per chunk (a hook may rewrite it or `drop_chunk`), then
-    `run_stream_complete` runs once with the accumulated response.
+    stream, `run_response_chunk` runs per chunk (a hook may rewrite it or `drop_chunk`), or a `ChunkRun`
+    (`chunk_run`) over the events of each read from the vendor: a plugin with `on_before_write_events` gets
+    them in one call, one with `on_before_write` one call per event; then `run_stream_complete` runs once with
+    the accumulated response.
 
 Errors and timeouts
     Every call is bounded by the plugin's `timeout_s`. A timeout, exception or crash becomes a
@@ -75,6 +77,8 @@ from .messages import (
     ShortCircuit,
     StreamCompleteRequest,
     StreamCompleteResponse,
+    StreamEventsRequest,
+    StreamEventsResponse,
     UpstreamResponse,
     User,
 )
@@ -94,7 +98,10 @@ __all__ = [
 log = logging.getLogger("fjordgate.plugins.pipeline")
 
 PHASES: dict[str, str] = {"pre_auth": "handle_pre_auth", "post_auth": "handle_post_auth"}
-_RESPONSE_METHODS = ("on_before_write_headers", "on_before_write", "on_stream_complete")
+_EVENTS_METHOD = "on_before_write_events"
+_RESPONSE_METHODS = ("on_before_write_headers", "on_before_write", _EVENTS_METHOD, "on_stream_complete")
+_CHUNK_HOOKS = "stream chunks"
+"""Not a method: what `_implementing` and `_reversed` key the plugins with a chunk hook under (either method)."""
 _COLLECTOR_METHODS = ("handle_proxy_log", "handle_analytics", "handle_budget_usage")
 _FAILURE_STATUS = {"timeout": 504, "crash": 503, "unavailable": 503, "exception": 500}
 _replace = msgspec.structs.replace
@@ -191,7 +198,10 @@ class HookChain:
         self._position = {h.slug: i for i, h in enumerate(self.handles)}
         methods = (*PHASES.values(), *_RESPONSE_METHODS, *_COLLECTOR_METHODS, "handle_auth")
         self._implementing = {m: tuple(h for h in self.handles if h.implements(m)) for m in methods}
-        self._reversed = {m: tuple(reversed(self._implementing[m])) for m in _RESPONSE_METHODS}
+        self._implementing[_CHUNK_HOOKS] = tuple(
+            h for h in self.handles if h.implements("on_before_write") or h.implements(_EVENTS_METHOD)
+        )
+        self._reversed = {m: tuple(reversed(self._implementing[m])) for m in (*_RESPONSE_METHODS, _CHUNK_HOOKS)}
 
     def hooks(self, method: str) -> tuple[PluginHandle, ...]:
         """Plugins of this chain implementing `method`, in chain order."""
@@ -199,6 +209,10 @@ class HookChain:
         if hooks is None:  # a method outside the precomputed set
             hooks = self._implementing[method] = tuple(h for h in self.handles if h.implements(method))
         return hooks
+
+    def chunk_hooks(self) -> tuple[PluginHandle, ...]:
+        """Plugins of this chain with a stream chunk hook (`on_before_write` or `on_before_write_events`)."""
+        return self._implementing[_CHUNK_HOOKS]
 
     def _record(self, timings: list[HookTiming] | None, h: PluginHandle, method: str, t0: float, outcome: str) -> None:
         timing = HookTiming(h.slug, method, time.perf_counter() - t0, outcome)
@@ -380,11 +394,14 @@ class HookChain:
         Raises `PluginCallError` when a fail-closed plugin fails: the stream cannot be answered with a new
         status any more, so the caller ends it with an error event.
         """
-        method = "on_before_write"
-        for h in self._reverse(method, executed):
+        for h in self._reverse(_CHUNK_HOOKS, executed):
             t0 = time.perf_counter()
+            method = _EVENTS_METHOD if h.implements(_EVENTS_METHOD) else "on_before_write"
             try:
-                out: ResponseWriteResponse = await h.call(method, ctx, chunk)
+                if method == _EVENTS_METHOD:
+                    out = _one_event(h, chunk, await h.call(method, ctx, _events_request(chunk)))
+                else:
+                    out = await h.call(method, ctx, chunk)
             except PluginCallError as err:
                 if err.fail_open:
                     self._contain(err)
@@ -404,7 +421,7 @@ class HookChain:
 
     def chunk_run(self, ctx: Context, executed: Sequence[PluginHandle]) -> ChunkRun:
         """A runner of `on_before_write` over one stream's chunks (see `ChunkRun`): make one per stream."""
-        return ChunkRun(self, ctx, self._reverse("on_before_write", executed))
+        return ChunkRun(self, ctx, self._reverse(_CHUNK_HOOKS, executed))
 
     async def run_stream_complete(
         self,
@@ -463,22 +480,33 @@ _STRENGTH = {"pass": 0, "modified": 1, "dropped": 2}
 
 
 class ChunkRun:
-    """`run_response_chunk` for every chunk of one stream, with the per-call work done once per stream.
+    """The chunk hooks of one stream, with the per-call work done once per stream.
 
-    The rules are `run_response_chunk`'s (reverse order, rewrite, `drop_chunk`, fail open skips the plugin for that
-    chunk, fail closed raises `PluginCallError`, each call bounded by the plugin's `timeout_s`). What differs is the
+    The rules are `run_response_chunk`'s (reverse order, rewrite, drop, fail open skips the plugin for that chunk,
+    fail closed raises `PluginCallError`, each call bounded by the plugin's `timeout_s`). What differs is the
     plumbing, which cost as much as the hooks themselves at one call per event: each plugin's caller is made once
-    (`PluginHandle.chunk_caller`: the context bound once, one deadline per stream re-armed per call), and the calls that went through are timed into per-plugin sums reported by `finish()` as one
-    `HookTiming` per plugin (`chunks` = the number of calls) instead of one timing and one observer call per event.
-    A failed call is recorded at once, on its own, as `run_response_chunk` records it.
+    (`PluginHandle.chunk_caller`: the context bound once, one deadline per stream re-armed per call), and the calls
+    that went through are timed into per-plugin sums reported by `finish()` as one `HookTiming` per plugin
+    (`chunks` = the number of calls) instead of one timing and one observer call per event. A failed call is
+    recorded at once, on its own, as `run_response_chunk` records it.
+
+    `run_events` takes the events of one read from the vendor: a plugin with `on_before_write_events` gets them
+    in one call (a fast vendor's whole answer can be one read: one call instead of one per event), a plugin with
+    only `on_before_write` one call per event, in the same reverse order; each plugin sees what the ones before
+    it passed. `run` takes one chunk.
     """
 
-    __slots__ = ("chain", "plugins", "callers", "spent", "calls", "outcomes", "timings")
+    __slots__ = ("chain", "plugins", "batched", "callers", "spent", "calls", "outcomes", "timings")
 
     def __init__(self, chain: HookChain, ctx: Context, plugins: tuple[PluginHandle, ...]) -> None:
         self.chain = chain
         self.plugins = plugins
-        self.callers = [h.chunk_caller(ctx) for h in plugins]
+        self.batched = [h.implements(_EVENTS_METHOD) for h in plugins]
+        """Per plugin: called with each read's events (`on_before_write_events`), else per event."""
+        self.callers = [
+            h.chunk_caller(ctx, _EVENTS_METHOD if batched else "on_before_write")
+            for h, batched in zip(plugins, self.batched, strict=True)
+        ]
         self.spent = [0.0] * len(plugins)
         self.calls = [0] * len(plugins)
         self.outcomes = [0] * len(plugins)
@@ -496,7 +524,11 @@ class ChunkRun:
         i = 0
         for call in self.callers:
             try:
-                out: ResponseWriteResponse = await call(chunk, t0)
+                if self.batched[i]:
+                    answer = await call(_events_request(chunk), t0)
+                    out: ResponseWriteResponse = _one_event(self.plugins[i], chunk, answer)
+                else:
+                    out = await call(chunk, t0)
             except PluginCallError as err:
                 self._failed(i, err, t0)
                 t0 = now()
@@ -516,22 +548,102 @@ class ChunkRun:
             i += 1
         return chunk
 
-    def _failed(self, i: int, err: PluginCallError, t0: float) -> None:
+    async def run_events(
+        self, events: list[bytes], first_index: int, request_id: str, is_final: bool, info: Any
+    ) -> tuple[list[bytes], PluginCallError | None]:
+        """The events of one read through every chunk hook: (the events to send, the fail-closed failure or None).
+
+        After a fail-closed failure the events the failing plugin had passed before it still go through the
+        plugins after it and are returned with the failure (send them, then end the stream with an error event);
+        a plugin taking the read in one call that fails passes none of it.
+        """
+        now = time.monotonic
+        spent, calls, outcomes = self.spent, self.calls, self.outcomes
+        failure: PluginCallError | None = None
+        t0 = now()
+        for i, call in enumerate(self.callers):
+            if not events:
+                break
+            if self.batched[i]:
+                req = StreamEventsRequest(
+                    request_id=request_id, events=events, first_index=first_index, is_final=is_final, context=info
+                )
+                try:
+                    answer: StreamEventsResponse = await call(req, t0)
+                except PluginCallError as err:
+                    if not self._failed(i, err, t0, raise_closed=False):
+                        failure = failure or err
+                        events = []
+                    t0 = now()
+                    continue
+                t1 = now()
+                spent[i] += t1 - t0
+                calls[i] += 1
+                t0 = t1
+                if answer.modified:
+                    if len(answer.events) < len(events):
+                        outcomes[i] = 2
+                    elif not outcomes[i]:
+                        outcomes[i] = 1
+                    events = answer.events
+                continue
+            passed: list[bytes] = []
+            last = len(events) - 1
+            for j, event in enumerate(events):
+                chunk = ResponseWriteRequest(
+                    request_id=request_id,
+                    body=event,
+                    is_stream_chunk=True,
+                    chunk_index=first_index + j,
+                    is_final_chunk=is_final and j == last,
+                    context=info,
+                )
+                try:
+                    out: ResponseWriteResponse = await call(chunk, t0)
+                except PluginCallError as err:
+                    if self._failed(i, err, t0, raise_closed=False):
+                        passed.append(event)
+                        t0 = now()
+                        continue
+                    failure = failure or err
+                    t0 = now()
+                    break
+                t1 = now()
+                spent[i] += t1 - t0
+                calls[i] += 1
+                t0 = t1
+                if out.drop_chunk:
+                    outcomes[i] = 2
+                elif out.modified and out.body is not None:
+                    passed.append(out.body)
+                    if not outcomes[i]:
+                        outcomes[i] = 1
+                else:
+                    passed.append(event)
+            events = passed
+        return events, failure
+
+    def _failed(self, i: int, err: PluginCallError, t0: float, raise_closed: bool = True) -> bool:
+        """Record a failed call; True when the plugin fails open (skipped for this chunk), else raise it or, with
+        `raise_closed=False`, return False."""
         h = self.plugins[i]
-        timing = HookTiming(h.slug, "on_before_write", time.monotonic() - t0, "skipped" if err.fail_open else "failed")
+        method = _EVENTS_METHOD if self.batched[i] else "on_before_write"
+        timing = HookTiming(h.slug, method, time.monotonic() - t0, "skipped" if err.fail_open else "failed")
         self._report(timing)
         if not err.fail_open:
-            raise err
+            if raise_closed:
+                raise err
+            return False
         self.chain._contain(err)
+        return True
 
     def finish(self) -> None:
         """Report each plugin's summed chunk time (once per stream: call it when the stream ends, however it ends)."""
         names = list(_STRENGTH)
         for i, h in enumerate(self.plugins):
             if self.calls[i]:
-                self._report(
-                    HookTiming(h.slug, "on_before_write", self.spent[i], names[self.outcomes[i]], self.calls[i])
-                )
+                method = _EVENTS_METHOD if self.batched[i] else "on_before_write"
+                self._report(HookTiming(h.slug, method, self.spent[i], names[self.outcomes[i]], self.calls[i]))
                 self.calls[i], self.spent[i], self.outcomes[i] = 0, 0.0, 0
 
     def _report(self, timing: HookTiming) -> None:
@@ -539,6 +651,46 @@ class ChunkRun:
             self.timings.append(timing)
         if self.chain.observer is not None:
             self.chain.observer(timing)
+
+
+def _events_request(chunk: ResponseWriteRequest) -> StreamEventsRequest:
+    """One chunk as the group of one event that `on_before_write_events` takes."""
+    return StreamEventsRequest(
+        request_id=chunk.request_id,
+        events=[chunk.body],
+        first_index=chunk.chunk_index,
+        is_final=chunk.is_final_chunk,
+        context=chunk.context,
+    )
+
+
+_DROPPED = ResponseWriteResponse(drop_chunk=True)
+_PASSED = ResponseWriteResponse()
+
+
+def _check_events(h: PluginHandle, events: Any) -> None:
+    """An in-process plugin's answer is not decoded (an isolated one's is, by its declared type): events that are
+    not bytes would fail the stream later, outside the plugin's failure policy, so they fail the call here. (Not
+    in `ChunkRun.run_events`, the edge's hot path: there the relay checks what it sends, once per read.)"""
+    if type(events) is list:
+        for event in events:
+            if type(event) is not bytes:
+                break
+        else:
+            return
+    raise h._error(_EVENTS_METHOD, "exception", "StreamEventsResponse.events must be a list of bytes")
+
+
+def _one_event(h: PluginHandle, chunk: ResponseWriteRequest, answer: StreamEventsResponse) -> ResponseWriteResponse:
+    """`on_before_write_events`' answer for one chunk as `on_before_write`'s: its events joined, or dropped."""
+    if not answer.modified:
+        return _PASSED
+    _check_events(h, answer.events)
+    if not answer.events:
+        return _DROPPED
+    return ResponseWriteResponse(
+        modified=True, body=answer.events[0] if len(answer.events) == 1 else b"".join(answer.events)
+    )
 
 
 def _apply(cur: ResponseWriteRequest, out: ResponseWriteResponse) -> ResponseWriteRequest:

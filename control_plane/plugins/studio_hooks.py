@@ -228,7 +228,7 @@ class StudioAttempt:
         self.executed: tuple[PluginHandle, ...] = ()
         self.sent: list[bytes] = []
         self.chunks = 0
-        self._chunk_hooks = hooks is not None and bool(hooks.hooks("on_before_write"))
+        self._chunk_hooks = hooks is not None and bool(hooks.chunk_hooks())
 
     async def _on_host(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run `coro` on the studio host's loop (at once when already there)."""

@@ -23,6 +23,8 @@ from shared_sdk import (
     ShortCircuit,
     StreamCompleteRequest,
     StreamCompleteResponse,
+    StreamEventsRequest,
+    StreamEventsResponse,
     UpstreamResponse,
 )
 
@@ -109,6 +111,26 @@ class Recorder(BasePlugin):
     async def on_stream_complete(self, ctx: Context, req: StreamCompleteRequest) -> StreamCompleteResponse:
         self._note("complete")
         return StreamCompleteResponse(handled=True)
+
+
+class EventsRecorder(BasePlugin):
+    """A stream chunk hook that takes a read's events in one call (`on_before_write_events` only): records
+    ("events", n) per call and writes "ECHO" for "Echo" in every event; `drop_containing` drops events holding it;
+    `answer_text` answers str events after the first (a bug the edge must contain)."""
+
+    name = "events-recorder"
+
+    async def initialize(self, ctx: Context, config: dict[str, Any]) -> None:
+        self.config = config
+        self.label = config.get("label", "events")
+
+    async def on_before_write_events(self, ctx: Context, req: StreamEventsRequest) -> StreamEventsResponse:
+        CALLS.append((self.label, f"events:{len(req.events)}"))
+        needle = self.config.get("drop_containing", "").encode()
+        kept = [e.replace(b"Echo", b"ECHO") for e in req.events if not (needle and needle in e)]
+        if self.config.get("answer_text") and req.first_index > 0:  # a bug: str events after the first
+            return StreamEventsResponse(modified=True, events=[e.decode() for e in kept])  # type: ignore[misc]
+        return StreamEventsResponse(modified=True, events=kept)
 
 
 class PickyAuth(BasePlugin):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -148,6 +149,74 @@ def test_stream_hooks_see_every_chunk_may_rewrite_and_drop(upstream, tmp_path):
     chunk_calls = calls("chunk")
     assert chunk_calls[0] == "b" and chunk_calls.count("a") < chunk_calls.count("b")  # dropped chunks skip a
     assert calls("complete") == ["b", "a", "g"]
+
+
+@pytest.mark.parametrize("burst", [True, False], ids=["one-read", "event-by-event"])
+def test_an_events_hook_gets_each_reads_events_in_one_call_beside_per_event_hooks(upstream, tmp_path, burst):
+    """A vendor that sends the whole answer in one write: the `on_before_write_events` plugin is called once for
+    the events after the first (which goes out alone, for time to first byte), the per-event plugin after it in
+    reverse order sees what it passed; the client reads the rewritten stream without the dropped event."""
+    events_recorder = "edge_gateway.tests.recording_plugins:EventsRecorder"
+    snap = make_snapshot(
+        upstream,
+        llms=[
+            llm(
+                1,
+                "mock-llm",
+                f"{upstream}/v1",
+                allowed_models=["mock-gpt"],
+                plugin_chain=[PluginBinding(plugin_slug="a", order=0), PluginBinding(plugin_slug="ev", order=1)],
+            )
+        ],
+        plugins=[
+            PluginConfig(slug="a", name="a", import_path=REC, config={"label": "a"}),
+            PluginConfig(
+                slug="ev", name="ev", import_path=events_recorder, config={"label": "ev", "drop_containing": "world"}
+            ),
+        ],
+    )
+    mock = "chunks=4; burst" if burst else "chunks=4"
+    with run_edge(snap, tmp_path) as edge:
+        reply = chat(edge, "hello big wide world", stream=True, mock=mock)
+        edge.sink.wait_for(AnalyticsRecord, 1)
+    assert reply.status_code == 200 and reply.text.rstrip().endswith("data: [DONE]")
+    text = "".join(
+        (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+        for line in reply.text.splitlines()
+        if line.startswith("data: {")
+    )
+    assert "ECHO" in text and "Echo" not in text and "world" not in text
+    groups = [int(m.split(":")[1]) for label, m in recording_plugins.CALLS if label == "ev"]
+    events = sum(groups)
+    assert events >= 6  # role, 4 content events at most, finish, usage, [DONE]
+    if burst:
+        assert groups[0] == 1 and len(groups) == 2  # the first event alone, then the rest of the read at once
+    assert calls("chunk") == ["a"] * (events - 1)  # a sees every event ev passed: all but the dropped one
+
+
+def test_an_events_hook_answering_text_instead_of_bytes_ends_that_stream_with_an_error_event(upstream, tmp_path):
+    events_recorder = "edge_gateway.tests.recording_plugins:EventsRecorder"
+    snap = make_snapshot(
+        upstream,
+        llms=[
+            llm(
+                1,
+                "mock-llm",
+                f"{upstream}/v1",
+                allowed_models=["mock-gpt"],
+                plugin_chain=[PluginBinding(plugin_slug="ev", order=0)],
+            )
+        ],
+        plugins=[PluginConfig(slug="ev", name="ev", import_path=events_recorder, config={"answer_text": True})],
+    )
+    with run_edge(snap, tmp_path) as edge:
+        reply = chat(edge, "hello there", stream=True, mock="burst")
+        record = edge.sink.wait_for(AnalyticsRecord, 1)[0]
+        again = chat(edge, "and a plain answer")  # the edge serves on
+    assert reply.status_code == 200
+    last = [line for line in reply.text.splitlines() if line.startswith("data: ")][-1]
+    assert json.loads(last[6:])["error"]["code"] == "plugin_failed"
+    assert record.status_code == 500 and again.status_code == 200
 
 
 def test_stream_error_mid_way_ends_with_error_event_and_is_accounted(upstream, tmp_path):

@@ -12,6 +12,7 @@ Options (integers unless noted):
   ttft_ms=N              streams: wait N ms after the headers, before the first event
   chunk_delay_ms=N       streams: wait N ms between events
   chunks=N               streams: merge content (and tool-argument) deltas into at most N events each
+  burst                  streams: send every event in one write (a vendor that had the whole answer at once)
   fail_after_chunks=N    streams: send N events, then close the connection abruptly (no [DONE]/message_stop)
   error_after_chunks=N   streams: send N events, then the vendor's in-band error event, then end the stream
   drop_connection        close the connection without any response
@@ -43,7 +44,7 @@ _INT_OPTIONS = frozenset(
         "cache_write_tokens",
     }
 )
-_FLAG_OPTIONS = frozenset({"drop_connection", "malformed"})
+_FLAG_OPTIONS = frozenset({"drop_connection", "malformed", "burst"})
 _FLOAT_OPTIONS = frozenset({"retry_after"})
 _STR_OPTIONS = frozenset({"key"})
 _KNOWN = _INT_OPTIONS | _FLAG_OPTIONS | _FLOAT_OPTIONS | _STR_OPTIONS
@@ -64,6 +65,7 @@ class FaultPlan:
     ttft_ms: int = 0
     chunk_delay_ms: int = 0
     chunks: int | None = None
+    burst: bool = False
     fail_after_chunks: int | None = None
     error_after_chunks: int | None = None
     drop_connection: bool = False

@@ -102,6 +102,9 @@ class EventStream(Response):
         delay = plan.chunk_delay_ms / 1000
         if plan.ttft_ms:
             await asyncio.sleep(plan.ttft_ms / 1000)
+        if plan.burst and cut is None and not delay:
+            await send({"type": "http.response.body", "body": b"".join(events[:limit]), "more_body": False})
+            return
         for index in range(limit):
             if index and delay:
                 await asyncio.sleep(delay)

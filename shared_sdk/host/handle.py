@@ -52,9 +52,9 @@ _DEADLINE_SLACK_S = 0.05
 _CHUNK_METHOD = "on_before_write"
 
 ChunkCall = Callable[[Any, float], Awaitable[Any]]
-"""`await call(chunk, started)`: one stream's `on_before_write` of one plugin; `started` is `time.monotonic()` at the
-call's start (its timeout counts from there). Same results and failures as `handle.call("on_before_write", ctx, chunk)`;
-to be awaited in the task running the stream."""
+"""`await call(chunk, started)`: one stream's `on_before_write` (or `on_before_write_events`) of one plugin; `started`
+is `time.monotonic()` at the call's start (its timeout counts from there). Same results and failures as
+`handle.call(method, ctx, chunk)`; to be awaited in the task running the stream."""
 
 
 class PluginHandle(ABC):
@@ -98,15 +98,16 @@ class PluginHandle(ABC):
     async def call(self, method: str, ctx: Context | None, *args: Any) -> Any:
         """Call `method` and return its (type-checked) result; failures raise `PluginCallError`."""
 
-    def chunk_caller(self, ctx: Context) -> ChunkCall:
-        """`on_before_write` for the chunks of one stream whose context is `ctx` (see `ChunkCall`).
+    def chunk_caller(self, ctx: Context, method: str = _CHUNK_METHOD) -> ChunkCall:
+        """`method` (`on_before_write` or `on_before_write_events`) for the chunks of one stream whose context is
+        `ctx` (see `ChunkCall`).
 
         Made once per stream, so what `call` does per call and need not (binding the context, finding the method)
         is done once. This generic one is `call` itself; the in-process handle has a cheaper one.
         """
 
         def chunk_call(chunk: Any, started: float) -> Awaitable[Any]:
-            return self.call(_CHUNK_METHOD, ctx, chunk)
+            return self.call(method, ctx, chunk)
 
         return chunk_call
 
@@ -236,10 +237,10 @@ class InProcessHandle(PluginHandle):
         finally:
             deadline.close()
 
-    def chunk_caller(self, ctx: Context) -> ChunkCall:
-        entry = self._entries.get(_CHUNK_METHOD)
-        if entry is None or _CHUNK_METHOD not in self.methods or not entry[2] or not entry[1].takes_ctx:
-            return super().chunk_caller(ctx)  # a plain-def handler runs in the thread pool: `call` does that
+    def chunk_caller(self, ctx: Context, method: str = _CHUNK_METHOD) -> ChunkCall:
+        entry = self._entries.get(method)
+        if entry is None or method not in self.methods or not entry[2] or not entry[1].takes_ctx:
+            return super().chunk_caller(ctx, method)  # a plain-def handler runs in the thread pool: `call` does that
         return _InProcessChunkCall(self, entry[0], ctx.bind(self.slug, self.services), entry[1])
 
     def _run_sync(
@@ -447,7 +448,7 @@ class InProcessHandle(PluginHandle):
 
 
 class _InProcessChunkCall:
-    """An in-process `async def on_before_write` for one stream: what `call` does per call done once per stream.
+    """An in-process `async def on_before_write` (or `on_before_write_events`) for one stream: what `call` does per call done once per stream.
 
     The context is bound and the method looked up once; the call's deadline is one `_Deadline` per stream, armed
     (due time set, put in the in-flight set) for each call rather than made anew; a result of exactly the declared type skips
@@ -458,11 +459,12 @@ class _InProcessChunkCall:
     80 ns for the bare await of a hook that returns at once).
     """
 
-    __slots__ = ("handle", "slug", "fn", "ctx", "mspec", "result_type", "deadline")
+    __slots__ = ("handle", "slug", "method", "fn", "ctx", "mspec", "result_type", "deadline")
 
     def __init__(self, handle: InProcessHandle, fn: Callable[..., Any], ctx: Context, mspec: MethodSpec) -> None:
         self.handle = handle
         self.slug = handle.slug
+        self.method = mspec.name
         """With the local `method`, what names this call to the loop watchdog (`watchdog._PLUGIN_CALLS`)."""
         self.fn = fn
         self.ctx = ctx
@@ -473,7 +475,7 @@ class _InProcessChunkCall:
 
     async def __call__(self, chunk: Any, started: float) -> Any:
         handle = self.handle
-        method = _CHUNK_METHOD  # read from this frame by the loop watchdog, as `call`'s own `method`
+        method = self.method  # read from this frame by the loop watchdog, as `call`'s own `method`
         if not handle.healthy:
             raise handle._error(method, "unavailable", "plugin is not loaded")
         deadline = self.deadline
@@ -491,12 +493,12 @@ class _InProcessChunkCall:
         except asyncio.CancelledError:
             if deadline.expired:
                 deadline.task.uncancel()
-                raise handle._error(_CHUNK_METHOD, "timeout", f"no answer within {handle.timeout_s:g}s") from None
+                raise handle._error(method, "timeout", f"no answer within {handle.timeout_s:g}s") from None
             raise
         except PluginCallError:
             raise
         except (Exception, SystemExit) as exc:
-            raise handle._error(_CHUNK_METHOD, "exception", _describe_exception(exc)) from exc
+            raise handle._error(method, "exception", _describe_exception(exc)) from exc
         finally:
             owner.calls.discard(deadline)
         if type(result) is self.result_type:
@@ -504,7 +506,7 @@ class _InProcessChunkCall:
         try:
             return self.mspec.normalize(result)
         except Exception as exc:
-            raise handle._error(_CHUNK_METHOD, "exception", _describe_exception(exc)) from exc
+            raise handle._error(method, "exception", _describe_exception(exc)) from exc
 
 
 class _Job:

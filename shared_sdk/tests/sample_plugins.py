@@ -35,6 +35,7 @@ from shared_sdk import (
     ResponseWriteResponse,
     Runtime,
     StreamCompleteResponse,
+    StreamEventsResponse,
     User,
 )
 
@@ -545,3 +546,14 @@ class CallerProbe(BasePlugin):
     def handle_pre_auth(self, ctx, req):
         ctx.services.kv.write("sync", b"")
         return None
+
+
+class EventsUpper(BasePlugin):
+    """A stream chunk hook that takes a read's events in one call: each upper-cased and prefixed with the size
+    of the group it came in ("[3]"), any holding "drop" dropped."""
+
+    name = "events-upper"
+
+    async def on_before_write_events(self, ctx, req):
+        tag = b"[%d]" % len(req.events)
+        return StreamEventsResponse(modified=True, events=[tag + e.upper() for e in req.events if b"drop" not in e])
