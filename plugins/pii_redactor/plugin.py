@@ -9,7 +9,9 @@ appended, everything except the last `stream_holdback_chars` characters (cut at 
 a match) is redacted and sent, the rest waits for the next chunk; the finishing chunk (or `[DONE]`) flushes.
 Patterns are compiled once, at load.
 
-Per event cost matters (every event of every stream goes through `_chunk`): the common event (see
+Streams come through `on_before_write_events`: the events of each read from the vendor in one call (a fast
+vendor's whole answer is often one read), so the call's cost is paid per read; each event is handled as
+`on_before_write` would handle it alone. Per event cost matters (every event of every stream goes through `_chunk`): the common event (see
 `shared_sdk.stream_text`) is handled on its raw bytes, only its text's JSON string decoded and a new one
 spliced in; an event with the same bytes around its text as the stream's previous one skips even that search
 (`_Held.learn`). Whether held
@@ -33,6 +35,8 @@ from shared_sdk import (
     ResponseWriteResponse,
     StreamCompleteRequest,
     StreamCompleteResponse,
+    StreamEventsRequest,
+    StreamEventsResponse,
 )
 from shared_sdk.stream_text import has_no_choices, text_event
 
@@ -97,7 +101,7 @@ class _Held:
 
 class PIIRedactor(BasePlugin):
     name = NAME
-    version = "1.0.2"
+    version = "1.1.0"
     description = "Redacts e-mail addresses, card numbers, SSNs and phone numbers in requests and responses."
 
     def get_config_schema(self) -> dict[str, Any]:
@@ -178,7 +182,8 @@ class PIIRedactor(BasePlugin):
         if not self.redact_responses or req.error is not None:
             return ResponseWriteResponse()
         if req.is_stream_chunk:
-            return self._chunk(ctx.request_id, req.body)
+            event = self._chunk(ctx.request_id, req.body)
+            return ResponseWriteResponse() if event is None else ResponseWriteResponse(modified=True, body=event)
         try:
             data = orjson.loads(req.body)
         except orjson.JSONDecodeError:
@@ -194,12 +199,27 @@ class PIIRedactor(BasePlugin):
                         holder[key], changed = new, True
         return ResponseWriteResponse(modified=True, body=orjson.dumps(data)) if changed else ResponseWriteResponse()
 
-    def _chunk(self, request_id: str, event: bytes) -> ResponseWriteResponse:
+    async def on_before_write_events(self, ctx: Context, req: StreamEventsRequest) -> StreamEventsResponse:
+        """A stream's events that arrived together, in one call: each as `on_before_write` would do it."""
+        if not self.redact_responses:
+            return StreamEventsResponse()
+        request_id = ctx.request_id
+        events: list[bytes] | None = None
+        for i, event in enumerate(req.events):
+            new = self._chunk(request_id, event)
+            if new is not None:
+                if events is None:
+                    events = list(req.events)
+                events[i] = new
+        return StreamEventsResponse() if events is None else StreamEventsResponse(modified=True, events=events)
+
+    def _chunk(self, request_id: str, event: bytes) -> bytes | None:
+        """One stream event redacted (and the hold-back kept), or None when it goes out as it is."""
         if event == _DONE:
             held = self._streams.pop(request_id, None)
             pending = held.text if held is not None else None
             if not pending or not any(pending.values()):
-                return ResponseWriteResponse()
+                return None
             flush = {
                 "object": "chat.completion.chunk",
                 "choices": [
@@ -208,7 +228,7 @@ class PIIRedactor(BasePlugin):
                     if t
                 ],
             }
-            return ResponseWriteResponse(modified=True, body=b"data: " + orjson.dumps(flush) + b"\n\n" + _DONE)
+            return b"data: " + orjson.dumps(flush) + b"\n\n" + _DONE
         state = self._streams.get(request_id)
         if state is not None and state.head and event.startswith(state.head) and event.endswith(state.tail):
             # The same bytes as the stream's last text event around the text (a vendor repeats id, model, ... in
@@ -225,11 +245,11 @@ class PIIRedactor(BasePlugin):
             state = None
         if state is None:
             if not event.startswith(b"data: {"):
-                return ResponseWriteResponse()
+                return None
             found = text_event(event)
             if found is None:
                 if has_no_choices(event):  # the usage event: nothing to redact or flush
-                    return ResponseWriteResponse()
+                    return None
                 return self._decoded_chunk(request_id, event)
             text = found.text
             state = self._state(request_id)
@@ -237,21 +257,21 @@ class PIIRedactor(BasePlugin):
         # The common event (one choice, a delta holding only text, not finishing), without decoding the event:
         # the new text's JSON string goes in the old one's place, the rest as the vendor sent it.
         if not text and not state.text.get(state.index):
-            return ResponseWriteResponse()
+            return None
         new = self._emit(state, state.index, text)
         if new == text:
-            return ResponseWriteResponse()
-        return ResponseWriteResponse(modified=True, body=state.before + orjson.dumps(new) + state.after)
+            return None
+        return state.before + orjson.dumps(new) + state.after
 
-    def _decoded_chunk(self, request_id: str, event: bytes) -> ResponseWriteResponse:
+    def _decoded_chunk(self, request_id: str, event: bytes) -> bytes | None:
         """Any other event: decoded whole, every choice's text (delta content or legacy `text`) handled."""
         try:
             data = orjson.loads(event[6:])
         except orjson.JSONDecodeError:
-            return ResponseWriteResponse()
+            return None
         choices = data.get("choices") or () if isinstance(data, dict) else ()
         if not choices:
-            return ResponseWriteResponse()
+            return None
         state = self._state(request_id)
         changed = False
         for choice in choices:
@@ -273,11 +293,7 @@ class PIIRedactor(BasePlugin):
             if new != text:
                 holder[key] = new
                 changed = True
-        return (
-            ResponseWriteResponse(modified=True, body=b"data: " + orjson.dumps(data) + b"\n\n")
-            if changed
-            else ResponseWriteResponse()
-        )
+        return b"data: " + orjson.dumps(data) + b"\n\n" if changed else None
 
     def _state(self, request_id: str) -> _Held:
         """The hold-back buffers of one stream (the oldest streams are dropped past the cap)."""

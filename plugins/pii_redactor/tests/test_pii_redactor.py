@@ -5,7 +5,7 @@ import orjson
 import pytest
 
 from plugins.pii_redactor import PIIRedactor
-from shared_sdk import ResponseWriteRequest
+from shared_sdk import ResponseWriteRequest, StreamEventsRequest
 from shared_sdk.testing import PluginHarness, make_request
 
 
@@ -80,6 +80,21 @@ async def _run(events: list[bytes], holdback: int = 16, request_id: str = "r1") 
     return sent
 
 
+async def _run_grouped(events: list[bytes], size: int, holdback: int = 16) -> list[bytes]:
+    """What the client is sent for `events` when they come `size` at a time through `on_before_write_events`."""
+    async with PluginHarness(PIIRedactor(), config={"stream_holdback_chars": holdback}) as h:
+        ctx = h.context(request_id="r1")
+        sent: list[bytes] = []
+        for at in range(0, len(events), size):
+            group = events[at : at + size]
+            req = StreamEventsRequest(events=group, first_index=at, is_final=at + size >= len(events))
+            out = await h.call("on_before_write_events", req, ctx=ctx)
+            sent += out.events if out.modified else group
+        if events[-1] == b"data: [DONE]\n\n":
+            assert not h.plugin._streams, "a finished stream's state must be dropped"
+    return sent
+
+
 def _texts(sent: list[bytes]) -> dict[int, str]:
     """The text per choice index a client reads from the events it was sent."""
     texts: dict[int, str] = {}
@@ -110,6 +125,21 @@ async def test_stream_pii_split_over_events_is_redacted_and_held_text_flushed(sp
     assert _texts(sent) == {0: _REDACTED}
     assert sent[-1].endswith(b"data: [DONE]\n\n")
     assert b"jane" not in b"".join(sent) and b"7946" not in b"".join(sent)
+
+
+@pytest.mark.parametrize("size", [1, 3, 100])
+async def test_events_taken_together_are_redacted_as_one_by_one(size: int) -> None:
+    """`on_before_write_events` (a read's events in one call) sends exactly what `on_before_write` per event does:
+    values split over events, over groups and inside one group are redacted, the hold-back flushed at the end."""
+    events = [_event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+    events += [_event([_delta(piece)]) for piece in _SPLIT]
+    events += [_event([_delta("", finish="stop")]), _event([], usage={"total_tokens": 9}), b"data: [DONE]\n\n"]
+    grouped = await _run_grouped(events, size)
+    assert grouped == await _run(events)
+    assert _texts(grouped) == {0: _REDACTED} and b"jane" not in b"".join(grouped)
+    # without a finish event the held text is flushed before [DONE], in the same group
+    no_finish = [e for e in events if b'"stop"' not in e]
+    assert await _run_grouped(no_finish, size) == await _run(no_finish)
 
 
 async def test_stream_events_the_fast_path_declines_are_redacted_the_same() -> None:

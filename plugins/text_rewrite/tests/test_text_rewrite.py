@@ -1,7 +1,7 @@
 import orjson
 
 from plugins.text_rewrite import TextRewrite
-from shared_sdk import ResponseWriteRequest
+from shared_sdk import ResponseWriteRequest, StreamEventsRequest
 from shared_sdk.testing import PluginHarness
 
 CONFIG = {"replace": {"tok": "token", "cat": "dog"}}
@@ -37,3 +37,14 @@ async def test_escaped_words_are_found_and_full_bodies_rewritten() -> None:
         assert orjson.loads(out.body[6:])["choices"][0]["delta"]["content"] == "token"
         out = await h.call("on_before_write", ResponseWriteRequest(body=full))
         assert orjson.loads(out.body)["choices"][0]["message"]["content"] == "token token"
+
+
+async def test_a_reads_events_are_rewritten_in_one_call_and_untouched_ones_kept() -> None:
+    events = [_event("a tok"), _event("nothing"), b"data: [DONE]\n\n"]
+    async with PluginHarness(TextRewrite(), config=CONFIG) as h:
+        out = await h.call("on_before_write_events", StreamEventsRequest(events=events, is_final=True))
+        assert out.modified and len(out.events) == 3
+        assert orjson.loads(out.events[0][6:])["choices"][0]["delta"]["content"] == "a token"
+        assert out.events[1:] == events[1:]
+        unchanged = await h.call("on_before_write_events", StreamEventsRequest(events=events[1:]))
+        assert not unchanged.modified
