@@ -3,7 +3,8 @@
 Why in-process and this small: the gate counts every instruction of its process, so the mock must cost little and,
 above all, the same on every run. It answers from pre-encoded bytes; a stream is written one SSE event per
 `transport.write` with a loop turn (`asyncio.sleep(0)`) between events, so the edge reads each event on its own
-(as it does from a real vendor) and the order of reads and writes is fixed by the loop, not by timing.
+(as it does from a real vendor that generates them one by one); a request whose `user` is "burst" gets the whole
+stream in one write (as the shared yardstick's mock sends it: every event in the edge's first read) and the order of reads and writes is fixed by the loop, not by timing.
 """
 
 from __future__ import annotations
@@ -89,8 +90,13 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.owner.requests += 1
-        if b'"stream":true' in self.body.replace(b" ", b""):
-            self.owner.spawn(self._stream())
+        compact = self.body.replace(b" ", b"")
+        if b'"stream":true' in compact:
+            if b'"user":"burst"' in compact:  # the whole stream in one write, as the yardstick's mock sends it
+                assert self.transport is not None
+                self.transport.write(b"".join(self.owner.stream_events))
+            else:
+                self.owner.spawn(self._stream())
         else:
             assert self.transport is not None
             self.transport.write(self.owner.chat_reply)

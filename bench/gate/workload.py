@@ -5,12 +5,13 @@
 What runs: the edge's ASGI app from `create_app` (its lifespan included: KV, telemetry lanes, snapshot file,
 `gc.freeze`), called directly with ASGI scopes (no HTTP server, no load generator), and the edge's own upstream
 client (`H1Transport`) talking over loopback to `MockUpstream` in the same event loop (uvloop, as deployed).
-The snapshot has the request tagger as a global plugin, the PII redactor on the LLM's chain and the request
-logger as a data collector (its KV writes included), as `bench/bench_edge.py` does.
+The snapshot has the request tagger as a global plugin, the PII redactor and the text-rewrite plugin on the LLM's
+chain and the request logger as a data collector (its KV writes included), as `bench/bench_edge.py` does.
 
 The mix, `--requests` of each in turn, each scenario its own measured block:
   chat          a plain chat completion (200)
-  stream        a streamed chat completion, 20 content events (200)
+  stream        a streamed chat completion, 20 content events, one per upstream read (200)
+  stream_burst  the same stream written by the vendor at once: all its events in one read (the yardstick's shape)
   refused_key   an unknown key (401)
   rate_limited  a key whose app allows 1 request per minute, already used (429)
 
@@ -84,11 +85,13 @@ _PROMPT = [
 ]
 _CHAT = json.dumps({"model": MODEL, "messages": _PROMPT, "max_tokens": 64}).encode()
 _STREAM = json.dumps({"model": MODEL, "messages": _PROMPT, "max_tokens": 64, "stream": True}).encode()
+_BURST = json.dumps({"model": MODEL, "messages": _PROMPT, "max_tokens": 64, "stream": True, "user": "burst"}).encode()
 
 SCENARIOS: dict[str, tuple[str, bytes, int, bytes]] = {
     # name: (key, body, expected status, a byte string the response must contain)
     "chat": (KEY, _CHAT, 200, COMPLETION.encode()),
-    "stream": (KEY, _STREAM, 200, f"tok{CHUNKS - 1} ".encode()),
+    "stream": (KEY, _STREAM, 200, f"token{CHUNKS - 1} ".encode()),
+    "stream_burst": (KEY, _BURST, 200, f"token{CHUNKS - 1} ".encode()),
     "refused_key": (WRONG_KEY, _CHAT, 401, b"error"),
     "rate_limited": (LIMITED_KEY, _CHAT, 429, b"rate limit"),
 }
@@ -104,6 +107,12 @@ def snapshot(upstream_v1: str, secret: str) -> ConfigSnapshot:
             global_order=0,
         ),
         PluginConfig(slug="pii-redactor", name="pii", import_path="plugins.pii_redactor.plugin:create_plugin"),
+        PluginConfig(
+            slug="text-rewrite",
+            name="rewrite",
+            import_path="plugins.text_rewrite.plugin:create_plugin",
+            config={"replace": {"tok": "token"}},
+        ),
         PluginConfig(slug="request-logger", name="logger", import_path="plugins.request_logger.plugin:create_plugin"),
     ]
     llm = LLMConfig(
@@ -115,7 +124,10 @@ def snapshot(upstream_v1: str, secret: str) -> ConfigSnapshot:
         api_key_encrypted=Fernet(secret.encode()).encrypt(b"sk-upstream").decode(),
         default_model=MODEL,
         allowed_models=[MODEL],
-        plugin_chain=[PluginBinding(plugin_slug="pii-redactor", order=0)],
+        plugin_chain=[
+            PluginBinding(plugin_slug="pii-redactor", order=0),
+            PluginBinding(plugin_slug="text-rewrite", order=1),
+        ],
     )
     return ConfigSnapshot(
         namespace="gate",
