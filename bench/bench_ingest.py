@@ -175,6 +175,10 @@ async def _one_size(nats_url: str, batch: int, records_wanted: int, tmp: Path) -
         for task in (shipping, consuming):
             task.cancel()
         await asyncio.gather(shipping, consuming, return_exceptions=True)
+        # The stopped bridge's last pull request stays open on the server until it expires (the fetch timeout, 1 s):
+        # messages published meanwhile are delivered to it, never acknowledged, and come again only after the
+        # consumer's ack_wait (30 s). Without this wait the next phase measured that 30 s, not the bridge.
+        await asyncio.sleep(1.2)
         await spool.close()
         stored = await sync_to_async(_stored)()
         assert stored == len(records), f"{stored} rows for {len(records)} records sent"

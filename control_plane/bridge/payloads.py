@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import suppress
 
 import msgspec
 from nats.js import JetStreamContext
@@ -81,9 +82,17 @@ class PayloadReceiver:
         self._js = js
         self.received = 0
         self.refused = 0
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Stop after the fetch in progress, once what it brought is committed and acknowledged (at most the fetch's
+        1 s timeout plus one commit): a fetch that is cancelled instead leaves its pull request open on the server
+        until it expires, and what the server sends it meanwhile waits, unacknowledged, for ack_wait (60 s) to send it
+        again (to another bridge, or this one restarted) -- a rolling restart delayed those records by that long."""
+        self._stopping = True
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 subscription = await self._js.pull_subscribe(
                     "fj.up.*.*.payload",
@@ -99,7 +108,7 @@ class PayloadReceiver:
                 await asyncio.sleep(1)
 
     async def _consume(self, subscription) -> None:
-        while True:
+        while not self._stopping:
             try:
                 messages = await subscription.fetch(16, timeout=1)
             except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
@@ -124,6 +133,8 @@ class PayloadReceiver:
                     continue
                 await message.ack()
                 self.received += 1
+        with suppress(Exception):
+            await subscription.unsubscribe()
 
     @staticmethod
     def retry_once() -> int:

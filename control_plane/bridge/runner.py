@@ -39,6 +39,8 @@ from .telemetry import TelemetryIngestor
 log = logging.getLogger("fjordgate.bridge")
 
 UP_STREAM_MAX_AGE_S = 7 * 24 * 3600
+CONSUMER_GRACE_S = 5.0
+"""How long a stopping bridge waits for its telemetry and payload consumers to finish their fetch (1 s) and commit."""
 
 
 async def ensure_up_stream(js: JetStreamContext) -> None:
@@ -162,6 +164,10 @@ class Bridge:
         log.info("bridge ready (id %s, health on %s:%d)", self.bridge_id, self._health_host, self._health_port)
         await self._stop.wait()
         log.info("bridge stopping")
+        # The two consumers finish the fetch they are in and acknowledge what it brought (see their `stop`).
+        self.telemetry.stop()
+        payloads.stop()
+        await asyncio.wait([tasks[2], tasks[3]], timeout=CONSUMER_GRACE_S)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 
 import msgspec
 from nats.js import JetStreamContext
@@ -50,9 +51,17 @@ class TelemetryIngestor:
         self.records_refused = 0
         """Records naming an app or LLM outside their subject's namespace (metric)."""
         self.batches = 0
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Stop after the fetch in progress, once what it brought is committed and acknowledged (at most the fetch's
+        1 s timeout plus one commit): a fetch that is cancelled instead leaves its pull request open on the server
+        until it expires, and what the server sends it meanwhile waits, unacknowledged, for ack_wait (30 s) to send it
+        again (to another bridge, or this one restarted) -- a rolling restart delayed those records by that long."""
+        self._stopping = True
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 subscription = await self._js.pull_subscribe(
                     "fj.up.*.*.telemetry",
@@ -73,7 +82,7 @@ class TelemetryIngestor:
                 await asyncio.sleep(1)
 
     async def _consume(self, subscription) -> None:
-        while True:
+        while not self._stopping:
             try:
                 messages = await subscription.fetch(self._fetch_batch, timeout=1)
             except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
@@ -103,3 +112,5 @@ class TelemetryIngestor:
                 namespaces = {b.namespace for b in scoped.batches if b.budget_usage}
                 if namespaces:
                     await self._on_ingested(namespaces)
+        with suppress(Exception):
+            await subscription.unsubscribe()

@@ -133,3 +133,37 @@ async def test_redelivered_and_replayed_batches_do_not_duplicate(nats_server, tm
             await edge_nc.close()
         await shipper.spool.close()
         await run_db(connections.close_all)
+
+
+async def test_a_bridge_stopped_between_fetches_leaves_nothing_for_ack_wait(nats_server, tmp_path):
+    """A bridge told to stop while its fetch waits finishes that fetch: records published in that second are
+    committed and acknowledged by it, so the bridge after it has them at once. Cancelled instead, the fetch's
+    pull request stayed open on the server for up to a second; what it was sent then went unacknowledged until
+    ack_wait (30 s) re-delivered it (a rolling restart of the bridges delayed those records by 30 s)."""
+    bridge_nc = await nats.connect(nats_server.url)
+    js = bridge_nc.jetstream(timeout=5)
+    await ensure_up_stream(js)
+    first = TelemetryIngestor(js)
+    running = asyncio.create_task(first.run())
+    edge_nc, shipper, sender = await _edge(nats_server.url, tmp_path)
+    successor = None
+    try:
+        await shipper.submit_batch(records(0, 5))
+        await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) == 5))
+        await asyncio.sleep(0.2)  # the first bridge is now waiting in its next fetch
+        first.stop()
+        await shipper.submit_batch(records(5, 5))  # sent while the stopping bridge's fetch is still open
+        await asyncio.wait_for(running, 5)  # it stops by itself, after that fetch
+        successor = asyncio.create_task(TelemetryIngestor(js).run())
+        await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) == 10), timeout=10)  # well under ack_wait
+    finally:
+        for task in (running, sender, successor):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (running, sender, successor) if t is not None), return_exceptions=True)
+        with suppress(Exception):
+            await bridge_nc.close()
+        with suppress(Exception):
+            await edge_nc.close()
+        await shipper.spool.close()
+        await run_db(connections.close_all)
