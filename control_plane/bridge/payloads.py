@@ -10,10 +10,9 @@ another namespace is refused (logged, counted in `refused`, terminated), never s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from contextlib import suppress
+from typing import Any
 
 import msgspec
 from nats.js import JetStreamContext
@@ -22,10 +21,11 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from control_plane.analytics.models import EdgePayloadRecord
 from control_plane.analytics.services import edge_payload_mark_delivered, edge_payload_store
 from shared_sdk.messages import EdgePayload
-from shared_sdk.sync_protocol import PAYLOAD_CONSUMER, UP_STREAM, PayloadEnvelope, decode
+from shared_sdk.sync_protocol import PAYLOAD_CONSUMER, PayloadEnvelope, decode
 
 from .db import run_db
 from .identity import up_identity
+from .pull_consumer import PullConsumer
 
 log = logging.getLogger("fjordgate.bridge")
 
@@ -77,64 +77,40 @@ def _retry_undelivered(limit: int = 100) -> int:
     return len(records)
 
 
-class PayloadReceiver:
+class PayloadReceiver(PullConsumer):
+    what = "payload"
+    subject = "fj.up.*.*.payload"
+    durable = PAYLOAD_CONSUMER
+
     def __init__(self, js: JetStreamContext) -> None:
-        self._js = js
+        super().__init__(js, fetch_batch=16)
         self.received = 0
         self.refused = 0
-        self._stopping = False
 
-    def stop(self) -> None:
-        """Stop after the fetch in progress, once what it brought is committed and acknowledged (at most the fetch's
-        1 s timeout plus one commit): a fetch that is cancelled instead leaves its pull request open on the server
-        until it expires, and what the server sends it meanwhile waits, unacknowledged, for ack_wait (60 s) to send it
-        again (to another bridge, or this one restarted) -- a rolling restart delayed those records by that long."""
-        self._stopping = True
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=1000)
 
-    async def run(self) -> None:
-        while not self._stopping:
+    async def handle(self, messages: list[Any]) -> None:
+        for message in messages:
             try:
-                subscription = await self._js.pull_subscribe(
-                    "fj.up.*.*.payload",
-                    durable=PAYLOAD_CONSUMER,
-                    stream=UP_STREAM,
-                    config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=1000),
-                )
-                await self._consume(subscription)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("payload consumer interrupted (%s); resubscribing", exc)
-                await asyncio.sleep(1)
-
-    async def _consume(self, subscription) -> None:
-        while not self._stopping:
-            try:
-                messages = await subscription.fetch(16, timeout=1)
-            except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
+                identity = up_identity(message.subject, "payload")
+                envelope = decode(message.data, PayloadEnvelope)
+            except (msgspec.DecodeError, ValueError) as exc:
+                log.error("dropping undecodable payload on %s: %s", message.subject, exc)
+                await message.term()
                 continue
-            for message in messages:
-                try:
-                    identity = up_identity(message.subject, "payload")
-                    envelope = decode(message.data, PayloadEnvelope)
-                except (msgspec.DecodeError, ValueError) as exc:
-                    log.error("dropping undecodable payload on %s: %s", message.subject, exc)
-                    await message.term()
-                    continue
-                envelope.payload.edge_namespace = identity.namespace
-                envelope.payload.edge_id = identity.edge_id
-                if not envelope.payload.received_timestamp:
-                    envelope.payload.received_timestamp = int(time.time())
-                refused = await run_db(_store_and_deliver, envelope)
-                if refused is not None:
-                    self.refused += 1
-                    log.warning("refused payload %s on %s: %s", envelope.record_id[:64], message.subject, refused)
-                    await message.term()
-                    continue
-                await message.ack()
-                self.received += 1
-        with suppress(Exception):
-            await subscription.unsubscribe()
+            envelope.payload.edge_namespace = identity.namespace
+            envelope.payload.edge_id = identity.edge_id
+            if not envelope.payload.received_timestamp:
+                envelope.payload.received_timestamp = int(time.time())
+            refused = await run_db(_store_and_deliver, envelope)
+            if refused is not None:
+                self.refused += 1
+                log.warning("refused payload %s on %s: %s", envelope.record_id[:64], message.subject, refused)
+                await message.term()
+                continue
+            await message.ack()
+            self.received += 1
 
     @staticmethod
     def retry_once() -> int:

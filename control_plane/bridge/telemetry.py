@@ -10,20 +10,20 @@ are refused (counted in `records_refused`, logged): see `identity.py`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
+from typing import Any
 
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from control_plane.analytics.services import IngestResult, analytics_ingest_batches
-from shared_sdk.sync_protocol import TELEMETRY_CONSUMER, UP_STREAM, TelemetryBatch, decode
+from shared_sdk.sync_protocol import TELEMETRY_CONSUMER, TelemetryBatch, decode
 
 from .db import run_db
 from .identity import ScopedTelemetry, UpIdentity, telemetry_in_scope, up_identity
+from .pull_consumer import PullConsumer
 
 log = logging.getLogger("fjordgate.bridge")
 
@@ -35,7 +35,11 @@ def _ingest_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> tuple
     return scoped, analytics_ingest_batches(scoped.batches)  # commits before returning
 
 
-class TelemetryIngestor:
+class TelemetryIngestor(PullConsumer):
+    what = "telemetry"
+    subject = "fj.up.*.*.telemetry"
+    durable = TELEMETRY_CONSUMER
+
     def __init__(
         self,
         js: JetStreamContext,
@@ -44,73 +48,41 @@ class TelemetryIngestor:
         fetch_batch: int = FETCH_BATCH,
     ) -> None:
         """`fetch_batch`: messages (each up to 500 records) fetched and committed in one transaction."""
-        self._js = js
+        super().__init__(js, fetch_batch=fetch_batch)
         self._on_ingested = on_ingested
-        self._fetch_batch = fetch_batch
         self.records_inserted = 0
         self.records_refused = 0
         """Records naming an app or LLM outside their subject's namespace (metric)."""
         self.batches = 0
-        self._stopping = False
 
-    def stop(self) -> None:
-        """Stop after the fetch in progress, once what it brought is committed and acknowledged (at most the fetch's
-        1 s timeout plus one commit): a fetch that is cancelled instead leaves its pull request open on the server
-        until it expires, and what the server sends it meanwhile waits, unacknowledged, for ack_wait (30 s) to send it
-        again (to another bridge, or this one restarted) -- a rolling restart delayed those records by that long."""
-        self._stopping = True
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30, max_ack_pending=20_000
+        )
 
-    async def run(self) -> None:
-        while not self._stopping:
+    async def handle(self, messages: list[Any]) -> None:
+        received: list[tuple[UpIdentity, TelemetryBatch]] = []
+        good = []
+        for message in messages:
             try:
-                subscription = await self._js.pull_subscribe(
-                    "fj.up.*.*.telemetry",
-                    durable=TELEMETRY_CONSUMER,
-                    stream=UP_STREAM,
-                    config=ConsumerConfig(
-                        ack_policy=AckPolicy.EXPLICIT,
-                        deliver_policy=DeliverPolicy.ALL,
-                        ack_wait=30,
-                        max_ack_pending=20_000,
-                    ),
-                )
-                await self._consume(subscription)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("telemetry consumer interrupted (%s); resubscribing", exc)
-                await asyncio.sleep(1)
-
-    async def _consume(self, subscription) -> None:
-        while not self._stopping:
-            try:
-                messages = await subscription.fetch(self._fetch_batch, timeout=1)
-            except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
-                continue
-            received: list[tuple[UpIdentity, TelemetryBatch]] = []
-            good = []
-            for message in messages:
-                try:
-                    received.append((up_identity(message.subject, "telemetry"), decode(message.data, TelemetryBatch)))
-                    good.append(message)
-                except (msgspec.DecodeError, ValueError) as exc:
-                    log.error("dropping undecodable telemetry on %s: %s", message.subject, exc)
-                    await message.term()
-            if not received:
-                continue
-            scoped, result = await run_db(_ingest_in_scope, received)
-            for message in good:
-                await message.ack()
-            self.batches += len(received)
-            self.records_inserted += result.inserted
-            if scoped.refused:
-                self.records_refused += scoped.refused
-                for reason in scoped.reasons:
-                    log.warning("refused telemetry outside its subject's namespace: %s", reason)
-            log.debug("ingested %d batches: %d records, %d new", len(received), result.received, result.inserted)
-            if self._on_ingested is not None:
-                namespaces = {b.namespace for b in scoped.batches if b.budget_usage}
-                if namespaces:
-                    await self._on_ingested(namespaces)
-        with suppress(Exception):
-            await subscription.unsubscribe()
+                received.append((up_identity(message.subject, "telemetry"), decode(message.data, TelemetryBatch)))
+                good.append(message)
+            except (msgspec.DecodeError, ValueError) as exc:
+                log.error("dropping undecodable telemetry on %s: %s", message.subject, exc)
+                await message.term()
+        if not received:
+            return
+        scoped, result = await run_db(_ingest_in_scope, received)
+        for message in good:
+            await message.ack()
+        self.batches += len(received)
+        self.records_inserted += result.inserted
+        if scoped.refused:
+            self.records_refused += scoped.refused
+            for reason in scoped.reasons:
+                log.warning("refused telemetry outside its subject's namespace: %s", reason)
+        log.debug("ingested %d batches: %d records, %d new", len(received), result.received, result.inserted)
+        if self._on_ingested is not None:
+            namespaces = {b.namespace for b in scoped.batches if b.budget_usage}
+            if namespaces:
+                await self._on_ingested(namespaces)

@@ -15,6 +15,7 @@ from .support import CLIENT_KEY, PluginBinding, PluginConfig, llm, make_snapshot
 
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 REC = "edge_gateway.tests.recording_plugins:Recorder"
+EVENTS = "edge_gateway.tests.recording_plugins:EventsRecorder"
 
 
 def chat(edge, content="hi", **extra):
@@ -55,6 +56,16 @@ def snapshot_with(upstream: str, *configs: dict, global_labels: tuple[str, ...] 
         upstream,
         llms=[llm(1, "mock-llm", f"{upstream}/v1", allowed_models=["mock-gpt"], plugin_chain=chain)],
         plugins=plugins,
+    )
+
+
+def chain_snapshot(upstream: str, *plugins: PluginConfig):
+    """The mock LLM with `plugins` as its chain, in that order (no global plugin)."""
+    chain = [PluginBinding(plugin_slug=p.slug, order=order) for order, p in enumerate(plugins)]
+    return make_snapshot(
+        upstream,
+        llms=[llm(1, "mock-llm", f"{upstream}/v1", allowed_models=["mock-gpt"], plugin_chain=chain)],
+        plugins=list(plugins),
     )
 
 
@@ -156,24 +167,10 @@ def test_an_events_hook_gets_each_reads_events_in_one_call_beside_per_event_hook
     """A vendor that sends the whole answer in one write: the `on_before_write_events` plugin is called once for
     the events after the first (which goes out alone, for time to first byte), the per-event plugin after it in
     reverse order sees what it passed; the client reads the rewritten stream without the dropped event."""
-    events_recorder = "edge_gateway.tests.recording_plugins:EventsRecorder"
-    snap = make_snapshot(
+    snap = chain_snapshot(
         upstream,
-        llms=[
-            llm(
-                1,
-                "mock-llm",
-                f"{upstream}/v1",
-                allowed_models=["mock-gpt"],
-                plugin_chain=[PluginBinding(plugin_slug="a", order=0), PluginBinding(plugin_slug="ev", order=1)],
-            )
-        ],
-        plugins=[
-            PluginConfig(slug="a", name="a", import_path=REC, config={"label": "a"}),
-            PluginConfig(
-                slug="ev", name="ev", import_path=events_recorder, config={"label": "ev", "drop_containing": "world"}
-            ),
-        ],
+        PluginConfig(slug="a", name="a", import_path=REC, config={"label": "a"}),
+        PluginConfig(slug="ev", name="ev", import_path=EVENTS, config={"label": "ev", "drop_containing": "world"}),
     )
     mock = "chunks=4; burst" if burst else "chunks=4"
     with run_edge(snap, tmp_path) as edge:
@@ -195,19 +192,8 @@ def test_an_events_hook_gets_each_reads_events_in_one_call_beside_per_event_hook
 
 
 def test_an_events_hook_answering_text_instead_of_bytes_ends_that_stream_with_an_error_event(upstream, tmp_path):
-    events_recorder = "edge_gateway.tests.recording_plugins:EventsRecorder"
-    snap = make_snapshot(
-        upstream,
-        llms=[
-            llm(
-                1,
-                "mock-llm",
-                f"{upstream}/v1",
-                allowed_models=["mock-gpt"],
-                plugin_chain=[PluginBinding(plugin_slug="ev", order=0)],
-            )
-        ],
-        plugins=[PluginConfig(slug="ev", name="ev", import_path=events_recorder, config={"answer_text": True})],
+    snap = chain_snapshot(
+        upstream, PluginConfig(slug="ev", name="ev", import_path=EVENTS, config={"answer_text": True})
     )
     with run_edge(snap, tmp_path) as edge:
         reply = chat(edge, "hello there", stream=True, mock="burst")

@@ -56,6 +56,19 @@ async def _edge(url: str, tmp_path):
     return nc, shipper, asyncio.create_task(shipper.run())
 
 
+async def _teardown(tasks: list, connections_: list, shipper) -> None:
+    """Stop the bridges and the shipper, close both NATS connections and the spool and the DB thread's connection."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    for nc in connections_:
+        with suppress(Exception):  # a connection may still be mid-reconnect after a NATS restart
+            await nc.close()
+    await shipper.spool.close()
+    await run_db(connections.close_all)
+
+
 def records(start: int, count: int) -> list:
     out: list = []
     for i in range(start, start + count):
@@ -98,15 +111,7 @@ async def test_nats_killed_mid_traffic_and_bridge_restarted_store_each_record_on
         assert await run_db(_count, BudgetUsageRecord) == len(sent)
         assert shipper.spool.records == 0
     finally:
-        for task in (bridge, sender):
-            task.cancel()
-        await asyncio.gather(bridge, sender, return_exceptions=True)
-        with suppress(Exception):
-            await bridge_nc.close()
-        with suppress(Exception):
-            await edge_nc.close()
-        await shipper.spool.close()
-        await run_db(connections.close_all)
+        await _teardown([bridge, sender], [bridge_nc, edge_nc], shipper)
 
 
 async def test_redelivered_and_replayed_batches_do_not_duplicate(nats_server, tmp_path):
@@ -124,15 +129,7 @@ async def test_redelivered_and_replayed_batches_do_not_duplicate(nats_server, tm
         await asyncio.sleep(0.5)
         assert await run_db(_count, AnalyticsEvent) == 15
     finally:
-        for task in (bridge, sender):
-            task.cancel()
-        await asyncio.gather(bridge, sender, return_exceptions=True)
-        with suppress(Exception):
-            await bridge_nc.close()
-        with suppress(Exception):
-            await edge_nc.close()
-        await shipper.spool.close()
-        await run_db(connections.close_all)
+        await _teardown([bridge, sender], [bridge_nc, edge_nc], shipper)
 
 
 async def test_a_bridge_stopped_between_fetches_leaves_nothing_for_ack_wait(nats_server, tmp_path):
@@ -157,13 +154,4 @@ async def test_a_bridge_stopped_between_fetches_leaves_nothing_for_ack_wait(nats
         successor = asyncio.create_task(TelemetryIngestor(js).run())
         await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) == 10), timeout=10)  # well under ack_wait
     finally:
-        for task in (running, sender, successor):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in (running, sender, successor) if t is not None), return_exceptions=True)
-        with suppress(Exception):
-            await bridge_nc.close()
-        with suppress(Exception):
-            await edge_nc.close()
-        await shipper.spool.close()
-        await run_db(connections.close_all)
+        await _teardown([running, sender, successor], [bridge_nc, edge_nc], shipper)

@@ -1,0 +1,71 @@
+"""The loop every durable JetStream pull consumer of the bridge runs: subscribe, fetch, handle, stop between fetches.
+
+Why stop between fetches: a fetch that is cancelled leaves its pull request open on the server until it expires
+(the fetch timeout, 1 s), and what the server sends it meanwhile waits, unacknowledged, for the consumer's ack
+wait to send it again (to another bridge, or this one restarted). A bridge stopped by cancelling its consumers
+(a rolling restart, a scale-down) delayed those messages by the ack wait, 30 s for telemetry. `stop()` instead
+lets the fetch in progress end, its messages be handled (committed, acknowledged), and the subscription go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
+
+from shared_sdk.sync_protocol import UP_STREAM
+
+log = logging.getLogger("fjordgate.bridge")
+
+FETCH_TIMEOUT_S = 1.0
+
+
+class PullConsumer:
+    """Subclasses name the subject, durable and config, and handle each fetch's messages in `handle`."""
+
+    what = "messages"
+    subject = ""
+    durable = ""
+
+    def __init__(self, js: JetStreamContext, *, fetch_batch: int) -> None:
+        self._js = js
+        self._fetch_batch = fetch_batch
+        self._stopping = False
+
+    def consumer_config(self) -> ConsumerConfig:
+        raise NotImplementedError
+
+    async def handle(self, messages: list[Any]) -> None:
+        """Decode, store and acknowledge (or terminate) one fetch's messages."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop once the fetch in progress is handled (at most its timeout plus one commit; see the module)."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                subscription = await self._js.pull_subscribe(
+                    self.subject, durable=self.durable, stream=UP_STREAM, config=self.consumer_config()
+                )
+                await self._consume(subscription)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("%s consumer interrupted (%s); resubscribing", self.what, exc)
+                await asyncio.sleep(1)
+
+    async def _consume(self, subscription: Any) -> None:
+        while not self._stopping:
+            try:
+                messages = await subscription.fetch(self._fetch_batch, timeout=FETCH_TIMEOUT_S)
+            except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
+                continue
+            await self.handle(messages)
+        with suppress(Exception):
+            await subscription.unsubscribe()
