@@ -363,7 +363,8 @@ class StreamEventsRequest(_Msg):
     """The events of a stream that arrived together (one read from the vendor), for `on_before_write_events`.
 
     `events` are whole SSE events as the client would receive them (each ends in a blank line), in order;
-    `first_index` is the stream position of `events[0]`; `is_final` says the last one ends the stream (`[DONE]`).
+    `first_index` is the stream position of the read's first event (of `events[0]`, unless a hook before this
+    one dropped it); `is_final` says the read ends the stream (`[DONE]`).
     """
 
     request_id: str = ""
