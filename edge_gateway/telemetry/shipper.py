@@ -199,6 +199,11 @@ class TelemetryShipper:
                     await self.spool.remove_records(rows[-1].seq)
                     self.published += 1
                     self.published_records += len(rows)
+                    if len(rows) < MAX_RECORDS_PER_BATCH:
+                        # Caught up. What arrived during this round trip waits for the next linger: going on
+                        # would publish whatever each round trip let in, a message (and two spool transactions)
+                        # per request or two under steady traffic, instead of one per linger.
+                        break
                 backoff = 0.2
                 if not self._wake.is_set():
                     self._idle.set()

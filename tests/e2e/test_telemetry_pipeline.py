@@ -155,3 +155,28 @@ async def test_a_bridge_stopped_between_fetches_leaves_nothing_for_ack_wait(nats
         await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) == 10), timeout=10)  # well under ack_wait
     finally:
         await _teardown([running, sender, successor], [bridge_nc, edge_nc], shipper)
+
+
+async def test_steady_traffic_is_shipped_one_message_per_linger_not_per_request(nats_server, tmp_path):
+    """Requests finishing back to back (each waits for its records to be on disk, as at concurrency 1): the
+    shipper lingers 50 ms and sends what came meanwhile, one message per linger. It used to go on publishing as
+    long as each publish's round trip let a request in: a message, a spool read and a spool delete per request or
+    two (21 messages for 250 requests in 0.34 s, where one per linger makes 7-9)."""
+    bridge_nc, bridge = await _bridge(nats_server.url)
+    edge_nc, shipper, sender = await _edge(nats_server.url, tmp_path)
+    try:
+        requests = 250
+        started = time.monotonic()
+        for i in range(requests):
+            await shipper.submit_batch(records(i, 1))
+            await asyncio.sleep(0.0005)
+        seconds = time.monotonic() - started
+        assert await shipper.drained(10)
+        await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) == requests))
+        assert shipper.published_records == 2 * requests
+        lingers = seconds / 0.05
+        assert shipper.published <= lingers + 3, (
+            f"{shipper.published} messages in {seconds:.2f} s ({requests} requests)"
+        )
+    finally:
+        await _teardown([bridge, sender], [bridge_nc, edge_nc], shipper)
