@@ -3,8 +3,9 @@
 Why stop between fetches: a fetch that is cancelled leaves its pull request open on the server until it expires
 (the fetch timeout, 1 s), and what the server sends it meanwhile waits, unacknowledged, for the consumer's ack
 wait to send it again (to another bridge, or this one restarted). A bridge stopped by cancelling its consumers
-(a rolling restart, a scale-down) delayed those messages by the ack wait, 30 s for telemetry. `stop()` instead
-lets the fetch in progress end, its messages be handled (committed, acknowledged), and the subscription go.
+(a rolling restart, a scale-down) delays those messages by the ack wait, 30 s for telemetry. `stop()` instead
+lets the fetch in progress end, its messages be handled (committed, acknowledged), and the subscription go. The
+runner does not use it yet (see `Bridge.run`): waiting for it made the bridge's stop hang now and then under load.
 """
 
 from __future__ import annotations

@@ -39,8 +39,6 @@ from .telemetry import TelemetryIngestor
 log = logging.getLogger("fjordgate.bridge")
 
 UP_STREAM_MAX_AGE_S = 7 * 24 * 3600
-CONSUMER_GRACE_S = 5.0
-"""How long a stopping bridge waits for its telemetry and payload consumers to finish their fetch (1 s) and commit."""
 
 
 async def ensure_up_stream(js: JetStreamContext) -> None:
@@ -164,10 +162,9 @@ class Bridge:
         log.info("bridge ready (id %s, health on %s:%d)", self.bridge_id, self._health_host, self._health_port)
         await self._stop.wait()
         log.info("bridge stopping")
-        # The two consumers finish the fetch they are in and acknowledge what it brought (see their `stop`).
-        self.telemetry.stop()
-        payloads.stop()
-        await asyncio.wait([tasks[2], tasks[3]], timeout=CONSUMER_GRACE_S)
+        # Not yet: letting the two consumers finish their fetch first (`PullConsumer.stop`, so nothing they were
+        # sent waits for the ack wait) made this stop hang now and then under load (3 of 12 runs of
+        # tests/e2e/test_bridge_poison.py beside busy loops); until that is understood they are cancelled.
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
