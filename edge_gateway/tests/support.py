@@ -208,6 +208,17 @@ class RecordingSink:
             time.sleep(0.02)
         raise AssertionError(f"expected {count} {kind.__name__} records, got {len(self.of(kind))}")
 
+    def record_of(self, request_id: str, kind: type, timeout: float = 5.0) -> Any:
+        """The `kind` record of one request (its `x-request-id`): records of earlier requests may still arrive
+        after a test cleared the sink, so "the last record" is not this request's."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in self.of(kind):
+                if record.request_id == request_id:
+                    return record
+            time.sleep(0.02)
+        raise AssertionError(f"no {kind.__name__} record of request {request_id}")
+
 
 class RunningEdge:
     def __init__(self, url: str, app: Any, loop: asyncio.AbstractEventLoop, sink: RecordingSink) -> None:
