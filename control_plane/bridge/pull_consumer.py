@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from contextlib import suppress
 from typing import Any
 
@@ -25,7 +26,7 @@ log = logging.getLogger("fjordgate.bridge")
 FETCH_TIMEOUT_S = 1.0
 
 
-class PullConsumer:
+class PullConsumer(ABC):
     """Subclasses name the subject, durable and config, and handle each fetch's messages in `handle`."""
 
     what = "messages"
@@ -37,12 +38,13 @@ class PullConsumer:
         self._fetch_batch = fetch_batch
         self._stopping = False
 
+    @abstractmethod
     def consumer_config(self) -> ConsumerConfig:
-        raise NotImplementedError
+        """The durable consumer's settings (ack policy, ack wait, pending bound)."""
 
+    @abstractmethod
     async def handle(self, messages: list[Any]) -> None:
         """Decode, store and acknowledge (or terminate) one fetch's messages."""
-        raise NotImplementedError
 
     def stop(self) -> None:
         """Stop once the fetch in progress is handled (at most its timeout plus one commit; see the module)."""
