@@ -1,11 +1,11 @@
 """The loop every durable JetStream pull consumer of the bridge runs: subscribe, fetch, handle, stop between fetches.
 
 Why stop between fetches: a fetch that is cancelled leaves its pull request open on the server until it expires
-(the fetch timeout, 1 s), and what the server sends it meanwhile waits, unacknowledged, for the consumer's ack
-wait to send it again (to another bridge, or this one restarted). A bridge stopped by cancelling its consumers
-(a rolling restart, a scale-down) delays those messages by the ack wait, 30 s for telemetry. `stop()` instead
-lets the fetch in progress end, its messages be handled (committed, acknowledged), and the subscription go. The
-runner does not use it yet (see `Bridge.run`): waiting for it made the bridge's stop hang now and then under load.
+(the fetch timeout, 1 s) or the connection closes, and what the server sends it meanwhile waits, unacknowledged,
+for the consumer's ack wait (30 s for telemetry) to be sent again; so does a fetch's batch whose commit was under
+way when it was cancelled. `stop()` instead lets the fetch in progress end, its messages be handled (committed,
+acknowledged), and the subscription go. The bridge's runner calls it on stop and cancels what has not finished
+after `CONSUMER_GRACE_S`.
 """
 
 from __future__ import annotations

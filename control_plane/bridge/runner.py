@@ -22,6 +22,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from control_plane.edges.models import PublishedConfig
 from control_plane.edges.services import edge_mark_stale
 from shared_sdk.sync_protocol import KEY_MANIFEST, UP_STREAM, UP_STREAM_SUBJECTS
+from shared_sdk.tasks import cancel_and_wait
 
 from .budgets import BudgetPublisher
 from .config_publisher import ConfigPublisher
@@ -33,12 +34,16 @@ from .heartbeats import HeartbeatReceiver
 from .leader import LeaderLease
 from .leases import LeaseResponder
 from .payloads import PayloadReceiver
+from .pull_consumer import FETCH_TIMEOUT_S
 from .reloads import publish_reloads
 from .telemetry import TelemetryIngestor
 
 log = logging.getLogger("fjordgate.bridge")
 
 UP_STREAM_MAX_AGE_S = 7 * 24 * 3600
+CONSUMER_GRACE_S = FETCH_TIMEOUT_S + 2.0
+"""How long a stopping bridge lets its consumers finish their fetch (at most its timeout) and commit it; then it
+cancels them, so a stop is bounded whatever the database or NATS is doing."""
 
 
 async def ensure_up_stream(js: JetStreamContext) -> None:
@@ -149,27 +154,33 @@ class Bridge:
         self.events = EventRelay(nc, self.bridge_id)
         await self._load_plugins_at_start()  # before the relay subscribes: the first event finds them loaded
         await self.events.start()
-        tasks = [
-            asyncio.create_task(self._session_plugins(), name="plugins-kept-loaded"),
-            asyncio.create_task(self.leader.run(), name="leader"),
+        consumers = [
             asyncio.create_task(self.telemetry.run(), name="telemetry"),
             asyncio.create_task(payloads.run(), name="payloads"),
+        ]
+        tasks = [
+            *consumers,
+            asyncio.create_task(self._session_plugins(), name="plugins-kept-loaded"),
+            asyncio.create_task(self.leader.run(), name="leader"),
             asyncio.create_task(budgets.run(), name="budgets"),
             asyncio.create_task(self._leader_duties(nc, payloads), name="leader-duties"),
             asyncio.create_task(self._drain_events(nc), name="events-down"),
             asyncio.create_task(self.watch.watch_database(), name="database-probe"),
         ]
         log.info("bridge ready (id %s, health on %s:%d)", self.bridge_id, self._health_host, self._health_port)
-        await self._stop.wait()
-        log.info("bridge stopping")
-        # Not yet: letting the two consumers finish their fetch first (`PullConsumer.stop`, so nothing they were
-        # sent waits for the ack wait) made this stop hang now and then under load (3 of 12 runs of
-        # tests/e2e/test_bridge_poison.py beside busy loops); until that is understood they are cancelled.
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await _close_nats(nc)
-        await health.stop()
+        try:
+            await self._stop.wait()
+            log.info("bridge stopping")
+            # The two consumers finish the fetch they are in and acknowledge what it brought (`PullConsumer.stop`):
+            # cancelled mid-fetch, what the server sent to that fetch would wait for the ack wait (30 s).
+            self.telemetry.stop()
+            payloads.stop()
+            await asyncio.wait(consumers, timeout=CONSUMER_GRACE_S)
+        finally:
+            # Also when this coroutine is itself cancelled (a supervisor's timeout): no task outlives the bridge.
+            await cancel_and_wait(tasks)
+            await _close_nats(nc)
+            await health.stop()
 
     async def _leader_duties(self, nc: Client, payloads: PayloadReceiver) -> None:
         """Publishing config and reloads, marking stale edges, retrying payloads: only the leader does these."""

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from fjordgate.env import env_float, env_int
 from shared_sdk.sync_protocol import EdgeHeartbeat, encode, lease_holder, up_subject
+from shared_sdk.tasks import cancel_and_wait
 
 from ..ratelimit import RateLimiter
 from ..telemetry.shipper import TelemetryShipper
@@ -126,9 +127,7 @@ class EdgeSyncService:
     async def stop(self, drain_timeout_s: float = 2.0) -> None:
         if self.nats_connected:
             await self.shipper.drained(drain_timeout_s)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)  # a shipper or lease renewal may drop one cancellation (shared_sdk.tasks)
         if self._nc is not None:
             with suppress(Exception):
                 await self._nc.close()
