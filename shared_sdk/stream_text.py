@@ -18,7 +18,7 @@ import re
 
 import msgspec
 
-__all__ = ["TextEvent", "has_no_choices", "text_event"]
+__all__ = ["TextEvent", "has_no_choices", "text_between", "text_event"]
 
 _TEXT_DELTA = re.compile(
     rb'"choices": ?\[\{"index": ?(\d+), ?"delta": ?\{(?:"role": ?"assistant", ?)?"content": ?"([^"\\]*(?:\\.[^"\\]*)*)"'
@@ -65,3 +65,22 @@ def text_event(event: bytes) -> TextEvent | None:
 def has_no_choices(event: bytes) -> bool:
     """True for an event whose only choices array is empty (OpenAI's usage event): no text in it."""
     return _NO_CHOICES.match(event, event.find(b'"choices":')) is not None
+
+
+def text_between(event: bytes, head: bytes, tail: bytes) -> str | None:
+    """The text of an event that is `head`, a JSON string's inside, then `tail` (the bytes around the text of an
+    earlier event of the stream: a vendor repeats id, model, ... in every event), or None. Only an inside without
+    a quote or backslash is taken: then it is one JSON string whose characters are the text, and anything else
+    can be read the long way (`text_event`)."""
+    if not event.startswith(head) or not event.endswith(tail):
+        return None
+    end = len(event) - len(tail)
+    if end < len(head):
+        return None
+    try:
+        text = event[len(head) : end].decode()
+    except UnicodeDecodeError:
+        return None
+    if '"' in text or "\\" in text:
+        return None
+    return text

@@ -130,6 +130,14 @@ class OpenAIStreamTranslator:
         choices: set[int] = set()
         tool_calls = 0
         reported = self.usage.reported
+        if reported:
+            joined = b"\n".join(self._events)
+            if joined.find(b'"tool_calls"') < 0:
+                # Usage reported and no tool calls: only the choices are left to count, read from their indexes
+                # in one search over the stream (a JSON string cannot hold `"index":` unescaped).
+                self.usage.choices = len({int(n) for n in set(_CHOICE_INDEX.findall(joined))})
+                self.usage.tool_calls = 0
+                return
         for data in self._events:
             if reported and data.find(b'"tool_calls"') < 0:
                 # The vendor reported usage, so only choices are left to count: read their indexes without

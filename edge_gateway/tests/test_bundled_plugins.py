@@ -178,3 +178,38 @@ def test_request_logger_keeps_up_with_concurrent_traffic(upstream, tmp_path):
     assert logged == total
     assert len(recent) == 500
     assert dropped == []
+
+
+def test_redactor_and_rewrite_read_the_same_text_to_the_sdk_whether_the_vendor_sends_at_once_or_event_by_event(
+    upstream, tmp_path
+):
+    """Both text hooks on a stream, the stock OpenAI SDK reading it: a vendor writing the whole answer at once
+    (one read) gets each run of text deltas sent on as one event, one hold-back pass and one rewrite for it; the
+    text the SDK assembles is the same as when the vendor sends event by event, rewritten and redacted (a word
+    and an address split over events of that one read included)."""
+    import openai
+
+    snap = make_snapshot(
+        upstream,
+        plugins=[
+            plugin("pii", "pii_redactor", {"redact_requests": False}, 0),
+            plugin("rw", "text_rewrite", {"replace": {"reach": "contact"}}, 1),
+        ],
+    )
+    prompt = "please reach me at jane.doe@example.com or 555-12-3456 today, and reach out to the team"
+    with run_edge(snap, tmp_path) as edge:
+        client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+
+        def read(mock: str) -> str:
+            stream = client.chat.completions.create(
+                model="mock-gpt",
+                messages=[{"role": "user", "content": prompt}],
+                stream=True,
+                extra_body={"mock": mock},
+            )
+            return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+        at_once, one_by_one = read("chunks=12; burst"), read("chunks=12")
+    assert at_once == one_by_one
+    assert "contact me at [REDACTED:email]" in at_once and "contact out to the team" in at_once
+    assert "jane" not in at_once and "reach" not in at_once and "3456" not in at_once

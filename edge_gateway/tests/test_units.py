@@ -218,7 +218,7 @@ def test_stream_translator_counts_choices_and_tool_calls_with_and_without_vendor
     from edge_gateway.providers import OpenAIRequest
     from edge_gateway.providers.openai import OpenAIStreamTranslator
 
-    def run(with_usage: bool):
+    def run(with_usage: bool, tools: bool = True):
         call = OpenAIRequest.from_data("chat", b"{}", {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
         tr = OpenAIStreamTranslator(call)
         events = [
@@ -239,6 +239,8 @@ def test_stream_translator_counts_choices_and_tool_calls_with_and_without_vendor
                 }
             ),
         ]
+        if not tools:
+            events.pop()
         if with_usage:
             events.append(_sse({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 9}}))
         for event in [*events, b"data: [DONE]\n\n"]:
@@ -249,6 +251,8 @@ def test_stream_translator_counts_choices_and_tool_calls_with_and_without_vendor
     for with_usage in (True, False):
         usage = run(with_usage)
         assert (usage.choices, usage.tool_calls) == (2, 1), with_usage
+        without_tools = run(with_usage, tools=False)  # with usage: one search over the whole stream
+        assert (without_tools.choices, without_tools.tool_calls) == (2, 0), with_usage
     assert run(True).completion_tokens == 9 and run(False).completion_tokens > 0
 
 

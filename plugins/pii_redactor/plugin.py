@@ -10,8 +10,9 @@ a match) is redacted and sent, the rest waits for the next chunk; the finishing 
 Patterns are compiled once, at load.
 
 Streams come through `on_before_write_events`: the events of each read from the vendor in one call (a fast
-vendor's whole answer is often one read), so the call's cost is paid per read; each event is handled as
-`on_before_write` would handle it alone. Per event cost matters (every event of every stream goes through `_chunk`): the common event (see
+vendor's whole answer is often one read), so the call's cost is paid per read; the text deltas of a read go out as
+one event with the text they release together (one hold-back pass per run, not per event; the client reads the
+same text, which the hold-back re-cuts anyway), other events as `on_before_write` handles each alone. Per event cost matters (every event of every stream goes through `_chunk`): the common event (see
 `shared_sdk.stream_text`) is handled on its raw bytes, only its text's JSON string decoded and a new one
 spliced in; an event with the same bytes around its text as the stream's previous one skips even that search
 (`_Held.learn`). Whether held
@@ -38,7 +39,7 @@ from shared_sdk import (
     StreamEventsRequest,
     StreamEventsResponse,
 )
-from shared_sdk.stream_text import has_no_choices, text_event
+from shared_sdk.stream_text import has_no_choices, text_between, text_event
 
 NAME = "pii-redactor"
 
@@ -101,7 +102,7 @@ class _Held:
 
 class PIIRedactor(BasePlugin):
     name = NAME
-    version = "1.1.0"
+    version = "1.2.0"
     description = "Redacts e-mail addresses, card numbers, SSNs and phone numbers in requests and responses."
 
     def get_config_schema(self) -> dict[str, Any]:
@@ -200,18 +201,56 @@ class PIIRedactor(BasePlugin):
         return ResponseWriteResponse(modified=True, body=orjson.dumps(data)) if changed else ResponseWriteResponse()
 
     async def on_before_write_events(self, ctx: Context, req: StreamEventsRequest) -> StreamEventsResponse:
-        """A stream's events that arrived together, in one call: each as `on_before_write` would do it."""
+        """A stream's events that arrived together, in one call. Consecutive events shaped like the stream's last
+        text event (a vendor's text deltas) go out as one event carrying the text they release together: one pass
+        of the hold-back and one JSON string for the run, not one per event. The client reads the same text (the
+        hold-back already re-cuts it); the other events are handled as `on_before_write` handles each alone."""
         if not self.redact_responses:
             return StreamEventsResponse()
         request_id = ctx.request_id
-        events: list[bytes] | None = None
-        for i, event in enumerate(req.events):
-            new = self._chunk(request_id, event)
-            if new is not None:
-                if events is None:
-                    events = list(req.events)
-                events[i] = new
-        return StreamEventsResponse() if events is None else StreamEventsResponse(modified=True, events=events)
+        events = req.events
+        n = len(events)
+        if n == 1:  # a read of one event (a vendor sending as it generates): nothing to join
+            new = self._chunk(request_id, events[0])
+            return StreamEventsResponse() if new is None else StreamEventsResponse(modified=True, events=[new])
+        sent: list[bytes] = []
+        changed = False
+        i = 0
+        while i < n:
+            event = events[i]
+            state = self._streams.get(request_id)
+            text = self._known_text(state, event) if state is not None else None
+            if text is None or state is None:
+                new = self._chunk(request_id, event)
+                i += 1
+            else:
+                j = i + 1
+                texts = [text]
+                while j < n and (more := self._known_text(state, events[j])) is not None:
+                    texts.append(more)
+                    j += 1
+                if j - i > 1:
+                    text = "".join(texts)
+                    if text or state.text.get(state.index):
+                        sent.append(state.before + orjson.dumps(self._emit(state, state.index, text)) + state.after)
+                        changed = True
+                    else:  # nothing to say and nothing held: the run as the vendor sent it
+                        sent += events[i:j]
+                    i = j
+                    continue
+                new = self._release(state, text)
+                i = j
+            if new is None:
+                sent.append(event)
+            else:
+                sent.append(new)
+                changed = True
+        return StreamEventsResponse(modified=True, events=sent) if changed else StreamEventsResponse()
+
+    @staticmethod
+    def _known_text(state: _Held, event: bytes) -> str | None:
+        """The text of an event shaped like the stream's last text event (`stream_text.text_between`), or None."""
+        return text_between(event, state.head, state.tail) if state.head else None
 
     def _chunk(self, request_id: str, event: bytes) -> bytes | None:
         """One stream event redacted (and the hold-back kept), or None when it goes out as it is."""
@@ -230,20 +269,8 @@ class PIIRedactor(BasePlugin):
             }
             return b"data: " + orjson.dumps(flush) + b"\n\n" + _DONE
         state = self._streams.get(request_id)
-        if state is not None and state.head and event.startswith(state.head) and event.endswith(state.tail):
-            # The same bytes as the stream's last text event around the text (a vendor repeats id, model, ... in
-            # every event): only the string between them is new. Without a quote or backslash in it, it is one
-            # JSON string whose characters are the text (anything else goes the long way, which re-checks).
-            start, end = len(state.head), len(event) - len(state.tail)
-            try:
-                text = event[start:end].decode() if end >= start else '"'
-            except UnicodeDecodeError:
-                text = '"'
-            if '"' in text or "\\" in text:
-                state = None
-        else:
-            state = None
-        if state is None:
+        text = self._known_text(state, event) if state is not None else None
+        if text is None or state is None:
             if not event.startswith(b"data: {"):
                 return None
             found = text_event(event)
@@ -254,8 +281,11 @@ class PIIRedactor(BasePlugin):
             text = found.text
             state = self._state(request_id)
             state.learn(event, found.start, found.end, found.index)
-        # The common event (one choice, a delta holding only text, not finishing), without decoding the event:
-        # the new text's JSON string goes in the old one's place, the rest as the vendor sent it.
+        return self._release(state, text)
+
+    def _release(self, state: _Held, text: str) -> bytes | None:
+        """The common event (one choice, a delta holding only text, not finishing), without decoding the event:
+        the new text's JSON string goes in the old one's place, the rest as the vendor sent it."""
         if not text and not state.text.get(state.index):
             return None
         new = self._emit(state, state.index, text)

@@ -2,11 +2,13 @@
 
 A small, real response hook: the benchmarks bind it beside the PII redactor so the measured edge runs a chunk
 hook that rewrites text (issue 17's target is stated with one), and it is an example of the `on_before_write`
-contract for stream chunks. Replacements are literal and apply within one event's text: a word split across two
-events is not replaced (holding text back, as the PII redactor does, is what that would take).
+contract for stream chunks. Replacements are literal and apply within one event's text, or within the text deltas
+of one read from the vendor, which go out as one event from the first of them holding a word on (a word split
+between two reads is not replaced: holding text back, as the PII redactor does, is what that would take).
 
 Streams come through `on_before_write_events`, the events of each read from the vendor in one call (a fast
-vendor's whole answer is often one read), so the call's cost is paid per read, not per event; `on_before_write`
+vendor's whole answer is often one read), so the call's cost is paid per read, and the rewrite and the JSON string
+per run of text deltas, not per event; `on_before_write`
 still rewrites complete bodies (and is what an older host without the events hook would call per event).
 
 An event whose bytes hold none of the words is passed without decoding: a word in the text is in the event's
@@ -28,7 +30,7 @@ from shared_sdk import (
     StreamEventsRequest,
     StreamEventsResponse,
 )
-from shared_sdk.stream_text import text_event
+from shared_sdk.stream_text import text_between, text_event
 
 NAME = "text-rewrite"
 
@@ -48,7 +50,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
 
 class TextRewrite(BasePlugin):
     name = NAME
-    version = "1.1.0"
+    version = "1.2.0"
     description = "Replaces words in the assistant's text (full responses and stream events)."
 
     def get_config_schema(self) -> dict[str, Any]:
@@ -79,30 +81,70 @@ class TextRewrite(BasePlugin):
         return ResponseWriteResponse(modified=True, body=orjson.dumps(data))
 
     async def on_before_write_events(self, ctx: Context, req: StreamEventsRequest) -> StreamEventsResponse:
+        """A read's events in one call. An event holding a word starts a run: it and the text deltas after it
+        with the same bytes around their text (a vendor repeats id, model, ... in every event) are rewritten as
+        one text and go out as one event; one rewrite and one JSON string per run, not per event, and a word
+        split between events of the run is replaced too. Other events are handled as `on_before_write` does."""
         if not self.replace:
             return StreamEventsResponse()
-        events: list[bytes] | None = None
-        for i, event in enumerate(req.events):
-            new = self._rewrite_event(event)
-            if new is not None:
-                if events is None:
-                    events = list(req.events)
-                events[i] = new
-        return StreamEventsResponse() if events is None else StreamEventsResponse(modified=True, events=events)
+        events = req.events
+        n = len(events)
+        if n == 1:  # a read of one event (a vendor sending as it generates): nothing to join
+            new = self._rewrite_event(events[0])
+            return StreamEventsResponse() if new is None else StreamEventsResponse(modified=True, events=[new])
+        sent: list[bytes] = []
+        changed = False
+        i = 0
+        while i < n:
+            event = events[i]
+            i += 1
+            if not self._may_hold_a_word(event):
+                sent.append(event)
+                continue
+            found = text_event(event)
+            if found is None:
+                new = self._rewrite_decoded(event)
+                sent.append(event if new is None else new)
+                changed = changed or new is not None
+                continue
+            head, tail = event[: found.start], event[found.end :]
+            texts = [found.text]
+            j = i
+            while j < n and (more := text_between(events[j], head, tail)) is not None:
+                texts.append(more)
+                j += 1
+            text = texts[0] if j == i else "".join(texts)
+            new_text = self.rewrite(text)
+            if new_text == text:
+                sent += events[i - 1 : j]
+            else:
+                sent.append(found.replace(event, new_text))
+                changed = True
+            i = j
+        return StreamEventsResponse(modified=True, events=sent) if changed else StreamEventsResponse()
+
+    def _may_hold_a_word(self, event: bytes) -> bool:
+        """False for an event that cannot hold a word: not a JSON event, or none of the words (nor an escape,
+        which could spell one) in its bytes."""
+        if not event.startswith(b"data: {"):
+            return False
+        for needle in self._needles:
+            if needle in event:
+                return True
+        return False
 
     def _rewrite_event(self, event: bytes) -> bytes | None:
         """One SSE event with its text rewritten, or None when it is unchanged."""
-        if not event.startswith(b"data: {"):
-            return None
-        for needle in self._needles:
-            if needle in event:
-                break
-        else:
+        if not self._may_hold_a_word(event):
             return None
         found = text_event(event)
         if found is not None:  # the common event: its text replaced on the bytes (`shared_sdk.stream_text`)
             new = self.rewrite(found.text)
             return None if new == found.text else found.replace(event, new)
+        return self._rewrite_decoded(event)
+
+    def _rewrite_decoded(self, event: bytes) -> bytes | None:
+        """Any other event, decoded whole: every choice's text rewritten."""
         try:
             data = orjson.loads(event[6:])
         except orjson.JSONDecodeError:

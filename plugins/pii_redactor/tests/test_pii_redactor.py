@@ -127,19 +127,36 @@ async def test_stream_pii_split_over_events_is_redacted_and_held_text_flushed(sp
     assert b"jane" not in b"".join(sent) and b"7946" not in b"".join(sent)
 
 
+def _not_text(sent: list[bytes]) -> list[bytes]:
+    """The events a client is sent that are not a plain text delta (role, finish, usage, [DONE])."""
+    return [e for e in sent if not (b'"delta":{"content":' in e and b'"finish_reason":null' in e)]
+
+
 @pytest.mark.parametrize("size", [1, 3, 100])
 async def test_events_taken_together_are_redacted_as_one_by_one(size: int) -> None:
-    """`on_before_write_events` (a read's events in one call) sends exactly what `on_before_write` per event does:
-    values split over events, over groups and inside one group are redacted, the hold-back flushed at the end."""
+    """`on_before_write_events` (a read's events in one call) sends the client the same text as `on_before_write`
+    per event: values split over events, over groups and inside one group are redacted, the hold-back flushed at
+    the end. Consecutive text deltas of a group go out as one event (one hold-back pass for them); taken one at a
+    time, the events are byte for byte what `on_before_write` sends."""
     events = [_event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
     events += [_event([_delta(piece)]) for piece in _SPLIT]
     events += [_event([_delta("", finish="stop")]), _event([], usage={"total_tokens": 9}), b"data: [DONE]\n\n"]
-    grouped = await _run_grouped(events, size)
-    assert grouped == await _run(events)
-    assert _texts(grouped) == {0: _REDACTED} and b"jane" not in b"".join(grouped)
-    # without a finish event the held text is flushed before [DONE], in the same group
-    no_finish = [e for e in events if b'"stop"' not in e]
-    assert await _run_grouped(no_finish, size) == await _run(no_finish)
+    no_finish = [e for e in events if b'"stop"' not in e]  # the held text is flushed before [DONE]
+    for stream in (events, no_finish):
+        grouped, alone = await _run_grouped(stream, size), await _run(stream)
+        assert _texts(grouped) == _texts(alone) == {0: _REDACTED}
+        assert b"jane" not in b"".join(grouped) and b"7946" not in b"".join(grouped)
+        assert _not_text(grouped) == _not_text(alone)
+        if size == 1:
+            assert grouped == alone
+        else:
+            assert len(grouped) < len(alone)
+
+
+async def test_a_run_of_empty_deltas_with_nothing_held_passes_as_sent() -> None:
+    events = [_event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+    events += [_event([_delta("")]) for _ in range(3)]
+    assert await _run_grouped(events, 100) == events
 
 
 async def test_stream_events_the_fast_path_declines_are_redacted_the_same() -> None:
