@@ -18,7 +18,7 @@ import re
 
 import msgspec
 
-__all__ = ["TextEvent", "has_no_choices", "text_between", "text_event"]
+__all__ = ["TextEvent", "has_no_choices", "text_between", "text_event", "text_run"]
 
 _TEXT_DELTA = re.compile(
     rb'"choices": ?\[\{"index": ?(\d+), ?"delta": ?\{(?:"role": ?"assistant", ?)?"content": ?"([^"\\]*(?:\\.[^"\\]*)*)"'
@@ -84,3 +84,17 @@ def text_between(event: bytes, head: bytes, tail: bytes) -> str | None:
     if '"' in text or "\\" in text:
         return None
     return text
+
+
+def text_run(events: list[bytes], start: int, head: bytes, tail: bytes) -> tuple[list[str], int]:
+    """The texts of `events[start:]` shaped `head` + text + `tail` (`text_between`), up to the first that is not,
+    and the index it stopped at: a run of a vendor's text deltas that a hook can send on as one event."""
+    texts: list[str] = []
+    end = start
+    for event in events[start:]:
+        text = text_between(event, head, tail)
+        if text is None:
+            break
+        texts.append(text)
+        end += 1
+    return texts, end

@@ -39,7 +39,7 @@ from shared_sdk import (
     StreamEventsRequest,
     StreamEventsResponse,
 )
-from shared_sdk.stream_text import has_no_choices, text_between, text_event
+from shared_sdk.stream_text import has_no_choices, text_between, text_event, text_run
 
 NAME = "pii-redactor"
 
@@ -209,42 +209,28 @@ class PIIRedactor(BasePlugin):
             return StreamEventsResponse()
         request_id = ctx.request_id
         events = req.events
-        n = len(events)
-        if n == 1:  # a read of one event (a vendor sending as it generates): nothing to join
+        if len(events) == 1:  # a read of one event (a vendor sending as it generates): nothing to join
             new = self._chunk(request_id, events[0])
             return StreamEventsResponse() if new is None else StreamEventsResponse(modified=True, events=[new])
         sent: list[bytes] = []
         changed = False
-        i = 0
-        while i < n:
-            event = events[i]
+        at = 0
+        while at < len(events):
             state = self._streams.get(request_id)
-            text = self._known_text(state, event) if state is not None else None
-            if text is None or state is None:
-                new = self._chunk(request_id, event)
-                i += 1
-            else:
-                j = i + 1
-                texts = [text]
-                while j < n and (more := self._known_text(state, events[j])) is not None:
-                    texts.append(more)
-                    j += 1
-                if j - i > 1:
-                    text = "".join(texts)
-                    if text or state.text.get(state.index):
-                        sent.append(state.before + orjson.dumps(self._emit(state, state.index, text)) + state.after)
-                        changed = True
-                    else:  # nothing to say and nothing held: the run as the vendor sent it
-                        sent += events[i:j]
-                    i = j
-                    continue
-                new = self._release(state, text)
-                i = j
-            if new is None:
-                sent.append(event)
-            else:
-                sent.append(new)
-                changed = True
+            texts, end = text_run(events, at, state.head, state.tail) if state and state.head else ([], at)
+            if state is not None and len(texts) > 1:
+                text = "".join(texts)
+                if text or state.text.get(state.index):
+                    sent.append(state.before + orjson.dumps(self._emit(state, state.index, text)) + state.after)
+                    changed = True
+                else:  # nothing to say and nothing held: the run as the vendor sent it
+                    sent += events[at:end]
+                at = end
+                continue
+            new = self._chunk(request_id, events[at])
+            sent.append(events[at] if new is None else new)
+            changed = changed or new is not None
+            at += 1
         return StreamEventsResponse(modified=True, events=sent) if changed else StreamEventsResponse()
 
     @staticmethod

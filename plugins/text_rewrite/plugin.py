@@ -30,7 +30,7 @@ from shared_sdk import (
     StreamEventsRequest,
     StreamEventsResponse,
 )
-from shared_sdk.stream_text import text_between, text_event
+from shared_sdk.stream_text import text_event, text_run
 
 NAME = "text-rewrite"
 
@@ -88,40 +88,28 @@ class TextRewrite(BasePlugin):
         if not self.replace:
             return StreamEventsResponse()
         events = req.events
-        n = len(events)
-        if n == 1:  # a read of one event (a vendor sending as it generates): nothing to join
+        if len(events) == 1:  # a read of one event (a vendor sending as it generates): nothing to join
             new = self._rewrite_event(events[0])
             return StreamEventsResponse() if new is None else StreamEventsResponse(modified=True, events=[new])
-        sent: list[bytes] = []
-        changed = False
-        i = 0
-        while i < n:
-            event = events[i]
-            i += 1
+        out: list[bytes] = []
+        at = 0
+        while at < len(events):
+            event = events[at]
+            at += 1
             if not self._may_hold_a_word(event):
-                sent.append(event)
+                out.append(event)
                 continue
             found = text_event(event)
-            if found is None:
+            if found is None:  # not a plain text delta: decoded whole
                 new = self._rewrite_decoded(event)
-                sent.append(event if new is None else new)
-                changed = changed or new is not None
+                out.append(event if new is None else new)
                 continue
-            head, tail = event[: found.start], event[found.end :]
-            texts = [found.text]
-            j = i
-            while j < n and (more := text_between(events[j], head, tail)) is not None:
-                texts.append(more)
-                j += 1
-            text = texts[0] if j == i else "".join(texts)
+            more, end = text_run(events, at, event[: found.start], event[found.end :])
+            text = "".join([found.text, *more]) if more else found.text
             new_text = self.rewrite(text)
-            if new_text == text:
-                sent += events[i - 1 : j]
-            else:
-                sent.append(found.replace(event, new_text))
-                changed = True
-            i = j
-        return StreamEventsResponse(modified=True, events=sent) if changed else StreamEventsResponse()
+            out += events[at - 1 : end] if new_text == text else [found.replace(event, new_text)]
+            at = end
+        return StreamEventsResponse(modified=True, events=out) if out != events else StreamEventsResponse()
 
     def _may_hold_a_word(self, event: bytes) -> bool:
         """False for an event that cannot hold a word: not a JSON event, or none of the words (nor an escape,
