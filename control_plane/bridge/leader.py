@@ -2,13 +2,16 @@
 
 The lease is a key in bucket FJ_BRIDGE whose entries expire after `ttl_s`; the holder renews it with a
 compare-and-set on the revision it wrote. When the holder dies its entry expires and another bridge's `create`
-succeeds. Losing a renewal (another bridge took over after a pause) demotes us at once.
+succeeds. Losing a renewal (another bridge took over after a pause) demotes us at once. A holder that stops
+cleanly (a rolling restart) deletes its entry (`release`), so the next bridge takes over at its next attempt
+(`ttl_s / 3`) instead of waiting for the entry to expire: config publishing pauses ~2 s instead of up to ~8 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from django.conf import settings
 from nats.js import JetStreamContext
@@ -27,6 +30,7 @@ class LeaderLease:
         self._bridge_id = bridge_id
         self._ttl_s = ttl_s
         self._revision: int | None = None
+        self._kv: Any = None
         self.changed = asyncio.Event()
 
     @property
@@ -34,7 +38,7 @@ class LeaderLease:
         return self._revision is not None
 
     async def run(self) -> None:
-        kv = await self._js.create_key_value(
+        self._kv = kv = await self._js.create_key_value(
             KeyValueConfig(bucket=LEADER_BUCKET, history=1, ttl=self._ttl_s, replicas=settings.NATS_REPLICAS)
         )
         while True:
@@ -56,3 +60,20 @@ class LeaderLease:
                 log.info("bridge %s %s leader", self._bridge_id, "became" if self.is_leader else "is no longer")
                 self.changed.set()
             await asyncio.sleep(self._ttl_s / 3)
+
+    async def release(self, timeout_s: float = 1.0) -> None:
+        """Give the lease up (after `run` has stopped): delete our entry if it is still the one we wrote. Best
+        effort: if NATS does not answer in time, the entry expires after `ttl_s` as it would for a dead holder."""
+        revision, self._revision = self._revision, None
+        if revision is None or self._kv is None:
+            return
+        try:
+            await asyncio.wait_for(self._kv.delete(LEADER_KEY, last=revision), timeout_s)
+            log.info("bridge %s gave up the leader lease", self._bridge_id)
+        except Exception as exc:  # another bridge took over meanwhile, or NATS is gone: the entry expires
+            log.info(
+                "bridge %s could not release the leader lease (%s); it expires in %gs",
+                self._bridge_id,
+                exc,
+                self._ttl_s,
+            )

@@ -179,6 +179,7 @@ class Bridge:
         finally:
             # Also when this coroutine is itself cancelled (a supervisor's timeout): no task outlives the bridge.
             await cancel_and_wait(tasks)
+            await self.leader.release()  # the next bridge leads at its next attempt, not after the lease's ttl
             await _close_nats(nc)
             await health.stop()
 

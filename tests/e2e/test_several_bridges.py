@@ -102,3 +102,31 @@ async def test_exactly_one_bridge_leads_and_another_takes_over_when_it_dies(nats
         for nc in (first_nc, second_nc):
             with suppress(Exception):
                 await nc.close()
+
+
+async def test_a_leader_that_stops_cleanly_hands_over_before_its_lease_would_expire(nats_server):
+    """A rolling restart: the leading bridge gives its lease up as it stops, and the other leads at its next
+    attempt (every ttl/3 = 3 s here) rather than once the entry expired (6 to 9 s after the stop)."""
+    first_nc, second_nc = await nats.connect(nats_server.url), await nats.connect(nats_server.url)
+    first = LeaderLease(first_nc.jetstream(timeout=5), "bridge-a", ttl_s=9)
+    second = LeaderLease(second_nc.jetstream(timeout=5), "bridge-b", ttl_s=9)
+    first_task = asyncio.create_task(first.run())
+    await asyncio.wait_for(first.changed.wait(), 10)
+    second_task = asyncio.create_task(second.run())
+    try:
+        await asyncio.sleep(0.5)
+        assert (first.is_leader, second.is_leader) == (True, False)
+        first_task.cancel()
+        await asyncio.gather(first_task, return_exceptions=True)
+        await first.release()
+        assert not first.is_leader
+        await asyncio.wait_for(second.changed.wait(), 5.5)  # its next attempt, not the entry's expiry
+        assert second.is_leader
+        await first.release()  # released already: nothing to do
+    finally:
+        for task in (first_task, second_task):
+            task.cancel()
+        await asyncio.gather(first_task, second_task, return_exceptions=True)
+        for nc in (first_nc, second_nc):
+            with suppress(Exception):
+                await nc.close()
