@@ -172,7 +172,8 @@ class Bridge:
             await self._stop.wait()
             log.info("bridge stopping")
             # The two consumers finish the fetch they are in and acknowledge what it brought (`PullConsumer.stop`):
-            # cancelled mid-fetch, what the server sent to that fetch would wait for the ack wait (30 s).
+            # cancelled mid-fetch or mid-commit, a batch they had been sent would be delivered again (to the next
+            # bridge) only once the ack wait (30 s) ran out.
             self.telemetry.stop()
             payloads.stop()
             await asyncio.wait(consumers, timeout=CONSUMER_GRACE_S)

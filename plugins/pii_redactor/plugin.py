@@ -12,11 +12,11 @@ Patterns are compiled once, at load.
 Streams come through `on_before_write_events`: the events of each read from the vendor in one call (a fast
 vendor's whole answer is often one read), so the call's cost is paid per read; the text deltas of a read go out as
 one event with the text they release together (one hold-back pass per run, not per event; the client reads the
-same text, which the hold-back re-cuts anyway), other events as `on_before_write` handles each alone. Per event cost matters (every event of every stream goes through `_chunk`): the common event (see
-`shared_sdk.stream_text`) is handled on its raw bytes, only its text's JSON string decoded and a new one
-spliced in; an event with the same bytes around its text as the stream's previous one skips even that search
-(`_Held.learn`). Whether held
-text has an '@' or a digit is remembered, so clean text is never scanned twice. Anything else is decoded whole.
+same text, which the hold-back re-cuts anyway), other events as `on_before_write` handles each alone. Per event
+cost matters (every event of every stream goes through `_chunk`): the common event (see `shared_sdk.stream_text`)
+is handled on its raw bytes, only its text's JSON string decoded and a new one spliced in; an event with the same
+bytes around its text as the stream's previous one skips even that search (`_Held.learn`). Whether held text has
+an '@' or a digit is remembered, so clean text is never scanned twice. Anything else is decoded whole.
 """
 
 from __future__ import annotations
