@@ -50,10 +50,12 @@ AUDITED: frozenset[str] = frozenset(
         "plugins.plugin",
         "hooks.objecthookregistration",
         "schedules.pluginschedule",
+        "edges.edgereloadrequest",
     }
 )
-"""Governed objects, as `app_label.model`. Not here: high-volume machine writes (analytics, KV, heartbeats, the
-outboxes, schedule runs) and the audit trail itself."""
+"""Governed objects, as `app_label.model`, and operators' requests to the fleet (a reload of one edge or of a
+namespace's edges: who asked, when). Not here: high-volume machine writes (analytics, KV, heartbeats, the outboxes,
+schedule runs, a reload request marked published: a bulk update) and the audit trail itself."""
 
 _IGNORED_FIELDS = frozenset({"updated_at", "created_at", "last_login", "date_joined"})
 _SECRET_FIELD = re.compile(r"password|secret|key_hash|api_key|token|encrypted|^key$", re.IGNORECASE)

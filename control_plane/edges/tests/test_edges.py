@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from control_plane.audit.models import AuditEntry
 from control_plane.edges.models import EdgeInstance, EdgeReloadRequest, EdgeStatus
 from control_plane.edges.services import edge_mark_stale, edge_record_heartbeat, published_config_record
 
@@ -46,6 +47,12 @@ def test_api_lists_edges_and_queues_reloads_for_admins_only():
     bad = client.post("/api/v1/edges/reload/", {}, format="json")
     assert bad.status_code == 400 and "namespace" in str(bad.json())
     assert set(EdgeReloadRequest.objects.values_list("edge_id", flat=True)) == {"e2", ""}
+    # who asked the fleet to reload, and for what, is in the audit trail
+    asked = AuditEntry.objects.filter(object_type="edges.edgereloadrequest").order_by("id")
+    assert [(e.action, e.actor_user_id, e.source, e.namespace) for e in asked] == [
+        ("create", admin.pk, "api", "demo")
+    ] * 2
+    assert [e.changes["edge_id"][1] for e in asked] == ["e2", ""]
 
 
 def _worker_beat(worker, *, workers=2, in_flight=0, spool_records=0):
