@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 
 import nats
 import pytest
@@ -80,21 +81,17 @@ async def test_two_bridges_share_telemetry_without_duplicating_work(nats_server)
         await run_db(connections.close_all)
 
 
-async def test_exactly_one_bridge_leads_and_another_takes_over_when_it_dies(nats_server):
-    first_nc, second_nc = await nats.connect(nats_server.url), await nats.connect(nats_server.url)
-    first = LeaderLease(first_nc.jetstream(timeout=5), "bridge-a", ttl_s=1.5)
-    second = LeaderLease(second_nc.jetstream(timeout=5), "bridge-b", ttl_s=1.5)
+@asynccontextmanager
+async def _two_leases(url: str, ttl_s: float) -> AsyncIterator[tuple[LeaderLease, asyncio.Task, LeaderLease]]:
+    """Two bridges' leader leases on their own connections: the first leads, the second runs beside it."""
+    first_nc, second_nc = await nats.connect(url), await nats.connect(url)
+    first = LeaderLease(first_nc.jetstream(timeout=5), "bridge-a", ttl_s=ttl_s)
+    second = LeaderLease(second_nc.jetstream(timeout=5), "bridge-b", ttl_s=ttl_s)
     first_task = asyncio.create_task(first.run())
     await asyncio.wait_for(first.changed.wait(), 10)
     second_task = asyncio.create_task(second.run())
     try:
-        await asyncio.sleep(2.0)  # several renewals of both
-        assert (first.is_leader, second.is_leader) == (True, False)
-
-        first_task.cancel()  # the leader dies: its lease expires and is not renewed
-        await asyncio.gather(first_task, return_exceptions=True)
-        await asyncio.wait_for(second.changed.wait(), 10)
-        assert second.is_leader
+        yield first, first_task, second
     finally:
         for task in (first_task, second_task):
             task.cancel()
@@ -104,16 +101,21 @@ async def test_exactly_one_bridge_leads_and_another_takes_over_when_it_dies(nats
                 await nc.close()
 
 
+async def test_exactly_one_bridge_leads_and_another_takes_over_when_it_dies(nats_server):
+    async with _two_leases(nats_server.url, 1.5) as (first, first_task, second):
+        await asyncio.sleep(2.0)  # several renewals of both
+        assert (first.is_leader, second.is_leader) == (True, False)
+
+        first_task.cancel()  # the leader dies: its lease expires and is not renewed
+        await asyncio.gather(first_task, return_exceptions=True)
+        await asyncio.wait_for(second.changed.wait(), 10)
+        assert second.is_leader
+
+
 async def test_a_leader_that_stops_cleanly_hands_over_before_its_lease_would_expire(nats_server):
     """A rolling restart: the leading bridge gives its lease up as it stops, and the other leads at its next
     attempt (every ttl/3 = 3 s here) rather than once the entry expired (6 to 9 s after the stop)."""
-    first_nc, second_nc = await nats.connect(nats_server.url), await nats.connect(nats_server.url)
-    first = LeaderLease(first_nc.jetstream(timeout=5), "bridge-a", ttl_s=9)
-    second = LeaderLease(second_nc.jetstream(timeout=5), "bridge-b", ttl_s=9)
-    first_task = asyncio.create_task(first.run())
-    await asyncio.wait_for(first.changed.wait(), 10)
-    second_task = asyncio.create_task(second.run())
-    try:
+    async with _two_leases(nats_server.url, 9) as (first, first_task, second):
         await asyncio.sleep(0.5)
         assert (first.is_leader, second.is_leader) == (True, False)
         first_task.cancel()
@@ -123,10 +125,3 @@ async def test_a_leader_that_stops_cleanly_hands_over_before_its_lease_would_exp
         await asyncio.wait_for(second.changed.wait(), 5.5)  # its next attempt, not the entry's expiry
         assert second.is_leader
         await first.release()  # released already: nothing to do
-    finally:
-        for task in (first_task, second_task):
-            task.cancel()
-        await asyncio.gather(first_task, second_task, return_exceptions=True)
-        for nc in (first_nc, second_nc):
-            with suppress(Exception):
-                await nc.close()
