@@ -125,7 +125,9 @@ def _tracing(settings: EdgeSettings) -> EdgeTracing | None:
 def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = None) -> Edge:
     metrics = EdgeMetrics()
     tracing = _tracing(settings)
-    kv = EdgeKV(os.path.join(settings.state_dir, "kv.sqlite3"))
+    # One plugin KV for the edge, shared by its workers (SQLite in WAL mode, one writer at a time): a plugin reads
+    # what it wrote while another worker served the request (a worker's buffered writes are stored within 50 ms).
+    kv = EdgeKV(os.path.join(settings.edge_state_dir, "kv.sqlite3"))
     hub = EdgeEventHub()
     holder: list[ConfigStore] = []
     host = PluginHost(

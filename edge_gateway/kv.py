@@ -2,7 +2,8 @@
 
 Why SQLite through aiosqlite: the store must survive a restart of the edge (a response cache, a plugin's own
 token store), must not need a server, and must never block the event loop; aiosqlite runs every statement on
-one dedicated thread. One database file per edge (`EDGE_STATE_DIR/kv.sqlite3`), one row per (plugin, key);
+one dedicated thread. One database file per edge (`EDGE_STATE_DIR/kv.sqlite3`, which every worker of the edge opens:
+WAL mode, one writer at a time, SQLite's busy wait between them), one row per (plugin, key);
 `PluginKV` scopes a plugin to its own rows, so plugins cannot read each other's keys.
 
 Writes are buffered, not executed one by one: `write` (and `delete` of a buffered key) only updates an

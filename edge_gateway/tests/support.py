@@ -294,3 +294,29 @@ def run_edge(snapshot: ConfigSnapshot, tmp_path: Any, **settings: Any) -> Iterat
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+@contextmanager
+def edge_workers(snapshot: ConfigSnapshot, tmp_path: Any, workers: int = 2) -> Iterator[str]:
+    """A real `python -m edge_gateway` with `workers` worker processes (its supervisor, SO_REUSEPORT) serving
+    `snapshot`; yields its URL once every worker has answered `/ready` (each connection goes to either)."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = edge_process_env(snapshot, tmp_path, port, EDGE_WORKERS=str(workers))
+    proc = subprocess.Popen([sys.executable, "-m", "edge_gateway"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/ready", timeout=60)
+        seen: set[str] = set()
+        expected = {str(i) for i in range(workers)}
+        for _ in range(200):
+            seen.add(httpx.get(f"{url}/ready", timeout=5).json()["worker"])
+            if seen == expected:
+                break
+        assert seen == expected
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)

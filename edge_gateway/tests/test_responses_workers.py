@@ -7,16 +7,13 @@ stored. Each call here uses a fresh client (a fresh connection), as scripts that
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx
 import openai
 import pytest
 
 from tests.support.edge_metrics import requests_by_worker
 
-from .support import CLIENT_KEY, edge_process_env, free_port, make_snapshot, wait_http
+from .support import CLIENT_KEY, edge_workers, make_snapshot
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -25,22 +22,8 @@ TURNS = 16
 
 @pytest.fixture
 def two_workers(upstream, tmp_path):
-    port = free_port()
-    env = edge_process_env(make_snapshot(upstream), tmp_path, port, EDGE_WORKERS="2")
-    proc = subprocess.Popen([sys.executable, "-m", "edge_gateway"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/ready", timeout=60)
-        workers: set[str] = set()
-        for _ in range(200):  # both workers up (each connection goes to either)
-            workers.add(httpx.get(f"{url}/ready", timeout=5).json()["worker"])
-            if workers == {"0", "1"}:
-                break
-        assert workers == {"0", "1"}
+    with edge_workers(make_snapshot(upstream), tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def _fresh(url: str) -> openai.OpenAI:
