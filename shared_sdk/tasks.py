@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
-__all__ = ["cancel_and_wait"]
+__all__ = ["cancel_and_wait", "finish_uninterrupted"]
 
 log = logging.getLogger("fjordgate.tasks")
 
@@ -31,3 +31,22 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], *, again_after_s: 
         if pending:
             log.info("cancelling %s again: a cancellation was dropped", sorted(task.get_name() for task in pending))
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def finish_uninterrupted(shutdown: Coroutine[Any, Any, None]) -> None:
+    """Run `shutdown` (a service's own bounded clean-up: cancel its tasks, close its connections) to its end, even
+    if the caller is cancelled meanwhile; then re-raise that cancellation. A `finally:` that awaits its clean-up
+    directly stops at the first await when a second cancellation comes (a supervisor's timeout, a test's), and
+    whatever it had not closed yet stays open."""
+    task = asyncio.ensure_future(shutdown)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError

@@ -22,7 +22,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from control_plane.edges.models import PublishedConfig
 from control_plane.edges.services import edge_mark_stale
 from shared_sdk.sync_protocol import KEY_MANIFEST, UP_STREAM, UP_STREAM_SUBJECTS
-from shared_sdk.tasks import cancel_and_wait
+from shared_sdk.tasks import cancel_and_wait, finish_uninterrupted
 
 from .budgets import BudgetPublisher
 from .config_publisher import ConfigPublisher
@@ -136,6 +136,17 @@ class Bridge:
                 loop.add_signal_handler(sig, self.stop)
         health = HealthServer(self._health_port, self.status, host=self._health_host)
         await health.start()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._serve(tasks)
+        finally:
+            # Also when this coroutine is cancelled (a supervisor's timeout), during start-up too: no task, NATS
+            # subscription or listener outlives the bridge. A second cancellation does not cut the shutdown short
+            # (a bridge left half-stopped kept answering lease asks on the NATS server it shared).
+            await finish_uninterrupted(self._shut_down(tasks, health))
+
+    async def _serve(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Connect, subscribe and start the bridge's tasks (appended to `tasks` as they start), then wait for `stop`."""
         self._nc = nc = await _connect_with_retry()
         js = nc.jetstream(timeout=10)
         await ensure_up_stream(js)
@@ -158,7 +169,7 @@ class Bridge:
             asyncio.create_task(self.telemetry.run(), name="telemetry"),
             asyncio.create_task(payloads.run(), name="payloads"),
         ]
-        tasks = [
+        tasks += [
             *consumers,
             asyncio.create_task(self._session_plugins(), name="plugins-kept-loaded"),
             asyncio.create_task(self.leader.run(), name="leader"),
@@ -168,21 +179,22 @@ class Bridge:
             asyncio.create_task(self.watch.watch_database(), name="database-probe"),
         ]
         log.info("bridge ready (id %s, health on %s:%d)", self.bridge_id, self._health_host, self._health_port)
-        try:
-            await self._stop.wait()
-            log.info("bridge stopping")
-            # The two consumers finish the fetch they are in and acknowledge what it brought (`PullConsumer.stop`):
-            # cancelled mid-fetch or mid-commit, a batch they had been sent would be delivered again (to the next
-            # bridge) only once the ack wait (30 s) ran out.
-            self.telemetry.stop()
-            payloads.stop()
-            await asyncio.wait(consumers, timeout=CONSUMER_GRACE_S)
-        finally:
-            # Also when this coroutine is itself cancelled (a supervisor's timeout): no task outlives the bridge.
-            await cancel_and_wait(tasks)
+        await self._stop.wait()
+        log.info("bridge stopping")
+        # The two consumers finish the fetch they are in and acknowledge what it brought (`PullConsumer.stop`):
+        # cancelled mid-fetch or mid-commit, a batch they had been sent would be delivered again (to the next
+        # bridge) only once the ack wait (30 s) ran out.
+        self.telemetry.stop()
+        payloads.stop()
+        await asyncio.wait(consumers, timeout=CONSUMER_GRACE_S)
+
+    async def _shut_down(self, tasks: list[asyncio.Task[None]], health: HealthServer) -> None:
+        await cancel_and_wait(tasks)
+        if self.leader is not None:
             await self.leader.release()  # the next bridge leads at its next attempt, not after the lease's ttl
-            await _close_nats(nc)
-            await health.stop()
+        if self._nc is not None:
+            await _close_nats(self._nc)
+        await health.stop()
 
     async def _leader_duties(self, nc: Client, payloads: PayloadReceiver) -> None:
         """Publishing config and reloads, marking stale edges, retrying payloads: only the leader does these."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from shared_sdk.tasks import cancel_and_wait
 
 
@@ -52,3 +54,45 @@ async def test_tasks_that_end_or_fail_when_cancelled_are_collected_without_raisi
     assert tasks[0].cancelled()
     assert isinstance(tasks[1].exception(), RuntimeError)
     assert tasks[2].result() == "done"
+
+
+async def test_a_shutdown_runs_to_its_end_though_its_caller_is_cancelled_twice():
+    """A service's `finally:` awaiting its clean-up stopped at the first await when a second cancellation came,
+    and left the rest open: a bridge cut short so kept its NATS subscriptions on the server it shared."""
+    from shared_sdk.tasks import finish_uninterrupted
+
+    steps: list[str] = []
+    stopping = asyncio.Event()
+
+    async def shut_down() -> None:
+        steps.append("tasks cancelled")
+        stopping.set()
+        await asyncio.sleep(0.05)
+        steps.append("lease released")
+        await asyncio.sleep(0.05)
+        steps.append("connection closed")
+
+    async def service() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await finish_uninterrupted(shut_down())
+
+    running = asyncio.create_task(service())
+    await asyncio.sleep(0)
+    running.cancel()  # the first cancellation starts the shutdown
+    await stopping.wait()
+    running.cancel()  # a second one while it runs
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert steps == ["tasks cancelled", "lease released", "connection closed"]
+
+
+async def test_a_shutdown_that_fails_raises_its_error():
+    from shared_sdk.tasks import finish_uninterrupted
+
+    async def shut_down() -> None:
+        raise RuntimeError("could not close")
+
+    with pytest.raises(RuntimeError, match="could not close"):
+        await finish_uninterrupted(shut_down())

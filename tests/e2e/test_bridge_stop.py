@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
+import nats
 import pytest
 from django.db import connections
 
 from control_plane.analytics.models import AnalyticsEvent
 from control_plane.bridge.db import run_db
 from control_plane.bridge.runner import CONSUMER_GRACE_S, Bridge
+from shared_sdk.sync_protocol import up_subject
 
 from .nats_server import free_port
 from .test_telemetry_pipeline import _count, _edge, records, wait_for
@@ -87,4 +89,37 @@ async def test_a_bridge_cancelled_while_it_stops_leaves_no_task_running(nats_ser
         left = names & {task.get_name() for task in asyncio.all_tasks() if not task.done()}
         assert left == set()
     finally:
+        await run_db(connections.close_all)
+
+
+async def test_a_bridge_cancelled_again_while_it_shuts_down_still_closes_everything(nats_server, settings):
+    """A supervisor (or a test) that cancels a stopping bridge a second time must not leave it half-stopped: cut
+    short in its `finally`, a bridge kept its NATS connection, and its lease responder went on answering other
+    bridges' and edges' asks on that server (a later test's stand-in ledger lost its replies to it in CI)."""
+    settings.NATS_URL = nats_server.url
+    bridge = _bridge()
+    running = asyncio.create_task(bridge.run())
+    probe = await nats.connect(nats_server.url)
+    try:
+        await _ready(bridge)
+        await wait_for(lambda: asyncio.sleep(0, any(t.get_name() == "leader" for t in asyncio.all_tasks())), 30)
+        running.cancel()
+        await asyncio.sleep(0)  # one loop turn: it is now in its shutdown (cancelling its tasks)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert bridge._nc is not None and bridge._nc.is_closed
+
+        async def nobody_answers_lease_asks() -> bool:  # once the server has seen the connection go
+            try:
+                await probe.request(up_subject("ns", "e1", "lease"), b"", timeout=0.5)
+            except nats.errors.NoRespondersError:
+                return True
+            except nats.errors.TimeoutError:
+                return False
+            return False
+
+        await wait_for(nobody_answers_lease_asks, 10)
+    finally:
+        await probe.close()
         await run_db(connections.close_all)
