@@ -233,11 +233,6 @@ class PIIRedactor(BasePlugin):
             at += 1
         return StreamEventsResponse(modified=True, events=sent) if changed else StreamEventsResponse()
 
-    @staticmethod
-    def _known_text(state: _Held, event: bytes) -> str | None:
-        """The text of an event shaped like the stream's last text event (`stream_text.text_between`), or None."""
-        return text_between(event, state.head, state.tail) if state.head else None
-
     def _chunk(self, request_id: str, event: bytes) -> bytes | None:
         """One stream event redacted (and the hold-back kept), or None when it goes out as it is."""
         if event == _DONE:
@@ -255,7 +250,8 @@ class PIIRedactor(BasePlugin):
             }
             return b"data: " + orjson.dumps(flush) + b"\n\n" + _DONE
         state = self._streams.get(request_id)
-        text = self._known_text(state, event) if state is not None else None
+        # an event shaped like the stream's last text event: only its text is new (`stream_text.text_between`)
+        text = text_between(event, state.head, state.tail) if state is not None and state.head else None
         if text is None or state is None:
             if not event.startswith(b"data: {"):
                 return None

@@ -8,8 +8,8 @@ between two reads is not replaced: holding text back, as the PII redactor does, 
 
 Streams come through `on_before_write_events`, the events of each read from the vendor in one call (a fast
 vendor's whole answer is often one read), so the call's cost is paid per read, and the rewrite and the JSON string
-per run of text deltas, not per event; `on_before_write`
-still rewrites complete bodies (and is what an older host without the events hook would call per event).
+per run of text deltas, not per event; `on_before_write` still rewrites complete bodies (and is what an older host
+without the events hook would call per event).
 
 An event whose bytes hold none of the words is passed without decoding: a word in the text is in the event's
 UTF-8 bytes, unless the vendor escaped it (`\\u0074` for a 't'), which is why an event with an escape is always read.
