@@ -25,6 +25,7 @@ from shared_sdk.sync_protocol import EdgeHeartbeat, encode, lease_holder, up_sub
 from shared_sdk.tasks import cancel_and_wait
 
 from ..ratelimit import RateLimiter
+from ..telemetry.journal import Journal
 from ..telemetry.shipper import TelemetryShipper
 from ..telemetry.spool import Spool
 from .client import ConfigSync, SnapshotStore
@@ -72,7 +73,13 @@ class EdgeSyncService:
         self._heartbeat_s = env_float("EDGE_HEARTBEAT_S", 10.0, minimum=0.1, environ=environ)
         spool_max = env_int("EDGE_SPOOL_MAX_BYTES", 256 * 1024 * 1024, minimum=1024, environ=environ)
         self.spool = Spool(os.path.join(state_dir, "spool.sqlite3"), max_bytes=spool_max, registry=registry)
-        self.shipper = TelemetryShipper(namespace=namespace, edge_id=edge_id, spool=self.spool)
+        journal_bytes = env_int("EDGE_JOURNAL_BYTES", 8 * 1024 * 1024, minimum=0, environ=environ)
+        self.shipper = TelemetryShipper(
+            namespace=namespace,
+            edge_id=edge_id,
+            spool=self.spool,
+            journal=Journal(os.path.join(state_dir, "spool.journal"), size=journal_bytes) if journal_bytes else None,
+        )
         self.config = ConfigSync(store=store, namespace=namespace, edge_id=edge_id, on_applied=self._beat_soon)
         self.shipper.on_budget_usage = self.config.note_usage
         self.events = EdgeEventLink(namespace=namespace, edge_id=edge_id)
@@ -112,6 +119,7 @@ class EdgeSyncService:
     async def start(self) -> None:
         """Open the spool, adopt the config already applied from disk (if any), connect NATS in the background."""
         await self.spool.open()
+        await self.shipper.open_journal()
         current = getattr(self._store, "current", None)
         snapshot = getattr(current, "snapshot", None)
         if snapshot is not None:
@@ -131,6 +139,7 @@ class EdgeSyncService:
         if self._nc is not None:
             with suppress(Exception):
                 await self._nc.close()
+        await self.shipper.close_journal()
         await self.spool.close()
 
     # -- status ---------------------------------------------------------------------------------------------

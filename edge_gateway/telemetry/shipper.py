@@ -4,7 +4,11 @@ Durability comes first: `write(record)` (called by `TelemetryQueue.put` for each
 request) queues the record to the spool's writer thread and returns a future that resolves once it is
 committed; the edge holds the end of the response until then (`accounting.account` -> `Pipeline.serve`), so a client
 that received its response can count on the record reaching PostgreSQL even if the edge is SIGKILLed a
-microsecond later. A record leaves the spool only after the JetStream ack of the batch that carried it.
+microsecond later. While the spool's writer is idle (no transaction under way), a record goes into the journal
+instead (`journal.py`: durable against a SIGKILL as soon as it is written, no thread round trip), and the future
+returned is already resolved; the journal's records reach the spool in groups every JOURNAL_DRAIN_S. Under load a
+commit is under way most of the time: a response waiting for it costs little, and its records join that group.
+A record leaves the spool only after the JetStream ack of the batch that carried it.
 
 The sender publishes strictly in spool order, one message at a time (a JetStream ack is sub-millisecond on a
 LAN, and ordering is the point), up to MAX_RECORDS_PER_BATCH records per message, and backs off
@@ -28,7 +32,8 @@ from nats.aio.client import Client
 from shared_sdk.messages import AnalyticsRecord, BudgetUsage, EdgePayload, ProxyLog
 from shared_sdk.sync_protocol import PayloadEnvelope, TelemetryBatchRaw, encode, up_subject
 
-from .spool import Spool, SpooledRecord
+from .journal import Journal
+from .spool import Spool, SpoolClosed, SpooledRecord
 
 log = logging.getLogger("fjordgate.edge.telemetry")
 
@@ -37,6 +42,10 @@ MAX_RECORDS_PER_BATCH = 500
 KIND_ANALYTICS, KIND_BUDGET_USAGE, KIND_PROXY_LOG = 0, 1, 2
 _KINDS: dict[type, int] = {AnalyticsRecord: KIND_ANALYTICS, BudgetUsage: KIND_BUDGET_USAGE, ProxyLog: KIND_PROXY_LOG}
 _encode = msgspec.msgpack.Encoder().encode
+JOURNAL_DRAIN_S = 0.01
+"""How long journaled records wait to go to the spool together (they are durable already: this is batching)."""
+JOURNAL_DRAIN_AT = 256
+"""Journaled records that go to the spool at once, without waiting for the drain timer."""
 
 
 class PayloadTooLarge(ValueError):
@@ -61,10 +70,19 @@ class TelemetryShipper:
     what arrived meanwhile (fewer, larger JetStream messages; it bounds how stale the control plane's view is).
     """
 
-    def __init__(self, *, namespace: str, edge_id: str, spool: Spool, linger_s: float = 0.05) -> None:
+    def __init__(
+        self, *, namespace: str, edge_id: str, spool: Spool, linger_s: float = 0.05, journal: Journal | None = None
+    ) -> None:
         self.namespace = namespace
         self.edge_id = edge_id
         self.spool = spool
+        self.journal = journal
+        """Where a record is durable at once (`journal.py`); None, full or failed: the spool's own round trip."""
+        self._journaled: list[tuple[int, bytes]] = []
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._drains: set[asyncio.Future[None]] = set()
+        self._durable: asyncio.Future[None] | None = None
+        """A resolved future: what `write` returns for a journaled record (nothing to wait for)."""
         self._linger_s = linger_s
         self._nc: Client | None = None
         self._wake = asyncio.Event()
@@ -92,10 +110,23 @@ class TelemetryShipper:
         together) go to the spool's writer thread as one operation: one thread hop and one INSERT batch.
         """
         body = _encode(record)
+        kind = _KINDS[type(record)]
         self.spool.reserve(len(body), "record")
-        self._pending.append((_KINDS[type(record)], body))
         if type(record) is BudgetUsage and self.on_budget_usage is not None:
             self.on_budget_usage(record)
+        journal = self.journal
+        if journal is not None and self._durable is not None and not self.spool.queued:
+            if journal.append(kind, body):
+                journaled = self._journaled
+                journaled.append((kind, body))
+                if len(journaled) >= JOURNAL_DRAIN_AT:
+                    self._drain_journal()
+                elif self._drain_timer is None:
+                    self._drain_timer = asyncio.get_running_loop().call_later(JOURNAL_DRAIN_S, self._drain_journal)
+                    self._idle.clear()
+                return self._durable
+            self._drain_journal()  # the ring is full: what it holds goes first, this record the spool's way
+        self._pending.append((kind, body))
         future = self._pending_future
         if future is None:
             loop = asyncio.get_running_loop()
@@ -116,6 +147,76 @@ class TelemetryShipper:
         written.add_done_callback(lambda done: _transfer(done, future))
         self._idle.clear()
         self._wake.set()
+
+    # -- the journal ---------------------------------------------------------------------------------------------
+
+    async def open_journal(self) -> None:
+        """Map the journal (after the spool opened) and spool again what a killed edge left only in it."""
+        journal = self.journal
+        if journal is None:
+            return
+        journal.open()
+        mark = await self.spool.journal_mark()
+        committed = mark[1] if mark is not None and mark[0] == journal.journal_id else None
+        left = journal.unreleased(committed)
+        if left:
+            try:
+                for _, body in left:
+                    self.spool.reserve(len(body), "journaled record")
+            except Exception as exc:
+                log.error("%d journaled records found at start-up not spooled: %s", len(left), exc)
+            else:
+                await self.spool.write_records(left, (journal.journal_id, journal.head))
+                log.info("%d telemetry records recovered from the journal", len(left))
+        journal.release(journal.head)
+        self._durable = asyncio.get_running_loop().create_future()
+        self._durable.set_result(None)
+        if left:
+            self._idle.clear()
+            self._wake.set()
+
+    def _drain_journal(self) -> None:
+        """Hand what the journal holds to the spool as one group; its ring space is released once committed."""
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+        items, self._journaled = self._journaled, []
+        journal = self.journal
+        if not items or journal is None:
+            return
+        end = journal.head
+        try:
+            written = self.spool.write_records(items, (journal.journal_id, end))
+        except SpoolClosed:
+            return  # stopping: the records stay in the journal and are spooled at the next start
+        self._drains.add(written)
+        written.add_done_callback(lambda done: self._journal_drained(done, end))
+        self._idle.clear()
+        self._wake.set()
+
+    def _journal_drained(self, done: asyncio.Future[None], end: int) -> None:
+        self._drains.discard(done)
+        journal = self.journal
+        if journal is None:
+            return
+        if done.cancelled() or done.exception() is not None:
+            # Kept in the journal (its mark did not move): spooled again at the next start. Until then records
+            # take the spool's own round trip, so no later commit releases the ring past them.
+            log.error("journaled telemetry not spooled (%s); kept in the journal for the next start", done.exception())
+            self._durable = None
+            return
+        if self._durable is not None:
+            journal.release(end)
+
+    async def close_journal(self, timeout_s: float = 5.0) -> None:
+        """Spool what the journal holds and unmap it (before the spool closes)."""
+        if self.journal is None or not self.journal.is_open:
+            return
+        self._drain_journal()
+        if self._drains:
+            await asyncio.wait(set(self._drains), timeout=timeout_s)
+        self._durable = None
+        self.journal.close()
 
     async def submit_batch(self, records: list[Any]) -> None:
         """TelemetrySink form (tests, tools): spool every record and return once all are on disk."""
@@ -205,7 +306,7 @@ class TelemetryShipper:
                         # per request or two under steady traffic, instead of one per linger.
                         break
                 backoff = 0.2
-                if not self._wake.is_set():
+                if not self._wake.is_set() and not self._journaled and not self._drains:
                     self._idle.set()
             except asyncio.CancelledError:
                 raise

@@ -13,6 +13,10 @@ carries hundreds of records; alone, a record waits for one commit (tens of micro
 survives a SIGKILL of the process; only a power loss can cost the last commits (fsync would be needed for
 that, at a cost every request would pay).
 
+The journal (`journal.py`) spares an idle edge's requests this round trip: their records are durable in a shared
+memory mapping at once and come here in groups; `write_records` stores with each group how far in the journal it
+reached (`meta.journal`), so a restart spools again only what no commit took.
+
 Two tables: `records` holds single telemetry records (replayed in `seq` order, batched by the shipper);
 `outbox` holds ready-made messages (plugin payloads). The bound is in bytes over both (EDGE_SPOOL_MAX_BYTES):
 at 80 % a warning is logged and the `fjordgate_edge_spool_*` gauges show it; at 100 % new messages are
@@ -117,6 +121,8 @@ class Spool:
         self.spool_id = ""
         """Random id of this spool file: message ids built from row numbers stay unique if the file is replaced."""
         self.commits = 0
+        self.queued = 0
+        """Operations queued to the writer thread and not yet settled on the loop: a transaction is under way."""
         self._ops: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,8 +169,13 @@ class Spool:
         producer on the request path learns of the loss synchronously and can count it."""
         self._reserve(size, what)
 
-    def write_records(self, items: list[tuple[int, bytes]]) -> asyncio.Future[None]:
-        """Queue reserved telemetry records (kind, body); the future resolves once they are committed."""
+    def write_records(
+        self, items: list[tuple[int, bytes]], journal_mark: tuple[str, int] | None = None
+    ) -> asyncio.Future[None]:
+        """Queue reserved telemetry records (kind, body); the future resolves once they are committed.
+
+        `journal_mark` (journal id, position): the records came from the journal up to that position, which is
+        stored in the same transaction, so a restart replays from the journal only what no commit took."""
         if self._thread is None or self._loop is None:
             raise SpoolClosed("records")
         future: asyncio.Future[None] = self._loop.create_future()
@@ -174,7 +185,13 @@ class Spool:
             for start in range(0, len(items), _ROWS_PER_INSERT):
                 chunk = items[start : start + _ROWS_PER_INSERT]
                 db.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row])
+            if journal_mark is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('journal', ?)",
+                    (f"{journal_mark[0]}:{journal_mark[1]}",),
+                )
 
+        self.queued += 1
         self._ops.put((insert, future, lambda _: self._committed(len(items), size), lambda: self._release(size)))
         return future
 
@@ -215,6 +232,18 @@ class Spool:
     def _release(self, size: int) -> None:
         """A reservation whose transaction failed: its bytes no longer count against the bound."""
         self.pending_bytes = max(0, self.pending_bytes - size)
+
+    async def journal_mark(self) -> tuple[str, int] | None:
+        """(journal id, position) of the last journal records committed here, if any (see `write_records`)."""
+
+        def read(db: sqlite3.Connection) -> tuple[str, int] | None:
+            row = db.execute("SELECT value FROM meta WHERE key = 'journal'").fetchone()
+            if row is None:
+                return None
+            journal_id, _, position = str(row[0]).partition(":")
+            return (journal_id, int(position)) if position.isdigit() else None
+
+        return await self._submit(read)
 
     # -- reads and acknowledgements (the shipper) ---------------------------------------------------------------
 
@@ -287,6 +316,7 @@ class Spool:
         if self._thread is None or self._loop is None:
             raise SpoolClosed(getattr(fn, "__name__", "operation"))
         future: asyncio.Future[_T] = self._loop.create_future()
+        self.queued += 1
         self._ops.put((fn, future, on_commit, on_fail))
         return await future
 
@@ -356,7 +386,11 @@ class Spool:
                 outcomes = [(future, None, exc, None, on_fail) for _, future, _, on_fail in group]
             if loop.is_closed():
                 return
-            loop.call_soon_threadsafe(_settle, outcomes)
+            loop.call_soon_threadsafe(self._settle_group, outcomes)
+
+    def _settle_group(self, outcomes: list[_Outcome]) -> None:
+        self.queued -= len(outcomes)
+        _settle(outcomes)
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
