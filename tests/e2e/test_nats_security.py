@@ -126,7 +126,8 @@ async def test_edge_user_reads_only_its_namespace_and_publishes_only_as_itself(s
         await wait_for(lambda: asyncio.sleep(0, bool(store.applied)), timeout=15)
         assert store.applied[-1].checksum == demo.checksum
         await edge.shipper.submit_batch(records(0, 5))
-        await wait_for(lambda: asyncio.sleep(0, edge.spool.records == 0), timeout=15)
+        assert await edge.shipper.drained(15)  # durable in the journal or the spool, then acknowledged by JetStream
+        assert edge.spool.records == 0
         assert (await js.stream_info(UP_STREAM)).state.messages == 1, "the edge's telemetry batch is in FJ_UP"
         # rate-limit counts: the edge reads its namespace peer's report and its peer reads the edge's
         await wait_for(lambda: asyncio.sleep(0, edge.ratelimit.attached), timeout=15)
