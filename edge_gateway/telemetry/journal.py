@@ -18,6 +18,7 @@ Only the event loop's thread touches the mapping. On start, what lies between th
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import struct
@@ -48,6 +49,7 @@ class Journal:
         self.tail = 0
         """Logical position up to which the spool has committed what the ring held."""
         self._map: mmap.mmap | None = None
+        self._fd: int | None = None
         self._max_record = self.capacity // 4
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -57,6 +59,7 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # one process per journal (BlockingIOError otherwise)
             existing = os.fstat(fd).st_size
             if existing < _HEADER_SIZE + MIN_BYTES or (existing != self.size and _empty(os.pread(fd, _HEADER_SIZE, 0))):
                 existing = 0  # new, too small to be ours, or resized by the operator with nothing in it
@@ -65,8 +68,10 @@ class Journal:
                 os.ftruncate(fd, size)
                 os.posix_fallocate(fd, 0, size)  # blocks allocated now, not on a page fault in a request
             self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd = fd  # held open: its lock lasts as long as the mapping
         self.size, self.capacity = size, size - _HEADER_SIZE
         self._max_record = self.capacity // 4
         magic, raw_id, head, tail = _HEADER.unpack_from(self._map, 0)
@@ -80,6 +85,9 @@ class Journal:
             self._map.flush()
             self._map.close()
             self._map = None
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
 
     @property
     def is_open(self) -> bool:

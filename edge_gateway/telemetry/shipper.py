@@ -155,7 +155,12 @@ class TelemetryShipper:
         journal = self.journal
         if journal is None:
             return
-        journal.open()
+        try:
+            journal.open()
+        except OSError as exc:  # a file system without shared mappings or preallocation: every record waits
+            log.warning("telemetry journal %s not usable (%s); responses wait for the spool", journal.path, exc)
+            self.journal = None
+            return
         mark = await self.spool.journal_mark()
         committed = mark[1] if mark is not None and mark[0] == journal.journal_id else None
         left = journal.unreleased(committed)

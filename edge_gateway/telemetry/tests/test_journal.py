@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from edge_gateway.telemetry.journal import MIN_BYTES, Journal
 from edge_gateway.telemetry.shipper import TelemetryShipper
@@ -74,6 +75,17 @@ def test_a_torn_record_ends_the_replay(tmp_path):
     assert _bodies(reopened) == [b"record-0"]
     assert reopened.append(1, b"after")  # written where the torn record was
     assert _bodies(reopened) == [b"record-0", b"after"]
+
+
+def test_a_second_journal_on_the_same_file_is_refused_while_the_first_is_open(tmp_path):
+    first = Journal(tmp_path / "j", size=MIN_BYTES)
+    first.open()
+    second = Journal(tmp_path / "j", size=MIN_BYTES)
+    with pytest.raises(BlockingIOError):
+        second.open()
+    first.close()
+    second.open()  # the lock went with the first one's close
+    second.close()
 
 
 def test_an_empty_journal_takes_the_configured_size_and_a_holding_one_keeps_its_own(tmp_path):
@@ -188,5 +200,22 @@ async def test_an_idle_spool_journals_and_a_busy_one_takes_the_record_into_its_t
     await asyncio.wait_for(waiting, 10)
     await held
     assert spool.records == 6
+    await shipper.close_journal()
+    await spool.close()
+
+
+async def test_an_unusable_journal_leaves_the_spool_round_trip(tmp_path, caplog):
+    (tmp_path / "j").mkdir()  # not a file that can be mapped
+    spool = Spool(tmp_path / "spool.sqlite3", max_bytes=64 * 1024 * 1024)
+    await spool.open()
+    shipper = TelemetryShipper(
+        namespace="ns", edge_id="e", spool=spool, journal=Journal(tmp_path / "j", size=MIN_BYTES)
+    )
+    await shipper.open_journal()
+    assert shipper.journal is None and "not usable" in caplog.text
+    future = shipper.write(_record(0))
+    assert not future.done()
+    await asyncio.wait_for(future, 10)
+    assert spool.records == 1
     await shipper.close_journal()
     await spool.close()
