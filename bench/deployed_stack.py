@@ -65,6 +65,7 @@ class DeployedStack:
         self.backend_pids: list[int] = []
         """PostgreSQL (when embedded), NATS and the bridge: what the edges' telemetry costs besides the edge."""
         self.env: dict[str, str] = {}
+        self.bridge_pid = 0
         self.db_url = ""
         self._stack = ExitStack()
 
@@ -120,6 +121,7 @@ class DeployedStack:
             f"http://127.0.0.1:{bridge_port}/health",
         )
         self.backend_pids.append(bridge.pid)
+        self.bridge_pid = bridge.pid
 
     def backend_cpu_seconds(self) -> float:
         """CPU used so far by PostgreSQL (embedded only: another server's is not ours to read), NATS and the bridge."""

@@ -1,0 +1,195 @@
+"""Where the deployed edge's latency tail at concurrency 1 comes from: the edge, or its neighbours on the same cores.
+
+    .venv/bin/python bench/bench_tail_deployed.py [--rounds 3] [--duration 5] [--pause-bridge]
+
+wrk (`--latency`, one connection, CPU 0) loads the floor, the snapshot edge and the deployed edge (the stack and seed
+of `bench_edge.py`: NATS JetStream, spool and journal, bridge, PostgreSQL, leased budget, shared rpm/tpm; edges on
+CPU 1) in alternation, `--rounds` times each, and prints p50 / p90 / p99 per round and their medians.
+
+Why: on this two-core box the deployed edge's c=1 tail is measured beside its control plane. Every deployed
+request becomes three rows that the bridge and PostgreSQL ingest while the next requests are served, on the same
+two cores as the edge, the mock vendor and wrk; the floor and the snapshot edge have no such neighbours.
+`--pause-bridge` stops the bridge (SIGSTOP) during each deployed round and resumes it after, so that ingest waits
+(the edge keeps spooling and publishing to JetStream; its leases hold for a short round and are topped up by 2 s
+of traffic after each): the difference
+between a run with and one without is what the control plane's work on the same cores adds to the edge's tail.
+
+Self-check: a round whose wrk run answered no request, or answered anything but 2xx, stops the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cryptography.fernet import Fernet  # noqa: E402
+
+from bench.bench_edge import (  # noqa: E402
+    _WRK_SCRIPT,
+    BODY,
+    KEY,
+    MODEL,
+    SHARED_MOCK,
+    all_cpus,
+    free_port,
+    pinned,
+    snapshot,
+    wait_ready,
+)
+from shared_sdk.snapshot import encode_snapshot  # noqa: E402
+
+NAMESPACE = "bench"
+_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk_latency(url: str, seconds: int) -> dict[int, float]:
+    """wrk's latency percentiles (ms) for one connection over `seconds`; raises SystemExit on non-2xx answers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script, body_file = Path(tmp) / "post.lua", Path(tmp) / "body.json"
+        script.write_text(_WRK_SCRIPT)
+        body_file.write_bytes(BODY)
+        env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_KEY": KEY}
+        out = subprocess.run(
+            [*pinned(0), "wrk", "-t1", "-c1", f"-d{seconds}s", "--latency", "-s", str(script), url],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+    answered = re.search(r"(\d+) requests in", out)
+    if answered is None or not int(answered.group(1)) or "Non-2xx" in out:
+        raise SystemExit(f"{url}: wrk got no answer or non-2xx answers:\n{out}")
+    percentiles = {}
+    for percent, value in re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)", out, re.M):
+        number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+        percentiles[int(percent)] = float(number) * _UNITS_MS[unit]
+    if "Socket errors" in out or not percentiles.get(50):
+        raise SystemExit(
+            f"{url}: requests timed out (with --pause-bridge: a lease ran out; try a shorter --duration):\n{out}"
+        )
+    return percentiles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per target and round")
+    parser.add_argument("--pause-bridge", action="store_true", help="SIGSTOP the bridge during deployed rounds")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    os.sched_setaffinity(0, {0})
+    from bench.deployed_seed import seed_like_snapshot
+    from bench.deployed_stack import DeployedStack
+
+    py = sys.executable
+    os.environ.setdefault("FJORDGATE_EDGE_SECRET", Fernet.generate_key().decode())
+    with tempfile.TemporaryDirectory(prefix="bench-tail-") as tmp, ExitStack() as exits:
+        procs: list[subprocess.Popen] = []
+        exits.callback(lambda: [proc.kill() for proc in procs])
+        mock_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [*pinned(0), py, str(SHARED_MOCK), "--port", str(mock_port), "--chunks", "20"],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        mock_base = f"http://127.0.0.1:{mock_port}"
+        upstream = f"{mock_base}/v1"
+        wait_ready(f"{mock_base}/health")
+        floor_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [
+                    *pinned(1),
+                    py,
+                    "bench/floor_proxy.py",
+                    "--port",
+                    str(floor_port),
+                    "--upstream",
+                    upstream,
+                    "--key",
+                    KEY,
+                ],
+                cwd=ROOT,
+            )
+        )
+        wait_ready(f"http://127.0.0.1:{floor_port}/health")
+        with all_cpus():
+            stack = exits.enter_context(DeployedStack(Path(tmp), database="fj_bench_tail"))
+        seed_like_snapshot(namespace=NAMESPACE, upstream_v1=upstream, key=KEY, model=MODEL)
+        snap_port, snap_path = free_port(), Path(tmp) / "snapshot.json"
+        snap_path.write_bytes(encode_snapshot(snapshot(upstream)))
+        snap_env = {k: v for k, v in stack.env.items() if k != "NATS_URL"}
+        snap_env.update(
+            EDGE_SNAPSHOT_FILE=str(snap_path),
+            EDGE_PORT=str(snap_port),
+            EDGE_NAMESPACE=NAMESPACE,
+            EDGE_STATE_DIR=str(Path(tmp) / "snap-state"),
+            EDGE_ID="bench-snapshot",
+            EDGE_LOG_LEVEL="warning",
+            EDGE_WORKERS="1",
+        )
+        procs.append(subprocess.Popen([*pinned(1), py, "-m", "edge_gateway"], env=snap_env, cwd=ROOT))
+        wait_ready(f"http://127.0.0.1:{snap_port}/ready")
+        # Paused rounds: leases renewed every second once the bridge is back (a lease not renewed within its TTL,
+        # 30 s, stops being spent and every request would wait for the ledger).
+        renew = {"EDGE_LEASE_RENEW_S": "1"} if args.pause_bridge else {}
+        url, _ = stack.edge("bench-deployed", NAMESPACE, env=renew, prefix=pinned(1))
+        stack.wait_config([url], NAMESPACE)
+        bridge_pid = stack.bridge_pid
+        targets = {
+            "floor": f"http://127.0.0.1:{floor_port}/v1/chat/completions",
+            "snapshot": f"http://127.0.0.1:{snap_port}/v1/chat/completions",
+            "deployed": f"{url}/v1/chat/completions",
+        }
+        for target in targets.values():
+            wrk_latency(target, 1)  # warm-up
+        results: dict[str, list[dict[int, float]]] = {name: [] for name in targets}
+        for round_ in range(args.rounds):
+            for name in list(targets) if round_ % 2 == 0 else list(reversed(targets)):
+                pause = args.pause_bridge and name == "deployed"
+                if pause:
+                    os.kill(bridge_pid, signal.SIGSTOP)
+                try:
+                    results[name].append(wrk_latency(targets[name], args.duration))
+                finally:
+                    if pause:
+                        os.kill(bridge_pid, signal.SIGCONT)
+                if pause:  # the bridge catches up, and traffic tops the edge's leases up before the next pause
+                    time.sleep(3)
+                    wrk_latency(targets[name], 2)
+            print(
+                f"round {round_ + 1}: "
+                + "; ".join(
+                    f"{name} p50 {results[name][-1][50]:.2f} p90 {results[name][-1][90]:.2f} "
+                    f"p99 {results[name][-1][99]:.2f}"
+                    for name in targets
+                ),
+                flush=True,
+            )
+        floor_p99 = statistics.median(r[99] for r in results["floor"])
+        for name, rounds in results.items():
+            p99 = statistics.median(r[99] for r in rounds)
+            print(
+                f"{name}: median ms p50 {statistics.median(r[50] for r in rounds):.3f} "
+                f"p90 {statistics.median(r[90] for r in rounds):.3f} p99 {p99:.3f} ({p99 / floor_p99:.2f}x the floor's)"
+                + (" [bridge paused]" if args.pause_bridge and name == "deployed" else "")
+            )
+
+
+if __name__ == "__main__":
+    main()
