@@ -131,20 +131,9 @@ def main() -> None:
         with all_cpus():
             stack = exits.enter_context(DeployedStack(Path(tmp), database="fj_bench_tail"))
         seed_like_snapshot(namespace=NAMESPACE, upstream_v1=upstream, key=KEY, model=MODEL)
-        snap_port, snap_path = free_port(), Path(tmp) / "snapshot.json"
-        snap_path.write_bytes(encode_snapshot(snapshot(upstream)))
-        snap_env = {k: v for k, v in stack.env.items() if k != "NATS_URL"}
-        snap_env.update(
-            EDGE_SNAPSHOT_FILE=str(snap_path),
-            EDGE_PORT=str(snap_port),
-            EDGE_NAMESPACE=NAMESPACE,
-            EDGE_STATE_DIR=str(Path(tmp) / "snap-state"),
-            EDGE_ID="bench-snapshot",
-            EDGE_LOG_LEVEL="warning",
-            EDGE_WORKERS="1",
+        snap_url, _ = stack.snapshot_edge(
+            "bench-snapshot", NAMESPACE, encode_snapshot(snapshot(upstream)), prefix=pinned(1)
         )
-        procs.append(subprocess.Popen([*pinned(1), py, "-m", "edge_gateway"], env=snap_env, cwd=ROOT))
-        wait_ready(f"http://127.0.0.1:{snap_port}/ready")
         # Paused rounds: leases renewed every second once the bridge is back (a lease not renewed within its TTL,
         # 30 s, stops being spent and every request would wait for the ledger).
         renew = {"EDGE_LEASE_RENEW_S": "1"} if args.pause_bridge else {}
@@ -153,7 +142,7 @@ def main() -> None:
         bridge_pid = stack.bridge_pid
         targets = {
             "floor": f"http://127.0.0.1:{floor_port}/v1/chat/completions",
-            "snapshot": f"http://127.0.0.1:{snap_port}/v1/chat/completions",
+            "snapshot": f"{snap_url}/v1/chat/completions",
             "deployed": f"{url}/v1/chat/completions",
         }
         for target in targets.values():

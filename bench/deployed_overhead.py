@@ -152,22 +152,9 @@ def main() -> None:
             stack = exits.enter_context(DeployedStack(Path(tmp), database="fj_bench_overhead"))
         seed_like_snapshot(namespace=NAMESPACE, upstream_v1=upstream, key=KEY, model=MODEL)
 
-        snap_port = free_port()
-        snap_path = Path(tmp) / "snapshot.json"
-        snap_path.write_bytes(encode_snapshot(snapshot(upstream)))
-        snap_env = {k: v for k, v in stack.env.items() if k != "NATS_URL"}
-        snap_env.update(
-            EDGE_SNAPSHOT_FILE=str(snap_path),
-            EDGE_PORT=str(snap_port),
-            EDGE_NAMESPACE=NAMESPACE,
-            EDGE_STATE_DIR=str(Path(tmp) / "snap-state"),
-            EDGE_ID="bench-snapshot",
-            EDGE_LOG_LEVEL="warning",
-            EDGE_WORKERS="1",
+        snap_url, snap = stack.snapshot_edge(
+            "bench-snapshot", NAMESPACE, encode_snapshot(snapshot(upstream)), prefix=pinned(1)
         )
-        snap = subprocess.Popen([*pinned(1), py, "-m", "edge_gateway"], env=snap_env, cwd=ROOT)
-        exits.callback(_stop, snap)
-        wait_ready(f"http://127.0.0.1:{snap_port}/ready")
 
         edge_id = "bench-deployed"
         url, deployed = stack.edge(edge_id, NAMESPACE, prefix=pinned(1))
@@ -178,7 +165,7 @@ def main() -> None:
         check_deployed(url, answered, stored, 4)
 
         targets = {
-            "snapshot": (f"http://127.0.0.1:{snap_port}/v1/chat/completions", snap.pid),
+            "snapshot": (f"{snap_url}/v1/chat/completions", snap.pid),
             "deployed": (f"{url}/v1/chat/completions", deployed.pid),
         }
         if args.baseline:

@@ -185,6 +185,29 @@ class DeployedStack:
         )
         return f"http://127.0.0.1:{port}", proc
 
+    def snapshot_edge(
+        self, name: str, namespace: str, snapshot: bytes, *, prefix: list[str] | None = None
+    ) -> tuple[str, subprocess.Popen]:
+        """An edge of `namespace` run from `snapshot` (a file), without NATS: no spool, bridge or leases; the
+        comparison the deployed edges are measured beside. Its base URL and process, once /ready is 200."""
+        port, state = free_port(), self.tmp / name
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "snapshot.json").write_bytes(snapshot)
+        env = {k: v for k, v in self.env.items() if k != "NATS_URL"}
+        env.update(
+            EDGE_SNAPSHOT_FILE=str(state / "snapshot.json"),
+            EDGE_PORT=str(port),
+            EDGE_NAMESPACE=namespace,
+            EDGE_STATE_DIR=str(state / "state"),
+            EDGE_ID=name,
+            EDGE_LOG_LEVEL="warning",
+            EDGE_WORKERS="1",
+        )
+        proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "edge_gateway"], cwd=ROOT, env=env)
+        self.procs.append(proc)
+        _wait_http(f"http://127.0.0.1:{port}/ready", proc)
+        return f"http://127.0.0.1:{port}", proc
+
     def wait_config(self, urls: list[str], namespace: str, *, workers: int = 1, timeout: float = 60) -> None:
         """Until every edge (and each of its `workers`: fresh connections land on any) applied the current version."""
         from control_plane.sync.selectors import config_version_current
