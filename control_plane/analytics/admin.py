@@ -21,14 +21,14 @@ class _ReadOnly(admin.ModelAdmin):
 class AnalyticsEventAdmin(_ReadOnly):
     list_display = ("timestamp", "app_id", "llm_slug", "model", "status_code", "total_tokens", "cost", "latency_ms")
     list_filter = ("status_code", "vendor", "namespace", "streamed")
-    search_fields = ("request_id", "record_id", "model", "llm_slug")
+    search_fields = ("=request_id", "=record_id", "model", "llm_slug")  # ids: exact, on their index
     date_hierarchy = "timestamp"
 
 
 @admin.register(BudgetUsageRecord)
 class BudgetUsageRecordAdmin(_ReadOnly):
     list_display = ("timestamp", "app_id", "user_id", "llm_id", "tokens_used", "cost", "currency")
-    search_fields = ("request_id", "record_id")
+    search_fields = ("=request_id", "=record_id")
     date_hierarchy = "timestamp"
 
 
@@ -36,7 +36,7 @@ class BudgetUsageRecordAdmin(_ReadOnly):
 class ProxyLogRecordAdmin(_ReadOnly):
     list_display = ("timestamp", "method", "path", "response_code", "app_id", "vendor")
     list_filter = ("response_code", "vendor")
-    search_fields = ("request_id", "record_id", "path")
+    search_fields = ("=request_id", "=record_id", "path")
     exclude = ("request_body", "response_body")
     date_hierarchy = "timestamp"
 
