@@ -166,13 +166,14 @@ class TelemetryShipper:
         left = journal.unreleased(committed)
         if left:
             try:
-                for _, body in left:
-                    self.spool.reserve(len(body), "journaled record")
-            except Exception as exc:
-                log.error("%d journaled records found at start-up not spooled: %s", len(left), exc)
-            else:
+                self.spool.reserve(sum(len(body) for _, body in left), "journaled records")
                 await self.spool.write_records(left, (journal.journal_id, journal.head))
-                log.info("%d telemetry records recovered from the journal", len(left))
+            except Exception as exc:
+                # Kept in the journal for the next start; until then no record is journaled, so nothing written
+                # later can release the ring past them.
+                log.error("%d journaled records found at start-up not spooled (%s); kept", len(left), exc)
+                return
+            log.info("%d telemetry records recovered from the journal", len(left))
         journal.release(journal.head)
         self._durable = asyncio.get_running_loop().create_future()
         self._durable.set_result(None)
@@ -204,10 +205,11 @@ class TelemetryShipper:
         journal = self.journal
         if journal is None:
             return
-        if done.cancelled() or done.exception() is not None:
+        error = "cancelled" if done.cancelled() else done.exception()
+        if error is not None:
             # Kept in the journal (its mark did not move): spooled again at the next start. Until then records
             # take the spool's own round trip, so no later commit releases the ring past them.
-            log.error("journaled telemetry not spooled (%s); kept in the journal for the next start", done.exception())
+            log.error("journaled telemetry not spooled (%s); kept in the journal for the next start", error)
             self._durable = None
             return
         if self._durable is not None:

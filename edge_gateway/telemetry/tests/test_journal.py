@@ -219,3 +219,22 @@ async def test_an_unusable_journal_leaves_the_spool_round_trip(tmp_path, caplog)
     assert spool.records == 1
     await shipper.close_journal()
     await spool.close()
+
+
+async def test_journaled_records_a_full_spool_cannot_take_at_start_up_stay_in_the_journal(tmp_path, caplog):
+    _write_and_die(tmp_path, 0, 20, release=True)
+    spool = Spool(tmp_path / "spool.sqlite3", max_bytes=1024)  # smaller than what the journal holds
+    await spool.open()
+    journal = Journal(tmp_path / "j", size=MIN_BYTES)
+    shipper = TelemetryShipper(namespace="ns", edge_id="e", spool=spool, journal=journal)
+    await shipper.open_journal()
+    assert "20 journaled records found at start-up not spooled" in caplog.text
+    assert spool.records == 0 and spool.pending_bytes == 0
+    assert len(journal.unreleased()) == 20  # still there for a start with room
+    future = shipper.write(_record(99))
+    assert not future.done()  # no journaling meanwhile: the spool's own round trip
+    await asyncio.wait_for(future, 10)
+    await shipper.close_journal()
+    await spool.close()
+    stored = await _stored_request_ids(tmp_path)  # a start with room: the 20 after the one spooled meanwhile
+    assert stored == ["req-99"] + [f"req-{i}" for i in range(20)]
