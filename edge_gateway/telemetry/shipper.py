@@ -83,6 +83,10 @@ class TelemetryShipper:
         self._drains: set[asyncio.Future[None]] = set()
         self._durable: asyncio.Future[None] | None = None
         """A resolved future: what `write` returns for a journaled record (nothing to wait for)."""
+        self.unspooled = 0
+        self.unspooled_bytes = 0
+        """Records (and their bytes) durable in the journal and not yet committed to the spool: with the spool's
+        own figures, what this edge holds for the control plane (`/ready`, heartbeats)."""
         self._linger_s = linger_s
         self._nc: Client | None = None
         self._wake = asyncio.Event()
@@ -117,6 +121,8 @@ class TelemetryShipper:
         journal = self.journal
         if journal is not None and self._durable is not None and not self.spool.queued:
             if journal.append(kind, body):
+                self.unspooled += 1
+                self.unspooled_bytes += len(body)
                 journaled = self._journaled
                 journaled.append((kind, body))
                 if len(journaled) >= JOURNAL_DRAIN_AT:
@@ -196,11 +202,12 @@ class TelemetryShipper:
         except SpoolClosed:
             return  # stopping: the records stay in the journal and are spooled at the next start
         self._drains.add(written)
-        written.add_done_callback(lambda done: self._journal_drained(done, end))
+        size = sum(len(body) for _, body in items)
+        written.add_done_callback(lambda done: self._journal_drained(done, end, len(items), size))
         self._idle.clear()
         self._wake.set()
 
-    def _journal_drained(self, done: asyncio.Future[None], end: int) -> None:
+    def _journal_drained(self, done: asyncio.Future[None], end: int, count: int, size: int) -> None:
         self._drains.discard(done)
         journal = self.journal
         if journal is None:
@@ -212,6 +219,8 @@ class TelemetryShipper:
             log.error("journaled telemetry not spooled (%s); kept in the journal for the next start", error)
             self._durable = None
             return
+        self.unspooled -= count
+        self.unspooled_bytes -= size
         if self._durable is not None:
             journal.release(end)
 

@@ -187,9 +187,9 @@ async def test_an_idle_spool_journals_and_a_busy_one_takes_the_record_into_its_t
     await shipper.open_journal()
     futures = [shipper.write(_record(i)) for i in range(5)]
     assert all(future.done() and future.exception() is None for future in futures)
-    assert spool.records == 0  # not in SQLite yet: in the journal
+    assert (spool.records, shipper.unspooled) == (0, 5)  # not in SQLite yet: in the journal (/ready counts both)
     await asyncio.sleep(0.1)
-    assert spool.records == 5  # the journal's group reached the spool
+    assert (spool.records, shipper.unspooled, shipper.unspooled_bytes) == (5, 0, 0)  # the group reached the spool
     gate = threading.Event()
     held = asyncio.ensure_future(spool._submit(lambda db: gate.wait(30)))
     await asyncio.sleep(0.05)  # the held operation is under way
@@ -238,3 +238,24 @@ async def test_journaled_records_a_full_spool_cannot_take_at_start_up_stay_in_th
     await spool.close()
     stored = await _stored_request_ids(tmp_path)  # a start with room: the 20 after the one spooled meanwhile
     assert stored == ["req-99"] + [f"req-{i}" for i in range(20)]
+
+
+async def test_ready_and_heartbeats_count_what_only_the_journal_holds(tmp_path):
+    """An operator reading `/ready` (or the control plane a heartbeat) sees every record the edge still owes."""
+    from edge_gateway.sync.service import EdgeSyncService
+
+    class _Store:
+        current = None
+
+    service = EdgeSyncService(store=_Store(), namespace="ns", edge_id="e", nats_url=None, state_dir=str(tmp_path))
+    await service.start()
+    try:
+        service.shipper.write(_record(0))
+        status, beat = service.status(), service.heartbeat()
+        assert service.spool.records == 0
+        assert (status["spool_records"], beat.spool_records) == (1, 1)
+        assert status["spool_bytes"] == beat.spool_bytes > 0
+        await asyncio.sleep(0.1)
+        assert (service.spool.records, service.status()["spool_records"]) == (1, 1)  # now in the spool: once
+    finally:
+        await service.stop()
