@@ -292,12 +292,11 @@ if key and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
 """
 
 
-def wrk_throughput(url: str, key: str | None, concurrency: int, duration: float, body: bytes = BODY) -> int | None:
-    """The closed-loop phase with wrk (C, one thread on CPU 0), as the shared yardstick runs it; None without wrk.
-
-    Why wrk when it is there: this script's Python load generator shares CPU 0 with the mock and, near the floor's
-    capacity, measured the gateways below saturation, where each request pays more loop overhead (the edge more
-    than the floor), so ratios differed from the yardstick's for the same builds."""
+def run_wrk(
+    url: str, key: str | None, concurrency: int, duration: float, body: bytes = BODY, extra: tuple[str, ...] = ()
+) -> str | None:
+    """wrk's report for `concurrency` connections POSTing `body` for `duration` s (one thread, CPU 0); None
+    without wrk. `extra`: more wrk options (`--latency` for its percentiles)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
@@ -306,13 +305,19 @@ def wrk_throughput(url: str, key: str | None, concurrency: int, duration: float,
         script.write_text(_WRK_SCRIPT)
         body_file.write_bytes(body)
         env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_KEY": key or ""}
-        out = subprocess.run(
-            [*pinned(0), wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "-s", str(script), url],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        ).stdout
+        argv = [wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", *extra, "-s", str(script), url]
+        return subprocess.run([*pinned(0), *argv], capture_output=True, text=True, env=env, check=True).stdout
+
+
+def wrk_throughput(url: str, key: str | None, concurrency: int, duration: float, body: bytes = BODY) -> int | None:
+    """The closed-loop phase with wrk (C, one thread on CPU 0), as the shared yardstick runs it; None without wrk.
+
+    Why wrk when it is there: this script's Python load generator shares CPU 0 with the mock and, near the floor's
+    capacity, measured the gateways below saturation, where each request pays more loop overhead (the edge more
+    than the floor), so ratios differed from the yardstick's for the same builds."""
+    out = run_wrk(url, key, concurrency, duration, body)
+    if out is None:
+        return None
     match = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if match is None:

@@ -38,14 +38,13 @@ sys.path.insert(0, str(ROOT))
 from cryptography.fernet import Fernet  # noqa: E402
 
 from bench.bench_edge import (  # noqa: E402
-    _WRK_SCRIPT,
-    BODY,
     KEY,
     MODEL,
     SHARED_MOCK,
     all_cpus,
     free_port,
     pinned,
+    run_wrk,
     snapshot,
     wait_ready,
 )
@@ -57,18 +56,8 @@ _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def wrk_latency(url: str, seconds: int) -> dict[int, float]:
     """wrk's latency percentiles (ms) for one connection over `seconds`; raises SystemExit on non-2xx answers."""
-    with tempfile.TemporaryDirectory() as tmp:
-        script, body_file = Path(tmp) / "post.lua", Path(tmp) / "body.json"
-        script.write_text(_WRK_SCRIPT)
-        body_file.write_bytes(BODY)
-        env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_KEY": KEY}
-        out = subprocess.run(
-            [*pinned(0), "wrk", "-t1", "-c1", f"-d{seconds}s", "--latency", "-s", str(script), url],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        ).stdout
+    out = run_wrk(url, KEY, 1, seconds, extra=("--latency",))
+    assert out is not None  # main() checked that wrk is installed
     answered = re.search(r"(\d+) requests in", out)
     if answered is None or not int(answered.group(1)) or "Non-2xx" in out:
         raise SystemExit(f"{url}: wrk got no answer or non-2xx answers:\n{out}")

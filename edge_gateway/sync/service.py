@@ -73,7 +73,8 @@ class EdgeSyncService:
         self._heartbeat_s = env_float("EDGE_HEARTBEAT_S", 10.0, minimum=0.1, environ=environ)
         spool_max = env_int("EDGE_SPOOL_MAX_BYTES", 256 * 1024 * 1024, minimum=1024, environ=environ)
         self.spool = Spool(os.path.join(state_dir, "spool.sqlite3"), max_bytes=spool_max, registry=registry)
-        journal_bytes = env_int("EDGE_JOURNAL_BYTES", 8 * 1024 * 1024, minimum=0, environ=environ)
+        # at most 1 GiB: the file is preallocated whole, and a ring holds seconds of records, not hours
+        journal_bytes = env_int("EDGE_JOURNAL_BYTES", 8 * 1024 * 1024, minimum=0, maximum=1 << 30, environ=environ)
         self.shipper = TelemetryShipper(
             namespace=namespace,
             edge_id=edge_id,

@@ -259,3 +259,20 @@ async def test_ready_and_heartbeats_count_what_only_the_journal_holds(tmp_path):
         assert (service.spool.records, service.status()["spool_records"]) == (1, 1)  # now in the spool: once
     finally:
         await service.stop()
+
+
+def test_a_journal_size_past_its_bound_is_a_configuration_error(tmp_path):
+    """The ring is preallocated whole: a typo of a few zeros must not fill the disk."""
+    from edge_gateway.sync.service import EdgeSyncService
+    from fjordgate.env import ConfigError
+
+    with pytest.raises(ConfigError, match="EDGE_JOURNAL_BYTES"):
+        EdgeSyncService(
+            store=object(),
+            namespace="ns",
+            edge_id="e",
+            nats_url=None,
+            state_dir=str(tmp_path),
+            environ={"EDGE_JOURNAL_BYTES": str(64 << 30)},
+        )
+    assert not (tmp_path / "spool.journal").exists()
