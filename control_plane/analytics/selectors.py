@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +16,7 @@ from control_plane.plugins.models import Plugin
 from shared_sdk.snapshot import BudgetConfig, ConfigSnapshot
 from shared_sdk.sync_protocol import BudgetSpend
 
-from .models import AnalyticsEvent, BudgetUsageRecord
+from .models import AnalyticsEvent, BudgetUsageHour, BudgetUsageMinute, BudgetUsageRecord
 from .usage_summaries import SUMMARY_PREFIX, USAGE_SUMMARY_ENTRY_POINT, USAGE_SUMMARY_IMPORT_PATH, totals
 
 
@@ -41,21 +42,71 @@ def budget_spend_by_edge(*, budget: BudgetConfig, group_members: list[int] | Non
 
 def _spent_by_edge(budget: BudgetConfig, members: dict[int, list[int]]) -> dict[str, Decimal]:
     target = {
-        "app": Q(app_id=budget.target_id),
-        "user": Q(user_id=budget.target_id),
-        "llm": Q(llm_id=budget.target_id),
-        "group": Q(user_id__in=members.get(budget.target_id, [])),
+        "app": ("app_id", [budget.target_id]),
+        "user": ("user_id", [budget.target_id]),
+        "llm": ("llm_id", [budget.target_id]),
+        "group": ("user_id", members.get(budget.target_id, [])),
     }[budget.scope]
-    window = Q(timestamp__gte=dt.datetime.fromtimestamp(budget.period_start, tz=dt.UTC))
-    if budget.period_end:
-        window &= Q(timestamp__lt=dt.datetime.fromtimestamp(budget.period_end, tz=dt.UTC))
-    rows = (
-        BudgetUsageRecord.objects.filter(target & window, currency=budget.currency)
-        .values("edge_id")
-        .annotate(s=Sum("cost"))
-        .order_by("edge_id")
-    )
-    return {row["edge_id"]: row["s"] or Decimal("0") for row in rows}
+    since = dt.datetime.fromtimestamp(budget.period_start, tz=dt.UTC)
+    until = dt.datetime.fromtimestamp(budget.period_end, tz=dt.UTC) if budget.period_end else None
+    return spent_in_window(target, since, until, budget.currency)
+
+
+def _hour(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _minute(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(second=0, microsecond=0)
+
+
+_SumsModel = type[BudgetUsageHour] | type[BudgetUsageMinute]
+_LEVELS: tuple[tuple[_SumsModel, Callable[[dt.datetime], dt.datetime], dt.timedelta], ...] = (
+    (BudgetUsageHour, _hour, dt.timedelta(hours=1)),
+    (BudgetUsageMinute, _minute, dt.timedelta(minutes=1)),
+)
+"""From the coarsest: (sums, the start of the span a moment lies in, the span); then the records themselves."""
+
+
+def spent_in_window(
+    target: tuple[str, list[int]], since: dt.datetime, until: dt.datetime | None, currency: str
+) -> dict[str, Decimal]:
+    """What the usage records of `target` (`("app_id", [7])`, `("user_id", members)`, ...) in `currency` cost in
+    [since, until) per edge (`until` None: no end). The whole hours come from their sums (`BudgetUsageHour`), the
+    whole minutes at either end from theirs, a partial minute at either end from the records themselves, so the
+    cost of a read does not grow with the traffic of the window."""
+    column, ids = target
+    spent: dict[str, Decimal] = {}
+    if not ids:
+        return spent
+
+    def add(rows: Any) -> None:
+        for row in rows.filter(**{f"{column}__in": ids}, currency=currency).values("edge_id").annotate(s=Sum("cost")):
+            spent[row["edge_id"]] = spent.get(row["edge_id"], Decimal("0")) + (row["s"] or Decimal("0"))
+
+    def read(low: dt.datetime, high: dt.datetime | None, level: int) -> None:
+        if high is not None and high <= low:
+            return
+        if level == len(_LEVELS):
+            window = {"timestamp__gte": low} if high is None else {"timestamp__gte": low, "timestamp__lt": high}
+            add(BudgetUsageRecord.objects.filter(**window))
+            return
+        model, floor, span = _LEVELS[level]
+        first = floor(low)
+        if first < low:
+            first += span
+        last = floor(high) if high is not None else None
+        if last is not None and last <= first:  # no whole span inside: the finer levels read it all
+            read(low, high, level + 1)
+            return
+        whole = {"start__gte": first} if last is None else {"start__gte": first, "start__lt": last}
+        add(model.objects.filter(**whole))
+        read(low, first, level + 1)
+        if last is not None:
+            read(last, high, level + 1)
+
+    read(since, until, 0)
+    return spent
 
 
 def usage_series(
@@ -134,7 +185,4 @@ def app_usage_daily(*, app_id: int, start: dt.date, end: dt.date) -> list[dict]:
 
 def app_spent_in_period(*, app_id: int, since: dt.datetime, until: dt.datetime, currency: str) -> Decimal:
     """What an app spent in [since, until) from the ingested budget-usage records (what the bridge sums for edges)."""
-    total = BudgetUsageRecord.objects.filter(
-        app_id=app_id, timestamp__gte=since, timestamp__lt=until, currency=currency
-    ).aggregate(s=Sum("cost"))["s"]
-    return total or Decimal("0")
+    return sum(spent_in_window(("app_id", [app_id]), since, until, currency).values(), Decimal("0"))
