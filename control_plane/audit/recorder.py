@@ -58,6 +58,11 @@ namespace's edges: who asked, when). Not here: high-volume machine writes (analy
 schedule runs, a reload request marked published: a bulk update) and the audit trail itself."""
 
 _IGNORED_FIELDS = frozenset({"updated_at", "created_at", "last_login", "date_joined"})
+_FIGURES: dict[str, frozenset[str]] = {"budgets.budget": frozenset({"spent", "reserved"})}
+"""Per governed model, the figures the control plane keeps on it, not changes of governance: a budget's spend and
+holds, which the bridge stores several times a second while usage flows (one entry each flooded the trail with
+hundreds of thousands a day per budget). A write of only these (and `_IGNORED_FIELDS`) is not recorded, and
+reads nothing before it; another change records its diff without them."""
 _SECRET_FIELD = re.compile(r"password|secret|key_hash|api_key|token|encrypted|^key$", re.IGNORECASE)
 _SECRET_JSON_KEY = re.compile(r"password|passwd|secret|token|api[_-]?key|apikey|private[_-]?key|credential", re.I)
 
@@ -135,19 +140,29 @@ def _audited(sender: Any) -> bool:
     return isinstance(sender, type) and issubclass(sender, models.Model) and _label(sender) in AUDITED
 
 
-def _before_save(sender: Any, instance: models.Model, raw: bool = False, **_: Any) -> None:
+def _unrecorded(sender: type[models.Model]) -> frozenset[str]:
+    return _IGNORED_FIELDS | _FIGURES.get(_label(sender), frozenset())
+
+
+def _before_save(sender: Any, instance: models.Model, raw: bool = False, update_fields: Any = None, **_: Any) -> None:
     if raw or not _audited(sender) or instance._state.adding or instance.pk is None:
+        return
+    if update_fields is not None and set(update_fields) <= _unrecorded(sender):
+        instance._audit_skip = True  # type: ignore[attr-defined]
         return
     old = sender._base_manager.filter(pk=instance.pk).first()
     instance._audit_before = snapshot_of(old) if old is not None else {}  # type: ignore[attr-defined]
 
 
 def _after_save(sender: Any, instance: models.Model, created: bool, raw: bool = False, **_: Any) -> None:
-    if raw or not _audited(sender):
+    if raw or not _audited(sender) or instance.__dict__.pop("_audit_skip", False):
         return
     after = snapshot_of(instance)
     before: dict[str, Any] = {} if created else getattr(instance, "_audit_before", {})
     changes = _diff(before, after)
+    if not created:
+        for name in _FIGURES.get(_label(sender), ()):
+            changes.pop(name, None)
     if created or changes:
         _record(instance, "create" if created else "update", changes)
     instance.__dict__.pop("_audit_before", None)

@@ -122,3 +122,20 @@ def test_alert_thresholds_are_validated(admin_api, app):
         format="json",
     )
     assert response.status_code == 400 and "alert_thresholds" in response.json()["extra"]["fields"], response.content
+
+
+def test_the_bridge_storing_spend_and_holds_writes_no_audit_entry_and_an_operator_s_change_does(app):
+    """The spend and holds the bridge stores several times a second while usage flows are figures, not changes of
+    governance: the audit trail keeps the operators' writes, not one entry per figure (and no read before each)."""
+    from control_plane.audit.models import AuditEntry
+    from control_plane.budgets.services import budget_update
+
+    budget = _budget(app)
+    for n in range(1, 6):
+        budget_spend_record(spends=[_spend(budget, e1=f"0.{n}", e2=f"0.0{n}")])
+    budget.refresh_from_db()
+    assert budget.spent == Decimal("0.55")
+    assert [e.action for e in AuditEntry.objects.filter(object_type="budgets.budget")] == ["create"]
+    budget_update(budget=budget, data={"limit": Decimal("20")})
+    [update] = AuditEntry.objects.filter(object_type="budgets.budget", action="update")
+    assert set(update.changes) == {"limit"}  # its diff holds the operator's change, not the figures
