@@ -28,6 +28,9 @@ from .pull_consumer import PullConsumer
 log = logging.getLogger("fjordgate.bridge")
 
 FETCH_BATCH = 64
+LINGER_S = 0.2
+"""Between fetches that were not full (`PullConsumer`): at most this much more ingest lag, far fewer transactions
+while traffic is low."""
 
 
 def _ingest_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> tuple[ScopedTelemetry, IngestResult]:
@@ -46,9 +49,10 @@ class TelemetryIngestor(PullConsumer):
         *,
         on_ingested: Callable[[set[str]], Awaitable[None]] | None = None,
         fetch_batch: int = FETCH_BATCH,
+        linger_s: float = LINGER_S,
     ) -> None:
         """`fetch_batch`: messages (each up to 500 records) fetched and committed in one transaction."""
-        super().__init__(js, fetch_batch=fetch_batch)
+        super().__init__(js, fetch_batch=fetch_batch, linger_s=linger_s)
         self._on_ingested = on_ingested
         self.records_inserted = 0
         self.records_refused = 0
