@@ -7,11 +7,12 @@ way when it was cancelled. `stop()` instead lets the fetch in progress end, its 
 acknowledged), and the subscription go. The bridge's runner calls it on stop and cancels what has not finished
 after `CONSUMER_GRACE_S`.
 
-`linger_s`: after a fetch that was not full, the next one waits until this long after the last began, so that it
-takes what arrived meanwhile in one go. Every fetch of the telemetry consumer is one transaction with fixed costs
-(the identity lookups, three bulk inserts, the commit, the budget figures it marks for recomputation); an edge at
-low traffic publishes a small batch every 50 ms, and storing each alone cost the bridge and PostgreSQL more than
-the records themselves. A full fetch never waits: under load the consumer runs back to back.
+`linger_s`: after a fetch that took a single message, the next one waits until this long after the last began, so
+that it takes what arrived meanwhile in one go. Every fetch of the telemetry consumer is one transaction with fixed
+costs (the identity lookups, three bulk inserts, the commit, the budget figures it marks for recomputation); one
+edge at low traffic publishes a small batch every 50 ms, and storing each alone cost the bridge and PostgreSQL more
+than the records themselves. A fetch that took several messages goes straight on: with more traffic, or more edges,
+the fixed costs are shared already, and a wait would only add to the ingest lag.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class PullConsumer(ABC):
             except TimeoutError:  # nats.errors.TimeoutError or a bare one from fetch()
                 continue
             await self.handle(messages)
-            if self._linger_s and len(messages) < self._fetch_batch:
+            if self._linger_s and len(messages) == 1:
                 await asyncio.sleep(max(0.0, began + self._linger_s - loop.time()))
         with suppress(Exception):
             await subscription.unsubscribe()

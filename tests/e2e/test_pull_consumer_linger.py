@@ -1,5 +1,6 @@
-"""The bridge's pull consumers against a real JetStream server: while traffic is low, what arrives within the
-linger after a fetch is taken in one fetch (one transaction for telemetry); a full fetch never waits."""
+"""The bridge's pull consumers against a real JetStream server: while traffic is low (a fetch takes one message),
+what arrives within the linger after it is taken in one fetch (one transaction for telemetry); a fetch of several
+messages never waits."""
 
 from __future__ import annotations
 
@@ -80,9 +81,9 @@ async def test_messages_arriving_within_the_linger_after_a_fetch_are_taken_in_on
         await _stop(nc, consumer, task)
 
 
-async def test_a_full_fetch_does_not_wait_for_the_linger(nats_server):
+async def test_a_fetch_of_several_messages_does_not_wait_for_the_linger(nats_server):
     """Under load (a backlog of 30 messages, fetches of 4) the consumer fetches back to back: with a linger of
-    10 s, the backlog is taken within the test's 5 s only if no full fetch waits."""
+    10 s, the backlog is taken within the test's 5 s only if no fetch of several messages waits."""
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream(timeout=5)
     await ensure_up_stream(js)
