@@ -124,6 +124,16 @@ class _UsageSums(models.Model):
 
     class Meta:
         abstract = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["start", "edge_id", "currency", "app_id", "user_id", "llm_id"], name="%(class)s_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["app_id", "start"], name="%(class)s_app_idx"),
+            models.Index(fields=["user_id", "start"], name="%(class)s_user_idx"),
+            models.Index(fields=["llm_id", "start"], name="%(class)s_llm_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.start:%Y-%m-%d %H:%M} {self.edge_id} {self.cost} {self.currency}"
@@ -132,33 +142,9 @@ class _UsageSums(models.Model):
 class BudgetUsageMinute(_UsageSums):
     """Usage sums per minute (see `_UsageSums`)."""
 
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["start", "edge_id", "currency", "app_id", "user_id", "llm_id"], name="analytics_usage_min_uniq"
-            )
-        ]
-        indexes = [
-            models.Index(fields=["app_id", "start"], name="analytics_usage_min_app_idx"),
-            models.Index(fields=["user_id", "start"], name="analytics_usage_min_user_idx"),
-            models.Index(fields=["llm_id", "start"], name="analytics_usage_min_llm_idx"),
-        ]
-
 
 class BudgetUsageHour(_UsageSums):
     """Usage sums per hour (see `_UsageSums`)."""
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["start", "edge_id", "currency", "app_id", "user_id", "llm_id"], name="analytics_usage_hour_uniq"
-            )
-        ]
-        indexes = [
-            models.Index(fields=["app_id", "start"], name="analytics_usage_hour_app_idx"),
-            models.Index(fields=["user_id", "start"], name="analytics_usage_hour_user_idx"),
-            models.Index(fields=["llm_id", "start"], name="analytics_usage_hour_llm_idx"),
-        ]
 
 
 class ProxyLogRecord(models.Model):

@@ -106,15 +106,16 @@ class Migration(migrations.Migration):
                 ("records", models.BigIntegerField()),
             ],
             options={
+                "abstract": False,
                 "indexes": [
-                    models.Index(fields=["app_id", "start"], name="analytics_usage_hour_app_idx"),
-                    models.Index(fields=["user_id", "start"], name="analytics_usage_hour_user_idx"),
-                    models.Index(fields=["llm_id", "start"], name="analytics_usage_hour_llm_idx"),
+                    models.Index(fields=["app_id", "start"], name="budgetusagehour_app_idx"),
+                    models.Index(fields=["user_id", "start"], name="budgetusagehour_user_idx"),
+                    models.Index(fields=["llm_id", "start"], name="budgetusagehour_llm_idx"),
                 ],
                 "constraints": [
                     models.UniqueConstraint(
                         fields=("start", "edge_id", "currency", "app_id", "user_id", "llm_id"),
-                        name="analytics_usage_hour_uniq",
+                        name="budgetusagehour_uniq",
                     )
                 ],
             },
@@ -133,15 +134,16 @@ class Migration(migrations.Migration):
                 ("records", models.BigIntegerField()),
             ],
             options={
+                "abstract": False,
                 "indexes": [
-                    models.Index(fields=["app_id", "start"], name="analytics_usage_min_app_idx"),
-                    models.Index(fields=["user_id", "start"], name="analytics_usage_min_user_idx"),
-                    models.Index(fields=["llm_id", "start"], name="analytics_usage_min_llm_idx"),
+                    models.Index(fields=["app_id", "start"], name="budgetusageminute_app_idx"),
+                    models.Index(fields=["user_id", "start"], name="budgetusageminute_user_idx"),
+                    models.Index(fields=["llm_id", "start"], name="budgetusageminute_llm_idx"),
                 ],
                 "constraints": [
                     models.UniqueConstraint(
                         fields=("start", "edge_id", "currency", "app_id", "user_id", "llm_id"),
-                        name="analytics_usage_min_uniq",
+                        name="budgetusageminute_uniq",
                     )
                 ],
             },
