@@ -103,6 +103,8 @@ def copy_insert_new(
     """
     if not rows:
         return 0
+    if connection.get_autocommit():  # each statement would commit: the staged rows gone before the INSERT
+        raise RuntimeError("copy_insert_new must run inside a transaction (transaction.atomic)")
     plan = _plan(model, columns, epoch_columns)
     with connection.cursor() as cursor:
         cursor.execute(plan.create)

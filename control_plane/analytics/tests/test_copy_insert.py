@@ -73,3 +73,13 @@ def test_a_rolled_back_ingest_leaves_nothing_and_the_next_one_stores_its_records
     with transaction.atomic():
         analytics_ingest_batches([_batch(3, 2)])
     assert _counts() == (2, 2, 2)
+
+
+def test_a_bulk_insert_outside_a_transaction_is_refused_not_lost():
+    """In autocommit each statement commits and commit empties the staging table: the INSERT would find nothing."""
+    from control_plane.analytics.copy_insert import copy_insert_new
+    from control_plane.analytics.services import USAGE_COLUMNS
+
+    with pytest.raises(RuntimeError, match="inside a transaction"):
+        copy_insert_new(BudgetUsageRecord, USAGE_COLUMNS, [("u-1",)])
+    assert _counts() == (0, 0, 0)
