@@ -4,9 +4,10 @@ NATS permissions (deploy/nats/nats.conf, and the users `fjordgate up` generates)
 `fj.up.<its namespace>.<its id>.>`, so the subject is the authenticated identity; the namespace and edge id in a
 message body are whatever the sender chose to write. Everything the bridge stores or hands on therefore takes
 both from the subject, and a telemetry record is stored only when the app and LLM it names belong to that
-namespace or are global (namespace ""). Anything else (another namespace's app, an id that does not exist) is
-refused: counted, logged, never stored; the rest of its batch is stored as usual. Without this, an edge could
-insert spend against another namespace's app and exhaust its budget.
+namespace or are global (namespace ""). Anything else (another namespace's app, an id that does not exist, a
+value its table cannot store: `analytics.bounds`) is refused: counted, logged, never stored; the rest of its batch
+is stored as usual. Without this, an edge could insert spend against another namespace's app and exhaust its
+budget, or hold up every namespace's telemetry with one record PostgreSQL refuses.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from control_plane.analytics.bounds import out_of_range
 from shared_sdk import AnalyticsRecord, BudgetUsage, ProxyLog
 from shared_sdk.sync_protocol import GLOBAL_TOKEN, TelemetryBatch
 
@@ -68,6 +70,8 @@ def telemetry_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> Sco
             *batch.proxy_logs,
         ]
         for record in records:
+            if out_of_range(record) is not None:  # refused below; an id past int8 would break the lookup
+                continue
             if record.app_id is not None:
                 app_ids.add(record.app_id)
             if record.llm_id is not None:
@@ -95,11 +99,13 @@ def telemetry_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> Sco
         for section, records in kept.items():
             append = records.append
             for record in getattr(batch, section):
-                key = (record.app_id, record.llm_id, namespace)
-                try:
-                    reason = verdicts[key]
-                except KeyError:
-                    reason = verdicts[key] = refusal(record.app_id, record.llm_id, namespace)
+                reason = out_of_range(record)
+                if reason is None:
+                    key = (record.app_id, record.llm_id, namespace)
+                    try:
+                        reason = verdicts[key]
+                    except KeyError:
+                        reason = verdicts[key] = refusal(record.app_id, record.llm_id, namespace)
                 if reason is not None:
                     refused, first = refused + 1, first or reason
                     continue

@@ -117,3 +117,69 @@ async def test_a_batch_naming_another_namespace_stores_nothing_for_it(nats_serve
             with suppress(Exception):
                 await nc.close()
         await run_db(connections.close_all)
+
+
+_UNSTORABLE = [
+    AnalyticsRecord(request_id="far-future", timestamp=1e13),
+    AnalyticsRecord(request_id="not-a-time", timestamp=float("nan")),
+    AnalyticsRecord(request_id="status", status_code=70_000),  # binary COPY wrapped it into 4,464
+    AnalyticsRecord(request_id="tokens", prompt_tokens=2**40),  # ... and this into 0
+    AnalyticsRecord(request_id="huge-id", app_id=2**63),
+    AnalyticsRecord(request_id="r" * 65),
+    AnalyticsRecord(request_id="sum", prompt_tokens=2**31 - 1, completion_tokens=1),
+]
+
+
+async def test_records_postgresql_cannot_store_are_refused_and_hold_up_no_one_else(nats_server):
+    """One edge ships values no column can hold; they are fetched with another namespace's batch. Before, the
+    fetch's transaction failed, nothing was acknowledged, and both came back every ack wait (30 s), forever."""
+    ids = await run_db(_seed)
+    bridge_nc, edge_nc = await nats.connect(nats_server.url), await nats.connect(nats_server.url)
+    js = bridge_nc.jetstream(timeout=5)
+    await ensure_up_stream(js)
+    hostile = TelemetryBatch(
+        batch_id=uuid.uuid4().hex,
+        edge_id="edge-demo-1",
+        namespace="demo",
+        created_at=time.time(),
+        analytics=[*_UNSTORABLE, AnalyticsRecord(request_id="demo-ok", app_id=ids["demo"])],
+        budget_usage=[
+            BudgetUsage(request_id="overflow", app_id=ids["demo"], cost=Decimal("1e12")),
+            BudgetUsage(request_id="negative", app_id=ids["demo"], cost=Decimal("-5")),  # lowers a budget's spend
+            BudgetUsage(request_id="nan", app_id=ids["demo"], cost=Decimal("NaN")),
+            BudgetUsage(request_id="period", app_id=ids["demo"], period_end=1e300),
+        ],
+        proxy_logs=[ProxyLog(request_id="code", response_code=2**16)],
+    )
+    honest = TelemetryBatch(
+        batch_id=uuid.uuid4().hex,
+        edge_id="edge-victim-1",
+        namespace="victim",
+        created_at=time.time(),
+        analytics=[AnalyticsRecord(request_id="victim-ok", app_id=ids["victim"])],
+        budget_usage=[BudgetUsage(request_id="victim-ok", app_id=ids["victim"], cost=Decimal("0.5"))],
+    )
+    publisher = edge_nc.jetstream(timeout=5)
+    for namespace, edge, batch in (("demo", "edge-demo-1", hostile), ("victim", "edge-victim-1", honest)):
+        subject = up_subject(namespace, edge, "telemetry")
+        await publisher.publish(subject, encode(batch), headers={"Nats-Msg-Id": batch.batch_id})
+    ingestor = TelemetryIngestor(js)  # started after both are in: one fetch takes them together
+    consumer = asyncio.create_task(ingestor.run())
+    try:
+
+        async def acked() -> bool:
+            return ingestor.batches == 2 and (await js.stream_info(UP_STREAM)).state.messages == 0
+
+        await wait_for(acked, timeout=30)
+        rows = await run_db(_rows)
+        assert sorted(r[0] for r in rows["analytics"]) == ["demo-ok", "victim-ok"]
+        assert rows["usage"] == [("victim-ok", ids["victim"], "victim", "edge-victim-1", Decimal("0.5"))]
+        assert rows["logs"] == []
+        assert ingestor.records_refused == len(_UNSTORABLE) + 5
+    finally:
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        for nc in (bridge_nc, edge_nc):
+            with suppress(Exception):
+                await nc.close()
+        await run_db(connections.close_all)
