@@ -145,6 +145,15 @@ class EdgeSyncService:
 
     # -- status ---------------------------------------------------------------------------------------------
 
+    @property
+    def held_records(self) -> int:
+        """Telemetry records this edge still owes the control plane: in the spool, or only in the journal."""
+        return self.spool.records + self.shipper.unspooled
+
+    @property
+    def held_bytes(self) -> int:
+        return self.spool.bytes + self.shipper.unspooled_bytes
+
     def status(self) -> dict[str, Any]:
         """For `/ready` and `/health`: where the config came from and whether NATS is reachable."""
         return {
@@ -152,8 +161,8 @@ class EdgeSyncService:
             "config_version": self.config.applied_version,
             "config_checksum": self.config.applied_checksum,
             "nats_connected": self.nats_connected,
-            "spool_records": self.spool.records + self.shipper.unspooled,
-            "spool_bytes": self.spool.bytes + self.shipper.unspooled_bytes,
+            "spool_records": self.held_records,
+            "spool_bytes": self.held_bytes,
             **self._ratelimit_status(),
             "governance": self.leases.status() if self.leases is not None else {"leasing": False},
         }
@@ -181,8 +190,8 @@ class EdgeSyncService:
             port=self._port,
             config_source=self.config.config_source,
             nats_connected=self.nats_connected,
-            spool_records=self.spool.records + self.shipper.unspooled,
-            spool_bytes=self.spool.bytes + self.shipper.unspooled_bytes,
+            spool_records=self.held_records,
+            spool_bytes=self.held_bytes,
             sent_at=now,
             worker=self.worker,
             workers=self.workers,
