@@ -7,6 +7,8 @@ stored. Each call here uses a fresh client (a fresh connection), as scripts that
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
@@ -50,8 +52,16 @@ def test_a_conversation_continues_on_whichever_worker_takes_the_next_call(two_wo
         _fresh(url).responses.create(model="mock-gpt", previous_response_id=ids[0], input="again")
     assert gone.value.code == "previous_response_not_found"
 
-    served = requests_by_worker(httpx.get(f"{url}/metrics", timeout=10).text)  # the test's answered calls: creates
+    # The creates answered 200, by both workers. The series count analytics records after the answers went out,
+    # so the last ones may still be on their way (and the refused create above may or may not be counted yet).
+    deadline = time.monotonic() + 20
+    while sum((served := _answered(url)).values()) < TURNS and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert set(served) == {"0", "1"} and sum(served.values()) == TURNS, served
+
+
+def _answered(url: str) -> dict[str, float]:
+    return requests_by_worker(httpx.get(f"{url}/metrics", timeout=10).text, status=200)
 
 
 def test_a_streamed_answer_is_stored_for_every_worker_before_the_stream_ends(two_workers):
