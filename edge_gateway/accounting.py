@@ -3,8 +3,8 @@
 Every accepted request (one that passed authentication) is accounted exactly once, whatever ended it: a
 normal response, an error, a short-circuit, or a client that went away mid-stream. `account` settles the
 budget reservation and the tpm leases' token bounds, adds the tokens to the TPM windows, and puts one
-`AnalyticsRecord`, one `BudgetUsage` and one `ProxyLog` (bodies only with `EDGE_LOG_BODIES`) on the telemetry
-queue, sharing one `record_id` (each kind has its own table, unique on it). No I/O here: it returns the durable
+`AnalyticsRecord`, one `BudgetUsage` and one `ProxyLog` (each only if a sink takes it: the NATS shipper takes
+proxy logs only with `EDGE_LOG_BODIES`) on the telemetry queue, sharing one `record_id` (each kind has its own table, unique on it). No I/O here: it returns the durable
 sinks' futures, and the pipeline holds the response's last message until they resolved (`until_durable`), so a
 client that got an answer never loses its records to a crash.
 """

@@ -357,6 +357,7 @@ def _start_sync_service(edge: Edge) -> Any:
         limiter=edge.runtime.limiter,
         worker=settings.worker,
         workers=settings.workers,
+        log_bodies=settings.log_bodies,
     )
     edge.telemetry.add_durable_sink(service.shipper, name="nats")
     edge.hub.uplink = service.events.publish_up

@@ -31,7 +31,8 @@ class EdgeSettings:
     """Comma-separated Fernet keys (newest first) that decrypt vendor keys inside snapshots."""
     max_body_bytes: int = 4 * 1024 * 1024
     log_bodies: bool = False
-    """Put request/response bodies into proxy logs (off by default: bodies may hold personal data)."""
+    """Ship a proxy log with the request/response bodies of each request to the control plane (off by default:
+    bodies may hold personal data; without them a proxy log repeats the analytics record, and none is shipped)."""
     telemetry_queue_size: int = 10_000
     telemetry_batch_size: int = 200
     telemetry_flush_interval_s: float = 1.0

@@ -15,7 +15,8 @@ without a collector plugin for them: ~30,000 instructions per request, `python -
 
 Durable sinks (`DurableSink.write(record) -> future`, the NATS shipper) are different: a record in an
 in-memory lane dies with the process, and a request whose client received its response must keep its
-analytics row even if the edge is SIGKILLed right after. So `put` hands each record to every durable sink at
+analytics row even if the edge is SIGKILLed right after. So `put` hands each record to every durable sink that
+accepts its kind (the same optional `accepts`; the shipper takes proxy logs only when they carry bodies) at
 once (a queue hand-off to the spool's writer thread, still no I/O on the request path) and gives the futures
 to the caller: accounting (`edge_gateway.accounting.account`) returns them, and the pipeline releases the
 response's last message once they resolved.
@@ -91,7 +92,8 @@ class TelemetryQueue:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._lanes: list[_SinkLane] = []
-        self._durable: list[tuple[DurableSink, str]] = []
+        self._durable: list[tuple[DurableSink, str, Any]] = []
+        """(sink, name, its `accepts`)"""
         self._running = False
         self._on_drop = on_drop
 
@@ -106,18 +108,21 @@ class TelemetryQueue:
             lane.task = asyncio.get_running_loop().create_task(self._drain(lane), name=f"telemetry-{lane.name}")
 
     def add_durable_sink(self, sink: DurableSink, name: str | None = None) -> None:
-        """Hand every record put from now on to `sink.write` synchronously (see the module docstring)."""
-        self._durable = [*self._durable, (sink, name or type(sink).__name__)]
+        """Hand every record put from now on, of the kinds `sink.accepts` (all without it), to `sink.write`
+        synchronously (see the module docstring)."""
+        accepts = getattr(sink, "accepts", None) or _takes_every_kind
+        self._durable = [*self._durable, (sink, name or type(sink).__name__, accepts)]
 
     @property
     def has_durable_sinks(self) -> bool:
         return bool(self._durable)
 
     def wants(self, kind: type) -> bool:
-        """Whether a record of `kind` would reach any sink now (see the module docstring): every durable sink takes
-        every record; a lane's sink takes the kinds its `accepts` names."""
-        if self._durable:
-            return True
+        """Whether a record of `kind` would reach any sink now (see the module docstring): a sink, durable or not,
+        takes the kinds its `accepts` names, every kind without it."""
+        for _, _, accepts in self._durable:
+            if accepts(kind):
+                return True
         for lane in self._lanes:
             if lane.accepts(kind):
                 return True
@@ -134,7 +139,10 @@ class TelemetryQueue:
     def put(self, record: TelemetryRecord, pending: list[asyncio.Future[None]] | None = None) -> None:
         """Queue `record` for every sink; the durable sinks' futures go to `pending` (else failures are logged)."""
         if self._durable:
-            for sink, name in self._durable:
+            kind = type(record)
+            for sink, name, accepts in self._durable:
+                if accepts is not _takes_every_kind and not accepts(kind):
+                    continue
                 try:
                     future = sink.write(record)
                 except Exception as exc:

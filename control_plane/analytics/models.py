@@ -148,7 +148,8 @@ class BudgetUsageHour(_UsageSums):
 
 
 class ProxyLogRecord(models.Model):
-    """Request and response bodies of one call (shared_sdk ProxyLog), kept for the retention period."""
+    """Request and response bodies of one call (shared_sdk ProxyLog), kept for the retention period; edges ship
+    them only with `EDGE_LOG_BODIES` (without bodies one repeated the call's analytics row)."""
 
     record_id = models.CharField(max_length=64)
     request_id = models.CharField(max_length=64, blank=True, default="")

@@ -56,7 +56,9 @@ class EdgeSyncService:
         environ: Any = None,
         worker: str = "",
         workers: int = 1,
+        log_bodies: bool = False,
     ) -> None:
+        """`log_bodies` (`EDGE_LOG_BODIES`): proxy logs, which carry the bodies, are shipped only then."""
         self.namespace = namespace
         self.edge_id = edge_id
         self.worker = worker
@@ -80,6 +82,7 @@ class EdgeSyncService:
             edge_id=edge_id,
             spool=self.spool,
             journal=Journal(os.path.join(state_dir, "spool.journal"), size=journal_bytes) if journal_bytes else None,
+            proxy_logs=log_bodies,
         )
         self.config = ConfigSync(store=store, namespace=namespace, edge_id=edge_id, on_applied=self._beat_soon)
         self.shipper.on_budget_usage = self.config.note_usage

@@ -68,10 +68,22 @@ class TelemetryShipper:
 
     `linger_s`: after the first record arrives, the sender waits this long so the batch it publishes carries
     what arrived meanwhile (fewer, larger JetStream messages; it bounds how stale the control plane's view is).
+
+    `proxy_logs`: whether it takes `ProxyLog` records from the queue (`accepts`). The edge ships them only when they
+    carry bodies (`EDGE_LOG_BODIES`): without, a proxy log repeats the analytics record of the same request, and
+    was a third of every request's records to journal, spool, publish and store (a collector plugin at the edge
+    still gets them).
     """
 
     def __init__(
-        self, *, namespace: str, edge_id: str, spool: Spool, linger_s: float = 0.05, journal: Journal | None = None
+        self,
+        *,
+        namespace: str,
+        edge_id: str,
+        spool: Spool,
+        linger_s: float = 0.05,
+        journal: Journal | None = None,
+        proxy_logs: bool = True,
     ) -> None:
         self.namespace = namespace
         self.edge_id = edge_id
@@ -88,6 +100,7 @@ class TelemetryShipper:
         """Records (and their bytes) durable in the journal and not yet committed to the spool: with the spool's
         own figures, what this edge holds for the control plane (`/ready`, heartbeats)."""
         self._linger_s = linger_s
+        self._proxy_logs = proxy_logs
         self._nc: Client | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -100,6 +113,10 @@ class TelemetryShipper:
         self._pending_future: asyncio.Future[None] | None = None
         self.on_budget_usage: Callable[[BudgetUsage], None] | None = None
         """Told of every BudgetUsage written (the config sync counts this edge's unreflected spend)."""
+
+    def accepts(self, kind: type) -> bool:
+        """The kinds `TelemetryQueue` hands this sink: every record kind, proxy logs only if `proxy_logs`."""
+        return kind in _KINDS and (self._proxy_logs or kind is not ProxyLog)
 
     def attach(self, nc: Client | None) -> None:
         self._nc = nc

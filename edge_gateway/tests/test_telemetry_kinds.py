@@ -62,6 +62,33 @@ def test_a_kind_is_wanted_when_a_sink_accepts_it_a_sink_without_accepts_takes_al
     assert other.wants(ProxyLog)
 
 
+def test_a_durable_sink_that_does_not_accept_a_kind_is_not_handed_it_and_does_not_make_it_wanted():
+    """The NATS shipper of an edge that does not log bodies takes no proxy logs (`TelemetryShipper.accepts`): they
+    are built only for a collector that asks for them, and reach only it."""
+
+    class _NoProxyLogs(_Durable):
+        def accepts(self, kind: type) -> bool:
+            return kind is not ProxyLog
+
+    async def scenario() -> None:
+        queue = TelemetryQueue()
+        durable = _NoProxyLogs()
+        queue.add_durable_sink(durable, name="nats")
+        assert queue.wants(AnalyticsRecord) and queue.wants(BudgetUsage)
+        assert not queue.wants(ProxyLog)
+        collector = _TakesAll()
+        queue.add_sink(collector, name="collector")
+        assert queue.wants(ProxyLog)  # a collector plugin for proxy logs still gets them
+
+        pending: list[asyncio.Future[None]] = []
+        queue.put(AnalyticsRecord(request_id="r"), pending)
+        queue.put(ProxyLog(request_id="r"), pending)
+        assert [type(r) for r in durable.records] == [AnalyticsRecord] and len(pending) == 1
+        assert queue.pending() == 2  # both in the collector's lane
+
+    asyncio.run(scenario())
+
+
 def test_an_edge_without_a_taker_builds_no_proxy_log_or_budget_usage_record(upstream, tmp_path):
     """The edge's own sinks (metrics; collector plugins, none here) take analytics only: the other two records
     of each request are not made (~30,000 instructions a request). Every lane gets every record that is put, so
