@@ -33,6 +33,7 @@ from .health import HealthServer, HealthWatch
 from .heartbeats import HeartbeatReceiver
 from .leader import LeaderLease
 from .leases import LeaseResponder
+from .outboxes import pending_outboxes
 from .payloads import PayloadReceiver
 from .pull_consumer import FETCH_TIMEOUT_S
 from .reloads import publish_reloads
@@ -211,8 +212,11 @@ class Bridge:
                 if not was_leader:
                     await self._republish_missing()
                     was_leader = True
-                await self.publisher.publish_pending()
-                await publish_reloads(nc)
+                pending = await run_db(pending_outboxes)
+                if pending.config:
+                    await self.publisher.publish_pending()
+                if pending.reloads:
+                    await publish_reloads(nc)
                 now = time.monotonic()
                 if now - last_stale_check > 10:
                     last_stale_check = now
@@ -258,7 +262,8 @@ class Bridge:
             if not self.leader.is_leader or not nc.is_connected:
                 continue
             try:
-                await self.events.drain_outbox()
+                if (await run_db(pending_outboxes)).events:
+                    await self.events.drain_outbox()
                 now = time.monotonic()
                 if now - last_purge > 3600:
                     last_purge = now
