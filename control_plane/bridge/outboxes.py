@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 
 
@@ -31,11 +31,13 @@ def _statement() -> str:
     from control_plane.plugins.models import OutboundEvent
     from control_plane.sync.models import ConfigChange
 
-    def table(model: type) -> str:
+    def table(model: type[models.Model]) -> str:
         return connection.ops.quote_name(model._meta.db_table)
 
-    def column(model: type, name: str) -> str:
-        return connection.ops.quote_name(model._meta.get_field(name).column)
+    def column(model: type[models.Model], name: str) -> str:
+        field = model._meta.get_field(name)
+        assert isinstance(field, models.Field) and field.column
+        return connection.ops.quote_name(field.column)
 
     change = ConfigChange
     return (
