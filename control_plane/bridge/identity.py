@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cache
 
 import msgspec
+from django.db import connection, models
 
 from control_plane.analytics.bounds import out_of_range
 from shared_sdk import AnalyticsRecord, BudgetUsage, ProxyLog
@@ -49,18 +51,35 @@ class ScopedTelemetry:
     """One line per batch with refusals (first reason and count), for the log."""
 
 
-def _namespaces_of(model, ids: set[int]) -> dict[int, str]:
-    return dict(model.objects.filter(pk__in=ids).values_list("pk", "namespace")) if ids else {}
+@cache
+def _owners_statement() -> str:
+    from control_plane.applications.models import App
+    from control_plane.llms.models import LLM
+
+    def lookup(kind: int, model: type[models.Model]) -> str:
+        table = connection.ops.quote_name(model._meta.db_table)
+        return f"SELECT {kind}, id, namespace FROM {table} WHERE id = ANY(%s)"
+
+    return f"{lookup(0, App)} UNION ALL {lookup(1, LLM)}"
+
+
+def _owners(app_ids: set[int], llm_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
+    """The namespace of each app and LLM named, in one statement: two ORM queries compiled anew for every fetch
+    were ~15 % of the bridge's CPU at an edge's c=1 traffic (py-spy `--gil`), where fetches are small and many."""
+    owners: tuple[dict[int, str], dict[int, str]] = ({}, {})
+    if app_ids or llm_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(_owners_statement(), [list(app_ids), list(llm_ids)])
+            for kind, object_id, namespace in cursor.fetchall():
+                owners[kind][object_id] = namespace
+    return owners
 
 
 def telemetry_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> ScopedTelemetry:
     """Rewrite each batch with its subject's identity and drop the records naming objects outside it.
 
-    Runs on the bridge's database thread: two indexed lookups (apps, LLMs) for the whole fetch.
+    Runs on the bridge's database thread: one statement of two indexed lookups (apps, LLMs) for the whole fetch.
     """
-    from control_plane.applications.models import App
-    from control_plane.llms.models import LLM
-
     app_ids: set[int] = set()
     llm_ids: set[int] = set()
     for _, batch in received:
@@ -76,7 +95,7 @@ def telemetry_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> Sco
                 app_ids.add(record.app_id)
             if record.llm_id is not None:
                 llm_ids.add(record.llm_id)
-    app_ns, llm_ns = _namespaces_of(App, app_ids), _namespaces_of(LLM, llm_ids)
+    app_ns, llm_ns = _owners(app_ids, llm_ids)
 
     def refusal(app_id: int | None, llm_id: int | None, namespace: str) -> str | None:
         for kind, object_id, owners in (("app", app_id, app_ns), ("LLM", llm_id, llm_ns)):
