@@ -15,8 +15,10 @@ the ids by their length) and refused on its own, with a reason, like a record na
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from django.db import models
 
@@ -73,6 +75,35 @@ def _max_length(model: type[models.Model], name: str) -> int:
 
 def out_of_range(record: AnalyticsRecord | BudgetUsage | ProxyLog) -> str | None:
     """Why `record` cannot be stored as it is, or None."""
+    if _fits(type(record))(record):
+        return None
+    return _reason(record)
+
+
+@cache
+def _fits(kind: type) -> Callable[[Any], bool]:
+    """One expression, true when a record of `kind` fits every column: `_reason`'s bounds, compiled once per kind
+    (as `dataclasses` builds its methods).
+
+    Why: the bridge checks each record it ingests; a loop of `getattr` per field took ~16 % of its CPU beside one
+    edge at c=1 (py-spy `--gil`, 1.6-2.2 us per record in timeit). A record that fits, every one an honest edge
+    sends, now costs one call; only one that does not pays for finding the reason."""
+    integers, decimals, lengths = _columns(kind)
+    names = set(kind.__struct_fields__)  # type: ignore[attr-defined]
+    tests = [f"0.0 <= r.{name} <= {_EPOCH_MAX!r}" for name in _TIMES if name in names]  # false for NaN
+    tests += [f"(r.{name} is None or {low} <= r.{name} <= {high})" for name, low, high in integers]
+    tests += [f"(r.{name}.is_finite() and _ZERO <= r.{name} < _BOUND{i})" for i, (name, _) in enumerate(decimals)]
+    tests += [f"len(r.{name}) <= {length}" for name, length in lengths]
+    if kind is AnalyticsRecord:
+        total_max = _INTEGER_RANGES["IntegerField"][1]
+        tests.append(f"(r.total_tokens != 0 or r.prompt_tokens + r.completion_tokens <= {total_max})")
+    scope: dict[str, Any] = {"_ZERO": Decimal(0)} | {f"_BOUND{i}": bound for i, (_, bound) in enumerate(decimals)}
+    fits: Callable[[Any], bool] = eval(f"lambda r: {' and '.join(tests) or 'True'}", scope)  # noqa: S307
+    return fits
+
+
+def _reason(record: AnalyticsRecord | BudgetUsage | ProxyLog) -> str | None:
+    """Why `record` does not fit, field by field (None if it does)."""
     integers, decimals, lengths = _columns(type(record))
     for name in _TIMES:
         value = getattr(record, name, 0.0)
