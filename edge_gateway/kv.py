@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
+import sqlite3
 import time
 
 import aiosqlite
@@ -36,6 +38,8 @@ __all__ = ["MAX_VALUE_BYTES", "EdgeKV", "PluginKV"]
 log = logging.getLogger("fjordgate.edge.kv")
 
 MAX_VALUE_BYTES = 5 * 1024 * 1024
+OPEN_WAIT_S = 10.0
+"""How long `open` keeps trying while another process holds the new database's lock (see `EdgeKV.open`)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -70,13 +74,33 @@ class EdgeKV:
         self.pending: dict[tuple[str, str], _Pending] = {}
 
     async def open(self) -> None:
+        """Open the database (WAL mode, the schema), however many workers of the edge open it at the same time.
+
+        Two connections turning a new file to WAL together can be refused at once with "database is locked":
+        SQLite does not wait (the busy timeout) where waiting could deadlock, and one of them must let go. That
+        killed a worker of a freshly started `--workers N` edge (one pair of threads in eight, in a loop of
+        fresh files), so the opening is tried again after a short pause until `OPEN_WAIT_S` has passed."""
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.executescript(_SCHEMA)
-        await self._db.commit()
+        deadline = time.monotonic() + OPEN_WAIT_S
+        while True:
+            db = await aiosqlite.connect(self.path)
+            try:
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute("PRAGMA synchronous=NORMAL")
+                await db.executescript(_SCHEMA)
+                await db.commit()
+            except sqlite3.OperationalError as exc:
+                await db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(random.uniform(0.01, 0.05))
+                continue
+            except BaseException:
+                await db.close()
+                raise
+            self._db = db
+            return
 
     def buffer(self, plugin: str, key: str, value: bytes | None, expires_at: float | None) -> None:
         """Record a write (or, with `value` None, a delete) to be stored by the next flush."""
