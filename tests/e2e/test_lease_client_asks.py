@@ -7,17 +7,38 @@ its whole grant unused, and a busy edge is granted one request's worth per round
 
 from __future__ import annotations
 
+import logging
+import secrets
+
 import nats
+import pytest
 
 from edge_gateway.budgets import BudgetTracker
 from edge_gateway.ratelimit import RateLimiter
 from edge_gateway.sync.leases import LeaseClient
 from shared_sdk.sync_protocol import LeaseReply, LeaseRequest, RateGrant, decode, encode, up_subject
 
+from .nats_server import NatsServer
 
-async def test_a_rate_ask_says_what_the_edge_used_of_its_grant(nats_server):
-    ledger = await nats.connect(nats_server.url)
-    edge = await nats.connect(nats_server.url)
+TOKEN = secrets.token_hex(16)
+
+
+@pytest.fixture
+def private_nats(tmp_path):
+    """A NATS server only this test's two connections can use (a token): in the full suite the first ask failed in
+    3 of 7 rehearsals, never alone, although the stand-in ledger answers at once; a client of another test (a
+    bridge's lease responder reconnecting to a port now this server's) answering first would do that."""
+    conf = tmp_path / "nats.conf"
+    conf.write_text(f'authorization {{ token: "{TOKEN}" }}\n')
+    server = NatsServer(config=str(conf)).start()
+    yield server
+    server.cleanup()
+
+
+async def test_a_rate_ask_says_what_the_edge_used_of_its_grant(private_nats, caplog):
+    caplog.set_level(logging.DEBUG, logger="fjordgate")
+    ledger = await nats.connect(private_nats.url, token=TOKEN)
+    edge = await nats.connect(private_nats.url, token=TOKEN)
     asked: list[LeaseRequest] = []
 
     async def answer(message) -> None:
@@ -35,7 +56,7 @@ async def test_a_rate_ask_says_what_the_edge_used_of_its_grant(nats_server):
     client.attach(edge)
     try:
         lease = limiter.rate_lease("app:1:rpm", 1000)
-        assert await client.obtain_rate(lease, lease.lacks(1))
+        assert await client.obtain_rate(lease, lease.lacks(1)), (asked, caplog.text)  # why, if it fails again
         assert lease.granted == 10
         taken = sum(lease.take(1) for _ in range(12))
         assert taken == 10 and lease.used == 10
