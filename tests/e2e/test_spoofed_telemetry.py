@@ -111,12 +111,7 @@ async def test_a_batch_naming_another_namespace_stores_nothing_for_it(nats_serve
         edges = await run_db(lambda: list(EdgeInstance.objects.values_list("edge_id", "namespace")))
         assert edges == [("edge-demo-1", "demo")]
     finally:
-        consumer.cancel()
-        await asyncio.gather(consumer, return_exceptions=True)
-        for nc in (bridge_nc, edge_nc):
-            with suppress(Exception):
-                await nc.close()
-        await run_db(connections.close_all)
+        await _shut(consumer, bridge_nc, edge_nc)
 
 
 _UNSTORABLE = [
@@ -177,9 +172,14 @@ async def test_records_postgresql_cannot_store_are_refused_and_hold_up_no_one_el
         assert rows["logs"] == []
         assert ingestor.records_refused == len(_UNSTORABLE) + 5
     finally:
-        consumer.cancel()
-        await asyncio.gather(consumer, return_exceptions=True)
-        for nc in (bridge_nc, edge_nc):
-            with suppress(Exception):
-                await nc.close()
-        await run_db(connections.close_all)
+        await _shut(consumer, bridge_nc, edge_nc)
+
+
+async def _shut(consumer: asyncio.Task, *clients) -> None:
+    """Stop the ingest task, close the NATS connections and the bridge thread's database connection."""
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    for nc in clients:
+        with suppress(Exception):
+            await nc.close()
+    await run_db(connections.close_all)
