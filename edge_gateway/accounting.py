@@ -4,9 +4,10 @@ Every accepted request (one that passed authentication) is accounted exactly onc
 normal response, an error, a short-circuit, or a client that went away mid-stream. `account` settles the
 budget reservation and the tpm leases' token bounds, adds the tokens to the TPM windows, and puts one
 `AnalyticsRecord`, one `BudgetUsage` and one `ProxyLog` (each only if a sink takes it: the NATS shipper takes
-proxy logs only with `EDGE_LOG_BODIES`) on the telemetry queue, sharing one `record_id` (each kind has its own table, unique on it). No I/O here: it returns the durable
-sinks' futures, and the pipeline holds the response's last message until they resolved (`until_durable`), so a
-client that got an answer never loses its records to a crash.
+proxy logs only with `EDGE_LOG_BODIES`, and without them the control plane stores each request's proxy log from its
+analytics record) on the telemetry queue, sharing one `record_id` (each kind has its own table, unique on it).
+No I/O here: it returns the durable sinks' futures, and the pipeline holds the response's last message until
+they resolved (`until_durable`), so a client that got an answer never loses its records to a crash.
 """
 
 from __future__ import annotations
@@ -199,6 +200,8 @@ def _analytics(
         choices=usage.choices,
         error_type=ex.error_type,
         context=info,
+        method=ex.method,
+        path=ex.path,
     )
 
 

@@ -454,6 +454,11 @@ class AnalyticsRecord(_Msg):
     choices: int = 0
     error_type: str = ""
     context: PluginContextInfo | None = None
+    method: str = ""
+    path: str = ""
+    """The client's HTTP method and path: with the fields above, everything a proxy log without bodies holds, so an
+    edge that logs no bodies ships no `ProxyLog` and the control plane stores the request's log from this record
+    (`TelemetryBatch.proxy_logs_from_analytics`)."""
 
 
 class BudgetUsage(_Msg):

@@ -343,6 +343,10 @@ class TelemetryBatch(_Wire):
     analytics: list[AnalyticsRecord] = []
     budget_usage: list[BudgetUsage] = []
     proxy_logs: list[ProxyLog] = []
+    proxy_logs_from_analytics: bool = False
+    """The edge logs no bodies and ships no proxy logs: the control plane stores one per analytics record, built from
+    it (a proxy log without bodies repeats its request's analytics record but for the method and path, which the
+    record carries). A proxy log the batch does carry for a record is kept as it is."""
 
 
 class TelemetryBatchRaw(_Wire):
@@ -356,6 +360,7 @@ class TelemetryBatchRaw(_Wire):
     analytics: list[msgspec.Raw] = []
     budget_usage: list[msgspec.Raw] = []
     proxy_logs: list[msgspec.Raw] = []
+    proxy_logs_from_analytics: bool = False
 
 
 class EventEnvelope(_Wire):

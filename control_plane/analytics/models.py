@@ -148,8 +148,9 @@ class BudgetUsageHour(_UsageSums):
 
 
 class ProxyLogRecord(models.Model):
-    """Request and response bodies of one call (shared_sdk ProxyLog), kept for the retention period; edges ship
-    them only with `EDGE_LOG_BODIES` (without bodies one repeated the call's analytics row)."""
+    """One call's method, path, status and, from an edge with `EDGE_LOG_BODIES`, its request and response bodies
+    (shared_sdk ProxyLog), kept for the retention period. An edge without bodies ships no proxy logs: the bridge
+    stores each call's from its analytics record (`TelemetryBatch.proxy_logs_from_analytics`)."""
 
     record_id = models.CharField(max_length=64)
     request_id = models.CharField(max_length=64, blank=True, default="")

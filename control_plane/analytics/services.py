@@ -149,6 +149,37 @@ def _log_row(r: ProxyLog, edge_id: str, namespace: str, now: dt.datetime) -> tup
     )
 
 
+def _derived_log_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
+    """The proxy log, without bodies, of the request `r` accounts (`TelemetryBatch.proxy_logs_from_analytics`)."""
+    return (
+        r.record_id,
+        r.request_id,
+        r.timestamp,
+        now,
+        r.edge_id or edge_id,
+        r.namespace or namespace,
+        r.app_id,
+        r.user_id,
+        r.llm_id,
+        r.vendor[:32],
+        r.method[:10],
+        r.path[:500],
+        b"",
+        b"",
+        r.status_code,
+        _context(r.context),
+    )
+
+
+def _log_rows(batch: TelemetryBatch, edge_id: str, namespace: str, now: dt.datetime) -> list[tuple]:
+    """The batch's proxy logs and, from an edge that ships none (it logs no bodies), one per analytics record."""
+    rows = [_log_row(r, edge_id, namespace, now) for r in batch.proxy_logs]
+    if batch.proxy_logs_from_analytics and batch.analytics:
+        shipped = {r.record_id for r in batch.proxy_logs}
+        rows.extend(_derived_log_row(r, edge_id, namespace, now) for r in batch.analytics if r.record_id not in shipped)
+    return rows
+
+
 @transaction.atomic
 def analytics_ingest_batches(batches: Iterable[TelemetryBatch]) -> IngestResult:
     """Store every record of these batches in one transaction (the caller acknowledges the messages after it)."""
@@ -160,7 +191,7 @@ def analytics_ingest_batches(batches: Iterable[TelemetryBatch]) -> IngestResult:
         edge_id, namespace = batch.edge_id, batch.namespace
         analytics.extend([_analytics_row(r, edge_id, namespace, now) for r in batch.analytics])
         usage.extend([_usage_row(r, edge_id, namespace, now) for r in batch.budget_usage])
-        logs.extend([_log_row(r, edge_id, namespace, now) for r in batch.proxy_logs])
+        logs.extend(_log_rows(batch, edge_id, namespace, now))
     inserted = (
         copy_insert_new(AnalyticsEvent, ANALYTICS_COLUMNS, analytics, epoch_columns=_EPOCH)
         + copy_insert_new(BudgetUsageRecord, USAGE_COLUMNS, usage, epoch_columns=_EPOCH)

@@ -70,9 +70,10 @@ class TelemetryShipper:
     what arrived meanwhile (fewer, larger JetStream messages; it bounds how stale the control plane's view is).
 
     `proxy_logs`: whether it takes `ProxyLog` records from the queue (`accepts`). The edge ships them only when they
-    carry bodies (`EDGE_LOG_BODIES`): without, a proxy log repeats the analytics record of the same request, and
-    was a third of every request's records to journal, spool, publish and store (a collector plugin at the edge
-    still gets them).
+    carry bodies (`EDGE_LOG_BODIES`): without, a proxy log repeats the analytics record of the same request but
+    for its method and path, which the analytics record carries too, and was a third of every request's records to
+    journal, spool and publish. Its batches then say `proxy_logs_from_analytics`, and the control plane stores each
+    request's proxy log from its analytics record (a collector plugin at the edge still gets `ProxyLog` records).
     """
 
     def __init__(
@@ -304,6 +305,7 @@ class TelemetryShipper:
             analytics=lanes[KIND_ANALYTICS],
             budget_usage=lanes[KIND_BUDGET_USAGE],
             proxy_logs=lanes[KIND_PROXY_LOG],
+            proxy_logs_from_analytics=not self._proxy_logs,
         )
         return batch_id, encode(message)
 

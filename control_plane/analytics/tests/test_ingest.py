@@ -130,3 +130,47 @@ def test_ingest_writes_every_column_of_its_table(model, columns):
     """The row builders list their columns by hand: a field added to the model must be added there too."""
     fields = {field.name for field in model._meta.concrete_fields if not field.primary_key}
     assert sorted(columns) == sorted(fields)
+
+
+def test_an_edge_without_bodies_gets_a_proxy_log_per_request_from_its_analytics_records():
+    """An edge that logs no bodies ships no proxy logs (`proxy_logs_from_analytics`): each request still has its
+    log, built from its analytics record; a log the batch carries itself (with bodies) is the one kept."""
+    stamp = 1_733_240_123.5
+    context = PluginContextInfo(request_id="q1", app_id=7, metadata={"tag": "x"})
+    plain = AnalyticsRecord(
+        request_id="q1",
+        app_id=7,
+        user_id=3,
+        llm_id=2,
+        vendor="openai",
+        status_code=429,
+        timestamp=stamp,
+        context=context,
+        method="POST",
+        path="/v1/chat/completions",
+    )
+    logged = AnalyticsRecord(request_id="q2", app_id=7, status_code=200, method="POST", path="/v1/messages")
+    with_bodies = ProxyLog(
+        record_id=logged.record_id, request_id="q2", app_id=7, request_body=b"{}", response_body=b"[]", method="POST"
+    )
+    flagged = TelemetryBatch(
+        batch_id="b",
+        edge_id="e1",
+        namespace="demo",
+        created_at=time.time(),
+        analytics=[plain, logged],
+        proxy_logs=[with_bodies],
+        proxy_logs_from_analytics=True,
+    )
+    analytics_ingest_batches([flagged, batch([AnalyticsRecord(request_id="q3", method="POST", path="/v1/x")])])
+
+    logs = {row.request_id: row for row in ProxyLogRecord.objects.all()}
+    assert set(logs) == {"q1", "q2"}  # q3's batch did not say so: its edge ships its own logs, or none
+    row = logs["q1"]
+    assert (row.record_id, row.edge_id, row.namespace, row.app_id, row.user_id, row.llm_id) == (
+        plain.record_id, "e1", "demo", 7, 3, 2,
+    )  # fmt: skip
+    assert (row.vendor, row.method, row.path, row.response_code) == ("openai", "POST", "/v1/chat/completions", 429)
+    assert (bytes(row.request_body), bytes(row.response_body), row.context["metadata"]) == (b"", b"", {"tag": "x"})
+    assert row.timestamp.timestamp() == stamp
+    assert (bytes(logs["q2"].request_body), bytes(logs["q2"].response_body)) == (b"{}", b"[]")
