@@ -8,11 +8,14 @@ without creating a second row.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
-from django.db import transaction
+import psycopg
+from django.db import DataError, transaction
 from django.utils import timezone
 
 from fjordgate.env import env_int
@@ -180,9 +183,23 @@ def _log_rows(batch: TelemetryBatch, edge_id: str, namespace: str, now: dt.datet
     return rows
 
 
-@transaction.atomic
 def analytics_ingest_batches(batches: Iterable[TelemetryBatch]) -> IngestResult:
-    """Store every record of these batches in one transaction (the caller acknowledges the messages after it)."""
+    """Store every record of these batches in one transaction (the caller acknowledges the messages after it).
+
+    PostgreSQL's text and jsonb cannot hold a NUL character, and a client or a hostile edge can put one in any string
+    an edge ships (a model name, a plugin's context). One such value failed the transaction of the whole fetch, every
+    namespace's batches in it, on every redelivery. Checking every string of every record would tax each record for
+    a value honest traffic never has, so the fetch is stored again with each NUL replaced by U+FFFD only when
+    PostgreSQL refused one of its values."""
+    batches = list(batches)
+    try:
+        return _ingest(batches, clean=False)
+    except (DataError, psycopg.errors.DataError):
+        return _ingest(batches, clean=True)  # raises again if a NUL was not what the data error was about
+
+
+@transaction.atomic
+def _ingest(batches: list[TelemetryBatch], *, clean: bool) -> IngestResult:
     now = timezone.now()
     analytics: list[tuple] = []
     usage: list[tuple] = []
@@ -192,12 +209,45 @@ def analytics_ingest_batches(batches: Iterable[TelemetryBatch]) -> IngestResult:
         analytics.extend([_analytics_row(r, edge_id, namespace, now) for r in batch.analytics])
         usage.extend([_usage_row(r, edge_id, namespace, now) for r in batch.budget_usage])
         logs.extend(_log_rows(batch, edge_id, namespace, now))
+    if clean:
+        analytics = _without_nul(analytics, json_last=True)
+        usage = _without_nul(usage, json_last=False)
+        logs = _without_nul(logs, json_last=True)
     inserted = (
         copy_insert_new(AnalyticsEvent, ANALYTICS_COLUMNS, analytics, epoch_columns=_EPOCH)
         + copy_insert_new(BudgetUsageRecord, USAGE_COLUMNS, usage, epoch_columns=_EPOCH)
         + copy_insert_new(ProxyLogRecord, LOG_COLUMNS, logs, epoch_columns=_EPOCH)
     )
     return IngestResult(received=len(analytics) + len(usage) + len(logs), inserted=inserted)
+
+
+def _without_nul(rows: list[tuple], *, json_last: bool) -> list[tuple]:
+    """`rows` with every NUL in their text replaced by U+FFFD; `json_last`: their last value is a JSON column's text
+    (`_context`), where a NUL is the escape `\\u0000` that jsonb refuses."""
+    cleaned = [tuple(_no_nul(value) if type(value) is str else value for value in row) for row in rows]
+    if json_last:
+        cleaned = [(*row[:-1], _no_nul_in_json(row[-1])) for row in cleaned]
+    return cleaned
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _no_nul_in_json(text: str) -> str:
+    if "\\u0000" not in text:
+        return text
+    return json.dumps(_no_nul_json(json.loads(text)), ensure_ascii=False)  # rebuilt: "\\\\u0000" is no NUL
+
+
+def _no_nul_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_no_nul_json(key): _no_nul_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_no_nul_json(item) for item in value]
+    return value
 
 
 def edge_payload_store(*, envelope: PayloadEnvelope) -> tuple[EdgePayloadRecord, bool]:

@@ -174,3 +174,38 @@ def test_an_edge_without_bodies_gets_a_proxy_log_per_request_from_its_analytics_
     assert (bytes(row.request_body), bytes(row.response_body), row.context["metadata"]) == (b"", b"", {"tag": "x"})
     assert row.timestamp.timestamp() == stamp
     assert (bytes(logs["q2"].request_body), bytes(logs["q2"].response_body)) == (b"{}", b"[]")
+
+
+def test_a_nul_in_any_text_is_stored_replaced_and_the_rest_of_the_fetch_with_it():
+    """PostgreSQL's text and jsonb cannot hold NUL. A client's model name or a plugin's context can carry one (JSON
+    has `\\u0000`); it failed the transaction of the whole fetch, every namespace's batches in it, on every
+    redelivery. Now the values are stored with U+FFFD in its place."""
+    context = PluginContextInfo(request_id="q1", metadata={"tag\x00": "a\x00b", "list": ["\x00"], "kept": "\\u0000"})
+    hostile = AnalyticsRecord(
+        request_id="q1", model="gpt\x00x", vendor="v\x00", error_type="e\x00", context=context, path="/v1/\x00"
+    )
+    other = TelemetryBatch(
+        batch_id="b2",
+        edge_id="e2",
+        namespace="other",
+        created_at=time.time(),
+        analytics=[AnalyticsRecord(request_id="q2")],
+    )
+    flagged = TelemetryBatch(
+        batch_id="b1",
+        edge_id="e1",
+        namespace="demo",
+        created_at=time.time(),
+        analytics=[hostile],
+        budget_usage=[BudgetUsage(request_id="q1", currency="U\x00D")],
+        proxy_logs_from_analytics=True,
+    )
+    result = analytics_ingest_batches([flagged, other])
+
+    assert result.inserted == 4
+    event = AnalyticsEvent.objects.get(request_id="q1")
+    assert (event.model, event.vendor, event.error_type) == ("gpt\ufffdx", "v\ufffd", "e\ufffd")
+    assert event.context["metadata"] == {"tag\ufffd": "a\ufffdb", "list": ["\ufffd"], "kept": "\\u0000"}
+    assert BudgetUsageRecord.objects.get().currency == "U\ufffdD"
+    assert ProxyLogRecord.objects.get().path == "/v1/\ufffd"
+    assert AnalyticsEvent.objects.filter(request_id="q2", namespace="other").exists()
