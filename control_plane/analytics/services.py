@@ -132,28 +132,25 @@ def _usage_row(r: BudgetUsage, edge_id: str, namespace: str, now: dt.datetime) -
 
 
 def _log_row(r: ProxyLog, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
-    return (
-        r.record_id,
-        r.request_id,
-        r.timestamp,
-        now,
-        r.edge_id or edge_id,
-        r.namespace or namespace,
-        r.app_id,
-        r.user_id,
-        r.llm_id,
-        r.vendor[:32],
-        r.method[:10],
-        r.path[:500],
-        r.request_body,
-        r.response_body,
-        r.response_code,
-        _context(r.context),
-    )
+    return _log_values(r, r.method, r.path, r.request_body, r.response_body, r.response_code, edge_id, namespace, now)
 
 
 def _derived_log_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
     """The proxy log, without bodies, of the request `r` accounts (`TelemetryBatch.proxy_logs_from_analytics`)."""
+    return _log_values(r, r.method, r.path, b"", b"", r.status_code, edge_id, namespace, now)
+
+
+def _log_values(
+    r: ProxyLog | AnalyticsRecord,
+    method: str,
+    path: str,
+    request_body: bytes,
+    response_body: bytes,
+    code: int,
+    edge_id: str,
+    namespace: str,
+    now: dt.datetime,
+) -> tuple:
     return (
         r.record_id,
         r.request_id,
@@ -165,11 +162,11 @@ def _derived_log_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.d
         r.user_id,
         r.llm_id,
         r.vendor[:32],
-        r.method[:10],
-        r.path[:500],
-        b"",
-        b"",
-        r.status_code,
+        method[:10],
+        path[:500],
+        request_body,
+        response_body,
+        code,
         _context(r.context),
     )
 
