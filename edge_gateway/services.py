@@ -69,7 +69,7 @@ class EdgeEventHub:
     ) -> str:
         """Persist `payload` for the control plane (`ServiceError` when it is invalid or there is no control plane
         connection); returns the correlation id, the record id when none was given."""
-        problem = edge_payload_problem(payload, metadata)
+        problem = edge_payload_problem(payload, metadata, correlation_id)
         if problem is not None:
             raise ServiceError(problem)
         if self.payload_sink is None:

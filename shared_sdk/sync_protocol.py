@@ -386,8 +386,12 @@ is taken off the event path by the edge and persisted in its spool until the con
 the bridge calls the studio plugin's `accept_edge_payload`. Kept for plugins written before `send_payload`."""
 
 
-def edge_payload_problem(payload: object, metadata: object = None) -> str | None:
-    """Why an edge payload cannot be sent (for the error the plugin gets), or `None` when it can."""
+def edge_payload_problem(payload: object, metadata: object = None, correlation_id: object = "") -> str | None:
+    """Why an edge payload cannot be sent (for the error the plugin gets), or `None` when it can. The control plane
+    checks what an edge sends with it again (`control_plane/bridge/payloads.py`): an edge is not trusted either.
+
+    Text holding a NUL character is refused: the control plane stores the correlation id and the metadata as
+    PostgreSQL text, which cannot hold one."""
     if not isinstance(payload, bytes | bytearray | memoryview):
         return f"an edge payload is bytes, got {type(payload).__name__}"
     if len(payload) > EDGE_PAYLOAD_MAX_BYTES:
@@ -396,6 +400,12 @@ def edge_payload_problem(payload: object, metadata: object = None) -> str | None
         isinstance(metadata, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
     ):
         return "edge payload metadata is a dict of str to str"
+    if not isinstance(correlation_id, str):
+        return f"an edge payload's correlation id is a str, got {type(correlation_id).__name__}"
+    if "\x00" in correlation_id:
+        return "its correlation_id holds a NUL character"
+    if metadata and any("\x00" in key or "\x00" in value for key, value in metadata.items()):
+        return "its metadata holds a NUL character"
     return None
 
 

@@ -21,7 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from control_plane.analytics.models import EdgePayloadRecord
 from control_plane.analytics.services import edge_payload_mark_delivered, edge_payload_store
 from shared_sdk.messages import EdgePayload
-from shared_sdk.sync_protocol import PAYLOAD_CONSUMER, PayloadEnvelope, decode
+from shared_sdk.sync_protocol import PAYLOAD_CONSUMER, PayloadEnvelope, decode, edge_payload_problem
 
 from .db import run_db
 from .identity import up_identity
@@ -59,23 +59,15 @@ def _plugin_namespace(slug: str) -> str | None:
     return Plugin.objects.filter(slug=slug).values_list("namespace", flat=True).first()
 
 
-def _nul_in(payload: EdgePayload) -> str | None:
-    """The first of the payload's strings holding a NUL character, which PostgreSQL's text cannot store: the lookup
-    of its plugin failed, the fetch's other payloads went unacknowledged with it, and all came back every ack wait."""
-    if "\x00" in payload.plugin_slug:
-        return "plugin_slug"
-    if "\x00" in payload.correlation_id:
-        return "correlation_id"
-    if any("\x00" in key or "\x00" in value for key, value in payload.metadata.items()):
-        return "metadata"
-    return None
-
-
 def _store_and_deliver(envelope: PayloadEnvelope) -> str | None:
     """Store and deliver; returns why the payload was refused, or None."""
-    field = "record_id" if "\x00" in envelope.record_id else _nul_in(envelope.payload)
-    if field is not None:
-        return f"its {field} holds a NUL character"
+    payload = envelope.payload
+    for field, text in (("record_id", envelope.record_id), ("plugin_slug", payload.plugin_slug)):
+        if "\x00" in text:  # PostgreSQL's text cannot hold it: the plugin's lookup raised, and held up the fetch
+            return f"its {field} holds a NUL character"
+    problem = edge_payload_problem(payload.payload, payload.metadata, payload.correlation_id)
+    if problem is not None:
+        return problem
     owner = _plugin_namespace(envelope.payload.plugin_slug)
     if owner not in (None, "", envelope.payload.edge_namespace):
         return f"plugin {envelope.payload.plugin_slug!r} belongs to namespace {owner!r}"

@@ -122,7 +122,7 @@ class _Remote:
 
 def _payload_check(payload: bytes, correlation_id: str, metadata: dict[str, str] | None) -> None:
     """A payload over the limit fails before its bytes cross the socket (the host checks again)."""
-    problem = edge_payload_problem(payload, metadata)
+    problem = edge_payload_problem(payload, metadata, correlation_id)
     if problem is not None:
         raise ServiceError(problem)
 

@@ -225,7 +225,7 @@ class InMemoryGateway(GatewayServices):
     async def send_payload(
         self, payload: bytes, *, correlation_id: str = "", metadata: dict[str, str] | None = None
     ) -> str:
-        problem = edge_payload_problem(payload, metadata)
+        problem = edge_payload_problem(payload, metadata, correlation_id)
         if problem is not None:
             raise ServiceError(problem)
         sent = EdgePayload(

@@ -87,3 +87,14 @@ async def test_the_studio_runtime_has_no_gateway_to_send_through():
         with pytest.raises(PluginCallError) as err:
             await h.call("handle_analytics", AnalyticsRecord(request_id="r-5"))
         assert "gateway" in err.value.detail
+
+
+@BOTH
+async def test_a_nul_in_the_correlation_id_is_refused_to_the_plugin(isolated):
+    """The control plane stores the correlation id and metadata as PostgreSQL text, which cannot hold a NUL: the
+    plugin learns at the call, not from a payload the control plane refuses later."""
+    async with PluginHarness(f"{HERE}:SyncReporter", isolated=isolated, slug="sync-reporter") as h:
+        with pytest.raises(PluginCallError) as err:
+            await h.call("handle_analytics", AnalyticsRecord(request_id="r\x006"))
+        assert "its correlation_id holds a NUL character" in err.value.detail
+        assert h.payloads == []
