@@ -6,7 +6,8 @@ What runs: the edge's ASGI app from `create_app` (its lifespan included: KV, tel
 `gc.freeze`), called directly with ASGI scopes (no HTTP server, no load generator), and the edge's own upstream
 client (`H1Transport`) talking over loopback to `MockUpstream` in the same event loop (uvloop, as deployed).
 The snapshot has the request tagger as a global plugin, the PII redactor and the text-rewrite plugin on the LLM's
-chain and the request logger as a data collector (its KV writes included), as `bench/bench_edge.py` does.
+chain and the request logger as a data collector (its window written at each block's end), as `bench/bench_edge.py`
+does.
 
 The mix, `--requests` of each in turn, each scenario its own measured block:
   chat          a plain chat completion (200)
@@ -113,7 +114,13 @@ def snapshot(upstream_v1: str, secret: str) -> ConfigSnapshot:
             import_path="plugins.text_rewrite.plugin:create_plugin",
             config={"replace": {"tok": "token"}},
         ),
-        PluginConfig(slug="request-logger", name="logger", import_path="plugins.request_logger.plugin:create_plugin"),
+        # Its window is written by `settle` at each block's end (60 s: never by its own timer inside a block).
+        PluginConfig(
+            slug="request-logger",
+            name="logger",
+            import_path="plugins.request_logger.plugin:create_plugin",
+            config={"window_s": 60},
+        ),
     ]
     llm = LLMConfig(
         id=1,
@@ -242,9 +249,13 @@ def pin_timers(edge: Any) -> None:
 
 
 async def settle(edge: Any) -> None:
-    """Deliver the block's telemetry (the request logger writes its KV entries) and store the KV buffer, then
+    """Deliver the block's telemetry, write the request logger's window (its KV row) and store the KV buffer, then
     let the KV's own delayed flush (armed by those writes, now with nothing left to store) run out."""
     await edge.telemetry.flush()
+    collectors = edge.store.current.collectors
+    for handle in collectors.handles if collectors is not None else ():
+        if handle.slug == "request-logger":  # its held entries, written as its timer would
+            await handle.plugin._write_window()
     await edge.kv.flush()
     await asyncio.sleep(edge.kv.commit_delay_s * 3)
 
