@@ -51,13 +51,20 @@ class PluginCollectorSink:
             if index and not index % YIELD_EVERY:
                 await asyncio.sleep(0)
             method = _METHOD.get(type(record))
-            if method is None or not chain.hooks(method):  # nobody collects this kind: no context to build
+            if method is None:
                 continue
+            hooks = chain.hooks(method)
+            if not hooks:  # nobody collects this kind: no context to build
+                continue
+            # Built already bound to the usual single collector: the call then binds nothing (no copy per record).
+            only = hooks[0] if len(hooks) == 1 else None
             ctx = Context(
                 runtime=Runtime.GATEWAY,
                 request_id=record.request_id,
                 edge_id=self.edge_id,
                 namespace=cfg.snapshot.namespace,
+                plugin_slug=only.slug if only is not None else "",
+                services=only.services if only is not None else None,
             )
             app = cfg.apps.get(record.app_id) if record.app_id is not None else None
             if app is not None:

@@ -475,7 +475,8 @@ class Context:
         trace_context: dict[str, str] | None = None,
         services: Services | None = None,
     ) -> None:
-        self.runtime = Runtime(runtime)
+        # The enum's call costs more than the rest of this constructor; contexts are built per request.
+        self.runtime = runtime if type(runtime) is Runtime else Runtime(runtime)
         self.request_id = request_id
         self.app = app
         self.user = user

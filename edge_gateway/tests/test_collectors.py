@@ -16,8 +16,8 @@ class _Chain:
     def __init__(self, order: list[str]) -> None:
         self.order = order
 
-    def hooks(self, method: str) -> list[str]:
-        return ["request-logger"]
+    def hooks(self, method: str) -> list[Any]:
+        return [SimpleNamespace(slug="request-logger", services=None)]
 
     async def run_data_collection(self, method: str, ctx: Any, record: AnalyticsRecord) -> None:
         self.order.append(record.request_id)

@@ -16,6 +16,37 @@ async def test_request_messages_are_redacted() -> None:
     assert "4111" not in text and "a.b@c.io" not in text and "[REDACTED:card]" in text
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # '@' escaped in the JSON: the body's bytes have no '@', its string has one
+        b'{"model":"m","messages":[{"role":"user","content":"mail ada\\u0040example.com now"}]}',
+        # digits of another script: a bytes pattern's \d does not take them, the patterns do
+        '{"model":"m","messages":[{"role":"user","content":"card \u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661'
+        ' \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 now"}]}'.encode(),
+        # digits escaped in the JSON
+        b'{"model":"m","messages":[{"role":"user","content":"ssn \\u0030\\u0037\\u0038-\\u0030\\u0035-'
+        b'\\u0031\\u0031\\u0032\\u0030 now"}]}',
+    ],
+)
+async def test_a_request_whose_bytes_hide_the_value_is_redacted(body: bytes) -> None:
+    """What JSON escapes or another script's digits hide from the body's bytes is found in its strings: a search of
+    the raw bytes before parsing (tried as a shortcut, and slower than orjson's parse) would miss these."""
+    async with PluginHarness(PIIRedactor()) as h:
+        out = await h.call("handle_post_auth", make_request(body=body))
+    assert out.modified
+    text = orjson.loads(out.body)["messages"][0]["content"]
+    assert "[REDACTED:" in text and text.endswith("now") and not any(c.isdigit() or c == "@" for c in text)
+
+
+async def test_a_request_with_nothing_to_redact_passes_unchanged() -> None:
+    body = b'{"model":"m","messages":[{"role":"user","content":"Say hello."}],"max_tokens":123456789,"seed":42}'
+    async with PluginHarness(PIIRedactor()) as h:
+        out = await h.call("handle_post_auth", make_request(body=body))
+        clean = await h.call("handle_post_auth", make_request("Say hello to the benchmark."))
+    assert not out.modified and not clean.modified
+
+
 async def test_stream_redacts_values_split_across_chunks() -> None:
     pieces = ["write to ", "jane", ".doe@", "example", ".com please", ""]
     async with PluginHarness(PIIRedactor(), config={"stream_holdback_chars": 16}) as h:
