@@ -7,7 +7,7 @@ import json
 import orjson
 import pytest
 
-from shared_sdk.stream_text import has_no_choices, text_event
+from shared_sdk.stream_text import has_no_choices, text_between, text_event, text_run
 
 HEAD = {"id": "c-1", "object": "chat.completion.chunk", "model": "m"}
 
@@ -81,3 +81,52 @@ def test_the_usage_event_has_no_choices_and_only_it() -> None:
     assert has_no_choices(event([], spaced=True, usage={"total_tokens": 3}))
     assert not has_no_choices(event([text("a")]))
     assert not has_no_choices(b"data: " + orjson.dumps({"choices": [], "x": {"choices": [text("a")]}}) + b"\n\n")
+
+
+# -- text_run: the same texts, and the same stop, as text_between one event at a time (it inlines it) ----------
+
+RUN_HEAD = b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"'
+RUN_TAIL = b'"},"finish_reason":null}]}\n\n'
+
+
+def one_by_one(events: list[bytes], start: int, head: bytes, tail: bytes) -> tuple[list[str], int]:
+    texts: list[str] = []
+    for at in range(start, len(events)):
+        text = text_between(events[at], head, tail)
+        if text is None:
+            return texts, at
+        texts.append(text)
+    return texts, len(events)
+
+
+RUN_ODD = [
+    RUN_HEAD + b"plain" + RUN_TAIL,
+    RUN_HEAD + RUN_TAIL,  # empty text
+    RUN_HEAD + "é€😀".encode() + RUN_TAIL,
+    RUN_HEAD + b'a\\"b' + RUN_TAIL,  # an escaped quote: read the long way
+    RUN_HEAD + b"a\\u0040b" + RUN_TAIL,  # an escape
+    RUN_HEAD + b"\xff\xfe" + RUN_TAIL,  # not UTF-8
+    RUN_HEAD + b"x" + RUN_TAIL[:-1],  # the tail cut short
+    RUN_HEAD[:-3],  # shorter than head + tail
+    b'data: {"other":1}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+@pytest.mark.parametrize("odd", RUN_ODD)
+@pytest.mark.parametrize("tail", [RUN_TAIL, b""])
+def test_a_run_stops_where_text_between_stops(odd: bytes, tail: bytes) -> None:
+    head = RUN_HEAD
+    events = [
+        head + b"one" + tail,
+        head + b"two" + tail,
+        odd if tail else odd.removesuffix(RUN_TAIL),
+        head + b"z" + tail,
+    ]
+    for start in range(len(events)):
+        assert text_run(events, start, head, tail) == one_by_one(events, start, head, tail)
+
+
+def test_head_and_tail_overlapping_in_a_short_event_is_not_a_text() -> None:
+    head, tail = b"data: ab", b"bc\n\n"
+    assert text_run([b"data: abc\n\n"], 0, head, tail) == ([], 0) == one_by_one([b"data: abc\n\n"], 0, head, tail)
