@@ -14,7 +14,8 @@ What that changes for a reader: `/recent` answered by this process includes what
 entries show at once; entries another worker of the edge holds show once it writes them (at most `window_s`
 later). A crash loses at most the last window, as the edge's KV already loses its last `commit_delay_s` of writes;
 a clean stop (`shutdown`) writes it. Memory stays bounded: a window is written early once it holds `_MAX_HELD`
-records, and a row holds at most `_ROW_ENTRIES` entries (the KV takes values up to 5 MiB).
+records or their model names add up to `_MAX_HELD_MODEL_CHARS`, and a row holds at most `_ROW_ENTRIES` entries
+(the KV takes values up to 5 MiB).
 
 Rows of 1.0.x (`log:<app>:<ts>:<request id>`, one entry each) are still read, until their TTL ends them.
 """
@@ -60,9 +61,14 @@ CONFIG_SCHEMA: dict[str, Any] = {
 log = logging.getLogger("fjordgate.plugins.request_logger")
 
 _MAX_HELD = 20_000
-"""Records held before the window is written early: at ~1 KB each at most, the memory a burst can hold."""
+"""Records held before the window is written early: what a burst can hold."""
+_MAX_HELD_MODEL_CHARS = 8 * 1024 * 1024
+"""Or when their model names add up to this: a client's model name has no length limit where an LLM's allow-list
+is a pattern, and a held record keeps it (its entry is cut to `_MODEL_CHARS`)."""
+_MODEL_CHARS = 256
 _ROW_ENTRIES = 2_000
-"""Entries per KV row: a row of long model names and request ids stays well under the KV's 5 MiB per value."""
+"""Entries per KV row: with request ids of at most 128 characters and models cut to 256, a row stays ~2 MB at
+most, under the KV's 5 MiB per value."""
 _MAX_LIMIT = 500
 
 
@@ -72,7 +78,7 @@ def _entry(record: AnalyticsRecord) -> dict[str, Any]:
         "app_id": record.app_id,
         "user_id": record.user_id,
         "llm": record.llm_slug,
-        "model": record.model,
+        "model": record.model[:_MODEL_CHARS],
         "status": record.status_code,
         "tokens": record.total_tokens,
         "cost": str(record.cost),
@@ -103,6 +109,7 @@ class RequestLogger(BasePlugin):
         self._instance = secrets.token_hex(4)
         self._rows = 0
         self._held: list[AnalyticsRecord] = []
+        self._held_model_chars = 0
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -120,7 +127,8 @@ class RequestLogger(BasePlugin):
             self._kv = ctx.services.kv  # type: ignore[union-attr]
         held = self._held
         held.append(record)
-        if len(held) >= _MAX_HELD:
+        self._held_model_chars += len(record.model)
+        if len(held) >= _MAX_HELD or self._held_model_chars >= _MAX_HELD_MODEL_CHARS:
             await self._write_window()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.window_s, self._window_due)
@@ -138,7 +146,7 @@ class RequestLogger(BasePlugin):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        held, self._held = self._held, []
+        held, self._held, self._held_model_chars = self._held, [], 0
         if not held or self._kv is None:
             return
         by_app: dict[Any, list[AnalyticsRecord]] = {}
