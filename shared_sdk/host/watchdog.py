@@ -27,6 +27,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, FrameType
@@ -89,8 +90,13 @@ class LoopWatchdog:
         self._loop_thread = threading.get_ident()
         self._stopped = threading.Event()
         self._tick()
+        # The thread gets a weak reference: a strong one in its arguments kept a finished loop (and all it held)
+        # alive until the thread next woke up and saw the stop.
         threading.Thread(
-            target=self._watch, args=(self._loop, self._stopped), name="fjordgate-loop-watchdog", daemon=True
+            target=self._watch,
+            args=(weakref.ref(self._loop), self._stopped),
+            name="fjordgate-loop-watchdog",
+            daemon=True,
         ).start()
 
     def stop(self) -> None:
@@ -107,21 +113,36 @@ class LoopWatchdog:
 
     # -- the watching thread -------------------------------------------------------------------------------
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, stopped: threading.Event) -> None:
+    def _watch(self, loop_ref: weakref.ref[asyncio.AbstractEventLoop], stopped: threading.Event) -> None:
         reported = 0.0  # the beat of the stall already reported: one report per stall
         while not stopped.wait(self._interval):
-            if loop.is_closed():
+            beat = self._stalled_beat(loop_ref, reported)
+            if beat is None:
                 return
-            beat = self._beat
-            if beat == reported or not loop.is_running() or time.monotonic() - beat < self.threshold_s:
+            if not beat:
                 continue
             if stopped.wait(self._interval):  # confirm: a loop that was only descheduled has moved by now
                 return
             if self._beat != beat:
                 continue
-            frame = sys._current_frames().get(self._loop_thread)
             reported = beat
-            self._report(loop, _describe(frame, time.monotonic() - beat))
+            stall = _describe(sys._current_frames().get(self._loop_thread), time.monotonic() - beat)
+            loop = loop_ref()
+            if loop is None:
+                return
+            self._report(loop, stall)
+            del loop  # not held while the thread waits
+
+    def _stalled_beat(self, loop_ref: weakref.ref[asyncio.AbstractEventLoop], reported: float) -> float | None:
+        """The beat of a loop that stopped turning, 0.0 when it turns, None when it is gone or closed (the loop is
+        referenced only during this call)."""
+        loop = loop_ref()
+        if loop is None or loop.is_closed():
+            return None
+        beat = self._beat
+        if beat == reported or not loop.is_running() or time.monotonic() - beat < self.threshold_s:
+            return 0.0
+        return beat
 
     def _report(self, loop: asyncio.AbstractEventLoop, stall: LoopStall) -> None:
         self.stalls += 1
