@@ -69,15 +69,18 @@ def read_dumps(out_prefix: Path, scenarios: list[str], requests: int) -> dict[st
     return {name: totals[i + 1] / requests for i, name in enumerate(scenarios)}
 
 
-def measure_once(requests: int, warmup: int, workdir: Path, as_worker: bool = False) -> dict[str, float]:
-    """One valgrind run of the workload; instructions per request by scenario."""
+def measure_once(
+    requests: int, warmup: int, workdir: Path, as_worker: bool = False, variant: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """One valgrind run of the workload; instructions per request by scenario. `variant`: more arguments of the
+    workload (`--without ...`, `--clean-prompt`: `plugin_costs.py`)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise MeasurementFailed("valgrind is not installed (apt-get install valgrind)")
     workdir.mkdir(parents=True, exist_ok=True)
     out_prefix, ran_file = workdir / "callgrind.out", workdir / "ran.json"
     env = {**os.environ, "PYTHONHASHSEED": HASH_SEED, "PYTHONPATH": str(ROOT)}
-    worker = ["--as-worker"] if as_worker else []
+    worker = ["--as-worker", *variant] if as_worker else [*variant]
     _smoke(env, workdir, worker)
     command = [
         valgrind,

@@ -84,6 +84,7 @@ _PROMPT = [
     {"role": "system", "content": "You are the gate's benchmark assistant."},
     {"role": "user", "content": "Say hello to the benchmark. My address is ada@example.com, call +44 20 7946 0958."},
 ]
+_CLEAN_PROMPT = [{"role": "user", "content": "Say hello to the benchmark."}]
 _CHAT = json.dumps({"model": MODEL, "messages": _PROMPT, "max_tokens": 64}).encode()
 _STREAM = json.dumps({"model": MODEL, "messages": _PROMPT, "max_tokens": 64, "stream": True}).encode()
 _BURST = json.dumps({"model": MODEL, "messages": _PROMPT, "max_tokens": 64, "stream": True, "user": "burst"}).encode()
@@ -96,6 +97,27 @@ SCENARIOS: dict[str, tuple[str, bytes, int, bytes]] = {
     "refused_key": (WRONG_KEY, _CHAT, 401, b"error"),
     "rate_limited": (LIMITED_KEY, _CHAT, 429, b"rate limit"),
 }
+
+
+PLUGINS = ("request-tagger", "pii-redactor", "text-rewrite", "request-logger")
+_without: frozenset[str] = frozenset()
+"""Plugins left out of the snapshot (`--without`, for `plugin_costs.py`); none for the gate itself."""
+
+
+def configure(without: frozenset[str] = frozenset(), clean_prompt: bool = False) -> None:
+    """A variant of the mix for `plugin_costs.py`: plugins left out, or the prompt without PII (the yardstick's
+    kind of prompt, where the redactor finds nothing). The scenarios' checks follow: without the text-rewrite
+    plugin a stream says `tok`, not `token`."""
+    global _without
+    _without = without
+    for name, (key, body, status, marker) in list(SCENARIOS.items()):
+        if clean_prompt:
+            data = json.loads(body)
+            data["messages"] = _CLEAN_PROMPT
+            body = json.dumps(data).encode()
+        if "text-rewrite" in without and marker.startswith(b"token"):
+            marker = b"tok" + marker[len(b"token") :]
+        SCENARIOS[name] = (key, body, status, marker)
 
 
 def snapshot(upstream_v1: str, secret: str) -> ConfigSnapshot:
@@ -122,6 +144,7 @@ def snapshot(upstream_v1: str, secret: str) -> ConfigSnapshot:
             config={"window_s": 60},
         ),
     ]
+    plugins = [p for p in plugins if p.slug not in _without]
     llm = LLMConfig(
         id=1,
         slug="gate",
@@ -132,8 +155,9 @@ def snapshot(upstream_v1: str, secret: str) -> ConfigSnapshot:
         default_model=MODEL,
         allowed_models=[MODEL],
         plugin_chain=[
-            PluginBinding(plugin_slug="pii-redactor", order=0),
-            PluginBinding(plugin_slug="text-rewrite", order=1),
+            PluginBinding(plugin_slug=slug, order=order)
+            for order, slug in enumerate(("pii-redactor", "text-rewrite"))
+            if slug not in _without
         ],
     )
     return ConfigSnapshot(
@@ -305,7 +329,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="where to write what ran (JSON)")
     parser.add_argument("--no-measure", action="store_true", help="run the mix without callgrind (a smoke run)")
     parser.add_argument("--as-worker", action="store_true", help="run the edge as worker 0 of a 2-worker edge")
+    parser.add_argument("--without", default="", help="plugins to leave out, comma-separated, or 'all'")
+    parser.add_argument("--clean-prompt", action="store_true", help="a prompt without PII (the yardstick's kind)")
     args = parser.parse_args(argv)
+    without = frozenset(PLUGINS if args.without == "all" else filter(None, args.without.split(",")))
+    if without - set(PLUGINS):
+        parser.error(f"--without takes {', '.join(PLUGINS)} or 'all'")
+    configure(without, args.clean_prompt)
     with tempfile.TemporaryDirectory(prefix="fjordgate-gate-") as tmp:
         ran = uvloop.run(run(args.requests, args.warmup, not args.no_measure, tmp, args.as_worker))
         Path(args.out).write_text(json.dumps(ran))
