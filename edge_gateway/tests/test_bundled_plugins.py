@@ -137,6 +137,20 @@ def test_request_logger_collects_and_serves_recent_entries(upstream, tmp_path):
     assert unauth.status_code == 401
 
 
+def test_request_logger_entries_held_at_a_clean_stop_are_listed_after_a_restart(upstream, tmp_path):
+    """The logger holds its entries for `window_s` (here a minute) before writing them: an edge that stops cleanly
+    has its plugins write what they hold before its KV closes, so the next edge on the same state lists them."""
+    snap = make_snapshot(upstream, plugins=[plugin("request-logger", "request_logger", {"window_s": 60})])
+    state = str(tmp_path / "state")
+    with run_edge(snap, tmp_path, state_dir=state) as edge:
+        ids = [chat(edge, f"n{i}").headers["x-request-id"] for i in range(3)]
+        edge.sink.wait_for(AnalyticsRecord, 3)
+        edge.call(edge.edge.telemetry.flush())  # the collector has them: held, not written
+    with run_edge(snap, tmp_path, state_dir=state) as edge:
+        recent = httpx.get(f"{edge.url}/plugins/request-logger/recent?limit=10", headers=AUTH).json()["data"]
+    assert sorted(e["request_id"] for e in recent) == sorted(ids)
+
+
 def test_request_logger_keeps_up_with_concurrent_traffic(upstream, tmp_path):
     """Every analytics record reaches the data collector while 32 clients keep the edge busy. A bounded telemetry
     lane drops its oldest records when its sink falls behind; handing records to a single collector through a task
