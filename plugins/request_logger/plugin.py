@@ -13,9 +13,9 @@ per request, and the entry itself is built only then.
 What that changes for a reader: `/recent` answered by this process includes what it holds in memory, so its own
 entries show at once; entries another worker of the edge holds show once it writes them (at most `window_s`
 later). A crash loses at most the last window, as the edge's KV already loses its last `commit_delay_s` of writes;
-a clean stop (`shutdown`) writes it. Memory stays bounded: a window is written early once it holds `_MAX_HELD`
-records or their model names add up to `_MAX_HELD_MODEL_CHARS`, and a row holds at most `_ROW_ENTRIES` entries
-(the KV takes values up to 5 MiB).
+a clean stop (`shutdown`) writes it. Memory stays bounded: what is held of a record is a small tuple (its model
+name cut to `_MODEL_CHARS`), a window is written early once it holds `_MAX_HELD` lines, and a row holds at most
+`_ROW_ENTRIES` entries (the KV takes values up to 5 MiB).
 
 Rows of 1.0.x (`log:<app>:<ts>:<request id>`, one entry each) are still read, until their TTL ends them.
 """
@@ -61,30 +61,51 @@ CONFIG_SCHEMA: dict[str, Any] = {
 log = logging.getLogger("fjordgate.plugins.request_logger")
 
 _MAX_HELD = 20_000
-"""Records held before the window is written early: what a burst can hold."""
-_MAX_HELD_MODEL_CHARS = 8 * 1024 * 1024
-"""Or when their model names add up to this: a client's model name has no length limit where an LLM's allow-list
-is a pattern, and a held record keeps it (its entry is cut to `_MODEL_CHARS`)."""
+"""Lines held before the window is written early: what a burst can hold (a line is ~0.5 KB at most)."""
 _MODEL_CHARS = 256
+"""A client's model name has no length limit where an LLM's allow-list is a pattern: a line keeps this much."""
 _ROW_ENTRIES = 2_000
 """Entries per KV row: with request ids of at most 128 characters and models cut to 256, a row stays ~2 MB at
 most, under the KV's 5 MiB per value."""
 _MAX_LIMIT = 500
 
 
-def _entry(record: AnalyticsRecord) -> dict[str, Any]:
+_Line = tuple[Any, float, str, Any, str, str, int, int, Any, float, bool]
+"""What is held of a record until its window is written: (app id, timestamp, then the rest of its entry). A tuple,
+not the record: a record is ~1-2 KB with its context, and a second of a busy edge's records made its RSS ~6 MB
+larger (`bench_edge.py`)."""
+
+
+def _line(record: AnalyticsRecord) -> _Line:
+    return (
+        record.app_id,
+        record.timestamp,
+        record.request_id,
+        record.user_id,
+        record.llm_slug,
+        record.model[:_MODEL_CHARS],
+        record.status_code,
+        record.total_tokens,
+        record.cost,
+        record.latency_ms,
+        record.streamed,
+    )
+
+
+def _entry(line: _Line) -> dict[str, Any]:
+    app_id, timestamp, request_id, user_id, llm, model, status, tokens, cost, latency_ms, streamed = line
     return {
-        "request_id": record.request_id,
-        "app_id": record.app_id,
-        "user_id": record.user_id,
-        "llm": record.llm_slug,
-        "model": record.model[:_MODEL_CHARS],
-        "status": record.status_code,
-        "tokens": record.total_tokens,
-        "cost": str(record.cost),
-        "latency_ms": round(record.latency_ms, 3),
-        "streamed": record.streamed,
-        "timestamp": record.timestamp,
+        "request_id": request_id,
+        "app_id": app_id,
+        "user_id": user_id,
+        "llm": llm,
+        "model": model,
+        "status": status,
+        "tokens": tokens,
+        "cost": str(cost),
+        "latency_ms": round(latency_ms, 3),
+        "streamed": streamed,
+        "timestamp": timestamp,
     }
 
 
@@ -108,8 +129,7 @@ class RequestLogger(BasePlugin):
         # Every worker of an edge shares its KV file: the instance in each row's key keeps two workers' rows apart.
         self._instance = secrets.token_hex(4)
         self._rows = 0
-        self._held: list[AnalyticsRecord] = []
-        self._held_model_chars = 0
+        self._held: list[_Line] = []
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -126,9 +146,8 @@ class RequestLogger(BasePlugin):
         if self._kv is None:
             self._kv = ctx.services.kv  # type: ignore[union-attr]
         held = self._held
-        held.append(record)
-        self._held_model_chars += len(record.model)
-        if len(held) >= _MAX_HELD or self._held_model_chars >= _MAX_HELD_MODEL_CHARS:
+        held.append(_line(record))
+        if len(held) >= _MAX_HELD:
             await self._write_window()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.window_s, self._window_due)
@@ -146,21 +165,21 @@ class RequestLogger(BasePlugin):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        held, self._held, self._held_model_chars = self._held, [], 0
+        held, self._held = self._held, []
         if not held or self._kv is None:
             return
-        by_app: dict[Any, list[AnalyticsRecord]] = {}
-        for record in held:
-            by_app.setdefault(record.app_id, []).append(record)
-        for app_id, records in by_app.items():
-            records.sort(key=lambda r: r.timestamp)
-            for start in range(0, len(records), _ROW_ENTRIES):
-                part = records[start : start + _ROW_ENTRIES]
+        by_app: dict[Any, list[_Line]] = {}
+        for line in held:
+            by_app.setdefault(line[0], []).append(line)
+        for app_id, lines in by_app.items():
+            lines.sort(key=lambda line: line[1])
+            for start in range(0, len(lines), _ROW_ENTRIES):
+                part = lines[start : start + _ROW_ENTRIES]
                 self._rows += 1
-                newest, oldest = part[-1].timestamp, part[0].timestamp
+                newest, oldest = part[-1][1], part[0][1]
                 key = f"logs:{app_id}:{newest:017.6f}:{oldest:017.6f}:{self._instance}:{self._rows}"
                 try:
-                    await self._kv.write(key, orjson.dumps([_entry(r) for r in part]), ttl_s=self.retention_s)
+                    await self._kv.write(key, orjson.dumps([_entry(line) for line in part]), ttl_s=self.retention_s)
                 except Exception:
                     log.exception("request-logger: storing %d entries of app %s failed; lost", len(part), app_id)
 
@@ -183,7 +202,7 @@ class RequestLogger(BasePlugin):
             return EndpointResponse(status_code=400, body=b'{"error":{"message":"limit must be an integer"}}')
         app_id = req.app.id if req.app is not None else None
         kv = ctx.services.kv  # type: ignore[union-attr]
-        entries = [_entry(r) for r in self._held if r.app_id == app_id]
+        entries = [_entry(line) for line in self._held if line[0] == app_id]
         entries += await self._stored(kv, app_id, limit)
         entries.sort(key=lambda e: e["timestamp"], reverse=True)
         return EndpointResponse(

@@ -116,19 +116,17 @@ async def test_memory_is_bounded_by_writing_early_and_rows_by_entries(monkeypatc
         assert await recent(h, 7) == [f"r{i}" for i in reversed(range(7))]
 
 
-async def test_long_model_names_are_written_early_and_cut_in_the_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A client's model name has no length limit where an LLM's allow-list is a pattern: held records are written
-    once their model names add up to the cap, and an entry keeps 256 characters of one."""
-    monkeypatch.setattr(logger_module, "_MAX_HELD_MODEL_CHARS", 3000)
+async def test_an_entry_keeps_256_characters_of_a_long_model_name() -> None:
+    """A client's model name has no length limit where an LLM's allow-list is a pattern: neither what is held nor
+    what is stored keeps more of it."""
     kv = InMemoryKV()
     services = make_services(kv=kv, slug="request-logger")
     async with PluginHarness(RequestLogger(), config={"window_s": 60}, services=services) as h:
-        for i in range(3):
-            long = AnalyticsRecord(request_id=f"r{i}", app_id=1, timestamp=100.0 + i, model="gpt-4" + "x" * 995)
-            await h.call("handle_analytics", long)
-        stored = await rows(kv)
-    assert [len(entries) for entries in stored.values()] == [3]
-    assert {len(e["model"]) for entries in stored.values() for e in entries} == {256}
+        long = AnalyticsRecord(request_id="r0", app_id=1, timestamp=100.0, model="gpt-4" + "x" * 100_000)
+        await h.call("handle_analytics", long)
+        assert len(h.plugin._held[0][5]) == 256
+    stored = await rows(kv)
+    assert [len(e["model"]) for entries in stored.values() for e in entries] == [256]
 
 
 async def test_an_instance_shut_down_without_being_initialized_stops_cleanly() -> None:
