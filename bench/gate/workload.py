@@ -279,7 +279,7 @@ async def settle(edge: Any) -> None:
     collectors = edge.store.current.collectors
     for handle in collectors.handles if collectors is not None else ():
         if handle.slug == "request-logger":  # its held entries, written as its timer would
-            await handle.plugin._write_window()
+            await handle.plugin.write_held()
     await edge.kv.flush()
     await asyncio.sleep(edge.kv.commit_delay_s * 3)
 
