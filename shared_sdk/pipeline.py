@@ -121,17 +121,45 @@ class HookTiming:
     sum and `outcome` the strongest of theirs (dropped > modified > pass)."""
 
 
-@dataclass(slots=True)
 class RequestPhaseResult:
-    request: EnrichedRequest
-    short_circuit: ShortCircuit | None = None
-    short_circuited_by: str | None = None
-    executed: tuple[PluginHandle, ...] = ()
-    """The chain prefix whose request phase was reached: response hooks run over it in reverse."""
-    timings: list[HookTiming] = field(default_factory=list)
-    errors: list[PluginCallError] = field(default_factory=list)
-    """Contained (fail-open) failures."""
-    context_updates: dict[str, Any] = field(default_factory=dict)
+    """What a request phase came to. A plain class, not a dataclass: the dataclass's `__init__` (keyword defaults,
+    three default factories) cost twice this one's, once per phase and request."""
+
+    __slots__ = (
+        "request",
+        "short_circuit",
+        "short_circuited_by",
+        "executed",
+        "timings",
+        "errors",
+        "context_updates",
+    )
+
+    def __init__(
+        self,
+        request: EnrichedRequest,
+        short_circuit: ShortCircuit | None = None,
+        short_circuited_by: str | None = None,
+        executed: tuple[PluginHandle, ...] = (),
+        timings: list[HookTiming] | None = None,
+        errors: list[PluginCallError] | None = None,
+        context_updates: dict[str, Any] | None = None,
+    ) -> None:
+        self.request = request
+        self.short_circuit = short_circuit
+        self.short_circuited_by = short_circuited_by
+        self.executed = executed
+        """The chain prefix whose request phase was reached: response hooks run over it in reverse."""
+        self.timings: list[HookTiming] = [] if timings is None else timings
+        self.errors: list[PluginCallError] = [] if errors is None else errors
+        """Contained (fail-open) failures."""
+        self.context_updates: dict[str, Any] = {} if context_updates is None else context_updates
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestPhaseResult(short_circuited_by={self.short_circuited_by!r}, "
+            f"executed={[h.slug for h in self.executed]!r}, timings={self.timings!r}, errors={self.errors!r})"
+        )
 
 
 @dataclass(slots=True)
@@ -234,7 +262,7 @@ class HookChain:
     async def run_request_phase(self, phase: str, ctx: Context, req: EnrichedRequest) -> RequestPhaseResult:
         """Run `pre_auth` or `post_auth` hooks in order until one short-circuits."""
         method = PHASES[phase]
-        result = RequestPhaseResult(request=req, executed=self.handles)
+        result = RequestPhaseResult(req, None, None, self.handles)
         timings = result.timings
         for h in self._implementing[method]:
             t0 = time.perf_counter()

@@ -159,3 +159,29 @@ async def test_a_blocking_service_called_on_the_loop_says_so_instead_of_hanging(
     blocking = make_services("gateway", "p").blocking(asyncio.get_running_loop())
     with pytest.raises(ServiceError, match=r"blocking service read\(\) called on the event loop's thread"):
         blocking.kv.read("k")
+
+
+class BlocksAfterAwaiting(BasePlugin):
+    """An async hook that suspends first, then blocks the loop: resumed by the host, it must still be named."""
+
+    name = "late-blocker"
+
+    async def handle_pre_auth(self, ctx, req):
+        await asyncio.sleep(0.01)
+        time.sleep(1.0)
+        return None
+
+
+async def test_a_hook_blocking_the_loop_after_it_suspended_is_named_too():
+    seen: list[LoopStall] = []
+    host = _host(loop_stall_s=0.2, on_loop_stall=seen.append)
+    try:
+        handle = await host.load_instance(
+            BlocksAfterAwaiting(), PluginSpec(slug="late-blocker", import_path=f"{__name__}:BlocksAfterAwaiting")
+        )
+        await handle.call("handle_pre_auth", None, make_request("hi"))
+        await asyncio.sleep(0)  # on_stall runs on the loop once it turns again
+        await asyncio.sleep(0)
+    finally:
+        await host.aclose()
+    assert [(s.plugin, s.method) for s in seen] == [("late-blocker", "handle_pre_auth")]
