@@ -161,6 +161,8 @@ class H1Connection(asyncio.Protocol):
             self._fail(cause if isinstance(cause, UpstreamError) else _invalid_response(str(exc)))
             self.close()
             return
+        if self.chunks:  # one wake-up per read, not per body piece (a chunked stream has one per event)
+            self._wake()
         if not self.headers_done:
             self.head_raw += len(data)
             if self.head_raw > self.pool.owner.max_header_bytes:
@@ -228,7 +230,6 @@ class H1Connection(asyncio.Protocol):
         if self.streaming and self.buffered > PAUSE_ABOVE and not self.paused and self.transport is not None:
             self.transport.pause_reading()
             self.paused = True
-        self._wake()
 
     def on_message_complete(self) -> None:
         if self.informational:
