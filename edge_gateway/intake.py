@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import orjson
 
 from shared_sdk import EnrichedRequest
+from shared_sdk.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
 from shared_sdk.snapshot import CredentialConfig
 
 from .errors import GEMINI_KINDS, GatewayError
@@ -89,12 +90,6 @@ async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-MAX_JSON_DEPTH = 128
-"""How deeply a client's JSON body may nest (serde_json's default limit). The edge and its plugins walk request
-JSON recursively (token bounds, tool-schema translation), two Python frames a level: a body nested a few hundred
-levels deep, which orjson parses (up to 1,024), ended in a RecursionError, a 500, instead of a 400."""
-
-
 def decode_call(kind: str, body: bytes, model: str = "") -> OpenAIRequest:
     """The client's JSON body as an `OpenAIRequest`; 400 with a message that says what is wrong. `model` is the
     one a Gemini-format request names in its URL (its body has none)."""
@@ -119,10 +114,11 @@ def decode_call(kind: str, body: bytes, model: str = "") -> OpenAIRequest:
 
 
 def _check_depth(body: bytes, data: Any) -> None:
-    """400 when `data` nests deeper than MAX_JSON_DEPTH. A body with no more opening brackets than that cannot:
-    they are counted with `find` (memchr) and the count stops past the limit, ~0.5 us for the usual body with a
-    handful, whatever its length (`bytes.count` reads every byte: 11 us for 18 KB). Past it (long conversations,
-    hostile bodies) the parsed containers are walked. Each level takes two bytes: a shorter body is not searched."""
+    """400 when `data` nests deeper than MAX_JSON_DEPTH (`shared_sdk.json_depth` says why). A body with no more
+    opening brackets than that cannot: they are counted with `find` (memchr) and the count stops past the limit,
+    ~0.5 us for the usual body with a handful, whatever its length (`bytes.count` reads every byte: 11 us for
+    18 KB). Past it (long conversations, hostile bodies) the parsed containers are walked. Each level takes two
+    bytes: a shorter body is not searched."""
     if len(body) <= 2 * MAX_JSON_DEPTH:
         return
     found = 0
@@ -138,25 +134,6 @@ def _check_depth(body: bytes, data: Any) -> None:
                     )
                 return
             at = body.find(mark, at + 1)
-
-
-def json_depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether `value` (parsed JSON) holds more than `limit` levels of arrays and objects, the outermost counted.
-    Level by level, without recursion: about as long as orjson took to parse the body (~150 us for 72 KB)."""
-    level = [value] if type(value) is dict or type(value) is list else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        below: list[Any] = []
-        for item in level:
-            for child in item.values() if type(item) is dict else item:
-                kind = type(child)
-                if kind is dict or kind is list:
-                    below.append(child)
-        level = below
-    return False
 
 
 def _check_fields(kind: str, data: dict[str, Any]) -> None:

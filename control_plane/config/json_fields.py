@@ -15,8 +15,20 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.forms.fields import InvalidJSONInput
 
-__all__ = ["JSONListField", "JSONObjectField", "ShapedJSONFormField", "validate_json_list", "validate_json_object"]
+from shared_sdk.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
+
+from .parsers import TOO_DEEP
+
+__all__ = [
+    "BoundedJSONFormField",
+    "JSONListField",
+    "JSONObjectField",
+    "ShapedJSONFormField",
+    "validate_json_list",
+    "validate_json_object",
+]
 
 
 def validate_json_object(value: Any) -> None:
@@ -29,7 +41,28 @@ def validate_json_list(value: Any) -> None:
         raise ValidationError("Give a JSON list ([...]).", code="json_list")
 
 
-class ShapedJSONFormField(forms.JSONField):
+class BoundedJSONFormField(forms.JSONField):
+    """Django's JSON form field, with the nesting bound of the API (`parsers.py`): Django's field catches only
+    `JSONDecodeError`, so a value nested ~1,000 levels deep was a 500 in the admin instead of a form error."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            converted = super().to_python(value)
+        except RecursionError:
+            raise ValidationError(TOO_DEEP, code="too_deep") from None
+        if json_depth_exceeds(converted, MAX_JSON_DEPTH):
+            raise ValidationError(TOO_DEEP, code="too_deep")
+        return converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """What the form shows again after an error: the text as posted when it cannot be read back."""
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
+
+
+class ShapedJSONFormField(BoundedJSONFormField):
     """The admin's input for a shaped column: empty means the empty shape; `null` or another shape is refused
     here, because Django skips model validation of a blank-allowed field whose value is None."""
 

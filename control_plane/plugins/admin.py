@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
+from control_plane.config.json_fields import BoundedJSONFormField
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.hooks.models import ObjectHookRegistration
 from shared_sdk.messages import Event
@@ -57,11 +58,11 @@ def schema_field(name: str, prop: dict, required: bool) -> forms.Field:
         )
     from .schema_widget import SchemaJSONWidget
 
-    return forms.JSONField(widget=SchemaJSONWidget(prop), **common)
+    return BoundedJSONFormField(widget=SchemaJSONWidget(prop), **common)
 
 
 class PluginAdminForm(forms.ModelForm):
-    raw_config = forms.JSONField(
+    raw_config = BoundedJSONFormField(
         required=False,
         initial=dict,
         label="Config (JSON)",

@@ -10,13 +10,14 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from control_plane.catalog.models import Datasource
 from control_plane.config.api import IsAdmin, actor_id, check_change
 from control_plane.config.api_filters import request_access
+from control_plane.config.parsers import BoundedJSONParser
 
 from .forms import uploaded_text
 from .models import Document
@@ -50,7 +51,7 @@ def _datasource(request: Any, pk: int, *, write: bool) -> Datasource:
 
 class DatasourceDocumentsView(APIView):
     permission_classes = [IsAdmin]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     @extend_schema(operation_id="datasources_documents_list", responses={200: DocumentSerializer(many=True)})
     def get(self, request, pk: int) -> Response:

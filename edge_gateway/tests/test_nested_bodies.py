@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from edge_gateway.intake import MAX_JSON_DEPTH, json_depth_exceeds
+from shared_sdk.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
 from shared_sdk.snapshot import AppConfig, BudgetConfig
 
 from .support import CLIENT_KEY, llm, make_snapshot, run_edge

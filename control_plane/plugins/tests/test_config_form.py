@@ -50,3 +50,36 @@ def test_array_property_gets_a_schema_form_and_server_validation(admin_user):
     assert saved.status_code == 302, re.findall(r"errorlist[^<]*<li>([^<]*)", saved.content.decode())
     plugin.refresh_from_db()
     assert plugin.config["collections"] == good
+
+
+@pytest.mark.parametrize("depth", [200, 5000])
+def test_a_config_nested_too_deeply_is_a_form_error_not_a_500(admin_user, depth):
+    """200 levels parse and are refused by the bound; 5,000 made Python's json raise RecursionError (a 500)."""
+    plugin = plugin_register(data={"slug": "docs", "entry_point": "document-collections"})
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    url = f"/admin/plugins/plugin/{plugin.pk}/change/"
+    data = {
+        "slug": "docs",
+        "name": plugin.name,
+        "version": plugin.version,
+        "description": plugin.description,
+        "entry_point": "document-collections",
+        "import_path": "",
+        "command": "[]",
+        "failure_policy": plugin.failure_policy,
+        "timeout_ms": plugin.timeout_ms,
+        "namespace": "",
+        "active": "on",
+        "global_order": "",
+        "extra_scopes": "[]",
+        "raw_config": "{}",
+        "object_hooks-TOTAL_FORMS": 0,
+        "object_hooks-INITIAL_FORMS": 0,
+    }
+    deep = "[" * depth + "]" * depth
+    refused = client.post(url, {**data, "config__collections": deep})
+    assert refused.status_code == 200
+    assert "nested deeper than 128 levels" in refused.content.decode()
+    plugin.refresh_from_db()
+    assert plugin.config.get("collections", []) == []
