@@ -27,6 +27,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+import orjson
+
 from .config_store import CompiledConfig, CompiledLLM
 from .errors import UpstreamError
 from .providers import OpenAIRequest, Provider, Usage
@@ -144,6 +146,18 @@ def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[st
     )
 
 
+_TOO_DEEP = (orjson.JSONEncodeError, RecursionError)
+"""What translating a vendor's reply into the caller's dialect raises when the reply nests too deeply: its walks
+recurse and orjson re-encodes at most 255 levels (a vendor's tool-call arguments sent as a nested structure)."""
+
+
+def _too_deep() -> UpstreamError:
+    """The vendor's fault, told as such: a 502 (a stream already under way ends with an error event), not a 500."""
+    return UpstreamError(
+        502, "upstream sent a response nested too deeply to translate", retryable=True, code="upstream_bad_response"
+    )
+
+
 async def _attempt(
     transport: UpstreamTransport,
     llm: CompiledLLM,
@@ -165,7 +179,10 @@ async def _attempt(
     if reply.chunks is None:
         if native:
             return FullResult(reply.status_code, reply.headers, reply.body, provider.native_usage(reply.body))
-        body, usage = provider.parse(call, model, reply.body)
+        try:
+            body, usage = provider.parse(call, model, reply.body)
+        except _TOO_DEEP:
+            raise _too_deep() from None
         return FullResult(reply.status_code, reply.headers, body, usage)
     events = (
         _native_events(reply, provider)
@@ -204,13 +221,16 @@ class _translated_events:
         splitter = _splitter_of(self.translator)
         translate = self.translator.feed  # type: ignore[attr-defined]
         assert self.reply.chunks is not None
-        async for piece in self.reply.chunks:
-            batch: list[bytes] = []
-            for event in splitter.feed(piece):
-                batch.extend(translate(event))
-            if batch:
-                yield batch
-        batch = self.translator.finish()  # type: ignore[attr-defined]
+        try:
+            async for piece in self.reply.chunks:
+                batch: list[bytes] = []
+                for event in splitter.feed(piece):
+                    batch.extend(translate(event))
+                if batch:
+                    yield batch
+            batch = self.translator.finish()  # type: ignore[attr-defined]
+        except _TOO_DEEP:
+            raise _too_deep() from None
         if batch:
             yield batch
         if not self.translator.done:  # type: ignore[attr-defined]

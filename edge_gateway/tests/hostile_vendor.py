@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 
 Script = Callable[[asyncio.StreamWriter], Awaitable[bool]]
@@ -126,3 +128,20 @@ class HostileVendor:
         finally:
             self.open -= 1
             writer.close()
+
+
+@contextmanager
+def vendor_thread(scripts: dict[str, Script]) -> Iterator[HostileVendor]:
+    """A `HostileVendor` answering `scripts` (by path) on its own loop and thread, for an edge in another thread or
+    process."""
+    vendor = HostileVendor(scripts)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="hostile-vendor", daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(vendor.__aenter__(), loop).result(10)
+    try:
+        yield vendor
+    finally:
+        asyncio.run_coroutine_threadsafe(vendor.__aexit__(None, None, None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

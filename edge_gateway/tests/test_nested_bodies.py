@@ -8,6 +8,7 @@ RecursionError and a 500 "internal error in the edge gateway"; the same body to 
 
 from __future__ import annotations
 
+import json
 import random
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ import pytest
 from shared_sdk.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
 from shared_sdk.snapshot import AppConfig, BudgetConfig
 
+from .hostile_vendor import ok, raw, vendor_thread
 from .support import CLIENT_KEY, llm, make_snapshot, run_edge
 
 GPT = "mock-gpt"
@@ -124,3 +126,71 @@ def test_json_depth_exceeds_agrees_with_a_recursive_count() -> None:
     for _ in range(3000):
         value, limit = build(rng, rng.randint(0, 9)), rng.randint(0, 8)
         assert json_depth_exceeds(value, limit) == (depth_of(value) > limit), (value, limit)
+
+
+DEEP_ARGUMENTS = "[" * 600 + "1" + "]" * 600
+"""A vendor's tool-call `arguments` as a structure nested 600 deep, where OpenAI's format has a string."""
+
+
+def _deep_reply() -> bytes:
+    call = {"id": "t", "type": "function", "function": {"name": "f", "arguments": "ARGS"}}
+    reply = {
+        "id": "c",
+        "object": "chat.completion",
+        "model": "mock-gpt",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "tool_calls": [call]}, "finish_reason": "tool_calls"}
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+    return ok(json.dumps(reply).replace('"ARGS"', DEEP_ARGUMENTS).encode())
+
+
+def _deep_stream() -> bytes:
+    events = [
+        '{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant"}}]}',
+        '{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"tool_calls":'
+        '[{"index":0,"id":"t","type":"function","function":{"name":"f","arguments":' + DEEP_ARGUMENTS + "}}]}}]}",
+        '{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}',
+        "[DONE]",
+    ]
+    payload = b"".join(b"data: " + event.encode() + b"\n\n" for event in events)
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n" % len(payload)
+    return head + payload
+
+
+@pytest.fixture(scope="module")
+def deep_vendor_edge(tmp_path_factory):
+    scripts = {"/deep/chat/completions": raw(_deep_reply(), keep=True), "/stream/chat/completions": raw(_deep_stream())}
+    with vendor_thread(scripts) as vendor:
+        base = f"http://127.0.0.1:{vendor.port}"
+        llms = [llm(1, "deep", f"{base}/deep", max_retries=0), llm(2, "stream", f"{base}/stream", max_retries=0)]
+        with run_edge(make_snapshot(base, llms=llms), tmp_path_factory.mktemp("deep-vendor")) as running:
+            yield running
+
+
+def test_a_vendor_reply_too_deep_to_translate_is_a_502_not_a_500(deep_vendor_edge):
+    """Translated for a Responses or a Gemini caller, the reply is re-encoded (orjson stops at 255 levels)."""
+    responses = post(deep_vendor_edge, "/v1/responses", b'{"model": "deep/mock-gpt", "input": "hi"}', BEARER)
+    assert responses.status_code == 502, responses.text
+    assert responses.json()["error"]["code"] == "upstream_bad_response"
+    gemini_body = b'{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}'
+    gemini = post(
+        deep_vendor_edge, "/v1beta/models/deep/mock-gpt:generateContent", gemini_body, {"x-goog-api-key": CLIENT_KEY}
+    )
+    assert gemini.status_code == 502, gemini.text
+    assert "nested too deeply" in gemini.json()["error"]["message"]
+    streamed = post(
+        deep_vendor_edge,
+        "/v1beta/models/stream/mock-gpt:streamGenerateContent?alt=sse",
+        gemini_body,
+        {"x-goog-api-key": CLIENT_KEY},
+    )
+    assert streamed.status_code == 502, streamed.text
+    passed = post(
+        deep_vendor_edge,
+        "/v1/chat/completions",
+        b'{"model": "deep/mock-gpt", "messages": [{"role": "user", "content": "hi"}]}',
+        BEARER,
+    )
+    assert passed.status_code == 200  # an OpenAI caller gets the vendor's own reply, as it came

@@ -8,11 +8,9 @@ resident set before: an edge used to go from 86 MB to 3.5 GB in 10 s there. The 
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from .hostile_vendor import HostileVendor, Script, drip, endless, ok, raw
+from .hostile_vendor import HostileVendor, Script, drip, endless, ok, raw, vendor_thread
 from .support import CLIENT_KEY, edge_process_env, free_port, llm, make_snapshot, wait_http
 
 COMPLETION = orjson.dumps(
@@ -41,22 +39,6 @@ SCRIPTS: dict[str, Script] = {
     "headers": endless(HEAD, b"x-filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"),
     "drip": drip(HEAD + b"content-length: 100000\r\n\r\n", b"{", 0.2),
 }
-
-
-@contextmanager
-def vendor_thread() -> Iterator[HostileVendor]:
-    """The hostile vendor on its own loop and thread (the edge is another process)."""
-    vendor = HostileVendor({f"/{name}/chat/completions": script for name, script in SCRIPTS.items()})
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="hostile-vendor", daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(vendor.__aenter__(), loop).result(10)
-    try:
-        yield vendor
-    finally:
-        asyncio.run_coroutine_threadsafe(vendor.__aexit__(None, None, None), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 @contextmanager
@@ -104,7 +86,8 @@ def assert_openai_error(reply: httpx.Response, status: int) -> dict:
 
 @pytest.mark.parametrize("client", ["h1", "aiohttp"])
 def test_an_edge_in_front_of_a_hostile_vendor_answers_cleanly_and_stays_small(client, tmp_path):
-    with vendor_thread() as vendor, edge_process(vendor, client, tmp_path) as (edge, pid):
+    scripts = {f"/{name}/chat/completions": script for name, script in SCRIPTS.items()}
+    with vendor_thread(scripts) as vendor, edge_process(vendor, client, tmp_path) as (edge, pid):
         assert chat(edge, "good").status_code == 200  # warm: the pool, the pipeline, the JSON decoders
         before = memory_kib(pid)
 
