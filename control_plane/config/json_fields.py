@@ -19,7 +19,7 @@ from django.forms.fields import InvalidJSONInput
 
 from shared_sdk.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
 
-from .parsers import TOO_DEEP
+from .parsers import TOO_DEEP, UNSTORABLE, unstorable_text
 
 __all__ = [
     "BoundedJSONFormField",
@@ -42,8 +42,9 @@ def validate_json_list(value: Any) -> None:
 
 
 class BoundedJSONFormField(forms.JSONField):
-    """Django's JSON form field, with the nesting bound of the API (`parsers.py`): Django's field catches only
-    `JSONDecodeError`, so a value nested ~1,000 levels deep was a 500 in the admin instead of a form error."""
+    """Django's JSON form field, with the API's bounds (`parsers.py`): Django's field catches only `JSONDecodeError`,
+    so a value nested ~1,000 levels deep was a 500 in the admin instead of a form error, and so was a `\u0000`
+    (jsonb cannot hold it)."""
 
     def to_python(self, value: Any) -> Any:
         try:
@@ -52,6 +53,8 @@ class BoundedJSONFormField(forms.JSONField):
             raise ValidationError(TOO_DEEP, code="too_deep") from None
         if json_depth_exceeds(converted, MAX_JSON_DEPTH):
             raise ValidationError(TOO_DEEP, code="too_deep")
+        if unstorable_text(converted):
+            raise ValidationError(UNSTORABLE, code="unstorable")
         return converted
 
     def bound_data(self, data: Any, initial: Any) -> Any:

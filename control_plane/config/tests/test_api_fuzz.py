@@ -17,7 +17,7 @@ import roots, command folders) with string rules before anything is imported or 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -123,18 +123,18 @@ def _body_schema(operation) -> dict:
     return _resolve(body.get("schema", {}), operation.schema.raw_schema["components"]["schemas"])
 
 
-def _field_sweep(operation, base: dict) -> Iterator[tuple[str, Any, dict]]:
+def _field_sweep(operation, base: dict, values: Callable[[dict], list[Any]]) -> Iterator[tuple[str, Any, dict]]:
     """(field, bad value, body) for `null` and values of the wrong JSON type in every field of the request body,
     and in every field of the objects a list field holds (an LLM's plugin chain, an app's plugin resources)."""
     components = operation.schema.raw_schema["components"]["schemas"]
     for field, prop in (_body_schema(operation).get("properties") or {}).items():
         if prop.get("readOnly"):
             continue
-        for value in (None, *_wrong_values(prop)):
+        for value in values(prop):
             yield field, value, {**base, field: value}
         item = _resolve(prop.get("items") or {}, components)
         for name, item_prop in (item.get("properties") or {}).items():
-            for value in (None, *_wrong_values(_resolve(item_prop, components))):
+            for value in values(_resolve(item_prop, components)):
                 yield field, [{name: value}], {**base, field: [{name: value}]}
 
 
@@ -145,14 +145,31 @@ def _resolve(prop: dict, components: dict) -> dict:
 
 
 def _wrong_values(prop: dict) -> list[Any]:
+    """`null`, then values of the wrong JSON type."""
     kind = prop.get("type")
     if kind == "array":
-        return [7, [None], [[1]], [{"a": 1}]]
+        return [None, 7, [None], [[1]], [{"a": 1}]]
     if kind in WRONG_TYPE:
-        return [WRONG_TYPE[kind]]
-    if not kind and not prop.get("enum") and not prop.get("oneOf") and not prop.get("allOf"):
-        return ["x", 7]  # a JSON field: an object or a list, never a bare string or number
-    return [7]
+        return [None, WRONG_TYPE[kind]]
+    if _is_json_field(prop):
+        return [None, "x", 7]  # a JSON field: an object or a list, never a bare string or number
+    return [None, 7]
+
+
+def _unstorable_values(prop: dict) -> list[Any]:
+    """Text PostgreSQL cannot store (NUL, an unpaired surrogate) wherever a field can hold text."""
+    kind = prop.get("type")
+    if kind == "string":
+        return ["a\x00b", "a\ud800b"]
+    if kind == "array":
+        return [["a\x00b"], [{"k": "\ud800"}]]
+    if _is_json_field(prop):
+        return [{"k": "a\x00b"}, {"a\x00": 1}, {"k": ["\ud800"]}]
+    return []
+
+
+def _is_json_field(prop: dict) -> bool:
+    return not prop.get("type") and not prop.get("enum") and not prop.get("oneOf") and not prop.get("allOf")
 
 
 def _base_body(operation, headers: dict[str, str], path_parameters: dict[str, Any], serial: int) -> dict:
@@ -176,13 +193,15 @@ def _base_body(operation, headers: dict[str, str], path_parameters: dict[str, An
     return body
 
 
-def _failures_of_field_sweep(operation, headers, path_parameters) -> list[str]:
+def _failures_of_field_sweep(
+    operation, headers, path_parameters, values: Callable[[dict], list[Any]] = _wrong_values
+) -> list[str]:
     failures: list[str] = []
     if operation.method.upper() not in ("POST", "PUT", "PATCH") or not _body_schema(operation):
         return failures
     properties = _body_schema(operation).get("properties") or {}
     for serial, (field, value, body) in enumerate(
-        _field_sweep(operation, _base_body(operation, headers, path_parameters, 0)), start=1
+        _field_sweep(operation, _base_body(operation, headers, path_parameters, 0), values), start=1
     ):
         for name in UNIQUE_FIELDS:  # a POST that succeeds must not make the next one a duplicate
             if operation.method.upper() == "POST" and isinstance(body.get(name), str) and name != field:
@@ -227,4 +246,16 @@ def test_null_and_wrong_types_are_validation_errors(api_schema, headers):
     failures: list[str] = []
     for operation in _operations(api_schema):
         failures += _failures_of_field_sweep(operation, headers, _real_path_parameters(operation, headers))
+    assert failures == [], "\n".join(failures)
+
+
+def test_text_postgresql_cannot_store_is_a_validation_error(api_schema, headers):
+    """NUL and unpaired surrogates in every text-bearing field of every write (JSON columns, slugs looked up in
+    another table, strings in lists): a 400 naming the field. JSON columns and lookups were 500s on a dozen
+    endpoints (`control_plane.config.parsers`)."""
+    failures: list[str] = []
+    for operation in _operations(api_schema):
+        failures += _failures_of_field_sweep(
+            operation, headers, _real_path_parameters(operation, headers), _unstorable_values
+        )
     assert failures == [], "\n".join(failures)
