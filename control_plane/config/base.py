@@ -118,6 +118,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "control_plane.config.request_text.NulRefusingMiddleware",  # %00 in a URL: 400, not a failed query
     "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's static files under uvicorn, no separate server
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
