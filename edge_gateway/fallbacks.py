@@ -341,7 +341,10 @@ def upstream_request(
             attempt.call.stream,
         )
     else:
-        request = provider.build(attempt.llm.spec, attempt.call, attempt.model)
+        try:
+            request = provider.build(attempt.llm.spec, attempt.call, attempt.model)
+        except _MISSHAPEN as exc:
+            raise _misshapen(exc) from None
         forwarded = client_headers(attempt.llm.spec, caller.headers)
         if forwarded:
             request.headers.update(forwarded)
@@ -350,6 +353,19 @@ def upstream_request(
         if injected:
             request.headers.update(injected)
     return request
+
+
+_MISSHAPEN = (TypeError, AttributeError, KeyError, IndexError)
+"""What translating a client's body into another vendor's format raises where a field has a type or shape its
+format does not allow (Anthropic's `system: 5`, Gemini's `functionDeclarations: 5`): the translators read fields
+with `.get` and iterate them, and a number or a string there was a 500. Fields a translator checks raise
+`GatewayError` themselves (a message naming the field); what one does not check is a 400 all the same."""
+
+
+def _misshapen(exc: BaseException) -> GatewayError:
+    return GatewayError.bad_request(
+        f"the request does not have the shape its API defines ({type(exc).__name__}: {exc})", code="invalid_request"
+    )
 
 
 def _usable(ex: Exchange, target: CompiledLLM, model: str) -> bool:

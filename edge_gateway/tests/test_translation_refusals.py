@@ -136,3 +136,50 @@ def test_a_fallback_that_cannot_translate_is_skipped(edge, mock_upstream):
     # A chat call on the same LLM does reach the fallback, which answers.
     reply = oai(edge).chat.completions.create(model="down-embed", messages=[{"role": "user", "content": "fall back"}])
     assert "fall back" in (reply.choices[0].message.content or "")
+
+
+MISSHAPEN_CHATS = [
+    {"messages": [{"role": "user", "content": 5}]},
+    {"messages": [{"role": "user", "content": [5]}]},
+    {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": 5}]}]},
+    {"messages": [{"role": "assistant", "tool_calls": 5}]},
+    {"messages": [{"role": "assistant", "tool_calls": [{"function": 5}]}]},
+    {"messages": [{"role": "user", "content": "hi"}], "tools": [5]},
+    {"messages": [{"role": "user", "content": "hi"}], "tool_choice": {"type": "function", "function": 5}},
+]
+
+
+@pytest.mark.parametrize("body", MISSHAPEN_CHATS)
+def test_a_misshapen_chat_translated_for_anthropic_is_a_400_not_a_500(edge, body):
+    """Found by sending wrong types where the chat format allows one: the translation read them with `.get` and
+    iterated them, and a number there was a 500 (Anthropic, Gemini and Bedrock LLMs alike)."""
+    reply = httpx.post(
+        f"{edge.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+        json={"model": CLAUDE, **body},
+    )
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["type"] == "invalid_request_error"
+    assert "does not have the shape its API defines" in reply.json()["error"]["message"]
+
+
+def test_misshapen_anthropic_and_gemini_callers_get_their_own_400(edge):
+    messages = httpx.post(
+        f"{edge.url}/v1/messages",
+        headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
+        json={
+            "model": "gpt-small",
+            "max_tokens": 10,
+            "system": [{"type": "text", "text": 5}],
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
+    assert messages.status_code == 400, messages.text
+    assert messages.json()["type"] == "error" and messages.json()["error"]["type"] == "invalid_request_error"
+    gemini = httpx.post(
+        f"{edge.url}/v1beta/models/gpt-small:generateContent",
+        headers={"x-goog-api-key": CLIENT_KEY},
+        json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": [{"functionDeclarations": 5}]},
+    )
+    assert gemini.status_code == 400, gemini.text
+    assert gemini.json()["error"]["status"] == "INVALID_ARGUMENT"
