@@ -235,15 +235,11 @@ class InProcessHandle(PluginHandle):
                 deadline = _deadlines().enter_at(started + self.timeout_s)
                 result = await cast(Awaitable[Any], _finish(coro, step))
             return mspec.normalize(result)
-        except asyncio.CancelledError:
-            if deadline is not None and deadline.expired:
-                deadline.task.uncancel()
-                raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
-            raise
-        except PluginCallError:
-            raise
-        except (Exception, SystemExit) as exc:
-            raise self._error(method, "exception", _describe_exception(exc)) from exc
+        except BaseException as exc:
+            failure = self._failure(method, exc, deadline)
+            if failure is None:
+                raise
+            raise failure from (exc if failure.kind == "exception" else None)
         finally:
             if deadline is not None:
                 deadline.close()
@@ -256,18 +252,28 @@ class InProcessHandle(PluginHandle):
         try:
             result = await self._run_sync(method, fn, mspec.takes_ctx, bound, args)
             return mspec.normalize(result)
-        except asyncio.CancelledError:
-            if deadline.expired:
-                deadline.task.uncancel()
-                self._note_stuck()
-                raise self._error(method, "timeout", f"no answer within {self.timeout_s:g}s") from None
-            raise
-        except PluginCallError:
-            raise
-        except (Exception, SystemExit) as exc:
-            raise self._error(method, "exception", _describe_exception(exc)) from exc
+        except BaseException as exc:
+            failure = self._failure(method, exc, deadline)
+            if failure is None:
+                raise
+            if failure.kind == "timeout":
+                self._note_stuck()  # its thread runs on: nothing can interrupt it
+            raise failure from (exc if failure.kind == "exception" else None)
         finally:
             deadline.close()
+
+    def _failure(self, method: str, exc: BaseException, deadline: _Deadline | None) -> PluginCallError | None:
+        """What a call that raised `exc` raises instead: a `timeout` when its own deadline cancelled it, an
+        `exception` for whatever the plugin raised; None (raise it as it is) for a cancellation from elsewhere (the
+        client left), a `PluginCallError` already made and what is not an `Exception` (but `SystemExit`)."""
+        if isinstance(exc, asyncio.CancelledError):
+            if deadline is not None and deadline.expired:
+                deadline.task.uncancel()
+                return self._error(method, "timeout", f"no answer within {self.timeout_s:g}s")
+            return None
+        if isinstance(exc, PluginCallError) or not isinstance(exc, Exception | SystemExit):
+            return None
+        return self._error(method, "exception", _describe_exception(exc))
 
     def chunk_caller(self, ctx: Context, method: str = _CHUNK_METHOD) -> ChunkCall:
         entry = self._entries.get(method)
@@ -522,15 +528,11 @@ class _InProcessChunkCall:
             owner._ticker = deadline.task.get_loop().create_task(owner._tick())
         try:
             result = await self.fn(self.ctx, chunk)
-        except asyncio.CancelledError:
-            if deadline.expired:
-                deadline.task.uncancel()
-                raise handle._error(method, "timeout", f"no answer within {handle.timeout_s:g}s") from None
-            raise
-        except PluginCallError:
-            raise
-        except (Exception, SystemExit) as exc:
-            raise handle._error(method, "exception", _describe_exception(exc)) from exc
+        except BaseException as exc:
+            failure = handle._failure(method, exc, deadline)
+            if failure is None:
+                raise
+            raise failure from (exc if failure.kind == "exception" else None)
         finally:
             owner.calls.discard(deadline)
         if type(result) is self.result_type:
