@@ -58,11 +58,15 @@ class BoundedJSONFormField(forms.JSONField):
         return converted
 
     def bound_data(self, data: Any, initial: Any) -> Any:
-        """What the form shows again after an error: the text as posted when it cannot be read back."""
+        """What the form shows again after an error: the text as posted when it cannot be read back, or when what
+        it reads back could not be written into the page (an unpaired surrogate cannot be encoded as UTF-8)."""
         try:
-            return super().bound_data(data, initial)
+            bound = super().bound_data(data, initial)
         except RecursionError:
             return InvalidJSONInput(data)
+        if not isinstance(bound, InvalidJSONInput) and unstorable_text(bound):
+            return InvalidJSONInput(data)
+        return bound
 
 
 class ShapedJSONFormField(BoundedJSONFormField):

@@ -8,10 +8,12 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.http import HttpResponseRedirect
 
 from control_plane.config.admin_widgets import NamespacePickerMixin, SafeAutocompleteMixin
 from control_plane.config.exceptions import ApplicationError, HookRejected
+from control_plane.config.json_fields import BoundedJSONFormField
 from control_plane.sync.services import config_push_now
 
 from .services import HookOutcome, object_hooks_run_before
@@ -25,6 +27,15 @@ class ServiceAdminMixin(NamespacePickerMixin, SafeAutocompleteMixin):
 
     object_type: str | None = None
     save_form_m2m = False
+
+    def formfield_for_dbfield(self, db_field: Any, request: Any, **kwargs: Any) -> Any:
+        """A plain JSON column gets the bounded JSON input (`config.json_fields`): Django's own showed a posted
+        unpaired surrogate back into the page, which cannot be encoded, a 500 (a budget's alert thresholds, a
+        plugin's extra scopes). The shaped columns bring it already."""
+        if type(db_field) is models.JSONField:
+            kwargs.setdefault("form_class", BoundedJSONFormField)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     active_field = "is_active"
     """The model's on/off field, for the activate / deactivate actions (which go through `service_save`)."""
 

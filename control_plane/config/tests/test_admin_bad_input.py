@@ -1,5 +1,5 @@
 """Every registered ModelAdmin's add and change forms, posted with bad input as a browser would send it: invalid
-JSON, JSON of the wrong shape, `null`, oversized and negative values, unknown choices. The answer is the form with
+JSON, JSON of the wrong shape, `null`, an escaped NUL and an unpaired surrogate, oversized and negative values, unknown choices. The answer is the form with
 its errors (or a redirect with a message), never a server error."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from .seed import seed_one_of_each
 pytestmark = pytest.mark.django_db
 
 EVERY_FIELD_AT_ONCE = ["null", '{"a": ', "x" * 3000, "-1", "999999999999999999999"]
-ONE_FIELD_AT_A_TIME = ["[1]", "null"]  # valid JSON of the wrong shape, and null, with the rest of the form valid
+# Valid JSON of the wrong shape, null, and JSON holding what PostgreSQL cannot store (an escaped NUL, an unpaired
+# surrogate), one field at a time with the rest of the form valid.
+ONE_FIELD_AT_A_TIME = ["[1]", "null", '{"k": "a\\u0000b"}', '["\\ud800"]']
 ADMINS = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
 
 
@@ -39,6 +41,7 @@ def test_admin_forms_answer_bad_input_without_server_error(client, admin_user):
     """One pass over every registered ModelAdmin (seeded once: a test per admin would seed 25 times)."""
     seed_one_of_each(admin_user)
     client.force_login(admin_user)
+    client.raise_request_exception = False  # every failing form listed, not only the first
     request = _request(admin_user)
     failures, posted = [], set()
     for model, model_admin in ADMINS:
