@@ -17,9 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms.fields import InvalidJSONInput
 
-from shared_sdk.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
-
-from .parsers import TOO_DEEP, UNSTORABLE, unstorable_text
+from .parsers import TOO_DEEP, json_refusal, unstorable_text
 
 __all__ = [
     "BoundedJSONFormField",
@@ -51,10 +49,9 @@ class BoundedJSONFormField(forms.JSONField):
             converted = super().to_python(value)
         except RecursionError:
             raise ValidationError(TOO_DEEP, code="too_deep") from None
-        if json_depth_exceeds(converted, MAX_JSON_DEPTH):
-            raise ValidationError(TOO_DEEP, code="too_deep")
-        if unstorable_text(converted):
-            raise ValidationError(UNSTORABLE, code="unstorable")
+        refusal = json_refusal(converted)
+        if refusal is not None:
+            raise ValidationError(refusal, code="too_deep" if refusal == TOO_DEEP else "unstorable")
         return converted
 
     def bound_data(self, data: Any, initial: Any) -> Any:

@@ -21,7 +21,7 @@ from rest_framework.parsers import JSONParser
 
 from shared_sdk.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
 
-__all__ = ["TOO_DEEP", "UNSTORABLE", "BoundedJSONParser", "unstorable_text"]
+__all__ = ["TOO_DEEP", "UNSTORABLE", "BoundedJSONParser", "json_refusal", "unstorable_text"]
 
 TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects."
 UNSTORABLE = "Text cannot contain NUL (\\u0000) or unpaired surrogate (\\ud800-\\udfff) characters."
@@ -46,19 +46,35 @@ def unstorable_text(value: Any) -> bool:
     return False
 
 
+def json_refusal(value: Any) -> str | None:
+    """Why parsed JSON cannot be taken (TOO_DEEP, UNSTORABLE), or None: the one check of the API and the admin."""
+    if json_depth_exceeds(value, MAX_JSON_DEPTH):
+        return TOO_DEEP
+    if unstorable_text(value):
+        return UNSTORABLE
+    return None
+
+
 class BoundedJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError(f"JSON parse error - {TOO_DEEP}") from None
-        if json_depth_exceeds(data, MAX_JSON_DEPTH):
+        refusal = json_refusal(data)
+        if refusal == TOO_DEEP:
             raise ParseError(f"JSON parse error - {TOO_DEEP}")
-        if unstorable_text(data):
-            if isinstance(data, dict):
-                fields = [key for key, value in data.items() if unstorable_text(key) or unstorable_text(value)]
-                raise ValidationError(
-                    {field if not unstorable_text(field) else "non_field_errors": [UNSTORABLE] for field in fields}
-                )
-            raise ValidationError([UNSTORABLE])
+        if refusal is not None:
+            raise ValidationError(_unstorable_fields(data))
         return data
+
+
+def _unstorable_fields(data: Any) -> dict[str, list[str]]:
+    """The top-level fields holding such text, each with the message (a key holding it: a non-field error)."""
+    if not isinstance(data, dict):
+        return {"non_field_errors": [UNSTORABLE]}
+    return {
+        "non_field_errors" if unstorable_text(key) else key: [UNSTORABLE]
+        for key, value in data.items()
+        if unstorable_text(key) or unstorable_text(value)
+    }
