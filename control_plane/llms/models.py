@@ -52,8 +52,16 @@ class LLM(models.Model):
     metadata = JSONObjectField(blank=True)
     fallbacks = JSONListField(blank=True, help_text='[{"llm_slug": "...", "model": null}]')
     max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
-    connect_timeout_s = models.FloatField(default=5.0, validators=[MinValueValidator(0.1)])
-    first_byte_timeout_s = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
+    connect_timeout_s = models.FloatField(
+        default=5.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(300.0)],
+        help_text="Seconds an edge waits for a connection to this LLM (pool wait and connect), 0.1 to 300.",
+    )
+    first_byte_timeout_s = models.FloatField(
+        default=60.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(3600.0)],
+        help_text="Seconds an edge waits for the reply's headers (and a stream's first bytes), 0.1 to 3600.",
+    )
     max_response_bytes = models.PositiveBigIntegerField(
         default=32 * 1024 * 1024,
         validators=[MinValueValidator(1024), MaxValueValidator(1024**3)],

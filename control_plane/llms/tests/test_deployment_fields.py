@@ -1,5 +1,5 @@
-"""An LLM's deployment fields (issue 14): `weight` (1..1000), `priority` (0..100) and the optional circuit
-breaker `breaker_cooldown_s` (1..3600 s): defaults, validation in the API (DRF errors) and the admin form, and
+"""An LLM's deployment fields (issue 14): `weight` (1..1000), `priority` (0..100), the optional circuit
+breaker `breaker_cooldown_s` (1..3600 s) and the timeouts (connect 0.1..300 s, first byte 0.1..3600 s): defaults, validation in the API (DRF errors) and the admin form, and
 carried to edges in the snapshot."""
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ def test_defaults_and_changes_reach_the_snapshot(admin_api):
         ("priority", 101),
         ("breaker_cooldown_s", 0.5),
         ("breaker_cooldown_s", 7200),
+        ("connect_timeout_s", 0.01),
+        ("connect_timeout_s", 301),
+        ("first_byte_timeout_s", 1e308),
+        ("first_byte_timeout_s", "inf"),
+        ("first_byte_timeout_s", "nan"),
     ],
 )
 def test_values_out_of_range_are_validation_errors(admin_api, field, bad):
