@@ -359,7 +359,9 @@ _MISSHAPEN = (TypeError, AttributeError, KeyError, IndexError)
 """What translating a client's body into another vendor's format raises where a field has a type or shape its
 format does not allow (Anthropic's `system: 5`, Gemini's `functionDeclarations: 5`): the translators read fields
 with `.get` and iterate them, and a number or a string there was a 500. Fields a translator checks raise
-`GatewayError` themselves (a message naming the field); what one does not check is a 400 all the same."""
+`GatewayError` themselves (a message naming the field); what one does not check is a 400 all the same. A
+provider's `build` that does more than translate turns these four into its own error for that part (Bedrock's
+signing: `SigningFailed`, a 500), so a fault of the edge never reads as the client's."""
 
 
 def _misshapen(exc: BaseException) -> GatewayError:

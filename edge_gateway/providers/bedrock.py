@@ -37,10 +37,14 @@ from .messages_reply import ChatToMessagesStream, chat_to_message
 from .messages_request import messages_to_chat
 from .openai import vendor_error_message
 
-__all__ = ["BedrockProvider", "sign"]
+__all__ = ["BedrockProvider", "SigningFailed", "sign"]
 
 _SERVICE = "bedrock"
 _SIGNED = ("content-type", "accept")
+
+
+class SigningFailed(RuntimeError):
+    """SigV4 signing raised: a fault of the edge or of the LLM's config, never of the client's request."""
 
 
 def sign(spec: UpstreamSpec, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
@@ -109,7 +113,12 @@ class BedrockProvider:
         except GatewayError as err:
             raise UpstreamError(err.status_code, err.message, retryable=False, type=err.type, code=err.code) from None
         operation = "converse-stream" if call.stream else "converse"
-        return self._request(spec, f"model/{quote(model, safe='')}/{operation}", body, call.stream)
+        try:
+            return self._request(spec, f"model/{quote(model, safe='')}/{operation}", body, call.stream)
+        except (TypeError, AttributeError, KeyError, IndexError) as exc:
+            # The edge's own fault (botocore, the LLM's config), not the body's: the caller's translation catches
+            # these four as a misshapen request (a 400), so they leave here as what they are, a 500 that is logged.
+            raise SigningFailed(f"signing the request for LLM {spec.slug!r} failed: {exc!r}") from exc
 
     def _body(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> bytes:
         data: dict[str, Any] = call.data

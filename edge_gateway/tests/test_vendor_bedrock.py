@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from botocore.auth import SigV4Auth
 
 from shared_sdk.snapshot import AppConfig
 
@@ -288,3 +289,23 @@ def test_what_converse_cannot_express_is_a_clear_400(edge, upstream):
     assert reply.choices[0].message.content == "Echo: what is this"
     sent = last_request(upstream)["body"]["messages"][0]["content"][1]
     assert sent == {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}
+
+
+def test_a_signing_fault_is_the_edges_500_not_the_clients_400(edge, monkeypatch, caplog):
+    """The edge answers a body its translation cannot read (a TypeError there) as the client's 400; a TypeError
+    from signing is not about the body, and must not read as the client's fault."""
+
+    def broken_signer(self, request):
+        raise TypeError("botocore broke")
+
+    monkeypatch.setattr(SigV4Auth, "add_auth", broken_signer)
+    answer = httpx.post(
+        f"{edge.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert answer.status_code == 500, answer.text
+    assert "shape its API defines" not in answer.text
+    assert any(
+        "signing the request for LLM 'bedrock' failed" in r.getMessage() + str(r.exc_info) for r in caplog.records
+    )
