@@ -347,6 +347,11 @@ class TelemetryBatch(_Wire):
     """The edge logs no bodies and ships no proxy logs: the control plane stores one per analytics record, built from
     it (a proxy log without bodies repeats its request's analytics record but for the method and path, which the
     record carries). A proxy log the batch does carry for a record is kept as it is."""
+    budget_usage_from_analytics: bool = False
+    """The edge ships no BudgetUsage for the requests it accounts: the control plane stores one per analytics record
+    with an app, built from it (the usage record repeats the request's ids, tokens, cost and currency, all of which
+    the analytics record carries; it was half of every request's records to build, journal, spool and publish). A
+    usage record the batch does carry for a record (spooled by an older edge) is kept as it is."""
 
 
 class TelemetryBatchRaw(_Wire):
@@ -361,6 +366,7 @@ class TelemetryBatchRaw(_Wire):
     budget_usage: list[msgspec.Raw] = []
     proxy_logs: list[msgspec.Raw] = []
     proxy_logs_from_analytics: bool = False
+    budget_usage_from_analytics: bool = False
 
 
 class EventEnvelope(_Wire):

@@ -131,6 +131,44 @@ def _usage_row(r: BudgetUsage, edge_id: str, namespace: str, now: dt.datetime) -
     )
 
 
+def _derived_usage_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
+    """The usage record of the request `r` accounts (`TelemetryBatch.budget_usage_from_analytics`). It has no budget
+    period: spend is summed over time windows (`selectors.spent_in_window`), never by a record's period."""
+    return (
+        r.record_id,
+        r.request_id,
+        r.timestamp,
+        now,
+        edge_id,
+        namespace,
+        r.app_id,
+        r.user_id,
+        r.llm_id,
+        r.total_tokens,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.cost,
+        r.currency[:3],
+        1,
+        None,
+        None,
+    )
+
+
+def _usage_rows(batch: TelemetryBatch, edge_id: str, namespace: str, now: dt.datetime) -> list[tuple]:
+    """The batch's usage records and, from an edge that ships none, one per analytics record with an app (an edge
+    accounts only requests an app made)."""
+    rows = [_usage_row(r, edge_id, namespace, now) for r in batch.budget_usage]
+    if batch.budget_usage_from_analytics and batch.analytics:
+        shipped = {r.record_id for r in batch.budget_usage}
+        rows.extend(
+            _derived_usage_row(r, edge_id, namespace, now)
+            for r in batch.analytics
+            if r.app_id is not None and r.record_id not in shipped
+        )
+    return rows
+
+
 def _log_row(r: ProxyLog, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
     return _log_values(r, r.method, r.path, r.request_body, r.response_body, r.response_code, edge_id, namespace, now)
 
@@ -204,7 +242,7 @@ def _ingest(batches: list[TelemetryBatch], *, clean: bool) -> IngestResult:
     for batch in batches:
         edge_id, namespace = batch.edge_id, batch.namespace
         analytics.extend([_analytics_row(r, edge_id, namespace, now) for r in batch.analytics])
-        usage.extend([_usage_row(r, edge_id, namespace, now) for r in batch.budget_usage])
+        usage.extend(_usage_rows(batch, edge_id, namespace, now))
         logs.extend(_log_rows(batch, edge_id, namespace, now))
     if clean:
         analytics = _without_nul(analytics, json_last=True)

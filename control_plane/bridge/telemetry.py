@@ -87,6 +87,8 @@ class TelemetryIngestor(PullConsumer):
                 log.warning("refused telemetry outside its subject's namespace: %s", reason)
         log.debug("ingested %d batches: %d records, %d new", len(received), result.received, result.inserted)
         if self._on_ingested is not None:
-            namespaces = {b.namespace for b in scoped.batches if b.budget_usage}
+            namespaces = {
+                b.namespace for b in scoped.batches if b.budget_usage or (b.budget_usage_from_analytics and b.analytics)
+            }
             if namespaces:
                 await self._on_ingested(namespaces)

@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from shared_sdk.messages import BudgetUsage
+from shared_sdk.messages import AnalyticsRecord
 from shared_sdk.snapshot import ConfigSnapshot
 from shared_sdk.sync_protocol import (
     KEY_BUDGETS,
@@ -158,8 +158,8 @@ class ConfigSync:
             unreflected = own - spend.by_edge.get(self.edge_id, _ZERO) if period == spend.period_start else _ZERO
             self._store.update_budget_spend(spend.budget_id, spend.spent + max(_ZERO, unreflected), spend.period_start)
 
-    def note_usage(self, record: BudgetUsage) -> None:
-        """Count this edge's own spend per budget and period (the shipper calls this for every BudgetUsage)."""
+    def note_spend(self, record: AnalyticsRecord) -> None:
+        """Count this edge's own spend per budget and period (the shipper calls this for every analytics record)."""
         budgets = getattr(self._store, "budgets", None)
         cfg = getattr(self._store, "current", None)
         if budgets is None or cfg is None or not record.cost:

@@ -209,3 +209,50 @@ def test_a_nul_in_any_text_is_stored_replaced_and_the_rest_of_the_fetch_with_it(
     assert BudgetUsageRecord.objects.get().currency == "U\ufffdD"
     assert ProxyLogRecord.objects.get().path == "/v1/\ufffd"
     assert AnalyticsEvent.objects.filter(request_id="q2", namespace="other").exists()
+
+
+def test_an_edge_that_ships_no_usage_gets_a_usage_row_per_request_from_its_analytics_records():
+    """An edge ships no BudgetUsage (`budget_usage_from_analytics`): each request it accounted (an app's) still has
+    its usage row, built from its analytics record; a usage record the batch carries itself (spooled by an older
+    edge) is the one kept, and a batch without the flag gets no derived rows."""
+    stamp = 1_733_240_123.5
+    plain = AnalyticsRecord(
+        request_id="q1",
+        app_id=7,
+        user_id=3,
+        llm_id=2,
+        prompt_tokens=5,
+        completion_tokens=4,
+        total_tokens=9,
+        cost=Decimal("0.125"),
+        currency="EUR",
+        timestamp=stamp,
+    )
+    carried = AnalyticsRecord(request_id="q2", app_id=7, cost=Decimal("1"))
+    old_usage = BudgetUsage(
+        record_id=carried.record_id, request_id="q2", app_id=7, cost=Decimal("1"), period_start=stamp
+    )
+    no_app = AnalyticsRecord(request_id="q3", cost=Decimal("2"))
+    flagged = TelemetryBatch(
+        batch_id="b",
+        edge_id="e1",
+        namespace="demo",
+        created_at=time.time(),
+        analytics=[plain, carried, no_app],
+        budget_usage=[old_usage],
+        budget_usage_from_analytics=True,
+    )
+    unflagged = batch([AnalyticsRecord(request_id="q4", app_id=7, cost=Decimal("3"))])
+    result = analytics_ingest_batches([flagged, unflagged])
+
+    assert result.inserted == 4 + 2  # four analytics rows, q1's derived usage row and q2's carried one
+    usage = {row.request_id: row for row in BudgetUsageRecord.objects.all()}
+    assert set(usage) == {"q1", "q2"}
+    row = usage["q1"]
+    assert (row.record_id, row.edge_id, row.namespace, row.app_id, row.user_id, row.llm_id) == (
+        plain.record_id, "e1", "demo", 7, 3, 2,
+    )  # fmt: skip
+    assert (row.tokens_used, row.prompt_tokens, row.completion_tokens, row.requests_count) == (9, 5, 4, 1)
+    assert (row.cost, row.currency, row.timestamp.timestamp()) == (Decimal("0.125"), "EUR", stamp)
+    assert (row.period_start, row.period_end) == (None, None)
+    assert usage["q2"].period_start is not None  # the carried record, not one derived beside it

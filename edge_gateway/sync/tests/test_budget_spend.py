@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from edge_gateway.budgets import BudgetTracker
 from edge_gateway.sync.client import ConfigSync
-from shared_sdk.messages import BudgetUsage
+from shared_sdk.messages import AnalyticsRecord
 from shared_sdk.snapshot import BudgetConfig
 from shared_sdk.sync_protocol import BudgetSpend, BudgetUpdate
 
@@ -24,8 +24,8 @@ class Store:
         self.budgets.update_spend(budget_id, spent, period_start)
 
 
-def _usage(cost: str) -> BudgetUsage:
-    return BudgetUsage(app_id=7, cost=Decimal(cost), timestamp=PERIOD + 10)
+def _spend(cost: str) -> AnalyticsRecord:
+    return AnalyticsRecord(app_id=7, cost=Decimal(cost), timestamp=PERIOD + 10)
 
 
 def _update(total: str, mine: str) -> BudgetUpdate:
@@ -37,7 +37,7 @@ def test_control_figure_plus_own_unreflected_spend():
     store = Store()
     sync = ConfigSync(store=store, namespace="ns", edge_id="e1")
     for cost in ("1", "2", "0.5"):  # this edge spent 3.5; the control plane has seen 1 of it, other edges 4
-        sync.note_usage(_usage(cost))
+        sync.note_spend(_spend(cost))
     sync.apply_budgets(_update(total="5", mine="1"))
     assert store.budgets.state(1).spent == Decimal("7.5")  # 5 + (3.5 - 1), not max(5, 3.5)
     sync.apply_budgets(_update(total="7.5", mine="3.5"))  # everything reflected: nothing added twice
@@ -47,7 +47,7 @@ def test_control_figure_plus_own_unreflected_spend():
 def test_other_budgets_and_other_apps_do_not_count():
     store = Store()
     sync = ConfigSync(store=store, namespace="ns", edge_id="e1")
-    sync.note_usage(BudgetUsage(app_id=8, cost=Decimal("4"), timestamp=PERIOD + 1))  # another app
-    sync.note_usage(BudgetUsage(app_id=7, cost=Decimal("4"), timestamp=PERIOD - 1))  # before the period
+    sync.note_spend(AnalyticsRecord(app_id=8, cost=Decimal("4"), timestamp=PERIOD + 1))  # another app
+    sync.note_spend(AnalyticsRecord(app_id=7, cost=Decimal("4"), timestamp=PERIOD - 1))  # before the period
     sync.apply_budgets(_update(total="2", mine="0"))
     assert store.budgets.state(1).spent == Decimal("2")
