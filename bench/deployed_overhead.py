@@ -42,8 +42,10 @@ from cryptography.fernet import Fernet  # noqa: E402
 
 from bench.bench_edge import (  # noqa: E402
     KEY,
+    BODY,
     MODEL,
     SHARED_MOCK,
+    STREAM_BODY,
     all_cpus,
     check_deployed,
     cpu_seconds,
@@ -61,9 +63,10 @@ NAMESPACE = "bench"
 
 def cpu_ms_per_request(url: str, pids: int | list[int], duration: float, concurrency: int) -> tuple[float, int]:
     """(CPU ms per request of `pids`, requests answered) under wrk's closed-loop load (after a 0.5 s warm-up)."""
-    uvloop.run(throughput(url, KEY, concurrency, 0.5))
+    body = STREAM_BODY if STREAMS else BODY
+    uvloop.run(throughput(url, KEY, concurrency, 0.5, body))
     cpu0, kernel0, switches0 = cpu_seconds(pids), _kernel_seconds(pids), _switches(pids)
-    count = wrk_throughput(url, KEY, concurrency, duration)
+    count = wrk_throughput(url, KEY, concurrency, duration, body)
     if count is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     if not count:
@@ -86,6 +89,8 @@ def cpu_ms_per_request(url: str, pids: int | list[int], duration: float, concurr
 
 
 VERBOSE = False
+STREAMS = False
+"""`--streams`: every figure per stream (bench_edge's STREAM_BODY: the mock's 20-event answer) instead of per chat."""
 
 
 def _kernel_seconds(pids: int | list[int]) -> float:
@@ -114,6 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--duration", type=float, default=4.0, help="seconds of wrk load per target and round")
+    parser.add_argument("--streams", action="store_true", help="load with streamed chats: CPU per stream")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
         "--py-spy", metavar="OUT", help="py-spy each edge (and the bridge, with --workers) into OUT.<name>"
@@ -128,8 +134,9 @@ def main() -> None:
     parser.add_argument("--bridges", type=int, default=1, help="bridges running for the lag measurement (--workers)")
     parser.add_argument("-v", "--verbose", action="store_true", help="kernel share and context switches per round")
     args = parser.parse_args()
-    global VERBOSE
+    global VERBOSE, STREAMS
     VERBOSE = args.verbose
+    STREAMS = args.streams
     py = sys.executable
     os.sched_setaffinity(0, {0})
     from bench.bridge_lag import LagWatch, bridge_backlog, mock_request_count, stored_rows
