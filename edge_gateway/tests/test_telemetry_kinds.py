@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
+from edge_gateway.telemetry.shipper import TelemetryShipper
+from edge_gateway.telemetry.spool import Spool
 from edge_gateway.telemetry_queue import TelemetryQueue
 from shared_sdk import AnalyticsRecord, BudgetUsage, ProxyLog
+from shared_sdk.sync_protocol import TelemetryBatch, decode
 
 from .support import CLIENT_KEY, make_snapshot, run_edge
 
@@ -108,3 +112,35 @@ def test_an_edge_without_a_taker_builds_no_proxy_log_or_budget_usage_record(upst
 
 async def _add(telemetry: TelemetryQueue, sink: Any) -> None:
     telemetry.add_sink(sink, name="picky")
+
+
+def test_the_nats_shipper_takes_one_record_per_request_and_its_batches_say_usage_comes_from_analytics(tmp_path):
+    """A request's budget usage repeats its analytics record: the shipper takes no `BudgetUsage`, so an edge without
+    a collector plugin for them builds none, and the control plane stores each request's usage row from its
+    analytics record (`budget_usage_from_analytics`). The config sync still hears of each request's spend."""
+
+    async def scenario() -> None:
+        spool = Spool(tmp_path / "spool.sqlite3", max_bytes=1024 * 1024)
+        await spool.open()
+        try:
+            shipper = TelemetryShipper(namespace="ns", edge_id="e1", spool=spool, proxy_logs=False)
+            spent: list[Any] = []
+            shipper.on_spend = spent.append
+            queue = TelemetryQueue()
+            queue.add_durable_sink(shipper, name="nats")
+            assert queue.wants(AnalyticsRecord)
+            assert not queue.wants(BudgetUsage) and not queue.wants(ProxyLog)
+
+            record = AnalyticsRecord(request_id="r", app_id=7, cost=Decimal("0.5"))
+            pending: list[asyncio.Future[None]] = []
+            queue.put(record, pending)
+            await asyncio.gather(*pending)
+            assert spent == [record]
+            _, body = shipper._batch(await spool.head_records())
+            shipped = decode(body, TelemetryBatch)
+            assert [r.record_id for r in shipped.analytics] == [record.record_id]
+            assert shipped.budget_usage == [] and shipped.budget_usage_from_analytics
+        finally:
+            await spool.close()
+
+    asyncio.run(scenario())
