@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 from cryptography.fernet import Fernet  # noqa: E402
 
 from bench.bench_edge import (  # noqa: E402
-    KEY,
     BODY,
+    KEY,
     MODEL,
     SHARED_MOCK,
     STREAM_BODY,

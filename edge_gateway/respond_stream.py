@@ -2,7 +2,8 @@
 
     headers hooks (reverse) -> response start -> per upstream read: the chunk hooks over its events (a plugin
     with `on_before_write_events` once, one with `on_before_write` per event), then one `send`
-    -> end of body (or an SSE error event when the upstream or a fail-closed chunk hook breaks mid-stream)
+    -> end of body, with the read that held `[DONE]` (or an SSE error event when the upstream or a fail-closed
+       chunk hook breaks mid-stream)
     -> stream-complete hooks with the accumulated response
 
 The first event goes out on its own, before the hooks run over the rest of its read: time to first byte must
@@ -32,7 +33,7 @@ _SSE_TAIL = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 class _Relay:
     """One stream's pump: runs the chunk hooks over each read's events and sends what they pass, in one send."""
 
-    __slots__ = ("out", "hooks", "keep", "sent", "count", "size", "info")
+    __slots__ = ("out", "hooks", "keep", "sent", "count", "size", "info", "last")
 
     def __init__(self, out: Outlet, hooks: HookChain | None, executed: Executed, keep: bool) -> None:
         self.out = out
@@ -43,14 +44,17 @@ class _Relay:
         self.count = 0
         self.size = 0
         self.info = out.ex.ctx.info() if self.hooks is not None else None
+        self.last = b""
+        """The read that ended the stream (`[DONE]`): sent with the end of the body, in one message (`respond_stream`)."""
 
     def finish(self) -> None:
         """Report the chunk hooks' time for this stream (`ChunkRun.finish`), however the stream ended."""
         if self.hooks is not None:
             self.hooks.finish()
 
-    async def send(self, events: list[bytes]) -> None:
-        """One `send` for the events of one upstream read (after the chunk hooks)."""
+    async def send(self, events: list[bytes], final: bool = False) -> None:
+        """One `send` for the events of one upstream read (after the chunk hooks); `final`: the read that ended the
+        stream, kept for the end of the body (one message, one write to the socket, instead of two)."""
         ex = self.out.ex
         try:
             body = events[0] if len(events) == 1 else b"".join(events)
@@ -63,6 +67,11 @@ class _Relay:
         self.size += len(body)
         if self.keep:
             self.sent.append(body)
+        if self.last:  # a vendor that sent more after `[DONE]`: it follows, in order
+            body, self.last = self.last + body, b""
+        if final:
+            self.last = body
+            return
         await self.out.send({"type": "http.response.body", "body": body, "more_body": True})
 
     def _not_bytes(self) -> PluginCallError:
@@ -71,17 +80,17 @@ class _Relay:
 
     async def relay(self, batch: list[bytes]) -> None:
         hooks = self.hooks
-        if hooks is None:
-            if batch:
-                await self.send(batch)
-            return
         if not batch:
+            return
+        final = batch[-1] == DONE
+        if hooks is None:
+            await self.send(batch, final)
             return
         first = self.count
         self.count += len(batch)
-        passed, failure = await hooks.run_events(batch, first, self.out.ex.request_id, batch[-1] == DONE, self.info)
+        passed, failure = await hooks.run_events(batch, first, self.out.ex.request_id, final, self.info)
         if passed:  # after a fail-closed failure too: what the hooks passed before it still goes out
-            await self.send(passed)
+            await self.send(passed, final and failure is None)
         if failure is not None:
             raise failure
 
@@ -160,7 +169,7 @@ async def respond_stream(out: Outlet, hooks: HookChain | None, executed: Execute
             await relay.pump(result)
         except (UpstreamError, PluginCallError) as err:
             await _error_event(out, err)
-        await out.send({"type": "http.response.body", "body": b"", "more_body": False})
+        await out.send({"type": "http.response.body", "body": relay.last, "more_body": False})
     finally:
         relay.finish()
         await result.reply.aclose()

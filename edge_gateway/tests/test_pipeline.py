@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -189,6 +190,66 @@ def test_an_events_hook_gets_each_reads_events_in_one_call_beside_per_event_hook
     if burst:
         assert groups[0] == 1 and len(groups) == 2  # the first event alone, then the rest of the read at once
     assert calls("chunk") == ["a"] * (events - 1)  # a sees every event ev passed: all but the dropped one
+
+
+async def _asgi_messages(app, body: bytes) -> list[dict]:
+    """What the edge's ASGI app sends for one request, message by message (as uvicorn would deliver it)."""
+    messages: list[dict] = []
+    done = asyncio.Event()
+    delivered = False
+
+    async def receive() -> dict:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            done.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"authorization", f"Bearer {CLIENT_KEY}".encode())],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
+    await app(scope, receive, send)
+    return messages
+
+
+@pytest.mark.parametrize("hooks", [True, False], ids=["chunk-hooks", "no-hooks"])
+@pytest.mark.parametrize("burst", [True, False], ids=["one-read", "event-by-event"])
+def test_the_read_that_ends_a_stream_goes_out_with_the_end_of_the_body(upstream, tmp_path, hooks, burst):
+    """The events of the read holding `[DONE]` and the end of the body are one message, which uvicorn writes to the
+    socket at once (chunk and terminator): one write per stream fewer. A whole answer in one read is then two
+    messages: its first event alone (time to first byte), then the rest with the end."""
+    events = PluginConfig(slug="ev", name="ev", import_path=EVENTS, config={"label": "ev"})
+    snap = chain_snapshot(upstream, events) if hooks else snapshot_with(upstream, global_labels=())
+    request = {"model": "mock-gpt", "messages": [{"role": "user", "content": "one two three"}], "stream": True}
+    request["mock"] = "chunks=4; burst" if burst else "chunks=4"
+    with run_edge(snap, tmp_path) as edge:
+        messages = edge.call(_asgi_messages(edge.app, json.dumps(request).encode()))
+    assert messages[0]["type"] == "http.response.start" and messages[0]["status"] == 200
+    bodies = [m for m in messages[1:] if m["type"] == "http.response.body"]
+    assert all(m["more_body"] for m in bodies[:-1]) and not bodies[-1]["more_body"]
+    assert bodies[-1]["body"].endswith(b"data: [DONE]\n\n")
+    text = b"".join(m["body"] for m in bodies)
+    assert text.count(b"data: [DONE]") == 1 and b"echo" in text.lower()  # the recorder writes ECHO
+    if burst:
+        assert len(bodies) == 2 and bodies[0]["body"].count(b"data: ") == 1
 
 
 def test_an_events_hook_answering_text_instead_of_bytes_ends_that_stream_with_an_error_event(upstream, tmp_path):
