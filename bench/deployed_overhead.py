@@ -1,6 +1,6 @@
 """What the deployed edge pays per request beyond the snapshot edge: CPU per request of both, interleaved, in one run.
 
-    .venv/bin/python bench/deployed_overhead.py [--rounds 4] [--duration 4] [-v] [--baseline DIR]
+    .venv/bin/python bench/deployed_overhead.py [--rounds 4] [--duration 4] [--streams] [-v] [--baseline DIR]
         [--py-spy OUT] [--strace OUT] [--workers N [--bridges M]]
 
 Why a script of its own: `bench_edge.py` measures each target once, one after the other, on a box where other
@@ -9,7 +9,8 @@ snapshot edge and the deployed edge (NATS JetStream, spool, bridge, leased budge
 seed of `bench_edge.py`) run side by side, pinned to CPU 1, and wrk (CPU 0) loads them in alternation, `--rounds`
 times each; the ratio of each round and their median are printed. `--baseline DIR`: also a deployed edge run from
 the source tree DIR (`git archive <commit> | tar -x -C DIR`), for a before/after in one run. `-v`: per target, the
-kernel share of its CPU, context switches per request and each thread's CPU per request. `--py-spy OUT` records
+kernel share of its CPU, context switches per request and each thread's CPU per request. `--streams`: the load is
+streamed chats (`bench_edge.py`'s STREAM_BODY), every figure per stream. `--py-spy OUT` records
 each edge (native frames, per thread, raw: `OUT.<target>`) and, with `--workers`, the bridge (`OUT.bridge`);
 `--strace OUT` counts each edge's syscalls (`OUT.<target>`), each during an extra round. `--workers N` (N >= 2)
 then loads a deployed edge with N workers on every core and prints the bridge's lag under that load
