@@ -1,6 +1,6 @@
 """Where the deployed edge's latency tail at concurrency 1 comes from: the edge, or its neighbours on the same cores.
 
-    .venv/bin/python bench/bench_tail_deployed.py [--rounds 3] [--duration 5] [--pause-bridge]
+    .venv/bin/python bench/bench_tail_deployed.py [--rounds 3] [--duration 5] [--pause-bridge | --idle-control-plane]
 
 wrk (`--latency`, one connection, CPU 0) loads the floor, the snapshot edge and the deployed edge (the stack and seed
 of `bench_edge.py`: NATS JetStream, spool and journal, bridge, PostgreSQL, leased budget, shared rpm/tpm; edges on
@@ -13,6 +13,10 @@ two cores as the edge, the mock vendor and wrk; the floor and the snapshot edge 
 (the edge keeps spooling and publishing to JetStream; its leases hold for a short round and are topped up by 2 s
 of traffic after each): the difference
 between a run with and one without is what the control plane's work on the same cores adds to the edge's tail.
+`--idle-control-plane` keeps the control plane ingesting but gives it only the CPU time the rest leaves: its
+processes (embedded PostgreSQL with every backend it forks, NATS, the bridge; every thread) run under Linux's
+SCHED_IDLE policy, as if it ran on other machines, which is how it is deployed beside edges that matter. The
+bridge's lag is then checked: every answered request must be an analytics row within 30 s of the end.
 
 Self-check: a round whose wrk run answered no request, or answered anything but 2xx, stops the run.
 """
@@ -61,6 +65,7 @@ def wrk_latency(url: str, seconds: int) -> dict[int, float]:
     answered = re.search(r"(\d+) requests in", out)
     if answered is None or not int(answered.group(1)) or "Non-2xx" in out:
         raise SystemExit(f"{url}: wrk got no answer or non-2xx answers:\n{out}")
+    ANSWERED[url] = ANSWERED.get(url, 0) + int(answered.group(1))
     percentiles = {}
     for percent, value in re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)", out, re.M):
         number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
@@ -72,15 +77,34 @@ def wrk_latency(url: str, seconds: int) -> dict[int, float]:
     return percentiles
 
 
+ANSWERED: dict[str, int] = {}
+"""Requests wrk counted as answered, per URL (for the check that every deployed answer was stored)."""
+
+
+def _idle(pid: int) -> int:
+    """Every thread of `pid` and of its descendants under SCHED_IDLE (a process forked later inherits it); how many."""
+    from bench.deployed_stack import children
+
+    count = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setscheduler(int(task.name), os.SCHED_IDLE, os.sched_param(0))
+        count += 1
+    return count + sum(_idle(child) for child in children(pid))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per target and round")
     parser.add_argument("--pause-bridge", action="store_true", help="SIGSTOP the bridge during deployed rounds")
+    parser.add_argument(
+        "--idle-control-plane", action="store_true", help="PostgreSQL, NATS and the bridge under SCHED_IDLE"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     os.sched_setaffinity(0, {0})
+    from bench.bridge_lag import stored_rows
     from bench.deployed_seed import seed_like_snapshot
     from bench.deployed_stack import DeployedStack
 
@@ -129,6 +153,11 @@ def main() -> None:
         url, _ = stack.edge("bench-deployed", NAMESPACE, env=renew, prefix=pinned(1))
         stack.wait_config([url], NAMESPACE)
         bridge_pid = stack.bridge_pid
+        if args.idle_control_plane:
+            if not stack.embedded_postgres:
+                raise SystemExit("--idle-control-plane needs the embedded PostgreSQL (unset DATABASE_URL)")
+            idled = sum(_idle(pid) for pid in stack.backend_pids)
+            print(f"control plane under SCHED_IDLE: {idled} threads", flush=True)
         targets = {
             "floor": f"http://127.0.0.1:{floor_port}/v1/chat/completions",
             "snapshot": f"{snap_url}/v1/chat/completions",
@@ -159,6 +188,19 @@ def main() -> None:
                 ),
                 flush=True,
             )
+        stored = stored_rows(stack.db_url, "bench-deployed")
+        deadline, waited = time.monotonic() + 30, time.monotonic()
+        while stored() < ANSWERED[targets["deployed"]]:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"deployed edge: {stored()} analytics rows of {ANSWERED[targets['deployed']]} answers after 30 s"
+                )
+            time.sleep(0.1)
+        print(
+            f"every deployed answer stored ({ANSWERED[targets['deployed']]} answers), "
+            f"{time.monotonic() - waited:.1f} s after the last round",
+            flush=True,
+        )
         floor_p99 = statistics.median(r[99] for r in results["floor"])
         for name, rounds in results.items():
             p99 = statistics.median(r[99] for r in rounds)

@@ -66,6 +66,8 @@ class DeployedStack:
         """PostgreSQL (when embedded), NATS and the bridge: what the edges' telemetry costs besides the edge."""
         self.env: dict[str, str] = {}
         self.bridge_pid = 0
+        self.embedded_postgres = False
+        """Whether this stack started its own PostgreSQL (its processes are then `backend_pids[0]` and descendants)."""
         self.db_url = ""
         self._stack = ExitStack()
 
@@ -89,6 +91,7 @@ class DeployedStack:
             )
             server_url = pg.url
             self.backend_pids.append(pg.process.pid)
+            self.embedded_postgres = True
         self.db_url = fresh_database(server_url, self.database)
         self._stack.callback(drop_database, self.db_url)
         nats = self._stack.enter_context(run_server(nats_plan(self.tmp / "nats", free_port()), self.tmp / "nats.log"))
