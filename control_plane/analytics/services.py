@@ -110,30 +110,25 @@ def _analytics_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.dat
 
 
 def _usage_row(r: BudgetUsage, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
-    return (
-        r.record_id,
-        r.request_id,
-        r.timestamp,
-        now,
-        edge_id,
-        namespace,
-        r.app_id,
-        r.user_id,
-        r.llm_id,
-        r.tokens_used,
-        r.prompt_tokens,
-        r.completion_tokens,
-        r.cost,
-        r.currency[:3],
-        r.requests_count,
-        _ts_or_none(r.period_start),
-        _ts_or_none(r.period_end),
-    )
+    periods = (_ts_or_none(r.period_start), _ts_or_none(r.period_end))
+    return _usage_values(r, r.tokens_used, r.requests_count, periods, edge_id, namespace, now)
 
 
 def _derived_usage_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
     """The usage record of the request `r` accounts (`TelemetryBatch.budget_usage_from_analytics`). It has no budget
     period: spend is summed over time windows (`selectors.spent_in_window`), never by a record's period."""
+    return _usage_values(r, r.total_tokens, 1, (None, None), edge_id, namespace, now)
+
+
+def _usage_values(
+    r: BudgetUsage | AnalyticsRecord,
+    tokens: int,
+    requests: int,
+    periods: tuple[dt.datetime | None, dt.datetime | None],
+    edge_id: str,
+    namespace: str,
+    now: dt.datetime,
+) -> tuple:
     return (
         r.record_id,
         r.request_id,
@@ -144,14 +139,13 @@ def _derived_usage_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt
         r.app_id,
         r.user_id,
         r.llm_id,
-        r.total_tokens,
+        tokens,
         r.prompt_tokens,
         r.completion_tokens,
         r.cost,
         r.currency[:3],
-        1,
-        None,
-        None,
+        requests,
+        *periods,
     )
 
 
