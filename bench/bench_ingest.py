@@ -5,14 +5,16 @@ time to drain an edge spool of 100,000 records after an outage; one row per brid
 
 Real components, in one process: embedded PostgreSQL (migrated, fsync on) and nats-server with JetStream, the
 edge's SQLite spool and `TelemetryShipper`, the bridge's `TelemetryIngestor` (durable pull consumer, bulk insert,
-ack after commit). Records are what an edge ships per request: an analytics record, a budget-usage record and a
-proxy log (bodies off), so 100,000 records are ~33,334 requests.
+ack after commit). Records are what an edge ships per request: an analytics record and a proxy log with the same
+record id (an edge logging bodies); the bridge stores three rows per request, the budget-usage row built from the
+analytics record (`TelemetryBatch.budget_usage_from_analytics`). `--records` counts rows: 100,000 rows are ~33,334
+requests. (Before session 16 the edge shipped the usage record too: three records for the same three rows.)
 
 - ingest: the stream already holds the records (shipped before the bridge starts); time until the bridge
   has committed them all. Goal >= 20,000 records/s (Tyk publishes ~23,600/s for its batch analytics).
 - drain: the spool holds the records (NATS was unreachable); the shipper and the bridge start together; time
   until every record is in PostgreSQL.
-Each row also checks exactly-once: the tables hold exactly the records sent, no more, no fewer.
+Each row also checks exactly-once: the tables hold exactly three rows per request sent, no more, no fewer.
 """
 
 from __future__ import annotations
@@ -85,28 +87,29 @@ def _seed() -> tuple[int, int]:
 def _requests(count: int, tag: str, app_id: int, llm_id: int) -> list:
     from decimal import Decimal
 
-    from shared_sdk.messages import AnalyticsRecord, BudgetUsage, ProxyLog
+    from shared_sdk.messages import AnalyticsRecord, ProxyLog
 
     records: list = []
     for i in range(count):
         request_id = f"{tag}-{i}"
-        common = {"request_id": request_id, "app_id": app_id, "llm_id": llm_id}
-        records.append(
-            AnalyticsRecord(
-                **common,
-                llm_slug="mock",
-                vendor="mock",
-                model="mock-gpt",
-                status_code=200,
-                prompt_tokens=12,
-                completion_tokens=30,
-                cost=Decimal("0.000072"),
-                latency_ms=41.5,
-                edge_id=EDGE,
-                namespace=NAMESPACE,
-            )
+        analytics = AnalyticsRecord(
+            request_id=request_id,
+            app_id=app_id,
+            llm_id=llm_id,
+            llm_slug="mock",
+            vendor="mock",
+            model="mock-gpt",
+            status_code=200,
+            prompt_tokens=12,
+            completion_tokens=30,
+            total_tokens=42,
+            cost=Decimal("0.000072"),
+            latency_ms=41.5,
+            edge_id=EDGE,
+            namespace=NAMESPACE,
         )
-        records.append(BudgetUsage(**common, tokens_used=42, prompt_tokens=12, completion_tokens=30))
+        common = {"record_id": analytics.record_id, "request_id": request_id, "app_id": app_id, "llm_id": llm_id}
+        records.append(analytics)
         records.append(ProxyLog(**common, vendor="mock", method="POST", path="/v1/chat/completions", response_code=200))
     return records
 
@@ -150,6 +153,7 @@ async def _one_size(nats_url: str, batch: int, records_wanted: int, tmp: Path) -
     from edge_gateway.telemetry.spool import Spool
 
     requests = -(-records_wanted // 3)
+    rows = 3 * requests  # analytics, budget usage (built by the bridge), proxy log
     app_id, llm_id = await sync_to_async(_seed)()
     nc = await nats.connect(nats_url)
     js = nc.jetstream(timeout=10)
@@ -170,7 +174,7 @@ async def _one_size(nats_url: str, batch: int, records_wanted: int, tmp: Path) -
                 await asyncio.sleep(0.02)
         started = time.perf_counter()
         consuming = asyncio.create_task(ingestor.run())
-        await _wait_inserted(ingestor, len(records))
+        await _wait_inserted(ingestor, rows)
         results.append(time.perf_counter() - started)
         for task in (shipping, consuming):
             task.cancel()
@@ -181,7 +185,7 @@ async def _one_size(nats_url: str, batch: int, records_wanted: int, tmp: Path) -
         await asyncio.sleep(1.2)
         await spool.close()
         stored = await sync_to_async(_stored)()
-        assert stored == len(records), f"{stored} rows for {len(records)} records sent"
+        assert stored == rows, f"{stored} rows for {requests} requests sent ({len(records)} records), not {rows}"
     await nc.close()
     return results[0], results[1]
 
@@ -201,8 +205,11 @@ def main() -> None:
         nats = stack.enter_context(run_server(nats_plan(tmp / "nats", free_port()), tmp / "nats.log"))
         _setup_django(pg.url)
         records = -(-args.records // 3) * 3
-        print(f"{records} records per row (analytics + budget usage + proxy log per request), PostgreSQL fsync on")
-        print(f"{'batch (msgs)':>12} {'ingest s':>9} {'ingest rec/s':>13} {'drain s':>8} {'drain rec/s':>12}")
+        print(
+            f"{records} rows per row of this table (analytics, budget usage, proxy log per request; the edge ships "
+            "two records per request), PostgreSQL fsync on"
+        )
+        print(f"{'batch (msgs)':>12} {'ingest s':>9} {'ingest rows/s':>13} {'drain s':>8} {'drain rows/s':>12}")
         for size in sizes:
             ingest_s, drain_s = asyncio.run(_one_size(nats.url, size, args.records, tmp))
             print(
