@@ -27,7 +27,7 @@ from .errors import GatewayError, UpstreamError
 from .exchange import Exchange, Rejected
 from .intake import Caller, injected_headers
 from .providers import Provider
-from .providers.base import client_headers
+from .providers.base import MISSHAPEN, client_headers
 from .providers.gemini import GEMINI_KINDS
 from .providers.gemini_inbound import GeminiInbound
 from .respond_full import (
@@ -343,7 +343,7 @@ def upstream_request(
     else:
         try:
             request = provider.build(attempt.llm.spec, attempt.call, attempt.model)
-        except _MISSHAPEN as exc:
+        except MISSHAPEN as exc:  # was a 500; fields a translator checks raise a GatewayError naming the field
             raise _misshapen(exc) from None
         forwarded = client_headers(attempt.llm.spec, caller.headers)
         if forwarded:
@@ -353,15 +353,6 @@ def upstream_request(
         if injected:
             request.headers.update(injected)
     return request
-
-
-_MISSHAPEN = (TypeError, AttributeError, KeyError, IndexError)
-"""What translating a client's body into another vendor's format raises where a field has a type or shape its
-format does not allow (Anthropic's `system: 5`, Gemini's `functionDeclarations: 5`): the translators read fields
-with `.get` and iterate them, and a number or a string there was a 500. Fields a translator checks raise
-`GatewayError` themselves (a message naming the field); what one does not check is a 400 all the same. A
-provider's `build` that does more than translate turns these four into its own error for that part (Bedrock's
-signing: `SigningFailed`, a 500), so a fault of the edge never reads as the client's."""
 
 
 def _misshapen(exc: BaseException) -> GatewayError:

@@ -168,6 +168,9 @@ async def respond_stream(out: Outlet, hooks: HookChain | None, executed: Execute
         try:
             await relay.pump(result)
         except (UpstreamError, PluginCallError) as err:
+            if relay.last:  # the read that held `[DONE]` came first: it goes out first
+                await out.send({"type": "http.response.body", "body": relay.last, "more_body": True})
+                relay.last = b""
             await _error_event(out, err)
         await out.send({"type": "http.response.body", "body": relay.last, "more_body": False})
     finally:

@@ -93,7 +93,7 @@ def _analytics_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.dat
         r.completion_tokens,
         r.cache_read_tokens,
         r.cache_write_tokens,
-        r.total_tokens or r.prompt_tokens + r.completion_tokens,
+        _total_tokens(r),
         r.cost,
         r.currency[:3],
         r.latency_ms,
@@ -117,7 +117,12 @@ def _usage_row(r: BudgetUsage, edge_id: str, namespace: str, now: dt.datetime) -
 def _derived_usage_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
     """The usage record of the request `r` accounts (`TelemetryBatch.budget_usage_from_analytics`). It has no budget
     period: spend is summed over time windows (`selectors.spent_in_window`), never by a record's period."""
-    return _usage_values(r, r.total_tokens, 1, (None, None), edge_id, namespace, now)
+    return _usage_values(r, _total_tokens(r), 1, (None, None), edge_id, namespace, now)
+
+
+def _total_tokens(r: AnalyticsRecord) -> int:
+    """A request's tokens as its analytics row and its usage row both store them (an edge may send only the parts)."""
+    return r.total_tokens or r.prompt_tokens + r.completion_tokens
 
 
 def _usage_values(

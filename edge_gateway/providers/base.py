@@ -16,6 +16,7 @@ import orjson
 from ..upstream import DEFAULT_MAX_RESPONSE_BYTES, UpstreamRequest
 
 __all__ = [
+    "MISSHAPEN",
     "CallKind",
     "OpenAIRequest",
     "Provider",
@@ -29,6 +30,13 @@ __all__ = [
 
 CallKind = str
 """One of "chat", "completions", "embeddings", "responses" (translated by `providers.responses`)."""
+
+MISSHAPEN = (TypeError, AttributeError, KeyError, IndexError)
+"""What translating a client's body into another vendor's format raises where a field has a type or shape its
+format does not allow (Anthropic's `system: 5`, Gemini's `functionDeclarations: 5`): the translators read fields
+with `.get` and iterate them. The upstream phase answers these from a provider's `build` as the client's 400
+(`fallbacks.upstream_request`); a `build` that does more than translate turns them into its own error for that part
+(Bedrock's signing: `SigningFailed`, a 500), so a fault of the edge never reads as the client's."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from botocore.credentials import Credentials
 
 from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
-from .base import OpenAIRequest, UpstreamSpec, Usage, join_url, json_reply_usage
+from .base import MISSHAPEN, OpenAIRequest, UpstreamSpec, Usage, join_url, json_reply_usage
 from .bedrock_format import to_converse, to_openai, usage_from_converse
 from .bedrock_stream import ConverseStreamTranslator, EventStreamSplitter, decode_frame
 from .messages_reply import ChatToMessagesStream, chat_to_message
@@ -115,9 +115,9 @@ class BedrockProvider:
         operation = "converse-stream" if call.stream else "converse"
         try:
             return self._request(spec, f"model/{quote(model, safe='')}/{operation}", body, call.stream)
-        except (TypeError, AttributeError, KeyError, IndexError) as exc:
-            # The edge's own fault (botocore, the LLM's config), not the body's: the caller's translation catches
-            # these four as a misshapen request (a 400), so they leave here as what they are, a 500 that is logged.
+        except MISSHAPEN as exc:
+            # The edge's own fault (botocore, the LLM's config), not the body's: the upstream phase answers these as a
+            # misshapen request (a 400), so they leave here as what they are, a 500 that is logged.
             raise SigningFailed(f"signing the request for LLM {spec.slug!r} failed: {exc!r}") from exc
 
     def _body(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> bytes:

@@ -233,21 +233,23 @@ def test_an_edge_that_ships_no_usage_gets_a_usage_row_per_request_from_its_analy
         record_id=carried.record_id, request_id="q2", app_id=7, cost=Decimal("1"), period_start=stamp
     )
     no_app = AnalyticsRecord(request_id="q3", cost=Decimal("2"))
+    parts = AnalyticsRecord(request_id="q5", app_id=7, prompt_tokens=2, completion_tokens=3)  # no total: the sum
     flagged = TelemetryBatch(
         batch_id="b",
         edge_id="e1",
         namespace="demo",
         created_at=time.time(),
-        analytics=[plain, carried, no_app],
+        analytics=[plain, carried, no_app, parts],
         budget_usage=[old_usage],
         budget_usage_from_analytics=True,
     )
     unflagged = batch([AnalyticsRecord(request_id="q4", app_id=7, cost=Decimal("3"))])
     result = analytics_ingest_batches([flagged, unflagged])
 
-    assert result.inserted == 4 + 2  # four analytics rows, q1's derived usage row and q2's carried one
+    assert result.inserted == 5 + 3  # five analytics rows, q1's and q5's derived usage rows and q2's carried one
     usage = {row.request_id: row for row in BudgetUsageRecord.objects.all()}
-    assert set(usage) == {"q1", "q2"}
+    assert set(usage) == {"q1", "q2", "q5"}
+    assert usage["q5"].tokens_used == AnalyticsEvent.objects.get(request_id="q5").total_tokens == 5
     row = usage["q1"]
     assert (row.record_id, row.edge_id, row.namespace, row.app_id, row.user_id, row.llm_id) == (
         plain.record_id, "e1", "demo", 7, 3, 2,
