@@ -110,7 +110,11 @@ def decode_call(kind: str, body: bytes, model: str = "") -> OpenAIRequest:
     if kind in GEMINI_KINDS:
         return gemini_call(kind, body, data, model)
     _check_fields(kind, data)
-    return OpenAIRequest.from_data(kind, body, data)
+    call = OpenAIRequest.from_data(kind, body, data)
+    if call.max_tokens is None:  # none given, or one that is not a positive integer
+        for field in _OUTPUT_LIMITS:
+            _check_output_limit(field, data.get(field))
+    return call
 
 
 def _check_depth(body: bytes, data: Any) -> None:
@@ -151,6 +155,42 @@ def _check_fields(kind: str, data: dict[str, Any]) -> None:
         raise GatewayError.bad_request("'stream' must be a boolean", param="stream")
 
 
+_OUTPUT_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+"""The fields that bound a reply's tokens (Chat Completions, legacy Completions, Responses). Budgets and tpm leases
+reserve by them before the call: a negative one would reserve less than nothing, room that other requests of the
+same app could spend until this one settled. Checked here, as OpenAI does, whatever the vendor behind."""
+
+
+def _check_output_limit(field: str, value: object) -> None:
+    """400 in OpenAI's words (and `code`) unless `value` is null or an integer >= 1."""
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise GatewayError.bad_request(
+            f"Invalid type for '{field}': expected an integer, but got {_json_type(value)} instead.",
+            param=field,
+            code="invalid_type",
+        )
+    if value < 1:
+        raise GatewayError.bad_request(
+            f"Invalid '{field}': integer below minimum value. Expected a value >= 1, but got {value} instead.",
+            param=field,
+            code="integer_below_min_value",
+        )
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
 def gemini_call(kind: str, body: bytes, data: dict[str, Any], model: str) -> OpenAIRequest:
     """A Gemini-format body (model from the URL, streaming from the method); 400 without `contents`."""
     if not model:
@@ -161,8 +201,15 @@ def gemini_call(kind: str, body: bytes, data: dict[str, Any], model: str) -> Ope
         raise GatewayError.bad_request("* GenerateContentRequest.contents: contents is not specified", param="contents")
     config = data.get("generationConfig") or data.get("generation_config")
     limit = config.get("maxOutputTokens", config.get("max_output_tokens")) if isinstance(config, dict) else None
-    max_tokens = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
-    return OpenAIRequest(kind, body, data, model, kind == "gemini_stream", False, max_tokens)
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        # Google answers INVALID_ARGUMENT; a negative bound would reserve less than nothing (`_OUTPUT_LIMITS`)
+        raise GatewayError.bad_request(
+            "* GenerateContentRequest.generation_config.max_output_tokens: must be a positive integer",
+            param="generationConfig.maxOutputTokens",
+        )
+    count = config.get("candidateCount", config.get("candidate_count")) if isinstance(config, dict) else None
+    choices = count if isinstance(count, int) and not isinstance(count, bool) and count > 1 else 1
+    return OpenAIRequest(kind, body, data, model, kind == "gemini_stream", False, limit, choices)
 
 
 def gemini_key(scope: dict[str, Any], headers: dict[str, str]) -> str | None:

@@ -77,14 +77,15 @@ def _prompt_bound(ex: Exchange) -> int:
 
 
 def _completion_bound(ex: Exchange, price: ModelPriceConfig | None) -> int:
-    """`max_tokens`, else the model's output limit (a default without a price); none for embeddings."""
+    """`max_tokens`, else the model's output limit (a default without a price), for each reply asked for (`n`);
+    none for embeddings."""
     call = ex.call
     assert call is not None
     if ex.kind == "embeddings":
         return 0
     if call.max_tokens is not None:
-        return call.max_tokens
-    return price.max_output_tokens if price is not None else DEFAULT_MAX_OUTPUT_TOKENS
+        return call.max_tokens * call.choices
+    return (price.max_output_tokens if price is not None else DEFAULT_MAX_OUTPUT_TOKENS) * call.choices
 
 
 def _price(ex: Exchange) -> ModelPriceConfig | None:

@@ -67,6 +67,9 @@ class OpenAIRequest:
     stream: bool
     client_wants_usage: bool
     max_tokens: int | None
+    choices: int = 1
+    """Replies asked for (`n`, legacy Completions' `best_of`, Gemini's `candidateCount`): each may use
+    `max_tokens`, so a budget reserves that many times it."""
 
     @classmethod
     def from_data(cls, kind: CallKind, raw: bytes, data: dict[str, Any]) -> OpenAIRequest:
@@ -74,9 +77,15 @@ class OpenAIRequest:
         options = data.get("stream_options")
         wants_usage = bool(stream and isinstance(options, dict) and options.get("include_usage"))
         max_tokens = data.get("max_completion_tokens", data.get("max_tokens", data.get("max_output_tokens")))
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
-            max_tokens = None
-        return cls(kind, raw, data, str(data.get("model") or ""), stream, wants_usage, max_tokens)
+        if type(max_tokens) is not int or max_tokens < 1:
+            max_tokens = None  # budgets then reserve the model's output limit; never less than nothing
+        n = data.get("n")
+        choices = n if type(n) is int and n > 1 else 1
+        if kind == "completions":
+            best_of = data.get("best_of")
+            if type(best_of) is int and best_of > choices:
+                choices = best_of
+        return cls(kind, raw, data, str(data.get("model") or ""), stream, wants_usage, max_tokens, choices)
 
 
 @dataclass(slots=True)

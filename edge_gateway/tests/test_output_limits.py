@@ -1,0 +1,120 @@
+"""A reply's token bound is a number budgets and tpm leases reserve by before the call: a hostile one is refused
+at the edge, in the caller's format, before any vendor sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from shared_sdk.snapshot import BudgetConfig
+
+from .support import CLIENT_KEY, llm, make_snapshot, run_edge
+
+AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture(scope="module")
+def edge(mock_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    gemini = llm(
+        2, "gemini", mock_upstream, vendor="google", default_model="gemini-2.0-flash", allowed_models=["gemini-.*"]
+    )
+    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
+    snap = make_snapshot(mock_upstream, llms=[llm(1, "gpt", f"{mock_upstream}/v1"), gemini], budgets=[budget])
+    with run_edge(snap, tmp_path_factory.mktemp("limits")) as running:
+        yield running
+
+
+def _vendor_saw(upstream: str) -> int:
+    return len(httpx.get(f"{upstream}/_mock/requests").json()["data"])
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value", "code"),
+    [
+        ("/v1/chat/completions", "max_tokens", -1_000_000_000_000, "integer_below_min_value"),
+        ("/v1/chat/completions", "max_tokens", 0, "integer_below_min_value"),
+        ("/v1/chat/completions", "max_completion_tokens", -5, "integer_below_min_value"),
+        ("/v1/chat/completions", "max_tokens", "100", "invalid_type"),
+        ("/v1/chat/completions", "max_tokens", 1.5, "invalid_type"),
+        ("/v1/chat/completions", "max_tokens", True, "invalid_type"),
+        ("/v1/completions", "max_tokens", -7, "integer_below_min_value"),
+        ("/v1/responses", "max_output_tokens", -7, "integer_below_min_value"),
+    ],
+)
+def test_a_hostile_output_bound_is_a_400_naming_the_field(edge, upstream, path, field, value, code):
+    body: dict[str, Any] = {"model": "mock-gpt", field: value}
+    body.update({"messages": MESSAGES} if path.endswith("chat/completions") else {})
+    body.update({"prompt": "hello"} if path.endswith("/completions") and "chat" not in path else {})
+    body.update({"input": "hello"} if path.endswith("responses") else {})
+    reply = httpx.post(f"{edge.url}{path}", headers=AUTH, json=body, timeout=10)
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", field, code)
+    assert _vendor_saw(upstream) == 0
+
+
+def test_a_null_bound_is_no_bound(edge, upstream):
+    reply = httpx.post(
+        f"{edge.url}/v1/chat/completions",
+        headers=AUTH,
+        json={"model": "mock-gpt", "messages": MESSAGES, "max_tokens": None, "max_completion_tokens": 5},
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+
+
+@pytest.mark.parametrize("value", [-3, 0, "64", 2.5])
+def test_geminis_hostile_output_bound_is_invalid_argument(edge, upstream, value):
+    reply = httpx.post(
+        f"{edge.url}/v1beta/models/gemini-2.0-flash:generateContent",
+        headers={"x-goog-api-key": CLIENT_KEY},
+        json={
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"maxOutputTokens": value},
+        },
+        timeout=10,
+    )
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert _vendor_saw(upstream) == 0
+
+
+def test_a_budget_reserves_the_bound_of_every_reply_asked_for(upstream, tmp_path):
+    """`n` replies may each use `max_tokens`: a stream the client abandons is billed that bound, n times over."""
+    from shared_sdk import BudgetUsage
+
+    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
+    with run_edge(make_snapshot(upstream, budgets=[budget]), tmp_path) as running:
+        with httpx.Client(timeout=10) as http:
+            with http.stream(
+                "POST",
+                f"{running.url}/v1/chat/completions",
+                headers=AUTH,
+                json={
+                    "model": "mock-gpt",
+                    "stream": True,
+                    "n": 3,
+                    "max_tokens": 100,
+                    "mock": "chunk_delay_ms=200",
+                    "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}],
+                },
+            ) as reply:
+                assert next(reply.iter_raw()).startswith(b"data:")
+        usage = running.sink.wait_for(BudgetUsage, 1)[0]
+    # (8 per message + "user" 4 + the content's 31 bytes + 8) prompt tokens x $1000/M + 3 x 100 x $2000/M
+    assert usage.cost == Decimal((8 + 4 + 31 + 8) * 1000 + 3 * 100 * 2000) / 1_000_000
+
+
+@pytest.mark.parametrize(("max_tokens", "n", "bound"), [(-1_000_000, 1, None), (0, 1, None), (50, -4, 50), (50, 4, 50)])
+def test_a_native_body_never_bounds_a_reply_below_nothing(max_tokens, n, bound):
+    """A vendor-native body is passed on as it is; what a budget reserves by it is never less than nothing."""
+    from edge_gateway.providers.base import OpenAIRequest
+
+    call = OpenAIRequest.from_data("native", b"{}", {"max_tokens": max_tokens, "n": n})
+    assert call.max_tokens == bound
+    assert call.choices == max(n, 1)
