@@ -324,7 +324,6 @@ async def call_with_retries(
             code="llm_unavailable",
         )
     provider = provider or target.provider
-    loop = asyncio.get_running_loop()
     retries = target.config.max_retries
     health = target.health
     for retry in range(retries + 1):
@@ -333,14 +332,15 @@ async def call_with_retries(
         if tracing is not None:
             span = tracing.start_attempt(target.spec, model, kind, attempted.attempts, retry, request.url)
             call_once = span.around(call_once) if span is not None else call_once
-        started = loop.time()
+        # perf_counter, not loop.time(): uvloop's clock counts whole milliseconds, read once per loop turn
+        started = time.perf_counter()
         try:
             result = await call_once
-            attempted.upstream_s += loop.time() - started
+            attempted.upstream_s += time.perf_counter() - started
             health.succeeded()
             return result
         except UpstreamError as err:
-            attempted.upstream_s += loop.time() - started
+            attempted.upstream_s += time.perf_counter() - started
             opened = False
             if may_fall_back(err):
                 opened = health.failed(time.monotonic())

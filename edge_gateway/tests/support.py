@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -254,8 +254,15 @@ def edge_process_env(snapshot: ConfigSnapshot, tmp_path: Any, port: int, **extra
 
 
 @contextmanager
-def run_edge(snapshot: ConfigSnapshot, tmp_path: Any, **settings: Any) -> Iterator[RunningEdge]:
-    """A real edge (uvicorn, own thread and loop) serving `snapshot` from a file."""
+def run_edge(
+    snapshot: ConfigSnapshot,
+    tmp_path: Any,
+    *,
+    event_loop: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    **settings: Any,
+) -> Iterator[RunningEdge]:
+    """A real edge (uvicorn, own thread and loop) serving `snapshot` from a file. `event_loop`: `uvloop.new_event_loop`
+    for what depends on the loop a deployed edge runs (`python -m edge_gateway` runs uvloop's)."""
     path = os.path.join(str(tmp_path), f"snapshot-{time.monotonic_ns()}.json")
     with open(path, "wb") as fh:
         fh.write(encode_snapshot(snapshot))
@@ -280,7 +287,7 @@ def run_edge(snapshot: ConfigSnapshot, tmp_path: Any, **settings: Any) -> Iterat
     loop_holder: dict[str, asyncio.AbstractEventLoop] = {}
 
     def run() -> None:
-        loop = asyncio.new_event_loop()
+        loop = event_loop()
         loop_holder["loop"] = loop
         asyncio.set_event_loop(loop)
         loop.run_until_complete(server.serve())
