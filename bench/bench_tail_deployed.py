@@ -18,6 +18,9 @@ processes (embedded PostgreSQL with every backend it forks, NATS, the bridge; ev
 SCHED_IDLE policy, as if it ran on other machines, which is how it is deployed beside edges that matter. The
 bridge's lag is then checked: every answered request must be an analytics row within 30 s of the end.
 
+At the end: the deployed edge's own latency from its analytics rows (to its accounting, with and without the vendor's
+share), beside wrk's, which also counts what the neighbours do to wrk and to the mock vendor.
+
 Self-check: a round whose wrk run answered no request, or answered anything but 2xx, stops the run.
 """
 
@@ -75,6 +78,36 @@ def wrk_latency(url: str, seconds: int) -> dict[int, float]:
             f"{url}: requests timed out (with --pause-bridge: a lease ran out; try a shorter --duration):\n{out}"
         )
     return percentiles
+
+
+def _own_latency(db_url: str, edge_id: str, since: float) -> str:
+    """The deployed edge's latency as it records it in each analytics row (`latency_ms`: from the request's ASGI
+    call to its accounting, so without the HTTP parse before, the durability wait and the last write after) with
+    the vendor's share (`upstream_latency_ms`), over the rounds (warm-up and catch-up runs included when paused).
+
+    Why: wrk's c=1 percentiles include what the neighbours do to wrk and to the mock vendor, both on CPU 0; next
+    to the edge's own figures they say how much of a tail is the edge's."""
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT latency_ms, upstream_latency_ms FROM analytics_analyticsevent "
+            "WHERE edge_id = %s AND timestamp >= to_timestamp(%s)",
+            (edge_id, since),
+        ).fetchall()
+    if not rows:
+        return "deployed edge's own latency: no analytics rows"
+    total = sorted(float(row[0]) for row in rows)
+    own = sorted(float(row[0]) - float(row[1]) for row in rows)
+
+    def at(values: list[float], percent: int) -> float:
+        return values[min(len(values) - 1, len(values) * percent // 100)]
+
+    return (
+        f"deployed edge's own latency ({len(rows)} analytics rows), ms: p50 {at(total, 50):.3f} p90 {at(total, 90):.3f} "
+        f"p99 {at(total, 99):.3f}; without the vendor's share: p50 {at(own, 50):.3f} p90 {at(own, 90):.3f} "
+        f"p99 {at(own, 99):.3f}"
+    )
 
 
 ANSWERED: dict[str, int] = {}
@@ -166,6 +199,7 @@ def main() -> None:
         for target in targets.values():
             wrk_latency(target, 1)  # warm-up
         results: dict[str, list[dict[int, float]]] = {name: [] for name in targets}
+        measured_from = time.time()
         for round_ in range(args.rounds):
             for name in list(targets) if round_ % 2 == 0 else list(reversed(targets)):
                 pause = args.pause_bridge and name == "deployed"
@@ -201,6 +235,7 @@ def main() -> None:
             f"{time.monotonic() - waited:.1f} s after the last round",
             flush=True,
         )
+        print(_own_latency(stack.db_url, "bench-deployed", measured_from), flush=True)
         floor_p99 = statistics.median(r[99] for r in results["floor"])
         for name, rounds in results.items():
             p99 = statistics.median(r[99] for r in rounds)
