@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
+
 from shared_sdk.snapshot import DEFAULT_MAX_OUTPUT_TOKENS, ModelPriceConfig
 
 from .budgets import LOW_WATER_UNITS, BudgetState, BudgetTracker, LeaseSource, Reservation
@@ -70,10 +72,21 @@ def _prompt_bound(ex: Exchange) -> int:
         bound = input_token_bound(
             data.get("messages") or data.get("prompt") or data.get("input") or data.get("contents") or ""
         )
-        system = data.get("system") or data.get("systemInstruction")
+        system = data.get("system") or data.get("systemInstruction") or data.get("instructions")
         bound += _MESSAGE_OVERHEAD_TOKENS + (input_token_bound(system) if system else 0)
+        for field in _DEFINITIONS:
+            definitions = data.get(field)
+            if definitions:
+                bound += len(orjson.dumps(definitions))
     ex.prompt_bound = bound
     return bound
+
+
+_DEFINITIONS = ("tools", "functions", "tool_choice", "response_format", "text", "toolConfig", "generationConfig")
+"""Fields the vendor reads as prompt tokens besides the messages: tool and function definitions, the tool choice,
+structured-output schemas (`response_format`, the Responses API's `text.format`, Gemini's `responseSchema` in
+`generationConfig`). Their keys count too (a schema's property names), so each is bounded by its JSON bytes. Left
+out, 60 KB of tool schemas under a two-word message reserved the message only."""
 
 
 def _completion_bound(ex: Exchange, price: ModelPriceConfig | None) -> int:

@@ -118,3 +118,42 @@ def test_a_native_body_never_bounds_a_reply_below_nothing(max_tokens, n, bound):
     call = OpenAIRequest.from_data("native", b"{}", {"max_tokens": max_tokens, "n": n})
     assert call.max_tokens == bound
     assert call.choices == max(n, 1)
+
+
+def test_a_budget_reserves_the_tool_definitions_the_vendor_counts(upstream, tmp_path):
+    """Tool schemas are prompt tokens (their keys too): a stream the client abandons is billed a bound with them."""
+    import orjson
+
+    from shared_sdk import BudgetUsage
+
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": f"tool_{i}",
+                "description": "looks a thing up " * 20,
+                "parameters": {"type": "object", "properties": {f"field_{j}": {"type": "string"} for j in range(20)}},
+            },
+        }
+        for i in range(10)
+    ]
+    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
+    with run_edge(make_snapshot(upstream, budgets=[budget]), tmp_path) as running:
+        with httpx.Client(timeout=10) as http:
+            with http.stream(
+                "POST",
+                f"{running.url}/v1/chat/completions",
+                headers=AUTH,
+                json={
+                    "model": "mock-gpt",
+                    "stream": True,
+                    "max_tokens": 100,
+                    "tools": tools,
+                    "mock": "chunk_delay_ms=200",
+                    "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}],
+                },
+            ) as reply:
+                assert next(reply.iter_raw()).startswith(b"data:")
+        usage = running.sink.wait_for(BudgetUsage, 1)[0]
+    prompt_bound = 8 + 4 + 31 + 8 + len(orjson.dumps(tools))
+    assert usage.cost == Decimal(prompt_bound * 1000 + 100 * 2000) / 1_000_000
