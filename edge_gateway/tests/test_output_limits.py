@@ -157,3 +157,22 @@ def test_a_budget_reserves_the_tool_definitions_the_vendor_counts(upstream, tmp_
         usage = running.sink.wait_for(BudgetUsage, 1)[0]
     prompt_bound = 8 + 4 + 31 + 8 + len(orjson.dumps(tools))
     assert usage.cost == Decimal(prompt_bound * 1000 + 100 * 2000) / 1_000_000
+
+
+def test_an_input_of_token_ids_is_priced_by_its_length(upstream, tmp_path):
+    """OpenAI's embeddings (and legacy completions) take token ids: 50,000 of them at $1000/M are $50, more than a
+    $10 budget allows, though no string in the body is longer than a few bytes."""
+    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("10"), period_start=0.0, period_end=9e9)
+    with run_edge(make_snapshot(upstream, budgets=[budget]), tmp_path) as running:
+        small = httpx.post(
+            f"{running.url}/v1/embeddings", headers=AUTH, json={"model": "mock-gpt", "input": [[1, 2, 3]]}, timeout=10
+        )
+        large = httpx.post(
+            f"{running.url}/v1/embeddings",
+            headers=AUTH,
+            json={"model": "mock-gpt", "input": [list(range(50_000))]},
+            timeout=10,
+        )
+    assert small.status_code == 200, small.text
+    assert large.status_code == 402, large.text
+    assert large.json()["error"]["code"] == "budget_exceeded"

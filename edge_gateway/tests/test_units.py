@@ -271,6 +271,7 @@ def test_input_token_bound_counts_every_strings_utf8_bytes_plus_eight_per_messag
     assistant = 8 + 9 + (8 + 2 + (8 + 1 + 2))
     assert input_token_bound(parts) == system + user + assistant
     assert input_token_bound("naïve prompt") == len("naïve prompt".encode())
-    assert input_token_bound(["one", "two", 3]) == 6, "embeddings' list of strings; numbers are not text"
+    assert input_token_bound(["one", "two"]) == 6, "embeddings' list of strings"
+    assert input_token_bound([[1, 2, 3], [4, 5]]) == 5, "a prompt given as token ids: one token each"
     assert input_token_bound({"content": "x"}) == 9
     assert input_token_bound(None) == 0
