@@ -3,6 +3,7 @@ every fallback LLM alike:
 
     pre_auth hooks -> auth (auth plugins, else the app key; 401) -> [routed LLM: client IP (403), the route's
     own errors, app-LLM link and model allow-list (403)] [fallback: the same app and user again]
+    -> [routed LLM: requests-per-minute windows already full (429)]
     -> post_auth hooks -> `upstream_model` override -> policy (routed LLM: rate limits then budget, 429/402;
     fallback: the primary's budget reservation swapped for its own)
 
@@ -26,7 +27,7 @@ from .config_store import CompiledLLM
 from .errors import GatewayError
 from .exchange import Exchange, Rejected
 from .intake import Caller, adopt, enriched_request
-from .policy import admit, release_budget, reserve_budget
+from .policy import admit, check_request_rate, release_budget, reserve_budget
 from .providers import OpenAIRequest
 from .runtime import EdgeRuntime
 
@@ -107,6 +108,8 @@ class EdgeSteps:
         if user_id is not None:
             ex.ctx.user = ex.cfg.user_messages.get(user_id)
         self._check_route()
+        if ex.kind not in ("models", "model"):
+            check_request_rate(ex, self.rt.limiter)  # before the post-auth plugins spend anything on it
         return req
 
     def _check_route(self) -> None:

@@ -23,6 +23,7 @@ from .ratelimit import RateLease, RateLimiter
 
 __all__ = [
     "admit",
+    "check_request_rate",
     "input_token_bound",
     "release_budget",
     "reservation_bound",
@@ -166,6 +167,28 @@ async def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> N
                 limiter.add(key, 1)
         ex.rate_keys = tuple(key for key, _, _, tokens in limits if tokens)
     await reserve_budget(ex, budgets)
+
+
+def check_request_rate(ex: Exchange, limiter: RateLimiter) -> None:
+    """429 when the caller's requests-per-minute windows are full already: checked as soon as the caller is known,
+    before the post-auth plugins run, so a client over its limit costs the edge no plugin call (a plugin may call
+    out to a service of its own, or redact a large body) on each refused request. Counts nothing: `admit` counts
+    the request once the plugins passed it, and checks again with the tokens and the leases."""
+    app = ex.app
+    assert app is not None
+    cfg, user = app.config, ex.user_id
+    if cfg.rate_limit_rpm:
+        wait = limiter.check(f"app:{app.id}:rpm", cfg.rate_limit_rpm)
+        if wait:
+            raise GatewayError.rate_limited(
+                f"rate limit reached: {cfg.rate_limit_rpm} requests per minute for this app; retry later", wait
+            )
+    if cfg.user_rate_limit_rpm and user is not None:
+        wait = limiter.check(f"user:{app.id}:{user}:rpm", cfg.user_rate_limit_rpm)
+        if wait:
+            raise GatewayError.rate_limited(
+                f"rate limit reached: {cfg.user_rate_limit_rpm} requests per minute for this user; retry later", wait
+            )
 
 
 def _check_windows(ex: Exchange, limiter: RateLimiter, limits: list[_Limit]) -> None:

@@ -370,3 +370,30 @@ def test_the_vendors_share_of_a_request_is_recorded_to_the_microsecond(upstream,
     assert all(0 < r.upstream_latency_ms < r.latency_ms for r in quick), [r.upstream_latency_ms for r in quick]
     assert any(r.upstream_latency_ms % 1 for r in quick)  # not a count of whole milliseconds
     assert 15 <= slow.upstream_latency_ms < slow.latency_ms
+
+
+@pytest.mark.parametrize("scope", ["app", "user"])
+def test_a_client_over_its_request_rate_costs_no_post_auth_plugin_call(upstream, tmp_path, scope):
+    """A post-auth plugin may call out or redact a large body: a request its client may not make this minute is
+    refused (429, with Retry-After) before the plugin runs, not after. The request that was admitted counted."""
+    import msgspec
+
+    from shared_sdk.snapshot import snapshot_checksum
+
+    from .support import USER_KEY
+
+    snap = snapshot_with(upstream, {"label": "a"})
+    limit = {"rate_limit_rpm": 1} if scope == "app" else {"user_rate_limit_rpm": 1}
+    snap = msgspec.structs.replace(snap, apps=[msgspec.structs.replace(snap.apps[0], **limit), *snap.apps[1:]])
+    snap = msgspec.structs.replace(snap, checksum=snapshot_checksum(snap))
+    key = CLIENT_KEY if scope == "app" else USER_KEY
+    body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
+    with run_edge(snap, tmp_path) as edge:
+        url, auth = f"{edge.url}/v1/chat/completions", {"authorization": f"Bearer {key}"}
+        first = httpx.post(url, headers=auth, json=body, timeout=10)
+        refused = [httpx.post(url, headers=auth, json=body, timeout=10) for _ in range(3)]
+    assert first.status_code == 200, first.text
+    assert [r.status_code for r in refused] == [429, 429, 429]
+    assert refused[0].json()["error"]["code"] == "rate_limit_exceeded" and int(refused[0].headers["retry-after"]) >= 1
+    assert calls("pre_auth") == ["g", "a"] * 4, "pre-auth hooks run before the caller is known"
+    assert calls("post_auth") == ["g", "a"], "only the admitted request reached the post-auth plugins"
