@@ -33,6 +33,27 @@ def _vendor_saw(upstream: str) -> int:
     return len(httpx.get(f"{upstream}/_mock/requests").json()["data"])
 
 
+PROMPT = "a b c d e f g h i j k l m n o p"
+PROMPT_BOUND = 8 + 4 + 31 + 8
+"""8 per message + "user" (4 bytes) + the content's 31 bytes + 8."""
+
+
+def _billed_when_abandoned(upstream: str, tmp_path: Any, **fields: Any) -> Decimal:
+    """What a stream costs its app when the client leaves after the first event (the vendor's count never came,
+    so the edge bills the request's bound: `accounting._charge`), with `fields` added to the request."""
+    from shared_sdk import BudgetUsage
+
+    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
+    body = {"model": "mock-gpt", "stream": True, "max_tokens": 100, "mock": "chunk_delay_ms=200", **fields}
+    body["messages"] = [{"role": "user", "content": PROMPT}]
+    with run_edge(make_snapshot(upstream, budgets=[budget]), tmp_path) as running:
+        with httpx.Client(timeout=10) as http:
+            with http.stream("POST", f"{running.url}/v1/chat/completions", headers=AUTH, json=body) as reply:
+                assert next(reply.iter_raw()).startswith(b"data:")
+        usage: BudgetUsage = running.sink.wait_for(BudgetUsage, 1)[0]
+    return usage.cost
+
+
 @pytest.mark.parametrize(
     ("path", "field", "value", "code"),
     [
@@ -86,28 +107,8 @@ def test_geminis_hostile_output_bound_is_invalid_argument(edge, upstream, value)
 
 def test_a_budget_reserves_the_bound_of_every_reply_asked_for(upstream, tmp_path):
     """`n` replies may each use `max_tokens`: a stream the client abandons is billed that bound, n times over."""
-    from shared_sdk import BudgetUsage
-
-    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
-    with run_edge(make_snapshot(upstream, budgets=[budget]), tmp_path) as running:
-        with httpx.Client(timeout=10) as http:
-            with http.stream(
-                "POST",
-                f"{running.url}/v1/chat/completions",
-                headers=AUTH,
-                json={
-                    "model": "mock-gpt",
-                    "stream": True,
-                    "n": 3,
-                    "max_tokens": 100,
-                    "mock": "chunk_delay_ms=200",
-                    "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}],
-                },
-            ) as reply:
-                assert next(reply.iter_raw()).startswith(b"data:")
-        usage = running.sink.wait_for(BudgetUsage, 1)[0]
-    # (8 per message + "user" 4 + the content's 31 bytes + 8) prompt tokens x $1000/M + 3 x 100 x $2000/M
-    assert usage.cost == Decimal((8 + 4 + 31 + 8) * 1000 + 3 * 100 * 2000) / 1_000_000
+    cost = _billed_when_abandoned(upstream, tmp_path, n=3)
+    assert cost == Decimal(PROMPT_BOUND * 1000 + 3 * 100 * 2000) / 1_000_000  # $1000/M prompt, $2000/M completion
 
 
 @pytest.mark.parametrize(("max_tokens", "n", "bound"), [(-1_000_000, 1, None), (0, 1, None), (50, -4, 50), (50, 4, 50)])
@@ -124,8 +125,6 @@ def test_a_budget_reserves_the_tool_definitions_the_vendor_counts(upstream, tmp_
     """Tool schemas are prompt tokens (their keys too): a stream the client abandons is billed a bound with them."""
     import orjson
 
-    from shared_sdk import BudgetUsage
-
     tools = [
         {
             "type": "function",
@@ -137,26 +136,8 @@ def test_a_budget_reserves_the_tool_definitions_the_vendor_counts(upstream, tmp_
         }
         for i in range(10)
     ]
-    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
-    with run_edge(make_snapshot(upstream, budgets=[budget]), tmp_path) as running:
-        with httpx.Client(timeout=10) as http:
-            with http.stream(
-                "POST",
-                f"{running.url}/v1/chat/completions",
-                headers=AUTH,
-                json={
-                    "model": "mock-gpt",
-                    "stream": True,
-                    "max_tokens": 100,
-                    "tools": tools,
-                    "mock": "chunk_delay_ms=200",
-                    "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}],
-                },
-            ) as reply:
-                assert next(reply.iter_raw()).startswith(b"data:")
-        usage = running.sink.wait_for(BudgetUsage, 1)[0]
-    prompt_bound = 8 + 4 + 31 + 8 + len(orjson.dumps(tools))
-    assert usage.cost == Decimal(prompt_bound * 1000 + 100 * 2000) / 1_000_000
+    cost = _billed_when_abandoned(upstream, tmp_path, tools=tools)
+    assert cost == Decimal((PROMPT_BOUND + len(orjson.dumps(tools))) * 1000 + 100 * 2000) / 1_000_000
 
 
 def test_an_input_of_token_ids_is_priced_by_its_length(upstream, tmp_path):
