@@ -35,6 +35,7 @@ from .collectors import PluginCollectorSink
 from .config_store import ConfigRejected, ConfigStore
 from .deployments import DeploymentStates, open_breakers
 from .endpoints import (
+    BearerGuard,
     GeminiEndpoint,
     Health,
     LLMEndpoint,
@@ -329,15 +330,17 @@ def _routes(edge: Edge) -> list[Route]:
 
 
 def _metrics_endpoint(edge: Edge) -> Any:
+    token = edge.settings.metrics_token
     if not edge.settings.worker:
-        return MetricsEndpoint(edge.metrics)
+        endpoint: Any = MetricsEndpoint(edge.metrics)
+        return BearerGuard(endpoint, token) if token else endpoint
     from .worker_metrics import WorkerMetrics
     from .workers import metrics_dir
 
     edge.worker_metrics = WorkerMetrics(
         edge.metrics, metrics_dir(edge.settings), edge.settings.worker, edge.settings.workers
     )
-    return edge.worker_metrics
+    return BearerGuard(edge.worker_metrics, token) if token else edge.worker_metrics
 
 
 def _start_sync_service(edge: Edge) -> Any:

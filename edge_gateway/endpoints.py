@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from shared_sdk import Context, EndpointRequest, EnrichedRequest, PluginCallError, PluginError, Runtime
@@ -16,6 +17,7 @@ from .metrics import CONTENT_TYPE_LATEST, EdgeMetrics
 from .pipeline import Pipeline
 
 __all__ = [
+    "BearerGuard",
     "GeminiEndpoint",
     "Health",
     "LLMEndpoint",
@@ -153,6 +155,22 @@ class MetricsEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _send(send, 200, self.metrics.render(), CONTENT_TYPE_LATEST.encode())
+
+
+class BearerGuard:
+    """An endpoint behind a fixed bearer token (`EDGE_METRICS_TOKEN` for /metrics); 401 without it."""
+
+    def __init__(self, endpoint: Any, token: str) -> None:
+        self.endpoint = endpoint
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        given = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+        if hmac.compare_digest(given, self._expected):
+            await self.endpoint(scope, receive, send)
+            return
+        body = b'{"error":{"message":"this endpoint needs its bearer token","type":"authentication_error"}}'
+        await _send(send, 401, body, headers=[(b"www-authenticate", b'Bearer realm="metrics"')])
 
 
 def _match(registrations: list[Any], path: str, method: str) -> tuple[Any | None, bool]:

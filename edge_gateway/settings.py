@@ -63,6 +63,10 @@ class EdgeSettings:
     """Module prefixes a snapshot's plugin import path may name (installed entry points are always allowed)."""
     plugin_command_dirs: tuple[str, ...] = DEFAULT_COMMAND_DIRS
     """Directories whose programs a snapshot's isolated plugin command may run (none by default)."""
+    metrics_token: str | None = None
+    """`EDGE_METRICS_TOKEN`: when set, `GET /metrics` answers only `Authorization: Bearer <token>` (401 otherwise).
+    Unset, /metrics is public, as Prometheus endpoints usually are on a scrape network: its labels name the
+    namespace's apps, LLMs and models and their request rates, so set it where the edge's port faces clients."""
     otel_endpoint: str | None = None
     """An OTLP/HTTP collector (`EDGE_OTEL_ENDPOINT`, e.g. http://collector:4318): traces are exported there
     (`edge_gateway/tracing.py`). Unset: no tracing at all, and the OpenTelemetry SDK is never imported."""
@@ -166,10 +170,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         breaker_failures=env_int("EDGE_BREAKER_FAILURES", 3, minimum=1, maximum=1000, environ=env),
         breaker_cooldown_s=env_float("EDGE_BREAKER_COOLDOWN_S", 30.0, minimum=0.1, environ=env),
         responses_ttl_s=env_float("EDGE_RESPONSES_TTL_S", 30 * 24 * 3600.0, minimum=1.0, environ=env),
+        metrics_token=_metrics_token(env),
         otel_endpoint=env_url("EDGE_OTEL_ENDPOINT", ("http", "https"), environ=env),
         otel_sample_ratio=_sample_ratio(env),
         responses_max_bytes=env_int("EDGE_RESPONSES_MAX_BYTES", 1024**3, minimum=1024 * 1024, environ=env),
     )
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    token = env_str("EDGE_METRICS_TOKEN", "", environ=env) or ""
+    if not token:
+        return None
+    if len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ConfigError("EDGE_METRICS_TOKEN", "must be at least 16 printable ASCII characters without spaces")
+    return token
 
 
 def _sample_ratio(env: Mapping[str, str]) -> float:

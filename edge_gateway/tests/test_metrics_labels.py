@@ -69,3 +69,38 @@ def test_stream_chunk_hook_time_has_its_own_hook_label():
         if sample.name.endswith("_total")
     ]
     assert failures == [{"plugin": "pii", "hook": "on_before_write", "kind": "skipped"}]
+
+
+def test_metrics_behind_their_token_when_one_is_set(upstream, tmp_path):
+    """/metrics names the namespace's apps, LLMs and models with their rates: with EDGE_METRICS_TOKEN set, a client
+    of the edge without the token gets 401, a scraper with it the exposition."""
+    token = secrets.token_urlsafe(24)
+    with run_edge(make_snapshot(upstream), tmp_path, metrics_token=token) as edge:
+        httpx.post(
+            f"{edge.url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {CLIENT_KEY}"},
+            json={"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=10,
+        )
+        anonymous = httpx.get(f"{edge.url}/metrics", timeout=10)
+        client_key = httpx.get(f"{edge.url}/metrics", headers={"authorization": f"Bearer {CLIENT_KEY}"}, timeout=10)
+        scraper = httpx.get(f"{edge.url}/metrics", headers={"authorization": f"Bearer {token}"}, timeout=10)
+    assert anonymous.status_code == client_key.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert b"fjordgate" not in anonymous.content + client_key.content
+    assert scraper.status_code == 200 and "mock-gpt" in _model_labels(scraper.text)
+
+
+def test_a_metrics_token_too_short_to_be_secret_is_a_config_error(tmp_path):
+    import pytest
+
+    from edge_gateway.settings import load_settings
+    from fjordgate.env import ConfigError
+
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text("{}")
+    env = {"EDGE_SNAPSHOT_FILE": str(snapshot)}
+    with pytest.raises(ConfigError, match="EDGE_METRICS_TOKEN"):
+        load_settings({**env, "EDGE_METRICS_TOKEN": "short"})
+    assert load_settings({**env, "EDGE_METRICS_TOKEN": "x" * 16}).metrics_token == "x" * 16
+    assert load_settings(env).metrics_token is None
