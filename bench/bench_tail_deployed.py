@@ -104,8 +104,8 @@ def _own_latency(db_url: str, edge_id: str, since: float) -> str:
         return values[min(len(values) - 1, len(values) * percent // 100)]
 
     return (
-        f"deployed edge's own latency ({len(rows)} analytics rows), ms: p50 {at(total, 50):.3f} p90 {at(total, 90):.3f} "
-        f"p99 {at(total, 99):.3f}; without the vendor's share: p50 {at(own, 50):.3f} p90 {at(own, 90):.3f} "
+        f"deployed edge's own latency ({len(rows)} analytics rows), ms: p50 {at(total, 50):.3f} "
+        f"p90 {at(total, 90):.3f} p99 {at(total, 99):.3f}; without the vendor's share: p50 {at(own, 50):.3f} p90 {at(own, 90):.3f} "
         f"p99 {at(own, 99):.3f}"
     )
 

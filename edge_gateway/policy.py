@@ -38,8 +38,9 @@ _MESSAGE_OVERHEAD_TOKENS = 8
 
 def input_token_bound(value: object) -> int:
     """A strict upper bound of a request's input tokens: the UTF-8 bytes of every string in it (no tokenizer
-    makes more tokens than bytes), one per integer (a prompt given as token ids) plus a per-message overhead. The list of flat message objects, the common
-    shape, is walked without recursion: this runs on every request under a budget or a tpm lease."""
+    makes more tokens than bytes), one per integer (a prompt given as token ids), plus a per-message overhead.
+    The list of flat message objects, the common shape, is walked without recursion: this runs on every request
+    under a budget or a tpm lease."""
     if isinstance(value, str):
         return len(value) if value.isascii() else len(value.encode())
     if isinstance(value, list):
