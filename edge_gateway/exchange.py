@@ -64,6 +64,8 @@ class Exchange:
     response_bytes: int = 0
     response_body: bytes = b""
     reservation: Reservation | None = None
+    limits: list[tuple[str, int, str, bool]] | None = None
+    """The caller's rate limits (`policy._limits`), built once the caller is known."""
     rate_keys: tuple[str, ...] = ()
     token_holds: tuple[tuple[RateLease, int], ...] = ()
     """Token bounds taken from tpm leases (`policy.settle_rate_tokens` swaps them for the tokens used)."""

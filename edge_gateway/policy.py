@@ -136,7 +136,10 @@ _Limit = tuple[str, int, str, bool]
 
 
 def _limits(ex: Exchange) -> list[_Limit]:
-    """The request's rate limits: requests and tokens per minute, per app and per user within the app."""
+    """The request's rate limits: requests and tokens per minute, per app and per user within the app (built once
+    per request: the caller does not change between `check_request_rate` and `admit`)."""
+    if ex.limits is not None:
+        return ex.limits
     app = ex.app
     assert app is not None
     cfg, user = app.config, ex.user_id
@@ -149,6 +152,7 @@ def _limits(ex: Exchange) -> list[_Limit]:
         found.append((f"app:{app.id}:tpm", cfg.rate_limit_tpm, "tokens per minute for this app", True))
     if cfg.user_rate_limit_tpm and user is not None:
         found.append((f"user:{app.id}:{user}:tpm", cfg.user_rate_limit_tpm, "tokens per minute for this user", True))
+    ex.limits = found
     return found
 
 
@@ -175,29 +179,26 @@ def check_request_rate(ex: Exchange, limiter: RateLimiter) -> None:
     before the post-auth plugins run, so a client over its limit costs the edge no plugin call (a plugin may call
     out to a service of its own, or redact a large body) on each refused request. Counts nothing: `admit` counts
     the request once the plugins passed it, and checks again with the tokens and the leases."""
-    app = ex.app
-    assert app is not None
-    cfg, user = app.config, ex.user_id
-    if cfg.rate_limit_rpm:
-        wait = limiter.check(f"app:{app.id}:rpm", cfg.rate_limit_rpm)
-        if wait:
-            raise GatewayError.rate_limited(
-                f"rate limit reached: {cfg.rate_limit_rpm} requests per minute for this app; retry later", wait
-            )
-    if cfg.user_rate_limit_rpm and user is not None:
-        wait = limiter.check(f"user:{app.id}:{user}:rpm", cfg.user_rate_limit_rpm)
-        if wait:
-            raise GatewayError.rate_limited(
-                f"rate limit reached: {cfg.user_rate_limit_rpm} requests per minute for this user; retry later", wait
-            )
+    limits = _limits(ex)
+    if limits:
+        _check_windows(ex, limiter, limits, requests_only=True)
 
 
-def _check_windows(ex: Exchange, limiter: RateLimiter, limits: list[_Limit]) -> None:
+def _check_windows(ex: Exchange, limiter: RateLimiter, limits: list[_Limit], requests_only: bool = False) -> None:
     """This edge's sliding windows (its counts plus its peers' shared ones): the check that also decides alone
-    while the ledger is unreachable. A TPM window takes the request's input estimate (its output is unknown)."""
-    estimate = _prompt_estimate(ex) if any(tokens for _, _, _, tokens in limits) else 0
+    while the ledger is unreachable. A TPM window takes the request's input estimate (its output is unknown);
+    `requests_only`: the rpm windows alone (`check_request_rate`)."""
+    estimate = -1
     for key, limit, what, tokens in limits:
-        wait = limiter.check(key, limit, min(estimate, limit) if tokens else 1)
+        if not tokens:
+            amount = 1
+        elif requests_only:
+            continue
+        else:
+            if estimate < 0:
+                estimate = _prompt_estimate(ex)
+            amount = min(estimate, limit)
+        wait = limiter.check(key, limit, amount)
         if wait:
             raise GatewayError.rate_limited(f"rate limit reached: {limit} {what}; retry later", wait)
 

@@ -69,7 +69,7 @@ from shared_sdk.snapshot import (
 
 from .mock_upstream import CHUNKS, COMPLETION, MockUpstream
 
-__all__ = ["SCENARIOS", "main"]
+__all__ = ["SCENARIOS", "chat_scope", "main"]
 
 MODEL = "mock-gpt"
 KEY = "sk-gate-app-0123456789"
@@ -181,7 +181,8 @@ def snapshot(upstream_v1: str, secret: str) -> ConfigSnapshot:
     )
 
 
-def _scope(key: str, body: bytes) -> dict[str, Any]:
+def chat_scope(key: str, body: bytes) -> dict[str, Any]:
+    """The ASGI scope uvicorn would hand the edge for a chat completion with `key` and `body`."""
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -234,7 +235,7 @@ async def request(app: Any, name: str, first_of_minute: bool = False) -> None:
             if not message.get("more_body", False) and not done.done():
                 done.set_result(None)
 
-    await app(_scope(key, body), receive, send)
+    await app(chat_scope(key, body), receive, send)
     reply = b"".join(chunks)
     if status != expected or marker not in reply:
         raise SystemExit(f"scenario {name}: expected {expected} with {marker!r}, got {status}: {reply[:300]!r}")

@@ -194,6 +194,8 @@ def test_an_events_hook_gets_each_reads_events_in_one_call_beside_per_event_hook
 
 async def _asgi_messages(app, body: bytes) -> list[dict]:
     """What the edge's ASGI app sends for one request, message by message (as uvicorn would deliver it)."""
+    from bench.gate.workload import chat_scope
+
     messages: list[dict] = []
     done = asyncio.Event()
     delivered = False
@@ -211,22 +213,7 @@ async def _asgi_messages(app, body: bytes) -> list[dict]:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             done.set()
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"authorization", f"Bearer {CLIENT_KEY}".encode())],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8080),
-        "state": {},
-    }
-    await app(scope, receive, send)
+    await app(chat_scope(CLIENT_KEY, body), receive, send)
     return messages
 
 
