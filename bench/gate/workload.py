@@ -15,6 +15,12 @@ The mix, `--requests` of each in turn, each scenario its own measured block:
   stream_burst  the same stream written by the vendor at once: all its events in one read (the yardstick's shape)
   refused_key   an unknown key (401)
   rate_limited  a key whose app allows 1 request per minute, already used (429)
+  governed      a plain chat completion of an app under the governance a deployed edge enforces (200): rpm and
+                tpm limits (windows counted, tokens settled) and a blocking app budget (a reservation of the
+                request's bound, settled at its cost), its records made durable as a deployed edge does (the
+                telemetry shipper: encoded, appended to the journal, then spooled into SQLite by the spool's
+                writer thread). What it leaves out: NATS (no lease round trips, no publishing), so the budget and
+                the limits are this edge's own, as on an edge that has not reached the control plane yet.
 
 How it is measured: start-up and warm-up run with callgrind's instrumentation off (valgrind then costs ~8x, not
 ~50x). The workload then turns instrumentation on for itself (`callgrind_control -i on <pid>`, spinning, not
@@ -42,6 +48,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -54,9 +62,14 @@ from edge_gateway.app import create_app
 from edge_gateway.disconnects import DisconnectWatches
 from edge_gateway.ratelimit import RateLimiter
 from edge_gateway.settings import EdgeSettings
+from edge_gateway.telemetry import shipper as shipper_module
+from edge_gateway.telemetry.journal import Journal
+from edge_gateway.telemetry.shipper import TelemetryShipper
+from edge_gateway.telemetry.spool import Spool
 from shared_sdk.host.handle import _Deadlines
 from shared_sdk.snapshot import (
     AppConfig,
+    BudgetConfig,
     ConfigSnapshot,
     CredentialConfig,
     LLMConfig,
@@ -74,6 +87,7 @@ __all__ = ["SCENARIOS", "chat_scope", "main"]
 MODEL = "mock-gpt"
 KEY = "sk-gate-app-0123456789"
 LIMITED_KEY = "sk-gate-limited-0123456789"
+GOVERNED_KEY = "sk-gate-governed-0123456789"
 WRONG_KEY = "sk-gate-unknown-0123456789"
 FIXED_NOW = 1_800_000_030.0
 """The rate limiter's clock: 30 s into a minute, for ever."""
@@ -96,7 +110,10 @@ SCENARIOS: dict[str, tuple[str, bytes, int, bytes]] = {
     "stream_burst": (KEY, _BURST, 200, f"token{CHUNKS - 1} ".encode()),
     "refused_key": (WRONG_KEY, _CHAT, 401, b"error"),
     "rate_limited": (LIMITED_KEY, _CHAT, 429, b"rate limit"),
+    "governed": (GOVERNED_KEY, _CHAT, 200, COMPLETION.encode()),
 }
+DURABLE_SCENARIOS = frozenset({"governed"})
+"""The scenarios whose records go to the deployed edge's durable telemetry path (`durable_telemetry`)."""
 
 
 PLUGINS = ("request-tagger", "pii-redactor", "text-rewrite", "request-logger")
@@ -167,11 +184,14 @@ def snapshot(upstream_v1: str, secret: str) -> ConfigSnapshot:
         apps=[
             AppConfig(id=1, name="gate", llm_ids=[1]),
             AppConfig(id=2, name="gate-limited", llm_ids=[1], rate_limit_rpm=1),
+            AppConfig(id=3, name="gate-governed", llm_ids=[1], rate_limit_rpm=10_000_000, rate_limit_tpm=2_000_000_000),
         ],
         credentials=[
             CredentialConfig(key_hash=hash_credential(KEY), app_id=1, credential_id=1),
             CredentialConfig(key_hash=hash_credential(LIMITED_KEY), app_id=2, credential_id=2),
+            CredentialConfig(key_hash=hash_credential(GOVERNED_KEY), app_id=3, credential_id=3),
         ],
+        budgets=[BudgetConfig(id=1, scope="app", target_id=3, limit=Decimal("1000000"), action="block")],
         plugins=plugins,
         prices=[
             ModelPriceConfig(
@@ -273,10 +293,32 @@ def pin_timers(edge: Any) -> None:
     edge.runtime.limiter = RateLimiter(clock=lambda: FIXED_NOW)
 
 
-async def settle(edge: Any) -> None:
-    """Deliver the block's telemetry, write the request logger's window (its KV row) and store the KV buffer, then
-    let the KV's own delayed flush (armed by those writes, now with nothing left to store) run out."""
+@asynccontextmanager
+async def durable_telemetry(state_dir: str) -> AsyncIterator[TelemetryShipper]:
+    """The durable sink a deployed edge's sync service builds (spool, journal, shipper), without NATS: the records
+    stay in the spool. Its journal goes to the spool only in `settle`: on the shipper's own timer, how many records
+    each commit took (and whether the next record found the spool busy) would depend on valgrind's speed."""
+    shipper_module.JOURNAL_DRAIN_S = _AN_HOUR
+    shipper_module.JOURNAL_DRAIN_AT = 1 << 30
+    spool = Spool(Path(state_dir) / "spool.sqlite3", max_bytes=1 << 30)
+    journal = Journal(Path(state_dir) / "spool.journal", size=8 * 1024 * 1024)
+    shipper = TelemetryShipper(namespace="gate", edge_id="gate-edge", spool=spool, journal=journal, proxy_logs=False)
+    await spool.open()
+    await shipper.open_journal()
+    try:
+        yield shipper
+    finally:
+        await shipper.close_journal()
+        await spool.close()
+
+
+async def settle(edge: Any, shipper: TelemetryShipper | None = None) -> None:
+    """Deliver the block's telemetry (and spool what the shipper's journal holds), write the request logger's
+    window (its KV row) and store the KV buffer, then let the KV's own delayed flush (armed by those writes, now
+    with nothing left to store) run out."""
     await edge.telemetry.flush()
+    if shipper is not None:
+        await shipper.flush_journal()
     collectors = edge.store.current.collectors
     for handle in collectors.handles if collectors is not None else ():
         if handle.slug == "request-logger":  # its held entries, written as its timer would
@@ -305,22 +347,55 @@ async def run(requests: int, warmup: int, measure: bool, state_dir: str, as_work
         app = create_app(settings)
         edge = app.state.edge
         pin_timers(edge)
-        async with app.app.router.lifespan_context(app.app):
+        async with app.app.router.lifespan_context(app.app), durable_telemetry(state_dir) as shipper:
             await request(app, "rate_limited", first_of_minute=True)
             for name in SCENARIOS:
-                for _ in range(warmup):
-                    await request(app, name)
-            await settle(edge)
+                with durable_sink(edge, shipper if name in DURABLE_SCENARIOS else None):
+                    for _ in range(warmup):
+                        await request(app, name)
+                    await settle(edge, shipper)
+            check_governed(edge, shipper, warmup)
             if measure:
                 instrument_on()
                 mark()  # everything before this line is one dump, ignored
             for name in SCENARIOS:
-                for _ in range(requests):
-                    await request(app, name)
-                await settle(edge)
+                with durable_sink(edge, shipper if name in DURABLE_SCENARIOS else None):
+                    for _ in range(requests):
+                        await request(app, name)
+                    await settle(edge, shipper)
                 if measure:
                     mark()
+            check_governed(edge, shipper, warmup + requests)
             return {"scenarios": list(SCENARIOS), "requests": requests, "upstream_requests": mock.requests}
+
+
+def check_governed(edge: Any, shipper: TelemetryShipper, requests: int) -> None:
+    """Raise unless the governed scenario's `requests` took the governed path: each one record in the spool,
+    each charged to the app's budget and counted in its rpm and tpm windows (a gate that counted a path that
+    skipped them would compare nothing)."""
+    budget = edge.runtime.budgets.applicable(3, None, 1)
+    spent = budget[0].spent if budget else 0
+    # a window that counted `requests` requests (or at least as many tokens) has no room for one more under a
+    # limit of `requests`
+    counted = [bool(edge.runtime.limiter.check(f"app:3:{unit}", requests, 1)) for unit in ("rpm", "tpm")]
+    if shipper.spool.records != requests or not spent or counted != [True, True]:
+        raise SystemExit(
+            f"governed: {shipper.spool.records} records spooled, budget spent {spent}, rpm and tpm counted "
+            f"{counted} after {requests} requests (expected {requests}, more than 0, both)"
+        )
+
+
+@contextmanager
+def durable_sink(edge: Any, shipper: TelemetryShipper | None) -> Iterator[None]:
+    """`shipper` as the edge's durable sink for one block (as `app.py` registers the sync service's), if given."""
+    if shipper is None:
+        yield
+        return
+    edge.telemetry.add_durable_sink(shipper, name="nats")
+    try:
+        yield
+    finally:
+        edge.telemetry.remove_sink(shipper)
 
 
 def main(argv: list[str] | None = None) -> None:

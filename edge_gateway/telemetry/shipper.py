@@ -249,13 +249,17 @@ class TelemetryShipper:
         if self._durable is not None:
             journal.release(end)
 
+    async def flush_journal(self, timeout_s: float = 5.0) -> None:
+        """Spool what the journal holds now and wait (bounded) until the spool committed it."""
+        self._drain_journal()
+        if self._drains:
+            await asyncio.wait(set(self._drains), timeout=timeout_s)
+
     async def close_journal(self, timeout_s: float = 5.0) -> None:
         """Spool what the journal holds and unmap it (before the spool closes)."""
         if self.journal is None or not self.journal.is_open:
             return
-        self._drain_journal()
-        if self._drains:
-            await asyncio.wait(set(self._drains), timeout=timeout_s)
+        await self.flush_journal(timeout_s)
         self._durable = None
         self.journal.close()
 
