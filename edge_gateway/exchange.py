@@ -70,7 +70,9 @@ class Exchange:
     token_holds: tuple[tuple[RateLease, int], ...] = ()
     """Token bounds taken from tpm leases (`policy.settle_rate_tokens` swaps them for the tokens used)."""
     prompt_bound: int = -1
-    """The input's token bound once computed (`policy._prompt_bound`), -1 before."""
+    """The input's token bound by its bytes once computed (`policy._prompt_bound`), -1 before."""
+    prompt_media: bool = False
+    """Whether the input gives media by reference (an image URL, a file id): no byte count bounds it."""
     short_circuited: bool = False
     client_disconnected: bool = False
     accounted: bool = False

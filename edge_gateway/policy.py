@@ -36,31 +36,74 @@ _MESSAGE_OVERHEAD_TOKENS = 8
 """Tokens a vendor may add per message (role, separators) on top of its text; 8 exceeds OpenAI's 3-4."""
 
 
-def input_token_bound(value: object) -> int:
+DEFAULT_MAX_INPUT_TOKENS = 1_048_576
+"""The input limit assumed for a model whose price names none (`ModelPriceConfig.max_input_tokens`): what a request
+that gives media by reference reserves for its input."""
+
+
+def input_token_bound(value: object, media: list[object] | None = None) -> int:
     """A strict upper bound of a request's input tokens: the UTF-8 bytes of every string in it (no tokenizer
     makes more tokens than bytes), one per integer (a prompt given as token ids), plus a per-message overhead.
     The list of flat message objects, the common shape, is walked without recursion: this runs on every request
-    under a budget or a tpm lease."""
+    under a budget or a tpm lease.
+
+    What bytes do not bound: media given by reference (`media_reference`), whose tokens follow its pixels, pages or
+    seconds. With `media`, each content part that is one is appended to it (the caller then bounds the input by the
+    model's input limit instead)."""
     if isinstance(value, str):
         return len(value) if value.isascii() else len(value.encode())
     if isinstance(value, list):
         total = 0
         for item in value:
             if not isinstance(item, dict):
-                total += input_token_bound(item)
+                total += input_token_bound(item, media)
                 continue
+            if media is not None and "role" not in item and media_reference(item):  # a message is no media
+                media.append(item)
             total += _MESSAGE_OVERHEAD_TOKENS
             for field in item.values():
                 if isinstance(field, str):
                     total += len(field) if field.isascii() else len(field.encode())
                 else:
-                    total += input_token_bound(field)
+                    total += input_token_bound(field, media)
         return total
     if isinstance(value, dict):
-        return _MESSAGE_OVERHEAD_TOKENS + sum(input_token_bound(item) for item in value.values())
+        if media is not None and media_reference(value):
+            media.append(value)
+        return _MESSAGE_OVERHEAD_TOKENS + sum(input_token_bound(item, media) for item in value.values())
     if isinstance(value, int):  # a token id: embeddings' and legacy completions' `input` / `prompt` may be arrays
         return 1
     return 0
+
+
+def media_reference(part: dict[str, object]) -> bool:
+    """Whether a content part points at media the vendor fetches or holds (not inline data), in any caller's shape:
+    OpenAI's `image_url` (and `video_url`, `audio_url` of compatible servers) with an http(s) URL, the Responses
+    API's `input_image` by URL or file id, a `file` / `input_file` by file id or URL, Anthropic's `image` /
+    `document` with a `url` or `file` source, Gemini's `fileData`. A `data:` URL or base64 data is inline: its
+    bytes count, and they exceed its tokens."""
+    kind = part.get("type")
+    if type(kind) is str:
+        if kind == "input_image":
+            url = part.get("image_url")
+            return bool(part.get("file_id")) or (isinstance(url, str) and not url.startswith("data:"))
+        if kind.endswith("_url"):
+            url = part.get(kind)
+            if isinstance(url, dict):
+                url = url.get("url")
+            return isinstance(url, str) and not url.startswith("data:")
+        if kind == "file" or kind == "input_file":
+            inner = part.get("file", part) if kind == "file" else part
+            return isinstance(inner, dict) and bool(inner.get("file_id") or inner.get("file_url"))
+        if kind == "image" or kind == "document":
+            source = part.get("source")
+            return isinstance(source, dict) and source.get("type") in ("url", "file")
+    return isinstance(part.get("fileData") or part.get("file_data"), dict)
+
+
+_NATIVE_MEDIA_MARKERS = (b"url", b"Url", b"file", b"File", b"uri", b"Uri", b"s3Location")
+"""In a native body (any vendor's shape, maybe not JSON), any of these may name media by reference: such a body is
+bounded by the model's input limit (a false alarm only reserves more)."""
 
 
 def _prompt_bound(ex: Exchange) -> int:
@@ -70,20 +113,35 @@ def _prompt_bound(ex: Exchange) -> int:
     call = ex.call
     assert call is not None
     if ex.kind == "native":  # any vendor's shape, maybe not JSON at all: every byte may be a token
-        bound = len(call.raw) + _MESSAGE_OVERHEAD_TOKENS
+        raw = call.raw
+        bound = len(raw) + _MESSAGE_OVERHEAD_TOKENS
+        ex.prompt_media = any(marker in raw for marker in _NATIVE_MEDIA_MARKERS)
     else:
         data = call.data
+        media: list[object] = []
         bound = input_token_bound(
-            data.get("messages") or data.get("prompt") or data.get("input") or data.get("contents") or ""
+            data.get("messages") or data.get("prompt") or data.get("input") or data.get("contents") or "", media
         )
         system = data.get("system") or data.get("systemInstruction") or data.get("instructions")
-        bound += _MESSAGE_OVERHEAD_TOKENS + (input_token_bound(system) if system else 0)
+        bound += _MESSAGE_OVERHEAD_TOKENS + (input_token_bound(system, media) if system else 0)
         for field in _DEFINITIONS:
             definitions = data.get(field)
             if definitions:
                 bound += len(orjson.dumps(definitions))
+        ex.prompt_media = bool(media)
     ex.prompt_bound = bound
     return bound
+
+
+def _input_bound(ex: Exchange, price: ModelPriceConfig | None) -> int:
+    """The input tokens the model can bill at most: the bytes' bound, capped by the model's input limit (a longer
+    input is refused, not billed); an input with media by reference, whose bytes bound nothing, the whole limit
+    (`DEFAULT_MAX_INPUT_TOKENS` when the price names none)."""
+    bound = _prompt_bound(ex)
+    limit = price.max_input_tokens if price is not None else None
+    if ex.prompt_media:
+        return limit if limit else max(bound, DEFAULT_MAX_INPUT_TOKENS)
+    return min(bound, limit) if limit else bound
 
 
 _DEFINITIONS = ("tools", "functions", "tool_choice", "response_format", "text", "toolConfig", "generationConfig")
@@ -115,7 +173,8 @@ def token_bound(ex: Exchange) -> int:
     tokens-per-minute lease takes before the call; settlement gives back what the vendor did not count."""
     if ex.call is None:
         return 0
-    return _prompt_bound(ex) + _completion_bound(ex, _price(ex))
+    price = _price(ex)
+    return _input_bound(ex, price) + _completion_bound(ex, price)
 
 
 def reservation_bound(ex: Exchange) -> Decimal:
@@ -126,7 +185,7 @@ def reservation_bound(ex: Exchange) -> Decimal:
     price = _price(ex)
     if price is None:
         return Decimal(0)
-    prompt = _prompt_bound(ex)
+    prompt = _input_bound(ex, price)
     completion = _completion_bound(ex, price)
     return (prompt * price.prompt_per_million + completion * price.completion_per_million) / _MILLION
 

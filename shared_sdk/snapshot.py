@@ -201,6 +201,11 @@ class ModelPriceConfig(msgspec.Struct, kw_only=True, frozen=True):
     currency: str = "USD"
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
     """The model's output limit: the completion tokens a budget reserves for a request without `max_tokens`."""
+    max_input_tokens: int | msgspec.UnsetType = msgspec.UNSET
+    """The model's input limit (its context window), UNSET (falsy) when not known: it caps the input tokens a budget
+    and a tpm lease reserve, and it is what an input with media by reference (an image URL, a file id) reserves.
+    UNSET is left out of the encoding: a snapshot whose prices name no input limit is the same bytes an edge of an
+    earlier release hashes (its checksum would not match a field it does not know)."""
 
 
 class BudgetConfig(msgspec.Struct, kw_only=True, frozen=True):

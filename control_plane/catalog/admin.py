@@ -139,6 +139,8 @@ class ModelPriceAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "cache_read_per_million",
         "cache_write_per_million",
         "currency",
+        "max_output_tokens",
+        "max_input_tokens",
         "updated_at",
     ]
     list_filter = ["vendor", "currency"]

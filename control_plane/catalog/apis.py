@@ -99,6 +99,7 @@ class ModelPriceSerializer(serializers.ModelSerializer):
             "cache_write_per_million",
             "currency",
             "max_output_tokens",
+            "max_input_tokens",
             "updated_at",
         ]
         read_only_fields = ["id", "updated_at"]

@@ -134,7 +134,19 @@ class ModelPrice(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     max_output_tokens = models.PositiveIntegerField(
         default=4096,
+        validators=[MinValueValidator(1)],
         help_text="The model's output limit: what a budget reserves for a request that sets no max_tokens",
+    )
+    max_input_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=(
+            "The model's input limit (its context window). Caps the input tokens a budget or a tokens-per-minute "
+            "limit reserves for a request, and is what a request giving media by reference (an image URL, a file "
+            "id) reserves, since its tokens cannot be told from its bytes. Empty: no cap, and such a request "
+            "reserves 1,048,576 input tokens. Never set it below the real limit."
+        ),
     )
     updated_at = models.DateTimeField(auto_now=True)
 

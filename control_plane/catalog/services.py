@@ -208,6 +208,7 @@ def model_price_upsert(*, data: dict, price: ModelPrice | None = None) -> ModelP
         "cache_write_per_million",
         "currency",
         "max_output_tokens",
+        "max_input_tokens",
     ):
         if name in data:
             setattr(price, name, data[name])

@@ -197,6 +197,8 @@ def studio_llm_reserve(
     if not ids or price is None:
         return None, _ZERO
     prompt_bound = sum(len(m.content.encode()) + 8 for m in messages) + 8
+    if price.max_input_tokens:  # a longer input is refused by the vendor, not billed
+        prompt_bound = min(prompt_bound, price.max_input_tokens)
     completion = max_tokens if max_tokens is not None else price.max_output_tokens
     bound = _cost(price, prompt_bound, completion)
     refused = budget_lease_reserve_exact(edge_id=STUDIO_EDGE_ID, budget_ids=ids, amount=bound)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
+import msgspec
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from shared_sdk.snapshot import (
+    DEFAULT_MAX_OUTPUT_TOKENS,
     AppConfig,
     BudgetAction,
     BudgetConfig,
@@ -238,7 +240,9 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
             cache_read_per_million=p.cache_read_per_million,
             cache_write_per_million=p.cache_write_per_million,
             currency=p.currency,
-            max_output_tokens=p.max_output_tokens,
+            # 0 was accepted before the field's validator: a bound of no tokens would reserve nothing
+            max_output_tokens=p.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS,
+            max_input_tokens=p.max_input_tokens or msgspec.UNSET,
         )
         for p in ModelPrice.objects.order_by("vendor", "model")
     ]
@@ -254,6 +258,4 @@ def snapshot_build(*, namespace: str) -> ConfigSnapshot:
         prices=prices,
         budgets=budgets,
     )
-    import msgspec
-
     return msgspec.structs.replace(snapshot, checksum=snapshot_checksum(snapshot))

@@ -157,3 +157,125 @@ def test_an_input_of_token_ids_is_priced_by_its_length(upstream, tmp_path):
     assert small.status_code == 200, small.text
     assert large.status_code == 402, large.text
     assert large.json()["error"]["code"] == "budget_exceeded"
+
+
+IMAGE_URL = "https://images.example.com/a-large-photo.png"
+INLINE_IMAGE = "data:image/png;base64," + "iVBORw0KGgo" * 4
+
+
+def _image_chat(url: str) -> dict[str, Any]:
+    parts = [{"type": "text", "text": "what is in it?"}, {"type": "image_url", "image_url": {"url": url}}]
+    return {"model": "mock-gpt", "max_tokens": 100, "messages": [{"role": "user", "content": parts}]}
+
+
+def _priced(max_input_tokens: int) -> list[Any]:
+    from shared_sdk.snapshot import ModelPriceConfig
+
+    return [
+        ModelPriceConfig(
+            vendor="mock",
+            model="mock-gpt",
+            prompt_per_million=Decimal("1000"),
+            completion_per_million=Decimal("2000"),
+            max_input_tokens=max_input_tokens,
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", _image_chat(IMAGE_URL)),
+        (
+            "/v1/responses",
+            {"model": "mock-gpt", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f-1"}]}]},
+        ),
+        (
+            "/v1/messages",
+            {
+                "model": "mock-gpt",
+                "max_tokens": 100,
+                "messages": [
+                    {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": IMAGE_URL}}]}
+                ],
+            },
+        ),
+    ],
+    ids=["openai-image-url", "responses-file-id", "anthropic-url-source"],
+)
+def test_media_given_by_reference_reserves_the_models_input_limit(upstream, tmp_path, path, body):
+    """An image URL's bytes say nothing of the tokens its pixels cost (~1,500 on gpt-4o, ~48,000 on gpt-4o-mini):
+    with no input limit on the price, such a request reserves 1,048,576 input tokens ($1,048 at $1000/M), more
+    than a $100 budget holds: 402, and no vendor called. The same image inline is bounded by its bytes: 200."""
+    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
+    with run_edge(make_snapshot(upstream, budgets=[budget]), tmp_path) as running:
+        by_reference = httpx.post(f"{running.url}{path}", headers=AUTH, json=body, timeout=10)
+        inline = httpx.post(f"{running.url}/v1/chat/completions", headers=AUTH, json=_image_chat(INLINE_IMAGE))
+    # Anthropic's SDK gets its own shape for a spend limit: 400 billing_error (`errors.error_response`)
+    assert by_reference.status_code == (400 if path == "/v1/messages" else 402), by_reference.text
+    assert "budget exhausted" in by_reference.text
+    assert _vendor_saw(upstream) == 1, "only the inline image reached the vendor"
+    assert inline.status_code == 200, inline.text
+
+
+def test_an_image_url_reserves_the_input_limit_the_price_names(upstream, tmp_path):
+    """With the model's input limit on its price (50,000 tokens: $50 at $1000/M), the image request fits a $100
+    budget; abandoned mid-stream it is billed that bound, the most the vendor could charge for its input."""
+    from shared_sdk import BudgetUsage
+
+    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
+    body = {**_image_chat(IMAGE_URL), "stream": True, "mock": "chunk_delay_ms=200"}
+    with run_edge(make_snapshot(upstream, budgets=[budget], prices=_priced(50_000)), tmp_path) as running:
+        with httpx.Client(timeout=10) as http:
+            with http.stream("POST", f"{running.url}/v1/chat/completions", headers=AUTH, json=body) as reply:
+                assert reply.status_code == 200
+                assert next(reply.iter_raw()).startswith(b"data:")
+        usage: BudgetUsage = running.sink.wait_for(BudgetUsage, 1)[0]
+    assert usage.cost == Decimal(50_000 * 1000 + 100 * 2000) / 1_000_000
+
+
+def test_the_input_limit_caps_what_a_long_input_reserves(upstream, tmp_path):
+    """200,000 bytes of text bound 200,000 tokens ($200 at $1000/M, over a $10 budget), but a model whose input
+    limit is 4,000 tokens bills no more than that (a longer input is refused, not billed): $4, within it."""
+    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("10"), period_start=0.0, period_end=9e9)
+    body = {"model": "mock-gpt", "max_tokens": 100, "messages": [{"role": "user", "content": "word " * 40_000}]}
+    answers = []
+    for prices in (None, _priced(4_000)):
+        state = tmp_path / str(len(answers))
+        state.mkdir()
+        with run_edge(make_snapshot(upstream, budgets=[budget], prices=prices), state) as edge_:
+            answers.append(httpx.post(f"{edge_.url}/v1/chat/completions", headers=AUTH, json=body, timeout=10))
+    assert [a.status_code for a in answers] == [402, 200], [a.text[:200] for a in answers]
+
+
+@pytest.mark.parametrize(
+    ("part", "reference"),
+    [
+        ({"type": "image_url", "image_url": {"url": IMAGE_URL}}, True),
+        ({"type": "image_url", "image_url": IMAGE_URL}, True),
+        ({"type": "image_url", "image_url": {"url": INLINE_IMAGE}}, False),
+        ({"type": "video_url", "video_url": {"url": "https://v.example.com/clip.mp4"}}, True),
+        ({"type": "input_image", "image_url": IMAGE_URL}, True),
+        ({"type": "input_image", "image_url": INLINE_IMAGE}, False),
+        ({"type": "input_image", "file_id": "file-1"}, True),
+        ({"type": "input_file", "file_url": "https://d.example.com/report.pdf"}, True),
+        ({"type": "input_file", "file_data": "JVBERi0x"}, False),
+        ({"type": "file", "file": {"file_id": "file-1"}}, True),
+        ({"type": "file", "file": {"file_data": "JVBERi0x"}}, False),
+        ({"type": "image", "source": {"type": "url", "url": IMAGE_URL}}, True),
+        ({"type": "document", "source": {"type": "file", "file_id": "file-1"}}, True),
+        ({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}, False),
+        ({"fileData": {"mimeType": "video/mp4", "fileUri": "gs://b/clip.mp4"}}, True),
+        ({"inlineData": {"mimeType": "image/png", "data": "iVBOR"}}, False),
+        ({"type": "text", "text": "see https://example.com/a.png"}, False),
+        ({"type": "image_url", "image_url": None}, False),
+        ({"type": 7}, False),
+    ],
+)
+def test_which_content_parts_are_media_by_reference(part, reference):
+    from edge_gateway.policy import input_token_bound, media_reference
+
+    assert media_reference(part) is reference
+    found: list[object] = []
+    input_token_bound([{"role": "user", "content": [part]}], found)
+    assert bool(found) is reference, found

@@ -110,3 +110,33 @@ def test_studio_only_plugins_stay_out_of_the_snapshot(register_plugin):
 
     assert "edge-side" in slugs
     assert "hooks-only" not in slugs
+
+
+def test_a_models_input_limit_reaches_the_edges_and_bounds_are_at_least_one(admin_api):
+    """`max_input_tokens` (the context window) travels in the snapshot, where the edge caps input reservations
+    with it; an input or output limit below one token would reserve nothing: a DRF validation error naming the
+    field, and a 0 stored before the output limit's validator existed reaches the edges as the default."""
+    from control_plane.catalog.models import ModelPrice
+    from shared_sdk.snapshot import DEFAULT_MAX_OUTPUT_TOKENS
+
+    created = admin_api.post(
+        "/api/v1/model-prices/",
+        {"vendor": "openai", "model": "gpt-4o", "prompt_per_million": "2.5", "max_input_tokens": 128_000},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    assert created.json()["max_input_tokens"] == 128_000
+    for field in ("max_input_tokens", "max_output_tokens"):
+        refused = admin_api.patch(f"/api/v1/model-prices/{created.json()['id']}/", {field: 0}, format="json")
+        assert refused.status_code == 400 and field in refused.json()["extra"]["fields"], refused.json()
+    ModelPrice.objects.create(vendor="openai", model="legacy", max_output_tokens=0)  # as an older release stored it
+
+    snap = snapshot_build(namespace="eu")
+    prices = {p.model: p for p in snap.prices}
+    assert prices["gpt-4o"].max_input_tokens == 128_000
+    assert prices["legacy"].max_output_tokens == DEFAULT_MAX_OUTPUT_TOKENS
+    # a price without an input limit is encoded as before the field existed: an edge of an earlier release, which
+    # hashes the fields it knows, still accepts the snapshot
+    assert not prices["legacy"].max_input_tokens
+    assert encode_snapshot(snap).count(b'"max_input_tokens"') == 1
+    assert decode_snapshot(encode_snapshot(snap)) == snap

@@ -78,6 +78,7 @@ class Command(BaseCommand):
                 "prompt_per_million": Decimal("1.000000"),
                 "completion_per_million": Decimal("2.000000"),
                 "currency": "USD",
+                "max_input_tokens": 128_000,
             },
         )
         app_data = {
