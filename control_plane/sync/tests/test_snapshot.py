@@ -126,9 +126,21 @@ def test_a_models_input_limit_reaches_the_edges_and_bounds_are_at_least_one(admi
     )
     assert created.status_code == 201, created.json()
     assert created.json()["max_input_tokens"] == 128_000
-    for field in ("max_input_tokens", "max_output_tokens"):
-        refused = admin_api.patch(f"/api/v1/model-prices/{created.json()['id']}/", {field: 0}, format="json")
-        assert refused.status_code == 400 and field in refused.json()["extra"]["fields"], refused.json()
+    for field, value in [
+        ("max_input_tokens", 0),
+        ("max_output_tokens", 0),
+        ("max_input_tokens", -5),
+        ("max_input_tokens", 2**40),  # beyond the column: a validation error, not PostgreSQL's 500
+        ("max_input_tokens", "lots"),
+        ("max_output_tokens", None),
+    ]:
+        refused = admin_api.patch(f"/api/v1/model-prices/{created.json()['id']}/", {field: value}, format="json")
+        assert refused.status_code == 400 and field in refused.json()["extra"]["fields"], (value, refused.json())
+    cleared = admin_api.patch(
+        f"/api/v1/model-prices/{created.json()['id']}/", {"max_input_tokens": None}, format="json"
+    )
+    assert cleared.status_code == 200 and cleared.json()["max_input_tokens"] is None
+    admin_api.patch(f"/api/v1/model-prices/{created.json()['id']}/", {"max_input_tokens": 128_000}, format="json")
     ModelPrice.objects.create(vendor="openai", model="legacy", max_output_tokens=0)  # as an older release stored it
 
     snap = snapshot_build(namespace="eu")
