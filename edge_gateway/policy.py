@@ -80,8 +80,8 @@ def media_reference(part: dict[str, object]) -> bool:
     """Whether a content part points at media the vendor fetches or holds (not inline data), in any caller's shape:
     OpenAI's `image_url` (and `video_url`, `audio_url` of compatible servers) with an http(s) URL, the Responses
     API's `input_image` by URL or file id, a `file` / `input_file` by file id or URL, Anthropic's `image` /
-    `document` with a `url` or `file` source, Gemini's `fileData`. A `data:` URL or base64 data is inline: its
-    bytes count, and they exceed its tokens."""
+    `document` with a `url` or `file` source, Gemini's `fileData`, Bedrock's `s3Location`. A `data:` URL or base64
+    data is inline: its bytes count, and they exceed its tokens."""
     kind = part.get("type")
     if type(kind) is str:
         if kind == "input_image":
@@ -98,12 +98,12 @@ def media_reference(part: dict[str, object]) -> bool:
         if kind == "image" or kind == "document":
             source = part.get("source")
             return isinstance(source, dict) and source.get("type") in ("url", "file")
-    return isinstance(part.get("fileData") or part.get("file_data"), dict)
+    return isinstance(part.get("fileData") or part.get("file_data") or part.get("s3Location"), dict)
 
 
 _NATIVE_MEDIA_MARKERS = (b"url", b"Url", b"file", b"File", b"uri", b"Uri", b"s3Location")
-"""In a native body (any vendor's shape, maybe not JSON), any of these may name media by reference: such a body is
-bounded by the model's input limit (a false alarm only reserves more)."""
+"""In a native body that is not a JSON object, any of these may name media by reference: such a body is bounded by
+the model's input limit (a false alarm only reserves more)."""
 
 
 def _prompt_bound(ex: Exchange) -> int:
@@ -115,7 +115,12 @@ def _prompt_bound(ex: Exchange) -> int:
     if ex.kind == "native":  # any vendor's shape, maybe not JSON at all: every byte may be a token
         raw = call.raw
         bound = len(raw) + _MESSAGE_OVERHEAD_TOKENS
-        ex.prompt_media = any(marker in raw for marker in _NATIVE_MEDIA_MARKERS)
+        if call.data:  # a JSON object in the vendor's own shape (Bedrock's `s3Location` sources too)
+            found: list[object] = []
+            input_token_bound(call.data, found)
+            ex.prompt_media = bool(found)
+        else:
+            ex.prompt_media = any(marker in raw for marker in _NATIVE_MEDIA_MARKERS)
     else:
         data = call.data
         media: list[object] = []

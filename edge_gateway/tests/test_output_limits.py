@@ -267,15 +267,44 @@ def test_the_input_limit_caps_what_a_long_input_reserves(upstream, tmp_path):
         ({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}, False),
         ({"fileData": {"mimeType": "video/mp4", "fileUri": "gs://b/clip.mp4"}}, True),
         ({"inlineData": {"mimeType": "image/png", "data": "iVBOR"}}, False),
+        ({"image": {"format": "png", "source": {"s3Location": {"uri": "s3://b/photo.png"}}}}, True),
+        ({"image": {"format": "png", "source": {"bytes": "iVBOR"}}}, False),
         ({"type": "text", "text": "see https://example.com/a.png"}, False),
         ({"type": "image_url", "image_url": None}, False),
         ({"type": 7}, False),
     ],
 )
 def test_which_content_parts_are_media_by_reference(part, reference):
-    from edge_gateway.policy import input_token_bound, media_reference
+    from edge_gateway.policy import input_token_bound
 
-    assert media_reference(part) is reference
-    found: list[object] = []
+    found: list[object] = []  # the parts (or their nested sources) the walk found to be media by reference
     input_token_bound([{"role": "user", "content": [part]}], found)
     assert bool(found) is reference, found
+
+
+@pytest.mark.parametrize(
+    ("raw", "media"),
+    [
+        (b'{"messages": [{"role": "user", "content": [{"text": "open the file at this url"}]}]}', False),
+        (b'{"contents": [{"role": "user", "parts": [{"fileData": {"fileUri": "gs://b/clip.mp4"}}]}]}', True),
+        (b"not json, names a file", True),
+        (b"not json at all", False),
+    ],
+)
+def test_a_native_body_gives_media_by_reference_by_its_shape(raw, media):
+    """A native body is walked as JSON when it is an object (its words are not mistaken for media), else any of
+    its bytes that could name media by reference counts as such."""
+    import orjson
+
+    from edge_gateway.exchange import Exchange
+    from edge_gateway.policy import _prompt_bound
+    from edge_gateway.providers.base import OpenAIRequest
+
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = {}
+    ex = Exchange.__new__(Exchange)
+    ex.kind, ex.prompt_bound, ex.call = "native", -1, OpenAIRequest.from_data("native", raw, data)
+    assert _prompt_bound(ex) == len(raw) + 8
+    assert ex.prompt_media is media
