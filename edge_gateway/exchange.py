@@ -70,9 +70,10 @@ class Exchange:
     token_holds: tuple[tuple[RateLease, int], ...] = ()
     """Token bounds taken from tpm leases (`policy.settle_rate_tokens` swaps them for the tokens used)."""
     prompt_bound: int = -1
-    """The input's token bound by its bytes once computed (`policy._prompt_bound`), -1 before."""
+    """The input's token bound by its bytes and images once computed (`policy._prompt_bound`), -1 before."""
     prompt_media: bool = False
-    """Whether the input gives media by reference (an image URL, a file id): no byte count bounds it."""
+    """Whether the input gives media other than images by reference (a video, a document): only the model's input
+    limit bounds it."""
     short_circuited: bool = False
     client_disconnected: bool = False
     accounted: bool = False

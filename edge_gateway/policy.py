@@ -38,18 +38,23 @@ _MESSAGE_OVERHEAD_TOKENS = 8
 
 DEFAULT_MAX_INPUT_TOKENS = 1_048_576
 """The input limit assumed for a model whose price names none (`ModelPriceConfig.max_input_tokens`): what a request
-that gives media by reference reserves for its input."""
+that gives media other than images by reference reserves for its input."""
+IMAGE_REFERENCE_TOKENS = 50_000
+"""What one image given by reference may cost at most: vendors scale an image down before counting it, and the
+most any known model counts for one is gpt-4o-mini's 48,169 (high detail, 8 tiles; gpt-4o's 1,445, Claude's ~1,600,
+Gemini's 258 per 768-pixel tile)."""
+IMAGE, MEDIA = "image", "media"
 
 
-def input_token_bound(value: object, media: list[object] | None = None) -> int:
+def input_token_bound(value: object, media: list[str] | None = None) -> int:
     """A strict upper bound of a request's input tokens: the UTF-8 bytes of every string in it (no tokenizer
     makes more tokens than bytes), one per integer (a prompt given as token ids), plus a per-message overhead.
     The list of flat message objects, the common shape, is walked without recursion: this runs on every request
     under a budget or a tpm lease.
 
     What bytes do not bound: media given by reference (`media_reference`), whose tokens follow its pixels, pages or
-    seconds. With `media`, each content part that is one is appended to it (the caller then bounds the input by the
-    model's input limit instead)."""
+    seconds. With `media`, the kind of each content part that is one is appended to it (the caller bounds an image
+    by `IMAGE_REFERENCE_TOKENS`, other media by the model's input limit)."""
     if isinstance(value, str):
         return len(value) if value.isascii() else len(value.encode())
     if isinstance(value, list):
@@ -58,8 +63,10 @@ def input_token_bound(value: object, media: list[object] | None = None) -> int:
             if not isinstance(item, dict):
                 total += input_token_bound(item, media)
                 continue
-            if media is not None and "role" not in item and media_reference(item):  # a message is no media
-                media.append(item)
+            if media is not None and "role" not in item:  # a message is no media; its parts may be
+                kind = media_reference(item)
+                if kind:
+                    media.append(kind)
             total += _MESSAGE_OVERHEAD_TOKENS
             for field in item.values():
                 if isinstance(field, str):
@@ -68,37 +75,48 @@ def input_token_bound(value: object, media: list[object] | None = None) -> int:
                     total += input_token_bound(field, media)
         return total
     if isinstance(value, dict):
-        if media is not None and media_reference(value):
-            media.append(value)
+        if media is not None:
+            kind = media_reference(value)
+            if kind:
+                media.append(kind)
         return _MESSAGE_OVERHEAD_TOKENS + sum(input_token_bound(item, media) for item in value.values())
     if isinstance(value, int):  # a token id: embeddings' and legacy completions' `input` / `prompt` may be arrays
         return 1
     return 0
 
 
-def media_reference(part: dict[str, object]) -> bool:
-    """Whether a content part points at media the vendor fetches or holds (not inline data), in any caller's shape:
-    OpenAI's `image_url` (and `video_url`, `audio_url` of compatible servers) with an http(s) URL, the Responses
-    API's `input_image` by URL or file id, a `file` / `input_file` by file id or URL, Anthropic's `image` /
-    `document` with a `url` or `file` source, Gemini's `fileData`, Bedrock's `s3Location`. A `data:` URL or base64
+def media_reference(part: dict[str, object]) -> str | None:
+    """`IMAGE` or `MEDIA` when a content part points at an image or other media (a video, audio, a document) that
+    the vendor fetches or holds, else None; in any caller's shape: OpenAI's `image_url` (and `video_url`,
+    `audio_url` of compatible servers) with an http(s) URL, the Responses API's `input_image` by URL or file id, a
+    `file` / `input_file` by file id or URL, Anthropic's `image` / `document` with a `url` or `file` source,
+    Gemini's `fileData` (an image by its MIME type), Bedrock's `s3Location` (of any kind). A `data:` URL or base64
     data is inline: its bytes count, and they exceed its tokens."""
     kind = part.get("type")
     if type(kind) is str:
         if kind == "input_image":
             url = part.get("image_url")
-            return bool(part.get("file_id")) or (isinstance(url, str) and not url.startswith("data:"))
+            return IMAGE if part.get("file_id") or (isinstance(url, str) and not url.startswith("data:")) else None
         if kind.endswith("_url"):
             url = part.get(kind)
             if isinstance(url, dict):
                 url = url.get("url")
-            return isinstance(url, str) and not url.startswith("data:")
+            if isinstance(url, str) and not url.startswith("data:"):
+                return IMAGE if kind == "image_url" else MEDIA
+            return None
         if kind == "file" or kind == "input_file":
             inner = part.get("file", part) if kind == "file" else part
-            return isinstance(inner, dict) and bool(inner.get("file_id") or inner.get("file_url"))
+            return MEDIA if isinstance(inner, dict) and (inner.get("file_id") or inner.get("file_url")) else None
         if kind == "image" or kind == "document":
             source = part.get("source")
-            return isinstance(source, dict) and source.get("type") in ("url", "file")
-    return isinstance(part.get("fileData") or part.get("file_data") or part.get("s3Location"), dict)
+            if isinstance(source, dict) and source.get("type") in ("url", "file"):
+                return IMAGE if kind == "image" else MEDIA
+            return None
+    file_data = part.get("fileData") or part.get("file_data")
+    if isinstance(file_data, dict):
+        mime = file_data.get("mimeType") or file_data.get("mime_type")
+        return IMAGE if isinstance(mime, str) and mime.startswith("image/") else MEDIA
+    return MEDIA if isinstance(part.get("s3Location"), dict) else None
 
 
 _NATIVE_MEDIA_MARKERS = (b"url", b"Url", b"file", b"File", b"uri", b"Uri", b"s3Location")
@@ -115,15 +133,14 @@ def _prompt_bound(ex: Exchange) -> int:
     if ex.kind == "native":  # any vendor's shape, maybe not JSON at all: every byte may be a token
         raw = call.raw
         bound = len(raw) + _MESSAGE_OVERHEAD_TOKENS
+        media: list[str] = []
         if call.data:  # a JSON object in the vendor's own shape (Bedrock's `s3Location` sources too)
-            found: list[object] = []
-            input_token_bound(call.data, found)
-            ex.prompt_media = bool(found)
-        else:
-            ex.prompt_media = any(marker in raw for marker in _NATIVE_MEDIA_MARKERS)
+            input_token_bound(call.data, media)
+        elif any(marker in raw for marker in _NATIVE_MEDIA_MARKERS):
+            media.append(MEDIA)
     else:
         data = call.data
-        media: list[object] = []
+        media = []
         bound = input_token_bound(
             data.get("messages") or data.get("prompt") or data.get("input") or data.get("contents") or "", media
         )
@@ -133,14 +150,17 @@ def _prompt_bound(ex: Exchange) -> int:
             definitions = data.get(field)
             if definitions:
                 bound += len(orjson.dumps(definitions))
-        ex.prompt_media = bool(media)
+    if media:
+        bound += media.count(IMAGE) * IMAGE_REFERENCE_TOKENS
+        ex.prompt_media = MEDIA in media
     ex.prompt_bound = bound
     return bound
 
 
 def _input_bound(ex: Exchange, price: ModelPriceConfig | None) -> int:
-    """The input tokens the model can bill at most: the bytes' bound, capped by the model's input limit (a longer
-    input is refused, not billed); an input with media by reference, whose bytes bound nothing, the whole limit
+    """The input tokens the model can bill at most: the bytes' bound (with `IMAGE_REFERENCE_TOKENS` per image given
+    by reference), capped by the model's input limit (a longer input is refused, not billed); an input with other
+    media by reference (a video, a document), which nothing smaller bounds, the whole limit
     (`DEFAULT_MAX_INPUT_TOKENS` when the price names none)."""
     bound = _prompt_bound(ex)
     limit = price.max_input_tokens if price is not None else None

@@ -143,9 +143,10 @@ class ModelPrice(models.Model):
         validators=[MinValueValidator(1)],
         help_text=(
             "The model's input limit (its context window). Caps the input tokens a budget or a tokens-per-minute "
-            "limit reserves for a request, and is what a request giving media by reference (an image URL, a file "
-            "id) reserves, since its tokens cannot be told from its bytes. Empty: no cap, and such a request "
-            "reserves 1,048,576 input tokens. Never set it below the real limit."
+            "limit reserves for a request, and is what a request giving a document, video or audio by reference "
+            "(a URL, a file id) reserves, since its tokens cannot be told from its bytes (an image by reference "
+            "reserves 50,000). Empty: no cap, and such a request reserves 1,048,576 input tokens. Never set it "
+            "below the real limit."
         ),
     )
     updated_at = models.DateTimeField(auto_now=True)

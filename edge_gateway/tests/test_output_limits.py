@@ -161,10 +161,13 @@ def test_an_input_of_token_ids_is_priced_by_its_length(upstream, tmp_path):
 
 IMAGE_URL = "https://images.example.com/a-large-photo.png"
 INLINE_IMAGE = "data:image/png;base64," + "iVBORw0KGgo" * 4
+VIDEO_URI = "gs://bucket/an-hour-of-video.mp4"
 
 
-def _image_chat(url: str) -> dict[str, Any]:
-    parts = [{"type": "text", "text": "what is in it?"}, {"type": "image_url", "image_url": {"url": url}}]
+def _image_chat(*urls: str) -> dict[str, Any]:
+    parts = [{"type": "text", "text": "what is in it?"}] + [
+        {"type": "image_url", "image_url": {"url": u}} for u in urls
+    ]
     return {"model": "mock-gpt", "max_tokens": 100, "messages": [{"role": "user", "content": parts}]}
 
 
@@ -182,50 +185,103 @@ def _priced(max_input_tokens: int) -> list[Any]:
     ]
 
 
+def _budget(limit: str) -> list[BudgetConfig]:
+    return [BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal(limit), period_start=0.0, period_end=9e9)]
+
+
+def _anthropic(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"model": "mock-gpt", "max_tokens": 100, "messages": [{"role": "user", "content": list(parts)}]}
+
+
+def _anthropic_image(url: str) -> dict[str, Any]:
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+@pytest.mark.parametrize(
+    ("path", "one", "two"),
+    [
+        ("/v1/chat/completions", _image_chat(IMAGE_URL), _image_chat(IMAGE_URL, IMAGE_URL)),
+        (
+            "/v1/responses",
+            {
+                "model": "mock-gpt",
+                "input": [{"role": "user", "content": [{"type": "input_image", "image_url": IMAGE_URL}]}],
+            },
+            {
+                "model": "mock-gpt",
+                "input": [{"role": "user", "content": [{"type": "input_image", "image_url": IMAGE_URL}] * 2}],
+            },
+        ),
+        ("/v1/messages", _anthropic(_anthropic_image(IMAGE_URL)), _anthropic(*[_anthropic_image(IMAGE_URL)] * 2)),
+    ],
+    ids=["openai-image-url", "responses-image-url", "anthropic-url-source"],
+)
+def test_each_image_given_by_reference_reserves_what_the_largest_image_costs(upstream, tmp_path, path, one, two):
+    """An image URL's bytes say nothing of the tokens its pixels cost (~1,500 on gpt-4o, up to 48,169 on
+    gpt-4o-mini): each reserves 50,000 input tokens, $50 at $1000/M. One fits a $100 budget; two do not (402, or
+    Anthropic's 400 billing_error, before any vendor call); two inline images are bounded by their bytes."""
+    with run_edge(make_snapshot(upstream, budgets=_budget("100")), tmp_path) as running:
+        answers = [httpx.post(f"{running.url}{path}", headers=AUTH, json=body, timeout=10) for body in (one, two)]
+        two_inline = _image_chat(INLINE_IMAGE, INLINE_IMAGE)
+        inline = httpx.post(f"{running.url}/v1/chat/completions", headers=AUTH, json=two_inline, timeout=10)
+    assert answers[0].status_code == 200, answers[0].text
+    # Anthropic's SDK gets its own shape for a spend limit: 400 billing_error (`errors.error_response`)
+    assert answers[1].status_code == (400 if path == "/v1/messages" else 402), answers[1].text
+    assert "budget exhausted" in answers[1].text
+    assert inline.status_code == 200, inline.text
+    assert _vendor_saw(upstream) == 2, "the two-image request never reached the vendor"
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/v1/chat/completions", _image_chat(IMAGE_URL)),
         (
-            "/v1/responses",
-            {"model": "mock-gpt", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f-1"}]}]},
-        ),
-        (
-            "/v1/messages",
+            "/v1/chat/completions",
             {
                 "model": "mock-gpt",
                 "max_tokens": 100,
-                "messages": [
-                    {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": IMAGE_URL}}]}
-                ],
+                "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-report"}}]}],
             },
         ),
+        ("/v1/messages", _anthropic({"type": "document", "source": {"type": "url", "url": "https://d.example/r.pdf"}})),
+        (
+            "/v1beta/models/mock-gpt:generateContent",
+            {"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": "video/mp4", "fileUri": VIDEO_URI}}]}]},
+        ),
     ],
-    ids=["openai-image-url", "responses-file-id", "anthropic-url-source"],
+    ids=["openai-file-id", "anthropic-document-url", "gemini-video-uri"],
 )
-def test_media_given_by_reference_reserves_the_models_input_limit(upstream, tmp_path, path, body):
-    """An image URL's bytes say nothing of the tokens its pixels cost (~1,500 on gpt-4o, ~48,000 on gpt-4o-mini):
-    with no input limit on the price, such a request reserves 1,048,576 input tokens ($1,048 at $1000/M), more
-    than a $100 budget holds: 402, and no vendor called. The same image inline is bounded by its bytes: 200."""
-    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
-    with run_edge(make_snapshot(upstream, budgets=[budget]), tmp_path) as running:
-        by_reference = httpx.post(f"{running.url}{path}", headers=AUTH, json=body, timeout=10)
-        inline = httpx.post(f"{running.url}/v1/chat/completions", headers=AUTH, json=_image_chat(INLINE_IMAGE))
-    # Anthropic's SDK gets its own shape for a spend limit: 400 billing_error (`errors.error_response`)
-    assert by_reference.status_code == (400 if path == "/v1/messages" else 402), by_reference.text
-    assert "budget exhausted" in by_reference.text
-    assert _vendor_saw(upstream) == 1, "only the inline image reached the vendor"
-    assert inline.status_code == 200, inline.text
+def test_other_media_given_by_reference_reserves_the_models_input_limit(upstream, tmp_path, path, body):
+    """A document or a video costs by its pages or seconds (an hour of video ~1,000,000 tokens): nothing smaller
+    than the model's input limit bounds it. With none on the price, 1,048,576 tokens ($1,048 at $1000/M): over a
+    $100 budget. With the price's limit of 50,000 tokens ($50): within it (the mock model, an OpenAI chat wire,
+    takes the file; a document or a video its translation refuses, after the budget passed them)."""
+    answers = []
+    for prices in (None, _priced(50_000)):
+        state = tmp_path / str(len(answers))
+        state.mkdir()
+        with run_edge(make_snapshot(upstream, budgets=_budget("100"), prices=prices), state) as running:
+            answers.append(httpx.post(f"{running.url}{path}", headers=AUTH, json=body, timeout=10))
+    assert answers[0].status_code in (400, 402) and "budget exhausted" in answers[0].text, answers[0].text
+    assert "budget" not in answers[1].text, answers[1].text
+    if path == "/v1/chat/completions":
+        assert answers[1].status_code == 200, answers[1].text
 
 
-def test_an_image_url_reserves_the_input_limit_the_price_names(upstream, tmp_path):
-    """With the model's input limit on its price (50,000 tokens: $50 at $1000/M), the image request fits a $100
-    budget; abandoned mid-stream it is billed that bound, the most the vendor could charge for its input."""
+def test_a_stream_with_a_video_abandoned_is_billed_the_input_limit(upstream, tmp_path):
+    """The vendor may bill the whole video: a stream the client leaves before the vendor's count is billed the
+    bound, the input limit the price names (50,000 tokens) plus `max_tokens`."""
     from shared_sdk import BudgetUsage
 
-    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("100"), period_start=0.0, period_end=9e9)
-    body = {**_image_chat(IMAGE_URL), "stream": True, "mock": "chunk_delay_ms=200"}
-    with run_edge(make_snapshot(upstream, budgets=[budget], prices=_priced(50_000)), tmp_path) as running:
+    video = {"type": "video_url", "video_url": {"url": "https://v.example.com/clip.mp4"}}
+    body = {
+        "model": "mock-gpt",
+        "max_tokens": 100,
+        "stream": True,
+        "mock": "chunk_delay_ms=200",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "summarise"}, video]}],
+    }
+    with run_edge(make_snapshot(upstream, budgets=_budget("100"), prices=_priced(50_000)), tmp_path) as running:
         with httpx.Client(timeout=10) as http:
             with http.stream("POST", f"{running.url}/v1/chat/completions", headers=AUTH, json=body) as reply:
                 assert reply.status_code == 200
@@ -237,49 +293,49 @@ def test_an_image_url_reserves_the_input_limit_the_price_names(upstream, tmp_pat
 def test_the_input_limit_caps_what_a_long_input_reserves(upstream, tmp_path):
     """200,000 bytes of text bound 200,000 tokens ($200 at $1000/M, over a $10 budget), but a model whose input
     limit is 4,000 tokens bills no more than that (a longer input is refused, not billed): $4, within it."""
-    budget = BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal("10"), period_start=0.0, period_end=9e9)
     body = {"model": "mock-gpt", "max_tokens": 100, "messages": [{"role": "user", "content": "word " * 40_000}]}
     answers = []
     for prices in (None, _priced(4_000)):
         state = tmp_path / str(len(answers))
         state.mkdir()
-        with run_edge(make_snapshot(upstream, budgets=[budget], prices=prices), state) as edge_:
+        with run_edge(make_snapshot(upstream, budgets=_budget("10"), prices=prices), state) as edge_:
             answers.append(httpx.post(f"{edge_.url}/v1/chat/completions", headers=AUTH, json=body, timeout=10))
     assert [a.status_code for a in answers] == [402, 200], [a.text[:200] for a in answers]
 
 
 @pytest.mark.parametrize(
-    ("part", "reference"),
+    ("part", "kind"),
     [
-        ({"type": "image_url", "image_url": {"url": IMAGE_URL}}, True),
-        ({"type": "image_url", "image_url": IMAGE_URL}, True),
-        ({"type": "image_url", "image_url": {"url": INLINE_IMAGE}}, False),
-        ({"type": "video_url", "video_url": {"url": "https://v.example.com/clip.mp4"}}, True),
-        ({"type": "input_image", "image_url": IMAGE_URL}, True),
-        ({"type": "input_image", "image_url": INLINE_IMAGE}, False),
-        ({"type": "input_image", "file_id": "file-1"}, True),
-        ({"type": "input_file", "file_url": "https://d.example.com/report.pdf"}, True),
-        ({"type": "input_file", "file_data": "JVBERi0x"}, False),
-        ({"type": "file", "file": {"file_id": "file-1"}}, True),
-        ({"type": "file", "file": {"file_data": "JVBERi0x"}}, False),
-        ({"type": "image", "source": {"type": "url", "url": IMAGE_URL}}, True),
-        ({"type": "document", "source": {"type": "file", "file_id": "file-1"}}, True),
-        ({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}, False),
-        ({"fileData": {"mimeType": "video/mp4", "fileUri": "gs://b/clip.mp4"}}, True),
-        ({"inlineData": {"mimeType": "image/png", "data": "iVBOR"}}, False),
-        ({"image": {"format": "png", "source": {"s3Location": {"uri": "s3://b/photo.png"}}}}, True),
-        ({"image": {"format": "png", "source": {"bytes": "iVBOR"}}}, False),
-        ({"type": "text", "text": "see https://example.com/a.png"}, False),
-        ({"type": "image_url", "image_url": None}, False),
-        ({"type": 7}, False),
+        ({"type": "image_url", "image_url": {"url": IMAGE_URL}}, "image"),
+        ({"type": "image_url", "image_url": IMAGE_URL}, "image"),
+        ({"type": "image_url", "image_url": {"url": INLINE_IMAGE}}, None),
+        ({"type": "video_url", "video_url": {"url": "https://v.example.com/clip.mp4"}}, "media"),
+        ({"type": "input_image", "image_url": IMAGE_URL}, "image"),
+        ({"type": "input_image", "image_url": INLINE_IMAGE}, None),
+        ({"type": "input_image", "file_id": "file-1"}, "image"),
+        ({"type": "input_file", "file_url": "https://d.example.com/report.pdf"}, "media"),
+        ({"type": "input_file", "file_data": "JVBERi0x"}, None),
+        ({"type": "file", "file": {"file_id": "file-1"}}, "media"),
+        ({"type": "file", "file": {"file_data": "JVBERi0x"}}, None),
+        ({"type": "image", "source": {"type": "url", "url": IMAGE_URL}}, "image"),
+        ({"type": "document", "source": {"type": "file", "file_id": "file-1"}}, "media"),
+        ({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}, None),
+        ({"fileData": {"mimeType": "video/mp4", "fileUri": VIDEO_URI}}, "media"),
+        ({"fileData": {"mimeType": "image/png", "fileUri": "gs://b/photo.png"}}, "image"),
+        ({"inlineData": {"mimeType": "image/png", "data": "iVBOR"}}, None),
+        ({"image": {"format": "png", "source": {"s3Location": {"uri": "s3://b/photo.png"}}}}, "media"),
+        ({"image": {"format": "png", "source": {"bytes": "iVBOR"}}}, None),
+        ({"type": "text", "text": "see https://example.com/a.png"}, None),
+        ({"type": "image_url", "image_url": None}, None),
+        ({"type": 7}, None),
     ],
 )
-def test_which_content_parts_are_media_by_reference(part, reference):
+def test_which_content_parts_are_media_by_reference(part, kind):
     from edge_gateway.policy import input_token_bound
 
-    found: list[object] = []  # the parts (or their nested sources) the walk found to be media by reference
+    found: list[str] = []  # the kinds of the parts (or of their nested sources) the walk found by reference
     input_token_bound([{"role": "user", "content": [part]}], found)
-    assert bool(found) is reference, found
+    assert set(found) == ({kind} if kind else set()), found
 
 
 @pytest.mark.parametrize(
@@ -291,7 +347,7 @@ def test_which_content_parts_are_media_by_reference(part, reference):
         (b"not json at all", False),
     ],
 )
-def test_a_native_body_gives_media_by_reference_by_its_shape(raw, media):
+def test_a_native_body_gives_media_by_reference_by_its_shape(raw, media):  # media: other than images
     """A native body is walked as JSON when it is an object (its words are not mistaken for media), else any of
     its bytes that could name media by reference counts as such."""
     import orjson
@@ -305,6 +361,7 @@ def test_a_native_body_gives_media_by_reference_by_its_shape(raw, media):
     except orjson.JSONDecodeError:
         data = {}
     ex = Exchange.__new__(Exchange)
-    ex.kind, ex.prompt_bound, ex.call = "native", -1, OpenAIRequest.from_data("native", raw, data)
+    ex.kind, ex.prompt_bound, ex.prompt_media = "native", -1, False
+    ex.call = OpenAIRequest.from_data("native", raw, data)
     assert _prompt_bound(ex) == len(raw) + 8
     assert ex.prompt_media is media
