@@ -275,3 +275,24 @@ def test_input_token_bound_counts_every_strings_utf8_bytes_plus_eight_per_messag
     assert input_token_bound([[1, 2, 3], [4, 5]]) == 5, "a prompt given as token ids: one token each"
     assert input_token_bound({"content": "x"}) == 9
     assert input_token_bound(None) == 0
+
+
+def test_the_token_estimate_counts_every_strings_characters_in_any_nesting():
+    """The estimate (4 characters a token, the tpm windows' input estimate and the usage of a vendor that sends
+    none) sees every string, in flat messages, content parts, nested tool arguments and bare lists alike."""
+    from edge_gateway.providers.base import estimate_tokens
+
+    messages = [
+        {"role": "system", "content": "abcd" * 3},
+        {"role": "user", "content": [{"type": "text", "text": "xy"}, {"type": "image_url", "image_url": {"url": "u"}}]},
+        {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": '{"a": 1}'}}], "n": 5},
+        "loose",
+        ["nested", ["deeper"]],
+        7,
+        None,
+    ]
+    strings = ["system", "abcd" * 3, "user", "text", "xy", "image_url", "u", "assistant", "f", '{"a": 1}', "loose"]
+    chars = sum(map(len, strings)) + len("nested") + len("deeper")
+    assert estimate_tokens(messages) == (chars + 3) // 4
+    assert estimate_tokens({"contents": messages}) == (chars + 3) // 4
+    assert estimate_tokens("") == 0 and estimate_tokens(None) == 0
