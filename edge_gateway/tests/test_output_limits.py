@@ -189,6 +189,20 @@ def _budget(limit: str) -> list[BudgetConfig]:
     return [BudgetConfig(id=1, scope="app", target_id=1, limit=Decimal(limit), period_start=0.0, period_end=9e9)]
 
 
+def _without_and_with_input_limit(
+    upstream: str, tmp_path: Any, path: str, body: dict[str, Any], *, budget: str, limit: int
+) -> list[httpx.Response]:
+    """The answers to `body` under an app budget of `budget`, from an edge whose price names no input limit, then
+    from one whose price names `limit`."""
+    answers: list[httpx.Response] = []
+    for prices in (None, _priced(limit)):
+        state = tmp_path / str(len(answers))
+        state.mkdir()
+        with run_edge(make_snapshot(upstream, budgets=_budget(budget), prices=prices), state) as running:
+            answers.append(httpx.post(f"{running.url}{path}", headers=AUTH, json=body, timeout=10))
+    return answers
+
+
 def _anthropic(*parts: dict[str, Any]) -> dict[str, Any]:
     return {"model": "mock-gpt", "max_tokens": 100, "messages": [{"role": "user", "content": list(parts)}]}
 
@@ -256,12 +270,7 @@ def test_other_media_given_by_reference_reserves_the_models_input_limit(upstream
     than the model's input limit bounds it. With none on the price, 1,048,576 tokens ($1,048 at $1000/M): over a
     $100 budget. With the price's limit of 50,000 tokens ($50): within it (the mock model, an OpenAI chat wire,
     takes the file; a document or a video its translation refuses, after the budget passed them)."""
-    answers = []
-    for prices in (None, _priced(50_000)):
-        state = tmp_path / str(len(answers))
-        state.mkdir()
-        with run_edge(make_snapshot(upstream, budgets=_budget("100"), prices=prices), state) as running:
-            answers.append(httpx.post(f"{running.url}{path}", headers=AUTH, json=body, timeout=10))
+    answers = _without_and_with_input_limit(upstream, tmp_path, path, body, budget="100", limit=50_000)
     assert answers[0].status_code in (400, 402) and "budget exhausted" in answers[0].text, answers[0].text
     assert "budget" not in answers[1].text, answers[1].text
     if path == "/v1/chat/completions":
@@ -294,12 +303,7 @@ def test_the_input_limit_caps_what_a_long_input_reserves(upstream, tmp_path):
     """200,000 bytes of text bound 200,000 tokens ($200 at $1000/M, over a $10 budget), but a model whose input
     limit is 4,000 tokens bills no more than that (a longer input is refused, not billed): $4, within it."""
     body = {"model": "mock-gpt", "max_tokens": 100, "messages": [{"role": "user", "content": "word " * 40_000}]}
-    answers = []
-    for prices in (None, _priced(4_000)):
-        state = tmp_path / str(len(answers))
-        state.mkdir()
-        with run_edge(make_snapshot(upstream, budgets=_budget("10"), prices=prices), state) as edge_:
-            answers.append(httpx.post(f"{edge_.url}/v1/chat/completions", headers=AUTH, json=body, timeout=10))
+    answers = _without_and_with_input_limit(upstream, tmp_path, "/v1/chat/completions", body, budget="10", limit=4_000)
     assert [a.status_code for a in answers] == [402, 200], [a.text[:200] for a in answers]
 
 
