@@ -133,6 +133,12 @@ def default_credentials() -> list[CredentialConfig]:
     ]
 
 
+MOCK_PRICE = ModelPriceConfig(
+    vendor="mock", model="mock-gpt", prompt_per_million=Decimal("1000"), completion_per_million=Decimal("2000")
+)
+"""`mock-gpt`'s price unless a test names others: $1000 per million prompt tokens, $2000 per million completion."""
+
+
 def make_snapshot(
     upstream: str,
     *,
@@ -158,18 +164,7 @@ def make_snapshot(
         ]
     )
     credentials = credentials if credentials is not None else default_credentials()
-    prices = (
-        prices
-        if prices is not None
-        else [
-            ModelPriceConfig(
-                vendor="mock",
-                model="mock-gpt",
-                prompt_per_million=Decimal("1000"),
-                completion_per_million=Decimal("2000"),
-            )
-        ]
-    )
+    prices = prices if prices is not None else [MOCK_PRICE]
     snap = ConfigSnapshot(
         namespace=namespace,
         version=version,

@@ -12,7 +12,7 @@ import pytest
 
 from shared_sdk.snapshot import BudgetConfig
 
-from .support import CLIENT_KEY, llm, make_snapshot, run_edge
+from .support import CLIENT_KEY, MOCK_PRICE, llm, make_snapshot, run_edge
 
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -172,17 +172,9 @@ def _image_chat(*urls: str) -> dict[str, Any]:
 
 
 def _priced(max_input_tokens: int) -> list[Any]:
-    from shared_sdk.snapshot import ModelPriceConfig
+    import msgspec
 
-    return [
-        ModelPriceConfig(
-            vendor="mock",
-            model="mock-gpt",
-            prompt_per_million=Decimal("1000"),
-            completion_per_million=Decimal("2000"),
-            max_input_tokens=max_input_tokens,
-        )
-    ]
+    return [msgspec.structs.replace(MOCK_PRICE, max_input_tokens=max_input_tokens)]
 
 
 def _budget(limit: str) -> list[BudgetConfig]:
