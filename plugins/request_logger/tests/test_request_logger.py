@@ -124,7 +124,7 @@ async def test_an_entry_keeps_256_characters_of_a_long_model_name() -> None:
     async with PluginHarness(RequestLogger(), config={"window_s": 60}, services=services) as h:
         long = AnalyticsRecord(request_id="r0", app_id=1, timestamp=100.0, model="gpt-4" + "x" * 100_000)
         await h.call("handle_analytics", long)
-        assert len(h.plugin._held[0][5]) == 256
+        assert len(orjson.loads(h.plugin._held[0][2])["model"]) == 256
     stored = await rows(kv)
     assert [len(e["model"]) for entries in stored.values() for e in entries] == [256]
 
