@@ -331,16 +331,21 @@ def _routes(edge: Edge) -> list[Route]:
 
 def _metrics_endpoint(edge: Edge) -> Any:
     token = edge.settings.metrics_token
+    endpoint = _metrics_exposition(edge)
+    return BearerGuard(endpoint, token) if token else endpoint
+
+
+def _metrics_exposition(edge: Edge) -> Any:
+    """This process's metrics, or, in a worker, the edge's: every worker's summed (`worker_metrics.py`)."""
     if not edge.settings.worker:
-        endpoint: Any = MetricsEndpoint(edge.metrics)
-        return BearerGuard(endpoint, token) if token else endpoint
+        return MetricsEndpoint(edge.metrics)
     from .worker_metrics import WorkerMetrics
     from .workers import metrics_dir
 
     edge.worker_metrics = WorkerMetrics(
         edge.metrics, metrics_dir(edge.settings), edge.settings.worker, edge.settings.workers
     )
-    return BearerGuard(edge.worker_metrics, token) if token else edge.worker_metrics
+    return edge.worker_metrics
 
 
 def _start_sync_service(edge: Edge) -> Any:

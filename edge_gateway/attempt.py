@@ -31,6 +31,9 @@ from .policy import admit, check_request_rate, release_budget, reserve_budget
 from .providers import OpenAIRequest
 from .runtime import EdgeRuntime
 
+_MODEL_KINDS = ("models", "model")
+"""Model listings: no LLM is called, so neither rate limits nor budgets apply."""
+
 __all__ = ["Attempt", "EdgeSteps"]
 
 
@@ -108,7 +111,7 @@ class EdgeSteps:
         if user_id is not None:
             ex.ctx.user = ex.cfg.user_messages.get(user_id)
         self._check_route()
-        if ex.kind not in ("models", "model"):
+        if ex.kind not in _MODEL_KINDS:
             check_request_rate(ex, self.rt.limiter)  # before the post-auth plugins spend anything on it
         return req
 
@@ -136,7 +139,7 @@ class EdgeSteps:
 
     async def admit(self) -> None:
         ex, rt = self.ex, self.rt
-        if ex.kind in ("models", "model"):
+        if ex.kind in _MODEL_KINDS:
             return
         override = ex.ctx.metadata.get("upstream_model")
         if isinstance(override, str) and override:

@@ -63,26 +63,30 @@ def input_token_bound(value: object, media: list[str] | None = None) -> int:
             if not isinstance(item, dict):
                 total += input_token_bound(item, media)
                 continue
-            if media is not None and "role" not in item:  # a message is no media; its parts may be
-                kind = media_reference(item)
-                if kind:
-                    media.append(kind)
+            inner = media if media is None or "role" in item else _found(item, media)  # a message is no media
             total += _MESSAGE_OVERHEAD_TOKENS
             for field in item.values():
                 if isinstance(field, str):
                     total += len(field) if field.isascii() else len(field.encode())
                 else:
-                    total += input_token_bound(field, media)
+                    total += input_token_bound(field, inner)
         return total
     if isinstance(value, dict):
-        if media is not None:
-            kind = media_reference(value)
-            if kind:
-                media.append(kind)
-        return _MESSAGE_OVERHEAD_TOKENS + sum(input_token_bound(item, media) for item in value.values())
+        inner = media if media is None else _found(value, media)
+        return _MESSAGE_OVERHEAD_TOKENS + sum(input_token_bound(item, inner) for item in value.values())
     if isinstance(value, int):  # a token id: embeddings' and legacy completions' `input` / `prompt` may be arrays
         return 1
     return 0
+
+
+def _found(part: dict[str, object], media: list[str]) -> list[str] | None:
+    """Append `part`'s kind to `media` if it is media by reference; what to look for inside it: nothing once it is
+    (its `source` or `file` names the same media again), else `media`."""
+    kind = media_reference(part)
+    if kind is None:
+        return media
+    media.append(kind)
+    return None
 
 
 def media_reference(part: dict[str, object]) -> str | None:
