@@ -140,7 +140,7 @@ def main() -> None:
     STREAMS = args.streams
     py = sys.executable
     os.sched_setaffinity(0, {0})
-    from bench.bridge_lag import LagWatch, bridge_backlog, mock_request_count, stored_rows
+    from bench.bridge_lag import LagWatch, bridge_backlog, mock_request_count, row_lags, stored_rows
     from bench.deployed_seed import seed_like_snapshot
     from bench.deployed_stack import DeployedStack, children
 
@@ -233,11 +233,11 @@ def main() -> None:
         if args.baseline:
             stack.stop(base_proc)
         if args.workers >= 2:
-            result["lag"] = _lag(stack, args, answered, bridge_backlog, LagWatch, stored_rows, children)
+            result["lag"] = _lag(stack, args, answered, bridge_backlog, LagWatch, stored_rows, children, row_lags)
         print(json.dumps(result))
 
 
-def _lag(stack, args, answered, bridge_backlog, LagWatch, stored_rows, children) -> dict:  # noqa: ANN001, N803
+def _lag(stack, args, answered, bridge_backlog, LagWatch, stored_rows, children, row_lags) -> dict:  # noqa: ANN001, N803
     """A deployed edge with `args.workers` workers on every core, loaded by wrk; the bridge's lag meanwhile."""
     edge_id = "bench-deployed-n"
     for _ in range(args.bridges - 1):  # more bridges share the telemetry consumer (tests/e2e/test_several_bridges.py)
@@ -257,7 +257,9 @@ def _lag(stack, args, answered, bridge_backlog, LagWatch, stored_rows, children)
         stack.wait_config([url], NAMESPACE, workers=args.workers)
         check_deployed(url, answered, stored, 4 * args.workers)
         pids = [proc.pid, *children(proc.pid)]
-        watch = LagWatch(answered, stored, backlog)
+        watch = LagWatch(
+            answered, stored, backlog, rows=lambda since, until: row_lags(stack.db_url, edge_id, since, until)
+        )
         watch.prime()
         bridges = stack.backend_pids[-args.bridges :]
         bridge_cpu0 = cpu_seconds(bridges)

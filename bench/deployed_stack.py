@@ -34,6 +34,8 @@ if str(ROOT) not in sys.path:
 from bench.bench_config_propagation import _wait_http, drop_database, fresh_database  # noqa: E402
 from fjordgate.embedded import free_port, nats_plan, postgres_plan, run_server  # noqa: E402
 
+COMMIT_TIMES = {"track_commit_timestamp": "on"}
+
 MODEL = "mock-gpt"
 
 
@@ -87,7 +89,11 @@ class DeployedStack:
         server_url = os.environ.get("DATABASE_URL")
         if not server_url:
             pg = self._stack.enter_context(
-                run_server(postgres_plan(self.tmp / "pg", free_port(), durable=False), self.tmp / "pg.log")
+                run_server(
+                    # Commit times make the bridge's lag exact per row (`bridge_lag.row_lags`).
+                    postgres_plan(self.tmp / "pg", free_port(), durable=False, settings=COMMIT_TIMES),
+                    self.tmp / "pg.log",
+                )
             )
             server_url = pg.url
             self.backend_pids.append(pg.process.pid)

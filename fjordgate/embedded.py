@@ -176,7 +176,14 @@ def _initdb(bin_dir: Path, data_dir: Path, user: str | None) -> None:
         raise ServerStartError(f"initdb failed in {data_dir}: {(result.stderr or result.stdout).strip()[-2000:]}")
 
 
-def postgres_plan(data_dir: Path, port: int, *, database: str = "fjordgate", durable: bool = True) -> ServerPlan:
+def postgres_plan(
+    data_dir: Path,
+    port: int,
+    *,
+    database: str = "fjordgate",
+    durable: bool = True,
+    settings: dict[str, str] | None = None,
+) -> ServerPlan:
     """PostgreSQL on 127.0.0.1:`port` with its data in `data_dir` (initialised on first use).
 
     Under root the server runs as a system account from binaries and data it owns (fjordgate/postgres_home.py):
@@ -184,7 +191,8 @@ def postgres_plan(data_dir: Path, port: int, *, database: str = "fjordgate", dur
 
     Listens on TCP only (no unix socket: a deep state directory would exceed the socket path limit), trusts
     local connections as user `postgres`, and creates `database` once it is up. `durable=False` turns off
-    fsync for throwaway test clusters, which makes creating the test database several times faster.
+    fsync for throwaway test clusters, which makes creating the test database several times faster. `settings`:
+    more server settings (`-c name=value`), such as a benchmark's `track_commit_timestamp`.
     """
     bin_dir, data_dir, user = _postgres_files(Path(data_dir).absolute())
     if not (data_dir / "PG_VERSION").exists():
@@ -206,6 +214,8 @@ def postgres_plan(data_dir: Path, port: int, *, database: str = "fjordgate", dur
     ]
     if not durable:
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    for name, value in (settings or {}).items():
+        argv += ["-c", f"{name}={value}"]
     admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     def create_database() -> None:
