@@ -1,7 +1,7 @@
 """Telemetry ingest at scale: records per second from NATS into PostgreSQL through the bridge's own code, and the
 time to drain an edge spool of 100,000 records after an outage; one row per bridge batch size (the knob).
 
-    .venv/bin/python bench/bench_ingest.py [--records 100000] [--batch-sizes 8,64,256]
+    .venv/bin/python bench/bench_ingest.py [--records 100000] [--batch-sizes 8,64,256] [--logs-from-analytics]
 
 Real components, in one process: embedded PostgreSQL (migrated, fsync on) and nats-server with JetStream, the
 edge's SQLite spool and `TelemetryShipper`, the bridge's `TelemetryIngestor` (durable pull consumer, bulk insert,
@@ -9,6 +9,8 @@ ack after commit). Records are what an edge ships per request: an analytics reco
 record id (an edge logging bodies); the bridge stores three rows per request, the budget-usage row built from the
 analytics record (`TelemetryBatch.budget_usage_from_analytics`). `--records` counts rows: 100,000 rows are ~33,334
 requests. (Before session 16 the edge shipped the usage record too: three records for the same three rows.)
+`--logs-from-analytics`: what an edge that logs no bodies ships (the default, `EDGE_LOG_BODIES` off): the analytics
+record only, from which the bridge builds the proxy log row too (`TelemetryBatch.proxy_logs_from_analytics`).
 
 - ingest: the stream already holds the records (shipped before the bridge starts); time until the bridge
   has committed them all. Goal >= 20,000 records/s (Tyk publishes ~23,600/s for its batch analytics).
@@ -84,7 +86,7 @@ def _seed() -> tuple[int, int]:
     return app.pk, llm.pk
 
 
-def _requests(count: int, tag: str, app_id: int, llm_id: int) -> list:
+def _requests(count: int, tag: str, app_id: int, llm_id: int, *, proxy_logs: bool = True) -> list:
     from decimal import Decimal
 
     from shared_sdk.messages import AnalyticsRecord, ProxyLog
@@ -110,7 +112,10 @@ def _requests(count: int, tag: str, app_id: int, llm_id: int) -> list:
         )
         common = {"record_id": analytics.record_id, "request_id": request_id, "app_id": app_id, "llm_id": llm_id}
         records.append(analytics)
-        records.append(ProxyLog(**common, vendor="mock", method="POST", path="/v1/chat/completions", response_code=200))
+        if proxy_logs:
+            records.append(
+                ProxyLog(**common, vendor="mock", method="POST", path="/v1/chat/completions", response_code=200)
+            )
     return records
 
 
@@ -142,7 +147,9 @@ async def _wait_inserted(ingestor, expected: int, timeout: float = 600) -> None:
         await asyncio.sleep(0.01)
 
 
-async def _one_size(nats_url: str, batch: int, records_wanted: int, tmp: Path) -> tuple[float, float]:
+async def _one_size(
+    nats_url: str, batch: int, records_wanted: int, tmp: Path, *, proxy_logs: bool = True
+) -> tuple[float, float]:
     import nats
     from asgiref.sync import sync_to_async
     from prometheus_client import CollectorRegistry
@@ -161,10 +168,10 @@ async def _one_size(nats_url: str, batch: int, records_wanted: int, tmp: Path) -
     results = []
     for phase in ("ingest", "drain"):
         await sync_to_async(_truncate)()
-        records = _requests(requests, f"{phase}-{batch}", app_id, llm_id)
+        records = _requests(requests, f"{phase}-{batch}", app_id, llm_id, proxy_logs=proxy_logs)
         spool = Spool(tmp / f"spool-{phase}-{batch}.db", max_bytes=1 << 30, registry=CollectorRegistry())
         await spool.open()
-        shipper = TelemetryShipper(namespace=NAMESPACE, edge_id=EDGE, spool=spool, linger_s=0)
+        shipper = TelemetryShipper(namespace=NAMESPACE, edge_id=EDGE, spool=spool, linger_s=0, proxy_logs=proxy_logs)
         await _fill_spool(shipper, records)  # NATS "unreachable": the shipper is not attached yet
         ingestor = TelemetryIngestor(js, fetch_batch=batch)
         shipping = asyncio.create_task(shipper.run())
@@ -194,6 +201,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--batch-sizes", default="8,64,256", help="messages the bridge fetches per transaction")
+    parser.add_argument(
+        "--logs-from-analytics",
+        action="store_true",
+        help="the edge ships no proxy logs (no bodies): one record per request",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.batch_sizes.split(",")]
     with ExitStack() as stack:
@@ -207,11 +219,13 @@ def main() -> None:
         records = -(-args.records // 3) * 3
         print(
             f"{records} rows per row of this table (analytics, budget usage, proxy log per request; the edge ships "
-            "two records per request), PostgreSQL fsync on"
+            f"{'one record' if args.logs_from_analytics else 'two records'} per request), PostgreSQL fsync on"
         )
         print(f"{'batch (msgs)':>12} {'ingest s':>9} {'ingest rows/s':>13} {'drain s':>8} {'drain rows/s':>12}")
         for size in sizes:
-            ingest_s, drain_s = asyncio.run(_one_size(nats.url, size, args.records, tmp))
+            ingest_s, drain_s = asyncio.run(
+                _one_size(nats.url, size, args.records, tmp, proxy_logs=not args.logs_from_analytics)
+            )
             print(
                 f"{size:>12} {ingest_s:>9.2f} {records / ingest_s:>13,.0f} {drain_s:>8.2f} {records / drain_s:>12,.0f}"
             )

@@ -16,6 +16,13 @@ and emptying it with TRUNCATE (a new file and catalog rows each time, for three 
 work for a small fetch, 10-11.5 ms of its CPU for 180 records against 5.7-6 ms now (the bridge at an edge's
 low traffic stores one fetch of ~200 records every 50 ms). Rows staged by an earlier call in the same transaction
 are inserted again by the next call's INSERT and skipped by ON CONFLICT; commit empties the table.
+
+`Derived` rows come from the same staged rows, in SQL: a request's budget-usage row and its body-less proxy log
+repeat its analytics record, and copying them as rows of their own cost the bridge a formatted row and PostgreSQL a
+parsed and staged row each (`bench/bench_ingest.py --logs-from-analytics`, alternated with the tree before: ingest
+33,154 and 34,344 rows/s before, 54,075 and 44,975 after; the bridge's CPU per request beside a two-worker edge
+53-58 us before, 43-46 after). Only what the analytics table lacks (`staged_only` columns: the method, the path,
+whether to derive) is staged besides.
 """
 
 from __future__ import annotations
@@ -50,11 +57,24 @@ _BINARY_TYPES = {
 
 
 @dataclass(frozen=True)
+class Derived:
+    """Rows of `model` built from each staged row where the staged boolean column `where` is true: `select[i]` is the
+    SQL value of `columns[i]`, over the staged columns (quoted names; an epoch column is float8 there, a JSON one
+    text). Inserted ON CONFLICT (record_id) DO NOTHING, like the staged rows themselves."""
+
+    model: type[models.Model]
+    columns: tuple[str, ...]
+    select: tuple[str, ...]
+    where: str
+
+
+@dataclass(frozen=True)
 class _Plan:
     create: str
     copy: str
     insert: str
     types: tuple[str, ...]
+    derived: tuple[str, ...] = ()
 
 
 def _column(model: type[models.Model], name: str, epoch_columns: tuple[str, ...]) -> tuple[str, str]:
@@ -73,31 +93,62 @@ _STAGED = {"JSONField": "{c}::text AS {c}", _EPOCH: "extract(epoch FROM {c})::fl
 _SELECTED = {"JSONField": "{c}::jsonb", _EPOCH: "to_timestamp({c})"}
 
 
+def _insert_derived(derived: Derived, staging: str) -> str:
+    quote = connection.ops.quote_name
+    table = quote(derived.model._meta.db_table)
+    names = ", ".join(_column(derived.model, name, ())[0] for name in derived.columns)
+    values = ", ".join(derived.select)
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {values} FROM {staging} WHERE {quote(derived.where)} "
+        "ON CONFLICT (record_id) DO NOTHING"
+    )
+
+
 @cache
-def _plan(model: type[models.Model], columns: tuple[str, ...], epoch_columns: tuple[str, ...]) -> _Plan:
+def _plan(
+    model: type[models.Model],
+    columns: tuple[str, ...],
+    epoch_columns: tuple[str, ...],
+    staged_only: tuple[tuple[str, str], ...] = (),
+    derived: tuple[Derived, ...] = (),
+) -> _Plan:
+    quote = connection.ops.quote_name
     fields = [_column(model, name, epoch_columns) for name in columns]
+    extra = [(quote(name), kind) for name, kind in staged_only]
     names = ", ".join(column for column, _ in fields)
     staged = ", ".join(_STAGED.get(kind, "{c}").format(c=c) for c, kind in fields)
+    staged += "".join(f", NULL::{_BINARY_TYPES[kind]} AS {c}" for c, kind in extra)
     selected = ", ".join(_SELECTED.get(kind, "{c}").format(c=c) for c, kind in fields)
-    table = connection.ops.quote_name(model._meta.db_table)
-    staging = connection.ops.quote_name(f"staging_{model._meta.db_table}")
+    table = quote(model._meta.db_table)
+    # A staging table lives as long as the session: one with other columns needs a name of its own.
+    shape = f"_{len(extra)}" if extra else ""
+    staging = quote(f"staging_{model._meta.db_table}{shape}")
+    copied = ", ".join([names, *(c for c, _ in extra)])
     return _Plan(
         create=(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS SELECT {staged} FROM {table} WITH NO DATA"
         ),
-        copy=f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)",
+        copy=f"COPY {staging} ({copied}) FROM STDIN (FORMAT BINARY)",
         insert=f"INSERT INTO {table} ({names}) SELECT {selected} FROM {staging} ON CONFLICT (record_id) DO NOTHING",
-        types=tuple(_BINARY_TYPES[kind] for _, kind in fields),
+        types=tuple(_BINARY_TYPES[kind] for _, kind in [*fields, *extra]),
+        derived=tuple(_insert_derived(d, staging) for d in derived),
     )
 
 
 def copy_insert_new(
-    model: type[models.Model], columns: tuple[str, ...], rows: list[tuple], *, epoch_columns: tuple[str, ...] = ()
+    model: type[models.Model],
+    columns: tuple[str, ...],
+    rows: list[tuple],
+    *,
+    epoch_columns: tuple[str, ...] = (),
+    staged_only: tuple[tuple[str, str], ...] = (),
+    derived: tuple[Derived, ...] = (),
 ) -> int:
-    """Insert the rows whose record_id is not stored yet; returns how many were new.
+    """Insert the rows whose record_id is not stored yet, and their `derived` rows; returns how many were new.
 
     `epoch_columns`: datetime columns whose values in `rows` are seconds since the epoch; PostgreSQL converts them
     (a Python datetime per value cost ~10% of the bridge's ingest thread once model objects were gone).
+    `staged_only`: (name, field type) of values each row carries after `columns`, staged for `derived` only.
 
     Must run inside the caller's transaction (the staging table is emptied at commit).
     """
@@ -105,7 +156,7 @@ def copy_insert_new(
         return 0
     if connection.get_autocommit():  # each statement would commit: the staged rows gone before the INSERT
         raise RuntimeError("copy_insert_new must run inside a transaction (transaction.atomic)")
-    plan = _plan(model, columns, epoch_columns)
+    plan = _plan(model, columns, epoch_columns, staged_only, derived)
     with connection.cursor() as cursor:
         cursor.execute(plan.create)
         with cursor.cursor.copy(plan.copy) as copy:
@@ -115,4 +166,7 @@ def copy_insert_new(
                 write(row)
         cursor.execute(plan.insert)
         inserted = cursor.rowcount
+        for statement in plan.derived:
+            cursor.execute(statement)
+            inserted += cursor.rowcount
     return inserted

@@ -22,7 +22,7 @@ from fjordgate.env import env_int
 from shared_sdk.messages import AnalyticsRecord, BudgetUsage, PluginContextInfo, ProxyLog
 from shared_sdk.sync_protocol import PayloadEnvelope, TelemetryBatch
 
-from .copy_insert import copy_insert_new
+from .copy_insert import Derived, copy_insert_new
 from .models import AnalyticsEvent, BudgetUsageRecord, EdgePayloadRecord, ProxyLogRecord
 
 
@@ -74,7 +74,61 @@ _EPOCH = ("timestamp",)
 """The edge's own timestamp goes in as it came (seconds since the epoch); PostgreSQL converts it."""
 
 
-def _analytics_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
+def _from_staged(columns: tuple[str, ...], values: dict[str, str]) -> tuple[str, ...]:
+    """The SQL value of each column over the staged analytics row: `values` where given, else its namesake."""
+    return tuple(values.get(column, f'"{column}"') for column in columns)
+
+
+ANALYTICS_STAGED_ONLY: tuple[tuple[str, str], ...] = (
+    ("method", "TextField"),
+    ("path", "TextField"),
+    ("derive_usage", "BooleanField"),
+    ("derive_log", "BooleanField"),
+)
+"""What each staged analytics row carries after its columns, for the rows built from it in SQL (`_DERIVED`)."""
+_JSON_AT = {"analytics": ANALYTICS_COLUMNS.index("context"), "log": LOG_COLUMNS.index("context")}
+_STAGED_TIME = 'to_timestamp("timestamp")'  # staged as epoch seconds
+_DERIVED = (
+    # `_derived_usage_row` in SQL: no budget period (spend is summed over time windows, never by a record's period).
+    Derived(
+        BudgetUsageRecord,
+        USAGE_COLUMNS,
+        _from_staged(
+            USAGE_COLUMNS,
+            {
+                "timestamp": _STAGED_TIME,
+                "tokens_used": '"total_tokens"',
+                "requests_count": "1",
+                "period_start": "NULL",
+                "period_end": "NULL",
+            },
+        ),
+        where="derive_usage",
+    ),
+    # `_derived_log_row` in SQL: the proxy log without bodies.
+    Derived(
+        ProxyLogRecord,
+        LOG_COLUMNS,
+        _from_staged(
+            LOG_COLUMNS,
+            {
+                "timestamp": _STAGED_TIME,
+                "request_body": "''::bytea",
+                "response_body": "''::bytea",
+                "response_code": '"status_code"',
+                "context": '"context"::jsonb',
+            },
+        ),
+        where="derive_log",
+    ),
+)
+
+
+def _analytics_row(
+    r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.datetime, derive_usage: bool, derive_log: bool
+) -> tuple:
+    """The analytics row, then what `ANALYTICS_STAGED_ONLY` names: whether the request's usage row and proxy log are
+    built from it (the edge shipped none of its own)."""
     return (
         r.record_id,
         r.request_id,
@@ -106,18 +160,11 @@ def _analytics_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.dat
         r.choices,
         r.error_type[:64],
         _context(r.context),
+        r.method[:10],
+        r.path[:500],
+        derive_usage,
+        derive_log,
     )
-
-
-def _usage_row(r: BudgetUsage, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
-    periods = (_ts_or_none(r.period_start), _ts_or_none(r.period_end))
-    return _usage_values(r, r.tokens_used, r.requests_count, periods, edge_id, namespace, now)
-
-
-def _derived_usage_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
-    """The usage record of the request `r` accounts (`TelemetryBatch.budget_usage_from_analytics`). It has no budget
-    period: spend is summed over time windows (`selectors.spent_in_window`), never by a record's period."""
-    return _usage_values(r, _total_tokens(r), 1, (None, None), edge_id, namespace, now)
 
 
 def _total_tokens(r: AnalyticsRecord) -> int:
@@ -125,15 +172,8 @@ def _total_tokens(r: AnalyticsRecord) -> int:
     return r.total_tokens or r.prompt_tokens + r.completion_tokens
 
 
-def _usage_values(
-    r: BudgetUsage | AnalyticsRecord,
-    tokens: int,
-    requests: int,
-    periods: tuple[dt.datetime | None, dt.datetime | None],
-    edge_id: str,
-    namespace: str,
-    now: dt.datetime,
-) -> tuple:
+def _usage_row(r: BudgetUsage, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
+    """A usage record an edge shipped (only for a collector plugin's sake: `TelemetryShipper` ships none)."""
     return (
         r.record_id,
         r.request_id,
@@ -144,50 +184,19 @@ def _usage_values(
         r.app_id,
         r.user_id,
         r.llm_id,
-        tokens,
+        r.tokens_used,
         r.prompt_tokens,
         r.completion_tokens,
         r.cost,
         r.currency[:3],
-        requests,
-        *periods,
+        r.requests_count,
+        _ts_or_none(r.period_start),
+        _ts_or_none(r.period_end),
     )
 
 
-def _usage_rows(batch: TelemetryBatch, edge_id: str, namespace: str, now: dt.datetime) -> list[tuple]:
-    """The batch's usage records and, from an edge that ships none, one per analytics record with an app (an edge
-    accounts only requests an app made)."""
-    rows = [_usage_row(r, edge_id, namespace, now) for r in batch.budget_usage]
-    if batch.budget_usage_from_analytics and batch.analytics:
-        shipped = {r.record_id for r in batch.budget_usage}
-        rows.extend(
-            _derived_usage_row(r, edge_id, namespace, now)
-            for r in batch.analytics
-            if r.app_id is not None and r.record_id not in shipped
-        )
-    return rows
-
-
 def _log_row(r: ProxyLog, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
-    return _log_values(r, r.method, r.path, r.request_body, r.response_body, r.response_code, edge_id, namespace, now)
-
-
-def _derived_log_row(r: AnalyticsRecord, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
-    """The proxy log, without bodies, of the request `r` accounts (`TelemetryBatch.proxy_logs_from_analytics`)."""
-    return _log_values(r, r.method, r.path, b"", b"", r.status_code, edge_id, namespace, now)
-
-
-def _log_values(
-    r: ProxyLog | AnalyticsRecord,
-    method: str,
-    path: str,
-    request_body: bytes,
-    response_body: bytes,
-    code: int,
-    edge_id: str,
-    namespace: str,
-    now: dt.datetime,
-) -> tuple:
+    """A proxy log an edge shipped (with bodies: `EDGE_LOG_BODIES`)."""
     return (
         r.record_id,
         r.request_id,
@@ -199,22 +208,39 @@ def _log_values(
         r.user_id,
         r.llm_id,
         r.vendor[:32],
-        method[:10],
-        path[:500],
-        request_body,
-        response_body,
-        code,
+        r.method[:10],
+        r.path[:500],
+        r.request_body,
+        r.response_body,
+        r.response_code,
         _context(r.context),
     )
 
 
-def _log_rows(batch: TelemetryBatch, edge_id: str, namespace: str, now: dt.datetime) -> list[tuple]:
-    """The batch's proxy logs and, from an edge that ships none (it logs no bodies), one per analytics record."""
-    rows = [_log_row(r, edge_id, namespace, now) for r in batch.proxy_logs]
-    if batch.proxy_logs_from_analytics and batch.analytics:
-        shipped = {r.record_id for r in batch.proxy_logs}
-        rows.extend(_derived_log_row(r, edge_id, namespace, now) for r in batch.analytics if r.record_id not in shipped)
-    return rows
+def _analytics_rows(batch: TelemetryBatch, now: dt.datetime) -> list[tuple]:
+    """The batch's analytics rows, each saying whether its request's usage row and proxy log are built from it: a
+    usage row for each request with an app (an edge accounts only requests an app made) from an edge that ships
+    none, and a proxy log for each request from an edge that ships none (it logs no bodies)."""
+    edge_id, namespace = batch.edge_id, batch.namespace
+    usage = batch.budget_usage_from_analytics
+    logs = batch.proxy_logs_from_analytics
+    if not batch.budget_usage and not batch.proxy_logs:  # what an edge ships: the sets below are empty
+        return [
+            _analytics_row(r, edge_id, namespace, now, usage and r.app_id is not None, logs) for r in batch.analytics
+        ]
+    usage_shipped = {r.record_id for r in batch.budget_usage}
+    logs_shipped = {r.record_id for r in batch.proxy_logs}
+    return [
+        _analytics_row(
+            r,
+            edge_id,
+            namespace,
+            now,
+            usage and r.app_id is not None and r.record_id not in usage_shipped,
+            logs and r.record_id not in logs_shipped,
+        )
+        for r in batch.analytics
+    ]
 
 
 def analytics_ingest_batches(batches: Iterable[TelemetryBatch]) -> IngestResult:
@@ -240,27 +266,35 @@ def _ingest(batches: list[TelemetryBatch], *, clean: bool) -> IngestResult:
     logs: list[tuple] = []
     for batch in batches:
         edge_id, namespace = batch.edge_id, batch.namespace
-        analytics.extend([_analytics_row(r, edge_id, namespace, now) for r in batch.analytics])
-        usage.extend(_usage_rows(batch, edge_id, namespace, now))
-        logs.extend(_log_rows(batch, edge_id, namespace, now))
+        analytics.extend(_analytics_rows(batch, now))
+        usage.extend([_usage_row(r, edge_id, namespace, now) for r in batch.budget_usage])
+        logs.extend([_log_row(r, edge_id, namespace, now) for r in batch.proxy_logs])
     if clean:
-        analytics = _without_nul(analytics, json_last=True)
-        usage = _without_nul(usage, json_last=False)
-        logs = _without_nul(logs, json_last=True)
+        analytics = _without_nul(analytics, json_at=_JSON_AT["analytics"])
+        usage = _without_nul(usage, json_at=None)
+        logs = _without_nul(logs, json_at=_JSON_AT["log"])
     inserted = (
-        copy_insert_new(AnalyticsEvent, ANALYTICS_COLUMNS, analytics, epoch_columns=_EPOCH)
+        copy_insert_new(
+            AnalyticsEvent,
+            ANALYTICS_COLUMNS,
+            analytics,
+            epoch_columns=_EPOCH,
+            staged_only=ANALYTICS_STAGED_ONLY,
+            derived=_DERIVED,
+        )
         + copy_insert_new(BudgetUsageRecord, USAGE_COLUMNS, usage, epoch_columns=_EPOCH)
         + copy_insert_new(ProxyLogRecord, LOG_COLUMNS, logs, epoch_columns=_EPOCH)
     )
-    return IngestResult(received=len(analytics) + len(usage) + len(logs), inserted=inserted)
+    derived = sum(row[-2] + row[-1] for row in analytics)
+    return IngestResult(received=len(analytics) + derived + len(usage) + len(logs), inserted=inserted)
 
 
-def _without_nul(rows: list[tuple], *, json_last: bool) -> list[tuple]:
-    """`rows` with every NUL in their text replaced by U+FFFD; `json_last`: their last value is a JSON column's text
-    (`_context`), where a NUL is the escape `\\u0000` that jsonb refuses."""
+def _without_nul(rows: list[tuple], *, json_at: int | None) -> list[tuple]:
+    """`rows` with every NUL in their text replaced by U+FFFD; `json_at`: where their JSON column's text is
+    (`_context`), in which a NUL is the escape `\\u0000` that jsonb refuses."""
     cleaned = [tuple(_no_nul(value) if type(value) is str else value for value in row) for row in rows]
-    if json_last:
-        cleaned = [(*row[:-1], _no_nul_in_json(row[-1])) for row in cleaned]
+    if json_at is not None:
+        cleaned = [(*row[:json_at], _no_nul_in_json(row[json_at]), *row[json_at + 1 :]) for row in cleaned]
     return cleaned
 
 

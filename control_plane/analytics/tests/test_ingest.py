@@ -258,3 +258,29 @@ def test_an_edge_that_ships_no_usage_gets_a_usage_row_per_request_from_its_analy
     assert (row.cost, row.currency, row.timestamp.timestamp()) == (Decimal("0.125"), "EUR", stamp)
     assert (row.period_start, row.period_end) == (None, None)
     assert usage["q2"].period_start is not None  # the carried record, not one derived beside it
+
+
+def test_a_request_sent_twice_in_one_fetch_is_one_row_in_each_table_with_the_rows_built_from_it():
+    """A record delivered again in the same fetch (a replayed message beside its original) is staged twice; its
+    analytics row, and the usage row and proxy log built from it in SQL, are each stored once, and a second ingest
+    of the same fetch stores nothing."""
+    record = AnalyticsRecord(request_id="q1", app_id=7, cost=Decimal("0.5"), method="POST", path="/v1/x")
+    derived = TelemetryBatch(
+        batch_id="b",
+        edge_id="e1",
+        namespace="demo",
+        created_at=time.time(),
+        analytics=[record, record],
+        budget_usage_from_analytics=True,
+        proxy_logs_from_analytics=True,
+    )
+    first = analytics_ingest_batches([derived, derived])
+    again = analytics_ingest_batches([derived])
+
+    assert (first.inserted, again.inserted) == (3, 0)
+    assert (AnalyticsEvent.objects.count(), BudgetUsageRecord.objects.count(), ProxyLogRecord.objects.count()) == (
+        1,
+        1,
+        1,
+    )
+    assert BudgetUsageRecord.objects.get().cost == Decimal("0.5")
