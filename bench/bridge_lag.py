@@ -14,10 +14,11 @@ stops (`end`), sampling goes on until `stored` reaches the final `answered`: tha
 
 The exact figure (`row_lags`), where PostgreSQL keeps commit times (`track_commit_timestamp`, which the
 benchmarks' embedded server turns on): for every row of a request answered under load, the commit time of the
-transaction that stored it minus the time the edge answered the request (its `timestamp` plus `latency_ms`). No
-rounding, and no reads while the load runs. The samples above overstate a lag by up to one interval plus the time
-a sample takes to read its three counters on a busy machine (seen: sampled max 0.59 s where the rows' own max was
-0.33 s); they stay beside it as a cross-check, and where commit times are not kept they are the figure.
+transaction that stored it minus the time the edge answered the request (its `timestamp` plus `latency_ms`, taken
+at accounting, a little before the response's end, which waits for the record to be durable: the figure errs long).
+No rounding, and no reads while the load runs. The samples above overstate a lag by up to one interval plus the
+time a sample takes to read its three counters on a busy machine (seen: sampled max 0.61 s where the rows' own max
+was 0.53 s); they stay beside it as a cross-check, and where commit times are not kept they are the figure.
 """
 
 from __future__ import annotations

@@ -89,7 +89,8 @@ ANALYTICS_STAGED_ONLY: tuple[tuple[str, str], ...] = (
 _JSON_AT = {"analytics": ANALYTICS_COLUMNS.index("context"), "log": LOG_COLUMNS.index("context")}
 _STAGED_TIME = 'to_timestamp("timestamp")'  # staged as epoch seconds
 _DERIVED = (
-    # `_derived_usage_row` in SQL: no budget period (spend is summed over time windows, never by a record's period).
+    # The usage row of a request an app made, from an edge that ships none. No budget period: spend is summed over
+    # time windows (`selectors.spent_in_window`), never by a record's period.
     Derived(
         BudgetUsageRecord,
         USAGE_COLUMNS,
@@ -105,7 +106,7 @@ _DERIVED = (
         ),
         where="derive_usage",
     ),
-    # `_derived_log_row` in SQL: the proxy log without bodies.
+    # The proxy log of a request, without bodies, from an edge that ships none (it logs no bodies).
     Derived(
         ProxyLogRecord,
         LOG_COLUMNS,
@@ -173,7 +174,7 @@ def _total_tokens(r: AnalyticsRecord) -> int:
 
 
 def _usage_row(r: BudgetUsage, edge_id: str, namespace: str, now: dt.datetime) -> tuple:
-    """A usage record an edge shipped (only for a collector plugin's sake: `TelemetryShipper` ships none)."""
+    """A usage record a batch carries (spooled by an older edge: `TelemetryShipper` ships none now)."""
     return (
         r.record_id,
         r.request_id,

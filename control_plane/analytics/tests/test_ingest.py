@@ -20,7 +20,7 @@ from shared_sdk.sync_protocol import TelemetryBatch
 pytestmark = pytest.mark.django_db
 
 
-def batch(records, usage=()):
+def batch(records, usage=(), **flags):
     return TelemetryBatch(
         batch_id="b",
         edge_id="e1",
@@ -28,6 +28,7 @@ def batch(records, usage=()):
         created_at=time.time(),
         analytics=records,
         budget_usage=list(usage),
+        **flags,
     )
 
 
@@ -265,22 +266,11 @@ def test_a_request_sent_twice_in_one_fetch_is_one_row_in_each_table_with_the_row
     analytics row, and the usage row and proxy log built from it in SQL, are each stored once, and a second ingest
     of the same fetch stores nothing."""
     record = AnalyticsRecord(request_id="q1", app_id=7, cost=Decimal("0.5"), method="POST", path="/v1/x")
-    derived = TelemetryBatch(
-        batch_id="b",
-        edge_id="e1",
-        namespace="demo",
-        created_at=time.time(),
-        analytics=[record, record],
-        budget_usage_from_analytics=True,
-        proxy_logs_from_analytics=True,
-    )
+    derived = batch([record, record], budget_usage_from_analytics=True, proxy_logs_from_analytics=True)
     first = analytics_ingest_batches([derived, derived])
     again = analytics_ingest_batches([derived])
 
     assert (first.inserted, again.inserted) == (3, 0)
-    assert (AnalyticsEvent.objects.count(), BudgetUsageRecord.objects.count(), ProxyLogRecord.objects.count()) == (
-        1,
-        1,
-        1,
-    )
+    stored = [model.objects.count() for model in (AnalyticsEvent, BudgetUsageRecord, ProxyLogRecord)]
+    assert stored == [1, 1, 1]
     assert BudgetUsageRecord.objects.get().cost == Decimal("0.5")
