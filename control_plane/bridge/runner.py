@@ -117,6 +117,7 @@ class Bridge:
             "telemetry_batches": self.telemetry.batches if self.telemetry else 0,
             "records_inserted": self.telemetry.records_inserted if self.telemetry else 0,
             "records_refused": self.telemetry.records_refused if self.telemetry else 0,
+            "telemetry_lag_seconds": round(self.telemetry.lag_s, 3) if self.telemetry else 0.0,
             "configs_published": self.publisher.published if self.publisher else 0,
             "config_publish_failures": self.publisher.failures if self.publisher else 0,
             "config_changes_dead_lettered": self.publisher.dead_lettered if self.publisher else 0,

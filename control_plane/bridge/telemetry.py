@@ -6,11 +6,17 @@ fail the same way on every re-delivery) and logged with its subject.
 
 Each batch's namespace and edge are those of its subject, and records naming another namespace's app or LLM
 are refused (counted in `records_refused`, logged): see `identity.py`.
+
+`lag_s` (the bridge's `telemetry_lag_seconds`): how long the oldest message of the last fetch had been in the
+stream when its records were committed. It is timed from JetStream's own store time, not from the records' answer
+times, which an edge writes and could set to any date; the edge's share of the lag (the spool, the shipper's
+linger of 50 ms) comes before it and shows at the edge (`/ready`'s spooled records).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +44,14 @@ def _ingest_in_scope(received: list[tuple[UpIdentity, TelemetryBatch]]) -> tuple
     return scoped, analytics_ingest_batches(scoped.batches)  # commits before returning
 
 
+def _stored_at(message: Any) -> float | None:
+    """When JetStream stored `message` (Unix seconds, the server's clock); None if its reply subject says nothing."""
+    try:
+        return float(message.metadata.timestamp.timestamp())
+    except (AttributeError, IndexError, ValueError, TypeError):  # not a JetStream delivery's ack subject
+        return None
+
+
 class TelemetryIngestor(PullConsumer):
     what = "telemetry"
     subject = "fj.up.*.*.telemetry"
@@ -58,6 +72,8 @@ class TelemetryIngestor(PullConsumer):
         self.records_refused = 0
         """Records naming an app or LLM outside their subject's namespace (metric)."""
         self.batches = 0
+        self.lag_s = 0.0
+        """Seconds from the store of the last fetch's oldest message in the stream to the commit of its records."""
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -76,7 +92,10 @@ class TelemetryIngestor(PullConsumer):
                 await message.term()
         if not received:
             return
+        stored = min(filter(None, map(_stored_at, good)), default=None)
         scoped, result = await run_db(_ingest_in_scope, received)
+        if stored is not None:
+            self.lag_s = max(0.0, time.time() - stored)
         for message in good:
             await message.ack()
         self.batches += len(received)

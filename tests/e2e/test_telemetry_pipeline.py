@@ -13,7 +13,8 @@ from django.db import connections
 
 from control_plane.analytics.models import AnalyticsEvent, BudgetUsageRecord
 from control_plane.bridge.db import run_db
-from control_plane.bridge.runner import ensure_up_stream
+from control_plane.bridge.health import prometheus_text
+from control_plane.bridge.runner import Bridge, ensure_up_stream
 from control_plane.bridge.telemetry import TelemetryIngestor
 from edge_gateway.telemetry.shipper import TelemetryShipper
 from edge_gateway.telemetry.spool import Spool
@@ -178,5 +179,38 @@ async def test_steady_traffic_is_shipped_one_message_per_linger_not_per_request(
         assert shipper.published <= lingers + 3, (
             f"{shipper.published} messages in {seconds:.2f} s ({requests} requests)"
         )
+    finally:
+        await _teardown([bridge, sender], [bridge_nc, edge_nc], shipper)
+
+
+async def test_the_bridge_reports_how_long_telemetry_waited_in_the_stream(nats_server, tmp_path):
+    """`fjordgate_bridge_telemetry_lag_seconds`: records that sat in JetStream while no bridge ran show that wait
+    when a bridge commits them; records shipped to a running bridge show a fraction of it. Timed from JetStream's
+    store time: a record's own timestamp (here a day old, as a hostile or skewed edge may write) does not count."""
+    edge_nc, shipper, sender = await _edge(nats_server.url, tmp_path)
+    bridge_nc = await nats.connect(nats_server.url)
+    js = bridge_nc.jetstream(timeout=5)
+    await ensure_up_stream(js)
+    ingestor = TelemetryIngestor(js)
+    bridge = None
+    try:
+        a_day_ago = time.time() - 86_400
+        await shipper.submit_batch(
+            [AnalyticsRecord(request_id=f"old-{i}", status_code=200, timestamp=a_day_ago) for i in range(5)]
+        )
+        assert await shipper.drained(10)  # in the stream, no bridge yet
+        await asyncio.sleep(3.0)
+        bridge = asyncio.create_task(ingestor.run())
+        await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) == 5))
+        assert 3.0 <= ingestor.lag_s < 3_600, ingestor.lag_s
+
+        runner = Bridge(health_port=0)
+        runner.telemetry = ingestor
+        exposed = prometheus_text(runner.status())
+        assert f"fjordgate_bridge_telemetry_lag_seconds {round(ingestor.lag_s, 3)}" in exposed
+
+        await shipper.submit_batch([AnalyticsRecord(request_id="fresh", status_code=200)])
+        await wait_for(lambda: run_db(lambda: _count(AnalyticsEvent) == 6))
+        assert ingestor.lag_s < 2.0, ingestor.lag_s
     finally:
         await _teardown([bridge, sender], [bridge_nc, edge_nc], shipper)
