@@ -24,6 +24,7 @@ that dropped telemetry would look cheaper than it is). Every process started is 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -257,9 +258,7 @@ def _lag(stack, args, answered, bridge_backlog, LagWatch, stored_rows, children,
         stack.wait_config([url], NAMESPACE, workers=args.workers)
         check_deployed(url, answered, stored, 4 * args.workers)
         pids = [proc.pid, *children(proc.pid)]
-        watch = LagWatch(
-            answered, stored, backlog, rows=lambda since, until: row_lags(stack.db_url, edge_id, since, until)
-        )
+        watch = LagWatch(answered, stored, backlog, rows=functools.partial(row_lags, stack.db_url, edge_id))
         watch.prime()
         bridges = stack.backend_pids[-args.bridges :]
         bridge_cpu0 = cpu_seconds(bridges)

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+from nats.errors import NotJSMessageError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -48,7 +49,7 @@ def _stored_at(message: Any) -> float | None:
     """When JetStream stored `message` (Unix seconds, the server's clock); None if its reply subject says nothing."""
     try:
         return float(message.metadata.timestamp.timestamp())
-    except (AttributeError, IndexError, ValueError, TypeError):  # not a JetStream delivery's ack subject
+    except (NotJSMessageError, IndexError, ValueError, OverflowError):  # no JetStream delivery's ack subject
         return None
 
 

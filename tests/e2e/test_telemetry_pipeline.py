@@ -15,7 +15,7 @@ from control_plane.analytics.models import AnalyticsEvent, BudgetUsageRecord
 from control_plane.bridge.db import run_db
 from control_plane.bridge.health import prometheus_text
 from control_plane.bridge.runner import Bridge, ensure_up_stream
-from control_plane.bridge.telemetry import TelemetryIngestor
+from control_plane.bridge.telemetry import TelemetryIngestor, _stored_at
 from edge_gateway.telemetry.shipper import TelemetryShipper
 from edge_gateway.telemetry.spool import Spool
 from shared_sdk.messages import AnalyticsRecord, BudgetUsage
@@ -214,3 +214,17 @@ async def test_the_bridge_reports_how_long_telemetry_waited_in_the_stream(nats_s
         assert ingestor.lag_s < 2.0, ingestor.lag_s
     finally:
         await _teardown([bridge, sender], [bridge_nc, edge_nc], shipper)
+
+
+async def test_a_message_without_jetstream_metadata_leaves_the_lag_alone(nats_server):
+    """A delivery whose reply subject is not JetStream's ack subject has no store time: the lag is not computed
+    from it (nor does reading it raise, which would stop the consumer)."""
+    nc = await nats.connect(nats_server.url)
+    try:
+        subscription = await nc.subscribe("fj.test.lag")
+        await nc.publish("fj.test.lag", b"x", reply="not.a.js.ack")
+        await nc.publish("fj.test.lag", b"y")
+        plain_reply, no_reply = await subscription.next_msg(5), await subscription.next_msg(5)
+        assert _stored_at(plain_reply) is None and _stored_at(no_reply) is None
+    finally:
+        await nc.close()
