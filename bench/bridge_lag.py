@@ -181,7 +181,9 @@ class LagWatch:
     """`row_lags` for the watched edge, given the load's Unix start and end: the exact figure (`finish`)."""
     load_start: float = float("inf")
     load_end: float = float("inf")
-    _wall: list[float] = field(default_factory=list)
+    wall_start: float | None = None
+    wall_end: float | None = None
+    """The load's start and end as Unix times (what `rows` is given)."""
 
     def prime(self) -> None:
         self._base = (self.answered(), self.stored())
@@ -198,14 +200,14 @@ class LagWatch:
 
     def load_started(self) -> None:
         self.load_start = time.monotonic()
-        self._wall[:] = [time.time()]
+        self.wall_start = time.time()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bridge-lag", daemon=True)
         self._thread.start()
 
     def load_ended(self) -> None:
         self.load_end = time.monotonic()
-        self._wall[1:] = [time.time()]
+        self.wall_end = time.time()
 
     def finish(self, timeout: float = 60) -> dict:
         """Sample on until PostgreSQL holds every answered request (or `timeout`), then compute the figures."""
@@ -220,6 +222,6 @@ class LagWatch:
         self._stop.set()
         self._thread.join()
         figures = lag_figures(self.samples, self.load_start, self.load_end)
-        if self.rows is not None and len(self._wall) == 2:
-            figures["row_lag"] = self.rows(self._wall[0], self._wall[1])
+        if self.rows is not None and self.wall_start is not None and self.wall_end is not None:
+            figures["row_lag"] = self.rows(self.wall_start, self.wall_end)
         return figures

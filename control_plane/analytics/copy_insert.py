@@ -27,6 +27,7 @@ whether to derive) is staged besides.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cache
 
@@ -121,7 +122,8 @@ def _plan(
     selected = ", ".join(_SELECTED.get(kind, "{c}").format(c=c) for c, kind in fields)
     table = quote(model._meta.db_table)
     # A staging table lives as long as the session: one with other columns needs a name of its own.
-    shape = f"_{len(extra)}" if extra else ""
+    shape = "_" + hashlib.blake2s("|".join(name for name, _ in staged_only).encode(), digest_size=4).hexdigest()
+    shape = shape if staged_only else ""
     staging = quote(f"staging_{model._meta.db_table}{shape}")
     copied = ", ".join([names, *(c for c, _ in extra)])
     return _Plan(

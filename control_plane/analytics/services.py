@@ -86,7 +86,7 @@ ANALYTICS_STAGED_ONLY: tuple[tuple[str, str], ...] = (
     ("derive_log", "BooleanField"),
 )
 """What each staged analytics row carries after its columns, for the rows built from it in SQL (`_DERIVED`)."""
-_JSON_AT = {"analytics": ANALYTICS_COLUMNS.index("context"), "log": LOG_COLUMNS.index("context")}
+_ANALYTICS_JSON_AT, _LOG_JSON_AT = ANALYTICS_COLUMNS.index("context"), LOG_COLUMNS.index("context")
 _STAGED_TIME = 'to_timestamp("timestamp")'  # staged as epoch seconds
 _DERIVED = (
     # The usage row of a request an app made, from an edge that ships none. No budget period: spend is summed over
@@ -223,13 +223,8 @@ def _analytics_rows(batch: TelemetryBatch, now: dt.datetime) -> list[tuple]:
     usage row for each request with an app (an edge accounts only requests an app made) from an edge that ships
     none, and a proxy log for each request from an edge that ships none (it logs no bodies)."""
     edge_id, namespace = batch.edge_id, batch.namespace
-    usage = batch.budget_usage_from_analytics
-    logs = batch.proxy_logs_from_analytics
-    if not batch.budget_usage and not batch.proxy_logs:  # what an edge ships: the sets below are empty
-        return [
-            _analytics_row(r, edge_id, namespace, now, usage and r.app_id is not None, logs) for r in batch.analytics
-        ]
-    usage_shipped = {r.record_id for r in batch.budget_usage}
+    usage, logs = batch.budget_usage_from_analytics, batch.proxy_logs_from_analytics
+    usage_shipped = {r.record_id for r in batch.budget_usage}  # both empty from an edge of this release
     logs_shipped = {r.record_id for r in batch.proxy_logs}
     return [
         _analytics_row(
@@ -271,9 +266,9 @@ def _ingest(batches: list[TelemetryBatch], *, clean: bool) -> IngestResult:
         usage.extend([_usage_row(r, edge_id, namespace, now) for r in batch.budget_usage])
         logs.extend([_log_row(r, edge_id, namespace, now) for r in batch.proxy_logs])
     if clean:
-        analytics = _without_nul(analytics, json_at=_JSON_AT["analytics"])
+        analytics = _without_nul(analytics, json_at=_ANALYTICS_JSON_AT)
         usage = _without_nul(usage, json_at=None)
-        logs = _without_nul(logs, json_at=_JSON_AT["log"])
+        logs = _without_nul(logs, json_at=_LOG_JSON_AT)
     inserted = (
         copy_insert_new(
             AnalyticsEvent,
