@@ -61,11 +61,18 @@ class LeaderLease:
                 self.changed.set()
             await asyncio.sleep(self._ttl_s / 3)
 
-    async def release(self, timeout_s: float = 1.0) -> None:
+    async def release(self, *, reachable: bool = True, timeout_s: float = 1.0) -> None:
         """Give the lease up (after `run` has stopped): delete our entry if it is still the one we wrote. Best
-        effort: if NATS does not answer in time, the entry expires after `ttl_s` as it would for a dead holder."""
+        effort: if NATS does not answer in time, the entry expires after `ttl_s` as it would for a dead holder.
+        `reachable=False` (the connection is down) skips the attempt: it could only wait out `timeout_s`, and a
+        bridge stopped together with its NATS server (a host shutting down, `fjordgate up` stopping) took that long."""
         revision, self._revision = self._revision, None
         if revision is None or self._kv is None:
+            return
+        if not reachable:
+            log.info(
+                "bridge %s left the leader lease to expire in %gs (NATS unreachable)", self._bridge_id, self._ttl_s
+            )
             return
         try:
             await asyncio.wait_for(self._kv.delete(LEADER_KEY, last=revision), timeout_s)

@@ -186,14 +186,20 @@ class Bridge:
         # The two consumers finish the fetch they are in and acknowledge what it brought (`PullConsumer.stop`):
         # cancelled mid-fetch or mid-commit, a batch they had been sent would be delivered again (to the next
         # bridge) only once the ack wait (30 s) ran out.
+        # With the connection down there is nothing to let finish: the server dropped their pull requests with the
+        # connection, and no ack could be sent; a fetch would only wait out its timeout. `_shut_down` cancels them
+        # (a batch whose commit is under way still commits, in the database's thread; JetStream delivers it again
+        # once NATS is back, and its record ids keep it from being stored twice).
         self.telemetry.stop()
         payloads.stop()
-        await asyncio.wait(consumers, timeout=CONSUMER_GRACE_S)
+        if nc.is_connected:
+            await asyncio.wait(consumers, timeout=CONSUMER_GRACE_S)
 
     async def _shut_down(self, tasks: list[asyncio.Task[None]], health: HealthServer) -> None:
         await cancel_and_wait(tasks)
         if self.leader is not None:
-            await self.leader.release()  # the next bridge leads at its next attempt, not after the lease's ttl
+            # The next bridge leads at its next attempt, not after the lease's ttl.
+            await self.leader.release(reachable=self._nc is not None and self._nc.is_connected)
         if self._nc is not None:
             await _close_nats(self._nc)
         await health.stop()

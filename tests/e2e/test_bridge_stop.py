@@ -12,6 +12,7 @@ from django.db import connections
 
 from control_plane.analytics.models import AnalyticsEvent
 from control_plane.bridge.db import run_db
+from control_plane.bridge.pull_consumer import FETCH_TIMEOUT_S
 from control_plane.bridge.runner import CONSUMER_GRACE_S, Bridge
 from shared_sdk.sync_protocol import up_subject
 
@@ -122,4 +123,32 @@ async def test_a_bridge_cancelled_again_while_it_shuts_down_still_closes_everyth
         await wait_for(nobody_answers_lease_asks, 10)
     finally:
         await probe.close()
+        await run_db(connections.close_all)
+
+
+async def test_a_bridge_whose_nats_server_is_gone_stops_without_waiting_for_it(nats_server, settings, caplog):
+    """Stopped together with its NATS server (a host shutting down, `fjordgate up` stopping, every test's teardown),
+    the bridge waited on a connection that could answer nothing: its consumers' fetches ran out their timeout and
+    its lease release its own, ~2 s in all. It now cancels the consumers (the server dropped their pull requests
+    with the connection) and leaves the lease to expire, as a dead holder's does."""
+    settings.NATS_URL = nats_server.url
+    bridge = _bridge()
+    running = asyncio.create_task(bridge.run())
+    try:
+        await _ready(bridge)
+        await wait_for(lambda: asyncio.sleep(0, bridge.leader is not None and bridge.leader.is_leader), 30)
+        nats_server.stop()
+        assert bridge._nc is not None
+        await wait_for(lambda: asyncio.sleep(0, not bridge._nc.is_connected), 30)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        bridge.stop()
+        await asyncio.wait_for(running, CONSUMER_GRACE_S + 5)
+        # Any wait on NATS takes at least the lease release's timeout (1 s) or the fetch's (1 s).
+        assert loop.time() - began < FETCH_TIMEOUT_S
+        assert "left the leader lease to expire" in caplog.text
+    finally:
+        if not running.done():
+            running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
         await run_db(connections.close_all)

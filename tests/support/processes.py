@@ -76,10 +76,17 @@ class ProcessHandle:
         if self.alive():
             self.popen.send_signal(sig)
 
-    def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> int | None:
-        """Signal the process group, wait, then SIGKILL whatever is left of the group; returns the exit code."""
+    def terminate(self) -> None:
+        """Send SIGTERM to the process group without waiting (then `stop(sig=None)` waits)."""
         if self.alive():
-            _killpg(self.pid, sig)
+            _killpg(self.pid, signal.SIGTERM)
+
+    def stop(self, timeout: float = 20.0, sig: int | None = signal.SIGTERM) -> int | None:
+        """Signal the process group, wait, then SIGKILL whatever is left of the group; returns the exit code.
+        `sig=None`: the group was signalled already (`terminate`), only wait."""
+        if self.alive():
+            if sig is not None:
+                _killpg(self.pid, sig)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -89,9 +96,10 @@ class ProcessHandle:
             self.popen.wait(5)
         return self.popen.returncode
 
-    def discard(self) -> None:
-        """Stop the process and delete its captured output (what fixtures do at teardown)."""
-        self.stop()
+    def discard(self, *, terminated: bool = False) -> None:
+        """Stop the process and delete its captured output (what fixtures do at teardown). `terminated`: it was
+        sent SIGTERM already (`terminate`)."""
+        self.stop(sig=None if terminated else signal.SIGTERM)
         self.log_path.unlink(missing_ok=True)
 
 
