@@ -116,6 +116,10 @@ class Spool:
         """Committed messages not yet acknowledged by JetStream."""
         self.bytes = 0
         """Their size in bytes."""
+        self.messages = 0
+        """Of `records`, the ready-made messages (plugin payloads) in the outbox. Nearly always none: the shipper asks
+        for them before each batch of records, and an empty outbox is answered here instead of by a transaction on the
+        writer thread and two thread hops (at 25 requests a second, one context switch in six of the edge's)."""
         self.pending_bytes = 0
         """Bytes reserved for messages queued to the writer thread but not yet committed."""
         self.spool_id = ""
@@ -142,10 +146,10 @@ class Spool:
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
-        ready: asyncio.Future[tuple[int, int, str]] = self._loop.create_future()
+        ready: asyncio.Future[tuple[int, int, str, int]] = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="edge-spool", daemon=True)
         self._thread.start()
-        self.records, self.bytes, self.spool_id = await ready
+        self.records, self.bytes, self.spool_id, self.messages = await ready
         self._update_gauges()
         if self.records:
             log.info("spool holds %d messages (%d bytes) from a previous run; replaying", self.records, self.bytes)
@@ -212,7 +216,7 @@ class Spool:
             return int(cursor.lastrowid or 0)
 
         size = len(body)
-        return await self._submit(insert, lambda _: self._committed(1, size), lambda: self._release(size))
+        return await self._submit(insert, lambda _: self._committed(1, size, messages=1), lambda: self._release(size))
 
     def _reserve(self, size: int, what: str) -> None:
         if self._thread is None or self._loop is None:
@@ -223,9 +227,10 @@ class Spool:
             raise SpoolFull(what)
         self.pending_bytes += size
 
-    def _committed(self, count: int, size: int) -> None:
+    def _committed(self, count: int, size: int, messages: int = 0) -> None:
         self.pending_bytes = max(0, self.pending_bytes - size)
         self.records += count
+        self.messages += messages
         self.bytes += size
         self._update_gauges()
 
@@ -249,6 +254,8 @@ class Spool:
 
     async def head(self, limit: int = 100) -> list[SpooledMessage]:
         """The oldest ready-made messages, in order."""
+        if not self.messages:
+            return []
 
         def read(db: sqlite3.Connection) -> list[SpooledMessage]:
             rows = db.execute("SELECT seq, subject, msg_id, body FROM outbox ORDER BY seq LIMIT ?", (limit,))
@@ -278,7 +285,7 @@ class Spool:
             db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)
             return count, size
 
-        await self._submit(delete, lambda counted: self._forget(*counted))
+        await self._submit(delete, lambda counted: self._forget(counted[0], counted[1], messages=True))
 
     async def remove_records(self, up_to_seq: int) -> None:
         """Forget every record up to `up_to_seq` (they went out, in order, in acknowledged batches)."""
@@ -292,7 +299,9 @@ class Spool:
 
         await self._submit(delete, lambda counted: self._forget(*counted))
 
-    def _forget(self, count: int, size: int) -> None:
+    def _forget(self, count: int, size: int, *, messages: bool = False) -> None:
+        if messages:
+            self.messages = max(0, self.messages - count)
         self.records = max(0, self.records - count)
         self.bytes = max(0, self.bytes - size)
         self._update_gauges()
@@ -345,7 +354,8 @@ class Spool:
             failed: list[_Outcome] = [(ready, None, exc, None, None)]
             loop.call_soon_threadsafe(_settle, failed)
             return
-        opened: list[_Outcome] = [(ready, (outbox[0] + records[0], outbox[1] + records[1], spool_id), None, None, None)]
+        counts = (outbox[0] + records[0], outbox[1] + records[1], spool_id, outbox[0])
+        opened: list[_Outcome] = [(ready, counts, None, None, None)]
         loop.call_soon_threadsafe(_settle, opened)
         try:
             self._serve(db, loop)

@@ -101,3 +101,30 @@ async def test_a_second_process_on_the_same_spool_cannot_open_it_while_the_first
     await third.open()
     assert [row.body for row in await third.head_records()] == [b"one"]
     await third.close()
+
+
+async def test_an_empty_outbox_is_answered_without_a_transaction(tmp_path):
+    """The shipper asks for payload messages before each batch of records; with none (nearly always) the answer
+    cost a transaction on the writer thread and two thread hops. The outbox's count is kept across a restart."""
+    spool = Spool(tmp_path / "s.sqlite3", max_bytes=1000, registry=CollectorRegistry())
+    await spool.open()
+    commits = spool.commits
+    assert await spool.head() == [] and spool.commits == commits
+    spool.reserve(10, "record")
+    await spool.write_records([(0, b"r" * 10)])  # records are not outbox messages
+    commits = spool.commits
+    assert await spool.head() == [] and spool.commits == commits
+    await spool.append("s", "p1", b"p" * 10)
+    assert [m.msg_id for m in await spool.head()] == ["p1"]
+    await spool.close()
+
+    reopened = Spool(tmp_path / "s.sqlite3", max_bytes=1000, registry=CollectorRegistry())
+    await reopened.open()
+    assert reopened.messages == 1
+    waiting = await reopened.head()
+    assert [m.msg_id for m in waiting] == ["p1"]
+    await reopened.remove([m.seq for m in waiting])
+    commits = reopened.commits
+    assert await reopened.head() == [] and reopened.commits == commits
+    assert (reopened.records, reopened.messages) == (1, 0)
+    await reopened.close()
