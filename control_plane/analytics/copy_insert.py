@@ -105,6 +105,10 @@ def _insert_derived(derived: Derived, staging: str) -> str:
     )
 
 
+def _digest(text: str) -> str:
+    return hashlib.blake2s(text.encode(), digest_size=4).hexdigest()
+
+
 @cache
 def _plan(
     model: type[models.Model],
@@ -122,8 +126,7 @@ def _plan(
     selected = ", ".join(_SELECTED.get(kind, "{c}").format(c=c) for c, kind in fields)
     table = quote(model._meta.db_table)
     # A staging table lives as long as the session: one with other columns needs a name of its own.
-    shape = "_" + hashlib.blake2s("|".join(name for name, _ in staged_only).encode(), digest_size=4).hexdigest()
-    shape = shape if staged_only else ""
+    shape = "_" + _digest("|".join(f"{name}:{kind}" for name, kind in staged_only)) if staged_only else ""
     staging = quote(f"staging_{model._meta.db_table}{shape}")
     copied = ", ".join([names, *(c for c, _ in extra)])
     return _Plan(

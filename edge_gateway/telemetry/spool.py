@@ -216,7 +216,7 @@ class Spool:
             return int(cursor.lastrowid or 0)
 
         size = len(body)
-        return await self._submit(insert, lambda _: self._committed(1, size, messages=1), lambda: self._release(size))
+        return await self._submit(insert, lambda _: self._committed(1, size, outbox=True), lambda: self._release(size))
 
     def _reserve(self, size: int, what: str) -> None:
         if self._thread is None or self._loop is None:
@@ -227,10 +227,12 @@ class Spool:
             raise SpoolFull(what)
         self.pending_bytes += size
 
-    def _committed(self, count: int, size: int, messages: int = 0) -> None:
+    def _committed(self, count: int, size: int, *, outbox: bool = False) -> None:
+        """`outbox`: the rows are ready-made messages (`messages` counts them too)."""
         self.pending_bytes = max(0, self.pending_bytes - size)
         self.records += count
-        self.messages += messages
+        if outbox:
+            self.messages += count
         self.bytes += size
         self._update_gauges()
 
@@ -285,7 +287,7 @@ class Spool:
             db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)
             return count, size
 
-        await self._submit(delete, lambda counted: self._forget(counted[0], counted[1], messages=True))
+        await self._submit(delete, lambda counted: self._forget(counted[0], counted[1], outbox=True))
 
     async def remove_records(self, up_to_seq: int) -> None:
         """Forget every record up to `up_to_seq` (they went out, in order, in acknowledged batches)."""
@@ -299,8 +301,8 @@ class Spool:
 
         await self._submit(delete, lambda counted: self._forget(*counted))
 
-    def _forget(self, count: int, size: int, *, messages: bool = False) -> None:
-        if messages:
+    def _forget(self, count: int, size: int, *, outbox: bool = False) -> None:
+        if outbox:
             self.messages = max(0, self.messages - count)
         self.records = max(0, self.records - count)
         self.bytes = max(0, self.bytes - size)
