@@ -208,7 +208,7 @@ def main() -> None:
                 flush=True,
             )
         if args.py_spy:
-            for name in ("deployed", "snapshot"):
+            for name in targets:
                 _record(py, targets[name], f"{args.py_spy}.{name}", args)
         if args.strace:
             for name in targets:
