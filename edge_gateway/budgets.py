@@ -122,8 +122,8 @@ class BudgetTracker:
             state = BudgetState(config, config.spent, config.period_start, lease_period=config.period_start)
             if old is not None and old.period_start == config.period_start:
                 state.spent = max(old.spent, config.spent)
-                state.reserved = old.reserved
             if old is not None:
+                state.reserved = old.reserved  # the requests in flight settle on this state (`settle`)
                 state.granted, state.lease_used, state.lease_period = old.granted, old.lease_used, old.lease_period
                 state.lease_until, state.fresh = old.lease_until, old.fresh
             state.leased = leasing and config.action == "block"
@@ -201,10 +201,18 @@ class BudgetTracker:
         return None
 
     def settle(self, reservation: Reservation, cost: Decimal) -> None:
+        """Swap what `reservation` holds for `cost`, on the budgets in force now: a snapshot applied while the
+        request was in flight (`load`) replaced their states, and settling on the replaced ones left the bound held
+        on the new ones for the rest of the period (a budget refusing every request after a few config changes
+        under traffic). A budget no longer in the config is skipped."""
         if reservation.settled:
             return
         reservation.settled = True
-        for state in reservation.states:
+        by_id = self._by_id
+        for held in reservation.states:
+            state = by_id.get(held.config.id)
+            if state is None:
+                continue
             state.reserved = max(_ZERO, state.reserved - reservation.amount)
             state.lease_used = max(_ZERO, state.lease_used - reservation.amount) + cost
             state.spent += cost
