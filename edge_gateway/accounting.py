@@ -61,8 +61,9 @@ def account(ex: Exchange, rt: EdgeRuntime) -> list[asyncio.Future[None]]:
         return []
     ex.accounted = True
     price, cost = _charge(ex)
+    currency = price.currency if price is not None else "USD"
     if ex.reservation is not None:
-        rt.budgets.settle(ex.reservation, cost)
+        rt.budgets.settle(ex.reservation, cost, ex.timestamp, currency)
     tokens = ex.usage.total_tokens if not ex.short_circuited else 0
     for key in ex.rate_keys:
         rt.limiter.add(key, tokens)
@@ -73,7 +74,6 @@ def account(ex: Exchange, rt: EdgeRuntime) -> list[asyncio.Future[None]]:
         info.metadata = {**info.metadata, "client_disconnected": True}
     pending: list[asyncio.Future[None]] = []
     record_id = new_id()
-    currency = price.currency if price is not None else "USD"
     telemetry = rt.telemetry
     put, wants = telemetry.put, telemetry.wants
     if wants(AnalyticsRecord):

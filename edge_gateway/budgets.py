@@ -52,6 +52,10 @@ class BudgetState:
     """Monotonic time after which the lease may no longer be spent unless renewed."""
     fresh: bool = True
     """Nothing heard from the ledger yet for this budget (the edge just started): adopt its figure."""
+    own_spent: Decimal = _ZERO
+    """What this edge's requests cost in `own_period` (in the budget's currency, started in that period): the
+    config sync adds what of it the control plane's figure does not reflect yet (`ConfigSync.apply_budgets`)."""
+    own_period: float = 0.0
 
     @property
     def remaining(self) -> Decimal:
@@ -124,6 +128,7 @@ class BudgetTracker:
                 state.spent = max(old.spent, config.spent)
             if old is not None:
                 state.reserved = old.reserved  # the requests in flight settle on this state (`settle`)
+                state.own_spent, state.own_period = old.own_spent, old.own_period
                 state.granted, state.lease_used, state.lease_period = old.granted, old.lease_used, old.lease_period
                 state.lease_until, state.fresh = old.lease_until, old.fresh
             state.leased = leasing and config.action == "block"
@@ -200,11 +205,15 @@ class BudgetTracker:
             state.lease_used += estimate
         return None
 
-    def settle(self, reservation: Reservation, cost: Decimal) -> None:
+    def settle(self, reservation: Reservation, cost: Decimal, started_at: float = 0.0, currency: str = "") -> None:
         """Swap what `reservation` holds for `cost`, on the budgets in force now: a snapshot applied while the
         request was in flight (`load`) replaced their states, and settling on the replaced ones left the bound held
         on the new ones for the rest of the period (a budget refusing every request after a few config changes
-        under traffic). A budget no longer in the config is skipped."""
+        under traffic). A budget no longer in the config is skipped.
+
+        The cost also counts as this edge's own spend (`own_spent`) on each budget in `currency` whose period the
+        request started in (`started_at`, wall clock): counted here, where the budgets are at hand, rather than
+        looked up again from the request's analytics record (which cost the deployed edge ~3 % of its CPU)."""
         if reservation.settled:
             return
         reservation.settled = True
@@ -216,6 +225,10 @@ class BudgetTracker:
             state.reserved = max(_ZERO, state.reserved - reservation.amount)
             state.lease_used = max(_ZERO, state.lease_used - reservation.amount) + cost
             state.spent += cost
+            if cost and currency == state.config.currency and started_at >= state.period_start:
+                if state.own_period != state.period_start:
+                    state.own_spent, state.own_period = _ZERO, state.period_start
+                state.own_spent += cost
 
     def state(self, budget_id: int) -> BudgetState | None:
         return self._by_id.get(budget_id)

@@ -20,7 +20,6 @@ from nats.aio.msg import Msg
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from shared_sdk.messages import AnalyticsRecord
 from shared_sdk.snapshot import ConfigSnapshot
 from shared_sdk.sync_protocol import (
     KEY_BUDGETS,
@@ -46,6 +45,8 @@ class SnapshotStore(Protocol):
     """What the sync client needs of `edge_gateway.config_store.ConfigStore`."""
 
     current: Any
+    budgets: Any
+    """`edge_gateway.budgets.BudgetTracker`: each budget's `own_spent`, this edge's spend in its period."""
 
     async def apply(self, snapshot: ConfigSnapshot, *, restart_isolated: bool = False) -> Any: ...
 
@@ -76,7 +77,6 @@ class ConfigSync:
         self.applied_checksum = ""
         self.last_applied_at = 0.0
         self.last_error = ""
-        self._own_spend: dict[int, tuple[float, Decimal]] = {}
 
     def adopt(self, snapshot: ConfigSnapshot, source: str) -> None:
         """Note a snapshot applied by someone else (the last one from disk at start-up) and index its chunks."""
@@ -152,27 +152,14 @@ class ConfigSync:
         return True
 
     def apply_budgets(self, update: BudgetUpdate) -> None:
-        """Enforce the control plane's figure plus this edge's spend it has not ingested yet."""
+        """Enforce the control plane's figure plus this edge's spend it has not ingested yet (each budget's
+        `own_spent`, counted as requests settle: `BudgetTracker.settle`)."""
+        budgets = self._store.budgets
         for spend in update.budgets:
-            period, own = self._own_spend.get(spend.budget_id, (spend.period_start, _ZERO))
-            unreflected = own - spend.by_edge.get(self.edge_id, _ZERO) if period == spend.period_start else _ZERO
+            state = budgets.state(spend.budget_id)
+            own = state.own_spent if state is not None and state.own_period == spend.period_start else _ZERO
+            unreflected = own - spend.by_edge.get(self.edge_id, _ZERO)
             self._store.update_budget_spend(spend.budget_id, spend.spent + max(_ZERO, unreflected), spend.period_start)
-
-    def note_spend(self, record: AnalyticsRecord) -> None:
-        """Count this edge's own spend per budget and period (the shipper calls this for every analytics record)."""
-        budgets = getattr(self._store, "budgets", None)
-        cfg = getattr(self._store, "current", None)
-        if budgets is None or cfg is None or not record.cost:
-            return
-        user = cfg.users.get(record.user_id) if record.user_id is not None else None
-        groups = list(user.group_ids) if user is not None else None
-        for state in budgets.applicable(record.app_id, record.user_id, record.llm_id, groups):
-            if state.config.currency != record.currency or record.timestamp < state.period_start:
-                continue
-            period, own = self._own_spend.get(state.config.id, (state.period_start, _ZERO))
-            if period != state.period_start:
-                own = _ZERO
-            self._own_spend[state.config.id] = (state.period_start, own + Decimal(record.cost))
 
     async def _watch_loop(self) -> None:
         while True:

@@ -85,7 +85,6 @@ class EdgeSyncService:
             proxy_logs=log_bodies,
         )
         self.config = ConfigSync(store=store, namespace=namespace, edge_id=edge_id, on_applied=self._beat_soon)
-        self.shipper.on_spend = self.config.note_spend
         self.events = EdgeEventLink(namespace=namespace, edge_id=edge_id)
         share_s = env_float("EDGE_RATELIMIT_SHARE_S", 0.5, minimum=0.0, environ=environ)
         self.ratelimit: RateLimitShare | None = None

@@ -23,7 +23,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -118,9 +117,6 @@ class TelemetryShipper:
         self.published_records = 0
         self._pending: list[tuple[int, bytes]] = []
         self._pending_future: asyncio.Future[None] | None = None
-        self.on_spend: Callable[[AnalyticsRecord], None] | None = None
-        """Told of every analytics record written, which is what a request spent (the config sync counts this edge's
-        spend not yet reflected in the control plane's figures)."""
 
     def accepts(self, kind: type) -> bool:
         """The kinds `TelemetryQueue` hands this sink: analytics records, and proxy logs if `proxy_logs`."""
@@ -141,8 +137,6 @@ class TelemetryShipper:
         body = _encode(record)
         kind = _KINDS[type(record)]
         self.spool.reserve(len(body), "record")
-        if type(record) is AnalyticsRecord and self.on_spend is not None:
-            self.on_spend(record)
         journal = self.journal
         if journal is not None and self._durable is not None and not self.spool.queued:
             if journal.append(kind, body):
