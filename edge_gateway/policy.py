@@ -333,15 +333,7 @@ async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
     """Reserve the upper-bound cost of calling `ex.llm` / `ex.model` on every applicable budget; 402 if one blocks.
 
     A leased budget whose lease cannot take the bound costs one lease round trip (bounded) before the answer."""
-    app = ex.app
-    assert app is not None
-    user = ex.cfg.users.get(ex.user_id) if ex.user_id is not None else None
-    states = budgets.applicable(
-        app.id,
-        ex.user_id,
-        ex.llm.id if ex.llm is not None else None,
-        user.group_ids if user is not None else None,
-    )
+    states = _applicable(ex, budgets)
     if not states:
         return
     estimate = reservation_bound(ex)
@@ -349,6 +341,9 @@ async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
     blocking = budgets.reserve(states, estimate)  # the common case: every lease has room, no I/O
     if blocking is not None and source is not None:
         beyond = await _obtain_budget_leases(budgets, source, states, estimate)
+        # A snapshot applied during the round trip replaced the budgets' states (the grant went to the new ones):
+        # reserve on those in force, which is where settlement gives it back.
+        states = _applicable(ex, budgets)
         blocking = budgets.reserve(states, estimate, beyond)
     if blocking is not None:
         b = blocking.config
@@ -361,6 +356,18 @@ async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
         for state in states:
             if state.leased and state.headroom < LOW_WATER_UNITS * estimate:
                 source.top_up(state, estimate)
+
+
+def _applicable(ex: Exchange, budgets: BudgetTracker) -> list[BudgetState]:
+    app = ex.app
+    assert app is not None
+    user = ex.cfg.users.get(ex.user_id) if ex.user_id is not None else None
+    return budgets.applicable(
+        app.id,
+        ex.user_id,
+        ex.llm.id if ex.llm is not None else None,
+        user.group_ids if user is not None else None,
+    )
 
 
 async def _obtain_budget_leases(

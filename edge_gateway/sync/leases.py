@@ -265,9 +265,11 @@ class LeaseClient:
         self.last_ok = time.time()
         by_id = {state.config.id: state for state in states}
         for grant in reply.grants:
-            state = by_id.get(grant.budget_id)
-            if state is not None:
-                _adopt(state, grant, sent)
+            if grant.budget_id not in by_id:
+                continue
+            # The budget in force: a snapshot applied during the round trip replaced the state that asked.
+            state = self._tracker.state(grant.budget_id) or by_id[grant.budget_id]
+            _adopt(state, grant, sent)
         by_key = {(lease.key, lease.window_start): lease for lease, _, _ in rates or ()}
         for rate in reply.rates:
             lease = by_key.get((rate.key, rate.window_start))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from decimal import Decimal
 
 import nats
 import pytest
@@ -17,7 +18,8 @@ import pytest
 from edge_gateway.budgets import BudgetTracker
 from edge_gateway.ratelimit import RateLimiter
 from edge_gateway.sync.leases import LeaseClient
-from shared_sdk.sync_protocol import LeaseReply, LeaseRequest, RateGrant, decode, encode, up_subject
+from shared_sdk.snapshot import BudgetConfig
+from shared_sdk.sync_protocol import LeaseGrant, LeaseReply, LeaseRequest, RateGrant, decode, encode, up_subject
 
 from .nats_server import NatsServer
 
@@ -71,6 +73,49 @@ async def test_a_rate_ask_says_what_the_edge_used_of_its_grant(private_nats, cap
         assert await client.obtain_rate(lease, lease.lacks(1))
         assert [(r.key, r.used, r.need) for r in asked[-1].rates] == [("app:1:rpm", 10, 1)]
         assert lease.granted == 20 and lease.take(1)
+    finally:
+        await edge.close()
+        await ledger.close()
+
+
+async def test_a_grant_that_arrives_after_a_config_change_goes_to_the_budget_in_force(private_nats, caplog):
+    """A snapshot applied while an ask is on its way gives the budget a new state; the grant must land there (the
+    request that waited reserves on the budget in force), not on the replaced state nobody reads any more."""
+    caplog.set_level(logging.DEBUG, logger="fjordgate")
+    ledger = await nats.connect(private_nats.url, token=TOKEN)
+    edge = await nats.connect(private_nats.url, token=TOKEN)
+    budget = BudgetConfig(id=1, scope="app", target_id=7, limit=Decimal("10"), period_start=100.0)
+    tracker = BudgetTracker()
+    tracker.load([budget])
+
+    async def answer(message) -> None:
+        request = decode(message.data, LeaseRequest)
+        tracker.load([budget])  # the namespace's next snapshot, applied while the ask was on its way
+        grants = [
+            LeaseGrant(budget_id=a.budget_id, period_start=100.0, granted=a.used + a.need, ttl_s=60)
+            for a in request.asks
+        ]
+        await message.respond(encode(LeaseReply(grants=grants)))
+
+    await ledger.subscribe(up_subject("ns", "e1", "lease"), cb=answer)
+    await ledger.flush()
+    client = LeaseClient(tracker, namespace="ns", edge_id="e1", timeout_s=15)
+    tracker.enable_leasing(client)
+    client.attach(edge)
+    try:
+        states = tracker.applicable(7, None, None)
+        bound = Decimal("0.5")
+        assert tracker.reserve(states, bound) is states[0]  # nothing granted yet
+        for _ in range(50):  # as above: asked again until the server routes it (bounded)
+            if await client.obtain(tracker.short(states, bound), bound):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"no ask answered: {caplog.text}")
+        in_force = tracker.state(1)
+        assert in_force is not states[0]
+        assert in_force.granted == bound
+        assert tracker.reserve(tracker.applicable(7, None, None), bound) is None
     finally:
         await edge.close()
         await ledger.close()
