@@ -14,8 +14,9 @@ import asyncio
 from typing import Any
 
 from shared_sdk import AnalyticsRecord, BudgetUsage, Context, ProxyLog, Runtime
+from shared_sdk.pipeline import HookChain
 
-from .config_store import ConfigStore
+from .config_store import CompiledConfig, ConfigStore
 
 __all__ = ["PluginCollectorSink"]
 
@@ -46,7 +47,13 @@ class PluginCollectorSink:
         cfg = self.store.current
         if cfg is None or cfg.collectors is None:
             return
-        chain = cfg.collectors
+        cfg.in_flight += 1  # its collectors are not stopped under it by a config change (`ConfigStore`)
+        try:
+            await self._deliver(cfg, cfg.collectors, records)
+        finally:
+            cfg.in_flight -= 1
+
+    async def _deliver(self, cfg: CompiledConfig, chain: HookChain, records: list[Any]) -> None:
         for index, record in enumerate(records):
             if index and not index % YIELD_EVERY:
                 await asyncio.sleep(0)

@@ -119,6 +119,9 @@ class CompiledConfig:
     """Deactivated users: their keys and their apps' keys are refused (401)."""
     user_groups: dict[int, frozenset[int]] = field(default_factory=dict)
     """Non-admin users' groups, for the group grants of catalogued LLMs (admins are not listed: not restricted)."""
+    in_flight: int = 0
+    """Requests (and collector batches, plugin endpoint calls) using this config now: the plugin instances a later
+    config replaced are stopped once every older config's count is back to 0 (`ConfigStore`)."""
 
     def user_may_use(self, llm: CompiledLLM, app: CompiledApp, user_id: int | None) -> bool:
         """Whether the caller's groups grant `llm`: the key's user, else the app's owner, must be in one of the

@@ -4,6 +4,9 @@ Everything a request needs is computed once per config, never per request (`comp
 regexes, the model -> deployments index, decrypted vendor keys, prices; `plugin_loading.py`: the plugin
 chains; the types are in `compiled.py`, routing in `routing.py`). `current` is a plain attribute read; a request
 keeps the `CompiledConfig` it started with, so an `apply` in the middle of a request never mixes two configs.
+That includes its plugins: an instance a new config replaced (its definition changed) or dropped is stopped only
+once no request that started under an older config is still running (each config counts its `in_flight`), or
+after RETIRE_AFTER_S; before, a stream in flight found its plugin stopped at its next chunk.
 Deployment health (`deployments.HealthBook`) lives here, outside any one config, so breakers survive applies.
 
 Interface for the sync client (`edge_gateway.sync`), which receives snapshots over NATS:
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -33,7 +37,7 @@ from typing import Any
 import msgspec
 from cryptography.fernet import Fernet, MultiFernet
 
-from shared_sdk.host import PluginHost
+from shared_sdk.host import PluginHandle, PluginHost
 from shared_sdk.pipeline import HookTiming
 from shared_sdk.snapshot import ConfigSnapshot, decode_snapshot, encode_snapshot, snapshot_checksum
 
@@ -54,6 +58,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("fjordgate.edge.config")
+
+RETIRE_AFTER_S = 600.0
+"""The longest replaced plugin instances wait for the requests still using them: the upstream deadline's default
+(`EDGE_UPSTREAM_DEADLINE_S`), past which a request has no upstream call left to hook."""
+RETIRE_POLL_S = 0.1
 
 
 class ConfigStore:
@@ -84,6 +93,11 @@ class ConfigStore:
         self.plugins = PluginLoader(host, hook_observer, chain_factory)
         self.health = HealthBook(breaker_failures, breaker_cooldown_s)
         """Each LLM's circuit breaker on this edge, kept across configs (`deployments.py`)."""
+        self._superseded: list[CompiledConfig] = []
+        """Configs replaced by a later apply whose requests may still be running."""
+        self._retired: dict[PluginHandle, None] = {}
+        """Plugin instances replaced or dropped by an apply, not stopped yet (in order)."""
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def add_listener(self, callback: Callable[[CompiledConfig], Any]) -> None:
         self._listeners.append(callback)
@@ -134,12 +148,18 @@ class ConfigStore:
         if snapshot.checksum and snapshot.checksum != snapshot_checksum(snapshot):
             raise ConfigRejected("snapshot checksum does not match its content (corrupted or tampered)")
         async with self._lock:
+            retired: list[PluginHandle] = []
             compiled = compile_snapshot(snapshot, self._fernet, self.health)
-            stale = await self.plugins.load(snapshot, compiled, restart_isolated)
+            stale = await self.plugins.load(snapshot, compiled, restart_isolated, retired.append)
             self.budgets.load(list(snapshot.budgets))
-            self.current = compiled
+            previous, self.current = self.current, compiled
             for key in stale:
-                await self.plugins.unload(key)
+                await self.plugins.unload(key, retired.append)
+            if previous is not None:
+                self._superseded = [c for c in self._superseded if c.in_flight]
+                self._superseded.append(previous)
+            if retired:
+                self._retire(retired, list(self._superseded))
         await self._persist(snapshot)
         log.info(
             "config applied: namespace=%r version=%s llms=%d apps=%d plugins=%d",
@@ -153,7 +173,35 @@ class ConfigStore:
             callback(compiled)
         return compiled
 
+    def _retire(self, handles: list[PluginHandle], configs: list[CompiledConfig]) -> None:
+        """Stop `handles` once no request of `configs` (every config before the one that replaced them) runs."""
+        self._retired.update(dict.fromkeys(handles))
+        task = asyncio.get_running_loop().create_task(self._stop_when_unused(handles, configs), name="plugin-retire")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _stop_when_unused(self, handles: list[PluginHandle], configs: list[CompiledConfig]) -> None:
+        deadline = time.monotonic() + RETIRE_AFTER_S
+        while any(c.in_flight for c in configs):
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "%d replaced plugin instance(s) stopped after %.0f s with requests of an older config running",
+                    len(handles),
+                    RETIRE_AFTER_S,
+                )
+                break
+            await asyncio.sleep(RETIRE_POLL_S)
+        for handle in handles:
+            if handle in self._retired:  # not stopped by `aclose` meanwhile
+                del self._retired[handle]
+                await self.host.stop_retired(handle)
+
     async def aclose(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+        for handle in list(self._retired):
+            await self.host.stop_retired(handle)
+        self._retired.clear()
         await self.host.aclose()
 
     async def _persist(self, snapshot: ConfigSnapshot) -> None:

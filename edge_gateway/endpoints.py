@@ -224,6 +224,23 @@ class PluginEndpoint:
 
     async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         cfg, handle, reg, slug, relative = self._find(scope)
+        cfg.in_flight += 1  # its plugin instance is not stopped under it by a config change (`ConfigStore`)
+        try:
+            await self._call(cfg, handle, reg, slug, relative, scope, receive, send)
+        finally:
+            cfg.in_flight -= 1
+
+    async def _call(
+        self,
+        cfg: CompiledConfig,
+        handle: Any,
+        reg: Any,
+        slug: str,
+        relative: str,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+    ) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
         ctx = Context(runtime=Runtime.GATEWAY, edge_id=self.edge_id, namespace=cfg.snapshot.namespace)

@@ -127,6 +127,7 @@ class Pipeline:
         out = Outlet(ex, watch.send, rt.settings.log_bodies)
         tracing = rt.tracing
         traced = tracing.start_request(headers, kind) if tracing is not None else None
+        cfg.in_flight += 1  # the plugin instances of this config are not stopped under the request (`ConfigStore`)
         try:
             await self._answer(out, scope, receive, headers, native_slug, native_path, watch)
         except asyncio.CancelledError:
@@ -138,17 +139,20 @@ class Pipeline:
                 task.uncancel()
             ex.client_disconnected = True
         finally:
-            watch.stop()
-            if ex.probe is not None:  # a no-op when the probe's call reported (the breaker moved on)
-                ex.probe[0].release(ex.probe[1])
-            if traced is None:
-                pending = account(ex, rt)  # the last step, exactly once
-                if hold is not None:
-                    await hold.release(pending)
-            else:
-                await _traced_handoff(ex, rt, hold)
-                assert tracing is not None
-                tracing.end_request(traced, ex)
+            try:
+                watch.stop()
+                if ex.probe is not None:  # a no-op when the probe's call reported (the breaker moved on)
+                    ex.probe[0].release(ex.probe[1])
+                if traced is None:
+                    pending = account(ex, rt)  # the last step, exactly once
+                    if hold is not None:
+                        await hold.release(pending)
+                else:
+                    await _traced_handoff(ex, rt, hold)
+                    assert tracing is not None
+                    tracing.end_request(traced, ex)
+            finally:
+                cfg.in_flight -= 1
 
     async def _answer(
         self,

@@ -44,12 +44,17 @@ class PluginLoader:
         self.specs: dict[str, PluginSpec] = {}
 
     async def load(
-        self, snapshot: ConfigSnapshot, compiled: CompiledConfig, restart_isolated: bool = False
+        self,
+        snapshot: ConfigSnapshot,
+        compiled: CompiledConfig,
+        restart_isolated: bool = False,
+        retire: Callable[[PluginHandle], None] | None = None,
     ) -> list[str]:
         """Load new plugins, reload changed ones, fill in `compiled`'s plugins, collectors, endpoints and chains;
-        returns the keys to unload once the new config is in force."""
+        returns the keys to unload once the new config is in force. `retire`: handed each replaced handle instead
+        of it being stopped (`PluginHost.reload`)."""
         wanted = desired_specs(snapshot)
-        failed = await self._load_wanted(wanted, restart_isolated)
+        failed = await self._load_wanted(wanted, restart_isolated, retire)
         handles = {key: h for key, h in self.host.handles.items() if key in wanted and key not in failed}
         compiled.plugins = handles
         collectors = [h for h in handles.values() if "data_collection" in h.capabilities]
@@ -58,11 +63,13 @@ class PluginLoader:
         self._build_chains(snapshot, compiled, handles, wanted)
         return [key for key in self.specs if key not in wanted]
 
-    async def unload(self, key: str) -> None:
-        await self.host.unload(key)
+    async def unload(self, key: str, retire: Callable[[PluginHandle], None] | None = None) -> None:
+        await self.host.unload(key, retire=retire)
         self.specs.pop(key, None)
 
-    async def _load_wanted(self, wanted: dict[str, PluginSpec], restart_isolated: bool) -> set[str]:
+    async def _load_wanted(
+        self, wanted: dict[str, PluginSpec], restart_isolated: bool, retire: Callable[[PluginHandle], None] | None
+    ) -> set[str]:
         failed: set[str] = set()
         for key, spec in wanted.items():
             old = self.specs.get(key)
@@ -70,7 +77,7 @@ class PluginLoader:
                 continue
             try:
                 if key in self.host:
-                    await self.host.reload(spec)
+                    await self.host.reload(spec, retire=retire)
                 else:
                     await self.host.load(spec)
                 self.specs[key] = spec

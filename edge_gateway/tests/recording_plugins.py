@@ -43,6 +43,9 @@ class Recorder(BasePlugin):
         self.config = config
         self.label = config.get("label", "rec")
 
+    async def shutdown(self, ctx: Context) -> None:
+        CALLS.append((self.label, f"shutdown v{self.config.get('v', 1)}"))
+
     def _note(self, method: str) -> None:
         CALLS.append((self.label, method))
         if self.config.get("fail_at") == method:

@@ -119,14 +119,20 @@ class PluginHost:
             self._handles[spec.slug] = handle
             return handle
 
-    async def reload(self, spec: PluginSpec) -> PluginHandle:
-        """Start the new version first; swap only once it initialized, so a bad config keeps the old one running."""
+    async def reload(self, spec: PluginSpec, *, retire: Callable[[PluginHandle], None] | None = None) -> PluginHandle:
+        """Start the new version first; swap only once it initialized, so a bad config keeps the old one running.
+
+        `retire`: handed the replaced handle instead of it being stopped here, for a caller whose requests in flight
+        still call it (the edge's, until they finished); the caller stops it with `stop_retired`."""
         async with self._lock:
             new = await self._start(spec)
             old = self._handles.get(spec.slug)
             self._handles[spec.slug] = new
         if old is not None:
-            await self._stop(old)
+            if retire is not None:
+                retire(old)
+            else:
+                await self._stop(old)
         if not spec.runs_isolated:
             log.info(
                 "plugin %s reloaded with its new definition; in-process plugins keep the code this process "
@@ -136,11 +142,19 @@ class PluginHost:
             )
         return new
 
-    async def unload(self, slug: str) -> None:
+    async def unload(self, slug: str, *, retire: Callable[[PluginHandle], None] | None = None) -> None:
+        """Stop and forget a plugin; `retire` as for `reload`."""
         async with self._lock:
             handle = self._handles.pop(slug, None)
         if handle is not None:
-            await self._stop(handle)
+            if retire is not None:
+                retire(handle)
+            else:
+                await self._stop(handle)
+
+    async def stop_retired(self, handle: PluginHandle) -> None:
+        """Stop a handle `reload` or `unload` handed to `retire` (its session closing, shutdown, subscriptions)."""
+        await self._stop(handle)
 
     async def aclose(self) -> None:
         if self.watchdog is not None:
