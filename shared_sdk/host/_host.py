@@ -130,7 +130,7 @@ class PluginHost:
             self._handles[spec.slug] = new
         if old is not None:
             if retire is not None:
-                retire(old)
+                await self._retire(old, retire)
             else:
                 await self._stop(old)
         if not spec.runs_isolated:
@@ -148,9 +148,17 @@ class PluginHost:
             handle = self._handles.pop(slug, None)
         if handle is not None:
             if retire is not None:
-                retire(handle)
+                await self._retire(handle, retire)
             else:
                 await self._stop(handle)
+
+    @staticmethod
+    async def _retire(handle: PluginHandle, retire: Callable[[PluginHandle], None]) -> None:
+        """Its event subscriptions end now (each event reaches the plugin once, through its new instance); its calls
+        go on until the caller stops it."""
+        if handle.subscriptions is not None:
+            await handle.subscriptions.drop_all()
+        retire(handle)
 
     async def stop_retired(self, handle: PluginHandle) -> None:
         """Stop a handle `reload` or `unload` handed to `retire` (its session closing, shutdown, subscriptions)."""
