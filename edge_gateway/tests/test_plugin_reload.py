@@ -61,3 +61,41 @@ def test_a_reload_request_restarts_isolated_plugins_so_their_new_program_runs(tm
         edge.call(edge.edge.store.apply(snapshot, restart_isolated=True))  # what a reload request does
         second = edge.edge.store.current.plugins["versioned"]
         assert second.version == "2.0.0" and second.pid != first.pid
+
+
+def test_while_a_request_still_uses_the_old_instance_an_event_reaches_only_the_new_one(upstream, tmp_path):
+    """The old instance keeps serving the requests that started under it (`ConfigStore` stops it once they are
+    done), but its event subscriptions end at the reload: an event meanwhile is not received twice."""
+    import threading
+
+    import httpx
+
+    from .support import CLIENT_KEY
+
+    def snapshot(label: str, version: int):
+        plugins = [PluginConfig(slug="counter", name="counter", import_path=COUNTER, config={"label": label})]
+        return make_snapshot(upstream, plugins=plugins, version=version)
+
+    recording_plugins.RECEIVED.clear()
+    with run_edge(snapshot("v1", 1), tmp_path) as edge:
+        hub = edge.edge.hub
+        slow = threading.Thread(
+            target=httpx.post,
+            args=(f"{edge.url}/v1/chat/completions",),
+            kwargs={
+                "headers": {"authorization": f"Bearer {CLIENT_KEY}"},
+                "json": {
+                    "model": "mock-gpt",
+                    "mock": "latency_ms=800",
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+                "timeout": 10,
+            },
+        )
+        slow.start()
+        while not edge.edge.store.current.in_flight:  # the request runs under v1
+            slow.join(0.01)
+        edge.call(edge.edge.store.apply(snapshot("v2", 2)))
+        edge.call(hub.deliver_from_remote(Event(topic="counter.ping", id="during")))
+        assert recording_plugins.RECEIVED == [("v2", "during")]
+        slow.join(10)
