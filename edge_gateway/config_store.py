@@ -6,7 +6,7 @@ chains; the types are in `compiled.py`, routing in `routing.py`). `current` is a
 keeps the `CompiledConfig` it started with, so an `apply` in the middle of a request never mixes two configs.
 That includes its plugins: an instance a new config replaced (its definition changed) or dropped is stopped only
 once no request that started under an older config is still running (each config counts its `in_flight`), or
-after RETIRE_AFTER_S; before, a stream in flight found its plugin stopped at its next chunk.
+after RETIRE_AFTER_S, so a stream in flight does not find its plugin stopped at its next chunk.
 Deployment health (`deployments.HealthBook`) lives here, outside any one config, so breakers survive applies.
 
 Interface for the sync client (`edge_gateway.sync`), which receives snapshots over NATS:
@@ -149,17 +149,22 @@ class ConfigStore:
             raise ConfigRejected("snapshot checksum does not match its content (corrupted or tampered)")
         async with self._lock:
             retired: list[PluginHandle] = []
-            compiled = compile_snapshot(snapshot, self._fernet, self.health)
-            stale = await self.plugins.load(snapshot, compiled, restart_isolated, retired.append)
-            self.budgets.load(list(snapshot.budgets))
-            previous, self.current = self.current, compiled
-            for key in stale:
-                await self.plugins.unload(key, retired.append)
-            if previous is not None:
-                self._superseded = [c for c in self._superseded if c.in_flight]
-                self._superseded.append(previous)
-            if retired:
-                self._retire(retired, list(self._superseded))
+            try:
+                compiled = compile_snapshot(snapshot, self._fernet, self.health)
+                stale = await self.plugins.load(snapshot, compiled, restart_isolated, retired.append)
+                self.budgets.load(list(snapshot.budgets))
+                previous, self.current = self.current, compiled
+                if previous is not None:
+                    self._superseded = [c for c in self._superseded if c.in_flight]
+                    self._superseded.append(previous)
+                for key in stale:
+                    await self.plugins.unload(key, retired.append)
+            finally:
+                if retired:  # also when the apply failed after a reload: the config still in force used them too
+                    in_use = list(self._superseded)
+                    if self.current is not None and self.current is not compiled:
+                        in_use.append(self.current)
+                    self._retire(retired, in_use)
         await self._persist(snapshot)
         log.info(
             "config applied: namespace=%r version=%s llms=%d apps=%d plugins=%d",
