@@ -75,9 +75,10 @@ GC_YOUNG_THRESHOLD = 10_000
 Why: each request makes many short-lived objects (scope, headers, futures, coroutines, the exchange). Under load,
 with tens of requests in flight, the default collected every few requests, walking the objects of requests still in
 flight and promoting them to older generations, where later collections walked them again. With 10,000, most of a
-request's objects are freed by reference counting before a collection comes: `bench/deployed_overhead.py --baseline`, CPU per
-request -3 % (chat) and -2 % (streams), three rounds of three each. Cyclic garbage waits a little longer, and one
-collection takes longer (0.10-0.17 ms when all 10,000 objects are still alive, against ~0.01 ms for 700)."""
+request's objects are freed by reference counting before a collection comes: `bench/deployed_overhead.py
+--baseline`, CPU per request -3 % (chat) and -2 % (streams), three rounds of three each. Cyclic garbage waits a
+little longer, and one collection takes longer (0.10-0.17 ms when all 10,000 objects are still alive, ~0.01 ms
+for 700)."""
 _HOT_PATHS = {
     "/v1/chat/completions": "chat",
     "/chat/completions": "chat",

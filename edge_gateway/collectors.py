@@ -14,9 +14,8 @@ import asyncio
 from typing import Any
 
 from shared_sdk import AnalyticsRecord, BudgetUsage, Context, ProxyLog, Runtime
-from shared_sdk.pipeline import HookChain
 
-from .config_store import CompiledConfig, ConfigStore
+from .config_store import ConfigStore
 
 __all__ = ["PluginCollectorSink"]
 
@@ -47,33 +46,28 @@ class PluginCollectorSink:
         cfg = self.store.current
         if cfg is None or cfg.collectors is None:
             return
-        cfg.in_flight += 1  # its collectors are not stopped under it by a config change (`ConfigStore`)
-        try:
-            await self._deliver(cfg, cfg.collectors, records)
-        finally:
-            cfg.in_flight -= 1
-
-    async def _deliver(self, cfg: CompiledConfig, chain: HookChain, records: list[Any]) -> None:
-        for index, record in enumerate(records):
-            if index and not index % YIELD_EVERY:
-                await asyncio.sleep(0)
-            method = _METHOD.get(type(record))
-            if method is None:
-                continue
-            hooks = chain.hooks(method)
-            if not hooks:  # nobody collects this kind: no context to build
-                continue
-            # Built already bound to the usual single collector: the call then binds nothing (no copy per record).
-            only = hooks[0] if len(hooks) == 1 else None
-            ctx = Context(
-                runtime=Runtime.GATEWAY,
-                request_id=record.request_id,
-                edge_id=self.edge_id,
-                namespace=cfg.snapshot.namespace,
-                plugin_slug=only.slug if only is not None else "",
-                services=only.services if only is not None else None,
-            )
-            app = cfg.apps.get(record.app_id) if record.app_id is not None else None
-            if app is not None:
-                ctx.app = app.message
-            await chain.run_data_collection(method, ctx, record)
+        chain = cfg.collectors
+        with cfg:  # its collectors are not stopped under the batch by a config change (`ConfigStore`)
+            for index, record in enumerate(records):
+                if index and not index % YIELD_EVERY:
+                    await asyncio.sleep(0)
+                method = _METHOD.get(type(record))
+                if method is None:
+                    continue
+                hooks = chain.hooks(method)
+                if not hooks:  # nobody collects this kind: no context to build
+                    continue
+                # Built already bound to the usual single collector: the call then binds nothing (no copy per record).
+                only = hooks[0] if len(hooks) == 1 else None
+                ctx = Context(
+                    runtime=Runtime.GATEWAY,
+                    request_id=record.request_id,
+                    edge_id=self.edge_id,
+                    namespace=cfg.snapshot.namespace,
+                    plugin_slug=only.slug if only is not None else "",
+                    services=only.services if only is not None else None,
+                )
+                app = cfg.apps.get(record.app_id) if record.app_id is not None else None
+                if app is not None:
+                    ctx.app = app.message
+                await chain.run_data_collection(method, ctx, record)

@@ -120,8 +120,16 @@ class CompiledConfig:
     user_groups: dict[int, frozenset[int]] = field(default_factory=dict)
     """Non-admin users' groups, for the group grants of catalogued LLMs (admins are not listed: not restricted)."""
     in_flight: int = 0
-    """Requests (and collector batches, plugin endpoint calls) using this config now: the plugin instances a later
-    config replaced are stopped once every older config's count is back to 0 (`ConfigStore`)."""
+    """Requests (and collector batches, plugin endpoint calls) using this config now, each inside `with cfg:`: the
+    plugin instances a later config replaced are stopped once every older config's count is back to 0
+    (`ConfigStore`)."""
+
+    def __enter__(self) -> CompiledConfig:
+        self.in_flight += 1
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.in_flight -= 1
 
     def user_may_use(self, llm: CompiledLLM, app: CompiledApp, user_id: int | None) -> bool:
         """Whether the caller's groups grant `llm`: the key's user, else the app's owner, must be in one of the

@@ -6,7 +6,8 @@ chains; the types are in `compiled.py`, routing in `routing.py`). `current` is a
 keeps the `CompiledConfig` it started with, so an `apply` in the middle of a request never mixes two configs.
 That includes its plugins: an instance a new config replaced (its definition changed) or dropped is stopped only
 once no request that started under an older config is still running (each config counts its `in_flight`), or
-after RETIRE_AFTER_S, so a stream in flight does not find its plugin stopped at its next chunk.
+after RETIRE_AFTER_S, so a stream in flight does not find its plugin stopped at its next chunk; at most RETIRED_MAX
+replaced instances wait (the oldest is stopped past it).
 Deployment health (`deployments.HealthBook`) lives here, outside any one config, so breakers survive applies.
 
 Interface for the sync client (`edge_gateway.sync`), which receives snapshots over NATS:
@@ -63,6 +64,9 @@ RETIRE_AFTER_S = 600.0
 """The longest replaced plugin instances wait for the requests still using them: the upstream deadline's default
 (`EDGE_UPSTREAM_DEADLINE_S`), past which a request has no upstream call left to hook."""
 RETIRE_POLL_S = 0.1
+RETIRED_MAX = 32
+"""Replaced plugin instances kept for requests in flight at most: past it (config changes faster than requests end)
+the oldest is stopped at once, so neither memory nor isolated plugins' processes grow with the rate of changes."""
 
 
 class ConfigStore:
@@ -90,13 +94,15 @@ class ConfigStore:
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[CompiledConfig], Any]] = []
         self.hook_observer = hook_observer
-        self.plugins = PluginLoader(host, hook_observer, chain_factory)
+        self._replaced: list[PluginHandle] = []
+        """What the apply under way replaced or dropped (the loader hands them over instead of stopping them)."""
+        self.plugins = PluginLoader(host, hook_observer, chain_factory, retire=self._replaced.append)
         self.health = HealthBook(breaker_failures, breaker_cooldown_s)
         """Each LLM's circuit breaker on this edge, kept across configs (`deployments.py`)."""
         self._superseded: list[CompiledConfig] = []
         """Configs replaced by a later apply whose requests may still be running."""
         self._retired: dict[PluginHandle, None] = {}
-        """Plugin instances replaced or dropped by an apply, not stopped yet (in order)."""
+        """Plugin instances replaced or dropped by an apply, not stopped yet (oldest first)."""
         self._retiring: set[asyncio.Task[None]] = set()
 
     def add_listener(self, callback: Callable[[CompiledConfig], Any]) -> None:
@@ -148,23 +154,24 @@ class ConfigStore:
         if snapshot.checksum and snapshot.checksum != snapshot_checksum(snapshot):
             raise ConfigRejected("snapshot checksum does not match its content (corrupted or tampered)")
         async with self._lock:
-            retired: list[PluginHandle] = []
+            compiled: CompiledConfig | None = None
             try:
                 compiled = compile_snapshot(snapshot, self._fernet, self.health)
-                stale = await self.plugins.load(snapshot, compiled, restart_isolated, retired.append)
+                stale = await self.plugins.load(snapshot, compiled, restart_isolated)
                 self.budgets.load(list(snapshot.budgets))
                 previous, self.current = self.current, compiled
                 if previous is not None:
                     self._superseded = [c for c in self._superseded if c.in_flight]
                     self._superseded.append(previous)
                 for key in stale:
-                    await self.plugins.unload(key, retired.append)
+                    await self.plugins.unload(key)
             finally:
-                if retired:  # also when the apply failed after a reload: the config still in force used them too
+                if self._replaced:  # also when the apply failed after a reload: the config still in force used them
                     in_use = list(self._superseded)
                     if self.current is not None and self.current is not compiled:
                         in_use.append(self.current)
-                    self._retire(retired, in_use)
+                    await self._retire(self._replaced[:], in_use)
+                    self._replaced.clear()
         await self._persist(snapshot)
         log.info(
             "config applied: namespace=%r version=%s llms=%d apps=%d plugins=%d",
@@ -178,12 +185,22 @@ class ConfigStore:
             callback(compiled)
         return compiled
 
-    def _retire(self, handles: list[PluginHandle], configs: list[CompiledConfig]) -> None:
-        """Stop `handles` once no request of `configs` (every config before the one that replaced them) runs."""
+    async def _retire(self, handles: list[PluginHandle], configs: list[CompiledConfig]) -> None:
+        """Stop `handles` once no request of `configs` (every config before the one that replaced them) runs; the
+        oldest replaced instances at once when more than RETIRED_MAX wait."""
         self._retired.update(dict.fromkeys(handles))
         task = asyncio.get_running_loop().create_task(self._stop_when_unused(handles, configs), name="plugin-retire")
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
+        while len(self._retired) > RETIRED_MAX:
+            oldest = next(iter(self._retired))
+            del self._retired[oldest]
+            log.warning(
+                "plugin %s: more than %d replaced instances wait for requests; stopped the oldest",
+                oldest.slug,
+                RETIRED_MAX,
+            )
+            await self.host.stop_retired(oldest)
 
     async def _stop_when_unused(self, handles: list[PluginHandle], configs: list[CompiledConfig]) -> None:
         deadline = time.monotonic() + RETIRE_AFTER_S

@@ -224,47 +224,33 @@ class PluginEndpoint:
 
     async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         cfg, handle, reg, slug, relative = self._find(scope)
-        cfg.in_flight += 1  # its plugin instance is not stopped under it by a config change (`ConfigStore`)
-        try:
-            await self._call(cfg, handle, reg, slug, relative, scope, receive, send)
-        finally:
-            cfg.in_flight -= 1
-
-    async def _call(
-        self,
-        cfg: CompiledConfig,
-        handle: Any,
-        reg: Any,
-        slug: str,
-        relative: str,
-        scope: dict[str, Any],
-        receive: Any,
-        send: Any,
-    ) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
-        ctx = Context(runtime=Runtime.GATEWAY, edge_id=self.edge_id, namespace=cfg.snapshot.namespace)
-        app = None
-        user = None
-        client = scope.get("client")
-        if reg.require_auth:
-            app, user = await _endpoint_caller(cfg, ctx, scope, headers, body)
-            ctx.app, ctx.user = app, user
-        request = EndpointRequest(
-            method=scope["method"],
-            path=scope["path"],
-            relative_path=relative,
-            path_segments=[s for s in relative.split("/") if s],
-            headers={k: v for k, v in headers.items() if k not in ("authorization", "x-api-key")},
-            body=body,
-            query_string=scope.get("query_string", b"").decode("latin-1"),
-            remote_addr=client[0] if client else "",
-            host=headers.get("host", ""),
-            authenticated=app is not None,
-            app=app,
-            user=user,
-        )
-        await _relay_endpoint(send, handle, ctx, request, reg.stream_response, slug)
+        with (
+            cfg
+        ):  # its plugins (auth, the endpoint's) are not stopped under the call by a config change (`ConfigStore`)
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
+            ctx = Context(runtime=Runtime.GATEWAY, edge_id=self.edge_id, namespace=cfg.snapshot.namespace)
+            app = None
+            user = None
+            client = scope.get("client")
+            if reg.require_auth:
+                app, user = await _endpoint_caller(cfg, ctx, scope, headers, body)
+                ctx.app, ctx.user = app, user
+            request = EndpointRequest(
+                method=scope["method"],
+                path=scope["path"],
+                relative_path=relative,
+                path_segments=[s for s in relative.split("/") if s],
+                headers={k: v for k, v in headers.items() if k not in ("authorization", "x-api-key")},
+                body=body,
+                query_string=scope.get("query_string", b"").decode("latin-1"),
+                remote_addr=client[0] if client else "",
+                host=headers.get("host", ""),
+                authenticated=app is not None,
+                app=app,
+                user=user,
+            )
+            await _relay_endpoint(send, handle, ctx, request, reg.stream_response, slug)
 
 
 async def _endpoint_caller(

@@ -127,19 +127,18 @@ class Pipeline:
         out = Outlet(ex, watch.send, rt.settings.log_bodies)
         tracing = rt.tracing
         traced = tracing.start_request(headers, kind) if tracing is not None else None
-        cfg.in_flight += 1  # the plugin instances of this config are not stopped under the request (`ConfigStore`)
-        try:
-            await self._answer(out, scope, receive, headers, native_slug, native_path, watch)
-        except asyncio.CancelledError:
-            if not watch.disconnected:
-                raise
-            # Our own watcher cancelled the request: the client left. Not an error of the edge.
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            ex.client_disconnected = True
-        finally:
+        with cfg:  # the plugin instances of this config are not stopped under the request (`ConfigStore`)
             try:
+                await self._answer(out, scope, receive, headers, native_slug, native_path, watch)
+            except asyncio.CancelledError:
+                if not watch.disconnected:
+                    raise
+                # Our own watcher cancelled the request: the client left. Not an error of the edge.
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                ex.client_disconnected = True
+            finally:
                 watch.stop()
                 if ex.probe is not None:  # a no-op when the probe's call reported (the breaker moved on)
                     ex.probe[0].release(ex.probe[1])
@@ -151,8 +150,6 @@ class Pipeline:
                     await _traced_handoff(ex, rt, hold)
                     assert tracing is not None
                     tracing.end_request(traced, ex)
-            finally:
-                cfg.in_flight -= 1
 
     async def _answer(
         self,

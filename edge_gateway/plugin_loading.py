@@ -37,24 +37,27 @@ def plain_chain(handles: Sequence[PluginHandle], observer: Observer) -> HookChai
 class PluginLoader:
     """The host's loaded plugins and the specs they were loaded with (to tell unchanged from changed)."""
 
-    def __init__(self, host: PluginHost, observer: Observer, chain_factory: ChainFactory = plain_chain) -> None:
+    def __init__(
+        self,
+        host: PluginHost,
+        observer: Observer,
+        chain_factory: ChainFactory = plain_chain,
+        retire: Callable[[PluginHandle], None] | None = None,
+    ) -> None:
         self.host = host
+        self.retire = retire
+        """Handed each instance a reload or unload replaced, instead of it being stopped (`PluginHost.reload`)."""
         self.observer = observer
         self.chain_factory = chain_factory
         self.specs: dict[str, PluginSpec] = {}
 
     async def load(
-        self,
-        snapshot: ConfigSnapshot,
-        compiled: CompiledConfig,
-        restart_isolated: bool = False,
-        retire: Callable[[PluginHandle], None] | None = None,
+        self, snapshot: ConfigSnapshot, compiled: CompiledConfig, restart_isolated: bool = False
     ) -> list[str]:
         """Load new plugins, reload changed ones, fill in `compiled`'s plugins, collectors, endpoints and chains;
-        returns the keys to unload once the new config is in force. `retire`: handed each replaced handle instead
-        of it being stopped (`PluginHost.reload`)."""
+        returns the keys to unload once the new config is in force."""
         wanted = desired_specs(snapshot)
-        failed = await self._load_wanted(wanted, restart_isolated, retire)
+        failed = await self._load_wanted(wanted, restart_isolated)
         handles = {key: h for key, h in self.host.handles.items() if key in wanted and key not in failed}
         compiled.plugins = handles
         collectors = [h for h in handles.values() if "data_collection" in h.capabilities]
@@ -63,13 +66,11 @@ class PluginLoader:
         self._build_chains(snapshot, compiled, handles, wanted)
         return [key for key in self.specs if key not in wanted]
 
-    async def unload(self, key: str, retire: Callable[[PluginHandle], None] | None = None) -> None:
-        await self.host.unload(key, retire=retire)
+    async def unload(self, key: str) -> None:
+        await self.host.unload(key, retire=self.retire)
         self.specs.pop(key, None)
 
-    async def _load_wanted(
-        self, wanted: dict[str, PluginSpec], restart_isolated: bool, retire: Callable[[PluginHandle], None] | None
-    ) -> set[str]:
+    async def _load_wanted(self, wanted: dict[str, PluginSpec], restart_isolated: bool) -> set[str]:
         failed: set[str] = set()
         for key, spec in wanted.items():
             old = self.specs.get(key)
@@ -77,7 +78,7 @@ class PluginLoader:
                 continue
             try:
                 if key in self.host:
-                    await self.host.reload(spec, retire=retire)
+                    await self.host.reload(spec, retire=self.retire)
                 else:
                     await self.host.load(spec)
                 self.specs[key] = spec
