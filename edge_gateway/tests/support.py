@@ -322,3 +322,29 @@ def edge_workers(snapshot: ConfigSnapshot, tmp_path: Any, workers: int = 2) -> I
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@contextmanager
+def request_in_flight(edge: RunningEdge, latency_ms: int) -> Iterator[None]:
+    """A chat request the mock answers after `latency_ms`, sent from a thread; entered once the edge counts it in
+    flight under its current config, left once it was answered."""
+    reply = threading.Thread(
+        target=httpx.post,
+        args=(f"{edge.url}/v1/chat/completions",),
+        kwargs={
+            "headers": {"authorization": f"Bearer {CLIENT_KEY}"},
+            "json": {
+                "model": "mock-gpt",
+                "mock": f"latency_ms={latency_ms}",
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            "timeout": 10,
+        },
+    )
+    reply.start()
+    try:
+        while not edge.edge.store.current.in_flight:
+            reply.join(0.01)
+        yield
+    finally:
+        reply.join(10)

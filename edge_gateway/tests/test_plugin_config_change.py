@@ -16,7 +16,7 @@ import pytest
 from shared_sdk.snapshot import ConfigSnapshot, snapshot_checksum
 
 from . import recording_plugins
-from .support import CLIENT_KEY, make_snapshot, run_edge
+from .support import CLIENT_KEY, make_snapshot, request_in_flight, run_edge
 from .test_pipeline import snapshot_with
 
 BODY = {
@@ -74,8 +74,6 @@ def test_a_stream_in_flight_keeps_its_plugin_through_a_config_change(upstream: s
 def test_replaced_instances_kept_for_requests_in_flight_are_bounded(upstream: str, tmp_path: Any, monkeypatch) -> None:
     """Config changes faster than a request ends: past RETIRED_MAX replaced instances the oldest is stopped at once
     (memory, and an isolated plugin's process each, do not grow with the rate of changes)."""
-    import threading
-
     from edge_gateway import config_store
 
     monkeypatch.setattr(config_store, "RETIRED_MAX", 2)
@@ -85,26 +83,10 @@ def test_replaced_instances_kept_for_requests_in_flight_are_bounded(upstream: st
         return _version(snapshot_with(upstream, {"label": "a", "v": v}, policies={"a": "closed"}), v)
 
     with run_edge(version(1), tmp_path) as edge:
-        slow = threading.Thread(
-            target=httpx.post,
-            args=(f"{edge.url}/v1/chat/completions",),
-            kwargs={
-                "headers": {"authorization": f"Bearer {CLIENT_KEY}"},
-                "json": {
-                    "model": "mock-gpt",
-                    "mock": "latency_ms=1500",
-                    "messages": [{"role": "user", "content": "hi"}],
-                },
-                "timeout": 10,
-            },
-        )
-        slow.start()
-        while not edge.edge.store.current.in_flight:  # the request runs under version 1
-            slow.join(0.01)
-        for v in (2, 3, 4, 5):
-            edge.call(edge.edge.store.apply(version(v)))
-        assert _shutdowns() == ["shutdown v1", "shutdown v2"]  # v3 and v4 wait for the request, v5 serves
-        slow.join(10)
+        with request_in_flight(edge, latency_ms=1500):  # under version 1
+            for v in (2, 3, 4, 5):
+                edge.call(edge.edge.store.apply(version(v)))
+            assert _shutdowns() == ["shutdown v1", "shutdown v2"]  # v3 and v4 wait for the request, v5 serves
         deadline = time.monotonic() + 5
         while _shutdowns() != ["shutdown v1", "shutdown v2", "shutdown v3", "shutdown v4"]:
             assert time.monotonic() < deadline, _shutdowns()

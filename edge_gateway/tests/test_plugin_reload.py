@@ -9,7 +9,7 @@ from shared_sdk.messages import Event
 from shared_sdk.snapshot import PluginConfig
 
 from . import recording_plugins
-from .support import make_snapshot, run_edge
+from .support import make_snapshot, request_in_flight, run_edge
 
 COUNTER = "edge_gateway.tests.recording_plugins:EventCounter"
 
@@ -66,11 +66,6 @@ def test_a_reload_request_restarts_isolated_plugins_so_their_new_program_runs(tm
 def test_while_a_request_still_uses_the_old_instance_an_event_reaches_only_the_new_one(upstream, tmp_path):
     """The old instance keeps serving the requests that started under it (`ConfigStore` stops it once they are
     done), but its event subscriptions end at the reload: an event meanwhile is not received twice."""
-    import threading
-
-    import httpx
-
-    from .support import CLIENT_KEY
 
     def snapshot(label: str, version: int):
         plugins = [PluginConfig(slug="counter", name="counter", import_path=COUNTER, config={"label": label})]
@@ -79,23 +74,7 @@ def test_while_a_request_still_uses_the_old_instance_an_event_reaches_only_the_n
     recording_plugins.RECEIVED.clear()
     with run_edge(snapshot("v1", 1), tmp_path) as edge:
         hub = edge.edge.hub
-        slow = threading.Thread(
-            target=httpx.post,
-            args=(f"{edge.url}/v1/chat/completions",),
-            kwargs={
-                "headers": {"authorization": f"Bearer {CLIENT_KEY}"},
-                "json": {
-                    "model": "mock-gpt",
-                    "mock": "latency_ms=800",
-                    "messages": [{"role": "user", "content": "hi"}],
-                },
-                "timeout": 10,
-            },
-        )
-        slow.start()
-        while not edge.edge.store.current.in_flight:  # the request runs under v1
-            slow.join(0.01)
-        edge.call(edge.edge.store.apply(snapshot("v2", 2)))
-        edge.call(hub.deliver_from_remote(Event(topic="counter.ping", id="during")))
-        assert recording_plugins.RECEIVED == [("v2", "during")]
-        slow.join(10)
+        with request_in_flight(edge, latency_ms=800):  # under v1
+            edge.call(edge.edge.store.apply(snapshot("v2", 2)))
+            edge.call(hub.deliver_from_remote(Event(topic="counter.ping", id="during")))
+            assert recording_plugins.RECEIVED == [("v2", "during")]
