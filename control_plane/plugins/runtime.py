@@ -7,6 +7,11 @@ studio services: its own PostgreSQL KV namespace, a logger bound to it, the stud
 management services (`StudioServicesImpl`). DOWN events a plugin publishes during a call are written to the event
 outbox on the caller's thread, inside its transaction when it has one (see `studio_services.EventCollector`).
 
+A reload or unload (the row edited, deactivated or deleted) replaces an instance that other threads may be using:
+a call, an agent's stream (`plugin_stream_handle`) or a studio LLM call's chain (`chain_loader`) counts itself as a
+user of the handle it took (`handle_users`), and the replaced instance is stopped only once its last user is done
+(bounded as at the edge: at most 32 wait, none longer than 600 s; `shutdown_runtime` stops them all).
+
 Nothing here runs at import time: the loop thread starts on the first call, so management commands that never
 touch a plugin never start it.
 """
@@ -17,12 +22,14 @@ import asyncio
 import concurrent.futures
 import copy
 import dataclasses
+import functools
 import gc
 import json
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -39,6 +46,8 @@ from shared_sdk.host import (
 )
 from shared_sdk.messages import Direction, Event, PluginManifest
 
+from . import handle_users
+from .handle_users import HandleUsers
 from .reach import PluginReach
 from .sources import plugin_host_import_path, plugin_sources
 from .studio_chain import ChainEntry
@@ -56,6 +65,7 @@ __all__ = [
     "chain_loader",
     "plugin_describe",
     "plugin_host",
+    "plugin_release",
     "plugin_reload",
     "plugin_spec",
     "plugin_stream_handle",
@@ -79,6 +89,7 @@ _event_bus = StudioEventBus()
 # The namespace of each plugin, from the `Plugin` row this process is (re)loading it from: the host asks for a
 # plugin's services on its loop, where the ORM cannot be used, so the row's namespace is noted here first.
 _namespaces: dict[str, str] = {}
+_T = TypeVar("_T")
 
 
 def _services(key: str, namespace: str | None = None) -> Services:
@@ -134,6 +145,85 @@ def plugin_host() -> PluginHost:
     return _ensure_loop()[1]
 
 
+_stopping: set[concurrent.futures.Future[None]] = set()
+"""Stops of replaced instances under way (`shutdown_runtime` waits for them before it closes the loop)."""
+
+
+def _stop_retired(handle: PluginHandle) -> None:
+    """Stop a replaced instance nobody uses any more, without waiting: scheduled on the loop from any thread (the
+    last user's, or the loop's own for an expired wait)."""
+    with _lock:  # never waits on the loop: it may be the loop's own thread
+        loop, host = _loop, _host
+        if loop is None or host is None:
+            return  # shut down meanwhile: `shutdown_runtime` stopped what waited
+        future = asyncio.run_coroutine_threadsafe(host.stop_retired(handle), loop)
+        _stopping.add(future)
+    future.add_done_callback(functools.partial(_stopped, handle.slug))
+
+
+def _stopped(slug: str, future: concurrent.futures.Future[None]) -> None:
+    with _lock:
+        _stopping.discard(future)
+    if future.cancelled():
+        logger.warning("plugin %s: the stop of its replaced instance was cancelled", slug)
+    elif (exc := future.exception()) is not None:
+        logger.warning("plugin %s: its replaced instance did not stop cleanly: %s", slug, exc)
+
+
+_users = HandleUsers(_stop_retired)
+"""The users of each loaded handle: a replaced one is stopped once they are done (see the module docstring)."""
+
+
+def _expire(ref: weakref.ref[PluginHandle]) -> None:
+    handle = ref()  # a weak reference: the timer does not keep an instance stopped meanwhile alive for 600 s
+    if handle is not None:
+        _users.expire(handle)
+
+
+async def _retiring(host: PluginHost, change: Callable[[Callable[[PluginHandle], None]], Awaitable[_T]]) -> _T:
+    """Run `change(retire)` (the host's `reload` or `unload`) on the loop, the instance it replaces handed to
+    `_users` instead of being stopped: stopped here when nobody uses it (as before: the reload returns with it
+    stopped), else once its last user is done, or RETIRE_AFTER_S from now."""
+    replaced: list[PluginHandle] = []
+    try:
+        return await change(replaced.append)
+    finally:
+        loop = asyncio.get_running_loop()
+        for handle in replaced:
+            stop_now = _users.retire(handle)
+            if handle not in stop_now:
+                loop.call_later(handle_users.RETIRE_AFTER_S, _expire, weakref.ref(handle))
+            for unused in stop_now:
+                await host.stop_retired(unused)
+
+
+def _reload(spec: PluginSpec) -> PluginHandle:
+    """`host.reload(spec)` from a Django thread, the replaced instance retired (`_retiring`)."""
+    host = plugin_host()
+    return _run(_retiring(host, lambda retire: host.reload(spec, retire=retire)))
+
+
+def _unload(key: str) -> None:
+    """`host.unload(key)` from a Django thread when it is loaded, the instance retired (`_retiring`)."""
+    host = plugin_host()
+    if key in host:
+        _run(_retiring(host, lambda retire: host.unload(key, retire=retire)))
+
+
+def _taken(fetch: Callable[[], tuple[PluginHandle, _T]]) -> tuple[PluginHandle, _T]:
+    """`fetch()`'s handle, the caller counted as its user (release it with `plugin_release`). Fetched again when a
+    reload on another thread retired it between the fetch and the count."""
+    while True:
+        handle, rest = fetch()
+        if _users.acquire((handle,)):
+            return handle, rest
+
+
+def plugin_release(handle: PluginHandle) -> None:
+    """The caller is done with a handle `plugin_stream_handle` gave it: stopped now if a reload replaced it."""
+    _users.release((handle,))
+
+
 def plugin_spec(plugin: Any) -> PluginSpec:
     """A host spec from a `Plugin` row."""
     return PluginSpec(
@@ -166,7 +256,7 @@ def _handle(slug: str, method: str, call_timeout_s: float | None) -> tuple[Plugi
     host = plugin_host()
     if plugin is None or not plugin.active:
         if slug in host:
-            _run(host.unload(slug))
+            _unload(slug)
             _loaded_versions.pop(slug, None)
             _spawn_timeouts.pop(slug, None)
         fail_open = plugin is None or plugin.failure_policy == "open"
@@ -191,10 +281,9 @@ def _handle(slug: str, method: str, call_timeout_s: float | None) -> tuple[Plugi
 
 def _load(spec: PluginSpec, method: str) -> PluginHandle:
     """(Re)load `spec` in the host; a load error is the plugin being unavailable (the caller applies its policy)."""
-    host = plugin_host()
-    host.sources = plugin_sources()
+    plugin_host().sources = plugin_sources()
     try:
-        return _run(host.reload(spec))
+        return _reload(spec)
     except PluginCallError:
         raise
     except Exception as exc:
@@ -206,7 +295,8 @@ class _ChainLoader:
 
     A plugin's own instance is the one `call_plugin` uses (same load, same refresh when its row changed); a
     binding with a config override of its own runs as `slug@llm`, loaded with the merged config and reloaded
-    when that config or the plugin changes.
+    when that config or the plugin changes. A studio LLM call takes its chain's handles for its whole length
+    (`take`, `release`), so an instance replaced meanwhile is stopped only once the call is over.
     """
 
     def load(self, entry: ChainEntry) -> PluginHandle:
@@ -229,10 +319,14 @@ class _ChainLoader:
         return plugin_host().get(key)
 
     def unload(self, key: str) -> None:
-        host = plugin_host()
-        if key in host:
-            _run(host.unload(key))
+        _unload(key)
         _loaded_versions.pop(key, None)
+
+    def take(self, handles: Iterable[PluginHandle]) -> bool:
+        return _users.acquire(handles)
+
+    def release(self, handles: Iterable[PluginHandle]) -> None:
+        _users.release(handles)
 
     def loop(self) -> asyncio.AbstractEventLoop:
         return _ensure_loop()[0]
@@ -259,9 +353,11 @@ def _with_call_timeout(handle: PluginHandle, timeout_s: float) -> PluginHandle:
 
 def plugin_stream_handle(slug: str, method: str) -> tuple[PluginHandle, asyncio.AbstractEventLoop]:
     """The loaded handle of `slug` (loaded or refreshed as `call_plugin` does) and the loop its calls must run on,
-    for callers that iterate a streaming method from another loop (`plugins.streaming`). Blocking: call it from
-    a worker thread. Raises `PluginCallError` when the plugin is not registered or not active."""
-    handle, _ = _handle(slug, method, None)
+    for callers that iterate a streaming method from another loop (`plugins.streaming`). The caller is counted as
+    the handle's user until it calls `plugin_release(handle)`: a reload meanwhile leaves the instance running until
+    then. Blocking: call it from a worker thread. Raises `PluginCallError` when the plugin is not registered or not
+    active."""
+    handle, _ = _taken(lambda: _handle(slug, method, None))
     return handle, _ensure_loop()[0]
 
 
@@ -282,17 +378,32 @@ def call_plugin(
     """
     if call_timeout_s is not None and call_timeout_s <= 0:
         raise ValueError("call_timeout_s must be positive")
-    handle, effective = _handle(slug, method, call_timeout_s)
-    handle = _with_call_timeout(handle, effective)
+    handle, effective = _taken(lambda: _handle(slug, method, call_timeout_s))
+    try:
+        return _call(handle, effective, slug, method, args, ctx, timeout_s)
+    finally:
+        _users.release((handle,))  # the handle, not the copy `_with_call_timeout` may make of it
+
+
+def _call(
+    handle: PluginHandle,
+    effective: float,
+    slug: str,
+    method: str,
+    args: tuple[Any, ...],
+    ctx: Context | None,
+    timeout_s: float | None,
+) -> Any:
+    view = _with_call_timeout(handle, effective)
     if ctx is None:
         ctx = Context(runtime=Runtime.STUDIO)
     collector = EventCollector()
     token = current_collector.set(collector)  # copied into the call's task by run_coroutine_threadsafe
     try:
         with acting_as("plugin", slug, "plugin"):  # writes the plugin makes through studio services are its own
-            return _run(handle.call(method, ctx, *args), timeout_s)
+            return _run(view.call(method, ctx, *args), timeout_s)
     except concurrent.futures.TimeoutError:
-        raise PluginCallError(slug, method, "timeout", handle.fail_open, f"no answer within {timeout_s:g}s") from None
+        raise PluginCallError(slug, method, "timeout", view.fail_open, f"no answer within {timeout_s:g}s") from None
     finally:
         current_collector.reset(token)
         events = collector.close()
@@ -392,14 +503,14 @@ def plugin_reload(slug: str) -> None:
         return
     plugin = Plugin.objects.filter(slug=slug, active=True).first()
     if plugin is None:
-        _run(host.unload(slug))
+        _unload(slug)
         _loaded_versions.pop(slug, None)
         _spawn_timeouts.pop(slug, None)
         return
     spec = plugin_spec(plugin)
     host.sources = plugin_sources()
     _note_namespace(plugin)
-    _run(host.reload(spec))
+    _reload(spec)
     _loaded_versions[slug] = _version(plugin)
     _spawn_timeouts[slug] = spec.timeout_s
 
@@ -455,16 +566,25 @@ def plugin_describe(plugin: Any) -> dict[str, Any]:
 
 
 def shutdown_runtime() -> None:
-    """Unload every plugin and stop the loop (tests, and process exit)."""
+    """Unload every plugin, stop the replaced instances still waiting for their users, and stop the loop (tests,
+    and process exit)."""
     global _loop, _thread, _host
     with _lock:
         loop, thread, host = _loop, _thread, _host
         _loop = _thread = _host = None
         _loaded_versions.clear()
         _spawn_timeouts.clear()
+        stopping = list(_stopping)
     if loop is None or host is None:
         return
-    asyncio.run_coroutine_threadsafe(host.aclose(), loop).result(30)
+    retired = _users.drain()
+
+    async def close(host: PluginHost) -> None:
+        waits = [asyncio.wrap_future(future) for future in stopping]  # an isolated instance: until its process exits
+        await asyncio.gather(*waits, *(host.stop_retired(handle) for handle in retired), return_exceptions=True)
+        await host.aclose()
+
+    asyncio.run_coroutine_threadsafe(close(host), loop).result(30)
     # The studio services' ORM calls ran in the loop's default executor, each thread keeping its persistent
     # (CONN_MAX_AGE) database connection. Join those threads, then collect: Django's connection wrapper is a
     # reference cycle, so its socket closes only when the cycle is collected (tests drop the database next).

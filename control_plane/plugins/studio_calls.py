@@ -12,6 +12,7 @@ plugin. The vendor wires live in `studio_vendor` and its siblings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import time
@@ -36,8 +37,9 @@ from shared_sdk.messages import (
 )
 from shared_sdk.vendors import VENDORS, valid_region
 
+from .handle_users import taken
 from .reach import PluginReach
-from .studio_chain import studio_chain_get
+from .studio_chain import studio_chain_release, studio_chain_take
 from .studio_embeddings import vendor_embed
 from .studio_hooks import DONE, StudioAttempt, StudioRequest, answer_of, completion_body
 from .studio_llm import (
@@ -188,13 +190,27 @@ class StudioLLMCalls:
             source=source,
         )
 
-    async def _attempt(self, upstream: Upstream, call: StudioLLMCall, request: StudioRequest) -> StudioAttempt:
-        """The call's pass through its LLM's plugin chain (`studio_chain`, `studio_hooks`), as at an edge."""
-        chain = await run_in_db_thread(studio_chain_get)(upstream.id)
-        if chain.broken is not None:
-            await run_in_db_thread(studio_llm_call_record)(call=call, status_code=503, error_type="plugin_unavailable")
-            raise ServiceError(f"plugin {chain.broken!r} is required for LLM {upstream.slug!r} but is not loaded")
-        ctx = Context(
+    @contextlib.asynccontextmanager
+    async def _attempt(
+        self, upstream: Upstream, call: StudioLLMCall, request: StudioRequest
+    ) -> AsyncIterator[StudioAttempt]:
+        """The call's pass through its LLM's plugin chain (`studio_chain`, `studio_hooks`), as at an edge. The
+        chain's plugin instances are held until the block ends (a streamed call's last chunk, or its consumer
+        closing it): one a reload replaces meanwhile is stopped only then (`studio_chain_take`)."""
+        chain = await taken(run_in_db_thread(studio_chain_take)(upstream.id), studio_chain_release)
+        try:
+            if chain.broken is not None:
+                record = run_in_db_thread(studio_llm_call_record)
+                await record(call=call, status_code=503, error_type="plugin_unavailable")
+                raise ServiceError(f"plugin {chain.broken!r} is required for LLM {upstream.slug!r} but is not loaded")
+            yield StudioAttempt(chain.hooks, chain.loop, self._hook_context(upstream, call), request)
+        finally:
+            studio_chain_release(chain)
+
+    @staticmethod
+    def _hook_context(upstream: Upstream, call: StudioLLMCall) -> Context:
+        """What the chain's hooks see of the call: its LLM, its user, where it comes from (as an edge's request)."""
+        return Context(
             runtime=Runtime.STUDIO,
             request_id=call.request_id,
             user=User(id=call.user_id) if call.user_id is not None else None,
@@ -209,7 +225,6 @@ class StudioLLMCalls:
             namespace=upstream.namespace,
             metadata={"source": call.source, "plugin": call.plugin_slug},
         )
-        return StudioAttempt(chain.hooks, chain.loop, ctx, request)
 
     async def _short_circuited(self, call: StudioLLMCall, prepared: Prepared) -> None:
         """A request hook answered: recorded like an edge's short-circuit (a budget refusal already was)."""
@@ -239,39 +254,39 @@ class StudioLLMCalls:
         upstream = await self._upstream(llm_id)
         call = self._call(upstream, model)
         request = StudioRequest(call.model, list(messages), temperature, max_tokens, tools)
-        attempt = await self._attempt(upstream, call, request)
-        admission = _Admission(call)
-        prepared = await attempt.prepare(admission)
-        if prepared.short_circuit is not None:
-            await self._short_circuited(admission.call, prepared)
-            return _answer(llm_id, await attempt.short_circuit_reply(prepared.short_circuit))
-        call, request = admission.call, attempt.request
-        started = time.perf_counter()
-        status, answer, error_type = await vendor_call(
-            upstream,
-            call.model,
-            request.messages,
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-            tools=request.tools,
-        )
-        await run_in_db_thread(studio_llm_call_record)(
-            call=call,
-            status_code=status,
-            reserved=admission.reserved,
-            prompt_tokens=answer.prompt_tokens if answer else 0,
-            completion_tokens=answer.completion_tokens if answer else 0,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            error_type=error_type,
-        )
-        if attempt.hooks is None:
+        async with self._attempt(upstream, call, request) as attempt:
+            admission = _Admission(call)
+            prepared = await attempt.prepare(admission)
+            if prepared.short_circuit is not None:
+                await self._short_circuited(admission.call, prepared)
+                return _answer(llm_id, await attempt.short_circuit_reply(prepared.short_circuit))
+            call, request = admission.call, attempt.request
+            started = time.perf_counter()
+            status, answer, error_type = await vendor_call(
+                upstream,
+                call.model,
+                request.messages,
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+                tools=request.tools,
+            )
+            await run_in_db_thread(studio_llm_call_record)(
+                call=call,
+                status_code=status,
+                reserved=admission.reserved,
+                prompt_tokens=answer.prompt_tokens if answer else 0,
+                completion_tokens=answer.completion_tokens if answer else 0,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+                error_type=error_type,
+            )
+            if attempt.hooks is None:
+                if answer is None:
+                    raise ServiceError(_failure(upstream, status, error_type))
+                return answer
             if answer is None:
-                raise ServiceError(_failure(upstream, status, error_type))
-            return answer
-        if answer is None:
-            error = PluginError(status_code=status, message=_failure(upstream, status, error_type), type=error_type)
-            return _answer(llm_id, await attempt.reply(status, b"", error))
-        return _answer(llm_id, await attempt.reply(status, completion_body(answer, call.request_id), None))
+                error = PluginError(status_code=status, message=_failure(upstream, status, error_type), type=error_type)
+                return _answer(llm_id, await attempt.reply(status, b"", error))
+            return _answer(llm_id, await attempt.reply(status, completion_body(answer, call.request_id), None))
 
     async def stream_llm(
         self,
@@ -291,67 +306,67 @@ class StudioLLMCalls:
         upstream = await self._upstream(llm_id)
         call = self._call(upstream, model)
         request = StudioRequest(call.model, list(messages), temperature, max_tokens, tools, stream=True)
-        attempt = await self._attempt(upstream, call, request)
-        admission = _Admission(call)
-        prepared = await attempt.prepare(admission)
-        if prepared.short_circuit is not None:
-            await self._short_circuited(admission.call, prepared)
-            async for chunk in _short_circuit_stream(llm_id, attempt, prepared.short_circuit):
-                yield chunk
-            return
-        call, request = admission.call, attempt.request
-        refused = await attempt.stream_start()
-        if refused is not None:
-            await run_in_db_thread(studio_llm_call_record)(
-                call=call, status_code=refused.status_code, reserved=admission.reserved, error_type=refused.type
-            )
-            raise ServiceError(refused.message)
-        end = StreamEnd()
-        started = time.perf_counter()
-        status, error_type, chars = 200, "", 0
-        failed: PluginCallError | None = None
-        try:
-            async for text in vendor_stream(
-                upstream,
-                call.model,
-                request.messages,
-                end,
-                temperature=request.temperature,
-                max_tokens=request.max_tokens,
-                tools=request.tools,
-            ):
-                chars += len(text)
-                for piece in await attempt.chunk(attempt.text_event(text)):
-                    yield LLMCallChunk(content=piece)
-            for event in (attempt.finish_event(end.finish_reason or "stop"), DONE):
-                for piece in await attempt.chunk(event):
-                    yield LLMCallChunk(content=piece)
-        except VendorStreamError as exc:
-            status, error_type = exc.status, exc.error_type
-        except PluginCallError as exc:  # a fail-closed chunk hook failed: the stream ends with an error
-            failed = exc
-        except (asyncio.CancelledError, GeneratorExit):
-            status, error_type = 499, "client_closed"
-            raise
-        finally:
-            record = run_in_db_thread(studio_llm_call_record)(
-                call=call,
-                status_code=status,
-                reserved=admission.reserved,
-                prompt_tokens=end.prompt_tokens or studio_llm_prompt_estimate(request.messages),
-                completion_tokens=end.completion_tokens or (chars + 3) // 4,
-                latency_ms=(time.perf_counter() - started) * 1000.0,
-                error_type=error_type,
-            )
-            await asyncio.shield(record)
-        await attempt.stream_complete(500 if failed is not None else status)
-        if failed is not None:
-            raise ServiceError(f"plugin '{failed.slug}' failed")
-        if status >= 400:
-            raise ServiceError(_failure(upstream, status, error_type))
-        calls = end.whole_tool_calls()
-        finish = "tool_calls" if calls else end.finish_reason or "stop"
-        yield LLMCallChunk(finish_reason=finish, done=True, tool_calls=calls)
+        async with self._attempt(upstream, call, request) as attempt:
+            admission = _Admission(call)
+            prepared = await attempt.prepare(admission)
+            if prepared.short_circuit is not None:
+                await self._short_circuited(admission.call, prepared)
+                async for chunk in _short_circuit_stream(llm_id, attempt, prepared.short_circuit):
+                    yield chunk
+                return
+            call, request = admission.call, attempt.request
+            refused = await attempt.stream_start()
+            if refused is not None:
+                await run_in_db_thread(studio_llm_call_record)(
+                    call=call, status_code=refused.status_code, reserved=admission.reserved, error_type=refused.type
+                )
+                raise ServiceError(refused.message)
+            end = StreamEnd()
+            started = time.perf_counter()
+            status, error_type, chars = 200, "", 0
+            failed: PluginCallError | None = None
+            try:
+                async for text in vendor_stream(
+                    upstream,
+                    call.model,
+                    request.messages,
+                    end,
+                    temperature=request.temperature,
+                    max_tokens=request.max_tokens,
+                    tools=request.tools,
+                ):
+                    chars += len(text)
+                    for piece in await attempt.chunk(attempt.text_event(text)):
+                        yield LLMCallChunk(content=piece)
+                for event in (attempt.finish_event(end.finish_reason or "stop"), DONE):
+                    for piece in await attempt.chunk(event):
+                        yield LLMCallChunk(content=piece)
+            except VendorStreamError as exc:
+                status, error_type = exc.status, exc.error_type
+            except PluginCallError as exc:  # a fail-closed chunk hook failed: the stream ends with an error
+                failed = exc
+            except (asyncio.CancelledError, GeneratorExit):
+                status, error_type = 499, "client_closed"
+                raise
+            finally:
+                record = run_in_db_thread(studio_llm_call_record)(
+                    call=call,
+                    status_code=status,
+                    reserved=admission.reserved,
+                    prompt_tokens=end.prompt_tokens or studio_llm_prompt_estimate(request.messages),
+                    completion_tokens=end.completion_tokens or (chars + 3) // 4,
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                    error_type=error_type,
+                )
+                await asyncio.shield(record)
+            await attempt.stream_complete(500 if failed is not None else status)
+            if failed is not None:
+                raise ServiceError(f"plugin '{failed.slug}' failed")
+            if status >= 400:
+                raise ServiceError(_failure(upstream, status, error_type))
+            calls = end.whole_tool_calls()
+            finish = "tool_calls" if calls else end.finish_reason or "stop"
+            yield LLMCallChunk(finish_reason=finish, done=True, tool_calls=calls)
 
     async def _reserve(self, call: StudioLLMCall, messages: list[LLMMessage], max_tokens: int | None) -> Decimal:
         """Hold the call's cost in the LLM's budgets; a refusal is recorded (402) and raised as `ServiceError`."""

@@ -17,6 +17,10 @@ Loading happens in the studio host (`runtime`, which installs the loader at star
 of the plugin rows tells whether the set changed (a plugin, binding or override edited, added or removed); only
 then are plugins (re)loaded and a new `HookChain` built. A fail-closed plugin that cannot be loaded makes the
 chain `broken` (the call is refused, as an edge refuses with 503); such a chain is retried on the next call.
+
+A call holds its chain's plugin instances from its request hooks to its last chunk (`studio_chain_take`, then
+`studio_chain_release`): a plugin reloaded meanwhile (edited) keeps its replaced instance running for that call, and
+the runtime stops it once the last call holding it is over (as an edge keeps a replaced config's plugins).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from shared_sdk import PluginCallError
@@ -43,6 +48,8 @@ __all__ = [
     "studio_chain_get",
     "studio_chain_install",
     "studio_chain_plan",
+    "studio_chain_release",
+    "studio_chain_take",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +92,12 @@ class ChainLoader(Protocol):
     def current(self, key: str) -> PluginHandle | None: ...
 
     def unload(self, key: str) -> None: ...
+
+    def take(self, handles: Iterable[PluginHandle]) -> bool:
+        """Count the caller as a user of each of `handles` (all or none); False when one was replaced already."""
+        ...
+
+    def release(self, handles: Iterable[PluginHandle]) -> None: ...
 
     def loop(self) -> asyncio.AbstractEventLoop: ...
 
@@ -167,6 +180,22 @@ def studio_chain_get(llm_id: int) -> StudioChain:
             _unload_dropped(cached, chain, _loader)
         _chains[llm_id] = chain
         return chain
+
+
+def studio_chain_take(llm_id: int) -> StudioChain:
+    """`studio_chain_get`, the caller counted as a user of the chain's plugin instances until it hands the chain to
+    `studio_chain_release`: one replaced meanwhile is stopped only then. Built again when a reload on another thread
+    replaced one of them between the build and the count. Blocking: call it from a worker thread."""
+    while True:
+        chain = studio_chain_get(llm_id)
+        if _loader is None or chain.hooks is None or _loader.take(chain.hooks.handles):
+            return chain
+
+
+def studio_chain_release(chain: StudioChain) -> None:
+    """The call that took `chain` (`studio_chain_take`) is over."""
+    if _loader is not None and chain.hooks is not None:
+        _loader.release(chain.hooks.handles)
 
 
 def _still_valid(chain: StudioChain, signature: tuple[tuple[str, str], ...], loader: ChainLoader) -> bool:

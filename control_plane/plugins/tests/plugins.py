@@ -13,6 +13,7 @@ from typing import ClassVar
 import msgspec
 
 from shared_sdk import (
+    AgentPlugin,
     BasePlugin,
     EdgePayloadReceiver,
     ManifestProvider,
@@ -22,6 +23,8 @@ from shared_sdk import (
     SessionAware,
 )
 from shared_sdk.messages import (
+    AgentChunk,
+    AgentChunkType,
     Direction,
     EdgePayload,
     Event,
@@ -265,3 +268,42 @@ async def _outcome(call) -> str:
     except Exception as exc:
         return str(exc)
     return "ok"
+
+
+class HeldCall(BasePlugin, SchedulerPlugin, AgentPlugin):
+    """Holds a call, or a stream between its two items, until the test lets it go, and notes what each instance did.
+
+    Works through files, so it runs isolated too: `config["dir"]` is a directory where each instance appends
+    "<config label> <what>" lines to `log` ("holding <id>", "<id>" when a call returns, "shutdown"), and a call
+    whose schedule config has `hold` (every agent message does) waits until a file named `release` exists there.
+    """
+
+    name = "held-call"
+    version = "1.0.0"
+
+    async def execute_scheduled_task(self, ctx, schedule) -> None:
+        if schedule.config.get("hold"):
+            await self._hold(schedule.id)
+        self._note(schedule.id)
+
+    async def handle_agent_message(self, ctx, req):
+        yield AgentChunk(content=f"{self.config['label']} first")
+        await self._hold(req.user_message)
+        yield AgentChunk(content=f"{self.config['label']} second")  # the stream's next step, on the same instance
+        self._note(req.user_message)
+        yield AgentChunk(type=AgentChunkType.DONE, is_final=True)
+
+    async def shutdown(self, ctx) -> None:
+        self._note("shutdown")
+
+    async def _hold(self, what: str) -> None:
+        self._note(f"holding {what}")
+        while not os.path.exists(os.path.join(self.config["dir"], "release")):
+            await asyncio.sleep(0.01)
+
+    def _note(self, what: str) -> None:
+        config = getattr(self, "config", None)  # none yet when it was only described (shut down uninitialized)
+        if not config:
+            return
+        with open(os.path.join(config["dir"], "log"), "a") as fh:
+            fh.write(f"{self.config['label']} {what}\n")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import httpx
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 
 from control_plane.analytics.models import AnalyticsEvent
 from control_plane.kv.services import kv_read
@@ -138,3 +139,46 @@ def test_plugins_of_another_namespaces_llm_do_not_run(mock_url, caller):
     assert _vendor_calls(mock_url) == 2
     llm_set_plugin_chain(llm=theirs, chain=[])
     assert _ask(theirs, "Hello there")["content"] == "Echo: Hej there"
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_a_chained_plugin_edited_during_a_streamed_call_keeps_its_instance_until_the_stream_ends(mock_url, isolated):
+    """A streamed call's chunk hooks and `on_stream_complete` run on the instances its chain had when it started, to
+    the end: an edit of a chained plugin meanwhile (fail-closed: a stopped instance would fail the stream) reaches
+    the next call, and the replaced instance is stopped once the stream is over."""
+    llm = _llm(mock_url, "streamed")
+    guard = plugin_register(
+        data={
+            "slug": "word-guard",
+            "import_path": GUARD,
+            "isolated": isolated,
+            "failure_policy": "closed",
+            "config": {"find": "Hello", "replace": "Hej"},
+        }
+    )
+    llm_set_plugin_chain(llm=llm, chain=[{"plugin": guard}])
+    services = StudioServicesImpl("direct")
+    prompt = [LLMMessage(content="Hello Hello Hello")]
+    replaced = []
+
+    async def stream_across_an_edit() -> str:
+        stream = services.stream_llm(llm.pk, prompt)
+        pieces = [(await stream.__anext__()).content]  # the chain is loaded and its hooks are running
+        replaced.append(plugin_host().get("word-guard"))
+        await sync_to_async(plugin_update)(plugin=guard, data={"config": {"find": "Hello", "replace": "Hallo"}})
+        assert plugin_host().get("word-guard") is not replaced[0] and replaced[0].healthy
+        pieces += [chunk.content async for chunk in stream]
+        return "".join(pieces)
+
+    assert async_to_sync(stream_across_an_edit)() == "Echo: Hej Hej Hej"
+    assert kv_read(plugin_slug="word-guard", key="streams") == b"1"  # on_stream_complete ran, on the old instance
+    deadline = time.monotonic() + 20
+    while replaced[0].healthy:  # stopped once the stream is over
+        assert time.monotonic() < deadline, "the replaced instance was never stopped"
+        time.sleep(0.02)
+
+    async def whole() -> str:
+        return "".join([chunk.content async for chunk in services.stream_llm(llm.pk, prompt)])
+
+    assert async_to_sync(whole)() == "Echo: Hallo Hallo Hallo"
+    assert kv_read(plugin_slug="word-guard", key="streams") == b"2"
