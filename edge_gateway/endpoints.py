@@ -15,6 +15,7 @@ from .exchange import Rejected
 from .intake import read_body
 from .metrics import CONTENT_TYPE_LATEST, EdgeMetrics
 from .pipeline import Pipeline
+from .response_headers import response_headers
 
 __all__ = [
     "BearerGuard",
@@ -288,8 +289,9 @@ def _as_gateway_error(error: GatewayError | PluginError) -> GatewayError:
 
 
 def _head(chunk: Any) -> list[tuple[bytes, bytes]]:
-    """The first chunk's headers as ASGI wants them; JSON unless the plugin named a content type."""
-    out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chunk.headers.items()]
+    """The first chunk's headers as ASGI wants them (`response_headers`: the body is relayed as the plugin streams
+    it, so the server frames it); JSON unless the plugin named a content type."""
+    out = response_headers(chunk.headers)
     if not any(k == b"content-type" for k, _ in out):
         out.append((b"content-type", b"application/json"))
     return out

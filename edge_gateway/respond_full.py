@@ -1,4 +1,5 @@
-"""Writing a full (non-streamed) response or an error: response hooks in reverse, then two ASGI messages.
+"""Writing a full (non-streamed) response or an error: response hooks in reverse, then two ASGI messages (its
+length in the head, the headers a plugin or vendor set checked by `response_headers`).
 
 `Outlet` is where one request's answer goes. Errors the edge answers before a request was accepted go out
 with `send_error` (no hooks: no plugin saw the request as a client's yet); every later error is a
@@ -17,6 +18,7 @@ from shared_sdk.pipeline import HookChain
 
 from .errors import GatewayError, UpstreamError, error_for
 from .exchange import Exchange
+from .response_headers import content_length, response_headers
 
 __all__ = [
     "Executed",
@@ -80,16 +82,13 @@ def id_headers(request_id: str, dialect: str) -> list[tuple[bytes, bytes]]:
     return [(b"x-request-id", value)]
 
 
-def _header_pairs(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
-
-
 async def send_error(send: Send, request_id: str, error: GatewayError | PluginError, dialect: str = "openai") -> None:
     """An error answered without hooks (the request was never accepted), in the caller's `dialect`."""
     headers = [(b"content-type", b"application/json"), *id_headers(request_id, dialect)]
-    headers += _header_pairs(error.headers)
+    headers += response_headers(error.headers)
     param = error.param if isinstance(error, GatewayError) else None
     status, body = error_for(dialect, error.status_code, error.message, error.type, error.code, param)
+    headers += content_length(status, body)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -128,11 +127,12 @@ async def send_full(out: Outlet, written: Written) -> None:
         ex.error_type = ex.error_type or error.code or error.type
         status, body = error_for(ex.dialect, error.status_code, error.message, error.type, error.code, error.param)
         head.append((b"content-type", b"application/json"))
-        head += _header_pairs(error.headers)
+        head += response_headers(error.headers)
     else:
         if "content-type" not in written.headers:
             head.append((b"content-type", b"application/json"))
-        head += _header_pairs(written.headers)
+        head += response_headers(written.headers)
+    head += content_length(status, body)
     ex.status_code = status
     ex.response_bytes = len(body)
     if out.log_bodies:

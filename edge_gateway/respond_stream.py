@@ -22,6 +22,7 @@ from shared_sdk.pipeline import ChunkRun, HookChain
 
 from .errors import UpstreamError, error_for
 from .respond_full import Executed, Outlet, Written, id_headers, send_full
+from .response_headers import response_headers
 from .upstream_call import StreamResult
 
 __all__ = ["DONE", "respond_stream"]
@@ -126,7 +127,7 @@ async def _start(
             await send_full(out, Written(write.error.status_code, {}, b"", write.error))
             return None
         headers = write.headers
-        start += [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+        start += response_headers(headers)
         if "cache-control" not in headers:
             start += _SSE_TAIL
     else:
