@@ -15,7 +15,7 @@ from .exchange import Rejected
 from .intake import read_body
 from .metrics import CONTENT_TYPE_LATEST, EdgeMetrics
 from .pipeline import Pipeline
-from .response_headers import response_headers
+from .response_headers import content_length, final_status, response_headers
 
 __all__ = [
     "BearerGuard",
@@ -41,7 +41,7 @@ async def _send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", content_type), *(headers or [])],
+            "headers": [(b"content-type", content_type), *(headers or []), *content_length(status, body)],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -305,6 +305,14 @@ async def _relay_endpoint(
     try:
         async for chunk in handle.stream("handle_endpoint_request", ctx, request):
             if not started:
+                if not final_status(chunk.status_code):
+                    raise GatewayError(
+                        502,
+                        f"plugin '{slug}' endpoint answered with HTTP status {chunk.status_code}, which is not a "
+                        "final status (200-599)",
+                        type="plugin_error",
+                        code="plugin_invalid_status",
+                    )
                 started = True
                 await send({"type": "http.response.start", "status": chunk.status_code, "headers": _head(chunk)})
             if chunk.body:

@@ -18,7 +18,7 @@ from shared_sdk.pipeline import HookChain
 
 from .errors import GatewayError, UpstreamError, error_for
 from .exchange import Exchange
-from .response_headers import content_length, response_headers
+from .response_headers import content_length, final_status, response_headers
 
 __all__ = [
     "Executed",
@@ -82,12 +82,21 @@ def id_headers(request_id: str, dialect: str) -> list[tuple[bytes, bytes]]:
     return [(b"x-request-id", value)]
 
 
+def _invalid_status(dialect: str, status: int) -> tuple[int, bytes]:
+    """A 502 in the caller's dialect for a plugin that answered with a status no HTTP client can read as final."""
+    message = f"a plugin answered with HTTP status {status}, which is not a final status (200-599)"
+    return error_for(dialect, 502, message, "plugin_error", "invalid_status", None)
+
+
 async def send_error(send: Send, request_id: str, error: GatewayError | PluginError, dialect: str = "openai") -> None:
     """An error answered without hooks (the request was never accepted), in the caller's `dialect`."""
     headers = [(b"content-type", b"application/json"), *id_headers(request_id, dialect)]
     headers += response_headers(error.headers)
     param = error.param if isinstance(error, GatewayError) else None
     status, body = error_for(dialect, error.status_code, error.message, error.type, error.code, param)
+    if not final_status(status):  # a plugin's error (an auth plugin's refusal) with a status that is not one
+        status, body = _invalid_status(dialect, status)
+        headers = [(b"content-type", b"application/json"), *id_headers(request_id, dialect)]
     headers += content_length(status, body)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -132,6 +141,10 @@ async def send_full(out: Outlet, written: Written) -> None:
         if "content-type" not in written.headers:
             head.append((b"content-type", b"application/json"))
         head += response_headers(written.headers)
+    if not final_status(status):  # a plugin's answer, error or hook chose it
+        ex.error_type = "invalid_status"
+        status, body = _invalid_status(ex.dialect, status)
+        head = [*id_headers(ex.request_id, ex.dialect), (b"content-type", b"application/json")]
     head += content_length(status, body)
     ex.status_code = status
     ex.response_bytes = len(body)

@@ -1,4 +1,5 @@
-"""Which of the headers a vendor's reply or a plugin hands the edge may go to the client, and the length it frames.
+"""Which of the headers a vendor's reply or a plugin hands the edge may go to the client, the length it frames,
+and which statuses are final answers.
 
 Why: the edge owns a response's framing. A response hook (`on_before_write_headers`), a short-circuit answer or an
 error a plugin raises may name any header. Passed on as given, a `content-length` that is not the body's cuts the
@@ -8,6 +9,10 @@ and a value with CR or LF would inject headers of its own. uvicorn refuses an in
 mid-response, so one bad header of a plugin turned every answer into a 500. Here such a header is dropped (and
 logged once per name), the plugin's valid ones go through, and a full answer carries the `content-length` of
 the body actually sent instead of chunked framing (as vendors answer, and as the floor of the benchmarks does).
+
+The same holds for a status a plugin chooses: uvicorn only knows 100-599 (anything else raised mid-response and
+closed the connection), and a 1xx is an interim answer (101 tells the client the connection switched protocols),
+so a status outside 200-599 is answered as the plugin's failure (`final_status`; the callers answer 502).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["content_length", "response_headers"]
+__all__ = ["content_length", "final_status", "response_headers"]
 
 log = logging.getLogger("fjordgate.edge.headers")
 
@@ -78,6 +83,11 @@ def _check(key: str, value: str) -> tuple[bytes, bytes] | None:
     else:
         return name, raw
     return None
+
+
+def final_status(status: int) -> bool:
+    """Whether `status` can end an HTTP exchange: 200-599 (a 1xx is interim; the rest is not HTTP)."""
+    return 200 <= status <= 599
 
 
 def content_length(status: int, body: bytes) -> list[tuple[bytes, bytes]]:

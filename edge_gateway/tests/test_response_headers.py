@@ -56,12 +56,13 @@ class HeaderSetter(BasePlugin):
     async def initialize(self, ctx: Context, config: dict[str, Any]) -> None:
         self.headers: dict[str, str] = config.get("headers", {})
         self.short_circuit = bool(config.get("short_circuit"))
+        self.status: int = config.get("status", 200)
 
     async def handle_post_auth(self, ctx: Context, req: Any) -> PluginResponse:
         if not self.short_circuit:
             return PluginResponse()
         body = json.dumps({"answered_by": "plugin"}).encode()
-        answer = UpstreamResponse(status_code=200, headers=dict(self.headers), body=body)
+        answer = UpstreamResponse(status_code=self.status, headers=dict(self.headers), body=body)
         return PluginResponse(short_circuit=ShortCircuit(response=answer))
 
     async def on_before_write_headers(self, ctx: Context, req: ResponseWriteRequest) -> ResponseWriteResponse:
@@ -71,7 +72,7 @@ class HeaderSetter(BasePlugin):
         return [EndpointRegistration(path="/hello", methods=["GET"], require_auth=False)]
 
     async def handle_endpoint_request(self, ctx: Context, req: EndpointRequest) -> EndpointResponse:
-        return EndpointResponse(headers=dict(self.headers), body=b'{"hello": "world"}')
+        return EndpointResponse(status_code=self.status, headers=dict(self.headers), body=b'{"hello": "world"}')
 
 
 def _edge(upstream: str, tmp_path: Any, **config: Any) -> Any:
@@ -220,3 +221,30 @@ def test_a_plugin_endpoint_with_hostile_headers_answers_whole(upstream, tmp_path
             x.startswith(("x-injected", "set-cookie", "upgrade")) for x in lines
         )
         assert b'{"hello": "world"}' in rest
+
+
+INVALID_STATUSES = pytest.mark.parametrize("status", [0, 99, 101, 199, 600, 1000])
+
+
+@INVALID_STATUSES
+def test_a_short_circuit_with_an_invalid_status_is_a_502_error(upstream, tmp_path, connection, status):
+    """A 1xx is not a final answer (101 would tell the client the connection switched protocols), and anything
+    outside 100-599 is not HTTP: the client gets the plugin's failure as an error, on a connection still in sync."""
+    with _edge(upstream, tmp_path, short_circuit=True, status=status) as edge:
+        conn = connection(edge.url)
+        for _ in range(2):
+            answer, _, body = conn.exchange(
+                _request({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]})
+            )
+            assert answer == 502, body
+            error = json.loads(body)["error"]
+            assert error["code"] == "invalid_status" and str(status) in error["message"]
+
+
+@INVALID_STATUSES
+def test_a_plugin_endpoint_with_an_invalid_status_is_a_502_error(upstream, tmp_path, connection, status):
+    with _edge(upstream, tmp_path, status=status) as edge:
+        conn = connection(edge.url)
+        answer, _, body = conn.exchange(b"GET /plugins/header-setter/hello HTTP/1.1\r\nhost: edge\r\n\r\n")
+        assert answer == 502, body
+        assert json.loads(body)["error"]["code"] == "plugin_invalid_status"
