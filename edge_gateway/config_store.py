@@ -38,7 +38,7 @@ from typing import Any
 import msgspec
 from cryptography.fernet import Fernet, MultiFernet
 
-from shared_sdk.host import PluginHandle, PluginHost
+from shared_sdk.host import RETIRE_AFTER_S, RETIRED_MAX, PluginHandle, PluginHost
 from shared_sdk.pipeline import HookTiming
 from shared_sdk.snapshot import ConfigSnapshot, decode_snapshot, encode_snapshot, snapshot_checksum
 
@@ -60,13 +60,7 @@ __all__ = [
 
 log = logging.getLogger("fjordgate.edge.config")
 
-RETIRE_AFTER_S = 600.0
-"""The longest replaced plugin instances wait for the requests still using them: the upstream deadline's default
-(`EDGE_UPSTREAM_DEADLINE_S`), past which a request has no upstream call left to hook."""
 RETIRE_POLL_S = 0.1
-RETIRED_MAX = 32
-"""Replaced plugin instances kept for requests in flight at most: past it (config changes faster than requests end)
-the oldest is stopped at once, so neither memory nor isolated plugins' processes grow with the rate of changes."""
 
 
 class ConfigStore:

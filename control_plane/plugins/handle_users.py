@@ -25,18 +25,11 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from shared_sdk.host import PluginHandle
+from shared_sdk.host import RETIRE_AFTER_S, RETIRED_MAX, PluginHandle
 
 __all__ = ["RETIRED_MAX", "RETIRE_AFTER_S", "HandleUsers", "taken"]
 
 logger = logging.getLogger(__name__)
-
-RETIRE_AFTER_S = 600.0
-"""The longest a replaced instance waits for its users (the edge's bound): a call or stream still running then is
-past any sensible deadline, and the instance is stopped under it."""
-RETIRED_MAX = 32
-"""Replaced instances waiting for their users at most: past it (reloads faster than calls end) the oldest is stopped
-at once, so neither memory nor isolated plugins' processes grow with the rate of changes."""
 
 _T = TypeVar("_T")
 

@@ -11,7 +11,7 @@ service scopes.
 """
 
 from ._config import apply_defaults, validate_config
-from ._host import PluginHost
+from ._host import RETIRE_AFTER_S, RETIRED_MAX, PluginHost
 from ._loader import ENTRY_POINT_GROUP, ENTRY_POINT_PREFIX, load_plugin_object
 from .handle import DEFAULT_SYNC_WORKERS, InProcessHandle, PluginHandle
 from .health import PluginHealth
@@ -20,6 +20,8 @@ from .spec import FailurePolicy, PluginSpec
 from .watchdog import DEFAULT_STALL_THRESHOLD_S, LoopStall, LoopWatchdog
 
 __all__ = [
+    "RETIRED_MAX",
+    "RETIRE_AFTER_S",
     "DEFAULT_STALL_THRESHOLD_S",
     "DEFAULT_COMMAND_DIRS",
     "DEFAULT_IMPORT_ROOTS",

@@ -34,9 +34,17 @@ from .sources import PluginSourceRefused, PluginSources
 from .spec import PluginSpec
 from .watchdog import DEFAULT_STALL_THRESHOLD_S, LoopStall, LoopWatchdog
 
-__all__ = ["PluginHost"]
+__all__ = ["RETIRED_MAX", "RETIRE_AFTER_S", "PluginHost"]
 
 log = logging.getLogger("fjordgate.plugins.host")
+
+RETIRE_AFTER_S = 600.0
+"""How long a host's caller keeps an instance `reload`/`unload` handed to `retire` for the calls still using it, at
+most (the edge's `ConfigStore`, the studio's `handle_users`): the edge's default upstream deadline
+(`EDGE_UPSTREAM_DEADLINE_S`), past which no call has anything left to hook."""
+RETIRED_MAX = 32
+"""Retired instances kept waiting at most: past it (changes faster than calls end) the oldest is stopped at once, so
+neither memory nor isolated plugins' processes grow with the rate of changes."""
 
 
 class PluginHost:
