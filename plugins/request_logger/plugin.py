@@ -111,7 +111,7 @@ def _newest_in_row(key: str) -> float:
 
 class RequestLogger(BasePlugin):
     name = NAME
-    version = "1.1.1"
+    version = "1.1.2"
     description = "Keeps a per-request log line in the edge's store and serves the recent ones."
 
     def __init__(self) -> None:
@@ -125,6 +125,7 @@ class RequestLogger(BasePlugin):
         self._instance = secrets.token_hex(4)
         self._rows = 0
         self._held: list[_Line] = []
+        self._writing: list[list[_Line]] = []  # windows taken from `_held` whose rows are still being written
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -165,6 +166,13 @@ class RequestLogger(BasePlugin):
         held, self._held = self._held, []
         if not held or self._kv is None:
             return
+        self._writing.append(held)  # `/recent` still lists them while their rows are on the way
+        try:
+            await self._write_rows(self._kv, held)
+        finally:
+            self._writing.remove(held)
+
+    async def _write_rows(self, kv: KVStore, held: list[_Line]) -> None:
         by_app: dict[Any, list[_Line]] = {}
         for line in held:
             by_app.setdefault(line[0], []).append(line)
@@ -176,7 +184,7 @@ class RequestLogger(BasePlugin):
                 newest, oldest = part[-1][1], part[0][1]
                 key = f"logs:{app_id}:{newest:017.6f}:{oldest:017.6f}:{self._instance}:{self._rows}"
                 try:
-                    await self._kv.write(key, _row(part), ttl_s=self.retention_s)
+                    await kv.write(key, _row(part), ttl_s=self.retention_s)
                 except Exception:
                     log.exception("request-logger: storing %d entries of app %s failed; lost", len(part), app_id)
 
@@ -199,8 +207,12 @@ class RequestLogger(BasePlugin):
             return EndpointResponse(status_code=400, body=b'{"error":{"message":"limit must be an integer"}}')
         app_id = req.app.id if req.app is not None else None
         kv = ctx.services.kv  # type: ignore[union-attr]
-        entries = [orjson.loads(line[2]) for line in self._held if line[0] == app_id]
+        lines = [line for window in (*self._writing, self._held) for line in window if line[0] == app_id]
+        entries = [orjson.loads(line[2]) for line in lines]
+        # While the store is read, a window may be written: its entries, taken above as held, are then read again
+        # from its row. One entry per request.
         entries += await self._stored(kv, app_id, limit)
+        entries = list({entry.get("request_id") or id(entry): entry for entry in entries}.values())
         entries.sort(key=lambda e: e["timestamp"], reverse=True)
         return EndpointResponse(
             status_code=200,
