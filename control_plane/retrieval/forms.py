@@ -16,7 +16,8 @@ __all__ = ["DocumentAddForm", "uploaded_text"]
 
 def uploaded_text(upload: Any) -> str:
     """A text file's content; refused before reading when its bytes could not fit the character limit (a UTF-8
-    character is at most four bytes), and when it is not UTF-8 text."""
+    character is at most four bytes), and when it is not UTF-8 text or not text PostgreSQL can store (NUL is valid
+    UTF-8): checked here too, so the API names the `file` field rather than the whole request."""
     limit = settings.FJORDGATE_RETRIEVAL_MAX_DOCUMENT_CHARS
     if upload.size > 4 * limit:
         raise ValidationError(
@@ -24,9 +25,10 @@ def uploaded_text(upload: Any) -> str:
             code="too_large",
         )
     try:
-        return bytes(upload.read()).decode("utf-8")
+        text = bytes(upload.read()).decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationError("The file is not UTF-8 text.", code="not_text") from None
+    return document_text_check(text)
 
 
 class DocumentAddForm(forms.ModelForm):

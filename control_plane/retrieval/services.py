@@ -28,7 +28,9 @@ EMBED_BATCH = 64
 
 
 def document_text_check(text: str) -> str:
-    """The text to store, or a `ValidationError` naming the limit (admin form and API show it as is)."""
+    """The text to store, or a `ValidationError` naming the limit or the fault (admin form and API show it as is).
+
+    Checked before anything is embedded, so a refused document costs no embeddings call."""
     limit = settings.FJORDGATE_RETRIEVAL_MAX_DOCUMENT_CHARS
     if len(text) > limit:
         raise ValidationError(
@@ -37,6 +39,8 @@ def document_text_check(text: str) -> str:
         )
     if not text.strip():
         raise ValidationError("The document is empty.", code="empty")
+    if "\x00" in text:  # valid UTF-8, so an upload may hold it; PostgreSQL's text cannot (it was a 500 on insert)
+        raise ValidationError("The document contains NUL (\\u0000) characters: it is not text.", code="not_text")
     return text
 
 

@@ -109,3 +109,26 @@ def test_a_gemini_embedding_llm_embeds_in_geminis_own_format(world):
     assert (document.embedding_model, document.dimensions, document.chunks.count()) == ("text-embedding-004", 768, 3)
     [sent] = _mock_requests(world, "/v1beta/models/text-embedding-004:batchEmbedContents")
     assert [r["content"]["parts"][0]["text"] for r in sent["body"]["requests"]] == [LEAVE, OFFICE, EXPENSES]
+
+
+def test_an_upload_holding_nul_is_a_400_naming_the_file_or_a_form_error_and_nothing_is_embedded(
+    world, admin_api, admin_user
+):
+    """NUL is valid UTF-8, so a binary-ish "text" file decoded fine and reached PostgreSQL, which refused the chunk
+    on insert: a 500 from the API and the admin, after the embeddings call had been paid for."""
+    url = f"/api/v1/datasources/{world['handbook'].pk}/documents/"
+    upload = SimpleUploadedFile("leave.txt", LEAVE.encode() + b"\x00\x00trailer", content_type="text/plain")
+    refused = admin_api.post(url, {"file": upload}, format="multipart")
+    assert refused.status_code == 400
+    assert "NUL" in refused.json()["extra"]["fields"]["file"][0]
+    admin = Client()
+    admin.force_login(admin_user)
+    form = admin.post(
+        "/admin/retrieval/document/add/",
+        {"datasource": world["handbook"].pk, "file": SimpleUploadedFile("leave.txt", b"a\x00b")},
+    )
+    assert form.status_code == 200 and "NUL" in form.content.decode()
+    assert not Document.objects.exists() and _mock_requests(world, "/v1/embeddings") == []
+    # a studio caller of the service is held to the same rule
+    with pytest.raises(ValidationError, match="NUL"):
+        document_add(datasource=world["handbook"], title="t", text="a\x00b")
