@@ -1,7 +1,10 @@
 """API of apps and credentials. Admins see everything; a user sees and manages their own apps and keys.
 
-A non-admin may create an app (it waits for approval), change its description, LLMs and resources, and manage
-its keys; approval, ownership and namespace stay with the admins. A new or rotated key is in the response once.
+A non-admin may create an app (it waits for approval), change its name, description, LLMs, tools, datasources and
+resources (`OWNER_FIELDS`), and manage its keys; everything else stays with the admins: approval, ownership and
+namespace, and the limits they govern the app with (active or not, rate limits, allowed IPs, tags, metadata), which
+an owner could otherwise lift again right after an administrator set them. A new or rotated key is in the response
+once.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from .services import (
     credential_rotate,
 )
 
-ADMIN_ONLY_FIELDS = ("approved", "owner", "namespace")
+OWNER_FIELDS = frozenset({"name", "description", "llm_ids", "tool_ids", "datasource_ids", "plugin_resources"})
+"""What a self-service owner may write (an allow-list, so a field added to the serializer is admin-only)."""
 
 
 class PluginResourceSerializer(serializers.Serializer):
@@ -136,9 +140,9 @@ class AppViewSet(ServiceViewSet):
         if "plugin_resources" in data:
             data["plugin_resources"] = [dict(r) for r in data["plugin_resources"]]
         if not is_admin(self.request):
-            refused = [f for f in ADMIN_ONLY_FIELDS if f in validated]
+            refused = sorted(set(validated) - OWNER_FIELDS)
             if refused:
-                raise PermissionRefused(f"Only administrators may set {', '.join(sorted(set(refused)))}.")
+                raise PermissionRefused(f"Only administrators may set {', '.join(refused)}.")
             self._check_catalogue(data)
         return data
 

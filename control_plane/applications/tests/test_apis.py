@@ -201,3 +201,39 @@ def test_openapi_schema_served(admin_api):
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert "/api/v1/apps/" in paths and "/api/v1/credentials/{id}/rotate/" in paths
+
+
+@pytest.mark.parametrize(
+    "lifted",
+    [
+        {"rate_limit_rpm": None},
+        {"user_rate_limit_tpm": 10**9},
+        {"allowed_ips": []},
+        {"is_active": True},
+        {"metadata": {"tier": "gold"}},
+        {"tags": ["vip"]},
+    ],
+    ids=lambda body: next(iter(body)),
+)
+def test_an_owner_cannot_lift_the_limits_an_administrator_governs_the_app_with(admin_api, user_api, lifted):
+    """An owner PATCHed away the rate limits, IP fence or deactivation an administrator had just set (or tagged
+    the app, creating a global tag): 200, and the edges got the lifted app with the next snapshot."""
+    app_id = user_api.post("/api/v1/apps/", {"name": "mine"}, format="json").json()["id"]
+    assert admin_api.post(f"/api/v1/apps/{app_id}/approve/").status_code == 200
+    governed = {
+        "rate_limit_rpm": 10,
+        "user_rate_limit_tpm": 1000,
+        "allowed_ips": ["10.0.0.0/8"],
+        "is_active": False,
+        "metadata": {"tier": "free"},
+        "tags": [],
+    }
+    assert admin_api.patch(f"/api/v1/apps/{app_id}/", governed, format="json").status_code == 200
+    refused = user_api.patch(f"/api/v1/apps/{app_id}/", lifted, format="json")
+    assert refused.status_code == 403, refused.content
+    assert refused.json()["message"] == f"Only administrators may set {next(iter(lifted))}."
+    shown = user_api.get(f"/api/v1/apps/{app_id}/").json()
+    assert {field: shown[field] for field in governed} == governed
+    # what the owner may change still goes through
+    renamed = user_api.patch(f"/api/v1/apps/{app_id}/", {"name": "ours", "description": "team bot"}, format="json")
+    assert renamed.status_code == 200 and renamed.json()["rate_limit_rpm"] == 10
