@@ -40,6 +40,7 @@ __all__ = [
     "model_key",
     "namespace_of",
     "namespace_of_data",
+    "user_takeover_refusal",
 ]
 
 #: The lookup from a model (app_label.model_name) to its namespace.
@@ -220,3 +221,28 @@ def access_for(user: Any, token: Any = None) -> Access:
     return Access(
         is_superuser=bool(user.is_superuser), roles=roles, token_namespaces=token_namespaces, read_only=read_only
     )
+
+
+def user_takeover_refusal(access: Access, user: Any, *, caller_id: int | None) -> str | None:
+    """Why this caller may not change or delete the account `user` (which exists), or None when it may.
+
+    Users are global objects, so an administrator of "" manages them; but whoever sets an account's password or
+    e-mail (OIDC finds a user by e-mail) can sign in as it and act with its roles. So an account holding roles is
+    written only by a caller who could grant and revoke each of them itself (an administrator of each of those
+    namespaces), else an administrator of "" becomes an administrator of any namespace through its holder's
+    account. Super-administrators' accounts have their own rule (`services.SUPERUSER_GUARD_MESSAGE`); a caller's
+    own account is its own.
+    """
+    if user.pk == caller_id:
+        return None
+    from .models import NamespaceRole
+
+    held = NamespaceRole.objects.filter(user=user).values_list("namespace", flat=True).distinct().order_by("namespace")
+    for namespace in held:
+        if not access.can_change(NamespaceRole, namespace):
+            where = f"namespace {namespace!r}" if namespace else "the global objects"
+            return (
+                f"This user holds a role in {where}: only an administrator there (or a super-administrator) may "
+                "change or delete the account."
+            )
+    return None

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from control_plane.config.admin_widgets import NamespacePickerMixin
 from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
 
+from .access import user_takeover_refusal
 from .admin_access import NamespaceAdminMixin, RowNamespaceInline, request_user_access
 from .models import ApiToken, Catalogue, NamespaceRole
 from .roles import namespace_role_change, namespace_role_grant, namespace_role_revoke
@@ -44,6 +45,13 @@ admin.site.unregister(Group)
 def _may_manage(request, user) -> bool:
     """A super-administrator's account (and roles) is changed or deleted only by a super-administrator."""
     return user is None or not user.is_superuser or request.user.is_superuser
+
+
+def _may_take_over(request, user) -> bool:
+    """An account holding roles is changed or deleted only by whoever could grant each of them
+    (`access.user_takeover_refusal`): its password or e-mail signs in with those roles. Granting roles to it is
+    the inline's business, not this."""
+    return user is None or user_takeover_refusal(request_user_access(request), user, caller_id=request.user.pk) is None
 
 
 class NamespaceRoleInline(RowNamespaceInline, NamespacePickerMixin, admin.TabularInline):
@@ -80,7 +88,9 @@ class UserAdmin(NamespaceAdminMixin, ServiceAdminMixin, DjangoUserAdmin):
     inlines = [NamespaceRoleInline]
 
     def _may_change_user(self, request, obj) -> bool:
-        return super().has_change_permission(request, obj) and _may_manage(request, obj)
+        return (
+            super().has_change_permission(request, obj) and _may_manage(request, obj) and _may_take_over(request, obj)
+        )
 
     def _grant_only(self, request, obj) -> bool:
         """May not change this user, but may grant roles to them."""
@@ -107,7 +117,9 @@ class UserAdmin(NamespaceAdminMixin, ServiceAdminMixin, DjangoUserAdmin):
         return self._may_change_user(request, obj) or self._grant_only(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and _may_manage(request, obj)
+        return (
+            super().has_delete_permission(request, obj) and _may_manage(request, obj) and _may_take_over(request, obj)
+        )
 
     def user_change_password(self, request, id, form_url=""):
         user = self.get_object(request, unquote(id))

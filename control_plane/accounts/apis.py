@@ -18,6 +18,7 @@ from control_plane.llms.models import LLM
 from control_plane.plugins.models import Plugin
 from control_plane.sync.namespaces import validate_namespace
 
+from .access import user_takeover_refusal
 from .models import Catalogue, Profile
 from .services import (
     SUPERUSER_GUARD_MESSAGE,
@@ -101,11 +102,14 @@ class UserViewSet(ServiceViewSet):
 
     def _guard_superusers(self, user, data) -> None:
         """Users are global objects an administrator of "" may manage; super-administrators are not: else such
-        an administrator could promote itself, or set a super-administrator's password and sign in as them."""
-        if request_access(self.request).is_superuser:
-            return
-        if (user is not None and user.is_superuser) or data.get("is_superuser"):
+        an administrator could promote itself, or set a super-administrator's password and sign in as them. Nor
+        are the holders of roles it could not grant itself (`access.user_takeover_refusal`), for the same reason."""
+        access = request_access(self.request)
+        if not access.is_superuser and ((user is not None and user.is_superuser) or data.get("is_superuser")):
             raise PermissionRefused(SUPERUSER_GUARD_MESSAGE)
+        refusal = None if user is None else user_takeover_refusal(access, user, caller_id=actor_id(self.request))
+        if refusal:
+            raise PermissionRefused(refusal)
 
     def service_create(self, data):
         self._guard_superusers(None, data)
