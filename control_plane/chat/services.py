@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -25,6 +26,24 @@ from .models import ChatMessage, ChatSession
 from .selectors import catalogue_agents, catalogue_llms
 
 TITLE_CHARS = 60
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What PostgreSQL's text and jsonb cannot hold (NUL) or UTF-8 cannot encode (a lone surrogate)."""
+
+
+def _storable(value: Any) -> Any:
+    """`value` (a reply's text or parts) with each unstorable character replaced by U+FFFD.
+
+    A reply is what an LLM, a tool's server or an agent plugin sent, so it may hold them (a tool answering binary
+    bytes, an LLM echoing them); the user already saw the reply streamed, and storing it failed: the turn stayed
+    "streaming", the reply was gone on the next visit and the next message was refused until the turn went stale.
+    """
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -192,9 +211,12 @@ def turn_claim(*, user_id: int, session_id: int) -> Turn | None:
 
 def turn_finish(*, turn: Turn, content: str, parts: list[dict[str, Any]], status: str) -> None:
     """Store the reply as it ended (done, error or cancelled); the user's turn is answered when the reply is
-    done, else it keeps the reply's outcome (and both stay out of the history later turns send)."""
+    done, else it keeps the reply's outcome (and both stay out of the history later turns send). Characters the
+    database cannot hold are stored as U+FFFD (`_storable`)."""
     answered = ChatMessage.Status.ANSWERED if status == ChatMessage.Status.DONE else status
     with transaction.atomic():
-        ChatMessage.objects.filter(pk=turn.reply_id).update(content=content, parts=parts, status=status)
+        ChatMessage.objects.filter(pk=turn.reply_id).update(
+            content=_storable(content), parts=_storable(parts), status=status
+        )
         ChatMessage.objects.filter(pk=turn.user_message_id).update(status=answered)
         ChatSession.objects.filter(pk=turn.session_id).update(updated_at=timezone.now())

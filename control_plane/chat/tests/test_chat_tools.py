@@ -33,7 +33,7 @@ GET_EMPLOYEE = "hr-records__getEmployee"
 
 
 class _Api(BaseHTTPRequestHandler):
-    """The HR tool's API: `/api/employees/<id>` answers JSON, `/api/broken` a 500, `/api/slow` after 3 s,
+    """The HR tool's API: `/api/employees/<id>` answers JSON, `/api/binary` JSON holding NUL bytes, `/api/broken` a 500, `/api/slow` after 3 s,
     `/api/moved` a redirect to another server. Every request is recorded on the server."""
 
     server: Any
@@ -45,6 +45,8 @@ class _Api(BaseHTTPRequestHandler):
             self._send(200, body)
         elif self.path.startswith("/api/whoami"):  # a careless API that echoes the credential it got
             self._send(200, json.dumps({"you": self.headers.get("X-Api-Key", "")}).encode())
+        elif self.path.startswith("/api/binary"):  # NUL bytes in a body that decodes as text
+            self._send(200, b'{"name": "Ada\x00\x00Lovelace"}')
         elif self.path.startswith("/api/broken"):
             self._send(500, b'{"error": "database down"}')
         elif self.path.startswith("/api/slow"):
@@ -272,3 +274,27 @@ def test_the_tools_key_is_sent_as_its_spec_says_and_never_shown_to_the_user_or_t
     assert key not in Tool.objects.get(pk=tool.pk).auth_key_encrypted  # encrypted at rest
     api = _client(admin_user).get(f"/api/v1/tools/{tool.pk}/").json()
     assert api["has_auth_key"] is True and "auth_key" not in api and key not in json.dumps(api)
+
+
+def test_a_reply_holding_nul_is_stored_and_the_conversation_goes_on(world):
+    """A tool answered bytes holding NUL, the LLM echoed them: the user saw the reply stream, but storing it failed
+    in PostgreSQL, so the reply was gone when the page was opened again and the next message was refused ("Wait
+    for the reply to your last message") until the turn went stale."""
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "Bin", "version": "1"},
+        "servers": [{"url": f"http://127.0.0.1:{world['api'].server_port}/api"}],
+        "paths": {"/binary": {"get": {"operationId": "getBinary", "summary": "Bytes"}}},
+    }
+    Catalogue.objects.get().tools.add(tool_create(data={"name": "Bin", "slug": "bin", "openapi_spec": spec}))
+    session_id, events = _chat(world, "call tool bin__getBinary")
+    assert [name for name, _ in events][:2] == ["tool_call", "tool_result"] and events[-1][0] == "done"
+    assert "Ada\x00\x00Lovelace" in events[1][1]["content"]  # streamed as it came
+    reply = ChatMessage.objects.get(role="assistant")
+    assert reply.status == "done" and "Ada\ufffd\ufffdLovelace" in reply.content
+    assert "Ada\ufffd\ufffdLovelace" in reply.parts[1]["content"]
+    assert ChatMessage.objects.get(role="user").status == "answered"
+    alice = _client(world["alice"])
+    page = alice.get(f"/portal/chat/{session_id}/").content.decode()
+    assert "Echo: HTTP 200" in page and "Ada\ufffd\ufffdLovelace" in page
+    assert _say(alice, session_id, "thanks").status_code == 201
