@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from control_plane.accounts.admin_access import request_user_access
+
 from .models import KVEntry
+from .selectors import kv_entries_visible
 
 
 @admin.register(KVEntry)
@@ -17,6 +20,10 @@ class KVEntryAdmin(admin.ModelAdmin):
     @admin.display(description="Bytes")
     def size(self, obj):
         return len(obj.value)
+
+    def get_queryset(self, request):
+        """Only the entries of plugins in namespaces the user may view (`selectors.kv_entries_visible`)."""
+        return kv_entries_visible(super().get_queryset(request), request_user_access(request))
 
     def has_add_permission(self, request):
         return False

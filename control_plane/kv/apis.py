@@ -8,9 +8,10 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework import mixins, serializers, viewsets
 
-from control_plane.config.api import IsAdmin
+from control_plane.config.api import IsAdmin, request_access
 
 from .models import KVEntry
+from .selectors import kv_entries_visible
 
 
 class KVEntrySerializer(serializers.ModelSerializer):
@@ -35,6 +36,6 @@ class KVEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     search_fields = ["key"]
 
     def get_queryset(self):
-        return KVEntry.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())).order_by(
-            "plugin_slug", "key"
-        )
+        """Live entries of the plugins whose namespace the caller may view (`selectors.kv_entries_visible`)."""
+        live = KVEntry.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        return kv_entries_visible(live, request_access(self.request)).order_by("plugin_slug", "key")
