@@ -65,6 +65,9 @@ NAMESPACE_PATHS: dict[str, str] = {
     "sync.configchange": "namespace",
     "audit.auditentry": "namespace",
     "analytics.analyticsevent": "namespace",
+    "analytics.budgetusagerecord": "namespace",
+    "analytics.proxylogrecord": "namespace",
+    "analytics.edgepayloadrecord": "namespace",
     "accounts.namespacerole": "namespace",
 }
 

@@ -3,8 +3,17 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from control_plane.accounts.access import ALL
+from control_plane.accounts.admin_access import request_user_access
+
 from .models import AnalyticsEvent, BudgetUsageRecord, EdgePayloadRecord, ProxyLogRecord
 from .selectors import usage_summary_rows
+
+
+def _viewable_rows(request, rows: list[dict]) -> list[dict]:
+    """The summary rows of the namespaces the user may view, as the records they were added up from."""
+    allowed = request_user_access(request).viewable("analytics.edgepayloadrecord")
+    return rows if allowed is ALL else [row for row in rows if row["namespace"] in allowed]
 
 
 class _ReadOnly(admin.ModelAdmin):
@@ -59,7 +68,7 @@ class EdgePayloadRecordAdmin(_ReadOnly):
         context = {
             **self.admin_site.each_context(request),
             "title": "Usage summaries from the edges",
-            "rows": usage_summary_rows(),
+            "rows": _viewable_rows(request, usage_summary_rows()),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "analytics/usage_summaries.html", context)
