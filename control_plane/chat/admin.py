@@ -1,8 +1,18 @@
-"""Chat sessions in the admin: read-only, for support (what did the user see?); users write them in the portal."""
+"""Chat sessions in the admin: read-only, for support (what did the user see?); users write them in the portal.
+
+A session lives in the namespace of what it talks to (its LLM or agent plugin), so a role holder reads only the
+conversations with the LLMs and agents of namespaces it may view: the access policy counted sessions as global
+objects (they name no namespace of their own), and a viewer of one namespace read everyone's conversations with
+every namespace's LLMs. A session whose LLM or agent was deleted is a super-administrator's to read.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Q
+
+from control_plane.accounts.access import ALL
+from control_plane.accounts.admin_access import request_user_access
 
 from .models import ChatMessage, ChatSession
 
@@ -28,3 +38,11 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        allowed = request_user_access(request).viewable("chat.chatsession")
+        if allowed is ALL:
+            return queryset
+        namespaces = sorted(allowed)
+        return queryset.filter(Q(llm__namespace__in=namespaces) | Q(agent__namespace__in=namespaces))
