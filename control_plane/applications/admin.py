@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from control_plane.accounts.admin_access import request_user_access
 from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
 
 from .models import App, Credential, PluginResource
@@ -115,10 +116,18 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
     readonly_fields = ["approved_at", "created_at", "updated_at"]
     actions = ["approve", "activate", "deactivate", "create_key", "push_config"]
 
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        """Only the LLMs, tools and datasources the user may see are offered, as the API takes
+        (`apis.AppViewSet._check_visible`): another namespace's are neither listed nor attachable."""
+        if db_field.name in ("llms", "tools", "datasources") and "queryset" not in kwargs:
+            related = db_field.remote_field.model._default_manager.all()
+            kwargs["queryset"] = request_user_access(request).filter_visible(related)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
     def changelist_view(self, request, extra_context=None):
         """App requests from the portal wait here: say how many, with a link to the unapproved ones."""
         # on GET only: a POST here runs an action (e.g. approve) after this point, so its count would be stale
-        pending = App.objects.filter(approved=False).count() if request.method == "GET" else 0
+        pending = self.get_queryset(request).filter(approved=False).count() if request.method == "GET" else 0
         if pending and request.GET.get("approved__exact") != "0":
             messages.info(
                 request,

@@ -14,11 +14,12 @@ from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from control_plane.accounts.access import namespace_of
-from control_plane.config.api import ServiceViewSet, actor_id, check_change, is_admin
+from control_plane.config.api import ServiceViewSet, actor_id, check_change, is_admin, request_access
 from control_plane.config.exceptions import PermissionRefused
 
 from .models import App, Credential
@@ -144,7 +145,24 @@ class AppViewSet(ServiceViewSet):
             if refused:
                 raise PermissionRefused(f"Only administrators may set {', '.join(refused)}.")
             self._check_catalogue(data)
+        else:
+            self._check_visible(data)
         return data
+
+    def _check_visible(self, data: dict) -> None:
+        """Administrators attach only what they may see: an id of another namespace's LLM, tool or datasource is
+        unknown to them, as in a read (a global app carrying a team's LLM reaches that LLM at the team's edges)."""
+        from control_plane.catalog.models import Datasource, Tool
+        from control_plane.llms.models import LLM
+
+        access = request_access(self.request)
+        for field, model in (("llm_ids", LLM), ("tool_ids", Tool), ("datasource_ids", Datasource)):
+            ids = set(data.get(field) or [])
+            if not ids:
+                continue
+            visible = set(access.filter_visible(model.objects.filter(pk__in=ids)).values_list("pk", flat=True))
+            if ids - visible:
+                raise ValidationError({field: [f"Unknown ids: {sorted(ids - visible)}."]})
 
     def _check_catalogue(self, data: dict) -> None:
         """Users may only attach what their groups' catalogues offer."""

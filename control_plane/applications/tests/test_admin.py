@@ -229,3 +229,30 @@ def test_activate_and_deactivate_actions_write_through_services_for_llms_plugins
         _action(admin_client, url, "activate", [pk])
         assert getattr(model.objects.get(pk=pk), field) is True, url
         assert ConfigChange.objects.count() >= before + 2, f"{url}: the edges were not told"
+
+
+def test_the_app_form_offers_and_takes_only_the_llms_a_namespace_administrator_may_see(django_user_model):
+    """The app form listed every namespace's LLMs (names, for everyone holding a role) and attached them."""
+    from django.test import Client
+
+    from control_plane.accounts.models import NamespaceRole
+
+    common = {"vendor": "mock", "api_endpoint": "http://m.local"}
+    mine = llm_create(data={"name": "Team A GPT", "slug": "gpt-a", "namespace": "team-a", **common})
+    theirs = llm_create(data={"name": "Team B secret GPT", "slug": "gpt-b", "namespace": "team-b", **common})
+    user = django_user_model.objects.create_user("admin-a", password="pw-Admin-123456!", is_staff=True)
+    NamespaceRole.objects.create(user=user, namespace="team-a", role="admin")
+    client = Client()
+    client.force_login(user)
+    page = client.get("/admin/applications/app/add/")
+    assert page.status_code == 200
+    assert list(page.context["adminform"].form.fields["llms"].queryset) == [mine]
+    assert "Team B secret GPT" not in page.content.decode()
+    posted = client.post(
+        "/admin/applications/app/add/",
+        {"name": "a", "namespace": "team-a", "llms": [theirs.pk], "metadata": "{}", "allowed_ips": "[]",
+         **{f"{p}-TOTAL_FORMS": "0" for p in ("credentials", "plugin_resources")},
+         **{f"{p}-INITIAL_FORMS": "0" for p in ("credentials", "plugin_resources")}},
+    )  # fmt: skip
+    assert posted.status_code == 200 and not App.objects.exists()
+    assert "llms" in posted.context["adminform"].form.errors

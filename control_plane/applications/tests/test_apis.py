@@ -237,3 +237,36 @@ def test_an_owner_cannot_lift_the_limits_an_administrator_governs_the_app_with(a
     # what the owner may change still goes through
     renamed = user_api.patch(f"/api/v1/apps/{app_id}/", {"name": "ours", "description": "team bot"}, format="json")
     assert renamed.status_code == 200 and renamed.json()["rate_limit_rpm"] == 10
+
+
+def test_an_administrator_attaches_only_llms_tools_and_datasources_it_may_see(admin_api, django_user_model):
+    """A team-a administrator (or one of the global objects) attached team-b's LLM by its id: 200, and a global app
+    carrying it could call it at team-b's edges, spending team-b's vendor key and budget."""
+    from rest_framework.test import APIClient
+
+    from control_plane.accounts.models import NamespaceRole
+    from control_plane.catalog.services import datasource_create
+
+    common = {"vendor": "mock", "api_endpoint": "http://mock.local/v1"}
+    llm_a = llm_create(data={"name": "A", "slug": "gpt-a", "namespace": "team-a", **common})
+    llm_b = llm_create(data={"name": "B", "slug": "gpt-b", "namespace": "team-b", **common})
+    tool_b = tool_create(data={"name": "HR", "slug": "hr-b", "namespace": "team-b"})
+    source_b = datasource_create(data={"name": "Wiki", "slug": "wiki-b", "namespace": "team-b"})
+    callers = {}
+    for namespace in ("team-a", ""):
+        user = django_user_model.objects.create_user(f"admin-{namespace or 'global'}", is_staff=True)
+        NamespaceRole.objects.create(user=user, namespace=namespace, role="admin")
+        callers[namespace] = APIClient()
+        callers[namespace].force_authenticate(user)
+    mine = callers["team-a"].post("/api/v1/apps/", {"name": "a", "namespace": "team-a", "llm_ids": [llm_a.pk]})
+    assert mine.status_code == 201, mine.content
+    app_id = mine.json()["id"]
+    for field, hidden in (("llm_ids", llm_b.pk), ("tool_ids", tool_b.pk), ("datasource_ids", source_b.pk)):
+        refused = callers["team-a"].patch(f"/api/v1/apps/{app_id}/", {field: [hidden]}, format="json")
+        assert refused.status_code == 400, refused.content
+        assert refused.json()["extra"]["fields"][field] == [f"Unknown ids: [{hidden}]."]
+    assert App.objects.get(pk=app_id).llms.get() == llm_a
+    global_app = callers[""].post("/api/v1/apps/", {"name": "g", "llm_ids": [llm_b.pk]}, format="json")
+    assert global_app.status_code == 400 and not App.objects.filter(name="g").exists()
+    # a super-administrator sees every namespace, and may
+    assert admin_api.post("/api/v1/apps/", {"name": "g", "llm_ids": [llm_b.pk]}, format="json").status_code == 201
