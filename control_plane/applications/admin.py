@@ -95,6 +95,15 @@ class AppAdminForm(forms.ModelForm):
         self.initial.setdefault("resources", attached)
 
 
+def _held_unoffered(form, obj, field: str) -> set[int]:
+    """What the app holds that the form did not offer (another namespace's, attached by a super-administrator):
+    kept, since the user could neither see nor keep it otherwise (`formfield_for_manytomany`)."""
+    if obj is None or obj.pk is None or field not in form.fields:
+        return set()
+    offered = form.fields[field].queryset
+    return set(getattr(obj, field).exclude(pk__in=offered.values("pk")).values_list("pk", flat=True))
+
+
 @admin.register(App)
 class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
     object_type = "app"
@@ -146,7 +155,7 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
             data["owner_id"] = cd["owner"].pk if cd["owner"] else None
         for field, key in (("llms", "llm_ids"), ("tools", "tool_ids"), ("datasources", "datasource_ids")):
             if field in cd:
-                data[key] = sorted(x.pk for x in cd[field])
+                data[key] = sorted({x.pk for x in cd[field]} | _held_unoffered(form, obj, field))
         if "tags" in cd:
             data["tags"] = sorted(t.name for t in cd["tags"])
         if "resources" in cd and hasattr(form, "resource_choices"):

@@ -151,16 +151,24 @@ class AppViewSet(ServiceViewSet):
 
     def _check_visible(self, data: dict) -> None:
         """Administrators attach only what they may see: an id of another namespace's LLM, tool or datasource is
-        unknown to them, as in a read (a global app carrying a team's LLM reaches that LLM at the team's edges)."""
+        unknown to them, as in a read (a global app carrying a team's LLM reaches that LLM at the team's edges).
+        What the app already holds (a super-administrator attached it) may be sent back as the app shows it."""
         from control_plane.catalog.models import Datasource, Tool
         from control_plane.llms.models import LLM
 
         access = request_access(self.request)
-        for field, model in (("llm_ids", LLM), ("tool_ids", Tool), ("datasource_ids", Datasource)):
+        app = App.objects.filter(pk=self.kwargs["pk"]).first() if "pk" in self.kwargs else None
+        for field, model, relation in (
+            ("llm_ids", LLM, "llms"),
+            ("tool_ids", Tool, "tools"),
+            ("datasource_ids", Datasource, "datasources"),
+        ):
             ids = set(data.get(field) or [])
             if not ids:
                 continue
             visible = set(access.filter_visible(model.objects.filter(pk__in=ids)).values_list("pk", flat=True))
+            if app is not None:
+                visible |= set(getattr(app, relation).values_list("pk", flat=True))
             if ids - visible:
                 raise ValidationError({field: [f"Unknown ids: {sorted(ids - visible)}."]})
 

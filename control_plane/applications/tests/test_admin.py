@@ -256,3 +256,14 @@ def test_the_app_form_offers_and_takes_only_the_llms_a_namespace_administrator_m
     )  # fmt: skip
     assert posted.status_code == 200 and not App.objects.exists()
     assert "llms" in posted.context["adminform"].form.errors
+    # an app a super-administrator gave team-b's LLM keeps it when the team-a administrator saves it
+    app = app_create(data={"name": "b", "namespace": "team-a", "llm_ids": [mine.pk, theirs.pk]})
+    saved = client.post(
+        f"/admin/applications/app/{app.pk}/change/",
+        {"name": "renamed", "namespace": "team-a", "llms": [mine.pk], "metadata": "{}", "allowed_ips": "[]",
+         "is_active": "on", **{f"{p}-TOTAL_FORMS": "0" for p in ("credentials", "plugin_resources")},
+         **{f"{p}-INITIAL_FORMS": "0" for p in ("credentials", "plugin_resources")}},
+    )  # fmt: skip
+    app.refresh_from_db()
+    assert saved.status_code == 302, saved.context["adminform"].form.errors if saved.context else saved
+    assert app.name == "renamed" and sorted(app.llms.values_list("pk", flat=True)) == [mine.pk, theirs.pk]

@@ -269,4 +269,9 @@ def test_an_administrator_attaches_only_llms_tools_and_datasources_it_may_see(ad
     global_app = callers[""].post("/api/v1/apps/", {"name": "g", "llm_ids": [llm_b.pk]}, format="json")
     assert global_app.status_code == 400 and not App.objects.filter(name="g").exists()
     # a super-administrator sees every namespace, and may
-    assert admin_api.post("/api/v1/apps/", {"name": "g", "llm_ids": [llm_b.pk]}, format="json").status_code == 201
+    made = admin_api.post("/api/v1/apps/", {"name": "g", "llm_ids": [llm_b.pk]}, format="json")
+    assert made.status_code == 201
+    # what the app already holds is sent back as shown, and kept
+    shown = callers[""].get(f"/api/v1/apps/{made.json()['id']}/").json()
+    kept = callers[""].patch(f"/api/v1/apps/{shown['id']}/", {"llm_ids": shown["llm_ids"]}, format="json")
+    assert kept.status_code == 200 and kept.json()["llm_ids"] == [llm_b.pk]
