@@ -24,7 +24,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 
 from .actor import current_actor
 
-__all__ = ["AUDITED", "REDACTED", "connect", "snapshot_of"]
+__all__ = ["AUDITED", "REDACTED", "connect", "redact_secret_keys", "snapshot_of"]
 
 REDACTED = "[redacted]"
 
@@ -82,6 +82,16 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, bytes | memoryview):
         return REDACTED
+    return value
+
+
+def redact_secret_keys(value: Any) -> Any:
+    """`value` (parsed JSON) with the value of every secret-looking key replaced by `REDACTED`, at any depth: the
+    audit trail's rule, also what the API shows of a plugin's config to those who may not change the plugin."""
+    if isinstance(value, dict):
+        return {k: REDACTED if _SECRET_JSON_KEY.search(str(k)) else redact_secret_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secret_keys(v) for v in value]
     return value
 
 

@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from control_plane.config.api import IsAdmin, ServiceViewSet
+from control_plane.audit.recorder import redact_secret_keys
+from control_plane.config.api import IsAdmin, ServiceViewSet, request_access
 
 from .models import Plugin
 from .resources import resource_instances, resource_types
@@ -26,6 +27,16 @@ class PluginSerializer(serializers.ModelSerializer):
 
     def get_code_changes(self, obj: Plugin) -> str:
         return plugin_code_changes_note(obj)
+
+    def to_representation(self, instance: Plugin) -> dict:
+        """The config's secret-looking values (a token-auth plugin's client tokens, a service's API key) only to
+        those who may change the plugin: a viewer of its namespace, or any role holder for a global plugin, read
+        them in the clear and could call the edge as the apps they authenticate."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None and not request_access(request).can_change(Plugin, instance.namespace):
+            data["config"] = redact_secret_keys(data.get("config"))
+        return data
 
     class Meta:
         model = Plugin
