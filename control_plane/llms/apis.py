@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.db.models import Q
 from rest_framework import serializers
 
-from control_plane.config.api import AdminOrReadOnly, ServiceViewSet, actor_id, is_admin
+from control_plane.audit.recorder import redact_secret_keys
+from control_plane.config.api import AdminOrReadOnly, ServiceViewSet, actor_id, is_admin, request_access
 from control_plane.plugins.models import Plugin
 
 from .models import LLM, LLMPluginBinding
@@ -68,6 +69,18 @@ class LLMSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+    def to_representation(self, instance: LLM) -> dict:
+        """The chain's config overrides and the metadata with their secret-looking values redacted for those who
+        may not change the LLM (a viewer of its namespace, a user of a catalogue that offers it): an override may
+        hold a guardrail service's API key, as a plugin's own config may (`plugins/apis.py`)."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None and not request_access(request).can_change(LLM, instance.namespace):
+            data["metadata"] = redact_secret_keys(data.get("metadata"))
+            for item in data.get("plugin_chain") or ():
+                item["config_override"] = redact_secret_keys(item.get("config_override"))
+        return data
 
 
 class LLMViewSet(ServiceViewSet):

@@ -1,0 +1,60 @@
+"""An LLM's chain overrides a plugin's config per LLM, and an override may hold a secret (a guardrail service's API
+key): the API shows it only to those who may change the LLM, as it shows a plugin's own config; a viewer of the
+namespace and a user whose catalogue offers the LLM read it in the clear."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from control_plane.accounts.models import NamespaceRole
+from control_plane.accounts.services import catalogue_set, group_save
+from control_plane.llms.services import llm_create, llm_set_plugin_chain
+from control_plane.plugins.models import Plugin
+
+pytestmark = pytest.mark.django_db
+OVERRIDE = {"service": {"api_key": "sk-guard-0123456789", "url": "https://guard.example"}, "threshold": 3}
+METADATA = {"api_version": "2024-10-21", "client_secret": "cs-0123456789"}
+
+
+def _client(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def _role_holder(namespace: str, role: str) -> APIClient:
+    user = get_user_model().objects.create_user(f"{role}-{namespace or 'global'}", is_staff=True)
+    NamespaceRole.objects.create(user=user, namespace=namespace, role=role)
+    return _client(user)
+
+
+def test_chain_overrides_and_metadata_show_their_secrets_only_to_who_may_change_the_llm(admin_user, plain_user):
+    plugin = Plugin.objects.create(slug="guard", name="Guard", import_path="plugins.ip_filter.plugin:create_plugin")
+    llm = llm_create(
+        data={
+            "name": "Team A",
+            "slug": "team-a-llm",
+            "vendor": "mock",
+            "api_endpoint": "http://mock.local/v1",
+            "namespace": "team-a",
+            "metadata": METADATA,
+        }
+    )
+    llm_set_plugin_chain(llm=llm, chain=[{"plugin": plugin, "order_index": 0, "config_override": OVERRIDE}])
+    group = group_save(name="team")
+    catalogue_set(group=group, llm_ids=[llm.pk])
+    plain_user.groups.add(group)
+
+    redacted_override = {"service": {"api_key": "[redacted]", "url": "https://guard.example"}, "threshold": 3}
+    for reader in (_role_holder("team-a", "viewer"), _client(plain_user)):
+        shown = reader.get(f"/api/v1/llms/{llm.pk}/")
+        assert shown.status_code == 200
+        assert shown.json()["plugin_chain"][0]["config_override"] == redacted_override
+        assert shown.json()["metadata"] == {"api_version": "2024-10-21", "client_secret": "[redacted]"}
+        listed = reader.get("/api/v1/llms/").content.decode()
+        assert "sk-guard-0123456789" not in listed and "cs-0123456789" not in listed
+    for writer in (_role_holder("team-a", "admin"), _client(admin_user)):
+        shown = writer.get(f"/api/v1/llms/{llm.pk}/").json()
+        assert shown["plugin_chain"][0]["config_override"] == OVERRIDE and shown["metadata"] == METADATA
