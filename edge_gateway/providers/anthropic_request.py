@@ -3,7 +3,9 @@
 System and developer messages become `system`; `tool` messages become `tool_result` blocks in a user turn;
 assistant `tool_calls` become `tool_use` blocks; `tools`/`tool_choice`, `stop`, `temperature`, `top_p`,
 `max_tokens` map one to one (`max_tokens` is required by Anthropic, so it defaults to `DEFAULT_MAX_TOKENS`);
-consecutive turns of the same role are merged, as Anthropic requires. Apart from the reply's translation
+`parallel_tool_calls: false` becomes `tool_choice.disable_parallel_tool_use`; a `json_schema` `response_format`
+becomes Anthropic's structured output (`output_config.format`), so `client.chat.completions.parse(...)` gets JSON
+(Anthropic has no schema-less JSON mode: `json_object` is left to the prompt); consecutive turns of the same role are merged, as Anthropic requires. Apart from the reply's translation
 (`anthropic_reply.py`) because the two directions share nothing but the vendor.
 """
 
@@ -142,6 +144,19 @@ def _tools(data: dict[str, Any], out: dict[str, Any]) -> None:
             if t.get("type", "function") == "function"
         ]
     _tool_choice(data.get("tool_choice"), out)
+    if data.get("parallel_tool_calls") is False and "tools" in out:
+        out["tool_choice"] = {**out.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
+
+
+def _output_format(data: dict[str, Any], out: dict[str, Any]) -> None:
+    """A `json_schema` response format as `output_config.format`: dropped, the model would answer prose that the
+    client's parser (the SDK's `.parse()`, a pydantic model) then fails on."""
+    response_format = data.get("response_format")
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    if isinstance(schema, dict):
+        out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
 
 
 def _tool_choice(choice: Any, out: dict[str, Any]) -> None:
@@ -177,6 +192,7 @@ def to_anthropic_request(data: dict[str, Any], model: str, stream: bool) -> dict
     if stream:
         out["stream"] = True
     _tools(data, out)
+    _output_format(data, out)
     user = data.get("user")
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}

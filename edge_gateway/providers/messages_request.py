@@ -11,6 +11,7 @@ OpenAI-compatible one (the mock included) the provider sends Chat Completions an
     tools / tool_choice (auto, any, tool, none), disable_parallel_tool_use -> tools / tool_choice,
                                                parallel_tool_calls
     max_tokens, temperature, top_p, stop_sequences, metadata.user_id -> max_tokens, ..., stop, user
+    output_config.format (json_schema)      -> response_format json_schema (what `client.messages.parse` sends)
 
 `thinking` blocks and `top_k` have no Chat Completions counterpart and are dropped.
 """
@@ -177,11 +178,25 @@ def _tools(data: dict[str, Any], out: dict[str, Any]) -> None:
         _tool_choice(data["tool_choice"], out)
 
 
+def _output_format(data: dict[str, Any], out: dict[str, Any]) -> None:
+    """Structured output (`output_config.format`, or the beta's top-level `output_format`) as a `json_schema`
+    response format: dropped, the model would answer prose that `client.messages.parse(...)` fails to parse."""
+    config = data.get("output_config")
+    wanted = config.get("format") if isinstance(config, dict) else None
+    wanted = wanted if wanted is not None else data.get("output_format")
+    if not isinstance(wanted, dict) or wanted.get("type") != "json_schema":
+        return
+    schema = wanted.get("schema")
+    if isinstance(schema, dict):
+        out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+
+
 def messages_to_chat(data: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
     """An Anthropic Messages request body as a Chat Completions request body."""
     out: dict[str, Any] = {"model": model, "messages": _chat_messages(data)}
     _sampling(data, out)
     _tools(data, out)
+    _output_format(data, out)
     metadata = data.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         out["user"] = metadata["user_id"]

@@ -7,6 +7,7 @@ import json
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from .support import CLIENT_KEY, VENDOR_KEY, ModelPriceConfig, llm, make_snapshot, run_edge
@@ -103,3 +104,42 @@ def test_native_pass_through(edge):
         httpx.post(f"{edge.url}/llm/call/nope/v1/messages", headers={"x-api-key": CLIENT_KEY}, json={}).status_code
         == 404
     )
+
+
+class Forecast(pydantic.BaseModel):
+    city: str
+    celsius: float
+
+
+def test_parse_with_a_pydantic_response_format_gets_the_structured_output(edge, mock_upstream):
+    """`client.chat.completions.parse(response_format=Model)` asks for JSON of a schema: Anthropic's structured
+    output (`output_config.format`), not prose the SDK's parser then fails on (plain and streamed)."""
+    reply = client(edge).chat.completions.parse(
+        model="claude-sonnet-4-20250514",
+        messages=[{"role": "user", "content": "the forecast for Oslo"}],
+        response_format=Forecast,
+    )
+    assert reply.choices[0].message.parsed == Forecast(city="mock", celsius=1.5)
+    sent = httpx.get(f"{mock_upstream}/_mock/requests").json()["data"][-1]["body"]
+    assert sent["output_config"]["format"]["schema"]["required"] == ["city", "celsius"]
+    with client(edge).chat.completions.stream(
+        model="claude-sonnet-4-20250514",
+        messages=[{"role": "user", "content": "the forecast for Oslo"}],
+        response_format=Forecast,
+    ) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.parsed == Forecast(city="mock", celsius=1.5)
+
+
+def test_parallel_tool_calls_false_gets_one_call(edge, mock_upstream):
+    """`parallel_tool_calls=False` is Anthropic's `disable_parallel_tool_use`: at most one tool call, as asked."""
+    tools = [*TOOLS, {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
+    reply = client(edge).chat.completions.create(
+        model="claude-sonnet-4-20250514",
+        tools=tools,
+        parallel_tool_calls=False,
+        messages=[{"role": "user", "content": "call all tools"}],
+    )
+    assert [c.function.name for c in reply.choices[0].message.tool_calls] == ["get_weather"]
+    sent = httpx.get(f"{mock_upstream}/_mock/requests").json()["data"][-1]["body"]
+    assert sent["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}

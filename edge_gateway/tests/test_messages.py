@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import anthropic
 import httpx
+import pydantic
 import pytest
 
 from shared_sdk.messages import AnalyticsRecord
@@ -258,3 +259,24 @@ def test_messages_are_accounted_like_chat(edge):
     assert record.app_id == 1 and record.llm_slug == "gpt" and record.status_code == 200
     assert record.prompt_tokens == reply.usage.input_tokens and record.completion_tokens == reply.usage.output_tokens
     assert record.cost > 0
+
+
+class Forecast(pydantic.BaseModel):
+    city: str
+    celsius: float
+
+
+@pytest.mark.parametrize("model", [GPT, CLAUDE])
+def test_parse_with_an_output_format_gets_the_structured_output(edge, mock_upstream, model):
+    """`client.messages.parse(output_format=Model)` sends `output_config.format`; to an OpenAI-shaped LLM it is a
+    `json_schema` response format, so the reply is JSON of the schema and not prose the parser fails on."""
+    reply = client(edge).messages.parse(
+        model=model,
+        max_tokens=200,
+        messages=[{"role": "user", "content": "the forecast for Oslo"}],
+        output_format=Forecast,
+    )
+    assert reply.parsed_output == Forecast(city="mock", celsius=1.5)
+    if model == GPT:
+        sent = last_upstream_request(mock_upstream)["body"]
+        assert sent["response_format"]["json_schema"]["schema"]["required"] == ["city", "celsius"]

@@ -36,6 +36,7 @@ class MessagesRequest:
     prompt_tokens: int
     last_text: str
     user_text: str | None  # the last message's text when it is a plain user turn (tool-call trigger)
+    output_schema: dict[str, Any] | None  # structured output (`output_config.format`): the reply is built from it
 
 
 class AnthropicApi:
@@ -74,8 +75,13 @@ class AnthropicApi:
             )
             stop_reason, stop_sequence = "tool_use", None
         else:
+            text = (
+                echo(req.last_text)
+                if req.output_schema is None
+                else orjson.dumps(synthesize(req.output_schema)).decode()
+            )
             reply = compose_reply(
-                echo(req.last_text), max_tokens=req.max_tokens, stop=req.stop_sequences, reply_tokens=plan.reply_tokens
+                text, max_tokens=req.max_tokens, stop=req.stop_sequences, reply_tokens=plan.reply_tokens
             )
             blocks.append({"type": "text", "text": reply.text})
             output_tokens, stop_reason, stop_sequence = reply.tokens, _STOP_REASONS[reply.finish], reply.stop_sequence
@@ -195,7 +201,19 @@ def parse_messages(body: dict[str, Any], *, require_max_tokens: bool = True) -> 
         prompt_tokens=prompt_tokens,
         last_text=last_text,
         user_text=last_text if last.get("role") == "user" and not answers_tool else None,
+        output_schema=_output_schema(body.get("output_config")),
     )
+
+
+def _output_schema(config: Any) -> dict[str, Any] | None:
+    """The schema of `output_config.format` (`{"type": "json_schema", "schema": {...}}`), else None."""
+    wanted = config.get("format") if isinstance(config, dict) else None
+    if not isinstance(wanted, dict) or wanted.get("type") != "json_schema":
+        return None
+    schema = wanted.get("schema")
+    if not isinstance(schema, dict):
+        raise Invalid("output_config.format.schema: Field required")
+    return schema
 
 
 def _block_events(events: list[bytes], index: int, block: dict[str, Any], chunks: int | None) -> None:

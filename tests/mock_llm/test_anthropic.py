@@ -77,6 +77,17 @@ def test_max_tokens_and_stop_sequences_set_the_stop_reason(http: httpx.Client) -
     )
 
 
+def test_structured_output_replies_json_of_the_schema(http: httpx.Client) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}
+    output_config = {"format": {"type": "json_schema", "schema": schema}}
+    body = http.post("/v1/messages", json=_message(output_config=output_config), headers=HEADERS).json()
+    bad = http.post("/v1/messages", json=_message(output_config={"format": {"type": "json_schema"}}), headers=HEADERS)
+
+    assert json.loads(body["content"][0]["text"]) == {"city": "mock", "days": 1}
+    assert body["stop_reason"] == "end_turn"
+    assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+
+
 def test_stream_follows_anthropics_event_sequence(http: httpx.Client) -> None:
     plain = http.post("/v1/messages", json=_message(), headers=HEADERS).json()
     response = http.post("/v1/messages", json=_message(stream=True), headers=HEADERS)
