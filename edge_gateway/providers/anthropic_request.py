@@ -1,6 +1,6 @@
 """An OpenAI chat (or completions) request as an Anthropic Messages request.
 
-System and developer messages become `system`; `tool` messages become `tool_result` blocks in a user turn;
+System and developer messages become `system`; `file` parts (a PDF inline) become `document` blocks; `tool` messages become `tool_result` blocks in a user turn;
 assistant `tool_calls` become `tool_use` blocks; `tools`/`tool_choice`, `stop`, `temperature`, `top_p`,
 `max_tokens` map one to one (`max_tokens` is required by Anthropic, so it defaults to `DEFAULT_MAX_TOKENS`);
 `parallel_tool_calls: false` becomes `tool_choice.disable_parallel_tool_use`; a `json_schema` `response_format`
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from ..errors import GatewayError
+from .documents import inline_document
 
 __all__ = ["DEFAULT_MAX_TOKENS", "to_anthropic_request"]
 
@@ -52,6 +53,9 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
             blocks.append({"type": "text", "text": part.get("text", "")})
         elif kind == "image_url":
             blocks.append(_image_block(part))
+        elif kind == "file":
+            media_type, data, _ = inline_document(part, "Anthropic")
+            blocks.append({"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}})
         else:
             raise GatewayError.bad_request(
                 f"content part type {kind!r} is not supported for Anthropic models", param="messages"

@@ -5,6 +5,7 @@ endpoint and credentials) can reuse them. What maps to what (OpenAI chat -> Gemi
 
     system / developer messages           -> systemInstruction.parts[].text
     user text / image_url parts            -> text / inlineData (data: URLs) or fileData (other URLs) parts
+    user file parts (a PDF inline)         -> inlineData parts
     assistant content / tool_calls         -> role "model": text / functionCall {name, args} parts
     tool messages                          -> role "user": functionResponse {name, response} parts (the name is
                                               the one of the tool call the message answers)
@@ -30,6 +31,7 @@ import orjson
 
 from ..errors import GatewayError
 from .base import Usage
+from .documents import inline_document
 
 __all__ = [
     "FINISH_TO_OPENAI",
@@ -112,6 +114,9 @@ def _parts(content: Any) -> list[dict[str, Any]]:
             parts.append({"text": str(part.get("text", ""))})
         elif kind == "image_url":
             parts.append(_image(part))
+        elif kind == "file":
+            media_type, data, _ = inline_document(part, "Gemini")
+            parts.append({"inlineData": {"mimeType": media_type, "data": data}})
         else:
             raise _bad(f"content part type {kind!r} is not supported for Gemini models")
     return parts

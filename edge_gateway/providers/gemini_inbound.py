@@ -4,7 +4,8 @@ provider builds (Anthropic's then makes Messages of it), and the chat answer or 
 
     systemInstruction                      -> a system message
     contents (role user / model / function) -> user / assistant messages; text, inlineData and fileData image
-                                              parts -> text / image_url parts (inlineData as a data: URL)
+                                              parts -> text / image_url parts (inlineData as a data: URL);
+                                              inlineData PDFs -> file parts
     functionCall parts                     -> assistant tool_calls (the part's id, else a made-up one)
     functionResponse parts                 -> tool messages answering the call of that id (else of that name),
                                               before the rest of that user turn
@@ -29,6 +30,7 @@ import orjson
 from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
 from .base import OpenAIRequest, Provider, StreamTranslator, UpstreamSpec, Usage
+from .documents import file_part
 from .gemini_answers import ChatToGeminiStream, chat_to_gemini_response
 from .gemini_stream import ChainedStream
 
@@ -68,7 +70,10 @@ def _schema(value: Any) -> Any:
 
 
 def _media_part(data: dict[str, Any], inline: bool) -> dict[str, Any]:
+    """An image (inline or by URI) as an `image_url` part, an inline PDF as a `file` part; other media are 400."""
     mime = str(_get(data, "mimeType") or "")
+    if inline and mime == "application/pdf":
+        return file_part(mime, str(data.get("data", "")))
     if not mime.startswith("image/"):
         raise _bad(f"{'inlineData' if inline else 'fileData'} of type {mime!r} cannot be sent to this model")
     url = f"data:{mime};base64,{data.get('data', '')}" if inline else str(_get(data, "fileUri") or "")

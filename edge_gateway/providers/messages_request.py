@@ -6,6 +6,7 @@ OpenAI-compatible one (the mock included) the provider sends Chat Completions an
 
     system (string or text blocks)          -> a system message
     text / image (base64, url) blocks       -> text / image_url parts (base64 as a data: URL)
+    document blocks (base64 PDF, text)      -> file parts (a data: URL) / text parts
     assistant tool_use blocks               -> tool_calls (arguments as a JSON string)
     user tool_result blocks                 -> tool messages (before the rest of that user turn)
     tools / tool_choice (auto, any, tool, none), disable_parallel_tool_use -> tools / tool_choice,
@@ -24,6 +25,7 @@ import orjson
 
 from ..errors import GatewayError
 from .base import estimate_tokens
+from .documents import file_part
 
 __all__ = ["estimate_message_tokens", "messages_to_chat"]
 
@@ -53,6 +55,22 @@ def _image_part(block: dict[str, Any]) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
+def _document_parts(block: dict[str, Any]) -> dict[str, Any]:
+    """A `document` block: a base64 PDF as a `file` part, a plain-text document as a text part; a URL or a Files
+    API id is a 400 (Chat Completions takes documents inline only)."""
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise _bad("a document block needs a 'source'")
+    kind = source.get("type")
+    if kind == "base64":
+        title = block.get("title")
+        media_type = str(source.get("media_type") or "application/pdf")
+        return file_part(media_type, str(source.get("data", "")), title if isinstance(title, str) else None)
+    if kind == "text":
+        return {"type": "text", "text": str(source.get("data", ""))}
+    raise _bad(f"document source type {kind!r} is not supported for this model: send the document as base64")
+
+
 def _tool_message(block: dict[str, Any]) -> dict[str, Any]:
     """A `tool_result` block as a tool message; an error result says so in its text (Chat has no flag for it)."""
     result = _text(block.get("content"))
@@ -75,6 +93,8 @@ def _user_turn(content: Any) -> list[dict[str, Any]]:
             parts.append({"type": "text", "text": str(block.get("text", ""))})
         elif kind == "image":
             parts.append(_image_part(block))
+        elif kind == "document":
+            parts.append(_document_parts(block))
         elif kind == "tool_result":
             tools.append(_tool_message(block))
         elif kind in ("thinking", "redacted_thinking"):

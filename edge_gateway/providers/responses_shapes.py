@@ -4,7 +4,7 @@ Why a translation at all: most vendors (the mock in chat mode, vLLM, Anthropic b
 speak Chat Completions, and the providers only translate from that. A Responses request becomes one Chat
 Completions request here, and the chat answer becomes a Responses `response` object here; streams are in
 `responses.py`. What cannot be expressed in Chat Completions (built-in tools such as `web_search`, `input_file`
-parts) is a 400 naming the field, never silently dropped.
+parts by file id or URL) is a 400 naming the field, never silently dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import GatewayError
 from .base import Usage
+from .documents import file_part
 
 __all__ = [
     "chat_messages",
@@ -49,6 +50,20 @@ def _image_part(part: dict[str, Any], param: str) -> dict[str, Any]:
     return {"type": "image_url", "image_url": image}
 
 
+def _file_part(part: dict[str, Any], param: str) -> dict[str, Any]:
+    """An `input_file` part with its data inline as a chat `file` part; a file id or URL is refused (no file
+    store here, and the vendor behind may be another)."""
+    data = part.get("file_data")
+    if not isinstance(data, str) or not data:
+        raise _bad("input_file needs 'file_data' (file ids and URLs are not supported here)", param)
+    filename = part.get("filename")
+    if data.startswith("data:") and ";base64," in data:
+        media_type, data = data[5:].split(";base64,", 1)
+    else:
+        media_type = "application/pdf"
+    return file_part(media_type or "application/pdf", data, filename if isinstance(filename, str) else None)
+
+
 def _parts(content: Any, param: str) -> str | list[dict[str, Any]]:
     """A message's content in Chat Completions form: a string, or text / image_url parts."""
     if isinstance(content, str):
@@ -64,6 +79,8 @@ def _parts(content: Any, param: str) -> str | list[dict[str, Any]]:
             parts.append({"type": "text", "text": str(part.get("refusal") or "")})
         elif kind == "input_image":
             parts.append(_image_part(part, param))
+        elif kind == "input_file":
+            parts.append(_file_part(part, param))
         else:
             raise _bad(f"content part type {kind!r} is not supported by this model's API", param)
     if all(p["type"] == "text" for p in parts):

@@ -286,7 +286,7 @@ def test_async_client_generates_and_streams(edge, model):
         b"[1, 2]",
         {"contents": "hello"},
         {"contents": [{"role": "user", "parts": "hello"}]},
-        {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "application/pdf", "data": "AA=="}}]}]},
+        {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "video/mp4", "data": "AA=="}}]}]},
         {"contents": [{"role": "user", "parts": [{"videoMetadata": {}}]}]},
         {"contents": [{"role": "user", "parts": [42]}]},
         {"contents": ["hello"]},
