@@ -6,7 +6,8 @@ endpoint and credentials) can reuse them. What maps to what (OpenAI chat -> Gemi
     system / developer messages           -> systemInstruction.parts[].text
     user text / image_url parts            -> text / inlineData (data: URLs) or fileData (other URLs) parts
     user file parts (a PDF inline)         -> inlineData parts
-    assistant content / tool_calls         -> role "model": text / functionCall {name, args} parts
+    assistant content / tool_calls         -> role "model": text / functionCall {name, args} parts (a call's
+                                              extra_content.google.thought_signature -> thoughtSignature)
     tool messages                          -> role "user": functionResponse {name, response} parts (the name is
                                               the one of the tool call the message answers)
     tools (function), tool_choice          -> tools[].functionDeclarations, toolConfig.functionCallingConfig
@@ -16,9 +17,11 @@ endpoint and credentials) can reuse them. What maps to what (OpenAI chat -> Gemi
                                               responseJsonSchema, thinkingConfig)
 
 Back: text parts -> `content`, `thought: true` parts -> `reasoning_content` (the field OpenAI-compatible
-reasoning models use), functionCall -> `tool_calls`, finishReason STOP / MAX_TOKENS / SAFETY, RECITATION, ... ->
-stop (tool_calls when the turn called a tool) / length / content_filter, usageMetadata -> usage (thoughts count
-as completion tokens, as Google bills them; cached content as cached prompt tokens).
+reasoning models use), functionCall -> `tool_calls` (its `thoughtSignature` as the call's
+`extra_content.google.thought_signature`, as Google's OpenAI compatibility returns it), finishReason STOP /
+MAX_TOKENS / SAFETY, RECITATION, ... -> stop (tool_calls when the turn called a tool) / length / content_filter,
+usageMetadata -> usage (thoughts count as completion tokens, as Google bills them; cached content as cached
+prompt tokens).
 """
 
 from __future__ import annotations
@@ -173,7 +176,10 @@ def _contents(messages: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
                 function = call.get("function") or {}
                 name = str(function.get("name", ""))
                 names[str(call.get("id", ""))] = name
-                parts.append({"functionCall": {"name": name, "args": _arguments(function.get("arguments"))}})
+                part: dict[str, Any] = {"functionCall": {"name": name, "args": _arguments(function.get("arguments"))}}
+                if (signature := _signature(call)) is not None:
+                    part["thoughtSignature"] = signature
+                parts.append(part)
             add("model", parts)
         elif role == "tool":
             add("user", [_function_response(message, names)])
@@ -270,12 +276,28 @@ def usage_body(usage: Usage, reasoning_tokens: int = 0) -> dict[str, Any]:
     }
 
 
-def tool_call(call: dict[str, Any]) -> dict[str, Any]:
-    return {
+def tool_call(part: dict[str, Any]) -> dict[str, Any]:
+    """A `functionCall` part as a chat tool call. Its `thoughtSignature` rides along where Google's own OpenAI
+    compatibility puts it (`extra_content.google.thought_signature`): Gemini 3 refuses (400) a replayed call
+    without it, and SDKs keep the field when the message is sent back (`_signature` reads it)."""
+    call = part["functionCall"]
+    out: dict[str, Any] = {
         "id": str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}"),
         "type": "function",
         "function": {"name": str(call.get("name", "")), "arguments": orjson.dumps(call.get("args") or {}).decode()},
     }
+    signature = part.get("thoughtSignature") or part.get("thought_signature")
+    if isinstance(signature, str) and signature:
+        out["extra_content"] = {"google": {"thought_signature": signature}}
+    return out
+
+
+def _signature(call: dict[str, Any]) -> str | None:
+    """The thought signature a chat tool call carries back (`extra_content.google.thought_signature`)."""
+    extra = call.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
 
 
 def finish_reason(reason: Any, called_tool: bool) -> str:
@@ -291,7 +313,7 @@ def _choice(candidate: dict[str, Any], position: int) -> dict[str, Any]:
         if not isinstance(part, dict):
             continue
         if isinstance(part.get("functionCall"), dict):
-            calls.append(tool_call(part["functionCall"]))
+            calls.append(tool_call(part))
         elif isinstance(part.get("text"), str):
             (thoughts if part.get("thought") else text).append(part["text"])
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or (None if calls else "")}

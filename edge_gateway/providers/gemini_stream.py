@@ -98,7 +98,7 @@ class GeminiToChatStream:
         if not isinstance(part, dict):
             return []
         if isinstance(part.get("functionCall"), dict) and not self._completions:
-            call = {"index": self._tools, **tool_call(part["functionCall"])}
+            call = {"index": self._tools, **tool_call(part)}
             self._tools += 1
             self.usage.tool_calls = self._tools
             return [self._chunk({"tool_calls": [call]})]

@@ -170,6 +170,38 @@ def test_streamed_tool_call_and_forced_choice(edge):
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
+GEMINI_3 = "gemini-3-pro-preview"
+"""A model that signs its function calls and answers 400 to a replayed call without the signature, as Gemini 3
+does (the mock checks it for `gemini-3...` names)."""
+
+
+def test_gemini_3_tool_loop_carries_the_thought_signature(edge, mock_upstream):
+    """An agent loop with the stock SDK, appending the assistant message as the SDK returned it: the call's
+    thought signature comes back as `extra_content.google.thought_signature` (Google's OpenAI-compatible field)
+    and goes out again as the part's `thoughtSignature`, so Gemini 3 answers instead of a 400 on turn two."""
+    client = oai(edge)
+    question = {"role": "user", "content": "weather in Oslo? call tool"}
+    reply = client.chat.completions.create(model=GEMINI_3, messages=[question], tools=[WEATHER])
+    message = reply.choices[0].message
+    call = message.tool_calls[0]
+    answer = client.chat.completions.create(
+        model=GEMINI_3,
+        tools=[WEATHER],
+        messages=[question, message, {"role": "tool", "tool_call_id": call.id, "content": "sunny"}],
+    )
+    assert answer.choices[0].message.content == "Echo: sunny"
+    sent = last_upstream(mock_upstream)["body"]["contents"][1]["parts"][0]
+    assert sent["thoughtSignature"] == (call.model_extra or {})["extra_content"]["google"]["thought_signature"]
+    with client.chat.completions.stream(model=GEMINI_3, messages=[question], tools=[WEATHER]) as stream:
+        streamed = stream.get_final_completion().choices[0].message
+    again = client.chat.completions.create(
+        model=GEMINI_3,
+        tools=[WEATHER],
+        messages=[question, streamed, {"role": "tool", "tool_call_id": streamed.tool_calls[0].id, "content": "rain"}],
+    )
+    assert again.choices[0].message.content == "Echo: rain"
+
+
 def test_image_goes_as_inline_data(edge, mock_upstream):
     oai(edge).chat.completions.create(
         model=GEMINI,

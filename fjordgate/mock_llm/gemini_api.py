@@ -6,7 +6,8 @@ Same rules as the other vendors (`docs/mock-llm.md`): the reply echoes the last 
 `x-mock-fault` header or the body's `mock` field. Prompt tokens: the system instruction and every part's text,
 function calls (name and args JSON) and function responses (name and response JSON). With
 `generationConfig.thinkingConfig.includeThoughts` the answer starts with a `thought: true` part, counted in
-`thoughtsTokenCount`.
+`thoughtsTokenCount`. Models named `gemini-3...` sign their function calls and check the signatures
+(`thought_signatures.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.responses import Response
 
 from . import gemini_format as fmt
 from .exchange import Exchange, Invalid, MockState, begin
+from .thought_signatures import check_signatures, signature_for, signs
 from .tokens import compose_reply, count_tokens, echo, group_pieces, token_pieces
 from .tools import ToolChoice, ToolSpec, pick_tools, synthesize
 from .vectors import embedding_vector
@@ -190,9 +192,15 @@ class GeminiApi:
     def _generate(self, exchange: Exchange, model: str, method: str, sse: bool) -> Response:
         try:
             req = parse_generate(exchange.body)
+            if signs(model):
+                check_signatures(exchange.body["contents"])
         except Invalid as problem:
             return exchange.invalid(problem)
         parts, finish, output, thoughts = self._answer(exchange, req)
+        if signs(model):
+            first_call = next((part for part in parts if "functionCall" in part), None)
+            if first_call is not None:
+                first_call["thoughtSignature"] = signature_for(first_call["functionCall"]["name"])
         cached = min(exchange.plan.cached_tokens, req.prompt_tokens)
         usage = fmt.usage_metadata(req.prompt_tokens, output, thoughts, cached)
         response_id = exchange.id("")

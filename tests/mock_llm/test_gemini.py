@@ -106,6 +106,27 @@ def test_function_response_ends_the_loop(http):
     assert reply["candidates"][0]["content"]["parts"] == [{"text": "Echo: sunny"}]
 
 
+def test_gemini_3_signs_its_calls_and_refuses_a_replay_without_the_signature(http):
+    tools = [{"functionDeclarations": [WEATHER]}]
+    question = {"role": "user", "parts": [{"text": "call tool"}]}
+    asked = http.post(
+        _url("generateContent", "gemini-3-pro-preview"), json=_body(contents=[question], tools=tools), headers=HEADERS
+    )
+    call = asked.json()["candidates"][0]["content"]["parts"][0]
+    result = {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "sunny"}}}]}
+
+    def replay(part: dict[str, Any], model: str = "gemini-3-pro-preview") -> Any:
+        contents = [question, {"role": "model", "parts": [part]}, result]
+        return http.post(_url("generateContent", model), json=_body(contents=contents, tools=tools), headers=HEADERS)
+
+    unsigned = {"functionCall": call["functionCall"]}
+    assert call["thoughtSignature"]
+    assert replay(call).json()["candidates"][0]["content"]["parts"] == [{"text": "Echo: sunny"}]
+    refused = replay(unsigned)
+    assert refused.status_code == 400 and "missing a thought_signature" in refused.json()["error"]["message"]
+    assert replay(unsigned, MODEL).status_code == 200  # Gemini 2.5 does not check
+
+
 @pytest.mark.parametrize(
     ("headers", "params", "status", "name"),
     [
