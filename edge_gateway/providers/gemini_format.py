@@ -276,28 +276,50 @@ def usage_body(usage: Usage, reasoning_tokens: int = 0) -> dict[str, Any]:
     }
 
 
+_SIGNED = "call_sig_"
+"""The id prefix of a tool call that carries its thought signature (base64url) after it."""
+
+
 def tool_call(part: dict[str, Any]) -> dict[str, Any]:
-    """A `functionCall` part as a chat tool call. Its `thoughtSignature` rides along where Google's own OpenAI
-    compatibility puts it (`extra_content.google.thought_signature`): Gemini 3 refuses (400) a replayed call
-    without it, and SDKs keep the field when the message is sent back (`_signature` reads it)."""
+    """A `functionCall` part as a chat tool call. Gemini 3 refuses (400) a replayed call without the
+    `thoughtSignature` it gave it, so the signature rides along twice: where Google's own OpenAI compatibility
+    puts it (`extra_content.google.thought_signature`, kept by the openai SDK when the message goes back as it
+    came), and in the call's id, the one field every client returns (tool results name it; an Anthropic
+    `tool_use` block or a Responses `function_call` item keeps it as its id): `_signature` reads either."""
     call = part["functionCall"]
+    signature = part.get("thoughtSignature") or part.get("thought_signature")
+    signature = signature if isinstance(signature, str) and signature else None
+    call_id = call.get("id") or (f"{_SIGNED}{_url_safe(signature)}" if signature else f"call_{uuid.uuid4().hex[:24]}")
     out: dict[str, Any] = {
-        "id": str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}"),
+        "id": str(call_id),
         "type": "function",
         "function": {"name": str(call.get("name", "")), "arguments": orjson.dumps(call.get("args") or {}).decode()},
     }
-    signature = part.get("thoughtSignature") or part.get("thought_signature")
-    if isinstance(signature, str) and signature:
+    if signature:
         out["extra_content"] = {"google": {"thought_signature": signature}}
     return out
 
 
+def _url_safe(signature: str) -> str:
+    """A base64 signature in the id alphabet every vendor accepts (`[A-Za-z0-9_-]`); `_from_id` undoes it."""
+    return signature.replace("+", "-").replace("/", "_").rstrip("=")
+
+
+def _from_id(call_id: str) -> str | None:
+    if not call_id.startswith(_SIGNED) or len(call_id) == len(_SIGNED):
+        return None
+    encoded = call_id[len(_SIGNED) :].replace("-", "+").replace("_", "/")
+    return encoded + "=" * (-len(encoded) % 4)
+
+
 def _signature(call: dict[str, Any]) -> str | None:
-    """The thought signature a chat tool call carries back (`extra_content.google.thought_signature`)."""
+    """The thought signature a chat tool call carries back: `extra_content.google.thought_signature`, else its id."""
     extra = call.get("extra_content")
     google = extra.get("google") if isinstance(extra, dict) else None
     signature = google.get("thought_signature") if isinstance(google, dict) else None
-    return signature if isinstance(signature, str) and signature else None
+    if isinstance(signature, str) and signature:
+        return signature
+    return _from_id(str(call.get("id") or ""))
 
 
 def finish_reason(reason: Any, called_tool: bool) -> str:

@@ -202,6 +202,47 @@ def test_gemini_3_tool_loop_carries_the_thought_signature(edge, mock_upstream):
     assert again.choices[0].message.content == "Echo: rain"
 
 
+def test_gemini_3_tool_loops_of_other_sdks_and_rebuilt_messages_keep_the_signature(edge):
+    """What every client returns is the call's id (an Anthropic `tool_use` id, a Responses `call_id`, a message
+    rebuilt from id, name and arguments): the signature rides in it too, so these loops get past turn two."""
+    question = "weather in Oslo? call tool"
+    rebuilt = oai(edge).chat.completions.create(
+        model=GEMINI_3, messages=[{"role": "user", "content": question}], tools=[WEATHER]
+    )
+    call = rebuilt.choices[0].message.tool_calls[0]
+    bare = {"id": call.id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    history = [
+        {"role": "assistant", "tool_calls": [bare]},
+        {"role": "tool", "tool_call_id": call.id, "content": "hail"},
+    ]
+    answer = oai(edge).chat.completions.create(
+        model=GEMINI_3, tools=[WEATHER], messages=[{"role": "user", "content": question}, *history]
+    )
+    assert answer.choices[0].message.content == "Echo: hail"
+
+    claude = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    tools = [{"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}]
+    asked = claude.messages.create(
+        model=GEMINI_3, max_tokens=100, tools=tools, messages=[{"role": "user", "content": question}]
+    )
+    use = next(b for b in asked.content if b.type == "tool_use")
+    result = [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}]
+    turns = [{"role": "user", "content": question}, {"role": "assistant", "content": asked.content}]
+    answered = claude.messages.create(
+        model=GEMINI_3, max_tokens=100, tools=tools, messages=[*turns, {"role": "user", "content": result}]
+    )
+    assert answered.content[0].text == "Echo: sunny"
+
+    responses_tools = [{"type": "function", **WEATHER["function"]}]
+    first = oai(edge).responses.create(model=GEMINI_3, input=question, tools=responses_tools)
+    item = next(o for o in first.output if o.type == "function_call")
+    output = {"type": "function_call_output", "call_id": item.call_id, "output": "fog"}
+    then = oai(edge).responses.create(
+        model=GEMINI_3, previous_response_id=first.id, input=[output], tools=responses_tools
+    )
+    assert then.output_text == "Echo: fog"
+
+
 def test_image_goes_as_inline_data(edge, mock_upstream):
     oai(edge).chat.completions.create(
         model=GEMINI,
