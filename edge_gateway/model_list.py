@@ -5,12 +5,17 @@ shape (`{"data": [{"type": "model", "id", "display_name", "created_at"}], "has_m
 over OpenAI's (`{"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}`). A model not
 served to the app is 404 `model_not_found` (Anthropic: `not_found_error`); one an allow-list regex serves is
 retrievable by its name although the list cannot enumerate it.
+
+The list pages as each vendor's does, so an SDK's pager (or a hand-written `after_id` loop) ends: Anthropic's
+`limit` (1..1000, default 20) with `after_id` / `before_id` cursors and `has_more`; Gemini's `pageSize` (default
+50, at most 1000) with an opaque `pageToken` / `nextPageToken`. OpenAI's list has no pages.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -46,17 +51,61 @@ def _routable(ex: Exchange, model_id: str) -> list[tuple[str, CompiledLLM]]:
     return [(model_id, llm)]
 
 
-def _anthropic_body(kind: str, served: list[tuple[str, Any]], created: int) -> bytes:
-    """Anthropic's shape: one model, or a page of them (`first_id` / `last_id`, never more pages)."""
+def _query(raw: bytes) -> dict[str, str]:
+    return {key: values[-1] for key, values in parse_qs(raw.decode("latin-1")).items()}
+
+
+def _bounded(value: str | None, default: int, name: str) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise GatewayError.bad_request(f"{name}: Input should be a valid integer", param=name) from None
+
+
+def _anthropic_page(served: list[tuple[str, Any]], query: dict[str, str]) -> tuple[list[tuple[str, Any]], bool]:
+    """The page Anthropic answers: `limit` models after `after_id`, or just before `before_id` (an id not on the
+    list is an empty last page), and whether more lie beyond it in that direction."""
+    limit = _bounded(query.get("limit"), 20, "limit")
+    if not 1 <= limit <= 1000:
+        raise GatewayError.bad_request("limit: Input should be between 1 and 1000", param="limit")
+    names = [name for name, _ in served]
+    if "after_id" in query:
+        start = names.index(query["after_id"]) + 1 if query["after_id"] in names else len(names)
+        return served[start : start + limit], start + limit < len(served)
+    if "before_id" in query:
+        end = names.index(query["before_id"]) if query["before_id"] in names else 0
+        return served[max(0, end - limit) : end], end - limit > 0
+    return served[:limit], limit < len(served)
+
+
+def _anthropic_body(kind: str, served: list[tuple[str, Any]], created: int, query: dict[str, str]) -> bytes:
+    """Anthropic's shape: one model, or a page of them (`first_id` / `last_id`, `has_more`)."""
     created_at = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    data = [_anthropic(name, created_at) for name, _ in served]
     if kind == "model":
-        return orjson.dumps(data[0])
+        return orjson.dumps(_anthropic(served[0][0], created_at))
+    page, more = _anthropic_page(served, query)
+    data = [_anthropic(name, created_at) for name, _ in page]
     first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-    return orjson.dumps({"data": data, "has_more": False, "first_id": first, "last_id": last})
+    return orjson.dumps({"data": data, "has_more": more, "first_id": first, "last_id": last})
 
 
-def models_body(ex: Exchange, model_id: str = "") -> bytes:
+def _gemini_body(served: list[tuple[str, Any]], query: dict[str, str]) -> bytes:
+    """Gemini's page: `pageSize` models (default 50, at most 1000) from the offset `pageToken` names, with a
+    `nextPageToken` while more remain."""
+    size = min(_bounded(query.get("pageSize"), 50, "pageSize"), 1000) or 50
+    token = query.get("pageToken") or "0"
+    if not token.isdigit():
+        raise GatewayError.bad_request("pageToken: invalid page token", param="pageToken")
+    start = int(token)
+    body: dict[str, Any] = {"models": [_gemini(name) for name, _ in served[start : start + size]]}
+    if start + size < len(served):
+        body["nextPageToken"] = str(start + size)
+    return orjson.dumps(body)
+
+
+def models_body(ex: Exchange, model_id: str = "", query_string: bytes = b"") -> bytes:
     """The list (no `model_id`) or one model (`model_id`) as the caller's app sees it; 404 for another id."""
     assert ex.app is not None
     created = int(ex.cfg.snapshot.generated_at)
@@ -64,10 +113,11 @@ def models_body(ex: Exchange, model_id: str = "") -> bytes:
     if ex.kind == "model":
         served = [(name, llm) for name, llm in served if name == model_id] or _routable(ex, model_id)
     if ex.dialect == "gemini":
-        models = [_gemini(name) for name, _ in served]
-        return orjson.dumps(models[0] if ex.kind == "model" else {"models": models})
+        if ex.kind == "model":
+            return orjson.dumps(_gemini(served[0][0]))
+        return _gemini_body(served, _query(query_string))
     if ex.dialect == "anthropic":
-        return _anthropic_body(ex.kind, served, created)
+        return _anthropic_body(ex.kind, served, created, _query(query_string))
     items = [_openai(name, llm, created) for name, llm in served]
     if ex.kind == "model":
         return orjson.dumps(items[0])

@@ -374,7 +374,7 @@ def _loaded_hooks(ex: Exchange) -> HookChain | None:
 async def _answer_models(out: Outlet, hooks: HookChain | None, prepared: Prepared, caller: Caller) -> None:
     """`GET /v1/models` (or one model): answered by the edge from its config, through the response hooks."""
     try:
-        listing = models_body(out.ex, caller.native_path)
+        listing = models_body(out.ex, caller.native_path, caller.scope.get("query_string", b""))
     except GatewayError as err:
         await respond_error(out, hooks, prepared.executed, err)
         return
