@@ -1,7 +1,7 @@
 """OpenAI Chat Completions <-> AWS Bedrock Converse, request and full response (streams: `bedrock_stream.py`).
 
-Request: `system`/`developer` messages become `system` blocks; user content becomes `text` and `image` blocks
-(images must be data URLs: Converse takes bytes, not links); assistant `tool_calls` become `toolUse` blocks and
+Request: `system`/`developer` messages become `system` blocks; user content becomes `text`, `image` and
+`document` blocks (images must be data URLs, files inline: Converse takes bytes, not links); assistant `tool_calls` become `toolUse` blocks and
 `tool` messages `toolResult` blocks in a user turn; consecutive turns of one role are merged (Converse requires
 alternation); `max_tokens`/`temperature`/`top_p`/`stop` go to `inferenceConfig`; `tools`/`tool_choice` to
 `toolConfig` (`required` -> `any`, a named function -> `tool`, `none` drops the tools).
@@ -20,6 +20,7 @@ import orjson
 
 from ..errors import GatewayError
 from .base import Usage
+from .documents import inline_document
 
 __all__ = ["FINISH", "to_converse", "to_openai", "usage_from_converse"]
 
@@ -60,6 +61,31 @@ def _image(part: dict[str, Any]) -> dict[str, Any]:
     return {"image": {"format": _IMAGE_FORMATS[media], "source": {"bytes": data}}}
 
 
+_DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+    "text/plain": "txt",
+    "text/markdown": "md",
+    "text/html": "html",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+}
+
+
+def _document(part: dict[str, Any], position: int) -> dict[str, Any]:
+    """A chat `file` part as a Converse `document` block; Converse requires a name of letters, digits, single
+    spaces, hyphens, parentheses and brackets, so the file name's stem is cleaned to that (numbered: unique)."""
+    media_type, data, filename = inline_document(part, "Bedrock")
+    if media_type not in _DOCUMENT_FORMATS:
+        raise _bad(f"files of type {media_type!r} cannot be sent to Bedrock models")
+    stem = (filename or "").rsplit(".", 1)[0]
+    cleaned = " ".join("".join(c if c.isalnum() or c in "-()[]" else " " for c in stem).split())
+    name = f"{cleaned or 'document'} {position}"
+    return {"document": {"format": _DOCUMENT_FORMATS[media_type], "name": name, "source": {"bytes": data}}}
+
+
 def _blocks(content: Any) -> list[dict[str, Any]]:
     if content is None:
         return []
@@ -75,6 +101,8 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
                 blocks.append({"text": str(part["text"])})
         elif kind == "image_url":
             blocks.append(_image(part))
+        elif kind == "file":
+            blocks.append(_document(part, len(blocks) + 1))
         else:
             raise _bad(f"content part type {kind!r} is not supported for Bedrock models")
     return blocks

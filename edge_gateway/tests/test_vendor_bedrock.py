@@ -291,6 +291,19 @@ def test_what_converse_cannot_express_is_a_clear_400(edge, upstream):
     assert sent == {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}
 
 
+def test_a_pdf_goes_as_a_document_block(edge, upstream):
+    """An inline PDF (`file` part) is a Converse `document` block with a name Converse accepts."""
+    pdf = {
+        "type": "file",
+        "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "Q3 report.v2.pdf"},
+    }
+    content = [pdf, {"type": "text", "text": "summarise"}]
+    reply = client(edge).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": content}])
+    assert reply.choices[0].message.content == "Echo: summarise"
+    sent = last_request(upstream)["body"]["messages"][0]["content"][0]
+    assert sent == {"document": {"format": "pdf", "name": "Q3 report v2 1", "source": {"bytes": "JVBERi0="}}}
+
+
 def test_a_signing_fault_is_the_edges_500_not_the_clients_400(edge, monkeypatch, caplog):
     """The edge answers a body its translation cannot read (a TypeError there) as the client's 400; a TypeError
     from signing is not about the body, and must not read as the client's fault."""
