@@ -31,6 +31,7 @@ from .responses_shapes import (
     message_item,
     new_id,
     output_items,
+    reasoning_tokens,
     response_object,
     to_chat_request,
 )
@@ -64,13 +65,22 @@ class ResponsesSession:
         self.translated = False
 
     def finish(
-        self, data: dict[str, Any], model: str, message: dict[str, Any], finish_reason: str | None, usage: Usage | None
+        self,
+        data: dict[str, Any],
+        model: str,
+        message: dict[str, Any],
+        finish_reason: str | None,
+        usage: Usage | None,
+        reasoning: int = 0,
     ) -> dict[str, Any]:
-        """The Responses object of a chat `message` (its items, status, usage); kept as this session's answer."""
+        """The Responses object of a chat `message` (its items, status, usage with the `reasoning` tokens the
+        chat answer reported); kept as this session's answer."""
         reason = incomplete_reason(finish_reason)
         status = "incomplete" if reason else "completed"
         output = output_items(message)
-        self.response = response_object(self.id, data, model, output, status=status, reason=reason, usage=usage)
+        self.response = response_object(
+            self.id, data, model, output, status=status, reason=reason, usage=usage, reasoning=reasoning
+        )
         return self.response
 
     def replay(self, data: dict[str, Any], model: str, chat_events: list[bytes]) -> list[bytes]:
@@ -129,7 +139,12 @@ class ResponsesAdapter:
                 502, "upstream sent a malformed response", retryable=True, code="upstream_bad_response"
             ) from None
         response = self.session.finish(
-            call.data, chat.get("model") or model, message, choice.get("finish_reason"), usage
+            call.data,
+            chat.get("model") or model,
+            message,
+            choice.get("finish_reason"),
+            usage,
+            reasoning_tokens(chat.get("usage")),
         )
         return orjson.dumps(response), usage
 
@@ -260,6 +275,7 @@ class ChatToResponsesStream:
         self._text: _Item | None = None
         self._calls: dict[int, _Item] = {}
         self._finish: str | None = None
+        self._reasoning = 0
 
     @property
     def done(self) -> bool:
@@ -273,7 +289,14 @@ class ChatToResponsesStream:
     def _response(self, status: str, reason: str | None = None, usage: Usage | None = None) -> dict[str, Any]:
         output = [item.done() for item in self._items] if status != "in_progress" else []
         return response_object(
-            self.session.id, self.data, self.model, output, status=status, reason=reason, usage=usage
+            self.session.id,
+            self.data,
+            self.model,
+            output,
+            status=status,
+            reason=reason,
+            usage=usage,
+            reasoning=self._reasoning,
         )
 
     def feed(self, event: bytes) -> list[bytes]:
@@ -287,6 +310,8 @@ class ChatToResponsesStream:
                 self.model = chunk.get("model") or self.model
                 started = {"response": self._response("in_progress")}
                 out += [self._event("response.created", started), self._event("response.in_progress", started)]
+            if chunk.get("usage"):
+                self._reasoning = reasoning_tokens(chunk["usage"])
             for choice in chunk.get("choices") or ():
                 if choice.get("index", 0) == 0:
                     self._choice(choice, out)
@@ -348,7 +373,10 @@ class ChatToResponsesStream:
             )
 
     def finish(self) -> list[bytes]:
-        self.inner.finish()  # OpenAI's translator estimates usage here when the vendor reported none
+        for chat_event in self.inner.finish():  # OpenAI's translator estimates usage here when the vendor reported none
+            chunk = _chunk_of(chat_event)
+            if chunk is not None and chunk.get("usage"):
+                self._reasoning = reasoning_tokens(chunk["usage"])
         if not self.inner.done:
             return []
         out: list[bytes] = []

@@ -22,6 +22,7 @@ __all__ = [
     "incomplete_reason",
     "new_id",
     "output_items",
+    "reasoning_tokens",
     "response_object",
     "to_chat_request",
     "usage_block",
@@ -227,6 +228,7 @@ def to_chat_request(data: dict[str, Any], history: list[dict[str, Any]], model: 
         out["reasoning_effort"] = reasoning["effort"]
     if stream:
         out["stream"] = True
+        out["stream_options"] = {"include_usage": True}  # the final usage chunk: reasoning tokens for `usage`
     return out
 
 
@@ -269,14 +271,21 @@ def incomplete_reason(finish_reason: str | None) -> str | None:
     return _INCOMPLETE.get(finish_reason or "")
 
 
-def usage_block(usage: Usage) -> dict[str, Any]:
+def usage_block(usage: Usage, reasoning_tokens: int = 0) -> dict[str, Any]:
     return {
         "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
         "output_tokens": usage.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": usage.total_tokens,
     }
+
+
+def reasoning_tokens(chat_usage: Any) -> int:
+    """The reasoning tokens a chat answer's `usage` reports (`completion_tokens_details`), else 0."""
+    details = chat_usage.get("completion_tokens_details") if isinstance(chat_usage, dict) else None
+    tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return tokens if isinstance(tokens, int) else 0
 
 
 def response_object(
@@ -289,6 +298,7 @@ def response_object(
     reason: str | None = None,
     usage: Usage | None = None,
     created_at: int | None = None,
+    reasoning: int = 0,
 ) -> dict[str, Any]:
     """A Responses `response` object as api.openai.com returns it (the fields the SDKs read)."""
     return {
@@ -312,7 +322,7 @@ def response_object(
         "tools": data.get("tools") or [],
         "top_p": data.get("top_p", 1.0),
         "truncation": "disabled",
-        "usage": usage_block(usage) if usage is not None else None,
+        "usage": usage_block(usage, reasoning) if usage is not None else None,
         "user": data.get("user"),
         "metadata": data.get("metadata") or {},
     }

@@ -349,6 +349,19 @@ def test_responses_api_against_a_gemini_llm(edge, mock_upstream):
     assert final.output_text == "Echo: stream responses"
 
 
+def test_responses_usage_reports_the_thinking_tokens(edge):
+    """Gemini bills its thoughts as output: a Responses client sees them as `output_tokens_details.reasoning_tokens`
+    (plain and streamed), not 0 beside an `output_tokens` that includes them."""
+    client = oai(edge)
+    reply = client.responses.create(model=GEMINI, input="think it over", reasoning={"effort": "low"})
+    thoughts = 6  # "Thinking about: think it over"
+    assert reply.usage.output_tokens_details.reasoning_tokens == thoughts
+    assert reply.usage.output_tokens == thoughts + 5  # and "Echo: think it over"
+    with client.responses.stream(model=GEMINI, input="think it over", reasoning={"effort": "low"}) as stream:
+        final = stream.get_final_response()
+    assert final.usage.output_tokens_details.reasoning_tokens == thoughts
+
+
 def test_native_pass_through_is_metered_and_keeps_the_client_key_out(edge, mock_upstream):
     body = {"contents": [{"role": "user", "parts": [{"text": "native call"}]}]}
     response = httpx.post(
