@@ -280,16 +280,26 @@ _SIGNED = "call_sig_"
 """The id prefix of a tool call that carries its thought signature (base64url) after it."""
 
 
-def tool_call(part: dict[str, Any]) -> dict[str, Any]:
+def requires_signatures(model: str) -> bool:
+    """Whether the model refuses replayed function calls without their thought signature: Gemini 3 and later
+    (1.x and 2.x accept them without), the only ones whose call ids carry the signature (see `tool_call`)."""
+    name = model.removeprefix("models/")
+    return name.startswith("gemini-") and not name.startswith(("gemini-1", "gemini-2"))
+
+
+def tool_call(part: dict[str, Any], signed_id: bool = False) -> dict[str, Any]:
     """A `functionCall` part as a chat tool call. Gemini 3 refuses (400) a replayed call without the
-    `thoughtSignature` it gave it, so the signature rides along twice: where Google's own OpenAI compatibility
-    puts it (`extra_content.google.thought_signature`, kept by the openai SDK when the message goes back as it
-    came), and in the call's id, the one field every client returns (tool results name it; an Anthropic
-    `tool_use` block or a Responses `function_call` item keeps it as its id): `_signature` reads either."""
+    `thoughtSignature` it gave it, so the signature rides along where Google's own OpenAI compatibility puts it
+    (`extra_content.google.thought_signature`, kept by the openai SDK when the message goes back as it came)
+    and, with `signed_id` (a model that `requires_signatures`), in the call's id, the one field every client
+    returns (tool results name it; an Anthropic `tool_use` block or a Responses `function_call` item keeps it
+    as its id): `_signature` reads either. Only then, because such an id is longer than OpenAI's 40 characters
+    (Bedrock's 64): a conversation moved to those vendors would be refused."""
     call = part["functionCall"]
     signature = part.get("thoughtSignature") or part.get("thought_signature")
     signature = signature if isinstance(signature, str) and signature else None
-    call_id = call.get("id") or (f"{_SIGNED}{_url_safe(signature)}" if signature else f"call_{uuid.uuid4().hex[:24]}")
+    signed = f"{_SIGNED}{_url_safe(signature)}" if signature and signed_id else None
+    call_id = call.get("id") or signed or f"call_{uuid.uuid4().hex[:24]}"
     out: dict[str, Any] = {
         "id": str(call_id),
         "type": "function",
@@ -327,7 +337,7 @@ def finish_reason(reason: Any, called_tool: bool) -> str:
     return "tool_calls" if called_tool and mapped == "stop" else mapped
 
 
-def _choice(candidate: dict[str, Any], position: int) -> dict[str, Any]:
+def _choice(candidate: dict[str, Any], position: int, signed_ids: bool) -> dict[str, Any]:
     text: list[str] = []
     thoughts: list[str] = []
     calls: list[dict[str, Any]] = []
@@ -335,7 +345,7 @@ def _choice(candidate: dict[str, Any], position: int) -> dict[str, Any]:
         if not isinstance(part, dict):
             continue
         if isinstance(part.get("functionCall"), dict):
-            calls.append(tool_call(part))
+            calls.append(tool_call(part, signed_ids))
         elif isinstance(part.get("text"), str):
             (thoughts if part.get("thought") else text).append(part["text"])
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or (None if calls else "")}
@@ -354,7 +364,8 @@ def _choice(candidate: dict[str, Any], position: int) -> dict[str, Any]:
 def gemini_to_chat(body: dict[str, Any], model: str, usage: Usage) -> dict[str, Any]:
     """A `GenerateContentResponse` as a `chat.completion` (a prompt blocked outright: empty, content_filter)."""
     candidates = [c for c in body.get("candidates") or () if isinstance(c, dict)]
-    choices = [_choice(c, i) for i, c in enumerate(candidates)]
+    signed_ids = requires_signatures(model)
+    choices = [_choice(c, i, signed_ids) for i, c in enumerate(candidates)]
     if not choices:
         message = {"role": "assistant", "content": ""}
         choices = [{"index": 0, "message": message, "logprobs": None, "finish_reason": "content_filter"}]

@@ -13,7 +13,7 @@ import orjson
 
 from ..errors import UpstreamError
 from .base import OpenAIRequest, StreamTranslator, Usage
-from .gemini_format import finish_reason, read_usage, tool_call, usage_body
+from .gemini_format import finish_reason, read_usage, requires_signatures, tool_call, usage_body
 from .sse import event_data
 
 __all__ = ["ChainedStream", "GeminiToChatStream", "stream_error"]
@@ -40,6 +40,7 @@ class GeminiToChatStream:
     def __init__(self, call: OpenAIRequest, model: str) -> None:
         self.usage = Usage(choices=1)
         self._model = model
+        self._signed_ids = requires_signatures(model)
         self._id = f"chatcmpl-{uuid.uuid4().hex}"
         self._created = int(time.time())
         self._include_usage = call.client_wants_usage
@@ -98,7 +99,7 @@ class GeminiToChatStream:
         if not isinstance(part, dict):
             return []
         if isinstance(part.get("functionCall"), dict) and not self._completions:
-            call = {"index": self._tools, **tool_call(part)}
+            call = {"index": self._tools, **tool_call(part, self._signed_ids)}
             self._tools += 1
             self.usage.tool_calls = self._tools
             return [self._chunk({"tool_calls": [call]})]

@@ -243,6 +243,25 @@ def test_gemini_3_tool_loops_of_other_sdks_and_rebuilt_messages_keep_the_signatu
     assert then.output_text == "Echo: fog"
 
 
+def test_only_models_that_require_signatures_get_signed_call_ids():
+    """A signed id is longer than OpenAI's 40 characters: Gemini 2.5's signed calls keep short ids (a conversation
+    may move on to another vendor), carrying the signature in `extra_content` only."""
+    part = {"functionCall": {"name": "get_weather", "args": {}}, "thoughtSignature": "c2lnbmF0dXJl" * 20}
+    body = {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP"}]}
+    short = gemini_to_chat(body, GEMINI, Usage())["choices"][0]["message"]["tool_calls"][0]
+    signed = gemini_to_chat(body, GEMINI_3, Usage())["choices"][0]["message"]["tool_calls"][0]
+    assert len(short["id"]) <= 40 and short["extra_content"]["google"]["thought_signature"] == part["thoughtSignature"]
+    back = chat_to_gemini(
+        {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [signed]}]}
+    )
+    assert back["contents"][1]["parts"][0]["thoughtSignature"] == part["thoughtSignature"]
+    signed.pop("extra_content")
+    back = chat_to_gemini(
+        {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [signed]}]}
+    )
+    assert back["contents"][1]["parts"][0]["thoughtSignature"] == part["thoughtSignature"]  # from the id alone
+
+
 def test_image_goes_as_inline_data(edge, mock_upstream):
     oai(edge).chat.completions.create(
         model=GEMINI,
