@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -7,6 +8,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from control_plane.audit.recorder import redact_secret_keys
 from control_plane.config.admin_widgets import SafeAutocompleteMixin
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
 from control_plane.plugins.services import plugin_validate_config
@@ -103,19 +105,52 @@ class BindingForm(forms.ModelForm):
         return cleaned
 
 
-class BindingInline(SafeAutocompleteMixin, admin.TabularInline):
+class RedactedForViewersMixin:
+    """JSON fields shown to whoever may only view the LLM (a viewer of its namespace) with their secret-looking
+    values redacted, as the API shows them (`apis.LLMSerializer`): a chain's config override may hold a guardrail
+    service's key. `redacted_fields` names each field; `<name>_shown` is what is shown in its place."""
+
+    redacted_fields: tuple[str, ...] = ()
+
+    def _view_only(self, request: Any, obj: Any) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)  # type: ignore[attr-defined]
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        if self._view_only(request, obj):
+            readonly += [f"{name}_shown" for name in self.redacted_fields]
+        return readonly
+
+    def get_fields(self, request: Any, obj: Any = None) -> list[Any]:
+        fields = list(super().get_fields(request, obj))  # type: ignore[misc]
+        if self._view_only(request, obj):
+            fields = [name for name in fields if name not in self.redacted_fields]
+        return fields
+
+
+def _json_redacted(value: Any) -> str:
+    return json.dumps(redact_secret_keys(value), ensure_ascii=False, sort_keys=True)
+
+
+class BindingInline(RedactedForViewersMixin, SafeAutocompleteMixin, admin.TabularInline):
     model = LLMPluginBinding
     form = BindingForm
     extra = 0
     ordering = ["order_index"]
     autocomplete_fields = ["plugin"]
+    redacted_fields = ("config_override",)
+
+    @admin.display(description="Config override")
+    def config_override_shown(self, obj: LLMPluginBinding) -> str:
+        return _json_redacted(obj.config_override)
 
 
 @admin.register(LLM)
-class LLMAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class LLMAdmin(RedactedForViewersMixin, ServiceAdminMixin, admin.ModelAdmin):
     object_type = "llm"
     form = LLMAdminForm
     inlines = [BindingInline]
+    redacted_fields = ("metadata",)
     list_display = [
         "slug",
         "name",
@@ -137,6 +172,10 @@ class LLMAdmin(ServiceAdminMixin, admin.ModelAdmin):
     @admin.display(boolean=True, description="API key")
     def has_api_key(self, obj):
         return obj.has_api_key
+
+    @admin.display(description="Metadata")
+    def metadata_shown(self, obj: LLM) -> str:
+        return _json_redacted(obj.metadata)
 
     def service_data(self, form, obj):
         data = {name: form.cleaned_data[name] for name in LLM_FIELDS if name in form.cleaned_data}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 from rest_framework.test import APIClient
 
 from control_plane.accounts.models import NamespaceRole
@@ -58,3 +59,33 @@ def test_chain_overrides_and_metadata_show_their_secrets_only_to_who_may_change_
     for writer in (_role_holder("team-a", "admin"), _client(admin_user)):
         shown = writer.get(f"/api/v1/llms/{llm.pk}/").json()
         assert shown["plugin_chain"][0]["config_override"] == OVERRIDE and shown["metadata"] == METADATA
+
+
+def test_the_admin_shows_a_viewer_the_llm_with_its_secrets_redacted(admin_user):
+    plugin = Plugin.objects.create(slug="guard", name="Guard", import_path="plugins.ip_filter.plugin:create_plugin")
+    llm = llm_create(
+        data={
+            "name": "Team A",
+            "slug": "team-a-llm",
+            "vendor": "mock",
+            "api_endpoint": "http://mock.local/v1",
+            "namespace": "team-a",
+            "metadata": METADATA,
+        }
+    )
+    llm_set_plugin_chain(llm=llm, chain=[{"plugin": plugin, "order_index": 0, "config_override": OVERRIDE}])
+    url = f"/admin/llms/llm/{llm.pk}/change/"
+    viewer = get_user_model().objects.create_user("viewer", is_staff=True)
+    for namespace in ("team-a", ""):  # the LLM's namespace, and the global plugins of its chain
+        NamespaceRole.objects.create(user=viewer, namespace=namespace, role="viewer")
+    page = Client()
+    page.force_login(viewer)
+    shown = page.get(url)
+    html = shown.content.decode()
+    assert shown.status_code == 200 and "Team A" in html
+    assert "sk-guard-0123456789" not in html and "cs-0123456789" not in html
+    assert "https://guard.example" in html and "2024-10-21" in html  # the rest is shown
+    root = Client()
+    root.force_login(admin_user)
+    html = root.get(url).content.decode()
+    assert "sk-guard-0123456789" in html and "cs-0123456789" in html  # to whoever may change it, as stored
