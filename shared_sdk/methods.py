@@ -7,7 +7,10 @@ way and a wrong return type gives the same clear error either way.
 
 Normalisation keeps plugins short: a request hook may return `None` for "pass", `get_asset` may return
 `(bytes, content_type)`, `handle_rpc` may return a dict (sent as JSON), `get_config_schema` may return JSON
-text. Everything else must be the declared type (or convertible to it, such as a dict for a struct).
+text. Everything else must be the declared type (or convertible to it, such as a dict for a struct). Another
+SDK message is never converted: a request hook that returns the request itself (instead of
+`PluginResponse(modified=True, request=req)`) would otherwise become a `PluginResponse` with the request's
+`headers` and `body` and `modified=False`, and its change would be dropped without a word.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ from .messages import (
     StreamCompleteResponse,
     StreamEventsRequest,
     StreamEventsResponse,
+    UpstreamResponse,
     User,
+    _Msg,
 )
 
 __all__ = ["DECLARATIONS", "LIFECYCLE", "METHODS", "MethodSpec", "ResultTypeError"]
@@ -103,12 +108,29 @@ class MethodSpec:
             value = self.coerce(value)
             if type(value) is rt:
                 return value
+        if isinstance(value, _Msg) and not (self.exact is not None and isinstance(value, self.exact)):
+            raise ResultTypeError(
+                f"{self.name} returned {type(value).__name__}, expected {_type_name(rt)}: another SDK message is "
+                f"not converted{_HINTS.get((type(value), self.exact), '')}"
+            )
         try:
             return msgspec.convert(value, rt, from_attributes=True)
         except (msgspec.ValidationError, TypeError) as exc:
             raise ResultTypeError(
                 f"{self.name} returned {type(value).__name__}, expected {_type_name(rt)} ({exc})"
             ) from None
+
+
+_HINTS: dict[tuple[Any, Any], str] = {
+    (EnrichedRequest, PluginResponse): "; to change the request, return PluginResponse(modified=True, request=req)",
+    (UpstreamResponse, ResponseWriteResponse): (
+        "; to change the response, return ResponseWriteResponse(modified=True, status_code=..., headers=..., body=...)"
+    ),
+    (ResponseWriteRequest, ResponseWriteResponse): (
+        "; to change the response, return ResponseWriteResponse(modified=True, ...) with the fields to replace"
+    ),
+}
+"""The mistakes a first plugin makes most, with what to return instead."""
 
 
 def _allows_none(tp: Any) -> bool:

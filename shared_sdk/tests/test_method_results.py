@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from shared_sdk.messages import Asset, DataCollectionResponse
+from shared_sdk.messages import Asset, DataCollectionResponse, EnrichedRequest, PluginResponse, UpstreamResponse
 from shared_sdk.methods import METHODS, ResultTypeError
 
 
@@ -29,3 +29,15 @@ def test_an_optional_result_still_converts_and_refuses_what_is_not_its_type():
     assert converted == DataCollectionResponse(success=False, error_message="from a dict")
     with pytest.raises(ResultTypeError, match="handle_analytics returned int"):
         METHODS["handle_analytics"].normalize(3)
+
+
+def test_another_sdk_message_is_refused_with_what_to_return_instead():
+    """`return req` from a request hook used to become `PluginResponse(headers=req.headers, body=req.body)`:
+    `modified=False`, so the plugin's change was dropped and nothing said so."""
+    with pytest.raises(
+        ResultTypeError, match=r"returned EnrichedRequest.*PluginResponse\(modified=True, request=req\)"
+    ):
+        METHODS["handle_post_auth"].normalize(EnrichedRequest(headers={"x-team": "blue"}))
+    with pytest.raises(ResultTypeError, match="on_before_write returned UpstreamResponse"):
+        METHODS["on_before_write"].normalize(UpstreamResponse(body=b"{}"))
+    assert METHODS["handle_post_auth"].normalize({"block": True}) == PluginResponse(block=True)  # dicts still convert
