@@ -45,6 +45,7 @@ from shared_sdk.host import (
     load_plugin_object,
 )
 from shared_sdk.messages import Direction, Event, PluginManifest
+from shared_sdk.scopes import declared_scopes
 
 from . import handle_users
 from .handle_users import HandleUsers
@@ -534,6 +535,9 @@ async def _describe(spec: PluginSpec, services: Services) -> dict[str, Any]:
             await start()
         schema = await handle.read_config_schema()
         manifest = await handle.read_manifest() or PluginManifest()
+        # Every host refuses to load a plugin whose manifest names a scope it does not know (a typo such as
+        # `app.read`): refuse it here too, or the registration succeeds and every edge logs it as not loaded.
+        declared_scopes(spec.slug, manifest)
         handle.healthy = True  # describe-only calls, before initialize (as read_config_schema does)
         registrations = []
         if handle.implements("get_object_hook_registrations"):

@@ -307,3 +307,15 @@ class HeldCall(BasePlugin, SchedulerPlugin, AgentPlugin):
             return
         with open(os.path.join(config["dir"], "log"), "a") as fh:
             fh.write(f"{self.config['label']} {what}\n")
+
+
+class MisspelledScope(BasePlugin, ManifestProvider):
+    """A post-auth plugin whose manifest asks for `app.read` (the scope is `apps.read`)."""
+
+    name = "misspelled-scope"
+
+    def get_manifest(self) -> PluginManifest:
+        return PluginManifest(permissions=ManifestPermissions(services=["app.read"]))
+
+    async def handle_post_auth(self, ctx, req) -> None:
+        return None

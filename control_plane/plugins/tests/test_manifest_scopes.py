@@ -1,0 +1,45 @@
+"""A plugin whose manifest asks for a service scope that does not exist (a typo: `app.read` for `apps.read`) is
+refused when it is registered, in the API and the admin, naming the scope and the known ones. Before, the
+registration succeeded and every host then refused to load the plugin: the author saw `201 Created` and a plugin
+that never ran, the reason only in each edge's log."""
+
+from __future__ import annotations
+
+import pytest
+
+from control_plane.plugins.models import Plugin
+
+pytestmark = pytest.mark.django_db
+
+MISSPELLED = "control_plane.plugins.tests.plugins:MisspelledScope"
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_api_refuses_a_manifest_with_an_unknown_scope(admin_api, isolated):
+    response = admin_api.post(
+        "/api/v1/plugins/", {"slug": "misspelled", "import_path": MISSPELLED, "isolated": isolated}, format="json"
+    )
+    assert response.status_code == 400, response.json()
+    (message,) = response.json()["extra"]["fields"]["import_path"]
+    assert "unknown service scope(s) app.read" in message and "apps.read" in message
+    assert not Plugin.objects.exists()
+
+
+def test_admin_form_refuses_a_manifest_with_an_unknown_scope(admin_client):
+    response = admin_client.post(
+        "/admin/plugins/plugin/add/",
+        {
+            "slug": "misspelled",
+            "import_path": MISSPELLED,
+            "command": "[]",
+            "failure_policy": "open",
+            "timeout_ms": 30000,
+            "raw_config": "{}",
+            "extra_scopes": "[]",
+            "objecthookregistration_set-TOTAL_FORMS": "0",
+            "objecthookregistration_set-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200  # the form again, with its error
+    assert "unknown service scope(s) app.read" in response.content.decode()
+    assert not Plugin.objects.exists()
