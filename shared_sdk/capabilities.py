@@ -32,6 +32,7 @@ The sixteen interfaces (fifteen capabilities plus session awareness):
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -424,7 +425,7 @@ def discover(plugin: object) -> tuple[frozenset[str], frozenset[str], list[str]]
     """
     methods = implemented_methods(plugin)
     caps: set[str] = set()
-    problems: list[str] = []
+    problems: list[str] = misspelled_methods(plugin, methods)
     for cap in CAPABILITIES:
         have_required = [m for m in cap.required if m in methods]
         have_optional = [m for m in cap.optional if m in methods]
@@ -437,6 +438,45 @@ def discover(plugin: object) -> tuple[frozenset[str], frozenset[str], list[str]]
         elif have_optional:
             caps.add(cap.name)
     return frozenset(caps), methods, problems
+
+
+_CALLED: frozenset[str] = ALL_METHODS | {"initialize", "shutdown"}
+"""Every method the host calls by name: a plugin method spelled almost like one of these is a typo."""
+
+
+def misspelled_methods(plugin: object, implemented: frozenset[str]) -> list[str]:
+    """Problems for the plugin's own methods spelled almost like a method the host calls that it lacks.
+
+    Why: the host finds hooks by name, so `handle_postauth` (or `initialise`, `on_before_write_header`) is
+    never called, and the plugin loads and does nothing without a word. Only near misses count (same first
+    three letters, 90% alike) of a method the plugin does not implement, so helpers such as `run_stream_complete`
+    or a `handle_post_auth_sync` beside a real `handle_post_auth` are left alone. Runs once, at load.
+    """
+    own = {
+        name
+        for klass in type(plugin).__mro__
+        if not _is_sdk(klass)
+        for name, value in vars(klass).items()
+        if not name.startswith("_") and callable(value) and name not in _CALLED
+    }
+    problems = []
+    for name in sorted(own):
+        for meant in difflib.get_close_matches(name, _CALLED, n=1, cutoff=0.9):
+            lacking = meant not in implemented and not _overridden(plugin, meant)
+            if lacking and name[:3] == meant[:3]:
+                problems.append(f"{name} is not a method the host calls: did you mean {meant}?")
+    return problems
+
+
+def _overridden(plugin: object, method: str) -> bool:
+    """`initialize` / `shutdown` defined by the plugin itself (BasePlugin has defaults)."""
+    owner = next((klass for klass in type(plugin).__mro__ if method in vars(klass)), None)
+    return owner is not None and not _is_sdk(owner)
+
+
+def _is_sdk(klass: type) -> bool:
+    """`BasePlugin` and the capability interfaces (this module), whose methods are the defaults."""
+    return klass is object or klass.__module__ == __name__
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:

@@ -329,6 +329,33 @@ class HalfAuth(BasePlugin):
         return AuthResponse(authenticated=True, app_id=1)
 
 
+class MisspelledHooks(BasePlugin):
+    """Broken on purpose: `handle_postauth` and `initialise` are never called (the host finds methods by name)."""
+
+    name = "misspelled-hooks"
+
+    async def initialise(self, ctx, config):
+        pass
+
+    async def handle_postauth(self, ctx, req):
+        return PluginResponse()
+
+
+class HelpersNamedLikeHooks(BasePlugin):
+    """Fine: helpers whose names resemble a hook it implements, or differ from one from the first letters."""
+
+    name = "helpers"
+
+    async def handle_post_auth(self, ctx, req):
+        return self.handle_post_auth_sync()
+
+    def handle_post_auth_sync(self):
+        return PluginResponse()
+
+    def stream_complete(self):
+        return None
+
+
 class BadInitialize(BasePlugin):
     name = "bad-init"
 

@@ -114,6 +114,11 @@ async def test_config_is_validated_for_isolated_plugins_too():
         (f"{SAMPLES}:Missing", "has no attribute 'Missing'"),
         ("no-colon", "must look like 'package.module:ClassName'"),
         (f"{SAMPLES}:HalfAuth", "capability 'auth' needs get_app_by_credential, get_user_by_credential"),
+        (
+            f"{SAMPLES}:MisspelledHooks",
+            "handle_postauth is not a method the host calls: did you mean handle_post_auth.; "
+            "initialise is not a method the host calls: did you mean initialize.",
+        ),
         ("entrypoint:not-installed", "no entry point 'not-installed'"),
     ],
 )
@@ -121,6 +126,14 @@ async def test_load_errors_say_what_is_wrong(import_path, message):
     host = PluginHost(Runtime.GATEWAY, lambda slug: make_services(Runtime.GATEWAY, slug))
     with pytest.raises(PluginLoadError, match=message.replace("(", r"\(").replace(")", r"\)")):
         await host.load(PluginSpec(slug="p", import_path=import_path))
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["inprocess", "isolated"])
+async def test_helpers_named_like_hooks_are_not_typos(isolated):
+    host = PluginHost(Runtime.GATEWAY, lambda slug: make_services(Runtime.GATEWAY, slug))
+    handle = await host.load(PluginSpec(slug="h", import_path=f"{SAMPLES}:HelpersNamedLikeHooks", isolated=isolated))
+    assert handle.capabilities == {"post_auth"}
+    await host.aclose()
 
 
 @pytest.mark.parametrize("isolated", [False, True], ids=["inprocess", "isolated"])

@@ -319,3 +319,12 @@ class MisspelledScope(BasePlugin, ManifestProvider):
 
     async def handle_post_auth(self, ctx, req) -> None:
         return None
+
+
+class MisspelledHook(BasePlugin):
+    """A first plugin's typo: `handle_postauth` for `handle_post_auth`, a method the host never calls."""
+
+    name = "misspelled-hook"
+
+    async def handle_postauth(self, ctx, req) -> None:
+        return None
