@@ -165,17 +165,20 @@ class PipelineRunner:
         *plugins: Any,
         runtime: Runtime | str = Runtime.GATEWAY,
         config: dict[str, dict[str, Any]] | None = None,
-        failure_policy: dict[str, str] | None = None,
+        failure_policy: dict[str, str] | str | None = None,
         timeout_s: float = 5.0,
         services_factory: Callable[[str], Services] | None = None,
     ) -> None:
+        """`config` and a dict `failure_policy` are keyed by plugin slug (its `name`); a string policy applies to
+        every plugin. A key that names no plugin given here is a `ValueError` at `start`: the plugin would
+        otherwise run with its schema defaults and the test pass or fail for the wrong reason."""
         self.runtime = Runtime(runtime)
         self.hub = InMemoryEventHub()
         self.services: dict[str, Services] = {}
         self._factory = services_factory
         self._items = plugins
         self._config = config or {}
-        self._policy = failure_policy or {}
+        self._policy: dict[str, str] | str = failure_policy or {}
         self._timeout_s = timeout_s
         self.host = PluginHost(self.runtime, self._services_for)
         self.handles: list[PluginHandle] = []
@@ -188,7 +191,27 @@ class PipelineRunner:
             )
         return self.services[slug]
 
+    def _check_keys(self) -> None:
+        slugs = [
+            item.slug if isinstance(item, PluginSpec) else getattr(item, "name", "") or type(item).__name__
+            for item in self._items
+        ]
+        specs = {item.slug for item in self._items if isinstance(item, PluginSpec)}
+        if isinstance(self._policy, str) and self._policy not in ("open", "closed"):
+            raise ValueError(f"failure_policy {self._policy!r}: give 'open', 'closed' or a dict of them by slug")
+        for what, keyed in (("config", self._config), ("failure_policy", self._policy)):
+            if not isinstance(keyed, dict):
+                continue
+            for key in keyed:
+                if key in specs:
+                    raise ValueError(f"{what}[{key!r}]: plugin {key!r} is a PluginSpec; set its {what} there")
+                if key not in slugs:
+                    hint = f" (write {what}={{{slugs[0]!r}: ...}})" if slugs else ""
+                    raise ValueError(f"{what} is keyed by plugin slug, and {key!r} is none of {slugs}{hint}")
+
     async def start(self) -> PipelineRunner:
+        self._check_keys()
+        policy = self._policy
         for item in self._items:
             if isinstance(item, PluginSpec):
                 self.handles.append(await self.host.load(item))
@@ -198,7 +221,7 @@ class PipelineRunner:
                 slug=slug,
                 import_path=f"{type(item).__module__}:{type(item).__qualname__}",
                 config=self._config.get(slug, {}),
-                failure_policy=self._policy.get(slug, "open"),  # type: ignore[arg-type]
+                failure_policy=policy if isinstance(policy, str) else policy.get(slug, "open"),  # type: ignore[arg-type]
                 timeout_s=self._timeout_s,
             )
             self.handles.append(await self.host.load_instance(item, spec))

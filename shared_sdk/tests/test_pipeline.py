@@ -331,3 +331,37 @@ async def test_response_hooks_of_unreached_plugins_do_not_run_on_headers_phase()
         ctx = runner.context()
         await chain.run_response_headers(ctx, runner.handles[:1], ResponseWriteRequest())
     assert journal == ["a:headers"]
+
+
+class SizeLimit(BasePlugin):
+    """The pre-auth example of the docs: refuses bodies over `max_bytes` (default 1000)."""
+
+    name = "size-limit"
+
+    def get_config_schema(self):
+        return {"type": "object", "properties": {"max_bytes": {"type": "integer", "default": 1000}}}
+
+    def handle_pre_auth(self, ctx, req):
+        if len(req.body) > self.config["max_bytes"]:
+            return PluginResponse(block=True, status_code=413, error_message="too large")
+
+
+async def test_runner_config_not_keyed_by_slug_is_refused_not_ignored():
+    """`config={"max_bytes": 200}` (one plugin's config, as `PluginHarness` takes it) was looked up by slug,
+    found nothing, and the plugin ran with its default: a 300-byte request passed, the test said nothing."""
+    with pytest.raises(ValueError, match=r"keyed by plugin slug, and 'max_bytes' is none of \['size-limit'\]"):
+        async with PipelineRunner(SizeLimit(), config={"max_bytes": 200}):
+            pass
+    async with PipelineRunner(SizeLimit(), config={"size-limit": {"max_bytes": 200}}) as runner:
+        assert (await runner.run(make_request("x" * 300))).status_code == 413
+
+
+async def test_runner_takes_one_failure_policy_for_every_plugin():
+    """`failure_policy="closed"` (as `PluginHarness` takes it) used to crash the kit: 'str' has no attribute 'get'."""
+    journal: list[str] = []
+    async with PipelineRunner(Recorder("strict", journal, fail="raise"), failure_policy="closed") as runner:
+        outcome = await runner.run(make_request("hi"))
+    assert outcome.status_code == 500 and not outcome.upstream_called
+    with pytest.raises(ValueError, match="failure_policy 'clsoed'"):
+        async with PipelineRunner(SizeLimit(), failure_policy="clsoed"):
+            pass
