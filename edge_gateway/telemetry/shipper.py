@@ -41,6 +41,41 @@ MAX_RECORDS_PER_BATCH = 500
 KIND_ANALYTICS, KIND_BUDGET_USAGE, KIND_PROXY_LOG = 0, 1, 2
 _KINDS: dict[type, int] = {AnalyticsRecord: KIND_ANALYTICS, BudgetUsage: KIND_BUDGET_USAGE, ProxyLog: KIND_PROXY_LOG}
 _encode = msgspec.msgpack.Encoder().encode
+_encode_as_text = msgspec.msgpack.Encoder(enc_hook=str).encode
+
+
+def _encode_record(record: Any) -> bytes:
+    """The record's msgpack; a value msgpack cannot encode is sent as its text, rather than the record dropped.
+
+    Why: an in-process plugin's `context_updates` land in the request's `context.metadata` as they are, and one
+    object msgpack does not know (a class of the plugin's own) made the whole record fail to encode: the request
+    went unrecorded (no usage, no cost for its budgets) and the log did not say which value. An isolated plugin's
+    values already arrive as their text (its wire encodes them so), so both ways now record the same thing.
+    """
+    try:
+        return _encode(record)
+    except (TypeError, msgspec.EncodeError) as exc:
+        context = getattr(record, "context", None)
+        metadata = getattr(context, "metadata", None) or {}
+        keys = [key for key, value in metadata.items() if not _encodable(value)]
+        log.warning(
+            "telemetry record of request %s: metadata %s not encodable (%s), recorded as text; a plugin's "
+            "context_updates should hold JSON-like values",
+            getattr(record, "request_id", ""),
+            ", ".join(map(repr, keys)) or "(a value)",
+            exc,
+        )
+        return _encode_as_text(record)
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        _encode(value)
+    except (TypeError, msgspec.EncodeError):
+        return False
+    return True
+
+
 JOURNAL_DRAIN_S = 0.01
 """How long journaled records wait to go to the spool together (they are durable already: this is batching)."""
 JOURNAL_DRAIN_AT = 256
@@ -134,7 +169,7 @@ class TelemetryShipper:
         Records written in the same event-loop turn (the three of one request, or of several requests finishing
         together) go to the spool's writer thread as one operation: one thread hop and one INSERT batch.
         """
-        body = _encode(record)
+        body = _encode_record(record)
         kind = _KINDS[type(record)]
         self.spool.reserve(len(body), "record")
         journal = self.journal
