@@ -59,6 +59,7 @@ from .messages import (
     User,
     _Msg,
 )
+from .result_fields import Checker, struct_checker
 
 __all__ = ["DECLARATIONS", "LIFECYCLE", "METHODS", "MethodSpec", "ResultTypeError"]
 
@@ -85,12 +86,18 @@ class MethodSpec:
     optional result (`handle_analytics`: `DataCollectionResponse | None`) that is exactly `X` is returned at once;
     `msgspec.convert` on the union re-walks the type on every call (~15,000 instructions per request)."""
 
+    check: Checker | None = field(init=False, repr=False, compare=False, default=None)
+    """The fields of an `exact` result, checked as they are (`result_fields`): its constructor checked none."""
+
     def __post_init__(self) -> None:
         rt = self.result_type
         if isinstance(rt, UnionType):
             others = [arg for arg in rt.__args__ if arg is not type(None)]
             rt = others[0] if len(others) == 1 and len(rt.__args__) == 2 else None
-        object.__setattr__(self, "exact", rt if isinstance(rt, type) else None)
+        exact = rt if isinstance(rt, type) else None
+        object.__setattr__(self, "exact", exact)
+        if exact is not None and issubclass(exact, msgspec.Struct):
+            object.__setattr__(self, "check", struct_checker(exact))
 
     def normalize(self, value: Any) -> Any:
         """Return `value` as `result_type`, or raise `ResultTypeError` saying what was wrong."""
@@ -98,6 +105,11 @@ class MethodSpec:
         if rt is None:  # the method's result is ignored (scheduler, session callbacks)
             return None
         if type(value) is self.exact:  # the hot path: the plugin returned exactly the declared struct
+            check = self.check
+            if check is not None:
+                problem = check(value)
+                if problem is not None:
+                    raise ResultTypeError(f"{self.name} returned {problem}")
             return value
         if value is None:
             if self.none_means is not None:

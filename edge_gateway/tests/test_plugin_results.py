@@ -1,6 +1,10 @@
 """A plugin that returns another SDK message than its hook's (the request itself from a request hook, an
 `UpstreamResponse` from a response hook) fails the call with a message saying what to return, in process and
-isolated, instead of being converted field by field into an answer that changes nothing."""
+isolated, instead of being converted field by field into an answer that changes nothing.
+
+A hook's own message with a field of the wrong type (`body="slow down"`, a str) fails the call the same way,
+naming the field, under the plugin's failure policy: before, the edge failed writing it (in process the client's
+connection dropped mid-response, isolated a 500 "internal error in the edge gateway"), naming no plugin."""
 
 from __future__ import annotations
 
@@ -10,7 +14,15 @@ import httpx
 import msgspec
 import pytest
 
-from shared_sdk import BasePlugin, Context, EnrichedRequest, ResponseWriteRequest, UpstreamResponse
+from shared_sdk import (
+    BasePlugin,
+    Context,
+    EnrichedRequest,
+    PluginResponse,
+    ResponseWriteRequest,
+    ResponseWriteResponse,
+    UpstreamResponse,
+)
 
 from .support import CLIENT_KEY, PluginConfig, make_snapshot, run_edge
 
@@ -35,12 +47,26 @@ class ReturnsAResponse(BasePlugin):
         return UpstreamResponse(status_code=200, body=b'{"replaced": true}')
 
 
-def chat(edge) -> httpx.Response:
+class TextBodies(BasePlugin):
+    """Bodies given as text: a block over the request size, and a rewritten response."""
+
+    name = "text-bodies"
+
+    async def handle_post_auth(self, ctx: Context, req: EnrichedRequest) -> PluginResponse | None:
+        if b"too much" in req.body:
+            return PluginResponse(block=True, status_code=429, body="slow down")  # type: ignore[arg-type]
+        return None
+
+    async def on_before_write(self, ctx: Context, req: ResponseWriteRequest) -> ResponseWriteResponse:
+        return ResponseWriteResponse(modified=True, body='{"rewritten": true}')  # type: ignore[arg-type]
+
+
+def chat(edge, content: str = "hi") -> httpx.Response:
     return httpx.post(
         f"{edge.url}/v1/chat/completions",
         headers=AUTH,
         timeout=10,
-        json={"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]},
+        json={"model": "mock-gpt", "messages": [{"role": "user", "content": content}]},
     )
 
 
@@ -76,3 +102,25 @@ def test_fail_open_logs_what_to_return_instead(upstream, tmp_path, caplog, cls):
     returned = "EnrichedRequest" if cls is ReturnsTheRequest else "UpstreamResponse"
     assert "plugin 'mistaken'" in logged and f"returned {returned}" in logged
     assert "modified=True" in logged
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_a_str_body_fails_closed_with_an_openai_error_naming_no_internals(upstream, tmp_path, isolated):
+    with run_edge(snapshot(upstream, TextBodies, "closed", isolated), tmp_path) as edge:
+        blocked = chat(edge, "too much")
+        rewritten = chat(edge)
+    for reply in (blocked, rewritten):
+        assert reply.status_code == 500
+        assert reply.json()["error"]["code"] == "plugin_exception"
+
+
+def test_a_str_body_fails_open_with_a_log_naming_the_plugin_and_the_field(upstream, tmp_path, caplog):
+    with (
+        caplog.at_level(logging.WARNING, logger="fjordgate.plugins"),
+        run_edge(snapshot(upstream, TextBodies, "open", False), tmp_path) as edge,
+    ):
+        reply = chat(edge, "too much")
+    assert reply.status_code == 200 and "Echo: too much" in reply.text  # the plugin skipped, the request served
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("fjordgate.plugins"))
+    assert "plugin 'mistaken' handle_post_auth" in logged and "PluginResponse.body is str, expected bytes" in logged
+    assert "ResponseWriteResponse.body is str, expected bytes | None" in logged

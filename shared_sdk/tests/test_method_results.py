@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 import msgspec
 import pytest
 
-from shared_sdk.messages import Asset, DataCollectionResponse, EnrichedRequest, PluginResponse, UpstreamResponse
+from shared_sdk.messages import (
+    Asset,
+    DataCollectionResponse,
+    EnrichedRequest,
+    PluginResponse,
+    ResponseWriteResponse,
+    UpstreamResponse,
+)
 from shared_sdk.methods import METHODS, ResultTypeError
 
 
@@ -41,3 +50,20 @@ def test_another_sdk_message_is_refused_with_what_to_return_instead():
     with pytest.raises(ResultTypeError, match="on_before_write returned UpstreamResponse"):
         METHODS["on_before_write"].normalize(UpstreamResponse(body=b"{}"))
     assert METHODS["handle_post_auth"].normalize({"block": True}) == PluginResponse(block=True)  # dicts still convert
+
+
+def test_a_struct_of_the_right_type_with_a_wrong_field_is_refused_naming_the_field():
+    """A Struct's constructor checks nothing: `PluginResponse(body="text")` reached the edge, which failed writing
+    it (a dropped connection), naming no plugin."""
+    spec = METHODS["handle_post_auth"]
+    with pytest.raises(ResultTypeError, match=r"PluginResponse\.body is str, expected bytes"):
+        spec.normalize(PluginResponse(block=True, body="slow down"))
+    with pytest.raises(ResultTypeError, match=r"PluginResponse\.request: EnrichedRequest\.body is NoneType"):
+        spec.normalize(PluginResponse(modified=True, request=EnrichedRequest(body=None)))
+    with pytest.raises(ResultTypeError, match=r"status_code is str, expected int"):
+        spec.normalize(PluginResponse(block=True, status_code="451"))
+    fine = PluginResponse(block=True, status_code=HTTPStatus.TOO_MANY_REQUESTS, body=b"slow down")
+    assert spec.normalize(fine) is fine  # an IntEnum status is an int
+    assert METHODS["on_before_write"].normalize(ResponseWriteResponse(modified=True)) == ResponseWriteResponse(
+        modified=True
+    )
