@@ -4,9 +4,10 @@
 returns a result of exactly its declared type as it is (`MethodSpec.normalize`, the hot path), so the wrong field
 went on to the edge, which failed writing it: in process, the client's connection dropped mid-response; isolated,
 the wire refused it, a 500 "internal error in the edge gateway". Neither named the plugin nor applied its failure
-policy. The checker made here walks the fields once per call with `type(...) is` tests (no conversion, no
-allocation), nested messages (`request`, `short_circuit.response`, `error`) included, and names the first field
-that is wrong, so the call fails like any wrong return type: `PluginCallError(kind="exception")`.
+policy. The checker made here tests the fields with `type(...) is` in one expression compiled per message type (no
+conversion, no allocation), nested messages (`request`, `short_circuit.response`, `error`) included; when that
+fails it walks them again to name the first field that is wrong, so the call fails like any wrong return type:
+`PluginCallError(kind="exception")`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def struct_checker(tp: type) -> Checker | None:
         return None
     label = tp.__name__
 
-    def check(value: Any) -> str | None:
+    def explain(value: Any) -> str | None:
         for name, classes, nested in checks:
             field = getattr(value, name)
             if type(field) not in classes:
@@ -46,7 +47,46 @@ def struct_checker(tp: type) -> Checker | None:
                     return f"{label}.{name}: {problem}"
         return None
 
+    right = _all_exact(checks)
+
+    def check(value: Any) -> str | None:
+        return None if right(value) else explain(value)
+
+    check.checks = checks  # type: ignore[attr-defined]  # what an enclosing message's expression inlines
     return check
+
+
+def _all_exact(checks: list[tuple[str, tuple[type, ...], Checker | None]]) -> Callable[[Any], bool]:
+    """One expression over the fields (`type(v.body) is bytes and ...`, nested messages inlined), compiled once
+    per message type, as `dataclasses` builds its methods: what nearly every call runs. A loop over the fields
+    cost ~0.5 us per call, ~14,000 instructions per chat request of `bench.gate` (six checked results); the
+    expression ~0.2 us. False sends the call to `explain`, which also lets a subclass through."""
+    names: dict[str, Any] = {}
+    source = f"def right(v0):\n    return {_expression(checks, 'v0', names)}\n"
+    exec(source, names)  # noqa: S102  (built from the SDK's own field names and types, never from input)
+    return names["right"]  # type: ignore[no-any-return]
+
+
+def _expression(checks: list[tuple[str, tuple[type, ...], Checker | None]], value: str, names: dict[str, Any]) -> str:
+    parts = []
+    for name, classes, nested in checks:
+        field = f"{value}.{name}"
+        options = []
+        for cls in sorted(classes, key=lambda c: c is not type(None)):  # None first: what most results hold
+            if cls is type(None):
+                options.append(f"{field} is None")
+                continue
+            label = f"c{len(names)}"
+            names[label] = cls
+            if nested is not None and issubclass(cls, msgspec.Struct):
+                inner = f"v{len(names)}"
+                names[inner] = None  # reserves the name: labels stay unique
+                body = _expression(nested.checks, inner, names)  # type: ignore[attr-defined]
+                options.append(f"(type({inner} := {field}) is {label} and {body})")
+            else:
+                options.append(f"type({field}) is {label}")
+        parts.append("(" + " or ".join(options) + ")")
+    return " and ".join(parts)
 
 
 def _allowed(name: str, annotation: Any) -> tuple[tuple[type, ...], Checker | None] | None:

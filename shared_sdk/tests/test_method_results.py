@@ -11,8 +11,10 @@ from shared_sdk.messages import (
     Asset,
     DataCollectionResponse,
     EnrichedRequest,
+    PluginError,
     PluginResponse,
     ResponseWriteResponse,
+    ShortCircuit,
     UpstreamResponse,
 )
 from shared_sdk.methods import METHODS, ResultTypeError
@@ -64,6 +66,11 @@ def test_a_struct_of_the_right_type_with_a_wrong_field_is_refused_naming_the_fie
         spec.normalize(PluginResponse(block=True, status_code="451"))
     fine = PluginResponse(block=True, status_code=HTTPStatus.TOO_MANY_REQUESTS, body=b"slow down")
     assert spec.normalize(fine) is fine  # an IntEnum status is an int
+    answer = ShortCircuit(response=UpstreamResponse(status_code=200, body="cached"))
+    with pytest.raises(ResultTypeError, match=r"short_circuit: ShortCircuit\.response: UpstreamResponse\.body is str"):
+        spec.normalize(PluginResponse(short_circuit=answer))
+    deep = PluginResponse(short_circuit=ShortCircuit(error=PluginError(status_code=HTTPStatus.FORBIDDEN)))
+    assert spec.normalize(deep) is deep  # nested messages are checked as deep as they go, subclasses let through
     assert METHODS["on_before_write"].normalize(ResponseWriteResponse(modified=True)) == ResponseWriteResponse(
         modified=True
     )
