@@ -525,7 +525,7 @@ async def _describe(spec: PluginSpec, services: Services) -> dict[str, Any]:
     if spec.runs_isolated:
         from shared_sdk.isolated.supervisor import IsolatedHandle
 
-        handle: PluginHandle = IsolatedHandle(spec, Runtime.STUDIO, services)
+        handle: PluginHandle = IsolatedHandle(spec, Runtime.STUDIO, services, import_roots=sources.import_roots)
     else:
         plugin = load_plugin_object(spec.slug, spec.import_path or "", allows_module=sources.allows_module)
         handle = InProcessHandle(spec, Runtime.STUDIO, services, plugin)

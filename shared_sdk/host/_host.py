@@ -202,7 +202,8 @@ class PluginHost:
         elif spec.runs_isolated:
             from ..isolated.supervisor import IsolatedHandle
 
-            handle = IsolatedHandle(spec, self.runtime, services, carried=self.carried)
+            roots = self.sources.import_roots if self.sources is not None else None
+            handle = IsolatedHandle(spec, self.runtime, services, carried=self.carried, import_roots=roots)
         else:
             assert spec.import_path is not None
             allows = self.sources.allows_module if self.sources is not None else None

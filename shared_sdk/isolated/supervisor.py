@@ -79,8 +79,11 @@ class IsolatedHandle(PluginHandle):
         services: Services,
         *,
         carried: Sequence[contextvars.ContextVar[Any]] = (),
+        import_roots: Sequence[str] | None = None,
     ) -> None:
         super().__init__(spec, runtime, services)
+        self.import_roots = tuple(import_roots) if import_roots is not None else None
+        """The host's allowed import roots, checked again in the child against where the named object is defined."""
         self.ping_interval_s = spec.ping_interval_s or DEFAULT_PING_INTERVAL_S
         self.ping_failures = 0
         """Consecutive unanswered health pings."""
@@ -115,7 +118,10 @@ class IsolatedHandle(PluginHandle):
         if self.spec.command:
             return list(self.spec.command)
         assert self.spec.import_path is not None
-        return [sys.executable, "-m", "shared_sdk.isolated.run", self.spec.import_path]
+        command = [sys.executable, "-m", "shared_sdk.isolated.run", self.spec.import_path]
+        if self.import_roots is not None:
+            command += ["--import-roots", ",".join(self.import_roots)]
+        return command
 
     async def start(self) -> None:
         await self._broker.start(f"unix:{os.path.join(self._tmpdir, 'broker.sock')}")

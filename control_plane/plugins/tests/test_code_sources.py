@@ -128,3 +128,16 @@ def test_an_entry_point_runs_isolated_without_any_command(admin_api):
         assert handle is not None and handle.pid not in (None, os.getpid())  # it ran in its own process
     both = _post(admin_api, command=[sys.executable], isolated=True)
     assert both.status_code == 400 and "isolated" in both.json()["extra"]["fields"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_isolated_import_path_must_name_what_its_allowed_module_defines(admin_api):
+    """`plugins.response_cache.plugin:time` is a module under an allowed root, but `time` is only imported there:
+    refused in process, it was registered isolated (201) and served, the child process checking nothing."""
+    for isolated in (False, True):
+        response = _post(admin_api, import_path="plugins.response_cache.plugin:time", isolated=isolated)
+        assert response.status_code == 400, (isolated, response.json())
+        assert "not under an allowed import root" in str(response.json()["extra"]["fields"])
+    assert not Plugin.objects.exists()
+    fine = _post(admin_api, import_path="plugins.request_tagger.plugin:create_plugin", isolated=True)
+    assert fine.status_code == 201, fine.json()  # a plugin its module defines still runs isolated
