@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, user_logged_in
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authentication import SessionAuthentication
@@ -77,6 +77,9 @@ class ObtainTokenView(APIView):
             user = authenticate(request._request, username=username or "", password=password or "")
             if user is None:
                 raise AuthenticationFailed("Wrong username or password.")
+            # A sign-in as the pages' are (no session, though): its last_login, and the end of its failed
+            # sign-ins' count (`accounts/lockout.py`), which a guesser's failures would otherwise lock out.
+            user_logged_in.send(sender=type(user), request=request._request, user=user)
         elif request.user and request.user.is_authenticated:
             user = request.user
         else:

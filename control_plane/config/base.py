@@ -6,6 +6,7 @@ process with one line naming the variable (see the configuration reference in RE
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from fjordgate.env import ConfigError, env_bool, env_float, env_int, env_list, env_str, env_url
@@ -98,6 +99,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "axes",  # failed password sign-ins counted per user and address: guessing is locked out (accounts/lockout.py)
     "control_plane.accounts",
     "control_plane.applications",
     "control_plane.llms",
@@ -127,6 +129,7 @@ MIDDLEWARE = [
     "control_plane.audit.actor.AuditRequestMiddleware",  # who writes: the request's user or token
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into its 429
 ]
 
 ROOT_URLCONF = "control_plane.config.urls"
@@ -245,8 +248,21 @@ elif not FJORDGATE_LOCAL_PASSWORDS:
     from fjordgate.env import ConfigError
 
     raise ConfigError("FJORDGATE_LOCAL_PASSWORDS", "false needs single sign-on: set FJORDGATE_OIDC_ISSUER")
+# First: refuses a locked-out sign-in before any password is checked (django-axes, settings below).
 # Model permissions from namespace roles (authenticates nobody): see control_plane/accounts/admin_access.py
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
     *AUTHENTICATION_BACKENDS,
     "control_plane.accounts.admin_access.NamespaceRolePermissionBackend",
 ]
+# Password guessing (admin, portal, POST /api/v1/auth/token/): after FJORDGATE_SIGNIN_FAILURE_LIMIT failed sign-ins
+# for one username from one address, that pair is refused (429, even with the right password) for
+# FJORDGATE_SIGNIN_LOCKOUT_MINUTES; a success resets the count. Per pair, not per username: a stranger cannot lock
+# a user out from everywhere. `manage.py axes_reset_username <name>` unlocks early.
+AXES_FAILURE_LIMIT = env_int("FJORDGATE_SIGNIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("FJORDGATE_SIGNIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in (the audit trail says who changed what)
+AXES_LOCKOUT_CALLABLE = "control_plane.accounts.lockout.lockout_response"
+AXES_VERBOSE = False

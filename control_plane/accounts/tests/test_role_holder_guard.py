@@ -5,6 +5,7 @@ made an administrator of "" an administrator of every namespace."""
 from __future__ import annotations
 
 import pytest
+from django.http import HttpRequest
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -55,7 +56,7 @@ def test_api_refuses_a_global_administrator_taking_over_a_namespace_role_holder(
     assert attempts[0].json() == {"message": REFUSAL, "extra": {}}
     target.refresh_from_db()
     assert target.password == password and target.email == email and target.is_active
-    assert not Client().login(username="b-admin", password="pw-Taken-123456!")
+    assert not Client().login(request=HttpRequest(), username="b-admin", password="pw-Taken-123456!")
     # users without such roles, and its own account, it still manages; an administrator of both may change it
     assert api.patch(f"/api/v1/users/{people['plain'].pk}/", {"first_name": "P"}, format="json").status_code == 200
     own = api.patch(f"/api/v1/users/{people['global_admin'].pk}/", {"first_name": "G"}, format="json")
