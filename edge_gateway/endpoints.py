@@ -78,11 +78,18 @@ class ModelEndpoint:
         await self.pipeline.serve(scope, receive, send, "model", "", model_id)
 
 
-_GEMINI_METHODS = {"generateContent": "gemini", "streamGenerateContent": "gemini_stream", "countTokens": "gemini_count"}
+_GEMINI_METHODS = {
+    "generateContent": "gemini",
+    "streamGenerateContent": "gemini_stream",
+    "countTokens": "gemini_count",
+    "embedContent": "gemini_embed",
+    "batchEmbedContents": "gemini_batch_embed",
+}
 
 
 class GeminiEndpoint:
-    """`POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`: Gemini-format
+    """`POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`, `:embedContent`,
+    `:batchEmbedContents`: Gemini-format
     clients (the `google-genai` SDK), to any vendor (`providers.gemini_inbound`).
 
     Streams are answered as server-sent events only (`alt=sse`, what Google's SDKs ask for); a call without it

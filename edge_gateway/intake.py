@@ -20,6 +20,7 @@ from shared_sdk.snapshot import CredentialConfig
 from .errors import GEMINI_KINDS, GatewayError
 from .exchange import Exchange
 from .providers import OpenAIRequest
+from .providers.gemini_embed import EMBED_KINDS, embed_call
 
 __all__ = [
     "Caller",
@@ -107,6 +108,8 @@ def decode_call(kind: str, body: bytes, model: str = "") -> OpenAIRequest:
     if not isinstance(data, dict):
         raise GatewayError.bad_request("request body must be a JSON object", code="invalid_json")
     _check_depth(body, data)
+    if kind in EMBED_KINDS:
+        return embed_call(kind, body, data, model)
     if kind in GEMINI_KINDS:
         return gemini_call(kind, body, data, model)
     _check_fields(kind, data)

@@ -146,7 +146,14 @@ def _prompt_bound(ex: Exchange) -> int:
         data = call.data
         media = []
         bound = input_token_bound(
-            data.get("messages") or data.get("prompt") or data.get("input") or data.get("contents") or "", media
+            data.get("messages")
+            or data.get("prompt")
+            or data.get("input")
+            or data.get("contents")
+            or data.get("requests")  # Gemini's batchEmbedContents
+            or data.get("content")  # and embedContent
+            or "",
+            media,
         )
         system = data.get("system") or data.get("systemInstruction") or data.get("instructions")
         bound += _MESSAGE_OVERHEAD_TOKENS + (input_token_bound(system, media) if system else 0)
@@ -173,6 +180,8 @@ def _input_bound(ex: Exchange, price: ModelPriceConfig | None) -> int:
     return min(bound, limit) if limit else bound
 
 
+_EMBEDDING_KINDS = frozenset({"embeddings", "gemini_embed", "gemini_batch_embed"})
+"""Kinds whose answer is vectors: nothing generated, so no completion tokens to reserve."""
 _DEFINITIONS = ("tools", "functions", "tool_choice", "response_format", "text", "toolConfig", "generationConfig")
 """Fields the vendor reads as prompt tokens besides the messages: tool and function definitions, the tool choice,
 structured-output schemas (`response_format`, the Responses API's `text.format`, Gemini's `responseSchema` in
@@ -185,7 +194,7 @@ def _completion_bound(ex: Exchange, price: ModelPriceConfig | None) -> int:
     none for embeddings."""
     call = ex.call
     assert call is not None
-    if ex.kind == "embeddings":
+    if ex.kind in _EMBEDDING_KINDS:
         return 0
     if call.max_tokens is not None:
         return call.max_tokens * call.choices

@@ -70,6 +70,8 @@ _OPERATIONS = {
     "embeddings": "embeddings",
     "gemini": "generate_content",
     "gemini_stream": "generate_content",
+    "gemini_embed": "embeddings",
+    "gemini_batch_embed": "embeddings",
 }
 _SYSTEMS = {
     "azure": "az.ai.openai",

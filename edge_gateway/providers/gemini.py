@@ -2,7 +2,7 @@
 `:streamGenerateContent?alt=sse`, `:batchEmbedContents` for embeddings, the key in `x-goog-api-key`.
 
 Chat and legacy completions are translated both ways by `gemini_format` (pure functions, shared with Vertex
-AI); a Gemini-format client (`gemini_inbound`, kinds `gemini` / `gemini_stream` / `gemini_count`) is passed
+AI); a Gemini-format client (`gemini_inbound`, kinds `gemini` / `gemini_stream` / `gemini_count`, and `gemini_embed`) is passed
 through as is, only the routed model written into the URL. Embeddings: `input` as a string or a list of strings
 (token arrays are a 400: Gemini embeds text), `dimensions` -> `outputDimensionality`.
 """
@@ -18,6 +18,7 @@ import orjson
 from ..errors import GatewayError, UpstreamError
 from ..upstream import UpstreamRequest
 from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, json_reply_usage, native_request
+from .gemini_embed import EMBED_KINDS, EMBED_METHODS, embed_passthrough_body, embed_texts
 from .gemini_format import chat_to_gemini, gemini_to_chat, read_usage
 from .gemini_stream import ChainedStream, GeminiToChatStream
 from .messages_reply import ChatToMessagesStream, chat_to_message
@@ -27,7 +28,7 @@ from .sse import event_data
 
 __all__ = ["GEMINI_KINDS", "GeminiEvents", "GeminiProvider", "gemini_url"]
 
-GEMINI_KINDS = frozenset({"gemini", "gemini_stream", "gemini_count"})
+GEMINI_KINDS = frozenset({"gemini", "gemini_stream", "gemini_count", *EMBED_KINDS})
 """Request kinds of Gemini-format callers (`POST /v1beta/models/{model}:{method}` at the edge)."""
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"
 _METHOD = {"gemini": "generateContent", "gemini_stream": "streamGenerateContent", "gemini_count": "countTokens"}
@@ -114,6 +115,9 @@ class GeminiProvider:
             raise _refused(err.message, err.code or "invalid_request") from None
 
     def _build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
+        if call.kind in EMBED_KINDS:  # a Gemini-format embed call, the routed model written into its requests
+            url = self._url(spec, model, EMBED_METHODS[call.kind])
+            return self._post(spec, url, embed_passthrough_body(call, model), False)
         if call.kind in GEMINI_KINDS:
             return self._post(spec, self._url(spec, model, _METHOD[call.kind], call.stream), call.raw, call.stream)
         if call.kind == "embeddings":
@@ -140,6 +144,10 @@ class GeminiProvider:
         if not isinstance(payload, dict):
             raise _malformed()
         usage = Usage()
+        if call.kind in EMBED_KINDS:  # Gemini reports no usage for embeddings: estimated, as for `embeddings`
+            usage.prompt_tokens = estimate_tokens(embed_texts(call.kind, call.data))
+            usage.choices = call.choices
+            return body, usage
         if call.kind in GEMINI_KINDS:
             read_usage(payload.get("usageMetadata"), usage)
             usage.choices = len(payload.get("candidates") or ())

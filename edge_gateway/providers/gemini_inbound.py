@@ -18,6 +18,8 @@ provider builds (Anthropic's then makes Messages of it), and the chat answer or 
 
 `thought` parts the client sends back and `topK` / `thinkingConfig` have no chat counterpart and are dropped;
 `reasoning_content` in a chat answer comes back as a `thought: true` part.
+
+`:embedContent` / `:batchEmbedContents` go the same way, to OpenAI's embeddings instead of chat (`gemini_embed`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..upstream import UpstreamRequest
 from .base import OpenAIRequest, Provider, StreamTranslator, UpstreamSpec, Usage
 from .documents import file_part
 from .gemini_answers import ChatToGeminiStream, chat_to_gemini_response
+from .gemini_embed import EMBED_KINDS, embeddings_to_gemini, gemini_to_embeddings
 from .gemini_stream import ChainedStream
 
 __all__ = ["GeminiInbound", "gemini_to_chat_request"]
@@ -225,26 +228,34 @@ class GeminiInbound:
         self.vendor = inner.vendor
         self.inner = inner
         self.passthrough = inner.vendor in ("google", "vertex")  # both take a Gemini body as is
+        self.embed_passthrough = inner.vendor == "google"  # Vertex AI embeds through `:predict`: translated
         self._chat: OpenAIRequest | None = None
+
+    def _passes(self, call: OpenAIRequest) -> bool:
+        return self.embed_passthrough if call.kind in EMBED_KINDS else self.passthrough
 
     def _chat_call(self, call: OpenAIRequest, model: str) -> OpenAIRequest:
         try:
+            if call.kind in EMBED_KINDS:
+                return gemini_to_embeddings(call, model)
             chat = gemini_to_chat_request(call.data, model, call.stream)
         except GatewayError as err:  # raised while the upstream call is built: the client's 4xx, never retried
             raise UpstreamError(err.status_code, err.message, retryable=False, type=err.type, code=err.code) from None
         return OpenAIRequest.from_data("chat", orjson.dumps(chat), chat)
 
     def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
-        if self.passthrough:
+        if self._passes(call):
             return self.inner.build(spec, call, model)
         self._chat = self._chat_call(call, model)
         return self.inner.build(spec, self._chat, model)
 
     def parse(self, call: OpenAIRequest, model: str, body: bytes) -> tuple[bytes, Usage]:
-        if self.passthrough:
+        if self._passes(call):
             return self.inner.parse(call, model, body)
         assert self._chat is not None
         chat_body, usage = self.inner.parse(self._chat, model, body)
+        if call.kind in EMBED_KINDS:
+            return embeddings_to_gemini(call, chat_body), usage
         try:
             chat = orjson.loads(chat_body)
         except orjson.JSONDecodeError:
@@ -255,7 +266,7 @@ class GeminiInbound:
         return orjson.dumps(chat_to_gemini_response(chat, call.model, usage, response_id)), usage
 
     def stream_translator(self, call: OpenAIRequest, model: str) -> StreamTranslator:
-        if self.passthrough:
+        if self._passes(call):
             return self.inner.stream_translator(call, model)
         assert self._chat is not None
         return ChainedStream(self.inner.stream_translator(self._chat, model), ChatToGeminiStream(call.model))

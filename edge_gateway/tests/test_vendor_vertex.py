@@ -256,3 +256,15 @@ async def test_a_token_near_its_end_is_refreshed_without_waiting(mock, keys):
     assert entry.refreshing is not None
     await entry.refreshing
     assert await tokens.authorization(spec) != first
+
+
+def test_gemini_format_embeddings_on_vertex_are_googles_400_without_a_call(edge, mock):
+    """Vertex AI embeds through `:predict`, another shape: refused in the caller's format, nothing sent."""
+    refused = httpx.post(
+        f"{edge.url}/v1beta/models/gemini-2.5-flash:batchEmbedContents",
+        json={"requests": [{"content": {"parts": [{"text": "a fjord"}]}}]},
+        headers={"x-goog-api-key": CLIENT_KEY},
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert "embeddings" in refused.json()["error"]["message"]
+    assert not [r for r in requests_to(mock, limit=1000) if "mbed" in r["path"] or "predict" in r["path"]]
