@@ -31,9 +31,11 @@ def _role_holder(namespace: str, role: str) -> APIClient:
     return _client(user)
 
 
-def test_chain_overrides_and_metadata_show_their_secrets_only_to_who_may_change_the_llm(admin_user, plain_user):
+@pytest.fixture
+def llm():
+    """An LLM of namespace team-a with a secret in its metadata and one in its chain's override."""
     plugin = Plugin.objects.create(slug="guard", name="Guard", import_path="plugins.ip_filter.plugin:create_plugin")
-    llm = llm_create(
+    made = llm_create(
         data={
             "name": "Team A",
             "slug": "team-a-llm",
@@ -43,7 +45,11 @@ def test_chain_overrides_and_metadata_show_their_secrets_only_to_who_may_change_
             "metadata": METADATA,
         }
     )
-    llm_set_plugin_chain(llm=llm, chain=[{"plugin": plugin, "order_index": 0, "config_override": OVERRIDE}])
+    llm_set_plugin_chain(llm=made, chain=[{"plugin": plugin, "order_index": 0, "config_override": OVERRIDE}])
+    return made
+
+
+def test_chain_overrides_and_metadata_show_their_secrets_only_to_who_may_change_the_llm(llm, admin_user, plain_user):
     group = group_save(name="team")
     catalogue_set(group=group, llm_ids=[llm.pk])
     plain_user.groups.add(group)
@@ -61,19 +67,7 @@ def test_chain_overrides_and_metadata_show_their_secrets_only_to_who_may_change_
         assert shown["plugin_chain"][0]["config_override"] == OVERRIDE and shown["metadata"] == METADATA
 
 
-def test_the_admin_shows_a_viewer_the_llm_with_its_secrets_redacted(admin_user):
-    plugin = Plugin.objects.create(slug="guard", name="Guard", import_path="plugins.ip_filter.plugin:create_plugin")
-    llm = llm_create(
-        data={
-            "name": "Team A",
-            "slug": "team-a-llm",
-            "vendor": "mock",
-            "api_endpoint": "http://mock.local/v1",
-            "namespace": "team-a",
-            "metadata": METADATA,
-        }
-    )
-    llm_set_plugin_chain(llm=llm, chain=[{"plugin": plugin, "order_index": 0, "config_override": OVERRIDE}])
+def test_the_admin_shows_a_viewer_the_llm_with_its_secrets_redacted(llm, admin_user):
     url = f"/admin/llms/llm/{llm.pk}/change/"
     viewer = get_user_model().objects.create_user("viewer", is_staff=True)
     for namespace in ("team-a", ""):  # the LLM's namespace, and the global plugins of its chain
