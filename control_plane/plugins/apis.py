@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -95,6 +96,12 @@ class PluginViewSet(ServiceViewSet):
         plugin_delete(plugin=instance)
 
 
+def _visible_plugins(request: Request) -> QuerySet[Plugin]:
+    """The plugins whose resources this caller may list: those of the namespaces it may view (and global ones where
+    it may view those), as for the plugins themselves; another namespace's collections are not its business."""
+    return request_access(request).filter_visible(Plugin.objects.all())
+
+
 class ResourceTypesView(APIView):
     """`GET /api/v1/resources/types/`: the resource types of active `ResourceProvider` plugins (administrators)."""
 
@@ -102,7 +109,7 @@ class ResourceTypesView(APIView):
 
     @extend_schema(operation_id="resources_types_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
-        return Response({"results": resource_types()})
+        return Response({"results": resource_types(_visible_plugins(request))})
 
 
 class ResourceInstancesView(APIView):
@@ -115,7 +122,8 @@ class ResourceInstancesView(APIView):
 
     @extend_schema(operation_id="resources_instances_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, type_slug: str) -> Response:
-        if not any(t["slug"] == type_slug for t in resource_types()):
+        plugins = _visible_plugins(request)
+        if not any(t["slug"] == type_slug for t in resource_types(plugins)):
             raise NotFound(f"No resource type {type_slug!r}.")
-        instances, problems = resource_instances(type_slug)
+        instances, problems = resource_instances(type_slug, plugins)
         return Response({"results": instances, "problems": problems})

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import msgspec
+from django.db.models import QuerySet
 
 from shared_sdk import FjordgateSDKError
 
@@ -22,9 +23,10 @@ __all__ = ["ResourceChoice", "resource_choices", "resource_instances", "resource
 logger = logging.getLogger(__name__)
 
 
-def _providers(type_slug: str | None = None) -> list[tuple[Plugin, dict[str, Any]]]:
+def _providers(type_slug: str | None = None, plugins: QuerySet[Plugin] | None = None) -> list[tuple[Plugin, dict]]:
+    """Active resource providers (of `plugins`: those a caller may see; default every plugin) with their types."""
     found = []
-    for plugin in Plugin.objects.filter(active=True).order_by("slug"):
+    for plugin in (Plugin.objects.all() if plugins is None else plugins).filter(active=True).order_by("slug"):
         if "resource_provider" not in (plugin.capabilities or []):
             continue
         manifest = plugin.manifest if isinstance(plugin.manifest, dict) else {}
@@ -34,8 +36,9 @@ def _providers(type_slug: str | None = None) -> list[tuple[Plugin, dict[str, Any
     return found
 
 
-def resource_types() -> list[dict[str, Any]]:
-    """Every resource type of every active resource provider: `{plugin, plugin_name, slug, name, ...}`."""
+def resource_types(plugins: QuerySet[Plugin] | None = None) -> list[dict[str, Any]]:
+    """Every resource type of every active resource provider (of `plugins`, when given: the API and the admin page
+    pass what the caller may see): `{plugin, plugin_name, slug, name, ...}`."""
     return [
         {
             "plugin": plugin.slug,
@@ -46,17 +49,20 @@ def resource_types() -> list[dict[str, Any]]:
             "icon": str(rtype.get("icon") or ""),
             "has_privacy_score": bool(rtype.get("has_privacy_score", True)),
         }
-        for plugin, rtype in _providers()
+        for plugin, rtype in _providers(plugins=plugins)
     ]
 
 
-def resource_instances(type_slug: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The instances of `type_slug` from each plugin providing it, and a sentence per plugin that failed."""
+def resource_instances(
+    type_slug: str, plugins: QuerySet[Plugin] | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The instances of `type_slug` from each plugin providing it (of `plugins`, when given), and a sentence per
+    plugin that failed."""
     from .runtime import call_plugin
 
     instances: list[dict[str, Any]] = []
     problems = []
-    for plugin, _ in _providers(type_slug):
+    for plugin, _ in _providers(type_slug, plugins):
         try:
             listed = call_plugin(plugin.slug, "list_resources", type_slug) or []
         except FjordgateSDKError as exc:

@@ -129,3 +129,30 @@ def test_deleting_an_llm_that_would_leave_an_app_over_its_privacy_is_refused(doc
     message = str(answer.json())
     assert "'other' cannot be deleted" in message and "'bot'" in message and "document-collection/handbook" in message
     assert LLM.objects.filter(pk=other.pk).exists() and app.llms.count() == 1
+
+
+def test_another_namespaces_resources_are_not_listed(admin_user):
+    """A namespace's resource provider (its document collections) was listed, types and instances, to every
+    administrator of any namespace, through the API and the admin's resource page."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from control_plane.accounts.models import NamespaceRole
+
+    plugin_register(
+        data={"slug": "docs-b", "entry_point": "document-collections", "config": COLLECTIONS, "namespace": "team-b"}
+    )
+    seen = {}
+    for namespace in ("team-a", "team-b"):
+        user = get_user_model().objects.create_user(f"admin-{namespace}", is_staff=True)
+        NamespaceRole.objects.create(user=user, namespace=namespace, role="admin")
+        api = APIClient()
+        api.force_authenticate(user)
+        page = Client()
+        page.force_login(user)
+        seen[namespace] = (
+            [t["plugin"] for t in api.get("/api/v1/resources/types/").json()["results"]],
+            api.get("/api/v1/resources/types/document-collection/").status_code,
+            "Employee handbook" in page.get("/admin/resources/").content.decode(),
+        )
+    assert seen == {"team-a": ([], 404, False), "team-b": (["docs-b"], 200, True)}
