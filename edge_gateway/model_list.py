@@ -94,9 +94,14 @@ def _anthropic_body(kind: str, served: list[tuple[str, Any]], created: int, quer
 def _gemini_body(served: list[tuple[str, Any]], query: dict[str, str]) -> bytes:
     """Gemini's page: `pageSize` models (default 50, at most 1000) from the offset `pageToken` names, with a
     `nextPageToken` while more remain."""
-    size = min(_bounded(query.get("pageSize"), 50, "pageSize"), 1000) or 50
+    size = _bounded(query.get("pageSize"), 50, "pageSize")
+    if size < 0:
+        raise GatewayError.bad_request("pageSize: must not be negative", param="pageSize")
+    size = min(size, 1000) or 50
     token = query.get("pageToken") or "0"
-    if not token.isdigit():
+    # An offset this list wrote: ASCII digits only ('²' is a digit to str.isdigit, not to int) and short (int()
+    # refuses 4,300 digits and more with a ValueError).
+    if not (token.isascii() and token.isdigit() and len(token) <= 9):
         raise GatewayError.bad_request("pageToken: invalid page token", param="pageToken")
     start = int(token)
     body: dict[str, Any] = {"models": [_gemini(name) for name, _ in served[start : start + size]]}

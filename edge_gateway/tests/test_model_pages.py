@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import anthropic
+import httpx
 import openai
 import pytest
 from google import genai
@@ -41,6 +42,17 @@ def test_gemini_pages_follow_page_size_and_token(edge: RunningEdge) -> None:
     pager = client.models.list(config={"page_size": 2})
     assert [m.name for m in pager.page] == [f"models/{n}" for n in NAMES[:2]]
     assert [m.name for m in pager] == [f"models/{n}" for n in NAMES]
+
+
+@pytest.mark.parametrize(
+    "query", ["pageSize=-1", "pageSize=x", "pageSize=" + "9" * 5000, "pageToken=%C2%B2", "pageToken=" + "9" * 5000]
+)
+def test_gemini_page_parameters_out_of_range_are_a_400_in_googles_shape(edge: RunningEdge, query: str) -> None:
+    """A negative size sliced from the end (every model but the last, and a negative next token); a token that
+    is a Unicode digit or thousands of digits made int() raise: a 500."""
+    answer = httpx.get(f"{edge.url}/v1beta/models?{query}", headers={"x-goog-api-key": CLIENT_KEY})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
 
 
 def test_openai_list_is_one_page(edge: RunningEdge) -> None:
