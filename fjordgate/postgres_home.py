@@ -16,6 +16,7 @@ user's directories, we give the account a home of its own (FJORDGATE_POSTGRES_HO
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import pwd
@@ -49,18 +50,25 @@ def account_for_postgres() -> Account | None:
     """The account PostgreSQL runs as, with its home ready; None when we are not root (it runs as us)."""
     if os.geteuid() != 0:
         return None
-    try:
-        entry = pwd.getpwnam(SERVICE_ACCOUNT)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_ACCOUNT],
-            check=True,
-            capture_output=True,
-        )
-        entry = pwd.getpwnam(SERVICE_ACCOUNT)
+    # Several processes may get here at once (parallel test workers, two checkouts starting): without the lock,
+    # two `useradd`s raced and the account ended with another uid than the one its home had just been given.
     home = Path(os.environ.get(HOME_VARIABLE) or DEFAULT_HOME).absolute()
-    account = Account(SERVICE_ACCOUNT, entry.pw_uid, entry.pw_gid, home)
-    _prepare_home(account)
+    lock = os.open(home.parent / f".{home.name}.lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            entry = pwd.getpwnam(SERVICE_ACCOUNT)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_ACCOUNT],
+                check=True,
+                capture_output=True,
+            )
+            entry = pwd.getpwnam(SERVICE_ACCOUNT)
+        account = Account(SERVICE_ACCOUNT, entry.pw_uid, entry.pw_gid, home)
+        _prepare_home(account)
+    finally:
+        os.close(lock)  # releases the lock
     return account
 
 

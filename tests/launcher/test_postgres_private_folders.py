@@ -84,3 +84,49 @@ def test_removing_the_state_folder_forgets_the_data(private_root: Path) -> None:
     with run_server(postgres_plan(data_dir, free_port()), private_root / "pg.log") as server:
         with psycopg.connect(server.url) as conn:
             assert conn.execute("SELECT to_regclass('forgotten')").fetchone() == (None,)
+
+
+_CREATE_ACCOUNT = """
+import os, pwd, sys
+import fjordgate.postgres_home as home_module
+home_module.SERVICE_ACCOUNT = sys.argv[1]
+account = home_module.account_for_postgres()
+print(account.uid, os.stat(account.home).st_uid, pwd.getpwnam(sys.argv[1]).pw_uid)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the account is created only when running as root")
+def test_processes_starting_at_once_create_one_account_and_give_it_its_home(tmp_path: Path) -> None:
+    """Parallel test workers (or two checkouts) reach a machine without the account at once: each must end with the
+    same account, owning its home. Without a lock, two `useradd`s raced: one process failed, another saw the home
+    owned by a uid that was no longer the account's ("exists but is not a directory owned by root")."""
+    import pwd
+    import subprocess
+
+    name = f"fjpg{uuid.uuid4().hex[:8]}"  # a fresh account, deleted below: the machine's own is left alone
+    home = Path(tempfile.gettempdir()) / f"fjordgate-pghome-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "FJORDGATE_POSTGRES_HOME": str(home), "PYTHONPATH": os.getcwd()}
+    try:
+        for _ in range(3):  # the race was lost about two times in three with four processes
+            shutil.rmtree(home, ignore_errors=True)
+            subprocess.run(["userdel", name], capture_output=True)
+            subprocess.run(["groupdel", name], capture_output=True)
+            started = [
+                subprocess.Popen(
+                    [sys.executable, "-c", _CREATE_ACCOUNT, name],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+                for _ in range(4)
+            ]
+            results = [process.communicate(timeout=60) for process in started]
+            uid = pwd.getpwnam(name).pw_uid
+            for process, (out, err) in zip(started, results, strict=True):
+                assert process.returncode == 0, err.decode()
+                assert out.split() == [str(uid).encode()] * 3
+            assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        subprocess.run(["userdel", name], capture_output=True)
+        subprocess.run(["groupdel", name], capture_output=True)
