@@ -6,6 +6,13 @@ The request side is `messages_request.py`. What maps to what:
     usage prompt (incl. cached) / completion -> input_tokens (without cached), cache_read_input_tokens,
                                                output_tokens
     content / tool_calls                    -> text / tool_use blocks (arguments parsed back to JSON)
+
+Stop sequences: Chat Completions' finish_reason "stop" means "a natural end or one of your stop sequences" and
+does not say which, so the edge answers `end_turn` with `stop_sequence: null`, as Anthropic does for a natural
+end: it does not claim a sequence the vendor did not report (a guess would tell an agent its delimiter was
+reached when the model merely ended). A vendor that names the sequence (vLLM's `stop_reason`, one of the
+requested `stop_sequences`) gets Anthropic's answer: `stop_reason: "stop_sequence"` and the sequence, in full
+replies and in the stream's `message_delta` alike.
 """
 
 from __future__ import annotations
@@ -64,19 +71,31 @@ def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     return blocks
 
 
-def chat_to_message(response: dict[str, Any], model: str, usage: Usage) -> dict[str, Any]:
-    """A Chat Completions response (its first choice) as an Anthropic message."""
+def stop_of(choice: dict[str, Any], asked: Any) -> tuple[str, str | None]:
+    """(stop_reason, stop_sequence) of a chat choice; `asked`: the request's `stop_sequences` (see the module
+    docstring: only a sequence the vendor named, and the client asked for, is reported as matched)."""
+    finish = choice.get("finish_reason") or "stop"
+    named = choice.get("stop_reason")
+    if finish == "stop" and isinstance(named, str) and isinstance(asked, list) and named in asked:
+        return "stop_sequence", named
+    return _STOP.get(finish, "end_turn"), None
+
+
+def chat_to_message(response: dict[str, Any], model: str, usage: Usage, asked: Any = None) -> dict[str, Any]:
+    """A Chat Completions response (its first choice) as an Anthropic message; `asked`: the client's
+    `stop_sequences`."""
     choices = response.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") or {}
+    stop_reason, stop_sequence = stop_of(choice, asked)
     return {
         "id": f"msg_{response.get('id') or uuid.uuid4().hex}",
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": _blocks(message),
-        "stop_reason": _STOP.get(choice.get("finish_reason") or "stop", "end_turn"),
-        "stop_sequence": None,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
         "usage": _usage_body(usage),
     }
 
@@ -106,7 +125,7 @@ class ChatToMessagesStream:
         self._started = False
         self._block: tuple[str, int] | None = None  # ("text", -1) or ("tool", openai tool index)
         self._index = -1
-        self._stop = "end_turn"
+        self._stop: tuple[str, str | None] = ("end_turn", None)
         self._chars = 0
         self._done = False
 
@@ -177,7 +196,7 @@ class ChatToMessagesStream:
         for call in delta.get("tool_calls") or ():
             out += self._tool_delta(call)
         if choice.get("finish_reason"):
-            self._stop = _STOP.get(choice["finish_reason"], "end_turn")
+            self._stop = stop_of(choice, self._call.data.get("stop_sequences"))
         return out
 
     def _tool_delta(self, call: dict[str, Any]) -> list[bytes]:
@@ -215,7 +234,7 @@ class ChatToMessagesStream:
         out += self._close()
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": self._stop, "stop_sequence": None},
+            "delta": {"stop_reason": self._stop[0], "stop_sequence": self._stop[1]},
             "usage": _usage_body(self.usage),
         }
         out.append(sse_event("message_delta", delta))

@@ -241,7 +241,8 @@ class OpenAIProvider:
         if not usage.reported:
             usage.prompt_tokens = estimate_tokens(call.data.get("messages") or call.data.get("input") or "")
         if call.kind == "messages":
-            return orjson.dumps(chat_to_message(orjson.loads(body), call.model, usage)), usage
+            asked = call.data.get("stop_sequences")
+            return orjson.dumps(chat_to_message(orjson.loads(body), call.model, usage, asked)), usage
         return body, usage
 
     def stream_translator(self, call: OpenAIRequest, model: str) -> OpenAIStreamTranslator | ChatToMessagesStream:

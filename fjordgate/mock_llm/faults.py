@@ -22,6 +22,8 @@ Options (integers unless noted):
   reply_tokens=N         pad or cut the reply to exactly N tokens (before max_tokens applies)
   cached_tokens=N        report N prompt tokens as read from cache (OpenAI cached_tokens, Anthropic cache_read)
   cache_write_tokens=N   Anthropic: report N prompt tokens as written to cache (cache_creation_input_tokens)
+  name_stop              OpenAI chat: name the stop sequence that ended the reply in the choice's `stop_reason`,
+                         as vLLM's OpenAI-compatible server does (OpenAI itself never says which one matched)
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ _INT_OPTIONS = frozenset(
         "cache_write_tokens",
     }
 )
-_FLAG_OPTIONS = frozenset({"drop_connection", "malformed", "burst"})
+_FLAG_OPTIONS = frozenset({"drop_connection", "malformed", "burst", "name_stop"})
 _FLOAT_OPTIONS = frozenset({"retry_after"})
 _STR_OPTIONS = frozenset({"key"})
 _KNOWN = _INT_OPTIONS | _FLAG_OPTIONS | _FLOAT_OPTIONS | _STR_OPTIONS
@@ -75,6 +77,7 @@ class FaultPlan:
     reply_tokens: int | None = None
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    name_stop: bool = False
 
     @property
     def fails(self) -> bool:

@@ -28,6 +28,11 @@ _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length"}
 
 
+def _named_stop(reply: Reply | None) -> str | None:
+    """vLLM's `stop_reason` (the `name_stop` option): the stop sequence that ended the reply, else null."""
+    return reply.stop_sequence if reply is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str
@@ -85,6 +90,8 @@ class OpenAIApi:
                 )
                 for index in range(chat.n)
             ]
+            if plan.name_stop:
+                choices = [{**choice, "stop_reason": _named_stop(reply)} for choice in choices]
             payload = fmt.chat_completion(completion_id, created, chat.model, choices, usage)
             return exchange.json(payload, prompt_tokens=chat.prompt_tokens, completion_tokens=completion_tokens)
         encoder = fmt.ChunkEncoder(
@@ -99,7 +106,11 @@ class OpenAIApi:
                 events.extend(
                     encoder.content(index, piece) for piece in group_pieces(token_pieces(reply.text), plan.chunks)
                 )
-            events.append(encoder.delta(index, {}, finish))
+            if plan.name_stop:
+                named = {"stop_reason": _named_stop(reply)}
+                events.append(encoder.choice({"index": index, "delta": {}, "finish_reason": finish, **named}))
+            else:
+                events.append(encoder.delta(index, {}, finish))
         if chat.include_usage:
             events.append(encoder.usage(usage))
         events.append(fmt.DONE)
