@@ -3,6 +3,11 @@
 Text blocks become `content`, `tool_use` blocks become `tool_calls` with JSON-string arguments, `stop_reason`
 maps to `finish_reason`, and usage is normalised to OpenAI's meaning (`prompt_tokens` counts cache reads and
 writes too). The request's translation is `anthropic_request.py`.
+
+An answer of tool calls only has `content: null`, as at OpenAI, streamed too: the stream's role chunk waits for
+the first content block and is `{"role": "assistant", "content": ""}` before text (what OpenAI sends, so a
+client concatenating deltas never meets a null there) but carries the first tool call with `content: null`
+before a tool call, so the OpenAI SDK's accumulated message has `content is None`, not "".
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ class AnthropicStreamTranslator:
         self._include_usage = call.client_wants_usage
         self._completions = call.kind == "completions"
         self._tool_index: dict[int, int] = {}
+        self._opened = False  # the role chunk was sent (with the first content block, see the module docstring)
         self._done = False
 
     @property
@@ -134,7 +140,7 @@ class AnthropicStreamTranslator:
         if kind == "message_delta":
             native_stream_usage(event, self.usage)
             reason = (payload.get("delta") or {}).get("stop_reason")
-            return [self._chunk({}, _FINISH.get(reason or "end_turn", "stop"))]
+            return [*self._open(), self._chunk({}, _FINISH.get(reason or "end_turn", "stop"))]
         if kind == "message_stop":
             return self._message_stop()
         if kind == "error":
@@ -145,24 +151,37 @@ class AnthropicStreamTranslator:
         message = payload.get("message") or {}
         self._model = message.get("model") or self._model
         usage_from(usage_struct(message.get("usage")), self.usage)
+        return []  # the role chunk waits for the first block: its `content` depends on it (module docstring)
+
+    def _open(self) -> list[bytes]:
+        """The role chunk before text (or an empty answer), once."""
+        if self._opened:
+            return []
+        self._opened = True
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _block_start(self, payload: dict[str, Any]) -> list[bytes]:
-        """A `tool_use` block opens a tool call (its OpenAI index counted from 0); a text block says nothing yet."""
+        """A `tool_use` block opens a tool call (its OpenAI index counted from 0; the first one carries the role
+        and `content: null`, as at OpenAI); a text block opens the text with the role chunk."""
         block = payload.get("content_block") or {}
-        if block.get("type") != "tool_use" or self._completions:
-            return []
+        if block.get("type") == "text" or (block.get("type") == "tool_use" and self._completions):
+            return self._open()
+        if block.get("type") != "tool_use":
+            return []  # thinking blocks have no chat counterpart
         index = len(self._tool_index)
         self._tool_index[payload.get("index", 0)] = index
         self.usage.tool_calls += 1
         function = {"name": block.get("name", ""), "arguments": ""}
         call = {"index": index, "id": block.get("id", ""), "type": "function", "function": function}
-        return [self._chunk({"tool_calls": [call]})]
+        if self._opened:
+            return [self._chunk({"tool_calls": [call]})]
+        self._opened = True
+        return [self._chunk({"role": "assistant", "content": None, "tool_calls": [call]})]
 
     def _block_delta(self, payload: dict[str, Any]) -> list[bytes]:
         delta = payload.get("delta") or {}
         if delta.get("type") == "text_delta":
-            return [self._chunk({"content": delta.get("text", "")})]
+            return [*self._open(), self._chunk({"content": delta.get("text", "")})]
         if delta.get("type") == "input_json_delta" and not self._completions:
             index = self._tool_index.get(payload.get("index", 0), 0)
             return [

@@ -35,7 +35,10 @@ def stream_error(payload: dict[str, Any]) -> UpstreamError:
 class GeminiToChatStream:
     """Gemini SSE chunks in (`streamGenerateContent?alt=sse`), `chat.completion.chunk` events out.
 
-    Gemini has no end marker: a chunk carrying `finishReason` ends the stream (`done`); `[DONE]` follows."""
+    Gemini has no end marker: a chunk carrying `finishReason` ends the stream (`done`); `[DONE]` follows.
+    The role chunk goes with the first part, as OpenAI's: `content: ""` before text (or an empty answer), and
+    `content: null` with the first function call, so an answer of calls only accumulates to `content is None`
+    in the OpenAI SDK, as a non-streamed one has (`gemini_format.gemini_to_chat`)."""
 
     def __init__(self, call: OpenAIRequest, model: str) -> None:
         self.usage = Usage(choices=1)
@@ -79,9 +82,6 @@ class GeminiToChatStream:
         if "error" in payload:
             raise stream_error(payload)
         out: list[bytes] = []
-        if not self._started:
-            self._started = True
-            out.append(self._chunk({"role": "assistant", "content": ""}))
         if payload.get("usageMetadata"):
             read_usage(payload["usageMetadata"], self.usage)
             self._thoughts = int(payload["usageMetadata"].get("thoughtsTokenCount") or 0)
@@ -92,8 +92,18 @@ class GeminiToChatStream:
         reason = candidate.get("finishReason")
         if reason or (payload.get("promptFeedback") or {}).get("blockReason"):
             self._done = True
+            out += self._open({"content": ""})
             out.append(self._chunk({}, finish_reason(reason or "SAFETY", self._tools > 0)))
         return out
+
+    def _open(self, delta: dict[str, Any]) -> list[bytes]:
+        """The role chunk (once): alone before text, else merged into the first call's or thought's delta."""
+        if self._started:
+            return [] if delta.get("content") == "" else [self._chunk(delta)]
+        self._started = True
+        if delta.get("content") == "":
+            return [self._chunk({"role": "assistant", "content": ""})]
+        return [self._chunk({"role": "assistant", "content": None, **delta})]
 
     def _part(self, part: Any) -> list[bytes]:
         if not isinstance(part, dict):
@@ -102,13 +112,13 @@ class GeminiToChatStream:
             call = {"index": self._tools, **tool_call(part, self._signed_ids)}
             self._tools += 1
             self.usage.tool_calls = self._tools
-            return [self._chunk({"tool_calls": [call]})]
+            return self._open({"tool_calls": [call]})
         text = part.get("text")
         if not isinstance(text, str) or not text:
             return []
         if part.get("thought"):
-            return [] if self._completions else [self._chunk({"reasoning_content": text})]
-        return [self._chunk({"content": text})]
+            return [] if self._completions else self._open({"reasoning_content": text})
+        return [*self._open({"content": ""}), self._chunk({"content": text})]
 
     def finish(self) -> list[bytes]:
         if not self._done:

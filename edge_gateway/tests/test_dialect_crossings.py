@@ -86,3 +86,24 @@ def test_stop_sequences_are_reported_as_anthropic_does(edge, stream):
         unnamed = ask(model)
         assert unnamed.content[0].text == reference.content[0].text
         assert (unnamed.stop_reason, unnamed.stop_sequence) == ("end_turn", None)
+
+
+@pytest.mark.parametrize("model", [GPT, CLAUDE, GEMINI])
+def test_an_answer_of_tool_calls_only_has_null_content_streamed_or_not(edge, model):
+    """OpenAI's own answer (GPT, the mock in OpenAI's shape) is the reference: `content` None beside the calls,
+    in a full answer and in what the SDK accumulates from a stream; a text stream still opens with `""`."""
+    c = oai(edge)
+    asked = {"model": model, "tools": [WEATHER], "tool_choice": "required"}
+    asked["messages"] = [{"role": "user", "content": "weather in Oslo?"}]
+    full = c.chat.completions.create(**asked).choices[0].message
+    assert full.content is None and full.tool_calls[0].function.name == "get_weather"
+    with c.chat.completions.stream(**asked) as events:
+        streamed = events.get_final_completion().choices[0]
+    assert streamed.message.tool_calls[0].function.name == "get_weather"
+    assert streamed.message.content is None and streamed.finish_reason == "tool_calls"
+    chunks = list(
+        c.chat.completions.create(model=model, stream=True, messages=[{"role": "user", "content": "plain text"}])
+    )
+    first = chunks[0].choices[0].delta
+    assert (first.role, first.content) == ("assistant", "")
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "Echo: plain text"
