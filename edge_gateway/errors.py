@@ -140,6 +140,9 @@ class UpstreamError(Exception):
         self.headers = headers or {}
         self.upstream_status = 0
         """The vendor's own HTTP status when it answered with an error (0: no answer, e.g. a timeout)."""
+        self.relayed = False
+        """A vendor's in-band stream error the client already received as is (`providers.stream_errors`): the
+        stream ends without an error event of the edge's, the request is still accounted as failed."""
 
 
 def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> bytes:

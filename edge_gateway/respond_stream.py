@@ -138,17 +138,23 @@ async def _start(
 
 
 async def _error_event(out: Outlet, err: UpstreamError | PluginCallError) -> None:
-    """A stream that breaks after its start ends with an SSE error event (the status is already sent)."""
+    """A stream that breaks after its start ends with one SSE error event (the status is already sent); a
+    vendor's in-band error is told with its type and message, in the client's dialect, and not told twice when
+    the client already has it as the vendor sent it (`providers.stream_errors`)."""
+    shape = 0
     if isinstance(err, UpstreamError):
         message, kind, code, status = err.message, err.type, err.code, err.status_code
+        shape = err.upstream_status  # an in-band error: Anthropic's type and Google's status name follow it
     else:
         message, kind, code, status = f"plugin '{err.slug}' failed", "plugin_error", "plugin_failed", 500
     out.ex.status_code = status
     out.ex.error_type = code or kind
+    if isinstance(err, UpstreamError) and err.relayed:
+        return
     if out.ex.dialect == "gemini":  # Google's error document as one more SSE chunk
-        payload = b"data: " + error_for(out.ex.dialect, status, message, kind, code)[1]
+        payload = b"data: " + error_for(out.ex.dialect, shape or status, message, kind, code)[1]
     elif out.ex.dialect == "anthropic":  # Anthropic's own mid-stream error event
-        _, body = error_for(out.ex.dialect, status, message, kind, code)
+        _, body = error_for(out.ex.dialect, shape or status, message, kind, code)
         payload = b"event: error\ndata: " + body
     else:
         payload = b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "code": code}})

@@ -22,6 +22,7 @@ from ..errors import UpstreamError
 from .base import OpenAIRequest, Usage
 from .openai import _UsageBody, native_stream_usage, usage_from
 from .sse import event_data
+from .stream_errors import anthropic_stream_error
 
 __all__ = ["AnthropicStreamTranslator", "to_openai_response", "usage_struct"]
 
@@ -144,7 +145,7 @@ class AnthropicStreamTranslator:
         if kind == "message_stop":
             return self._message_stop()
         if kind == "error":
-            raise _stream_error(payload)
+            raise anthropic_stream_error(payload)
         return []  # ping and future event types
 
     def _message_start(self, payload: dict[str, Any]) -> list[bytes]:
@@ -221,15 +222,4 @@ def usage_struct(raw: dict[str, Any] | None) -> _UsageBody | None:
         output_tokens=raw.get("output_tokens"),
         cache_read_input_tokens=raw.get("cache_read_input_tokens"),
         cache_creation_input_tokens=raw.get("cache_creation_input_tokens"),
-    )
-
-
-def _stream_error(payload: dict[str, Any]) -> UpstreamError:
-    """The vendor's in-band stream error; overloaded and API errors may be retried elsewhere."""
-    error = payload.get("error") or {}
-    return UpstreamError(
-        502,
-        f"upstream stream error: {error.get('message', 'unknown')}",
-        retryable=error.get("type") in ("overloaded_error", "api_error"),
-        code="upstream_stream_error",
     )

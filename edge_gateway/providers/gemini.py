@@ -25,6 +25,7 @@ from .messages_reply import ChatToMessagesStream, chat_to_message
 from .messages_request import messages_to_chat
 from .openai import vendor_error_message
 from .sse import event_data
+from .stream_errors import gemini_stream_error
 
 __all__ = ["GEMINI_KINDS", "GeminiEvents", "GeminiProvider", "gemini_url"]
 
@@ -58,11 +59,13 @@ def gemini_url(api_base: str, model: str, method: str, stream: bool = False) -> 
 
 class GeminiEvents:
     """A Gemini stream relayed as is to a Gemini-format client, usage read on the way; a chunk with a
-    finishReason ends it (Gemini has no end marker)."""
+    finishReason ends it (Gemini has no end marker). Google's in-band error document goes to the client as is;
+    the stream then ends as failed without an error chunk of the edge's (`stream_errors`)."""
 
     def __init__(self) -> None:
         self.usage = Usage(choices=1)
         self._done = False
+        self._failure: UpstreamError | None = None
 
     @property
     def done(self) -> bool:
@@ -70,13 +73,25 @@ class GeminiEvents:
 
     def feed(self, event: bytes) -> list[bytes]:
         GeminiProvider.read_stream_usage(event, self.usage)
-        if b"finishReason" in event or b'"error"' in event or b"blockReason" in event:
+        if b'"error"' in event:
+            self._read_error(event)
+        if b"finishReason" in event or b"blockReason" in event:
             self._done = True
         if b'"functionCall"' in event:
             self.usage.tool_calls += event.count(b'"functionCall"')
         return [event]
 
+    def _read_error(self, event: bytes) -> None:
+        try:
+            payload = orjson.loads(event_data(event) or b"")
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(payload, dict) and "error" in payload:
+            self._failure = gemini_stream_error(payload, relayed=True)
+
     def finish(self) -> list[bytes]:
+        if self._failure is not None and not self._done:
+            raise self._failure
         return []
 
 

@@ -16,6 +16,7 @@ import orjson
 from ..errors import UpstreamError
 from .base import Usage
 from .sse import event_data
+from .stream_errors import openai_stream_error
 
 __all__ = ["ChatToGeminiStream", "chat_to_gemini_response", "usage_metadata"]
 
@@ -117,6 +118,8 @@ class ChatToGeminiStream:
             raise UpstreamError(
                 502, "upstream sent a malformed stream event", retryable=True, code="upstream_bad_response"
             ) from None
+        if "error" in chunk:  # the vendor's in-band error chunk (`stream_errors`)
+            raise openai_stream_error(chunk)
         if isinstance(chunk.get("usage"), dict):
             self._read_usage(chunk["usage"])
         out: list[bytes] = []

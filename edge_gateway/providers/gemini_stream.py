@@ -15,21 +15,14 @@ from ..errors import UpstreamError
 from .base import OpenAIRequest, StreamTranslator, Usage
 from .gemini_format import finish_reason, read_usage, requires_signatures, tool_call, usage_body
 from .sse import event_data
+from .stream_errors import gemini_stream_error
 
 __all__ = ["ChainedStream", "GeminiToChatStream", "stream_error"]
 
 
 def stream_error(payload: dict[str, Any]) -> UpstreamError:
     """Gemini's in-band error (`{"error": {"code", "message", "status"}}`) as the edge's stream failure."""
-    raw = payload.get("error")
-    error: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    status = str(error.get("status", ""))
-    return UpstreamError(
-        502,
-        f"upstream stream error: {error.get('message', 'unknown')}",
-        retryable=status in ("UNAVAILABLE", "INTERNAL", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"),
-        code="upstream_stream_error",
-    )
+    return gemini_stream_error(payload)
 
 
 class GeminiToChatStream:

@@ -27,6 +27,7 @@ from ..errors import UpstreamError
 from .base import OpenAIRequest, Usage
 from .messages_request import estimate_message_tokens
 from .sse import event_data, event_name
+from .stream_errors import anthropic_stream_error, openai_stream_error
 
 __all__ = ["AnthropicEvents", "ChatToMessagesStream", "chat_to_message", "sse_event"]
 
@@ -109,6 +110,7 @@ class _Chunk(msgspec.Struct):
     id: str = ""
     usage: dict[str, Any] | None = None
     choices: list[dict[str, Any]] = []
+    error: Any = None  # the vendor's in-band error chunk (`stream_errors`)
 
 
 _chunk_decoder = msgspec.json.Decoder(_Chunk)
@@ -176,6 +178,8 @@ class ChatToMessagesStream:
             raise UpstreamError(
                 502, "upstream sent a malformed stream event", retryable=True, code="upstream_bad_response"
             ) from None
+        if chunk.error is not None:
+            raise openai_stream_error({"error": chunk.error})
         out = [] if self._started else self._start(chunk.id)
         if chunk.usage:
             self._read_usage(chunk.usage)
@@ -246,12 +250,15 @@ class ChatToMessagesStream:
 
 
 class AnthropicEvents:
-    """An Anthropic stream relayed as is to a Messages client, reading usage on the way."""
+    """An Anthropic stream relayed as is to a Messages client, reading usage on the way. The vendor's in-band
+    `error` event goes to the client as is; the stream then ends as failed without an error event of the edge's
+    (`stream_errors`: the client gets exactly one)."""
 
     def __init__(self, read_usage: Any) -> None:
         self.usage = Usage(choices=1)
         self._read_usage = read_usage
         self._done = False
+        self._failure: UpstreamError | None = None
 
     @property
     def done(self) -> bool:
@@ -260,21 +267,29 @@ class AnthropicEvents:
     def feed(self, event: bytes) -> list[bytes]:
         self._read_usage(event, self.usage)
         if b"message_stop" in event or b"error" in event:
-            # The end marker, or the vendor's own in-band error (the client already has it: nothing to add).
-            if event_name(event) in (b"message_stop", b"error") or _data_type(event) in ("message_stop", "error"):
+            if event_name(event) == b"message_stop" or _data_type(event) == "message_stop":
                 self._done = True
+            elif event_name(event) == b"error" or _data_type(event) == "error":
+                self._failure = anthropic_stream_error(_payload(event), relayed=True)
         if b'"tool_use"' in event and b"content_block_start" in event:
             self.usage.tool_calls += 1
         return [event]
 
     def finish(self) -> list[bytes]:
+        if self._failure is not None and not self._done:
+            raise self._failure
         return []
+
+
+def _payload(event: bytes) -> Any:
+    """An event's JSON data (None when it is not JSON)."""
+    try:
+        return orjson.loads(event_data(event) or b"")
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _data_type(event: bytes) -> str | None:
     """The `type` of an event's JSON data (for streams without `event:` lines)."""
-    try:
-        payload = orjson.loads(event_data(event) or b"")
-    except orjson.JSONDecodeError:
-        return None
+    payload = _payload(event)
     return payload.get("type") if isinstance(payload, dict) else None

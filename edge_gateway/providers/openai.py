@@ -20,6 +20,7 @@ from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url,
 from .messages_reply import ChatToMessagesStream, chat_to_message
 from .messages_request import messages_to_chat
 from .sse import event_data
+from .stream_errors import openai_stream_error
 
 __all__ = ["OpenAIProvider"]
 
@@ -123,7 +124,20 @@ class OpenAIStreamTranslator:
 
     def finish(self) -> list[bytes]:
         self._count()
+        if not self._done and self._events:  # no [DONE]: only then is the last event looked at (hot path)
+            self._relayed_error(self._events[-1])
         return []
+
+    @staticmethod
+    def _relayed_error(data: bytes) -> None:
+        """A stream that ended on the vendor's own error chunk: the client has it (relayed as is), so the edge
+        adds no error event of its own, but the request is a failure (`stream_errors`)."""
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(payload, dict) and "error" in payload:
+            raise openai_stream_error(payload, relayed=True)
 
     def _count(self) -> None:
         completion_chars = 0

@@ -36,6 +36,7 @@ from .responses_shapes import (
     to_chat_request,
 )
 from .sse import event_data
+from .stream_errors import openai_stream_error
 
 __all__ = ["ResponsesSession", "has_responses_api"]
 
@@ -414,6 +415,5 @@ def _chunk_of(chat_event: bytes) -> dict[str, Any] | None:
             502, "upstream sent a malformed stream event", retryable=True, code="upstream_bad_response"
         ) from None
     if isinstance(chunk.get("error"), dict):
-        message = str(chunk["error"].get("message") or "unknown")
-        raise UpstreamError(502, f"upstream stream error: {message}", retryable=False, code="upstream_stream_error")
+        raise openai_stream_error(chunk)
     return chunk

@@ -5,10 +5,14 @@ vendor's own shape are the reference."""
 
 from __future__ import annotations
 
+import json
+
 import anthropic
+import httpx
 import openai
 import pytest
 
+from shared_sdk.messages import AnalyticsRecord
 from shared_sdk.snapshot import AppConfig
 
 from .support import CLIENT_KEY, ModelPriceConfig, llm, make_snapshot, run_edge
@@ -36,6 +40,26 @@ def edge(mock_upstream, tmp_path_factory):
         # vLLM names the stop sequence that ended a reply (`stop_reason`); the mock does so on `name_stop`
         llm(
             4, "vllm", f"{mock_upstream}/v1", vendor="vllm", default_model="served", extra_headers={FAULT: "name_stop"}
+        ),
+        # each vendor's own in-band error event after five events of a stream, reached by slug only
+        *(
+            llm(
+                10 + i,
+                f"{vendor}-err",
+                base,
+                vendor=vendor,
+                default_model=model,
+                max_retries=0,
+                priority=100,
+                extra_headers={FAULT: "error_after_chunks=5; chunk_delay_ms=20"},
+            )
+            for i, (vendor, base, model) in enumerate(
+                [
+                    ("mock", f"{mock_upstream}/v1", GPT),
+                    ("anthropic", mock_upstream, CLAUDE),
+                    ("google", mock_upstream, GEMINI),
+                ]
+            )
         ),
     ]
     snap = make_snapshot(
@@ -107,3 +131,90 @@ def test_an_answer_of_tool_calls_only_has_null_content_streamed_or_not(edge, mod
     first = chunks[0].choices[0].delta
     assert (first.role, first.content) == ("assistant", "")
     assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "Echo: plain text"
+
+
+VENDOR_ERRORS = {  # what each vendor's in-band error says (the mock's messages), and its HTTP status
+    "mock": ("server_error", "The server had an error while processing your request. Sorry about that!", 500),
+    "anthropic": ("overloaded_error", "Overloaded", 529),
+    "google": ("UNAVAILABLE", "The model is overloaded. Please try again later.", 503),
+}
+ANTHROPIC_TYPE = {500: "api_error", 529: "overloaded_error", 503: "api_error"}
+GOOGLE_STATUS = {500: "INTERNAL", 529: "INTERNAL", 503: "UNAVAILABLE"}
+WORDS = "one two three four five six seven eight nine ten"
+
+
+def stream_raw(edge, dialect: str, model: str) -> httpx.Response:
+    """A streamed request in the client's own dialect, read to its end."""
+    user = [{"role": "user", "content": WORDS}]
+    if dialect == "openai":
+        url, headers = "/v1/chat/completions", {"authorization": f"Bearer {CLIENT_KEY}"}
+        body: dict = {"model": model, "stream": True, "messages": user}
+    elif dialect == "anthropic":
+        url, headers = "/v1/messages", {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
+        body = {"model": model, "stream": True, "max_tokens": 100, "messages": user}
+    else:
+        url, headers = f"/v1beta/models/{model}:streamGenerateContent?alt=sse", {"x-goog-api-key": CLIENT_KEY}
+        body = {"contents": [{"role": "user", "parts": [{"text": WORDS}]}]}
+    return httpx.post(f"{edge.url}{url}", json=body, headers=headers, timeout=20)
+
+
+def error_events(dialect: str, text: str) -> list[dict]:
+    """The error events of a stream, as the client's dialect shapes them."""
+    events = [e for e in text.replace("\r\n", "\n").split("\n\n") if e.strip()]
+    found = []
+    for event in events:
+        lines = event.split("\n")
+        data = "".join(line[5:].strip() for line in lines if line.startswith("data:"))
+        if not data or data == "[DONE]":
+            continue
+        payload = json.loads(data)
+        if dialect == "anthropic":
+            if "event: error" in lines or payload.get("type") == "error":
+                found.append(payload)
+        elif "error" in payload:
+            found.append(payload)
+    return found
+
+
+@pytest.mark.parametrize("vendor", ["mock", "anthropic", "google"])
+@pytest.mark.parametrize("dialect", ["openai", "anthropic", "gemini"])
+def test_a_vendors_in_band_stream_error_reaches_the_client_once_in_its_dialect(edge, dialect, vendor):
+    """Exactly one error event, the client's dialect's, with the vendor's type (or what the client's vendor calls
+    that status) and message; the request is accounted as a failed stream."""
+    kind, message, status = VENDOR_ERRORS[vendor]
+    reply = stream_raw(edge, dialect, f"{vendor}-err")
+    assert reply.status_code == 200  # the stream had started
+    errors = error_events(dialect, reply.text)
+    assert len(errors) == 1, reply.text
+    (error,) = errors
+    if dialect == "openai":
+        assert error["error"]["message"] == message and error["error"]["type"] == kind
+    elif dialect == "anthropic":
+        assert error["type"] == "error"
+        assert error["error"] == {"type": ANTHROPIC_TYPE[status], "message": message}
+    else:
+        assert error["error"] == {"code": status, "message": message, "status": GOOGLE_STATUS[status]}
+    assert "[DONE]" not in reply.text and "message_stop" not in reply.text
+    record = edge.sink.record_of(reply.headers["x-request-id"], AnalyticsRecord)
+    assert record.streamed and record.status_code == 502 and record.error_type == "upstream_stream_error"
+
+
+def test_the_sdks_raise_the_vendors_in_band_error(edge):
+    """What the SDKs make of it: the vendor's message and type (or the client's vendor's type for its status)."""
+    for model, expected in [
+        ("anthropic-err", {"type": "overloaded_error", "message": "Overloaded"}),
+        ("mock-err", {"type": "api_error", "message": VENDOR_ERRORS["mock"][1]}),
+    ]:
+        with pytest.raises(anthropic.APIStatusError) as raised:
+            with claude_client(edge).messages.stream(
+                model=model, max_tokens=100, messages=[{"role": "user", "content": WORDS}]
+            ) as events:
+                "".join(events.text_stream)
+        assert raised.value.body["error"] == expected
+    with pytest.raises(openai.APIError) as overloaded:
+        list(
+            oai(edge).chat.completions.create(
+                model="google-err", stream=True, messages=[{"role": "user", "content": WORDS}]
+            )
+        )
+    assert overloaded.value.message == VENDOR_ERRORS["google"][1] and overloaded.value.type == "UNAVAILABLE"
