@@ -8,13 +8,24 @@ OpenAI-compatible one (the mock included) the provider sends Chat Completions an
     text / image (base64, url) blocks       -> text / image_url parts (base64 as a data: URL)
     document blocks (base64 PDF, text)      -> file parts (a data: URL) / text parts
     assistant tool_use blocks               -> tool_calls (arguments as a JSON string)
-    user tool_result blocks                 -> tool messages (before the rest of that user turn)
+    user tool_result blocks                 -> tool messages (before the rest of that user turn); their images
+                                               -> image_url parts of the user message that follows them
     tools / tool_choice (auto, any, tool, none), disable_parallel_tool_use -> tools / tool_choice,
                                                parallel_tool_calls
     max_tokens, temperature, top_p, stop_sequences, metadata.user_id -> max_tokens, ..., stop, user
     output_config.format (json_schema)      -> response_format json_schema (what `client.messages.parse` sends)
 
 `thinking` blocks and `top_k` have no Chat Completions counterpart and are dropped.
+
+Images in a `tool_result` (a screenshot tool, a chart): a Chat Completions `tool` message holds text only, so
+the tool message keeps the result's text and the images follow in the user message after the turn's tool
+messages, each result's images behind a text part naming its `tool_use_id` ("the result of tool call X
+includes these images:"), before the turn's own blocks; a result of images only says so in its tool message.
+That is the order OpenAI accepts (the tool messages right after the calls, then a user message) and the usual
+way gateways carry such results. A Gemini LLM gets the same through `gemini_format.chat_to_gemini`, which merges
+consecutive user messages into one turn: the `functionResponse` parts and, beside them, the images as
+`inlineData` (or `fileData`) parts, which every Gemini model reads (multimodal `functionResponse.parts` exist
+for Gemini 3 only).
 """
 
 from __future__ import annotations
@@ -71,9 +82,23 @@ def _document_parts(block: dict[str, Any]) -> dict[str, Any]:
     raise _bad(f"document source type {kind!r} is not supported for this model: send the document as base64")
 
 
-def _tool_message(block: dict[str, Any]) -> dict[str, Any]:
+def _result_images(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """A `tool_result`'s images as image_url parts, behind a text part naming the call (module docstring)."""
+    content = block.get("content")
+    if not isinstance(content, list):
+        return []
+    images = [_image_part(b) for b in content if isinstance(b, dict) and b.get("type") == "image"]
+    if not images:
+        return []
+    label = f"The result of tool call {block.get('tool_use_id', '')} includes these images:"
+    return [{"type": "text", "text": label}, *images]
+
+
+def _tool_message(block: dict[str, Any], has_images: bool) -> dict[str, Any]:
     """A `tool_result` block as a tool message; an error result says so in its text (Chat has no flag for it)."""
     result = _text(block.get("content"))
+    if has_images and not result:
+        result = "The result is the images in the next message."
     if block.get("is_error"):
         result = f"Error: {result}"
     return {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": result}
@@ -86,6 +111,7 @@ def _user_turn(content: Any) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         raise _bad("'content' must be a string or an array of blocks")
     tools: list[dict[str, Any]] = []
+    images: list[dict[str, Any]] = []  # of the tool results: in the user message after the tool messages
     parts: list[dict[str, Any]] = []
     for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
@@ -96,13 +122,15 @@ def _user_turn(content: Any) -> list[dict[str, Any]]:
         elif kind == "document":
             parts.append(_document_parts(block))
         elif kind == "tool_result":
-            tools.append(_tool_message(block))
+            result_images = _result_images(block)
+            tools.append(_tool_message(block, bool(result_images)))
+            images += result_images
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
             raise _bad(f"content block type {kind!r} is not supported for this model")
-    if parts:
-        tools.append({"role": "user", "content": parts})
+    if images or parts:
+        tools.append({"role": "user", "content": images + parts})
     return tools
 
 

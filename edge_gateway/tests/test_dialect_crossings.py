@@ -5,6 +5,7 @@ vendor's own shape are the reference."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import anthropic
@@ -218,3 +219,56 @@ def test_the_sdks_raise_the_vendors_in_band_error(edge):
             )
         )
     assert overloaded.value.message == VENDOR_ERRORS["google"][1] and overloaded.value.type == "UNAVAILABLE"
+
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
+SCREENSHOT = {"name": "screenshot", "description": "the screen", "input_schema": {"type": "object", "properties": {}}}
+
+
+@pytest.mark.parametrize("model", [GPT, GEMINI])
+def test_images_in_a_tool_result_reach_the_model(edge, mock_upstream, model):
+    """An Anthropic client's `tool_result` holding an image: OpenAI's tool message takes text only, so the image
+    follows in a user message, named by its call; Gemini gets it beside the functionResponse, in the same turn."""
+    messages = [
+        {"role": "user", "content": "take a screenshot"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_shot1", "name": "screenshot", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_shot1",
+                    "content": [
+                        {"type": "text", "text": "the screen"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+                    ],
+                },
+                {"type": "text", "text": "what is on it?"},
+            ],
+        },
+    ]
+    reply = claude_client(edge).messages.create(model=model, max_tokens=50, tools=[SCREENSHOT], messages=messages)
+    assert reply.content and reply.stop_reason == "end_turn"
+    sent = httpx.get(f"{mock_upstream}/_mock/requests").json()["data"][-1]["body"]
+    label = "The result of tool call toolu_shot1 includes these images:"
+    if model == GPT:
+        assert sent["messages"][-2] == {"role": "tool", "tool_call_id": "toolu_shot1", "content": "the screen"}
+        assert sent["messages"][-1] == {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": label},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                {"type": "text", "text": "what is on it?"},
+            ],
+        }
+    else:
+        turn = sent["contents"][-1]
+        assert turn["role"] == "user" and turn["parts"][0]["functionResponse"]["name"] == "screenshot"
+        assert turn["parts"][1:] == [
+            {"text": label},
+            {"inlineData": {"mimeType": "image/png", "data": PNG}},
+            {"text": "what is on it?"},
+        ]
