@@ -122,6 +122,7 @@ class ConverseStreamTranslator:
         self._tools: dict[int, int] = {}
         self._chars = 0
         self._stopped = False
+        self._opened = False  # the role chunk was sent: with the first text or tool call, as OpenAI's
         self._done = False
 
     @property
@@ -160,9 +161,16 @@ class ConverseStreamTranslator:
             ) from None
         return self._event(str(headers.get(":event-type") or ""), data if isinstance(data, dict) else {})
 
+    def _open(self) -> list[bytes]:
+        """The role chunk before text (or an empty answer), once: `content: ""`, as OpenAI's."""
+        if self._opened:
+            return []
+        self._opened = True
+        return [self._chunk({"role": "assistant", "content": ""})]
+
     def _event(self, name: str, data: dict[str, Any]) -> list[bytes]:
         if name == "messageStart":
-            return [self._chunk({"role": "assistant", "content": ""})]
+            return []  # the role chunk waits: `content` is null before a tool call, "" before text (OpenAI's)
         if name == "contentBlockStart":
             use = (data.get("start") or {}).get("toolUse")
             if not isinstance(use, dict) or self._completions:
@@ -171,12 +179,15 @@ class ConverseStreamTranslator:
             self.usage.tool_calls += 1
             call = {"index": index, "id": use.get("toolUseId", ""), "type": "function"}
             call["function"] = {"name": use.get("name", ""), "arguments": ""}
-            return [self._chunk({"tool_calls": [call]})]
+            if self._opened:
+                return [self._chunk({"tool_calls": [call]})]
+            self._opened = True
+            return [self._chunk({"role": "assistant", "content": None, "tool_calls": [call]})]
         if name == "contentBlockDelta":
             return self._delta(data)
         if name == "messageStop":
             self._stopped = True
-            return [self._chunk({}, FINISH.get(str(data.get("stopReason") or "end_turn"), "stop"))]
+            return [*self._open(), self._chunk({}, FINISH.get(str(data.get("stopReason") or "end_turn"), "stop"))]
         if name == "metadata":
             usage_from_converse(data.get("usage"), self.usage)
             return self._end()
@@ -187,7 +198,7 @@ class ConverseStreamTranslator:
         if "text" in delta:
             text = str(delta["text"])
             self._chars += len(text)
-            return [self._chunk({"content": text})]
+            return [*self._open(), self._chunk({"content": text})]
         use = delta.get("toolUse")
         if isinstance(use, dict) and not self._completions:
             index = self._tools.get(int(data.get("contentBlockIndex") or 0), 0)

@@ -155,6 +155,19 @@ def test_tool_calls_round_trip_plain_and_streamed(edge, upstream):
     assert "".join(d.function.arguments or "" for d in deltas) == '{"city":"mock"}'
 
 
+def test_a_streamed_answer_of_tool_calls_only_has_null_content_as_at_openai(edge, upstream):
+    """The OpenAI SDK's accumulated message: `content` None beside the calls (as OpenAI's, and as the same call
+    unstreamed), while a text stream still opens with `content: ""`."""
+    c = client(edge)
+    asked = {"model": MODEL, "tools": [WEATHER], "messages": [{"role": "user", "content": "call tool"}]}
+    assert c.chat.completions.create(**asked).choices[0].message.content is None
+    with c.chat.completions.stream(**asked) as events:
+        message = events.get_final_completion().choices[0].message
+    assert message.content is None and message.tool_calls[0].function.name == "get_weather"
+    chunks = list(c.chat.completions.create(model=MODEL, stream=True, messages=[{"role": "user", "content": "hi"}]))
+    assert (chunks[0].choices[0].delta.role, chunks[0].choices[0].delta.content) == ("assistant", "")
+
+
 def test_the_anthropic_sdk_talks_to_a_bedrock_model(edge, upstream):
     anthropic = pytest.importorskip("anthropic")
     claude = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
