@@ -267,9 +267,13 @@ class AnthropicEvents:
     def feed(self, event: bytes) -> list[bytes]:
         self._read_usage(event, self.usage)
         if b"message_stop" in event or b"error" in event:
-            if event_name(event) == b"message_stop" or _data_type(event) == "message_stop":
+            name = event_name(event)
+            if name not in (b"message_stop", b"error"):  # a stream without `event:` lines: the data's type
+                kind = _data_type(event)
+                name = kind.encode() if isinstance(kind, str) else name
+            if name == b"message_stop":
                 self._done = True
-            elif event_name(event) == b"error" or _data_type(event) == "error":
+            elif name == b"error":
                 self._failure = anthropic_stream_error(_payload(event), relayed=True)
         if b'"tool_use"' in event and b"content_block_start" in event:
             self.usage.tool_calls += 1
