@@ -1,7 +1,8 @@
 """Fixtures every test in the repository may use: real PostgreSQL, NATS (JetStream) and Redis, and processes.
 
 Loaded for the whole tree by the root `conftest.py` (`pytest_plugins`), so tests under `control_plane/`,
-`edge_gateway/`, `plugins/` and `tests/` share one set of servers and one test database.
+`edge_gateway/`, `plugins/` and `tests/` share one set of servers and one test database per test process:
+`make test` runs two (pytest-xdist, `TEST_WORKERS`), each with its own servers and its own `test_<name>_gw<N>`.
 
 Each server fixture returns a URL. When DATABASE_URL / NATS_URL / REDIS_URL is set, that server is used (a
 developer's local services, CI service containers); otherwise an embedded server starts on a free port in a
