@@ -8,6 +8,14 @@ policy. The checker made here tests the fields with `type(...) is` in one expres
 conversion, no allocation), nested messages (`request`, `short_circuit.response`, `error`) included; when that
 fails it walks them again to name the first field that is wrong, so the call fails like any wrong return type:
 `PluginCallError(kind="exception")`.
+
+Headers (`headers`, `stream_headers`) are checked the same way: `{"x-count": 3}` went into the request sent upstream
+(which failed on it: a 500) or the response (dropped, a list raised: a 500), and isolated it failed decoding on the
+host's side of the wire (a 500), each naming no plugin. A name must be non-empty text without CR, LF, NUL or ':' (such
+a name is no header in any HTTP version: it would start a header of its own or hide one in its name); a value must be
+text. What a value holds is the edge's to judge, per header (`edge_gateway.response_headers` drops one holding CR or
+LF and keeps the plugin's other headers; the upstream call refuses to send one). The check runs in C: a `str.join`
+over the names and one over the values (a `TypeError` for anything but text) and four `in` scans of the names.
 """
 
 from __future__ import annotations
@@ -19,9 +27,40 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["struct_checker"]
+__all__ = ["headers_problem", "struct_checker"]
 
 Checker = Callable[[Any], str | None]
+
+_NAME_BREAKERS = ("\r", "\n", "\x00", ":")
+
+
+def _headers_right(headers: dict[Any, Any]) -> bool:
+    """Whether every name is non-empty text without CR, LF, NUL or ':' and every value is text."""
+    if not headers:
+        return True
+    try:
+        names = "".join(headers)
+        "".join(headers.values())
+    except TypeError:
+        return False
+    return "" not in headers and "\r" not in names and "\n" not in names and ":" not in names and "\x00" not in names
+
+
+def headers_problem(headers: dict[Any, Any]) -> str | None:
+    """What is wrong with the first bad header of `headers` (`"'x-count' is int, expected str"`), else None."""
+    if _headers_right(headers):
+        return None
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            return f"a name is {type(name).__name__}, expected str"
+        shown = repr(name[:100])
+        if not name:
+            return "a name is empty"
+        if any(c in name for c in _NAME_BREAKERS):
+            return f"the name {shown} holds CR, LF, NUL or ':'"
+        if not isinstance(value, str):
+            return f"{shown} is {type(value).__name__}, expected str"
+    return None
 
 
 def struct_checker(tp: type) -> Checker | None:
@@ -78,7 +117,11 @@ def _expression(checks: list[tuple[str, tuple[type, ...], Checker | None]], valu
                 continue
             label = f"c{len(names)}"
             names[label] = cls
-            if nested is not None and issubclass(cls, msgspec.Struct):
+            if nested is headers_problem:
+                right = f"c{len(names)}"
+                names[right] = _headers_right
+                options.append(f"(type({field}) is {label} and {right}({field}))")
+            elif nested is not None and issubclass(cls, msgspec.Struct):
                 inner = f"v{len(names)}"
                 names[inner] = None  # reserves the name: labels stay unique
                 body = _expression(nested.checks, inner, names)  # type: ignore[attr-defined]
@@ -92,9 +135,9 @@ def _expression(checks: list[tuple[str, tuple[type, ...], Checker | None]], valu
 def _allowed(name: str, annotation: Any) -> tuple[tuple[type, ...], Checker | None] | None:
     """(runtime classes the field may be, a checker for a nested message), or None for a field not checked.
 
-    Checked: `bytes` fields and `status_code` (a `str` body, a `"451"` status: what the edge cannot write), and
-    nested messages holding such fields. Not checked, to keep the call cheap on the request path (`bench.gate`):
-    the rest, which the edge writes nowhere as it is or converts."""
+    Checked: `bytes` fields and `status_code` (a `str` body, a `"451"` status: what the edge cannot write), headers
+    (`headers_problem`), and nested messages holding such fields. Not checked, to keep the call cheap on the request
+    path (`bench.gate`): the rest, which the edge writes nowhere as it is or converts."""
     args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
     classes: list[type] = []
     nested: Checker | None = None
@@ -103,6 +146,9 @@ def _allowed(name: str, annotation: Any) -> tuple[tuple[type, ...], Checker | No
             classes.append(type(None))
         elif arg is bytes or (arg is int and name == "status_code"):
             classes.append(arg)
+        elif name.endswith("headers") and typing.get_origin(arg) is dict and nested is None:
+            nested = headers_problem
+            classes.append(dict)
         elif isinstance(arg, type) and issubclass(arg, msgspec.Struct) and nested is None:
             nested = struct_checker(arg)
             if nested is None:

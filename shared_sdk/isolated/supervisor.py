@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
+import msgspec
 
 from ..context import Context, Services
 from ..errors import CapabilityNotImplemented, PluginCallError, PluginLoadError
@@ -437,7 +438,25 @@ class IsolatedHandle(PluginHandle):
             raise self._rpc_error(method, exc) from None
         finally:
             self.calls.close(call_id)
-        return result_decoder(method).decode(data)
+        return self._result(method, result_decoder(method), data)
+
+    def _result(self, method: str, decoder: msgspec.msgpack.Decoder[Any], data: bytes) -> Any:
+        """The plugin's answer, decoded and its fields checked as in process (`MethodSpec.check`): a plugin process
+        of another SDK version (or a program of its own) may send what its side let through. Before, a header value
+        that was an int failed decoding here, outside any plugin's failure: a 500 naming no plugin."""
+        try:
+            result = decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            raise self._error(
+                method, "exception", f"ResultTypeError: {method} returned a result its type cannot hold ({exc})"
+            ) from None
+        mspec = METHODS.get(method)
+        check = mspec.check if mspec is not None else None
+        if check is not None and result is not None:
+            problem = check(result)
+            if problem is not None:
+                raise self._error(method, "exception", f"ResultTypeError: {method} returned {problem}")
+        return result
 
     async def stream(self, method: str, ctx: Context | None, *args: Any) -> AsyncIterator[Any]:
         if method not in self.methods:
@@ -460,7 +479,7 @@ class IsolatedHandle(PluginHandle):
                     raise self._rpc_error(method, exc) from None
                 if data is grpc.aio.EOF:
                     return
-                yield decoder.decode(data)
+                yield self._result(method, decoder, data)
         finally:
             self.calls.close(call_id)
             call.cancel()
