@@ -196,7 +196,7 @@ def _response_store(settings: EdgeSettings, kv: EdgeKV) -> ResponseStore:
 class _SyncAwareReady:
     """`GET /ready`: the edge's Ready answer plus, with NATS configured, where the config came from
     (`config_source`: nats | disk) and whether NATS is reachable, so an operator sees an edge serving from its
-    last snapshot."""
+    last snapshot; and, as `Ready`, the plugins it could not load (`plugins_not_loaded`)."""
 
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
@@ -216,6 +216,7 @@ class _SyncAwareReady:
         if cfg is not None:
             body.update(namespace=cfg.snapshot.namespace, version=cfg.version, checksum=cfg.checksum)
             body["open_breakers"] = open_breakers(cfg.llms_by_id.values())
+            body["plugins_not_loaded"] = cfg.plugins_not_loaded
         response = JSONResponse(body, status_code=200 if cfg is not None else 503)
         await response(scope, receive, send)
 

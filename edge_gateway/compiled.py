@@ -112,6 +112,11 @@ class CompiledConfig:
     """Every loaded plugin implementing a data-collection method (they see all records of the namespace)."""
     endpoints: dict[str, list[Any]] = field(default_factory=dict)
     """Plugin slug -> its custom endpoint registrations (asked once per config)."""
+    plugins_not_loaded: list[str] = field(default_factory=list)
+    """Plugins of the snapshot (and `slug@llm` instances) this edge could not load (an `initialize` that raised, code
+    not installed or not allowed, a bad definition), listed by `/ready` so an operator sees them without reading the
+    log (which says why: `plugin X not loaded: ...`). Only the keys: `/ready` is unauthenticated, and a plugin's error
+    may quote its config."""
     pattern_groups: dict[tuple[int, ...], DeploymentGroup] = field(default_factory=dict)
     """Deployment groups of pattern-matched models, by the matching LLMs' ids (filled as requests find them,
     bounded by `routing.MAX_PATTERN_GROUPS`), so their round-robin state lasts across requests."""

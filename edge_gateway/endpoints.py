@@ -152,6 +152,7 @@ class Ready:
                     "version": cfg.version,
                     "checksum": cfg.checksum,
                     "open_breakers": open_breakers(cfg.llms_by_id.values()),
+                    "plugins_not_loaded": cfg.plugins_not_loaded,
                 }
             ),
         )

@@ -60,6 +60,7 @@ class PluginLoader:
         failed = await self._load_wanted(wanted, restart_isolated)
         handles = {key: h for key, h in self.host.handles.items() if key in wanted and key not in failed}
         compiled.plugins = handles
+        compiled.plugins_not_loaded = sorted(({p.slug for p in snapshot.plugins} | wanted.keys()) - handles.keys())
         collectors = [h for h in handles.values() if "data_collection" in h.capabilities]
         compiled.collectors = HookChain(collectors, observer=self.observer) if collectors else None
         await _ask_endpoints(handles, compiled)

@@ -22,6 +22,7 @@ from .services import (
     PLUGIN_FIELDS,
     plugin_delete,
     plugin_describe_into,
+    plugin_initialize_check,
     plugin_register,
     plugin_update,
     plugin_validate_config,
@@ -129,7 +130,8 @@ class PluginAdminForm(forms.ModelForm):
             probe = Plugin(**{name: cleaned[name] for name in PLUGIN_FIELDS if name in cleaned and name != "config"})
             plugin_describe_into(probe)  # checks the code source against the allow-list before importing it
             try:
-                plugin_validate_config(plugin=probe, config=self.config_from_fields())
+                probe.config = plugin_validate_config(plugin=probe, config=self.config_from_fields())
+                plugin_initialize_check(probe)
             except ValidationError as exc:
                 # The service names "config", which is no field of this form: show its problems above the form.
                 raise forms.ValidationError([f"Config: {message}" for message in exc.messages]) from None

@@ -66,6 +66,7 @@ __all__ = [
     "chain_loader",
     "plugin_describe",
     "plugin_host",
+    "plugin_initialize_trial",
     "plugin_release",
     "plugin_reload",
     "plugin_spec",
@@ -567,6 +568,31 @@ def plugin_describe(plugin: Any) -> dict[str, Any]:
     spec = plugin_spec(plugin)
     services = _services(spec.slug, plugin.namespace or "")
     return _run(_describe(spec, services), spec.startup_timeout_s + spec.timeout_s)
+
+
+async def _initialize_trial(spec: PluginSpec, namespace: str) -> None:
+    host = PluginHost(
+        Runtime.STUDIO, lambda key: _services(key, namespace), sources=plugin_sources(), loop_stall_s=None
+    )
+    try:
+        await host.load(spec)
+    finally:
+        await host.aclose()
+
+
+def plugin_initialize_trial(plugin: Any) -> None:
+    """Load a registration (saved or not) aside from the process' host as the studio loads it: code source, manifest,
+    config, `initialize` and `on_session_ready`, then stop it.
+
+    Why: describing a plugin reads what it declares but never initializes it, so a plugin whose `initialize` raises
+    (a config its schema allows but the plugin cannot use) was registered, and then failed at every call and in every
+    host. Raises the SDK's `PluginLoadError` / `PluginCallError` / `PluginConfigError` naming the plugin."""
+    spec = plugin_spec(plugin)
+    limit = spec.startup_timeout_s + 2 * spec.timeout_s + 5
+    try:
+        _run(_initialize_trial(spec, plugin.namespace or ""), limit)
+    except concurrent.futures.TimeoutError:
+        raise PluginLoadError(spec.slug, f"initialize did not finish within {limit:g}s") from None
 
 
 def shutdown_runtime() -> None:

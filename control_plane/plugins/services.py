@@ -36,6 +36,7 @@ __all__ = [
     "plugin_code_source_clean",
     "plugin_describe_into",
     "plugin_get_resource",
+    "plugin_initialize_check",
     "plugin_register",
     "plugin_source_field",
     "plugin_update",
@@ -127,6 +128,43 @@ def plugin_describe_into(plugin: Plugin) -> None:
         plugin.name = info["name"] or plugin.slug
 
 
+STUDIO_LOADED = frozenset(
+    {
+        "pre_auth",
+        "post_auth",
+        "response",
+        "ui_provider",
+        "portal_ui",
+        "agent",
+        "object_hooks",
+        "scheduler",
+        "edge_payload",
+        "resource_provider",
+        "session_aware",
+    }
+)
+"""Capabilities for which the studio itself loads a plugin (its calls, LLM chains, events). A plugin with none of
+these (an auth plugin, a data collector, custom endpoints) runs at the edges only: its `initialize` may need what
+only an edge has (a log path, a socket), so the studio does not try it; an edge that cannot load it lists it under
+`plugins_not_loaded` in `/ready` and logs why."""
+
+
+def plugin_initialize_check(plugin: Plugin) -> None:
+    """Refuse an active registration whose plugin the studio loads and whose `initialize` fails with its config.
+
+    Registering described the plugin and validated its config against its schema, but never initialized it: a
+    plugin refusing its config there (a network that does not parse, a missing key) was registered with 201 and then
+    failed at every call. The trial load is the studio's own (`runtime.plugin_initialize_trial`)."""
+    if not plugin.active or not STUDIO_LOADED.intersection(plugin.capabilities or ()):
+        return
+    from .runtime import plugin_initialize_trial
+
+    try:
+        plugin_initialize_trial(plugin)
+    except FjordgateSDKError as exc:
+        raise ValidationError({"config": f"the plugin failed to initialize with this config: {exc}"}) from None
+
+
 def _sync_hook_registrations(plugin: Plugin) -> None:
     ObjectHookRegistration.objects.filter(plugin=plugin).delete()
     seen = set()
@@ -171,6 +209,7 @@ def _apply(plugin: Plugin, data: dict[str, Any]) -> Plugin:
     plugin.full_clean(exclude=["name"] if not plugin.name else None)
     plugin_describe_into(plugin)
     plugin.config = plugin_validate_config(plugin=plugin, config=plugin.config or {})
+    plugin_initialize_check(plugin)
     plugin.save()
     _sync_hook_registrations(plugin)
     _schedules_sync(plugin)

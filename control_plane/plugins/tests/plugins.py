@@ -274,7 +274,8 @@ class HeldCall(BasePlugin, SchedulerPlugin, AgentPlugin):
     """Holds a call, or a stream between its two items, until the test lets it go, and notes what each instance did.
 
     Works through files, so it runs isolated too: `config["dir"]` is a directory where each instance appends
-    "<config label> <what>" lines to `log` ("holding <id>", "<id>" when a call returns, "shutdown"), and a call
+    "<config label> <what>" lines to `log` ("holding <id>", "<id>" when a call returns, "shutdown" once it served
+    one: registering initializes and stops an instance of its own first, which logs nothing), and a call
     whose schedule config has `hold` (every agent message does) waits until a file named `release` exists there.
     """
 
@@ -294,7 +295,8 @@ class HeldCall(BasePlugin, SchedulerPlugin, AgentPlugin):
         yield AgentChunk(type=AgentChunkType.DONE, is_final=True)
 
     async def shutdown(self, ctx) -> None:
-        self._note("shutdown")
+        if getattr(self, "served", False):  # not the instance registering tried aside (`plugin_initialize_check`)
+            self._note("shutdown")
 
     async def _hold(self, what: str) -> None:
         self._note(f"holding {what}")
@@ -305,6 +307,7 @@ class HeldCall(BasePlugin, SchedulerPlugin, AgentPlugin):
         config = getattr(self, "config", None)  # none yet when it was only described (shut down uninitialized)
         if not config:
             return
+        self.served = True
         with open(os.path.join(config["dir"], "log"), "a") as fh:
             fh.write(f"{self.config['label']} {what}\n")
 
