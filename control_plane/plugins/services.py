@@ -157,6 +157,9 @@ def plugin_initialize_check(plugin: Plugin) -> None:
     failed at every call. The trial load is the studio's own (`runtime.plugin_initialize_trial`)."""
     if not plugin.active or not STUDIO_LOADED.intersection(plugin.capabilities or ()):
         return
+    scopes = plugin.extra_scopes or []
+    if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
+        return  # the model's own validation refuses it (the admin form's clean runs before it)
     from .runtime import plugin_initialize_trial
 
     try:
