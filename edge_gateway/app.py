@@ -156,6 +156,7 @@ def build_edge(settings: EdgeSettings, transport: UpstreamTransport | None = Non
         breaker_failures=settings.breaker_failures,
         breaker_cooldown_s=settings.breaker_cooldown_s,
         chain_factory=tracing.chain if tracing is not None else plain_chain,
+        max_body_bytes=settings.max_body_bytes,
     )
     holder.append(store)
     metrics.registry.register(DeploymentStates(lambda: store.current.llms_by_id.values() if store.current else ()))

@@ -40,6 +40,7 @@ from cryptography.fernet import Fernet, MultiFernet
 
 from shared_sdk.host import RETIRE_AFTER_S, RETIRED_MAX, PluginHandle, PluginHost
 from shared_sdk.pipeline import HookTiming
+from shared_sdk.result_fields import set_body_limit
 from shared_sdk.snapshot import ConfigSnapshot, decode_snapshot, encode_snapshot, snapshot_checksum
 
 from .budgets import BudgetTracker
@@ -78,8 +79,12 @@ class ConfigStore:
         chain_factory: ChainFactory = plain_chain,
         breaker_failures: int = DEFAULT_FAILURES,
         breaker_cooldown_s: float = DEFAULT_COOLDOWN_S,
+        max_body_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.host = host
+        self.max_body_bytes = max_body_bytes
+        """The largest client body this edge reads (`EDGE_MAX_BODY_BYTES`): with the LLMs' `max_response_bytes`,
+        what bounds the body a plugin's hook may return (`_bound_plugin_bodies`)."""
         self.namespace = namespace
         self.state_dir = state_dir
         self.budgets = budgets or BudgetTracker()
@@ -134,6 +139,12 @@ class ConfigStore:
 
     # -- apply -------------------------------------------------------------------------------------------
 
+    def _bound_plugin_bodies(self, snapshot: ConfigSnapshot) -> None:
+        """A hook's body may be as large as the largest body this edge holds from anyone else (a client's request, an
+        LLM's reply), no larger: an in-process plugin returning 2 GB failed nowhere before, the edge held and sent it.
+        Over it, the call fails under the plugin's failure policy (`shared_sdk.result_fields.set_body_limit`)."""
+        set_body_limit(max([self.max_body_bytes, *(llm.max_response_bytes for llm in snapshot.llms)]))
+
     async def apply(self, snapshot: ConfigSnapshot, *, restart_isolated: bool = False) -> CompiledConfig:
         """Compile and swap in `snapshot`; raises `ConfigRejected` and keeps the old config on failure.
 
@@ -151,6 +162,7 @@ class ConfigStore:
             compiled: CompiledConfig | None = None
             try:
                 compiled = compile_snapshot(snapshot, self._fernet, self.health)
+                self._bound_plugin_bodies(snapshot)
                 stale = await self.plugins.load(snapshot, compiled, restart_isolated)
                 self.budgets.load(list(snapshot.budgets))
                 previous, self.current = self.current, compiled

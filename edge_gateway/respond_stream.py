@@ -17,7 +17,7 @@ import time
 
 import orjson
 
-from shared_sdk import PluginCallError, ResponseWriteRequest, StreamCompleteRequest
+from shared_sdk import PluginCallError, ResponseWriteRequest, StreamCompleteRequest, result_fields
 from shared_sdk.pipeline import ChunkRun, HookChain
 
 from .errors import UpstreamError, error_for
@@ -63,6 +63,8 @@ class _Relay:
             body = None
         if type(body) is not bytes:  # an in-process chunk hook's answer is not decoded: checked here, once per read
             raise self._not_bytes()
+        if len(body) > result_fields.body_limit():  # what the hooks made of one read: bounded as a hook's body is
+            raise self._too_large(len(body))
         if ex.ttft_s is None:
             ex.ttft_s = time.perf_counter() - ex.started
         self.size += len(body)
@@ -74,6 +76,13 @@ class _Relay:
             self.last = body
             return
         await self.out.send({"type": "http.response.body", "body": body, "more_body": True})
+
+    def _too_large(self, size: int) -> PluginCallError:
+        slugs = ", ".join(h.slug for h in self.hooks.plugins) if self.hooks is not None else ""
+        detail = (
+            f"the chunk hooks made one read {size} bytes, over the {result_fields.body_limit()} a plugin may return"
+        )
+        return PluginCallError(slugs, "on_before_write_events", "exception", False, detail)
 
     def _not_bytes(self) -> PluginCallError:
         slugs = ", ".join(h.slug for h in self.hooks.plugins) if self.hooks is not None else ""

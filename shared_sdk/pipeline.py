@@ -59,6 +59,7 @@ from typing import Any
 
 import msgspec
 
+from . import result_fields
 from .context import Context
 from .errors import PluginCallError
 from .host.handle import PluginHandle
@@ -598,6 +599,8 @@ class ChunkRun:
                 )
                 try:
                     answer: StreamEventsResponse = await call(req, t0)
+                    if answer.modified:
+                        _check_events_size(self.plugins[i], answer.events)
                 except PluginCallError as err:
                     if not self._failed(i, err, t0, raise_closed=False):
                         failure = failure or err
@@ -707,6 +710,21 @@ def _check_events(h: PluginHandle, events: Any) -> None:
         else:
             return
     raise h._error(_EVENTS_METHOD, "exception", "StreamEventsResponse.events must be a list of bytes")
+
+
+def _check_events_size(h: PluginHandle, events: Any) -> None:
+    """The events a hook returned for one read are bounded as any body it returns (`result_fields.body_limit`): an
+    in-process plugin could return 2 GB of them, which the edge then held and sent. Only a modified answer's, one sum
+    over its events; events that are not bytes are the relay's to refuse (`_check_events`)."""
+    try:
+        size = sum(map(len, events))
+    except TypeError:
+        return
+    if size > result_fields.body_limit():
+        detail = (
+            f"StreamEventsResponse.events are {size} bytes, over the {result_fields.body_limit()} a plugin may return"
+        )
+        raise h._error(_EVENTS_METHOD, "exception", f"ResultTypeError: {_EVENTS_METHOD} returned {detail}")
 
 
 def _one_event(h: PluginHandle, chunk: ResponseWriteRequest, answer: StreamEventsResponse) -> ResponseWriteResponse:

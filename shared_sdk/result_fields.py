@@ -27,9 +27,40 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["headers_problem", "struct_checker"]
+__all__ = ["DEFAULT_BODY_LIMIT", "body_limit", "headers_problem", "set_body_limit", "struct_checker"]
 
 Checker = Callable[[Any], str | None]
+
+DEFAULT_BODY_LIMIT = 64 << 20
+"""The largest `bytes` field a hook's answer may hold unless the host sets another (`set_body_limit`): the isolated
+wire's own bound (`isolated.wire.GRPC_OPTIONS`), so a plugin is bounded alike in process and isolated."""
+
+_limit = DEFAULT_BODY_LIMIT
+_compiled: list[dict[str, Any]] = []
+"""The globals of every compiled check (`_all_exact`): where `set_body_limit` puts the new bound."""
+
+
+def body_limit() -> int:
+    """The largest body (any `bytes` field of a hook's answer) a plugin may return in this process."""
+    return _limit
+
+
+def set_body_limit(limit: int) -> None:
+    """Bound every `bytes` field of a hook's answer to `limit` bytes in this process (the edge: the largest body it
+    holds from a client or a vendor, `EDGE_MAX_BODY_BYTES` and the LLMs' `max_response_bytes`).
+
+    Why: an isolated plugin is bounded by the gRPC message limit and a vendor by `max_response_bytes`, but an
+    in-process hook could return a body of any size (2 GB) that the edge then held and sent. Over the bound the call
+    fails like a wrong type (`PluginCallError(kind="exception")`, under the plugin's failure policy). The check is one
+    `len(...) <= LIMIT` inside the compiled expression, a global of its function, so changing it costs calls nothing.
+    """
+    global _limit
+    if limit < 1:
+        raise ValueError("the body limit must be positive")
+    _limit = limit
+    for names in _compiled:
+        names["LIMIT"] = limit
+
 
 _NAME_BREAKERS = ("\r", "\n", "\x00", ":")
 
@@ -80,6 +111,8 @@ def struct_checker(tp: type) -> Checker | None:
                     continue  # a subclass (an IntEnum status) is fine
                 want = " | ".join("None" if c is type(None) else c.__name__ for c in classes)
                 return f"{label}.{name} is {type(field).__name__}, expected {want}"
+            if type(field) is bytes and len(field) > _limit:
+                return f"{label}.{name} is {len(field)} bytes, over the {_limit} a plugin may return"
             if nested is not None and field is not None:
                 problem = nested(field)
                 if problem is not None:
@@ -100,9 +133,10 @@ def _all_exact(checks: list[tuple[str, tuple[type, ...], Checker | None]]) -> Ca
     per message type, as `dataclasses` builds its methods: what nearly every call runs. A loop over the fields
     cost ~0.5 us per call, ~14,000 instructions per chat request of `bench.gate` (six checked results); the
     expression ~0.2 us. False sends the call to `explain`, which also lets a subclass through."""
-    names: dict[str, Any] = {}
+    names: dict[str, Any] = {"LIMIT": _limit}
     source = f"def right(v0):\n    return {_expression(checks, 'v0', names)}\n"
     exec(source, names)  # noqa: S102  (built from the SDK's own field names and types, never from input)
+    _compiled.append(names)
     return names["right"]  # type: ignore[no-any-return]
 
 
@@ -126,6 +160,8 @@ def _expression(checks: list[tuple[str, tuple[type, ...], Checker | None]], valu
                 names[inner] = None  # reserves the name: labels stay unique
                 body = _expression(nested.checks, inner, names)  # type: ignore[attr-defined]
                 options.append(f"(type({inner} := {field}) is {label} and {body})")
+            elif cls is bytes:
+                options.append(f"(type({field}) is {label} and len({field}) <= LIMIT)")
             else:
                 options.append(f"type({field}) is {label}")
         parts.append("(" + " or ".join(options) + ")")

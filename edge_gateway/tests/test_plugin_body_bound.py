@@ -1,0 +1,102 @@
+"""A body a plugin's hook returns is bounded as the edge bounds every other body it holds: by the largest of
+`EDGE_MAX_BODY_BYTES` (a client's request) and the LLMs' `max_response_bytes` (a vendor's reply; 32 MiB by default).
+Over it, the call is the plugin's failure, under its failure policy, in process and isolated alike: a rewritten
+response body, a rewritten request (before the upstream call), a stream's rewritten events.
+
+Before, an in-process plugin could return a body of any size (2 GB), which the edge held and sent; an isolated one was
+only bounded by the gRPC message limit (64 MiB)."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import msgspec
+import pytest
+
+from shared_sdk import (
+    BasePlugin,
+    Context,
+    EnrichedRequest,
+    PluginResponse,
+    ResponseWriteRequest,
+    ResponseWriteResponse,
+    StreamEventsRequest,
+    StreamEventsResponse,
+)
+
+from .support import CLIENT_KEY, PluginConfig, make_snapshot, run_edge
+
+AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
+OVER = (32 << 20) + 1
+"""One byte over the default LLM's `max_response_bytes` (the test edge reads client bodies up to 4 MiB)."""
+
+
+class Inflater(BasePlugin):
+    """Returns a body one byte over the bound where the request's text says: `request`, `response` or `stream`."""
+
+    name = "inflater"
+
+    async def handle_post_auth(self, ctx: Context, req: EnrichedRequest) -> PluginResponse | None:
+        if b'"request"' not in req.body:
+            return None
+        return PluginResponse(modified=True, request=msgspec.structs.replace(req, body=b" " * OVER))
+
+    async def on_before_write(self, ctx: Context, req: ResponseWriteRequest) -> ResponseWriteResponse | None:
+        if req.is_stream_chunk or b"Echo: response" not in req.body:
+            return None
+        return ResponseWriteResponse(modified=True, body=b"x" * OVER)
+
+    async def on_before_write_events(self, ctx: Context, req: StreamEventsRequest) -> StreamEventsResponse | None:
+        return StreamEventsResponse(modified=True, events=[b"data: " + b"x" * OVER + b"\n\n"])
+
+
+def chat(edge, content: str, stream: bool = False) -> httpx.Response:
+    return httpx.post(
+        f"{edge.url}/v1/chat/completions",
+        headers=AUTH,
+        timeout=60,
+        json={"model": "mock-gpt", "stream": stream, "messages": [{"role": "user", "content": content}]},
+    )
+
+
+def snapshot(upstream: str, policy: str, isolated: bool):
+    plugin = PluginConfig(
+        slug="inflater",
+        name="Inflater",
+        import_path="edge_gateway.tests.test_plugin_body_bound:Inflater",
+        global_order=0,
+        failure_policy=policy,  # type: ignore[arg-type]
+        isolated=isolated,
+    )
+    return make_snapshot(upstream, plugins=[plugin])
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_a_body_over_the_bound_fails_closed_as_the_plugins_failure(upstream, tmp_path, isolated):
+    with run_edge(snapshot(upstream, "closed", isolated), tmp_path) as edge:
+        request, response = chat(edge, "request"), chat(edge, "response")
+        stream = chat(edge, "stream", stream=True)
+    for reply in (request, response):
+        assert reply.status_code == 500 and len(reply.content) < 1000
+        assert reply.json()["error"]["message"] == "plugin 'inflater' failed"
+        assert reply.json()["error"]["code"] == "plugin_exception"
+    assert len(stream.content) < 10_000 and b"x" * 1000 not in stream.content  # ended with an error event
+    assert b"plugin 'inflater'" in stream.content
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_a_body_over_the_bound_fails_open_skipping_the_plugin(upstream, tmp_path, caplog, isolated):
+    with (
+        caplog.at_level(logging.WARNING, logger="fjordgate.plugins"),
+        run_edge(snapshot(upstream, "open", isolated), tmp_path) as edge,
+    ):
+        request, response = chat(edge, "request"), chat(edge, "response")
+        stream = chat(edge, "stream", stream=True)
+    assert request.status_code == 200 and "Echo: request" in request.text  # the upstream got the client's body
+    assert response.status_code == 200 and "Echo: response" in response.text
+    assert stream.status_code == 200 and "[DONE]" in stream.text and len(stream.content) < 100_000
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("fjordgate.plugins"))
+    assert f"EnrichedRequest.body is {OVER} bytes, over the {32 << 20} a plugin may return" in logged
+    assert f"ResponseWriteResponse.body is {OVER} bytes" in logged
+    assert "StreamEventsResponse.events are" in logged
