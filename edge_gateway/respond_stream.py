@@ -13,6 +13,7 @@ not grow with how many events the vendor's first packet held. A client that leav
 
 from __future__ import annotations
 
+import sys
 import time
 
 import orjson
@@ -34,7 +35,7 @@ _SSE_TAIL = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 class _Relay:
     """One stream's pump: runs the chunk hooks over each read's events and sends what they pass, in one send."""
 
-    __slots__ = ("out", "hooks", "keep", "sent", "count", "size", "info", "last")
+    __slots__ = ("out", "hooks", "keep", "sent", "count", "size", "info", "last", "limit")
 
     def __init__(self, out: Outlet, hooks: HookChain | None, executed: Executed, keep: bool) -> None:
         self.out = out
@@ -47,6 +48,8 @@ class _Relay:
         self.info = out.ex.ctx.info() if self.hooks is not None else None
         self.last = b""
         """The read that ended the stream (`[DONE]`): sent with the end of the body, in one message (`respond_stream`)."""
+        self.limit = result_fields.body_limit() if self.hooks is not None else sys.maxsize
+        """What the chunk hooks may make of one read (a vendor's own reads are bounded by `max_response_bytes`)."""
 
     def finish(self) -> None:
         """Report the chunk hooks' time for this stream (`ChunkRun.finish`), however the stream ended."""
@@ -63,7 +66,7 @@ class _Relay:
             body = None
         if type(body) is not bytes:  # an in-process chunk hook's answer is not decoded: checked here, once per read
             raise self._not_bytes()
-        if len(body) > result_fields.body_limit():  # what the hooks made of one read: bounded as a hook's body is
+        if len(body) > self.limit:  # what the hooks made of one read: bounded as a hook's body is
             raise self._too_large(len(body))
         if ex.ttft_s is None:
             ex.ttft_s = time.perf_counter() - ex.started
@@ -79,9 +82,7 @@ class _Relay:
 
     def _too_large(self, size: int) -> PluginCallError:
         slugs = ", ".join(h.slug for h in self.hooks.plugins) if self.hooks is not None else ""
-        detail = (
-            f"the chunk hooks made one read {size} bytes, over the {result_fields.body_limit()} a plugin may return"
-        )
+        detail = f"the chunk hooks made one read {size} bytes, over the {self.limit} a plugin may return"
         return PluginCallError(slugs, "on_before_write_events", "exception", False, detail)
 
     def _not_bytes(self) -> PluginCallError:

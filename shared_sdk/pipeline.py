@@ -525,7 +525,7 @@ class ChunkRun:
     it passed. `run` takes one chunk.
     """
 
-    __slots__ = ("chain", "plugins", "batched", "callers", "spent", "calls", "outcomes", "timings")
+    __slots__ = ("chain", "plugins", "batched", "callers", "spent", "calls", "outcomes", "timings", "limit")
 
     def __init__(self, chain: HookChain, ctx: Context, plugins: tuple[PluginHandle, ...]) -> None:
         self.chain = chain
@@ -541,6 +541,8 @@ class ChunkRun:
         self.outcomes = [0] * len(plugins)
         self.timings: list[HookTiming] | None = None
         """Where `finish` (and a failed call) appends its timings, besides the observer; none by default."""
+        self.limit = result_fields.body_limit()
+        """What one hook may return for one read (`_events_too_large`), read once per stream."""
 
     def __bool__(self) -> bool:
         return bool(self.plugins)
@@ -600,7 +602,12 @@ class ChunkRun:
                 try:
                     answer: StreamEventsResponse = await call(req, t0)
                     if answer.modified:
-                        _check_events_size(self.plugins[i], answer.events)
+                        try:
+                            size = sum(map(len, answer.events))
+                        except TypeError:  # events that are not bytes are the relay's to refuse (`_check_events`)
+                            size = 0
+                        if size > self.limit:
+                            raise _events_too_large(self.plugins[i], size, self.limit)
                 except PluginCallError as err:
                     if not self._failed(i, err, t0, raise_closed=False):
                         failure = failure or err
@@ -712,19 +719,12 @@ def _check_events(h: PluginHandle, events: Any) -> None:
     raise h._error(_EVENTS_METHOD, "exception", "StreamEventsResponse.events must be a list of bytes")
 
 
-def _check_events_size(h: PluginHandle, events: Any) -> None:
+def _events_too_large(h: PluginHandle, size: int, limit: int) -> PluginCallError:
     """The events a hook returned for one read are bounded as any body it returns (`result_fields.body_limit`): an
-    in-process plugin could return 2 GB of them, which the edge then held and sent. Only a modified answer's, one sum
-    over its events; events that are not bytes are the relay's to refuse (`_check_events`)."""
-    try:
-        size = sum(map(len, events))
-    except TypeError:
-        return
-    if size > result_fields.body_limit():
-        detail = (
-            f"StreamEventsResponse.events are {size} bytes, over the {result_fields.body_limit()} a plugin may return"
-        )
-        raise h._error(_EVENTS_METHOD, "exception", f"ResultTypeError: {_EVENTS_METHOD} returned {detail}")
+    in-process plugin could return 2 GB of them, which the edge then held and sent. Only a modified answer's is
+    summed (in `run_events`, inline: it runs for every read of a stream whose hook rewrites it)."""
+    detail = f"StreamEventsResponse.events are {size} bytes, over the {limit} a plugin may return"
+    return h._error(_EVENTS_METHOD, "exception", f"ResultTypeError: {_EVENTS_METHOD} returned {detail}")
 
 
 def _one_event(h: PluginHandle, chunk: ResponseWriteRequest, answer: StreamEventsResponse) -> ResponseWriteResponse:

@@ -154,7 +154,7 @@ def _expression(checks: list[tuple[str, tuple[type, ...], Checker | None]], valu
             if nested is headers_problem:
                 right = f"c{len(names)}"
                 names[right] = _headers_right
-                options.append(f"(type({field}) is {label} and {right}({field}))")
+                options.append(f"(type({field}) is {label} and (not {field} or {right}({field})))")  # most are empty
             elif nested is not None and issubclass(cls, msgspec.Struct):
                 inner = f"v{len(names)}"
                 names[inner] = None  # reserves the name: labels stay unique
