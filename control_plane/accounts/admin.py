@@ -27,7 +27,7 @@ from .services import (
     user_last_superuser_problem,
     user_update,
 )
-from .tokens import api_token_revoke
+from .tokens import api_token_revoke, api_tokens_visible
 
 User = get_user_model()
 
@@ -204,6 +204,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     fields = ["owner", "name", "prefix", "namespaces", "read_only", "created_at", "expires_at", "last_used_at"]
     readonly_fields = ["owner", "prefix", "namespaces", "read_only", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
+
+    def get_queryset(self, request):
+        """A user's own tokens; every user's to the global administrators (`tokens.api_tokens_visible`)."""
+        queryset = super().get_queryset(request).select_related("owner")
+        return api_tokens_visible(queryset, access=request_user_access(request), user=request.user)
 
     def has_add_permission(self, request):
         return False  # the key must be shown once to its owner: get one through the API

@@ -14,13 +14,15 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
+from .access import GLOBAL_ONLY, Access
 from .models import ApiToken
 
-__all__ = ["ApiTokenAuthentication", "api_token_create", "api_token_revoke", "hash_key"]
+__all__ = ["ApiTokenAuthentication", "api_token_create", "api_token_revoke", "api_tokens_visible", "hash_key"]
 
 KEY_PREFIX = "fjt_"
 PREFIX_LENGTH = 12
@@ -60,6 +62,16 @@ def api_token_create(
     token.full_clean()
     token.save()
     return token, key
+
+
+def api_tokens_visible(queryset: QuerySet[ApiToken], *, access: Access, user: Any) -> QuerySet[ApiToken]:
+    """The tokens `user` may see: their own, or every user's for whoever may change the global objects (the
+    super-administrators and the administrators of "", who manage users). A token is not an object of any
+    namespace, so the namespace roles' "global objects are readable" would show every user's token names,
+    prefixes and last use to an operator or viewer of any namespace."""
+    if access.can_change(ApiToken, GLOBAL_ONLY):
+        return queryset
+    return queryset.filter(owner_id=getattr(user, "pk", None))
 
 
 def api_token_revoke(*, token: ApiToken) -> ApiToken:

@@ -82,3 +82,50 @@ def test_token_narrows_owners_roles_to_its_namespaces_and_to_reads(admin_ab):
     assert {row["name"] for row in _client(reader).get("/api/v1/apps/").json()["results"]} >= {"in-a", "in-b"}
     refused = _client(reader).post("/api/v1/apps/", {"name": "y", "namespace": "a"}, format="json")
     assert refused.status_code == 403 and refused.json()["message"] == "This API token is read-only."
+
+
+def test_tokens_are_listed_to_their_owner_and_to_global_administrators_only(django_user_model, admin_user):
+    """Every role holder (an operator or viewer of one namespace) saw every user's tokens in the admin: names,
+    owners, prefixes, last use. Now a user sees their own; super-administrators and administrators of the global
+    objects (who manage users) see all; the API lists and opens only the caller's own."""
+    from django.test import Client
+
+    people = {}
+    for name, roles in {
+        "viewer": {"team-a": "viewer"},
+        "operator": {"team-a": "operator"},
+        "admin-a": {"team-a": "admin"},
+        "global": {"": "admin"},
+    }.items():
+        people[name] = django_user_model.objects.create_user(name, password=PASSWORD, is_staff=True)
+        for namespace, role in roles.items():
+            NamespaceRole.objects.create(user=people[name], namespace=namespace, role=role)
+    people["root"] = admin_user
+    tokens = {name: api_token_create(owner=user, name=f"{name}-ci")[0] for name, user in people.items()}
+
+    listed = {}
+    for name, user in people.items():
+        client = Client()
+        client.force_login(user)
+        page = client.get("/admin/accounts/apitoken/")
+        assert page.status_code == 200, name
+        listed[name] = sorted(token.name for token in page.context["cl"].result_list)
+        others = [t for owner, t in tokens.items() if owner != name]
+        opened = [client.get(f"/admin/accounts/apitoken/{t.pk}/change/").status_code for t in others]
+        assert set(opened) == ({200} if name in ("root", "global") else {302}), (name, opened)
+    everyone = sorted(f"{name}-ci" for name in people)
+    assert listed == {
+        "viewer": ["viewer-ci"],
+        "operator": ["operator-ci"],
+        "admin-a": ["admin-a-ci"],
+        "global": everyone,
+        "root": everyone,
+    }
+
+    api = APIClient()
+    api.force_authenticate(people["operator"])
+    assert [row["name"] for row in api.get("/api/v1/auth/tokens/").json()["results"]] == ["operator-ci"]
+    assert api.get(f"/api/v1/auth/tokens/{tokens['viewer'].pk}/").status_code == 404
+    assert api.delete(f"/api/v1/auth/tokens/{tokens['viewer'].pk}/").status_code == 404
+    tokens["viewer"].refresh_from_db()
+    assert tokens["viewer"].revoked_at is None
