@@ -24,9 +24,11 @@ from control_plane.config.exceptions import PermissionRefused
 
 from .models import App, Credential
 from .services import (
+    KEYS_AWAIT_APPROVAL,
     app_approve,
     app_create,
     app_delete,
+    app_takes_owner_keys,
     app_update,
     credential_create,
     credential_revoke,
@@ -283,6 +285,8 @@ class CredentialViewSet(
         if not is_admin(request) and app.owner_id != request.user.pk:
             raise PermissionRefused("You may only create keys for your own apps.")
         self._check_change(app)
+        if not app_takes_owner_keys(app) and not request_access(request).can_change(App, namespace_of(app)):
+            raise ValidationError({"app": [KEYS_AWAIT_APPROVAL]})  # as the portal: the owner waits for approval
         credential, key = credential_create(
             app=app,
             name=serializer.validated_data.get("name", ""),

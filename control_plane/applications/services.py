@@ -29,12 +29,14 @@ from .models import App, Credential, PluginResource
 __all__ = [
     "APP_FIELDS",
     "KEY_PREFIX",
+    "KEYS_AWAIT_APPROVAL",
     "PRIVACY_RULE",
     "app_approve",
     "app_check_privacy",
     "app_create",
     "app_delete",
     "app_hook_view",
+    "app_takes_owner_keys",
     "app_update",
     "credential_create",
     "credential_import",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 KEY_PREFIX = "fjg_"
+KEYS_AWAIT_APPROVAL = "Keys can be created once an administrator has approved the app."
 PREFIX_LENGTH = 12
 PRIVACY_RULE = (
     "{kind} {name!r} has privacy score {score}, above the highest privacy score of the app's LLMs ({limit}); "
@@ -314,6 +317,14 @@ def app_approve(*, app: App, actor_id: int | None = None) -> App:
 
 def _new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
+
+
+def app_takes_owner_keys(app: App) -> bool:
+    """Whether its owner may create keys for `app` (the portal and the API ask): only once it is approved and
+    active. A key minted while the app waits starts working the moment an administrator approves it, so the owner
+    would hold a key the administrator never saw being made; administrators who may approve the app still create
+    keys for it (the admin's "Create key", the API)."""
+    return app.approved and app.is_active
 
 
 @transaction.atomic

@@ -22,7 +22,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from control_plane.analytics.selectors import app_usage_daily
-from control_plane.applications.services import credential_create, credential_revoke, credential_rotate
+from control_plane.applications.services import (
+    KEYS_AWAIT_APPROVAL,
+    app_takes_owner_keys,
+    credential_create,
+    credential_revoke,
+    credential_rotate,
+)
 from control_plane.config.exceptions import ApplicationError
 
 from .access import portal_view
@@ -108,8 +114,8 @@ def _key_shown(request: HttpRequest, app, credential, key: str, verb: str) -> Ht
 def key_create(request: HttpRequest, app_id: int) -> HttpResponse:
     app = user_app(request.user, app_id)
     form = KeyForm(request.POST)
-    if not app.approved or not app.is_active:
-        messages.error(request, "Keys can be created once an administrator has approved the app.")
+    if not app_takes_owner_keys(app):
+        messages.error(request, KEYS_AWAIT_APPROVAL)
         return redirect("portal:app", app_id=app.pk)
     if not form.is_valid():
         context = {"app": app, "keys": app_keys(app), "budgets": app_budgets(app), "key_form": form}

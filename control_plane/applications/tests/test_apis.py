@@ -129,6 +129,7 @@ def test_plain_user_may_attach_only_catalogue_llms(user_api, plain_user, llm):
 
 def test_key_shown_once_stored_hashed_then_rotated_and_revoked(user_api, plain_user):
     app = user_api.post("/api/v1/apps/", {"name": "mine"}, format="json").json()
+    App.objects.filter(pk=app["id"]).update(approved=True)  # an administrator approved it
     created = user_api.post("/api/v1/credentials/", {"app": app["id"], "name": "ci"}, format="json")
     assert created.status_code == 201
     key = created.json()["key"]
@@ -149,6 +150,38 @@ def test_key_shown_once_stored_hashed_then_rotated_and_revoked(user_api, plain_u
     new_id = rotated.json()["id"]
     assert user_api.delete(f"/api/v1/credentials/{new_id}/").status_code == 204
     assert Credential.objects.get(pk=new_id).revoked_at is not None
+
+
+def test_owners_get_no_key_for_an_app_awaiting_approval_or_deactivated(user_api, plain_user, django_user_model):
+    """The portal refused a key for an app still awaiting approval (or deactivated), but the API's POST minted
+    one for its owner: a key that started working the moment an administrator approved the app. Now the API
+    refuses like the portal (400 on `app`); administrators who may approve the app still create keys for it."""
+    from rest_framework.test import APIClient
+
+    from control_plane.accounts.models import NamespaceRole
+
+    waiting = user_api.post("/api/v1/apps/", {"name": "waiting"}, format="json").json()
+    deactivated = App.objects.create(name="off", owner=plain_user, approved=True, is_active=False)
+    message = "Keys can be created once an administrator has approved the app."
+    for app_id in (waiting["id"], deactivated.pk):
+        refused = user_api.post("/api/v1/credentials/", {"app": app_id, "name": "ci"}, format="json")
+        assert refused.status_code == 400, refused.content
+        assert refused.json() == {"message": f"app: {message}", "extra": {"fields": {"app": [message]}}}
+    assert not Credential.objects.exists()
+
+    admin = django_user_model.objects.create_user("ns-admin", is_staff=True)
+    NamespaceRole.objects.create(user=admin, namespace="", role="admin")
+    admin_api = APIClient()
+    admin_api.force_authenticate(admin)
+    assert admin_api.post("/api/v1/credentials/", {"app": waiting["id"]}, format="json").status_code == 201
+    viewer = django_user_model.objects.create_user("ns-viewer", is_staff=True)
+    NamespaceRole.objects.create(user=viewer, namespace="", role="viewer")
+    viewer_api = APIClient()
+    viewer_api.force_authenticate(viewer)
+    assert viewer_api.post("/api/v1/credentials/", {"app": waiting["id"]}, format="json").status_code == 403
+
+    App.objects.filter(pk=waiting["id"]).update(approved=True)
+    assert user_api.post("/api/v1/credentials/", {"app": waiting["id"]}, format="json").status_code == 201
 
 
 def test_rotation_with_grace_keeps_old_key_until_expiry(admin_api, admin_user):
