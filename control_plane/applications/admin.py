@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
@@ -67,6 +69,9 @@ class AppAdminForm(forms.ModelForm):
         "the app's LLMs must have a privacy score at least as high as each resource's.",
     )
 
+    #: The plugins whose resources are offered (`AppAdmin.get_form` sets those the user may view; None: every one).
+    resource_plugins: Any = None
+
     class Meta:
         model = App
         fields = "__all__"
@@ -75,7 +80,7 @@ class AppAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         from control_plane.plugins.resources import resource_choices
 
-        self.resource_choices = {c.value: c.as_dict() for c in resource_choices()}
+        self.resource_choices = {c.value: c.as_dict() for c in resource_choices(self.resource_plugins)}
         attached = []
         if self.instance.pk:
             for r in self.instance.plugin_resources.select_related("plugin"):
@@ -132,6 +137,16 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
             related = db_field.remote_field.model._default_manager.all()
             kwargs["queryset"] = request_user_access(request).filter_visible(related)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The resource picker offers the resources of the plugins the user may view, as the API takes them
+        (`apis.AppViewSet._check_visible`): another namespace's document collections are neither listed nor
+        attachable (a crafted choice is invalid); what the app holds stays offered (`AppAdminForm`)."""
+        from control_plane.plugins.models import Plugin
+
+        form = super().get_form(request, obj, change=change, **kwargs)
+        plugins = request_user_access(request).filter_visible(Plugin.objects.all())
+        return type(form.__name__, (form,), {"resource_plugins": plugins, "__module__": form.__module__})
 
     def changelist_view(self, request, extra_context=None):
         """App requests from the portal wait here: say how many, with a link to the unapproved ones."""

@@ -173,6 +173,22 @@ class AppViewSet(ServiceViewSet):
                 visible |= set(getattr(app, relation).values_list("pk", flat=True))
             if ids - visible:
                 raise ValidationError({field: [f"Unknown ids: {sorted(ids - visible)}."]})
+        self._check_visible_plugins(data, access, app)
+
+    @staticmethod
+    def _check_visible_plugins(data: dict, access, app: App | None) -> None:
+        """Plugin resources likewise: only of the plugins the caller may view (another namespace's document
+        collections are not its business), or of those the app already holds resources of."""
+        from control_plane.plugins.models import Plugin
+
+        slugs = {str(r.get("plugin")) for r in data.get("plugin_resources") or []}
+        if not slugs:
+            return
+        visible = set(access.filter_visible(Plugin.objects.filter(slug__in=slugs)).values_list("slug", flat=True))
+        if app is not None:
+            visible |= set(app.plugin_resources.values_list("plugin__slug", flat=True))
+        if slugs - visible:
+            raise ValidationError({"plugin_resources": [f"Unknown plugins: {sorted(slugs - visible)}."]})
 
     def _check_catalogue(self, data: dict) -> None:
         """Users may only attach what their groups' catalogues offer."""

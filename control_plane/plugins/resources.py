@@ -96,11 +96,12 @@ class ResourceChoice:
         return asdict(self)
 
 
-def resource_choices() -> list[ResourceChoice]:
-    """Every active instance of every type, for the admin's and the portal's pickers (inactive ones left out)."""
+def resource_choices(plugins: QuerySet[Plugin] | None = None) -> list[ResourceChoice]:
+    """Every active instance of every type (of `plugins`, when given: the admin's app form passes those the user may
+    view), for the admin's and the portal's pickers (inactive ones left out)."""
     choices = []
-    for rtype in resource_types():
-        instances, _ = resource_instances(rtype["slug"])
+    for rtype in resource_types(plugins):
+        instances, _ = resource_instances(rtype["slug"], plugins)
         for item in instances:
             if item["plugin"] != rtype["plugin"] or not item.get("is_active", True):
                 continue

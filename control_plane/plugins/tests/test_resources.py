@@ -156,3 +156,79 @@ def test_another_namespaces_resources_are_not_listed(admin_user):
             "Employee handbook" in page.get("/admin/resources/").content.decode(),
         )
     assert seen == {"team-a": ([], 404, False), "team-b": (["docs-b"], 200, True)}
+
+
+def test_the_app_form_offers_and_takes_only_resources_of_visible_plugins(admin_user):
+    """The admin's app form offered a team-a administrator the resources of every namespace's providers (team-b's
+    document collections), and saving one attached it; the API took them too. Now the picker lists the resources
+    of the plugins the user may view, a crafted POST of another's is an invalid choice, and the API answers 400 on
+    `plugin_resources`; what a super-administrator attached stays offered and kept."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from control_plane.accounts.models import NamespaceRole
+
+    plugin_register(
+        data={"slug": "docs-b", "entry_point": "document-collections", "config": COLLECTIONS, "namespace": "team-b"}
+    )
+    plugin_register(
+        data={"slug": "docs-a", "entry_point": "document-collections", "config": COLLECTIONS, "namespace": "team-a"}
+    )
+    user = get_user_model().objects.create_user("admin-team-a", is_staff=True)
+    NamespaceRole.objects.create(user=user, namespace="team-a", role="admin")
+    high = LLM.objects.create(
+        name="high",
+        slug="high",
+        vendor="mock",
+        api_endpoint="http://127.0.0.1:1/v1",
+        privacy_score=90,
+        namespace="team-a",
+    )
+    app = app_create(data={"name": "bot", "namespace": "team-a", "llm_ids": [high.pk]})
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/admin/applications/app/{app.pk}/change/")
+    offered = [value for value, _ in page.context["adminform"].form.fields["resources"].choices]
+    assert sorted(offered) == [f"docs-a|document-collection|{rid}" for rid in ("contracts", "handbook")]
+
+    data = {
+        "name": "bot",
+        "description": "",
+        "namespace": "team-a",
+        "is_active": "on",
+        "llms": [high.pk],
+        "metadata": "{}",
+        "allowed_ips": "[]",
+        "resources": ["docs-b|document-collection|handbook"],
+        "credentials-TOTAL_FORMS": 0,
+        "credentials-INITIAL_FORMS": 0,
+        "plugin_resources-TOTAL_FORMS": 0,
+        "plugin_resources-INITIAL_FORMS": 0,
+    }
+    crafted = client.post(f"/admin/applications/app/{app.pk}/change/", data)
+    assert crafted.status_code == 200 and "not one of the available choices" in crafted.content.decode()
+    assert not app.plugin_resources.exists()
+    saved = client.post(
+        f"/admin/applications/app/{app.pk}/change/", {**data, "resources": ["docs-a|document-collection|handbook"]}
+    )
+    assert saved.status_code == 302
+    assert list(app.plugin_resources.values_list("plugin__slug", "resource_id")) == [("docs-a", "handbook")]
+
+    api = APIClient()
+    api.force_authenticate(user)
+    other = {"plugin": "docs-b", "resource_type": "document-collection", "resource_id": "handbook"}
+    refused = api.patch(f"/api/v1/apps/{app.pk}/", {"plugin_resources": [other]}, format="json")
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["extra"]["fields"] == {"plugin_resources": ["Unknown plugins: ['docs-b']."]}
+    assert list(app.plugin_resources.values_list("plugin__slug", flat=True)) == ["docs-a"]
+
+    # a super-administrator attaches team-b's collection: the team's administrator keeps it on the form and in the API
+    root = Client()
+    root.force_login(admin_user)
+    both = ["docs-a|document-collection|handbook", "docs-b|document-collection|handbook"]
+    assert root.post(f"/admin/applications/app/{app.pk}/change/", {**data, "resources": both}).status_code == 302
+    kept = client.post(f"/admin/applications/app/{app.pk}/change/", {**data, "resources": both})
+    assert kept.status_code == 302
+    held = {**other, "name": "Employee handbook", "privacy_score": 20}
+    again = api.patch(f"/api/v1/apps/{app.pk}/", {"plugin_resources": [held]}, format="json")
+    assert again.status_code == 200, again.content
