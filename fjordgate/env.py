@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "env_bool",
     "env_float",
+    "env_header_name",
     "env_int",
     "env_list",
     "env_str",
@@ -127,6 +129,17 @@ def env_list(name: str, default: list[str] | None = None, *, environ: Mapping[st
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+
+
+def env_header_name(name: str, *, environ: Mapping[str, str] | None = None) -> str | None:
+    """An HTTP header's name (letters, digits, `-`), e.g. the one a TLS-ending proxy sets: `X-Forwarded-Proto`."""
+    value = env_str(name, None, environ=environ)
+    if value is not None and not _HEADER_NAME.match(value):
+        raise ConfigError(name, f"give a header name such as X-Forwarded-Proto, got {value!r}")
+    return value
 
 
 @overload

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .env import ConfigError, env_float, env_str, env_url
+from .env import ConfigError, env_bool, env_float, env_header_name, env_int, env_str, env_url
 from .probes import Unreachable, check_nats, check_postgres, check_redis
 
 __all__ = [
@@ -75,12 +75,24 @@ def check_control_plane(*, needs_redis: bool, needs_nats: bool) -> None:
     fernet_keys("FJORDGATE_EDGE_SECRET", required=True)
     redis_url = env_url("REDIS_URL", REDIS_SCHEMES, REDIS_DEFAULT)
     nats_url = env_url("NATS_URL", NATS_SCHEMES, NATS_DEFAULT)
+    _check_https()
     timeout = _timeout()
     _reach("DATABASE_URL", lambda: check_postgres(database_url, timeout))
     if needs_redis:
         _reach("REDIS_URL", lambda: check_redis(redis_url, timeout))
     if needs_nats:
         _reach("NATS_URL", _nats_probe(nats_url, timeout))
+
+
+def _check_https() -> None:
+    """The HTTPS variables the control plane's settings read (`control_plane/config/https.py`), so a bad one is
+    this one line instead of a traceback from inside the web server."""
+    env_url("FJORDGATE_PUBLIC_URL", ("http", "https"))
+    env_header_name("FJORDGATE_PROXY_SSL_HEADER")
+    env_int("FJORDGATE_HSTS_SECONDS", 0, minimum=0, maximum=2 * 10**8)
+    for flag in ("FJORDGATE_SECURE_COOKIES", "FJORDGATE_HSTS_INCLUDE_SUBDOMAINS", "FJORDGATE_HSTS_PRELOAD"):
+        env_bool(flag, False)
+    env_bool("FJORDGATE_SSL_REDIRECT", False)
 
 
 def check_edge() -> None:

@@ -12,13 +12,28 @@ from pathlib import Path
 from fjordgate.env import ConfigError, env_bool, env_float, env_int, env_list, env_str, env_url
 from shared_sdk.host.sources import DEFAULT_IMPORT_ROOTS, PluginSources
 
+from .https import https_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 STATE_DIR = Path(env_str("FJORDGATE_STATE_DIR", str(BASE_DIR / ".fjordgate")) or "")
 
 DEBUG = env_bool("FJORDGATE_DEBUG", False)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", required=True)
-ALLOWED_HOSTS = env_list("FJORDGATE_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("FJORDGATE_CSRF_TRUSTED_ORIGINS", [])
+_HTTPS = https_settings(
+    allowed_hosts=env_list("FJORDGATE_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"]),
+    csrf_trusted_origins=env_list("FJORDGATE_CSRF_TRUSTED_ORIGINS", []),
+)
+# Secure cookies, HSTS and the TLS-ending proxy's header, from FJORDGATE_PUBLIC_URL and friends (`https.py`):
+# all off for http://127.0.0.1 (`fjordgate up`).
+ALLOWED_HOSTS: list[str] = _HTTPS["ALLOWED_HOSTS"]
+CSRF_TRUSTED_ORIGINS: list[str] = _HTTPS["CSRF_TRUSTED_ORIGINS"]
+SESSION_COOKIE_SECURE: bool = _HTTPS["SESSION_COOKIE_SECURE"]
+CSRF_COOKIE_SECURE: bool = _HTTPS["CSRF_COOKIE_SECURE"]
+SECURE_HSTS_SECONDS: int = _HTTPS["SECURE_HSTS_SECONDS"]
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = _HTTPS["SECURE_HSTS_INCLUDE_SUBDOMAINS"]
+SECURE_HSTS_PRELOAD: bool = _HTTPS["SECURE_HSTS_PRELOAD"]
+SECURE_PROXY_SSL_HEADER: tuple[str, str] | None = _HTTPS["SECURE_PROXY_SSL_HEADER"]
+SECURE_SSL_REDIRECT: bool = _HTTPS["SECURE_SSL_REDIRECT"]
 
 # Fernet keys (comma-separated, newest first, so keys rotate without re-encrypting at once): vendor API keys at
 # rest. The edge secret encrypts vendor keys inside config snapshots; only edges of the namespace can read them.
