@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.contrib.auth import get_user_model
@@ -32,10 +33,39 @@ from .tokens import api_token_revoke, api_tokens_visible
 User = get_user_model()
 
 
+CATALOGUE_FIELDS = ("llms", "tools", "datasources", "agents")
+
+
+class CatalogueForm(forms.ModelForm):
+    """Keeps what the catalogue grants that the form did not offer (another namespace's, granted by a
+    super-administrator): the user could neither see nor keep it otherwise (`CatalogueInline`)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is not None:
+            for name in CATALOGUE_FIELDS:
+                if name in self.fields and name in cleaned:
+                    offered = self.fields[name].queryset.values("pk")
+                    held = getattr(self.instance, name).exclude(pk__in=offered)
+                    cleaned[name] = [*cleaned[name], *held]
+        return cleaned
+
+
 class CatalogueInline(admin.StackedInline):
+    """A group's catalogue offers only the LLMs, tools, datasources and agents the user may view, as an app's form
+    does: a group is a global object, but granting it another namespace's LLM hands that namespace's LLM to its
+    members at that namespace's edges, which an administrator of "" may not decide (`apis.GroupViewSet`)."""
+
     model = Catalogue
+    form = CatalogueForm
     can_delete = False
-    filter_horizontal = ["llms", "tools", "datasources", "agents"]
+    filter_horizontal = list(CATALOGUE_FIELDS)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name in CATALOGUE_FIELDS and field is not None:
+            field.queryset = request_user_access(request).filter_visible(field.queryset)
+        return field
 
 
 admin.site.unregister(User)

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -165,6 +166,30 @@ class GroupViewSet(ServiceViewSet):
     permission_classes = [IsAdmin]
     queryset = Group.objects.order_by("name")
     search_fields = ["name"]
+
+    def service_data(self, validated):
+        """A catalogue takes only what the caller may view, as an app does (`AppViewSet._check_visible`): another
+        namespace's LLM granted to a group reaches its members at that namespace's edges. What the group already
+        holds (a super-administrator granted it) may be sent back as the group shows it."""
+        access = request_access(self.request)
+        catalogue = Catalogue.objects.filter(group_id=self.kwargs.get("pk")).first() if "pk" in self.kwargs else None
+        for field, relation in (
+            ("llm_ids", "llms"),
+            ("tool_ids", "tools"),
+            ("datasource_ids", "datasources"),
+            ("agent_ids", "agents"),
+        ):
+            chosen = validated.get(field) or []
+            if not chosen:
+                continue
+            model = type(chosen[0])
+            ids = {x.pk for x in chosen}
+            visible = set(access.filter_visible(model.objects.filter(pk__in=ids)).values_list("pk", flat=True))
+            if catalogue is not None:
+                visible |= set(getattr(catalogue, relation).values_list("pk", flat=True))
+            if ids - visible:
+                raise ValidationError({field: [f"Unknown ids: {sorted(ids - visible)}."]})
+        return dict(validated)
 
     def _save(self, group, data):
         group = group_save(name=data.get("name", group.name if group else ""), group=group)
