@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 
 from control_plane.audit.recorder import redact_secret_keys
 from control_plane.config.admin_widgets import SafeAutocompleteMixin
@@ -139,6 +140,24 @@ class BindingInline(RedactedForViewersMixin, SafeAutocompleteMixin, admin.Tabula
     ordering = ["order_index"]
     autocomplete_fields = ["plugin"]
     redacted_fields = ("config_override",)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        self._llm = obj  # this inline instance serves one request (Django makes them per request)
+        return super().get_formset(request, obj, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """Only the plugins the user may view go in a chain, as the API takes them (`apis.LLMViewSet`): another
+        namespace's plugin in a chain is loaded with its config by this LLM's edges. Those already in this
+        LLM's chain (a super-administrator put them there) stay valid."""
+        if db_field.name == "plugin" and "queryset" not in kwargs:
+            from control_plane.accounts.admin_access import request_user_access
+            from control_plane.plugins.models import Plugin
+
+            visible = request_user_access(request).filter_visible(Plugin.objects.all())
+            llm = getattr(self, "_llm", None)
+            held = Plugin.objects.filter(llm_bindings__llm=llm) if llm is not None else Plugin.objects.none()
+            kwargs["queryset"] = Plugin.objects.filter(Q(pk__in=visible.values("pk")) | Q(pk__in=held.values("pk")))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Config override")
     def config_override_shown(self, obj: LLMPluginBinding) -> str:

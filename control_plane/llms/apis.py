@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 
 from control_plane.audit.recorder import redact_secret_keys
 from control_plane.config.api import AdminOrReadOnly, ServiceViewSet, actor_id, is_admin, request_access
@@ -101,6 +102,25 @@ class LLMViewSet(ServiceViewSet):
         if not is_admin(self.request):
             qs = qs.filter(Q(catalogues__group__user=user)).distinct()
         return qs
+
+    def service_data(self, validated):
+        """A chain takes only the plugins the caller may view (another namespace's plugin in a chain is loaded with
+        its config by this LLM's edges), or those already in the LLM's chain, as an app takes LLMs."""
+        chain = validated.get("plugin_bindings") or []
+        slugs = {item["plugin"].slug for item in chain if isinstance(item, dict) and item.get("plugin") is not None}
+        if slugs:
+            visible = set(
+                request_access(self.request)
+                .filter_visible(Plugin.objects.filter(slug__in=slugs))
+                .values_list("slug", flat=True)
+            )
+            if "pk" in self.kwargs:
+                visible |= set(
+                    LLMPluginBinding.objects.filter(llm_id=self.kwargs["pk"]).values_list("plugin__slug", flat=True)
+                )
+            if slugs - visible:
+                raise ValidationError({"plugin_chain": [f"Unknown plugins: {sorted(slugs - visible)}."]})
+        return dict(validated)
 
     def _split(self, data: dict) -> tuple[dict, list | None]:
         chain = data.pop("plugin_bindings", None)

@@ -83,3 +83,31 @@ def test_the_admin_shows_a_viewer_the_llm_with_its_secrets_redacted(llm, admin_u
     root.force_login(admin_user)
     html = root.get(url).content.decode()
     assert "sk-guard-0123456789" in html and "cs-0123456789" in html  # to whoever may change it, as stored
+
+
+def test_an_administrator_chains_only_plugins_it_may_view(llm):
+    """A team-a administrator put team-b's plugin in a team-a LLM's chain (the API took any slug, the admin's
+    inline any id): team-a's snapshot then carried team-b's plugin and its config to team-a's edges. Now the API
+    answers 400 on plugin_chain and the inline offers only the plugins the user may view."""
+    from control_plane.sync.selectors import snapshot_build
+
+    Plugin.objects.create(
+        slug="guard-b", name="Guard B", import_path="plugins.ip_filter.plugin:create_plugin", namespace="team-b"
+    )
+    team_a = get_user_model().objects.create_user("admin-a", is_staff=True)
+    NamespaceRole.objects.create(user=team_a, namespace="team-a", role="admin")
+    refused = _client(team_a).patch(
+        f"/api/v1/llms/{llm.pk}/", {"plugin_chain": [{"plugin": "guard"}, {"plugin": "guard-b"}]}, format="json"
+    )
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["extra"]["fields"] == {"plugin_chain": ["Unknown plugins: ['guard-b']."]}
+    assert "guard-b" not in {p.slug for p in snapshot_build(namespace="team-a").plugins}
+    kept = _client(team_a).patch(f"/api/v1/llms/{llm.pk}/", {"plugin_chain": [{"plugin": "guard"}]}, format="json")
+    assert kept.status_code == 200, kept.content
+
+    page = Client()
+    page.force_login(team_a)
+    shown = page.get(f"/admin/llms/llm/{llm.pk}/change/")
+    (chain,) = [f for f in shown.context["inline_admin_formsets"] if f.formset.model.__name__ == "LLMPluginBinding"]
+    offered = chain.formset.forms[0].fields["plugin"].queryset
+    assert sorted(offered.values_list("slug", flat=True)) == ["guard"]
