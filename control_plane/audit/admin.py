@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from .models import AuditEntry
+from .selectors import audit_entries_visible
 
 
 @admin.register(AuditEntry)
@@ -35,6 +36,12 @@ class AuditEntryAdmin(admin.ModelAdmin):
             return "-"
         body = format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows)
         return format_html("<table><tr><th>field</th><th>before</th><th>after</th></tr>{}</table>", body)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        from control_plane.accounts.admin_access import request_user_access
+
+        queryset = super().get_queryset(request)
+        return audit_entries_visible(queryset, access=request_user_access(request), user=request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

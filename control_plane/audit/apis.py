@@ -9,9 +9,10 @@ import django_filters.fields
 from django import forms
 from rest_framework import mixins, serializers, viewsets
 
-from control_plane.config.api import IsAdmin
+from control_plane.config.api import IsAdmin, request_access
 
 from .models import AuditEntry
+from .selectors import audit_entries_visible
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -69,3 +70,9 @@ class AuditEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     filterset_class = AuditEntryFilter
     search_fields = ["actor_label", "object_repr"]
     ordering_fields = ["at", "id"]
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return queryset
+        return audit_entries_visible(queryset, access=request_access(self.request), user=self.request.user)

@@ -129,3 +129,28 @@ def test_tokens_are_listed_to_their_owner_and_to_global_administrators_only(djan
     assert api.delete(f"/api/v1/auth/tokens/{tokens['viewer'].pk}/").status_code == 404
     tokens["viewer"].refresh_from_db()
     assert tokens["viewer"].revoked_at is None
+
+
+def test_the_audit_trail_shows_a_tokens_entries_only_to_who_may_see_the_token(django_user_model):
+    """The audit trail's entries of tokens (global objects: owner, name, prefix) were listed to every role holder,
+    in the admin and in `GET /api/v1/audit/`, as the token list was."""
+    from django.test import Client
+
+    viewer = django_user_model.objects.create_user("viewer", password=PASSWORD, is_staff=True)
+    NamespaceRole.objects.create(user=viewer, namespace="team-a", role="viewer")
+    global_admin = django_user_model.objects.create_user("global", password=PASSWORD, is_staff=True)
+    NamespaceRole.objects.create(user=global_admin, namespace="", role="admin")
+    own = api_token_create(owner=viewer, name="viewer-ci")[0]
+    other = api_token_create(owner=global_admin, name="deploy-bot")[0]
+
+    def seen(user) -> tuple[set[str], set[str]]:
+        api = APIClient()
+        api.force_authenticate(user)
+        rows = api.get("/api/v1/audit/", {"object_type": "accounts.apitoken"}).json()["results"]
+        page = Client()
+        page.force_login(user)
+        listed = page.get("/admin/audit/auditentry/", {"object_type": "accounts.apitoken"}).context["cl"].result_list
+        return {row["object_id"] for row in rows}, {entry.object_id for entry in listed}
+
+    assert seen(viewer) == ({str(own.pk)}, {str(own.pk)})
+    assert seen(global_admin) == ({str(own.pk), str(other.pk)}, {str(own.pk), str(other.pk)})
