@@ -28,6 +28,8 @@ from .services import (
     app_approve,
     app_create,
     app_delete,
+    app_owner_namespace,
+    app_owner_resource_plugins,
     app_takes_owner_keys,
     app_update,
     credential_create,
@@ -112,13 +114,6 @@ class _Flat:
         return getattr(self._app, name)
 
 
-def _self_service_namespace(user) -> str:
-    """A self-service app lives in its owner's namespace (the profile's), so that namespace's hooks see it."""
-    from control_plane.accounts.models import Profile
-
-    return Profile.objects.filter(user=user).values_list("app_namespace", flat=True).first() or ""
-
-
 class AppViewSet(ServiceViewSet):
     serializer_class = AppSerializer
     permission_classes = [IsAuthenticated]
@@ -191,7 +186,8 @@ class AppViewSet(ServiceViewSet):
             raise ValidationError({"plugin_resources": [f"Unknown plugins: {sorted(slugs - visible)}."]})
 
     def _check_catalogue(self, data: dict) -> None:
-        """Users may only attach what their groups' catalogues offer."""
+        """Users may only attach what their groups' catalogues offer, and resources of the plugins of "" and of
+        their app's namespace (`services.app_owner_resource_plugins`)."""
         from control_plane.catalog.models import Datasource, Tool
         from control_plane.llms.models import LLM
 
@@ -205,12 +201,19 @@ class AppViewSet(ServiceViewSet):
             )
             if ids - allowed:
                 raise PermissionRefused(f"{field}: not in your groups' catalogues: {sorted(ids - allowed)}.")
+        slugs = {str(r.get("plugin")) for r in data.get("plugin_resources") or []}
+        if slugs:
+            app = App.objects.filter(pk=self.kwargs["pk"]).first() if "pk" in self.kwargs else None
+            namespace = app.namespace if app is not None else app_owner_namespace(user)
+            allowed_slugs = set(app_owner_resource_plugins(namespace).values_list("slug", flat=True))
+            if app is not None:
+                allowed_slugs |= set(app.plugin_resources.values_list("plugin__slug", flat=True))
+            if slugs - allowed_slugs:
+                raise ValidationError({"plugin_resources": [f"Unknown plugins: {sorted(slugs - allowed_slugs)}."]})
 
     def service_create(self, data):
         if not is_admin(self.request):
-            data.update(
-                owner_id=self.request.user.pk, approved=False, namespace=_self_service_namespace(self.request.user)
-            )
+            data.update(owner_id=self.request.user.pk, approved=False, namespace=app_owner_namespace(self.request.user))
         return app_create(data=data, actor_id=actor_id(self.request))
 
     def service_update(self, instance, data):

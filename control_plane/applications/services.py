@@ -36,6 +36,8 @@ __all__ = [
     "app_create",
     "app_delete",
     "app_hook_view",
+    "app_owner_namespace",
+    "app_owner_resource_plugins",
     "app_takes_owner_keys",
     "app_update",
     "credential_create",
@@ -317,6 +319,21 @@ def app_approve(*, app: App, actor_id: int | None = None) -> App:
 
 def _new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
+
+
+def app_owner_namespace(user: Any) -> str:
+    """Where a self-service app (made by a user who administers nothing, in the portal or the API) lives: its
+    owner's `app_namespace` (a profile field), so that namespace's administrators approve it, its edges serve it
+    and its hooks see it."""
+    from control_plane.accounts.models import Profile
+
+    return Profile.objects.filter(user=user).values_list("app_namespace", flat=True).first() or ""
+
+
+def app_owner_resource_plugins(namespace: str) -> Any:
+    """The plugins whose resources a self-service app of `namespace` may hold: the global ones and its
+    namespace's (another namespace's document collections are not its owner's to attach)."""
+    return Plugin.objects.filter(namespace__in=("", namespace))
 
 
 def app_takes_owner_keys(app: App) -> bool:

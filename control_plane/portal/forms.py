@@ -35,13 +35,16 @@ class AppRequestForm(forms.Form):
             field = cast("forms.ModelMultipleChoiceField[Any]", self.fields[name])
             field.queryset = queryset
             field.label_from_instance = lambda obj: f"{obj.name} ({obj.slug}, privacy {obj.privacy_score})"  # type: ignore[method-assign]
-        self._resource_field()
+        self._resource_field(user)
 
-    def _resource_field(self) -> None:
-        """Plugin resources (e.g. document collections) to request with the app, when any plugin offers some."""
+    def _resource_field(self, user: Any) -> None:
+        """Plugin resources (e.g. document collections) to request with the app, when any plugin offers some: those
+        of the plugins of "" and of the namespace the app will live in (the owner's)."""
+        from control_plane.applications.services import app_owner_namespace, app_owner_resource_plugins
         from control_plane.plugins.resources import resource_choices
 
-        self.resource_choices = {c.value: c for c in resource_choices()}
+        plugins = app_owner_resource_plugins(app_owner_namespace(user))
+        self.resource_choices = {c.value: c for c in resource_choices(plugins)}
         if self.resource_choices:
             self.fields["resources"] = forms.MultipleChoiceField(
                 choices=[(v, c.label) for v, c in self.resource_choices.items()],

@@ -232,3 +232,50 @@ def test_the_app_form_offers_and_takes_only_resources_of_visible_plugins(admin_u
     held = {**other, "name": "Employee handbook", "privacy_score": 20}
     again = api.patch(f"/api/v1/apps/{app.pk}/", {"plugin_resources": [held]}, format="json")
     assert again.status_code == 200, again.content
+
+
+def test_self_service_apps_live_in_the_owners_namespace_and_take_only_its_resources(plain_user):
+    """The portal made every requested app global (namespace ""), ignoring the owner's `app_namespace` that the
+    API's self-service path uses (so that namespace's administrators approve it and its edges serve it), and
+    offered every namespace's resources; the API took any plugin's resources from an owner. Now a portal request
+    lands in the owner's namespace, the picker offers the resources of plugins of "" and that namespace, and the
+    API refuses another's (400 on plugin_resources)."""
+    from rest_framework.test import APIClient
+
+    from control_plane.accounts.models import Profile
+
+    for slug, namespace in (("docs-a", "team-a"), ("docs-b", "team-b")):
+        plugin_register(
+            data={"slug": slug, "entry_point": "document-collections", "config": COLLECTIONS, "namespace": namespace}
+        )
+    Profile.objects.update_or_create(user=plain_user, defaults={"app_namespace": "team-a"})
+    group = Group.objects.create(name="developers")
+    plain_user.groups.add(group)
+    high = _llm("high", 90)
+    Catalogue.objects.create(group=group).llms.add(high)
+    client = Client()
+    client.force_login(plain_user)
+    offered = client.get("/portal/apps/new/").context["form"].fields["resources"].choices
+    assert sorted(value for value, _ in offered) == [
+        f"docs-a|document-collection|{r}" for r in ("contracts", "handbook")
+    ]
+    wanted = {"name": "reader", "llms": [high.pk], "resources": ["docs-b|document-collection|handbook"]}
+    forged = client.post("/portal/apps/new/", wanted)
+    assert forged.status_code == 200 and "not one of the available choices" in forged.content.decode()
+    created = client.post("/portal/apps/new/", {**wanted, "resources": ["docs-a|document-collection|handbook"]})
+    assert created.status_code == 302
+    assert App.objects.get(name="reader").namespace == "team-a"
+
+    api = APIClient()
+    api.force_authenticate(plain_user)
+    other = {"plugin": "docs-b", "resource_type": "document-collection", "resource_id": "handbook"}
+    refused = api.post(
+        "/api/v1/apps/", {"name": "api-app", "llm_ids": [high.pk], "plugin_resources": [other]}, format="json"
+    )
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["extra"]["fields"] == {"plugin_resources": ["Unknown plugins: ['docs-b']."]}
+    mine = {**other, "plugin": "docs-a"}
+    made = api.post(
+        "/api/v1/apps/", {"name": "api-app", "llm_ids": [high.pk], "plugin_resources": [mine]}, format="json"
+    )
+    assert made.status_code == 201 and made.json()["namespace"] == "team-a"
