@@ -22,6 +22,7 @@ from shared_sdk import PluginCallError, ResponseWriteRequest, StreamCompleteRequ
 from shared_sdk.pipeline import ChunkRun, HookChain
 
 from .errors import UpstreamError, error_for
+from .providers.responses import ResponsesSession
 from .respond_full import Executed, Outlet, Written, id_headers, send_full
 from .response_headers import response_headers
 from .upstream_call import StreamResult
@@ -161,14 +162,16 @@ async def _error_event(out: Outlet, err: UpstreamError | PluginCallError) -> Non
     out.ex.error_type = code or kind
     if isinstance(err, UpstreamError) and err.relayed:
         return
-    if out.ex.dialect == "gemini":  # Google's error document as one more SSE chunk
-        payload = b"data: " + error_for(out.ex.dialect, shape or status, message, kind, code)[1]
+    if out.ex.kind == "responses":  # Responses' `error` and `response.failed`, numbered after what went out
+        payload = (out.ex.responses or ResponsesSession()).failure(message, kind, code, shape)
+    elif out.ex.dialect == "gemini":  # Google's error document as one more SSE chunk
+        payload = b"data: " + error_for(out.ex.dialect, shape or status, message, kind, code)[1] + b"\n\n"
     elif out.ex.dialect == "anthropic":  # Anthropic's own mid-stream error event
         _, body = error_for(out.ex.dialect, shape or status, message, kind, code)
-        payload = b"event: error\ndata: " + body
+        payload = b"event: error\ndata: " + body + b"\n\n"
     else:
-        payload = b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "code": code}})
-    await out.send({"type": "http.response.body", "body": payload + b"\n\n", "more_body": True})
+        payload = b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "code": code}}) + b"\n\n"
+    await out.send({"type": "http.response.body", "body": payload, "more_body": True})
 
 
 async def respond_stream(out: Outlet, hooks: HookChain | None, executed: Executed, result: StreamResult) -> None:

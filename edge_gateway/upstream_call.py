@@ -221,12 +221,19 @@ class _translated_events:
         splitter = _splitter_of(self.translator)
         translate = self.translator.feed  # type: ignore[attr-defined]
         assert self.reply.chunks is not None
+        started = False
         try:
             async for piece in self.reply.chunks:
                 batch: list[bytes] = []
-                for event in splitter.feed(piece):
-                    batch.extend(translate(event))
+                try:
+                    for event in splitter.feed(piece):
+                        batch.extend(translate(event))
+                except UpstreamError:  # a vendor's in-band error: what its read held before it goes out first
+                    if batch and started:  # (before the stream's start, the call is retried or falls back)
+                        yield batch
+                    raise
                 if batch:
+                    started = True
                     yield batch
             batch = self.translator.finish()  # type: ignore[attr-defined]
         except _TOO_DEEP:

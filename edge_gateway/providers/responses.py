@@ -10,6 +10,14 @@ pipeline stores afterwards. `session.adapter(llm)` wraps the LLM's provider for 
 - translated (everything else, Anthropic included): the request becomes a Chat Completions call
   (`responses_shapes.to_chat_request`) that the wrapped provider builds as usual (Anthropic's provider then
   translates that to Messages), and the chat answer or chat chunk stream becomes the Responses shape here.
+
+A stream the edge must end with an error (a vendor's in-band error while translating, a plugin failure, a broken
+connection) ends as api.openai.com ends a failing one: `event: error` (`code`, `message`, `sequence_number`),
+then `event: response.failed` with the response so far (`status: failed`, `error`), numbered after the events
+the client had: `ResponsesSession.failure`, which `respond_stream` writes. The `openai` SDK yields those two as
+typed events (it raises only for a chat-style `{"error": ...}` chunk, which a Responses client never gets from
+OpenAI). A vendor's own `error` / `response.failed` in a pass-through stream goes to the client as is, and the
+request is accounted as failed (`stream_errors`).
 """
 
 from __future__ import annotations
@@ -36,13 +44,15 @@ from .responses_shapes import (
     to_chat_request,
 )
 from .sse import event_data
-from .stream_errors import openai_stream_error
+from .stream_errors import openai_stream_error, responses_stream_error
 
 __all__ = ["ResponsesSession", "has_responses_api"]
 
 _OPENAI_COMPATIBLE = frozenset(v for v, p in VENDORS.items() if p.wire in ("openai", "azure"))
 """Vendors that may declare `responses_api: true` (OpenAI's wire format: the presets, Azure, the mock)."""
 _FINAL_EVENTS = (b"response.completed", b"response.incomplete", b"response.failed")
+_ENDED = ("response.completed", "response.incomplete")
+_FAILED = ("error", "response.failed")
 
 
 def has_responses_api(spec: UpstreamSpec) -> bool:
@@ -56,7 +66,7 @@ def has_responses_api(spec: UpstreamSpec) -> bool:
 class ResponsesSession:
     """One `/v1/responses` request across its attempts (retries and fallbacks build from it again)."""
 
-    __slots__ = ("id", "history", "response", "translated")
+    __slots__ = ("id", "history", "response", "translated", "stream")
 
     def __init__(self, history: list[dict[str, Any]] | None = None) -> None:
         self.id = new_id("resp")
@@ -64,6 +74,17 @@ class ResponsesSession:
         self.response: dict[str, Any] | None = None
         """The finished response of a translated call (what the edge stores); None for pass-through."""
         self.translated = False
+        self.stream: ChatToResponsesStream | PassthroughStream | None = None
+        """The Responses stream under way (this attempt's): what numbers and shapes an error event of the edge's."""
+
+    def failure(self, message: str, kind: str, code: str | None, vendor_status: int) -> bytes:
+        """The events that end this request's stream with an error of the edge's (see the module docstring).
+        A vendor's in-band error (`upstream_stream_error`) is told with OpenAI's code for its status."""
+        if code == "upstream_stream_error" and vendor_status:
+            code = "rate_limit_exceeded" if vendor_status == 429 else "server_error" if vendor_status >= 500 else kind
+        if self.stream is None:  # a plugin's own Responses stream: nothing numbered it
+            return failure_events(0, None, message, code or kind)
+        return self.stream.failure(message, code or kind)
 
     def finish(
         self,
@@ -151,7 +172,7 @@ class ResponsesAdapter:
 
     def stream_translator(self, call: OpenAIRequest, model: str) -> StreamTranslator:
         if self.passthrough:
-            return PassthroughStream()
+            return PassthroughStream(self.session)
         assert self._chat is not None
         return ChatToResponsesStream(self.inner.stream_translator(self._chat, model), self.session, call.data, model)
 
@@ -192,33 +213,70 @@ def passthrough_usage(body: bytes) -> Usage:
     return usage
 
 
+def failure_events(sequence: int, response: dict[str, Any] | None, message: str, code: str) -> bytes:
+    """`event: error`, then `event: response.failed` with `response` failed (when the client has its start)."""
+    error = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": sequence}
+    out = b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"
+    if response is not None:
+        failed = {**response, "status": "failed", "error": {"code": code, "message": message}}
+        event = {"type": "response.failed", "response": failed, "sequence_number": sequence + 1}
+        out += b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"
+    return out
+
+
+def _payload(event: bytes) -> Any:
+    data = event_data(event)
+    try:
+        return orjson.loads(data) if data else {}
+    except orjson.JSONDecodeError:
+        return {}
+
+
 class PassthroughStream:
-    """A vendor's own Responses stream, relayed as is; usage from its final `response.*` event."""
+    """A vendor's own Responses stream, relayed as is; usage from its final `response.*` event. The vendor's
+    `error` / `response.failed` goes to the client as is, and the stream then ends as failed (`finish` raises
+    it `relayed`: the edge writes nothing more). Per event: a count (the next `sequence_number`, should the
+    edge have to end the stream itself) and the substring tests that were there for usage already."""
 
-    __slots__ = ("usage", "_done")
+    __slots__ = ("usage", "_done", "_seq", "_response", "_failure")
 
-    def __init__(self) -> None:
+    def __init__(self, session: ResponsesSession) -> None:
         self.usage = Usage()
         self._done = False
+        self._seq = 0
+        self._response: dict[str, Any] | None = None
+        self._failure: UpstreamError | None = None
+        session.stream = self
 
     @property
     def done(self) -> bool:
         return self._done
 
     def feed(self, event: bytes) -> list[bytes]:
+        if not self._seq and b"response.created" in event:  # the first event only: the vendor's response id
+            created = _payload(event)
+            response = created.get("response") if isinstance(created, dict) else None
+            self._response = response if isinstance(response, dict) else None
+        self._seq += 1
         if any(name in event for name in _FINAL_EVENTS) or b'"type":"error"' in event:
-            data = event_data(event)
-            try:
-                payload = orjson.loads(data) if data else {}
-            except orjson.JSONDecodeError:
-                payload = {}
-            if isinstance(payload, dict) and payload.get("type") in ("error", *(n.decode() for n in _FINAL_EVENTS)):
+            payload = _payload(event)
+            kind = payload.get("type") if isinstance(payload, dict) else None
+            if kind in _ENDED:
                 self._done = True
                 _read_usage(payload.get("response"), self.usage)
+            elif kind in _FAILED:
+                _read_usage(payload.get("response"), self.usage)
+                if self._failure is None:  # `error` then `response.failed`: the first says it
+                    self._failure = responses_stream_error(payload, relayed=True)
         return [event]
 
     def finish(self) -> list[bytes]:
+        if self._failure is not None and not self._done:
+            raise self._failure
         return []
+
+    def failure(self, message: str, code: str) -> bytes:
+        return failure_events(self._seq, self._response, message, code)
 
 
 class _ChatInHand:
@@ -277,6 +335,7 @@ class ChatToResponsesStream:
         self._calls: dict[int, _Item] = {}
         self._finish: str | None = None
         self._reasoning = 0
+        session.stream = self
 
     @property
     def done(self) -> bool:
@@ -372,6 +431,16 @@ class ChatToResponsesStream:
                     {"item_id": item.id, "output_index": item.index, "delta": arguments},
                 )
             )
+
+    def failure(self, message: str, code: str) -> bytes:
+        """The error events after those sent (`failure_events`); the items so far are `incomplete`."""
+        response = None
+        if self._created:
+            response = self._response("failed")
+            response["output"] = [{**item, "status": "incomplete"} for item in response["output"]]
+        out = failure_events(self._seq, response, message, code)
+        self._seq += 2
+        return out
 
     def finish(self) -> list[bytes]:
         for chat_event in self.inner.finish():  # OpenAI's translator estimates usage here when the vendor reported none

@@ -2,6 +2,8 @@
 
     Anthropic   event: error / data: {"type": "error", "error": {"type": "overloaded_error", "message": ...}}
     OpenAI      data: {"error": {"message", "type": "server_error", "param", "code"}}
+    Responses   event: error / data: {"type": "error", "code", "message", "param", "sequence_number"}, and/or
+                event: response.failed / data: {"type": "response.failed", "response": {"error": {"code", "message"}}}
     Gemini      data: {"error": {"code": 503, "message", "status": "UNAVAILABLE"}}
 
 Why one reader: whatever the client's dialect, such an event must reach it exactly once, in its own dialect,
@@ -20,7 +22,7 @@ from typing import Any
 
 from ..errors import UpstreamError
 
-__all__ = ["anthropic_stream_error", "gemini_stream_error", "openai_stream_error"]
+__all__ = ["anthropic_stream_error", "gemini_stream_error", "openai_stream_error", "responses_stream_error"]
 
 _ANTHROPIC_STATUS = {
     "invalid_request_error": 400,
@@ -35,6 +37,7 @@ _ANTHROPIC_STATUS = {
     "overloaded_error": 529,
 }
 _OPENAI_STATUS = {"invalid_request_error": 400, "requests": 429, "tokens": 429, "rate_limit_exceeded": 429}
+_RESPONSES_STATUS = {"rate_limit_exceeded": 429, "invalid_prompt": 400, "server_error": 500}
 _GOOGLE_STATUS = {"INVALID_ARGUMENT": 400, "RESOURCE_EXHAUSTED": 429, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504}
 
 
@@ -79,3 +82,16 @@ def gemini_stream_error(payload: Any, relayed: bool = False) -> UpstreamError:
     code = error.get("code")
     status = code if isinstance(code, int) and 400 <= code <= 599 else _GOOGLE_STATUS.get(name, 500)
     return _error(status, name, str(error.get("message") or ""), relayed)
+
+
+def responses_stream_error(payload: Any, relayed: bool = False) -> UpstreamError:
+    """The Responses API's `error` event (its `code` and `message` at the top, or in an `error` object as some
+    deployments send them) or `response.failed` (the failed response's `error`); the code is the type."""
+    error: Any = payload if isinstance(payload, dict) else {}
+    if isinstance(error.get("response"), dict):  # response.failed
+        error = error["response"].get("error")
+    elif isinstance(error.get("error"), dict):
+        error = error["error"]
+    error = error if isinstance(error, dict) else {}
+    kind = str(error.get("code") or error.get("type") or "server_error")
+    return _error(_RESPONSES_STATUS.get(kind, 500), kind, str(error.get("message") or ""), relayed)

@@ -51,6 +51,12 @@ def edge(mock_upstream, tmp_path_factory):
         import_path="edge_gateway.tests.recording_plugins:Recorder",
         config={"label": "rec"},
     )
+    buggy = PluginConfig(
+        slug="ev",
+        name="ev",
+        import_path="edge_gateway.tests.recording_plugins:EventsRecorder",
+        config={"answer_text": True},
+    )
     answering = PluginConfig(
         slug="sc",
         name="sc",
@@ -102,6 +108,34 @@ def edge(mock_upstream, tmp_path_factory):
             plugin_chain=[PluginBinding(plugin_slug="sc", order=1)],
         ),
         llm(3, "claude", mock_upstream, vendor="anthropic", default_model=CLAUDE, allowed_models=["claude-.*"]),
+        # each breaks with its vendor's in-band error after three events: a pass-through vendor, an Anthropic one
+        llm(
+            8,
+            "native-flaky",
+            f"{mock_upstream}/v1",
+            default_model="native-flaky-gpt",
+            allowed_models=["native-flaky-gpt"],
+            metadata={"responses_api": True},
+            extra_headers={"x-mock-fault": "error_after_chunks=3"},
+        ),
+        llm(
+            9,
+            "flaky-claude",
+            mock_upstream,
+            vendor="anthropic",
+            default_model="flaky-claude",
+            allowed_models=["flaky-claude"],
+            extra_headers={"x-mock-fault": "error_after_chunks=3"},
+        ),
+        # a chunk hook that fails after the stream's first event
+        llm(
+            10,
+            "buggy",
+            f"{mock_upstream}/v1",
+            default_model="buggy-gpt",
+            allowed_models=["buggy-gpt"],
+            plugin_chain=[PluginBinding(plugin_slug="ev", order=1)],
+        ),
     ]
     prices = [
         ModelPriceConfig(
@@ -115,7 +149,7 @@ def edge(mock_upstream, tmp_path_factory):
         mock_upstream,
         llms=llms,
         apps=[
-            AppConfig(id=1, name="one", llm_ids=[1, 2, 3, 4, 5, 6, 7]),
+            AppConfig(id=1, name="one", llm_ids=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
             AppConfig(id=2, name="two", llm_ids=[1]),
             AppConfig(id=3, name="budgeted", llm_ids=[1]),
             AppConfig(id=4, name="broke", llm_ids=[1]),
@@ -129,7 +163,7 @@ def edge(mock_upstream, tmp_path_factory):
             BudgetConfig(id=1, scope="app", target_id=3, limit=Decimal("100")),
             BudgetConfig(id=2, scope="app", target_id=4, limit=Decimal("0.000001")),
         ],
-        plugins=[recorder, answering],
+        plugins=[recorder, answering, buggy],
         prices=prices,
     )
     with run_edge(snap, tmp_path_factory.mktemp("edge")) as running:
@@ -288,16 +322,79 @@ def test_anthropic_behind_responses(edge, mock_upstream):
 
 
 def test_stream_broken_mid_way_and_a_fallback_that_answers(edge):
-    with pytest.raises(openai.APIError) as broken:
-        with client(edge).responses.stream(model="flaky-gpt", input="one two three four five six seven") as stream:
-            for _ in stream:
-                pass
-    assert "The server had an error" in str(broken.value)  # the vendor's own message (its in-band error)
+    with client(edge).responses.stream(model="flaky-gpt", input="one two three four five six seven") as stream:
+        error = [event for event in stream if event.type == "error"]
+    assert error[0].message == SERVER_ERROR  # the vendor's own message (its in-band error)
     reply = client(edge).responses.create(
         model="falling-gpt", input="fall back please", extra_headers={"x-request-id": "resp-fallback"}
     )
     assert "fall back please" in reply.output_text
     assert record(edge, AnalyticsRecord, "resp-fallback").llm_slug == "claude"
+
+
+SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
+WORDS = "one two three four five six seven"
+
+
+def failing_stream(edge, model: str, request_id: str) -> list:
+    """The events the SDK yields for a Responses stream that breaks mid-way (it raises for none of them)."""
+    return list(
+        client(edge).responses.create(model=model, input=WORDS, stream=True, extra_headers={"x-request-id": request_id})
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "code", "message", "status", "error_type"),
+    [
+        ("flaky-gpt", "server_error", SERVER_ERROR, 502, "upstream_stream_error"),  # a chat LLM's in-band error
+        ("flaky-claude", "server_error", "Overloaded", 502, "upstream_stream_error"),  # Anthropic's, translated
+        ("buggy-gpt", "plugin_failed", "plugin 'ev' failed", 500, "plugin_failed"),  # a chunk hook's failure
+    ],
+)
+def test_a_translated_stream_the_edge_ends_with_an_error_ends_as_openais_do(
+    edge, model, code, message, status, error_type
+):
+    """What OpenAI sends when a Responses stream fails: `error` (code, message, the next sequence number), then
+    `response.failed` with the same response, failed; never a chat-style `{"error"}` chunk (which the SDK would
+    raise as an APIError a Responses client never sees from OpenAI) nor `response.completed`."""
+    request_id = f"resp-broken-{model}"
+    events = failing_stream(edge, model, request_id)
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-2:] == ["error", "response.failed"], kinds
+    assert kinds.count("error") == 1 and "response.completed" not in kinds
+    numbers = [e.sequence_number for e in events]
+    if error_type == "plugin_failed":  # the events the failed hook held were numbered, never sent: after them
+        assert numbers == sorted(set(numbers))
+    else:
+        assert numbers == list(range(len(events)))
+    error, failed = events[-2:]
+    assert (error.code, error.message, error.param) == (code, message, None)
+    assert failed.response.id == events[0].response.id and failed.response.status == "failed"
+    assert (failed.response.error.code, failed.response.error.message) == (code, message)
+    accounted = record(edge, AnalyticsRecord, request_id)
+    assert accounted.streamed and (accounted.status_code, accounted.error_type) == (status, error_type)
+    with client(edge).responses.stream(model=model, input=WORDS) as stream:  # the SDK's helper takes them too
+        assert [e.type for e in stream][-2:] == ["error", "response.failed"]
+    with pytest.raises(RuntimeError, match="response.completed"):
+        stream.get_final_response()  # as for OpenAI's failed stream: there is no final response
+
+
+def test_a_vendors_failed_responses_stream_reaches_the_client_once_and_counts_as_failed(edge):
+    """Pass-through: the vendor's own `error` and `response.failed` go to the client as they are, once, with
+    nothing of the edge's after them; the request is accounted as a failed stream, not a 200."""
+    events = failing_stream(edge, "native-flaky-gpt", "resp-native-broken")
+    kinds = [e.type for e in events]
+    assert kinds == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "error",
+        "response.failed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert (events[3].code, events[3].message) == ("server_error", SERVER_ERROR)
+    accounted = record(edge, AnalyticsRecord, "resp-native-broken")
+    assert accounted.streamed and (accounted.status_code, accounted.error_type) == (502, "upstream_stream_error")
 
 
 def test_a_plugins_chat_answer_reaches_a_responses_client_in_its_shape(edge):

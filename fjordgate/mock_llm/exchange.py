@@ -140,9 +140,16 @@ class Exchange:
         return RawResponse(200, body, self._headers(JSON_TYPE))
 
     def stream(
-        self, events: list[bytes], *, prompt_tokens: int, completion_tokens: int, content_type: bytes | None = None
+        self,
+        events: list[bytes],
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        content_type: bytes | None = None,
+        error_event: bytes | None = None,
     ) -> Response:
-        """The events as a stream; `content_type` replaces SSE's (Gemini's JSON-array stream)."""
+        """The events as a stream; `content_type` replaces SSE's (Gemini's JSON-array stream), `error_event` the
+        vendor's in-band error (a route whose error event differs from its vendor's chat one: Responses)."""
         plan = self.plan
         recorder = self.state.recorder
         if plan.malformed:
@@ -156,7 +163,9 @@ class Exchange:
         recorder.usage(prompt_tokens, completion_tokens)
         head = SSE_HEADERS if content_type is None else [(b"content-type", content_type)]
         headers = [*head, (self.vendor.request_id_header, self.request_id.encode())]
-        return EventStream(events, plan=plan, error_event=self.vendor.stream_error(self.request_id), headers=headers)
+        if error_event is None:
+            error_event = self.vendor.stream_error(self.request_id)
+        return EventStream(events, plan=plan, error_event=error_event, headers=headers)
 
     def _headers(self, content_type: bytes) -> list[tuple[bytes, bytes]]:
         return [(b"content-type", content_type), (self.vendor.request_id_header, self.request_id.encode())]

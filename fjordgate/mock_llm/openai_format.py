@@ -24,10 +24,10 @@ _INVALID_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library "
     "correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
 )
-_SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
+SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 _FAULT_MESSAGES = {
     429: "Rate limit reached for requests (mock upstream fault). Please try again later.",
-    500: _SERVER_ERROR,
+    500: SERVER_ERROR,
     502: "Bad gateway (mock upstream fault).",
     503: "The server is overloaded or not ready yet (mock upstream fault).",
     504: "Gateway timeout (mock upstream fault).",
@@ -63,7 +63,7 @@ class OpenAIFormat:
         return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
     def stream_error(self, request_id: str) -> bytes:
-        error = {"message": _SERVER_ERROR, "type": "server_error", "param": None, "code": None}
+        error = {"message": SERVER_ERROR, "type": "server_error", "param": None, "code": None}
         return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
 
     def invalid_json_message(self) -> str:

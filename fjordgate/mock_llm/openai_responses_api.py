@@ -7,6 +7,9 @@ or a `function_call_output`'s output) after `Echo: `; a last user message saying
 `instructions` and `input`. The mock remembers the ids it issued (the last 10,000): a `previous_response_id` it
 never issued is a 400 `previous_response_not_found`, as OpenAI answers; it does not use the earlier turns.
 Streams are `event: <type>` + `data: {...}` pairs with a `sequence_number`, ending with `response.completed`.
+`error_after_chunks` ends one as api.openai.com ends a failing stream: `event: error` (`code`, `message`,
+`param`, `sequence_number` at the top: the SDK yields it as a `ResponseErrorEvent`, it does not raise), then
+`event: response.failed` with the response `failed` and its `error`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from starlette.responses import Response
 from . import openai_params as params
 from .exchange import Exchange, Invalid, MockState, begin
 from .openai_api import OPENAI
+from .openai_format import SERVER_ERROR
 from .tokens import compose_reply, count_tokens, echo, group_pieces, token_pieces
 from .tools import ToolChoice, ToolSpec, pick_tools, synthesize
 
@@ -120,15 +124,32 @@ class OpenAIResponsesApi:
             events.add("response.content_part.done", **where, content_index=0, part=text)
             events.add("response.output_item.done", output_index=0, item=output[0])
         events.add("response.incomplete" if reason else "response.completed", response=final)
-        return exchange.stream(events.out, prompt_tokens=input_tokens, completion_tokens=output_tokens)
+        failing = None
+        if exchange.plan.error_after_chunks is not None:  # numbered after the events sent (EventStream's cut)
+            sent = min(exchange.plan.error_after_chunks, len(events.out) - 1)
+            failing = _failure(sent, head.build("failed", [], None, None))
+        return exchange.stream(
+            events.out, prompt_tokens=input_tokens, completion_tokens=output_tokens, error_event=failing
+        )
+
+
+def _failure(sequence: int, response: dict[str, Any]) -> bytes:
+    """OpenAI's end of a failing Responses stream: `error`, then `response.failed` (`sequence` is the next)."""
+    error = {"code": "server_error", "message": SERVER_ERROR}
+    events = _Events(sequence)
+    events.add("error", **error, param=None)
+    events.add("response.failed", response={**response, "error": error})
+    return b"".join(events.out)
 
 
 class _Events:
-    def __init__(self) -> None:
+    def __init__(self, first: int = 0) -> None:
         self.out: list[bytes] = []
+        self.first = first
+        """The `sequence_number` of the first event (events that follow others already sent)."""
 
     def add(self, kind: str, **payload: Any) -> None:
-        data = orjson.dumps({"type": kind, "sequence_number": len(self.out), **payload})
+        data = orjson.dumps({"type": kind, "sequence_number": self.first + len(self.out), **payload})
         self.out.append(b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n")
 
 

@@ -45,3 +45,28 @@ def test_errors_in_openais_shape(client: openai.OpenAI) -> None:
     assert missing.value.param == "input"
     with pytest.raises(openai.InternalServerError):
         client.responses.create(model="gpt-4o-mini", input="x", extra_body={"mock": "status=500"})
+
+
+def test_error_after_chunks_ends_the_stream_as_openai_ends_a_failing_one(client: openai.OpenAI) -> None:
+    """`event: error` (what the SDK types as `ResponseErrorEvent`: code and message at the top), then
+    `response.failed` with the same response, numbered after the events sent; no `response.completed`."""
+    stream = client.responses.create(
+        model="gpt-4o-mini",
+        input="one two three four",
+        stream=True,
+        extra_headers={"x-mock-fault": "error_after_chunks=3"},
+    )
+    events = list(stream)  # the SDK yields both as typed events: a Responses stream's error is not raised
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "error",
+        "response.failed",
+    ]
+    assert [e.sequence_number for e in events] == [0, 1, 2, 3, 4]
+    error, failed = events[3], events[4]
+    assert (error.code, error.param) == ("server_error", None)
+    assert error.message == "The server had an error while processing your request. Sorry about that!"
+    assert failed.response.id == events[0].response.id and failed.response.status == "failed"
+    assert (failed.response.error.code, failed.response.error.message) == ("server_error", error.message)
