@@ -134,7 +134,7 @@ class BedrockProvider:
             prompt = data.get("prompt")
             text = "".join(str(p) for p in prompt) if isinstance(prompt, list) else str(prompt or "")
             data = {**data, "messages": [{"role": "user", "content": text}]}
-        return orjson.dumps(to_converse(data))
+        return orjson.dumps(to_converse(data, model))
 
     def parse(self, call: OpenAIRequest, model: str, body: bytes) -> tuple[bytes, Usage]:
         try:
@@ -145,9 +145,10 @@ class BedrockProvider:
                 502, "upstream sent a malformed response", retryable=True, code="upstream_bad_response"
             ) from None
         usage = Usage()
-        chat = to_openai(response, model, usage)
+        asked = call.data.get("stop_sequences" if call.kind == "messages" else "stop")
+        chat = to_openai(response, model, usage, asked)
         if call.kind == "messages":
-            return orjson.dumps(chat_to_message(chat, call.model, usage)), usage
+            return orjson.dumps(chat_to_message(chat, call.model, usage, asked)), usage
         if call.kind == "completions":
             choice = chat["choices"][0]
             text = choice["message"]["content"] or ""

@@ -8,6 +8,13 @@ alternation); `max_tokens`/`temperature`/`top_p`/`stop` go to `inferenceConfig`;
 Response: `text` blocks become `content`, `toolUse` blocks `tool_calls`, `stopReason` maps to `finish_reason`
 (`guardrail_intervened`/`content_filtered` -> `content_filter`), and usage is OpenAI's meaning (prompt tokens
 include cache reads and writes).
+
+Stop sequences: `stopReason: stop_sequence` says a sequence stopped the model, not which. Claude on Bedrock names
+it in `additionalModelResponseFields.stop_sequence` (in the stream: `messageStop`'s) when the request asks for
+that field (`additionalModelResponseFieldPaths: ["/stop_sequence"]`, sent for an Anthropic model asked to stop
+on sequences); with one sequence asked it can only be that one. The sequence goes on the chat choice as
+`stop_reason` (vLLM's field, which `messages_reply.stop_of` reads), so an Anthropic client gets Anthropic's
+`stop_reason: "stop_sequence"` and the sequence; an OpenAI client's `finish_reason` stays `stop`, as OpenAI's.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from ..errors import GatewayError
 from .base import Usage
 from .documents import inline_document
 
-__all__ = ["FINISH", "to_converse", "to_openai", "usage_from_converse"]
+__all__ = ["FINISH", "matched_stop", "to_converse", "to_openai", "usage_from_converse"]
 
 FINISH = {
     "end_turn": "stop",
@@ -179,8 +186,9 @@ def _tool_config(data: dict[str, Any]) -> dict[str, Any] | None:
     return config
 
 
-def to_converse(data: dict[str, Any]) -> dict[str, Any]:
-    """The Converse request body of an OpenAI chat request (the model goes in the URL, not the body)."""
+def to_converse(data: dict[str, Any], model: str = "") -> dict[str, Any]:
+    """The Converse request body of an OpenAI chat request (the model goes in the URL, not the body; an Anthropic
+    `model` is asked to name the stop sequence it stopped on, see the module docstring)."""
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _bad("'messages' must be a non-empty list")
@@ -203,6 +211,8 @@ def to_converse(data: dict[str, Any]) -> dict[str, Any]:
     stop = data.get("stop")
     if stop:
         inference["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+        if "anthropic." in model:  # ids, inference profiles (`us.anthropic.`) and their ARNs
+            out["additionalModelResponseFieldPaths"] = ["/stop_sequence"]
     if inference:
         out["inferenceConfig"] = inference
     if (tools := _tool_config(data)) is not None:
@@ -222,7 +232,20 @@ def usage_from_converse(raw: Any, usage: Usage) -> None:
     usage.reported = True
 
 
-def to_openai(response: dict[str, Any], model: str, usage: Usage) -> dict[str, Any]:
+def matched_stop(reason: Any, fields: Any, asked: Any) -> str | None:
+    """The stop sequence a `stopReason: stop_sequence` answer stopped on: named by the model in `fields`
+    (`additionalModelResponseFields`), else the only one `asked` (the chat request's `stop`); None when unknown."""
+    if reason != "stop_sequence":
+        return None
+    named = fields.get("stop_sequence") if isinstance(fields, dict) else None
+    if isinstance(named, str) and named:
+        return named
+    if isinstance(asked, str):
+        return asked
+    return asked[0] if isinstance(asked, list) and len(asked) == 1 and isinstance(asked[0], str) else None
+
+
+def to_openai(response: dict[str, Any], model: str, usage: Usage, asked: Any = None) -> dict[str, Any]:
     """The `chat.completion` of a Converse response; fills `usage` (tokens, tool calls, one choice)."""
     content = ((response.get("output") or {}).get("message") or {}).get("content") or []
     text = "".join(str(b["text"]) for b in content if isinstance(b, dict) and "text" in b)
@@ -243,19 +266,22 @@ def to_openai(response: dict[str, Any], model: str, usage: Usage) -> dict[str, A
         message["tool_calls"] = calls
     usage_from_converse(response.get("usage"), usage)
     usage.tool_calls, usage.choices = len(calls), 1
+    reason = response.get("stopReason")
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": FINISH.get(str(reason or "end_turn"), "stop"),
+    }
+    stopped_on = matched_stop(reason, response.get("additionalModelResponseFields"), asked)
+    if stopped_on is not None:
+        choice["stop_reason"] = stopped_on
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": FINISH.get(str(response.get("stopReason") or "end_turn"), "stop"),
-            }
-        ],
+        "choices": [choice],
         "usage": {
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,

@@ -24,7 +24,7 @@ import orjson
 
 from ..errors import UpstreamError
 from .base import OpenAIRequest, Usage, estimate_tokens
-from .bedrock_format import FINISH, usage_from_converse
+from .bedrock_format import FINISH, matched_stop, usage_from_converse
 
 __all__ = ["ConverseStreamTranslator", "EventStreamSplitter", "decode_frame"]
 
@@ -129,12 +129,14 @@ class ConverseStreamTranslator:
     def done(self) -> bool:
         return self._done
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, stopped_on: str | None = None) -> bytes:
         if self._completions:
             choice: dict[str, Any] = {"index": 0, "text": delta.get("content") or "", "finish_reason": finish}
             kind = "text_completion"
         else:
             choice, kind = {"index": 0, "delta": delta, "finish_reason": finish}, "chat.completion.chunk"
+        if stopped_on is not None:  # vLLM's field, as in full answers (`bedrock_format.matched_stop`)
+            choice["stop_reason"] = stopped_on
         body = {"id": self._id, "object": kind, "created": self._created, "model": self._model, "choices": [choice]}
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
@@ -187,11 +189,18 @@ class ConverseStreamTranslator:
             return self._delta(data)
         if name == "messageStop":
             self._stopped = True
-            return [*self._open(), self._chunk({}, FINISH.get(str(data.get("stopReason") or "end_turn"), "stop"))]
+            reason = data.get("stopReason")
+            chunk = self._chunk({}, FINISH.get(str(reason or "end_turn"), "stop"), self._stopped_on(reason, data))
+            return [*self._open(), chunk]
         if name == "metadata":
             usage_from_converse(data.get("usage"), self.usage)
             return self._end()
         return []  # contentBlockStop and event types added later
+
+    def _stopped_on(self, reason: Any, data: dict[str, Any]) -> str | None:
+        """The sequence a `messageStop` says the model stopped on (`bedrock_format.matched_stop`)."""
+        asked = self._call.data.get("stop_sequences" if self._call.kind == "messages" else "stop")
+        return matched_stop(reason, data.get("additionalModelResponseFields"), asked)
 
     def _delta(self, data: dict[str, Any]) -> list[bytes]:
         delta = data.get("delta") or {}

@@ -10,9 +10,9 @@ The request side is `messages_request.py`. What maps to what:
 Stop sequences: Chat Completions' finish_reason "stop" means "a natural end or one of your stop sequences" and
 does not say which, so the edge answers `end_turn` with `stop_sequence: null`, as Anthropic does for a natural
 end: it does not claim a sequence the vendor did not report (a guess would tell an agent its delimiter was
-reached when the model merely ended). A vendor that names the sequence (vLLM's `stop_reason`, one of the
-requested `stop_sequences`) gets Anthropic's answer: `stop_reason: "stop_sequence"` and the sequence, in full
-replies and in the stream's `message_delta` alike.
+reached when the model merely ended). A vendor that names the sequence (vLLM's `stop_reason`, where
+`bedrock_format` puts Bedrock's too; one of the requested `stop_sequences`) gets Anthropic's answer:
+`stop_reason: "stop_sequence"` and the sequence, in full replies and in the stream's `message_delta` alike.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from .support import CLIENT_KEY, encrypt, llm, make_snapshot, run_edge
 
 AWS_KEY = "AKIDMOCKBEDROCK:mock-bedrock-secret"
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+LLAMA = "meta.llama3-70b-instruct-v1:0"
 WEATHER = {
     "type": "function",
     "function": {
@@ -53,6 +54,15 @@ def edge(mock_upstream, tmp_path_factory):
         api_key_encrypted=encrypt("AKIDMOCKBEDROCK:not-the-secret"),
         max_retries=0,
     )
+    llama = llm(
+        3,
+        "bedrock-llama",
+        mock_upstream,
+        vendor="bedrock",
+        default_model=LLAMA,
+        metadata=region,
+        api_key_encrypted=encrypt(AWS_KEY),
+    )
     faulty = [
         llm(
             10 + i,
@@ -67,8 +77,10 @@ def edge(mock_upstream, tmp_path_factory):
         )
         for i, (name, fault) in enumerate(FAULTS.items())
     ]
-    ids = [1, 2, *(f.id for f in faulty)]
-    snap = make_snapshot(mock_upstream, llms=[good, wrong, *faulty], apps=[AppConfig(id=1, name="one", llm_ids=ids)])
+    ids = [1, 2, 3, *(f.id for f in faulty)]
+    snap = make_snapshot(
+        mock_upstream, llms=[good, wrong, llama, *faulty], apps=[AppConfig(id=1, name="one", llm_ids=ids)]
+    )
     with run_edge(snap, tmp_path_factory.mktemp("edge")) as running:
         yield running
 
@@ -183,6 +195,34 @@ def test_the_anthropic_sdk_talks_to_a_bedrock_model(edge, upstream):
         final = stream.get_final_message()
     assert text == "Echo: stream via claude"
     assert final.usage.output_tokens == 5
+
+
+@pytest.mark.parametrize(
+    ("model", "stops", "paths"),
+    [
+        (MODEL, ["###", "STOP"], ["/stop_sequence"]),  # Claude names the sequence when asked to
+        (LLAMA, ["STOP"], None),  # a model that does not: the one sequence asked is the one it stopped on
+    ],
+)
+def test_a_stop_sequence_reaches_an_anthropic_client_as_anthropic_reports_it(edge, upstream, model, stops, paths):
+    """Converse's `stopReason: stop_sequence` is Anthropic's `stop_reason: "stop_sequence"` with the sequence, in
+    full and streamed answers; an OpenAI client's finish_reason stays "stop", as at OpenAI."""
+    anthropic = pytest.importorskip("anthropic")
+    claude = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    asked = {"model": model, "max_tokens": 100, "stop_sequences": stops}
+    user = [{"role": "user", "content": "alpha beta STOP gamma"}]
+    message = claude.messages.create(**asked, messages=user)
+    assert last_request(upstream)["body"].get("additionalModelResponseFieldPaths") == paths
+    assert message.content[0].text == "Echo: alpha beta "
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "STOP")
+    with claude.messages.stream(**asked, messages=user) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "STOP")
+    assert final.content[0].text == "Echo: alpha beta "
+    plain = claude.messages.create(**asked, messages=[{"role": "user", "content": "no sequence here"}])
+    assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
+    reply = client(edge).chat.completions.create(model=model, messages=user, stop=stops)
+    assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.content == "Echo: alpha beta "
 
 
 @pytest.mark.parametrize(

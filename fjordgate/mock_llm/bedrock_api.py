@@ -5,7 +5,9 @@ wrongly signed one is 403 `AccessDeniedException`-style, as at AWS. The reply fo
 (echo of the last message's text, tool calls on `call tool`), in Converse's shapes: `output.message.content`
 blocks (`text`, `toolUse`), `stopReason`, `usage.inputTokens/outputTokens/totalTokens`; the stream is binary
 event-stream frames: messageStart, contentBlockStart (tool uses), contentBlockDelta..., contentBlockStop,
-messageStop, metadata (usage).
+messageStop, metadata (usage). A request whose `additionalModelResponseFieldPaths` holds `/stop_sequence` gets
+`additionalModelResponseFields: {"stop_sequence": <the sequence it stopped on, or null>}` (in the stream: in
+`messageStop`), as Claude on Bedrock answers.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class ConverseRequest:
     prompt_tokens: int
     last_text: str
     user_text: str | None
+    names_stop: bool = False
+    """`additionalModelResponseFieldPaths` asked for `/stop_sequence`."""
 
 
 class BedrockApi:
@@ -68,7 +72,8 @@ class BedrockApi:
             req = parse_converse(exchange.body)
         except Invalid as invalid:
             return _typed(exchange.invalid(invalid))
-        blocks, output_tokens, stop_reason = _generate(exchange, req)
+        blocks, output_tokens, stop_reason, stopped_on = _generate(exchange, req)
+        extra = {"additionalModelResponseFields": {"stop_sequence": stopped_on}} if req.names_stop else {}
         usage = {
             "inputTokens": req.prompt_tokens,
             "outputTokens": output_tokens,
@@ -78,6 +83,7 @@ class BedrockApi:
             payload = {
                 "output": {"message": {"role": "assistant", "content": blocks}},
                 "stopReason": stop_reason,
+                **extra,
                 "usage": usage,
                 "metrics": {"latencyMs": 1},
             }
@@ -85,7 +91,7 @@ class BedrockApi:
         events = [event_frame("messageStart", {"role": "assistant"})]
         for index, block in enumerate(blocks):
             _block_frames(events, index, block, exchange.plan.chunks)
-        events.append(event_frame("messageStop", {"stopReason": stop_reason}))
+        events.append(event_frame("messageStop", {"stopReason": stop_reason, **extra}))
         events.append(event_frame("metadata", {"usage": usage, "metrics": {"latencyMs": 1}}))
         response = exchange.stream(events, prompt_tokens=req.prompt_tokens, completion_tokens=output_tokens)
         response.raw_headers = [(b"content-type", EVENT_STREAM)] + [
@@ -94,7 +100,7 @@ class BedrockApi:
         return response
 
 
-def _generate(exchange: Exchange, req: ConverseRequest) -> tuple[list[dict[str, Any]], int, str]:
+def _generate(exchange: Exchange, req: ConverseRequest) -> tuple[list[dict[str, Any]], int, str, str | None]:
     picked = pick_tools(req.user_text, req.tools, req.tool_choice)
     if picked:
         blocks = [
@@ -105,14 +111,14 @@ def _generate(exchange: Exchange, req: ConverseRequest) -> tuple[list[dict[str, 
             count_tokens(b["toolUse"]["name"]) + count_tokens(orjson.dumps(b["toolUse"]["input"]).decode())
             for b in blocks
         )
-        return blocks, tokens, "tool_use"
+        return blocks, tokens, "tool_use", None
     reply = compose_reply(
         echo(req.last_text),
         max_tokens=req.max_tokens,
         stop=req.stop_sequences,
         reply_tokens=exchange.plan.reply_tokens,
     )
-    return [{"text": reply.text}], reply.tokens, _STOP_REASONS[reply.finish]
+    return [{"text": reply.text}], reply.tokens, _STOP_REASONS[reply.finish], reply.stop_sequence
 
 
 def _block_frames(events: list[bytes], index: int, block: dict[str, Any], chunks: int | None) -> None:
@@ -179,6 +185,7 @@ def parse_converse(body: dict[str, Any]) -> ConverseRequest:
         prompt_tokens=prompt,
         last_text=last_text,
         user_text=last_text if messages[-1]["role"] == "user" and not answers_tool else None,
+        names_stop="/stop_sequence" in (body.get("additionalModelResponseFieldPaths") or ()),
     )
 
 

@@ -58,6 +58,21 @@ def test_the_stream_is_event_stream_frames(mock: MockServer) -> None:
     assert events[-1][1]["usage"]["outputTokens"] == 6
 
 
+def test_the_stop_sequence_is_named_when_asked_for(mock: MockServer) -> None:
+    """Claude on Bedrock names the sequence it stopped on in `additionalModelResponseFields` (the stream's
+    `messageStop`) when `additionalModelResponseFieldPaths` asks for `/stop_sequence`; not otherwise."""
+    body = {**BODY, "inferenceConfig": {"maxTokens": 50, "stopSequences": ["###", "Bed"]}}
+    named = {**body, "additionalModelResponseFieldPaths": ["/stop_sequence"]}
+    full = _post(mock, "converse", named).json()
+    assert full["stopReason"] == "stop_sequence" and full["output"]["message"]["content"] == [{"text": "Echo: Hello, "}]
+    assert full["additionalModelResponseFields"] == {"stop_sequence": "Bed"}
+    assert "additionalModelResponseFields" not in _post(mock, "converse", body).json()
+    buffer = EventStreamBuffer()
+    buffer.add_data(_post(mock, "converse-stream", named).content)
+    stop = [orjson.loads(m.payload) for m in buffer if m.headers[":event-type"] == "messageStop"]
+    assert stop == [{"stopReason": "stop_sequence", "additionalModelResponseFields": {"stop_sequence": "Bed"}}]
+
+
 def test_a_wrong_secret_or_a_changed_body_is_refused(mock: MockServer) -> None:
     wrong = _post(mock, "converse", secret="not-it")
     assert wrong.status_code == 403 and "signature" in wrong.json()["message"]
