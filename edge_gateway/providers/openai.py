@@ -124,19 +124,23 @@ class OpenAIStreamTranslator:
 
     def finish(self) -> list[bytes]:
         self._count()
-        if not self._done and self._events:  # no [DONE]: only then is the last event looked at (hot path)
+        if self._events and (not self._done or self._events[-1].find(b'"error"') >= 0):
+            # Once per stream, never per event: the last data event, when [DONE] never came or when it holds an
+            # `"error"` key (a vendor that sends [DONE] after its error chunk; a quote inside a JSON string is
+            # escaped, so text that merely says "error" does not match)
             self._relayed_error(self._events[-1])
         return []
 
     @staticmethod
     def _relayed_error(data: bytes) -> None:
-        """A stream that ended on the vendor's own error chunk: the client has it (relayed as is), so the edge
-        adds no error event of its own, but the request is a failure (`stream_errors`)."""
+        """A stream that ended on the vendor's own error chunk (with or without [DONE] after it): the client has
+        it (relayed as is), so the edge adds no error event of its own, but the request is a failure
+        (`stream_errors`)."""
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError:
             return
-        if isinstance(payload, dict) and "error" in payload:
+        if isinstance(payload, dict) and payload.get("error"):
             raise openai_stream_error(payload, relayed=True)
 
     def _count(self) -> None:

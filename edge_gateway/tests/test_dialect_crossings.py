@@ -62,6 +62,16 @@ def edge(mock_upstream, tmp_path_factory):
                 ]
             )
         ),
+        # an OpenAI-compatible server that sends `data: [DONE]` after its in-band error chunk
+        llm(
+            20,
+            "mock-err-done",
+            f"{mock_upstream}/v1",
+            default_model=GPT,
+            max_retries=0,
+            priority=100,
+            extra_headers={FAULT: "error_after_chunks=5; chunk_delay_ms=20; done_after_error"},
+        ),
     ]
     snap = make_snapshot(
         mock_upstream,
@@ -196,6 +206,20 @@ def test_a_vendors_in_band_stream_error_reaches_the_client_once_in_its_dialect(e
     else:
         assert error["error"] == {"code": status, "message": message, "status": GOOGLE_STATUS[status]}
     assert "[DONE]" not in reply.text and "message_stop" not in reply.text
+    record = edge.sink.record_of(reply.headers["x-request-id"], AnalyticsRecord)
+    assert record.streamed and record.status_code == 502 and record.error_type == "upstream_stream_error"
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic", "gemini"])
+def test_an_error_chunk_followed_by_done_counts_as_failed_too(edge, dialect):
+    """A vendor that ends its failed stream with [DONE] all the same: the client still gets one error event (an
+    OpenAI client the vendor's, then its [DONE]), and the request is accounted as failed, not as a 200."""
+    reply = stream_raw(edge, dialect, "mock-err-done")
+    assert reply.status_code == 200
+    errors = error_events(dialect, reply.text)
+    assert len(errors) == 1, reply.text
+    assert VENDOR_ERRORS["mock"][1] in json.dumps(errors[0])
+    assert ("[DONE]" in reply.text) is (dialect == "openai")  # relayed as the vendor sent it
     record = edge.sink.record_of(reply.headers["x-request-id"], AnalyticsRecord)
     assert record.streamed and record.status_code == 502 and record.error_type == "upstream_stream_error"
 

@@ -15,6 +15,8 @@ Options (integers unless noted):
   burst                  streams: send every event in one write (a vendor that had the whole answer at once)
   fail_after_chunks=N    streams: send N events, then close the connection abruptly (no [DONE]/message_stop)
   error_after_chunks=N   streams: send N events, then the vendor's in-band error event, then end the stream
+  done_after_error       with error_after_chunks: send the stream's end marker after the error event (an
+                         OpenAI-compatible server that ends a failed stream with `data: [DONE]` all the same)
   drop_connection        close the connection without any response
   malformed              answer 200 with a body that is not valid JSON (streams: an invalid first event)
   fail_times=N, key=K    apply the failure options above only to the first N requests carrying key K
@@ -46,7 +48,7 @@ _INT_OPTIONS = frozenset(
         "cache_write_tokens",
     }
 )
-_FLAG_OPTIONS = frozenset({"drop_connection", "malformed", "burst", "name_stop"})
+_FLAG_OPTIONS = frozenset({"drop_connection", "malformed", "burst", "name_stop", "done_after_error"})
 _FLOAT_OPTIONS = frozenset({"retry_after"})
 _STR_OPTIONS = frozenset({"key"})
 _KNOWN = _INT_OPTIONS | _FLAG_OPTIONS | _FLOAT_OPTIONS | _STR_OPTIONS
@@ -70,6 +72,7 @@ class FaultPlan:
     burst: bool = False
     fail_after_chunks: int | None = None
     error_after_chunks: int | None = None
+    done_after_error: bool = False
     drop_connection: bool = False
     malformed: bool = False
     fail_times: int | None = None

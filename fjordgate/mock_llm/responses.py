@@ -79,7 +79,7 @@ class EventStream(Response):
     """Pre-encoded SSE events sent one by one, with the plan's pacing and its mid-stream faults.
 
     The last event is the terminator (`data: [DONE]` or `message_stop`); `fail_after_chunks` and
-    `error_after_chunks` never send it.
+    `error_after_chunks` never send it (unless `done_after_error`: then it follows the error event).
     """
 
     def __init__(
@@ -116,4 +116,5 @@ class EventStream(Response):
             # Without transport access, returning mid-body makes the server close the connection itself.
             await close_connection(scope, abort=False)
         elif plan.error_after_chunks is not None:
-            await send({"type": "http.response.body", "body": self.error_event, "more_body": False})
+            end = events[-1] if plan.done_after_error else b""  # the terminator: `data: [DONE]`, message_stop
+            await send({"type": "http.response.body", "body": self.error_event + end, "more_body": False})

@@ -218,3 +218,16 @@ def test_bad_fault_specs_are_vendor_style_400s(client: openai.OpenAI) -> None:
 
     assert "unknown mock fault option 'explode'" in unknown.value.message
     assert "needs a 'key'" in keyless.value.message
+
+
+def test_done_after_error_ends_the_failed_stream_with_its_end_marker(mock: MockServer) -> None:
+    """`done_after_error`: the error chunk, then `data: [DONE]` (some OpenAI-compatible servers do so)."""
+    reply = httpx.post(
+        f"{mock.url}/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": MESSAGES, "stream": True},
+        headers={**AUTH, "x-mock-fault": "error_after_chunks=2; done_after_error"},
+        timeout=10,
+    )
+    events = [e for e in reply.text.split("\n\n") if e.strip()]
+    assert len(events) == 4 and events[-1] == "data: [DONE]"
+    assert "error while processing your request" in events[-2]
