@@ -64,6 +64,7 @@ __all__ = [
     "UserConfig",
     "free_port",
     "make_snapshot",
+    "one_plugin_snapshot",
     "run_edge",
     "start_mock",
 ]
@@ -180,6 +181,20 @@ def make_snapshot(
     import msgspec
 
     return msgspec.structs.replace(snap, checksum=snapshot_checksum(snap))
+
+
+def one_plugin_snapshot(upstream: str, cls: type, slug: str, policy: str, isolated: bool) -> ConfigSnapshot:
+    """`make_snapshot` with `cls` (a plugin class of a test module) as the one global plugin: the shape of the
+    tests of what a plugin may return, run fail-closed and fail-open, in process and isolated."""
+    plugin = PluginConfig(
+        slug=slug,
+        name=cls.__name__,
+        import_path=f"{cls.__module__}:{cls.__name__}",
+        global_order=0,
+        failure_policy=policy,  # type: ignore[arg-type]
+        isolated=isolated,
+    )
+    return make_snapshot(upstream, plugins=[plugin])
 
 
 class RecordingSink:

@@ -25,7 +25,7 @@ from shared_sdk import (
     StreamEventsResponse,
 )
 
-from .support import CLIENT_KEY, PluginConfig, make_snapshot, run_edge
+from .support import CLIENT_KEY, one_plugin_snapshot, run_edge
 
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 OVER = (32 << 20) + 1
@@ -61,15 +61,7 @@ def chat(edge, content: str, stream: bool = False) -> httpx.Response:
 
 
 def snapshot(upstream: str, policy: str, isolated: bool):
-    plugin = PluginConfig(
-        slug="inflater",
-        name="Inflater",
-        import_path="edge_gateway.tests.test_plugin_body_bound:Inflater",
-        global_order=0,
-        failure_policy=policy,  # type: ignore[arg-type]
-        isolated=isolated,
-    )
-    return make_snapshot(upstream, plugins=[plugin])
+    return one_plugin_snapshot(upstream, Inflater, "inflater", policy, isolated)
 
 
 @pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])

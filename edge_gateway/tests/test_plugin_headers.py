@@ -19,7 +19,7 @@ import pytest
 
 from shared_sdk import BasePlugin, Context, EnrichedRequest, PluginResponse, ResponseWriteRequest, ResponseWriteResponse
 
-from .support import CLIENT_KEY, PluginConfig, make_snapshot, run_edge
+from .support import CLIENT_KEY, one_plugin_snapshot, run_edge
 
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 
@@ -64,15 +64,7 @@ def chat(edge, content: str) -> httpx.Response:
 
 
 def snapshot(upstream: str, policy: str, isolated: bool):
-    plugin = PluginConfig(
-        slug="bad-headers",
-        name="BadHeaders",
-        import_path="edge_gateway.tests.test_plugin_headers:BadHeaders",
-        global_order=0,
-        failure_policy=policy,  # type: ignore[arg-type]
-        isolated=isolated,
-    )
-    return make_snapshot(upstream, plugins=[plugin])
+    return one_plugin_snapshot(upstream, BadHeaders, "bad-headers", policy, isolated)
 
 
 CASES = [(where, case) for where in ("request", "response") for case in BAD_HEADERS]

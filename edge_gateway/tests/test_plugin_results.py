@@ -24,7 +24,7 @@ from shared_sdk import (
     UpstreamResponse,
 )
 
-from .support import CLIENT_KEY, PluginConfig, make_snapshot, run_edge
+from .support import CLIENT_KEY, one_plugin_snapshot, run_edge
 
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 
@@ -71,15 +71,7 @@ def chat(edge, content: str = "hi") -> httpx.Response:
 
 
 def snapshot(upstream: str, cls: type, policy: str, isolated: bool):
-    plugin = PluginConfig(
-        slug="mistaken",
-        name=cls.__name__,
-        import_path=f"edge_gateway.tests.test_plugin_results:{cls.__name__}",
-        global_order=0,
-        failure_policy=policy,  # type: ignore[arg-type]
-        isolated=isolated,
-    )
-    return make_snapshot(upstream, plugins=[plugin])
+    return one_plugin_snapshot(upstream, cls, "mistaken", policy, isolated)
 
 
 @pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
