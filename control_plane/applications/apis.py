@@ -304,8 +304,7 @@ class CredentialViewSet(
         if not is_admin(request) and app.owner_id != request.user.pk:
             raise PermissionRefused("You may only create keys for your own apps.")
         self._check_change(app)
-        if not app_takes_owner_keys(app) and not request_access(request).can_change(App, namespace_of(app)):
-            raise ValidationError({"app": [KEYS_AWAIT_APPROVAL]})  # as the portal: the owner waits for approval
+        self._check_takes_keys(app, field="app")
         credential, key = credential_create(
             app=app,
             name=serializer.validated_data.get("name", ""),
@@ -314,6 +313,13 @@ class CredentialViewSet(
         )
         credential.key = key
         return Response(NewCredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
+
+    def _check_takes_keys(self, app: App, field: str | None = None) -> None:
+        """As the portal: the owner of an app awaiting approval or deactivated gets no new key, neither created nor
+        rotated (a rotated key starts working the moment the app is (re)activated); administrators who may change,
+        so approve, the app still do. Revoking is not refused: it only takes access away."""
+        if not app_takes_owner_keys(app) and not request_access(self.request).can_change(App, namespace_of(app)):
+            raise ValidationError({field: [KEYS_AWAIT_APPROVAL]} if field else [KEYS_AWAIT_APPROVAL])
 
     def _check_change(self, app: App) -> None:
         """Administrators write keys only in namespaces they may change; owners (self-service) their own."""
@@ -339,8 +345,10 @@ class CredentialViewSet(
     def rotate(self, request, pk=None):
         serializer = RotateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        credential = self.get_object()
+        self._check_takes_keys(credential.app)  # a rotation mints a key as a creation does
         new, key = credential_rotate(
-            credential=self.get_object(), grace_seconds=serializer.validated_data.get("grace_seconds", 0)
+            credential=credential, grace_seconds=serializer.validated_data.get("grace_seconds", 0)
         )
         new.key = key
         return Response(NewCredentialSerializer(new).data, status=status.HTTP_201_CREATED)

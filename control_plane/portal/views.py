@@ -130,6 +130,9 @@ def key_create(request: HttpRequest, app_id: int) -> HttpResponse:
 def key_rotate(request: HttpRequest, app_id: int, key_id: int) -> HttpResponse:
     app = user_app(request.user, app_id)
     old = user_credential(request.user, app, key_id)
+    if not app_takes_owner_keys(app):  # a rotated key would start working once the app is (re)activated
+        messages.error(request, KEYS_AWAIT_APPROVAL)
+        return redirect("portal:app", app_id=app.pk)
     try:
         credential, key = credential_rotate(credential=old)
     except ValidationError as exc:

@@ -184,6 +184,35 @@ def test_owners_get_no_key_for_an_app_awaiting_approval_or_deactivated(user_api,
     assert user_api.post("/api/v1/credentials/", {"app": waiting["id"]}, format="json").status_code == 201
 
 
+def test_owners_cannot_rotate_a_key_of_an_app_awaiting_approval_or_deactivated(user_api, plain_user, django_user_model):
+    """Creating was refused to the owner of an app awaiting approval or deactivated, but rotating an existing key
+    of it minted a new one, which started working the moment the app was (re)activated. Now a 400 with the same
+    message; administrators who may change the app still rotate; the owner still revokes."""
+    from rest_framework.test import APIClient
+
+    from control_plane.accounts.models import NamespaceRole
+
+    app = App.objects.create(name="mine", owner=plain_user, approved=True)
+    key = user_api.post("/api/v1/credentials/", {"app": app.pk}, format="json").json()
+    message = "Keys can be created once an administrator has approved the app."
+    for change in ({"is_active": False}, {"is_active": True, "approved": False}):
+        App.objects.filter(pk=app.pk).update(**change)
+        refused = user_api.post(f"/api/v1/credentials/{key['id']}/rotate/", {}, format="json")
+        assert refused.status_code == 400, (change, refused.content)
+        assert refused.json()["message"] == message
+        assert Credential.objects.filter(app=app).count() == 1
+        assert Credential.objects.get(pk=key["id"]).revoked_at is None
+
+    admin = django_user_model.objects.create_user("ns-admin", is_staff=True)
+    NamespaceRole.objects.create(user=admin, namespace="", role="admin")
+    admin_api = APIClient()
+    admin_api.force_authenticate(admin)
+    rotated = admin_api.post(f"/api/v1/credentials/{key['id']}/rotate/", {}, format="json")
+    assert rotated.status_code == 201, rotated.content
+    assert user_api.post(f"/api/v1/credentials/{rotated.json()['id']}/revoke/").status_code == 200
+    assert not any(c.is_usable for c in Credential.objects.filter(app=app))
+
+
 def test_rotation_with_grace_keeps_old_key_until_expiry(admin_api, admin_user):
     app = App.objects.create(name="a", owner=admin_user)
     created = admin_api.post("/api/v1/credentials/", {"app": app.pk}, format="json").json()

@@ -188,6 +188,26 @@ def test_rotate_shows_the_new_key_once_and_revokes_the_old(plain_user, catalogue
     assert not any(c.is_usable for c in Credential.objects.filter(app=app))
 
 
+def test_no_rotated_key_for_a_deactivated_or_unapproved_app_but_revoking_works(plain_user, catalogue, alice):
+    """The portal refused a new key for an app awaiting approval or deactivated, but rotated an existing one: a key
+    that started working the moment the app was (re)activated. Now a rotation is refused with the same message;
+    revoking still works (it only takes access away)."""
+    app = _approved_app(plain_user, catalogue["public"])
+    alice.post(f"/portal/apps/{app.pk}/keys/", {"name": "laptop"})
+    old = Credential.objects.get(app=app)
+    for change in ({"is_active": False}, {"is_active": True, "approved": False}):
+        App.objects.filter(pk=app.pk).update(**change)
+        response = alice.post(f"/portal/apps/{app.pk}/keys/{old.pk}/rotate/", follow=True)
+        assert KEY.search(response.content.decode()) is None, change
+        assert "Keys can be created once an administrator has approved the app." in response.content.decode()
+        assert list(Credential.objects.filter(app=app)) == [old], change
+        old.refresh_from_db()
+        assert old.revoked_at is None
+    alice.post(f"/portal/apps/{app.pk}/keys/{old.pk}/revoke/")
+    old.refresh_from_db()
+    assert old.revoked_at is not None
+
+
 def test_another_users_app_and_keys_are_404(django_user_model, catalogue, alice):
     bob = django_user_model.objects.create_user("bob", "bob@example.com", "pw-bob-12345678")
     app = _approved_app(bob, catalogue["public"])
