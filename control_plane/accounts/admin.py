@@ -240,6 +240,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
         queryset = super().get_queryset(request).select_related("owner")
         return api_tokens_visible(queryset, access=request_user_access(request), user=request.user)
 
+    def changeable_selection(self, request, queryset):
+        """What the revoke action may take (`admin_access._guarded`): a user's own tokens, every user's to the global
+        administrators. A token is of no namespace, so the namespace rule let only the latter revoke anything, and a
+        viewer or operator listed their own tokens without being able to revoke them."""
+        return api_tokens_visible(queryset, access=request_user_access(request), user=request.user)
+
     def has_add_permission(self, request):
         return False  # the key must be shown once to its owner: get one through the API
 

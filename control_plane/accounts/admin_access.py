@@ -160,11 +160,15 @@ class NamespaceAdminMixin(_ModelAdminBase):
 
 
 def _guarded(func):
-    """An admin action that refuses the whole selection when it holds an object the user may not change."""
+    """An admin action that refuses the whole selection when it holds an object the user may not change: by its
+    namespace, or by the model admin's own `changeable_selection(request, queryset)` when it has one (a user's own
+    API tokens, which no namespace role lets them change)."""
 
     def action(modeladmin, request, queryset):
         access = request_user_access(request)
-        refused = queryset.count() - _filter_changeable(access, queryset).count()
+        own_rule = getattr(modeladmin, "changeable_selection", None)
+        changeable = own_rule(request, queryset) if own_rule is not None else _filter_changeable(access, queryset)
+        refused = queryset.count() - changeable.count()
         if refused:
             plural = queryset.model._meta.verbose_name_plural
             messages.error(request, f"You may not change {refused} of the selected {plural}; nothing was done.")

@@ -154,3 +154,43 @@ def test_the_audit_trail_shows_a_tokens_entries_only_to_who_may_see_the_token(dj
 
     assert seen(viewer) == ({str(own.pk)}, {str(own.pk)})
     assert seen(global_admin) == ({str(own.pk), str(other.pk)}, {str(own.pk), str(other.pk)})
+
+
+def test_every_role_holder_revokes_their_own_tokens_in_the_admin_and_nobody_elses(django_user_model, admin_user):
+    """The admin listed a viewer or operator their own tokens but its "Revoke selected tokens" refused them ("You may
+    not change 1 of the selected api tokens"): only the API could revoke them. Now every user revokes their own
+    there; another user's token is no choice (not listed, so a crafted selection is not taken); the global
+    administrators revoke anyone's, as before."""
+    from django.contrib.admin import helpers
+    from django.test import Client
+
+    people = {}
+    for name, roles in {
+        "viewer": {"team-a": "viewer"},
+        "operator": {"team-a": "operator"},
+        "global": {"": "admin"},
+    }.items():
+        people[name] = django_user_model.objects.create_user(name, password=PASSWORD, is_staff=True)
+        for namespace, role in roles.items():
+            NamespaceRole.objects.create(user=people[name], namespace=namespace, role=role)
+    people["root"] = admin_user
+    tokens = {name: api_token_create(owner=user, name=f"{name}-ci")[0] for name, user in people.items()}
+
+    def revoke(name: str, *chosen: str):
+        client = Client()
+        client.force_login(people[name])
+        selection = {"action": "revoke", helpers.ACTION_CHECKBOX_NAME: [tokens[c].pk for c in chosen]}
+        response = client.post("/admin/accounts/apitoken/", selection, follow=True)
+        assert response.status_code == 200, name
+        return [str(m) for m in response.context["messages"]]
+
+    def revoked() -> set[str]:
+        return {token.owner.username for token in ApiToken.objects.filter(revoked_at__isnull=False)}
+
+    revoke("viewer", "operator")  # not the viewer's: not in its list, so not taken
+    assert revoked() == set()
+    assert revoke("viewer", "viewer") == ["Revoked: 1"]
+    assert revoke("operator", "operator", "root") == ["Revoked: 1"]  # the other user's is not taken
+    assert revoked() == {"viewer", "operator"}
+    assert revoke("global", "root") == ["Revoked: 1"]
+    assert revoked() == {"viewer", "operator", "root"}
