@@ -270,20 +270,27 @@ class HookChain:
             try:
                 resp: PluginResponse = await h.call(method, ctx, req)
             except PluginCallError as err:
-                if err.fail_open:
-                    self._contain(err)
-                    result.errors.append(err)
-                    self._record(timings, h, method, t0, "skipped")
+                stop = self._call_failed(result, h, method, t0, err, req)
+                if stop is None:
                     continue
-                self._record(timings, h, method, t0, "failed")
-                return self._stop(result, h, ShortCircuit(error=failure_error(err)), req)
+                return stop
+            if resp.short_circuit is not None or resp.block:
+                sc = resp.short_circuit if resp.short_circuit is not None else _block(h.slug, resp)
+                if sc.stream_chunks is not None:  # only here: no cost to the calls that answer no stream
+                    too_large = _stream_too_large(h, method, sc.stream_chunks)
+                    if too_large is not None:
+                        stop = self._call_failed(result, h, method, t0, too_large, req)
+                        if stop is None:
+                            continue
+                        return stop
+                if resp.context_updates:
+                    result.context_updates.update(resp.context_updates)
+                    ctx.metadata.update(resp.context_updates)
+                self._record(timings, h, method, t0, "short_circuit")
+                return self._stop(result, h, sc, req)
             if resp.context_updates:
                 result.context_updates.update(resp.context_updates)
                 ctx.metadata.update(resp.context_updates)
-            if resp.short_circuit is not None or resp.block:
-                self._record(timings, h, method, t0, "short_circuit")
-                sc = resp.short_circuit if resp.short_circuit is not None else _block(h.slug, resp)
-                return self._stop(result, h, sc, req)
             if resp.modified:
                 if resp.request is not None:
                     req = resp.request
@@ -294,6 +301,25 @@ class HookChain:
                 self._record(timings, h, method, t0, "pass")
         result.request = req
         return result
+
+    def _call_failed(
+        self,
+        result: RequestPhaseResult,
+        h: PluginHandle,
+        method: str,
+        t0: float,
+        err: PluginCallError,
+        req: EnrichedRequest,
+    ) -> RequestPhaseResult | None:
+        """A request hook's failure under its plugin's policy: None to go on without it (fail open), else the
+        result ending the request with the plugin's error (fail closed)."""
+        if err.fail_open:
+            self._contain(err)
+            result.errors.append(err)
+            self._record(result.timings, h, method, t0, "skipped")
+            return None
+        self._record(result.timings, h, method, t0, "failed")
+        return self._stop(result, h, ShortCircuit(error=failure_error(err)), req)
 
     def _stop(
         self, result: RequestPhaseResult, h: PluginHandle, sc: ShortCircuit, req: EnrichedRequest
@@ -725,6 +751,22 @@ def _events_too_large(h: PluginHandle, size: int, limit: int) -> PluginCallError
     summed (in `run_events`, inline: it runs for every read of a stream whose hook rewrites it)."""
     detail = f"StreamEventsResponse.events are {size} bytes, over the {limit} a plugin may return"
     return h._error(_EVENTS_METHOD, "exception", f"ResultTypeError: {_EVENTS_METHOD} returned {detail}")
+
+
+def _stream_too_large(h: PluginHandle, method: str, chunks: Any) -> PluginCallError | None:
+    """A short-circuit's `stream_chunks` are bounded together as any body a hook returns (`result_fields.body_limit`):
+    the check of a hook's answer bounds each `bytes` field, not a list of them, so an in-process plugin could answer
+    a stream of any size (and an isolated one up to the wire's 64 MiB), which the edge held and sent. One sum, only
+    for an answer holding a stream; chunks that are not bytes (or not a list) are left to the edge as before."""
+    try:
+        size = sum(map(len, chunks))
+    except TypeError:
+        return None
+    limit = result_fields.body_limit()
+    if size <= limit:
+        return None
+    detail = f"ShortCircuit.stream_chunks are {size} bytes, over the {limit} a plugin may return"
+    return h._error(method, "exception", f"ResultTypeError: {method} returned {detail}")
 
 
 def _one_event(h: PluginHandle, chunk: ResponseWriteRequest, answer: StreamEventsResponse) -> ResponseWriteResponse:

@@ -8,6 +8,7 @@ only bounded by the gRPC message limit (64 MiB)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -21,6 +22,7 @@ from shared_sdk import (
     PluginResponse,
     ResponseWriteRequest,
     ResponseWriteResponse,
+    ShortCircuit,
     StreamEventsRequest,
     StreamEventsResponse,
 )
@@ -51,6 +53,19 @@ class Inflater(BasePlugin):
         return StreamEventsResponse(modified=True, events=[b"data: " + b"x" * OVER + b"\n\n"])
 
 
+class Streamer(BasePlugin):
+    """Answers a streamed request itself with chunks of 1 MiB each, one byte over the bound together."""
+
+    name = "streamer"
+
+    async def handle_post_auth(self, ctx: Context, req: EnrichedRequest) -> PluginResponse | None:
+        if b'"stream"' not in req.body:
+            return None
+        mebibyte = b"data: " + b"x" * ((1 << 20) - 8) + b"\n\n"
+        chunks = [mebibyte] * 32 + [b"!"]  # 32 MiB and one byte
+        return PluginResponse(short_circuit=ShortCircuit(stream_chunks=chunks))
+
+
 def chat(edge, content: str, stream: bool = False) -> httpx.Response:
     return httpx.post(
         f"{edge.url}/v1/chat/completions",
@@ -60,8 +75,8 @@ def chat(edge, content: str, stream: bool = False) -> httpx.Response:
     )
 
 
-def snapshot(upstream: str, policy: str, isolated: bool):
-    return one_plugin_snapshot(upstream, Inflater, "inflater", policy, isolated)
+def snapshot(upstream: str, policy: str, isolated: bool, plugin_class: type = Inflater):
+    return one_plugin_snapshot(upstream, plugin_class, plugin_class.__name__.lower(), policy, isolated)
 
 
 @pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
@@ -92,3 +107,27 @@ def test_a_body_over_the_bound_fails_open_skipping_the_plugin(upstream, tmp_path
     assert f"EnrichedRequest.body is {OVER} bytes, over the {32 << 20} a plugin may return" in logged
     assert f"ResponseWriteResponse.body is {OVER} bytes" in logged
     assert "StreamEventsResponse.events are" in logged
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+@pytest.mark.parametrize("policy", ["closed", "open"])
+def test_a_short_circuit_stream_over_the_bound_is_the_plugins_failure(upstream, tmp_path, caplog, isolated, policy):
+    """A short-circuit's `stream_chunks` were not bounded (each `bytes` field of an answer is, not a list of them):
+    the edge streamed 32 MiB and more of them to the client. Now their total is bounded as any body a hook returns;
+    over it the call fails under the plugin's policy: closed, the plugin's error; open, the plugin is skipped."""
+    with (
+        caplog.at_level(logging.WARNING, logger="fjordgate.plugins"),
+        run_edge(snapshot(upstream, policy, isolated, Streamer), tmp_path) as edge,
+    ):
+        stream = chat(edge, "stream", stream=True)
+    assert len(stream.content) < 100_000, stream.status_code
+    if policy == "closed":
+        assert stream.status_code == 500
+        assert stream.json()["error"]["message"] == "plugin 'streamer' failed"
+        assert stream.json()["error"]["code"] == "plugin_exception"
+    else:
+        events = [json.loads(line[6:]) for line in stream.text.splitlines() if line.startswith("data: {")]
+        text = "".join(choice["delta"].get("content") or "" for event in events for choice in event["choices"])
+        assert stream.status_code == 200 and "Echo: stream" in text and "[DONE]" in stream.text  # the LLM's answer
+        logged = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("fjordgate.plugins"))
+        assert f"ShortCircuit.stream_chunks are {(32 << 20) + 1} bytes, over the {32 << 20}" in logged
