@@ -754,19 +754,30 @@ def _events_too_large(h: PluginHandle, size: int, limit: int) -> PluginCallError
 
 
 def _stream_too_large(h: PluginHandle, method: str, chunks: Any) -> PluginCallError | None:
-    """A short-circuit's `stream_chunks` are bounded together as any body a hook returns (`result_fields.body_limit`):
-    the check of a hook's answer bounds each `bytes` field, not a list of them, so an in-process plugin could answer
-    a stream of any size (and an isolated one up to the wire's 64 MiB), which the edge held and sent. One sum, only
-    for an answer holding a stream; chunks that are not bytes (or not a list) are left to the edge as before."""
-    try:
+    """A short-circuit's `stream_chunks` must be a list of bytes and are bounded together as any body a hook returns
+    (`result_fields.body_limit`): the check of a hook's answer bounds each `bytes` field, not a list of them, so an
+    in-process plugin could answer a stream of any size (and an isolated one up to the wire's 64 MiB), which the edge
+    held and sent; and chunks that were not bytes (a str, an int, None) broke the edge's replay of them, a 500 naming
+    no plugin, outside the plugin's failure policy. One pass, only for an answer holding a stream."""
+    problem = _chunks_problem(chunks)
+    if problem is None:
         size = sum(map(len, chunks))
-    except TypeError:
-        return None
-    limit = result_fields.body_limit()
-    if size <= limit:
-        return None
-    detail = f"ShortCircuit.stream_chunks are {size} bytes, over the {limit} a plugin may return"
+        limit = result_fields.body_limit()
+        if size <= limit:
+            return None
+        problem = f"{size} bytes, over the {limit} a plugin may return"
+    detail = f"ShortCircuit.stream_chunks are {problem}"
     return h._error(method, "exception", f"ResultTypeError: {method} returned {detail}")
+
+
+def _chunks_problem(chunks: Any) -> str | None:
+    """What is wrong with the type of a short-circuit's `stream_chunks` (a list of bytes), or None."""
+    if type(chunks) is not list and type(chunks) is not tuple:
+        return f"a {type(chunks).__name__}, not a list of bytes"
+    for chunk in chunks:
+        if type(chunk) is not bytes:
+            return f"not all bytes (one is a {type(chunk).__name__})"
+    return None
 
 
 def _one_event(h: PluginHandle, chunk: ResponseWriteRequest, answer: StreamEventsResponse) -> ResponseWriteResponse:

@@ -131,3 +131,46 @@ def test_a_short_circuit_stream_over_the_bound_is_the_plugins_failure(upstream, 
         assert stream.status_code == 200 and "Echo: stream" in text and "[DONE]" in stream.text  # the LLM's answer
         logged = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("fjordgate.plugins"))
         assert f"ShortCircuit.stream_chunks are {(32 << 20) + 1} bytes, over the {32 << 20}" in logged
+
+
+class OddChunks(BasePlugin):
+    """Answers a streamed request itself with `stream_chunks` that are not bytes: the kind the request's text names."""
+
+    name = "oddchunks"
+
+    async def handle_post_auth(self, ctx: Context, req: EnrichedRequest) -> PluginResponse | None:
+        odd: dict[bytes, object] = {b"str-chunk": "data: {}\n\n", b"int-chunk": 7, b"none-chunk": None}
+        for word, chunk in odd.items():
+            if word in req.body:
+                chunks = [b"data: {}\n\n", chunk]
+                return PluginResponse(short_circuit=ShortCircuit(stream_chunks=chunks))  # type: ignore[arg-type]
+        return None
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+@pytest.mark.parametrize("policy", ["closed", "open"])
+def test_short_circuit_stream_chunks_that_are_not_bytes_are_the_plugins_failure(
+    upstream, tmp_path, caplog, isolated, policy
+):
+    """A short-circuit's `stream_chunks` holding a str, an int or None broke the edge's replay of them: a 500 naming
+    no plugin (in process), whatever the plugin's failure policy. Now it is the plugin's failure under its policy, as
+    a wrong type in any other field of its answer: closed, the plugin's error; open, skipped, the LLM answers."""
+    with (
+        caplog.at_level(logging.WARNING, logger="fjordgate.plugins"),
+        run_edge(snapshot(upstream, policy, isolated, OddChunks), tmp_path) as edge,
+    ):
+        replies = [chat(edge, kind, stream=True) for kind in ("str-chunk", "int-chunk", "none-chunk")]
+    for reply in replies:
+        if policy == "closed":
+            assert reply.status_code == 500, reply.text
+            assert reply.json()["error"]["message"] == "plugin 'oddchunks' failed"
+            assert reply.json()["error"]["code"] == "plugin_exception"
+        else:
+            assert reply.status_code == 200 and "[DONE]" in reply.text, reply.text
+            events = [json.loads(line[6:]) for line in reply.text.splitlines() if line.startswith("data: {")]
+            text = "".join(choice["delta"].get("content") or "" for event in events for choice in event["choices"])
+            assert "Echo: " in text  # the LLM's answer, not the plugin's
+    if policy == "open" and not isolated:
+        logged = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("fjordgate.plugins"))
+        for kind in ("str", "int", "NoneType"):
+            assert f"ShortCircuit.stream_chunks are not all bytes (one is a {kind})" in logged
