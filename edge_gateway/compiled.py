@@ -117,6 +117,9 @@ class CompiledConfig:
     not installed or not allowed, a bad definition), listed by `/ready` so an operator sees them without reading the
     log (which says why: `plugin X not loaded: ...`). Only the keys: `/ready` is unauthenticated, and a plugin's error
     may quote its config."""
+    plugin_load_errors: dict[str, str] = field(default_factory=dict)
+    """The same keys -> why, as a fixed phrase (`initialize raised`, `config refused`, `not loadable`, `unusable
+    definition`), never the error's message: carried in the heartbeat to the control plane's edge registry."""
     pattern_groups: dict[tuple[int, ...], DeploymentGroup] = field(default_factory=dict)
     """Deployment groups of pattern-matched models, by the matching LLMs' ids (filled as requests find them,
     bounded by `routing.MAX_PATTERN_GROUPS`), so their round-robin state lasts across requests."""

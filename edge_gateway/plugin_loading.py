@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared_sdk import PluginCallError
-from shared_sdk.errors import FjordgateSDKError
+from shared_sdk.errors import FjordgateSDKError, PluginConfigError, PluginLoadError
 from shared_sdk.host import ENTRY_POINT_PREFIX, PluginHandle, PluginHost, PluginSpec
 from shared_sdk.pipeline import HookChain, HookTiming
 from shared_sdk.snapshot import ConfigSnapshot, PluginConfig
@@ -61,6 +61,7 @@ class PluginLoader:
         handles = {key: h for key, h in self.host.handles.items() if key in wanted and key not in failed}
         compiled.plugins = handles
         compiled.plugins_not_loaded = sorted(({p.slug for p in snapshot.plugins} | wanted.keys()) - handles.keys())
+        compiled.plugin_load_errors = {key: failed.get(key, UNUSABLE) for key in compiled.plugins_not_loaded}
         collectors = [h for h in handles.values() if "data_collection" in h.capabilities]
         compiled.collectors = HookChain(collectors, observer=self.observer) if collectors else None
         await _ask_endpoints(handles, compiled)
@@ -71,8 +72,9 @@ class PluginLoader:
         await self.host.unload(key, retire=self.retire)
         self.specs.pop(key, None)
 
-    async def _load_wanted(self, wanted: dict[str, PluginSpec], restart_isolated: bool) -> set[str]:
-        failed: set[str] = set()
+    async def _load_wanted(self, wanted: dict[str, PluginSpec], restart_isolated: bool) -> dict[str, str]:
+        """Load or reload what changed; returns the keys that failed -> why (`load_failure`)."""
+        failed: dict[str, str] = {}
         for key, spec in wanted.items():
             old = self.specs.get(key)
             if old == spec and key in self.host and not (restart_isolated and spec.runs_isolated):
@@ -84,7 +86,7 @@ class PluginLoader:
                     await self.host.load(spec)
                 self.specs[key] = spec
             except (FjordgateSDKError, PluginCallError) as exc:
-                failed.add(key)
+                failed[key] = load_failure(exc)
                 log.error("plugin %s not loaded: %s", key, exc)
         return failed
 
@@ -114,6 +116,22 @@ class PluginLoader:
                 key = f"{plugin.slug}@{llm.slug}"
                 entries.append((key if key in wanted else plugin.slug, plugin))
             llm.chain = _chain(entries, handles, self.observer, self.chain_factory)
+
+
+UNUSABLE = "unusable definition"
+"""Why a plugin of the snapshot was not even tried: `_spec` refused its definition (the log says what)."""
+
+
+def load_failure(exc: FjordgateSDKError | PluginCallError) -> str:
+    """Why a plugin did not load, as a fixed phrase for the control plane (the heartbeat): never the error's
+    message, which may quote the plugin's config (`ip-filter: bad network ...`); the edge's log has it."""
+    if isinstance(exc, PluginCallError):
+        return f"{exc.method} raised" if exc.kind == "exception" else f"{exc.method} {exc.kind}"
+    if isinstance(exc, PluginConfigError):
+        return "config refused by its schema"
+    if isinstance(exc, PluginLoadError):
+        return "code not loadable"
+    return type(exc).__name__
 
 
 def desired_specs(snapshot: ConfigSnapshot) -> dict[str, PluginSpec]:

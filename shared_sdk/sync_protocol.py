@@ -47,6 +47,7 @@ __all__ = [
     "EDGE_PAYLOAD_TOPIC",
     "KEY_BUDGETS",
     "KEY_MANIFEST",
+    "MAX_PLUGINS_NOT_LOADED",
     "PAYLOAD_CONSUMER",
     "TELEMETRY_CONSUMER",
     "UP_STREAM",
@@ -68,6 +69,7 @@ __all__ = [
     "SnapshotManifest",
     "TelemetryBatch",
     "TelemetryBatchRaw",
+    "bound_plugins_not_loaded",
     "chunk_key",
     "config_bucket",
     "decode",
@@ -222,6 +224,25 @@ class EdgeHeartbeat(_Wire):
     so an older bridge ignores them and an older edge's heartbeat decodes as a single worker."""
     workers: int = 1
     """How many workers the edge's supervisor runs."""
+    plugins_not_loaded: dict[str, str] = {}
+    """Plugins of the applied snapshot (and `slug@llm` instances) the edge could not load -> why, as a fixed phrase
+    (`initialize raised`, `config refused`, ...), never the error's message, which may quote the plugin's config.
+    At most MAX_PLUGINS_NOT_LOADED entries (`bound_plugins_not_loaded`); the bridge bounds it again (the body is
+    the edge's, not to be trusted)."""
+
+
+MAX_PLUGINS_NOT_LOADED = 64
+"""Entries of `EdgeHeartbeat.plugins_not_loaded` sent and stored: enough for an operator to act on, bounded against
+a hostile edge (10,000 slugs, a megabyte of reason)."""
+PLUGIN_KEY_CHARS = 127
+"""A plugin key is a slug (63) or `slug@llm slug` (127)."""
+PLUGIN_REASON_CHARS = 64
+
+
+def bound_plugins_not_loaded(failures: dict[str, str]) -> dict[str, str]:
+    """`failures` as sent and stored: the first MAX_PLUGINS_NOT_LOADED keys in order, keys and reasons cut short."""
+    keys = sorted(failures)[:MAX_PLUGINS_NOT_LOADED]
+    return {key[:PLUGIN_KEY_CHARS]: str(failures[key])[:PLUGIN_REASON_CHARS] for key in keys}
 
 
 class RateLimitReport(_Wire):

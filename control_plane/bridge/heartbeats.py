@@ -74,5 +74,6 @@ class HeartbeatReceiver:
             spool_bytes=beat.spool_bytes,
             worker=beat.worker,
             workers=beat.workers,
+            plugins_not_loaded=beat.plugins_not_loaded,
         )
         self.received += 1

@@ -16,6 +16,7 @@ class EdgeInstanceAdmin(admin.ModelAdmin):
         "workers",
         "in_flight",
         "spool_records",
+        "plugins_failing",
         "last_heartbeat",
     )
     list_filter = ("status", "namespace", "config_source")
@@ -25,6 +26,12 @@ class EdgeInstanceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # edges register themselves by heartbeat
+
+    @admin.display(description="plugins not loaded")
+    def plugins_failing(self, edge: EdgeInstance) -> str:
+        """The plugins the edge could not load, with why (its heartbeat's fixed phrases), or "-"."""
+        failures = edge.plugins_not_loaded or {}
+        return "; ".join(f"{key} ({reason})" for key, reason in failures.items()) or "-"
 
     @admin.action(description="Reload selected edges")
     def reload_edges(self, request, queryset) -> None:

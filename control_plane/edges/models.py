@@ -46,6 +46,11 @@ class EdgeInstance(models.Model):
         blank=True,
         help_text="a multi-worker edge's last heartbeat per worker index: at, in_flight, spool_records, spool_bytes",
     )
+    plugins_not_loaded = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="plugins of its config the edge could not load -> why (a fixed phrase; its log has the error)",
+    )
     first_seen = models.DateTimeField(auto_now_add=True)
     last_heartbeat = models.DateTimeField(db_index=True)
 

@@ -27,6 +27,7 @@ class EdgeInstanceSerializer(serializers.ModelSerializer):
             "started_at",
             "workers",
             "worker_beats",
+            "plugins_not_loaded",
             "first_seen",
             "last_heartbeat",
         ]

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fjordgate.env import env_int
+from shared_sdk.sync_protocol import bound_plugins_not_loaded
 
 from .models import EdgeInstance, EdgeReloadRequest, EdgeStatus, PublishedConfig
 
@@ -58,6 +59,7 @@ def edge_record_heartbeat(
     spool_bytes: int = 0,
     worker: str = "",
     workers: int = 1,
+    plugins_not_loaded: dict[str, str] | None = None,
 ) -> EdgeInstance:
     """Create or update the edge from its heartbeat and recompute its status.
 
@@ -81,6 +83,8 @@ def edge_record_heartbeat(
     edge.port = max(0, port)
     edge.config_source = config_source[:16]
     edge.nats_connected = nats_connected
+    # bounded again here: the heartbeat's body is the edge's (a hostile one could send 10,000 slugs or 1 MB of text)
+    edge.plugins_not_loaded = bound_plugins_not_loaded(plugins_not_loaded or {})
     edge.last_heartbeat = now
     edge.status = edge_status_compute(edge, PublishedConfig.objects.filter(namespace=namespace).first(), now=now)
     edge.save()

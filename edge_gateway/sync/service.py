@@ -21,7 +21,7 @@ from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from fjordgate.env import env_float, env_int
-from shared_sdk.sync_protocol import EdgeHeartbeat, encode, lease_holder, up_subject
+from shared_sdk.sync_protocol import EdgeHeartbeat, bound_plugins_not_loaded, encode, lease_holder, up_subject
 from shared_sdk.tasks import cancel_and_wait
 
 from ..ratelimit import RateLimiter
@@ -197,7 +197,14 @@ class EdgeSyncService:
             sent_at=now,
             worker=self.worker,
             workers=self.workers,
+            plugins_not_loaded=self._plugins_not_loaded(),
         )
+
+    def _plugins_not_loaded(self) -> dict[str, str]:
+        """The applied config's plugins this edge could not load, and why (fixed phrases), bounded for the wire."""
+        current = getattr(self._store, "current", None)
+        failures = getattr(current, "plugin_load_errors", None)
+        return bound_plugins_not_loaded(failures) if failures else {}
 
     # -- internals ------------------------------------------------------------------------------------------
 
