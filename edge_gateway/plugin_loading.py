@@ -130,7 +130,8 @@ def load_failure(exc: FjordgateSDKError | PluginCallError) -> str:
     if isinstance(exc, PluginConfigError):
         return "config refused by its schema"
     if isinstance(exc, PluginLoadError):
-        return "code not loadable"
+        # an isolated plugin's initialize that raised: the host's own prefix (`isolated/supervisor.py`), not the plugin's
+        return "initialize raised" if exc.message.startswith("initialize failed: ") else "code not loadable"
     return type(exc).__name__
 
 

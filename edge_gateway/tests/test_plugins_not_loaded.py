@@ -51,3 +51,23 @@ def test_a_plugin_whose_initialize_raises_is_listed_by_ready(upstream, tmp_path,
     assert reply.status_code == status
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "plugin ip-filter not loaded" in logged and "ip-filter: bad network" in logged
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_why_a_plugin_was_not_loaded_is_a_fixed_phrase_for_the_heartbeat(upstream, tmp_path, isolated):
+    """What the heartbeat carries to the control plane (`CompiledConfig.plugin_load_errors`): why each plugin was not
+    loaded as a fixed phrase, never the plugin's message (`ip-filter: bad network 'not-a-network'` quotes config)."""
+    plugins = [
+        PluginConfig(
+            slug="ip-filter",
+            name="ip-filter",
+            entry_point="ip-filter",
+            config={"deny": ["not-a-network"]},
+            global_order=0,
+            isolated=isolated,
+        ),
+        PluginConfig(slug="absent", name="absent", import_path="edge_gateway.tests.no_such_module:Plugin"),
+    ]
+    with run_edge(make_snapshot(upstream, plugins=plugins), tmp_path) as edge:
+        errors = dict(edge.edge.store.current.plugin_load_errors)
+    assert errors == {"absent": "code not loadable", "ip-filter": "initialize raised"}
