@@ -4,6 +4,23 @@ from .models import EdgeInstance, EdgeReloadRequest, PublishedConfig
 from .services import edge_reload_request
 
 
+class PluginsNotLoadedFilter(admin.SimpleListFilter):
+    """Edges whose heartbeat names plugins they could not load: the operator's list of edges to look at."""
+
+    title = "plugins not loaded"
+    parameter_name = "plugins_not_loaded"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        return [("yes", "Some"), ("no", "None")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(plugins_not_loaded={})
+        if self.value() == "no":
+            return queryset.filter(plugins_not_loaded={})
+        return queryset
+
+
 @admin.register(EdgeInstance)
 class EdgeInstanceAdmin(admin.ModelAdmin):
     list_display = (
@@ -19,7 +36,7 @@ class EdgeInstanceAdmin(admin.ModelAdmin):
         "plugins_failing",
         "last_heartbeat",
     )
-    list_filter = ("status", "namespace", "config_source")
+    list_filter = ("status", PluginsNotLoadedFilter, "namespace", "config_source")
     search_fields = ("edge_id", "namespace", "host")
     readonly_fields = [field.name for field in EdgeInstance._meta.fields]
     actions = ["reload_edges", "reload_namespaces"]

@@ -102,3 +102,26 @@ def test_the_api_and_admin_show_an_edges_workers():
     browser.force_login(admin)
     page = browser.get("/admin/edges/edgeinstance/")
     assert page.status_code == 200 and b"column-workers" in page.content
+
+
+def test_the_admin_lists_the_edges_that_could_not_load_a_plugin():
+    """An operator filters the edge list to those whose heartbeat names plugins they could not load (before: no such
+    filter; the admin took the parameter as a lookup of the JSON field and listed no edge at all)."""
+    edge_record_heartbeat(
+        edge_id="broken",
+        namespace="demo",
+        version=3,
+        checksum="abc",
+        plugins_not_loaded={"ip-filter": "initialize raised"},
+    )
+    beat(edge_id="healthy")
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-long-enough-1")
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(admin)
+    some = browser.get("/admin/edges/edgeinstance/?plugins_not_loaded=yes")
+    assert some.status_code == 200 and b"broken" in some.content and b"healthy" not in some.content
+    assert b"ip-filter (initialize raised)" in some.content
+    none = browser.get("/admin/edges/edgeinstance/?plugins_not_loaded=no")
+    assert none.status_code == 200 and b"healthy" in none.content and b"broken" not in none.content
