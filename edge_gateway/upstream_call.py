@@ -32,6 +32,7 @@ import orjson
 from .config_store import CompiledConfig, CompiledLLM
 from .errors import UpstreamError
 from .providers import OpenAIRequest, Provider, Usage
+from .providers.base import MISSHAPEN
 from .providers.sse import SSESplitter
 from .upstream import UpstreamReply, UpstreamRequest, UpstreamTransport, status_is_retryable
 
@@ -158,6 +159,21 @@ def _too_deep() -> UpstreamError:
     )
 
 
+_MISSHAPEN_REPLY = (*MISSHAPEN, ValueError)
+"""What reading a vendor's reply raises where it has a shape its format does not allow: the readers use `.get`
+and iterate (a list or `null` where an object goes, a string in `content`), convert counts with `int()` (a
+string token count) and decode text (invalid UTF-8 is a `ValueError`). Caught after `_TOO_DEEP` (orjson's encode
+error is a `TypeError`), around the reader only: a well-behaved reply costs nothing more (no pass over it)."""
+
+
+def _misshapen() -> UpstreamError:
+    """A vendor reply of the wrong shape: the vendor's fault, a 502 in the caller's dialect (an error event once a
+    stream is under way), where it used to be a 500 "internal error in the edge gateway"."""
+    return UpstreamError(
+        502, "upstream sent a response of an unexpected shape", retryable=True, code="upstream_bad_response"
+    )
+
+
 async def _attempt(
     transport: UpstreamTransport,
     llm: CompiledLLM,
@@ -177,12 +193,14 @@ async def _attempt(
         err.upstream_status = reply.status_code
         raise err
     if reply.chunks is None:
-        if native:
-            return FullResult(reply.status_code, reply.headers, reply.body, provider.native_usage(reply.body))
         try:
+            if native:
+                return FullResult(reply.status_code, reply.headers, reply.body, provider.native_usage(reply.body))
             body, usage = provider.parse(call, model, reply.body)
         except _TOO_DEEP:
             raise _too_deep() from None
+        except _MISSHAPEN_REPLY:
+            raise _misshapen() from None
         return FullResult(reply.status_code, reply.headers, body, usage)
     events = (
         _native_events(reply, provider)
@@ -238,6 +256,8 @@ class _translated_events:
             batch = self.translator.finish()  # type: ignore[attr-defined]
         except _TOO_DEEP:
             raise _too_deep() from None
+        except _MISSHAPEN_REPLY:
+            raise _misshapen() from None
         if batch:
             yield batch
         if not self.translator.done:  # type: ignore[attr-defined]
@@ -271,12 +291,15 @@ class _native_events:
         assert self.reply.chunks is not None
         read_usage = self.provider.native_stream_usage  # type: ignore[attr-defined]
         usage = self.usage
-        async for piece in self.reply.chunks:
-            batch = splitter.feed(piece)
-            for event in batch:
-                read_usage(event, usage)
-            if batch:
-                yield batch
+        try:
+            async for piece in self.reply.chunks:
+                batch = splitter.feed(piece)
+                for event in batch:
+                    read_usage(event, usage)
+                if batch:
+                    yield batch
+        except _MISSHAPEN_REPLY:
+            raise _misshapen() from None
         tail = splitter.tail()
         if tail.strip():
             yield [tail]

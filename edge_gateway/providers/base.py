@@ -26,6 +26,7 @@ __all__ = [
     "client_headers",
     "estimate_tokens",
     "join_url",
+    "token_count",
 ]
 
 CallKind = str
@@ -86,6 +87,24 @@ class OpenAIRequest:
             if type(best_of) is int and best_of > choices:
                 choices = best_of
         return cls(kind, raw, data, str(data.get("model") or ""), stream, wants_usage, max_tokens, choices)
+
+
+MAX_TOKEN_COUNT = 1 << 31
+"""The largest token count a vendor may report for one reply (no model's context comes near it)."""
+
+
+def token_count(value: Any) -> int:
+    """A vendor-reported token count as accounting takes it: an int in [0, MAX_TOKEN_COUNT], None or absent as 0.
+
+    Why: the count becomes the request's cost and a budget's spend. A string crashed accounting (the record was
+    lost), a negative count credited the budget, a float of 1e300 or a count past 64 bits broke the cost's
+    arithmetic. Anything else raises `ValueError`, which the upstream phase answers as the vendor's 502
+    `upstream_bad_response` (`upstream_call._MISSHAPEN_REPLY`). One type check and a comparison per field."""
+    if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:
+        return value
+    if value is None:
+        return 0
+    raise ValueError(f"invalid token count from the vendor: {str(value)[:40]!r}")
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from ..errors import GatewayError
-from .base import Usage
+from .base import Usage, token_count
 from .documents import inline_document
 
 __all__ = ["FINISH", "matched_stop", "to_converse", "to_openai", "usage_from_converse"]
@@ -223,10 +223,10 @@ def to_converse(data: dict[str, Any], model: str = "") -> dict[str, Any]:
 def usage_from_converse(raw: Any, usage: Usage) -> None:
     if not isinstance(raw, dict):
         return
-    cache_read = int(raw.get("cacheReadInputTokens") or 0)
-    cache_write = int(raw.get("cacheWriteInputTokens") or 0)
-    usage.prompt_tokens = int(raw.get("inputTokens") or 0) + cache_read + cache_write
-    usage.completion_tokens = int(raw.get("outputTokens") or 0)
+    cache_read = token_count(raw.get("cacheReadInputTokens"))
+    cache_write = token_count(raw.get("cacheWriteInputTokens"))
+    usage.prompt_tokens = token_count(raw.get("inputTokens")) + cache_read + cache_write
+    usage.completion_tokens = token_count(raw.get("outputTokens"))
     usage.cache_read_tokens = cache_read
     usage.cache_write_tokens = cache_write
     usage.reported = True

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ..errors import UpstreamError
-from .base import Usage
+from .base import Usage, token_count
 from .sse import event_data
 from .stream_errors import openai_stream_error
 
@@ -143,12 +143,10 @@ class ChatToGeminiStream:
         held["function"]["arguments"] += str(function.get("arguments") or "")
 
     def _read_usage(self, raw: dict[str, Any]) -> None:
-        self.usage.prompt_tokens = int(raw.get("prompt_tokens") or 0)
-        self.usage.completion_tokens = int(raw.get("completion_tokens") or 0)
+        self.usage.prompt_tokens = token_count(raw.get("prompt_tokens"))
+        self.usage.completion_tokens = token_count(raw.get("completion_tokens"))
         details = raw.get("prompt_tokens_details")
-        self.usage.cache_read_tokens = (
-            int((details or {}).get("cached_tokens") or 0) if isinstance(details, dict) else 0
-        )
+        self.usage.cache_read_tokens = token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0
         self._reasoning = _reasoning(raw)
         self.usage.reported = True
 

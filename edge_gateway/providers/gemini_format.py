@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from ..errors import GatewayError
-from .base import Usage
+from .base import Usage, token_count
 from .documents import inline_document
 
 __all__ = [
@@ -260,9 +260,9 @@ def read_usage(raw: Any, usage: Usage) -> None:
     """Gemini's usageMetadata into `usage` (OpenAI meaning: prompt includes cached; thoughts are completion)."""
     if not isinstance(raw, dict):
         return
-    usage.prompt_tokens = int(raw.get("promptTokenCount") or 0) + int(raw.get("toolUsePromptTokenCount") or 0)
-    usage.completion_tokens = int(raw.get("candidatesTokenCount") or 0) + int(raw.get("thoughtsTokenCount") or 0)
-    usage.cache_read_tokens = int(raw.get("cachedContentTokenCount") or 0)
+    usage.prompt_tokens = token_count(raw.get("promptTokenCount")) + token_count(raw.get("toolUsePromptTokenCount"))
+    usage.completion_tokens = token_count(raw.get("candidatesTokenCount")) + token_count(raw.get("thoughtsTokenCount"))
+    usage.cache_read_tokens = token_count(raw.get("cachedContentTokenCount"))
     usage.reported = True
 
 

@@ -24,7 +24,7 @@ import msgspec
 import orjson
 
 from ..errors import UpstreamError
-from .base import OpenAIRequest, Usage
+from .base import OpenAIRequest, Usage, token_count
 from .messages_request import estimate_message_tokens
 from .sse import event_data, event_name
 from .stream_errors import anthropic_stream_error, openai_stream_error
@@ -220,11 +220,11 @@ class ChatToMessagesStream:
 
     def _read_usage(self, raw: dict[str, Any]) -> None:
         usage = self.usage
-        usage.prompt_tokens = int(raw.get("prompt_tokens") or 0)
-        usage.completion_tokens = int(raw.get("completion_tokens") or 0)
+        usage.prompt_tokens = token_count(raw.get("prompt_tokens"))
+        usage.completion_tokens = token_count(raw.get("completion_tokens"))
         details = raw.get("prompt_tokens_details")
         if isinstance(details, dict):
-            usage.cache_read_tokens = int(details.get("cached_tokens") or 0)
+            usage.cache_read_tokens = token_count(details.get("cached_tokens"))
         usage.reported = True
 
     def _end(self) -> list[bytes]:

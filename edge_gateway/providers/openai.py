@@ -16,7 +16,7 @@ import orjson
 
 from ..errors import UpstreamError
 from ..upstream import UpstreamRequest
-from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url, native_request
+from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url, native_request, token_count
 from .messages_reply import ChatToMessagesStream, chat_to_message
 from .messages_request import messages_to_chat
 from .sse import event_data
@@ -64,14 +64,14 @@ _chunk_decoder = msgspec.json.Decoder(_StreamChunk)
 def _anthropic_usage(body: _UsageBody, usage: Usage) -> None:
     """Anthropic's counts in OpenAI's meaning: the prompt includes cache reads and writes. A message_delta
     carries only output tokens, so each side is written only when present."""
-    cache_read = body.cache_read_input_tokens or 0
-    cache_write = body.cache_creation_input_tokens or 0
+    cache_read = token_count(body.cache_read_input_tokens)
+    cache_write = token_count(body.cache_creation_input_tokens)
     if body.input_tokens is not None:
-        usage.prompt_tokens = (body.input_tokens or 0) + cache_read + cache_write
+        usage.prompt_tokens = token_count(body.input_tokens) + cache_read + cache_write
         usage.cache_read_tokens = cache_read
         usage.cache_write_tokens = cache_write
     if body.output_tokens is not None:
-        usage.completion_tokens = body.output_tokens or 0
+        usage.completion_tokens = token_count(body.output_tokens)
 
 
 def usage_from(body: _UsageBody | None, usage: Usage) -> None:
@@ -80,10 +80,10 @@ def usage_from(body: _UsageBody | None, usage: Usage) -> None:
     if body.input_tokens is not None or body.output_tokens is not None:  # Anthropic-native
         _anthropic_usage(body, usage)
     else:
-        usage.prompt_tokens = body.prompt_tokens or 0
-        usage.completion_tokens = body.completion_tokens or 0
+        usage.prompt_tokens = token_count(body.prompt_tokens)
+        usage.completion_tokens = token_count(body.completion_tokens)
         if body.prompt_tokens_details is not None:
-            usage.cache_read_tokens = body.prompt_tokens_details.cached_tokens or 0
+            usage.cache_read_tokens = token_count(body.prompt_tokens_details.cached_tokens)
     usage.reported = True
 
 
