@@ -253,15 +253,32 @@ def _embed_body(call: OpenAIRequest, model: str) -> bytes:
 
 
 def _embeddings_response(call: OpenAIRequest, model: str, payload: dict[str, Any], usage: Usage) -> bytes:
+    """OpenAI's embeddings list from `batchEmbedContents`' answer: one vector per input, or the vendor's 502.
+
+    Why the count check: an answer without `embeddings` (or with fewer) used to be a 200 with `data: []`, so the
+    client's inputs silently had no vectors; a `values` that is not a list is refused too (a string was read
+    character by character)."""
     as_base64 = call.data.get("encoding_format") == "base64"
+    texts = _embed_texts(call)
+    embeddings = payload.get("embeddings")
+    if type(embeddings) is not list or len(embeddings) != len(texts):
+        raise UpstreamError(
+            502,
+            f"upstream answered {len(embeddings) if type(embeddings) is list else 'no'} embeddings for {len(texts)} inputs",
+            retryable=True,
+            code="upstream_bad_response",
+        )
     data = []
-    for index, item in enumerate(payload.get("embeddings") or ()):
-        values = [float(v) for v in (item or {}).get("values") or ()]
+    for index, item in enumerate(embeddings):
+        raw = item.get("values")
+        if type(raw) is not list:
+            raise _malformed()
+        values = [float(v) for v in raw]
         vector: Any = values
         if as_base64:
             vector = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
-    usage.prompt_tokens = estimate_tokens(_embed_texts(call))
+    usage.prompt_tokens = estimate_tokens(texts)
     usage.choices = len(data)
     usage.reported = False
     tokens = usage.prompt_tokens

@@ -37,6 +37,9 @@ BODIES: dict[str, bytes] = {
     "gem-usage-huge": b'{"candidates":[{"content":{"parts":[{"text":"hi"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1e300}}',
     "bed-output-string": b'{"output":"x"}',
     "bed-usage-string": b'{"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},"stopReason":"end_turn","usage":{"inputTokens":"x"}}',
+    "emb-none": b'{"candidates":[]}',
+    "emb-fewer": b'{"embeddings":[]}',
+    "emb-values-string": b'{"embeddings":[{"values":"123"}]}',
     "oai-invalid-utf8": b'{"choices":[{"message":{"content":"\xff\xfe"}}]}',
 }
 CASES = [  # (vendor, body): what each vendor's reader is handed
@@ -79,6 +82,7 @@ STREAMS: dict[str, bytes] = {  # a stream's whole body; the edge reads it at onc
 OPENAI_STREAM = (
     SSE + b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [1]\n\ndata: [DONE]\n\n'
 )
+EMBED_CASES = [("google", name) for name in ("emb-none", "emb-fewer", "emb-values-string")]
 MODELS = {"anthropic": "claude-x", "google": "gemini-2.0-flash", "bedrock": "anthropic.claude-x", "mock": "mock-gpt"}
 
 
@@ -96,7 +100,14 @@ def _slug(vendor: str, body: str) -> str:
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     streams = [(name.split("-", 1)[0], name.split("-", 1)[1]) for name in STREAMS]
-    targets = [*CASES, ("anthropic", "good"), ("mock", "oai-invalid-utf8"), *streams, ("mock", "stream-list")]
+    targets = [
+        *CASES,
+        ("anthropic", "good"),
+        ("mock", "oai-invalid-utf8"),
+        *streams,
+        ("mock", "stream-list"),
+        *EMBED_CASES,
+    ]
     scripts = _ByFirstSegment({_slug(v, b): raw(ok(BODIES.get(b, GOOD_MESSAGE)), keep=True) for v, b in targets})
     scripts.update({name: raw(body) for name, body in STREAMS.items()})
     scripts["mock-stream-list"] = raw(OPENAI_STREAM)
@@ -202,3 +213,18 @@ def test_an_openai_stream_with_a_misshapen_event_ends_with_an_error_event(edge):
     assert reply.status_code == 200
     last = reply.text.strip().split("\n\n")[-1]
     assert last.startswith("data: ") and '"upstream_bad_response"' in last, reply.text[-300:]
+
+
+@pytest.mark.parametrize(("vendor", "body"), EMBED_CASES)
+def test_gemini_embeddings_missing_or_misshapen_are_a_502(edge, vendor, body):
+    """Before: a `batchEmbedContents` answer without (enough) `embeddings` was a 200 with `data: []`, and a string
+    `values` became one "dimension" per character."""
+    reply = httpx.post(
+        f"{edge.url}/v1/embeddings",
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+        json={"model": f"{_slug(vendor, body)}/{MODELS[vendor]}", "input": "hello"},
+        timeout=30,
+    )
+    assert reply.status_code == 502, reply.text[:300]
+    assert reply.json()["error"]["code"] == "upstream_bad_response"
+    _recorded_502(edge, reply)
