@@ -94,7 +94,8 @@ MAX_TOKEN_COUNT = 1 << 31
 
 
 def token_count(value: Any) -> int:
-    """A vendor-reported token count as accounting takes it: an int in [0, MAX_TOKEN_COUNT], None or absent as 0.
+    """A vendor-reported token count as accounting takes it: an int (or a whole float) in [0, MAX_TOKEN_COUNT], None
+    or absent as 0.
 
     Why: the count becomes the request's cost and a budget's spend. A string crashed accounting (the record was
     lost), a negative count credited the budget, a float of 1e300 or a count past 64 bits broke the cost's
@@ -104,6 +105,8 @@ def token_count(value: Any) -> int:
         return value
     if value is None:
         return 0
+    if type(value) is float and value.is_integer() and 0 <= value <= MAX_TOKEN_COUNT:
+        return int(value)  # `12.0`, as some OpenAI-compatible servers write counts: a count all the same
     raise ValueError(f"invalid token count from the vendor: {str(value)[:40]!r}")
 
 

@@ -24,7 +24,9 @@ from .hostile_vendor import Script, ok, raw, vendor_thread
 from .support import CLIENT_KEY, encrypt, llm, make_snapshot, run_edge
 
 GOOD_MESSAGE = b'{"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"fine"}],"usage":{"input_tokens":3,"output_tokens":1},"stop_reason":"end_turn"}'
+WHOLE_FLOAT_USAGE = b'{"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"fine"}],"usage":{"input_tokens":3.0,"output_tokens":2.0},"stop_reason":"end_turn"}'
 BODIES: dict[str, bytes] = {
+    "whole-float-usage": WHOLE_FLOAT_USAGE,
     "list": b"[1,2]",
     "null": b"null",
     "string": b'"x"',
@@ -103,6 +105,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     targets = [
         *CASES,
         ("anthropic", "good"),
+        ("anthropic", "whole-float-usage"),
         ("mock", "oai-invalid-utf8"),
         *streams,
         ("mock", "stream-list"),
@@ -183,6 +186,14 @@ def test_an_anthropic_client_gets_a_502_in_its_own_shape(edge, vendor, body):
     assert "internal" not in answer["error"]["message"] and "nested" not in answer["error"]["message"]
     _recorded_502(edge, reply)
     assert _messages(edge, _slug("anthropic", "good"), MODELS["anthropic"]).status_code == 200
+
+
+def test_a_count_written_as_a_whole_float_is_a_count(edge):
+    """`3.0` is how some OpenAI-compatible servers write a count: accounted as 3, not refused as misshapen."""
+    reply = _chat(edge, _slug("anthropic", "whole-float-usage"), MODELS["anthropic"])
+    assert reply.status_code == 200, reply.text[:300]
+    assert reply.json()["usage"]["total_tokens"] == 5
+    assert edge.sink.record_of(reply.headers["x-request-id"], AnalyticsRecord).total_tokens == 5
 
 
 def test_invalid_utf8_from_an_openai_vendor_is_a_502(edge):
