@@ -27,6 +27,7 @@ __all__ = [
     "estimate_tokens",
     "join_url",
     "token_count",
+    "MAX_TOKEN_COUNT",
 ]
 
 CallKind = str

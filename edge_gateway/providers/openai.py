@@ -16,7 +16,16 @@ import orjson
 
 from ..errors import UpstreamError
 from ..upstream import UpstreamRequest
-from .base import OpenAIRequest, UpstreamSpec, Usage, estimate_tokens, join_url, native_request, token_count
+from .base import (
+    MAX_TOKEN_COUNT,
+    OpenAIRequest,
+    UpstreamSpec,
+    Usage,
+    estimate_tokens,
+    join_url,
+    native_request,
+    token_count,
+)
 from .messages_reply import ChatToMessagesStream, chat_to_message
 from .messages_request import messages_to_chat
 from .sse import event_data
@@ -80,8 +89,11 @@ def usage_from(body: _UsageBody | None, usage: Usage) -> None:
     if body.input_tokens is not None or body.output_tokens is not None:  # Anthropic-native
         _anthropic_usage(body, usage)
     else:
-        usage.prompt_tokens = token_count(body.prompt_tokens)
-        usage.completion_tokens = token_count(body.completion_tokens)
+        prompt, completion = body.prompt_tokens, body.completion_tokens  # ints or None (the decoder's types)
+        usage.prompt_tokens = prompt if prompt is not None and 0 <= prompt <= MAX_TOKEN_COUNT else token_count(prompt)
+        usage.completion_tokens = (
+            completion if completion is not None and 0 <= completion <= MAX_TOKEN_COUNT else token_count(completion)
+        )
         if body.prompt_tokens_details is not None:
             usage.cache_read_tokens = token_count(body.prompt_tokens_details.cached_tokens)
     usage.reported = True
