@@ -84,24 +84,33 @@ def test_token_narrows_owners_roles_to_its_namespaces_and_to_reads(admin_ab):
     assert refused.status_code == 403 and refused.json()["message"] == "This API token is read-only."
 
 
+ROLE_HOLDERS = {
+    "viewer": {"team-a": "viewer"},
+    "operator": {"team-a": "operator"},
+    "admin-a": {"team-a": "admin"},
+    "global": {"": "admin"},
+}
+
+
+def _role_holders_with_tokens(django_user_model, admin_user, holders: dict[str, dict[str, str]]):
+    """Staff users with the given roles (and the superuser as "root"), each with an API token of their own."""
+    people = {}
+    for name, roles in holders.items():
+        people[name] = django_user_model.objects.create_user(name, password=PASSWORD, is_staff=True)
+        for namespace, role in roles.items():
+            NamespaceRole.objects.create(user=people[name], namespace=namespace, role=role)
+    people["root"] = admin_user
+    tokens = {name: api_token_create(owner=user, name=f"{name}-ci")[0] for name, user in people.items()}
+    return people, tokens
+
+
 def test_tokens_are_listed_to_their_owner_and_to_global_administrators_only(django_user_model, admin_user):
     """Every role holder (an operator or viewer of one namespace) saw every user's tokens in the admin: names,
     owners, prefixes, last use. Now a user sees their own; super-administrators and administrators of the global
     objects (who manage users) see all; the API lists and opens only the caller's own."""
     from django.test import Client
 
-    people = {}
-    for name, roles in {
-        "viewer": {"team-a": "viewer"},
-        "operator": {"team-a": "operator"},
-        "admin-a": {"team-a": "admin"},
-        "global": {"": "admin"},
-    }.items():
-        people[name] = django_user_model.objects.create_user(name, password=PASSWORD, is_staff=True)
-        for namespace, role in roles.items():
-            NamespaceRole.objects.create(user=people[name], namespace=namespace, role=role)
-    people["root"] = admin_user
-    tokens = {name: api_token_create(owner=user, name=f"{name}-ci")[0] for name, user in people.items()}
+    people, tokens = _role_holders_with_tokens(django_user_model, admin_user, ROLE_HOLDERS)
 
     listed = {}
     for name, user in people.items():
@@ -164,17 +173,8 @@ def test_every_role_holder_revokes_their_own_tokens_in_the_admin_and_nobody_else
     from django.contrib.admin import helpers
     from django.test import Client
 
-    people = {}
-    for name, roles in {
-        "viewer": {"team-a": "viewer"},
-        "operator": {"team-a": "operator"},
-        "global": {"": "admin"},
-    }.items():
-        people[name] = django_user_model.objects.create_user(name, password=PASSWORD, is_staff=True)
-        for namespace, role in roles.items():
-            NamespaceRole.objects.create(user=people[name], namespace=namespace, role=role)
-    people["root"] = admin_user
-    tokens = {name: api_token_create(owner=user, name=f"{name}-ci")[0] for name, user in people.items()}
+    holders = {name: roles for name, roles in ROLE_HOLDERS.items() if name != "admin-a"}
+    people, tokens = _role_holders_with_tokens(django_user_model, admin_user, holders)
 
     def revoke(name: str, *chosen: str):
         client = Client()
