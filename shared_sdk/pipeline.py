@@ -736,13 +736,8 @@ def _check_events(h: PluginHandle, events: Any) -> None:
     """An in-process plugin's answer is not decoded (an isolated one's is, by its declared type): events that are
     not bytes would fail the stream later, outside the plugin's failure policy, so they fail the call here. (Not
     in `ChunkRun.run_events`, the edge's hot path: there the relay checks what it sends, once per read.)"""
-    if type(events) is list:
-        for event in events:
-            if type(event) is not bytes:
-                break
-        else:
-            return
-    raise h._error(_EVENTS_METHOD, "exception", "StreamEventsResponse.events must be a list of bytes")
+    if type(events) is not list or _chunks_problem(events) is not None:
+        raise h._error(_EVENTS_METHOD, "exception", "StreamEventsResponse.events must be a list of bytes")
 
 
 def _events_too_large(h: PluginHandle, size: int, limit: int) -> PluginCallError:
@@ -771,7 +766,7 @@ def _stream_too_large(h: PluginHandle, method: str, chunks: Any) -> PluginCallEr
 
 
 def _chunks_problem(chunks: Any) -> str | None:
-    """What is wrong with the type of a short-circuit's `stream_chunks` (a list of bytes), or None."""
+    """What is wrong with the type of a list of bytes (a short-circuit's `stream_chunks`, a hook's events), or None."""
     if type(chunks) is not list and type(chunks) is not tuple:
         return f"a {type(chunks).__name__}, not a list of bytes"
     for chunk in chunks:

@@ -24,7 +24,7 @@ from .gemini_stream import ChainedStream, GeminiToChatStream
 from .messages_reply import ChatToMessagesStream, chat_to_message
 from .messages_request import messages_to_chat
 from .openai import vendor_error_message
-from .sse import event_data
+from .sse import event_json
 from .stream_errors import gemini_stream_error
 
 __all__ = ["GEMINI_KINDS", "GeminiEvents", "GeminiProvider", "gemini_url"]
@@ -82,10 +82,7 @@ class GeminiEvents:
         return [event]
 
     def _read_error(self, event: bytes) -> None:
-        try:
-            payload = orjson.loads(event_data(event) or b"")
-        except orjson.JSONDecodeError:
-            return
+        payload = event_json(event)
         if isinstance(payload, dict) and "error" in payload:
             self._failure = gemini_stream_error(payload, relayed=True)
 
@@ -218,10 +215,7 @@ class GeminiProvider:
         """Usage from one Gemini SSE chunk (each chunk's usageMetadata is cumulative; the last one wins)."""
         if b"usageMetadata" not in event:
             return
-        try:
-            payload = orjson.loads(event_data(event) or b"")
-        except orjson.JSONDecodeError:
-            return
+        payload = event_json(event)
         if isinstance(payload, dict):
             read_usage(payload.get("usageMetadata"), usage)
 

@@ -26,7 +26,7 @@ import orjson
 from ..errors import UpstreamError
 from .base import OpenAIRequest, Usage, token_count
 from .messages_request import estimate_message_tokens
-from .sse import event_data, event_name
+from .sse import event_data, event_json, event_name
 from .stream_errors import anthropic_stream_error, openai_stream_error
 
 __all__ = ["AnthropicEvents", "ChatToMessagesStream", "chat_to_message", "sse_event"]
@@ -274,7 +274,7 @@ class AnthropicEvents:
             if name == b"message_stop":
                 self._done = True
             elif name == b"error":
-                self._failure = anthropic_stream_error(_payload(event), relayed=True)
+                self._failure = anthropic_stream_error(event_json(event), relayed=True)
         if b'"tool_use"' in event and b"content_block_start" in event:
             self.usage.tool_calls += 1
         return [event]
@@ -285,15 +285,7 @@ class AnthropicEvents:
         return []
 
 
-def _payload(event: bytes) -> Any:
-    """An event's JSON data (None when it is not JSON)."""
-    try:
-        return orjson.loads(event_data(event) or b"")
-    except orjson.JSONDecodeError:
-        return None
-
-
 def _data_type(event: bytes) -> str | None:
     """The `type` of an event's JSON data (for streams without `event:` lines)."""
-    payload = _payload(event)
+    payload = event_json(event)
     return payload.get("type") if isinstance(payload, dict) else None

@@ -43,7 +43,7 @@ from .responses_shapes import (
     response_object,
     to_chat_request,
 )
-from .sse import event_data
+from .sse import event_data, event_json
 from .stream_errors import openai_stream_error, responses_stream_error
 
 __all__ = ["ResponsesSession", "has_responses_api"]
@@ -224,14 +224,6 @@ def failure_events(sequence: int, response: dict[str, Any] | None, message: str,
     return out
 
 
-def _payload(event: bytes) -> Any:
-    data = event_data(event)
-    try:
-        return orjson.loads(data) if data else {}
-    except orjson.JSONDecodeError:
-        return {}
-
-
 class PassthroughStream:
     """A vendor's own Responses stream, relayed as is; usage from its final `response.*` event. The vendor's
     `error` / `response.failed` goes to the client as is, and the stream then ends as failed (`finish` raises
@@ -254,12 +246,12 @@ class PassthroughStream:
 
     def feed(self, event: bytes) -> list[bytes]:
         if not self._seq and b"response.created" in event:  # the first event only: the vendor's response id
-            created = _payload(event)
+            created = event_json(event)
             response = created.get("response") if isinstance(created, dict) else None
             self._response = response if isinstance(response, dict) else None
         self._seq += 1
         if any(name in event for name in _FINAL_EVENTS) or b'"type":"error"' in event:
-            payload = _payload(event)
+            payload = event_json(event)
             kind = payload.get("type") if isinstance(payload, dict) else None
             if kind in _ENDED:
                 self._done = True

@@ -6,7 +6,11 @@ to cut its stream anywhere, even inside a UTF-8 sequence. The splitter keeps the
 
 from __future__ import annotations
 
-__all__ = ["SSESplitter", "event_data", "event_name"]
+from typing import Any
+
+import orjson
+
+__all__ = ["SSESplitter", "event_data", "event_json", "event_name"]
 
 
 class SSESplitter:
@@ -43,6 +47,18 @@ def event_data(event: bytes) -> bytes | None:
     if not lines:
         return None
     return b"\n".join(lines)
+
+
+def event_json(event: bytes) -> Any:
+    """An event's data as JSON, or None when it has no data or the data is not JSON: the providers read a vendor's
+    end or in-band error events with it (only those events, once each: never per event of a stream)."""
+    data = event_data(event)
+    if not data:
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def event_name(event: bytes) -> bytes:
