@@ -1,8 +1,9 @@
 """Personal API tokens: created (key shown once, stored hashed), revoked, and checked on each API request.
 
 `ApiTokenAuthentication` reads `Authorization: Token <key>` (the header DRF's old clear-text tokens used), so
-clients keep their header; `request.auth` is the `ApiToken`, which `access.access_for` uses to narrow the
-owner's roles.
+clients keep their header, and `Authorization: Bearer <key>`, which most API clients and HTTP libraries send for a
+bearer token (a Bearer key used to be ignored, and the caller told no credentials were given); `request.auth` is
+the `ApiToken`, which `access.access_for` uses to narrow the owner's roles.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
 
 from .access import GLOBAL_ONLY, Access
 from .models import ApiToken
@@ -82,7 +83,29 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
 
 
 class ApiTokenAuthentication(TokenAuthentication):
-    """`Authorization: Token <key>` against the hashed tokens; expired, revoked or unknown -> 401."""
+    """`Authorization: Token <key>` or `Bearer <key>` against the hashed tokens; expired, revoked or unknown -> 401.
+
+    Another scheme (`Basic`, ...) is left to the other authentication classes, as DRF's own does."""
+
+    keywords = (b"token", b"bearer")
+
+    def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() not in self.keywords:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Invalid token header. No credentials provided."
+                if len(parts) == 1
+                else "Invalid token header. Token string should not contain spaces."
+            )
+        try:
+            key = parts[1].decode()
+        except UnicodeError:
+            raise exceptions.AuthenticationFailed(
+                "Invalid token header. Token string should not contain invalid characters."
+            ) from None
+        return self.authenticate_credentials(key)
 
     def authenticate_credentials(self, key: str):
         token = ApiToken.objects.select_related("owner").filter(key_hash=hash_key(key)).first()

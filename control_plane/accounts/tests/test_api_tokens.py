@@ -194,3 +194,28 @@ def test_every_role_holder_revokes_their_own_tokens_in_the_admin_and_nobody_else
     assert revoked() == {"viewer", "operator"}
     assert revoke("global", "root") == ["Revoked: 1"]
     assert revoked() == {"viewer", "operator", "root"}
+
+
+def test_bearer_scheme_authenticates_like_token_and_bad_headers_get_401(admin_ab):
+    """Most HTTP clients send a token as `Authorization: Bearer`; it used to be ignored (401 "credentials were not
+    provided", as if no header had been sent)."""
+    App.objects.create(name="in-a", namespace="a")
+    _, key = api_token_create(owner=admin_ab)
+    for scheme in ("Bearer", "bearer", "Token"):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
+        response = client.get("/api/v1/apps/")
+        assert response.status_code == 200, (scheme, response.content)
+        assert [row["name"] for row in response.json()["results"]] == ["in-a"]
+    for header, message in (
+        ("Bearer", "Invalid token header. No credentials provided."),
+        (f"Bearer {key} extra", "Invalid token header. Token string should not contain spaces."),
+        ("Bearer fjt_not-a-token", "Invalid token."),
+    ):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=header)
+        response = client.get("/api/v1/apps/")
+        assert response.status_code == 401 and response.json()["message"] == message, (header, response.content)
+    basic = APIClient()
+    basic.credentials(HTTP_AUTHORIZATION="Basic YWI6bm9wZQ==")
+    assert basic.get("/api/v1/apps/").status_code in (401, 403)
