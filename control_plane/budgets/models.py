@@ -11,6 +11,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from control_plane.config.currency import CURRENCY_CODE
 from control_plane.sync.namespaces import namespace_check, validate_namespace
 
 DEFAULT_ALERT_THRESHOLDS = (50, 80, 90, 100)
@@ -64,7 +65,7 @@ class Budget(models.Model):
     llm = models.ForeignKey("llms.LLM", on_delete=models.CASCADE, null=True, blank=True, related_name="budgets")
     namespace = models.CharField(max_length=100, blank=True, default="", db_index=True, validators=[validate_namespace])
     limit = models.DecimalField(max_digits=18, decimal_places=6, validators=[MinValueValidator(Decimal("0"))])
-    currency = models.CharField(max_length=3, default="USD")
+    currency = models.CharField(max_length=3, default="USD", validators=[CURRENCY_CODE])
     period = models.CharField(max_length=24, choices=Period.choices, default=Period.MONTHLY)
     action = models.CharField(max_length=10, choices=Action.choices, default=Action.BLOCK)
     on_unreachable = models.CharField(

@@ -9,6 +9,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from control_plane.config.currency import CURRENCY_CODE
 from control_plane.config.json_fields import JSONListField, JSONObjectField
 from control_plane.plugins.models import SLUG
 from control_plane.sync.namespaces import namespace_check, validate_namespace
@@ -131,7 +132,7 @@ class ModelPrice(models.Model):
     completion_per_million = models.DecimalField(**PRICE)
     cache_read_per_million = models.DecimalField(**PRICE)
     cache_write_per_million = models.DecimalField(**PRICE)
-    currency = models.CharField(max_length=3, default="USD")
+    currency = models.CharField(max_length=3, default="USD", validators=[CURRENCY_CODE])
     max_output_tokens = models.PositiveIntegerField(
         default=4096,
         validators=[MinValueValidator(1)],
