@@ -56,7 +56,7 @@ print("admin user " + ("created" if created else "already exists"))
 if os.environ.get("FJORDGATE_SEED_NAMESPACE"):
     call_command("seed_demo", "--namespace", os.environ["FJORDGATE_SEED_NAMESPACE"],
                  "--upstream-url", os.environ["FJORDGATE_SEED_UPSTREAM_URL"],
-                 "--api-key", os.environ["FJORDGATE_SEED_API_KEY"])
+                 "--api-key", os.environ["FJORDGATE_SEED_API_KEY"], "--member", name)
 """
 
 
@@ -369,6 +369,8 @@ class Stack:
             f"  Admin     {web}/admin/",
             f"            user {c.admin_user}, password {password}",
             f"  Portal    {web}/portal/   (for users: catalogue, app requests, keys, usage)",
+            f"  Chat      {web}/portal/chat/"
+            + (f"   ({c.admin_user} is in 'Demo users', whose catalogue offers the mock LLM)" if c.demo else ""),
             f"  API docs  {web}/api/v1/docs/",
         ]
         for i in range(c.edges):

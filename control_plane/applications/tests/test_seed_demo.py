@@ -101,3 +101,42 @@ def test_seed_demo_registers_usage_report_with_a_schedule_that_fires_within_a_mi
     assert page.status_code == 200 and report["generated_at"].encode() in page.content
     runs_page = client.get("/admin/schedules/schedulerun/")
     assert runs_page.status_code == 200 and b"usage-report/demo-every-minute" in runs_page.content
+
+
+@pytest.mark.django_db
+def test_seed_demo_offers_the_demo_llm_to_its_members_in_the_portal_and_chat(client):
+    """A fresh stack's portal said "None: ask an administrator" and its chat had nothing to talk to."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from control_plane.accounts.models import Catalogue
+
+    admin = get_user_model().objects.create_user("admin", password="pw-Demo-123456!", is_staff=True, is_superuser=True)
+    other = Group.objects.create(name="ops")
+    admin.groups.add(other)
+    for _ in range(2):  # idempotent
+        call_command(
+            "seed_demo",
+            "--upstream-url",
+            "http://127.0.0.1:9999/v1",
+            "--api-key",
+            KEY,
+            "--member",
+            "admin",
+            stdout=StringIO(),
+        )
+    group = Group.objects.get(name="Demo users")
+    assert list(Catalogue.objects.get(group=group).llms.values_list("slug", flat=True)) == ["demo-mock"]
+    assert set(admin.groups.values_list("name", flat=True)) == {"ops", "Demo users"}  # added to, nothing taken
+
+    client.force_login(admin)
+    portal = client.get("/portal/").content.decode()
+    assert "Demo mock LLM" in portal and "ask an administrator" not in portal
+    chat = client.get("/portal/chat/").content.decode()
+    assert "Demo mock LLM" in chat and "ask an administrator" not in chat
+
+
+@pytest.mark.django_db
+def test_seed_demo_names_a_member_that_does_not_exist():
+    with pytest.raises(CommandError, match="No such user: nobody"):
+        call_command("seed_demo", "--upstream-url", "http://127.0.0.1:9999/v1", "--api-key", KEY, "--member", "nobody")

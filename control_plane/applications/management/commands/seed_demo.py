@@ -2,7 +2,9 @@
 
 Besides the LLM, prices, app and key the edge needs, it registers the bundled `usage_report` plugin (its manifest
 brings the daily schedule) and adds a demo copy of that schedule firing every minute, so the admin shows a
-completed run (and the report) within about a minute of `up`, not at five past midnight.
+completed run (and the report) within about a minute of `up`, not at five past midnight. A group, "Demo users",
+offers the demo LLM in its catalogue and takes the `--member` users (`up` passes its admin): without it the portal's
+catalogue and the chat of a fresh stack offered nothing ("ask an administrator").
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from control_plane.accounts.models import Catalogue
+from control_plane.accounts.services import catalogue_set, group_save, user_update
 from control_plane.applications.models import App
 from control_plane.applications.services import app_create, app_update, credential_import
 from control_plane.catalog.models import ModelPrice
@@ -33,6 +39,7 @@ USAGE_REPORT_SLUG = "usage-report"
 USAGE_REPORT_ENTRY_POINT = "usage-report"
 DEMO_SCHEDULE_ID = "demo-every-minute"
 DEMO_SCHEDULE_NAME = "demo: usage report every minute"
+DEMO_GROUP = "Demo users"
 
 
 class Command(BaseCommand):
@@ -42,12 +49,21 @@ class Command(BaseCommand):
         parser.add_argument("--namespace", default="demo")
         parser.add_argument("--upstream-url", required=True, help="Base URL of the mock LLM (OpenAI shape)")
         parser.add_argument("--api-key", required=True, help="The client key the demo app accepts (kept as a hash)")
+        parser.add_argument(
+            "--member",
+            action="append",
+            default=[],
+            help="A user (username) to put in the demo group, whose catalogue offers the demo LLM (portal, chat)",
+        )
         parser.add_argument("--json", action="store_true", help="Print what was made as one JSON object")
 
-    def handle(self, *args, namespace: str, upstream_url: str, api_key: str, json: bool = False, **options):
+    def handle(
+        self, *args, namespace: str, upstream_url: str, api_key: str, member: list[str], json: bool = False, **options
+    ):
         try:
             with transaction.atomic():
                 made = self._seed(namespace, upstream_url.rstrip("/"), api_key)
+                made["group"] = _seed_demo_group(made["llm_id"], member).name
         except (ValidationError, ApplicationError) as exc:
             message = exc.message if isinstance(exc, ApplicationError) else "; ".join(exc.messages)
             raise CommandError(f"seed_demo failed: {message}") from None
@@ -106,6 +122,26 @@ class Command(BaseCommand):
             "demo_schedule_id": schedule.pk,
             "demo_schedule_cron": schedule.cron,
         }
+
+
+def _seed_demo_group(llm_id: int, members: list[str]) -> Group:
+    """The group whose catalogue offers the demo LLM, with `members` in it.
+
+    Added to, never trimmed: LLMs an operator put in its catalogue and users already in it stay.
+    """
+    group = Group.objects.filter(name=DEMO_GROUP).first() or group_save(name=DEMO_GROUP)
+    catalogue, _ = Catalogue.objects.get_or_create(group=group)
+    offered = set(catalogue.llms.values_list("pk", flat=True))
+    if llm_id not in offered:
+        catalogue_set(group=group, llm_ids=sorted(offered | {llm_id}))
+    users = {user.get_username(): user for user in get_user_model().objects.filter(username__in=members)}
+    missing = sorted(set(members) - set(users))
+    if missing:
+        raise ValidationError(f"No such user: {', '.join(missing)}.")
+    for user in users.values():
+        if not user.groups.filter(pk=group.pk).exists():
+            user_update(user=user, data={"groups": [*user.groups.values_list("name", flat=True), DEMO_GROUP]})
+    return group
 
 
 def _seed_usage_report(namespace: str) -> tuple[Plugin, PluginSchedule]:
