@@ -56,7 +56,8 @@ def _first_message(detail: Any) -> str:
             text = _first_message(value)
             return text if key in ("non_field_errors", "detail", "__all__") else f"{key}: {text}"
     if isinstance(detail, list) and detail:
-        return _first_message(detail[0])
+        # a nested list's items that passed are empty ({} in `plugin_chain: [{}, {"config_override": [...]}]`)
+        return _first_message(next((item for item in detail if item), detail[0]))
     return str(detail)
 
 

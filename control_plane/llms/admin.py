@@ -12,7 +12,7 @@ from django.db.models import Q
 from control_plane.audit.recorder import redact_secret_keys
 from control_plane.config.admin_widgets import SafeAutocompleteMixin
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
-from control_plane.plugins.services import plugin_validate_config
+from control_plane.plugins.services import plugin_override_check
 
 from .models import LLM, LLMPluginBinding
 from .presets import endpoint_help, vendor_settings_check
@@ -94,15 +94,16 @@ class BindingForm(forms.ModelForm):
         fields = ["plugin", "order_index", "is_active", "config_override"]
 
     def clean(self):
+        """The row's override checked as the service checks it (`llm_set_plugin_chain`), as a form error on the row:
+        the schema, and, on an active row the user added or changed, `initialize` with the merged config."""
         cleaned = super().clean()
         plugin = cleaned.get("plugin")
         if plugin is not None and not self.errors:
-            try:
-                plugin_validate_config(
-                    plugin=plugin, config=cleaned.get("config_override") or {}, partial_over=plugin.config
-                )
-            except ValidationError as exc:  # keyed "config" by the service: shown on the override field here
-                raise ValidationError({"config_override": exc.message_dict.get("config", exc.messages)}) from None
+            plugin_override_check(
+                plugin=plugin,
+                override=cleaned.get("config_override") or {},
+                initialize=bool(cleaned.get("is_active")) and self.has_changed(),
+            )
         return cleaned
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from django.db import transaction
 from django.db.models import Q
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -11,7 +15,7 @@ from control_plane.config.api import AdminOrReadOnly, ServiceViewSet, actor_id, 
 from control_plane.plugins.models import Plugin
 
 from .models import LLM, LLMPluginBinding
-from .services import llm_create, llm_delete, llm_set_plugin_chain, llm_update
+from .services import PluginChainItemRefused, llm_create, llm_delete, llm_set_plugin_chain, llm_update
 
 
 class PluginBindingSerializer(serializers.ModelSerializer):
@@ -128,17 +132,31 @@ class LLMViewSet(ServiceViewSet):
 
     def service_create(self, data):
         data, chain = self._split(data)
-        llm = llm_create(data=data, actor_id=actor_id(self.request))
-        if chain is not None:
-            llm_set_plugin_chain(llm=llm, chain=chain)
+        with _chain_errors_on_items(chain), transaction.atomic():  # a refused chain leaves no LLM behind
+            llm = llm_create(data=data, actor_id=actor_id(self.request))
+            if chain is not None:
+                llm_set_plugin_chain(llm=llm, chain=chain)
         return llm
 
     def service_update(self, instance, data):
         data, chain = self._split(data)
-        llm = llm_update(llm=instance, data=data, actor_id=actor_id(self.request))
-        if chain is not None:
-            llm_set_plugin_chain(llm=llm, chain=chain)
+        with _chain_errors_on_items(chain), transaction.atomic():  # a refused chain leaves the LLM as it was
+            llm = llm_update(llm=instance, data=data, actor_id=actor_id(self.request))
+            if chain is not None:
+                llm_set_plugin_chain(llm=llm, chain=chain)
         return llm
 
     def service_delete(self, instance):
         llm_delete(llm=instance, actor_id=actor_id(self.request))
+
+
+@contextlib.contextmanager
+def _chain_errors_on_items(chain: list | None) -> Iterator[None]:
+    """A chain item the service refused, answered on that item as DRF answers a nested field: `plugin_chain` lists
+    one entry per item, `{}` for those that passed."""
+    try:
+        yield
+    except PluginChainItemRefused as exc:
+        items: list[dict] = [{} for _ in chain or ()]
+        items[exc.index] = exc.message_dict
+        raise ValidationError({"plugin_chain": items}) from None

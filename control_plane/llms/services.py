@@ -17,6 +17,7 @@ from .secrets import vendor_key_edge_rotate, vendor_key_encrypt, vendor_key_for_
 
 __all__ = [
     "LLM_FIELDS",
+    "PluginChainItemRefused",
     "llm_create",
     "llm_delete",
     "llm_edge_keys_rotate",
@@ -191,11 +192,25 @@ def llm_delete(*, llm: LLM, actor_id: int | None = None, hook_outcome: HookOutco
     )
 
 
+class PluginChainItemRefused(ValidationError):
+    """One item of a chain refused: `index` is its place in the chain as given, the errors name its fields
+    (`config_override`), so the API can answer them on that item and the admin on its row."""
+
+    def __init__(self, index: int, errors: dict[str, Any]) -> None:
+        super().__init__(errors)
+        self.index = index
+
+
 @transaction.atomic
 def llm_set_plugin_chain(*, llm: LLM, chain: list[dict[str, Any]]) -> list[LLMPluginBinding]:
-    """Replace the LLM's chain with `chain` (items: plugin, order_index, is_active, config_override)."""
-    from control_plane.plugins.services import plugin_validate_config
+    """Replace the LLM's chain with `chain` (items: plugin, order_index, is_active, config_override).
 
+    Each active item's override is checked as the plugin's own config is (`plugin_override_check`: schema, then
+    `initialize` with the merged config); an item the LLM already holds as it is (same plugin, override and state)
+    is not initialized again, so re-sending a chain does not load every plugin of it."""
+    from control_plane.plugins.services import plugin_override_check
+
+    held = [(b.plugin_id, b.config_override, b.is_active) for b in llm.plugin_bindings.all()]
     llm.plugin_bindings.all().delete()
     bindings = []
     for index, item in enumerate(chain):
@@ -203,13 +218,19 @@ def llm_set_plugin_chain(*, llm: LLM, chain: list[dict[str, Any]]) -> list[LLMPl
         if plugin is None:
             raise ValidationError({"plugin_chain": f"Item {index} names no plugin."})
         override = item.get("config_override") or {}
-        plugin_validate_config(plugin=plugin, config=override, partial_over=plugin.config)
+        is_active = item.get("is_active", True)
+        # inactive, it runs nowhere (tried once activated); held as it is, it was tried when written
+        initialize = is_active and (plugin.pk, override, is_active) not in held
+        try:
+            plugin_override_check(plugin=plugin, override=override, initialize=initialize)
+        except ValidationError as exc:
+            raise PluginChainItemRefused(index, exc.message_dict) from None
         bindings.append(
             LLMPluginBinding.objects.create(
                 llm=llm,
                 plugin=plugin,
                 order_index=item.get("order_index", index),
-                is_active=item.get("is_active", True),
+                is_active=is_active,
                 config_override=override,
             )
         )

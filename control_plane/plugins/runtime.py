@@ -580,14 +580,17 @@ async def _initialize_trial(spec: PluginSpec, namespace: str) -> None:
         await host.aclose()
 
 
-def plugin_initialize_trial(plugin: Any) -> None:
+def plugin_initialize_trial(plugin: Any, config: dict[str, Any] | None = None) -> None:
     """Load a registration (saved or not) aside from the process' host as the studio loads it: code source, manifest,
-    config, `initialize` and `on_session_ready`, then stop it.
+    config, `initialize` and `on_session_ready`, then stop it. `config` replaces the plugin's own: an LLM's override
+    merged over it, the config its `slug@llm` instance is loaded with.
 
     Why: describing a plugin reads what it declares but never initializes it, so a plugin whose `initialize` raises
     (a config its schema allows but the plugin cannot use) was registered, and then failed at every call and in every
     host. Raises the SDK's `PluginLoadError` / `PluginCallError` / `PluginConfigError` naming the plugin."""
     spec = plugin_spec(plugin)
+    if config is not None:
+        spec = dataclasses.replace(spec, config=dict(config))
     limit = spec.startup_timeout_s + 2 * spec.timeout_s + 5
     try:
         _run(_initialize_trial(spec, plugin.namespace or ""), limit)

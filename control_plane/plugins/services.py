@@ -37,6 +37,7 @@ __all__ = [
     "plugin_describe_into",
     "plugin_get_resource",
     "plugin_initialize_check",
+    "plugin_override_check",
     "plugin_register",
     "plugin_source_field",
     "plugin_update",
@@ -149,8 +150,9 @@ only an edge has (a log path, a socket), so the studio does not try it; an edge 
 `plugins_not_loaded` in `/ready` and logs why."""
 
 
-def plugin_initialize_check(plugin: Plugin) -> None:
-    """Refuse an active registration whose plugin the studio loads and whose `initialize` fails with its config.
+def plugin_initialize_check(plugin: Plugin, config: dict[str, Any] | None = None) -> None:
+    """Refuse an active registration whose plugin the studio loads and whose `initialize` fails with its config
+    (`config` when given: an LLM's override merged over it, `plugin_override_check`).
 
     Registering described the plugin and validated its config against its schema, but never initialized it: a
     plugin refusing its config there (a network that does not parse, a missing key) was registered with 201 and then
@@ -163,9 +165,26 @@ def plugin_initialize_check(plugin: Plugin) -> None:
     from .runtime import plugin_initialize_trial
 
     try:
-        plugin_initialize_trial(plugin)
+        plugin_initialize_trial(plugin, config)
     except FjordgateSDKError as exc:
         raise ValidationError({"config": f"the plugin failed to initialize with this config: {exc}"}) from None
+
+
+def plugin_override_check(*, plugin: Plugin, override: Any, initialize: bool = True) -> None:
+    """Refuse an LLM's config override of `plugin` as its own config is refused: the merged config against the
+    plugin's schema, then (unless `initialize` is False), when it differs from the plugin's own,
+    `plugin_initialize_check` with it. Raises a ValidationError on `config_override`.
+
+    Why: an edge and the studio load a binding whose override changes the config as an instance of its own
+    (`slug@llm`, the merged config); an override its `initialize` refused was taken, and that instance then failed to
+    load at every call on the LLM. The schema check alone let it through."""
+    try:
+        plugin_validate_config(plugin=plugin, config=override, partial_over=plugin.config)
+        merged = deep_merge(plugin.config, override)
+        if initialize and override and merged != plugin.config:  # the edges' and the studio's `slug@llm` rule
+            plugin_initialize_check(plugin, merged)
+    except ValidationError as exc:
+        raise ValidationError({"config_override": exc.message_dict.get("config", exc.messages)}) from None
 
 
 def _sync_hook_registrations(plugin: Plugin) -> None:
