@@ -48,6 +48,7 @@ __all__ = [
     "KEY_BUDGETS",
     "KEY_MANIFEST",
     "MAX_PLUGINS_NOT_LOADED",
+    "MAX_PLUGINS_NOT_LOADED_TOTAL",
     "PAYLOAD_CONSUMER",
     "TELEMETRY_CONSUMER",
     "UP_STREAM",
@@ -70,6 +71,7 @@ __all__ = [
     "TelemetryBatch",
     "TelemetryBatchRaw",
     "bound_plugins_not_loaded",
+    "bound_plugins_not_loaded_total",
     "chunk_key",
     "config_bucket",
     "decode",
@@ -229,6 +231,10 @@ class EdgeHeartbeat(_Wire):
     (`initialize raised`, `config refused`, ...), never the error's message, which may quote the plugin's config.
     At most MAX_PLUGINS_NOT_LOADED entries (`bound_plugins_not_loaded`); the bridge bounds it again (the body is
     the edge's, not to be trusted)."""
+    plugins_not_loaded_total: int = 0
+    """How many the edge could not load in all, `plugins_not_loaded` listing at most MAX_PLUGINS_NOT_LOADED of them,
+    so the registry can say "and N more". 0 (left out) from an edge older than the field: as many as listed. The
+    bridge takes it through `bound_plugins_not_loaded_total`."""
 
 
 MAX_PLUGINS_NOT_LOADED = 64
@@ -237,6 +243,16 @@ a hostile edge (10,000 slugs, a megabyte of reason)."""
 PLUGIN_KEY_CHARS = 127
 """A plugin key is a slug (63) or `slug@llm slug` (127)."""
 PLUGIN_REASON_CHARS = 64
+
+
+MAX_PLUGINS_NOT_LOADED_TOTAL = 1_000_000
+"""The largest `plugins_not_loaded_total` believed: a larger count is stored as this."""
+
+
+def bound_plugins_not_loaded_total(total: int, listed: int) -> int:
+    """`EdgeHeartbeat.plugins_not_loaded_total` as stored, given the `listed` entries kept: never fewer than those
+    (an older edge sends 0, a hostile one a negative count), never more than MAX_PLUGINS_NOT_LOADED_TOTAL."""
+    return min(max(total, listed), MAX_PLUGINS_NOT_LOADED_TOTAL)
 
 
 def bound_plugins_not_loaded(failures: dict[str, str]) -> dict[str, str]:

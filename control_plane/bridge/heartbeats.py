@@ -75,5 +75,6 @@ class HeartbeatReceiver:
             worker=beat.worker,
             workers=beat.workers,
             plugins_not_loaded=beat.plugins_not_loaded,
+            plugins_not_loaded_total=beat.plugins_not_loaded_total,
         )
         self.received += 1

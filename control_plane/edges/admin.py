@@ -38,7 +38,7 @@ class EdgeInstanceAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", PluginsNotLoadedFilter, "namespace", "config_source")
     search_fields = ("edge_id", "namespace", "host")
-    readonly_fields = [field.name for field in EdgeInstance._meta.fields]
+    readonly_fields = [field.name for field in EdgeInstance._meta.fields] + ["plugins_failing"]
     actions = ["reload_edges", "reload_namespaces"]
 
     def has_add_permission(self, request) -> bool:
@@ -46,9 +46,12 @@ class EdgeInstanceAdmin(admin.ModelAdmin):
 
     @admin.display(description="plugins not loaded")
     def plugins_failing(self, edge: EdgeInstance) -> str:
-        """The plugins the edge could not load, with why (its heartbeat's fixed phrases), or "-"."""
+        """The plugins the edge could not load, with why (its heartbeat's fixed phrases), and how many more than
+        the heartbeat lists (at most 64), or "-"."""
         failures = edge.plugins_not_loaded or {}
-        return "; ".join(f"{key} ({reason})" for key, reason in failures.items()) or "-"
+        shown = "; ".join(f"{key} ({reason})" for key, reason in failures.items()) or "-"
+        more = edge.plugins_not_loaded_total - len(failures)
+        return f"{shown} and {more} more" if more > 0 else shown
 
     @admin.action(description="Reload selected edges")
     def reload_edges(self, request, queryset) -> None:

@@ -51,6 +51,10 @@ class EdgeInstance(models.Model):
         blank=True,
         help_text="plugins of its config the edge could not load -> why (a fixed phrase; its log has the error)",
     )
+    plugins_not_loaded_total = models.PositiveIntegerField(
+        default=0,
+        help_text="how many plugins the edge could not load in all; plugins_not_loaded lists at most 64 of them",
+    )
     first_seen = models.DateTimeField(auto_now_add=True)
     last_heartbeat = models.DateTimeField(db_index=True)
 

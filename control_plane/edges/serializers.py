@@ -28,6 +28,7 @@ class EdgeInstanceSerializer(serializers.ModelSerializer):
             "workers",
             "worker_beats",
             "plugins_not_loaded",
+            "plugins_not_loaded_total",
             "first_seen",
             "last_heartbeat",
         ]

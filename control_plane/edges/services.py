@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fjordgate.env import env_int
-from shared_sdk.sync_protocol import bound_plugins_not_loaded
+from shared_sdk.sync_protocol import bound_plugins_not_loaded, bound_plugins_not_loaded_total
 
 from .models import EdgeInstance, EdgeReloadRequest, EdgeStatus, PublishedConfig
 
@@ -60,6 +60,7 @@ def edge_record_heartbeat(
     worker: str = "",
     workers: int = 1,
     plugins_not_loaded: dict[str, str] | None = None,
+    plugins_not_loaded_total: int = 0,
 ) -> EdgeInstance:
     """Create or update the edge from its heartbeat and recompute its status.
 
@@ -85,6 +86,10 @@ def edge_record_heartbeat(
     edge.nats_connected = nats_connected
     # bounded again here: the heartbeat's body is the edge's (a hostile one could send 10,000 slugs or 1 MB of text)
     edge.plugins_not_loaded = bound_plugins_not_loaded(plugins_not_loaded or {})
+    # and how many in all, which the list may cut: at least those listed (an older edge sends 0), at most a bound
+    edge.plugins_not_loaded_total = bound_plugins_not_loaded_total(
+        plugins_not_loaded_total, len(edge.plugins_not_loaded)
+    )
     edge.last_heartbeat = now
     edge.status = edge_status_compute(edge, PublishedConfig.objects.filter(namespace=namespace).first(), now=now)
     edge.save()

@@ -179,6 +179,7 @@ class EdgeSyncService:
 
     def heartbeat(self) -> EdgeHeartbeat:
         now = time.time()
+        failures = self._plugin_load_errors()
         return EdgeHeartbeat(
             edge_id=self.edge_id,
             namespace=self.namespace,
@@ -197,14 +198,15 @@ class EdgeSyncService:
             sent_at=now,
             worker=self.worker,
             workers=self.workers,
-            plugins_not_loaded=self._plugins_not_loaded(),
+            plugins_not_loaded=bound_plugins_not_loaded(failures) if failures else {},
+            plugins_not_loaded_total=len(failures),
         )
 
-    def _plugins_not_loaded(self) -> dict[str, str]:
-        """The applied config's plugins this edge could not load, and why (fixed phrases), bounded for the wire."""
+    def _plugin_load_errors(self) -> dict[str, str]:
+        """The applied config's plugins this edge could not load, and why (fixed phrases); the wire takes a bounded
+        part of them, and how many there are."""
         current = getattr(self._store, "current", None)
-        failures = getattr(current, "plugin_load_errors", None)
-        return bound_plugins_not_loaded(failures) if failures else {}
+        return getattr(current, "plugin_load_errors", None) or {}
 
     # -- internals ------------------------------------------------------------------------------------------
 
