@@ -152,7 +152,8 @@ only an edge has (a log path, a socket), so the studio does not try it; an edge 
 
 def plugin_initialize_check(plugin: Plugin, config: dict[str, Any] | None = None) -> None:
     """Refuse an active registration whose plugin the studio loads and whose `initialize` fails with its config
-    (`config` when given: an LLM's override merged over it, `plugin_override_check`).
+    (`config` when given: an LLM's override merged over it, `plugin_override_check`), or, without `config`, with one
+    of the configs its LLMs' overrides make of it (`_overrides_check`).
 
     Registering described the plugin and validated its config against its schema, but never initialized it: a
     plugin refusing its config there (a network that does not parse, a missing key) was registered with 201 and then
@@ -168,6 +169,30 @@ def plugin_initialize_check(plugin: Plugin, config: dict[str, Any] | None = None
         plugin_initialize_trial(plugin, config)
     except FjordgateSDKError as exc:
         raise ValidationError({"config": f"the plugin failed to initialize with this config: {exc}"}) from None
+    if config is None:
+        _overrides_check(plugin)
+
+
+def _overrides_check(plugin: Plugin) -> None:
+    """Initialize the plugin with each distinct config its active LLM bindings' overrides make of its own.
+
+    Why: an override is tried when it is written, but against the plugin as it was then; a plugin activated after
+    its overrides were written (an inactive plugin is not tried), or whose config or code changed under them, would
+    otherwise leave a `slug@llm` instance that fails to load at every call on that LLM."""
+    from control_plane.llms.models import LLMPluginBinding
+
+    bindings = LLMPluginBinding.objects.filter(plugin__slug=plugin.slug, is_active=True).exclude(config_override={})
+    tried: list[dict[str, Any]] = []
+    for llm_slug, override in bindings.order_by("llm__slug").values_list("llm__slug", "config_override"):
+        merged = deep_merge(plugin.config, override)
+        if merged == plugin.config or merged in tried:
+            continue
+        tried.append(merged)
+        try:
+            plugin_initialize_check(plugin, merged)
+        except ValidationError as exc:
+            (message,) = exc.message_dict["config"]
+            raise ValidationError({"config": f"with LLM {llm_slug!r}'s config_override, {message}"}) from None
 
 
 def plugin_override_check(*, plugin: Plugin, override: Any, initialize: bool = True) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from control_plane.llms.models import LLM, LLMPluginBinding
+from control_plane.plugins.models import Plugin
 from control_plane.plugins.services import plugin_register
 
 pytestmark = pytest.mark.django_db
@@ -106,10 +107,26 @@ def test_an_override_of_an_inactive_binding_is_tried_when_it_is_activated(admin_
     assert not LLMPluginBinding.objects.get().is_active
 
 
+def test_a_plugin_is_not_activated_under_an_override_its_initialize_refuses(admin_api):
+    """An inactive plugin is not tried, nor are its overrides; activating it tries both, or its `ip-filter@l`
+    instance would fail to load at every call on `l`."""
+    created = admin_api.post(
+        "/api/v1/plugins/", {"slug": "ip-filter", "entry_point": "ip-filter", "active": False}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    bound = admin_api.post(
+        "/api/v1/llms/", {**LLM_BODY, "plugin_chain": [{"plugin": "ip-filter", "config_override": BAD}]}, format="json"
+    )
+    assert bound.status_code == 201, bound.json()
+    activated = admin_api.patch(f"/api/v1/plugins/{created.json()['id']}/", {"active": True}, format="json")
+    assert activated.status_code == 400, activated.json()
+    (message,) = activated.json()["extra"]["fields"]["config"]
+    assert message.startswith("with LLM 'l''s config_override, " + REFUSED) and "ip-filter: bad network" in message
+    assert not Plugin.objects.get(slug="ip-filter").active
+
+
 def test_admin_inline_refuses_an_override_the_plugins_initialize_refuses(admin_client):
     _register()
-    from control_plane.plugins.models import Plugin
-
     form = {
         "name": "L",
         "slug": "l",
