@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import threading
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -63,6 +64,22 @@ def drip(prefix: bytes, piece: bytes, every_s: float) -> Script:
             await writer.drain()
             await asyncio.sleep(every_s)
             writer.write(piece)
+        return False
+
+    return script
+
+
+def trickle(head: bytes, body: bytes, piece: int = 1024) -> Script:
+    """`head`, then `body` in `piece`-byte writes (a vendor trickling one huge event in small TCP segments), then
+    the connection closes. After each write the vendor's thread gives up the GIL (`time.sleep(0)`), so an edge
+    running in the test's process reads the pieces one by one instead of a backlog of them at once."""
+
+    async def script(writer: asyncio.StreamWriter) -> bool:
+        writer.write(head)
+        for start in range(0, len(body), piece):
+            writer.write(body[start : start + piece])
+            await writer.drain()
+            time.sleep(0)
         return False
 
     return script
