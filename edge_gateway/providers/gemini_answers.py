@@ -80,6 +80,22 @@ def chat_to_gemini_response(chat: dict[str, Any], model: str, usage: Usage, resp
     }
 
 
+class _HeldCall:
+    """One streamed tool call's fragments, joined once when the stream ends. Why not `+=` per fragment: each
+    copied all that came before, CPU quadratic in a call's arguments (a vendor may send MBs of them in tiny deltas)."""
+
+    __slots__ = ("id", "name", "arguments")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name: list[str] = []
+        self.arguments: list[str] = []
+
+    def whole(self) -> dict[str, Any]:
+        """The call as a chat message's `tool_calls` item (what `_function_part` reads)."""
+        return {"id": self.id, "function": {"name": "".join(self.name), "arguments": "".join(self.arguments)}}
+
+
 class ChatToGeminiStream:
     """Chat chunks in, Gemini SSE chunks out; function calls are sent whole (as Gemini does) with the last chunk,
     which also carries finishReason and usageMetadata (known only at the chat stream's end)."""
@@ -88,7 +104,7 @@ class ChatToGeminiStream:
         self.usage = Usage(choices=1)
         self._model = model
         self._id = uuid.uuid4().hex
-        self._calls: dict[int, dict[str, Any]] = {}
+        self._calls: dict[int, _HeldCall] = {}
         self._finish = "STOP"
         self._reasoning = 0
         self._done = False
@@ -136,11 +152,14 @@ class ChatToGeminiStream:
         return out
 
     def _collect(self, call: dict[str, Any]) -> None:
-        held = self._calls.setdefault(int(call.get("index", 0)), {"id": "", "function": {"name": "", "arguments": ""}})
+        index = int(call.get("index", 0))
+        held = self._calls.get(index)
+        if held is None:
+            held = self._calls[index] = _HeldCall()
         function = call.get("function") or {}
-        held["id"] = held["id"] or str(call.get("id") or "")
-        held["function"]["name"] += str(function.get("name") or "")
-        held["function"]["arguments"] += str(function.get("arguments") or "")
+        held.id = held.id or str(call.get("id") or "")
+        held.name.append(str(function.get("name") or ""))
+        held.arguments.append(str(function.get("arguments") or ""))
 
     def _read_usage(self, raw: dict[str, Any]) -> None:
         self.usage.prompt_tokens = token_count(raw.get("prompt_tokens"))
@@ -154,7 +173,7 @@ class ChatToGeminiStream:
         if self._done:
             return []
         self._done = True
-        parts = [_function_part(self._calls[i]) for i in sorted(self._calls)]
+        parts = [_function_part(self._calls[i].whole()) for i in sorted(self._calls)]
         self.usage.tool_calls = len(parts)
         return [self._event(parts, final=True)]
 

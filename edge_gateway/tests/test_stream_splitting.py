@@ -10,6 +10,9 @@ Two properties, on both splitters (`sse.SSESplitter`, Bedrock's `bedrock_stream.
   what waited to each read (and search all of it again), CPU quadratic in a trickled event's size on the loop
   that serves every tenant (`bench/bench_stream_splitting.py` has the figures). Measured with tracemalloc, as
   `test_upstream_hostile.py` bounds a hostile exchange's memory: no timing.
+
+The same per-read bound holds for the tool-call arguments a Gemini-format client's stream collects
+(`gemini_answers.ChatToGeminiStream`), which used to be joined with `+=` per fragment.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Callable, Iterable
 
+import orjson
 import pytest
 
 from edge_gateway.errors import UpstreamError
 from edge_gateway.providers.bedrock_stream import EventStreamSplitter
+from edge_gateway.providers.gemini_answers import ChatToGeminiStream
 from edge_gateway.providers.sse import SSESplitter
 from fjordgate.mock_llm.bedrock_format import event_frame
 
@@ -146,3 +151,19 @@ def test_a_trickled_event_stream_frame_costs_each_read_its_own_size():
     sizes = allocated_per_read(lambda piece: frames.extend(splitter.feed(piece)), in_pieces(frame, CHUNK))
     assert frames == [frame]
     assert max(sizes[:-1]) < PER_READ_BOUND, f"a read allocated {max(sizes[:-1])} bytes"
+
+
+def test_streamed_tool_call_arguments_cost_each_event_its_own_size():
+    fragment = "x" * 400
+    events = [
+        b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f"}}]}}]}\n\n'
+    ]
+    delta = {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}}]}
+    events += [b"data: " + orjson.dumps(delta) + b"\n\n"] * (EVENT_SIZE // len(fragment))
+    stream = ChatToGeminiStream("gemini-2.5-flash")
+    sizes = allocated_per_read(stream.feed, events)
+    stream.feed(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n')
+    (last,) = stream.feed(b"data: [DONE]\n\n")
+    (part,) = orjson.loads(last[6:])["candidates"][0]["content"]["parts"]
+    assert part["functionCall"]["args"] == {"_raw": fragment * (len(events) - 1)}  # not JSON: kept as sent
+    assert max(sizes) < PER_READ_BOUND, f"an event allocated {max(sizes)} bytes"

@@ -4,7 +4,8 @@ the stock SDK client gets the whole event, or, past the LLM's `max_response_byte
 Why: the edge cut such a stream by joining what waited to each read and searching all of it again, CPU quadratic in
 the event's size on the loop that serves every tenant. The splitters' own tests (`test_stream_splitting.py`) check
 the work per read; these check that the event still arrives whole through the real pipeline, on each stream
-format the edge cuts: SSE (CRLF here) and Bedrock's binary event stream.
+format the edge cuts: SSE (CRLF here), Bedrock's binary event stream, and a Gemini-format client's tool call
+collected from many small argument fragments.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import openai
 import orjson
 import pytest
+from google import genai
 
 from fjordgate.mock_llm.bedrock_format import event_frame
 
@@ -34,10 +36,24 @@ def chat_event(delta: dict[str, Any], finish: str | None = None) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\r\n\r\n"
 
 
+def tool_fragment(arguments: str, **first: Any) -> bytes:
+    call = {"index": 0, "function": {"arguments": arguments, **({"name": first["name"]} if first else {})}}
+    return chat_event({"tool_calls": [{**call, **({"id": "call-1", "type": "function"} if first else {})}]})
+
+
 HUGE_SSE = (
     chat_event({"role": "assistant", "content": ""})
     + chat_event({"content": HUGE_TEXT})
     + chat_event({}, "stop")
+    + b"data: [DONE]\r\n\r\n"
+)
+CITY = "x" * (1 << 20)
+FRAGMENTS = [CITY[i : i + 200] for i in range(0, len(CITY), 200)]
+TOOL_SSE = (
+    tool_fragment('{"city": "', name="get_weather")
+    + b"".join(tool_fragment(fragment) for fragment in FRAGMENTS)
+    + tool_fragment('"}')
+    + chat_event({}, "tool_calls")
     + b"data: [DONE]\r\n\r\n"
 )
 HUGE_FRAMES = (
@@ -49,6 +65,7 @@ HUGE_FRAMES = (
 SCRIPTS: dict[str, Script] = {
     "huge": trickle(SSE, HUGE_SSE),
     "bounded": trickle(SSE, HUGE_SSE),
+    "tools": trickle(SSE, TOOL_SSE),
     "bedrock": trickle(EVENT_STREAM, HUGE_FRAMES),
 }
 
@@ -70,6 +87,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             llm(
                 2, "bounded", f"{base}/bounded", default_model="bounded-gpt", max_retries=0, max_response_bytes=1 << 20
             ),
+            llm(3, "tools", f"{base}/tools", default_model="tools-gpt", max_retries=0),
             llm(
                 4,
                 "bedrock",
@@ -111,3 +129,10 @@ def test_a_trickled_event_over_the_response_bound_ends_the_stream_with_the_bound
         "code": "upstream_response_too_large",
     }
     assert streamed_text(edge, "huge-gpt") == HUGE_TEXT  # and the edge goes on serving
+
+
+def test_a_tool_call_in_many_small_fragments_reaches_a_gemini_client_whole(edge):
+    client = genai.Client(api_key=CLIENT_KEY, http_options={"base_url": edge.url})
+    chunks = list(client.models.generate_content_stream(model="tools-gpt", contents="call the tool"))
+    calls = [call for chunk in chunks for call in chunk.function_calls or ()]
+    assert [(call.name, call.args) for call in calls] == [("get_weather", {"city": CITY})]
