@@ -65,9 +65,24 @@ class _StreamChunk(msgspec.Struct):
     choices: list[dict[str, Any]] = []
 
 
+class _NativeReply(msgspec.Struct):
+    """A pass-through reply as far as the edge reads it: only its `usage` (the path may be any of the vendor's)."""
+
+    usage: _UsageBody | None = None
+
+
 _CHOICE_INDEX = re.compile(rb'"index":\s*(\d+)')
-_response_decoder = msgspec.json.Decoder(_ResponseBody)
-_chunk_decoder = msgspec.json.Decoder(_StreamChunk)
+# Lax (`strict=False`): a count written `3.0` (as some OpenAI-compatible servers do) or `"3"` is a count; what
+# cannot be read as one (`"a lot"`, `1.5`, `1e300`, `true`) fails the decode and makes the reply misshapen.
+_response_decoder = msgspec.json.Decoder(_ResponseBody, strict=False)
+_chunk_decoder = msgspec.json.Decoder(_StreamChunk, strict=False)
+_native_reply_decoder = msgspec.json.Decoder(_NativeReply, strict=False)
+
+
+def _bad_reply(what: str = "response") -> UpstreamError:
+    """An OpenAI-shaped reply the edge could not read: the vendor's 502 in the caller's dialect (an error event
+    once a stream is under way), accounted as failed; relaying it would have cost nothing against budgets."""
+    return UpstreamError(502, f"upstream sent a malformed {what}", retryable=True, code="upstream_bad_response")
 
 
 def _anthropic_usage(body: _UsageBody, usage: Usage) -> None:
@@ -125,8 +140,8 @@ class OpenAIStreamTranslator:
         if data.find(b'"usage"') >= 0 and data.find(b'"usage":null') < 0:  # find: see `sse.SSESplitter.feed`
             try:
                 chunk = _chunk_decoder.decode(data)
-            except msgspec.DecodeError:
-                return [event]
+            except msgspec.DecodeError:  # the usage chunk the stream is accounted by: unreadable, not ignored
+                raise _bad_reply("stream event") from None
             if chunk.usage is not None:
                 usage_from(chunk.usage, self.usage)
                 if not chunk.choices and self._drop_usage_chunk:
@@ -256,15 +271,15 @@ class OpenAIProvider:
         )
 
     def parse(self, call: OpenAIRequest, model: str, body: bytes) -> tuple[bytes, Usage]:
+        """The reply of a `build` call: every kind it builds (chat, completions, embeddings, messages) answers a
+        JSON object, so a reply that does not decode as one (not JSON, a list, `null`, `"choices": "x"`, a count
+        that is no count, invalid UTF-8 in what is read) is the vendor's 502, not a 200 relayed at no cost. The
+        decoder runs on every reply anyway: its failure is the check."""
         usage = Usage()
         try:
             parsed = _response_decoder.decode(body)
         except msgspec.DecodeError:
-            if call.kind == "messages":
-                raise UpstreamError(
-                    502, "upstream sent a malformed response", retryable=True, code="upstream_bad_response"
-                ) from None
-            return body, usage
+            raise _bad_reply() from None
         usage_from(parsed.usage, usage)
         usage.choices = len(parsed.choices)
         usage.tool_calls = sum(len((c.message or {}).get("tool_calls") or ()) for c in parsed.choices)
@@ -289,10 +304,16 @@ class OpenAIProvider:
         return native_request(spec, (method, path, query, body, stream), headers, self._auth_headers(spec), ())
 
     def native_usage(self, body: bytes) -> Usage:
+        """A pass-through reply's usage. The path may be any of the vendor's (speech, files, a models list): a
+        reply that is not a JSON object is relayed as it is, with no usage; a JSON object whose `usage` cannot be
+        read (the only part the edge reads, as the other providers' `json_reply_usage`) is the vendor's 502."""
         usage = Usage()
         try:
-            usage_from(_response_decoder.decode(body).usage, usage)
-        except msgspec.DecodeError:
+            usage_from(_native_reply_decoder.decode(body).usage, usage)
+        except msgspec.ValidationError:  # JSON of another shape: only `usage` is typed, so on an object it is that
+            if body.lstrip()[:1] == b"{":
+                raise _bad_reply() from None
+        except msgspec.DecodeError:  # not JSON: audio, a file's bytes
             pass
         return usage
 

@@ -199,17 +199,24 @@ def _read_usage(response: Any, usage: Usage) -> None:
     if isinstance(raw, dict):
         usage_from(_UsageBody(input_tokens=raw.get("input_tokens"), output_tokens=raw.get("output_tokens")), usage)
         usage.cache_read_tokens = int((raw.get("input_tokens_details") or {}).get("cached_tokens") or 0)
+    elif raw is not None:  # `"usage": "x"`: the vendor's 502 (`upstream_call._MISSHAPEN_REPLY`), not a free call
+        raise ValueError("the vendor's usage is not an object")
     output = response.get("output") or ()
     usage.tool_calls = sum(1 for item in output if isinstance(item, dict) and item.get("type") == "function_call")
     usage.choices = 1
 
 
 def passthrough_usage(body: bytes) -> Usage:
+    """A pass-through Responses reply's usage; a reply that is not a JSON object (not JSON, a list, `null`, invalid
+    UTF-8) is the vendor's 502 instead of a 200 relayed at no cost (the parse that reads usage is the check)."""
     usage = Usage()
     try:
-        _read_usage(orjson.loads(body), usage)
+        response = orjson.loads(body)
     except orjson.JSONDecodeError:
-        pass
+        response = None
+    if not isinstance(response, dict):
+        raise UpstreamError(502, "upstream sent a malformed response", retryable=True, code="upstream_bad_response")
+    _read_usage(response, usage)
     return usage
 
 
