@@ -148,10 +148,11 @@ async def _start(
     return headers
 
 
-async def _error_event(out: Outlet, err: UpstreamError | PluginCallError) -> None:
+async def _error_event(out: Outlet, err: UpstreamError | PluginCallError, sent: bool) -> None:
     """A stream that breaks after its start ends with one SSE error event (the status is already sent); a
     vendor's in-band error is told with its type and message, in the client's dialect, and not told twice when
-    the client already has it as the vendor sent it (`providers.stream_errors`)."""
+    the client already has it as the vendor sent it (`providers.stream_errors`). `sent`: whether any of the
+    stream went out before (a Responses stream then needs its `response.created` first)."""
     shape = 0
     if isinstance(err, UpstreamError):
         message, kind, code, status = err.message, err.type, err.code, err.status_code
@@ -163,7 +164,7 @@ async def _error_event(out: Outlet, err: UpstreamError | PluginCallError) -> Non
     if isinstance(err, UpstreamError) and err.relayed:
         return
     if out.ex.kind == "responses":  # Responses' `error` and `response.failed`, numbered after what went out
-        payload = (out.ex.responses or ResponsesSession()).failure(message, kind, code, shape)
+        payload = (out.ex.responses or ResponsesSession()).failure(message, kind, code, shape, sent)
     elif out.ex.dialect == "gemini":  # Google's error document as one more SSE chunk
         payload = b"data: " + error_for(out.ex.dialect, shape or status, message, kind, code)[1] + b"\n\n"
     elif out.ex.dialect == "anthropic":  # Anthropic's own mid-stream error event
@@ -191,7 +192,7 @@ async def respond_stream(out: Outlet, hooks: HookChain | None, executed: Execute
             if relay.last:  # the read that held `[DONE]` came first: it goes out first
                 await out.send({"type": "http.response.body", "body": relay.last, "more_body": True})
                 relay.last = b""
-            await _error_event(out, err)
+            await _error_event(out, err, relay.size > 0)
         await out.send({"type": "http.response.body", "body": relay.last, "more_body": False})
     finally:
         relay.finish()

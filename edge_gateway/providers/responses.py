@@ -14,10 +14,12 @@ pipeline stores afterwards. `session.adapter(llm)` wraps the LLM's provider for 
 A stream the edge must end with an error (a vendor's in-band error while translating, a plugin failure, a broken
 connection) ends as api.openai.com ends a failing one: `event: error` (`code`, `message`, `sequence_number`),
 then `event: response.failed` with the response so far (`status: failed`, `error`), numbered after the events
-the client had: `ResponsesSession.failure`, which `respond_stream` writes. The `openai` SDK yields those two as
-typed events (it raises only for a chat-style `{"error": ...}` chunk, which a Responses client never gets from
-OpenAI). A vendor's own `error` / `response.failed` in a pass-through stream goes to the client as is, and the
-request is accounted as failed (`stream_errors`).
+the client had, and after a `response.created` of the same response when it had none: `ResponsesSession.failure`,
+which `respond_stream` writes. The `openai` SDK yields those two as typed events (it raises only for a chat-style
+`{"error": ...}` chunk, which a Responses client never gets from OpenAI). A vendor's own `error` /
+`response.failed` in a pass-through stream goes to the client as is, and the request is accounted as failed
+(`stream_errors`); before the vendor's `response.created` it is a failed call (retried, fallen back, else an
+HTTP error), as OpenAI answers one.
 """
 
 from __future__ import annotations
@@ -77,14 +79,18 @@ class ResponsesSession:
         self.stream: ChatToResponsesStream | PassthroughStream | None = None
         """The Responses stream under way (this attempt's): what numbers and shapes an error event of the edge's."""
 
-    def failure(self, message: str, kind: str, code: str | None, vendor_status: int) -> bytes:
+    def failure(self, message: str, kind: str, code: str | None, vendor_status: int, sent: bool = True) -> bytes:
         """The events that end this request's stream with an error of the edge's (see the module docstring).
-        A vendor's in-band error (`upstream_stream_error`) is told with OpenAI's code for its status."""
+        A vendor's in-band error (`upstream_stream_error`) is told with OpenAI's code for its status. `sent`: whether
+        the client has any of the stream; when not (a chunk hook failed on the first read), `response.created`
+        goes first, as OpenAI starts every stream: the SDK's `responses.stream()` raises a RuntimeError of its own
+        for a stream that starts with anything else, and the edge's error would never reach the caller."""
         if code == "upstream_stream_error" and vendor_status:
             code = "rate_limit_exceeded" if vendor_status == 429 else "server_error" if vendor_status >= 500 else kind
         if self.stream is None:  # a plugin's own Responses stream: nothing numbered it
-            return failure_events(0, None, message, code or kind)
-        return self.stream.failure(message, code or kind)
+            started = None if sent else response_object(self.id, {}, "", [], status="in_progress")
+            return failure_events(0, started, message, code or kind, announce=not sent)
+        return self.stream.failure(message, code or kind, sent)
 
     def finish(
         self,
@@ -220,10 +226,18 @@ def passthrough_usage(body: bytes) -> Usage:
     return usage
 
 
-def failure_events(sequence: int, response: dict[str, Any] | None, message: str, code: str) -> bytes:
-    """`event: error`, then `event: response.failed` with `response` failed (when the client has its start)."""
+def failure_events(
+    sequence: int, response: dict[str, Any] | None, message: str, code: str, announce: bool = False
+) -> bytes:
+    """`event: error`, then `event: response.failed` with `response` failed (when the client has its start);
+    `announce`: the client has nothing yet, so `response.created` (`response` in progress) comes first."""
+    out = b""
+    if announce and response is not None:
+        started = {"type": "response.created", "response": {**response, "status": "in_progress", "output": []}}
+        out = b"event: response.created\ndata: " + orjson.dumps({**started, "sequence_number": sequence}) + b"\n\n"
+        sequence += 1
     error = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": sequence}
-    out = b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"
+    out += b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"
     if response is not None:
         failed = {**response, "status": "failed", "error": {"code": code, "message": message}}
         event = {"type": "response.failed", "response": failed, "sequence_number": sequence + 1}
@@ -237,7 +251,7 @@ class PassthroughStream:
     it `relayed`: the edge writes nothing more). Per event: a count (the next `sequence_number`, should the
     edge have to end the stream itself) and the substring tests that were there for usage already."""
 
-    __slots__ = ("usage", "_done", "_seq", "_response", "_failure")
+    __slots__ = ("usage", "_done", "_seq", "_response", "_failure", "_id")
 
     def __init__(self, session: ResponsesSession) -> None:
         self.usage = Usage()
@@ -245,6 +259,7 @@ class PassthroughStream:
         self._seq = 0
         self._response: dict[str, Any] | None = None
         self._failure: UpstreamError | None = None
+        self._id = session.id
         session.stream = self
 
     @property
@@ -264,6 +279,8 @@ class PassthroughStream:
                 self._done = True
                 _read_usage(payload.get("response"), self.usage)
             elif kind in _FAILED:
+                if self._response is None:  # before `response.created`: a failed call, as OpenAI answers one (an
+                    raise responses_stream_error(payload)  # HTTP error, after a retry or fallback), not relayed
                 _read_usage(payload.get("response"), self.usage)
                 if self._failure is None:  # `error` then `response.failed`: the first says it
                     self._failure = responses_stream_error(payload, relayed=True)
@@ -274,7 +291,10 @@ class PassthroughStream:
             raise self._failure
         return []
 
-    def failure(self, message: str, code: str) -> bytes:
+    def failure(self, message: str, code: str, sent: bool = True) -> bytes:
+        if not sent:  # the client has nothing yet: the start it never got, then the end (`ResponsesSession.failure`)
+            response = self._response or response_object(self._id, {}, "", [], status="in_progress")
+            return failure_events(0, response, message, code, announce=True)
         return failure_events(self._seq, self._response, message, code)
 
 
@@ -431,8 +451,11 @@ class ChatToResponsesStream:
                 )
             )
 
-    def failure(self, message: str, code: str) -> bytes:
-        """The error events after those sent (`failure_events`); the items so far are `incomplete`."""
+    def failure(self, message: str, code: str, sent: bool = True) -> bytes:
+        """The error events after those sent (`failure_events`); the items so far are `incomplete`. Nothing sent
+        (a chunk hook failed on the first read): `response.created` first, and no items (the client has none)."""
+        if not sent:
+            return failure_events(0, self._response("in_progress"), message, code, announce=True)
         response = None
         if self._created:
             response = self._response("failed")

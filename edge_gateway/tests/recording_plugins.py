@@ -119,7 +119,8 @@ class Recorder(BasePlugin):
 class EventsRecorder(BasePlugin):
     """A stream chunk hook that takes a read's events in one call (`on_before_write_events` only): records
     ("events", n) per call and writes "ECHO" for "Echo" in every event; `drop_containing` drops events holding it;
-    `answer_text` answers str events after the first (a bug the edge must contain)."""
+    `answer_text` answers str events from event `answer_text_from` on (1: after the first; a bug the edge must
+    contain)."""
 
     name = "events-recorder"
 
@@ -131,7 +132,7 @@ class EventsRecorder(BasePlugin):
         CALLS.append((self.label, f"events:{len(req.events)}"))
         needle = self.config.get("drop_containing", "").encode()
         kept = [e.replace(b"Echo", b"ECHO") for e in req.events if not (needle and needle in e)]
-        if self.config.get("answer_text") and req.first_index > 0:  # a bug: str events after the first
+        if self.config.get("answer_text") and req.first_index >= self.config.get("answer_text_from", 1):  # a bug
             return StreamEventsResponse(modified=True, events=[e.decode() for e in kept])  # type: ignore[misc]
         return StreamEventsResponse(modified=True, events=kept)
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import openai
@@ -49,6 +51,10 @@ events and the error together, before the stream's start, so the call failed as 
 back) instead of ending a started stream, and the tests of a started stream's end failed four runs in five."""
 
 
+FAILING_HOOK = {"plugin_chain": [PluginBinding(plugin_slug="ev-first", order=1)]}
+VENDOR_ERROR_FIRST = {"extra_headers": {"x-mock-fault": "error_after_chunks=0"}}
+
+
 @pytest.fixture(scope="module")
 def edge(mock_upstream, tmp_path_factory):
     recorder = PluginConfig(
@@ -62,6 +68,12 @@ def edge(mock_upstream, tmp_path_factory):
         name="ev",
         import_path="edge_gateway.tests.recording_plugins:EventsRecorder",
         config={"answer_text": True},
+    )
+    buggy_first = PluginConfig(
+        slug="ev-first",
+        name="ev-first",
+        import_path="edge_gateway.tests.recording_plugins:EventsRecorder",
+        config={"answer_text": True, "answer_text_from": 0},
     )
     answering = PluginConfig(
         slug="sc",
@@ -142,6 +154,26 @@ def edge(mock_upstream, tmp_path_factory):
             allowed_models=["buggy-gpt"],
             plugin_chain=[PluginBinding(plugin_slug="ev", order=1)],
         ),
+        # before the client has `response.created`: a chunk hook that fails on the first read (translated and
+        # passed through), and a vendor whose stream errs before its first event (both ways)
+        *(
+            llm(
+                id,
+                slug,
+                f"{mock_upstream}/v1",
+                default_model=f"{slug}-gpt",
+                allowed_models=[f"{slug}-gpt"],
+                max_retries=0,
+                metadata={"responses_api": slug.startswith("native")},
+                **extra,
+            )
+            for id, slug, extra in (
+                (11, "buggy-first", FAILING_HOOK),
+                (12, "native-buggy-first", FAILING_HOOK),
+                (13, "error-first", VENDOR_ERROR_FIRST),
+                (14, "native-error-first", VENDOR_ERROR_FIRST),
+            )
+        ),
     ]
     prices = [
         ModelPriceConfig(
@@ -155,7 +187,7 @@ def edge(mock_upstream, tmp_path_factory):
         mock_upstream,
         llms=llms,
         apps=[
-            AppConfig(id=1, name="one", llm_ids=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            AppConfig(id=1, name="one", llm_ids=list(range(1, 15))),
             AppConfig(id=2, name="two", llm_ids=[1]),
             AppConfig(id=3, name="budgeted", llm_ids=[1]),
             AppConfig(id=4, name="broke", llm_ids=[1]),
@@ -169,7 +201,7 @@ def edge(mock_upstream, tmp_path_factory):
             BudgetConfig(id=1, scope="app", target_id=3, limit=Decimal("100")),
             BudgetConfig(id=2, scope="app", target_id=4, limit=Decimal("0.000001")),
         ],
-        plugins=[recorder, answering, buggy],
+        plugins=[recorder, answering, buggy, buggy_first],
         prices=prices,
     )
     with run_edge(snap, tmp_path_factory.mktemp("edge")) as running:
@@ -401,6 +433,56 @@ def test_a_vendors_failed_responses_stream_reaches_the_client_once_and_counts_as
     assert (events[3].code, events[3].message) == ("server_error", SERVER_ERROR)
     accounted = record(edge, AnalyticsRecord, "resp-native-broken")
     assert accounted.streamed and (accounted.status_code, accounted.error_type) == (502, "upstream_stream_error")
+
+
+def _surfaced(events: Callable[[], list[Any]]) -> tuple[str, str]:
+    """How the SDK surfaces a Responses stream that failed: ("raised", message) for an `APIError` (an HTTP error
+    status), or ("failed", message) for a stream that starts with `response.created` and ends with `error` and
+    `response.failed` of the same response. Anything else (the helper's RuntimeError) fails the test."""
+    try:
+        got = events()
+    except openai.APIStatusError as err:
+        return "raised", err.body["message"] if isinstance(err.body, dict) else err.message
+    except openai.APIError as err:
+        return "raised", err.message
+    kinds = [e.type for e in got]
+    assert kinds[0] == "response.created" and kinds[-2:] == ["error", "response.failed"], kinds
+    assert [e.sequence_number for e in got] == list(range(len(got)))
+    error, failed = got[-2:]
+    assert failed.response.id == got[0].response.id and failed.response.status == "failed"
+    assert failed.response.error.message == error.message
+    return "failed", error.message
+
+
+@pytest.mark.parametrize(
+    ("model", "how", "message", "status", "error_type"),
+    [
+        ("buggy-first-gpt", "failed", "plugin 'ev-first' failed", 500, "plugin_failed"),
+        ("native-buggy-first-gpt", "failed", "plugin 'ev-first' failed", 500, "plugin_failed"),
+        ("error-first-gpt", "raised", SERVER_ERROR, 502, "upstream_stream_error"),
+        ("native-error-first-gpt", "raised", SERVER_ERROR, 502, "upstream_stream_error"),
+    ],
+)
+def test_a_stream_that_fails_before_response_created_is_an_api_error_or_a_failed_response(
+    edge, model, how, message, status, error_type
+):
+    """Before: the client got `error` (and `response.failed`) with no `response.created` before them, and the SDK's
+    `responses.stream()` helper raised its own RuntimeError ("Expected to have received `response.created`")
+    instead of telling the edge's error; a vendor's error as its stream's first event was relayed that way too."""
+    request_id = f"resp-early-{model}"
+
+    def iterated() -> list[Any]:
+        extra = {"x-request-id": request_id}
+        return list(client(edge).responses.create(model=model, input=WORDS, stream=True, extra_headers=extra))
+
+    def helped() -> list[Any]:
+        with client(edge).responses.stream(model=model, input=WORDS) as stream:
+            return list(stream)
+
+    assert _surfaced(iterated) == (how, message)
+    assert _surfaced(helped) == (how, message)
+    accounted = record(edge, AnalyticsRecord, request_id)
+    assert (accounted.status_code, accounted.error_type) == (status, error_type)
 
 
 def test_a_plugins_chat_answer_reaches_a_responses_client_in_its_shape(edge):
