@@ -239,16 +239,41 @@ def _redacted_query(scope: dict[str, Any]) -> str:
 
 
 def _check_messages(kind: str, data: dict[str, Any]) -> None:
-    """A non-empty `messages`; for Anthropic Messages also a positive integer `max_tokens` (Anthropic requires it)."""
+    """A non-empty `messages`; for Anthropic Messages also a positive integer `max_tokens` (Anthropic requires it),
+    in Anthropic's words (`max_tokens: Field required`) for its callers."""
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise GatewayError.bad_request("'messages' must be a non-empty array", param="messages")
+        raise GatewayError.bad_request(_messages_misfit(kind, messages), param="messages")
     if kind == "messages":
         max_tokens = data.get("max_tokens")
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise GatewayError.bad_request(
-                "'max_tokens' is required and must be a positive integer", param="max_tokens"
-            )
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_OUTPUT_BOUND:
+            raise GatewayError.bad_request(f"max_tokens: {_max_tokens_misfit(max_tokens)}", param="max_tokens")
+
+
+MAX_OUTPUT_BOUND = 2**31 - 1
+"""The largest `max_tokens` a Messages call may ask for: no model's output comes near, and vendors read the field
+as a 32-bit integer (Gemini's `maxOutputTokens` is an int32); past it, a client of a non-Anthropic LLM got a 200
+and budgets reserved for a reply of a trillion tokens. Per-model limits are the vendor's (Anthropic's own 400)."""
+
+
+def _messages_misfit(kind: str, value: object) -> str:
+    if kind == "chat":
+        return "'messages' must be a non-empty array"
+    if value is None:
+        return "messages: Field required"
+    return "messages: " + (
+        "Input should be a valid list" if not isinstance(value, list) else "at least one message is required"
+    )
+
+
+def _max_tokens_misfit(value: object) -> str:
+    if value is None:
+        return "Field required"
+    if not isinstance(value, int) or isinstance(value, bool):
+        return "Input should be a valid integer"
+    if value < 1:
+        return "Input should be greater than or equal to 1"
+    return f"Input should be less than or equal to {MAX_OUTPUT_BOUND}"
 
 
 def enriched_request(ex: Exchange, caller: Caller, call: OpenAIRequest) -> EnrichedRequest:

@@ -43,7 +43,7 @@ from .intake import Caller, Receive, decode_call, gemini_key, read_body
 from .model_list import models_body
 from .providers import OpenAIRequest
 from .providers.base import estimate_tokens
-from .providers.messages_request import estimate_message_tokens
+from .providers.messages_request import check_count_tokens, estimate_message_tokens
 from .providers.responses import ResponsesSession, has_responses_api
 from .providers.responses_shapes import to_chat_request
 from .respond_full import Outlet, Send, respond_error, respond_full, send_error
@@ -247,9 +247,7 @@ class Pipeline:
         elif ex.kind in _MODEL_KINDS:
             await _answer_models(out, hooks, prepared, caller)
         elif ex.kind == "count_tokens" and ex.llm is not None and ex.llm.spec.vendor != "anthropic":
-            # Only Anthropic counts tokens for a Messages body; for other vendors the edge estimates (no call).
-            body = orjson.dumps({"input_tokens": estimate_message_tokens(steps.call.data)})
-            await respond_full(out, hooks, prepared.executed, 200, {}, body, None)
+            await _answer_token_estimate(out, hooks, prepared, steps.call.data)
         elif ex.kind == "gemini_count" and ex.llm is not None and ex.llm.spec.vendor not in ("google", "vertex"):
             # Only Gemini counts tokens for a Gemini body; for other vendors the edge estimates (no call).
             body = orjson.dumps({"totalTokens": estimate_tokens(steps.call.data)})
@@ -379,3 +377,16 @@ async def _answer_models(out: Outlet, hooks: HookChain | None, prepared: Prepare
         await respond_error(out, hooks, prepared.executed, err)
         return
     await respond_full(out, hooks, prepared.executed, 200, {}, listing, None)
+
+
+async def _answer_token_estimate(out: Outlet, hooks: HookChain | None, prepared: Prepared, data: Any) -> None:
+    """count_tokens for a non-Anthropic LLM: only Anthropic counts tokens for a Messages body, so the edge
+    estimates (no call), from a body checked as its translation would be (a misfit is the client's 400, the one
+    Anthropic answers), not a count of whatever was sent."""
+    try:
+        check_count_tokens(data)
+    except GatewayError as err:
+        await respond_error(out, hooks, prepared.executed, err)
+        return
+    body = orjson.dumps({"input_tokens": estimate_message_tokens(data)})
+    await respond_full(out, hooks, prepared.executed, 200, {}, body, None)
