@@ -9,7 +9,8 @@ OpenAI-compatible one (the mock included) the provider sends Chat Completions an
     document blocks (base64 PDF, text)      -> file parts (a data: URL) / text parts
     assistant tool_use blocks               -> tool_calls (arguments as a JSON string)
     user tool_result blocks                 -> tool messages (before the rest of that user turn); their images
-                                               -> image_url parts of the user message that follows them
+                                               and base64 documents -> image_url / file parts of the user
+                                               message that follows them; their text documents -> their text
     tools / tool_choice (auto, any, tool, none), disable_parallel_tool_use -> tools / tool_choice,
                                                parallel_tool_calls
     max_tokens, temperature, top_p, stop_sequences, metadata.user_id -> max_tokens, ..., stop, user
@@ -29,7 +30,9 @@ That is the order OpenAI accepts (the tool messages right after the calls, then 
 way gateways carry such results. A Gemini LLM gets the same through `gemini_format.chat_to_gemini`, which merges
 consecutive user messages into one turn: the `functionResponse` parts and, beside them, the images as
 `inlineData` (or `fileData`) parts, which every Gemini model reads (multimodal `functionResponse.parts` exist
-for Gemini 3 only).
+for Gemini 3 only). A document in a `tool_result` (a PDF a tool fetched) takes the same way as a `file` part
+(a Gemini LLM gets it as `inlineData` of its media type); a plain-text document is text, so it stays in the tool
+message with the result's text.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ __all__ = ["check_count_tokens", "estimate_message_tokens", "messages_to_chat"]
 _ROLES = ("user", "assistant")
 _TOOL_CHOICES = ("auto", "any", "tool", "none")
 _RESULT_BLOCKS = frozenset({"text", "image", "search_result", "document", "tool_reference"})
-"""What a `tool_result`'s content may hold (Anthropic's list); only its text and images reach a Chat vendor."""
+"""What a `tool_result`'s content may hold (Anthropic's list); its text, images and documents reach a Chat vendor."""
 _NOT_BLOCKS = "Input should be a valid string or a list of content blocks"
 _DEFAULT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -131,14 +134,16 @@ def _document_parts(block: dict[str, Any]) -> dict[str, Any]:
 
 def _tool_message(block: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A `tool_result` block as a tool message (an error result says so in its text: Chat has no flag for it)
-    and its images as image_url parts behind a text part naming the call (module docstring)."""
+    and its images and PDFs as image_url / file parts behind a text part naming the call (module docstring); its
+    plain-text documents are part of its text."""
     call_id = required_string(block, "tool_use_id")
     is_error = block.get("is_error")
     if is_error is not None and not isinstance(is_error, bool):
         raise Misfit("is_error", "Input should be a valid boolean")
     content = block.get("content")
     texts: list[str] = []
-    images: list[dict[str, Any]] = []
+    attached: list[dict[str, Any]] = []  # images and documents: in the user message after the tool messages
+    documents = 0
     if isinstance(content, str):
         texts.append(content)
     elif isinstance(content, list):
@@ -151,7 +156,14 @@ def _tool_message(block: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
                         raise string_misfit("text", text)
                     texts.append(text)
                 elif kind == "image":
-                    images.append(_image_part(item))
+                    attached.append(_image_part(item))
+                elif kind == "document":
+                    part = _document_parts(item)
+                    if part["type"] == "text":  # a plain-text document: text, like the result's own
+                        texts.append(part["text"])
+                    else:
+                        attached.append(part)
+                        documents += 1
                 elif kind not in _RESULT_BLOCKS:
                     raise Misfit("type", one_of(tuple(sorted(_RESULT_BLOCKS))))
             except Misfit as misfit:
@@ -159,12 +171,13 @@ def _tool_message(block: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
     elif content is not None:
         raise Misfit("content", _NOT_BLOCKS)
     result = "".join(texts)
-    if images:
-        images.insert(0, {"type": "text", "text": f"The result of tool call {call_id} includes these images:"})
-        result = result or "The result is the images in the next message."
+    if attached:
+        noun = "images" if not documents else "documents" if documents == len(attached) else "attachments"
+        attached.insert(0, {"type": "text", "text": f"The result of tool call {call_id} includes these {noun}:"})
+        result = result or f"The result is the {noun} in the next message."
     if is_error:
         result = f"Error: {result}"
-    return {"role": "tool", "tool_call_id": call_id, "content": result}, images
+    return {"role": "tool", "tool_call_id": call_id, "content": result}, attached
 
 
 def _check_thinking_block(kind: str, block: dict[str, Any]) -> None:
@@ -183,7 +196,7 @@ def _user_turn(content: Any) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         raise Misfit("content", FIELD_REQUIRED if content is None else _NOT_BLOCKS)
     tools: list[dict[str, Any]] = []
-    images: list[dict[str, Any]] = []  # of the tool results: in the user message after the tool messages
+    images: list[dict[str, Any]] = []  # of the tool results (documents too): in the user message after them
     parts: list[dict[str, Any]] = []
     for index, block in enumerate(content):
         try:

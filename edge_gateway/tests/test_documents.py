@@ -1,5 +1,6 @@
 """A PDF sent with each stock SDK (OpenAI chat `file` part, Responses `input_file`, Anthropic `document` block,
-Gemini inline `application/pdf`) reaches whichever vendor serves the model in that vendor's own document shape."""
+Gemini inline `application/pdf`) reaches whichever vendor serves the model in that vendor's own document shape,
+also when a tool returned it (an Anthropic `tool_result`)."""
 
 from __future__ import annotations
 
@@ -113,3 +114,52 @@ def test_a_file_id_another_vendor_cannot_read_is_the_clients_400(edge: RunningEd
             model=MODELS[upstream], messages=[{"role": "user", "content": content}]
         )
     assert "file ids are not supported" in str(refused.value)
+
+
+FETCH: Any = {"name": "fetch", "description": "fetch a report", "input_schema": {"type": "object", "properties": {}}}
+
+
+@pytest.mark.parametrize("upstream", ["openai", "gemini"])
+def test_documents_a_tool_returned_reach_the_model(edge: RunningEdge, mock_upstream: str, upstream: str):
+    """An Anthropic client's `tool_result` holding a PDF and a plain-text document: the text stays the tool's
+    result, the PDF follows as a `file` part of the next user message (OpenAI's tool messages take text only) or,
+    for Gemini, as inlineData beside the functionResponse, in the same turn."""
+    httpx.post(f"{mock_upstream}/_mock/reset", timeout=5)
+    pdf = {"type": "base64", "media_type": "application/pdf", "data": PDF_B64}
+    result: Any = [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Q3 revenue: 12"}},
+        {"type": "document", "source": pdf, "title": "report.pdf"},
+    ]
+    messages: Any = [
+        {"role": "user", "content": "fetch the report"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_fetch1", "name": "fetch", "input": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_fetch1", "content": result},
+                {"type": "text", "text": "summarise it"},
+            ],
+        },
+    ]
+    client = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    reply = client.messages.create(model=MODELS[upstream], max_tokens=50, tools=[FETCH], messages=messages)
+    assert reply.content and reply.stop_reason == "end_turn"
+    sent = httpx.get(f"{mock_upstream}/_mock/requests").json()["data"][-1]["body"]
+    label = {"text": "The result of tool call toolu_fetch1 includes these documents:"}
+    if upstream == "openai":
+        assert sent["messages"][-2] == {"role": "tool", "tool_call_id": "toolu_fetch1", "content": "Q3 revenue: 12"}
+        file = {"file_data": f"data:application/pdf;base64,{PDF_B64}", "filename": "report.pdf"}
+        assert sent["messages"][-1] == {
+            "role": "user",
+            "content": [
+                {"type": "text", **label},
+                {"type": "file", "file": file},
+                {"type": "text", "text": "summarise it"},
+            ],
+        }
+    else:
+        turn = sent["contents"][-1]
+        answered = turn["parts"][0]["functionResponse"]
+        assert turn["role"] == "user" and answered["name"] == "fetch" and "Q3 revenue: 12" in str(answered["response"])
+        pdf_part = {"inlineData": {"mimeType": "application/pdf", "data": PDF_B64}}
+        assert turn["parts"][1:] == [label, pdf_part, {"text": "summarise it"}]
