@@ -146,7 +146,7 @@ class BedrockProvider:
             ) from None
         usage = Usage()
         asked = call.data.get("stop_sequences" if call.kind == "messages" else "stop")
-        chat = to_openai(response, model, usage, asked)
+        chat = to_openai(response, model, usage, asked, for_messages=call.kind == "messages")
         if call.kind == "messages":
             return orjson.dumps(chat_to_message(chat, call.model, usage, asked)), usage
         if call.kind == "completions":

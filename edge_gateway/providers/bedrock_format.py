@@ -12,9 +12,15 @@ include cache reads and writes).
 Stop sequences: `stopReason: stop_sequence` says a sequence stopped the model, not which. Claude on Bedrock names
 it in `additionalModelResponseFields.stop_sequence` (in the stream: `messageStop`'s) when the request asks for
 that field (`additionalModelResponseFieldPaths: ["/stop_sequence"]`, sent for an Anthropic model asked to stop
-on sequences); with one sequence asked it can only be that one. The sequence goes on the chat choice as
-`stop_reason` (vLLM's field, which `messages_reply.stop_of` reads), so an Anthropic client gets Anthropic's
-`stop_reason: "stop_sequence"` and the sequence; an OpenAI client's `finish_reason` stays `stop`, as OpenAI's.
+on sequences); other models have no such field. With one sequence asked it can only be that one. With several,
+a model that keeps the sequence at the end of its text (Amazon Nova does; Llama and Mistral cut it) shows it
+there: the text ends with it (the longest such, if sequences overlap), and a model that cuts it never ends on an
+asked sequence (it would have stopped there), so this names none wrongly; otherwise which one is unknown. The
+sequence goes on the chat choice as `stop_reason` (vLLM's field, which `messages_reply.stop_of` reads), so an
+Anthropic client gets Anthropic's `stop_reason: "stop_sequence"` and the sequence; an OpenAI client's
+`finish_reason` stays `stop`, as OpenAI's. For a Messages client the chat choice (never sent as such) keeps
+`finish_reason: "stop_sequence"` (`finish_reason`), so its answer is `stop_reason: "stop_sequence"` even when
+the sequence is unknown (`stop_sequence: null` then), not a natural `end_turn`.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from ..errors import GatewayError
 from .base import Usage, token_count
 from .documents import inline_document
 
-__all__ = ["FINISH", "matched_stop", "to_converse", "to_openai", "usage_from_converse"]
+__all__ = ["finish_reason", "matched_stop", "stop_tail_size", "to_converse", "to_openai", "usage_from_converse"]
 
 FINISH = {
     "end_turn": "stop",
@@ -232,9 +238,26 @@ def usage_from_converse(raw: Any, usage: Usage) -> None:
     usage.reported = True
 
 
-def matched_stop(reason: Any, fields: Any, asked: Any) -> str | None:
+def finish_reason(reason: Any, for_messages: bool) -> str:
+    """Chat's finish_reason of a Converse `stopReason`; "stop_sequence" kept for a Messages client's translation
+    (module docstring), "stop" for an OpenAI client, as OpenAI answers."""
+    if for_messages and reason == "stop_sequence":
+        return "stop_sequence"
+    return FINISH.get(str(reason or "end_turn"), "stop")
+
+
+def stop_tail_size(asked: Any) -> int:
+    """How much of the answer's end `matched_stop` needs to see: the longest sequence when several are asked (with
+    one, or none, the text is not needed)."""
+    if not isinstance(asked, list) or len(asked) < 2:
+        return 0
+    return max((len(s) for s in asked if isinstance(s, str)), default=0)
+
+
+def matched_stop(reason: Any, fields: Any, asked: Any, text: str = "") -> str | None:
     """The stop sequence a `stopReason: stop_sequence` answer stopped on: named by the model in `fields`
-    (`additionalModelResponseFields`), else the only one `asked` (the chat request's `stop`); None when unknown."""
+    (`additionalModelResponseFields`), else the only one `asked` (the chat request's `stop`), else the longest
+    asked one the answer's `text` ends with (module docstring); None when unknown."""
     if reason != "stop_sequence":
         return None
     named = fields.get("stop_sequence") if isinstance(fields, dict) else None
@@ -242,11 +265,19 @@ def matched_stop(reason: Any, fields: Any, asked: Any) -> str | None:
         return named
     if isinstance(asked, str):
         return asked
-    return asked[0] if isinstance(asked, list) and len(asked) == 1 and isinstance(asked[0], str) else None
+    if not isinstance(asked, list):
+        return None
+    if len(asked) == 1:
+        return asked[0] if isinstance(asked[0], str) else None
+    ends = [s for s in asked if isinstance(s, str) and s and text.endswith(s)]
+    return max(ends, key=len) if ends else None
 
 
-def to_openai(response: dict[str, Any], model: str, usage: Usage, asked: Any = None) -> dict[str, Any]:
-    """The `chat.completion` of a Converse response; fills `usage` (tokens, tool calls, one choice)."""
+def to_openai(
+    response: dict[str, Any], model: str, usage: Usage, asked: Any = None, for_messages: bool = False
+) -> dict[str, Any]:
+    """The `chat.completion` of a Converse response; fills `usage` (tokens, tool calls, one choice). `asked`: the
+    request's stop sequences; `for_messages`: the chat is translated on for a Messages client (`finish_reason`)."""
     content = ((response.get("output") or {}).get("message") or {}).get("content") or []
     text = "".join(str(b["text"]) for b in content if isinstance(b, dict) and "text" in b)
     calls = [
@@ -271,9 +302,9 @@ def to_openai(response: dict[str, Any], model: str, usage: Usage, asked: Any = N
         "index": 0,
         "message": message,
         "logprobs": None,
-        "finish_reason": FINISH.get(str(reason or "end_turn"), "stop"),
+        "finish_reason": finish_reason(reason, for_messages),
     }
-    stopped_on = matched_stop(reason, response.get("additionalModelResponseFields"), asked)
+    stopped_on = matched_stop(reason, response.get("additionalModelResponseFields"), asked, text)
     if stopped_on is not None:
         choice["stop_reason"] = stopped_on
     return {

@@ -24,7 +24,7 @@ import orjson
 
 from ..errors import UpstreamError
 from .base import OpenAIRequest, Usage, estimate_tokens
-from .bedrock_format import FINISH, matched_stop, usage_from_converse
+from .bedrock_format import finish_reason, matched_stop, stop_tail_size, usage_from_converse
 
 __all__ = ["ConverseStreamTranslator", "EventStreamSplitter", "decode_frame"]
 
@@ -162,6 +162,10 @@ class ConverseStreamTranslator:
         self._completions = call.kind == "completions"
         self._tools: dict[int, int] = {}
         self._chars = 0
+        self._messages = call.kind == "messages"
+        self._asked = call.data.get("stop_sequences" if self._messages else "stop")
+        self._tail_size = stop_tail_size(self._asked)  # 0: the text's end is not needed (matched_stop)
+        self._tail = ""
         self._stopped = False
         self._opened = False  # the role chunk was sent: with the first text or tool call, as OpenAI's
         self._done = False
@@ -231,23 +235,21 @@ class ConverseStreamTranslator:
         if name == "messageStop":
             self._stopped = True
             reason = data.get("stopReason")
-            chunk = self._chunk({}, FINISH.get(str(reason or "end_turn"), "stop"), self._stopped_on(reason, data))
+            stopped_on = matched_stop(reason, data.get("additionalModelResponseFields"), self._asked, self._tail)
+            chunk = self._chunk({}, finish_reason(reason, self._messages), stopped_on)
             return [*self._open(), chunk]
         if name == "metadata":
             usage_from_converse(data.get("usage"), self.usage)
             return self._end()
         return []  # contentBlockStop and event types added later
 
-    def _stopped_on(self, reason: Any, data: dict[str, Any]) -> str | None:
-        """The sequence a `messageStop` says the model stopped on (`bedrock_format.matched_stop`)."""
-        asked = self._call.data.get("stop_sequences" if self._call.kind == "messages" else "stop")
-        return matched_stop(reason, data.get("additionalModelResponseFields"), asked)
-
     def _delta(self, data: dict[str, Any]) -> list[bytes]:
         delta = data.get("delta") or {}
         if "text" in delta:
             text = str(delta["text"])
             self._chars += len(text)
+            if self._tail_size:  # several stop sequences asked: which one may show at the text's end
+                self._tail = (self._tail + text)[-self._tail_size :]
             return [*self._open(), self._chunk({"content": text})]
         use = delta.get("toolUse")
         if isinstance(use, dict) and not self._completions:

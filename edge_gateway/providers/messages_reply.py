@@ -12,7 +12,10 @@ does not say which, so the edge answers `end_turn` with `stop_sequence: null`, a
 end: it does not claim a sequence the vendor did not report (a guess would tell an agent its delimiter was
 reached when the model merely ended). A vendor that names the sequence (vLLM's `stop_reason`, where
 `bedrock_format` puts Bedrock's too; one of the requested `stop_sequences`) gets Anthropic's answer:
-`stop_reason: "stop_sequence"` and the sequence, in full replies and in the stream's `message_delta` alike.
+`stop_reason: "stop_sequence"` and the sequence, in full replies and in the stream's `message_delta` alike. A
+vendor known to have stopped on one of them without saying which (Bedrock's `stopReason: stop_sequence`, kept by
+`bedrock_format` as finish_reason "stop_sequence", which Chat Completions does not have) gets
+`stop_reason: "stop_sequence"` with `stop_sequence: null`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from .stream_errors import anthropic_stream_error, openai_stream_error
 __all__ = ["AnthropicEvents", "ChatToMessagesStream", "chat_to_message", "sse_event"]
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use"}
-_STOP.update(content_filter="refusal")
+_STOP.update(content_filter="refusal", stop_sequence="stop_sequence")
 
 
 def _usage_body(usage: Usage) -> dict[str, int]:
@@ -77,7 +80,7 @@ def stop_of(choice: dict[str, Any], asked: Any) -> tuple[str, str | None]:
     docstring: only a sequence the vendor named, and the client asked for, is reported as matched)."""
     finish = choice.get("finish_reason") or "stop"
     named = choice.get("stop_reason")
-    if finish == "stop" and isinstance(named, str) and isinstance(asked, list) and named in asked:
+    if finish in ("stop", "stop_sequence") and isinstance(named, str) and isinstance(asked, list) and named in asked:
         return "stop_sequence", named
     return _STOP.get(finish, "end_turn"), None
 

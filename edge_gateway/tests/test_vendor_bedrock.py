@@ -15,6 +15,7 @@ from .support import CLIENT_KEY, encrypt, llm, make_snapshot, run_edge
 AWS_KEY = "AKIDMOCKBEDROCK:mock-bedrock-secret"
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 LLAMA = "meta.llama3-70b-instruct-v1:0"
+NOVA = "us.amazon.nova-lite-v1:0"
 WEATHER = {
     "type": "function",
     "function": {
@@ -63,6 +64,15 @@ def edge(mock_upstream, tmp_path_factory):
         metadata=region,
         api_key_encrypted=encrypt(AWS_KEY),
     )
+    nova = llm(
+        4,
+        "bedrock-nova",
+        mock_upstream,
+        vendor="bedrock",
+        default_model=NOVA,
+        metadata=region,
+        api_key_encrypted=encrypt(AWS_KEY),
+    )
     faulty = [
         llm(
             10 + i,
@@ -77,9 +87,9 @@ def edge(mock_upstream, tmp_path_factory):
         )
         for i, (name, fault) in enumerate(FAULTS.items())
     ]
-    ids = [1, 2, 3, *(f.id for f in faulty)]
+    ids = [1, 2, 3, 4, *(f.id for f in faulty)]
     snap = make_snapshot(
-        mock_upstream, llms=[good, wrong, llama, *faulty], apps=[AppConfig(id=1, name="one", llm_ids=ids)]
+        mock_upstream, llms=[good, wrong, llama, nova, *faulty], apps=[AppConfig(id=1, name="one", llm_ids=ids)]
     )
     with run_edge(snap, tmp_path_factory.mktemp("edge")) as running:
         yield running
@@ -223,6 +233,35 @@ def test_a_stop_sequence_reaches_an_anthropic_client_as_anthropic_reports_it(edg
     assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
     reply = client(edge).chat.completions.create(model=model, messages=user, stop=stops)
     assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.content == "Echo: alpha beta "
+
+
+@pytest.mark.parametrize(
+    ("model", "text", "sequence"),
+    [
+        (NOVA, "Echo: alpha beta STOP", "STOP"),  # Nova ends its text with the sequence: that names it
+        (LLAMA, "Echo: alpha beta ", None),  # Llama cuts it and names none: a stop sequence, which one unknown
+    ],
+)
+def test_a_model_that_does_not_name_which_of_several_sequences_stopped_it(edge, upstream, model, text, sequence):
+    """Several stop sequences to a non-Claude Bedrock model (Converse says `stopReason: stop_sequence`, not which):
+    the Anthropic client still learns it stopped on one (not `end_turn`), and which one when the text shows it,
+    full and streamed; an OpenAI client's finish_reason stays "stop", as at OpenAI."""
+    anthropic = pytest.importorskip("anthropic")
+    claude = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    asked = {"model": model, "max_tokens": 100, "stop_sequences": ["###", "STOP"]}
+    user = [{"role": "user", "content": "alpha beta STOP gamma"}]
+    message = claude.messages.create(**asked, messages=user)
+    assert last_request(upstream)["body"].get("additionalModelResponseFieldPaths") is None
+    assert message.content[0].text == text
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", sequence)
+    with claude.messages.stream(**asked, messages=user) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == text
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", sequence)
+    plain = claude.messages.create(**asked, messages=[{"role": "user", "content": "no sequence here"}])
+    assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
+    reply = client(edge).chat.completions.create(model=model, messages=user, stop=["###", "STOP"])
+    assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.content == text
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,9 @@ blocks (`text`, `toolUse`), `stopReason`, `usage.inputTokens/outputTokens/totalT
 event-stream frames: messageStart, contentBlockStart (tool uses), contentBlockDelta..., contentBlockStop,
 messageStop, metadata (usage). A request whose `additionalModelResponseFieldPaths` holds `/stop_sequence` gets
 `additionalModelResponseFields: {"stop_sequence": <the sequence it stopped on, or null>}` (in the stream: in
-`messageStop`), as Claude on Bedrock answers.
+`messageStop`), as Claude on Bedrock answers. An Amazon Nova model (`amazon.nova-...`, also as an inference
+profile `us.amazon.nova-...`) keeps the stop sequence at the end of its text, as Nova at AWS does; the others cut
+the text before it.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class BedrockApi:
             req = parse_converse(exchange.body)
         except Invalid as invalid:
             return _typed(exchange.invalid(invalid))
-        blocks, output_tokens, stop_reason, stopped_on = _generate(exchange, req)
+        keeps_stop = "amazon.nova" in request.path_params.get("model", "")
+        blocks, output_tokens, stop_reason, stopped_on = _generate(exchange, req, keeps_stop)
         extra = {"additionalModelResponseFields": {"stop_sequence": stopped_on}} if req.names_stop else {}
         usage = {
             "inputTokens": req.prompt_tokens,
@@ -100,7 +103,11 @@ class BedrockApi:
         return response
 
 
-def _generate(exchange: Exchange, req: ConverseRequest) -> tuple[list[dict[str, Any]], int, str, str | None]:
+def _generate(
+    exchange: Exchange, req: ConverseRequest, keeps_stop: bool = False
+) -> tuple[list[dict[str, Any]], int, str, str | None]:
+    """The answer's blocks, output tokens, stopReason and the sequence it stopped on; `keeps_stop`: the model's
+    text ends with that sequence (Nova's), not before it."""
     picked = pick_tools(req.user_text, req.tools, req.tool_choice)
     if picked:
         blocks = [
@@ -118,6 +125,9 @@ def _generate(exchange: Exchange, req: ConverseRequest) -> tuple[list[dict[str, 
         stop=req.stop_sequences,
         reply_tokens=exchange.plan.reply_tokens,
     )
+    if keeps_stop and reply.stop_sequence is not None:
+        text = reply.text + reply.stop_sequence
+        return [{"text": text}], count_tokens(text), "stop_sequence", reply.stop_sequence
     return [{"text": reply.text}], reply.tokens, _STOP_REASONS[reply.finish], reply.stop_sequence
 
 

@@ -30,8 +30,10 @@ def _signed(mock: MockServer, path: str, body: bytes, secret: str = SECRET) -> d
     return dict(request.headers.items())
 
 
-def _post(mock: MockServer, operation: str, body: dict[str, Any] | None = None, **sign: Any) -> httpx.Response:
-    path = f"/model/{MODEL.replace(':', '%3A')}/{operation}"
+def _post(
+    mock: MockServer, operation: str, body: dict[str, Any] | None = None, model: str = MODEL, **sign: Any
+) -> httpx.Response:
+    path = f"/model/{model.replace(':', '%3A')}/{operation}"
     raw = orjson.dumps(body or BODY)
     return httpx.post(mock.url + path, content=raw, headers=_signed(mock, path, raw, **sign), timeout=10)
 
@@ -71,6 +73,20 @@ def test_the_stop_sequence_is_named_when_asked_for(mock: MockServer) -> None:
     buffer.add_data(_post(mock, "converse-stream", named).content)
     stop = [orjson.loads(m.payload) for m in buffer if m.headers[":event-type"] == "messageStop"]
     assert stop == [{"stopReason": "stop_sequence", "additionalModelResponseFields": {"stop_sequence": "Bed"}}]
+
+
+def test_a_nova_model_keeps_the_stop_sequence_at_the_end_of_its_text(mock: MockServer) -> None:
+    """Amazon Nova ends its text with the sequence it stopped on (others cut before it), full and streamed."""
+    body = {**BODY, "inferenceConfig": {"maxTokens": 50, "stopSequences": ["###", "Bed"]}}
+    full = _post(mock, "converse", body, model="us.amazon.nova-lite-v1:0").json()
+    assert full["stopReason"] == "stop_sequence" and full["output"]["message"]["content"] == [
+        {"text": "Echo: Hello, Bed"}
+    ]
+    buffer = EventStreamBuffer()
+    buffer.add_data(_post(mock, "converse-stream", body, model="us.amazon.nova-lite-v1:0").content)
+    events = [(m.headers[":event-type"], orjson.loads(m.payload)) for m in buffer]
+    assert "".join(p["delta"]["text"] for n, p in events if n == "contentBlockDelta") == "Echo: Hello, Bed"
+    assert _post(mock, "converse", body).json()["output"]["message"]["content"] == [{"text": "Echo: Hello, "}]
 
 
 def test_a_wrong_secret_or_a_changed_body_is_refused(mock: MockServer) -> None:
