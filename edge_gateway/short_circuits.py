@@ -212,36 +212,45 @@ def _events(chunks: list[bytes]) -> list[dict[str, Any]]:
 
 
 def _merge(kind: str, acc: dict[str, Any], choice: dict[str, Any]) -> None:
-    """One streamed choice chunk added to what its index has accumulated."""
+    """One streamed choice chunk added to what its index has accumulated. Text and tool-call fragments wait in
+    lists, joined once by `_finished`: `+=` per chunk copied all that came before, CPU quadratic in an answer's size
+    (a plugin may answer megabytes in small chunks, up to its body limit)."""
     acc["finish_reason"] = choice.get("finish_reason") or acc.get("finish_reason")
     if kind != "chat":
-        acc["text"] = acc.get("text", "") + (choice.get("text") or "")
+        acc.setdefault("text", []).append(choice.get("text") or "")
         return
     raw_delta = choice.get("delta")
     delta: dict[str, Any] = raw_delta if isinstance(raw_delta, dict) else {}
     acc["role"] = delta.get("role") or acc.get("role") or "assistant"
-    acc["content"] = acc.get("content", "") + (delta.get("content") or "")
+    acc.setdefault("content", []).append(delta.get("content") or "")
     _merge_tool_calls(acc, delta.get("tool_calls") or ())
 
 
 def _merge_tool_calls(acc: dict[str, Any], deltas: Any) -> None:
-    """Tool-call deltas joined per index: id and type as last sent, name and arguments concatenated."""
+    """Tool-call deltas kept per index: id and type as last sent, name and arguments fragments in lists."""
     for call in deltas:
         calls: dict[int, dict[str, Any]] = acc.setdefault("tool_calls", {})
-        slot = calls.setdefault(int(call.get("index", len(calls))), {"function": {"name": "", "arguments": ""}})
+        slot = calls.setdefault(int(call.get("index", len(calls))), {"name": [], "arguments": []})
         slot.update({k: v for k, v in call.items() if k in ("id", "type")})
         function: dict[str, Any] = call.get("function") or {}
-        slot["function"]["name"] += function.get("name") or ""
-        slot["function"]["arguments"] += function.get("arguments") or ""
+        slot["name"].append(function.get("name") or "")
+        slot["arguments"].append(function.get("arguments") or "")
+
+
+def _whole_call(slot: dict[str, Any]) -> dict[str, Any]:
+    """A tool call's fragments joined (`_merge_tool_calls`), as a message's `tool_calls` item."""
+    call = {k: v for k, v in slot.items() if k in ("id", "type")}
+    call["function"] = {"name": "".join(slot["name"]), "arguments": "".join(slot["arguments"])}
+    return call
 
 
 def _finished(kind: str, index: int, acc: dict[str, Any]) -> dict[str, Any]:
     finish = acc.get("finish_reason") or "stop"
     if kind != "chat":
-        return {"index": index, "text": acc.get("text", ""), "finish_reason": finish, "logprobs": None}
-    message: dict[str, Any] = {"role": acc.get("role", "assistant"), "content": acc.get("content", "")}
+        return {"index": index, "text": "".join(acc.get("text", ())), "finish_reason": finish, "logprobs": None}
+    message: dict[str, Any] = {"role": acc.get("role", "assistant"), "content": "".join(acc.get("content", ()))}
     if acc.get("tool_calls"):
-        message["tool_calls"] = [call for _, call in sorted(acc["tool_calls"].items())]
+        message["tool_calls"] = [_whole_call(slot) for _, slot in sorted(acc["tool_calls"].items())]
     return {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
 
 

@@ -12,13 +12,15 @@ Two properties, on both splitters (`sse.SSESplitter`, Bedrock's `bedrock_stream.
   `test_upstream_hostile.py` bounds a hostile exchange's memory: no timing.
 
 The same per-read bound holds for the tool-call arguments a Gemini-format client's stream collects
-(`gemini_answers.ChatToGeminiStream`), which used to be joined with `+=` per fragment.
+(`gemini_answers.ChatToGeminiStream`), and for the text and tool calls of a plugin's short-circuit stream answered
+to a non-streaming request (`short_circuits.collect_stream`), both of which used to be joined with `+=` per fragment.
 """
 
 from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -27,6 +29,7 @@ from edge_gateway.errors import UpstreamError
 from edge_gateway.providers.bedrock_stream import EventStreamSplitter
 from edge_gateway.providers.gemini_answers import ChatToGeminiStream
 from edge_gateway.providers.sse import SSESplitter
+from edge_gateway.short_circuits import _merge, collect_stream
 from fjordgate.mock_llm.bedrock_format import event_frame
 
 SSE_STREAMS = [
@@ -119,7 +122,10 @@ def test_an_invalid_frame_length_is_a_502_wherever_its_prefix_is_cut(size):
     assert (caught.value.status_code, caught.value.code) == (502, "upstream_bad_response")
 
 
-def allocated_per_read(feed: Callable[[bytes], object], pieces: list[bytes]) -> list[int]:
+Piece = TypeVar("Piece")
+
+
+def allocated_per_read(feed: Callable[[Piece], object], pieces: list[Piece]) -> list[int]:
     """Bytes each call of `feed` allocated above what was allocated before it (tracemalloc's peak)."""
     tracemalloc.start()
     try:
@@ -167,3 +173,33 @@ def test_streamed_tool_call_arguments_cost_each_event_its_own_size():
     (part,) = orjson.loads(last[6:])["candidates"][0]["content"]["parts"]
     assert part["functionCall"]["args"] == {"_raw": fragment * (len(events) - 1)}  # not JSON: kept as sent
     assert max(sizes) < PER_READ_BOUND, f"an event allocated {max(sizes)} bytes"
+
+
+FRAGMENT = "x" * 400
+SHORT_CIRCUIT_CHUNKS = {
+    "content": ("chat", {"index": 0, "delta": {"content": FRAGMENT}}),
+    "arguments": ("chat", {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": FRAGMENT}}]}}),
+    "text": ("completions", {"index": 0, "text": FRAGMENT}),
+}
+
+
+@pytest.mark.parametrize("fragments", list(SHORT_CIRCUIT_CHUNKS))
+def test_a_short_circuit_stream_collected_in_full_costs_each_chunk_its_own_size(fragments):
+    """A plugin answering a non-streaming request with 2 MiB of stream chunks: each chunk merged allocates about
+    its own size (before, the answer so far), and the collected answer holds every fragment."""
+    kind, choice = SHORT_CIRCUIT_CHUNKS[fragments]
+    steps = [choice] * (EVENT_SIZE // len(FRAGMENT))
+    acc: dict[str, Any] = {}
+    sizes = allocated_per_read(lambda step: _merge(kind, acc, step), steps)
+    assert max(sizes) < PER_READ_BOUND, f"a chunk allocated {max(sizes)} bytes"
+    opening = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    first = {"index": 0, "delta": {"role": "assistant", "tool_calls": [{"index": 0, **opening}]}}
+    chunks = [orjson.dumps({"object": "chunk", "choices": [c]}) for c in [first, *steps[:100]]]
+    answer = orjson.loads(collect_stream(kind, chunks))["choices"][0]
+    whole = FRAGMENT * 100
+    if fragments == "text":
+        assert answer["text"] == whole
+    elif fragments == "content":
+        assert answer["message"]["content"] == whole
+    else:
+        assert answer["message"]["tool_calls"] == [{**opening, "function": {"name": "f", "arguments": whole}}]
