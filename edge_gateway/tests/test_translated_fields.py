@@ -1,15 +1,16 @@
-"""A Gemini client's field of the wrong type, on a request the edge translates to Chat Completions,
+"""A Gemini or Responses client's field of the wrong type, on a request the edge translates to Chat Completions,
 is the 400 its own vendor answers, naming the field: never a 200 that ignored it, nor Python's words.
 
 Found by sending, through `make up`'s demo, values Google and OpenAI refuse to an OpenAI-compatible LLM: the edge
-answered 200 for `generationConfig.temperature: "hot"`, a content of role "wizard", base64 "!!!" and more (the
-translation skipped what it could not read), and 400 "(TypeError:
+answered 200 for `generationConfig.temperature: "hot"`, a content of role "wizard", base64 "!!!", Responses
+`instructions: 5`, `store: "x"` and more (the translation skipped what it could not read), and 400 "(TypeError:
 'int' object is not iterable)" for `systemInstruction: {"parts": 5}` (the catch-all in `fallbacks._misshapen`).
 """
 
 from __future__ import annotations
 
 import httpx
+import openai
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -144,3 +145,89 @@ def test_well_formed_gemini_fields_still_translate(edge, mock_upstream):
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "f"}}
     assert sent["temperature"] == 1 and sent["top_p"] == 0.5 and sent["stop"] == ["END"]
     assert sent["response_format"] == {"type": "json_object"}
+
+
+def oai(edge) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{edge.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+
+
+MISSHAPEN_RESPONSES = [
+    ({"instructions": 5}, "instructions", "invalid_type"),
+    ({"temperature": "hot"}, "temperature", "invalid_type"),
+    ({"temperature": 5}, "temperature", "decimal_above_max_value"),
+    ({"top_p": -1}, "top_p", "decimal_below_min_value"),
+    ({"input": [{"role": "user", "content": [{"type": "input_text"}]}]}, "input[0].content[0].text", None),
+    ({"input": [{"role": "user", "content": [{"type": "input_text", "text": 5}]}]}, "input[0].content[0].text", None),
+    ({"input": [{"role": "user", "content": [5]}]}, "input[0].content[0]", "invalid_type"),
+    ({"input": [{"role": "user"}]}, "input[0].content", "missing_required_parameter"),
+    ({"store": "x"}, "store", "invalid_type"),
+    ({"parallel_tool_calls": "yes"}, "parallel_tool_calls", "invalid_type"),
+    ({"user": 5}, "user", "invalid_type"),
+    ({"metadata": "x"}, "metadata", "invalid_type"),
+    ({"metadata": {"k": 5}}, "metadata.k", "invalid_type"),
+    ({"truncation": "sometimes"}, "truncation", "invalid_value"),
+    ({"include": "x"}, "include", "invalid_type"),
+    ({"background": "x"}, "background", "invalid_type"),
+    ({"text": "x"}, "text", "invalid_type"),
+    ({"text": {"format": "x"}}, "text.format", "invalid_type"),
+    ({"text": {"format": {}}}, "text.format.type", "missing_required_parameter"),
+    ({"text": {"format": {"type": "yaml"}}}, "text.format.type", "invalid_value"),
+    ({"text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format.name", "missing_required_parameter"),
+    ({"text": {"format": {"type": "json_schema", "name": "n"}}}, "text.format.schema", "missing_required_parameter"),
+    ({"text": {"verbosity": 5}}, "text.verbosity", "invalid_type"),
+    ({"reasoning": "high"}, "reasoning", "invalid_type"),
+    ({"reasoning": {"effort": 5}}, "reasoning.effort", "invalid_type"),
+    ({"tool_choice": "sometimes"}, "tool_choice", "invalid_value"),
+    ({"tools": [5]}, "tools[0]", "invalid_type"),
+    ({"tools": [{"type": "function"}]}, "tools[0].name", "missing_required_parameter"),
+    ({"tools": [{"type": "function", "name": "f", "parameters": "x"}]}, "tools[0].parameters", "invalid_type"),
+    ({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "input[0].call_id", None),
+    ({"input": ["hi", {"type": "function_call_output", "output": "x"}]}, "input[0]", "invalid_type"),
+    ({"input": [{"type": "function_call_output", "call_id": "c"}]}, "input[0].output", "missing_required_parameter"),
+    (
+        {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "u", "detail": "max"}]}]},
+        "detail",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "param", "code"), MISSHAPEN_RESPONSES)
+def test_a_misshapen_responses_field_is_openais_400_naming_it(edge, mock_upstream, fields, param, code):
+    before = upstream_calls(mock_upstream)
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai(edge).responses.create(**{"model": GPT, "input": "hi", **fields})
+    error = refused.value.body
+    assert refused.value.status_code == 400 and error["type"] == "invalid_request_error"
+    assert error["param"].endswith(param), error
+    if code is not None:
+        assert error["code"] == code, error
+    assert "shape its API defines" not in error["message"]
+    assert upstream_calls(mock_upstream) == before
+
+
+def test_well_formed_responses_fields_still_translate(edge, mock_upstream):
+    reply = oai(edge).responses.create(
+        model=GPT,
+        instructions="be brief",
+        input=[
+            {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "ok"}]},
+        ],
+        tools=[{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": False}],
+        tool_choice="auto",
+        temperature=2,
+        top_p=1,
+        store=False,
+        metadata={"k": "v"},
+        truncation="disabled",
+        include=[],
+        reasoning={"effort": "low", "summary": "auto"},
+        text={"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}}, "verbosity": "low"},
+    )
+    assert reply.status == "completed"
+    sent = httpx.get(f"{mock_upstream}/_mock/requests").json()["data"][-1]["body"]
+    assert sent["messages"][0] == {"role": "system", "content": "be brief"}
+    assert sent["messages"][3] == {"role": "tool", "tool_call_id": "c1", "content": "ok"}
+    assert sent["response_format"]["json_schema"]["name"] == "n" and sent["reasoning_effort"] == "low"
