@@ -32,9 +32,9 @@ __all__ = [
 ]
 
 ANTHROPIC_KINDS = frozenset({"messages", "count_tokens"})
+"""Request kinds whose callers speak Anthropic: their errors are rendered in Anthropic's shape (`error_for`)."""
 GEMINI_KINDS = frozenset({"gemini", "gemini_stream", "gemini_count", "gemini_embed", "gemini_batch_embed"})
 """Request kinds of Gemini-format callers (`/v1beta/models/{model}:{method}`): errors in Google's shape."""
-"""Request kinds whose callers speak Anthropic: their errors are rendered in Anthropic's shape (`error_for`)."""
 _SHARED_KINDS = frozenset({"models", "model"})
 """`GET /v1/models[/{id}]` serves both SDKs: Anthropic's sends `anthropic-version`, OpenAI's does not."""
 

@@ -20,6 +20,7 @@ from shared_sdk.snapshot import CredentialConfig
 from .errors import GEMINI_KINDS, GatewayError
 from .exchange import Exchange
 from .providers import OpenAIRequest
+from .providers.field_errors import openai_invalid_type
 from .providers.gemini_embed import EMBED_KINDS, embed_call
 
 __all__ = [
@@ -169,29 +170,13 @@ def _check_output_limit(field: str, value: object) -> None:
     if value is None:
         return
     if not isinstance(value, int) or isinstance(value, bool):
-        raise GatewayError.bad_request(
-            f"Invalid type for '{field}': expected an integer, but got {_json_type(value)} instead.",
-            param=field,
-            code="invalid_type",
-        )
+        raise openai_invalid_type(field, "an integer", value)
     if value < 1:
         raise GatewayError.bad_request(
             f"Invalid '{field}': integer below minimum value. Expected a value >= 1, but got {value} instead.",
             param=field,
             code="integer_below_min_value",
         )
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def gemini_call(kind: str, body: bytes, data: dict[str, Any], model: str) -> OpenAIRequest:
