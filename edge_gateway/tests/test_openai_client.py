@@ -115,6 +115,29 @@ def test_documented_errors(edge):
     assert upstream.value.status_code == 502
 
 
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"temperature": "hot"}, "Invalid type for 'temperature': expected a decimal, but got a string instead."),
+        (
+            {"messages": [{"role": "user", "content": 5}]},
+            "Invalid type for 'messages[0].content': expected one of a string or array of objects, but got an "
+            "integer instead.",
+        ),
+    ],
+)
+def test_a_field_the_vendor_refuses_reaches_the_client_as_its_400(edge, fields, message):
+    """The edge leaves field validation to an OpenAI-compatible vendor: the vendor's 400, in the client's shape."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client(edge).chat.completions.create(
+            **{"model": "mock-gpt", "messages": [{"role": "user", "content": "x"}], **fields}
+        )
+
+    assert refused.value.status_code == 400
+    assert refused.value.type == "invalid_request_error"
+    assert refused.value.message.endswith(message)
+
+
 def test_rate_limit_gives_429_with_retry_after(edge):
     limited = client(edge, LIMITED_KEY)
     limited.chat.completions.create(model="mock-gpt", messages=[{"role": "user", "content": "one"}])

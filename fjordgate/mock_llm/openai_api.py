@@ -19,6 +19,8 @@ from . import openai_format as fmt
 from . import openai_params as params
 from .catalog import OPENAI_BY_ID, OPENAI_MODELS
 from .exchange import Exchange, Invalid, MockState, begin
+from .openai_content import check_message
+from .openai_fields import CHAT, COMPLETIONS, EMBEDDINGS, check_fields
 from .tokens import Reply, compose_reply, count_tokens, echo, group_pieces, token_pieces
 from .tools import ToolChoice, ToolSpec, pick_tools, synthesize
 from .vectors import embedding_base64, embedding_vector
@@ -124,6 +126,7 @@ class OpenAIApi:
         try:
             model = params.model(body)
             prompts = params.prompts(body)
+            check_fields(body, COMPLETIONS)
             max_tokens = params.optional_int(body, "max_tokens", 0, None)
             n = params.optional_int(body, "n", 1, 128) or 1
             stop = params.stop(body)
@@ -172,13 +175,8 @@ class OpenAIApi:
             model = params.model(body)
             inputs = params.embedding_inputs(body)
             dimensions = params.dimensions(body, model)
-            encoding = body.get("encoding_format", "float")
-            if encoding not in ("float", "base64"):
-                raise Invalid(
-                    f"Invalid value: {encoding!r}. Supported values are: 'float' and 'base64'.",
-                    param="encoding_format",
-                    code="invalid_value",
-                )
+            check_fields(body, EMBEDDINGS)
+            encoding = body.get("encoding_format") or "float"
         except Invalid as problem:
             return exchange.invalid(problem)
         encode = embedding_base64 if encoding == "base64" else embedding_vector
@@ -233,6 +231,7 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
                 param=f"messages[{position}].role",
                 code="invalid_value",
             )
+        check_message(position, message, message["role"])
         prompt_tokens += count_tokens(_text(message.get("content")))
         tool_calls = message.get("tool_calls")
         for call in tool_calls if isinstance(tool_calls, list) else ():
@@ -240,6 +239,7 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
             prompt_tokens += count_tokens(str(function.get("name", ""))) + count_tokens(
                 str(function.get("arguments", ""))
             )
+    check_fields(body, CHAT)
     last = messages[-1]
     last_text = _text(last.get("content"))
     max_tokens = params.optional_int(body, "max_completion_tokens", 1, None)

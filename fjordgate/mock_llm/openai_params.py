@@ -6,6 +6,7 @@ from typing import Any
 
 from .catalog import DEFAULT_EMBEDDING_DIMENSIONS, OPENAI_BY_ID
 from .exchange import Invalid
+from .openai_content import check_tool
 from .tokens import count_tokens
 from .tools import ToolChoice, ToolSpec
 
@@ -75,14 +76,9 @@ def tools(body: dict[str, Any]) -> list[ToolSpec]:
         raise Invalid("Invalid 'tools': expected an array.", param="tools", code="invalid_type")
     specs = []
     for position, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
-            raise Invalid(
-                f"Missing required parameter: 'tools[{position}].function.name'.",
-                param=f"tools[{position}].function.name",
-                code="missing_required_parameter",
-            )
-        specs.append(ToolSpec(function["name"], function.get("parameters") or {}))
+        function = check_tool(f"tools[{position}]", tool)
+        if function is not None:
+            specs.append(ToolSpec(function["name"], function.get("parameters") or {}))
     return specs
 
 

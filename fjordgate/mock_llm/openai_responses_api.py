@@ -25,11 +25,17 @@ from starlette.responses import Response
 from . import openai_params as params
 from .exchange import Exchange, Invalid, MockState, begin
 from .openai_api import OPENAI
+from .openai_content import check_function
+from .openai_fields import RESPONSES, check_fields, missing, string, unsupported, wrong_type
 from .openai_format import SERVER_ERROR
 from .tokens import compose_reply, count_tokens, echo, group_pieces, token_pieces
 from .tools import ToolChoice, ToolSpec, pick_tools, synthesize
 
 _REMEMBERED = 10_000
+_ROLES = ("user", "assistant", "system", "developer")
+_PART_TYPES = ("input_text", "input_image", "input_file", "input_audio", "output_text", "refusal")
+_PART_TEXT = {"input_text": "text", "output_text": "text", "refusal": "refusal"}
+_CALL_FIELDS = {"function_call": ("call_id", "name", "arguments"), "function_call_output": ("call_id", "output")}
 
 
 class OpenAIResponsesApi:
@@ -44,6 +50,7 @@ class OpenAIResponsesApi:
         body = exchange.body
         try:
             model = params.model(body)
+            check_fields(body, RESPONSES)
             items = _items(body)
             tools = _tools(body)
             choice = _tool_choice(body.get("tool_choice"), tools)
@@ -227,8 +234,50 @@ def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
         raise Invalid("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
     for position, item in enumerate(raw):
         if not isinstance(item, dict):
-            raise Invalid(f"Invalid type for 'input[{position}]': expected an object.", param=f"input[{position}]")
+            raise wrong_type(f"input[{position}]", "an object", item)
+        _check_item(f"input[{position}]", item)
     return raw
+
+
+def _check_item(param: str, item: dict[str, Any]) -> None:
+    """The input items the mock reads (messages, function calls and their outputs); other kinds pass."""
+    kind = item.get("type", "message")
+    if kind == "message":
+        role = item.get("role")
+        if role is None:
+            raise missing(f"{param}.role")
+        if role not in _ROLES:
+            raise unsupported(f"{param}.role", role, _ROLES)
+        content = item.get("content")
+        if content is None:
+            raise missing(f"{param}.content")
+        if isinstance(content, str):
+            return
+        if not isinstance(content, list):
+            raise wrong_type(f"{param}.content", "one of a string or array of objects", content)
+        for index, part in enumerate(content):
+            _check_part(f"{param}.content[{index}]", part)
+    elif kind in _CALL_FIELDS:
+        for field in _CALL_FIELDS[kind]:
+            if item.get(field) is None:
+                raise missing(f"{param}.{field}")
+            if field != "output" or not isinstance(item[field], list):
+                string(f"{param}.{field}", item[field])
+
+
+def _check_part(param: str, part: Any) -> None:
+    if not isinstance(part, dict):
+        raise wrong_type(param, "an object", part)
+    kind = part.get("type")
+    if kind is None:
+        raise missing(f"{param}.type")
+    if kind not in _PART_TYPES:
+        raise unsupported(f"{param}.type", kind, _PART_TYPES)
+    field = _PART_TEXT.get(kind)
+    if field is not None:
+        if part.get(field) is None:
+            raise missing(f"{param}.{field}")
+        string(f"{param}.{field}", part[field])
 
 
 def _tools(body: dict[str, Any]) -> list[ToolSpec]:
@@ -241,12 +290,7 @@ def _tools(body: dict[str, Any]) -> list[ToolSpec]:
     for position, tool in enumerate(tools):
         if not isinstance(tool, dict) or tool.get("type") != "function":
             continue  # built-in tools: the mock never calls them
-        if not isinstance(tool.get("name"), str) or not tool["name"]:
-            raise Invalid(
-                f"Missing required parameter: 'tools[{position}].name'.",
-                param=f"tools[{position}].name",
-                code="missing_required_parameter",
-            )
+        check_function(f"tools[{position}]", tool)
         specs.append(ToolSpec(tool["name"], tool.get("parameters") or {}))
     return specs
 
