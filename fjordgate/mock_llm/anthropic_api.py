@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import anthropic_format as fmt
+from .anthropic_params import check_content, check_fields
 from .catalog import ANTHROPIC_BY_ID, ANTHROPIC_MODELS, AnthropicModel
 from .exchange import Exchange, Invalid, MockState, begin
 from .tokens import compose_reply, count_tokens, echo, group_pieces, token_pieces
@@ -176,7 +177,11 @@ def parse_messages(body: dict[str, Any], *, require_max_tokens: bool = True) -> 
     for position, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             raise Invalid(f"messages.{position}.role: Input should be 'user' or 'assistant'")
-        prompt_tokens += count_tokens(_content_text(message.get("content"), with_tool_use=True))
+        content = message.get("content")
+        if content.__class__ is not str:
+            check_content(f"messages.{position}.content", content)
+        prompt_tokens += count_tokens(_content_text(content, with_tool_use=True))
+    check_fields(body)
     last = messages[-1]
     content = last.get("content")
     answers_tool = isinstance(content, list) and any(
