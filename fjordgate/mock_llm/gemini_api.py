@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import gemini_format as fmt
+from . import gemini_params
 from .exchange import Exchange, Invalid, MockState, begin
 from .thought_signatures import check_signatures, signature_for, signs
 from .tokens import compose_reply, count_tokens, echo, group_pieces, token_pieces
@@ -136,17 +137,21 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         raise Invalid("* GenerateContentRequest.contents: contents is not specified")
-    prompt = count_tokens(_content_text(_get(body, "systemInstruction")))
+    system = _get(body, "systemInstruction")
+    if system is not None:
+        gemini_params.content(system)
+    prompt = count_tokens(_content_text(system))
     for position, content in enumerate(contents):
-        if not isinstance(content, dict) or content.get("role", "user") not in ("user", "model", "function"):
-            raise Invalid(f"* GenerateContentRequest.contents[{position}].role: must be 'user' or 'model'")
+        gemini_params.content(content, position)
         prompt += count_tokens(_content_text(content, counting=True))
-    config = _get(body, "generationConfig") or {}
-    if not isinstance(config, dict):
-        raise Invalid("Invalid value at 'generation_config'")
+    config = _get(body, "generationConfig")
+    if config is None:
+        config = {}
+    else:
+        gemini_params.generation_config(config)
     max_tokens = _get(config, "maxOutputTokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-        raise Invalid("* GenerateContentRequest.generation_config.max_output_tokens: must be positive")
+    if max_tokens is not None:
+        max_tokens = int(float(max_tokens))
     stop = _get(config, "stopSequences") or []
     tools = _tools(body)
     last = contents[-1]
