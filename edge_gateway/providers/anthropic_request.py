@@ -1,8 +1,8 @@
 """An OpenAI chat (or completions) request as an Anthropic Messages request.
 
 System and developer messages become `system`; `file` parts (a PDF inline) become `document` blocks; `tool` messages become `tool_result` blocks in a user turn;
-assistant `tool_calls` become `tool_use` blocks; `tools`/`tool_choice`, `stop`, `temperature`, `top_p`,
-`max_tokens` map one to one (`max_tokens` is required by Anthropic, so it defaults to `DEFAULT_MAX_TOKENS`);
+assistant `tool_calls` become `tool_use` blocks; `tools`/`tool_choice`, `stop`, `temperature` (above Anthropic's 1: a 400,
+`vendor_ranges`), `top_p`, `max_tokens` map one to one; a `user` over 256 characters goes as its hash (`max_tokens` is required by Anthropic, so it defaults to `DEFAULT_MAX_TOKENS`);
 `parallel_tool_calls: false` becomes `tool_choice.disable_parallel_tool_use`; a `json_schema` `response_format`
 becomes Anthropic's structured output (`output_config.format`), so `client.chat.completions.parse(...)` gets JSON
 (Anthropic has no schema-less JSON mode: `json_object` is left to the prompt); consecutive turns of the same role are merged, as Anthropic requires. Apart from the reply's translation
@@ -11,6 +11,7 @@ becomes Anthropic's structured output (`output_config.format`), so `client.chat.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -18,10 +19,13 @@ import orjson
 
 from ..errors import GatewayError
 from .documents import inline_document
+from .field_errors import openai_unsupported_value
+from .vendor_ranges import ANTHROPIC_USER_ID_MAX, VENDOR_RANGES, temperature_beyond
 
 __all__ = ["DEFAULT_MAX_TOKENS", "to_anthropic_request"]
 
 DEFAULT_MAX_TOKENS = 4096
+_ANTHROPIC = VENDOR_RANGES["anthropic"]
 
 
 def _text_of(content: Any) -> str:
@@ -126,7 +130,14 @@ def _conversation(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def _sampling(data: dict[str, Any], out: dict[str, Any]) -> None:
-    for key in ("temperature", "top_p", "top_k"):
+    """The sampling fields; a `temperature` above Anthropic's 1 (OpenAI's API takes up to 2) is the client's 400
+    naming it, not Anthropic's refusal of a field of its own API, nor a value quietly clamped."""
+    temperature = data.get("temperature")
+    if temperature is not None:
+        if isinstance(temperature, (int, float)) and temperature > _ANTHROPIC.max_temperature:
+            raise openai_unsupported_value("temperature", temperature_beyond(_ANTHROPIC, temperature))
+        out["temperature"] = temperature
+    for key in ("top_p", "top_k"):
         if data.get(key) is not None:
             out[key] = data[key]
     stop = data.get("stop")
@@ -199,5 +210,12 @@ def to_anthropic_request(data: dict[str, Any], model: str, stream: bool) -> dict
     _output_format(data, out)
     user = data.get("user")
     if isinstance(user, str) and user:
-        out["metadata"] = {"user_id": user}
+        out["metadata"] = {"user_id": user if len(user) <= ANTHROPIC_USER_ID_MAX else _hashed_user(user)}
     return out
+
+
+def _hashed_user(user: str) -> str:
+    """An OpenAI `user` longer than Anthropic's `user_id` takes (256): its SHA-256, in hex. Both are opaque ids
+    for the vendor's abuse tracking, so the same user stays one id there (Anthropic asks for a hash or uuid);
+    refusing would fail a request valid in the client's API for a field the model never reads."""
+    return hashlib.sha256(user.encode()).hexdigest()

@@ -31,6 +31,7 @@ __all__ = [
     "openai_invalid_value",
     "openai_missing",
     "openai_out_of_range",
+    "openai_unsupported_value",
 ]
 
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_="
@@ -117,6 +118,11 @@ def openai_out_of_range(param: str, value: float, low: float, high: float) -> Ga
         param=param,
         code=code,
     )
+
+
+def openai_unsupported_value(param: str, why: str) -> GatewayError:
+    """OpenAI's words for a value its API takes but this model does not (`why` says which and why)."""
+    return GatewayError.bad_request(f"Unsupported value: '{param}' {why}.", param=param, code="unsupported_value")
 
 
 def google_invalid(path: str, expected: str, value: object) -> GatewayError:

@@ -26,6 +26,7 @@ from .messages_request import messages_to_chat
 from .openai import vendor_error_message
 from .sse import event_json
 from .stream_errors import gemini_stream_error
+from .vendor_ranges import VENDOR_RANGES
 
 __all__ = ["GEMINI_KINDS", "GeminiEvents", "GeminiProvider", "gemini_url"]
 
@@ -221,7 +222,7 @@ class GeminiProvider:
 
 
 def _chat_of_messages(call: OpenAIRequest, model: str) -> OpenAIRequest:
-    chat = messages_to_chat(call.data, model, call.stream)
+    chat = messages_to_chat(call.data, model, call.stream, VENDOR_RANGES["google"])
     return OpenAIRequest.from_data("chat", b"", chat)
 
 

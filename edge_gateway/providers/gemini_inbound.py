@@ -24,6 +24,7 @@ from .gemini_answers import ChatToGeminiStream, chat_to_gemini_response
 from .gemini_embed import EMBED_KINDS, embeddings_to_gemini, gemini_to_embeddings
 from .gemini_request import gemini_to_chat_request
 from .gemini_stream import ChainedStream
+from .vendor_ranges import VENDOR_RANGES
 
 __all__ = ["GeminiInbound", "gemini_to_chat_request"]
 
@@ -45,7 +46,7 @@ class GeminiInbound:
         try:
             if call.kind in EMBED_KINDS:
                 return gemini_to_embeddings(call, model)
-            chat = gemini_to_chat_request(call.data, model, call.stream)
+            chat = gemini_to_chat_request(call.data, model, call.stream, VENDOR_RANGES.get(self.vendor))
         except GatewayError as err:  # raised while the upstream call is built: the client's 4xx, never retried
             raise UpstreamError(err.status_code, err.message, retryable=False, type=err.type, code=err.code) from None
         return OpenAIRequest.from_data("chat", orjson.dumps(chat), chat)

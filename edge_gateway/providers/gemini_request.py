@@ -13,7 +13,8 @@
                                               response_format (responseMimeType application/json + schema)
 
 `thought` parts the client sends back, `topK`, `thinkingConfig`, `safetySettings` and other tools than function
-declarations have no chat counterpart and are dropped. Every field read or dropped is checked for the type
+declarations have no chat counterpart and are dropped. Values beyond the LLM's vendor's range (`vendor_ranges`:
+a `temperature` above Anthropic's 1, more `stopSequences` than OpenAI's 4) are a 400. Every field read or dropped is checked for the type
 Google's API gives it as the walk reaches it (no second pass): a wrong one is Google's 400 naming the field's
 path (`field_errors`), as Google would answer, never a 200 that ignored it nor a Python error.
 """
@@ -27,6 +28,7 @@ import orjson
 
 from .documents import file_part
 from .field_errors import google_invalid, google_refused, is_base64, is_integer, is_number
+from .vendor_ranges import VendorRange, stops_beyond, temperature_beyond
 
 __all__ = ["gemini_to_chat_request"]
 
@@ -331,7 +333,9 @@ def _tool_choice(config: Any, out: dict[str, Any]) -> None:
         out["tool_choice"] = "required"
 
 
-def _generation(config: Any, out: dict[str, Any]) -> None:
+def _generation(config: Any, out: dict[str, Any], vendor: VendorRange | None) -> None:
+    """`generationConfig`; a `temperature` or more `stopSequences` than `vendor` (the LLM's) takes is Google's
+    400 naming the field (Google takes 0 to 2 and 5 sequences), never a value clamped or another vendor's 400."""
     config = _object(config, "generation_config", "GenerationConfig")
     for source, target, kind in _GENERATION:
         value = _get(config, source)
@@ -339,6 +343,9 @@ def _generation(config: Any, out: dict[str, Any]) -> None:
             if not (is_integer(value) if kind == "TYPE_INT32" else is_number(value)):
                 raise google_invalid(f"generation_config.{_SNAKE[source]}", kind, value)
             out[target] = value
+    temperature = out.get("temperature")
+    if vendor is not None and temperature is not None and temperature > vendor.max_temperature:
+        raise google_refused("generation_config.temperature", temperature_beyond(vendor, temperature) + ".")
     top_k = _get(config, "topK")
     if top_k is not None and not is_integer(top_k):  # no chat counterpart: dropped
         raise google_invalid("generation_config.top_k", "TYPE_INT32", top_k)
@@ -349,6 +356,8 @@ def _generation(config: Any, out: dict[str, Any]) -> None:
     if stop is not None:
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
             raise google_invalid("generation_config.stop_sequences", "TYPE_STRING", stop)
+        if vendor is not None and len(stop) > vendor.max_stops:
+            raise google_refused("generation_config.stop_sequences", stops_beyond(vendor, len(stop)) + ".")
         if stop:
             out["stop"] = stop
     json_schema = _get(config, "responseJsonSchema")
@@ -382,8 +391,11 @@ def _safety(settings: Any) -> None:
                 raise google_invalid(f"safety_settings[{index}].{field}", "TYPE_ENUM", value)
 
 
-def gemini_to_chat_request(data: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
-    """A Gemini `generateContent` body as a Chat Completions body (intake saw a non-empty `contents` array)."""
+def gemini_to_chat_request(
+    data: dict[str, Any], model: str, stream: bool, vendor: VendorRange | None = None
+) -> dict[str, Any]:
+    """A Gemini `generateContent` body as a Chat Completions body (intake saw a non-empty `contents` array), for
+    an LLM of `vendor`'s ranges (`vendor_ranges`; None: not checked)."""
     turns = _Turns()
     system = _get(data, "systemInstruction")
     if system is not None:
@@ -415,7 +427,7 @@ def gemini_to_chat_request(data: dict[str, Any], model: str, stream: bool) -> di
         _tool_choice(config, out)
     config = _get(data, "generationConfig")
     if config is not None:
-        _generation(config, out)
+        _generation(config, out, vendor)
     settings = _get(data, "safetySettings")
     if settings is not None:
         _safety(settings)

@@ -56,6 +56,7 @@ from .messages_fields import (
     required_string,
     string_misfit,
 )
+from .vendor_ranges import VendorRange, stops_beyond
 
 __all__ = ["check_count_tokens", "estimate_message_tokens", "messages_to_chat"]
 
@@ -304,15 +305,20 @@ def _chat_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
     return chat
 
 
-def _sampling(data: dict[str, Any], out: dict[str, Any]) -> None:
-    """Sampling fields, their types checked by `check_request_fields` before."""
+def _sampling(data: dict[str, Any], out: dict[str, Any], target: VendorRange | None) -> None:
+    """Sampling fields, their types checked by `check_request_fields` before. More `stop_sequences` than the
+    target vendor takes (Anthropic's API sets no bound; OpenAI takes 4, Google 5) is the client's 400 naming
+    the field, in Anthropic's words, rather than the vendor's refusal of its own `stop`."""
     if isinstance(data.get("max_tokens"), int):
         out["max_tokens"] = data["max_tokens"]
     for key in ("temperature", "top_p"):
         if data.get(key) is not None:
             out[key] = data[key]
-    if data.get("stop_sequences"):
-        out["stop"] = list(data["stop_sequences"])
+    stops = data.get("stop_sequences")
+    if stops:
+        if target is not None and len(stops) > target.max_stops:
+            raise Misfit("stop_sequences", stops_beyond(target, len(stops)))
+        out["stop"] = list(stops)
 
 
 def _function(tool: object) -> dict[str, Any]:
@@ -406,13 +412,16 @@ def _output_format(data: dict[str, Any], out: dict[str, Any]) -> None:
     out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
 
-def messages_to_chat(data: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+def messages_to_chat(
+    data: dict[str, Any], model: str, stream: bool, target: VendorRange | None = None
+) -> dict[str, Any]:
     """An Anthropic Messages request body as a Chat Completions request body; 400 naming the field (Anthropic's
-    words) when one is not of the type or shape Anthropic's API takes."""
+    words) when one is not of the type or shape Anthropic's API takes, or beyond what `target`, the vendor the
+    chat body is for (`vendor_ranges`), takes."""
     try:
         check_request_fields(data)
         out: dict[str, Any] = {"model": model, "messages": _chat_messages(data)}
-        _sampling(data, out)
+        _sampling(data, out, target)
         _tools(data, out)
         _output_format(data, out)
     except Misfit as misfit:

@@ -30,6 +30,7 @@ from .messages_reply import ChatToMessagesStream, chat_to_message
 from .messages_request import messages_to_chat
 from .sse import event_data
 from .stream_errors import openai_stream_error
+from .vendor_ranges import VENDOR_RANGES
 
 __all__ = ["OpenAIProvider"]
 
@@ -223,6 +224,7 @@ def _event_counts(data: bytes, choices: set[int]) -> tuple[int, int]:
 class OpenAIProvider:
     def __init__(self, vendor: str = "openai") -> None:
         self.vendor = vendor
+        self.range = VENDOR_RANGES.get(vendor)
 
     def _auth_headers(self, spec: UpstreamSpec) -> dict[str, str]:
         headers = {"content-type": "application/json"}
@@ -242,7 +244,7 @@ class OpenAIProvider:
                 "POST",
                 self._url(spec, _PATHS["chat"], model),
                 self._auth_headers(spec),
-                orjson.dumps(messages_to_chat(call.data, model, call.stream)),
+                orjson.dumps(messages_to_chat(call.data, model, call.stream, self.range)),
                 call.stream,
                 spec.connect_timeout_s,
                 spec.first_byte_timeout_s,
