@@ -12,9 +12,10 @@
     generationConfig                       -> max_tokens, temperature, top_p, stop, n, seed, penalties,
                                               response_format (responseMimeType application/json + schema)
 
-`thought` parts the client sends back, `topK`, `thinkingConfig`, `safetySettings` and other tools than function
-declarations have no chat counterpart and are dropped. Values beyond the LLM's vendor's range (`vendor_ranges`:
-a `temperature` above Anthropic's 1, more `stopSequences` than OpenAI's 4) are a 400. Every field read or dropped is checked for the type
+`thought` parts the client sends back, `topK`, `thinkingConfig` and `safetySettings` have no chat counterpart
+and are dropped; Google's built-in tools (`googleSearch`, `codeExecution`, `urlContext`) and `cachedContent`,
+which the answer would silently go without, are a 400, as are values beyond the LLM's vendor's range
+(`vendor_ranges`: a `temperature` above Anthropic's 1, more `stopSequences` than OpenAI's 4). Every field read or dropped is checked for the type
 Google's API gives it as the walk reaches it (no second pass): a wrong one is Google's 400 naming the field's
 path (`field_errors`), as Google would answer, never a 200 that ignored it nor a Python error.
 """
@@ -26,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from ..errors import GatewayError
 from .documents import file_part
 from .field_errors import google_invalid, google_refused, is_base64, is_integer, is_number
 from .vendor_ranges import VendorRange, stops_beyond, temperature_beyond
@@ -282,12 +284,16 @@ def _system(system: Any) -> str:
 
 
 def _declarations(tools: Any) -> list[dict[str, Any]]:
-    """`tools[].functionDeclarations` as chat tools (other tools, such as googleSearch, are dropped)."""
+    """`tools[].functionDeclarations` as chat tools. Google's built-in tools (`googleSearch`, `codeExecution`,
+    `urlContext`, ...) have no counterpart at another vendor: a 400 naming the tool, as the Responses dialect
+    answers for its `web_search`, rather than an answer made without the search the client asked for."""
     if not isinstance(tools, list):
         raise google_invalid("tools", "Tool", tools)
     out = []
     for at, tool in enumerate(tools):
         declarations = _get(_object(tool, f"tools[{at}]", "Tool"), "functionDeclarations")
+        if len(tool) > (declarations is not None):
+            raise _built_in_tool(tool, at)
         if declarations is None:
             continue
         if not isinstance(declarations, list):
@@ -308,6 +314,14 @@ def _declarations(tools: Any) -> list[dict[str, Any]]:
             function = {"name": name, "description": description, "parameters": parameters}
             out.append({"type": "function", "function": function})
     return out
+
+
+def _built_in_tool(tool: dict[str, Any], at: int) -> GatewayError:
+    name = next(key for key in tool if key not in ("functionDeclarations", "function_declarations"))
+    return google_refused(
+        f"tools[{at}].{_snake(name)}",
+        f"the built-in tool '{name}' is not supported by this model's API (only function declarations are).",
+    )
 
 
 def _tool_choice(config: Any, out: dict[str, Any]) -> None:
@@ -432,8 +446,9 @@ def gemini_to_chat_request(
     if settings is not None:
         _safety(settings)
     cached = _get(data, "cachedContent")
-    if cached is not None:
+    if cached is not None:  # the context cached at Google: another vendor cannot read it
         _string(cached, "cached_content")
+        raise google_refused("cached_content", "cached content is not supported by this model's API.")
     if stream:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}

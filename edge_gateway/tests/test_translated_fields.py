@@ -124,7 +124,7 @@ def test_well_formed_gemini_fields_still_translate(edge, mock_upstream):
             },
             {"role": "function", "parts": [{"functionResponse": {"name": "f", "id": "c1", "response": {"r": "ok"}}}]},
         ],
-        "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT"}}]}, {"googleSearch": {}}],
+        "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT"}}]}],
         "toolConfig": {"functionCallingConfig": {"mode": "any", "allowedFunctionNames": ["f"]}},
         "generationConfig": {
             "temperature": 1,

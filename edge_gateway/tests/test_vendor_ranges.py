@@ -136,3 +136,36 @@ def test_an_openai_user_longer_than_anthropics_user_id_goes_as_its_hash(edge, mo
     }
     client.chat.completions.create(model=CLAUDE, messages=HELLO, user="alice")
     assert sent_to_vendor(mock_upstream)[-1]["body"]["metadata"] == {"user_id": "alice"}
+
+
+@pytest.mark.parametrize(
+    ("tool", "field"),
+    [
+        (types.Tool(google_search=types.GoogleSearch()), "google_search"),
+        (types.Tool(code_execution=types.ToolCodeExecution()), "code_execution"),
+        (types.Tool(url_context=types.UrlContext()), "url_context"),
+    ],
+    ids=["googleSearch", "codeExecution", "urlContext"],
+)
+def test_a_gemini_built_in_tool_for_another_vendor_is_googles_400(edge, mock_upstream, tool, field):
+    client = gemini_client(edge)  # held: the SDK's HTTP client closes when its owner is collected
+    before = len(sent_to_vendor(mock_upstream))
+    with pytest.raises(errors.ClientError) as refused:
+        client.models.generate_content(
+            model=GPT, contents="news today?", config=types.GenerateContentConfig(tools=[tool])
+        )
+    assert refused.value.code == 400 and refused.value.status == "INVALID_ARGUMENT"
+    assert f"tools[0].{field}" in refused.value.message and "not supported" in refused.value.message
+    assert len(sent_to_vendor(mock_upstream)) == before
+
+
+def test_gemini_cached_content_for_another_vendor_is_googles_400(edge, mock_upstream):
+    client = gemini_client(edge)  # held: the SDK's HTTP client closes when its owner is collected
+    before = len(sent_to_vendor(mock_upstream))
+    with pytest.raises(errors.ClientError) as refused:
+        client.models.generate_content(
+            model=CLAUDE, contents="and then?", config=types.GenerateContentConfig(cached_content="cachedContents/abc")
+        )
+    assert refused.value.code == 400 and refused.value.status == "INVALID_ARGUMENT"
+    assert "cached_content" in refused.value.message
+    assert len(sent_to_vendor(mock_upstream)) == before
