@@ -20,6 +20,8 @@ from __future__ import annotations
 import orjson
 from starlette.responses import Response
 
+from .vendor_errors import GOOGLE_STATUS_NAMES
+
 __all__ = [
     "ANTHROPIC_KINDS",
     "GatewayError",
@@ -129,6 +131,7 @@ class UpstreamError(Exception):
         code: str | None = None,
         body: bytes = b"",
         headers: dict[str, str] | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -136,6 +139,9 @@ class UpstreamError(Exception):
         self.retryable = retryable
         self.type = type
         self.code = code
+        self.param = param
+        """The request field a vendor's 4xx is about, as the vendor named it (only when the request reached it
+        untranslated: `vendor_errors`)."""
         self.body = body
         self.headers = headers or {}
         self.upstream_status = 0
@@ -171,7 +177,7 @@ def error_for(
     Anthropic has no 402: a budget refusal is 400 `billing_error` there (400 is what Anthropic itself answers
     when a spend limit is reached; `billing_error` is its own type for an account that may not spend)."""
     if dialect == "gemini":
-        return gemini_error(status, message)
+        return gemini_error(status, message, type)
     if dialect != "anthropic":
         return status, error_body(message, type, code, param)
     anthropic_type = _ANTHROPIC_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
@@ -197,12 +203,14 @@ _GOOGLE_STATUS = {
 }
 
 
-def gemini_error(status: int, message: str) -> tuple[int, bytes]:
-    """Google's error document `{"error": {"code", "message", "status"}}`.
+def gemini_error(status: int, message: str, type: str = "") -> tuple[int, bytes]:
+    """Google's error document `{"error": {"code", "message", "status"}}`; `status` is `type` when that is one of
+    Google's names (a Google LLM's own, passed on untranslated: `vendor_errors`), else the HTTP status's.
 
     Google has no 402: a budget refusal is 400 FAILED_PRECONDITION there (what Google answers when billing does
     not allow a call; a 429 RESOURCE_EXHAUSTED would make clients retry a request that cannot succeed)."""
-    name = _GOOGLE_STATUS.get(status) or ("INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+    name = type if type in GOOGLE_STATUS_NAMES else None
+    name = name or _GOOGLE_STATUS.get(status) or ("INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
     if status == 402:
         status = 400
     return status, orjson.dumps({"error": {"code": status, "message": message, "status": name}})

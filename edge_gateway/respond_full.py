@@ -70,7 +70,7 @@ def as_plugin_error(error: GatewayError | UpstreamError) -> PluginError:
         code=error.code,
         allow_fallbacks=False,
         headers=dict(error.headers),
-        param=error.param if isinstance(error, GatewayError) else None,
+        param=error.param,
     )
 
 

@@ -35,6 +35,7 @@ from .providers import OpenAIRequest, Provider, Usage
 from .providers.base import MISSHAPEN
 from .providers.sse import SSESplitter
 from .upstream import UpstreamReply, UpstreamRequest, UpstreamTransport, status_is_retryable
+from .vendor_errors import VendorFields, vendor_fields
 
 if TYPE_CHECKING:  # imported at run time only when tracing is configured
     from .tracing import EdgeTracing
@@ -105,7 +106,12 @@ class StreamResult:
     """What to close when the stream ends (the upstream reply; nothing for a replayed short-circuit)."""
 
 
-def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+def _upstream_error(
+    llm: CompiledLLM, status: int, body: bytes, headers: dict[str, str], untranslated: str = ""
+) -> UpstreamError:
+    """A vendor's error answer as the client will get it. `untranslated`: the dialect both sides speak when the
+    request reached the vendor as the client sent it ("" when translated); then a 4xx keeps the vendor's own
+    `type`, `param` and `code` (Google's `status`), each bounded and typed (`vendor_errors`)."""
     provider = llm.provider
     message = provider.error_message(body) if provider is not None else ""
     code_of = getattr(provider, "error_code", None)  # optional: the vendor's own code (Azure, Bedrock)
@@ -136,15 +142,27 @@ def _upstream_error(llm: CompiledLLM, status: int, body: bytes, headers: dict[st
     if status == 429 and "retry-after" in headers:
         out_headers["retry-after"] = headers["retry-after"]
     kind = "rate_limit_error" if status == 429 else "invalid_request_error"
+    fields = vendor_fields(untranslated, body) if untranslated else _NO_FIELDS
     return UpstreamError(
         status,
         message or f"upstream returned {status}",
         retryable=retryable,
-        type=kind,
-        code=vendor_code or f"upstream_{status}",
+        type=fields.type or kind,
+        code=fields.code or vendor_code or f"upstream_{status}",
         body=body,
         headers=out_headers,
+        param=fields.param,
     )
+
+
+_NO_FIELDS = VendorFields()
+
+
+def _untranslated(provider: Provider, call: OpenAIRequest) -> str:
+    """The dialect in which `call` reached the vendor as the client sent it, "" when it was translated (a
+    provider without `untranslated` always translates)."""
+    dialect_of = getattr(provider, "untranslated", None)
+    return dialect_of(call) if dialect_of is not None else ""
 
 
 _TOO_DEEP = (orjson.JSONEncodeError, RecursionError)
@@ -189,7 +207,7 @@ async def _attempt(
     reply = await transport.send(request)
     if reply.status_code >= 400:
         await reply.aclose()
-        err = _upstream_error(llm, reply.status_code, reply.body, reply.headers)
+        err = _upstream_error(llm, reply.status_code, reply.body, reply.headers, _untranslated(provider, call))
         err.upstream_status = reply.status_code
         raise err
     if reply.chunks is None:

@@ -39,6 +39,10 @@ class GeminiInbound:
         self.embed_passthrough = inner.vendor == "google"  # Vertex AI embeds through `:predict`: translated
         self._chat: OpenAIRequest | None = None
 
+    def untranslated(self, call: OpenAIRequest) -> str:
+        """ "gemini" when the body went to a Gemini LLM as is (Google's error `status` is the client's), else ""."""
+        return "gemini" if self._passes(call) else ""
+
     def _passes(self, call: OpenAIRequest) -> bool:
         return self.embed_passthrough if call.kind in EMBED_KINDS else self.passthrough
 

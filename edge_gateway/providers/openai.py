@@ -238,6 +238,11 @@ class OpenAIProvider:
         """The URL of one operation (`path` under the base); Azure's provider puts the deployment in it."""
         return join_url(spec.api_base, path)
 
+    def untranslated(self, call: OpenAIRequest) -> str:
+        """ "openai": every call but an Anthropic client's reaches the vendor in OpenAI's own shape (its error's
+        `param` names the client's field); "" for Messages, sent as Chat Completions."""
+        return "" if call.kind in ("messages", "count_tokens") else "openai"
+
     def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
         if call.kind == "messages":  # an Anthropic Messages client: sent as Chat Completions
             return UpstreamRequest(

@@ -139,6 +139,11 @@ class ResponsesAdapter:
         self.passthrough = passthrough
         self._chat: OpenAIRequest | None = None
 
+    def untranslated(self, call: OpenAIRequest) -> str:
+        """ "openai" for a pass-through (the vendor's own Responses API), "" when sent as Chat Completions (its
+        error's `param` would name a chat field the client never sent)."""
+        return "openai" if self.passthrough else ""
+
     def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
         if self.passthrough:
             body = call.raw

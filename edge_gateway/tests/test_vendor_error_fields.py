@@ -1,0 +1,150 @@
+"""A vendor's 4xx reaches a client that speaks the vendor's dialect with the vendor's own error fields.
+
+Client code branches on them: the `openai` SDK's `APIStatusError.code` / `.param` / `.type`, Google's `status`
+(`google.genai.errors.APIError.status`), Anthropic's `error.type`. Each case goes through the stock SDK and a
+real edge, to the mock LLM (which answers api.openai.com's real 400s) or to a raw-socket vendor that answers
+what a test scripts, hostile values included (a 1 MB `param`, a number as `code`: dropped, never a 500).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import openai
+import orjson
+import pytest
+from google import genai
+from google.genai import errors as genai_errors
+
+from .hostile_vendor import HostileVendor, Script, raw, vendor_thread
+from .support import CLIENT_KEY, RunningEdge, llm, make_snapshot, run_edge
+
+USER: Any = [{"role": "user", "content": "Hello"}]
+
+
+def _answer(status: int, reason: bytes, document: object) -> Script:
+    body = orjson.dumps(document)
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % (
+        status,
+        reason,
+        len(body),
+    )
+    return raw(head + body, keep=True)
+
+
+def _openai_error(message: str, type: object, param: object, code: object) -> dict[str, object]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+SCRIPTS: dict[str, Script] = {
+    # an OpenAI-compatible vendor's 400, as api.openai.com words it
+    "/fields/chat/completions": _answer(
+        400,
+        b"Bad Request",
+        _openai_error(
+            "Invalid 'n': integer above maximum value.", "invalid_request_error", "n", "integer_above_max_value"
+        ),
+    ),
+    "/fields/v1/responses": _answer(
+        400,
+        b"Bad Request",
+        _openai_error("Invalid value: 'x'.", "invalid_request_error", "input[0].type", "invalid_value"),
+    ),
+    # hostile vendors: a 1 MB param and an object as type beside a usable code; then nothing usable at all
+    "/hostile/chat/completions": _answer(
+        400, b"Bad Request", _openai_error("no good", {"nested": True}, "p" * (1 << 20), "too_long")
+    ),
+    "/untyped/chat/completions": _answer(400, b"Bad Request", _openai_error("no good", 5, ["n"], 7)),
+    "/google/v1beta/models/gemini-2.5-flash:generateContent": _answer(
+        400,
+        b"Bad Request",
+        {"error": {"code": 400, "message": "User location is not supported.", "status": "FAILED_PRECONDITION"}},
+    ),
+    "/claude/v1/messages": _answer(
+        404, b"Not Found", {"type": "error", "error": {"type": "not_found_error", "message": "model: claude-x"}}
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def vendor() -> Iterator[HostileVendor]:
+    with vendor_thread(SCRIPTS) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def edge(vendor: HostileVendor, mock_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEdge]:
+    base = f"http://127.0.0.1:{vendor.port}"
+    llms = [
+        llm(1, "mock-llm", f"{mock_upstream}/v1", allowed_models=["gpt-4o"]),
+        llm(2, "fields", f"{base}/fields", max_retries=0),
+        llm(3, "hostile", f"{base}/hostile", max_retries=0),
+        llm(7, "untyped", f"{base}/untyped", max_retries=0),
+        llm(4, "own-responses", f"{base}/fields", vendor="openai", max_retries=0),
+        llm(5, "google", f"{base}/google", vendor="google", default_model="gemini-2.5-flash", max_retries=0),
+        llm(6, "claude", f"{base}/claude", vendor="anthropic", default_model="claude-x", max_retries=0),
+    ]
+    with run_edge(make_snapshot(mock_upstream, llms=llms), tmp_path_factory.mktemp("edge")) as running:
+        yield running
+
+
+def _openai(edge: RunningEdge) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{edge.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_openai_sdk_gets_param_and_code_of_the_vendors_400(edge: RunningEdge, stream: bool) -> None:
+    bad: dict[str, Any] = {"temperature": "hot", "stream": stream}  # the SDK sends it as given, as clients do
+    with pytest.raises(openai.BadRequestError) as refused:
+        _openai(edge).chat.completions.create(model="mock-llm/gpt-4o", messages=USER, **bad)
+    error = refused.value
+    assert error.message.endswith("Invalid type for 'temperature': expected a decimal, but got a string instead.")
+    assert (error.type, error.param, error.code) == ("invalid_request_error", "temperature", "invalid_type")
+
+
+def test_an_openai_compatible_vendors_fields_pass_as_it_sent_them(edge: RunningEdge) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        _openai(edge).chat.completions.create(model="fields/mock-gpt", messages=USER, n=200)
+    assert (refused.value.param, refused.value.code) == ("n", "integer_above_max_value")
+
+
+def test_a_responses_pass_through_keeps_the_vendors_fields(edge: RunningEdge) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        _openai(edge).responses.create(model="own-responses/mock-gpt", input="Hi")
+    assert (refused.value.param, refused.value.code) == ("input[0].type", "invalid_value")
+
+
+def test_a_translated_responses_call_names_no_chat_field(edge: RunningEdge) -> None:
+    """The vendor got Chat Completions: its `param` would name a field the Responses client never sent."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        _openai(edge).responses.create(model="fields/mock-gpt", input="Hi")
+    assert refused.value.param is None and refused.value.code == "upstream_400"
+    assert "integer above maximum value" in refused.value.message
+
+
+@pytest.mark.parametrize(("slug", "code"), [("hostile", "too_long"), ("untyped", "upstream_400")])
+def test_a_hostile_vendors_fields_are_dropped_not_a_500(edge: RunningEdge, slug: str, code: str) -> None:
+    """What is not a short string is dropped and the edge's own field takes its place; what is, is kept."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        _openai(edge).chat.completions.create(model=f"{slug}/mock-gpt", messages=USER)
+    error = refused.value
+    assert error.status_code == 400 and error.message.endswith("no good")
+    assert (error.type, error.param, error.code) == ("invalid_request_error", None, code)
+    assert len(error.response.content) < 1000
+
+
+def test_a_gemini_client_gets_googles_own_status(edge: RunningEdge) -> None:
+    client = genai.Client(api_key=CLIENT_KEY, http_options={"base_url": edge.url})
+    with pytest.raises(genai_errors.ClientError) as refused:
+        client.models.generate_content(model="google/gemini-2.5-flash", contents="Hi")
+    assert (refused.value.code, refused.value.status) == (400, "FAILED_PRECONDITION")
+    assert refused.value.message == "User location is not supported."
+
+
+def test_an_anthropic_client_gets_the_vendors_error_type(edge: RunningEdge) -> None:
+    client = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    with pytest.raises(anthropic.NotFoundError) as refused:
+        client.messages.create(model="claude/claude-x", max_tokens=10, messages=USER)
+    assert refused.value.body == {"type": "error", "error": {"type": "not_found_error", "message": "model: claude-x"}}
