@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from edge_gateway.budgets import BudgetTracker, Reservation
@@ -296,3 +297,13 @@ def test_the_token_estimate_counts_every_strings_characters_in_any_nesting():
     assert estimate_tokens(messages) == (chars + 3) // 4
     assert estimate_tokens({"contents": messages}) == (chars + 3) // 4
     assert estimate_tokens("") == 0 and estimate_tokens(None) == 0
+
+
+def test_a_501_is_googles_unimplemented_for_gemini_clients() -> None:
+    """google.rpc.Code names 501 UNIMPLEMENTED; the edge (and the mock's Gemini routes) said NOT_IMPLEMENTED, a
+    status no Google client knows."""
+    from edge_gateway.errors import gemini_error
+    from fjordgate.mock_llm.gemini_format import error_document
+
+    assert orjson.loads(gemini_error(501, "no")[1])["error"]["status"] == "UNIMPLEMENTED"
+    assert orjson.loads(error_document(501, "no"))["error"]["status"] == "UNIMPLEMENTED"
