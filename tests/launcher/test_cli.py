@@ -129,6 +129,9 @@ def test_up_with_unreachable_database_is_one_line_and_starts_nothing() -> None:
     state = Path(tempfile.mkdtemp(prefix="fjordgate-test-up-"))
     try:
         env = {"FJORDGATE_STATE_DIR": str(state), "DATABASE_URL": unused_url("postgresql", "/fjordgate")}
+        # free ports, not the defaults: a `make up` on this machine holds 8000 (its port check comes first)
+        ports = ("FJORDGATE_WEB_PORT", "BRIDGE_HEALTH_PORT", "EDGE_PORT", "FJORDGATE_MOCK_LLM_PORT")
+        env.update({variable: str(free_port()) for variable in (*ports, "FJORDGATE_NATS_PORT", "FJORDGATE_REDIS_PORT")})
         assert_one_line_failure(run_cli("up", env=env), "DATABASE_URL", "cannot connect to PostgreSQL")
         assert not (state / "postgres").exists()
     finally:
