@@ -323,6 +323,7 @@ def _routes(edge: Edge) -> list[Route]:
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/v1/responses/{response_id}", stored.handle, methods=["GET", "DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", stored.input_items, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", ModelEndpoint(pipeline), methods=["GET"]),
         Route("/v1beta/models", models, methods=["GET"]),

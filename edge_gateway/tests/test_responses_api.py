@@ -323,6 +323,56 @@ def test_chaining_retrieve_delete_and_app_scope(edge, mock_upstream):
         client(edge).responses.retrieve(unstored.id)
 
 
+def test_input_items_of_a_chain_page_as_openais_do(edge):
+    first = client(edge).responses.create(model="mock-gpt", input="one")
+    second = client(edge).responses.create(
+        model="mock-gpt",
+        previous_response_id=first.id,
+        input=[
+            {"role": "user", "content": "two"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "three"}]},
+        ],
+    )
+    items = client(edge).responses.input_items.list(second.id)  # newest first: OpenAI's default order
+    texts = [(item.role, item.content[0].text) for item in items.data]
+    assert texts == [("user", "three"), ("user", "two"), ("assistant", "Echo: one"), ("user", "one")]
+    assert items.data[2].id == first.output[0].id  # the earlier output keeps its id
+    assert len({item.id for item in items.data}) == 4 and all(item.type == "message" for item in items.data)
+    assert not items.has_more and items.first_id == items.data[0].id and items.last_id == items.data[-1].id
+
+    ascending = client(edge).responses.input_items.list(second.id, order="asc", limit=3)
+    assert [item.content[0].text for item in ascending.data] == ["one", "Echo: one", "two"]
+    assert ascending.has_more
+    paged = [item.content[0].text for item in client(edge).responses.input_items.list(second.id, limit=1)]
+    assert paged == ["three", "two", "Echo: one", "one"]  # the SDK's auto-paging follows `after`
+    again = client(edge).responses.input_items.list(second.id, order="asc", after=ascending.last_id)
+    assert [item.content[0].text for item in again.data] == ["three"] and not again.has_more
+    before = client(edge).responses.input_items.list(  # `before`: Azure's and older SDKs' cursor
+        second.id, order="asc", limit=1, extra_query={"before": ascending.last_id}
+    )
+    assert [item.content[0].text for item in before.data] == ["Echo: one"] and before.has_more
+
+    for query, param in (
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"order": "sideways"}, "order"),
+        ({"after": "msg_unknown"}, "after"),
+        ({"include": ["not.a.thing"]}, "include"),
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client(edge).responses.input_items.list(second.id, **query)
+        assert refused.value.body["param"] == param, query
+    with pytest.raises(openai.BadRequestError) as not_a_number:
+        client(edge).responses.input_items.list(second.id, extra_query={"limit": "lots"})
+    assert not_a_number.value.body["param"] == "limit"
+    with pytest.raises(openai.NotFoundError):  # another app's response is as unknown as a made-up id
+        client(edge, OTHER_KEY).responses.input_items.list(second.id)
+    with pytest.raises(openai.NotFoundError):
+        client(edge).responses.input_items.list("resp_made_up")
+    with pytest.raises(openai.AuthenticationError):
+        client(edge, "fj-not-a-key").responses.input_items.list(second.id)
+
+
 def test_streamed_response_is_stored(edge):
     with client(edge).responses.stream(model="mock-gpt", input="remember the stream") as stream:
         final = stream.get_final_response()
