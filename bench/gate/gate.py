@@ -70,10 +70,16 @@ def read_dumps(out_prefix: Path, scenarios: list[str], requests: int) -> dict[st
 
 
 def measure_once(
-    requests: int, warmup: int, workdir: Path, as_worker: bool = False, variant: tuple[str, ...] = ()
+    requests: int,
+    warmup: int,
+    workdir: Path,
+    as_worker: bool = False,
+    variant: tuple[str, ...] = (),
+    workload: str = "bench.gate.workload",
 ) -> dict[str, float]:
     """One valgrind run of the workload; instructions per request by scenario. `variant`: more arguments of the
-    workload (`--without ...`, `--clean-prompt`: `plugin_costs.py`)."""
+    workload (`--without ...`, `--clean-prompt`: `plugin_costs.py`). `workload`: the module that serves the
+    requests, with `workload.py`'s arguments and marks (`responses_cost.py` has its own)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise MeasurementFailed("valgrind is not installed (apt-get install valgrind)")
@@ -81,14 +87,14 @@ def measure_once(
     out_prefix, ran_file = workdir / "callgrind.out", workdir / "ran.json"
     env = {**os.environ, "PYTHONHASHSEED": HASH_SEED, "PYTHONPATH": str(ROOT)}
     worker = ["--as-worker", *variant] if as_worker else [*variant]
-    _smoke(env, workdir, worker)
+    _smoke(env, workdir, worker, workload)
     command = [
         valgrind,
         *_VALGRIND_ARGS,
         f"--callgrind-out-file={out_prefix}",
         sys.executable,
         "-m",
-        "bench.gate.workload",
+        workload,
         "--requests",
         str(requests),
         "--warmup",
@@ -107,10 +113,10 @@ def measure_once(
     return read_dumps(out_prefix, ran["scenarios"], ran["requests"])
 
 
-def _smoke(env: dict[str, str], workdir: Path, extra: list[str]) -> None:
+def _smoke(env: dict[str, str], workdir: Path, extra: list[str], workload: str) -> None:
     """The mix natively, a few requests of each (~2 s): a broken path fails here in seconds with its answer, not
     after a valgrind run, and the modules' bytecode gets compiled outside valgrind (a clean clone has none)."""
-    command = [sys.executable, "-m", "bench.gate.workload", "--no-measure", "--requests", "2", "--warmup", "2", *extra]
+    command = [sys.executable, "-m", workload, "--no-measure", "--requests", "2", "--warmup", "2", *extra]
     proc = subprocess.run(
         [*command, "--out", str(workdir / "smoke.json")], cwd=ROOT, env=env, capture_output=True, text=True
     )
