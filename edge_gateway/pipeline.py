@@ -45,7 +45,6 @@ from .providers import OpenAIRequest
 from .providers.base import estimate_tokens
 from .providers.messages_request import check_count_tokens, estimate_message_tokens
 from .providers.responses import ResponsesSession, has_responses_api
-from .providers.responses_shapes import to_chat_request
 from .respond_full import Outlet, Send, respond_error, respond_full, send_error
 from .routing import resolve
 from .runtime import EdgeRuntime
@@ -282,12 +281,13 @@ class Pipeline:
             if isinstance(found, GatewayError):
                 return found
             history = found
+        session = ResponsesSession(history)
         if ex.llm is not None and not has_responses_api(ex.llm.spec):
             try:  # what Chat Completions cannot express is the client's 400, before any upstream call
-                to_chat_request(call.data, history, ex.model, call.stream)
+                session.check(call, ex.model)  # kept for the routed LLM's build: translated once, not twice
             except GatewayError as err:
                 return err
-        ex.responses = ResponsesSession(history)
+        ex.responses = session
         return None
 
     async def _history(self, ex: Exchange, previous: Any) -> list[dict[str, Any]] | GatewayError:

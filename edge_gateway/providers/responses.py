@@ -66,9 +66,10 @@ def has_responses_api(spec: UpstreamSpec) -> bool:
 
 
 class ResponsesSession:
-    """One `/v1/responses` request across its attempts (retries and fallbacks build from it again)."""
+    """One `/v1/responses` request across its attempts (fallbacks and other deployments build from it again; a
+    retry resends its attempt's request)."""
 
-    __slots__ = ("id", "history", "response", "translated", "stream")
+    __slots__ = ("id", "history", "response", "translated", "stream", "_checked")
 
     def __init__(self, history: list[dict[str, Any]] | None = None) -> None:
         self.id = new_id("resp")
@@ -78,6 +79,22 @@ class ResponsesSession:
         self.translated = False
         self.stream: ChatToResponsesStream | PassthroughStream | None = None
         """The Responses stream under way (this attempt's): what numbers and shapes an error event of the edge's."""
+        self._checked: tuple[OpenAIRequest, str, dict[str, Any]] | None = None
+
+    def check(self, call: OpenAIRequest, model: str) -> None:
+        """Translate `call` for `model` before any upstream call: what Chat Completions cannot express is the
+        client's 400 (raised). The translation is kept for the first attempt's build (`take_checked`), so the
+        routed LLM's call does not translate the same request a second time."""
+        self._checked = (call, model, to_chat_request(call.data, self.history, model, call.stream))
+
+    def take_checked(self, call: OpenAIRequest, model: str) -> dict[str, Any] | None:
+        """The kept translation, once: for the build of the very request and model it was made from, else None.
+        Given away, never shared: the build that takes it (or the vendor's translation after it) may change it,
+        and a retry reuses that build's request, while a fallback or another deployment translates its own."""
+        checked, self._checked = self._checked, None
+        if checked is None or checked[0] is not call or checked[1] != model:
+            return None
+        return checked[2]
 
     def failure(self, message: str, kind: str, code: str | None, vendor_status: int, sent: bool = True) -> bytes:
         """The events that end this request's stream with an error of the edge's (see the module docstring).
@@ -151,8 +168,10 @@ class ResponsesAdapter:
                 body = orjson.dumps({**call.data, "model": model})
             return self.inner.native_request(spec, "POST", "v1/responses", "", {}, body, call.stream)
         self.session.translated = True
+        chat = self.session.take_checked(call, model)
         try:
-            chat = to_chat_request(call.data, self.session.history, model, call.stream)
+            if chat is None:  # a fallback, another deployment: translated for its own model
+                chat = to_chat_request(call.data, self.session.history, model, call.stream)
         except GatewayError as err:  # checked before the routed LLM's call; a fallback's: the client's 4xx
             raise UpstreamError(err.status_code, err.message, retryable=False, type=err.type, code=err.code) from None
         self._chat = OpenAIRequest.from_data("chat", orjson.dumps(chat), chat)
