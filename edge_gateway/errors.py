@@ -3,6 +3,7 @@
     GatewayError                      raised by the edge itself; never retried, never falls back
      ├── bad_request (400)            malformed JSON, missing model, bad field
      ├── body_too_large (413)
+     ├── unsupported content-encoding (415, `intake.request_decoder`)
      ├── unauthenticated (401)
      ├── forbidden (403)              model not allowed, client IP not allowed, LLM not linked to the app
      ├── not_found (404)              unknown model / LLM / route
@@ -194,6 +195,7 @@ _GOOGLE_STATUS = {
     408: "DEADLINE_EXCEEDED",
     409: "ABORTED",
     413: "INVALID_ARGUMENT",
+    415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     499: "CANCELLED",
     500: "INTERNAL",

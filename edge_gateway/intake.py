@@ -1,6 +1,7 @@
 """Intake: the client's request read, decoded and shown to hooks; what hooks hand back, taken in.
 
-read body (413) -> decode (400) -> the `EnrichedRequest` hooks see (auth headers redacted)
+read body (413; a `content-encoding` decoded, the limit on the decoded size: 415, 400, 413) -> decode (400)
+-> the `EnrichedRequest` hooks see (auth headers redacted)
 -> a rewritten body decoded again (must stay valid) -> headers hooks added, forwarded upstream
 """
 
@@ -22,6 +23,7 @@ from .exchange import Exchange
 from .providers import OpenAIRequest
 from .providers.field_errors import openai_invalid_type
 from .providers.gemini_embed import EMBED_KINDS, embed_call
+from .upstream_decoding import DECODABLE, ContentDecoder
 
 __all__ = [
     "Caller",
@@ -32,6 +34,7 @@ __all__ = [
     "gemini_key",
     "injected_headers",
     "read_body",
+    "request_decoder",
 ]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -71,8 +74,13 @@ class Caller:
     native_path: str = ""
 
 
-async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
-    """The whole request body; 413 past `limit` (declared or counted), 400 if the client left while sending."""
+async def read_body(receive: Receive, limit: int, declared: str | None, encoding: str | None = None) -> bytes:
+    """The whole request body; 413 past `limit` (declared or counted), 400 if the client left while sending.
+
+    With a `content-encoding` (`encoding`), the body decoded, `limit` bounding both the bytes received and the
+    decoded bytes (a gzip bomb is a 413 after at most `limit` decoded bytes plus one piece of 1 MiB); corrupt
+    data is a 400 and an encoding the edge cannot decode a 415 (`request_decoder`)."""
+    decoder = request_decoder(encoding, limit) if encoding is not None else None
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise GatewayError.body_too_large(limit)
     chunks: list[bytes] = []
@@ -86,10 +94,36 @@ async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes
             size += len(chunk)
             if size > limit:
                 raise GatewayError.body_too_large(limit)
-            chunks.append(chunk)
+            if decoder is None:
+                chunks.append(chunk)
+            else:
+                chunks.extend(decoder.feed(chunk))
         if not message.get("more_body", False):
             break
+    if decoder is not None:
+        decoder.finish()
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def request_decoder(encoding: str, limit: int) -> ContentDecoder | None:
+    """The decoder of a request's `content-encoding` (None for identity): gzip and deflate, with the vendor
+    replies' decoder (`upstream_decoding`), raising the edge's 413 and 400; any other coding is a 415 (what the
+    edge cannot read must not be read as JSON)."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name not in DECODABLE:
+        raise GatewayError(
+            415,
+            f"unsupported content-encoding {name[:40]!r}: send the body as gzip, deflate or identity",
+            type="invalid_request_error",
+            code="unsupported_content_encoding",
+        )
+    return ContentDecoder(name, limit, GatewayError.body_too_large, _corrupt_body)
+
+
+def _corrupt_body(what: str) -> GatewayError:
+    return GatewayError.bad_request(f"request body is not valid {what[:200]}", code="invalid_encoding")
 
 
 def decode_call(kind: str, body: bytes, model: str = "") -> OpenAIRequest:

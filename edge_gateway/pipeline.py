@@ -1,6 +1,6 @@
 """The edge's request pipeline, read top to bottom: each step names the module that does it.
 
-    intake.py        read body (413) -> decode (400; an unknown caller gets 401 first)
+    intake.py        read body (413; content-encoding: 415, 400) -> decode (400; an unknown caller gets 401 first)
     pipeline.py      route (model -> LLM, before auth so the LLM's chain can authenticate) -> chain loaded (503)
     attempt.py       pre_auth hooks -> auth (auth plugins, else the app key; 401) -> client IP, app-LLM link
                      (403) -> post_auth hooks -> policy (429 rate limits, 402 budget)   [shared_sdk.attempt]
@@ -194,7 +194,10 @@ class Pipeline:
             if ex.kind in _MODEL_KINDS:
                 body, call = b"", OpenAIRequest.from_data(ex.kind, b"", {})
             else:
-                body = await read_body(receive, self.rt.settings.max_body_bytes, headers.get("content-length"))
+                limit = self.rt.settings.max_body_bytes
+                body = await read_body(receive, limit, headers.get("content-length"), headers.get("content-encoding"))
+                if "content-encoding" in headers:
+                    del headers["content-encoding"]  # hooks see (and vendors get) the decoded body
                 call = decode_call(ex.kind, body, native_path)
         except GatewayError as err:
             global_hooks = cfg.global_chain.hooks

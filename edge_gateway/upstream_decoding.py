@@ -6,16 +6,19 @@ body without `content-encoding`, so a compressed reply is decoded here, with the
 to the *decoded* size: a gzip bomb (a few KiB expanding to gigabytes) ends with `response_too_large` after at
 most the bound plus one piece, never in memory. Encodings other than gzip and deflate (br, zstd, stacked
 codings) are refused: we asked for identity, and decoding them would need a dependency for a vendor bug.
+
+The same decoder reads a client's compressed request body (`intake.request_decoder`): it raises what its
+`too_large` and `invalid` factories make, the edge's own 413 and 400 there instead of a vendor's 502.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .errors import UpstreamError
 
-__all__ = ["ContentDecoder", "content_decoder", "decode_body", "response_too_large"]
+__all__ = ["DECODABLE", "ContentDecoder", "content_decoder", "decode_body", "response_too_large"]
 
 _PIECE = 1 << 20
 """At most this many decoded bytes come out of one step (so a stream's bomb never expands in one go)."""
@@ -23,6 +26,8 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_WBITS = zlib.MAX_WBITS
 _RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
 _IDENTITY = frozenset({"", "identity"})
+DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
+"""The content codings `ContentDecoder` reads (lower-cased, single: no stacked codings)."""
 
 
 def response_too_large(limit: int) -> UpstreamError:
@@ -42,21 +47,32 @@ def _invalid(what: str) -> UpstreamError:
 
 
 class ContentDecoder:
-    """Incremental gzip / deflate decoding with a bound on the total decoded size."""
+    """Incremental gzip / deflate decoding with a bound on the total decoded size.
 
-    __slots__ = ("encoding", "limit", "total", "_z", "_head")
+    `too_large(limit)` and `invalid(what)` make the exceptions raised past the bound and on corrupt data (by
+    default the upstream's 502s)."""
 
-    def __init__(self, encoding: str, limit: int) -> None:
+    __slots__ = ("encoding", "limit", "total", "_z", "_head", "_too_large", "_invalid")
+
+    def __init__(
+        self,
+        encoding: str,
+        limit: int,
+        too_large: Callable[[int], Exception] = response_too_large,
+        invalid: Callable[[str], Exception] = _invalid,
+    ) -> None:
         self.encoding = encoding
         self.limit = limit
         self.total = 0
         self._head = b""
+        self._too_large = too_large
+        self._invalid = invalid
         self._z: zlib._Decompress | None = (
             zlib.decompressobj(_GZIP_WBITS) if encoding in ("gzip", "x-gzip") else None  # deflate: see feed
         )
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        """The decoded bytes of `data`, in pieces of at most 1 MiB; `UpstreamError` past the bound."""
+        """The decoded bytes of `data`, in pieces of at most 1 MiB; `too_large` past the bound."""
         z = self._z
         if z is None:
             # "deflate" is zlib-wrapped per RFC 9110, but some servers send raw deflate: look at the header.
@@ -71,12 +87,12 @@ class ContentDecoder:
             try:
                 out = z.decompress(pending, _PIECE)
             except zlib.error as exc:
-                raise _invalid(f"{self.encoding}: {exc}") from None
+                raise self._invalid(f"{self.encoding}: {exc}") from None
             pending = z.unconsumed_tail
             if out:
                 self.total += len(out)
                 if self.total > self.limit:
-                    raise response_too_large(self.limit)
+                    raise self._too_large(self.limit)
                 yield out
             if z.eof:
                 return  # trailing bytes after the compressed stream are ignored, as browsers do
@@ -84,7 +100,7 @@ class ContentDecoder:
     def finish(self) -> None:
         """The body ended: a compressed stream cut short is an error, not a silently truncated reply."""
         if self._z is None or not self._z.eof:
-            raise _invalid(f"{self.encoding}: truncated")
+            raise self._invalid(f"{self.encoding}: truncated")
 
 
 def content_decoder(headers: dict[str, str], limit: int) -> ContentDecoder | None:
@@ -97,7 +113,7 @@ def content_decoder(headers: dict[str, str], limit: int) -> ContentDecoder | Non
     if encoding in _IDENTITY:
         del headers["content-encoding"]
         return None
-    if encoding not in ("gzip", "x-gzip", "deflate"):
+    if encoding not in DECODABLE:
         raise UpstreamError(
             502,
             f"upstream sent an unsupported content-encoding {encoding[:40]!r} (the edge asks for identity)",
