@@ -33,6 +33,7 @@ from shared_sdk.host import PluginHost
 
 from .collectors import PluginCollectorSink
 from .config_store import ConfigRejected, ConfigStore
+from .cors import Cors
 from .deployments import DeploymentStates, open_breakers
 from .endpoints import (
     BearerGuard,
@@ -403,7 +404,8 @@ async def _housekeeping(edge: Edge) -> None:
 
 
 def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = None) -> Any:
-    """The edge's ASGI app: a Starlette app (`.state.edge`, `.router`) behind the hot-route front."""
+    """The edge's ASGI app: a Starlette app (`.state.edge`, `.router`) behind the hot-route front, and that behind
+    the CORS front when `EDGE_CORS_ALLOW_ORIGINS` is set."""
     edge = build_edge(settings, transport)
 
     @contextlib.asynccontextmanager
@@ -455,4 +457,7 @@ def create_app(settings: EdgeSettings, *, transport: UpstreamTransport | None = 
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found, Exception: _not_found}
     )
     app.state.edge = edge
-    return _HotRoutes(app, edge.pipeline, edge.in_flight)
+    front = _HotRoutes(app, edge.pipeline, edge.in_flight)
+    if settings.cors_allow_origins:  # off: not built, nothing on the request path (`cors.py`)
+        return Cors(front, settings.cors_allow_origins)
+    return front

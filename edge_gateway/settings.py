@@ -11,11 +11,12 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from fjordgate.env import ConfigError, env_bool, env_float, env_int, env_list, env_str, env_url
 from shared_sdk.host.sources import DEFAULT_COMMAND_DIRS, DEFAULT_IMPORT_ROOTS, PluginSources
 
-__all__ = ["EdgeSettings", "load_settings"]
+__all__ = ["EdgeSettings", "load_settings", "parse_origins"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,6 +74,9 @@ class EdgeSettings:
     otel_sample_ratio: float = 0.01
     """The share of new traces sampled (`EDGE_OTEL_SAMPLE_RATIO`, 0..1); a caller's sampled `traceparent` is
     always followed (parent-based)."""
+    cors_allow_origins: tuple[str, ...] = ()
+    """`EDGE_CORS_ALLOW_ORIGINS`: the origins whose pages may call the edge from a browser (exact origins, or `*`
+    for any); empty: no CORS (`cors.py`)."""
     workers: int = 1
     """Worker processes serving this edge's port (`EDGE_WORKERS`, default: the cores this process may use); 1 is
     one process that binds the port itself, more is a supervisor and workers on a SO_REUSEPORT socket
@@ -173,6 +177,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         metrics_token=_metrics_token(env),
         otel_endpoint=env_url("EDGE_OTEL_ENDPOINT", ("http", "https"), environ=env),
         otel_sample_ratio=_sample_ratio(env),
+        cors_allow_origins=_cors_origins(env),
         responses_max_bytes=env_int("EDGE_RESPONSES_MAX_BYTES", 1024**3, minimum=1024 * 1024, environ=env),
     )
 
@@ -184,6 +189,48 @@ def _metrics_token(env: Mapping[str, str]) -> str | None:
     if len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token:
         raise ConfigError("EDGE_METRICS_TOKEN", "must be at least 16 printable ASCII characters without spaces")
     return token
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return parse_origins(env_str("EDGE_CORS_ALLOW_ORIGINS", "", environ=env) or "")
+    except ValueError as exc:
+        raise ConfigError("EDGE_CORS_ALLOW_ORIGINS", str(exc)) from None
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """The allowed origins of `EDGE_CORS_ALLOW_ORIGINS` (comma-separated): `("*",)`, or exact origins as browsers
+    send them (`scheme://host[:port]`, lower case, no default port). ValueError naming the first bad one."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if items == ["*"]:
+        return ("*",)
+    origins = []
+    for item in items:
+        if item == "*":
+            raise ValueError("'*' allows every origin and cannot be combined with others")
+        origins.append(_origin(item))
+    return tuple(dict.fromkeys(origins))
+
+
+def _origin(item: str) -> str:
+    """One origin in the form a browser sends in `Origin`; ValueError when `item` is not one."""
+    bad = f"{item[:100]!r} is not an origin such as https://app.example.com or http://localhost:3000"
+    if not item.isascii() or any(c.isspace() or c in "*\\" for c in item):
+        raise ValueError(bad)
+    try:
+        parts = urlsplit(item)
+        port = parts.port
+    except ValueError:
+        raise ValueError(bad) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password or port == 0:
+        raise ValueError(bad)
+    if parts.path or parts.query or parts.fragment or item.endswith(("?", "#")):
+        raise ValueError(bad + " (no path, not even '/')")
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
 
 def _sample_ratio(env: Mapping[str, str]) -> float:
