@@ -329,8 +329,15 @@ class Pipeline:
             if sc.error.allow_fallbacks is not False and fallbacks_allowed(out, attempt):
                 phase = UpstreamPhase(self.rt, out, caller, attempt)
                 if phase.fallbacks:
+                    if ex.kind == "responses":  # the fallbacks build from the request's session, as in `_call_upstream`
+                        refused = await self._open_responses(ex, steps.call)
+                        if refused is not None:
+                            await respond_error(out, hooks, prepared.executed, refused)
+                            return
                     ex.error_type = sc.error.code or sc.error.type
                     await phase.run_after_refusal(attempt, sc.error)
+                    if ex.responses is not None:
+                        await self._keep_response(ex, steps.call)
                     return
         await answer_short_circuit(out, hooks, prepared.executed, sc, prepared.short_circuited_by, caller.call.stream)
 

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 import httpx
+import openai
 import pytest
 
 from shared_sdk import AnalyticsRecord
@@ -177,6 +178,33 @@ def test_a_short_circuit_error_falls_back_unless_it_forbids_it(upstream, tmp_pat
         assert calls("body") == ["a", "g", "b", "g"]  # a saw its own refusal, b the answer
     else:
         assert answered_by == [] and reply.json()["error"]["code"] == "blocked_by_plugin"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_responses_request_a_plugin_refuses_falls_back_and_is_stored(upstream, tmp_path, stream):
+    """The same refusal for a `/v1/responses` request: the backup answers it as a Responses object (or event
+    stream), and the edge keeps it for `previous_response_id` and retrieve. It used to reach the backup without
+    the request's Responses session: the backup's build failed ('cannot take the request') and the client got the
+    primary's refusal."""
+    snap = snapshot(upstream, primary_plugin={"short_circuit_at": "post_auth", "mode": "error"})
+    with run_edge(snap, tmp_path) as edge:
+        client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+        before = len(hits(upstream))
+        if stream:
+            with client.responses.stream(model="mock-gpt", input="hello backup") as events:
+                reply = events.get_final_response()
+        else:
+            reply = client.responses.create(model="mock-gpt", input="hello backup")
+        record = edge.sink.wait_for(AnalyticsRecord, 1)[0]
+        assert reply.output_text == "Echo: hello backup" and reply.status == "completed"
+        assert [h["model"] for h in hits(upstream)[before:]] == ["backup-model"] and record.llm_slug == "backup"
+        assert client.responses.retrieve(reply.id).output_text == "Echo: hello backup"
+        client.responses.create(model="mock-gpt", input="and again", previous_response_id=reply.id)
+        assert [m["content"] for m in hits(upstream)[-1]["body"]["messages"]] == [
+            "hello backup",
+            "Echo: hello backup",
+            "and again",
+        ]
 
 
 # -- client disconnect during a non-streamed call ------------------------------------------------------------
