@@ -46,7 +46,7 @@ from .endpoints import (
     PluginEndpoint,
     Ready,
 )
-from .errors import error_body
+from .errors import dialect_of, error_for
 from .kv import EdgeKV
 from .metrics import EdgeMetrics, MetricsSink, hook_observer
 from .pipeline import Pipeline
@@ -283,18 +283,29 @@ class _HotRoutes:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
+    """No route (404), a method the route does not take (405), or an error no endpoint caught (500): in the shape
+    of the SDK the caller speaks (an Anthropic client's `messages.batches` reads Anthropic's `not_found_error`)."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    path = request.url.path
     if status == 404:
-        body = error_body(
-            f"no route for {request.method} {request.url.path}", "invalid_request_error", "route_not_found"
-        )
+        message, type, code = f"no route for {request.method} {path}", "invalid_request_error", "route_not_found"
     elif status == 405:
-        body = error_body(
-            f"method {request.method} not allowed on {request.url.path}", "invalid_request_error", "method_not_allowed"
+        message, type, code = (
+            f"method {request.method} not allowed on {path}",
+            "invalid_request_error",
+            "method_not_allowed",
         )
     else:
-        body = error_body("internal error in the edge gateway", "internal_error", "internal_error")
+        message, type, code = "internal error in the edge gateway", "internal_error", "internal_error"
+    status, body = error_for(_route_dialect(request.headers, path), status, message, type, code)
     return Response(body, status_code=status, media_type="application/json")
+
+
+def _route_dialect(headers: Any, path: str) -> str:
+    """The caller's dialect without a route's kind: Anthropic's paths or version header, Google's or its key."""
+    if path.startswith("/v1/messages/"):
+        return "anthropic"
+    return dialect_of("models", headers, path)
 
 
 def _routes(edge: Edge) -> list[Route]:
