@@ -1,5 +1,7 @@
 """The `/api/v1/` routes of the control plane's own domains (other apps add their own include line)."""
 
+from typing import Any
+
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
@@ -16,7 +18,28 @@ from control_plane.plugins.apis import PluginViewSet, ResourceInstancesView, Res
 from control_plane.retrieval.apis import DatasourceDocumentsView, DatasourceDocumentView
 from control_plane.sync.apis import ConfigChangeViewSet
 
-router = DefaultRouter()
+
+class ApiRouter(DefaultRouter):
+    """The root view (`GET /api/v1/`) lists every collection under `/api/v1/`, not only this router's: the sync
+    area's (`edges/urls.py`) and the schedules' (`schedules/urls.py`) are included beside it, and a client that
+    starts at the root (the browsable API, a script following links) found neither edges, analytics nor schedules.
+    A name that does not resolve is left out by DRF's root view."""
+
+    included = {
+        "edges": "edge-list",
+        "analytics/records": "analytics-record-list",
+        "analytics/usage": "analytics-usage",
+        "schedules": "schedule-list",
+        "schedules/runs": "schedule-run-list",
+        "resources/types": "resource-types",
+    }
+
+    def get_api_root_view(self, api_urls: Any = None) -> Any:
+        listed = {prefix: self.routes[0].name.format(basename=basename) for prefix, _, basename in self.registry}
+        return self.APIRootView.as_view(api_root_dict={**listed, **self.included})
+
+
+router = ApiRouter()
 router.register("users", UserViewSet, basename="user")
 router.register("groups", GroupViewSet, basename="group")
 router.register("namespace-roles", NamespaceRoleViewSet, basename="namespacerole")

@@ -1,13 +1,13 @@
 """API routes of the sync area: /api/v1/edges/ and /api/v1/analytics/ (one include line in config/urls.py)."""
 
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
 from control_plane.analytics.apis import AnalyticsEventViewSet, UsageView
 
 from .apis import EdgeViewSet
 
-router = DefaultRouter()
+router = SimpleRouter()  # the root view is config/api_urls.py's, which lists these too
 router.register("edges", EdgeViewSet, basename="edge")
 router.register("analytics/records", AnalyticsEventViewSet, basename="analytics-record")
 
