@@ -14,6 +14,11 @@ source (an edge without NATS) the edge enforces the control plane's figure plus 
 
 Scopes: `app` (target = app id), `user` (user id), `llm` (LLM id), `group` (user group id). Only budgets with
 `action="block"` reject; `notify` budgets are tracked and reported but never block.
+
+Currencies: a budget counts only costs in its own currency, as the control plane does (there is no exchange
+rate here). A request priced in another currency than a blocking budget in force for it is refused before the
+call (the control plane refuses writing such a pair; this is the net for a configuration older than that rule);
+a `notify` budget in another currency does not see it. Nothing is reserved, leased or spent across currencies.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class Reservation:
     states: list[BudgetState] = field(default_factory=list)
     amount: Decimal = _ZERO
     settled: bool = False
+    currency: str = ""
+    """The currency `amount` is in (the price's); only budgets in it hold it. Empty: every state (no price)."""
 
 
 class LeaseSource(Protocol):
@@ -186,9 +193,15 @@ class BudgetTracker:
         return [(state, lacking) for state in states if (lacking := state.lacks(estimate, now)) > 0]
 
     def reserve(
-        self, states: list[BudgetState], estimate: Decimal, beyond_lease: frozenset[int] = frozenset()
+        self,
+        states: list[BudgetState],
+        estimate: Decimal,
+        beyond_lease: frozenset[int] = frozenset(),
+        currency: str = "",
     ) -> BudgetState | None:
-        """Reserve `estimate` on every state; returns the first blocking budget it would exceed (nothing held).
+        """Reserve `estimate` (in `currency`; empty: no price) on every state of that currency; returns the first
+        blocking budget it would exceed, or that is in another currency (nothing held: the caller tells the two
+        apart by the currency). A notify budget in another currency is left alone.
 
         A leased budget must also hold it in its lease, unless its id is in `beyond_lease` (fail_open while the
         ledger is unreachable: served and accounted, reported to the ledger as used once it is back)."""
@@ -196,11 +209,15 @@ class BudgetTracker:
         for state in states:
             if state.config.action != "block":
                 continue
+            if currency and state.config.currency != currency:
+                return state
             if state.spent + state.reserved + estimate > state.config.limit:
                 return state
             if state.config.id not in beyond_lease and state.lacks(estimate, now) > 0:
                 return state
         for state in states:
+            if currency and state.config.currency != currency:
+                continue
             state.reserved += estimate
             state.lease_used += estimate
         return None
@@ -211,21 +228,26 @@ class BudgetTracker:
         on the new ones for the rest of the period (a budget refusing every request after a few config changes
         under traffic). A budget no longer in the config is skipped.
 
-        The cost also counts as this edge's own spend (`own_spent`) on each budget in `currency` whose period the
-        request started in (`started_at`, wall clock): counted here, where the budgets are at hand, rather than
-        looked up again from each analytics record the telemetry shipper writes."""
+        The cost (in `currency`) counts only on the budgets in that currency: in their spend, their lease and as
+        this edge's own spend (`own_spent`) when the request started in their period (`started_at`, wall clock):
+        counted here, where the budgets are at hand, rather than looked up again from each analytics record the
+        telemetry shipper writes. A budget in another currency held nothing of the reservation either."""
         if reservation.settled:
             return
         reservation.settled = True
         by_id = self._by_id
+        held_in = reservation.currency
         for held in reservation.states:
             state = by_id.get(held.config.id)
-            if state is None:
+            if state is None or (held_in and held.config.currency != held_in):
                 continue
             state.reserved = max(_ZERO, state.reserved - reservation.amount)
-            state.lease_used = max(_ZERO, state.lease_used - reservation.amount) + cost
+            state.lease_used = max(_ZERO, state.lease_used - reservation.amount)
+            if not cost or currency != state.config.currency:
+                continue
+            state.lease_used += cost
             state.spent += cost
-            if cost and currency == state.config.currency and started_at >= state.period_start:
+            if started_at >= state.period_start:
                 if state.own_period != state.period_start:
                     state.own_spent, state.own_period = _ZERO, state.period_start
                 state.own_spent += cost

@@ -220,8 +220,11 @@ def reservation_bound(ex: Exchange) -> Decimal:
     model's output limit) at the completion price. Settlement replaces it with the real cost."""
     if ex.llm is None or ex.call is None:
         return Decimal(0)
-    price = _price(ex)
-    if price is None:
+    return _bound_at(ex, _price(ex))
+
+
+def _bound_at(ex: Exchange, price: ModelPriceConfig | None) -> Decimal:
+    if price is None or ex.call is None:
         return Decimal(0)
     prompt = _input_bound(ex, price)
     completion = _completion_bound(ex, price)
@@ -345,22 +348,30 @@ async def reserve_budget(ex: Exchange, budgets: BudgetTracker) -> None:
     states = _applicable(ex, budgets)
     if not states:
         return
-    estimate = reservation_bound(ex)
+    price = _price(ex)
+    currency = price.currency if price is not None else ""  # no price: the request costs nothing, in no currency
+    estimate = _bound_at(ex, price)
     source = budgets.source
-    blocking = budgets.reserve(states, estimate)  # the common case: every lease has room, no I/O
-    if blocking is not None and source is not None:
+    blocking = budgets.reserve(states, estimate, currency=currency)  # the common case: every lease has room, no I/O
+    if blocking is not None and source is not None and blocking.config.currency == currency:
         beyond = await _obtain_budget_leases(budgets, source, states, estimate)
         # A snapshot applied during the round trip replaced the budgets' states (the grant went to the new ones):
         # reserve on those in force, which is where settlement gives it back.
         states = _applicable(ex, budgets)
-        blocking = budgets.reserve(states, estimate, beyond)
+        blocking = budgets.reserve(states, estimate, beyond, currency)
     if blocking is not None:
         b = blocking.config
+        if currency and b.currency != currency:
+            raise GatewayError.budget_exceeded(
+                f"{b.scope} budget in {b.currency} cannot count this request: model {ex.model} is priced in "
+                f"{currency}, and a budget counts only prices in its own currency (an administrator must give the "
+                "budget and the price the same currency)"
+            )
         raise GatewayError.budget_exceeded(
             f"{b.scope} budget exhausted: {b.limit} {b.currency} this period, {blocking.spent:.4f} spent and the "
             f"rest held by requests in flight across the namespace (this request could cost up to {estimate:.4f})"
         )
-    ex.reservation = Reservation(states, estimate)
+    ex.reservation = Reservation(states, estimate, currency=currency)
     if source is not None:
         for state in states:
             if state.leased and state.headroom < LOW_WATER_UNITS * estimate:

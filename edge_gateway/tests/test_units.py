@@ -112,7 +112,7 @@ def test_budget_reservation_blocks_concurrent_overshoot_and_settles():
     states = tracker.applicable(1, None, None)
     assert tracker.reserve(states, Decimal("0.40")) is None
     assert tracker.reserve(states, Decimal("0.40")) is not None  # the in-flight reservation counts
-    tracker.settle(Reservation(states, Decimal("0.40")), Decimal("0.10"))
+    tracker.settle(Reservation(states, Decimal("0.40")), Decimal("0.10"), currency="USD")
     assert tracker.state(1).spent == Decimal("0.60") and tracker.state(1).reserved == 0
     tracker.update_spend(1, Decimal("0.55"), 10.0)
     assert tracker.state(1).spent == Decimal("0.60")  # max(control plane, local)
