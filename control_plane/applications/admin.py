@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from control_plane.accounts.admin_access import request_user_access
+from control_plane.budgets.currency_rule import app_llm_currency_errors
 from control_plane.hooks.admin_mixins import ServiceAdminMixin, run_each
 
 from .models import App, Credential, PluginResource
@@ -146,7 +147,22 @@ class AppAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
         form = super().get_form(request, obj, change=change, **kwargs)
         plugins = request_user_access(request).filter_visible(Plugin.objects.all())
-        return type(form.__name__, (form,), {"resource_plugins": plugins, "__module__": form.__module__})
+
+        class AppForm(form):
+            resource_plugins = plugins
+
+            def clean(self):
+                """An LLM given to the app may not bill one of its budgets in another currency (the service's
+                rule, `budgets.currency_rule`, shown on the field rather than above the form)."""
+                cleaned = super().clean()
+                if not self.errors and obj is not None and "llms" in cleaned:
+                    added = {x.pk for x in cleaned["llms"]} - set(obj.llms.values_list("pk", flat=True))
+                    for error in app_llm_currency_errors(app=obj, llm_ids=added):
+                        self.add_error("llms", error)
+                return cleaned
+
+        AppForm.__name__, AppForm.__qualname__, AppForm.__module__ = form.__name__, form.__name__, form.__module__
+        return AppForm
 
     def changelist_view(self, request, extra_context=None):
         """App requests from the portal wait here: say how many, with a link to the unapproved ones."""

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from control_plane.budgets.currency_rule import app_llm_currency_errors
 from control_plane.catalog.models import Datasource, Tag, Tool
 from control_plane.hooks.services import HookOutcome, field_default, guarded_delete, guarded_write
 from control_plane.llms.models import LLM
@@ -222,7 +223,12 @@ def _apply(app: App, outcome: HookOutcome) -> App:
     app.full_clean(exclude=["owner"])
     app.save()
     if "llm_ids" in obj:
-        app.llms.set(_ids(LLM, obj["llm_ids"], "llm_ids"))
+        held = set(app.llms.values_list("pk", flat=True))
+        wanted = _ids(LLM, obj["llm_ids"], "llm_ids")
+        app.llms.set(wanted)
+        currency_errors = app_llm_currency_errors(app=app, llm_ids=set(wanted) - held)
+        if currency_errors:
+            raise ValidationError({"llm_ids": currency_errors})
     if "tool_ids" in obj:
         app.tools.set(_ids(Tool, obj["tool_ids"], "tool_ids"))
     if "datasource_ids" in obj:

@@ -6,6 +6,7 @@ from django.utils.safestring import mark_safe
 
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
 
+from .currency_rule import budget_currency_errors
 from .models import Budget, BudgetAlert, BudgetEdgeSpend
 from .services import BUDGET_FIELDS, budget_create, budget_delete, budget_update
 
@@ -137,6 +138,11 @@ class BudgetAdmin(ServiceAdminMixin, admin.ModelAdmin):
                     for other in ("app", "user", "group", "llm"):
                         if other != scope and cleaned.get(other):
                             self.add_error(other, f"A {scope} budget cannot also name a {other}.")
+                if not self.errors and cleaned.get("is_active"):
+                    for error in budget_currency_errors(
+                        scope=scope, app=cleaned.get("app"), llm=cleaned.get("llm"), currency=cleaned["currency"]
+                    ):
+                        self.add_error("currency", error)
                 return cleaned
 
         return BudgetForm

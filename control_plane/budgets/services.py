@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from control_plane.sync.services import config_change_record
 
+from .currency_rule import budget_currency_errors
 from .models import Budget, BudgetEdgeSpend
 from .periods import period_bounds
 
@@ -69,6 +70,10 @@ def _apply(budget: Budget, data: dict[str, Any]) -> Budget:
     budget.period_start, budget.period_end = period_bounds(budget.period, timezone.now(), budget.anchor)
     budget.namespace = _namespace(budget)
     budget.full_clean()
+    if budget.is_active:
+        errors = budget_currency_errors(scope=budget.scope, app=budget.app, llm=budget.llm, currency=budget.currency)
+        if errors:
+            raise ValidationError({"currency": errors})
     budget.save()
     return budget
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
+from control_plane.budgets.currency_rule import price_currency_errors
 from control_plane.hooks.admin_mixins import ServiceAdminMixin
 
 from .models import Datasource, ModelPrice, Tag, Tool
@@ -148,6 +149,26 @@ class ModelPriceAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def service_data(self, form, obj):
         return dict(form.cleaned_data)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+
+        class ModelPriceForm(form_class):
+            def clean(self):
+                """The currency rule (`budgets.currency_rule`) on the currency field, before the service checks
+                it again under its transaction."""
+                cleaned = super().clean()
+                if not self.errors:
+                    for error in price_currency_errors(
+                        vendor=cleaned["vendor"],
+                        model=cleaned["model"],
+                        currency=cleaned["currency"],
+                        price_id=obj.pk if obj is not None else None,
+                    ):
+                        self.add_error("currency", error)
+                return cleaned
+
+        return ModelPriceForm
 
     def service_save(self, request, obj, data, outcome):
         return model_price_upsert(data=data, price=obj)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Model
 
+from control_plane.budgets.currency_rule import price_currency_errors
 from control_plane.hooks.services import REDACTED, HookOutcome, field_default, guarded_delete, guarded_write
 from control_plane.llms.secrets import vendor_key_encrypt
 from control_plane.sync.services import config_change_record
@@ -213,6 +215,9 @@ def model_price_upsert(*, data: dict, price: ModelPrice | None = None) -> ModelP
         if name in data:
             setattr(price, name, data[name])
     price.full_clean()
+    errors = price_currency_errors(vendor=price.vendor, model=price.model, currency=price.currency, price_id=price.pk)
+    if errors:
+        raise ValidationError({"currency": errors})
     price.save()
     config_change_record(namespace="", reason=f"price {price} changed")
     return price

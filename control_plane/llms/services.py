@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from control_plane.budgets.currency_rule import llm_billing_currencies, llm_currency_errors
 from control_plane.hooks.services import REDACTED, HookOutcome, field_default, guarded_delete, guarded_write
 from control_plane.sync.services import config_change_record
 
@@ -137,11 +138,15 @@ def llm_update(
 
     def apply(outcome: HookOutcome) -> LLM:
         locked = LLM.objects.select_for_update().get(pk=llm.pk)
+        billed_in = llm_billing_currencies(llm=locked)
         if outcome.obj.get("api_key") == "":
             locked.api_key_encrypted = ""
             locked.api_key_edge_encrypted = ""
         result = _apply(locked, outcome)
         _check_apps_privacy(result)
+        currency_errors = llm_currency_errors(llm=result, before=billed_in)
+        if currency_errors:
+            raise ValidationError(currency_errors, code="currency")
         config_change_record(namespace=result.namespace, reason=f"llm {result.slug} updated")
         if old_namespace != result.namespace:
             config_change_record(namespace=old_namespace, reason=f"llm {result.slug} moved out")
