@@ -133,6 +133,14 @@ def studio_llm_budget_refusal(*, call: StudioLLMCall, prompt_tokens: int, max_to
     blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
     if not blocking:
         return None
+    price = _price(call.vendor, call.model)
+    for budget in blocking:  # a budget counts only prices in its own currency (docs/governance.md#currencies)
+        if price is not None and budget.currency != price.currency:
+            return (
+                f"{budget.scope} budget in {budget.currency} cannot count this request: model {call.model} is priced "
+                f"in {price.currency}, and a budget counts only prices in its own currency (an administrator must "
+                "give the budget and the price the same currency)"
+            )
     configs = []
     for budget in blocking:
         start, end, spent = budget.period_start, budget.period_end, budget.spent
@@ -162,7 +170,7 @@ def studio_llm_budget_refusal(*, call: StudioLLMCall, prompt_tokens: int, max_to
         )
     }
     completion = max_tokens if max_tokens is not None else DEFAULT_COMPLETION_ESTIMATE
-    estimate = _cost(_price(call.vendor, call.model), prompt_tokens, completion)
+    estimate = _cost(price, prompt_tokens, completion)
     for config in configs:
         spent = max(config.spent, summed.get(config.id, _ZERO))
         if spent + estimate > config.limit:

@@ -232,3 +232,23 @@ def test_a_studio_call_to_a_vertex_llm_without_a_key_is_refused_before_any_vendo
     assert "LLM 'vertex' on Google Vertex AI (Gemini) needs a service-account JSON key" in err.value.detail
     assert httpx.get(f"{mock_url}/_mock/stats", timeout=5).json()["requests_total"] == 0
     assert not AnalyticsEvent.objects.exists()
+
+
+def test_a_blocking_budget_in_another_currency_than_the_price_refuses_the_call_as_the_edge_does(llm, mock_url):
+    """A EUR budget stored before the currency rule (the services refuse writing it now) over a USD price: the
+    call is refused before the vendor is called, as at the edge, rather than holding USD on the EUR limit."""
+    from django.utils import timezone
+
+    from control_plane.budgets.models import Budget
+    from control_plane.budgets.periods import period_bounds
+
+    start, end = period_bounds("monthly", timezone.now(), None)
+    euros = {"scope": "llm", "llm": llm, "limit": Decimal("100"), "period_start": start, "period_end": end}
+    Budget.objects.create(**euros, currency="EUR", action="notify")
+    assert _ask(llm)["content"]  # a notify budget in EUR neither blocks nor counts it
+    served = _vendor_calls(mock_url)
+    Budget.objects.create(**euros, currency="EUR")
+    with pytest.raises(PluginCallError) as err:
+        _ask(llm)
+    assert "llm budget in EUR cannot count this request: model mock-gpt is priced in USD" in err.value.detail
+    assert _vendor_calls(mock_url) == served
