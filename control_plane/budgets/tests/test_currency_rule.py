@@ -134,3 +134,25 @@ def test_the_admin_forms_show_the_mismatch_on_the_field(admin_client, gpt, bot):
     assert page.status_code == 200
     assert "in EUR would bill LLM gpt" in page.context["adminform"].form.errors["currency"][0]
     assert ModelPrice.objects.get(pk=price.pk).currency == "USD"
+
+
+def test_the_app_form_shows_an_llm_billed_in_another_currency_on_the_llm_field(admin_client, gpt):
+    app = App.objects.create(name="eurobot")
+    budget_create(data={"scope": "app", "app": app, "limit": Decimal("10"), "currency": "EUR"})
+    form = {
+        "name": "eurobot",
+        "namespace": "",
+        "metadata": "{}",
+        "allowed_ips": "[]",
+        "is_active": "on",
+        "llms": [gpt.pk],
+        "credentials-TOTAL_FORMS": 0,
+        "credentials-INITIAL_FORMS": 0,
+        "plugin_resources-TOTAL_FORMS": 0,
+        "plugin_resources-INITIAL_FORMS": 0,
+    }
+    page = admin_client.post(f"/admin/applications/app/{app.pk}/change/", form)
+    assert page.status_code == 200
+    (error,) = page.context["adminform"].form.errors["llms"]
+    assert "LLM gpt is billed in USD" in error and "in EUR" in error
+    assert not app.llms.exists()
