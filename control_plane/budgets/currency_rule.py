@@ -7,7 +7,8 @@ write that could create such a pair is refused where it is made, naming both cur
 
 - an `llm` budget whose currency differs from a price that bills that LLM's requests;
 - an `app` budget whose currency differs from a price that bills one of the app's LLMs;
-- a price (new or changed) that would bill, in another currency, an LLM an active `llm` or `app` budget covers;
+- a price (new or changed) that would bill, in another currency, an LLM an active `llm` or `app` budget covers,
+  or a price deleted so that another vendor's price of the model, in another currency, would bill it instead;
 - an LLM given to an app (or an LLM's models, vendor or default model changed) so that an active budget of the
   app or LLM would be billed in another currency.
 
@@ -42,6 +43,7 @@ __all__ = [
     "llm_billing_currencies",
     "llm_currency_errors",
     "price_currency_errors",
+    "price_delete_currency_errors",
 ]
 
 MAX_ERRORS = 5
@@ -170,6 +172,21 @@ def price_currency_errors(*, vendor: str, model: str, currency: str, price_id: i
             f"{budget.currency}. {RULE} Give the price in {budget.currency}, or change the budget's currency first."
         )
     return errors
+
+
+def price_delete_currency_errors(*, price: ModelPrice) -> list[str]:
+    """Why deleting `price` would bill an active budget's LLM in another currency: its model's requests on its
+    vendor's LLMs fall back to another vendor's price of the same model name (the edge's lookup)."""
+    book = _PriceBook.load(replacing=price.pk)
+    fallback = book.first_by_model.get(price.model)
+    if fallback is None:
+        return []
+    billed = [llm for llm in LLM.objects.filter(vendor=price.vendor) if book.bills(llm, fallback, _patterns(llm))]
+    return [
+        f"Without price {price.vendor}/{price.model}, LLM(s) {', '.join(x.slug for x in billed)} would be billed "
+        f"at {fallback.label} in {fallback.currency}, but {_budget_label(budget)} is in {budget.currency}. {RULE}"
+        for budget in _active_budgets(billed, fallback.currency)
+    ]
 
 
 def app_llm_currency_errors(*, app: App | None, llm_ids: Iterable[int]) -> list[str]:

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Model
 
-from control_plane.budgets.currency_rule import price_currency_errors
+from control_plane.budgets.currency_rule import price_currency_errors, price_delete_currency_errors
 from control_plane.hooks.services import REDACTED, HookOutcome, field_default, guarded_delete, guarded_write
 from control_plane.llms.secrets import vendor_key_encrypt
 from control_plane.sync.services import config_change_record
@@ -226,6 +226,9 @@ def model_price_upsert(*, data: dict, price: ModelPrice | None = None) -> ModelP
 @transaction.atomic
 def model_price_delete(*, price: ModelPrice) -> None:
     label = str(price)
+    errors = price_delete_currency_errors(price=price)
+    if errors:
+        raise ValidationError({"currency": errors})
     price.delete()
     config_change_record(namespace="", reason=f"price {label} deleted")
 

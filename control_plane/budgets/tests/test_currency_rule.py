@@ -156,3 +156,20 @@ def test_the_app_form_shows_an_llm_billed_in_another_currency_on_the_llm_field(a
     (error,) = page.context["adminform"].form.errors["llms"]
     assert "LLM gpt is billed in USD" in error and "in EUR" in error
     assert not app.llms.exists()
+
+
+def test_deleting_a_price_that_leaves_the_model_billed_at_another_vendors_price_in_another_currency_is_refused(
+    admin_api, gpt
+):
+    """Without its own vendor's price, a model is billed at the first other vendor's price of the same name."""
+    ModelPrice.objects.create(vendor="azure", model="gpt-4o", currency="EUR")
+    budget_create(data={"scope": "llm", "llm": gpt, "limit": Decimal("10"), "currency": "USD"})
+    price = ModelPrice.objects.get(vendor="openai", model="gpt-4o")
+    refused = admin_api.delete(f"/api/v1/model-prices/{price.pk}/")
+    (message,) = _fields(refused)["currency"]
+    assert "Without price openai/gpt-4o, LLM(s) gpt would be billed at azure/gpt-4o in EUR" in message
+    assert "in USD" in message
+    assert ModelPrice.objects.filter(pk=price.pk).exists()
+    # a price no other vendor's stands in for goes as before
+    mini = ModelPrice.objects.create(vendor="openai", model="gpt-4o-mini", currency="USD")
+    assert admin_api.delete(f"/api/v1/model-prices/{mini.pk}/").status_code == 204
