@@ -36,6 +36,7 @@ from .bedrock_stream import ConverseStreamTranslator, EventStreamSplitter, decod
 from .messages_reply import ChatToMessagesStream, chat_to_message
 from .messages_request import messages_to_chat
 from .openai import vendor_error_message
+from .vendor_ranges import VENDOR_RANGES
 
 __all__ = ["BedrockProvider", "SigningFailed", "sign"]
 
@@ -106,12 +107,10 @@ class BedrockProvider:
         )
 
     def build(self, spec: UpstreamSpec, call: OpenAIRequest, model: str) -> UpstreamRequest:
-        """The signed Converse call. A request Converse cannot express is the client's 400 (raised as a
-        non-retryable `UpstreamError`, which the upstream phase answers in the caller's format)."""
-        try:
-            body = self._body(spec, call, model)
-        except GatewayError as err:
-            raise UpstreamError(err.status_code, err.message, retryable=False, type=err.type, code=err.code) from None
+        """The signed Converse call. A request Converse cannot express is the client's 400: `_body` raises the
+        `GatewayError`, which the upstream phase answers in the caller's format with its `param`
+        (`fallbacks.Untranslatable`)."""
+        body = self._body(spec, call, model)
         operation = "converse-stream" if call.stream else "converse"
         try:
             return self._request(spec, f"model/{quote(model, safe='')}/{operation}", body, call.stream)
@@ -129,7 +128,7 @@ class BedrockProvider:
                 code="unsupported_operation",
             )
         if call.kind == "messages":
-            data = messages_to_chat(call.data, model, call.stream)
+            data = messages_to_chat(call.data, model, call.stream, VENDOR_RANGES["bedrock"])
         elif call.kind == "completions":
             prompt = data.get("prompt")
             text = "".join(str(p) for p in prompt) if isinstance(prompt, list) else str(prompt or "")

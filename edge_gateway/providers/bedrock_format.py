@@ -3,7 +3,8 @@
 Request: `system`/`developer` messages become `system` blocks; user content becomes `text`, `image` and
 `document` blocks (images must be data URLs, files inline: Converse takes bytes, not links); assistant `tool_calls` become `toolUse` blocks and
 `tool` messages `toolResult` blocks in a user turn; consecutive turns of one role are merged (Converse requires
-alternation); `max_tokens`/`temperature`/`top_p`/`stop` go to `inferenceConfig`; `tools`/`tool_choice` to
+alternation); `max_tokens`/`temperature`/`top_p`/`stop` go to `inferenceConfig` (a `temperature` above
+Converse's 1, OpenAI's API takes up to 2, is the client's 400: `vendor_ranges`); `tools`/`tool_choice` to
 `toolConfig` (`required` -> `any`, a named function -> `tool`, `none` drops the tools).
 Response: `text` blocks become `content`, `toolUse` blocks `tool_calls`, `stopReason` maps to `finish_reason`
 (`guardrail_intervened`/`content_filtered` -> `content_filter`), and usage is OpenAI's meaning (prompt tokens
@@ -34,6 +35,8 @@ import orjson
 from ..errors import GatewayError
 from .base import Usage, token_count
 from .documents import inline_document
+from .field_errors import openai_unsupported_value
+from .vendor_ranges import VENDOR_RANGES, stops_beyond, temperature_beyond
 
 __all__ = ["finish_reason", "matched_stop", "stop_tail_size", "to_converse", "to_openai", "usage_from_converse"]
 
@@ -45,6 +48,7 @@ FINISH = {
     "guardrail_intervened": "content_filter",
     "content_filtered": "content_filter",
 }
+_BEDROCK = VENDOR_RANGES["bedrock"]
 _IMAGE_FORMATS = {
     "image/png": "png",
     "image/jpeg": "jpeg",
@@ -214,9 +218,14 @@ def to_converse(data: dict[str, Any], model: str = "") -> dict[str, Any]:
     for ours, theirs in (("temperature", "temperature"), ("top_p", "topP")):
         if data.get(ours) is not None:
             inference[theirs] = data[ours]
+    temperature = data.get("temperature")
+    if isinstance(temperature, (int, float)) and temperature > _BEDROCK.max_temperature:
+        raise openai_unsupported_value("temperature", temperature_beyond(_BEDROCK, temperature))
     stop = data.get("stop")
     if stop:
         inference["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+        if len(inference["stopSequences"]) > _BEDROCK.max_stops:
+            raise openai_unsupported_value("stop", stops_beyond(_BEDROCK, len(inference["stopSequences"])))
         if "anthropic." in model:  # ids, inference profiles (`us.anthropic.`) and their ARNs
             out["additionalModelResponseFieldPaths"] = ["/stop_sequence"]
     if inference:

@@ -6,6 +6,9 @@ takes at most 4). Sent as is, the vendor refuses it in its own words, naming a f
 the edge spent an attempt on it. Each translation compares the value where it builds the field (one comparison)
 and raises the client's 400 in the client's words, before any upstream call; nothing is clamped or rescaled.
 
+Bedrock's bounds are those of its Converse API (`inferenceConfig`, the same for every model behind it: AWS's API
+reference for `InferenceConfiguration` gives `temperature` and `topP` 0 to 1 and at most 2500 `stopSequences`).
+
 A vendor missing from `VENDOR_RANGES` (vLLM, Ollama, the OpenAI-compatible presets: their limits are their
 servers') is not checked: the request goes as is and the vendor answers.
 """
@@ -39,6 +42,7 @@ VENDOR_RANGES: dict[str, VendorRange] = {
     "anthropic": VendorRange("Anthropic", 1.0, _UNBOUNDED),
     "google": _GOOGLE,
     "vertex": _GOOGLE,
+    "bedrock": VendorRange("Bedrock", 1.0, 2500),
 }
 
 ANTHROPIC_USER_ID_MAX = 256

@@ -414,3 +414,59 @@ def test_a_signing_fault_is_the_edges_500_not_the_clients_400(edge, monkeypatch,
     assert any(
         "signing the request for LLM 'bedrock' failed" in r.getMessage() + str(r.exc_info) for r in caplog.records
     )
+
+
+def _logged(mock: str) -> list[dict]:
+    return httpx.get(f"{mock}/_mock/requests").json()["data"]
+
+
+@pytest.mark.parametrize("model", [MODEL, NOVA, LLAMA])
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_an_openai_temperature_above_converses_1_is_openais_400_naming_it(edge, upstream, model, api):
+    """Converse takes `temperature` 0 to 1 for every model (OpenAI's API: 0 to 2): the client's own 400, naming
+    its field, before any call to AWS; not Bedrock's ValidationException about `inferenceConfig`."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        if api == "chat":
+            client(edge).chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hi"}], temperature=2
+            )
+        else:
+            client(edge).responses.create(model=model, input="hi", temperature=1.5)
+    error = refused.value.body
+    assert error["param"] == "temperature" and error["code"] == "unsupported_value"
+    assert "'temperature' above 1" in error["message"] and "Bedrock" in error["message"]
+    assert "inferenceConfig" not in error["message"]
+    assert _logged(upstream) == []
+    answered = client(edge).chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hi"}], temperature=1
+    )
+    assert answered.choices[0].message.content == "Echo: hi"
+
+
+def test_a_gemini_temperature_above_converses_1_is_googles_400(edge, upstream):
+    from google import genai
+    from google.genai import errors, types
+
+    gemini = genai.Client(api_key=CLIENT_KEY, http_options={"base_url": edge.url})
+    with pytest.raises(errors.ClientError) as refused:
+        gemini.models.generate_content(
+            model="bedrock-nova", contents="hi", config=types.GenerateContentConfig(temperature=1.5)
+        )
+    assert refused.value.code == 400 and refused.value.status == "INVALID_ARGUMENT"
+    assert "generation_config.temperature" in refused.value.message and "Bedrock" in refused.value.message
+    assert _logged(upstream) == []
+
+
+def test_more_anthropic_stop_sequences_than_converse_takes_is_anthropics_400(edge, upstream):
+    """Anthropic's API sets no bound on `stop_sequences`, Converse takes 2500: more is Anthropic's 400."""
+    anthropic = pytest.importorskip("anthropic")
+    claude = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    asked = {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(**asked, stop_sequences=[f"s{i}" for i in range(2501)])
+    error = refused.value.body["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("stop_sequences: ") and "Bedrock, accepts at most 2500" in error["message"]
+    assert _logged(upstream) == []
+    answered = claude.messages.create(**asked, stop_sequences=[f"s{i}" for i in range(2500)])
+    assert answered.content[0].text == "Echo: hi"

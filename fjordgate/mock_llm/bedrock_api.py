@@ -9,7 +9,8 @@ messageStop, metadata (usage). A request whose `additionalModelResponseFieldPath
 `additionalModelResponseFields: {"stop_sequence": <the sequence it stopped on, or null>}` (in the stream: in
 `messageStop`), as Claude on Bedrock answers. An Amazon Nova model (`amazon.nova-...`, also as an inference
 profile `us.amazon.nova-...`) keeps the stop sequence at the end of its text, as Nova at AWS does; the others cut
-the text before it.
+the text before it. `inferenceConfig` is held to Converse's bounds for every model (`temperature` and `topP` 0 to
+1, at most 2500 `stopSequences`): beyond them, 400 ValidationException in AWS's words.
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def parse_converse(body: dict[str, Any]) -> ConverseRequest:
     max_tokens = config.get("maxTokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise Invalid("inferenceConfig.maxTokens: must be an integer >= 1")
+    _check_ranges(config)
     stops = config.get("stopSequences") or []
     tools, choice = _tools(body.get("toolConfig"))
     last_text = _text(last)
@@ -197,6 +199,39 @@ def parse_converse(body: dict[str, Any]) -> ConverseRequest:
         user_text=last_text if messages[-1]["role"] == "user" and not answers_tool else None,
         names_stop="/stop_sequence" in (body.get("additionalModelResponseFieldPaths") or ()),
     )
+
+
+_MAX_STOPS = 2500  # AWS API reference, InferenceConfiguration.stopSequences
+
+
+def _constraint(value: Any, field: str, rule: str) -> Invalid:
+    """AWS's words for a field beyond its bounds (its request validation, before any model runs)."""
+    shown = orjson.dumps(value).decode()[:64]
+    return Invalid(f"1 validation error detected: Value '{shown}' at '{field}' failed to satisfy constraint: {rule}")
+
+
+def _check_ranges(config: dict[str, Any]) -> None:
+    """`inferenceConfig`'s bounds, as Converse states them for every model: `temperature` and `topP` 0 to 1, at
+    most 2500 `stopSequences` of at least one character."""
+    for name in ("temperature", "topP"):
+        value = config.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise Invalid(f"inferenceConfig.{name}: must be a number")
+        if value > 1:
+            raise _constraint(value, f"inferenceConfig.{name}", "Member must have value less than or equal to 1")
+        if value < 0:
+            raise _constraint(value, f"inferenceConfig.{name}", "Member must have value greater than or equal to 0")
+    stops = config.get("stopSequences")
+    if stops is None:
+        return
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise Invalid("inferenceConfig.stopSequences: must be a list of non-empty strings")
+    if len(stops) > _MAX_STOPS:
+        raise _constraint(
+            stops, "inferenceConfig.stopSequences", f"Member must have length less than or equal to {_MAX_STOPS}"
+        )
 
 
 def _text(content: list[Any], *, with_tool_use: bool = False) -> str:

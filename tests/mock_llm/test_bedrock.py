@@ -117,3 +117,19 @@ def test_validation_and_injected_errors_name_their_exception(mock: MockServer) -
     throttled = httpx.post(mock.url + path, content=raw, headers=_signed(mock, path, raw))
     assert throttled.status_code == 429
     assert throttled.headers["x-amzn-errortype"].startswith("ThrottlingException")
+
+
+def test_values_beyond_converses_bounds_are_a_validation_exception(mock: MockServer) -> None:
+    """Converse's `inferenceConfig` bounds, for every model: `temperature` and `topP` 0 to 1, at most 2500
+    `stopSequences`; beyond them AWS answers 400 ValidationException naming the field."""
+    for config, field in (
+        ({"temperature": 2}, "inferenceConfig.temperature"),
+        ({"topP": 1.5}, "inferenceConfig.topP"),
+        ({"stopSequences": [f"s{i}" for i in range(2501)]}, "inferenceConfig.stopSequences"),
+    ):
+        reply = _post(mock, "converse", {**BODY, "inferenceConfig": {"maxTokens": 50, **config}})
+        assert reply.status_code == 400, config
+        assert reply.headers["x-amzn-errortype"].startswith("ValidationException")
+        assert f"at '{field}' failed to satisfy constraint" in reply.json()["message"]
+    within = {"maxTokens": 50, "temperature": 1, "topP": 1, "stopSequences": [f"s{i}" for i in range(2500)]}
+    assert _post(mock, "converse", {**BODY, "inferenceConfig": within}).status_code == 200
