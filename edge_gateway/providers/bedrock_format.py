@@ -11,9 +11,9 @@ Response: `text` blocks become `content`, `toolUse` blocks `tool_calls`, `stopRe
 include cache reads and writes).
 
 Stop sequences: `stopReason: stop_sequence` says a sequence stopped the model, not which. Claude on Bedrock names
-it in `additionalModelResponseFields.stop_sequence` (in the stream: `messageStop`'s) when the request asks for
-that field (`additionalModelResponseFieldPaths: ["/stop_sequence"]`, sent for an Anthropic model asked to stop
-on sequences); other models have no such field. With one sequence asked it can only be that one. With several,
+it in `additionalModelResponseFields` when the request asks for it (`additionalModelResponseFieldPaths`, sent for
+an Anthropic model asked to stop on sequences): `stop_sequence` in a full answer, `delta.stop_sequence` in the
+stream's `messageStop` (`STOP_SEQUENCE_PATHS`); other models have no such field. With one sequence asked it can only be that one. With several,
 a model that keeps the sequence at the end of its text (Amazon Nova does; Llama and Mistral cut it) shows it
 there: the text ends with it (the longest such, if sequences overlap), and a model that cuts it never ends on an
 asked sequence (it would have stopped there), so this names none wrongly; otherwise which one is unknown. The
@@ -38,7 +38,21 @@ from .documents import inline_document
 from .field_errors import openai_unsupported_value
 from .vendor_ranges import VENDOR_RANGES, stops_beyond, temperature_beyond
 
-__all__ = ["finish_reason", "matched_stop", "stop_tail_size", "to_converse", "to_openai", "usage_from_converse"]
+__all__ = [
+    "STOP_SEQUENCE_PATHS",
+    "finish_reason",
+    "matched_stop",
+    "stop_tail_size",
+    "to_converse",
+    "to_openai",
+    "usage_from_converse",
+]
+
+STOP_SEQUENCE_PATHS = ("/stop_sequence", "/delta/stop_sequence")
+"""Where Claude on Bedrock names the sequence it stopped on (JSON Pointers into Claude's own answer): in a
+`converse` reply its message's `stop_sequence` (the path AWS's Converse guide shows), in a `converse-stream` its
+last event's, `message_delta`'s `delta.stop_sequence` (not documented by AWS; vercel/ai found it so, PR 11410).
+Both are asked; a path not found is left out of the answer, not refused."""
 
 FINISH = {
     "end_turn": "stop",
@@ -227,7 +241,7 @@ def to_converse(data: dict[str, Any], model: str = "") -> dict[str, Any]:
         if len(inference["stopSequences"]) > _BEDROCK.max_stops:
             raise openai_unsupported_value("stop", stops_beyond(_BEDROCK, len(inference["stopSequences"])))
         if "anthropic." in model:  # ids, inference profiles (`us.anthropic.`) and their ARNs
-            out["additionalModelResponseFieldPaths"] = ["/stop_sequence"]
+            out["additionalModelResponseFieldPaths"] = list(STOP_SEQUENCE_PATHS)
     if inference:
         out["inferenceConfig"] = inference
     if (tools := _tool_config(data)) is not None:
@@ -269,7 +283,10 @@ def matched_stop(reason: Any, fields: Any, asked: Any, text: str = "") -> str | 
     asked one the answer's `text` ends with (module docstring); None when unknown."""
     if reason != "stop_sequence":
         return None
-    named = fields.get("stop_sequence") if isinstance(fields, dict) else None
+    named = None
+    if isinstance(fields, dict):
+        delta = fields.get("delta")
+        named = fields.get("stop_sequence") or (delta.get("stop_sequence") if isinstance(delta, dict) else None)
     if isinstance(named, str) and named:
         return named
     if isinstance(asked, str):

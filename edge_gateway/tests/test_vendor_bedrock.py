@@ -210,7 +210,7 @@ def test_the_anthropic_sdk_talks_to_a_bedrock_model(edge, upstream):
 @pytest.mark.parametrize(
     ("model", "stops", "paths"),
     [
-        (MODEL, ["###", "STOP"], ["/stop_sequence"]),  # Claude names the sequence when asked to
+        (MODEL, ["###", "STOP"], ["/stop_sequence", "/delta/stop_sequence"]),  # Claude names it when asked to
         (LLAMA, ["STOP"], None),  # a model that does not: the one sequence asked is the one it stopped on
     ],
 )
@@ -233,6 +233,9 @@ def test_a_stop_sequence_reaches_an_anthropic_client_as_anthropic_reports_it(edg
     assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
     reply = client(edge).chat.completions.create(model=model, messages=user, stop=stops)
     assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.content == "Echo: alpha beta "
+    chunks = list(client(edge).chat.completions.create(model=model, messages=user, stop=stops, stream=True))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: alpha beta "
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,11 @@ wrongly signed one is 403 `AccessDeniedException`-style, as at AWS. The reply fo
 (echo of the last message's text, tool calls on `call tool`), in Converse's shapes: `output.message.content`
 blocks (`text`, `toolUse`), `stopReason`, `usage.inputTokens/outputTokens/totalTokens`; the stream is binary
 event-stream frames: messageStart, contentBlockStart (tool uses), contentBlockDelta..., contentBlockStop,
-messageStop, metadata (usage). A request whose `additionalModelResponseFieldPaths` holds `/stop_sequence` gets
-`additionalModelResponseFields: {"stop_sequence": <the sequence it stopped on, or null>}` (in the stream: in
-`messageStop`), as Claude on Bedrock answers. An Amazon Nova model (`amazon.nova-...`, also as an inference
+messageStop, metadata (usage). `additionalModelResponseFieldPaths` (JSON Pointers) are looked up in Claude's own
+answer, and those found come back in `additionalModelResponseFields` (`_claude_native`): `converse` points into
+Claude's message, so `/stop_sequence` gives `{"stop_sequence": <the sequence it stopped on, or null>}`;
+`converse-stream` into Claude's last stream event, `message_delta`, so there it takes `/delta/stop_sequence` and
+gives `{"delta": {"stop_sequence": ...}}` in `messageStop`. An Amazon Nova model (`amazon.nova-...`, also as an inference
 profile `us.amazon.nova-...`) keeps the stop sequence at the end of its text, as Nova at AWS does; the others cut
 the text before it. `inferenceConfig` is held to Converse's bounds for every model (`temperature` and `topP` 0 to
 1, at most 2500 `stopSequences`): beyond them, 400 ValidationException in AWS's words.
@@ -42,8 +44,8 @@ class ConverseRequest:
     prompt_tokens: int
     last_text: str
     user_text: str | None
-    names_stop: bool = False
-    """`additionalModelResponseFieldPaths` asked for `/stop_sequence`."""
+    field_paths: tuple[str, ...] = ()
+    """`additionalModelResponseFieldPaths`: JSON Pointers into the model's own answer."""
 
 
 class BedrockApi:
@@ -77,7 +79,9 @@ class BedrockApi:
             return _typed(exchange.invalid(invalid))
         keeps_stop = "amazon.nova" in request.path_params.get("model", "")
         blocks, output_tokens, stop_reason, stopped_on = _generate(exchange, req, keeps_stop)
-        extra = {"additionalModelResponseFields": {"stop_sequence": stopped_on}} if req.names_stop else {}
+        native = _claude_native(stop_reason, stopped_on, stream)
+        fields = _pick_fields(native, req.field_paths)
+        extra = {"additionalModelResponseFields": fields} if fields else {}
         usage = {
             "inputTokens": req.prompt_tokens,
             "outputTokens": output_tokens,
@@ -102,6 +106,44 @@ class BedrockApi:
             h for h in response.raw_headers if h[0] not in (b"content-type", b"cache-control")
         ]
         return response
+
+
+def _claude_native(stop_reason: str, stopped_on: str | None, stream: bool) -> dict[str, Any]:
+    """What `additionalModelResponseFieldPaths` points into: Claude's own answer, its Messages message for
+    `converse` (`stop_sequence` at the top, the path AWS's Converse guide shows: `/stop_sequence`) and its last
+    stream event, `message_delta`, for `converse-stream` (`delta.stop_sequence`: `/delta/stop_sequence`, which
+    AWS does not document; vercel/ai found it so, PR 11410)."""
+    if stream:
+        return {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stopped_on}}
+    return {"type": "message", "role": "assistant", "stop_reason": stop_reason, "stop_sequence": stopped_on}
+
+
+def _field_paths(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > 10 or not all(isinstance(p, str) and p.startswith("/") for p in raw):
+        raise Invalid("additionalModelResponseFieldPaths: must be a list of at most 10 JSON Pointers")
+    return tuple(raw)
+
+
+def _pick_fields(native: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """The requested paths that exist in `native`, at the same place in a new object; the others are left out."""
+    picked: dict[str, Any] = {}
+    for path in paths:
+        keys = path.split("/")[1:]
+        value: Any = native
+        for key in keys:
+            value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is _MISSING:
+            continue
+        into = picked
+        for key in keys[:-1]:
+            into = into.setdefault(key, {})
+        into[keys[-1]] = value
+    return picked
+
+
+_MISSING = object()
 
 
 def _generate(
@@ -197,7 +239,7 @@ def parse_converse(body: dict[str, Any]) -> ConverseRequest:
         prompt_tokens=prompt,
         last_text=last_text,
         user_text=last_text if messages[-1]["role"] == "user" and not answers_tool else None,
-        names_stop="/stop_sequence" in (body.get("additionalModelResponseFieldPaths") or ()),
+        field_paths=_field_paths(body.get("additionalModelResponseFieldPaths")),
     )
 
 

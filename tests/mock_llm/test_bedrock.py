@@ -60,19 +60,30 @@ def test_the_stream_is_event_stream_frames(mock: MockServer) -> None:
     assert events[-1][1]["usage"]["outputTokens"] == 6
 
 
-def test_the_stop_sequence_is_named_when_asked_for(mock: MockServer) -> None:
-    """Claude on Bedrock names the sequence it stopped on in `additionalModelResponseFields` (the stream's
-    `messageStop`) when `additionalModelResponseFieldPaths` asks for `/stop_sequence`; not otherwise."""
+def test_the_stop_sequence_is_named_where_claude_on_bedrock_names_it(mock: MockServer) -> None:
+    """`additionalModelResponseFieldPaths` point into Claude's own answer: its message for `converse`
+    (`/stop_sequence`), its last stream event, `message_delta`, for `converse-stream` (`/delta/stop_sequence`, in
+    `messageStop`); a path not found there is left out, and nothing is added unasked."""
     body = {**BODY, "inferenceConfig": {"maxTokens": 50, "stopSequences": ["###", "Bed"]}}
-    named = {**body, "additionalModelResponseFieldPaths": ["/stop_sequence"]}
-    full = _post(mock, "converse", named).json()
+    both = {**body, "additionalModelResponseFieldPaths": ["/stop_sequence", "/delta/stop_sequence"]}
+    full = _post(mock, "converse", both).json()
     assert full["stopReason"] == "stop_sequence" and full["output"]["message"]["content"] == [{"text": "Echo: Hello, "}]
     assert full["additionalModelResponseFields"] == {"stop_sequence": "Bed"}
     assert "additionalModelResponseFields" not in _post(mock, "converse", body).json()
-    buffer = EventStreamBuffer()
-    buffer.add_data(_post(mock, "converse-stream", named).content)
-    stop = [orjson.loads(m.payload) for m in buffer if m.headers[":event-type"] == "messageStop"]
-    assert stop == [{"stopReason": "stop_sequence", "additionalModelResponseFields": {"stop_sequence": "Bed"}}]
+
+    def stop_event(asked: dict[str, Any]) -> dict[str, Any]:
+        buffer = EventStreamBuffer()
+        buffer.add_data(_post(mock, "converse-stream", asked).content)
+        (stop,) = [orjson.loads(m.payload) for m in buffer if m.headers[":event-type"] == "messageStop"]
+        return stop
+
+    assert stop_event(both) == {
+        "stopReason": "stop_sequence",
+        "additionalModelResponseFields": {"delta": {"stop_sequence": "Bed"}},
+    }
+    assert stop_event({**body, "additionalModelResponseFieldPaths": ["/stop_sequence"]}) == {
+        "stopReason": "stop_sequence"
+    }
 
 
 def test_a_nova_model_keeps_the_stop_sequence_at_the_end_of_its_text(mock: MockServer) -> None:
