@@ -18,6 +18,8 @@ stock `openai` client parses into its exception classes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from starlette.responses import Response
 
@@ -133,6 +135,7 @@ class UpstreamError(Exception):
         body: bytes = b"",
         headers: dict[str, str] | None = None,
         param: str | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -143,6 +146,8 @@ class UpstreamError(Exception):
         self.param = param
         """The request field a vendor's 4xx is about, as the vendor named it (only when the request reached it
         untranslated: `vendor_errors`)."""
+        self.details = details
+        """Google's `error.details` of a Gemini LLM's 4xx to a Gemini client, bounded (`vendor_errors`)."""
         self.body = body
         self.headers = headers or {}
         self.upstream_status = 0
@@ -170,7 +175,13 @@ def error_response(
 
 
 def error_for(
-    dialect: str, status: int, message: str, type: str, code: str | None = None, param: str | None = None
+    dialect: str,
+    status: int,
+    message: str,
+    type: str,
+    code: str | None = None,
+    param: str | None = None,
+    details: list[dict[str, Any]] | None = None,
 ) -> tuple[int, bytes]:
     """(status, body) of an error as the caller's SDK expects it (`dialect_of`): OpenAI's shape, or Anthropic's
     (`{"type": "error", "error": {"type", "message"}}`, the type from the status).
@@ -178,7 +189,7 @@ def error_for(
     Anthropic has no 402: a budget refusal is 400 `billing_error` there (400 is what Anthropic itself answers
     when a spend limit is reached; `billing_error` is its own type for an account that may not spend)."""
     if dialect == "gemini":
-        return gemini_error(status, message, type)
+        return gemini_error(status, message, type, details)
     if dialect != "anthropic":
         return status, error_body(message, type, code, param)
     anthropic_type = _ANTHROPIC_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
@@ -206,9 +217,12 @@ _GOOGLE_STATUS = {
 }
 
 
-def gemini_error(status: int, message: str, type: str = "") -> tuple[int, bytes]:
+def gemini_error(
+    status: int, message: str, type: str = "", details: list[dict[str, Any]] | None = None
+) -> tuple[int, bytes]:
     """Google's error document `{"error": {"code", "message", "status"}}`; `status` is `type` when that is one of
-    Google's names (a Google LLM's own, passed on untranslated: `vendor_errors`), else the HTTP status's.
+    Google's names (a Google LLM's own, passed on untranslated: `vendor_errors`), else the HTTP status's;
+    `details`, a Google LLM's own (bounded there), when there are any.
 
     Google has no 402: a budget refusal is 400 FAILED_PRECONDITION there (what Google answers when billing does
     not allow a call; a 429 RESOURCE_EXHAUSTED would make clients retry a request that cannot succeed)."""
@@ -216,4 +230,7 @@ def gemini_error(status: int, message: str, type: str = "") -> tuple[int, bytes]
     name = name or _GOOGLE_STATUS.get(status) or ("INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
     if status == 402:
         status = 400
-    return status, orjson.dumps({"error": {"code": status, "message": message, "status": name}})
+    error: dict[str, Any] = {"code": status, "message": message, "status": name}
+    if details:
+        error["details"] = details
+    return status, orjson.dumps({"error": error})

@@ -71,6 +71,7 @@ def as_plugin_error(error: GatewayError | UpstreamError) -> PluginError:
         allow_fallbacks=False,
         headers=dict(error.headers),
         param=error.param,
+        details=error.details if isinstance(error, UpstreamError) else None,
     )
 
 
@@ -93,7 +94,8 @@ async def send_error(send: Send, request_id: str, error: GatewayError | PluginEr
     headers = [(b"content-type", b"application/json"), *id_headers(request_id, dialect)]
     headers += response_headers(error.headers)
     param = error.param if isinstance(error, GatewayError) else None
-    status, body = error_for(dialect, error.status_code, error.message, error.type, error.code, param)
+    details = error.details if isinstance(error, PluginError) else None
+    status, body = error_for(dialect, error.status_code, error.message, error.type, error.code, param, details)
     if not final_status(status):  # a plugin's error (an auth plugin's refusal) with a status that is not one
         status, body = _invalid_status(dialect, status)
         headers = [(b"content-type", b"application/json"), *id_headers(request_id, dialect)]
@@ -134,7 +136,9 @@ async def send_full(out: Outlet, written: Written) -> None:
     head = id_headers(ex.request_id, ex.dialect)
     if error is not None:
         ex.error_type = ex.error_type or error.code or error.type
-        status, body = error_for(ex.dialect, error.status_code, error.message, error.type, error.code, error.param)
+        status, body = error_for(
+            ex.dialect, error.status_code, error.message, error.type, error.code, error.param, error.details
+        )
         head.append((b"content-type", b"application/json"))
         head += response_headers(error.headers)
     else:

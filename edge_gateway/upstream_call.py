@@ -152,6 +152,7 @@ def _upstream_error(
         body=body,
         headers=out_headers,
         param=fields.param,
+        details=fields.details,
     )
 
 

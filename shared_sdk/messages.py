@@ -272,6 +272,9 @@ class PluginError(_Msg):
     headers: dict[str, str] = {}
     param: str | None = None
     """The request field the error is about (OpenAI's `error.param`, e.g. `n`), when there is one."""
+    details: list[dict[str, Any]] | None = None
+    """Google's `error.details` (objects each with an `@type`), which Gemini-format callers get; the edge sets it
+    from a Gemini LLM's own error to a Gemini client."""
 
 
 class ShortCircuit(_Msg):

@@ -8,15 +8,16 @@ what a test scripts, hostile values included (a 1 MB `param`, a number as `code`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import openai
-import orjson
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
+from google.genai import types
 
 from .hostile_vendor import HostileVendor, Script, raw, vendor_thread
 from .support import CLIENT_KEY, RunningEdge, llm, make_snapshot, run_edge
@@ -25,7 +26,7 @@ USER: Any = [{"role": "user", "content": "Hello"}]
 
 
 def _answer(status: int, reason: bytes, document: object) -> Script:
-    body = orjson.dumps(document)
+    body = json.dumps(document).encode()  # not orjson: it encodes at most 255 levels, a hostile vendor more
     head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % (
         status,
         reason,
@@ -37,6 +38,29 @@ def _answer(status: int, reason: bytes, document: object) -> Script:
 def _openai_error(message: str, type: object, param: object, code: object) -> dict[str, object]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
+
+GOOGLE_429_DETAILS = [
+    {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests"}],
+    },
+    {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "quota", "url": "https://ai.dev/q"}]},
+    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "38s"},
+]
+_DEEP: Any = {"@type": "type.googleapis.com/google.rpc.DebugInfo"}
+for _ in range(300):
+    _DEEP = {"@type": "type.googleapis.com/google.rpc.DebugInfo", "inner": _DEEP}
+ERROR_INFO = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SAFETY", "domain": "googleapis.com"}
+RETRY_INFO = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}
+HOSTILE_DETAILS = [
+    "not an object",
+    {"reason": "no @type"},
+    {"@type": 5},
+    ERROR_INFO,
+    {"@type": "type.googleapis.com/google.rpc.DebugInfo", "detail": "d" * (1 << 20)},
+    _DEEP,
+    RETRY_INFO,
+]
 
 SCRIPTS: dict[str, Script] = {
     # an OpenAI-compatible vendor's 400, as api.openai.com words it
@@ -62,6 +86,30 @@ SCRIPTS: dict[str, Script] = {
         b"Bad Request",
         {"error": {"code": 400, "message": "User location is not supported.", "status": "FAILED_PRECONDITION"}},
     ),
+    # Google's 429 as it sends it: the quota broken and when to retry, in `details`
+    "/quota/v1beta/models/gemini-2.5-flash:generateContent": _answer(
+        429,
+        b"Too Many Requests",
+        {
+            "error": {
+                "code": 429,
+                "message": "You exceeded your current quota.",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": GOOGLE_429_DETAILS,
+            }
+        },
+    ),
+    # a hostile Google: entries of no `@type`, a 1 MB one between usable ones, one nested past orjson's depth
+    "/bloated/v1beta/models/gemini-2.5-flash:generateContent": _answer(
+        400,
+        b"Bad Request",
+        {"error": {"code": 400, "message": "no good", "status": "INVALID_ARGUMENT", "details": HOSTILE_DETAILS}},
+    ),
+    "/scalar/v1beta/models/gemini-2.5-flash:generateContent": _answer(
+        400,
+        b"Bad Request",
+        {"error": {"code": 400, "message": "no good", "status": "INVALID_ARGUMENT", "details": "d" * 1000}},
+    ),
     "/claude/v1/messages": _answer(
         404, b"Not Found", {"type": "error", "error": {"type": "not_found_error", "message": "model: claude-x"}}
     ),
@@ -85,6 +133,11 @@ def edge(vendor: HostileVendor, mock_upstream: str, tmp_path_factory: pytest.Tem
         llm(4, "own-responses", f"{base}/fields", vendor="openai", max_retries=0),
         llm(5, "google", f"{base}/google", vendor="google", default_model="gemini-2.5-flash", max_retries=0),
         llm(6, "claude", f"{base}/claude", vendor="anthropic", default_model="claude-x", max_retries=0),
+        *(
+            llm(8 + i, slug, f"{base}/{slug}", vendor="google", default_model="gemini-2.5-flash", max_retries=0)
+            for i, slug in enumerate(("quota", "bloated", "scalar"))
+        ),
+        llm(11, "gemini-mock", mock_upstream, vendor="google", default_model="gemini-2.5-flash"),
     ]
     with run_edge(make_snapshot(mock_upstream, llms=llms), tmp_path_factory.mktemp("edge")) as running:
         yield running
@@ -148,3 +201,43 @@ def test_an_anthropic_client_gets_the_vendors_error_type(edge: RunningEdge) -> N
     with pytest.raises(anthropic.NotFoundError) as refused:
         client.messages.create(model="claude/claude-x", max_tokens=10, messages=USER)
     assert refused.value.body == {"type": "error", "error": {"type": "not_found_error", "message": "model: claude-x"}}
+
+
+def _gemini(edge: RunningEdge) -> genai.Client:
+    return genai.Client(api_key=CLIENT_KEY, http_options={"base_url": edge.url})
+
+
+def test_a_gemini_client_gets_googles_details_of_a_field_it_got_wrong(edge: RunningEdge) -> None:
+    """The mock answers as Google does: a field it cannot read is a BadRequest `fieldViolations` entry."""
+    client = _gemini(edge)  # held: the SDK's HTTP client closes when its owner is collected
+    bogus = types.HttpOptions(extra_body={"generationConfig": {"bogusKnob": 1}})
+    with pytest.raises(genai_errors.ClientError) as refused:
+        client.models.generate_content(
+            model="gemini-mock/gemini-2.5-flash", contents="Hi", config=types.GenerateContentConfig(http_options=bogus)
+        )
+    assert (refused.value.code, refused.value.status) == (400, "INVALID_ARGUMENT")
+    (violation,) = refused.value.details["error"]["details"]
+    assert violation["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    assert violation["fieldViolations"] == [{"field": "generation_config", "description": refused.value.message}]
+
+
+def test_a_gemini_client_gets_when_to_retry_a_429(edge: RunningEdge) -> None:
+    client = _gemini(edge)  # held: the SDK's HTTP client closes when its owner is collected
+    with pytest.raises(genai_errors.ClientError) as refused:
+        client.models.generate_content(model="quota/gemini-2.5-flash", contents="Hi")
+    assert (refused.value.code, refused.value.status) == (429, "RESOURCE_EXHAUSTED")
+    assert refused.value.details["error"]["details"] == GOOGLE_429_DETAILS
+
+
+def test_a_hostile_googles_details_are_cut_by_whole_entries_not_a_500(edge: RunningEdge) -> None:
+    """Only objects with an `@type` string pass, in order, while they fit in the bound; the 1 MB entry and the
+    one nested too deeply to encode are dropped whole, the small one after them kept."""
+    client = _gemini(edge)  # held: the SDK's HTTP client closes when its owner is collected
+    with pytest.raises(genai_errors.ClientError) as refused:
+        client.models.generate_content(model="bloated/gemini-2.5-flash", contents="Hi")
+    assert (refused.value.code, refused.value.status, refused.value.message) == (400, "INVALID_ARGUMENT", "no good")
+    assert refused.value.details["error"]["details"] == [ERROR_INFO, RETRY_INFO]
+    assert len(refused.value.response.content) < 20_000  # the bound is 16 KiB of details
+    with pytest.raises(genai_errors.ClientError) as scalar:
+        client.models.generate_content(model="scalar/gemini-2.5-flash", contents="Hi")
+    assert scalar.value.status == "INVALID_ARGUMENT" and "details" not in scalar.value.details["error"]

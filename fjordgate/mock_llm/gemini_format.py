@@ -3,7 +3,8 @@
 Errors are `{"error": {"code", "message", "status"}}` with Google's canonical status names (400
 INVALID_ARGUMENT, 403 PERMISSION_DENIED, 404 NOT_FOUND, 429 RESOURCE_EXHAUSTED, 500 INTERNAL, 503 UNAVAILABLE,
 ...). The key travels in `x-goog-api-key` or `?key=`: none is 403 PERMISSION_DENIED ("unregistered callers"),
-a wrong one 400 INVALID_ARGUMENT with reason API_KEY_INVALID, as Google answers. Streams are either SSE
+a wrong one 400 INVALID_ARGUMENT with reason API_KEY_INVALID, as Google answers; a JSON payload that cannot be
+read (an unknown field name, a value of the wrong type) has a BadRequest `fieldViolations` entry in `details`. Streams are either SSE
 (`alt=sse`: `data: {chunk}` + CRLF CRLF, no end marker) or one JSON array sent piece by piece (no `alt`).
 """
 
@@ -79,7 +80,12 @@ class GeminiFormat:
         return None
 
     def error_body(self, status: int, message: str, *, request_id: str, param: str | None, code: str | None) -> bytes:
+        """`param`, set for a field the JSON payload could not be read into (an unknown name, a value of the wrong
+        type), is Google's BadRequest `fieldViolations` entry for it, as Google answers those."""
         details, self._details = self._details, None
+        if param is not None and status == 400 and details is None:
+            violation = {"field": param, "description": message}
+            details = [{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [violation]}]
         if code == "invalid_mock_fault":
             message = f"{message} (invalid_mock_fault)"
         return error_document(status, message, details)

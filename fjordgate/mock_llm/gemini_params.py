@@ -34,11 +34,13 @@ def snake(name: str) -> str:
 
 def invalid_value(path: str, kind: str, value: Any) -> Invalid:
     shown = orjson.dumps(value).decode() if not isinstance(value, dict | list) else "{...}"
-    return Invalid(f"Invalid value at '{path}' ({kind}), {shown}")
+    return Invalid(f"Invalid value at '{path}' ({kind}), {shown}", param=path)
 
 
 def unknown_name(name: str, path: str) -> Invalid:
-    return Invalid(f"Invalid JSON payload received. Unknown name \"{name}\" at '{path}': Cannot find field.")
+    return Invalid(
+        f"Invalid JSON payload received. Unknown name \"{name}\" at '{path}': Cannot find field.", param=path
+    )
 
 
 def out_of_range(path: str, value: Any, minimum: float, maximum: float) -> Invalid:

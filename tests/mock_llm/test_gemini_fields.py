@@ -162,3 +162,31 @@ def test_every_field_google_accepts_still_answers(sdk: genai.Client, mock: MockS
 
     assert reply.candidates and reply.candidates[0].finish_reason == types.FinishReason.STOP
     assert proto_json.status_code == 200, proto_json.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"generationConfig": {"temprature": 1}}, "generation_config"),
+        ({"generationConfig": {"temperature": "hot"}}, "generation_config.temperature"),
+    ],
+)
+def test_a_payload_google_cannot_read_names_the_field_in_details(
+    mock: MockServer, fields: dict[str, Any], field: str
+) -> None:
+    """An unknown name or a value of the wrong type: Google's BadRequest `fieldViolations` entry in `details`."""
+    with mock.http() as http:
+        error = http.post(URL, json={"contents": HELLO, **fields}, headers=HEADERS).json()["error"]
+    assert error["details"] == [
+        {
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [{"field": field, "description": error["message"]}],
+        }
+    ]
+
+
+def test_a_value_out_of_range_has_no_details(mock: MockServer) -> None:
+    with mock.http() as http:
+        body = {"contents": HELLO, "generationConfig": {"temperature": 3}}
+        error = http.post(URL, json=body, headers=HEADERS).json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and "details" not in error
