@@ -13,10 +13,13 @@ include cache reads and writes).
 Stop sequences: `stopReason: stop_sequence` says a sequence stopped the model, not which. Claude on Bedrock names
 it in `additionalModelResponseFields` when the request asks for it (`additionalModelResponseFieldPaths`, sent for
 an Anthropic model asked to stop on sequences): `stop_sequence` in a full answer, `delta.stop_sequence` in the
-stream's `messageStop` (`STOP_SEQUENCE_PATHS`); other models have no such field. With one sequence asked it can only be that one. With several,
-a model that keeps the sequence at the end of its text (Amazon Nova does; Llama and Mistral cut it) shows it
-there: the text ends with it (the longest such, if sequences overlap), and a model that cuts it never ends on an
-asked sequence (it would have stopped there), so this names none wrongly; otherwise which one is unknown. The
+stream's `messageStop` (`STOP_SEQUENCE_PATHS`); other models have no such field. With one sequence asked it can
+only be that one. With several, a model that cuts it (Llama, Mistral) does not say which: which one is unknown.
+Amazon Nova keeps the sequence at the end of its text (as users of Bedrock report: LiteLLM issue 9483,
+langchain-aws issue 420), where neither OpenAI's API nor Anthropic's ever has it: the edge cuts it off
+(`cut_stop`: the longest asked sequence the text ends with; in a stream the text's last characters wait for the
+end, `bedrock_stream`), which also names it; a Nova text that ends with an asked sequence stopped there even if
+its `stopReason` says `end_turn`. The
 sequence goes on the chat choice as `stop_reason` (vLLM's field, which `messages_reply.stop_of` reads), so an
 Anthropic client gets Anthropic's `stop_reason: "stop_sequence"` and the sequence; an OpenAI client's
 `finish_reason` stays `stop`, as OpenAI's. For a Messages client the chat choice (never sent as such) keeps
@@ -40,8 +43,11 @@ from .vendor_ranges import VENDOR_RANGES, stops_beyond, temperature_beyond
 
 __all__ = [
     "STOP_SEQUENCE_PATHS",
+    "cut_stop",
     "finish_reason",
+    "keeps_stop",
     "matched_stop",
+    "stop_list",
     "stop_tail_size",
     "to_converse",
     "to_openai",
@@ -299,6 +305,28 @@ def matched_stop(reason: Any, fields: Any, asked: Any, text: str = "") -> str | 
     return max(ends, key=len) if ends else None
 
 
+def keeps_stop(model: str) -> bool:
+    """Whether the model ends its text with the stop sequence it stopped on (Amazon Nova: ids, inference profiles
+    `us.amazon.nova-...` and their ARNs)."""
+    return "amazon.nova" in model
+
+
+def stop_list(asked: Any) -> list[str]:
+    """The request's stop sequences (`stop` a string or list; `stop_sequences` a list) as a list of strings."""
+    if isinstance(asked, str):
+        return [asked] if asked else []
+    return [s for s in asked if isinstance(s, str) and s] if isinstance(asked, list) else []
+
+
+def cut_stop(text: str, stops: list[str]) -> tuple[str, str | None]:
+    """`text` without the longest of `stops` it ends with, and that sequence (None and `text` as is: none)."""
+    ends = [s for s in stops if text.endswith(s)]
+    if not ends:
+        return text, None
+    sequence = max(ends, key=len)
+    return text[: len(text) - len(sequence)], sequence
+
+
 def to_openai(
     response: dict[str, Any], model: str, usage: Usage, asked: Any = None, for_messages: bool = False
 ) -> dict[str, Any]:
@@ -306,6 +334,11 @@ def to_openai(
     request's stop sequences; `for_messages`: the chat is translated on for a Messages client (`finish_reason`)."""
     content = ((response.get("output") or {}).get("message") or {}).get("content") or []
     text = "".join(str(b["text"]) for b in content if isinstance(b, dict) and "text" in b)
+    reason = response.get("stopReason")
+    kept = None
+    if keeps_stop(model) and reason in ("stop_sequence", "end_turn"):
+        text, kept = cut_stop(text, stop_list(asked))
+        reason = "stop_sequence" if kept is not None else reason
     calls = [
         {
             "id": b["toolUse"].get("toolUseId", ""),
@@ -323,14 +356,13 @@ def to_openai(
         message["tool_calls"] = calls
     usage_from_converse(response.get("usage"), usage)
     usage.tool_calls, usage.choices = len(calls), 1
-    reason = response.get("stopReason")
     choice: dict[str, Any] = {
         "index": 0,
         "message": message,
         "logprobs": None,
         "finish_reason": finish_reason(reason, for_messages),
     }
-    stopped_on = matched_stop(reason, response.get("additionalModelResponseFields"), asked, text)
+    stopped_on = kept or matched_stop(reason, response.get("additionalModelResponseFields"), asked, text)
     if stopped_on is not None:
         choice["stop_reason"] = stopped_on
     return {

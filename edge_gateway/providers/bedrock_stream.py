@@ -7,7 +7,9 @@ each (`decode_frame`, both CRCs checked), so a damaged frame ends the stream wit
 
 Events: messageStart -> the role chunk; contentBlockStart (toolUse) -> a tool call's id and name;
 contentBlockDelta -> text or argument fragments; messageStop -> the finish chunk; metadata -> usage (after
-messageStop, as Bedrock sends it), then `[DONE]`. An `exception` message (throttlingException,
+messageStop, as Bedrock sends it), then `[DONE]`. For Amazon Nova asked to stop on sequences, the text's last
+characters (as many as the longest sequence) wait until messageStop (or a tool call) and a stop sequence at its
+end is cut off, as OpenAI's and Anthropic's answers never hold it (`bedrock_format.cut_stop`). An `exception` message (throttlingException,
 modelStreamErrorException, ...) raises `UpstreamError`: before the first chunk it is retried or falls back like
 any failure, after it the client's stream ends with an error event.
 """
@@ -24,7 +26,15 @@ import orjson
 
 from ..errors import UpstreamError
 from .base import OpenAIRequest, Usage, estimate_tokens
-from .bedrock_format import finish_reason, matched_stop, stop_tail_size, usage_from_converse
+from .bedrock_format import (
+    cut_stop,
+    finish_reason,
+    keeps_stop,
+    matched_stop,
+    stop_list,
+    stop_tail_size,
+    usage_from_converse,
+)
 
 __all__ = ["ConverseStreamTranslator", "EventStreamSplitter", "decode_frame"]
 
@@ -166,6 +176,11 @@ class ConverseStreamTranslator:
         self._asked = call.data.get("stop_sequences" if self._messages else "stop")
         self._tail_size = stop_tail_size(self._asked)  # 0: the text's end is not needed (matched_stop)
         self._tail = ""
+        # A model that ends its text with the stop sequence (Nova): the text's last characters, as many as the
+        # longest sequence asked, wait until the answer ends, to be cut off if they are one (`cut_stop`).
+        self._stops = stop_list(self._asked) if keeps_stop(model) else []
+        self._hold = max((len(s) for s in self._stops), default=0)
+        self._held = ""
         self._stopped = False
         self._opened = False  # the role chunk was sent: with the first text or tool call, as OpenAI's
         self._done = False
@@ -222,6 +237,8 @@ class ConverseStreamTranslator:
             use = (data.get("start") or {}).get("toolUse")
             if not isinstance(use, dict) or self._completions:
                 return []
+            if self._held:  # text before a tool call: it was not the answer's end
+                return [*self._release(), *self._event(name, data)]
             index = self._tools.setdefault(int(data.get("contentBlockIndex") or 0), len(self._tools))
             self.usage.tool_calls += 1
             call = {"index": index, "id": use.get("toolUseId", ""), "type": "function"}
@@ -235,12 +252,18 @@ class ConverseStreamTranslator:
         if name == "messageStop":
             self._stopped = True
             reason = data.get("stopReason")
-            stopped_on = matched_stop(reason, data.get("additionalModelResponseFields"), self._asked, self._tail)
+            kept = None
+            if self._held and reason in ("stop_sequence", "end_turn"):
+                self._held, kept = cut_stop(self._held, self._stops)
+                reason = "stop_sequence" if kept is not None else reason
+            text = self._release()
+            fields = data.get("additionalModelResponseFields")
+            stopped_on = kept or matched_stop(reason, fields, self._asked, self._tail)
             chunk = self._chunk({}, finish_reason(reason, self._messages), stopped_on)
-            return [*self._open(), chunk]
+            return [*self._open(), *text, chunk]
         if name == "metadata":
             usage_from_converse(data.get("usage"), self.usage)
-            return self._end()
+            return [*self._release(), *self._end()]
         return []  # contentBlockStop and event types added later
 
     def _delta(self, data: dict[str, Any]) -> list[bytes]:
@@ -250,6 +273,11 @@ class ConverseStreamTranslator:
             self._chars += len(text)
             if self._tail_size:  # several stop sequences asked: which one may show at the text's end
                 self._tail = (self._tail + text)[-self._tail_size :]
+            if self._hold:
+                held = self._held + text
+                text, self._held = held[: -self._hold], held[-self._hold :]
+                if not text:
+                    return []
             return [*self._open(), self._chunk({"content": text})]
         use = delta.get("toolUse")
         if isinstance(use, dict) and not self._completions:
@@ -258,6 +286,13 @@ class ConverseStreamTranslator:
             self._chars += len(fragment)
             return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})]
         return []  # reasoningContent and other delta kinds are not part of Chat Completions
+
+    def _release(self) -> list[bytes]:
+        """The held text's chunk (after the role chunk), once the answer's end is known; nothing when none waits."""
+        if not self._held:
+            return []
+        text, self._held = self._held, ""
+        return [*self._open(), self._chunk({"content": text})]
 
     def _end(self) -> list[bytes]:
         if self._done:
@@ -288,4 +323,4 @@ class ConverseStreamTranslator:
 
     def finish(self) -> list[bytes]:
         """A stream that ended after messageStop but without its metadata event still ends cleanly."""
-        return self._end() if self._stopped else []
+        return [*self._release(), *self._end()] if self._stopped else []

@@ -241,7 +241,7 @@ def test_a_stop_sequence_reaches_an_anthropic_client_as_anthropic_reports_it(edg
 @pytest.mark.parametrize(
     ("model", "text", "sequence"),
     [
-        (NOVA, "Echo: alpha beta STOP", "STOP"),  # Nova ends its text with the sequence: that names it
+        (NOVA, "Echo: alpha beta ", "STOP"),  # Nova ends its text with the sequence: cut off, and it names it
         (LLAMA, "Echo: alpha beta ", None),  # Llama cuts it and names none: a stop sequence, which one unknown
     ],
 )
@@ -265,6 +265,40 @@ def test_a_model_that_does_not_name_which_of_several_sequences_stopped_it(edge, 
     assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
     reply = client(edge).chat.completions.create(model=model, messages=user, stop=["###", "STOP"])
     assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.content == text
+    chunks = list(client(edge).chat.completions.create(model=model, messages=user, stop=["###", "STOP"], stream=True))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+
+
+@pytest.mark.parametrize(
+    ("stop", "sequence"),
+    [("STOP", "STOP"), (["STOP"], "STOP"), (["S", "STOP"], "S")],  # "S" is met first: Nova stops there
+)
+def test_nova_never_hands_the_stop_sequence_back_in_the_text(edge, upstream, stop, sequence):
+    """Amazon Nova ends its text with the sequence it stopped on; OpenAI's and Anthropic's answers never hold it:
+    the edge cuts it off, full and streamed, in token pieces or in one (`chunks=1`), and leaves a text that does
+    not end on one whole."""
+    user = [{"role": "user", "content": "alpha beta STOP gamma"}]
+    oai = client(edge)
+    reply = oai.chat.completions.create(model=NOVA, messages=user, stop=stop)
+    assert (reply.choices[0].message.content, reply.choices[0].finish_reason) == ("Echo: alpha beta ", "stop")
+    for pieces in ({}, {"x-mock-fault": "chunks=1"}):
+        chunks = list(
+            oai.chat.completions.create(model=NOVA, messages=user, stop=stop, stream=True, extra_headers=pieces)
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: alpha beta "
+    plain = [{"role": "user", "content": "no sequence here"}]
+    streamed = oai.chat.completions.create(model=NOVA, messages=plain, stop=stop, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "Echo: no sequence here"
+    anthropic = pytest.importorskip("anthropic")
+    claude = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    asked = {"model": NOVA, "max_tokens": 100, "stop_sequences": [stop] if isinstance(stop, str) else stop}
+    message = claude.messages.create(**asked, messages=user)
+    assert (message.content[0].text, message.stop_reason, message.stop_sequence) == (
+        "Echo: alpha beta ",
+        "stop_sequence",
+        sequence,
+    )
 
 
 @pytest.mark.parametrize(
