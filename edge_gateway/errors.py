@@ -40,6 +40,8 @@ ANTHROPIC_KINDS = frozenset({"messages", "count_tokens"})
 """Request kinds whose callers speak Anthropic: their errors are rendered in Anthropic's shape (`error_for`)."""
 GEMINI_KINDS = frozenset({"gemini", "gemini_stream", "gemini_count", "gemini_embed", "gemini_batch_embed"})
 """Request kinds of Gemini-format callers (`/v1beta/models/{model}:{method}`): errors in Google's shape."""
+BUDGET_EXCEEDED = "budget_exceeded"
+"""The code of the edge's own budget refusal (402), which Anthropic callers get as a 400 (`error_for`)."""
 _SHARED_KINDS = frozenset({"models", "model"})
 """`GET /v1/models[/{id}]` serves both SDKs: Anthropic's sends `anthropic-version`, OpenAI's does not."""
 
@@ -111,7 +113,7 @@ class GatewayError(Exception):
 
     @classmethod
     def budget_exceeded(cls, message: str) -> GatewayError:
-        return cls(402, message, type="insufficient_quota", code="budget_exceeded")
+        return cls(402, message, type="insufficient_quota", code=BUDGET_EXCEEDED)
 
     @classmethod
     def rate_limited(cls, message: str, retry_after_s: float) -> GatewayError:
@@ -186,14 +188,15 @@ def error_for(
     """(status, body) of an error as the caller's SDK expects it (`dialect_of`): OpenAI's shape, or Anthropic's
     (`{"type": "error", "error": {"type", "message"}}`, the type from the status).
 
-    Anthropic has no 402: a budget refusal is 400 `billing_error` there (400 is what Anthropic itself answers
-    when a spend limit is reached; `billing_error` is its own type for an account that may not spend)."""
+    Anthropic's 402 is `billing_error` (its error list: a problem with the account's billing or payment), so a
+    vendor's or plugin's 402 keeps its status with that type (the SDK raises `APIStatusError`, not retried). The
+    edge's own budget refusal is a spend limit, which Anthropic answers with 400: it is 400 `billing_error`."""
     if dialect == "gemini":
         return gemini_error(status, message, type, details)
     if dialect != "anthropic":
         return status, error_body(message, type, code, param)
     anthropic_type = _ANTHROPIC_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
-    if status == 402:
+    if status == 402 and code == BUDGET_EXCEEDED:
         status = 400
     return status, orjson.dumps({"type": "error", "error": {"type": anthropic_type, "message": message}})
 

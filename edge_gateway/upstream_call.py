@@ -141,7 +141,7 @@ def _upstream_error(
     out_headers = {}
     if status == 429 and "retry-after" in headers:
         out_headers["retry-after"] = headers["retry-after"]
-    kind = "rate_limit_error" if status == 429 else "invalid_request_error"
+    kind = _KINDS.get(status, "invalid_request_error")
     fields = vendor_fields(untranslated, body) if untranslated else _NO_FIELDS
     return UpstreamError(
         status,
@@ -157,6 +157,9 @@ def _upstream_error(
 
 
 _NO_FIELDS = VendorFields()
+_KINDS = {429: "rate_limit_error", 402: "insufficient_quota"}
+"""The edge's `type` of a vendor's 4xx where the vendor gave none usable: a 402 (credit or payment, e.g.
+OpenRouter's) is the `insufficient_quota` of the edge's own 402 (its budgets), so a client sees one kind."""
 
 
 def _untranslated(provider: Provider, call: OpenAIRequest) -> str:

@@ -110,6 +110,15 @@ SCRIPTS: dict[str, Script] = {
         b"Bad Request",
         {"error": {"code": 400, "message": "no good", "status": "INVALID_ARGUMENT", "details": "d" * 1000}},
     ),
+    # a vendor out of credit, as OpenRouter says it (its `code` a number), and as Anthropic does
+    "/credit/chat/completions": _answer(
+        402, b"Payment Required", {"error": {"code": 402, "message": "Insufficient credits. Add more credits."}}
+    ),
+    "/claudecredit/v1/messages": _answer(
+        402,
+        b"Payment Required",
+        {"type": "error", "error": {"type": "billing_error", "message": "Your credit balance is too low."}},
+    ),
     "/claude/v1/messages": _answer(
         404, b"Not Found", {"type": "error", "error": {"type": "not_found_error", "message": "model: claude-x"}}
     ),
@@ -138,6 +147,8 @@ def edge(vendor: HostileVendor, mock_upstream: str, tmp_path_factory: pytest.Tem
             for i, slug in enumerate(("quota", "bloated", "scalar"))
         ),
         llm(11, "gemini-mock", mock_upstream, vendor="google", default_model="gemini-2.5-flash"),
+        llm(12, "credit", f"{base}/credit", max_retries=0),
+        llm(13, "claudecredit", f"{base}/claudecredit", vendor="anthropic", default_model="claude-x", max_retries=0),
     ]
     with run_edge(make_snapshot(mock_upstream, llms=llms), tmp_path_factory.mktemp("edge")) as running:
         yield running
@@ -241,3 +252,25 @@ def test_a_hostile_googles_details_are_cut_by_whole_entries_not_a_500(edge: Runn
     with pytest.raises(genai_errors.ClientError) as scalar:
         client.models.generate_content(model="scalar/gemini-2.5-flash", contents="Hi")
     assert scalar.value.status == "INVALID_ARGUMENT" and "details" not in scalar.value.details["error"]
+
+
+def test_a_vendors_402_is_one_kind_of_error_in_each_clients_words(edge: RunningEdge) -> None:
+    """Out of credit at the vendor: an OpenAI client gets the 402 as `insufficient_quota` (the edge's own 402 type),
+    an Anthropic client Anthropic's own 402 `billing_error` (its SDK's `APIStatusError`, not retried), a Gemini
+    client Google's 400 FAILED_PRECONDITION (Google has no 402); the vendor's message each time."""
+    message = "Insufficient credits. Add more credits."
+    with pytest.raises(openai.APIStatusError) as paid:
+        _openai(edge).chat.completions.create(model="credit/mock-gpt", messages=USER)
+    assert paid.value.status_code == 402
+    assert (paid.value.type, paid.value.code) == ("insufficient_quota", "upstream_402")
+    assert paid.value.message.endswith(message)
+    claude = anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
+    for model, said in (("credit/mock-gpt", message), ("claudecredit/claude-x", "Your credit balance is too low.")):
+        with pytest.raises(anthropic.APIStatusError) as billed:
+            claude.messages.create(model=model, max_tokens=10, messages=USER)
+        assert billed.value.status_code == 402
+        assert billed.value.body == {"type": "error", "error": {"type": "billing_error", "message": said}}
+    client = _gemini(edge)  # held: the SDK's HTTP client closes when its owner is collected
+    with pytest.raises(genai_errors.ClientError) as refused:
+        client.models.generate_content(model="credit/mock-gpt", contents="Hi")
+    assert (refused.value.code, refused.value.status, refused.value.message) == (400, "FAILED_PRECONDITION", message)
