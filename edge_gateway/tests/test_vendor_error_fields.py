@@ -99,6 +99,18 @@ SCRIPTS: dict[str, Script] = {
             }
         },
     ),
+    "/quota/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse": _answer(
+        429,
+        b"Too Many Requests",
+        {
+            "error": {
+                "code": 429,
+                "message": "You exceeded your current quota.",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": GOOGLE_429_DETAILS,
+            }
+        },
+    ),
     # a hostile Google: entries of no `@type`, a 1 MB one between usable ones, one nested past orjson's depth
     "/bloated/v1beta/models/gemini-2.5-flash:generateContent": _answer(
         400,
@@ -232,10 +244,14 @@ def test_a_gemini_client_gets_googles_details_of_a_field_it_got_wrong(edge: Runn
     assert violation["fieldViolations"] == [{"field": "generation_config", "description": refused.value.message}]
 
 
-def test_a_gemini_client_gets_when_to_retry_a_429(edge: RunningEdge) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_gemini_client_gets_when_to_retry_a_429(edge: RunningEdge, stream: bool) -> None:
     client = _gemini(edge)  # held: the SDK's HTTP client closes when its owner is collected
     with pytest.raises(genai_errors.ClientError) as refused:
-        client.models.generate_content(model="quota/gemini-2.5-flash", contents="Hi")
+        if stream:
+            list(client.models.generate_content_stream(model="quota/gemini-2.5-flash", contents="Hi"))
+        else:
+            client.models.generate_content(model="quota/gemini-2.5-flash", contents="Hi")
     assert (refused.value.code, refused.value.status) == (429, "RESOURCE_EXHAUSTED")
     assert refused.value.details["error"]["details"] == GOOGLE_429_DETAILS
 
