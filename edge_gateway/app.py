@@ -31,6 +31,7 @@ from starlette.routing import Route
 from shared_sdk import Runtime
 from shared_sdk.host import PluginHost
 
+from .azure_routes import azure_routes
 from .collectors import PluginCollectorSink
 from .config_store import ConfigRejected, ConfigStore
 from .cors import Cors
@@ -347,6 +348,18 @@ def _routes(edge: Edge) -> list[Route]:
             "/plugins/{slug}/{path:path}",
             PluginEndpoint(edge.store, edge.settings.max_body_bytes, edge.settings.edge_id),
             methods=methods,
+        ),
+        *azure_routes(
+            pipeline,
+            counted,
+            {
+                "chat": chat,
+                "completions": completions,
+                "embeddings": embeddings,
+                "responses": responses,
+                "models": models,
+            },
+            stored,
         ),
         Route("/health", Health(), methods=["GET"]),
         Route("/ready", _SyncAwareReady(edge), methods=["GET"]),

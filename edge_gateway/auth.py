@@ -1,6 +1,7 @@
 """Who the caller is: auth plugins first, else the app key hashed and looked up in memory.
 
-Keys arrive as `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic clients).
+Keys arrive as `Authorization: Bearer <key>` (OpenAI clients), `x-api-key: <key>` (Anthropic clients) or
+`api-key: <key>` (Azure OpenAI clients; read only when neither of the others holds a key, `client_credential`).
 The snapshot carries only `sha256(key)`; the key itself is never stored, logged or sent upstream.
 
 With auth plugins in the chain, their outcome (`HookChain.run_auth`) decides when it is a decision: an
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from shared_sdk import AuthRequest, Context, EnrichedRequest
@@ -23,7 +25,14 @@ from .config_store import CompiledApp, CompiledConfig
 from .errors import GatewayError
 from .exchange import Rejected
 
-__all__ = ["accept_caller", "authenticate_key", "credential_from_headers", "find_credential", "plugin_auth"]
+__all__ = [
+    "accept_caller",
+    "authenticate_key",
+    "client_credential",
+    "credential_from_headers",
+    "find_credential",
+    "plugin_auth",
+]
 
 _NOT_DECIDED = AuthResult(handled=False)
 
@@ -39,6 +48,17 @@ def credential_from_headers(authorization: str | None, api_key: str | None) -> t
     return "", ""
 
 
+def client_credential(headers: Mapping[str, str], api_key: str | None = None) -> tuple[str, str]:
+    """(credential, auth_type) of a caller's lower-cased headers: `credential_from_headers` over `authorization`
+    and `api_key` (default: `x-api-key`), else Azure's `api-key` header (what the `AzureOpenAI` client sends)."""
+    credential, auth_type = credential_from_headers(
+        headers.get("authorization"), headers.get("x-api-key") if api_key is None else api_key
+    )
+    if not credential and "api-key" in headers:
+        return credential_from_headers(None, headers["api-key"])
+    return credential, auth_type
+
+
 def find_credential(cfg: CompiledConfig, credential: str) -> CredentialConfig | None:
     if not credential:
         return None
@@ -50,7 +70,9 @@ def authenticate_key(
 ) -> tuple[CompiledApp, int | None]:
     """The app (and user id) of a client key (`found` = `find_credential(...)`); 401 when unusable."""
     if not credential:
-        raise GatewayError.unauthenticated("no API key provided (use 'Authorization: Bearer <key>' or 'x-api-key')")
+        raise GatewayError.unauthenticated(
+            "no API key provided (use 'Authorization: Bearer <key>', 'x-api-key' or 'api-key')"
+        )
     if found is None:
         raise GatewayError.unauthenticated("invalid API key")
     if found.expires_at is not None and found.expires_at <= time.time():

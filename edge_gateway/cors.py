@@ -37,7 +37,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
 _FIXED_HEADERS = (
-    b"authorization, x-api-key, x-goog-api-key, anthropic-version, anthropic-beta, "
+    b"authorization, x-api-key, x-goog-api-key, api-key, anthropic-version, anthropic-beta, "
     b"anthropic-dangerous-direct-browser-access, openai-beta, openai-organization, openai-project, content-type, "
     b"content-encoding, x-request-id, x-stainless-arch, x-stainless-lang, x-stainless-os, "
     b"x-stainless-package-version, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, "

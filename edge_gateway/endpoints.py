@@ -7,7 +7,7 @@ from typing import Any
 
 from shared_sdk import Context, EndpointRequest, EnrichedRequest, PluginCallError, PluginError, Runtime
 
-from .auth import accept_caller, credential_from_headers, find_credential, plugin_auth
+from .auth import accept_caller, client_credential, find_credential, plugin_auth
 from .config_store import CompiledConfig, ConfigStore
 from .deployments import open_breakers
 from .errors import GatewayError, error_body, gemini_error
@@ -28,6 +28,9 @@ __all__ = [
     "PluginEndpoint",
     "Ready",
 ]
+
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
+"""The caller's key (`auth.client_credential`): never shown to a plugin's endpoint or its auth hook."""
 
 
 async def _send(
@@ -250,7 +253,7 @@ class PluginEndpoint:
                 path=scope["path"],
                 relative_path=relative,
                 path_segments=[s for s in relative.split("/") if s],
-                headers={k: v for k, v in headers.items() if k not in ("authorization", "x-api-key")},
+                headers={k: v for k, v in headers.items() if k not in _CREDENTIAL_HEADERS},
                 body=body,
                 query_string=scope.get("query_string", b"").decode("latin-1"),
                 remote_addr=client[0] if client else "",
@@ -267,7 +270,7 @@ async def _endpoint_caller(
 ) -> tuple[Any, Any]:
     """(App, User) messages of a custom endpoint's caller: the namespace's auth plugins, else the app key (as for
     the LLM routes: a plugin that declines the credential leaves it to the app key; `Rejected` otherwise)."""
-    credential, auth_type = credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+    credential, auth_type = client_credential(headers)
     hooks = cfg.global_chain.hooks
     outcome = await plugin_auth(hooks, ctx, credential, auth_type, _endpoint_request(ctx, scope, headers, body))
     compiled_app, user_id, claims = accept_caller(cfg, outcome, credential, find_credential(cfg, credential))
@@ -282,7 +285,7 @@ def _endpoint_request(ctx: Context, scope: dict[str, Any], headers: dict[str, st
     return EnrichedRequest(
         method=scope["method"],
         path=scope["path"],
-        headers={k: ("[redacted]" if k in ("authorization", "x-api-key") else v) for k, v in headers.items()},
+        headers={k: ("[redacted]" if k in _CREDENTIAL_HEADERS else v) for k, v in headers.items()},
         body=body,
         remote_addr=client[0] if client else "",
         query_string=scope.get("query_string", b"").decode("latin-1"),

@@ -39,12 +39,13 @@ __all__ = [
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
-_REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key"})
+_REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
 _NOT_FORWARDED = frozenset(
     {
         "authorization",
         "x-api-key",
         "x-goog-api-key",
+        "api-key",
         "host",
         "content-length",
         "content-type",
@@ -128,7 +129,8 @@ def _corrupt_body(what: str) -> GatewayError:
 
 def decode_call(kind: str, body: bytes, model: str = "") -> OpenAIRequest:
     """The client's JSON body as an `OpenAIRequest`; 400 with a message that says what is wrong. `model` is the
-    one a Gemini-format request names in its URL (its body has none)."""
+    one the URL names: a Gemini-format request's (its body has none), or an Azure deployment's, which is written
+    into the body's `model` (`_as_deployment`)."""
     if kind == "native":
         try:
             loose = orjson.loads(body) if body else {}
@@ -147,12 +149,25 @@ def decode_call(kind: str, body: bytes, model: str = "") -> OpenAIRequest:
         return embed_call(kind, body, data, model)
     if kind in GEMINI_KINDS:
         return gemini_call(kind, body, data, model)
+    if model:
+        body = _as_deployment(body, data, model)
     _check_fields(kind, data)
     call = OpenAIRequest.from_data(kind, body, data)
     if call.max_tokens is None:  # none given, or one that is not a positive integer
         for field in _OUTPUT_LIMITS:
             _check_output_limit(field, data.get(field))
     return call
+
+
+def _as_deployment(body: bytes, data: dict[str, Any], deployment: str) -> bytes:
+    """The body of a call to an Azure deployment (`azure_routes`): its `model` is the deployment, as at Azure,
+    where the deployment in the URL is the model whatever the body says (the `AzureOpenAI` client sends the same
+    name in both, or none in the body). Hooks, routing, the vendor and accounting then all see that one name;
+    a hook may still rewrite it (`adopt` decodes a rewritten body without the URL's name)."""
+    if data.get("model") == deployment:
+        return body
+    data["model"] = deployment
+    return orjson.dumps(data)
 
 
 def _check_depth(body: bytes, data: Any) -> None:
@@ -318,7 +333,8 @@ def adopt(ex: Exchange, call: OpenAIRequest, before: EnrichedRequest, after: Enr
     """The call after a hook phase: a rewritten body is decoded again (400 if it is no longer valid)."""
     if after.body is before.body or after.body == call.raw:
         return call
-    call = decode_call(ex.kind, after.body, ex.call.model if ex.call is not None else "")
+    named = ex.call.model if ex.call is not None and ex.kind in GEMINI_KINDS else ""  # a body without `model`
+    call = decode_call(ex.kind, after.body, named)
     if ex.kind != "native" and ex.call is not None and call.model != ex.call.model:
         ex.model = call.model
     ex.call = call

@@ -32,7 +32,7 @@ from shared_sdk.pipeline import HookChain
 
 from .accounting import account, until_durable
 from .attempt import Attempt, EdgeSteps
-from .auth import credential_from_headers, find_credential
+from .auth import client_credential, credential_from_headers, find_credential
 from .config_store import CompiledLLM
 from .disconnects import DisconnectWatch, DisconnectWatches
 from .errors import GatewayError, dialect_of
@@ -189,6 +189,8 @@ class Pipeline:
         if ex.dialect == "gemini":
             api_key = gemini_key(scope, headers) or api_key
         credential, auth_type = credential_from_headers(headers.get("authorization"), api_key)
+        if not credential and "api-key" in headers:  # Azure OpenAI's header, read only without the others
+            credential, auth_type = client_credential(headers, api_key)
         found = find_credential(cfg, credential)
         try:
             if ex.kind in _MODEL_KINDS:

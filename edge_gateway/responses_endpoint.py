@@ -13,7 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .auth import authenticate_key, credential_from_headers, find_credential
+from .auth import authenticate_key, client_credential, find_credential
 from .config_store import ConfigStore
 from .errors import GatewayError, error_response
 from .response_items import input_items_page, parse_items_query
@@ -59,7 +59,7 @@ class StoredResponsesEndpoint:
         cfg = self.store.current
         if cfg is None:
             return _error(GatewayError(503, "this edge has no configuration loaded yet", type="service_unavailable"))
-        credential, _ = credential_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        credential, _ = client_credential(request.headers)
         try:
             app, _ = authenticate_key(cfg, credential, find_credential(cfg, credential))
         except GatewayError as err:
