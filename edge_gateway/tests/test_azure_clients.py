@@ -11,7 +11,16 @@ import msgspec
 import openai
 import pytest
 
-from shared_sdk import AnalyticsRecord, BasePlugin, Context, EnrichedRequest, PluginResponse
+from shared_sdk import (
+    AnalyticsRecord,
+    BasePlugin,
+    Context,
+    EndpointRegistration,
+    EndpointRequest,
+    EndpointResponse,
+    EnrichedRequest,
+    PluginResponse,
+)
 from shared_sdk.snapshot import CredentialConfig, hash_credential
 
 from .support import (
@@ -213,7 +222,8 @@ def test_a_pinned_model_with_a_slash_is_a_deployment_name(edge, mock_upstream):
 
 
 class HeaderEcho(BasePlugin):
-    """Notes what a request hook sees, and hands every header back with one of its own (a header-adding plugin)."""
+    """Notes what a request hook sees, and hands every header back with one of its own (a header-adding plugin);
+    serves `GET /whoami` (require_auth), naming the caller's app and the headers the endpoint was shown."""
 
     name = "header-echo"
     seen: list[tuple[dict[str, str], dict]] = []
@@ -222,6 +232,13 @@ class HeaderEcho(BasePlugin):
         HeaderEcho.seen.append((dict(req.headers), msgspec.json.decode(req.body)))
         headers = {**req.headers, "x-added": "1"}
         return PluginResponse(modified=True, request=msgspec.structs.replace(req, headers=headers))
+
+    def get_endpoint_registrations(self) -> list[EndpointRegistration]:
+        return [EndpointRegistration(path="/whoami", methods=["GET"], require_auth=True)]
+
+    async def handle_endpoint_request(self, ctx: Context, req: EndpointRequest) -> EndpointResponse:
+        app_id = req.app.id if req.app is not None else None
+        return EndpointResponse(body=msgspec.json.encode({"app_id": app_id, "headers": sorted(req.headers)}))
 
 
 def test_hooks_see_the_deployment_as_model_and_never_the_api_key(upstream, tmp_path):
@@ -236,3 +253,13 @@ def test_hooks_see_the_deployment_as_model_and_never_the_api_key(upstream, tmp_p
     assert headers["api-key"] == "[redacted]" and body["model"] == "mock-gpt"
     forwarded = last_seen(upstream)["headers"]
     assert forwarded.get("x-added") == "1" and "api-key" not in forwarded
+
+
+def test_a_plugin_endpoint_takes_the_api_key_and_never_shows_it(upstream, tmp_path):
+    snap = one_plugin_snapshot(upstream, HeaderEcho, "header-echo", "closed", False)
+    with run_edge(snap, tmp_path) as running:
+        answer = httpx.get(f"{running.url}/plugins/header-echo/whoami", headers={"api-key": CLIENT_KEY})
+        refused = httpx.get(f"{running.url}/plugins/header-echo/whoami", headers={"api-key": "sk-wrong"})
+    assert answer.status_code == 200 and answer.json()["app_id"] == 1
+    assert "api-key" not in answer.json()["headers"]
+    assert refused.status_code == 401
