@@ -181,6 +181,18 @@ def test_the_deployment_api_needs_an_api_version_of_any_value_and_the_v1_api_non
     assert post(edge, "/openai/v1/chat/completions", {"model": "mock-gpt", "messages": HELLO}).status_code == 200
 
 
+def test_every_deployment_operation_takes_a_body_without_model(edge, mock_upstream):
+    """Azure's REST reference has no `model` in these bodies: the deployment names it."""
+    version = f"?api-version={API_VERSION}"
+    answered = post(edge, f"/openai/deployments/mock-gpt/responses{version}", {"input": "hello"})
+    assert answered.status_code == 200 and answered.json()["output"][0]["content"][0]["text"] == "Echo: hello"
+    vectors = post(edge, f"/openai/deployments/text-embedding-3-small/embeddings{version}", {"input": "a"})
+    assert vectors.status_code == 200 and len(vectors.json()["data"]) == 1
+    assert last_seen(mock_upstream)["body"]["model"] == "text-embedding-3-small"
+    done = post(edge, f"/openai/deployments/mock-gpt/completions{version}", {"prompt": "say hi"})
+    assert done.status_code == 200 and done.json()["choices"][0]["text"]
+
+
 def test_a_bearer_key_works_too_and_a_missing_key_is_401(edge):
     path = f"/openai/deployments/mock-gpt/chat/completions?api-version={API_VERSION}"
     assert post(edge, path, **{"api-key": "", "authorization": f"Bearer {CLIENT_KEY}"}).status_code == 200
