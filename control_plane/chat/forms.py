@@ -1,4 +1,5 @@
-"""Chat forms: the target comes from the user's catalogue; a message is neither empty nor oversized."""
+"""Chat forms: the target comes from the user's catalogue; a message is neither empty nor oversized; a title is
+neither empty nor longer than the column."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from .models import agent_label
+from .models import ChatSession, agent_label
 from .selectors import catalogue_agents, catalogue_llms
 
 
@@ -48,3 +49,14 @@ class MessageForm(forms.Form):
         if len(text) > limit:
             raise forms.ValidationError(f"Keep a message to at most {limit} characters (this one has {len(text)}).")
         return text
+
+
+class RenameForm(forms.Form):
+    """A conversation's new title: stripped, not empty, at most the column's 200 characters (NUL is refused by
+    `CharField` itself)."""
+
+    title = forms.CharField(
+        strip=True,
+        max_length=ChatSession._meta.get_field("title").max_length,
+        error_messages={"required": "Give the conversation a title."},
+    )

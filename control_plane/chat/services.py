@@ -1,4 +1,5 @@
-"""Writes of the chat: start a session, post a user turn, claim it for a reply stream, store the reply.
+"""Writes of the chat: start, rename and delete a session, post a user turn, claim it for a reply stream, store
+the reply.
 
 A reply is streamed by a GET (EventSource), so the POST that carries the user's text (CSRF-checked) only stores
 it as `pending`; the stream then claims the oldest pending turn of the session under a row lock, so a page open
@@ -78,6 +79,19 @@ def session_start(*, user: Any, kind: str, target_id: int) -> ChatSession:
     if agent is None:
         raise ValidationError("That agent is not in your catalogue.")
     return ChatSession.objects.create(user=user, agent=agent)
+
+
+def session_rename(*, session: ChatSession, title: str) -> ChatSession:
+    """The user's own title; a later first message no longer names the conversation."""
+    session.title = title
+    session.save(update_fields=["title", "updated_at"])
+    return session
+
+
+def session_delete(*, session: ChatSession) -> None:
+    """The session and all its turns. A reply still streaming for it ends normally: its writes (`turn_finish`)
+    are updates by id, which find no row."""
+    session.delete()
 
 
 def _usable(session: ChatSession) -> None:

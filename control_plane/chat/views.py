@@ -1,4 +1,5 @@
-"""The chat's pages under /portal/chat/: sessions, a conversation, posting a turn, and its reply stream (SSE).
+"""The chat's pages under /portal/chat/: sessions, a conversation, posting a turn, its reply stream (SSE), and
+renaming or deleting a conversation.
 
 Posting is a CSRF-checked POST that only stores the turn; the reply is a GET `text/event-stream` that an
 EventSource opens (`static/chat/chat.js`), served by an async view so that under uvicorn (`fjordgate web`) each
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -18,10 +20,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from .access import chat_allowed, chat_view
-from .forms import MessageForm, NewSessionForm
+from .forms import MessageForm, NewSessionForm, RenameForm
 from .models import ChatMessage, ChatSession
 from .selectors import session_messages, user_session, user_sessions
-from .services import message_post, session_start
+from .services import message_post, session_delete, session_rename, session_start
 from .stream import reply_events
 
 
@@ -55,13 +57,20 @@ def session_new(request: HttpRequest) -> HttpResponse:
     return _index(request, form, status=400)
 
 
-def _session_page(request: HttpRequest, session: ChatSession, form: MessageForm, status: int = 200) -> HttpResponse:
+def _session_page(
+    request: HttpRequest,
+    session: ChatSession,
+    form: MessageForm,
+    status: int = 200,
+    rename_form: RenameForm | None = None,
+) -> HttpResponse:
     messages = list(session_messages(session))
     pending = any(m.role == ChatMessage.Role.USER and m.status == ChatMessage.Status.PENDING for m in messages)
     context = {
         "session": session,
         "chat_messages": messages,
         "form": form,
+        "rename_form": rename_form or RenameForm(initial={"title": session.title}),
         "pending": pending,
         "stream_url": reverse("chat:stream", kwargs={"session_id": session.pk}),
     }
@@ -95,6 +104,27 @@ def message_create(request: HttpRequest, session_id: int) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
     return _session_page(request, session, form, status=400)
+
+
+@require_POST
+@chat_view
+def rename(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = user_session(request.user, session_id)
+    form = RenameForm(request.POST)
+    if not form.is_valid():
+        return _session_page(request, session, MessageForm(), status=400, rename_form=form)
+    session_rename(session=session, title=form.cleaned_data["title"])
+    return redirect("chat:session", session_id=session.pk)
+
+
+@require_POST
+@chat_view
+def delete(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = user_session(request.user, session_id)
+    title = session.title or "New conversation"
+    session_delete(session=session)
+    flash.success(request, f"Conversation {title!r} deleted, with its messages.")
+    return redirect("chat:index")
 
 
 def _owned_session(user: Any, session_id: int) -> bool:

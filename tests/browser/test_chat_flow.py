@@ -166,6 +166,48 @@ def test_chat_streams_an_llm_then_the_desk_agent_and_reopens(page, screenshot, a
     assert AnalyticsEvent.objects.count() == AnalyticsEvent.objects.filter(user_id__isnull=False).count() == 4
 
 
+def test_a_conversation_is_renamed_and_deleted_from_its_page(page, screenshot, asgi_url, mock_url, django_user_model):
+    _seed(django_user_model, mock_url)
+    base = asgi_url
+    page.goto(f"{base}/portal/login/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "pw-alice-123456")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/portal/")
+    page.goto(f"{base}/portal/chat/")
+    page.click("#new-chat button[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/*/")
+    _send(page, QUESTION)
+    page.wait_for_selector(".turn.assistant.done .chunk.done")
+    assert page.locator("#rename-form input[name=title]").input_value() == QUESTION  # the page's own title
+
+    # rename: a blank title is the form's error, the input kept; a real one names it on the page and in the list
+    page.fill("#rename-form input[name=title]", "   ")
+    page.click("#rename-form button[type=submit]")
+    assert page.locator("#rename-form .errorlist").inner_text() == "Give the conversation a title."
+    page.fill("#rename-form input[name=title]", "Fjords <b>trip</b>")
+    page.click("#rename-form button[type=submit]")
+    page.wait_for_load_state()
+    assert page.locator("#chat-title").inner_text() == "Fjords <b>trip</b>"
+    screenshot("1-renamed")
+    page.goto(f"{base}/portal/chat/")
+    assert page.locator("#sessions a").all_inner_texts() == ["Fjords <b>trip</b>"]
+
+    # delete: dismissing the confirmation keeps it; accepting removes it with its messages
+    page.click("#sessions a")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#delete-form button[type=submit]")
+    assert page.locator("#chat-title").inner_text() == "Fjords <b>trip</b>"
+    assert ChatMessage.objects.count() == 2
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-form button[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/")
+    assert "deleted, with its messages" in page.locator("ul.messages").inner_text()
+    assert page.locator("#sessions").inner_text().endswith("None yet.")
+    assert not ChatMessage.objects.exists()
+    screenshot("2-deleted")
+
+
 def test_leaving_the_page_mid_reply_stops_the_agent(page, screenshot, asgi_url, mock_url, django_user_model, tmp_path):
     """Through the real server: the browser closes the EventSource by leaving, uvicorn reports the disconnect,
     Django cancels the response, and the agent's iterator is closed long before its 30 s of work would end."""

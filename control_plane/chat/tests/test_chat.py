@@ -145,6 +145,40 @@ def test_empty_oversized_and_unprotected_messages_are_refused(world, settings):
     assert not ChatMessage.objects.exists()
 
 
+def test_users_rename_and_delete_their_own_sessions_and_nothing_else(world):
+    alice = _client(world["alice"])
+    session_id = _start(alice, f"llm:{world['llm'].pk}")
+    named = alice.post(f"/portal/chat/{session_id}/rename/", {"title": "  Trip planning  "})
+    assert named.status_code == 302 and named["Location"] == f"/portal/chat/{session_id}/"
+    assert _say(alice, session_id, "hello there").status_code == 201
+    assert ChatSession.objects.get().title == "Trip planning"  # the first message no longer names it
+    assert "Trip planning" in alice.get("/portal/chat/").content.decode()
+
+    for title, error in (("   ", "Give the conversation a title."), ("x" * 201, "at most 200 characters")):
+        refused = alice.post(f"/portal/chat/{session_id}/rename/", {"title": title})
+        assert refused.status_code == 400 and error in refused.content.decode()
+    hostile = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    assert alice.post(f"/portal/chat/{session_id}/rename/", {"title": hostile}).status_code == 302
+    page = alice.get(f"/portal/chat/{session_id}/").content.decode()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+    bob = _client(world["bob"])
+    assert bob.post(f"/portal/chat/{session_id}/rename/", {"title": "mine"}).status_code == 404
+    assert bob.post(f"/portal/chat/{session_id}/delete/").status_code == 404
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(world["alice"])
+    assert strict.post(f"/portal/chat/{session_id}/rename/", {"title": "csrf"}).status_code == 403
+    assert strict.post(f"/portal/chat/{session_id}/delete/").status_code == 403
+    assert alice.get(f"/portal/chat/{session_id}/delete/").status_code == 405
+    assert ChatSession.objects.get().title == hostile and ChatMessage.objects.count() == 1
+
+    deleted = alice.post(f"/portal/chat/{session_id}/delete/", follow=True)
+    assert deleted.redirect_chain == [("/portal/chat/", 302)]
+    assert "deleted, with its messages" in deleted.content.decode()
+    assert not ChatSession.objects.exists() and not ChatMessage.objects.exists()
+    assert alice.get(f"/portal/chat/{session_id}/").status_code == 404
+
+
 def test_an_llm_reply_streams_is_stored_and_is_accounted_to_the_user(world):
     alice = _client(world["alice"])
     session_id = _start(alice, f"llm:{world['llm'].pk}")

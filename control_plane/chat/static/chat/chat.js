@@ -121,6 +121,8 @@
           var text = body.get("message").trim();
           title.textContent = text.length <= 60 ? text : text.slice(0, 59) + "\u2026";
           title.dataset.untitled = "0";
+          var rename = document.querySelector("#rename-form input[name=title]");
+          if (rename && !rename.value) { rename.value = title.textContent; }
         }
         var mine = turn("user");
         mine.appendChild(element("content", body.get("message")));
@@ -128,6 +130,11 @@
         stream(result.data.stream_url);
       })
       .catch(function () { errors.appendChild(element("error", "Could not send the message: try again.")); });
+  });
+
+  /* Deleting takes the whole history with it: ask first. */
+  document.getElementById("delete-form").addEventListener("submit", function (event) {
+    if (!window.confirm("Delete this conversation and all its messages? This cannot be undone.")) { event.preventDefault(); }
   });
 
   if (transcript.dataset.pending === "1") { stream(transcript.dataset.streamUrl); }
