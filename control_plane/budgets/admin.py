@@ -8,7 +8,7 @@ from control_plane.hooks.admin_mixins import ServiceAdminMixin
 
 from .currency_rule import budget_currency_errors
 from .models import Budget, BudgetAlert, BudgetEdgeSpend
-from .services import BUDGET_FIELDS, budget_create, budget_delete, budget_update
+from .services import BUDGET_FIELDS, budget_create, budget_delete, budget_target_errors, budget_update
 
 
 class BudgetEdgeSpendInline(admin.TabularInline):
@@ -130,14 +130,15 @@ class BudgetAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
         class BudgetForm(form_class):
             def clean(self):
+                """The target rule beside any other error: the fields it names are then left out of the
+                model's constraint check, whose message would only name the constraint."""
                 cleaned = super().clean()
-                if not self.errors:
-                    scope = cleaned.get("scope")
-                    if scope and not cleaned.get(scope):
-                        self.add_error(scope, f"A {scope} budget needs a {scope}.")
-                    for other in ("app", "user", "group", "llm"):
-                        if other != scope and cleaned.get(other):
-                            self.add_error(other, f"A {scope} budget cannot also name a {other}.")
+                scope = cleaned.get("scope")
+                if scope:
+                    targets = {name: cleaned.get(name) for name in ("app", "user", "group", "llm")}
+                    for name, message in budget_target_errors(scope, targets).items():
+                        if name not in self.errors:
+                            self.add_error(name, message)
                 if not self.errors and cleaned.get("is_active"):
                     for error in budget_currency_errors(
                         scope=scope, app=cleaned.get("app"), llm=cleaned.get("llm"), currency=cleaned["currency"]

@@ -42,6 +42,25 @@ BUDGET_FIELDS = (
 )
 
 
+_A_TARGET = {"app": "an app", "user": "a user", "group": "a group", "llm": "an LLM"}
+
+
+def _a(target: str) -> str:
+    return _A_TARGET.get(target, f"a {target}")
+
+
+def budget_target_errors(scope: str, targets: dict[str, Any]) -> dict[str, str]:
+    """Per field, what is wrong with the targets of a `scope` budget: it names exactly its own kind of target.
+    The admin's form shows these beside its other errors (else the operator read the database constraint's name)."""
+    errors = {}
+    if targets.get(scope) is None:
+        errors[scope] = f"{_a(scope).capitalize()} budget needs {_a(scope)}."
+    for other, value in targets.items():
+        if other != scope and value is not None:
+            errors[other] = f"{_a(scope).capitalize()} budget cannot also name {_a(other)}."
+    return errors
+
+
 def _namespace(budget: Budget) -> str:
     """App and LLM budgets belong to their target's namespace; user and group budgets are global."""
     if budget.scope == Budget.Scope.APP and budget.app is not None:
@@ -58,11 +77,9 @@ def _apply(budget: Budget, data: dict[str, Any]) -> Budget:
     targets = {"app": budget.app_id, "user": budget.user_id, "group": budget.group_id, "llm": budget.llm_id}
     if budget.scope not in targets:
         raise ValidationError({"scope": f"Choose one of {', '.join(targets)}."})
-    if targets[budget.scope] is None:
-        raise ValidationError({budget.scope: f"A {budget.scope} budget needs a {budget.scope}."})
-    for other, value in targets.items():
-        if other != budget.scope and value is not None:
-            raise ValidationError({other: f"A {budget.scope} budget cannot also name a {other}."})
+    errors = budget_target_errors(budget.scope, targets)
+    if errors:
+        raise ValidationError(errors)
     if budget.alert_thresholds is None:  # a blank JSON field skips field validators
         raise ValidationError({"alert_thresholds": "Give a list of percentages, e.g. [50, 80, 90, 100] ([]: none)."})
     if budget.period == Budget.Period.ANNIVERSARY_MONTHLY and budget.anchor is None:

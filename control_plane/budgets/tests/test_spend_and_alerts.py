@@ -139,3 +139,30 @@ def test_the_bridge_storing_spend_and_holds_writes_no_audit_entry_and_an_operato
     budget_update(budget=budget, data={"limit": Decimal("20")})
     [update] = AuditEntry.objects.filter(object_type="budgets.budget", action="update")
     assert set(update.changes) == {"limit"}  # its diff holds the operator's change, not the figures
+
+
+def test_the_admin_form_names_a_wrong_target_in_words_beside_other_errors(admin_client, app, django_user_model):
+    """The target rule was checked only on an otherwise valid form: with any other error (here the currency) the
+    operator got the database constraint's name ("Constraint “budget_target_matches_scope” is violated.")."""
+    user = django_user_model.objects.create_user("carol")
+    form = {
+        "scope": "app",
+        "user": user.pk,
+        "limit": "10",
+        "currency": "usd",
+        "period": "monthly",
+        "action": "block",
+        "on_unreachable": "fail_closed",
+        "alert_thresholds": "[80, 100]",
+        **{
+            f"{inline}-{count}": "0"
+            for inline in ("edge_spends", "alerts")
+            for count in ("TOTAL_FORMS", "INITIAL_FORMS")
+        },
+    }
+    response = admin_client.post("/admin/budgets/budget/add/", form)
+    page = response.content.decode()
+    assert response.status_code == 200 and "three-letter ISO 4217 currency code" in page
+    assert "An app budget needs an app." in page and "An app budget cannot also name a user." in page
+    assert "budget_target_matches_scope" not in page
+    assert not Budget.objects.exists()
