@@ -19,6 +19,8 @@ from shared_sdk.sync_protocol import down_subject
 
 from .models import OutboundEvent, Plugin
 from .services import (
+    CODE_SOURCE_FIELDS,
+    ONE_CODE_SOURCE,
     PLUGIN_FIELDS,
     plugin_delete,
     plugin_describe_into,
@@ -123,9 +125,19 @@ class PluginAdminForm(forms.ModelForm):
                 config[name] = self.cleaned_data[key]
         return config
 
+    def _one_code_source(self, cleaned: dict) -> None:
+        """The service's rule on the first source given (entry point if none), beside any other error: that field
+        is then left out of the model's constraint check, whose message would only name the constraint."""
+        if not all(name in self.fields for name in CODE_SOURCE_FIELDS):  # a view-only page
+            return
+        sources = [name for name in CODE_SOURCE_FIELDS if cleaned.get(name)]
+        if len(sources) != 1 and not any(name in self.errors for name in CODE_SOURCE_FIELDS):
+            self.add_error(sources[0] if sources else "entry_point", ONE_CODE_SOURCE)
+
     def clean(self):
         """Load the plugin aside and validate the config now, so problems are form errors, not a failed save."""
         cleaned = super().clean()
+        self._one_code_source(cleaned)
         if not self.errors:
             probe = Plugin(**{name: cleaned[name] for name in PLUGIN_FIELDS if name in cleaned and name != "config"})
             plugin_describe_into(probe)  # checks the code source against the allow-list before importing it

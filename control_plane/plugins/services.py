@@ -89,15 +89,17 @@ def plugin_source_field(plugin: Plugin) -> str:
     return "import_path" if plugin.import_path else "command"
 
 
+CODE_SOURCE_FIELDS = ("entry_point", "import_path", "command")
+ONE_CODE_SOURCE = "Set exactly one of entry_point (installed plugin), import_path (in-process) and command (isolated)."
+
+
 def plugin_code_source_clean(plugin: Plugin) -> None:
     """Exactly one code source, of the right shape and inside the operator's allow-list; imports nothing."""
     plugin.entry_point = plugin.entry_point or ""
     plugin.import_path = plugin.import_path or ""
     plugin.command = plugin.command or []
     if sum(map(bool, (plugin.entry_point, plugin.import_path, plugin.command))) != 1:
-        raise ValidationError(
-            "Set exactly one of entry_point (installed plugin), import_path (in-process) and command (isolated)."
-        )
+        raise ValidationError(ONE_CODE_SOURCE)
     if not isinstance(plugin.command, list) or not all(isinstance(part, str) for part in plugin.command):
         raise ValidationError({"command": "Give the command as a list of strings."})
     if plugin.command and plugin.isolated:

@@ -60,3 +60,28 @@ def test_api_refuses_a_hook_name_with_a_typo_saying_which_was_meant(admin_api, i
     (message,) = response.json()["extra"]["fields"]["import_path"]
     assert "handle_postauth is not a method the host calls: did you mean handle_post_auth?" in message
     assert not Plugin.objects.exists()
+
+
+@pytest.mark.parametrize("timeout_ms", ["30000", "-1"], ids=["alone", "beside-another-error"])
+def test_admin_form_names_two_code_sources_in_words_not_as_the_constraint(admin_client, timeout_ms):
+    """Both an entry point and an import path: the form said 'Constraint “plugin_one_code_source” is violated.'
+    when another field was wrong too."""
+    response = admin_client.post(
+        "/admin/plugins/plugin/add/",
+        {
+            "slug": "two-sources",
+            "entry_point": "desk-agent",
+            "import_path": MISSPELLED,
+            "command": "[]",
+            "failure_policy": "open",
+            "timeout_ms": timeout_ms,
+            "raw_config": "{}",
+            "extra_scopes": "[]",
+            "objecthookregistration_set-TOTAL_FORMS": "0",
+            "objecthookregistration_set-INITIAL_FORMS": "0",
+        },
+    )
+    page = response.content.decode()
+    assert response.status_code == 200 and "Set exactly one of entry_point" in page
+    assert "plugin_one_code_source" not in page
+    assert not Plugin.objects.exists()
