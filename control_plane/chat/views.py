@@ -13,6 +13,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -31,8 +32,14 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
+SESSIONS_PER_PAGE = 100
+
+
 def _index(request: HttpRequest, form: NewSessionForm, status: int = 200) -> HttpResponse:
-    context = {"sessions": user_sessions(request.user)[:100], "form": form}
+    """The newest sessions, a page at a time (`?page=`; a page past the end or not a number is the last or first):
+    a user's 101st conversation and older were listed nowhere."""
+    sessions = Paginator(user_sessions(request.user), SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"sessions": sessions, "form": form}
     return TemplateResponse(request, "chat/index.html", context, status=status)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from decimal import Decimal
@@ -177,6 +178,23 @@ def test_users_rename_and_delete_their_own_sessions_and_nothing_else(world):
     assert "deleted, with its messages" in deleted.content.decode()
     assert not ChatSession.objects.exists() and not ChatMessage.objects.exists()
     assert alice.get(f"/portal/chat/{session_id}/").status_code == 404
+
+
+def test_the_list_pages_through_every_session_newest_first(world):
+    """Only the newest 100 were listed: older conversations could not be found from the page."""
+    ChatSession.objects.bulk_create(
+        ChatSession(user=world["alice"], llm=world["llm"], title=f"talk {n:03}") for n in range(101)
+    )
+    ChatSession.objects.create(user=world["bob"], title="not hers")
+    alice = _client(world["alice"])
+    first = alice.get("/portal/chat/").content.decode()
+    assert first.count("talk ") == 100 and "Page 1 of 2" in first and 'href="?page=2"' in first
+    last = alice.get("/portal/chat/?page=2").content.decode()
+    assert last.count("talk ") == 1 and 'href="?page=1"' in last and "not hers" not in first + last
+    listed = {title for page in (first, last) for title in re.findall(r"talk \d{3}", page)}
+    assert listed == {f"talk {n:03}" for n in range(101)}
+    assert alice.get("/portal/chat/?page=99").content.decode().count("talk ") == 1  # past the end: the last page
+    assert alice.get("/portal/chat/?page=x").status_code == 200
 
 
 def test_an_llm_reply_streams_is_stored_and_is_accounted_to_the_user(world):
