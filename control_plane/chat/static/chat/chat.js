@@ -132,10 +132,5 @@
       .catch(function () { errors.appendChild(element("error", "Could not send the message: try again.")); });
   });
 
-  /* Deleting takes the whole history with it: ask first. */
-  document.getElementById("delete-form").addEventListener("submit", function (event) {
-    if (!window.confirm("Delete this conversation and all its messages? This cannot be undone.")) { event.preventDefault(); }
-  });
-
   if (transcript.dataset.pending === "1") { stream(transcript.dataset.streamUrl); }
 }());
