@@ -125,11 +125,13 @@ class PluginScheduleAdmin(admin.ModelAdmin):
     def enable(self, request, queryset):
         for schedule in queryset:
             services.schedule_update(schedule=schedule, enabled=True)
+        self.message_user(request, f"Enabled: {len(queryset)}")
 
     @admin.action(description="Disable")
     def disable(self, request, queryset):
         for schedule in queryset:
             services.schedule_update(schedule=schedule, enabled=False)
+        self.message_user(request, f"Disabled: {len(queryset)}")
 
 
 @admin.register(ScheduleRun)

@@ -96,6 +96,26 @@ def test_admin_lists_next_fire_times_and_runs_now(client, staff, plugin):
     assert runs.status_code == 200 and b"reporter/daily" in runs.content
 
 
+def test_admin_enable_and_disable_say_what_they_did(client, staff, plugin):
+    """Both actions changed the schedules and answered with the bare list: nothing told the operator it worked."""
+    client.force_login(staff)
+    schedules = [
+        PluginSchedule.objects.create(plugin=plugin, schedule_id=sid, name=sid, cron="0 3 * * *", enabled=False)
+        for sid in ("a", "b")
+    ]
+    selected = [s.pk for s in schedules]
+    response = client.post(
+        "/admin/schedules/pluginschedule/", {"action": "enable", "_selected_action": selected}, follow=True
+    )
+    assert b"Enabled: 2" in response.content
+    assert all(PluginSchedule.objects.filter(pk__in=selected).values_list("enabled", flat=True))
+    response = client.post(
+        "/admin/schedules/pluginschedule/", {"action": "disable", "_selected_action": selected[:1]}, follow=True
+    )
+    assert b"Disabled: 1" in response.content
+    assert not PluginSchedule.objects.get(pk=selected[0]).enabled
+
+
 def test_admin_form_shows_cron_errors(client, staff, plugin):
     client.force_login(staff)
     response = client.post(
