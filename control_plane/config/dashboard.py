@@ -48,14 +48,19 @@ def _series(days: int, group_field: str, names: dict[int, str], events: QuerySet
             points = [float(values[metric].get(d, 0)) for d in day_list]
             lines.append(
                 {
-                    "label": names.get(key, f"#{key}" if key is not None else "unknown"),
+                    "label": names.get(key, f"#{key}" if key is not None else NO_KEY_LABELS.get(group_field, "none")),
                     "color": PALETTE[index % len(PALETTE)],
                     "points": points,
                     "total": _display(metric, sum(values[metric].values())),
                 }
             )
         charts[metric] = _svg(lines, day_list)
+        charts[metric]["max_label"] = _display(metric, Decimal(str(charts[metric]["max"] if lines else 0)))
     return charts
+
+
+NO_KEY_LABELS = {"app_id": "no app (chat, plugins)"}
+"""Rows without an app are the studio's own LLM calls (the chat, plugins): saying so, not "unknown"."""
 
 
 def _display(metric: str, total: Decimal | int) -> str:

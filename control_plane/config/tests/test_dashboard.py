@@ -6,6 +6,7 @@ import time
 import uuid
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from control_plane.analytics.services import analytics_ingest_batches
@@ -100,3 +101,24 @@ def test_a_namespace_role_sees_only_the_usage_of_its_namespaces(client, django_u
     nobody = django_user_model.objects.create_user("staff-no-role", password="pw-123456", is_staff=True)
     client.force_login(nobody)
     assert client.get("/admin/dashboard/").status_code == 403
+
+
+def test_small_spend_shows_its_maximum_and_rows_without_an_app_are_named(admin_client):
+    """The spend chart's heading rounded to two decimals ("max 0.00" over a line of millionths), and the chat's and
+    plugins' calls, which have no app, were labelled "unknown"."""
+    llm = llm_create(data={"name": "Mock", "slug": "dash-mock", "vendor": "mock", "api_endpoint": "http://m.example"})
+    record = _record(0, llm.pk, 84, "0.000127")
+    analytics_ingest_batches(
+        [
+            TelemetryBatch(
+                batch_id="b1",
+                edge_id="e1",
+                namespace="",
+                created_at=time.time(),
+                analytics=[msgspec.structs.replace(record, app_id=None)],
+            )
+        ]
+    )
+    page = admin_client.get("/admin/dashboard/").content.decode()
+    assert "Cost per day (max 0.000127)" in page and "Requests per day (max 1)" in page
+    assert "no app (chat, plugins): 1" in page and "unknown" not in page
