@@ -88,9 +88,11 @@ def _apply(budget: Budget, data: dict[str, Any]) -> Budget:
     budget.namespace = _namespace(budget)
     budget.full_clean()
     if budget.is_active:
-        errors = budget_currency_errors(scope=budget.scope, app=budget.app, llm=budget.llm, currency=budget.currency)
-        if errors:
-            raise ValidationError({"currency": errors})
+        mismatches = budget_currency_errors(
+            scope=budget.scope, app=budget.app, llm=budget.llm, currency=budget.currency
+        )
+        if mismatches:
+            raise ValidationError({"currency": mismatches})
     budget.save()
     return budget
 
