@@ -67,6 +67,8 @@ class Exchange:
     limits: list[tuple[str, int, str, bool]] | None = None
     """The caller's rate limits (`policy._limits`), built once the caller is known."""
     rate_keys: tuple[str, ...] = ()
+    rate_headers: list[tuple[bytes, bytes]] | tuple[()] = ()
+    """The caller's rate-limit headers (`rate_headers`), set once its limits were checked; empty without limits."""
     token_holds: tuple[tuple[RateLease, int], ...] = ()
     """Token bounds taken from tpm leases (`policy.settle_rate_tokens` swaps them for the tokens used)."""
     prompt_bound: int = -1

@@ -172,7 +172,7 @@ class Pipeline:
             log.exception("request %s failed inside the edge", ex.request_id)
             ex.status_code = 500
             ex.error_type = "internal_error"
-            await send_error(out.send, ex.request_id, _INTERNAL, ex.dialect)
+            await send_error(out.send, ex.request_id, _INTERNAL, ex.dialect, ex.rate_headers)
 
     async def _intake(
         self,

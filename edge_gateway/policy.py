@@ -19,7 +19,8 @@ from .budgets import LOW_WATER_UNITS, BudgetState, BudgetTracker, LeaseSource, R
 from .errors import GatewayError
 from .exchange import Exchange
 from .providers.base import estimate_tokens
-from .ratelimit import RateLease, RateLimiter
+from .rate_headers import rate_headers, refused_headers
+from .ratelimit import RateLease, RateLimiter, Standing
 
 __all__ = [
     "admit",
@@ -264,13 +265,14 @@ async def admit(ex: Exchange, limiter: RateLimiter, budgets: BudgetTracker) -> N
     """
     limits = _limits(ex)
     if limits:
-        _check_windows(ex, limiter, limits)
+        standings = _check_windows(ex, limiter, limits)
         if limiter.leasing and budgets.source is not None:
             await _take_rate_leases(ex, limiter, budgets.source, limits)
         for key, _, _, tokens in limits:
             if not tokens:
                 limiter.add(key, 1)
         ex.rate_keys = tuple(key for key, _, _, tokens in limits if tokens)
+        ex.rate_headers = rate_headers(limiter, limits, standings, ex.dialect)  # on every answer from here on
     await reserve_budget(ex, budgets)
 
 
@@ -284,11 +286,15 @@ def check_request_rate(ex: Exchange, limiter: RateLimiter) -> None:
         _check_windows(ex, limiter, limits, requests_only=True)
 
 
-def _check_windows(ex: Exchange, limiter: RateLimiter, limits: list[_Limit], requests_only: bool = False) -> None:
+def _check_windows(
+    ex: Exchange, limiter: RateLimiter, limits: list[_Limit], requests_only: bool = False
+) -> list[Standing]:
     """This edge's sliding windows (its counts plus its peers' shared ones): the check that also decides alone
     while the ledger is unreachable. A TPM window takes the request's input estimate (its output is unknown);
-    `requests_only`: the rpm windows alone (`check_request_rate`)."""
+    `requests_only`: the rpm windows alone (`check_request_rate`). Returns what each window has left once the
+    request counts, for its rate-limit headers."""
     estimate = -1
+    standings: list[Standing] = []
     for key, limit, what, tokens in limits:
         if not tokens:
             amount = 1
@@ -298,9 +304,16 @@ def _check_windows(ex: Exchange, limiter: RateLimiter, limits: list[_Limit], req
             if estimate < 0:
                 estimate = _prompt_estimate(ex)
             amount = min(estimate, limit)
-        wait = limiter.check(key, limit, amount)
+        if requests_only:  # what remains is told once `admit` checks again
+            wait = limiter.check(key, limit, amount)
+        else:
+            standing = limiter.standing(key, limit, amount)
+            wait = limiter.check(key, limit, amount) if standing[0] < 0 else 0.0
+            standings.append(standing)
         if wait:
+            ex.rate_headers = refused_headers(limiter, limits, ex.dialect, key, wait)
             raise GatewayError.rate_limited(f"rate limit reached: {limit} {what}; retry later", wait)
+    return standings
 
 
 async def _take_rate_leases(ex: Exchange, limiter: RateLimiter, source: LeaseSource, limits: list[_Limit]) -> None:
@@ -311,7 +324,12 @@ async def _take_rate_leases(ex: Exchange, limiter: RateLimiter, source: LeaseSou
     try:
         for key, limit, what, tokens in limits:
             amount = min(bound, limit) if tokens else 1
-            lease = await _take_rate_lease(limiter, source, (key, limit, what, tokens), amount)
+            try:
+                lease = await _take_rate_lease(limiter, source, (key, limit, what, tokens), amount)
+            except GatewayError:  # the namespace's minute has no more of this limit
+                wait = limiter.seconds_to_next_window()
+                ex.rate_headers = refused_headers(limiter, limits, ex.dialect, key, wait)
+                raise
             if tokens and lease is not None and amount:
                 holds.append((lease, amount))
     except BaseException:  # a 429, or the client left while a round trip was pending: nothing stays taken

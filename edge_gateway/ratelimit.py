@@ -25,9 +25,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-__all__ = ["RateLease", "RateLimiter", "SlidingWindow"]
+__all__ = ["RateLease", "RateLimiter", "SlidingWindow", "Standing"]
 
 _WINDOW_S = 60.0
+Standing = tuple[float, int, float]
+"""(what remains, negative past the limit; the limit; the seconds until what remains grows by one):
+`SlidingWindow.standing`."""
 
 
 def _window_start(now: float) -> float:
@@ -90,6 +93,32 @@ class SlidingWindow:
         # previous * (1 - (into + t)/60) + current + amount <= limit  ->  solve for t
         needed = (previous * (1.0 - into / _WINDOW_S) + current + amount - limit) * _WINDOW_S
         return max(0.0, needed / previous)
+
+    def standing(self, now: float, limit: int, amount: int) -> Standing:
+        """(what remains under `limit` once `amount` more is counted in the current minute, negative when it does
+        not fit; `limit`; the seconds until what remains grows by one, 0 when nothing is counted): the check of a
+        request and its rate-limit headers (`rate_headers`) in one pass. The wait assumes no more traffic: the
+        previous minute's count slides out at `previous / 60` per second, then the current one's after the turn;
+        by two minutes everything has."""
+        into = now - self.window_start
+        if not 0.0 <= into < _WINDOW_S:  # the minute turned since the last check (or the clock went back)
+            self._roll(now)
+            into = now - self.window_start
+        current = self.current + self.remote_current + amount
+        previous = self.previous + self.remote_previous
+        sliding = previous * (1.0 - into / _WINDOW_S) if previous else 0.0  # what the previous minute still weighs
+        used = sliding + current
+        if used <= 0:
+            return limit, limit, 0.0
+        room = limit - used
+        # how far the count must fall for one more to remain: to the next whole number, or back under the limit
+        need = (1.0 - room % 1.0) if room >= 0 else 1.0 - room
+        if need <= sliding:
+            return room, limit, need * _WINDOW_S / previous
+        need -= sliding
+        if need <= current:
+            return room, limit, _WINDOW_S - into + need * _WINDOW_S / current
+        return room, limit, 2 * _WINDOW_S - into
 
     def add(self, now: float, amount: int) -> None:
         self._roll(now)
@@ -168,6 +197,14 @@ class RateLimiter:
     def seconds_to_next_window(self) -> float:
         now = self._clock()
         return max(1.0, _WINDOW_S - (now - _window_start(now)))
+
+    def now(self) -> float:
+        return self._clock()
+
+    def standing(self, key: str, limit: int, amount: int = 0) -> Standing:
+        """`SlidingWindow.standing` of `key`'s window: the check that also tells the rate-limit headers."""
+        now = self._clock()
+        return self._window(key, now).standing(now, limit, amount)
 
     def _window(self, key: str, now: float) -> SlidingWindow:
         window = self._windows.get(key)

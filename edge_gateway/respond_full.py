@@ -18,6 +18,7 @@ from shared_sdk.pipeline import HookChain
 
 from .errors import GatewayError, UpstreamError, error_for
 from .exchange import Exchange
+from .rate_headers import RATE_HEADER_PREFIXES, Header
 from .response_headers import content_length, final_status, response_headers
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Written",
     "as_plugin_error",
     "id_headers",
+    "own_headers",
     "respond_error",
     "respond_full",
     "send_error",
@@ -83,16 +85,38 @@ def id_headers(request_id: str, dialect: str) -> list[tuple[bytes, bytes]]:
     return [(b"x-request-id", value)]
 
 
+def own_headers(ex: Exchange, given: list[Header]) -> list[Header]:
+    """The edge's rate-limit headers (when the app has limits) after the headers a vendor or plugin `given`, whose
+    rate-limit ones are dropped then: they would contradict the edge's (a vendor's describe the operator's account,
+    shared by every tenant)."""
+    if not ex.rate_headers:
+        return given
+    for name, _ in given:
+        if name.startswith(RATE_HEADER_PREFIXES):
+            given = [pair for pair in given if not pair[0].startswith(RATE_HEADER_PREFIXES)]
+            break
+    given += ex.rate_headers
+    return given
+
+
 def _invalid_status(dialect: str, status: int) -> tuple[int, bytes]:
     """A 502 in the caller's dialect for a plugin that answered with a status no HTTP client can read as final."""
     message = f"a plugin answered with HTTP status {status}, which is not a final status (200-599)"
     return error_for(dialect, 502, message, "plugin_error", "invalid_status", None)
 
 
-async def send_error(send: Send, request_id: str, error: GatewayError | PluginError, dialect: str = "openai") -> None:
-    """An error answered without hooks (the request was never accepted), in the caller's `dialect`."""
+async def send_error(
+    send: Send,
+    request_id: str,
+    error: GatewayError | PluginError,
+    dialect: str = "openai",
+    rate: Sequence[Header] = (),
+) -> None:
+    """An error answered without hooks (the request was never accepted, or the edge failed), in the caller's
+    `dialect`; `rate`: the rate-limit headers of a request whose limits were checked before the edge failed."""
     headers = [(b"content-type", b"application/json"), *id_headers(request_id, dialect)]
     headers += response_headers(error.headers)
+    headers += rate
     param = error.param if isinstance(error, GatewayError) else None
     details = error.details if isinstance(error, PluginError) else None
     status, body = error_for(dialect, error.status_code, error.message, error.type, error.code, param, details)
@@ -140,15 +164,15 @@ async def send_full(out: Outlet, written: Written) -> None:
             ex.dialect, error.status_code, error.message, error.type, error.code, error.param, error.details
         )
         head.append((b"content-type", b"application/json"))
-        head += response_headers(error.headers)
+        head += own_headers(ex, response_headers(error.headers))
     else:
         if "content-type" not in written.headers:
             head.append((b"content-type", b"application/json"))
-        head += response_headers(written.headers)
+        head += own_headers(ex, response_headers(written.headers))
     if not final_status(status):  # a plugin's answer, error or hook chose it
         ex.error_type = "invalid_status"
         status, body = _invalid_status(ex.dialect, status)
-        head = [*id_headers(ex.request_id, ex.dialect), (b"content-type", b"application/json")]
+        head = [*id_headers(ex.request_id, ex.dialect), (b"content-type", b"application/json"), *ex.rate_headers]
     head += content_length(status, body)
     ex.status_code = status
     ex.response_bytes = len(body)

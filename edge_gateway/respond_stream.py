@@ -23,7 +23,7 @@ from shared_sdk.pipeline import ChunkRun, HookChain
 
 from .errors import UpstreamError, error_for
 from .providers.responses import ResponsesSession
-from .respond_full import Executed, Outlet, Written, id_headers, send_full
+from .respond_full import Executed, Outlet, Written, id_headers, own_headers, send_full
 from .response_headers import response_headers
 from .upstream_call import StreamResult
 
@@ -138,11 +138,11 @@ async def _start(
             await send_full(out, Written(write.error.status_code, {}, b"", write.error))
             return None
         headers = write.headers
-        start += response_headers(headers)
+        start += own_headers(ex, response_headers(headers))
         if "cache-control" not in headers:
             start += _SSE_TAIL
     else:
-        start += [(b"content-type", content_type.encode("latin-1")), *_SSE_TAIL]
+        start += [(b"content-type", content_type.encode("latin-1")), *_SSE_TAIL, *ex.rate_headers]
     await out.send({"type": "http.response.start", "status": 200, "headers": start})
     ex.status_code = 200
     return headers
