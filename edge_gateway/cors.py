@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .errors import error_body
+from .rate_headers import ANTHROPIC_RATE_HEADERS, OPENAI_RATE_HEADERS
 
 __all__ = ["Cors"]
 
@@ -44,9 +45,17 @@ _FIXED_HEADERS = (
     b"x-stainless-timeout, x-stainless-helper-method, x-stainless-stream-helper, x-stainless-async"
 )
 """Allowed when a preflight's `Access-Control-Request-Headers` cannot be echoed: what the SDKs send."""
-_EXPOSE = b"x-request-id, request-id, retry-after"
+_EXPOSE = b", ".join(
+    (
+        b"x-request-id",
+        b"request-id",
+        b"retry-after",
+        *(name for names in (*OPENAI_RATE_HEADERS, *ANTHROPIC_RATE_HEADERS) for name in names),
+    )
+)
 """Response headers a page may read besides the safelisted ones: the request id (the SDKs' `request_id`; Anthropic's
-`request-id`) and `retry-after` of a 429 (the SDKs wait by it)."""
+`request-id`), `retry-after` of a 429 (the SDKs wait by it) and the rate-limit headers of an app with limits
+(`rate_headers`), by which a page paces itself."""
 MAX_AGE_S = 600
 """How long a browser may reuse a preflight's answer (Chromium caps it at 7200, Firefox at 86400)."""
 _MAX_REQUESTED = 2048

@@ -20,7 +20,14 @@ from collections.abc import Sequence
 
 from .ratelimit import RateLimiter, Standing
 
-__all__ = ["RATE_HEADER_PREFIXES", "Header", "rate_headers", "refused_headers"]
+__all__ = [
+    "ANTHROPIC_RATE_HEADERS",
+    "OPENAI_RATE_HEADERS",
+    "RATE_HEADER_PREFIXES",
+    "Header",
+    "rate_headers",
+    "refused_headers",
+]
 
 Header = tuple[bytes, bytes]
 _Limit = tuple[str, int, str, bool]
@@ -28,11 +35,11 @@ _Limit = tuple[str, int, str, bool]
 RATE_HEADER_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
 """Names the edge owns when it sends its own: a vendor's or a plugin's of these names is not passed on beside them."""
 
-_OPENAI = (
+OPENAI_RATE_HEADERS = (
     (b"x-ratelimit-limit-requests", b"x-ratelimit-remaining-requests", b"x-ratelimit-reset-requests"),
     (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens", b"x-ratelimit-reset-tokens"),
 )
-_ANTHROPIC = (
+ANTHROPIC_RATE_HEADERS = (
     (
         b"anthropic-ratelimit-requests-limit",
         b"anthropic-ratelimit-requests-remaining",
@@ -66,7 +73,7 @@ def rate_headers(
         elif requests is None or standing[0] < requests[0]:
             requests = standing
     anthropic = dialect == "anthropic"
-    names = _ANTHROPIC if anthropic else _OPENAI
+    names = ANTHROPIC_RATE_HEADERS if anthropic else OPENAI_RATE_HEADERS
     now = limiter.now() if anthropic else 0.0
     pairs: list[Header] = []
     for (limit_name, remaining_name, reset_name), found in ((names[0], requests), (names[1], tokens)):

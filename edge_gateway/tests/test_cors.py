@@ -60,6 +60,7 @@ def assert_readable(reply: httpx.Response, origin: str = ORIGIN) -> None:
     assert "origin" in reply.headers.get("vary", "").lower()
     exposed = {h.strip() for h in reply.headers.get("access-control-expose-headers", "").split(",")}
     assert {"x-request-id", "retry-after"} <= exposed
+    assert {"x-ratelimit-remaining-requests", "anthropic-ratelimit-tokens-remaining"} <= exposed  # a page paces itself
     assert "access-control-allow-credentials" not in reply.headers
 
 
