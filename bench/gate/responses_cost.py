@@ -34,7 +34,7 @@ from shared_sdk.snapshot import encode_snapshot
 
 from .gate import MeasurementFailed, measure_once
 from .mock_upstream import MockUpstream
-from .workload import KEY, MODEL, PLUGINS, configure, instrument_on, mark, pin_timers, settle, snapshot
+from .workload import KEY, MODEL, PLUGINS, chat_scope, configure, instrument_on, mark, pin_timers, settle, snapshot
 
 __all__ = ["main"]
 
@@ -62,29 +62,6 @@ def _turn(previous: str, stream: bool) -> bytes:
     return json.dumps(body).encode()
 
 
-def _scope(body: bytes) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/responses",
-        "raw_path": b"/v1/responses",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"edge.gate"),
-            (b"content-type", b"application/json"),
-            (b"authorization", b"Bearer " + KEY.encode()),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8080),
-        "state": {},
-    }
-
-
 async def _request(app: Any, body: bytes, marker: bytes) -> bytes:
     """One request through the ASGI app as uvicorn delivers it; raises unless it is a 200 holding `marker`."""
     done = asyncio.get_running_loop().create_future()
@@ -107,7 +84,7 @@ async def _request(app: Any, body: bytes, marker: bytes) -> bytes:
             if not message.get("more_body", False) and not done.done():
                 done.set_result(None)
 
-    await app(_scope(body), receive, send)
+    await app(chat_scope(KEY, body, "/v1/responses"), receive, send)
     reply = b"".join(chunks)
     if status != 200 or marker not in reply:
         raise SystemExit(f"expected 200 with {marker!r}, got {status}: {reply[:300]!r}")

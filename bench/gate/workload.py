@@ -201,16 +201,17 @@ def snapshot(upstream_v1: str, secret: str) -> ConfigSnapshot:
     )
 
 
-def chat_scope(key: str, body: bytes) -> dict[str, Any]:
-    """The ASGI scope uvicorn would hand the edge for a chat completion with `key` and `body`."""
+def chat_scope(key: str, body: bytes, path: str = "/v1/chat/completions") -> dict[str, Any]:
+    """The ASGI scope uvicorn would hand the edge for a chat completion (or another POST to `path`) with `key`
+    and `body`."""
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
