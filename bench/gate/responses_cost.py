@@ -14,7 +14,6 @@ building the chat request twice costs, and what a copy would cost instead. ~1 mi
 from __future__ import annotations
 
 import argparse
-import asyncio
 import copy
 import json
 import os
@@ -34,7 +33,19 @@ from shared_sdk.snapshot import encode_snapshot
 
 from .gate import MeasurementFailed, measure_once
 from .mock_upstream import MockUpstream
-from .workload import KEY, MODEL, PLUGINS, chat_scope, configure, instrument_on, mark, pin_timers, settle, snapshot
+from .workload import (
+    KEY,
+    MODEL,
+    PLUGINS,
+    chat_scope,
+    configure,
+    instrument_on,
+    mark,
+    pin_timers,
+    post,
+    settle,
+    snapshot,
+)
 
 __all__ = ["main"]
 
@@ -64,28 +75,7 @@ def _turn(previous: str, stream: bool) -> bytes:
 
 async def _request(app: Any, body: bytes, marker: bytes) -> bytes:
     """One request through the ASGI app as uvicorn delivers it; raises unless it is a 200 holding `marker`."""
-    done = asyncio.get_running_loop().create_future()
-    delivered, status, chunks = False, 0, []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await done
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False) and not done.done():
-                done.set_result(None)
-
-    await app(chat_scope(KEY, body, "/v1/responses"), receive, send)
-    reply = b"".join(chunks)
+    status, reply = await post(app, chat_scope(KEY, body, "/v1/responses"), body)
     if status != 200 or marker not in reply:
         raise SystemExit(f"expected 200 with {marker!r}, got {status}: {reply[:300]!r}")
     return reply

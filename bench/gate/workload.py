@@ -233,8 +233,14 @@ async def request(app: Any, name: str, first_of_minute: bool = False) -> None:
     key, body, expected, marker = SCENARIOS[name]
     if first_of_minute:
         expected, marker = SCENARIOS["chat"][2:]
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
+    status, reply = await post(app, chat_scope(key, body), body)
+    if status != expected or marker not in reply:
+        raise SystemExit(f"scenario {name}: expected {expected} with {marker!r}, got {status}: {reply[:300]!r}")
+
+
+async def post(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, bytes]:
+    """One POST of `body` through the ASGI app as uvicorn delivers it: (status, the whole answer)."""
+    done = asyncio.get_running_loop().create_future()
     delivered = False
     status = 0
     chunks: list[bytes] = []
@@ -256,10 +262,8 @@ async def request(app: Any, name: str, first_of_minute: bool = False) -> None:
             if not message.get("more_body", False) and not done.done():
                 done.set_result(None)
 
-    await app(chat_scope(key, body), receive, send)
-    reply = b"".join(chunks)
-    if status != expected or marker not in reply:
-        raise SystemExit(f"scenario {name}: expected {expected} with {marker!r}, got {status}: {reply[:300]!r}")
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
 
 
 def mark() -> None:
