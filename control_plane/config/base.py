@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # the Swagger UI's own files, served from here: the API docs page works offline
     "axes",  # failed password sign-ins counted per user and address: guessing is locked out (accounts/lockout.py)
     "control_plane.accounts",
     "control_plane.applications",
@@ -210,6 +211,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Apps, keys, LLMs, budgets, plugins, schedules and edges of a Fjordgate deployment.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The Swagger UI at /api/v1/docs/ loads its scripts, CSS and icon from drf-spectacular-sidecar's static files
+    # (WhiteNoise, as the admin's), not from a CDN: air-gapped installations get the page, not a blank one.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 LOG_LEVEL = (env_str("FJORDGATE_LOG_LEVEL", "INFO") or "INFO").upper()
