@@ -81,12 +81,18 @@ class SlidingWindow:
         return (self.previous + self.remote_previous) * overlap + self.current + self.remote_current
 
     def retry_after(self, now: float, limit: int, amount: int) -> float:
-        """Seconds until `amount` more fits under `limit` (at most until the previous window has slid out)."""
+        """Seconds until `amount` more fits under `limit`, with no more traffic meanwhile.
+
+        When the current minute alone is over, the minute's turn is not enough: it then becomes the previous one
+        and still weighs in full, so a client that retried at the turn was refused again. It must also slide out
+        until `amount` fits: `current * (1 - t/60) + amount <= limit` past the turn (`amount` is at most `limit`,
+        so within that minute)."""
         self._roll(now)
         into = now - self.window_start
         current = self.current + self.remote_current
         if current + amount > limit:
-            return _WINDOW_S - into
+            slide = (current + amount - limit) * _WINDOW_S / current if current else 0.0
+            return _WINDOW_S - into + min(slide, _WINDOW_S)
         previous = self.previous + self.remote_previous
         if previous == 0:
             return 0.0

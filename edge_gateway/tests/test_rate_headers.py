@@ -274,3 +274,35 @@ def test_peers_past_the_limit_never_make_a_count_negative():
     fresh = dict(rate_headers(limiter, limits[:1], [limiter.standing("app:2:rpm", 10, 0)], "openai"))
     assert fresh[b"x-ratelimit-remaining-requests"] == b"10"
     assert fresh[b"x-ratelimit-reset-requests"] == b"0s", "nothing counted: nothing to wait for"
+
+
+class SettableClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_client_that_waits_its_retry_after_is_served(edge):
+    """Over a limit within the current minute, `retry-after` used to say "when the minute turns", when the minute
+    just counted still weighs in full: the client that waited exactly that long (the SDKs do) was refused again.
+    The wait now runs until enough of that minute has slid out, and the retry is served."""
+    clock = SettableClock(NOW + 120.0)  # a minute of its own: nothing counted before in this test's windows
+    limiter = edge.edge.runtime.limiter
+    limiter._clock = clock
+    try:
+        client = openai_client(edge, KEYS["tight"]).chat.completions.with_raw_response  # 2 requests per minute
+        for _ in range(2):
+            client.create(model="mock-gpt", messages=MESSAGES)
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.create(model="mock-gpt", messages=MESSAGES)
+        wait = int(refused.value.response.headers["retry-after"])
+        assert wait == 45 + 30  # to the minute's turn, then half a minute for one of its two to slide out
+        clock.now += wait - 1
+        with pytest.raises(openai.RateLimitError):
+            client.create(model="mock-gpt", messages=MESSAGES)
+        clock.now += 1
+        assert client.create(model="mock-gpt", messages=MESSAGES).http_response.status_code == 200
+    finally:
+        limiter._clock = Clock()
