@@ -15,6 +15,7 @@ Security model (the choice issue 15 asks for, see docs/plugins/ui-provider.md):
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from django.core import signing
 from django.http import HttpResponse
 
 from shared_sdk import FjordgateSDKError
+from shared_sdk.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
 from shared_sdk.messages import Asset
 
 from .models import Plugin
@@ -38,6 +40,7 @@ __all__ = [
     "clean_rpc_method",
     "page_slots",
     "rpc_body",
+    "rpc_object_refusal",
 ]
 
 ASSET_CSP = "sandbox allow-scripts allow-forms; default-src 'self' data: blob: 'unsafe-inline'; base-uri 'none'"
@@ -139,6 +142,27 @@ def rpc_body(body: bytes) -> bytes | None:
     """The request body when within `FJORDGATE_PLUGIN_RPC_MAX_BYTES` (default 1 MiB), else `None`."""
     limit = int(getattr(settings, "FJORDGATE_PLUGIN_RPC_MAX_BYTES", 1024 * 1024))
     return body if len(body) <= limit else None
+
+
+def rpc_object_refusal(body: bytes) -> str | None:
+    """Why a portal RPC body is no JSON object a plugin can take (empty counts as `{}`), or None.
+
+    Checked by the portal before any plugin runs: a body of `[]` or `null` reached the plugin, which read it as
+    an empty request ("A prompt needs a title and a text."), and one nested 10,000 levels deep made the
+    plugin's own `json` raise RecursionError, a 502 naming it. Python's `json` recurses once per level, so a
+    body deeper than its stack is refused on that error; a shallower one past `MAX_JSON_DEPTH` by the count."""
+    if not body.strip():
+        return None
+    too_deep = f"The request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects."
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        return too_deep
+    except ValueError:
+        return "The request body is not JSON: send a JSON object."
+    if not isinstance(data, dict):
+        return "The request body is not a JSON object: send a JSON object."
+    return too_deep if json_depth_exceeds(data, MAX_JSON_DEPTH) else None
 
 
 def _not_found(message: str, status: int = 404) -> HttpResponse:

@@ -22,6 +22,7 @@ from control_plane.plugins.pages import (
     clean_rpc_method,
     page_slots,
     rpc_body,
+    rpc_object_refusal,
 )
 from control_plane.plugins.rpc_limit import rpc_rate_limited
 from shared_sdk import Context, FjordgateSDKError, Runtime
@@ -94,6 +95,9 @@ def rpc(request: HttpRequest, slug: str, method: str) -> HttpResponse:
     body = rpc_body(request.body)
     if body is None:
         return JsonResponse({"error": "Request body too large."}, status=413)
+    refusal = rpc_object_refusal(body)
+    if refusal is not None:
+        return JsonResponse({"error": refusal}, status=400)
     ctx = Context(runtime=Runtime.STUDIO)
     try:
         answer = call_plugin(slug, "handle_portal_rpc", user_context(request.user), method, body, ctx=ctx)

@@ -80,7 +80,9 @@ class PromptLibrary(BasePlugin, UIProvider, PortalUIProvider, ManifestProvider, 
         raw = await kv.read(key)
         mine: list[dict[str, str]] = json.loads(raw) if raw else []
         try:
-            data = json.loads(payload or b"{}") or {}
+            data = json.loads(payload or b"{}")  # no `or {}`: a `[]` or `null` body is no empty request
+        except RecursionError:
+            return _answer({"error": "The request nests too deeply: send a flat JSON object."})
         except ValueError:
             return _answer({"error": "The request is not JSON."})
         if not isinstance(data, dict):

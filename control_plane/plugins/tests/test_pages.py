@@ -207,3 +207,29 @@ def test_portal_rpc_is_rate_limited_per_user(library, plain_user, django_user_mo
     bob = Client()
     bob.force_login(django_user_model.objects.create_user("bob", "bob@example.com", "pw-bob-123456"))
     assert bob.post(rpc, b"{}", content_type="application/json").status_code == 200
+
+
+def _nested(depth: int) -> bytes:
+    """A prompt whose `note` holds lists nested so that the whole body is `depth` levels deep."""
+    return b'{"title": "Deep", "text": "x", "note": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+def test_portal_rpc_takes_only_a_json_object_before_any_plugin_runs(library, plain_user):
+    from shared_sdk.json_depth import MAX_JSON_DEPTH
+
+    client = Client()
+    client.force_login(plain_user)
+    rpc = "/portal/plugins/prompt-library/rpc/"
+    for body in (b"[]", b"null", b'"a title"', b"42", b"{oops", b"\xff\xfe"):
+        answer = client.post(rpc + "save", body, content_type="application/json")
+        assert answer.status_code == 400, body
+        assert "send a JSON object" in answer.json()["error"], body
+    for body in (b"[" * 10_000 + b"]" * 10_000, _nested(10_000), _nested(MAX_JSON_DEPTH + 1)):
+        answer = client.post(rpc + "save", body, content_type="application/json")
+        assert answer.status_code == 400
+        error = answer.json()["error"]
+        assert f"deeper than {MAX_JSON_DEPTH} levels" in error and "RecursionError" not in error
+    assert client.post(rpc + "list", b"{}", content_type="application/json").json()["mine"] == []
+    at_limit = client.post(rpc + "save", _nested(MAX_JSON_DEPTH), content_type="application/json")
+    assert at_limit.status_code == 200 and at_limit.json()["prompt"]["title"] == "Deep"
+    assert client.post(rpc + "list", b"", content_type="application/json").status_code == 200  # empty: `{}`

@@ -38,3 +38,12 @@ async def test_bad_input_gets_a_clear_error() -> None:
         assert "not JSON" in (await _rpc(h, ANN, "save", b"{oops"))["error"]
         assert "under" in (await _rpc(h, ANN, "save", {"title": "x", "text": "y" * 9000}))["error"]
         assert "Sign in" in (await _rpc(h, PortalUserContext(), "list"))["error"]
+
+
+async def test_a_body_that_is_no_object_or_nests_too_deep_is_explained() -> None:
+    async with PluginHarness(PromptLibrary(), runtime="studio") as h:
+        for body in (b"[]", b"null", b"0", b'""'):
+            assert (await _rpc(h, ANN, "save", body))["error"] == "Send a JSON object.", body
+        deep = await _rpc(h, ANN, "save", b"[" * 10_000 + b"]" * 10_000)
+        assert "nests too deeply" in deep["error"]
+        assert (await _rpc(h, ANN, "list"))["mine"] == []

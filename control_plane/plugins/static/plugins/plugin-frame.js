@@ -23,7 +23,7 @@
       reply(msg.id, false, 400, JSON.stringify({ error: "Method name refused." }));
       return;
     }
-    var body = typeof msg.payload === "string" ? msg.payload : JSON.stringify(msg.payload === undefined ? null : msg.payload);
+    var body = typeof msg.payload === "string" ? msg.payload : JSON.stringify(msg.payload === undefined ? {} : msg.payload);
     fetch(rpcUrl + encodeURIComponent(msg.method), {
       method: "POST",
       credentials: "same-origin",
