@@ -11,6 +11,8 @@
   var send = document.getElementById("send");
   var LABELS = { tool_call: "Tool call", tool_result: "Tool result", thinking: "Thinking", error: "Error" };
 
+  /* Text from users, LLMs and tools is isolated (a <bdi> after a label, `dir="auto"` on its own), as in the
+     templates: a right-to-left override inside it cannot reorder the label or anything after it. */
   function element(cls, text, label) {
     var div = document.createElement("div");
     div.className = "chunk " + cls;
@@ -20,9 +22,18 @@
       span.textContent = label;
       div.appendChild(span);
       div.appendChild(document.createTextNode(" "));
+      div.appendChild(isolated(text));
+      return div;
     }
+    div.dir = "auto";
     div.appendChild(document.createTextNode(text));
     return div;
+  }
+
+  function isolated(text) {
+    var bdi = document.createElement("bdi");
+    bdi.textContent = text;
+    return bdi;
   }
 
   /* The sources of the datasource context (a tool_result tagged `metadata.kind`): datasource, document, score. */
@@ -36,7 +47,9 @@
       var item = document.createElement("li");
       var name = document.createElement("span");
       name.className = "source";
-      name.textContent = s.datasource_name + " \u203a " + s.document;
+      name.appendChild(isolated(s.datasource_name));
+      name.appendChild(document.createTextNode(" \u203a "));
+      name.appendChild(isolated(s.document));
       var score = document.createElement("span");
       score.className = "score";
       score.textContent = "score " + Number(s.score).toFixed(2);
