@@ -76,7 +76,7 @@ class LLMHealthBoard(BasePlugin, UIProvider, ManifestProvider, ConfigProvider):
         if method == "check":
             try:
                 llm_id = int(json.loads(payload or b"{}").get("llm_id"))
-            except (TypeError, ValueError, AttributeError):
+            except (TypeError, ValueError, AttributeError, RecursionError):  # RecursionError: JSON nested too deep
                 return json.dumps({"error": 'Give {"llm_id": <number>}.'}).encode()
             return json.dumps({"llm": await self._check(llm_id)}).encode()
         return json.dumps({"error": f"Unknown method {method!r}; use board or check."}).encode()

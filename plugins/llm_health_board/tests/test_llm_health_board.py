@@ -43,6 +43,8 @@ async def test_failing_llm_counts_a_failure_and_bad_input_is_explained() -> None
         answer = json.loads(await h.call("handle_rpc", "check", b'{"llm_id": 2}'))
         assert answer["llm"]["failures"] == 1 and "503" in answer["llm"]["last_error"]
         assert "llm_id" in json.loads(await h.call("handle_rpc", "check", b"not json"))["error"]
+        deep = b"[" * 100_000 + b"]" * 100_000  # Python's json recurses: past its limit, a RecursionError
+        assert "llm_id" in json.loads(await h.call("handle_rpc", "check", deep))["error"]
         assert "Unknown method" in json.loads(await h.call("handle_rpc", "drop_tables", b""))["error"]
 
 
