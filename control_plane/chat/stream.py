@@ -5,7 +5,9 @@ through the studio host) into a small queue; the response's generator forwards e
 whole reply is bounded by `FJORDGATE_CHAT_TIMEOUT_S`. When the user leaves, the server cancels the response, the
 generator's `finally` cancels the producer, and that cancellation closes the agent's iterator (or the isolated
 plugin's gRPC stream) and ends the upstream LLM stream, whose usage is still recorded. The reply is stored with
-every chunk kind in order, however it ended (done, error, cancelled).
+every chunk kind in order, however it ended (done, error, cancelled). The events that end the reply on the page
+(`done`, `error`) carry the reply's content parts as Markdown rendered by the server (`html`, see `markdown.py`),
+which the page puts in place of the plain text it showed while the reply arrived.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from shared_sdk.messages import (
     User,
 )
 
+from .markdown import render
 from .models import ChatMessage
 from .services import Turn, turn_claim, turn_finish
 from .tool_rounds import tool_round
@@ -47,9 +50,12 @@ _QUEUE = 32
 _END = object()
 
 
-def sse(chunk: AgentChunk) -> str:
-    """One event: its name is the chunk kind, its data the chunk as JSON (one line: JSON escapes newlines)."""
-    data = {"type": str(chunk.type), "content": chunk.content, "metadata": chunk.metadata}
+def sse(chunk: AgentChunk, html: list[str] | None = None) -> str:
+    """One event: its name is the chunk kind, its data the chunk as JSON (one line: JSON escapes newlines); with
+    `html`, the reply's content parts so far, rendered."""
+    data: dict[str, Any] = {"type": str(chunk.type), "content": chunk.content, "metadata": chunk.metadata}
+    if html is not None:
+        data["html"] = html
     return f"event: {chunk.type}\ndata: {json.dumps(data)}\n\n"
 
 
@@ -165,6 +171,17 @@ class _Reply:
             part["metadata"] = chunk.metadata
         self.parts.append(part)
 
+    def rendered(self) -> list[str]:
+        """Each content part as HTML, in order: the page's content elements, one per part."""
+        return [str(render(part["content"])) for part in self.parts if part["type"] == str(AgentChunkType.CONTENT)]
+
+    async def event(self, chunk: AgentChunk) -> str:
+        """The chunk's event; one that ends the reply on the page carries the rendered parts (rendered in a
+        thread: up to `markdown.MAX_CHARS` a part is a fraction of a second, not for the event loop)."""
+        if chunk.type not in (AgentChunkType.DONE, AgentChunkType.ERROR):
+            return sse(chunk)
+        return sse(chunk, await asyncio.to_thread(self.rendered))
+
 
 async def _produce(turn: Turn, queue: asyncio.Queue[Any]) -> None:
     source = _llm_chunks(turn) if turn.llm_id is not None else _agent_chunks(turn)
@@ -221,11 +238,11 @@ async def reply_events(*, user_id: int, session_id: int) -> AsyncGenerator[str, 
     try:
         async for chunk in _chunks(turn, reply):
             reply.add(chunk)
-            yield sse(chunk)
+            yield await reply.event(chunk)
         if not reply.finished and reply.status == ChatMessage.Status.STREAMING:
             done = AgentChunk(type=AgentChunkType.DONE, is_final=True)
             reply.add(done)
-            yield sse(done)
+            yield await reply.event(done)
     except (asyncio.CancelledError, GeneratorExit):
         reply.status = ChatMessage.Status.CANCELLED
         raise

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .access import chat_allowed, chat_view
 from .forms import MessageForm, NewSessionForm, RenameForm
+from .markdown import render
 from .models import ChatMessage, ChatSession
 from .selectors import session_messages, user_session, user_sessions
 from .services import message_post, session_delete, session_rename, session_start
@@ -72,6 +73,11 @@ def _session_page(
     rename_form: RenameForm | None = None,
 ) -> HttpResponse:
     messages = list(session_messages(session))
+    for message in messages:  # a reply's text as Markdown, rendered here: the page shows it without JavaScript
+        if message.role == ChatMessage.Role.ASSISTANT:
+            for part in message.parts:
+                if part.get("type") == "content":
+                    part["html"] = render(str(part.get("content") or ""))
     pending = any(m.role == ChatMessage.Role.USER and m.status == ChatMessage.Status.PENDING for m in messages)
     context = {
         "session": session,

@@ -315,7 +315,7 @@ def test_an_llm_chat_calls_a_catalogue_tool_shown_as_it_happens(
     screenshot("1-tool-call")
     page.wait_for_selector(".turn.assistant.done .chunk.done")
     kinds = bubble.evaluate("b => [...b.querySelectorAll('.chunk')].map(c => c.className)")
-    assert kinds == ["chunk tool_call", "chunk tool_result", "chunk content", "chunk done"]
+    assert kinds == ["chunk tool_call", "chunk tool_result", "chunk content md", "chunk done"]
     assert '"depth_m": 1308' in bubble.locator(".chunk.tool_result").inner_text()
     assert bubble.locator(".chunk.content").inner_text().startswith("Echo: HTTP 200")
     screenshot("2-answered")
@@ -333,3 +333,57 @@ def test_an_llm_chat_calls_a_catalogue_tool_shown_as_it_happens(
     assert replay == kinds
     assert page.locator(".turn.assistant .chunk.tool_result.failed").count() == 1
     screenshot("4-reopened")
+
+
+def _rendered(page, nth: int) -> dict:
+    """What the nth reply shows: its content's elements and text, and whether the page is wider than the window."""
+    bubble = page.locator(".turn.assistant").nth(nth)
+    return bubble.evaluate(
+        """b => ({
+            strong: [...b.querySelectorAll('.chunk.content strong')].map(e => e.textContent),
+            code: [...b.querySelectorAll('.chunk.content code')].map(e => e.textContent.slice(0, 20)),
+            img: b.querySelectorAll('img').length,
+            text: b.querySelector('.chunk.content').innerText,
+            xss: typeof window.__xss,
+            pre_scrolls: [...b.querySelectorAll('pre')].map(p => p.scrollWidth > p.clientWidth),
+            page_wider: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+        })"""
+    )
+
+
+def test_a_reply_in_markdown_is_rendered_and_its_html_is_not(page, screenshot, asgi_url, mock_url, django_user_model):
+    """The mock LLM echoes the user's text: Markdown in it shows as formatting once the reply is complete (and
+    after a reload, rendered by the server), raw HTML in it shows as text and runs nothing, and a long code line
+    scrolls inside its block instead of widening the page."""
+    _seed(django_user_model, mock_url)
+    base = asgi_url
+    page.goto(f"{base}/portal/login/?next=/portal/chat/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "pw-alice-123456")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/")
+    page.select_option("#new-chat select[name=target]", label="Team GPT (LLM)")
+    page.click("#new-chat button[type=submit]")
+    page.wait_for_url(f"{base}/portal/chat/*/")
+    session_url = page.url
+
+    xss = '<img src=x onerror="window.__xss=1">'
+    code_line = "y" * 3000
+    _send(page, "**bold** and `code`")
+    page.wait_for_selector(".turn.assistant.done >> nth=0")
+    _send(page, xss)
+    page.wait_for_selector(".turn.assistant.done >> nth=1")
+    _send(page, f"a block:\n```python\n{code_line}\n```")
+    page.wait_for_selector(".turn.assistant.done >> nth=2")
+    screenshot("1-streamed")
+    for reloaded in (False, True):
+        bold, html, code = (_rendered(page, n) for n in range(3))
+        assert bold["strong"] == ["bold"] and bold["code"] == ["code"], (reloaded, bold)
+        assert bold["text"] == "Echo: bold and code", (reloaded, bold)
+        assert html["text"] == f"Echo: {xss}" and html["img"] == 0 and html["xss"] == "undefined", (reloaded, html)
+        assert code["code"] == ["y" * 20] and code["pre_scrolls"] == [True], (reloaded, code)
+        assert not code["page_wider"], reloaded
+        page.goto(session_url)
+        page.wait_for_selector(".turn.assistant.done >> nth=2")
+    assert page.locator(".turn.user").nth(1).inner_text() == xss  # the user's own text: plain, as typed
+    screenshot("2-reloaded")

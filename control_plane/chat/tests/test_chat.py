@@ -229,6 +229,26 @@ def test_an_llm_reply_streams_is_stored_and_is_accounted_to_the_user(world):
     assert "Echo: Hello there" in page and "Echo: And again" in page
 
 
+def test_a_reply_in_markdown_ends_with_its_html_and_shows_as_html_on_its_page(world):
+    """The reply streams as its text; the `done` event carries it rendered from Markdown by the server (raw HTML
+    escaped), and the session page, without JavaScript, shows the same HTML; the user's own turn stays text."""
+    alice = _client(world["alice"])
+    session_id = _start(alice, f"llm:{world['llm'].pk}")
+    _say(alice, session_id, "**hi** <script>alert(1)</script>")
+    events = _events(alice, session_id)
+    streamed = "".join(e["content"] for name, e in events if name == "content")
+    assert streamed == "Echo: **hi** <script>alert(1)</script>"
+    html = "<p>Echo: <strong>hi</strong> &lt;script&gt;alert(1)&lt;/script&gt;</p>\n"
+    assert events[-1] == (
+        "done",
+        {"type": "done", "content": "", "metadata": {"finish_reason": "stop"}, "html": [html]},
+    )
+    page = alice.get(f"/portal/chat/{session_id}/").content.decode()
+    assert f'<div class="chunk content md">{html}</div>' in page
+    assert '<div class="chunk content">**hi** &lt;script&gt;alert(1)&lt;/script&gt;</div>' in page
+    assert "<script>alert(1)" not in page
+
+
 def test_an_exhausted_llm_budget_refuses_the_chat_with_the_edges_message(world):
     budget_create(data={"scope": "llm", "llm": world["llm"], "limit": Decimal("0.0001"), "action": "block"})
     alice = _client(world["alice"])
@@ -447,7 +467,7 @@ def test_the_llms_plugin_chain_rewrites_the_streamed_reply_and_blocks_the_chat(w
 
     _say(alice, session_id, "my password is hunter2")
     assert _events(alice, session_id) == [
-        ("error", {"type": "error", "content": "guard: no 'password'", "metadata": {}})
+        ("error", {"type": "error", "content": "guard: no 'password'", "metadata": {}, "html": []})
     ]
     assert httpx.get(f"{world['mock']}/_mock/stats", timeout=5).json()["requests_total"] == 1
 

@@ -2,7 +2,9 @@
    Vanilla on purpose: EventSource is built into every browser, so nothing is vendored for a page this small.
    Each event is one agent chunk kind (content, tool_call, tool_result, thinking, error, done) and gets its own
    element as it arrives; content chunks extend the current text. A tool_result tagged
-   `metadata.kind: "datasource_context"` lists the datasource passages the LLM was given. */
+   `metadata.kind: "datasource_context"` lists the datasource passages the LLM was given. The reply's text shows as
+   plain text while it arrives; the event that ends it (done, error) carries its content parts as HTML the server
+   rendered from Markdown (`chat/markdown.py`: raw HTML escaped, links checked), which replace the plain text. */
 (function () {
   "use strict";
   var transcript = document.getElementById("transcript");
@@ -66,6 +68,18 @@
     return div;
   }
 
+  /* The server's rendering of the reply's content parts (`html`: one per content element, in order) in place of
+     their plain text; when they do not match (an older server, a lost event), the plain text stays. */
+  function rendered(bubble, data) {
+    var html = data && data.html;
+    var parts = bubble.querySelectorAll(".chunk.content");
+    if (!html || html.length !== parts.length) { return; }
+    html.forEach(function (h, i) {
+      parts[i].innerHTML = h;  // built by the server from escaped text, never the raw reply
+      parts[i].classList.add("md");
+    });
+  }
+
   function turn(role) {
     var div = document.createElement("div");
     div.className = "turn " + role;
@@ -100,14 +114,17 @@
     });
     source.addEventListener("error", function (e) {
       if (e.data) {
-        bubble.appendChild(element("error", JSON.parse(e.data).content, LABELS.error));
+        var data = JSON.parse(e.data);
+        rendered(bubble, data);
+        bubble.appendChild(element("error", data.content, LABELS.error));
         finish("error");
       } else if (source.readyState !== EventSource.OPEN) {  // the connection itself failed
         bubble.appendChild(element("error", "The connection to the server was lost.", LABELS.error));
         finish("error");
       }
     });
-    source.addEventListener("done", function () {
+    source.addEventListener("done", function (e) {
+      rendered(bubble, JSON.parse(e.data));
       bubble.appendChild(element("done", "done"));
       finish("done");
     });
