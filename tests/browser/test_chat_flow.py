@@ -346,6 +346,8 @@ def _rendered(page, nth: int) -> dict:
             text: b.querySelector('.chunk.content').innerText,
             xss: typeof window.__xss,
             pre_scrolls: [...b.querySelectorAll('pre')].map(p => p.scrollWidth > p.clientWidth),
+            table_scrolls: [...b.querySelectorAll('table')].map(t => t.scrollWidth > t.clientWidth),
+            cells: [...b.querySelectorAll('td')].map(c => [c.textContent.slice(0, 10), getComputedStyle(c).borderTopStyle]),
             page_wider: document.documentElement.scrollWidth > document.documentElement.clientWidth,
         })"""
     )
@@ -354,7 +356,7 @@ def _rendered(page, nth: int) -> dict:
 def test_a_reply_in_markdown_is_rendered_and_its_html_is_not(page, screenshot, asgi_url, mock_url, django_user_model):
     """The mock LLM echoes the user's text: Markdown in it shows as formatting once the reply is complete (and
     after a reload, rendered by the server), raw HTML in it shows as text and runs nothing, and a long code line
-    scrolls inside its block instead of widening the page."""
+    or a wide table scrolls inside its block instead of widening the page."""
     _seed(django_user_model, mock_url)
     base = asgi_url
     page.goto(f"{base}/portal/login/?next=/portal/chat/")
@@ -373,7 +375,7 @@ def test_a_reply_in_markdown_is_rendered_and_its_html_is_not(page, screenshot, a
     page.wait_for_selector(".turn.assistant.done >> nth=0")
     _send(page, xss)
     page.wait_for_selector(".turn.assistant.done >> nth=1")
-    _send(page, f"a block:\n```python\n{code_line}\n```")
+    _send(page, f"a block:\n```python\n{code_line}\n```\n\n| Fjord | Note |\n|---|---|\n| Sognefjord | {code_line} |")
     page.wait_for_selector(".turn.assistant.done >> nth=2")
     screenshot("1-streamed")
     for reloaded in (False, True):
@@ -382,6 +384,8 @@ def test_a_reply_in_markdown_is_rendered_and_its_html_is_not(page, screenshot, a
         assert bold["text"] == "Echo: bold and code", (reloaded, bold)
         assert html["text"] == f"Echo: {xss}" and html["img"] == 0 and html["xss"] == "undefined", (reloaded, html)
         assert code["code"] == ["y" * 20] and code["pre_scrolls"] == [True], (reloaded, code)
+        assert code["table_scrolls"] == [True], (reloaded, code)
+        assert code["cells"] == [["Sognefjord", "solid"], ["y" * 10, "solid"]], (reloaded, code)
         assert not code["page_wider"], reloaded
         page.goto(session_url)
         page.wait_for_selector(".turn.assistant.done >> nth=2")
