@@ -244,8 +244,8 @@ def test_a_reply_in_markdown_ends_with_its_html_and_shows_as_html_on_its_page(wo
         {"type": "done", "content": "", "metadata": {"finish_reason": "stop"}, "html": [html]},
     )
     page = alice.get(f"/portal/chat/{session_id}/").content.decode()
-    assert f'<div class="chunk content md">{html}</div>' in page
-    assert '<div class="chunk content">**hi** &lt;script&gt;alert(1)&lt;/script&gt;</div>' in page
+    assert f'<div class="chunk content md" dir="auto">{html}</div>' in page
+    assert '<div class="chunk content" dir="auto">**hi** &lt;script&gt;alert(1)&lt;/script&gt;</div>' in page
     assert "<script>alert(1)" not in page
 
 
