@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpResponse
 
+from control_plane.config.parsers import TOO_DEEP
 from shared_sdk import FjordgateSDKError
 from shared_sdk.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
 from shared_sdk.messages import Asset
@@ -153,16 +154,15 @@ def rpc_object_refusal(body: bytes) -> str | None:
     body deeper than its stack is refused on that error; a shallower one past `MAX_JSON_DEPTH` by the count."""
     if not body.strip():
         return None
-    too_deep = f"The request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects."
     try:
         data = json.loads(body)
     except RecursionError:
-        return too_deep
+        return TOO_DEEP
     except ValueError:
         return "The request body is not JSON: send a JSON object."
     if not isinstance(data, dict):
         return "The request body is not a JSON object: send a JSON object."
-    return too_deep if json_depth_exceeds(data, MAX_JSON_DEPTH) else None
+    return TOO_DEEP if json_depth_exceeds(data, MAX_JSON_DEPTH) else None
 
 
 def _not_found(message: str, status: int = 404) -> HttpResponse:

@@ -14,6 +14,8 @@ from control_plane.applications.models import App
 from control_plane.chat.models import ChatMessage, ChatSession
 from control_plane.llms.services import llm_create
 
+from .support import portal_login
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 RLO = "\u202e"
@@ -60,11 +62,7 @@ def _seed(django_user_model) -> tuple[int, int]:
 def test_a_right_to_left_override_cannot_reorder_the_text_around_it(page, live_server, django_user_model):
     app_id, session_id = _seed(django_user_model)
     base = live_server.url
-    page.goto(f"{base}/portal/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice-123456")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/portal/")
+    portal_login(page, base)
 
     page.goto(f"{base}/portal/apps/{app_id}/")
     title = page.locator("main h1")

@@ -14,6 +14,7 @@ from control_plane.catalog.services import datasource_create
 from control_plane.llms.services import llm_create
 from control_plane.retrieval.services import document_add
 
+from .support import portal_login
 from .test_chat_flow import asgi_url, mock_url  # noqa: F401  (the uvicorn server and the slowed mock LLM)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
@@ -46,11 +47,7 @@ def test_the_context_of_a_datasource_shows_before_the_answer_and_on_reopening(
     catalogue.llms.add(llm)
     catalogue.datasources.add(handbook)
 
-    page.goto(f"{asgi_url}/portal/login/?next=/portal/chat/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice-123456")
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url(f"{asgi_url}/portal/chat/")
+    portal_login(page, asgi_url, "/portal/chat/")
     page.select_option("#new-chat select[name=target]", label="Team GPT (LLM)")
     page.click("#new-chat button[type=submit]")
     page.wait_for_url(f"{asgi_url}/portal/chat/*/")

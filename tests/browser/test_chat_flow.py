@@ -30,6 +30,8 @@ from control_plane.llms.services import llm_create
 from control_plane.plugins.services import plugin_register
 from fjordgate.embedded import free_port
 
+from .support import portal_login
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
 MODEL = "mock-gpt"
@@ -169,11 +171,7 @@ def test_chat_streams_an_llm_then_the_desk_agent_and_reopens(page, screenshot, a
 def test_a_conversation_is_renamed_and_deleted_from_its_page(page, screenshot, asgi_url, mock_url, django_user_model):
     _seed(django_user_model, mock_url)
     base = asgi_url
-    page.goto(f"{base}/portal/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice-123456")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/portal/")
+    portal_login(page, base)
     page.goto(f"{base}/portal/chat/")
     page.click("#new-chat button[type=submit]")
     page.wait_for_url(f"{base}/portal/chat/*/")
@@ -222,11 +220,7 @@ def test_leaving_the_page_mid_reply_stops_the_agent(page, screenshot, asgi_url, 
     )
     Catalogue.objects.get().agents.add(slow)
     base = asgi_url
-    page.goto(f"{base}/portal/login/?next=/portal/chat/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice-123456")
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url(f"{base}/portal/chat/")
+    portal_login(page, base, "/portal/chat/")
     page.select_option("#new-chat select[name=target]", label="slow-agent (agent)")
     page.click("#new-chat button[type=submit]")
     page.wait_for_url(f"{base}/portal/chat/*/")
@@ -297,11 +291,7 @@ def test_an_llm_chat_calls_a_catalogue_tool_shown_as_it_happens(
     tool = Tool.objects.create(name="Fjords", slug="fjords", openapi_spec=spec)
     Catalogue.objects.get().tools.add(tool)
     base = asgi_url
-    page.goto(f"{base}/portal/login/?next=/portal/chat/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice-123456")
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url(f"{base}/portal/chat/")
+    portal_login(page, base, "/portal/chat/")
     page.select_option("#new-chat select[name=target]", label="Team GPT (LLM)")
     page.click("#new-chat button[type=submit]")
     page.wait_for_url(f"{base}/portal/chat/*/")
@@ -359,11 +349,7 @@ def test_a_reply_in_markdown_is_rendered_and_its_html_is_not(page, screenshot, a
     or a wide table scrolls inside its block instead of widening the page."""
     _seed(django_user_model, mock_url)
     base = asgi_url
-    page.goto(f"{base}/portal/login/?next=/portal/chat/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice-123456")
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url(f"{base}/portal/chat/")
+    portal_login(page, base, "/portal/chat/")
     page.select_option("#new-chat select[name=target]", label="Team GPT (LLM)")
     page.click("#new-chat button[type=submit]")
     page.wait_for_url(f"{base}/portal/chat/*/")

@@ -8,6 +8,8 @@ import pytest
 from control_plane.applications.models import App, Credential
 from control_plane.applications.services import credential_create
 
+from .support import portal_login
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
@@ -16,11 +18,7 @@ def test_revoking_and_rotating_a_key_ask_first(page, screenshot, live_server, dj
     app = App.objects.create(name="bot", owner=alice, approved=True, is_active=True)
     credential, _ = credential_create(app=app, name="laptop", user_id=alice.pk)
     base = live_server.url
-    page.goto(f"{base}/portal/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice-123456")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/portal/")
+    portal_login(page, base)
     page.goto(f"{base}/portal/apps/{app.pk}/")
 
     asked: list[str] = []

@@ -12,6 +12,8 @@ from control_plane.applications.models import App
 from control_plane.chat.models import ChatMessage, ChatSession
 from control_plane.llms.services import llm_create
 
+from .support import portal_login
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 WORD = "https://example.com/" + "a" * 3000
@@ -38,11 +40,7 @@ def _seed(django_user_model) -> tuple[int, int]:
 def test_a_long_word_breaks_instead_of_widening_the_page(page, screenshot, live_server, django_user_model):
     app_id, session_id = _seed(django_user_model)
     base = live_server.url
-    page.goto(f"{base}/portal/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice-123456")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/portal/")
+    portal_login(page, base)
     for path in ("/portal/", f"/portal/apps/{app_id}/", "/portal/chat/", f"/portal/chat/{session_id}/"):
         page.goto(f"{base}{path}")
         text = page.locator("main").inner_text()
